@@ -1,0 +1,231 @@
+//! The [`Resource`] trait every kind implements, the table of kinds ([`KINDS`]) and the [`Object`] enum
+//! that holds any kind (for code that is generic at run time: the api-server's registry, navctl).
+
+use std::sync::LazyLock;
+
+use prost::Message;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::v1::*;
+
+/// What the api-server and clients need to know about a kind, statically.
+pub trait Resource:
+    Message + Default + Clone + PartialEq + Serialize + DeserializeOwned + Send + Sync + 'static
+{
+    const KIND: &'static str;
+    /// `v1`, `apps/v1`, ...
+    const API_VERSION: &'static str;
+    /// Lower-case plural, as in Kubernetes' URLs and etcd keys (`pods`, `deployments`).
+    const PLURAL: &'static str;
+    const NAMESPACED: bool;
+    /// True when the kind has a `status` updated through the status subresource only.
+    const HAS_STATUS: bool;
+
+    fn meta(&self) -> &ObjectMeta;
+    fn meta_mut(&mut self) -> &mut ObjectMeta;
+    /// Sets `apiVersion` and `kind` to this kind's.
+    fn set_type_meta(&mut self);
+    /// Removes the status (no-op for kinds without one).
+    fn clear_status(&mut self);
+    /// Replaces this object's status with `other`'s (no-op for kinds without one).
+    fn copy_status_from(&mut self, other: &Self);
+    /// The value of a field for field selectors (`metadata.name`, `spec.nodeName`, ...); `None` when the
+    /// kind does not support selecting on that field.
+    fn field(&self, path: &str) -> Option<String>;
+
+    /// `namespace/name` (or `name` for cluster-scoped kinds).
+    fn key(&self) -> String {
+        let m = self.meta();
+        if Self::NAMESPACED { format!("{}/{}", m.namespace, m.name) } else { m.name.clone() }
+    }
+    fn info() -> &'static KindInfo {
+        kind_info(Self::KIND).expect("every Resource is in KINDS")
+    }
+}
+
+/// Static facts about a kind, for discovery and for resolving names like `po`, `pods`, `Pod`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KindInfo {
+    pub kind: &'static str,
+    pub api_version: &'static str,
+    pub plural: &'static str,
+    pub singular: String,
+    pub short_names: &'static [&'static str],
+    pub namespaced: bool,
+    pub has_status: bool,
+}
+
+static EMPTY_META: LazyLock<ObjectMeta> = LazyLock::new(ObjectMeta::default);
+
+fn meta_field(m: &ObjectMeta, path: &str) -> Option<String> {
+    match path {
+        "metadata.name" => Some(m.name.clone()),
+        "metadata.namespace" => Some(m.namespace.clone()),
+        "metadata.uid" => Some(m.uid.clone()),
+        _ => None,
+    }
+}
+
+macro_rules! resource_status {
+    (true) => {
+        fn clear_status(&mut self) {
+            self.status = None;
+        }
+        fn copy_status_from(&mut self, other: &Self) {
+            self.status = other.status.clone();
+        }
+    };
+    (false) => {
+        fn clear_status(&mut self) {}
+        fn copy_status_from(&mut self, _other: &Self) {}
+    };
+}
+
+macro_rules! kinds {
+    ($(
+        $kind:ident {
+            api_version: $av:literal,
+            plural: $plural:literal,
+            namespaced: $ns:literal,
+            short_names: [$($short:literal),*],
+            status: $status:tt,
+            fields: |$o:ident| { $($fpath:literal => $fval:expr),* $(,)? } $(,)?
+        }
+    ),* $(,)?) => {
+        $(
+            impl Resource for $kind {
+                const KIND: &'static str = stringify!($kind);
+                const API_VERSION: &'static str = $av;
+                const PLURAL: &'static str = $plural;
+                const NAMESPACED: bool = $ns;
+                const HAS_STATUS: bool = $status;
+                fn meta(&self) -> &ObjectMeta {
+                    self.metadata.as_ref().unwrap_or(&EMPTY_META)
+                }
+                fn meta_mut(&mut self) -> &mut ObjectMeta {
+                    self.metadata.get_or_insert_with(Default::default)
+                }
+                fn set_type_meta(&mut self) {
+                    self.api_version = $av.to_string();
+                    self.kind = stringify!($kind).to_string();
+                }
+                resource_status!($status);
+                #[allow(unused_variables)]
+                fn field(&self, path: &str) -> Option<String> {
+                    let $o = self;
+                    match path {
+                        $($fpath => Some($fval),)*
+                        _ => meta_field(self.meta(), path),
+                    }
+                }
+            }
+        )*
+
+        /// Every kind the api-server serves.
+        pub static KINDS: LazyLock<Vec<KindInfo>> = LazyLock::new(|| vec![$(
+            KindInfo {
+                kind: stringify!($kind),
+                api_version: $av,
+                plural: $plural,
+                singular: stringify!($kind).to_ascii_lowercase(),
+                short_names: &[$($short),*],
+                namespaced: $ns,
+                has_status: $status,
+            },
+        )*]);
+
+        /// An object of any kind.
+        #[derive(Debug, Clone, PartialEq, Serialize)]
+        #[serde(untagged)]
+        pub enum Object {
+            $($kind($kind),)*
+        }
+
+        $(
+            impl From<$kind> for Object {
+                fn from(o: $kind) -> Object {
+                    Object::$kind(o)
+                }
+            }
+        )*
+
+        impl Object {
+            pub fn kind(&self) -> &'static str {
+                match self { $(Object::$kind(_) => stringify!($kind),)* }
+            }
+            pub fn meta(&self) -> &ObjectMeta {
+                match self { $(Object::$kind(o) => o.meta(),)* }
+            }
+            pub fn meta_mut(&mut self) -> &mut ObjectMeta {
+                match self { $(Object::$kind(o) => o.meta_mut(),)* }
+            }
+            pub fn set_type_meta(&mut self) {
+                match self { $(Object::$kind(o) => o.set_type_meta(),)* }
+            }
+            /// The protobuf encoding of the typed object.
+            pub fn encode(&self) -> Vec<u8> {
+                match self { $(Object::$kind(o) => o.encode_to_vec(),)* }
+            }
+            /// Decodes the protobuf encoding of an object of `kind`.
+            pub fn decode(kind: &str, raw: &[u8]) -> Result<Object, crate::Error> {
+                match kind {
+                    $(stringify!($kind) => $kind::decode(raw)
+                        .map(Object::$kind)
+                        .map_err(|e| crate::Error::Decode { kind: kind.to_string(), reason: e.to_string() }),)*
+                    _ => Err(crate::Error::UnknownKind(kind.to_string())),
+                }
+            }
+            /// Reads an object of `kind` from a YAML/JSON value, rejecting unknown fields and wrong types
+            /// with the path of the offending field.
+            pub fn from_value(kind: &str, value: serde_yaml::Value) -> Result<Object, crate::Error> {
+                match kind {
+                    $(stringify!($kind) => serde_path_to_error::deserialize::<_, $kind>(value)
+                        .map(Object::$kind)
+                        .map_err(crate::Error::from_path_error),)*
+                    _ => Err(crate::Error::UnknownKind(kind.to_string())),
+                }
+            }
+            /// `namespace/name` or `name`.
+            pub fn key(&self) -> String {
+                match self { $(Object::$kind(o) => o.key(),)* }
+            }
+        }
+    };
+}
+
+kinds! {
+    Namespace {
+        api_version: "v1", plural: "namespaces", namespaced: false, short_names: ["ns"], status: true,
+        fields: |o| { "status.phase" => o.status.as_ref().map(|s| s.phase.clone()).unwrap_or_default() },
+    },
+    ConfigMap {
+        api_version: "v1", plural: "configmaps", namespaced: true, short_names: ["cm"], status: false,
+        fields: |o| {},
+    },
+}
+
+/// Finds a kind by its name, lower-case singular, plural or short name (`Pod`, `pod`, `pods`, `po`),
+/// optionally qualified by group (`deployments.apps`).
+pub fn kind_info(name: &str) -> Option<&'static KindInfo> {
+    let bare = name.split('.').next().unwrap_or(name);
+    let lower = bare.to_ascii_lowercase();
+    KINDS.iter().find(|k| {
+        k.kind == bare
+            || k.singular == lower
+            || k.plural == lower
+            || k.short_names.contains(&lower.as_str())
+    })
+}
+
+impl Object {
+    pub fn info(&self) -> &'static KindInfo {
+        kind_info(self.kind()).expect("every Object kind is in KINDS")
+    }
+    pub fn to_proto(&self) -> crate::proto::Object {
+        crate::proto::Object { kind: self.kind().to_string(), raw: self.encode() }
+    }
+    pub fn from_proto(o: &crate::proto::Object) -> Result<Object, crate::Error> {
+        Object::decode(&o.kind, &o.raw)
+    }
+}

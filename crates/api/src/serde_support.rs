@@ -1,0 +1,121 @@
+//! Serde helpers used by the generated types (see build.rs) and the hand-written serde of the two
+//! value types whose JSON form is not their proto form: [`Quantity`] and [`IntOrString`].
+
+use std::fmt;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::v1::{IntOrString, Quantity};
+
+/// `skip_serializing_if` for scalars: Kubernetes omits empty values from its output.
+pub fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+/// `null` in a manifest (e.g. `creationTimestamp: null`) reads as the empty value.
+pub fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+impl Quantity {
+    pub fn new(s: impl Into<String>) -> Self {
+        Quantity { string: s.into() }
+    }
+}
+
+impl Serialize for Quantity {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.string)
+    }
+}
+
+impl<'de> Deserialize<'de> for Quantity {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Quantity;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a quantity (a number or a string like \"500m\" or \"128Mi\")")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Quantity, E> {
+                Ok(Quantity::new(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Quantity, E> {
+                Ok(Quantity::new(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Quantity, E> {
+                Ok(Quantity::new(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Quantity, E> {
+                Ok(Quantity::new(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl IntOrString {
+    pub fn int(v: i32) -> Self {
+        IntOrString { r#type: 0, int_val: v, str_val: String::new() }
+    }
+    pub fn string(v: impl Into<String>) -> Self {
+        IntOrString { r#type: 1, int_val: 0, str_val: v.into() }
+    }
+    /// The number, when this holds one.
+    pub fn as_int(&self) -> Option<i32> {
+        (self.r#type == 0).then_some(self.int_val)
+    }
+    /// The string, when this holds one.
+    pub fn as_str(&self) -> Option<&str> {
+        (self.r#type == 1).then_some(self.str_val.as_str())
+    }
+}
+
+impl fmt::Display for IntOrString {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self.as_int() {
+            Some(i) => write!(f, "{i}"),
+            None => f.write_str(&self.str_val),
+        }
+    }
+}
+
+impl Serialize for IntOrString {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.as_int() {
+            Some(i) => s.serialize_i32(i),
+            None => s.serialize_str(&self.str_val),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for IntOrString {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = IntOrString;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an integer or a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<IntOrString, E> {
+                Ok(IntOrString::string(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<IntOrString, E> {
+                i32::try_from(v)
+                    .map(IntOrString::int)
+                    .map_err(|_| E::custom(format!("integer {v} out of range")))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<IntOrString, E> {
+                i32::try_from(v)
+                    .map(IntOrString::int)
+                    .map_err(|_| E::custom(format!("integer {v} out of range")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}

@@ -1,0 +1,1 @@
+//! Typed client and controller runtime (being written).
