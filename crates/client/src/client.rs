@@ -1,0 +1,347 @@
+//! The api-server client: dynamic calls on [`Object`]s of any kind (navctl), and typed [`Api<K>`]
+//! handles for one kind (daemons).
+
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use navarch_api::proto::api_server_client::ApiServerClient;
+use navarch_api::proto::{self, DiscoveryResponse};
+use navarch_api::{Object, Resource};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::error::{Error, Result};
+
+/// Maximum message size accepted from the api-server (large lists).
+const MAX_MESSAGE_BYTES: usize = 256 << 20;
+
+/// A connection to the api-server. Cheap to clone; clones share the connection.
+#[derive(Clone, Debug)]
+pub struct Client {
+    grpc: ApiServerClient<Channel>,
+}
+
+/// Parameters of a list call.
+#[derive(Clone, Debug, Default)]
+pub struct ListParams {
+    /// Empty: all namespaces.
+    pub namespace: String,
+    pub label_selector: String,
+    pub field_selector: String,
+    /// 0: everything at once.
+    pub limit: i64,
+    pub continue_token: String,
+}
+
+/// One page of a list.
+#[derive(Clone, Debug)]
+pub struct ObjectList<T> {
+    pub items: Vec<T>,
+    /// The revision the list was read at; watch from here.
+    pub resource_version: String,
+    /// Non-empty when more pages remain.
+    pub continue_token: String,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct WatchParams {
+    pub namespace: String,
+    pub label_selector: String,
+    pub field_selector: String,
+    /// Empty: ADDED for every existing object first, then changes.
+    pub resource_version: String,
+    pub allow_bookmarks: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct DeleteParams {
+    pub grace_period_seconds: Option<i64>,
+    /// `Background` (default), `Foreground` or `Orphan`.
+    pub propagation_policy: String,
+    pub precondition_uid: String,
+    pub precondition_resource_version: String,
+}
+
+/// Result of a delete: the object as last stored, and whether it still exists (finalizers or graceful
+/// pod termination pending).
+#[derive(Clone, Debug)]
+pub struct Deleted<T> {
+    pub object: T,
+    pub pending: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum WatchEvent<T> {
+    Added(T),
+    Modified(T),
+    Deleted(T),
+    /// Every change up to this resourceVersion has been delivered.
+    Bookmark(String),
+}
+
+pub type WatchStream<T> = Pin<Box<dyn Stream<Item = Result<WatchEvent<T>>> + Send>>;
+
+fn endpoint(addr: &str) -> Result<Endpoint> {
+    let url = if addr.contains("://") { addr.to_string() } else { format!("http://{addr}") };
+    Endpoint::from_shared(url)
+        .map(|e| {
+            e.connect_timeout(Duration::from_secs(5))
+                .tcp_nodelay(true)
+                .http2_keep_alive_interval(Duration::from_secs(20))
+                .keep_alive_while_idle(true)
+        })
+        .map_err(|source| Error::Connect { addr: addr.to_string(), source })
+}
+
+impl Client {
+    /// Connects now; fails if the api-server cannot be reached.
+    pub async fn connect(addr: &str) -> Result<Client> {
+        let channel = endpoint(addr)?
+            .connect()
+            .await
+            .map_err(|source| Error::Connect { addr: addr.to_string(), source })?;
+        Ok(Client::from_channel(channel))
+    }
+
+    /// Connects on first use and reconnects after failures: for daemons that start before the api-server.
+    pub fn connect_lazy(addr: &str) -> Result<Client> {
+        Ok(Client::from_channel(endpoint(addr)?.connect_lazy()))
+    }
+
+    pub fn from_channel(channel: Channel) -> Client {
+        Client {
+            grpc: ApiServerClient::new(channel)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        }
+    }
+
+    /// A typed handle on one kind, in `namespace` (ignored for cluster-scoped kinds; empty for all
+    /// namespaces in list/watch).
+    pub fn api<K: Resource>(&self, namespace: &str) -> Api<K> {
+        Api { client: self.clone(), namespace: namespace.to_string(), _kind: PhantomData }
+    }
+
+    pub async fn create(&self, obj: &Object) -> Result<Object> {
+        let req = proto::CreateRequest { object: Some(obj.to_proto()), dry_run: false };
+        let resp = self.grpc.clone().create(req).await?.into_inner();
+        Ok(Object::from_proto(&resp)?)
+    }
+
+    pub async fn get(&self, kind: &str, namespace: &str, name: &str) -> Result<Object> {
+        let req = proto::GetRequest { kind: kind.into(), namespace: namespace.into(), name: name.into() };
+        let resp = self.grpc.clone().get(req).await?.into_inner();
+        Ok(Object::from_proto(&resp)?)
+    }
+
+    /// One page of a list (all of it when `limit` is 0).
+    pub async fn list(&self, kind: &str, p: &ListParams) -> Result<ObjectList<Object>> {
+        let raw = self.list_raw(kind, p).await?;
+        let items = raw.items.iter().map(|b| Object::decode(kind, b)).collect::<Result<_, _>>()?;
+        Ok(ObjectList { items, resource_version: raw.resource_version, continue_token: raw.r#continue })
+    }
+
+    async fn list_raw(&self, kind: &str, p: &ListParams) -> Result<proto::ObjectList> {
+        let req = proto::ListRequest {
+            kind: kind.into(),
+            namespace: p.namespace.clone(),
+            label_selector: p.label_selector.clone(),
+            field_selector: p.field_selector.clone(),
+            limit: p.limit,
+            r#continue: p.continue_token.clone(),
+        };
+        Ok(self.grpc.clone().list(req).await?.into_inner())
+    }
+
+    pub async fn update(&self, obj: &Object) -> Result<Object> {
+        let req = proto::UpdateRequest { object: Some(obj.to_proto()), dry_run: false };
+        let resp = self.grpc.clone().update(req).await?.into_inner();
+        Ok(Object::from_proto(&resp)?)
+    }
+
+    pub async fn update_status(&self, obj: &Object) -> Result<Object> {
+        let req = proto::UpdateRequest { object: Some(obj.to_proto()), dry_run: false };
+        let resp = self.grpc.clone().update_status(req).await?.into_inner();
+        Ok(Object::from_proto(&resp)?)
+    }
+
+    pub async fn delete(&self, kind: &str, namespace: &str, name: &str, p: &DeleteParams) -> Result<Deleted<Object>> {
+        let req = proto::DeleteRequest {
+            kind: kind.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+            grace_period_seconds: p.grace_period_seconds,
+            propagation_policy: p.propagation_policy.clone(),
+            precondition_uid: p.precondition_uid.clone(),
+            precondition_resource_version: p.precondition_resource_version.clone(),
+            dry_run: false,
+        };
+        let resp = self.grpc.clone().delete(req).await?.into_inner();
+        let object = resp.object.as_ref().map(Object::from_proto).transpose()?.ok_or_else(|| Error::Api {
+            code: tonic::Code::Internal,
+            message: "delete response without object".into(),
+        })?;
+        Ok(Deleted { object, pending: resp.pending })
+    }
+
+    /// Watches one kind. The stream ends with `Err(Error::Expired)` when the server cannot continue from
+    /// where it is (the caller relists), or another error when the connection breaks.
+    pub async fn watch(&self, kind: &str, p: &WatchParams) -> Result<WatchStream<Object>> {
+        let kind_owned = kind.to_string();
+        let stream = self.watch_raw(kind, p).await?;
+        Ok(Box::pin(stream.map(move |ev| {
+            ev.and_then(|(ty, raw, rv)| decode_event(&ty, raw, rv, |b| Object::decode(&kind_owned, b)))
+        })))
+    }
+
+    async fn watch_raw(
+        &self,
+        kind: &str,
+        p: &WatchParams,
+    ) -> Result<impl Stream<Item = Result<(String, Vec<u8>, String)>> + Send + use<>> {
+        let req = proto::WatchRequest {
+            kind: kind.into(),
+            namespace: p.namespace.clone(),
+            label_selector: p.label_selector.clone(),
+            field_selector: p.field_selector.clone(),
+            resource_version: p.resource_version.clone(),
+            allow_bookmarks: p.allow_bookmarks,
+        };
+        let stream = self.grpc.clone().watch(req).await?.into_inner();
+        Ok(stream.map(|ev| {
+            let ev = ev?;
+            Ok((ev.r#type, ev.object.map(|o| o.raw).unwrap_or_default(), ev.resource_version))
+        }))
+    }
+
+    /// Binds a pending pod to a node (the pods/binding subresource).
+    pub async fn bind(&self, namespace: &str, name: &str, uid: &str, node_name: &str) -> Result<Object> {
+        let req = proto::BindRequest {
+            namespace: namespace.into(),
+            name: name.into(),
+            node_name: node_name.into(),
+            uid: uid.into(),
+        };
+        let resp = self.grpc.clone().bind(req).await?.into_inner();
+        Ok(Object::from_proto(&resp)?)
+    }
+
+    pub async fn discovery(&self) -> Result<DiscoveryResponse> {
+        Ok(self.grpc.clone().discovery(proto::DiscoveryRequest {}).await?.into_inner())
+    }
+}
+
+fn decode_event<T>(
+    ty: &str,
+    raw: Vec<u8>,
+    rv: String,
+    decode: impl Fn(&[u8]) -> Result<T, navarch_api::Error>,
+) -> Result<WatchEvent<T>> {
+    Ok(match ty {
+        "ADDED" => WatchEvent::Added(decode(&raw)?),
+        "MODIFIED" => WatchEvent::Modified(decode(&raw)?),
+        "DELETED" => WatchEvent::Deleted(decode(&raw)?),
+        "BOOKMARK" => WatchEvent::Bookmark(rv),
+        other => {
+            return Err(Error::Api { code: tonic::Code::Internal, message: format!("unknown watch event type {other:?}") });
+        }
+    })
+}
+
+/// A typed handle on one kind in one namespace.
+#[derive(Clone, Debug)]
+pub struct Api<K> {
+    client: Client,
+    namespace: String,
+    _kind: PhantomData<fn() -> K>,
+}
+
+fn decode_typed<K: Resource>(raw: &[u8]) -> Result<K, navarch_api::Error> {
+    K::decode(raw).map_err(|e| navarch_api::Error::Decode { kind: K::KIND.to_string(), reason: e.to_string() })
+}
+
+fn object_of<K: Resource>(obj: &K) -> proto::Object {
+    proto::Object { kind: K::KIND.to_string(), raw: obj.encode_to_vec() }
+}
+
+impl<K: Resource> Api<K> {
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    fn ns(&self) -> String {
+        if K::NAMESPACED { self.namespace.clone() } else { String::new() }
+    }
+
+    /// Creates `obj`; its namespace defaults to this handle's.
+    pub async fn create(&self, obj: &K) -> Result<K> {
+        let mut obj = obj.clone();
+        if K::NAMESPACED && obj.meta().namespace.is_empty() {
+            obj.meta_mut().namespace = self.namespace.clone();
+        }
+        let req = proto::CreateRequest { object: Some(object_of(&obj)), dry_run: false };
+        let resp = self.client.grpc.clone().create(req).await?.into_inner();
+        Ok(decode_typed(&resp.raw)?)
+    }
+
+    pub async fn get(&self, name: &str) -> Result<K> {
+        let req = proto::GetRequest { kind: K::KIND.into(), namespace: self.ns(), name: name.into() };
+        let resp = self.client.grpc.clone().get(req).await?.into_inner();
+        Ok(decode_typed(&resp.raw)?)
+    }
+
+    /// Like [`Api::get`] but `None` when absent.
+    pub async fn get_opt(&self, name: &str) -> Result<Option<K>> {
+        match self.get(name).await {
+            Ok(o) => Ok(Some(o)),
+            Err(Error::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One page; `p.namespace` is overridden by this handle's namespace.
+    pub async fn list(&self, p: &ListParams) -> Result<ObjectList<K>> {
+        let p = ListParams { namespace: self.ns(), ..p.clone() };
+        let raw = self.client.list_raw(K::KIND, &p).await?;
+        let items = raw.items.iter().map(|b| decode_typed(b)).collect::<Result<_, _>>()?;
+        Ok(ObjectList { items, resource_version: raw.resource_version, continue_token: raw.r#continue })
+    }
+
+    pub async fn update(&self, obj: &K) -> Result<K> {
+        let req = proto::UpdateRequest { object: Some(object_of(obj)), dry_run: false };
+        let resp = self.client.grpc.clone().update(req).await?.into_inner();
+        Ok(decode_typed(&resp.raw)?)
+    }
+
+    pub async fn update_status(&self, obj: &K) -> Result<K> {
+        let req = proto::UpdateRequest { object: Some(object_of(obj)), dry_run: false };
+        let resp = self.client.grpc.clone().update_status(req).await?.into_inner();
+        Ok(decode_typed(&resp.raw)?)
+    }
+
+    pub async fn delete(&self, name: &str, p: &DeleteParams) -> Result<Deleted<K>> {
+        let d = self.client.delete(K::KIND, &self.ns(), name, p).await?;
+        let object = match d.object {
+            o if o.kind() == K::KIND => decode_typed(&o.encode())?,
+            o => {
+                return Err(Error::Api {
+                    code: tonic::Code::Internal,
+                    message: format!("delete returned a {} for a {}", o.kind(), K::KIND),
+                });
+            }
+        };
+        Ok(Deleted { object, pending: d.pending })
+    }
+
+    /// `p.namespace` is overridden by this handle's namespace.
+    pub async fn watch(&self, p: &WatchParams) -> Result<WatchStream<K>> {
+        let p = WatchParams { namespace: self.ns(), ..p.clone() };
+        let stream = self.client.watch_raw(K::KIND, &p).await?;
+        Ok(Box::pin(stream.map(|ev| ev.and_then(|(ty, raw, rv)| decode_event(&ty, raw, rv, decode_typed::<K>)))))
+    }
+}
