@@ -99,7 +99,10 @@ fn read_document(value: Value, prefix: &str) -> Result<Vec<Object>, DocError> {
             None | Some(Value::Null) => {}
             Some(Value::Sequence(items)) => {
                 for (i, item) in items.iter().enumerate() {
-                    let p = format!("{}items[{i}]", if prefix.is_empty() { String::new() } else { format!("{prefix}.") });
+                    let p = format!(
+                        "{}items[{i}]",
+                        if prefix.is_empty() { String::new() } else { format!("{prefix}.") }
+                    );
                     out.append(&mut read_document(item.clone(), &p)?);
                 }
             }
@@ -171,7 +174,10 @@ mod tests {
         let errs = parse(text, "t.yaml").unwrap_err();
         assert_eq!(errs.len(), 1);
         let msg = errs[0].to_string();
-        assert!(msg.starts_with("t.yaml: document 1 (ConfigMap a): metadata.labelz: unknown field `labelz`"), "{msg}");
+        assert!(
+            msg.starts_with("t.yaml: document 1 (ConfigMap a): metadata.labelz: unknown field `labelz`"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -185,7 +191,8 @@ mod tests {
     fn unknown_kind_and_bad_api_version() {
         let msg = parse("apiVersion: v1\nkind: Foo\nmetadata: {name: a}\n", "f").unwrap_err()[0].to_string();
         assert!(msg.contains("kind: unknown kind \"Foo\""), "{msg}");
-        let msg = parse("apiVersion: v2\nkind: ConfigMap\nmetadata: {name: a}\n", "f").unwrap_err()[0].to_string();
+        let msg =
+            parse("apiVersion: v2\nkind: ConfigMap\nmetadata: {name: a}\n", "f").unwrap_err()[0].to_string();
         assert!(msg.contains("apiVersion: ConfigMap is served as apiVersion \"v1\", not \"v2\""), "{msg}");
         let msg = parse("kind: ConfigMap\n", "f").unwrap_err()[0].to_string();
         assert!(msg.contains("apiVersion: required"), "{msg}");
@@ -206,7 +213,9 @@ mod tests {
 
     #[test]
     fn json_input() {
-        let objs = parse(r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"j"},"data":{"a":"1"}}"#, "f").unwrap();
+        let objs =
+            parse(r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"j"},"data":{"a":"1"}}"#, "f")
+                .unwrap();
         assert_eq!(objs[0].meta().name, "j");
     }
 }

@@ -211,10 +211,7 @@ pub fn kind_info(name: &str) -> Option<&'static KindInfo> {
     let bare = name.split('.').next().unwrap_or(name);
     let lower = bare.to_ascii_lowercase();
     KINDS.iter().find(|k| {
-        k.kind == bare
-            || k.singular == lower
-            || k.plural == lower
-            || k.short_names.contains(&lower.as_str())
+        k.kind == bare || k.singular == lower || k.plural == lower || k.short_names.contains(&lower.as_str())
     })
 }
 

@@ -84,19 +84,27 @@ impl Selector {
             let path = format!("matchExpressions[{i}]");
             let r = match e.operator.as_str() {
                 "In" | "NotIn" if e.values.is_empty() => {
-                    return Err(Error::field(format!("{path}.values"), "must be specified when `operator` is 'In' or 'NotIn'"));
+                    return Err(Error::field(
+                        format!("{path}.values"),
+                        "must be specified when `operator` is 'In' or 'NotIn'",
+                    ));
                 }
                 "In" => Requirement::In(e.key.clone(), e.values.clone()),
                 "NotIn" => Requirement::NotIn(e.key.clone(), e.values.clone()),
                 "Exists" | "DoesNotExist" if !e.values.is_empty() => {
-                    return Err(Error::field(format!("{path}.values"), "may not be specified when `operator` is 'Exists' or 'DoesNotExist'"));
+                    return Err(Error::field(
+                        format!("{path}.values"),
+                        "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+                    ));
                 }
                 "Exists" => Requirement::Exists(e.key.clone()),
                 "DoesNotExist" => Requirement::DoesNotExist(e.key.clone()),
                 other => {
                     return Err(Error::field(
                         format!("{path}.operator"),
-                        format!("Unsupported value: {other:?}: supported values: \"In\", \"NotIn\", \"Exists\", \"DoesNotExist\""),
+                        format!(
+                            "Unsupported value: {other:?}: supported values: \"In\", \"NotIn\", \"Exists\", \"DoesNotExist\""
+                        ),
                     ));
                 }
             };
@@ -162,7 +170,9 @@ fn parse_term(term: &str) -> Result<Requirement, Error> {
             return Err(bad(term, "unexpected text after ')'"));
         }
         let head: Vec<&str> = term[..open].split_whitespace().collect();
-        let [key, op] = head[..] else { return Err(bad(term, "expected `key in (values)` or `key notin (values)`")) };
+        let [key, op] = head[..] else {
+            return Err(bad(term, "expected `key in (values)` or `key notin (values)`"));
+        };
         let key = check_key(term, key)?;
         let values = term[open + 1..close]
             .split(',')
@@ -178,7 +188,11 @@ fn parse_term(term: &str) -> Result<Requirement, Error> {
         if let Some((k, v)) = term.split_once(op) {
             let key = check_key(term, k.trim())?;
             let value = check_value(term, v.trim())?;
-            return Ok(if neg { Requirement::NotEquals(key, value) } else { Requirement::Equals(key, value) });
+            return Ok(if neg {
+                Requirement::NotEquals(key, value)
+            } else {
+                Requirement::Equals(key, value)
+            });
         }
     }
     Ok(Requirement::Exists(check_key(term, term)?))

@@ -166,7 +166,13 @@ impl Client {
         Ok(Object::from_proto(&resp)?)
     }
 
-    pub async fn delete(&self, kind: &str, namespace: &str, name: &str, p: &DeleteParams) -> Result<Deleted<Object>> {
+    pub async fn delete(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        p: &DeleteParams,
+    ) -> Result<Deleted<Object>> {
         let req = proto::DeleteRequest {
             kind: kind.into(),
             namespace: namespace.into(),
@@ -244,7 +250,10 @@ fn decode_event<T>(
         "DELETED" => WatchEvent::Deleted(decode(&raw)?),
         "BOOKMARK" => WatchEvent::Bookmark(rv),
         other => {
-            return Err(Error::Api { code: tonic::Code::Internal, message: format!("unknown watch event type {other:?}") });
+            return Err(Error::Api {
+                code: tonic::Code::Internal,
+                message: format!("unknown watch event type {other:?}"),
+            });
         }
     })
 }
@@ -258,7 +267,8 @@ pub struct Api<K> {
 }
 
 fn decode_typed<K: Resource>(raw: &[u8]) -> Result<K, navarch_api::Error> {
-    K::decode(raw).map_err(|e| navarch_api::Error::Decode { kind: K::KIND.to_string(), reason: e.to_string() })
+    K::decode(raw)
+        .map_err(|e| navarch_api::Error::Decode { kind: K::KIND.to_string(), reason: e.to_string() })
 }
 
 fn object_of<K: Resource>(obj: &K) -> proto::Object {
@@ -342,6 +352,8 @@ impl<K: Resource> Api<K> {
     pub async fn watch(&self, p: &WatchParams) -> Result<WatchStream<K>> {
         let p = WatchParams { namespace: self.ns(), ..p.clone() };
         let stream = self.client.watch_raw(K::KIND, &p).await?;
-        Ok(Box::pin(stream.map(|ev| ev.and_then(|(ty, raw, rv)| decode_event(&ty, raw, rv, decode_typed::<K>)))))
+        Ok(Box::pin(
+            stream.map(|ev| ev.and_then(|(ty, raw, rv)| decode_event(&ty, raw, rv, decode_typed::<K>))),
+        ))
     }
 }

@@ -7,5 +7,7 @@
 pub mod client;
 pub mod error;
 
-pub use client::{Api, Client, DeleteParams, Deleted, ListParams, ObjectList, WatchEvent, WatchParams, WatchStream};
+pub use client::{
+    Api, Client, DeleteParams, Deleted, ListParams, ObjectList, WatchEvent, WatchParams, WatchStream,
+};
 pub use error::{Error, Result};
