@@ -14,6 +14,8 @@ use prost_types::{DescriptorProto, FileDescriptorSet};
 const TYPES_PACKAGE: &str = "navarch.api.v1";
 /// Messages whose serde is hand-written in `src/serde_support.rs`.
 const CUSTOM_SERDE: &[&str] = &["Quantity", "IntOrString"];
+/// Permission-bit fields, which manifests often write in octal (`defaultMode: 0644`).
+const FILE_MODE_FIELDS: &[&str] = &["defaultMode", "mode"];
 
 fn main() {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("../../proto");
@@ -97,7 +99,10 @@ fn annotate(config: &mut prost_build::Config, parent: &str, msg: &DescriptorProt
             ("crate::serde_support::is_default", false)
         };
         let mut attr = format!("#[serde(rename = \"{name}\", skip_serializing_if = \"{skip}\")]");
-        if !optional {
+        if FILE_MODE_FIELDS.contains(&name) && optional {
+            // YAML 1.1 (Kubernetes' YAML) reads `0644` as octal; our YAML 1.2 parser yields the text.
+            attr.push_str(" #[serde(default, deserialize_with = \"crate::serde_support::file_mode\")]");
+        } else if !optional {
             attr.push_str(" #[serde(deserialize_with = \"crate::serde_support::null_as_default\")]");
         }
         config.field_attribute(format!("{full}.{name}"), attr);

@@ -199,8 +199,92 @@ kinds! {
         api_version: "v1", plural: "namespaces", namespaced: false, short_names: ["ns"], status: true,
         fields: |o| { "status.phase" => o.status.as_ref().map(|s| s.phase.clone()).unwrap_or_default() },
     },
+    Node {
+        api_version: "v1", plural: "nodes", namespaced: false, short_names: ["no"], status: true,
+        fields: |o| {
+            "spec.unschedulable" => o.spec.as_ref().is_some_and(|s| s.unschedulable).to_string(),
+        },
+    },
+    Pod {
+        api_version: "v1", plural: "pods", namespaced: true, short_names: ["po"], status: true,
+        fields: |o| {
+            "spec.nodeName" => o.spec.as_ref().map(|s| s.node_name.clone()).unwrap_or_default(),
+            "spec.schedulerName" => o.spec.as_ref().map(|s| s.scheduler_name.clone()).unwrap_or_default(),
+            "spec.restartPolicy" => o.spec.as_ref().map(|s| s.restart_policy.clone()).unwrap_or_default(),
+            "spec.serviceAccountName" => o.spec.as_ref().map(|s| s.service_account_name.clone()).unwrap_or_default(),
+            "status.phase" => o.status.as_ref().map(|s| s.phase.clone()).unwrap_or_default(),
+            "status.podIP" => o.status.as_ref().map(|s| s.pod_ip.clone()).unwrap_or_default(),
+            "status.nominatedNodeName" => o.status.as_ref().map(|s| s.nominated_node_name.clone()).unwrap_or_default(),
+        },
+    },
+    Service {
+        api_version: "v1", plural: "services", namespaced: true, short_names: ["svc"], status: true,
+        fields: |o| {
+            "spec.clusterIP" => o.spec.as_ref().map(|s| s.cluster_ip.clone()).unwrap_or_default(),
+            "spec.type" => o.spec.as_ref().map(|s| s.r#type.clone()).unwrap_or_default(),
+        },
+    },
+    Endpoints {
+        api_version: "v1", plural: "endpoints", namespaced: true, short_names: ["ep"], status: false,
+        fields: |o| {},
+    },
     ConfigMap {
         api_version: "v1", plural: "configmaps", namespaced: true, short_names: ["cm"], status: false,
+        fields: |o| {},
+    },
+    Secret {
+        api_version: "v1", plural: "secrets", namespaced: true, short_names: [], status: false,
+        fields: |o| { "type" => o.r#type.clone() },
+    },
+    ServiceAccount {
+        api_version: "v1", plural: "serviceaccounts", namespaced: true, short_names: ["sa"], status: false,
+        fields: |o| {},
+    },
+    Event {
+        api_version: "v1", plural: "events", namespaced: true, short_names: ["ev"], status: false,
+        fields: |o| {
+            "involvedObject.kind" => o.involved_object.as_ref().map(|r| r.kind.clone()).unwrap_or_default(),
+            "involvedObject.namespace" => o.involved_object.as_ref().map(|r| r.namespace.clone()).unwrap_or_default(),
+            "involvedObject.name" => o.involved_object.as_ref().map(|r| r.name.clone()).unwrap_or_default(),
+            "involvedObject.uid" => o.involved_object.as_ref().map(|r| r.uid.clone()).unwrap_or_default(),
+            "involvedObject.apiVersion" => o.involved_object.as_ref().map(|r| r.api_version.clone()).unwrap_or_default(),
+            "involvedObject.fieldPath" => o.involved_object.as_ref().map(|r| r.field_path.clone()).unwrap_or_default(),
+            "reason" => o.reason.clone(),
+            "type" => o.r#type.clone(),
+            "source" => o.source.as_ref().map(|s| s.component.clone()).unwrap_or_default(),
+            "reportingComponent" => o.reporting_component.clone(),
+        },
+    },
+    ReplicaSet {
+        api_version: "apps/v1", plural: "replicasets", namespaced: true, short_names: ["rs"], status: true,
+        fields: |o| {
+            "status.replicas" => o.status.as_ref().map(|s| s.replicas).unwrap_or_default().to_string(),
+        },
+    },
+    Deployment {
+        api_version: "apps/v1", plural: "deployments", namespaced: true, short_names: ["deploy"], status: true,
+        fields: |o| {},
+    },
+    DaemonSet {
+        api_version: "apps/v1", plural: "daemonsets", namespaced: true, short_names: ["ds"], status: true,
+        fields: |o| {},
+    },
+    StatefulSet {
+        api_version: "apps/v1", plural: "statefulsets", namespaced: true, short_names: ["sts"], status: true,
+        fields: |o| {},
+    },
+    Job {
+        api_version: "batch/v1", plural: "jobs", namespaced: true, short_names: [], status: true,
+        fields: |o| {
+            "status.successful" => o.status.as_ref().map(|s| s.succeeded).unwrap_or_default().to_string(),
+        },
+    },
+    CronJob {
+        api_version: "batch/v1", plural: "cronjobs", namespaced: true, short_names: ["cj"], status: true,
+        fields: |o| {},
+    },
+    Lease {
+        api_version: "coordination.k8s.io/v1", plural: "leases", namespaced: true, short_names: [], status: false,
         fields: |o| {},
     },
 }

@@ -22,6 +22,38 @@ where
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
+/// A file mode: an integer, or octal text as YAML 1.1 reads an unquoted `0644` (Kubernetes' YAML
+/// is 1.1; ours is 1.2, where `0644` is not a number).
+pub fn file_mode<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i32>, D::Error> {
+    struct V;
+    impl Visitor<'_> for V {
+        type Value = Option<i32>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a file mode (an integer such as 420, or octal such as 0644)")
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Option<i32>, E> {
+            Ok(None)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Option<i32>, E> {
+            Ok(None)
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Option<i32>, E> {
+            i32::try_from(v).map(Some).map_err(|_| E::custom(format!("mode {v} out of range")))
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Option<i32>, E> {
+            i32::try_from(v).map(Some).map_err(|_| E::custom(format!("mode {v} out of range")))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<i32>, E> {
+            let digits = v.strip_prefix("0o").or_else(|| v.strip_prefix('0')).filter(|d| !d.is_empty());
+            digits
+                .and_then(|d| i32::from_str_radix(d, 8).ok())
+                .map(Some)
+                .ok_or_else(|| E::invalid_type(de::Unexpected::Str(v), &self))
+        }
+    }
+    d.deserialize_any(V)
+}
+
 impl Quantity {
     pub fn new(s: impl Into<String>) -> Self {
         Quantity { string: s.into() }
