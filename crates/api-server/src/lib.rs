@@ -1,1 +1,170 @@
-//! api-server (being written).
+//! The navarch api-server: the only process that talks to etcd.
+//!
+//! Owns validation and defaulting of every kind ([`validation`]), Kubernetes' storage semantics
+//! ([`registry`]: create-if-absent, compare-and-swap updates with resourceVersion = etcd revision,
+//! finalizers, graceful deletion, binding), the generic gRPC service of proto/navarch/apiserver/v1
+//! ([`service`]), watch fan-out (one etcd watch per kind, many cheap watchers: [`watch_cache`]), and the
+//! HTTP side port with health and Prometheus metrics ([`http`]).
+
+pub mod codec;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod registry;
+pub mod service;
+pub mod storage;
+pub mod validation;
+pub mod watch_cache;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use navarch_api::KINDS;
+use navarch_api::proto::api_server_server::ApiServerServer;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use config::Config;
+
+use crate::registry::Registry;
+use crate::storage::Storage;
+use crate::watch_cache::{WatchCache, WatchCacheConfig};
+
+/// Largest gRPC message accepted or sent (lists of tens of thousands of objects).
+const MAX_MESSAGE_BYTES: usize = 256 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("connecting to etcd at {endpoints:?}: {source}")]
+    Etcd { endpoints: Vec<String>, source: etcd_client::Error },
+    #[error("etcd did not become reachable at {0:?}")]
+    EtcdUnreachable(Vec<String>),
+    #[error("starting the watch cache for {kind}: {reason}")]
+    WatchCache { kind: &'static str, reason: String },
+    #[error("listening on {addr}: {source}")]
+    Listen { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("gRPC server: {0}")]
+    Serve(#[from] tonic::transport::Error),
+    #[error("HTTP server: {0}")]
+    Http(std::io::Error),
+}
+
+async fn connect_etcd(config: &Config, shutdown: &CancellationToken) -> Result<etcd_client::Client, RunError> {
+    let opts = etcd_client::ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(5))
+        .with_timeout(Duration::from_secs(30))
+        .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
+    let mut delay = Duration::from_millis(200);
+    for attempt in 1..=30 {
+        let r = etcd_client::Client::connect(&config.etcd_endpoints, Some(opts.clone())).await;
+        match r {
+            Ok(mut c) => match c.status().await {
+                Ok(_) => return Ok(c),
+                Err(e) => tracing::warn!(attempt, error = %e, "etcd not ready"),
+            },
+            Err(e) => tracing::warn!(attempt, error = %e, "cannot reach etcd"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.cancelled() => break,
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+    Err(RunError::EtcdUnreachable(config.etcd_endpoints.clone()))
+}
+
+/// Runs the api-server until `shutdown` completes, then drains within `config.shutdown_timeout`.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), RunError> {
+    let token = CancellationToken::new();
+    let trigger = token.clone();
+    let signal = tokio::spawn(async move {
+        shutdown.await;
+        trigger.cancel();
+    });
+    let result = serve(config, token.clone()).await;
+    signal.abort();
+    result
+}
+
+async fn serve(config: Config, token: CancellationToken) -> Result<(), RunError> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| RunError::Listen { addr: config.listen, source })?;
+    let etcd = connect_etcd(&config, &token).await?;
+    let storage = Storage::new(etcd.clone());
+    let registry = Arc::new(Registry::new(storage.clone(), &config.etcd_prefix));
+    let metrics = Arc::new(metrics::Metrics::new());
+    let caches_ready = Arc::new(AtomicBool::new(false));
+    let tasks = TaskTracker::new();
+
+    let http_state = http::HttpState { metrics: metrics.clone(), storage: storage.clone(), caches_ready: caches_ready.clone() };
+    let http_task = tokio::spawn(http::serve(config.http_listen, http_state, token.clone()));
+
+    let mut delay = Duration::from_millis(200);
+    while let Err(e) = registry.bootstrap().await {
+        tracing::warn!(error = %e, "creating the initial namespaces");
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = token.cancelled() => return Ok(()),
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+
+    let mut caches = HashMap::new();
+    for info in KINDS.iter() {
+        let prefix = codec::kind_prefix(&config.etcd_prefix, info);
+        let cfg = WatchCacheConfig { history: config.watch_history, watcher_buffer: config.watcher_buffer };
+        let cache = WatchCache::start(etcd.clone(), prefix, info, cfg, token.child_token())
+            .await
+            .map_err(|e| RunError::WatchCache { kind: info.kind, reason: e.to_string() })?;
+        caches.insert(info.kind, cache);
+    }
+    caches_ready.store(true, Ordering::Release);
+
+    let svc = service::Service {
+        registry,
+        caches,
+        metrics,
+        bookmark_interval: config.bookmark_interval,
+        shutdown: token.clone(),
+        tasks: tasks.clone(),
+    };
+    let server = ApiServerServer::new(svc)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    tracing::info!(listen = %config.listen, etcd = ?config.etcd_endpoints, "api-server serving");
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let grpc_token = token.clone();
+    let grpc = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .add_service(server)
+        .serve_with_incoming_shutdown(incoming, async move { grpc_token.cancelled().await });
+    let mut grpc = std::pin::pin!(grpc);
+    let served = tokio::select! {
+        r = &mut grpc => r,
+        _ = token.cancelled() => {
+            tracing::info!(timeout = ?config.shutdown_timeout, "shutting down: draining requests");
+            match tokio::time::timeout(config.shutdown_timeout, &mut grpc).await {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::warn!("drain timed out; closing remaining connections");
+                    Ok(())
+                }
+            }
+        }
+    };
+    token.cancel();
+    tasks.close();
+    if tokio::time::timeout(config.shutdown_timeout, tasks.wait()).await.is_err() {
+        tracing::warn!("watch streams did not finish in time");
+    }
+    match tokio::time::timeout(Duration::from_secs(2), http_task).await {
+        Ok(Ok(Err(e))) => return Err(RunError::Http(e)),
+        _ => {}
+    }
+    served.map_err(RunError::from)
+}

@@ -1,0 +1,85 @@
+//! The api-server's errors and their one mapping to gRPC statuses. Storage details are logged, never
+//! sent to clients.
+
+use tonic::Status;
+
+use crate::storage::StorageError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Validation failed: `errors` are `path: reason` strings.
+    #[error("{kind} {name:?} is invalid: {}", errors.join("; "))]
+    Invalid { kind: String, name: String, errors: Vec<String> },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{plural} {name:?} not found")]
+    NotFound { plural: String, name: String },
+    #[error("{plural} {name:?} already exists")]
+    AlreadyExists { plural: String, name: String },
+    #[error(
+        "Operation cannot be fulfilled on {plural} {name:?}: the object has been modified; please apply your changes to the latest version and try again"
+    )]
+    Conflict { plural: String, name: String },
+    /// A precondition or state forbids the request (e.g. a terminating namespace).
+    #[error("{0}")]
+    Precondition(String),
+    /// The resourceVersion asked for is too old: relist.
+    #[error("{0}")]
+    Expired(String),
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn from_storage(e: StorageError, plural: &str, name: &str) -> ApiError {
+        match e {
+            StorageError::AlreadyExists(_) => ApiError::AlreadyExists { plural: plural.into(), name: name.into() },
+            StorageError::NotFound(_) => ApiError::NotFound { plural: plural.into(), name: name.into() },
+            StorageError::Conflict { .. } => ApiError::Conflict { plural: plural.into(), name: name.into() },
+            StorageError::Compacted(rev) => ApiError::Expired(format!(
+                "the continue token is too old (revision {rev} was compacted); restart the list without it"
+            )),
+            StorageError::BadContinue => ApiError::BadRequest("continue: invalid continue token".into()),
+            StorageError::Etcd(e) => ApiError::Unavailable(e.to_string()),
+        }
+    }
+}
+
+impl From<ApiError> for Status {
+    fn from(e: ApiError) -> Status {
+        match &e {
+            ApiError::Invalid { .. } | ApiError::BadRequest(_) => Status::invalid_argument(e.to_string()),
+            ApiError::NotFound { .. } => Status::not_found(e.to_string()),
+            ApiError::AlreadyExists { .. } => Status::already_exists(e.to_string()),
+            ApiError::Conflict { .. } => Status::aborted(e.to_string()),
+            ApiError::Precondition(_) => Status::failed_precondition(e.to_string()),
+            ApiError::Expired(_) => Status::out_of_range(e.to_string()),
+            ApiError::Unavailable(detail) => {
+                tracing::warn!(%detail, "storage unavailable");
+                Status::unavailable("storage unavailable, try again")
+            }
+            ApiError::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                Status::internal("internal error")
+            }
+        }
+    }
+}
+
+impl ApiError {
+    /// The gRPC code name, for metrics labels.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Invalid { .. } | ApiError::BadRequest(_) => "InvalidArgument",
+            ApiError::NotFound { .. } => "NotFound",
+            ApiError::AlreadyExists { .. } => "AlreadyExists",
+            ApiError::Conflict { .. } => "Aborted",
+            ApiError::Precondition(_) => "FailedPrecondition",
+            ApiError::Expired(_) => "OutOfRange",
+            ApiError::Unavailable(_) => "Unavailable",
+            ApiError::Internal(_) => "Internal",
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! Prometheus metrics of the api-server.
+
+use std::sync::atomic::AtomicI64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub verb: &'static str,
+    pub kind: String,
+    pub code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VerbLabels {
+    pub verb: &'static str,
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: String,
+}
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub latency: Family<VerbLabels, Histogram>,
+    pub watchers: Family<KindLabels, Gauge<i64, AtomicI64>>,
+    pub watch_events: Family<KindLabels, Counter>,
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms .. ~16 s
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("apiserver");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<VerbLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let watchers = Family::<KindLabels, Gauge<i64, AtomicI64>>::default();
+        let watch_events = Family::<KindLabels, Counter>::default();
+        registry.register("requests", "API requests by verb, kind and result code", requests.clone());
+        registry.register("request_duration_seconds", "API request latency by verb and kind", latency.clone());
+        registry.register("watchers", "Open watch streams by kind", watchers.clone());
+        registry.register("watch_events_sent", "Watch events sent to clients by kind", watch_events.clone());
+        Metrics { registry, requests, latency, watchers, watch_events }
+    }
+
+    pub fn observe(&self, verb: &'static str, kind: &str, code: &'static str, seconds: f64) {
+        self.requests.get_or_create(&RequestLabels { verb, kind: kind.to_string(), code }).inc();
+        self.latency.get_or_create(&VerbLabels { verb, kind: kind.to_string() }).observe(seconds);
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String");
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

@@ -1,0 +1,611 @@
+//! The registry: Kubernetes' storage semantics for every kind, on top of [`Storage`].
+//!
+//! create (create-if-absent), get, list (selectors, paging), update (compare-and-swap on the
+//! resourceVersion; server-owned metadata kept; generation bumped on spec changes; status kept),
+//! update_status (only status), delete (preconditions, finalizers, graceful pod deletion,
+//! namespaces) and bind. Every write is acknowledged only after etcd committed it.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::{Duration, SystemTime};
+
+use navarch_api::selector::Selector;
+use navarch_api::v1::PodCondition;
+use navarch_api::{KINDS, KindInfo, Object, kind_info};
+use rand::Rng;
+
+use crate::codec::{decode_value, encode_value, namespace_prefix, object_key};
+use crate::error::ApiError;
+use crate::storage::{Storage, StorageError, decode_continue, encode_continue};
+use crate::validation;
+use crate::watch_cache::FieldSelector;
+
+/// Namespaces that exist from the start.
+pub const INITIAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+/// Namespaces that cannot be deleted.
+const PROTECTED_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
+const DEFAULT_POD_GRACE_SECONDS: i64 = 30;
+/// Retries of a read-modify-write when a concurrent writer wins (unconditional updates, deletes).
+const CAS_RETRIES: usize = 16;
+
+/// What a delete asks for.
+#[derive(Debug, Clone, Default)]
+pub struct DeleteOptions {
+    pub grace_period_seconds: Option<i64>,
+    pub propagation_policy: String,
+    pub precondition_uid: String,
+    pub precondition_resource_version: String,
+    pub dry_run: bool,
+}
+
+/// What a list asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    pub namespace: String,
+    pub label_selector: String,
+    pub field_selector: String,
+    pub limit: i64,
+    pub continue_token: String,
+}
+
+pub struct ListResult {
+    pub items: Vec<Object>,
+    pub resource_version: i64,
+    pub continue_token: String,
+    pub remaining: i64,
+}
+
+pub struct Registry {
+    storage: Storage,
+    prefix: String,
+    /// Namespace name → terminating. Kept current by this registry's own writes; a miss reads etcd.
+    namespaces: RwLock<HashMap<String, bool>>,
+}
+
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+fn rfc3339_in(secs: i64) -> String {
+    let t = SystemTime::now() + Duration::from_secs(secs.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// The kind named in a request.
+pub fn kind_of(kind: &str) -> Result<&'static KindInfo, ApiError> {
+    kind_info(kind)
+        .filter(|k| k.kind == kind)
+        .ok_or_else(|| ApiError::BadRequest(format!("kind: unknown kind {kind:?}")))
+}
+
+fn random_suffix() -> String {
+    const CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut rng = rand::rng();
+    (0..5).map(|_| CHARS[rng.random_range(0..CHARS.len())] as char).collect()
+}
+
+/// The object without metadata and status: what `generation` tracks.
+fn spec_part(o: &Object) -> Object {
+    let mut c = o.clone();
+    *c.meta_mut() = Default::default();
+    clear_status(&mut c);
+    c
+}
+
+fn clear_status(o: &mut Object) {
+    macro_rules! clear {
+        ($($k:ident),*) => { match o { $(Object::$k(x) => navarch_api::Resource::clear_status(x),)* _ => {} } };
+    }
+    clear!(Namespace, Node, Pod, Service, ReplicaSet, Deployment, DaemonSet, StatefulSet, Job, CronJob);
+}
+
+/// `new` with `status` taken from `from` (kinds without a status subresource are returned unchanged).
+fn with_status_of(mut new: Object, from: &Object) -> Object {
+    use navarch_api::Resource;
+    match (&mut new, from) {
+        (Object::Namespace(n), Object::Namespace(f)) => n.copy_status_from(f),
+        (Object::Node(n), Object::Node(f)) => n.copy_status_from(f),
+        (Object::Pod(n), Object::Pod(f)) => n.copy_status_from(f),
+        (Object::Service(n), Object::Service(f)) => n.copy_status_from(f),
+        (Object::ReplicaSet(n), Object::ReplicaSet(f)) => n.copy_status_from(f),
+        (Object::Deployment(n), Object::Deployment(f)) => n.copy_status_from(f),
+        (Object::DaemonSet(n), Object::DaemonSet(f)) => n.copy_status_from(f),
+        (Object::StatefulSet(n), Object::StatefulSet(f)) => n.copy_status_from(f),
+        (Object::Job(n), Object::Job(f)) => n.copy_status_from(f),
+        (Object::CronJob(n), Object::CronJob(f)) => n.copy_status_from(f),
+        _ => {}
+    }
+    new
+}
+
+/// What still blocks the removal of an object being deleted.
+fn deletion_blocked(o: &Object) -> bool {
+    if !o.meta().finalizers.is_empty() {
+        return true;
+    }
+    matches!(o, Object::Namespace(ns) if ns.spec.as_ref().is_some_and(|s| !s.finalizers.is_empty()))
+}
+
+fn invalid(obj: &Object, errors: Vec<String>) -> ApiError {
+    ApiError::Invalid { kind: obj.kind().to_string(), name: obj.meta().name.clone(), errors }
+}
+
+fn check_valid(obj: &Object, old: Option<&Object>) -> Result<(), ApiError> {
+    let errs = validation::validate(obj, old);
+    if errs.is_empty() { Ok(()) } else { Err(invalid(obj, errs.iter().map(|e| e.to_string()).collect())) }
+}
+
+impl Registry {
+    pub fn new(storage: Storage, prefix: &str) -> Registry {
+        Registry { storage, prefix: prefix.trim_end_matches('/').to_string(), namespaces: RwLock::new(HashMap::new()) }
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn key(&self, info: &KindInfo, namespace: &str, name: &str) -> String {
+        object_key(&self.prefix, info, namespace, name)
+    }
+
+    /// Creates the initial namespaces if absent.
+    pub async fn bootstrap(&self) -> Result<(), ApiError> {
+        for name in INITIAL_NAMESPACES {
+            let mut ns = navarch_api::v1::Namespace::default();
+            navarch_api::Resource::meta_mut(&mut ns).name = name.to_string();
+            match self.create(Object::Namespace(ns), false).await {
+                Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `namespace` exists and may receive new objects.
+    async fn check_namespace(&self, namespace: &str) -> Result<(), ApiError> {
+        let cached = self.namespaces.read().expect("namespace cache lock").get(namespace).copied();
+        let terminating = match cached {
+            Some(t) => t,
+            None => {
+                let info = kind_of("Namespace")?;
+                let key = self.key(info, "", namespace);
+                let stored = self.storage.get(&key).await.map_err(|e| match e {
+                    StorageError::NotFound(_) => {
+                        ApiError::NotFound { plural: "namespaces".into(), name: namespace.into() }
+                    }
+                    e => ApiError::from_storage(e, "namespaces", namespace),
+                })?;
+                let obj = decode_value("Namespace", &stored.value, stored.mod_revision)
+                    .map_err(|e| ApiError::Internal(e.to_string()))?;
+                let t = !obj.meta().deletion_timestamp.is_empty();
+                self.note_namespace(namespace, Some(t));
+                t
+            }
+        };
+        if terminating {
+            return Err(ApiError::Precondition(format!(
+                "unable to create new content in namespace {namespace} because it is being terminated"
+            )));
+        }
+        Ok(())
+    }
+
+    fn note_namespace(&self, name: &str, terminating: Option<bool>) {
+        let mut m = self.namespaces.write().expect("namespace cache lock");
+        match terminating {
+            Some(t) => m.insert(name.to_string(), t),
+            None => m.remove(name),
+        };
+    }
+
+    fn note_if_namespace(&self, obj: &Object, deleted: bool) {
+        if let Object::Namespace(_) = obj {
+            let t = if deleted { None } else { Some(!obj.meta().deletion_timestamp.is_empty()) };
+            self.note_namespace(&obj.meta().name, t);
+        }
+    }
+
+    fn decode(&self, kind: &str, value: &[u8], rev: i64) -> Result<Object, ApiError> {
+        decode_value(kind, value, rev).map_err(|e| ApiError::Internal(format!("stored {kind} undecodable: {e}")))
+    }
+
+    pub async fn create(&self, mut obj: Object, dry_run: bool) -> Result<Object, ApiError> {
+        let info = obj.info();
+        obj.set_type_meta();
+        {
+            let m = obj.meta_mut();
+            if !info.namespaced {
+                m.namespace.clear();
+            }
+            m.resource_version.clear();
+            m.uid = uuid::Uuid::new_v4().to_string();
+            m.creation_timestamp = now_rfc3339();
+            m.generation = 1;
+            m.deletion_timestamp.clear();
+            m.deletion_grace_period_seconds = None;
+            m.self_link.clear();
+        }
+        if info.namespaced && obj.meta().namespace.is_empty() {
+            return Err(invalid(&obj, vec!["metadata.namespace: Required value".into()]));
+        }
+        let generate = obj.meta().name.is_empty() && !obj.meta().generate_name.is_empty();
+        validation::apply_defaults(&mut obj);
+        for attempt in 0.. {
+            if generate {
+                let base = obj.meta().generate_name.clone();
+                obj.meta_mut().name = format!("{base}{}", random_suffix());
+            }
+            check_valid(&obj, None)?;
+            if info.namespaced {
+                self.check_namespace(&obj.meta().namespace.clone()).await?;
+            }
+            if dry_run {
+                return Ok(obj);
+            }
+            let key = self.key(info, &obj.meta().namespace, &obj.meta().name);
+            match self.storage.create(&key, encode_value(&obj)).await {
+                Ok(rev) => {
+                    obj.meta_mut().resource_version = rev.to_string();
+                    self.note_if_namespace(&obj, false);
+                    tracing::debug!(kind = info.kind, key = %obj.key(), rev, "created");
+                    return Ok(obj);
+                }
+                Err(StorageError::AlreadyExists(_)) if generate && attempt < 8 => continue,
+                Err(e) => return Err(ApiError::from_storage(e, info.plural, &obj.meta().name)),
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
+    pub async fn get(&self, kind: &str, namespace: &str, name: &str) -> Result<Object, ApiError> {
+        let info = kind_of(kind)?;
+        let key = self.key(info, namespace, name);
+        let stored = self.storage.get(&key).await.map_err(|e| ApiError::from_storage(e, info.plural, name))?;
+        self.decode(info.kind, &stored.value, stored.mod_revision)
+    }
+
+    pub async fn list(&self, kind: &str, opts: &ListOptions) -> Result<ListResult, ApiError> {
+        let info = kind_of(kind)?;
+        let labels = Selector::parse(&opts.label_selector)
+            .map_err(|e| ApiError::BadRequest(format!("labelSelector: {e}")))?;
+        let fields = FieldSelector::parse(&opts.field_selector)
+            .map_err(|e| ApiError::BadRequest(format!("fieldSelector: {e}")))?;
+        fields.check_supported(info.kind).map_err(|e| ApiError::BadRequest(format!("fieldSelector: {e}")))?;
+        let prefix = namespace_prefix(&self.prefix, info, &opts.namespace);
+        let (mut revision, mut after) = if opts.continue_token.is_empty() {
+            (0, None)
+        } else {
+            let (rev, key) = decode_continue(&opts.continue_token)
+                .map_err(|_| ApiError::BadRequest("continue: invalid continue token".into()))?;
+            if !key.starts_with(&prefix) {
+                return Err(ApiError::BadRequest("continue: the token belongs to another list".into()));
+            }
+            (rev, Some(key))
+        };
+        let filtering = !labels.is_empty() || !fields.0.is_empty();
+        let limit = opts.limit.max(0);
+        // Read in chunks; with selectors keep reading until `limit` matches or the end.
+        let chunk = if limit == 0 { 0 } else if filtering { limit.max(500) } else { limit };
+        let mut items = Vec::new();
+        let mut last_key: Option<String> = None;
+        let mut remaining = 0;
+        loop {
+            let page = self
+                .storage
+                .list(&prefix, after.as_deref(), revision, chunk)
+                .await
+                .map_err(|e| ApiError::from_storage(e, info.plural, ""))?;
+            revision = page.revision;
+            let n = page.items.len();
+            let mut stopped_early = false;
+            for (i, s) in page.items.into_iter().enumerate() {
+                let obj = self.decode(info.kind, &s.value, s.mod_revision)?;
+                after = Some(s.key.clone());
+                if labels.matches(&obj.meta().labels) && fields.matches(&obj) {
+                    items.push(obj);
+                    last_key = Some(s.key);
+                    if limit > 0 && items.len() as i64 >= limit {
+                        stopped_early = i + 1 < n || page.more;
+                        break;
+                    }
+                }
+            }
+            if stopped_early {
+                remaining = if filtering { 0 } else { page.remaining };
+                break;
+            }
+            if !page.more || n == 0 {
+                last_key = None;
+                break;
+            }
+        }
+        let continue_token = match (limit > 0, last_key) {
+            (true, Some(k)) => encode_continue(revision, &k),
+            _ => String::new(),
+        };
+        Ok(ListResult { items, resource_version: revision, continue_token, remaining })
+    }
+
+    /// Replaces an object (`status_only`: replaces only its status).
+    pub async fn update(&self, obj: Object, status_only: bool, dry_run: bool) -> Result<Object, ApiError> {
+        let info = obj.info();
+        let name = obj.meta().name.clone();
+        let namespace = if info.namespaced { obj.meta().namespace.clone() } else { String::new() };
+        if name.is_empty() {
+            return Err(invalid(&obj, vec!["metadata.name: Required value".into()]));
+        }
+        if status_only && !info.has_status {
+            return Err(ApiError::BadRequest(format!("{} have no status subresource", info.plural)));
+        }
+        let key = self.key(info, &namespace, &name);
+        let want_rv = obj.meta().resource_version.clone();
+        for _ in 0..CAS_RETRIES {
+            let stored = self.storage.get(&key).await.map_err(|e| ApiError::from_storage(e, info.plural, &name))?;
+            let old = self.decode(info.kind, &stored.value, stored.mod_revision)?;
+            if !want_rv.is_empty() && want_rv != stored.mod_revision.to_string() {
+                return Err(ApiError::Conflict { plural: info.plural.into(), name });
+            }
+            if !obj.meta().uid.is_empty() && obj.meta().uid != old.meta().uid {
+                return Err(ApiError::Precondition(format!(
+                    "Precondition failed: UID in precondition: {}, UID in object meta: {}",
+                    obj.meta().uid,
+                    old.meta().uid
+                )));
+            }
+            let mut new = if status_only {
+                with_status_of(old.clone(), &obj)
+            } else {
+                let mut n = with_status_of(obj.clone(), &old);
+                n.set_type_meta();
+                validation::apply_defaults(&mut n);
+                n
+            };
+            {
+                let (o, m) = (old.meta(), new.meta_mut());
+                m.namespace = namespace.clone();
+                m.uid = o.uid.clone();
+                m.creation_timestamp = o.creation_timestamp.clone();
+                m.deletion_timestamp = o.deletion_timestamp.clone();
+                m.deletion_grace_period_seconds = o.deletion_grace_period_seconds;
+                m.generation = o.generation;
+                m.resource_version = o.resource_version.clone();
+                m.self_link.clear();
+            }
+            if !old.meta().deletion_timestamp.is_empty() {
+                let added: Vec<&String> =
+                    new.meta().finalizers.iter().filter(|f| !old.meta().finalizers.contains(f)).collect();
+                if !added.is_empty() {
+                    return Err(invalid(
+                        &new,
+                        vec![format!(
+                            "metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"
+                        )],
+                    ));
+                }
+            }
+            if spec_part(&new) != spec_part(&old) {
+                new.meta_mut().generation = old.meta().generation + 1;
+            }
+            check_valid(&new, Some(&old))?;
+            if new == old {
+                return Ok(old); // nothing changed: no write, same resourceVersion
+            }
+            if dry_run {
+                return Ok(new);
+            }
+            let result = if !new.meta().deletion_timestamp.is_empty() && !deletion_blocked(&new) {
+                self.storage.delete(&key, stored.mod_revision).await.map(|rev| (rev, true))
+            } else {
+                self.storage.update(&key, stored.mod_revision, encode_value(&new)).await.map(|rev| (rev, false))
+            };
+            match result {
+                Ok((rev, deleted)) => {
+                    new.meta_mut().resource_version = rev.to_string();
+                    self.note_if_namespace(&new, deleted);
+                    tracing::debug!(kind = info.kind, key = %new.key(), rev, deleted, "updated");
+                    return Ok(new);
+                }
+                Err(StorageError::Conflict { .. }) if want_rv.is_empty() => continue,
+                Err(e) => return Err(ApiError::from_storage(e, info.plural, &name)),
+            }
+        }
+        Err(ApiError::Conflict { plural: info.plural.into(), name })
+    }
+
+    /// Deletes an object; returns it as last stored and whether it is still there (pending).
+    pub async fn delete(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<(Object, bool), ApiError> {
+        let info = kind_of(kind)?;
+        let namespace = if info.namespaced { namespace } else { "" };
+        if info.kind == "Namespace" && PROTECTED_NAMESPACES.contains(&name) {
+            return Err(ApiError::Precondition(format!("namespaces {name:?} is forbidden: this namespace may not be deleted")));
+        }
+        if let Some(g) = opts.grace_period_seconds.filter(|g| *g < 0) {
+            return Err(ApiError::BadRequest(format!("gracePeriodSeconds: Invalid value: {g}: must be >= 0")));
+        }
+        let key = self.key(info, namespace, name);
+        for _ in 0..CAS_RETRIES {
+            let stored = self.storage.get(&key).await.map_err(|e| ApiError::from_storage(e, info.plural, name))?;
+            let old = self.decode(info.kind, &stored.value, stored.mod_revision)?;
+            if !opts.precondition_uid.is_empty() && opts.precondition_uid != old.meta().uid {
+                return Err(ApiError::Precondition(format!(
+                    "Precondition failed: UID in precondition: {}, UID in object meta: {}",
+                    opts.precondition_uid,
+                    old.meta().uid
+                )));
+            }
+            if !opts.precondition_resource_version.is_empty()
+                && opts.precondition_resource_version != stored.mod_revision.to_string()
+            {
+                return Err(ApiError::Conflict { plural: info.plural.into(), name: name.into() });
+            }
+            let mut new = old.clone();
+            let now = now_rfc3339();
+            match opts.propagation_policy.as_str() {
+                "" | "Background" => {}
+                "Foreground" => add_finalizer(&mut new, "foregroundDeletion"),
+                "Orphan" => add_finalizer(&mut new, "orphan"),
+                other => {
+                    return Err(ApiError::BadRequest(format!(
+                        "propagationPolicy: Unsupported value: {other:?}: supported values: \"Background\", \"Foreground\", \"Orphan\""
+                    )));
+                }
+            }
+            // Graceful termination: a pod on a node waits for its kubelet.
+            let mut grace = 0;
+            if let Object::Pod(p) = &old {
+                let spec = p.spec.as_ref();
+                if spec.is_some_and(|s| !s.node_name.is_empty()) {
+                    grace = opts
+                        .grace_period_seconds
+                        .or(spec.and_then(|s| s.termination_grace_period_seconds))
+                        .unwrap_or(DEFAULT_POD_GRACE_SECONDS);
+                }
+            }
+            if let Object::Namespace(ns) = &mut new {
+                if self.namespace_is_empty(name).await? {
+                    if let Some(s) = ns.spec.as_mut() {
+                        s.finalizers.clear();
+                    }
+                } else {
+                    ns.status.get_or_insert_with(Default::default).phase = "Terminating".into();
+                    let spec = ns.spec.get_or_insert_with(Default::default);
+                    if !spec.finalizers.iter().any(|f| f == "kubernetes") {
+                        spec.finalizers.push("kubernetes".into());
+                    }
+                }
+            }
+            let keep = deletion_blocked(&new) || grace > 0;
+            if !keep {
+                if opts.dry_run {
+                    return Ok((old, false));
+                }
+                match self.storage.delete(&key, stored.mod_revision).await {
+                    Ok(rev) => {
+                        let mut gone = old;
+                        gone.meta_mut().resource_version = rev.to_string();
+                        self.note_if_namespace(&gone, true);
+                        tracing::debug!(kind = info.kind, key = %gone.key(), rev, "deleted");
+                        return Ok((gone, false));
+                    }
+                    Err(StorageError::Conflict { .. }) => continue,
+                    Err(e) => return Err(ApiError::from_storage(e, info.plural, name)),
+                }
+            }
+            {
+                let m = new.meta_mut();
+                let shorter = m.deletion_grace_period_seconds.is_none_or(|g| grace < g);
+                if m.deletion_timestamp.is_empty() || shorter {
+                    m.deletion_timestamp = if grace > 0 { rfc3339_in(grace) } else { now.clone() };
+                    m.deletion_grace_period_seconds = Some(grace);
+                }
+            }
+            if new == old {
+                return Ok((old, true));
+            }
+            if opts.dry_run {
+                return Ok((new, true));
+            }
+            match self.storage.update(&key, stored.mod_revision, encode_value(&new)).await {
+                Ok(rev) => {
+                    new.meta_mut().resource_version = rev.to_string();
+                    self.note_if_namespace(&new, false);
+                    tracing::debug!(kind = info.kind, key = %new.key(), rev, grace, "deletion pending");
+                    return Ok((new, true));
+                }
+                Err(StorageError::Conflict { .. }) => continue,
+                Err(e) => return Err(ApiError::from_storage(e, info.plural, name)),
+            }
+        }
+        Err(ApiError::Conflict { plural: info.plural.into(), name: name.into() })
+    }
+
+    async fn namespace_is_empty(&self, namespace: &str) -> Result<bool, ApiError> {
+        for info in KINDS.iter().filter(|k| k.namespaced) {
+            let prefix = namespace_prefix(&self.prefix, info, namespace);
+            if self.storage.any_under(&prefix).await.map_err(|e| ApiError::from_storage(e, info.plural, ""))? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Binds a pending pod to a node (pods/binding).
+    pub async fn bind(&self, namespace: &str, name: &str, uid: &str, node: &str) -> Result<Object, ApiError> {
+        if node.is_empty() {
+            return Err(ApiError::BadRequest("target.name: Required value".into()));
+        }
+        let info = kind_of("Pod")?;
+        let key = self.key(info, namespace, name);
+        for _ in 0..CAS_RETRIES {
+            let stored = self.storage.get(&key).await.map_err(|e| ApiError::from_storage(e, "pods", name))?;
+            let Object::Pod(mut pod) = self.decode("Pod", &stored.value, stored.mod_revision)? else {
+                return Err(ApiError::Internal("pod key holds another kind".into()));
+            };
+            let meta = pod.metadata.clone().unwrap_or_default();
+            if !uid.is_empty() && uid != meta.uid {
+                return Err(ApiError::Precondition(format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    meta.uid
+                )));
+            }
+            if !meta.deletion_timestamp.is_empty() {
+                return Err(ApiError::Precondition(format!("pod {namespace}/{name} is being deleted, cannot be assigned to a host")));
+            }
+            let spec = pod.spec.get_or_insert_with(Default::default);
+            if !spec.node_name.is_empty() {
+                return Err(ApiError::Precondition(format!(
+                    "pod {name} is already assigned to node {:?}",
+                    spec.node_name
+                )));
+            }
+            spec.node_name = node.to_string();
+            let status = pod.status.get_or_insert_with(Default::default);
+            let now = now_rfc3339();
+            match status.conditions.iter_mut().find(|c| c.r#type == "PodScheduled") {
+                Some(c) => {
+                    if c.status != "True" {
+                        c.last_transition_time = now;
+                    }
+                    c.status = "True".into();
+                    c.reason.clear();
+                    c.message.clear();
+                }
+                None => status.conditions.push(PodCondition {
+                    r#type: "PodScheduled".into(),
+                    status: "True".into(),
+                    last_transition_time: now,
+                    ..Default::default()
+                }),
+            }
+            let obj = Object::Pod(pod);
+            match self.storage.update(&key, stored.mod_revision, encode_value(&obj)).await {
+                Ok(rev) => {
+                    let mut obj = obj;
+                    obj.meta_mut().resource_version = rev.to_string();
+                    tracing::debug!(key = %obj.key(), node, rev, "bound");
+                    return Ok(obj);
+                }
+                Err(StorageError::Conflict { .. }) => continue,
+                Err(e) => return Err(ApiError::from_storage(e, "pods", name)),
+            }
+        }
+        Err(ApiError::Conflict { plural: "pods".into(), name: name.into() })
+    }
+}
+
+fn add_finalizer(o: &mut Object, f: &str) {
+    let m = o.meta_mut();
+    if !m.finalizers.iter().any(|x| x == f) {
+        m.finalizers.push(f.to_string());
+    }
+}
