@@ -1,1 +1,305 @@
-//! Test environment (being written).
+//! The integration-test environment: real processes on loopback, cleaned up on drop.
+//!
+//! * [`Etcd::start`] runs the `etcd` binary in a temporary data directory on free loopback ports;
+//!   [`Etcd::compact`] compacts its history (to force watch expiry), [`Etcd::client`] talks to it.
+//! * [`ApiServer::start`] runs the built `api-server` binary against that etcd on free ports and waits for
+//!   `/readyz`; [`ApiServer::kill9`] / [`ApiServer::restart`] (same ports) test crash safety; the log
+//!   goes to a file whose tail is printed if startup fails.
+//! * [`TestEnv::start`] bundles both; [`TestEnv::client`] connects a [`navarch_client::Client`].
+//!
+//! Binaries are found in the cargo target directory of the running test (`target/<profile>/`), or in
+//! `$NAVARCH_BIN_DIR`; [`binary`] builds a missing one with cargo. Every child process is killed when its
+//! handle is dropped, so a failing test leaves nothing running.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// How long a component may take to become ready.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("binding an ephemeral port").local_addr().unwrap().port()
+}
+
+/// The directory holding the workspace's binaries for this test run.
+pub fn bin_dir() -> PathBuf {
+    if let Ok(d) = std::env::var("NAVARCH_BIN_DIR") {
+        return PathBuf::from(d);
+    }
+    // target/<profile>/deps/<test>-<hash> → target/<profile>
+    let exe = std::env::current_exe().expect("current_exe");
+    exe.parent().and_then(Path::parent).expect("test binary lives in target/<profile>/deps").to_path_buf()
+}
+
+static BUILD_LOCK: Mutex<()> = Mutex::new(());
+
+/// The path of a workspace binary, building it with cargo if it is missing.
+pub fn binary(package: &str, bin: &str) -> PathBuf {
+    let path = bin_dir().join(bin);
+    let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-q", "-p", package, "--bin", bin]);
+        if bin_dir().ends_with("release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("running cargo build");
+        assert!(status.success(), "building {bin} failed");
+    }
+    assert!(path.exists(), "{} does not exist", path.display());
+    path
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn kill_child(child: &mut Option<Child>) {
+    if let Some(mut c) = child.take() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
+/// A real etcd on loopback.
+pub struct Etcd {
+    child: Option<Child>,
+    dir: TempDir,
+    client_port: u16,
+    peer_port: u16,
+}
+
+impl Etcd {
+    pub async fn start() -> Etcd {
+        let dir = tempfile::Builder::new().prefix("navarch-etcd-").tempdir().expect("temp dir");
+        let mut etcd = Etcd { child: None, dir, client_port: free_port(), peer_port: free_port() };
+        etcd.spawn().await;
+        etcd
+    }
+
+    async fn spawn(&mut self) {
+        let client = format!("http://127.0.0.1:{}", self.client_port);
+        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("etcd.log"))
+            .expect("etcd log file");
+        let child = Command::new("etcd")
+            .arg("--name=test")
+            .arg(format!("--data-dir={}", self.dir.path().join("data").display()))
+            .arg(format!("--listen-client-urls={client}"))
+            .arg(format!("--advertise-client-urls={client}"))
+            .arg(format!("--listen-peer-urls={peer}"))
+            .arg(format!("--initial-advertise-peer-urls={peer}"))
+            .arg(format!("--initial-cluster=test={peer}"))
+            .arg("--log-level=warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting etcd (apt install etcd-server)");
+        self.child = Some(child);
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            if let Ok(mut c) = etcd_client::Client::connect([self.endpoint()], None).await
+                && c.status().await.is_ok()
+            {
+                return;
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("etcd exited with {status}:\n{}", tail(&self.dir.path().join("etcd.log"), 30));
+            }
+            assert!(Instant::now() < deadline, "etcd not ready:\n{}", tail(&self.dir.path().join("etcd.log"), 30));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    pub async fn client(&self) -> etcd_client::Client {
+        etcd_client::Client::connect([self.endpoint()], None).await.expect("connecting to test etcd")
+    }
+
+    /// Compacts etcd's history up to its current revision; returns that revision.
+    pub async fn compact(&self) -> i64 {
+        let mut c = self.client().await;
+        let rev = c.get("\0", Some(etcd_client::GetOptions::new().with_count_only())).await.unwrap().header().unwrap().revision();
+        c.compact(rev, Some(etcd_client::CompactionOptions::new().with_physical())).await.expect("compaction");
+        rev
+    }
+
+    /// SIGKILLs etcd (data stays).
+    pub fn kill9(&mut self) {
+        kill_child(&mut self.child);
+    }
+
+    /// Starts etcd again on the same ports with the same data.
+    pub async fn restart(&mut self) {
+        self.kill9();
+        self.spawn().await;
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        kill_child(&mut self.child);
+    }
+}
+
+/// The real api-server binary.
+pub struct ApiServer {
+    child: Option<Child>,
+    dir: TempDir,
+    port: u16,
+    http_port: u16,
+    etcd_endpoint: String,
+    extra_args: Vec<String>,
+}
+
+impl ApiServer {
+    pub async fn start(etcd: &Etcd) -> ApiServer {
+        ApiServer::start_with(etcd, &[]).await
+    }
+
+    /// Starts with extra flags (e.g. `--bookmark-interval=1s`).
+    pub async fn start_with(etcd: &Etcd, args: &[&str]) -> ApiServer {
+        let dir = tempfile::Builder::new().prefix("navarch-apiserver-").tempdir().expect("temp dir");
+        let mut s = ApiServer {
+            child: None,
+            dir,
+            port: free_port(),
+            http_port: free_port(),
+            etcd_endpoint: etcd.endpoint(),
+            extra_args: args.iter().map(|s| s.to_string()).collect(),
+        };
+        s.spawn().await;
+        s
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("api-server.log")
+    }
+
+    /// The api-server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    async fn spawn(&mut self) {
+        let bin = binary("api-server", "api-server");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).expect("log file");
+        let child = Command::new(bin)
+            .arg(format!("--listen=127.0.0.1:{}", self.port))
+            .arg(format!("--http-listen=127.0.0.1:{}", self.http_port))
+            .arg(format!("--etcd-endpoints={}", self.etcd_endpoint))
+            .args(&self.extra_args)
+            .env("RUST_LOG", std::env::var("NAVARCH_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .env_remove("NAVARCH_APISERVER_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting api-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            if http_get(self.http_addr(), "/readyz").is_some_and(|(code, _)| code == 200) {
+                return;
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("api-server exited with {status}:\n{}", tail(&self.log_path(), 40));
+            }
+            assert!(Instant::now() < deadline, "api-server not ready:\n{}", tail(&self.log_path(), 40));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.http_port))
+    }
+
+    /// The pid of the running process.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// SIGKILLs the api-server.
+    pub fn kill9(&mut self) {
+        kill_child(&mut self.child);
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns whether it exited successfully.
+    pub fn terminate(&mut self) -> bool {
+        let Some(mut c) = self.child.take() else { return false };
+        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        c.wait().map(|s| s.success()).unwrap_or(false)
+    }
+
+    /// Starts it again on the same ports (after [`ApiServer::kill9`], or kills it first).
+    pub async fn restart(&mut self) {
+        self.kill9();
+        self.spawn().await;
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        kill_child(&mut self.child);
+    }
+}
+
+/// A minimal HTTP/1.0 GET on loopback: (status code, body).
+pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    let code = resp.split_whitespace().nth(1)?.parse().ok()?;
+    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Some((code, body))
+}
+
+/// etcd + api-server.
+pub struct TestEnv {
+    pub api_server: ApiServer,
+    pub etcd: Etcd,
+}
+
+impl TestEnv {
+    pub async fn start() -> TestEnv {
+        TestEnv::start_with(&[]).await
+    }
+
+    /// Starts with extra api-server flags.
+    pub async fn start_with(args: &[&str]) -> TestEnv {
+        let etcd = Etcd::start().await;
+        let api_server = ApiServer::start_with(&etcd, args).await;
+        TestEnv { api_server, etcd }
+    }
+
+    pub fn api_server_addr(&self) -> SocketAddr {
+        self.api_server.addr()
+    }
+
+    pub async fn client(&self) -> navarch_client::Client {
+        navarch_client::Client::connect(&self.api_server.addr().to_string()).await.expect("connecting to the api-server")
+    }
+}
