@@ -25,8 +25,9 @@ use crate::watch_cache::{CachedEvent, EventType, FieldSelector, WatchCache, Watc
 
 /// How long a watch started from a list waits for the cache to catch up with the list's revision.
 const CACHE_CATCH_UP: Duration = Duration::from_secs(5);
-/// Events buffered between a watch's task and the gRPC stream.
-const STREAM_BUFFER: usize = 64;
+/// Events buffered between a watch's task and the gRPC stream. Small: the watch cache's per-watcher
+/// buffer is what absorbs bursts, and a slow client must fill it to be detected.
+const STREAM_BUFFER: usize = 8;
 
 pub struct Service {
     pub registry: Arc<Registry>,

@@ -290,10 +290,7 @@ impl<K: Resource> Api<K> {
 
     /// Creates `obj`; its namespace defaults to this handle's.
     pub async fn create(&self, obj: &K) -> Result<K> {
-        let mut obj = obj.clone();
-        if K::NAMESPACED && obj.meta().namespace.is_empty() {
-            obj.meta_mut().namespace = self.namespace.clone();
-        }
+        let obj = self.in_namespace(obj);
         let req = proto::CreateRequest { object: Some(object_of(&obj)), dry_run: false };
         let resp = self.client.grpc.clone().create(req).await?.into_inner();
         Ok(decode_typed(&resp.raw)?)
@@ -322,14 +319,23 @@ impl<K: Resource> Api<K> {
         Ok(ObjectList { items, resource_version: raw.resource_version, continue_token: raw.r#continue })
     }
 
+    fn in_namespace(&self, obj: &K) -> K {
+        let mut obj = obj.clone();
+        if K::NAMESPACED && obj.meta().namespace.is_empty() {
+            obj.meta_mut().namespace = self.namespace.clone();
+        }
+        obj
+    }
+
+    /// Replaces `obj` (its namespace defaults to this handle's).
     pub async fn update(&self, obj: &K) -> Result<K> {
-        let req = proto::UpdateRequest { object: Some(object_of(obj)), dry_run: false };
+        let req = proto::UpdateRequest { object: Some(object_of(&self.in_namespace(obj))), dry_run: false };
         let resp = self.client.grpc.clone().update(req).await?.into_inner();
         Ok(decode_typed(&resp.raw)?)
     }
 
     pub async fn update_status(&self, obj: &K) -> Result<K> {
-        let req = proto::UpdateRequest { object: Some(object_of(obj)), dry_run: false };
+        let req = proto::UpdateRequest { object: Some(object_of(&self.in_namespace(obj))), dry_run: false };
         let resp = self.client.grpc.clone().update_status(req).await?.into_inner();
         Ok(decode_typed(&resp.raw)?)
     }
