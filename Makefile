@@ -1,0 +1,47 @@
+# navarch: `make up` brings a local control plane up; `make test` runs every test.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+CARGO ?= cargo
+
+.PHONY: help up down status deps build release test unit lint fmt bench-api logs
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+up: ## install what is missing, build, start etcd + api-server, write the navctl config
+	@scripts/cluster.sh up
+
+down: ## stop everything `make up` started (PURGE=1 also removes state)
+	@scripts/cluster.sh down
+
+status: ## show what runs and how healthy it is
+	@scripts/cluster.sh status
+
+deps: ## install the apt packages (only missing ones)
+	@scripts/deps.sh
+
+build: ## debug build of every crate and binary
+	$(CARGO) build --workspace --bins
+
+release: ## release binaries in target/release
+	$(CARGO) build --release --workspace --bins
+
+test: ## unit + integration tests (real etcd, real api-server), then clippy and fmt
+	$(CARGO) build --workspace --bins
+	$(CARGO) test --workspace
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) fmt --all -- --check
+
+lint: ## clippy -D warnings and rustfmt --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) fmt --all -- --check
+
+fmt: ## format the code
+	$(CARGO) fmt --all
+
+bench-api: ## api-server create rate/latency beside raw etcd puts, RSS, watch fan-out (release)
+	$(CARGO) build --release -p api-server --bin api-server
+	$(CARGO) run --release -p navarch-tests --bin bench-api -- $(ARGS)
+
+logs: ## follow the component logs of `make up`
+	@tail -n 20 -F .navarch/logs/*.log

@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# make up / make down / make status: a local navarch control plane as background processes.
+#
+# State, logs and pid files live under $NAVARCH_HOME (default: .navarch/ in the checkout):
+#   etcd/            etcd data
+#   logs/<c>.log     one log per component
+#   run/<c>.pid      one pid file per component
+# navctl's config goes to ~/.navarch/config.yaml.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+HOME_DIR="${NAVARCH_HOME:-$ROOT/.navarch}"
+LOGS="$HOME_DIR/logs"
+RUN="$HOME_DIR/run"
+BIN="$ROOT/target/release"
+ETCD_CLIENT_PORT="${ETCD_CLIENT_PORT:-2379}"
+ETCD_PEER_PORT="${ETCD_PEER_PORT:-2380}"
+API_PORT="${API_PORT:-6443}"
+API_HTTP_PORT="${API_HTTP_PORT:-6444}"
+NAVCTL_CONFIG_DIR="${HOME}/.navarch"
+NAVCTL_CONFIG="$NAVCTL_CONFIG_DIR/config.yaml"
+NAVCTL_LINK="/usr/local/bin/navctl"
+
+# Components not built yet: name and the issue that builds them.
+NOT_YET=("scheduler:3" "kubelet:4" "controller-manager:5" "kube-proxy:6")
+
+say() { printf '%s\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+pid_of() { [ -f "$RUN/$1.pid" ] && cat "$RUN/$1.pid" || true; }
+
+running() {
+  local pid
+  pid="$(pid_of "$1")"
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+}
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+http_ok() { curl -fsS --max-time 2 "http://127.0.0.1:$1$2" >/dev/null 2>&1; }
+
+wait_for() { # name, timeout seconds, command...
+  local name="$1" timeout="$2"; shift 2
+  local deadline=$((SECONDS + timeout))
+  until "$@"; do
+    if ! running "$name"; then
+      say "$name exited; last lines of $LOGS/$name.log:" >&2
+      tail -n 30 "$LOGS/$name.log" >&2 || true
+      exit 1
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      say "$name not healthy after ${timeout}s; last lines of $LOGS/$name.log:" >&2
+      tail -n 30 "$LOGS/$name.log" >&2 || true
+      exit 1
+    fi
+    sleep 0.3
+  done
+}
+
+start_bg() { # name, command...
+  local name="$1"; shift
+  nohup setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+  echo $! >"$RUN/$name.pid"
+}
+
+etcd_healthy() { ETCDCTL_API=3 etcdctl --endpoints="http://127.0.0.1:$ETCD_CLIENT_PORT" endpoint health >/dev/null 2>&1; }
+
+cmd_up() {
+  [ "$(id -u)" -eq 0 ] || die "make up must run as root (it installs packages and, in later issues, creates network namespaces): try sudo make up"
+  "$ROOT/scripts/deps.sh"
+  command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust with rustup (https://rustup.rs), then run make up again"
+  for tool in etcd etcdctl curl; do command -v "$tool" >/dev/null 2>&1 || die "$tool not found after installing packages"; done
+
+  say "building release binaries (first time: several minutes)"
+  (cd "$ROOT" && cargo build --release --workspace --bins)
+
+  mkdir -p "$LOGS" "$RUN" "$HOME_DIR/etcd"
+
+  if running etcd; then
+    say "etcd already running (pid $(pid_of etcd))"
+  else
+    rm -f "$RUN/etcd.pid"
+    port_busy "$ETCD_CLIENT_PORT" && die "port $ETCD_CLIENT_PORT is in use by a process that is not ours (set ETCD_CLIENT_PORT)"
+    port_busy "$ETCD_PEER_PORT" && die "port $ETCD_PEER_PORT is in use by a process that is not ours (set ETCD_PEER_PORT)"
+    say "starting etcd on 127.0.0.1:$ETCD_CLIENT_PORT"
+    start_bg etcd etcd --name=navarch --data-dir="$HOME_DIR/etcd" \
+      --listen-client-urls="http://127.0.0.1:$ETCD_CLIENT_PORT" --advertise-client-urls="http://127.0.0.1:$ETCD_CLIENT_PORT" \
+      --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+      --initial-cluster="navarch=http://127.0.0.1:$ETCD_PEER_PORT" --log-level=warn
+  fi
+  wait_for etcd 60 etcd_healthy
+
+  if running api-server; then
+    say "api-server already running (pid $(pid_of api-server))"
+  else
+    rm -f "$RUN/api-server.pid"
+    port_busy "$API_PORT" && die "port $API_PORT is in use by a process that is not ours (set API_PORT)"
+    port_busy "$API_HTTP_PORT" && die "port $API_HTTP_PORT is in use by a process that is not ours (set API_HTTP_PORT)"
+    say "starting api-server on 127.0.0.1:$API_PORT"
+    RUST_LOG="${RUST_LOG:-info}" start_bg api-server "$BIN/api-server" \
+      --listen="127.0.0.1:$API_PORT" --http-listen="127.0.0.1:$API_HTTP_PORT" \
+      --etcd-endpoints="http://127.0.0.1:$ETCD_CLIENT_PORT"
+  fi
+  wait_for api-server 60 http_ok "$API_HTTP_PORT" /readyz
+
+  mkdir -p "$NAVCTL_CONFIG_DIR"
+  printf 'server: 127.0.0.1:%s\nnamespace: default\n' "$API_PORT" >"$NAVCTL_CONFIG"
+  if [ ! -e "$NAVCTL_LINK" ] || [ "$(readlink "$NAVCTL_LINK" || true)" = "$BIN/navctl" ]; then
+    ln -sfn "$BIN/navctl" "$NAVCTL_LINK"
+  fi
+
+  say ""
+  say "navarch control plane is up:"
+  cmd_status
+  say ""
+  say "next:"
+  say "  navctl get namespaces"
+  say "  navctl apply -f examples/guestbook.yaml"
+  say "  navctl get all -n guestbook     # or: navctl get deploy,svc,cm -n guestbook"
+  say "  navctl get pods -A -w            # watch changes live"
+  say "  make status / make down"
+}
+
+stop() { # name
+  local name="$1" pid
+  pid="$(pid_of "$name")"
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
+    say "stopped $name (pid $pid)"
+  fi
+  rm -f "$RUN/$name.pid"
+}
+
+cmd_down() {
+  stop api-server
+  stop etcd
+  if [ "${PURGE:-0}" = "1" ]; then
+    rm -rf "$HOME_DIR"
+    rm -f "$NAVCTL_CONFIG"
+    rmdir "$NAVCTL_CONFIG_DIR" 2>/dev/null || true
+    if [ "$(readlink "$NAVCTL_LINK" 2>/dev/null || true)" = "$BIN/navctl" ]; then rm -f "$NAVCTL_LINK"; fi
+    say "removed state $HOME_DIR, $NAVCTL_CONFIG and the navctl link"
+  else
+    say "data kept in $HOME_DIR (PURGE=1 make down removes it)"
+  fi
+}
+
+uptime_of() { ps -o etime= -p "$1" 2>/dev/null | tr -d ' '; }
+
+cmd_status() {
+  printf '%-20s %-10s %-8s %-12s %s\n' COMPONENT STATE PID UPTIME HEALTH
+  local name pid health
+  for name in etcd api-server; do
+    if running "$name"; then
+      pid="$(pid_of "$name")"
+      case "$name" in
+        etcd) etcd_healthy && health="healthy" || health="unhealthy" ;;
+        api-server) http_ok "$API_HTTP_PORT" /readyz && health="ready (http://127.0.0.1:$API_HTTP_PORT/metrics)" || health="not ready" ;;
+      esac
+      printf '%-20s %-10s %-8s %-12s %s\n' "$name" running "$pid" "$(uptime_of "$pid")" "$health"
+    else
+      printf '%-20s %-10s %-8s %-12s %s\n' "$name" stopped - - "log: $LOGS/$name.log"
+    fi
+  done
+  local entry
+  for entry in "${NOT_YET[@]}"; do
+    printf '%-20s %-10s %-8s %-12s %s\n' "${entry%%:*}" "-" - - "not implemented yet (issue ${entry##*:})"
+  done
+}
+
+case "${1:-}" in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  *) die "usage: $0 up|down|status" ;;
+esac
