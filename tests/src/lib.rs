@@ -33,9 +33,10 @@ pub fn bin_dir() -> PathBuf {
     if let Ok(d) = std::env::var("NAVARCH_BIN_DIR") {
         return PathBuf::from(d);
     }
-    // target/<profile>/deps/<test>-<hash> → target/<profile>
+    // Tests run from target/<profile>/deps/<test>-<hash>, binaries (bench-api) from target/<profile>.
     let exe = std::env::current_exe().expect("current_exe");
-    exe.parent().and_then(Path::parent).expect("test binary lives in target/<profile>/deps").to_path_buf()
+    let dir = exe.parent().expect("executable has a directory");
+    if dir.ends_with("deps") { dir.parent().expect("target/<profile>").to_path_buf() } else { dir.to_path_buf() }
 }
 
 static BUILD_LOCK: Mutex<()> = Mutex::new(());

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use navarch_api::proto::api_server_server::ApiServer;
 use navarch_api::proto::{self, ApiResource, DiscoveryResponse};
 use navarch_api::selector::Selector;
@@ -25,6 +25,8 @@ use crate::watch_cache::{CachedEvent, EventType, FieldSelector, WatchCache, Watc
 
 /// How long a watch started from a list waits for the cache to catch up with the list's revision.
 const CACHE_CATCH_UP: Duration = Duration::from_secs(5);
+/// How long a watch from a revision the cache has not reached yet waits for it.
+const TOO_LARGE_WAIT: Duration = Duration::from_secs(3);
 /// Events buffered between a watch's task and the gRPC stream. Small: the watch cache's per-watcher
 /// buffer is what absorbs bursts, and a slow client must fill it to be detected.
 const STREAM_BUFFER: usize = 8;
@@ -244,7 +246,15 @@ impl Service {
             }
             (l.items, l.resource_version)
         } else {
-            (Vec::new(), rev_param(&r.resource_version)?)
+            let after = rev_param(&r.resource_version)?;
+            // A revision from the future (e.g. another api-server's): wait briefly, like Kubernetes.
+            if after > cache.revision() && !cache.wait_for_revision(after, TOO_LARGE_WAIT).await {
+                return Err(ApiError::Expired(format!(
+                    "Too large resource version: {after}, current: {}",
+                    cache.revision()
+                )));
+            }
+            (Vec::new(), after)
         };
         let mut sub = cache.subscribe(after, filter).map_err(|e| match e {
             WatchCacheError::Expired(m) => ApiError::Expired(m),
@@ -296,10 +306,22 @@ impl Service {
                                 None => return,
                             },
                             _ = ticker.tick(), if bookmarks => {
+                                // Read the revision first, then send every event already queued: an event
+                                // published between the poll above and this read is then not overtaken.
+                                let rev = cache.revision();
+                                while let Some(Some(ev)) = sub.next().now_or_never() {
+                                    match ev {
+                                        Ok(e) => {
+                                            if tx.send(Ok(proto_event(kind, &e))).await.is_err() { return; }
+                                            sent.inc();
+                                        }
+                                        Err(_) => break, // the next loop turn reports the end
+                                    }
+                                }
                                 let ev = proto::WatchEvent {
                                     r#type: "BOOKMARK".into(),
                                     object: None,
-                                    resource_version: cache.revision().to_string(),
+                                    resource_version: rev.to_string(),
                                 };
                                 if tx.send(Ok(ev)).await.is_err() { return; }
                             }

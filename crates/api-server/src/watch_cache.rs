@@ -99,7 +99,12 @@ impl CachedEvent {
     }
 
     fn retyped(&self, event_type: EventType) -> CachedEvent {
-        CachedEvent { event_type, object: self.object.clone(), raw: self.raw.clone(), revision: self.revision }
+        CachedEvent {
+            event_type,
+            object: self.object.clone(),
+            raw: self.raw.clone(),
+            revision: self.revision,
+        }
     }
 }
 
@@ -525,7 +530,8 @@ impl WatchCache {
             }
         };
         let history = cfg.history.max(1);
-        let start = (current - history as i64 + 1).max(1);
+        let start =
+            current.saturating_sub(i64::try_from(history).unwrap_or(i64::MAX)).saturating_add(1).max(1);
         let (revision, _) = watch::channel(start - 1);
         let shared = Arc::new(Shared {
             kind,
@@ -568,7 +574,10 @@ impl WatchCache {
             return Ok(Subscription::ended());
         }
         if after < st.floor {
-            return Err(WatchCacheError::Expired(format!("too old resource version: {after} ({})", st.floor)));
+            return Err(WatchCacheError::Expired(format!(
+                "too old resource version: {after} ({})",
+                st.floor
+            )));
         }
         let first = st.buffer.partition_point(|e| e.revision() <= after);
         let snapshot: VecDeque<Arc<CachedEvent>> =
@@ -833,22 +842,37 @@ impl Upstream {
         loop {
             match self.watch_from(next, &mut backoff).await {
                 StreamEnd::Cancelled => break,
-                StreamEnd::Compacted(compacted) if compacted > next => {
-                    if next == start && self.shared.lock().buffer.is_empty() {
-                        tracing::info!(from = next, compacted, "history partly compacted; starting at the compaction");
+                StreamEnd::Compacted(compacted) if compacted > self.resume_revision(next) => {
+                    let resume = self.resume_revision(next);
+                    if resume == start && self.shared.lock().buffer.is_empty() {
+                        tracing::info!(
+                            from = resume,
+                            compacted,
+                            "history partly compacted; starting at the compaction"
+                        );
                     } else {
-                        tracing::warn!(from = next, compacted, "events compacted away while disconnected; watchers relist");
+                        tracing::warn!(
+                            from = resume,
+                            compacted,
+                            "events were compacted away; watchers relist"
+                        );
                     }
                     self.shared.reset(compacted);
                     next = compacted;
                     continue;
                 }
                 StreamEnd::Compacted(compacted) => {
-                    tracing::warn!(from = next, compacted, "etcd reported a compaction below the start revision");
+                    tracing::warn!(
+                        from = next,
+                        compacted,
+                        "etcd reported a compaction below the resume revision"
+                    );
                 }
-                StreamEnd::Broken(reason) => tracing::warn!(from = next, %reason, "etcd watch broke; reconnecting"),
+                StreamEnd::Broken(reason) => {
+                    tracing::warn!(from = next, %reason, "etcd watch broke; reconnecting")
+                }
             }
-            next = self.shared.revision.borrow().saturating_add(1).max(next);
+            next = self.resume_revision(next);
             tokio::select! {
                 _ = tokio::time::sleep(backoff.next_delay()) => {}
                 _ = self.cancel.cancelled() => break,
@@ -858,9 +882,18 @@ impl Upstream {
         tracing::debug!("watch cache stopped");
     }
 
+    /// The revision to watch from after a stream ended: right after everything already published.
+    fn resume_revision(&self, next: i64) -> i64 {
+        self.shared.revision.borrow().saturating_add(1).max(next)
+    }
+
     /// Watches from revision `next` until the stream ends.
     async fn watch_from(&mut self, next: i64, backoff: &mut Backoff) -> StreamEnd {
-        let opts = WatchOptions::new().with_prefix().with_prev_key().with_progress_notify().with_start_revision(next);
+        let opts = WatchOptions::new()
+            .with_prefix()
+            .with_prev_key()
+            .with_progress_notify()
+            .with_start_revision(next);
         let stream = tokio::select! {
             r = self.client.watch(self.prefix.as_bytes(), Some(opts)) => r,
             _ = self.cancel.cancelled() => return StreamEnd::Cancelled,
@@ -960,7 +993,8 @@ impl Upstream {
             match decode_event(kind, &self.prefix, ev.event_type(), ev.kv(), ev.prev_kv()) {
                 Ok(e) => entries.push(e),
                 Err(reason) => {
-                    let key = ev.kv().map(|kv| String::from_utf8_lossy(kv.key()).into_owned()).unwrap_or_default();
+                    let key =
+                        ev.kv().map(|kv| String::from_utf8_lossy(kv.key()).into_owned()).unwrap_or_default();
                     tracing::warn!(%key, revision = rev, %reason, "skipping undecodable watch event");
                 }
             }
@@ -973,7 +1007,7 @@ impl Upstream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures::FutureExt;
+    use futures::{FutureExt, StreamExt};
     use navarch_api::v1::{ConfigMap, ObjectMeta, Pod, PodSpec, PodStatus};
 
     fn pod(ns: &str, name: &str, node: &str, labels: &[(&str, &str)]) -> Object {
@@ -1141,7 +1175,6 @@ mod tests {
     }
 
     fn drain(sub: &mut Subscription) -> Vec<Result<i64, String>> {
-        use futures::StreamExt;
         let mut out = Vec::new();
         while let Some(Some(item)) = sub.next().now_or_never() {
             out.push(item.map(|e| e.revision).map_err(|e| e.to_string()));

@@ -5,9 +5,17 @@
 //! when expired; jittered backoff), the reflector store, and the controller runner.
 
 pub mod client;
+pub mod controller;
 pub mod error;
+pub mod leader;
+pub mod store;
+pub mod watcher;
 
 pub use client::{
     Api, Client, DeleteParams, Deleted, ListParams, ObjectList, WatchEvent, WatchParams, WatchStream,
 };
+pub use controller::{Action, Controller};
 pub use error::{Error, Result};
+pub use leader::{LeaderElector, LeaseConfig, run_while_leader};
+pub use store::{ObjectRef, Store, reflector, store};
+pub use watcher::{Event, WatcherConfig, watcher};

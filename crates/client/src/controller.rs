@@ -1,0 +1,332 @@
+//! The controller runner: watches a kind (and optionally what it owns), keeps a [`Store`], and calls
+//! `reconcile` for each changed key through a work queue with per-key dedup, requeue-after, per-key
+//! error backoff, bounded concurrency, and never two workers on one key. Reconcile gets the object from
+//! the store (level-triggered), never from the event that woke it.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fmt::Display;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::stream::{BoxStream, SelectAll};
+use futures::{Stream, StreamExt};
+use navarch_api::Resource;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::client::Api;
+use crate::store::{ObjectRef, Store, Writer, reflector, store};
+use crate::watcher::{Event, WatcherConfig, watcher};
+
+/// What to do with a key after a reconcile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Reconcile again after this long (even if nothing changes).
+    Requeue(Duration),
+    /// Reconcile again only when something changes.
+    AwaitChange,
+}
+
+impl Action {
+    pub fn requeue(after: Duration) -> Action {
+        Action::Requeue(after)
+    }
+    pub fn await_change() -> Action {
+        Action::AwaitChange
+    }
+}
+
+/// The work queue: due keys in time order, one entry per key (dedup), keys being reconciled held aside
+/// and re-run after they finish if they were scheduled meanwhile.
+#[derive(Debug, Default)]
+pub struct WorkQueue {
+    order: BTreeSet<(Instant, u64, ObjectRef)>,
+    index: HashMap<ObjectRef, (Instant, u64)>,
+    running: HashSet<ObjectRef>,
+    rerun: HashMap<ObjectRef, Instant>,
+    seq: u64,
+}
+
+impl WorkQueue {
+    /// Schedules `key` at `at`, keeping the earlier time if it is already scheduled.
+    pub fn schedule(&mut self, key: ObjectRef, at: Instant) {
+        if self.running.contains(&key) {
+            let e = self.rerun.entry(key).or_insert(at);
+            *e = (*e).min(at);
+            return;
+        }
+        if let Some(&(t, s)) = self.index.get(&key) {
+            if at >= t {
+                return;
+            }
+            self.order.remove(&(t, s, key.clone()));
+        }
+        self.seq += 1;
+        self.index.insert(key.clone(), (at, self.seq));
+        self.order.insert((at, self.seq, key));
+    }
+
+    /// The next key due at `now`, marked running.
+    pub fn pop_due(&mut self, now: Instant) -> Option<ObjectRef> {
+        let first = self.order.first().filter(|(t, _, _)| *t <= now)?.clone();
+        self.order.remove(&first);
+        self.index.remove(&first.2);
+        self.running.insert(first.2.clone());
+        Some(first.2)
+    }
+
+    /// Marks `key` finished; schedules it again if it was triggered while running.
+    pub fn finish(&mut self, key: &ObjectRef) {
+        self.running.remove(key);
+        if let Some(at) = self.rerun.remove(key) {
+            self.schedule(key.clone(), at);
+        }
+    }
+
+    pub fn next_due(&self) -> Option<Instant> {
+        self.order.first().map(|(t, _, _)| *t)
+    }
+
+    pub fn running(&self) -> usize {
+        self.running.len()
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty() && self.running.is_empty()
+    }
+}
+
+/// Per-key error backoff: 5 ms doubling to 5 minutes, like client-go's default controller rate limiter.
+fn error_backoff(failures: u32) -> Duration {
+    let base = Duration::from_millis(5);
+    base.saturating_mul(1u32 << failures.min(16).saturating_sub(1)).min(Duration::from_secs(300))
+}
+
+/// Builder and runner of one controller.
+pub struct Controller<K: Resource> {
+    main: BoxStream<'static, Vec<ObjectRef>>,
+    triggers: Vec<BoxStream<'static, Vec<ObjectRef>>>,
+    reader: Store<K>,
+    concurrency: usize,
+}
+
+/// Keys to reconcile for an event of a kind the controller does not store: every object it reports.
+fn keys_of<K: Resource>(ev: &Event<K>, map: &(dyn Fn(&K) -> Vec<ObjectRef> + Send + Sync)) -> Vec<ObjectRef> {
+    match ev {
+        Event::InitApply(o) | Event::Apply(o) | Event::Delete(o) => map(o),
+        Event::Init | Event::InitDone => Vec::new(),
+    }
+}
+
+type KeyFn<K> = Arc<dyn Fn(&Event<K>) -> Vec<ObjectRef> + Send + Sync>;
+
+fn logged<K: Resource>(
+    s: impl Stream<Item = crate::Result<Event<K>>> + Send + 'static,
+    keys: KeyFn<K>,
+) -> BoxStream<'static, Vec<ObjectRef>> {
+    s.filter_map(move |ev| {
+        let keys = match ev {
+            Ok(e) => keys(&e),
+            Err(e) => {
+                tracing::warn!(kind = K::KIND, error = %e, "watch failed; retrying");
+                Vec::new()
+            }
+        };
+        futures::future::ready((!keys.is_empty()).then_some(keys))
+    })
+    .boxed()
+}
+
+impl<K: Resource> Controller<K> {
+    /// A controller of `api`'s kind (in its namespace, or all namespaces).
+    pub fn new(api: Api<K>, cfg: WatcherConfig) -> Controller<K> {
+        let (reader, writer): (Store<K>, Writer<K>) = store();
+        // The main kind: changes schedule their key; a completed (re)list schedules every key in the store
+        // (the store holds the relist only from InitDone on, so InitApply schedules nothing).
+        let all = reader.clone();
+        let keys: KeyFn<K> = Arc::new(move |ev: &Event<K>| match ev {
+            Event::Apply(o) | Event::Delete(o) => vec![ObjectRef::from_obj(o)],
+            Event::InitDone => all.state().iter().map(|o| ObjectRef::from_obj(o.as_ref())).collect(),
+            Event::Init | Event::InitApply(_) => Vec::new(),
+        });
+        let main = logged(reflector(writer, watcher(api, cfg)), keys);
+        Controller { main, triggers: Vec::new(), reader, concurrency: 4 }
+    }
+
+    /// The store the controller keeps (read it in reconcile).
+    pub fn store(&self) -> Store<K> {
+        self.reader.clone()
+    }
+
+    /// At most `n` reconciles at once (at least 1).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+
+    /// Also reconciles the controller-owner (ownerReferences with `controller: true` of kind K) of every
+    /// changed object of kind C.
+    pub fn owns<C: Resource>(self, api: Api<C>, cfg: WatcherConfig) -> Self {
+        self.watches(api, cfg, |c: &C| {
+            let m = c.meta();
+            m.owner_references
+                .iter()
+                .filter(|r| r.kind == K::KIND && r.controller == Some(true))
+                .map(|r| ObjectRef::new(if K::NAMESPACED { &m.namespace } else { "" }, &r.name))
+                .collect()
+        })
+    }
+
+    /// Also reconciles the keys `map` returns for every changed object of kind C.
+    pub fn watches<C: Resource>(
+        mut self,
+        api: Api<C>,
+        cfg: WatcherConfig,
+        map: impl Fn(&C) -> Vec<ObjectRef> + Send + Sync + 'static,
+    ) -> Self {
+        let keys: KeyFn<C> = Arc::new(move |ev: &Event<C>| keys_of(ev, &map));
+        self.triggers.push(logged(watcher(api, cfg), keys));
+        self
+    }
+
+    /// Runs until `shutdown` is cancelled, then waits for running reconciles to finish.
+    pub async fn run<Ctx, E, F, Fut, P>(self, reconcile: F, error_policy: P, ctx: Arc<Ctx>, shutdown: CancellationToken)
+    where
+        Ctx: Send + Sync + 'static,
+        E: Display + Send + 'static,
+        F: Fn(Arc<K>, Arc<Ctx>) -> Fut,
+        Fut: Future<Output = Result<Action, E>> + Send + 'static,
+        P: Fn(Arc<K>, &E, Arc<Ctx>) -> Action,
+    {
+        let mut triggers: SelectAll<BoxStream<'static, Vec<ObjectRef>>> = futures::stream::select_all(self.triggers);
+        triggers.push(self.main);
+        let store = self.reader;
+        let mut queue = WorkQueue::default();
+        let mut failures: HashMap<ObjectRef, u32> = HashMap::new();
+        let mut running: JoinSet<(ObjectRef, Arc<K>, Result<Action, E>)> = JoinSet::new();
+        loop {
+            let now = Instant::now();
+            while running.len() < self.concurrency {
+                let Some(key) = queue.pop_due(now) else { break };
+                match store.get(&key) {
+                    Some(obj) => {
+                        let fut = reconcile(obj.clone(), ctx.clone());
+                        let span = tracing::debug_span!("reconcile", kind = K::KIND, key = %key);
+                        running.spawn(tracing::Instrument::instrument(async move { (key, obj, fut.await) }, span));
+                    }
+                    // Gone (deleted): nothing to reconcile; cleanup belongs to finalizers.
+                    None => queue.finish(&key),
+                }
+            }
+            let next_due = queue.next_due();
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                Some(keys) = triggers.next() => {
+                    let now = Instant::now();
+                    for k in keys {
+                        queue.schedule(k, now);
+                    }
+                }
+                Some(done) = running.join_next(), if !running.is_empty() => {
+                    let (key, obj, result) = match done {
+                        Ok(r) => r,
+                        Err(e) => {
+                            tracing::error!(kind = K::KIND, error = %e, "reconcile task panicked");
+                            continue;
+                        }
+                    };
+                    queue.finish(&key);
+                    let now = Instant::now();
+                    match result {
+                        Ok(action) => {
+                            failures.remove(&key);
+                            if let Action::Requeue(d) = action {
+                                queue.schedule(key, now + d);
+                            }
+                        }
+                        Err(e) => {
+                            let n = failures.entry(key.clone()).or_insert(0);
+                            *n += 1;
+                            tracing::warn!(kind = K::KIND, key = %key, failures = *n, error = %e, "reconcile failed");
+                            if let Action::Requeue(d) = error_policy(obj, &e, ctx.clone()) {
+                                queue.schedule(key, now + d.max(error_backoff(*n)));
+                            }
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(next_due.unwrap_or(now)), if next_due.is_some() => {}
+            }
+        }
+        while running.join_next().await.is_some() {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k(n: &str) -> ObjectRef {
+        ObjectRef::new("ns", n)
+    }
+
+    #[test]
+    fn dedups_and_orders() {
+        let mut q = WorkQueue::default();
+        let t = Instant::now();
+        q.schedule(k("a"), t);
+        q.schedule(k("a"), t);
+        q.schedule(k("b"), t + Duration::from_secs(5));
+        q.schedule(k("b"), t);
+        assert_eq!(q.len(), 2);
+        assert_eq!(q.pop_due(t), Some(k("a")));
+        assert_eq!(q.pop_due(t), Some(k("b")));
+        assert_eq!(q.pop_due(t), None);
+    }
+
+    #[test]
+    fn later_schedule_keeps_earlier_time() {
+        let mut q = WorkQueue::default();
+        let t = Instant::now();
+        q.schedule(k("a"), t);
+        q.schedule(k("a"), t + Duration::from_secs(60));
+        assert_eq!(q.next_due(), Some(t));
+    }
+
+    #[test]
+    fn running_key_is_not_handed_out_twice_and_reruns_after() {
+        let mut q = WorkQueue::default();
+        let t = Instant::now();
+        q.schedule(k("a"), t);
+        assert_eq!(q.pop_due(t), Some(k("a")));
+        q.schedule(k("a"), t);
+        q.schedule(k("a"), t);
+        assert_eq!(q.pop_due(t), None, "a is running");
+        q.finish(&k("a"));
+        assert_eq!(q.pop_due(t), Some(k("a")), "changed while running: runs again, once");
+        q.finish(&k("a"));
+        assert_eq!(q.pop_due(t), None);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn requeue_waits_until_due() {
+        let mut q = WorkQueue::default();
+        let t = Instant::now();
+        q.schedule(k("a"), t + Duration::from_secs(1));
+        assert_eq!(q.pop_due(t), None);
+        assert_eq!(q.pop_due(t + Duration::from_secs(1)), Some(k("a")));
+    }
+
+    #[test]
+    fn error_backoff_grows_and_caps() {
+        assert_eq!(error_backoff(1), Duration::from_millis(5));
+        assert_eq!(error_backoff(2), Duration::from_millis(10));
+        assert!(error_backoff(30) <= Duration::from_secs(300));
+    }
+}
