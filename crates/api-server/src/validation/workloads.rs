@@ -1,0 +1,926 @@
+//! apps/v1 workloads — ReplicaSet, Deployment, DaemonSet, StatefulSet: Kubernetes' defaults
+//! (`SetDefaults_Deployment`, ...) and validation (`ValidateDeployment`, ..., and what an update may not
+//! change: the selector always, most of a StatefulSet's spec).
+
+use navarch_api::names;
+use navarch_api::selector::Selector;
+use navarch_api::v1::*;
+
+use super::meta::{self, Unique};
+use super::pod::{self, PodSpecRules};
+use super::{Errors, Path, changed_paths, q, set_if_empty};
+
+const DEFAULT_REVISION_HISTORY_LIMIT: i32 = 10;
+const DEFAULT_PROGRESS_DEADLINE_SECONDS: i32 = 600;
+
+// ---------------------------------------------------------------------------------------------------------
+// Defaults
+// ---------------------------------------------------------------------------------------------------------
+
+pub(super) fn default_replica_set(rs: &mut ReplicaSet) {
+    let spec = rs.spec.get_or_insert_with(Default::default);
+    spec.replicas.get_or_insert(1);
+    pod::default_pod_template(spec.template.as_mut(), true);
+}
+
+pub(super) fn default_deployment(d: &mut Deployment) {
+    let spec = d.spec.get_or_insert_with(Default::default);
+    spec.replicas.get_or_insert(1);
+    let strategy = spec.strategy.get_or_insert_with(Default::default);
+    set_if_empty(&mut strategy.r#type, "RollingUpdate");
+    if strategy.r#type == "RollingUpdate" {
+        let ru = strategy.rolling_update.get_or_insert_with(Default::default);
+        ru.max_unavailable.get_or_insert_with(|| IntOrString::string("25%"));
+        ru.max_surge.get_or_insert_with(|| IntOrString::string("25%"));
+    }
+    spec.revision_history_limit.get_or_insert(DEFAULT_REVISION_HISTORY_LIMIT);
+    spec.progress_deadline_seconds.get_or_insert(DEFAULT_PROGRESS_DEADLINE_SECONDS);
+    pod::default_pod_template(spec.template.as_mut(), true);
+}
+
+pub(super) fn default_daemon_set(ds: &mut DaemonSet) {
+    let spec = ds.spec.get_or_insert_with(Default::default);
+    let strategy = spec.update_strategy.get_or_insert_with(Default::default);
+    set_if_empty(&mut strategy.r#type, "RollingUpdate");
+    if strategy.r#type == "RollingUpdate" {
+        let ru = strategy.rolling_update.get_or_insert_with(Default::default);
+        ru.max_unavailable.get_or_insert_with(|| IntOrString::int(1));
+        ru.max_surge.get_or_insert_with(|| IntOrString::int(0));
+    }
+    spec.revision_history_limit.get_or_insert(DEFAULT_REVISION_HISTORY_LIMIT);
+    pod::default_pod_template(spec.template.as_mut(), true);
+}
+
+pub(super) fn default_stateful_set(ss: &mut StatefulSet) {
+    let spec = ss.spec.get_or_insert_with(Default::default);
+    spec.replicas.get_or_insert(1);
+    set_if_empty(&mut spec.pod_management_policy, "OrderedReady");
+    let strategy = spec.update_strategy.get_or_insert_with(Default::default);
+    set_if_empty(&mut strategy.r#type, "RollingUpdate");
+    if strategy.r#type == "RollingUpdate" {
+        strategy.rolling_update.get_or_insert_with(Default::default).partition.get_or_insert(0);
+    }
+    spec.revision_history_limit.get_or_insert(DEFAULT_REVISION_HISTORY_LIMIT);
+    let retention = spec.persistent_volume_claim_retention_policy.get_or_insert_with(Default::default);
+    set_if_empty(&mut retention.when_deleted, "Retain");
+    set_if_empty(&mut retention.when_scaled, "Retain");
+    for claim in &mut spec.volume_claim_templates {
+        pod::default_pvc_spec(claim.spec.get_or_insert_with(Default::default));
+    }
+    pod::default_pod_template(spec.template.as_mut(), true);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Validation
+// ---------------------------------------------------------------------------------------------------------
+
+/// The selector is required and non-empty, the template valid, and the template's labels must match the
+/// selector (or the controller would never see its own pods).
+pub(super) fn validate_selector_and_template(
+    selector: Option<&LabelSelector>,
+    template: Option<&PodTemplateSpec>,
+    kind: &str,
+    path: &Path,
+    rules: &PodSpecRules,
+    errs: &mut Errors,
+) {
+    let sp = path.child("selector");
+    match selector {
+        None => errs.required(&sp, ""),
+        Some(s) => {
+            meta::validate_label_selector(s, &sp, errs);
+            if s.match_labels.is_empty() && s.match_expressions.is_empty() {
+                errs.invalid(
+                    &sp,
+                    "{}",
+                    format!("empty selector is invalid for {}", kind.to_ascii_lowercase()),
+                );
+            }
+        }
+    }
+    let tp = path.child("template");
+    pod::validate_pod_template(template, &tp, rules, errs);
+    let (Some(s), Some(t)) = (selector, template) else { return };
+    let Ok(sel) = Selector::from_label_selector(Some(s)) else { return };
+    if sel.is_empty() {
+        return;
+    }
+    let default = ObjectMeta::default();
+    let labels = &t.metadata.as_ref().unwrap_or(&default).labels;
+    if !sel.matches(labels) {
+        errs.invalid(
+            &tp.child("metadata").child("labels"),
+            meta::show_labels(labels),
+            "`selector` does not match template `labels`",
+        );
+    }
+}
+
+fn optional_non_negative(v: Option<i32>, path: &Path, errs: &mut Errors) {
+    if let Some(v) = v {
+        errs.non_negative(path, v.into());
+    }
+}
+
+/// An absolute number (≥ 0) or a percentage (`25%`, at most 100%); returns whether it is zero.
+fn validate_int_or_percent(v: Option<&IntOrString>, path: &Path, errs: &mut Errors) -> bool {
+    let Some(v) = v else { return true };
+    if let Some(n) = v.as_int() {
+        errs.non_negative(path, n.into());
+        return n == 0;
+    }
+    let s = v.as_str().unwrap_or_default();
+    match s.strip_suffix('%').filter(|d| !d.is_empty() && d.chars().all(|c| c.is_ascii_digit())) {
+        None => {
+            errs.invalid(
+                path,
+                q(s),
+                "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', \
+                 regex used for validation is '[0-9]+%')",
+            );
+            false
+        }
+        Some(d) => {
+            let pct: u64 = d.parse().unwrap_or(u64::MAX);
+            if pct > 100 {
+                errs.invalid(path, q(s), "must not be greater than 100%");
+            }
+            pct == 0
+        }
+    }
+}
+
+fn selector_immutable(
+    new: Option<&LabelSelector>,
+    old: Option<&LabelSelector>,
+    path: &Path,
+    errs: &mut Errors,
+) {
+    if new != old {
+        errs.immutable(&path.child("selector"));
+    }
+}
+
+pub(super) fn validate_replica_set(rs: &ReplicaSet, old: Option<&ReplicaSet>, errs: &mut Errors) {
+    let path = Path::new("spec");
+    let default = ReplicaSetSpec::default();
+    let spec = rs.spec.as_ref().unwrap_or(&default);
+    optional_non_negative(spec.replicas, &path.child("replicas"), errs);
+    errs.non_negative(&path.child("minReadySeconds"), spec.min_ready_seconds.into());
+    let rules = PodSpecRules::long_running("ReplicaSet");
+    validate_selector_and_template(
+        spec.selector.as_ref(),
+        spec.template.as_ref(),
+        "ReplicaSet",
+        &path,
+        &rules,
+        errs,
+    );
+    if let Some(old) = old {
+        let old_selector = old.spec.as_ref().and_then(|s| s.selector.as_ref());
+        selector_immutable(spec.selector.as_ref(), old_selector, &path, errs);
+    }
+}
+
+pub(super) fn validate_deployment(d: &Deployment, old: Option<&Deployment>, errs: &mut Errors) {
+    let path = Path::new("spec");
+    let default = DeploymentSpec::default();
+    let spec = d.spec.as_ref().unwrap_or(&default);
+    optional_non_negative(spec.replicas, &path.child("replicas"), errs);
+    let rules = PodSpecRules::long_running("Deployment");
+    validate_selector_and_template(
+        spec.selector.as_ref(),
+        spec.template.as_ref(),
+        "Deployment",
+        &path,
+        &rules,
+        errs,
+    );
+
+    let sp = path.child("strategy");
+    let strategy = spec.strategy.clone().unwrap_or_default();
+    errs.required_one_of(&sp.child("type"), &strategy.r#type, &["Recreate", "RollingUpdate"]);
+    let rp = sp.child("rollingUpdate");
+    match (strategy.r#type.as_str(), &strategy.rolling_update) {
+        ("Recreate", Some(_)) => {
+            errs.forbidden(&rp, "may not be specified when strategy `type` is 'Recreate'")
+        }
+        ("RollingUpdate", None) => errs.required(&rp, "this should be defaulted and never be nil"),
+        ("RollingUpdate", Some(ru)) => {
+            let unavailable_zero =
+                validate_int_or_percent(ru.max_unavailable.as_ref(), &rp.child("maxUnavailable"), errs);
+            let surge_zero = validate_int_or_percent(ru.max_surge.as_ref(), &rp.child("maxSurge"), errs);
+            if unavailable_zero && surge_zero {
+                errs.invalid(&rp.child("maxUnavailable"), 0, "may not be 0 when `maxSurge` is 0");
+            }
+        }
+        _ => {}
+    }
+    errs.non_negative(&path.child("minReadySeconds"), spec.min_ready_seconds.into());
+    optional_non_negative(spec.revision_history_limit, &path.child("revisionHistoryLimit"), errs);
+    if let Some(p) = spec.progress_deadline_seconds {
+        let pp = path.child("progressDeadlineSeconds");
+        errs.non_negative(&pp, p.into());
+        if p >= 0 && p <= spec.min_ready_seconds {
+            errs.invalid(&pp, p, "must be greater than minReadySeconds");
+        }
+    }
+    if let Some(old) = old {
+        let old_selector = old.spec.as_ref().and_then(|s| s.selector.as_ref());
+        selector_immutable(spec.selector.as_ref(), old_selector, &path, errs);
+    }
+}
+
+pub(super) fn validate_daemon_set(ds: &DaemonSet, old: Option<&DaemonSet>, errs: &mut Errors) {
+    let path = Path::new("spec");
+    let default = DaemonSetSpec::default();
+    let spec = ds.spec.as_ref().unwrap_or(&default);
+    let rules = PodSpecRules::long_running("DaemonSet");
+    validate_selector_and_template(
+        spec.selector.as_ref(),
+        spec.template.as_ref(),
+        "DaemonSet",
+        &path,
+        &rules,
+        errs,
+    );
+
+    let sp = path.child("updateStrategy");
+    let strategy = spec.update_strategy.clone().unwrap_or_default();
+    errs.required_one_of(&sp.child("type"), &strategy.r#type, &["RollingUpdate", "OnDelete"]);
+    let rp = sp.child("rollingUpdate");
+    match (strategy.r#type.as_str(), &strategy.rolling_update) {
+        ("RollingUpdate", None) => errs.required(&rp, ""),
+        ("RollingUpdate", Some(ru)) => {
+            let unavailable_zero =
+                validate_int_or_percent(ru.max_unavailable.as_ref(), &rp.child("maxUnavailable"), errs);
+            let surge_zero = validate_int_or_percent(ru.max_surge.as_ref(), &rp.child("maxSurge"), errs);
+            if unavailable_zero && surge_zero {
+                errs.invalid(&rp.child("maxUnavailable"), 0, "may not be 0 when `maxSurge` is 0");
+            } else if !unavailable_zero && !surge_zero {
+                let surge = ru.max_surge.as_ref().map(|s| s.to_string()).unwrap_or_default();
+                errs.invalid(
+                    &rp.child("maxSurge"),
+                    q(&surge),
+                    "may not be set when maxUnavailable is non-zero",
+                );
+            }
+        }
+        _ => {}
+    }
+    errs.non_negative(&path.child("minReadySeconds"), spec.min_ready_seconds.into());
+    optional_non_negative(spec.revision_history_limit, &path.child("revisionHistoryLimit"), errs);
+    if let Some(old) = old {
+        let old_selector = old.spec.as_ref().and_then(|s| s.selector.as_ref());
+        selector_immutable(spec.selector.as_ref(), old_selector, &path, errs);
+    }
+}
+
+const STATEFUL_SET_UPDATE_FORBIDDEN: &str = "updates to statefulset spec for fields other than 'replicas', \
+'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and \
+'minReadySeconds' are forbidden";
+
+pub(super) fn validate_stateful_set(ss: &StatefulSet, old: Option<&StatefulSet>, errs: &mut Errors) {
+    let path = Path::new("spec");
+    let default = StatefulSetSpec::default();
+    let spec = ss.spec.as_ref().unwrap_or(&default);
+    optional_non_negative(spec.replicas, &path.child("replicas"), errs);
+    errs.required_one_of(
+        &path.child("podManagementPolicy"),
+        &spec.pod_management_policy,
+        &["OrderedReady", "Parallel"],
+    );
+
+    let sp = path.child("updateStrategy");
+    let strategy = spec.update_strategy.clone().unwrap_or_default();
+    errs.required_one_of(&sp.child("type"), &strategy.r#type, &["RollingUpdate", "OnDelete"]);
+    if let Some(ru) = &strategy.rolling_update {
+        let rp = sp.child("rollingUpdate");
+        if strategy.r#type != "RollingUpdate" {
+            errs.invalid(&rp, q(&strategy.r#type), "only allowed for updateStrategy 'RollingUpdate'");
+        }
+        optional_non_negative(ru.partition, &rp.child("partition"), errs);
+        if let Some(mu) = &ru.max_unavailable {
+            let mp = rp.child("maxUnavailable");
+            if validate_int_or_percent(Some(mu), &mp, errs) {
+                errs.invalid(&mp, q(&mu.to_string()), "must be greater than 0");
+            }
+        }
+    }
+    optional_non_negative(spec.revision_history_limit, &path.child("revisionHistoryLimit"), errs);
+    errs.non_negative(&path.child("minReadySeconds"), spec.min_ready_seconds.into());
+    if let Some(r) = &spec.persistent_volume_claim_retention_policy {
+        let rp = path.child("persistentVolumeClaimRetentionPolicy");
+        errs.required_one_of(&rp.child("whenDeleted"), &r.when_deleted, &["Retain", "Delete"]);
+        errs.required_one_of(&rp.child("whenScaled"), &r.when_scaled, &["Retain", "Delete"]);
+    }
+    if let Some(o) = &spec.ordinals {
+        errs.non_negative(&path.child("ordinals").child("start"), o.start.into());
+    }
+    if !spec.service_name.is_empty() {
+        errs.syntax(&path.child("serviceName"), &spec.service_name, names::dns1123_label(&spec.service_name));
+    }
+
+    let mut claim_names = Unique::default();
+    let mut claims = Vec::new();
+    for (i, c) in spec.volume_claim_templates.iter().enumerate() {
+        let p = path.child("volumeClaimTemplates").index(i);
+        let name = c.metadata.as_ref().map(|m| m.name.as_str()).unwrap_or_default();
+        let np = p.child("metadata").child("name");
+        if name.is_empty() {
+            errs.required(&np, "");
+        } else {
+            errs.syntax(&np, name, names::dns1123_label(name));
+            if claim_names.check(name, &np, errs) {
+                claims.push(name);
+            }
+        }
+        meta::validate_template_meta(c.metadata.as_ref(), &p.child("metadata"), errs);
+        pod::validate_pvc_spec(c.spec.as_ref(), &p.child("spec"), errs);
+    }
+    let mut rules = PodSpecRules::long_running("StatefulSet");
+    rules.claim_templates = claims;
+    validate_selector_and_template(
+        spec.selector.as_ref(),
+        spec.template.as_ref(),
+        "StatefulSet",
+        &path,
+        &rules,
+        errs,
+    );
+
+    if let Some(old) = old {
+        let old_spec = old.spec.clone().unwrap_or_default();
+        let mut allowed = old_spec.clone();
+        allowed.replicas = spec.replicas;
+        allowed.ordinals = spec.ordinals;
+        allowed.template = spec.template.clone();
+        allowed.update_strategy = spec.update_strategy.clone();
+        allowed.revision_history_limit = spec.revision_history_limit;
+        allowed.persistent_volume_claim_retention_policy =
+            spec.persistent_volume_claim_retention_policy.clone();
+        allowed.min_ready_seconds = spec.min_ready_seconds;
+        for p in changed_paths(&path, &allowed, spec) {
+            errs.forbidden(&p, STATEFUL_SET_UPDATE_FORBIDDEN);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+
+    /// The Kubernetes documentation's nginx Deployment, with probes, resources, volumes and env added.
+    const NGINX: &str = "\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: nginx-deployment
+  namespace: default
+  labels:
+    app: nginx
+spec:
+  replicas: 3
+  selector:
+    matchLabels:
+      app: nginx
+  template:
+    metadata:
+      labels:
+        app: nginx
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1.14.2
+        ports:
+        - containerPort: 80
+        env:
+        - name: NGINX_PORT
+          value: \"80\"
+        - name: POD_NAME
+          valueFrom:
+            fieldRef:
+              fieldPath: metadata.name
+        resources:
+          requests:
+            cpu: 100m
+            memory: 128Mi
+          limits:
+            cpu: 500m
+            memory: 256Mi
+        livenessProbe:
+          httpGet:
+            path: /
+            port: 80
+          initialDelaySeconds: 15
+          periodSeconds: 20
+        readinessProbe:
+          httpGet:
+            path: /
+            port: 80
+          initialDelaySeconds: 5
+          periodSeconds: 10
+        volumeMounts:
+        - name: html
+          mountPath: /usr/share/nginx/html
+          readOnly: true
+        - name: cache
+          mountPath: /var/cache/nginx
+      volumes:
+      - name: html
+        configMap:
+          name: nginx-html
+      - name: cache
+        emptyDir: {}
+";
+
+    /// What `helm create mychart` renders (with the chart's default values).
+    const HELM: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: release-name-mychart
+  namespace: default
+  labels:
+    helm.sh/chart: mychart-0.1.0
+    app.kubernetes.io/name: mychart
+    app.kubernetes.io/instance: release-name
+    app.kubernetes.io/version: "1.16.0"
+    app.kubernetes.io/managed-by: Helm
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app.kubernetes.io/name: mychart
+      app.kubernetes.io/instance: release-name
+  template:
+    metadata:
+      annotations:
+        checksum/config: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+      labels:
+        helm.sh/chart: mychart-0.1.0
+        app.kubernetes.io/name: mychart
+        app.kubernetes.io/instance: release-name
+        app.kubernetes.io/version: "1.16.0"
+        app.kubernetes.io/managed-by: Helm
+    spec:
+      serviceAccountName: release-name-mychart
+      securityContext:
+        {}
+      containers:
+        - name: mychart
+          securityContext:
+            capabilities:
+              drop:
+              - ALL
+            readOnlyRootFilesystem: true
+            runAsNonRoot: true
+            runAsUser: 1000
+          image: "nginx:1.16.0"
+          imagePullPolicy: IfNotPresent
+          ports:
+            - name: http
+              containerPort: 80
+              protocol: TCP
+          livenessProbe:
+            httpGet:
+              path: /
+              port: http
+          readinessProbe:
+            httpGet:
+              path: /
+              port: http
+          resources:
+            {}
+      nodeSelector:
+        {}
+      affinity:
+        {}
+      tolerations:
+        []
+"#;
+
+    const STATEFUL_SET: &str = "\
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: web
+  namespace: default
+spec:
+  selector:
+    matchLabels:
+      app: nginx
+  serviceName: nginx
+  replicas: 3
+  minReadySeconds: 10
+  template:
+    metadata:
+      labels:
+        app: nginx
+    spec:
+      terminationGracePeriodSeconds: 10
+      containers:
+      - name: nginx
+        image: registry.k8s.io/nginx-slim:0.24
+        ports:
+        - containerPort: 80
+          name: web
+        volumeMounts:
+        - name: www
+          mountPath: /usr/share/nginx/html
+  volumeClaimTemplates:
+  - metadata:
+      name: www
+    spec:
+      accessModes: [ \"ReadWriteOnce\" ]
+      storageClassName: \"my-storage-class\"
+      resources:
+        requests:
+          storage: 1Gi
+";
+
+    const DAEMON_SET: &str = "\
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: fluentd-elasticsearch
+  namespace: kube-system
+  labels:
+    k8s-app: fluentd-logging
+spec:
+  selector:
+    matchLabels:
+      name: fluentd-elasticsearch
+  template:
+    metadata:
+      labels:
+        name: fluentd-elasticsearch
+    spec:
+      tolerations:
+      - key: node-role.kubernetes.io/control-plane
+        operator: Exists
+        effect: NoSchedule
+      containers:
+      - name: fluentd-elasticsearch
+        image: quay.io/fluentd_elasticsearch/fluentd:v2.5.2
+        resources:
+          limits:
+            memory: 200Mi
+          requests:
+            cpu: 100m
+            memory: 200Mi
+        volumeMounts:
+        - name: varlog
+          mountPath: /var/log
+      terminationGracePeriodSeconds: 30
+      volumes:
+      - name: varlog
+        hostPath:
+          path: /var/log
+";
+
+    const REPLICA_SET: &str = "\
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata:
+  name: frontend
+  namespace: default
+spec:
+  replicas: 3
+  selector:
+    matchLabels:
+      tier: frontend
+  template:
+    metadata:
+      labels:
+        tier: frontend
+    spec:
+      containers:
+      - name: php-redis
+        image: us-docker.pkg.dev/google-samples/containers/gke/gb-frontend:v5
+";
+
+    #[test]
+    fn realistic_manifests_validate() {
+        for m in [NGINX, HELM, STATEFUL_SET, DAEMON_SET, REPLICA_SET] {
+            assert_valid(m);
+        }
+    }
+
+    #[test]
+    fn deployment_defaults() {
+        let mut obj = parse(HELM);
+        super::super::apply_defaults(&mut obj);
+        let navarch_api::Object::Deployment(d) = obj else { unreachable!() };
+        let spec = d.spec.unwrap();
+        assert_eq!(spec.revision_history_limit, Some(10));
+        assert_eq!(spec.progress_deadline_seconds, Some(600));
+        let strategy = spec.strategy.unwrap();
+        assert_eq!(strategy.r#type, "RollingUpdate");
+        let ru = strategy.rolling_update.unwrap();
+        assert_eq!(ru.max_unavailable.unwrap().as_str(), Some("25%"));
+        assert_eq!(ru.max_surge.unwrap().as_str(), Some("25%"));
+        let pod = spec.template.unwrap().spec.unwrap();
+        assert_eq!(pod.restart_policy, "Always");
+        assert_eq!(pod.containers[0].termination_message_path, "/dev/termination-log");
+
+        let mut obj = parse(&edit(NGINX, "  replicas: 3\n", ""));
+        super::super::apply_defaults(&mut obj);
+        let navarch_api::Object::Deployment(d) = obj else { unreachable!() };
+        assert_eq!(d.spec.unwrap().replicas, Some(1));
+    }
+
+    #[test]
+    fn stateful_and_daemon_set_defaults() {
+        let mut obj = parse(STATEFUL_SET);
+        super::super::apply_defaults(&mut obj);
+        let navarch_api::Object::StatefulSet(s) = obj else { unreachable!() };
+        let spec = s.spec.unwrap();
+        assert_eq!(spec.pod_management_policy, "OrderedReady");
+        let strategy = spec.update_strategy.unwrap();
+        assert_eq!(strategy.r#type, "RollingUpdate");
+        assert_eq!(strategy.rolling_update.unwrap().partition, Some(0));
+        let retention = spec.persistent_volume_claim_retention_policy.unwrap();
+        assert_eq!((retention.when_deleted.as_str(), retention.when_scaled.as_str()), ("Retain", "Retain"));
+        assert_eq!(spec.revision_history_limit, Some(10));
+        let claim = spec.volume_claim_templates[0].spec.as_ref().unwrap();
+        assert_eq!(claim.volume_mode.as_deref(), Some("Filesystem"));
+
+        let mut obj = parse(DAEMON_SET);
+        super::super::apply_defaults(&mut obj);
+        let navarch_api::Object::DaemonSet(d) = obj else { unreachable!() };
+        let spec = d.spec.unwrap();
+        let ru = spec.update_strategy.unwrap().rolling_update.unwrap();
+        assert_eq!(ru.max_unavailable.unwrap().as_int(), Some(1));
+        assert_eq!(ru.max_surge.unwrap().as_int(), Some(0));
+    }
+
+    #[test]
+    fn deployment_errors() {
+        let cases: &[(&str, &str, &str, &str)] = &[
+            (
+                "  replicas: 3\n",
+                "  replicas: -1\n",
+                "spec.replicas",
+                "Invalid value: -1: must be greater than or equal to 0",
+            ),
+            ("  selector:\n    matchLabels:\n      app: nginx\n", "", "spec.selector", "Required value"),
+            (
+                "    matchLabels:\n      app: nginx\n",
+                "    matchLabels: {}\n",
+                "spec.selector",
+                "empty selector is invalid for deployment",
+            ),
+            (
+                "      labels:\n        app: nginx\n    spec:",
+                "      labels:\n        app: apache\n    spec:",
+                "spec.template.metadata.labels",
+                "Invalid value: {\"app\":\"apache\"}: `selector` does not match template `labels`",
+            ),
+            (
+                "    spec:\n      containers:",
+                "    spec:\n      restartPolicy: OnFailure\n      containers:",
+                "spec.template.spec.restartPolicy",
+                "Unsupported value: \"OnFailure\": supported values: \"Always\"",
+            ),
+            (
+                "    spec:\n      containers:",
+                "    spec:\n      activeDeadlineSeconds: 10\n      containers:",
+                "spec.template.spec.activeDeadlineSeconds",
+                "Forbidden: activeDeadlineSeconds in Deployment is not Supported",
+            ),
+            (
+                "        - containerPort: 80\n",
+                "        - containerPort: 0\n",
+                "spec.template.spec.containers[0].ports[0].containerPort",
+                "Required value",
+            ),
+            (
+                "  replicas: 3\n",
+                "  replicas: 3\n  strategy: {type: Rolling}\n",
+                "spec.strategy.type",
+                "Unsupported value: \"Rolling\": supported values: \"Recreate\", \"RollingUpdate\"",
+            ),
+            (
+                "  replicas: 3\n",
+                "  replicas: 3\n  strategy: {type: Recreate, rollingUpdate: {maxSurge: 1}}\n",
+                "spec.strategy.rollingUpdate",
+                "Forbidden: may not be specified when strategy `type` is 'Recreate'",
+            ),
+            (
+                "  replicas: 3\n",
+                "  replicas: 3\n  strategy: {rollingUpdate: {maxSurge: 0, maxUnavailable: 0}}\n",
+                "spec.strategy.rollingUpdate.maxUnavailable",
+                "may not be 0 when `maxSurge` is 0",
+            ),
+            (
+                "  replicas: 3\n",
+                "  replicas: 3\n  strategy: {rollingUpdate: {maxSurge: -1}}\n",
+                "spec.strategy.rollingUpdate.maxSurge",
+                "must be greater than or equal to 0",
+            ),
+            (
+                "  replicas: 3\n",
+                "  replicas: 3\n  strategy: {rollingUpdate: {maxSurge: 'ten'}}\n",
+                "spec.strategy.rollingUpdate.maxSurge",
+                "a valid percent string",
+            ),
+            (
+                "  replicas: 3\n",
+                "  replicas: 3\n  strategy: {rollingUpdate: {maxUnavailable: 150%}}\n",
+                "spec.strategy.rollingUpdate.maxUnavailable",
+                "must not be greater than 100%",
+            ),
+            (
+                "  replicas: 3\n",
+                "  replicas: 3\n  minReadySeconds: -1\n",
+                "spec.minReadySeconds",
+                "must be greater than or equal to 0",
+            ),
+            (
+                "  replicas: 3\n",
+                "  replicas: 3\n  revisionHistoryLimit: -1\n",
+                "spec.revisionHistoryLimit",
+                "must be greater than or equal to 0",
+            ),
+            (
+                "  replicas: 3\n",
+                "  replicas: 3\n  minReadySeconds: 30\n  progressDeadlineSeconds: 30\n",
+                "spec.progressDeadlineSeconds",
+                "must be greater than minReadySeconds",
+            ),
+        ];
+        for (from, to, path, reason) in cases {
+            assert_error(&edit(NGINX, from, to), path, reason);
+        }
+        let no_template = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d, namespace: default}\nspec: {selector: {matchLabels: {a: b}}}\n";
+        assert_error(no_template, "spec.template", "Required value");
+    }
+
+    #[test]
+    fn selector_is_immutable() {
+        let changed = edit(
+            NGINX,
+            "    matchLabels:\n      app: nginx\n",
+            "    matchLabels:\n      app: nginx\n      tier: web\n",
+        );
+        let changed = edit(
+            &changed,
+            "      labels:\n        app: nginx\n    spec:",
+            "      labels:\n        app: nginx\n        tier: web\n    spec:",
+        );
+        assert_single(&update_errors(NGINX, &changed), "spec.selector", "field is immutable", "");
+        let scaled = edit(NGINX, "  replicas: 3\n", "  replicas: 5\n");
+        assert!(update_errors(NGINX, &scaled).is_empty());
+        let rs_changed = edit(
+            REPLICA_SET,
+            "      tier: frontend\n  template",
+            "      tier: frontend\n      x: y\n  template",
+        );
+        let rs_changed = edit(
+            &rs_changed,
+            "        tier: frontend\n    spec",
+            "        tier: frontend\n        x: y\n    spec",
+        );
+        assert_single(&update_errors(REPLICA_SET, &rs_changed), "spec.selector", "field is immutable", "");
+    }
+
+    #[test]
+    fn replica_set_and_daemon_set_errors() {
+        assert_error(
+            &edit(REPLICA_SET, "  replicas: 3\n", "  replicas: -2\n"),
+            "spec.replicas",
+            "Invalid value: -2",
+        );
+        assert_error(
+            &edit(REPLICA_SET, "        tier: frontend\n    spec", "        tier: backend\n    spec"),
+            "spec.template.metadata.labels",
+            "`selector` does not match template `labels`",
+        );
+        assert_error(
+            &edit(DAEMON_SET, "spec:\n  selector:", "spec:\n  updateStrategy: {type: Always}\n  selector:"),
+            "spec.updateStrategy.type",
+            "Unsupported value: \"Always\": supported values: \"RollingUpdate\", \"OnDelete\"",
+        );
+        assert_error(
+            &edit(
+                DAEMON_SET,
+                "spec:\n  selector:",
+                "spec:\n  updateStrategy: {rollingUpdate: {maxUnavailable: 1, maxSurge: 1}}\n  selector:",
+            ),
+            "spec.updateStrategy.rollingUpdate.maxSurge",
+            "may not be set when maxUnavailable is non-zero",
+        );
+        assert_error(
+            &edit(
+                DAEMON_SET,
+                "spec:\n  selector:",
+                "spec:\n  updateStrategy: {rollingUpdate: {maxUnavailable: 0%, maxSurge: 0}}\n  selector:",
+            ),
+            "spec.updateStrategy.rollingUpdate.maxUnavailable",
+            "may not be 0 when `maxSurge` is 0",
+        );
+        assert_error(
+            &edit(
+                DAEMON_SET,
+                "    matchLabels:\n      name: fluentd-elasticsearch\n",
+                "    matchLabels: {}\n",
+            ),
+            "spec.selector",
+            "empty selector is invalid for daemonset",
+        );
+    }
+
+    #[test]
+    fn stateful_set_errors() {
+        let cases: &[(&str, &str, &str, &str)] = &[
+            ("  replicas: 3\n", "  replicas: -1\n", "spec.replicas", "must be greater than or equal to 0"),
+            (
+                "  replicas: 3\n",
+                "  replicas: 3\n  podManagementPolicy: Random\n",
+                "spec.podManagementPolicy",
+                "Unsupported value: \"Random\"",
+            ),
+            (
+                "  replicas: 3\n",
+                "  replicas: 3\n  updateStrategy: {type: OnDelete, rollingUpdate: {partition: 1}}\n",
+                "spec.updateStrategy.rollingUpdate",
+                "only allowed for updateStrategy 'RollingUpdate'",
+            ),
+            (
+                "  replicas: 3\n",
+                "  replicas: 3\n  updateStrategy: {rollingUpdate: {partition: -1}}\n",
+                "spec.updateStrategy.rollingUpdate.partition",
+                "must be greater than or equal to 0",
+            ),
+            (
+                "  replicas: 3\n",
+                "  replicas: 3\n  persistentVolumeClaimRetentionPolicy: {whenDeleted: Keep}\n",
+                "spec.persistentVolumeClaimRetentionPolicy.whenDeleted",
+                "Unsupported value: \"Keep\": supported values: \"Retain\", \"Delete\"",
+            ),
+            (
+                "        - name: www\n",
+                "        - name: data\n",
+                "spec.template.spec.containers[0].volumeMounts[0].name",
+                "Not found: \"data\"",
+            ),
+            (
+                "      accessModes: [ \"ReadWriteOnce\" ]\n",
+                "",
+                "spec.volumeClaimTemplates[0].spec.accessModes",
+                "at least 1 access mode is required",
+            ),
+            (
+                "      accessModes: [ \"ReadWriteOnce\" ]\n",
+                "      accessModes: [ ReadWriteSometimes ]\n",
+                "spec.volumeClaimTemplates[0].spec.accessModes[0]",
+                "Unsupported value: \"ReadWriteSometimes\"",
+            ),
+            (
+                "          storage: 1Gi\n",
+                "          storage: 0\n",
+                "spec.volumeClaimTemplates[0].spec.resources[storage]",
+                "must be greater than zero",
+            ),
+            (
+                "      name: www\n    spec:",
+                "      name: WWW\n    spec:",
+                "spec.volumeClaimTemplates[0].metadata.name",
+                "a lowercase RFC 1123 label",
+            ),
+        ];
+        for (from, to, path, reason) in cases {
+            let yaml = edit(STATEFUL_SET, from, to);
+            let errs = defaulted_errors(&yaml);
+            // Renaming the claim template also orphans the mount; only the first error is under test.
+            assert!(
+                errs.first().is_some_and(|e| e.path == *path && e.reason.contains(reason)),
+                "expected `{path}: ...{reason}...`, got:\n{}",
+                render(&errs)
+            );
+        }
+    }
+
+    #[test]
+    fn stateful_set_update_rules() {
+        let scaled = edit(STATEFUL_SET, "  replicas: 3\n", "  replicas: 5\n");
+        assert!(update_errors(STATEFUL_SET, &scaled).is_empty());
+        let new_image = edit(STATEFUL_SET, "nginx-slim:0.24", "nginx-slim:0.25");
+        assert!(update_errors(STATEFUL_SET, &new_image).is_empty());
+        let renamed_service = edit(STATEFUL_SET, "  serviceName: nginx\n", "  serviceName: other\n");
+        assert_single(
+            &update_errors(STATEFUL_SET, &renamed_service),
+            "spec.serviceName",
+            "Forbidden: updates to statefulset spec for fields other than 'replicas'",
+            "",
+        );
+        let bigger = edit(STATEFUL_SET, "storage: 1Gi", "storage: 2Gi");
+        assert_single(
+            &update_errors(STATEFUL_SET, &bigger),
+            "spec.volumeClaimTemplates[0].spec.resources.requests.storage",
+            "Forbidden: updates to statefulset spec",
+            "",
+        );
+    }
+}
