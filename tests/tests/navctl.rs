@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use navarch_tests::TestEnv;
@@ -10,22 +9,9 @@ use serde_yaml::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-/// The navctl binary, built once per test run (the tests package cannot depend on a binary crate).
-fn navctl_bin() -> &'static PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .args(["build", "-q", "-p", "ctl", "--bin", "navctl"])
-            .status()
-            .expect("running cargo build for navctl");
-        assert!(status.success(), "building navctl failed");
-        // target/<profile>/deps/navctl-<hash> -> target/<profile>/navctl
-        let exe = std::env::current_exe().unwrap();
-        let bin = exe.parent().unwrap().parent().unwrap().join("navctl");
-        assert!(bin.exists(), "{} not built", bin.display());
-        bin
-    })
+/// The navctl binary (built by the test environment if missing).
+fn navctl_bin() -> PathBuf {
+    navarch_tests::binary("ctl", "navctl")
 }
 
 struct Out {
@@ -262,7 +248,7 @@ async fn apply_get_roundtrip_reapply_and_delete() {
     }
     let svc = navctl.ok(&["get", "svc", "web", "-n", NS]).await;
     assert!(svc.starts_with("NAME   TYPE       CLUSTER-IP"), "{svc}");
-    assert!(svc.contains("NodePort") && svc.contains("80:"), "{svc}");
+    assert!(svc.lines().nth(1).is_some_and(|row| row.contains("NodePort") && row.contains("   80")), "{svc}");
     let deploy = navctl.ok(&["get", "deploy", "-n", NS]).await;
     assert!(deploy.starts_with("NAME   READY   UP-TO-DATE   AVAILABLE   AGE\nweb    0/2"), "{deploy}");
 
@@ -354,8 +340,13 @@ async fn replace_with_stale_resource_version_is_a_conflict() {
     assert_eq!((out.code, out.stdout.as_str()), (0, "configmap/rv replaced\n"), "{out:?}");
 
     // annotate refuses to change an existing key without --overwrite.
-    let out = navctl.run(&["annotate", "cm", "rv", "touched=again"]).await;
-    assert_eq!(out.code, 1);
+    let out = navctl.run(&["annotate", "cm", "rv", "note=first"]).await;
+    assert_eq!(out.stdout, "configmap/rv annotated\n", "{out:?}");
+    let out = navctl.run(&["annotate", "cm", "rv", "note=second"]).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("'note' already has a value (first), and --overwrite is false"), "{out:?}");
+    let out = navctl.run(&["annotate", "cm", "rv", "note=second", "--overwrite"]).await;
+    assert_eq!(out.stdout, "configmap/rv annotated\n", "{out:?}");
     let out = navctl.run(&["label", "cm", "rv", "x=1"]).await;
     assert_eq!(out.stdout, "configmap/rv labeled\n", "{out:?}");
     let out = navctl.run(&["label", "cm", "rv", "x=2"]).await;
@@ -460,5 +451,22 @@ async fn get_watch_prints_changes_live() {
 
     navctl.ok(&["delete", "cm", "first"]).await;
     read_until(&mut lines, |l| l.starts_with("first ")).await;
+    child.kill().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn get_watch_survives_an_api_server_restart() {
+    let (mut env, navctl) = start().await;
+    navctl.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: before}\n").await;
+    let mut child: Child =
+        navctl.command(&["get", "cm", "-w"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    read_until(&mut lines, |l| l.starts_with("before ")).await;
+
+    env.api_server.restart().await;
+    let out = navctl.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: after}\n").await;
+    assert_eq!(out.code, 0, "{out:?}");
+    // The watch resumes from its last resourceVersion (or relists) and shows the change.
+    read_until(&mut lines, |l| l.starts_with("after ")).await;
     child.kill().await.unwrap();
 }

@@ -1,1 +1,84 @@
-fn main() {}
+//! navctl: the kubectl-like command-line client of the navarch api-server.
+//!
+//! Owns the command line (apply, create, replace, get, describe, delete, label, annotate, version,
+//! api-resources, completion, config view), kubectl's output formats and messages, and client-side
+//! apply. Exit status: 0 success, 1 any error, 2 usage error.
+
+mod apply;
+mod cli;
+mod config;
+mod context;
+mod create;
+mod delete;
+mod describe;
+mod errors;
+mod get;
+mod info;
+mod kinds;
+mod manifests;
+mod metadata;
+mod printers;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+use cli::{Cli, Command, ConfigCommand};
+use context::{Context, Outcome};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(Outcome::Success) => ExitCode::SUCCESS,
+        Ok(Outcome::Failed) => ExitCode::FAILURE,
+        Err(e) => {
+            report(&e);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints an error like kubectl: server errors as `Error from server (Reason): ...`, others as
+/// `error: ...`.
+pub fn report(e: &anyhow::Error) {
+    if e.downcast_ref::<errors::ServerError>().is_some() {
+        eprintln!("{e}");
+    } else {
+        eprintln!("error: {e:#}");
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    if let Command::Completion { shell } = cli.command {
+        let mut out = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "navctl", &mut out);
+        context::emit(&String::from_utf8_lossy(&out));
+        return Ok(Outcome::Success);
+    }
+    let config = config::resolve(&config::Inputs::from_process(cli.server, cli.namespace))?;
+    let ctx = Context::new(config);
+    match cli.command {
+        Command::Apply(a) => apply::run(&ctx, &a).await,
+        Command::Create(a) => create::create(&ctx, &a).await,
+        Command::Replace(a) => create::replace(&ctx, &a).await,
+        Command::Get(a) => get::run(&ctx, &a).await,
+        Command::Describe(a) => describe::run(&ctx, &a).await,
+        Command::Delete(a) => delete::run(&ctx, &a).await,
+        Command::Label(a) => metadata::run(&ctx, &a, metadata::Field::Labels).await,
+        Command::Annotate(a) => metadata::run(&ctx, &a, metadata::Field::Annotations).await,
+        Command::Version => info::version(&ctx).await,
+        Command::ApiResources => info::api_resources(&ctx).await,
+        Command::Config(ConfigCommand::View) => {
+            context::emit(&config::view(&ctx.config));
+            Ok(Outcome::Success)
+        }
+        Command::Completion { .. } => unreachable!("handled above"),
+    }
+}

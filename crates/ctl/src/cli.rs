@@ -1,0 +1,247 @@
+//! The command line (clap). Usage errors exit with status 2.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::Shell;
+
+use crate::printers::Format;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "navctl",
+    version,
+    about = "navctl controls the navarch cluster manager (a kubectl for navarch)",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// The api-server address (HOST:PORT); else $NAVCTL_SERVER, else the config file, else 127.0.0.1:6443.
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub server: Option<String>,
+    /// The namespace scope for this request.
+    #[arg(short = 'n', long, global = true, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or update objects from manifests (client-side apply).
+    Apply(FileArgs),
+    /// Create objects from manifests; fails for objects that exist.
+    Create(FileArgs),
+    /// Replace objects with the manifests' content.
+    Replace(FileArgs),
+    /// Display one or many objects.
+    Get(GetArgs),
+    /// Show details of objects, with their events.
+    Describe(DescribeArgs),
+    /// Delete objects by file, by kind and name, or by label selector.
+    Delete(DeleteArgs),
+    /// Update the labels of objects (`k=v` sets, `k-` removes).
+    Label(MetadataArgs),
+    /// Update the annotations of objects (`k=v` sets, `k-` removes).
+    Annotate(MetadataArgs),
+    /// Print the client and server versions.
+    Version,
+    /// Print the kinds the api-server serves.
+    ApiResources,
+    /// Print a shell completion script (bash, zsh, fish).
+    Completion {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// navctl's configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Show the settings in effect and where each comes from.
+    View,
+}
+
+#[derive(Debug, Args)]
+pub struct FileArgs {
+    /// A manifest file, a directory of them, or `-` for standard input. Repeatable.
+    #[arg(short = 'f', long = "filename", required = true, value_name = "FILE")]
+    pub files: Vec<String>,
+    /// Process directories given with -f recursively.
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    s.parse().map_err(|e: anyhow::Error| e.to_string())
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// KIND [NAME...], KIND1,KIND2, or KIND/NAME...
+    #[arg(required = true, value_name = "RESOURCE")]
+    pub resources: Vec<String>,
+    /// List objects in all namespaces.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// Label selector (`app=web,tier!=db`).
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// Field selector (`metadata.name=web,spec.nodeName=n1`).
+    #[arg(long)]
+    pub field_selector: Option<String>,
+    /// Output format: wide, yaml, json or name.
+    #[arg(short = 'o', long, value_parser = parse_format, default_value = "")]
+    pub output: Format,
+    /// After listing, watch for changes.
+    #[arg(short = 'w', long)]
+    pub watch: bool,
+    /// Watch for changes without listing first.
+    #[arg(long)]
+    pub watch_only: bool,
+    /// Add a LABELS column.
+    #[arg(long)]
+    pub show_labels: bool,
+    /// Print no header row.
+    #[arg(long)]
+    pub no_headers: bool,
+    /// List in pages of this many objects (0: all at once).
+    #[arg(long, default_value_t = 500)]
+    pub chunk_size: i64,
+}
+
+#[derive(Debug, Args)]
+pub struct DescribeArgs {
+    /// KIND [NAME...] or KIND/NAME...
+    #[arg(required = true, value_name = "RESOURCE")]
+    pub resources: Vec<String>,
+    /// Label selector, when no names are given.
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// Describe objects in all namespaces.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+}
+
+/// `--cascade` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Cascade {
+    Background,
+    Foreground,
+    Orphan,
+}
+
+impl Cascade {
+    pub fn policy(self) -> &'static str {
+        match self {
+            Cascade::Background => "Background",
+            Cascade::Foreground => "Foreground",
+            Cascade::Orphan => "Orphan",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// KIND NAME..., KIND/NAME..., or KIND with -l / --all.
+    #[arg(value_name = "RESOURCE")]
+    pub resources: Vec<String>,
+    /// Delete the objects of these manifests.
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub files: Vec<String>,
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
+    /// Delete the objects matching this label selector.
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// Delete every object of the kind in the namespace.
+    #[arg(long)]
+    pub all: bool,
+    /// With --all or -l, in every namespace.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// Seconds given to the object to terminate gracefully (negative: the object's default).
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    pub grace_period: i64,
+    /// Shut down immediately (grace period 1).
+    #[arg(long)]
+    pub now: bool,
+    /// How dependents are deleted.
+    #[arg(long, value_enum, default_value = "background")]
+    pub cascade: Cascade,
+    /// Treat "not found" as success.
+    #[arg(long)]
+    pub ignore_not_found: bool,
+    /// Wait until the objects are gone (`--wait=false` to return at once).
+    #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub wait: bool,
+    /// Give up waiting after this long (`30s`, `2m`; 0: no limit).
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct MetadataArgs {
+    /// KIND NAME... or KIND/NAME..., then changes: `key=value` sets, `key-` removes.
+    #[arg(required = true, value_name = "ARGS")]
+    pub args: Vec<String>,
+    /// Allow changing the value of an existing key.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Select the objects by label instead of by name.
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// Every object of the kind in the namespace.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_kubectl_style_lines() {
+        let cli =
+            Cli::try_parse_from(["navctl", "get", "po/a", "deploy/b", "-n", "x", "-o", "wide"]).unwrap();
+        assert_eq!(cli.namespace.as_deref(), Some("x"));
+        let Command::Get(g) = cli.command else { panic!() };
+        assert_eq!(g.resources, ["po/a", "deploy/b"]);
+        assert_eq!(g.output, Format::Wide);
+
+        let cli = Cli::try_parse_from(["navctl", "delete", "pod", "x", "--wait=false", "--cascade=orphan"])
+            .unwrap();
+        let Command::Delete(d) = cli.command else { panic!() };
+        assert!(!d.wait);
+        assert_eq!(d.cascade, Cascade::Orphan);
+        assert_eq!(d.grace_period, -1);
+
+        let cli = Cli::try_parse_from(["navctl", "label", "cm", "a", "x=1", "y-", "--overwrite"]).unwrap();
+        let Command::Label(l) = cli.command else { panic!() };
+        assert_eq!(l.args, ["cm", "a", "x=1", "y-"]);
+        assert!(l.overwrite);
+
+        let cli = Cli::try_parse_from(["navctl", "apply", "-f", "a.yaml", "-f", "-", "-R"]).unwrap();
+        let Command::Apply(a) = cli.command else { panic!() };
+        assert_eq!(a.files, ["a.yaml", "-"]);
+    }
+
+    #[test]
+    fn usage_errors() {
+        for line in [
+            &["navctl", "get"][..],
+            &["navctl", "get", "pods", "-o", "xml"],
+            &["navctl", "apply"],
+            &["navctl", "frobnicate"],
+            &["navctl", "delete", "pod", "x", "--cascade=sideways"],
+        ] {
+            let err = Cli::try_parse_from(line).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{line:?}");
+        }
+    }
+}

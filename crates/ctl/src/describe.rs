@@ -1,0 +1,651 @@
+//! `navctl describe`: kubectl-like sections (Name, Namespace, Labels, Annotations, kind-specific
+//! fields) and the object's Events.
+
+use std::time::SystemTime;
+
+use navarch_api::{Object, kind_info};
+use navarch_client::ListParams;
+use serde_json::Value;
+
+use crate::apply::LAST_APPLIED;
+use crate::cli::DescribeArgs;
+use crate::context::{Context, Outcome, emit};
+use crate::errors;
+use crate::kinds;
+use crate::printers::age;
+use crate::printers::columns::{at, int_at, labels_string, list_at, selector_string, str_at};
+use crate::printers::table::Table;
+
+pub async fn run(ctx: &Context, args: &DescribeArgs) -> anyhow::Result<Outcome> {
+    let selections = kinds::parse_args(&args.resources)?;
+    let mut failed = false;
+    let mut first = true;
+    for sel in selections {
+        let objects = if sel.names.is_empty() {
+            let namespace = if args.all_namespaces { String::new() } else { ctx.namespace().to_string() };
+            let p = ListParams {
+                namespace: namespace.clone(),
+                label_selector: args.selector.clone().unwrap_or_default(),
+                ..Default::default()
+            };
+            let (objects, _) = ctx.list(sel.kind, &p, 500).await?;
+            if objects.is_empty() {
+                let ns = (!args.all_namespaces).then_some(namespace.as_str());
+                eprintln!("{}", crate::printers::no_resources_message(sel.kind, ns));
+            }
+            objects
+        } else {
+            let mut objects = Vec::new();
+            for name in &sel.names {
+                match ctx.get(sel.kind, ctx.namespace(), name).await {
+                    Ok(o) => objects.push(o),
+                    Err(e) if e.downcast_ref::<errors::ServerError>().is_some() => {
+                        crate::report(&e);
+                        failed = true;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            objects
+        };
+        for o in objects {
+            let events = events_for(ctx, &o).await?;
+            if !first {
+                emit("\n\n");
+            }
+            first = false;
+            emit(&describe(&o, events.as_deref(), SystemTime::now()));
+        }
+    }
+    Ok(Outcome::from_failed(failed))
+}
+
+/// The events about `o`, oldest first; `None` when the server has no Event kind.
+async fn events_for(ctx: &Context, o: &Object) -> anyhow::Result<Option<Vec<Value>>> {
+    let Some(event_kind) = kind_info("Event").filter(|k| k.kind == "Event") else { return Ok(None) };
+    if o.kind() == "Event" {
+        return Ok(None);
+    }
+    let meta = o.meta();
+    let namespace = if meta.namespace.is_empty() { "default".to_string() } else { meta.namespace.clone() };
+    let selector = format!("involvedObject.name={},involvedObject.kind={}", meta.name, o.kind());
+    let p = ListParams { namespace: namespace.clone(), field_selector: selector, ..Default::default() };
+    let events = match ctx.list(event_kind, &p, 500).await {
+        Ok((events, _)) => events,
+        // The server does not support these field selectors: filter here.
+        Err(e) if e.downcast_ref::<errors::ServerError>().is_some() => {
+            let p = ListParams { namespace, ..Default::default() };
+            ctx.list(event_kind, &p, 500).await?.0
+        }
+        Err(e) => return Err(e),
+    };
+    let mut events: Vec<Value> = events
+        .iter()
+        .map(crate::printers::to_value)
+        .filter(|e| {
+            str_at(e, "involvedObject.name") == meta.name
+                && str_at(e, "involvedObject.kind") == o.kind()
+                && (str_at(e, "involvedObject.uid").is_empty() || str_at(e, "involvedObject.uid") == meta.uid)
+        })
+        .collect();
+    events.sort_by_key(|e| last_seen(e).to_string());
+    Ok(Some(events))
+}
+
+fn last_seen(e: &Value) -> &str {
+    for path in ["lastTimestamp", "series.lastObservedTime", "eventTime", "firstTimestamp"] {
+        let ts = str_at(e, path);
+        if !ts.is_empty() {
+            return ts;
+        }
+    }
+    str_at(e, "metadata.creationTimestamp")
+}
+
+/// The lines of a description: `Key:  value` aligned per indentation level, or free text.
+#[derive(Default)]
+struct Description {
+    lines: Vec<(usize, String, Vec<String>)>,
+}
+
+const NONE: &str = "<none>";
+
+impl Description {
+    fn field(&mut self, indent: usize, key: &str, value: impl Into<String>) {
+        self.lines.push((indent, format!("{key}:"), vec![value.into()]));
+    }
+    fn multi(&mut self, indent: usize, key: &str, values: Vec<String>) {
+        let values = if values.is_empty() { vec![NONE.to_string()] } else { values };
+        self.lines.push((indent, format!("{key}:"), values));
+    }
+    fn text(&mut self, indent: usize, text: impl Into<String>) {
+        self.lines.push((indent, text.into(), Vec::new()));
+    }
+
+    fn render(&self) -> String {
+        let mut widths: std::collections::BTreeMap<usize, usize> = Default::default();
+        for (indent, key, values) in &self.lines {
+            if !values.is_empty() {
+                let w = widths.entry(*indent).or_default();
+                *w = (*w).max(key.chars().count() + 2);
+            }
+        }
+        let mut out = String::new();
+        for (indent, key, values) in &self.lines {
+            let pad = " ".repeat(*indent);
+            if values.is_empty() {
+                out.push_str(&format!("{pad}{key}\n"));
+                continue;
+            }
+            let width = widths[indent];
+            for (i, v) in values.iter().enumerate() {
+                let head = if i == 0 { key.as_str() } else { "" };
+                let line = format!("{pad}{head:<width$}{v}");
+                out.push_str(line.trim_end());
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+/// kubectl's timestamp format in describe: `Wed, 01 May 2024 10:00:00 +0000`.
+pub fn describe_time(ts: &str) -> String {
+    let Some(t) = age::parse_timestamp(ts) else {
+        return if ts.is_empty() { NONE.to_string() } else { ts.to_string() };
+    };
+    let secs = t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let days = secs / 86400;
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let canonical = humantime::format_rfc3339_seconds(t).to_string(); // 2024-05-01T10:00:00Z
+    let month: usize = canonical[5..7].parse().unwrap_or(1);
+    format!(
+        "{}, {} {} {} {} +0000",
+        WEEKDAYS[(days % 7) as usize],
+        &canonical[8..10],
+        MONTHS[month.clamp(1, 12) - 1],
+        &canonical[0..4],
+        &canonical[11..19]
+    )
+}
+
+/// `containerPort` → `Container Port`, `podIP` → `Pod IP`.
+fn title(key: &str) -> String {
+    let chars: Vec<char> = key.chars().collect();
+    let mut out = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        if i == 0 {
+            out.extend(c.to_uppercase());
+            continue;
+        }
+        let prev = chars[i - 1];
+        let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
+        if c.is_uppercase() && (prev.is_lowercase() || (prev.is_uppercase() && next_lower)) {
+            out.push(' ');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Renders any JSON value as nested `Key: value` lines.
+fn generic(d: &mut Description, indent: usize, key: &str, v: &Value) {
+    match v {
+        Value::Null => {}
+        Value::Object(m) if m.is_empty() => {}
+        Value::Array(a) if a.is_empty() => {}
+        Value::Object(m) => {
+            d.text(indent, format!("{}:", title(key)));
+            for (k, v) in m {
+                generic(d, indent + 2, k, v);
+            }
+        }
+        Value::Array(a) if a.iter().all(|x| scalar(x).is_some()) => {
+            d.field(indent, &title(key), a.iter().filter_map(scalar).collect::<Vec<_>>().join(", "));
+        }
+        Value::Array(a) => {
+            d.text(indent, format!("{}:", title(key)));
+            for item in a {
+                match (item.get("name").and_then(Value::as_str), item.as_object()) {
+                    (Some(name), Some(m)) => {
+                        d.text(indent + 2, format!("{name}:"));
+                        for (k, v) in m.iter().filter(|(k, _)| *k != "name") {
+                            generic(d, indent + 4, k, v);
+                        }
+                    }
+                    (None, Some(m)) => {
+                        for (i, (k, v)) in m.iter().enumerate() {
+                            let bullet = if i == 0 { "- " } else { "  " };
+                            match scalar(v) {
+                                Some(s) => d.text(indent + 2, format!("{bullet}{}: {s}", title(k))),
+                                None => generic(d, indent + 2, k, v),
+                            }
+                        }
+                    }
+                    _ => d.text(indent + 2, scalar(item).unwrap_or_default()),
+                }
+            }
+        }
+        other => d.field(indent, &title(key), scalar(other).unwrap_or_default()),
+    }
+}
+
+fn map_lines(v: &Value, sep: &str, skip: &[&str]) -> Vec<String> {
+    v.as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| !skip.contains(&k.as_str()))
+                .map(|(k, v)| format!("{k}{sep}{}", v.as_str().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn common(d: &mut Description, o: &Value, namespaced: bool) {
+    d.field(0, "Name", str_at(o, "metadata.name"));
+    if namespaced {
+        d.field(0, "Namespace", str_at(o, "metadata.namespace"));
+    }
+    d.multi(0, "Labels", map_lines(at(o, "metadata.labels"), "=", &[]));
+    d.multi(0, "Annotations", map_lines(at(o, "metadata.annotations"), ": ", &[LAST_APPLIED]));
+    d.field(0, "CreationTimestamp", describe_time(str_at(o, "metadata.creationTimestamp")));
+    if let Some(owner) =
+        list_at(o, "metadata.ownerReferences").iter().find(|r| at(r, "controller").as_bool().unwrap_or(false))
+    {
+        d.field(0, "Controlled By", format!("{}/{}", str_at(owner, "kind"), str_at(owner, "name")));
+    }
+    if !str_at(o, "metadata.deletionTimestamp").is_empty() {
+        d.field(0, "Deletion Requested", describe_time(str_at(o, "metadata.deletionTimestamp")));
+    }
+}
+
+fn container_state(d: &mut Description, indent: usize, key: &str, state: &Value) {
+    let Some((name, detail)) = state.as_object().and_then(|m| m.iter().next()) else { return };
+    d.field(indent, key, title(name));
+    for (k, v) in detail.as_object().into_iter().flatten() {
+        let value = match k.as_str() {
+            "startedAt" | "finishedAt" => describe_time(v.as_str().unwrap_or_default()),
+            _ => scalar(v).unwrap_or_default(),
+        };
+        d.field(indent + 2, &title(k), value);
+    }
+}
+
+fn containers(d: &mut Description, indent: usize, heading: &str, specs: &[Value], statuses: &[Value]) {
+    if specs.is_empty() {
+        return;
+    }
+    d.text(indent, format!("{heading}:"));
+    for c in specs {
+        let name = str_at(c, "name");
+        d.text(indent + 2, format!("{name}:"));
+        let i = indent + 4;
+        d.field(i, "Image", str_at(c, "image"));
+        let ports: Vec<String> = list_at(c, "ports")
+            .iter()
+            .map(|p| {
+                let proto = match str_at(p, "protocol") {
+                    "" => "TCP",
+                    p => p,
+                };
+                format!("{}/{proto}", int_at(p, "containerPort"))
+            })
+            .collect();
+        d.field(i, "Port", if ports.is_empty() { NONE.to_string() } else { ports.join(", ") });
+        for (key, path) in [("Command", "command"), ("Args", "args")] {
+            let parts: Vec<String> = list_at(c, path).iter().filter_map(scalar).collect();
+            if !parts.is_empty() {
+                d.multi(i, key, parts);
+            }
+        }
+        if let Some(st) = statuses.iter().find(|s| str_at(s, "name") == name) {
+            container_state(d, i, "State", at(st, "state"));
+            container_state(d, i, "Last State", at(st, "lastState"));
+            d.field(i, "Ready", if at(st, "ready").as_bool().unwrap_or(false) { "True" } else { "False" });
+            d.field(i, "Restart Count", int_at(st, "restartCount").to_string());
+        }
+        for (key, path) in [("Limits", "resources.limits"), ("Requests", "resources.requests")] {
+            let lines = map_lines(at(c, path), ": ", &[]);
+            if !lines.is_empty() {
+                d.text(i, format!("{key}:"));
+                for l in lines {
+                    d.text(i + 2, l);
+                }
+            }
+        }
+        let env: Vec<String> = list_at(c, "env")
+            .iter()
+            .map(|e| match at(e, "value") {
+                Value::String(v) => format!("{}: {v}", str_at(e, "name")),
+                _ => format!("{}: (from {})", str_at(e, "name"), "valueFrom"),
+            })
+            .collect();
+        if env.is_empty() {
+            d.field(i, "Environment", NONE);
+        } else {
+            d.text(i, "Environment:");
+            for l in env {
+                d.text(i + 2, l);
+            }
+        }
+    }
+}
+
+fn conditions(d: &mut Description, o: &Value, path: &str, with_reason: bool) {
+    let conds = list_at(o, path);
+    if conds.is_empty() {
+        return;
+    }
+    d.text(0, "Conditions:");
+    let mut rows = vec![if with_reason {
+        vec!["Type".to_string(), "Status".into(), "Reason".into()]
+    } else {
+        vec!["Type".to_string(), "Status".into()]
+    }];
+    rows.push(rows[0].iter().map(|h| "-".repeat(h.len())).collect());
+    for c in conds {
+        let mut row = vec![str_at(c, "type").to_string(), str_at(c, "status").to_string()];
+        if with_reason {
+            row.push(str_at(c, "reason").to_string());
+        }
+        rows.push(row);
+    }
+    for line in Table::new().format(&rows).lines() {
+        d.text(2, line.trim_end());
+    }
+}
+
+fn pod_template(d: &mut Description, t: &Value) {
+    d.text(0, "Pod Template:");
+    d.multi(2, "Labels", map_lines(at(t, "metadata.labels"), "=", &[]));
+    containers(d, 2, "Init Containers", list_at(t, "spec.initContainers"), &[]);
+    containers(d, 2, "Containers", list_at(t, "spec.containers"), &[]);
+}
+
+fn kind_specific(d: &mut Description, kind: &str, o: &Value) {
+    match kind {
+        "Pod" => {
+            d.field(0, "Service Account", str_at(o, "spec.serviceAccountName"));
+            let node = match (str_at(o, "spec.nodeName"), str_at(o, "status.hostIP")) {
+                ("", _) => NONE.to_string(),
+                (n, "") => n.to_string(),
+                (n, ip) => format!("{n}/{ip}"),
+            };
+            d.field(0, "Node", node);
+            if !str_at(o, "status.startTime").is_empty() {
+                d.field(0, "Start Time", describe_time(str_at(o, "status.startTime")));
+            }
+            let status = if str_at(o, "metadata.deletionTimestamp").is_empty() {
+                str_at(o, "status.phase")
+            } else {
+                "Terminating"
+            };
+            d.field(0, "Status", if status.is_empty() { "Pending" } else { status });
+            if !str_at(o, "status.reason").is_empty() {
+                d.field(0, "Reason", str_at(o, "status.reason"));
+            }
+            if !str_at(o, "status.message").is_empty() {
+                d.field(0, "Message", str_at(o, "status.message"));
+            }
+            d.field(0, "IP", str_at(o, "status.podIP"));
+            let statuses = list_at(o, "status.containerStatuses");
+            containers(
+                d,
+                0,
+                "Init Containers",
+                list_at(o, "spec.initContainers"),
+                list_at(o, "status.initContainerStatuses"),
+            );
+            containers(d, 0, "Containers", list_at(o, "spec.containers"), statuses);
+            conditions(d, o, "status.conditions", false);
+            d.multi(0, "Node-Selectors", map_lines(at(o, "spec.nodeSelector"), "=", &[]));
+            let tolerations: Vec<String> = list_at(o, "spec.tolerations")
+                .iter()
+                .map(|t| {
+                    let mut s = str_at(t, "key").to_string();
+                    if !str_at(t, "value").is_empty() {
+                        s.push_str(&format!("={}", str_at(t, "value")));
+                    }
+                    if !str_at(t, "effect").is_empty() {
+                        s.push_str(&format!(":{}", str_at(t, "effect")));
+                    }
+                    if str_at(t, "operator") == "Exists" && s.is_empty() {
+                        s = "op=Exists".into();
+                    }
+                    s
+                })
+                .collect();
+            d.multi(0, "Tolerations", tolerations);
+        }
+        "Deployment" => {
+            d.field(0, "Selector", selector_string(at(o, "spec.selector")));
+            let desired = int_at(o, "spec.replicas");
+            d.field(
+                0,
+                "Replicas",
+                format!(
+                    "{desired} desired | {} updated | {} total | {} available | {} unavailable",
+                    int_at(o, "status.updatedReplicas"),
+                    int_at(o, "status.replicas"),
+                    int_at(o, "status.availableReplicas"),
+                    int_at(o, "status.unavailableReplicas"),
+                ),
+            );
+            d.field(0, "StrategyType", str_at(o, "spec.strategy.type"));
+            d.field(0, "MinReadySeconds", int_at(o, "spec.minReadySeconds").to_string());
+            if str_at(o, "spec.strategy.type") == "RollingUpdate" {
+                let ru = at(o, "spec.strategy.rollingUpdate");
+                let v = |k: &str| scalar(at(ru, k)).unwrap_or_else(|| "25%".into());
+                d.field(
+                    0,
+                    "RollingUpdateStrategy",
+                    format!("{} max unavailable, {} max surge", v("maxUnavailable"), v("maxSurge")),
+                );
+            }
+            pod_template(d, at(o, "spec.template"));
+            conditions(d, o, "status.conditions", true);
+        }
+        "ReplicaSet" | "StatefulSet" | "DaemonSet" | "Job" => {
+            d.field(0, "Selector", selector_string(at(o, "spec.selector")));
+            if kind != "DaemonSet" {
+                d.field(
+                    0,
+                    "Replicas",
+                    format!(
+                        "{} current / {} desired",
+                        int_at(o, "status.replicas"),
+                        int_at(o, "spec.replicas")
+                    ),
+                );
+            }
+            if let Some(status) = at(o, "status").as_object() {
+                let line: Vec<String> = status
+                    .iter()
+                    .filter_map(|(k, v)| v.as_i64().map(|n| format!("{n} {}", title(k))))
+                    .collect();
+                if !line.is_empty() {
+                    d.field(0, "Pods Status", line.join(" / "));
+                }
+            }
+            pod_template(d, at(o, "spec.template"));
+            conditions(d, o, "status.conditions", true);
+        }
+        "Service" => {
+            d.field(0, "Selector", labels_string(at(o, "spec.selector")));
+            d.field(0, "Type", str_at(o, "spec.type"));
+            d.field(0, "IP", str_at(o, "spec.clusterIP"));
+            let ips: Vec<&str> = list_at(o, "spec.externalIPs").iter().filter_map(Value::as_str).collect();
+            if !ips.is_empty() {
+                d.field(0, "External IPs", ips.join(","));
+            }
+            for p in list_at(o, "spec.ports") {
+                let proto = match str_at(p, "protocol") {
+                    "" => "TCP",
+                    p => p,
+                };
+                let name = match str_at(p, "name") {
+                    "" => "<unset>",
+                    n => n,
+                };
+                d.field(0, "Port", format!("{name}  {}/{proto}", int_at(p, "port")));
+                let target = scalar(at(p, "targetPort")).unwrap_or_else(|| int_at(p, "port").to_string());
+                d.field(0, "TargetPort", format!("{target}/{proto}"));
+                if int_at(p, "nodePort") != 0 {
+                    d.field(0, "NodePort", format!("{name}  {}/{proto}", int_at(p, "nodePort")));
+                }
+            }
+            d.field(0, "Session Affinity", str_at(o, "spec.sessionAffinity"));
+        }
+        "ConfigMap" => {
+            d.text(0, "");
+            d.text(0, "Data");
+            d.text(0, "====");
+            for (k, v) in at(o, "data").as_object().into_iter().flatten() {
+                d.text(0, format!("{k}:"));
+                d.text(0, "----");
+                d.text(0, v.as_str().unwrap_or_default());
+                d.text(0, "");
+            }
+            d.text(0, "");
+            d.text(0, "BinaryData");
+            d.text(0, "====");
+            for (k, v) in at(o, "binaryData").as_object().into_iter().flatten() {
+                d.text(0, format!("{k}: {} bytes", v.as_str().unwrap_or_default().len() * 3 / 4));
+            }
+            d.text(0, "");
+        }
+        "Secret" => {
+            d.text(0, "");
+            d.field(0, "Type", str_at(o, "type"));
+            d.text(0, "");
+            d.text(0, "Data");
+            d.text(0, "====");
+            for (k, v) in at(o, "data").as_object().into_iter().flatten() {
+                let encoded = v.as_str().unwrap_or_default().trim_end_matches('=');
+                d.text(0, format!("{k}:  {} bytes", encoded.len() * 3 / 4));
+            }
+        }
+        "Namespace" => {
+            d.field(0, "Status", str_at(o, "status.phase"));
+        }
+        _ => {
+            for (k, v) in o.as_object().into_iter().flatten() {
+                if !matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+                    generic(d, 0, k, v);
+                }
+            }
+        }
+    }
+}
+
+fn events_section(d: &mut Description, events: Option<&[Value]>, now: SystemTime) {
+    let Some(events) = events else { return };
+    if events.is_empty() {
+        d.field(0, "Events", NONE);
+        return;
+    }
+    d.text(0, "Events:");
+    let mut rows = vec![["Type", "Reason", "Age", "From", "Message"].map(String::from).to_vec()];
+    rows.push(rows[0].iter().map(|h| "-".repeat(h.len())).collect());
+    for e in events {
+        let count = int_at(e, "count").max(int_at(e, "series.count"));
+        let last = age::since(last_seen(e), now);
+        let age = if count > 1 {
+            let first = match str_at(e, "firstTimestamp") {
+                "" => str_at(e, "eventTime"),
+                ts => ts,
+            };
+            format!("{last} (x{count} over {})", age::since(first, now))
+        } else {
+            last
+        };
+        let from = match str_at(e, "source.component") {
+            "" => str_at(e, "reportingComponent"),
+            c => c,
+        };
+        rows.push(vec![
+            str_at(e, "type").to_string(),
+            str_at(e, "reason").to_string(),
+            age,
+            from.to_string(),
+            str_at(e, "message").trim().to_string(),
+        ]);
+    }
+    for line in Table::new().format(&rows).lines() {
+        d.text(2, line.trim_end());
+    }
+}
+
+/// The full description of one object.
+pub fn describe(o: &Object, events: Option<&[Value]>, now: SystemTime) -> String {
+    let v = crate::printers::to_value(o);
+    let mut d = Description::default();
+    common(&mut d, &v, o.info().namespaced);
+    kind_specific(&mut d, o.kind(), &v);
+    events_section(&mut d, events, now);
+    d.render()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles() {
+        assert_eq!(title("containerPort"), "Container Port");
+        assert_eq!(title("podIP"), "Pod IP");
+        assert_eq!(title("holderIdentity"), "Holder Identity");
+        assert_eq!(title("leaseDurationSeconds"), "Lease Duration Seconds");
+    }
+
+    #[test]
+    fn times() {
+        assert_eq!(describe_time("2024-05-01T10:00:00Z"), "Wed, 01 May 2024 10:00:00 +0000");
+        assert_eq!(describe_time(""), "<none>");
+    }
+
+    #[test]
+    fn config_map_description() {
+        let cm = navarch_api::manifest::parse(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\n  namespace: default\n  labels: {app: web, tier: fe}\n  creationTimestamp: \"2024-05-01T10:00:00Z\"\ndata:\n  key: value\n",
+            "t",
+        )
+        .unwrap()
+        .remove(0);
+        let out = describe(&cm, Some(&[]), SystemTime::now());
+        assert_eq!(
+            out,
+            "\
+Name:               cfg
+Namespace:          default
+Labels:             app=web
+                    tier=fe
+Annotations:        <none>
+CreationTimestamp:  Wed, 01 May 2024 10:00:00 +0000
+
+Data
+====
+key:
+----
+value
+
+
+BinaryData
+====
+
+Events:             <none>
+"
+        );
+    }
+}
