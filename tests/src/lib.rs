@@ -36,7 +36,11 @@ pub fn bin_dir() -> PathBuf {
     // Tests run from target/<profile>/deps/<test>-<hash>, binaries (bench-api) from target/<profile>.
     let exe = std::env::current_exe().expect("current_exe");
     let dir = exe.parent().expect("executable has a directory");
-    if dir.ends_with("deps") { dir.parent().expect("target/<profile>").to_path_buf() } else { dir.to_path_buf() }
+    if dir.ends_with("deps") {
+        dir.parent().expect("target/<profile>").to_path_buf()
+    } else {
+        dir.to_path_buf()
+    }
 }
 
 static BUILD_LOCK: Mutex<()> = Mutex::new(());
@@ -121,7 +125,11 @@ impl Etcd {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
                 panic!("etcd exited with {status}:\n{}", tail(&self.dir.path().join("etcd.log"), 30));
             }
-            assert!(Instant::now() < deadline, "etcd not ready:\n{}", tail(&self.dir.path().join("etcd.log"), 30));
+            assert!(
+                Instant::now() < deadline,
+                "etcd not ready:\n{}",
+                tail(&self.dir.path().join("etcd.log"), 30)
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -137,8 +145,16 @@ impl Etcd {
     /// Compacts etcd's history up to its current revision; returns that revision.
     pub async fn compact(&self) -> i64 {
         let mut c = self.client().await;
-        let rev = c.get("\0", Some(etcd_client::GetOptions::new().with_count_only())).await.unwrap().header().unwrap().revision();
-        c.compact(rev, Some(etcd_client::CompactionOptions::new().with_physical())).await.expect("compaction");
+        let rev = c
+            .get("\0", Some(etcd_client::GetOptions::new().with_count_only()))
+            .await
+            .unwrap()
+            .header()
+            .unwrap()
+            .revision();
+        c.compact(rev, Some(etcd_client::CompactionOptions::new().with_physical()))
+            .await
+            .expect("compaction");
         rev
     }
 
@@ -201,7 +217,8 @@ impl ApiServer {
 
     async fn spawn(&mut self) {
         let bin = binary("api-server", "api-server");
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).expect("log file");
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).expect("log file");
         let child = Command::new(bin)
             .arg(format!("--listen=127.0.0.1:{}", self.port))
             .arg(format!("--http-listen=127.0.0.1:{}", self.http_port))
@@ -301,6 +318,8 @@ impl TestEnv {
     }
 
     pub async fn client(&self) -> navarch_client::Client {
-        navarch_client::Client::connect(&self.api_server.addr().to_string()).await.expect("connecting to the api-server")
+        navarch_client::Client::connect(&self.api_server.addr().to_string())
+            .await
+            .expect("connecting to the api-server")
     }
 }

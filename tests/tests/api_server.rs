@@ -89,7 +89,10 @@ async fn namespaces_exist_and_are_required() {
     let err = c.api::<ConfigMap>("nowhere").create(&cm("x", "1")).await.unwrap_err();
     assert!(matches!(err, Error::NotFound(_)), "{err}");
     assert!(err.to_string().contains("namespaces \"nowhere\" not found"), "{err}");
-    assert!(matches!(ns.delete("default", &DeleteParams::default()).await, Err(Error::FailedPrecondition(_))));
+    assert!(matches!(
+        ns.delete("default", &DeleteParams::default()).await,
+        Err(Error::FailedPrecondition(_))
+    ));
 }
 
 #[tokio::test]
@@ -118,7 +121,11 @@ async fn status_subresource_and_generation() {
 
     let mut labels_only = st.clone();
     labels_only.meta_mut().labels.insert("a".into(), "b".into());
-    assert_eq!(pods.update(&labels_only).await.unwrap().meta().generation, 2, "metadata changes do not bump generation");
+    assert_eq!(
+        pods.update(&labels_only).await.unwrap().meta().generation,
+        2,
+        "metadata changes do not bump generation"
+    );
 }
 
 #[tokio::test]
@@ -148,7 +155,10 @@ async fn finalizers_block_deletion_and_graceful_pods() {
     let d = pods.delete("g", &DeleteParams::default()).await.unwrap();
     assert!(d.pending);
     assert_eq!(d.object.meta().deletion_grace_period_seconds, Some(30));
-    let d = pods.delete("g", &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await.unwrap();
+    let d = pods
+        .delete("g", &DeleteParams { grace_period_seconds: Some(0), ..Default::default() })
+        .await
+        .unwrap();
     assert!(!d.pending);
     // An unbound pod goes at once.
     pods.create(&pod("h")).await.unwrap();
@@ -187,7 +197,10 @@ async fn list_paging_and_selectors() {
     let mut token = String::new();
     let mut pages = 0;
     loop {
-        let page = pods.list(&ListParams { limit: 10, continue_token: token.clone(), ..Default::default() }).await.unwrap();
+        let page = pods
+            .list(&ListParams { limit: 10, continue_token: token.clone(), ..Default::default() })
+            .await
+            .unwrap();
         pages += 1;
         names.extend(page.items.iter().map(|p| p.meta().name.clone()));
         if page.continue_token.is_empty() {
@@ -198,19 +211,34 @@ async fn list_paging_and_selectors() {
     assert_eq!(pages, 3);
     assert_eq!(names.len(), 25);
 
-    let even = pods.list(&ListParams { label_selector: "parity=even".into(), ..Default::default() }).await.unwrap();
+    let even =
+        pods.list(&ListParams { label_selector: "parity=even".into(), ..Default::default() }).await.unwrap();
     assert_eq!(even.items.len(), 13);
-    let on_node = pods.list(&ListParams { field_selector: "spec.nodeName=node-x".into(), ..Default::default() }).await.unwrap();
+    let on_node = pods
+        .list(&ListParams { field_selector: "spec.nodeName=node-x".into(), ..Default::default() })
+        .await
+        .unwrap();
     assert_eq!(on_node.items.len(), 3);
-    let by_name = pods.list(&ListParams { field_selector: "metadata.name=p07".into(), ..Default::default() }).await.unwrap();
+    let by_name = pods
+        .list(&ListParams { field_selector: "metadata.name=p07".into(), ..Default::default() })
+        .await
+        .unwrap();
     assert_eq!(by_name.items.len(), 1);
     let both = pods
-        .list(&ListParams { label_selector: "parity=odd".into(), field_selector: "spec.nodeName!=node-x".into(), limit: 5, ..Default::default() })
+        .list(&ListParams {
+            label_selector: "parity=odd".into(),
+            field_selector: "spec.nodeName!=node-x".into(),
+            limit: 5,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(both.items.len(), 5);
     assert!(both.items.iter().all(|p| p.meta().labels["parity"] == "odd"));
-    let err = pods.list(&ListParams { field_selector: "spec.bogus=1".into(), ..Default::default() }).await.unwrap_err();
+    let err = pods
+        .list(&ListParams { field_selector: "spec.bogus=1".into(), ..Default::default() })
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Invalid(_)), "{err}");
 }
 
@@ -263,7 +291,9 @@ async fn compaction_expires_old_watches() {
     let r = cms.watch(&WatchParams { resource_version: old.clone(), ..Default::default() }).await;
     let err = match r {
         Err(e) => e,
-        Ok(mut s) => tokio::time::timeout(Duration::from_secs(20), s.next()).await.unwrap().unwrap().unwrap_err(),
+        Ok(mut s) => {
+            tokio::time::timeout(Duration::from_secs(20), s.next()).await.unwrap().unwrap().unwrap_err()
+        }
     };
     assert!(matches!(err, Error::Expired(_)), "{err}");
 }
@@ -367,7 +397,8 @@ async fn watch_resumes_across_api_server_restart() {
         o.data.insert("k".into(), v.to_string());
         cms.update(&o).await.unwrap();
     }
-    let mut s = cms.watch(&WatchParams { resource_version: last_rv.clone(), ..Default::default() }).await.unwrap();
+    let mut s =
+        cms.watch(&WatchParams { resource_version: last_rv.clone(), ..Default::default() }).await.unwrap();
     let mut final_value = String::new();
     for _ in 0..5 {
         match next_event(&mut s).await {

@@ -9,8 +9,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use navarch_api::v1::{ConfigMap, ObjectMeta};
 use navarch_client::{
-    Action, Api, Controller, DeleteParams, Event, LeaderElector, LeaseConfig, ObjectRef, Store, WatcherConfig,
-    reflector, store, watcher,
+    Action, Api, Controller, DeleteParams, Event, LeaderElector, LeaseConfig, ObjectRef, Store,
+    WatcherConfig, reflector, store, watcher,
 };
 use navarch_tests::TestEnv;
 use tokio_util::sync::CancellationToken;
@@ -79,8 +79,10 @@ async fn watcher_lists_then_follows_changes() {
     set(&api, "pre0", "2").await;
     set(&api, "new", "1").await;
     api.delete("pre1", &DeleteParams::default()).await.unwrap();
-    let want: BTreeMap<String, String> =
-        [("pre0", "2"), ("pre2", "1"), ("new", "1")].iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+    let want: BTreeMap<String, String> = [("pre0", "2"), ("pre2", "1"), ("new", "1")]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
     eventually("store follows changes", || contents(&reader) == want).await;
     task.abort();
 }
@@ -126,8 +128,10 @@ async fn api_server_restart_mid_watch_misses_no_final_state() {
         set(&api2, "r", &round.to_string()).await;
         set(&api2, &format!("n{round}"), "1").await;
     }
-    let want: BTreeMap<String, String> =
-        [("r", "3"), ("n1", "1"), ("n2", "1"), ("n3", "1")].iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+    let want: BTreeMap<String, String> = [("r", "3"), ("n1", "1"), ("n2", "1"), ("n3", "1")]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
     eventually("store has the final state", || contents(&reader) == want).await;
     // Resumed from the last resourceVersion, within the api-server's history: no relist needed.
     assert_eq!(inits.load(Ordering::SeqCst), 1);
@@ -203,9 +207,11 @@ async fn leader_election_one_leader_and_failover() {
     };
     let stop_a = CancellationToken::new();
     let stop_b = CancellationToken::new();
-    let (a, a_task) = LeaderElector::new(&client, "kube-system", "test-lock", "a", cfg.clone()).spawn(stop_a.clone());
+    let (a, a_task) =
+        LeaderElector::new(&client, "kube-system", "test-lock", "a", cfg.clone()).spawn(stop_a.clone());
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (b, b_task) = LeaderElector::new(&client, "kube-system", "test-lock", "b", cfg.clone()).spawn(stop_b.clone());
+    let (b, b_task) =
+        LeaderElector::new(&client, "kube-system", "test-lock", "b", cfg.clone()).spawn(stop_b.clone());
     for _ in 0..10 {
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(!(*a.borrow() && *b.borrow()), "never two leaders");

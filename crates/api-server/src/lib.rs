@@ -52,7 +52,10 @@ pub enum RunError {
     Http(std::io::Error),
 }
 
-async fn connect_etcd(config: &Config, shutdown: &CancellationToken) -> Result<etcd_client::Client, RunError> {
+async fn connect_etcd(
+    config: &Config,
+    shutdown: &CancellationToken,
+) -> Result<etcd_client::Client, RunError> {
     let opts = etcd_client::ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(5))
         .with_timeout(Duration::from_secs(30))
@@ -77,7 +80,10 @@ async fn connect_etcd(config: &Config, shutdown: &CancellationToken) -> Result<e
 }
 
 /// Runs the api-server until `shutdown` completes, then drains within `config.shutdown_timeout`.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), RunError> {
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
     let token = CancellationToken::new();
     let trigger = token.clone();
     let signal = tokio::spawn(async move {
@@ -100,7 +106,11 @@ async fn serve(config: Config, token: CancellationToken) -> Result<(), RunError>
     let caches_ready = Arc::new(AtomicBool::new(false));
     let tasks = TaskTracker::new();
 
-    let http_state = http::HttpState { metrics: metrics.clone(), storage: storage.clone(), caches_ready: caches_ready.clone() };
+    let http_state = http::HttpState {
+        metrics: metrics.clone(),
+        storage: storage.clone(),
+        caches_ready: caches_ready.clone(),
+    };
     let http_task = tokio::spawn(http::serve(config.http_listen, http_state, token.clone()));
 
     let mut delay = Duration::from_millis(200);
@@ -162,9 +172,8 @@ async fn serve(config: Config, token: CancellationToken) -> Result<(), RunError>
     if tokio::time::timeout(config.shutdown_timeout, tasks.wait()).await.is_err() {
         tracing::warn!("watch streams did not finish in time");
     }
-    match tokio::time::timeout(Duration::from_secs(2), http_task).await {
-        Ok(Ok(Err(e))) => return Err(RunError::Http(e)),
-        _ => {}
+    if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(2), http_task).await {
+        return Err(RunError::Http(e));
     }
     served.map_err(RunError::from)
 }

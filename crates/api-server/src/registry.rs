@@ -137,7 +137,11 @@ fn check_valid(obj: &Object, old: Option<&Object>) -> Result<(), ApiError> {
 
 impl Registry {
     pub fn new(storage: Storage, prefix: &str) -> Registry {
-        Registry { storage, prefix: prefix.trim_end_matches('/').to_string(), namespaces: RwLock::new(HashMap::new()) }
+        Registry {
+            storage,
+            prefix: prefix.trim_end_matches('/').to_string(),
+            namespaces: RwLock::new(HashMap::new()),
+        }
     }
 
     pub fn storage(&self) -> &Storage {
@@ -210,7 +214,8 @@ impl Registry {
     }
 
     fn decode(&self, kind: &str, value: &[u8], rev: i64) -> Result<Object, ApiError> {
-        decode_value(kind, value, rev).map_err(|e| ApiError::Internal(format!("stored {kind} undecodable: {e}")))
+        decode_value(kind, value, rev)
+            .map_err(|e| ApiError::Internal(format!("stored {kind} undecodable: {e}")))
     }
 
     pub async fn create(&self, mut obj: Object, dry_run: bool) -> Result<Object, ApiError> {
@@ -264,7 +269,8 @@ impl Registry {
     pub async fn get(&self, kind: &str, namespace: &str, name: &str) -> Result<Object, ApiError> {
         let info = kind_of(kind)?;
         let key = self.key(info, namespace, name);
-        let stored = self.storage.get(&key).await.map_err(|e| ApiError::from_storage(e, info.plural, name))?;
+        let stored =
+            self.storage.get(&key).await.map_err(|e| ApiError::from_storage(e, info.plural, name))?;
         self.decode(info.kind, &stored.value, stored.mod_revision)
     }
 
@@ -289,7 +295,13 @@ impl Registry {
         let filtering = !labels.is_empty() || !fields.0.is_empty();
         let limit = opts.limit.max(0);
         // Read in chunks; with selectors keep reading until `limit` matches or the end.
-        let chunk = if limit == 0 { 0 } else if filtering { limit.max(500) } else { limit };
+        let chunk = if limit == 0 {
+            0
+        } else if filtering {
+            limit.max(500)
+        } else {
+            limit
+        };
         let mut items = Vec::new();
         let mut last_key: Option<String> = None;
         let mut remaining = 0;
@@ -344,7 +356,8 @@ impl Registry {
         let key = self.key(info, &namespace, &name);
         let want_rv = obj.meta().resource_version.clone();
         for _ in 0..CAS_RETRIES {
-            let stored = self.storage.get(&key).await.map_err(|e| ApiError::from_storage(e, info.plural, &name))?;
+            let stored =
+                self.storage.get(&key).await.map_err(|e| ApiError::from_storage(e, info.plural, &name))?;
             let old = self.decode(info.kind, &stored.value, stored.mod_revision)?;
             if !want_rv.is_empty() && want_rv != stored.mod_revision.to_string() {
                 return Err(ApiError::Conflict { plural: info.plural.into(), name });
@@ -400,7 +413,10 @@ impl Registry {
             let result = if !new.meta().deletion_timestamp.is_empty() && !deletion_blocked(&new) {
                 self.storage.delete(&key, stored.mod_revision).await.map(|rev| (rev, true))
             } else {
-                self.storage.update(&key, stored.mod_revision, encode_value(&new)).await.map(|rev| (rev, false))
+                self.storage
+                    .update(&key, stored.mod_revision, encode_value(&new))
+                    .await
+                    .map(|rev| (rev, false))
             };
             match result {
                 Ok((rev, deleted)) => {
@@ -427,14 +443,19 @@ impl Registry {
         let info = kind_of(kind)?;
         let namespace = if info.namespaced { namespace } else { "" };
         if info.kind == "Namespace" && PROTECTED_NAMESPACES.contains(&name) {
-            return Err(ApiError::Precondition(format!("namespaces {name:?} is forbidden: this namespace may not be deleted")));
+            return Err(ApiError::Precondition(format!(
+                "namespaces {name:?} is forbidden: this namespace may not be deleted"
+            )));
         }
         if let Some(g) = opts.grace_period_seconds.filter(|g| *g < 0) {
-            return Err(ApiError::BadRequest(format!("gracePeriodSeconds: Invalid value: {g}: must be >= 0")));
+            return Err(ApiError::BadRequest(format!(
+                "gracePeriodSeconds: Invalid value: {g}: must be >= 0"
+            )));
         }
         let key = self.key(info, namespace, name);
         for _ in 0..CAS_RETRIES {
-            let stored = self.storage.get(&key).await.map_err(|e| ApiError::from_storage(e, info.plural, name))?;
+            let stored =
+                self.storage.get(&key).await.map_err(|e| ApiError::from_storage(e, info.plural, name))?;
             let old = self.decode(info.kind, &stored.value, stored.mod_revision)?;
             if !opts.precondition_uid.is_empty() && opts.precondition_uid != old.meta().uid {
                 return Err(ApiError::Precondition(format!(
@@ -532,7 +553,12 @@ impl Registry {
     async fn namespace_is_empty(&self, namespace: &str) -> Result<bool, ApiError> {
         for info in KINDS.iter().filter(|k| k.namespaced) {
             let prefix = namespace_prefix(&self.prefix, info, namespace);
-            if self.storage.any_under(&prefix).await.map_err(|e| ApiError::from_storage(e, info.plural, ""))? {
+            if self
+                .storage
+                .any_under(&prefix)
+                .await
+                .map_err(|e| ApiError::from_storage(e, info.plural, ""))?
+            {
                 return Ok(false);
             }
         }
@@ -559,7 +585,9 @@ impl Registry {
                 )));
             }
             if !meta.deletion_timestamp.is_empty() {
-                return Err(ApiError::Precondition(format!("pod {namespace}/{name} is being deleted, cannot be assigned to a host")));
+                return Err(ApiError::Precondition(format!(
+                    "pod {namespace}/{name} is being deleted, cannot be assigned to a host"
+                )));
             }
             let spec = pod.spec.get_or_insert_with(Default::default);
             if !spec.node_name.is_empty() {

@@ -47,10 +47,9 @@ fn decode_object(o: Option<proto::Object>) -> Result<Object, ApiError> {
 }
 
 fn rev_param(rv: &str) -> Result<i64, ApiError> {
-    rv.parse::<i64>()
-        .ok()
-        .filter(|r| *r >= 0)
-        .ok_or_else(|| ApiError::BadRequest(format!("resourceVersion: Invalid value: {rv:?}: must be a revision number")))
+    rv.parse::<i64>().ok().filter(|r| *r >= 0).ok_or_else(|| {
+        ApiError::BadRequest(format!("resourceVersion: Invalid value: {rv:?}: must be a revision number"))
+    })
 }
 
 impl Service {
@@ -111,15 +110,19 @@ impl ApiServer for Service {
         let req = req.into_inner();
         let obj = decode_object(req.object).map_err(Status::from)?;
         let (kind, key) = (obj.kind(), obj.key());
-        self.call("create", kind, &key, async { Ok(self.registry.create(obj, req.dry_run).await?.to_proto()) })
-            .await
+        self.call("create", kind, &key, async {
+            Ok(self.registry.create(obj, req.dry_run).await?.to_proto())
+        })
+        .await
     }
 
     async fn get(&self, req: Request<proto::GetRequest>) -> Result<Response<proto::Object>, Status> {
         let r = req.into_inner();
         let key = format!("{}/{}", r.namespace, r.name);
-        self.call("get", &r.kind, &key, async { Ok(self.registry.get(&r.kind, &r.namespace, &r.name).await?.to_proto()) })
-            .await
+        self.call("get", &r.kind, &key, async {
+            Ok(self.registry.get(&r.kind, &r.namespace, &r.name).await?.to_proto())
+        })
+        .await
     }
 
     async fn list(&self, req: Request<proto::ListRequest>) -> Result<Response<proto::ObjectList>, Status> {
@@ -148,11 +151,16 @@ impl ApiServer for Service {
         let req = req.into_inner();
         let obj = decode_object(req.object).map_err(Status::from)?;
         let (kind, key) = (obj.kind(), obj.key());
-        self.call("update", kind, &key, async { Ok(self.registry.update(obj, false, req.dry_run).await?.to_proto()) })
-            .await
+        self.call("update", kind, &key, async {
+            Ok(self.registry.update(obj, false, req.dry_run).await?.to_proto())
+        })
+        .await
     }
 
-    async fn update_status(&self, req: Request<proto::UpdateRequest>) -> Result<Response<proto::Object>, Status> {
+    async fn update_status(
+        &self,
+        req: Request<proto::UpdateRequest>,
+    ) -> Result<Response<proto::Object>, Status> {
         let req = req.into_inner();
         let obj = decode_object(req.object).map_err(Status::from)?;
         let (kind, key) = (obj.kind(), obj.key());
@@ -162,7 +170,10 @@ impl ApiServer for Service {
         .await
     }
 
-    async fn delete(&self, req: Request<proto::DeleteRequest>) -> Result<Response<proto::DeleteResponse>, Status> {
+    async fn delete(
+        &self,
+        req: Request<proto::DeleteRequest>,
+    ) -> Result<Response<proto::DeleteResponse>, Status> {
         let r = req.into_inner();
         let opts = DeleteOptions {
             grace_period_seconds: r.grace_period_seconds,
@@ -188,10 +199,15 @@ impl ApiServer for Service {
         .await
     }
 
-    async fn discovery(&self, _req: Request<proto::DiscoveryRequest>) -> Result<Response<DiscoveryResponse>, Status> {
+    async fn discovery(
+        &self,
+        _req: Request<proto::DiscoveryRequest>,
+    ) -> Result<Response<DiscoveryResponse>, Status> {
         let verbs = |status: bool| {
-            let mut v: Vec<String> =
-                ["create", "get", "list", "update", "delete", "watch"].iter().map(|s| s.to_string()).collect();
+            let mut v: Vec<String> = ["create", "get", "list", "update", "delete", "watch"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
             if status {
                 v.push("update_status".into());
             }
@@ -225,7 +241,11 @@ impl ApiServer for Service {
 impl Service {
     async fn start_watch(&self, r: &proto::WatchRequest) -> Result<WatchResponseStream, ApiError> {
         let info = kind_of(&r.kind)?;
-        let cache = self.caches.get(info.kind).cloned().ok_or_else(|| ApiError::Internal(format!("no watch cache for {}", info.kind)))?;
+        let cache = self
+            .caches
+            .get(info.kind)
+            .cloned()
+            .ok_or_else(|| ApiError::Internal(format!("no watch cache for {}", info.kind)))?;
         let filter = self.watch_filter(r, info.namespaced)?;
         // Empty or "0": the current state first, as ADDED events, then changes after it.
         let (initial, after) = if r.resource_version.is_empty() || r.resource_version == "0" {

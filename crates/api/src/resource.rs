@@ -136,6 +136,9 @@ macro_rules! kinds {
         )*]);
 
         /// An object of any kind.
+        // Variants are as large as their kinds (a Pod is big); boxing each would make every match and
+        // construction noisier for no gain: Objects are moved rarely and shared through Arc.
+        #[allow(clippy::large_enum_variant)]
         #[derive(Debug, Clone, PartialEq, Serialize)]
         #[serde(untagged)]
         pub enum Object {

@@ -196,15 +196,21 @@ impl<K: Resource> Controller<K> {
     }
 
     /// Runs until `shutdown` is cancelled, then waits for running reconciles to finish.
-    pub async fn run<Ctx, E, F, Fut, P>(self, reconcile: F, error_policy: P, ctx: Arc<Ctx>, shutdown: CancellationToken)
-    where
+    pub async fn run<Ctx, E, F, Fut, P>(
+        self,
+        reconcile: F,
+        error_policy: P,
+        ctx: Arc<Ctx>,
+        shutdown: CancellationToken,
+    ) where
         Ctx: Send + Sync + 'static,
         E: Display + Send + 'static,
         F: Fn(Arc<K>, Arc<Ctx>) -> Fut,
         Fut: Future<Output = Result<Action, E>> + Send + 'static,
         P: Fn(Arc<K>, &E, Arc<Ctx>) -> Action,
     {
-        let mut triggers: SelectAll<BoxStream<'static, Vec<ObjectRef>>> = futures::stream::select_all(self.triggers);
+        let mut triggers: SelectAll<BoxStream<'static, Vec<ObjectRef>>> =
+            futures::stream::select_all(self.triggers);
         triggers.push(self.main);
         let store = self.reader;
         let mut queue = WorkQueue::default();
@@ -218,7 +224,10 @@ impl<K: Resource> Controller<K> {
                     Some(obj) => {
                         let fut = reconcile(obj.clone(), ctx.clone());
                         let span = tracing::debug_span!("reconcile", kind = K::KIND, key = %key);
-                        running.spawn(tracing::Instrument::instrument(async move { (key, obj, fut.await) }, span));
+                        running.spawn(tracing::Instrument::instrument(
+                            async move { (key, obj, fut.await) },
+                            span,
+                        ));
                     }
                     // Gone (deleted): nothing to reconcile; cleanup belongs to finalizers.
                     None => queue.finish(&key),

@@ -49,7 +49,13 @@ fn micro_time_now() -> String {
 }
 
 impl LeaderElector {
-    pub fn new(client: &Client, namespace: &str, name: &str, identity: &str, cfg: LeaseConfig) -> LeaderElector {
+    pub fn new(
+        client: &Client,
+        namespace: &str,
+        name: &str,
+        identity: &str,
+        cfg: LeaseConfig,
+    ) -> LeaderElector {
         LeaderElector {
             api: client.api(namespace),
             name: name.to_string(),
@@ -93,7 +99,8 @@ impl LeaderElector {
         let record = format!("{holder}|{}", spec.renew_time.clone().unwrap_or_default());
         let mut next = current.clone();
         if holder == self.identity {
-            next.spec = Some(self.spec(transitions, spec.acquire_time.clone().unwrap_or_else(micro_time_now)));
+            next.spec =
+                Some(self.spec(transitions, spec.acquire_time.clone().unwrap_or_else(micro_time_now)));
         } else {
             // Another holder (or none): take over only once its record has not changed for a whole
             // lease duration as seen by us.
@@ -123,7 +130,10 @@ impl LeaderElector {
     /// Runs the election until `shutdown`; the receiver says whether this candidate leads now. A leader
     /// that cannot renew within `renew_deadline` reports `false`. On shutdown a leader releases the lease
     /// (empties holderIdentity) so another candidate can take over at once.
-    pub fn spawn(mut self, shutdown: CancellationToken) -> (watch::Receiver<bool>, tokio::task::JoinHandle<()>) {
+    pub fn spawn(
+        mut self,
+        shutdown: CancellationToken,
+    ) -> (watch::Receiver<bool>, tokio::task::JoinHandle<()>) {
         let (tx, rx) = watch::channel(false);
         let handle = tokio::spawn(async move {
             loop {

@@ -27,13 +27,20 @@ impl ObjectRef {
 
     pub fn from_obj<K: Resource>(o: &K) -> ObjectRef {
         let m = o.meta();
-        ObjectRef { namespace: if K::NAMESPACED { m.namespace.clone() } else { String::new() }, name: m.name.clone() }
+        ObjectRef {
+            namespace: if K::NAMESPACED { m.namespace.clone() } else { String::new() },
+            name: m.name.clone(),
+        }
     }
 }
 
 impl fmt::Display for ObjectRef {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        if self.namespace.is_empty() { f.write_str(&self.name) } else { write!(f, "{}/{}", self.namespace, self.name) }
+        if self.namespace.is_empty() {
+            f.write_str(&self.name)
+        } else {
+            write!(f, "{}/{}", self.namespace, self.name)
+        }
     }
 }
 
@@ -73,7 +80,9 @@ impl<K: Resource> Writer<K> {
         match ev {
             Event::Init => self.relist = Some(HashMap::new()),
             Event::InitApply(o) => {
-                self.relist.get_or_insert_with(HashMap::new).insert(ObjectRef::from_obj(o), Arc::new(o.clone()));
+                self.relist
+                    .get_or_insert_with(HashMap::new)
+                    .insert(ObjectRef::from_obj(o), Arc::new(o.clone()));
             }
             Event::InitDone => {
                 let fresh = self.relist.take().unwrap_or_default();
@@ -81,7 +90,10 @@ impl<K: Resource> Writer<K> {
                 self.ready.send_replace(true);
             }
             Event::Apply(o) => {
-                self.map.write().unwrap_or_else(|e| e.into_inner()).insert(ObjectRef::from_obj(o), Arc::new(o.clone()));
+                self.map
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(ObjectRef::from_obj(o), Arc::new(o.clone()));
             }
             Event::Delete(o) => {
                 self.map.write().unwrap_or_else(|e| e.into_inner()).remove(&ObjectRef::from_obj(o));

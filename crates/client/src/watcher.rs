@@ -38,7 +38,12 @@ pub struct WatcherConfig {
 
 impl Default for WatcherConfig {
     fn default() -> Self {
-        WatcherConfig { label_selector: String::new(), field_selector: String::new(), page_size: 500, bookmarks: true }
+        WatcherConfig {
+            label_selector: String::new(),
+            field_selector: String::new(),
+            page_size: 500,
+            bookmarks: true,
+        }
     }
 }
 
@@ -211,7 +216,14 @@ impl<K: Resource> State<K> {
 /// Watches every object of `api`'s kind (in its namespace, or all namespaces for an empty one).
 /// The stream never ends on its own.
 pub fn watcher<K: Resource>(api: Api<K>, cfg: WatcherConfig) -> impl Stream<Item = Result<Event<K>>> + Send {
-    let state = State { api, cfg, phase: Phase::Relist, pending: VecDeque::new(), backoff: Backoff::default(), delay: None };
+    let state = State {
+        api,
+        cfg,
+        phase: Phase::Relist,
+        pending: VecDeque::new(),
+        backoff: Backoff::default(),
+        delay: None,
+    };
     futures::stream::unfold(state, |mut s| async move { s.step().await.map(|ev| (ev, s)) })
 }
 

@@ -27,7 +27,8 @@ fn args() -> Args {
     let mut a = Args { pods: 20_000, concurrency: 64, watchers: 1000, watch_events: 100 };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let mut value = || it.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{flag} needs a number"));
+        let mut value =
+            || it.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{flag} needs a number"));
         match flag.as_str() {
             "--pods" => a.pods = value(),
             "--concurrency" => a.concurrency = value(),
@@ -44,7 +45,8 @@ fn pod(name: String) -> Pod {
         metadata: Some(ObjectMeta {
             name,
             namespace: "default".into(),
-            labels: [("app".to_string(), "bench".to_string()), ("tier".to_string(), "web".to_string())].into(),
+            labels: [("app".to_string(), "bench".to_string()), ("tier".to_string(), "web".to_string())]
+                .into(),
             ..Default::default()
         }),
         spec: Some(PodSpec {
@@ -53,7 +55,11 @@ fn pod(name: String) -> Pod {
                 image: "registry.local/web:1.0".into(),
                 command: vec!["/bin/httpd".into(), "-f".into(), "-p".into(), "8080".into()],
                 resources: Some(ResourceRequirements {
-                    requests: [("cpu".to_string(), Quantity::new("100m")), ("memory".to_string(), Quantity::new("64Mi"))].into(),
+                    requests: [
+                        ("cpu".to_string(), Quantity::new("100m")),
+                        ("memory".to_string(), Quantity::new("64Mi")),
+                    ]
+                    .into(),
                     limits: [("memory".to_string(), Quantity::new("128Mi"))].into(),
                     claims: vec![],
                 }),
@@ -139,7 +145,10 @@ fn ms(d: Duration) -> String {
 #[tokio::main]
 async fn main() {
     let a = args();
-    println!("bench-api: {} pods, concurrency {}, {} watchers x {} events", a.pods, a.concurrency, a.watchers, a.watch_events);
+    println!(
+        "bench-api: {} pods, concurrency {}, {} watchers x {} events",
+        a.pods, a.concurrency, a.watchers, a.watch_events
+    );
     let etcd = Etcd::start().await;
     let value_size = pod("bench-pod-000000".into()).encode_to_vec().len() + 250; // + server-set metadata
 
@@ -156,7 +165,11 @@ async fn main() {
             Box::pin(async move {
                 let key = format!("/bench/raw/{i:08}");
                 let txn = etcd_client::Txn::new()
-                    .when([etcd_client::Compare::create_revision(key.clone(), etcd_client::CompareOp::Equal, 0)])
+                    .when([etcd_client::Compare::create_revision(
+                        key.clone(),
+                        etcd_client::CompareOp::Equal,
+                        0,
+                    )])
                     .and_then([etcd_client::TxnOp::put(key, vec![b'x'; value_size], None)]);
                 kv.txn(txn).await.expect("etcd txn");
                 kv
@@ -185,8 +198,20 @@ async fn main() {
     let rss = server.pid().map(rss_mib).unwrap_or(0.0);
 
     println!();
-    println!("{:<34} {:>12} {:>12} {:>12}", format!("create (value ~{value_size} B)"), "per second", "p50", "p99");
-    println!("{:<34} {:>12.0} {:>12} {:>12}", "raw etcd txn put (baseline)", raw.rate, ms(raw.p50), ms(raw.p99));
+    println!(
+        "{:<34} {:>12} {:>12} {:>12}",
+        format!("create (value ~{value_size} B)"),
+        "per second",
+        "p50",
+        "p99"
+    );
+    println!(
+        "{:<34} {:>12.0} {:>12} {:>12}",
+        "raw etcd txn put (baseline)",
+        raw.rate,
+        ms(raw.p50),
+        ms(raw.p99)
+    );
     println!("{:<34} {:>12.0} {:>12} {:>12}", "api-server create Pod", api.rate, ms(api.p50), ms(api.p99));
     println!(
         "api-server / raw etcd: {:.0}% (goal >= 50%); p99 create {} (goal < 50 ms at C=64)",
@@ -198,7 +223,11 @@ async fn main() {
     // Watch fan-out: W watchers on pods, E creates, latency from create start to each delivery.
     let client = Client::connect(&addr).await.expect("api-server");
     let pods = client.api::<Pod>("default");
-    let rv = pods.list(&navarch_client::ListParams { limit: 1, ..Default::default() }).await.expect("list").resource_version;
+    let rv = pods
+        .list(&navarch_client::ListParams { limit: 1, ..Default::default() })
+        .await
+        .expect("list")
+        .resource_version;
     let sent_at: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(vec![None; a.watch_events]));
     let delays: Arc<Mutex<Vec<Duration>>> = Arc::new(Mutex::new(Vec::new()));
     let mut watch_tasks = Vec::new();
@@ -216,7 +245,9 @@ async fn main() {
             let mut seen = 0;
             while let Some(ev) = stream.next().await {
                 let Ok(WatchEvent::Added(p)) = ev else { continue };
-                let Some(idx) = p.meta().name.strip_prefix("watch-pod-").and_then(|s| s.parse::<usize>().ok()) else {
+                let Some(idx) =
+                    p.meta().name.strip_prefix("watch-pod-").and_then(|s| s.parse::<usize>().ok())
+                else {
                     continue;
                 };
                 if let Some(t) = sent_at.lock().await[idx] {
@@ -246,6 +277,10 @@ async fn main() {
         ms(percentile(&d, 0.99)),
         if wait.is_err() { " (timed out waiting for some watchers)" } else { "" }
     );
-    println!("api-server RSS with {} watchers: {:.1} MiB", a.watchers, server.pid().map(rss_mib).unwrap_or(0.0));
+    println!(
+        "api-server RSS with {} watchers: {:.1} MiB",
+        a.watchers,
+        server.pid().map(rss_mib).unwrap_or(0.0)
+    );
     server.kill9();
 }
