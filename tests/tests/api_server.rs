@@ -420,3 +420,28 @@ async fn sigterm_shuts_down_cleanly() {
     let _watch = c.api::<ConfigMap>("default").watch(&WatchParams::default()).await.unwrap();
     assert!(env.api_server.terminate(), "exit status 0 after SIGTERM");
 }
+
+#[tokio::test]
+async fn namespace_deletion_waits_for_its_content() {
+    let env = TestEnv::start().await;
+    let c = env.client().await;
+    let ns: Api<Namespace> = c.api("");
+    // An empty namespace goes at once.
+    ns.create(&Namespace { metadata: meta("empty"), ..Default::default() }).await.unwrap();
+    assert!(!ns.delete("empty", &DeleteParams::default()).await.unwrap().pending);
+
+    ns.create(&Namespace { metadata: meta("busy"), ..Default::default() }).await.unwrap();
+    let cms: Api<ConfigMap> = c.api("busy");
+    cms.create(&cm("a", "1")).await.unwrap();
+    cms.create(&cm("b", "1")).await.unwrap();
+    let d = ns.delete("busy", &DeleteParams::default()).await.unwrap();
+    assert!(d.pending);
+    let t = ns.get("busy").await.unwrap();
+    assert_eq!(t.status.as_ref().unwrap().phase, "Terminating");
+    let err = cms.create(&cm("c", "1")).await.unwrap_err();
+    assert!(matches!(err, Error::FailedPrecondition(_)), "{err}");
+    cms.delete("a", &DeleteParams::default()).await.unwrap();
+    assert!(ns.get("busy").await.is_ok(), "still holds b");
+    cms.delete("b", &DeleteParams::default()).await.unwrap();
+    assert!(matches!(ns.get("busy").await, Err(Error::NotFound(_))), "gone once empty");
+}

@@ -423,6 +423,9 @@ impl Registry {
                     new.meta_mut().resource_version = rev.to_string();
                     self.note_if_namespace(&new, deleted);
                     tracing::debug!(kind = info.kind, key = %new.key(), rev, deleted, "updated");
+                    if deleted && info.namespaced {
+                        self.finish_namespace_if_empty(&namespace).await;
+                    }
                     return Ok(new);
                 }
                 Err(StorageError::Conflict { .. }) if want_rv.is_empty() => continue,
@@ -516,6 +519,9 @@ impl Registry {
                         gone.meta_mut().resource_version = rev.to_string();
                         self.note_if_namespace(&gone, true);
                         tracing::debug!(kind = info.kind, key = %gone.key(), rev, "deleted");
+                        if info.namespaced {
+                            self.finish_namespace_if_empty(namespace).await;
+                        }
                         return Ok((gone, false));
                     }
                     Err(StorageError::Conflict { .. }) => continue,
@@ -548,6 +554,35 @@ impl Registry {
             }
         }
         Err(ApiError::Conflict { plural: info.plural.into(), name: name.into() })
+    }
+
+    /// The last step of namespace deletion: once a terminating namespace holds nothing, its `kubernetes`
+    /// finalizer is removed and the namespace with it. (Deleting what it holds is the namespace
+    /// controller's job; this only finishes when that is done, by whoever did it.)
+    async fn finish_namespace_if_empty(&self, namespace: &str) {
+        let cached = self.namespaces.read().expect("namespace cache lock").get(namespace).copied();
+        if cached == Some(false) {
+            return;
+        }
+        let result: Result<(), ApiError> = async {
+            let mut ns = self.get("Namespace", "", namespace).await?;
+            let terminating = !ns.meta().deletion_timestamp.is_empty();
+            self.note_namespace(namespace, Some(terminating));
+            if !terminating || !self.namespace_is_empty(namespace).await? {
+                return Ok(());
+            }
+            if let Object::Namespace(n) = &mut ns
+                && let Some(spec) = n.spec.as_mut()
+            {
+                spec.finalizers.retain(|f| f != "kubernetes");
+            }
+            Box::pin(self.update(ns, false, false)).await.map(|_| ())
+        }
+        .await;
+        match result {
+            Ok(()) | Err(ApiError::NotFound { .. }) | Err(ApiError::Conflict { .. }) => {}
+            Err(e) => tracing::warn!(namespace, error = %e, "finishing namespace deletion"),
+        }
     }
 
     async fn namespace_is_empty(&self, namespace: &str) -> Result<bool, ApiError> {

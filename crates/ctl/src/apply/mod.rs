@@ -70,12 +70,34 @@ pub fn with_last_applied(manifest: &Object) -> anyhow::Result<(Object, Value)> {
     Ok((obj, json))
 }
 
+/// Rewrites a manifest's write-only fields the way the api-server stores them, so that comparing it with
+/// the live object is meaningful: a Secret's `stringData` is folded into `data` (base64).
+fn as_stored(kind: &str, manifest: &mut Value) {
+    use base64::Engine as _;
+    if kind != "Secret" {
+        return;
+    }
+    let Some(obj) = manifest.as_object_mut() else { return };
+    let Some(Value::Object(string_data)) = obj.remove("stringData") else { return };
+    let data = obj.entry("data").or_insert_with(|| Value::Object(Default::default()));
+    if let Some(data) = data.as_object_mut() {
+        for (k, v) in string_data {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(v.as_str().unwrap_or_default());
+            data.insert(k, Value::String(encoded));
+        }
+    }
+}
+
 /// The live object after applying the manifest, or `None` when the manifest changes nothing.
 pub fn merged(live: &Object, modified: &Value) -> anyhow::Result<Option<Object>> {
     let live_json = printers::to_value(live);
-    let original: Option<Value> =
+    let mut original: Option<Value> =
         live.meta().annotations.get(LAST_APPLIED).and_then(|a| serde_json::from_str(a).ok());
-    let Some(patch) = merge::three_way(original.as_ref(), modified, &live_json) else {
+    let mut modified = modified.clone();
+    for v in original.iter_mut().chain(std::iter::once(&mut modified)) {
+        as_stored(live.kind(), v);
+    }
+    let Some(patch) = merge::three_way(original.as_ref(), &modified, &live_json) else {
         return Ok(None);
     };
     let mut result = live_json;
@@ -142,6 +164,33 @@ mod tests {
 
     fn obj(yaml: &str) -> Object {
         manifest::parse(yaml, "t").unwrap().remove(0)
+    }
+
+    #[test]
+    fn secret_string_data_compares_as_stored_data() {
+        let manifest = |string_data: &str| {
+            obj(&format!(
+                "apiVersion: v1\nkind: Secret\nmetadata: {{name: s, namespace: default}}\ntype: Opaque\ndata: {{a: YQ==}}\nstringData: {{{string_data}}}\n"
+            ))
+        };
+        // What the api-server stores for the first apply: stringData folded into data.
+        let (sent, _) = with_last_applied(&manifest("u: guest")).unwrap();
+        let Object::Secret(mut live) = sent else { panic!() };
+        live.string_data.clear();
+        live.data.insert("u".into(), "Z3Vlc3Q=".into());
+        let live = Object::Secret(live);
+
+        let (_, same) = with_last_applied(&manifest("u: guest")).unwrap();
+        assert!(merged(&live, &same).unwrap().is_none(), "re-applying stringData is unchanged");
+
+        let (_, changed) = with_last_applied(&manifest("u: admin")).unwrap();
+        let Object::Secret(up) = merged(&live, &changed).unwrap().expect("changed") else { panic!() };
+        assert_eq!(up.data["u"], "YWRtaW4=");
+
+        let (_, removed) = with_last_applied(&manifest("")).unwrap();
+        let Object::Secret(up) = merged(&live, &removed).unwrap().expect("changed") else { panic!() };
+        assert!(!up.data.contains_key("u"), "a key dropped from stringData is removed: {:?}", up.data);
+        assert_eq!(up.data["a"], "YQ==");
     }
 
     #[test]
