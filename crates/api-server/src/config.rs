@@ -111,8 +111,8 @@ pub enum ConfigError {
 
 impl FileConfig {
     pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.into(), source })?;
         if text.trim().is_empty() {
             return Ok(FileConfig::default());
         }
@@ -133,7 +133,10 @@ impl Config {
             http_listen: args.http_listen.or(file.http_listen).unwrap_or(d.http_listen),
             etcd_endpoints: args.etcd_endpoints.or(file.etcd_endpoints).unwrap_or(d.etcd_endpoints),
             etcd_prefix: args.etcd_prefix.or(file.etcd_prefix).unwrap_or(d.etcd_prefix),
-            bookmark_interval: args.bookmark_interval.or(file.bookmark_interval).unwrap_or(d.bookmark_interval),
+            bookmark_interval: args
+                .bookmark_interval
+                .or(file.bookmark_interval)
+                .unwrap_or(d.bookmark_interval),
             watch_history: args.watch_history.or(file.watch_history).unwrap_or(d.watch_history),
             watcher_buffer: args.watcher_buffer.or(file.watcher_buffer).unwrap_or(d.watcher_buffer),
             shutdown_timeout: args.shutdown_timeout.or(file.shutdown_timeout).unwrap_or(d.shutdown_timeout),
@@ -142,7 +145,10 @@ impl Config {
             return Err(ConfigError::Invalid("etcd_endpoints: at least one endpoint is required".into()));
         }
         if !c.etcd_prefix.starts_with('/') {
-            return Err(ConfigError::Invalid(format!("etcd_prefix: must start with '/', got {:?}", c.etcd_prefix)));
+            return Err(ConfigError::Invalid(format!(
+                "etcd_prefix: must start with '/', got {:?}",
+                c.etcd_prefix
+            )));
         }
         if c.watcher_buffer == 0 || c.watch_history == 0 {
             return Err(ConfigError::Invalid("watch_history and watcher_buffer: must be at least 1".into()));
@@ -169,8 +175,14 @@ mod tests {
     #[test]
     fn file_over_default_and_flag_over_file() {
         let f = file("listen: 127.0.0.1:7000\netcd_prefix: /fromfile\nbookmark_interval: 3s\n");
-        let args = Args::try_parse_from(["api-server", "--config", f.path().to_str().unwrap(), "--listen", "127.0.0.1:8000"])
-            .unwrap();
+        let args = Args::try_parse_from([
+            "api-server",
+            "--config",
+            f.path().to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:8000",
+        ])
+        .unwrap();
         let c = Config::resolve(args).unwrap();
         assert_eq!(c.listen.port(), 8000, "flag beats file");
         assert_eq!(c.etcd_prefix, "/fromfile", "file beats default");
@@ -188,8 +200,10 @@ mod tests {
         let c = Config::resolve(Args::try_parse_from(["api-server", "--config", &path]).unwrap()).unwrap();
         assert_eq!(c.watcher_buffer, 77, "env beats file");
         assert_eq!(c.watch_history, 9);
-        let c = Config::resolve(Args::try_parse_from(["api-server", "--config", &path, "--watcher-buffer", "3"]).unwrap())
-            .unwrap();
+        let c = Config::resolve(
+            Args::try_parse_from(["api-server", "--config", &path, "--watcher-buffer", "3"]).unwrap(),
+        )
+        .unwrap();
         assert_eq!(c.watcher_buffer, 3, "flag beats env");
         unsafe { std::env::remove_var("NAVARCH_APISERVER_WATCHER_BUFFER") };
     }
@@ -203,7 +217,8 @@ mod tests {
 
     #[test]
     fn bad_values_are_errors() {
-        let err = Config::resolve(Args { etcd_prefix: Some("registry".into()), ..Args::default() }).unwrap_err();
+        let err =
+            Config::resolve(Args { etcd_prefix: Some("registry".into()), ..Args::default() }).unwrap_err();
         assert!(err.to_string().starts_with("etcd_prefix:"), "{err}");
     }
 }

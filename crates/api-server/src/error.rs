@@ -35,7 +35,9 @@ pub enum ApiError {
 impl ApiError {
     pub fn from_storage(e: StorageError, plural: &str, name: &str) -> ApiError {
         match e {
-            StorageError::AlreadyExists(_) => ApiError::AlreadyExists { plural: plural.into(), name: name.into() },
+            StorageError::AlreadyExists(_) => {
+                ApiError::AlreadyExists { plural: plural.into(), name: name.into() }
+            }
             StorageError::NotFound(_) => ApiError::NotFound { plural: plural.into(), name: name.into() },
             StorageError::Conflict { .. } => ApiError::Conflict { plural: plural.into(), name: name.into() },
             StorageError::Compacted(rev) => ApiError::Expired(format!(

@@ -44,11 +44,16 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("apiserver");
         let requests = Family::<RequestLabels, Counter>::default();
-        let latency = Family::<VerbLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let latency =
+            Family::<VerbLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
         let watchers = Family::<KindLabels, Gauge<i64, AtomicI64>>::default();
         let watch_events = Family::<KindLabels, Counter>::default();
         registry.register("requests", "API requests by verb, kind and result code", requests.clone());
-        registry.register("request_duration_seconds", "API request latency by verb and kind", latency.clone());
+        registry.register(
+            "request_duration_seconds",
+            "API request latency by verb and kind",
+            latency.clone(),
+        );
         registry.register("watchers", "Open watch streams by kind", watchers.clone());
         registry.register("watch_events_sent", "Watch events sent to clients by kind", watch_events.clone());
         Metrics { registry, requests, latency, watchers, watch_events }

@@ -374,7 +374,6 @@ impl Registry {
             } else {
                 let mut n = with_status_of(obj.clone(), &old);
                 n.set_type_meta();
-                validation::apply_defaults(&mut n);
                 n
             };
             {
@@ -387,6 +386,10 @@ impl Registry {
                 m.generation = o.generation;
                 m.resource_version = o.resource_version.clone();
                 m.self_link.clear();
+            }
+            // Defaults see the stored server-owned metadata (uid, deletionTimestamp).
+            if !status_only {
+                validation::apply_defaults(&mut new);
             }
             if !old.meta().deletion_timestamp.is_empty() {
                 let added: Vec<&String> =

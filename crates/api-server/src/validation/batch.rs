@@ -102,16 +102,16 @@ pub(super) fn validate_job(job: &Job, old: Option<&Job>, errs: &mut Errors) {
         &PodSpecRules::job(),
         errs,
     );
-    if spec.manual_selector != Some(true) && !uid.is_empty() {
-        if let Some(s) = &spec.selector {
-            if s.match_labels.get(CONTROLLER_UID_LABEL).map(String::as_str) != Some(uid) {
-                errs.invalid(
-                    &path.child("selector"),
-                    meta::show_labels(&s.match_labels),
-                    "`selector` not auto-generated",
-                );
-            }
-        }
+    // A generated selector must select exactly this Job's uid.
+    let generated = spec.manual_selector != Some(true) && !uid.is_empty();
+    let selects_uid =
+        |s: &LabelSelector| s.match_labels.get(CONTROLLER_UID_LABEL).map(String::as_str) == Some(uid);
+    if let Some(s) = spec.selector.as_ref().filter(|s| generated && !selects_uid(s)) {
+        errs.invalid(
+            &path.child("selector"),
+            meta::show_labels(&s.match_labels),
+            "`selector` not auto-generated",
+        );
     }
     if let Some(old) = old {
         validate_job_update(spec, old, &path, errs);
@@ -313,7 +313,8 @@ fn validate_job_update(new: &JobSpec, old: &Job, path: &Path, errs: &mut Errors)
     }
 }
 
-pub(super) fn validate_cron_job(cj: &CronJob, _old: Option<&CronJob>, errs: &mut Errors) {
+/// Everything of a CronJob may change on update; each version is checked on its own.
+pub(super) fn validate_cron_job(cj: &CronJob, errs: &mut Errors) {
     let path = Path::new("spec");
     let default = CronJobSpec::default();
     let spec = cj.spec.as_ref().unwrap_or(&default);

@@ -80,7 +80,7 @@ pub fn validate(obj: &Object, old: Option<&Object>) -> Vec<FieldError> {
         };
     }
     match obj {
-        Object::Namespace(o) => other::validate_namespace(o, old_as!(Namespace), &mut errs),
+        Object::Namespace(o) => other::validate_namespace(o, &mut errs),
         Object::Node(o) => other::validate_node(o, old_as!(Node), &mut errs),
         Object::Pod(o) => pod::validate_pod(o, old_as!(Pod), &mut errs),
         Object::Service(o) => service::validate_service(o, old_as!(Service), &mut errs),
@@ -94,7 +94,7 @@ pub fn validate(obj: &Object, old: Option<&Object>) -> Vec<FieldError> {
         Object::DaemonSet(o) => workloads::validate_daemon_set(o, old_as!(DaemonSet), &mut errs),
         Object::StatefulSet(o) => workloads::validate_stateful_set(o, old_as!(StatefulSet), &mut errs),
         Object::Job(o) => batch::validate_job(o, old_as!(Job), &mut errs),
-        Object::CronJob(o) => batch::validate_cron_job(o, old_as!(CronJob), &mut errs),
+        Object::CronJob(o) => batch::validate_cron_job(o, &mut errs),
         Object::Lease(o) => other::validate_lease(o, &mut errs),
     }
     errs.into_vec()

@@ -39,10 +39,8 @@ pub(super) fn default_namespace(ns: &mut Namespace) {
 
 /// Allocatable defaults to capacity.
 pub(super) fn default_node(node: &mut Node) {
-    if let Some(status) = node.status.as_mut() {
-        if status.allocatable.is_empty() {
-            status.allocatable = status.capacity.clone();
-        }
+    if let Some(status) = node.status.as_mut().filter(|s| s.allocatable.is_empty()) {
+        status.allocatable = status.capacity.clone();
     }
 }
 
@@ -66,7 +64,7 @@ pub(super) fn default_secret(secret: &mut Secret) {
 // Validation
 // ---------------------------------------------------------------------------------------------------------
 
-pub(super) fn validate_namespace(ns: &Namespace, _old: Option<&Namespace>, errs: &mut Errors) {
+pub(super) fn validate_namespace(ns: &Namespace, errs: &mut Errors) {
     let path = Path::new("spec").child("finalizers");
     for (i, f) in ns.spec.iter().flat_map(|s| &s.finalizers).enumerate() {
         let p = path.index(i);
@@ -103,19 +101,12 @@ pub(super) fn validate_node(node: &Node, old: Option<&Node>, errs: &mut Errors) 
         spec.pod_cid_rs.iter().enumerate().map(|(i, c)| validate_cidr(c, &cp.index(i), errs)).collect();
     if spec.pod_cid_rs.len() > 2 {
         errs.too_many(&cp, spec.pod_cid_rs.len(), 2);
-    } else if let [Some(a), Some(b)] = families.as_slice() {
-        if a == b {
-            errs.invalid(
-                &cp,
-                q(&spec.pod_cid_rs.join(",")),
-                "may specify no more than one CIDR for each IP family",
-            );
-        }
+    } else if matches!(families.as_slice(), [Some(a), Some(b)] if a == b) {
+        let reason = "may specify no more than one CIDR for each IP family";
+        errs.invalid(&cp, q(&spec.pod_cid_rs.join(",")), reason);
     }
-    if let Some(first) = spec.pod_cid_rs.first() {
-        if pod_cidr_ok && *first != spec.pod_cidr {
-            errs.invalid(&cp.index(0), q(first), "must match `podCIDR`");
-        }
+    if let Some(first) = spec.pod_cid_rs.first().filter(|f| pod_cidr_ok && **f != spec.pod_cidr) {
+        errs.invalid(&cp.index(0), q(first), "must match `podCIDR`");
     }
     let mut seen = Unique::default();
     let keys: Vec<String> = spec.taints.iter().map(|t| format!("{}:{}", t.key, t.effect)).collect();
@@ -377,10 +368,8 @@ pub(super) fn validate_event(ev: &Event, errs: &mut Errors) {
 pub(super) fn validate_lease(lease: &Lease, errs: &mut Errors) {
     let Some(spec) = &lease.spec else { return };
     let path = Path::new("spec");
-    if let Some(d) = spec.lease_duration_seconds {
-        if d <= 0 {
-            errs.invalid(&path.child("leaseDurationSeconds"), d, "must be greater than 0");
-        }
+    if let Some(d) = spec.lease_duration_seconds.filter(|d| *d <= 0) {
+        errs.invalid(&path.child("leaseDurationSeconds"), d, "must be greater than 0");
     }
     if let Some(t) = spec.lease_transitions {
         errs.non_negative(&path.child("leaseTransitions"), t.into());

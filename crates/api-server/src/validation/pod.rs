@@ -170,10 +170,8 @@ fn default_volume(v: &mut Volume) {
     if let Some(i) = v.iscsi.as_mut() {
         set_if_empty(&mut i.iscsi_interface, "default");
     }
-    if let Some(i) = v.image.as_mut() {
-        if i.pull_policy.is_empty() {
-            i.pull_policy = default_pull_policy(&i.reference).to_string();
-        }
+    if let Some(i) = v.image.as_mut().filter(|i| i.pull_policy.is_empty()) {
+        i.pull_policy = default_pull_policy(&i.reference).to_string();
     }
     if let Some(spec) =
         v.ephemeral.as_mut().and_then(|e| e.volume_claim_template.as_mut()).and_then(|t| t.spec.as_mut())
