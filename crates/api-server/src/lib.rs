@@ -33,6 +33,8 @@ use crate::registry::Registry;
 use crate::storage::Storage;
 use crate::watch_cache::{WatchCache, WatchCacheConfig};
 
+/// Connections to etcd for requests (the watch caches share the first).
+const ETCD_CONNECTIONS: usize = 8;
 /// Largest gRPC message accepted or sent (lists of tens of thousands of objects).
 const MAX_MESSAGE_BYTES: usize = 256 << 20;
 
@@ -100,7 +102,11 @@ async fn serve(config: Config, token: CancellationToken) -> Result<(), RunError>
         .await
         .map_err(|source| RunError::Listen { addr: config.listen, source })?;
     let etcd = connect_etcd(&config, &token).await?;
-    let storage = Storage::new(etcd.clone());
+    let mut pool = Vec::new();
+    for _ in 1..ETCD_CONNECTIONS {
+        pool.push(connect_etcd(&config, &token).await?);
+    }
+    let storage = Storage::new(etcd.clone(), pool);
     let registry = Arc::new(Registry::new(storage.clone(), &config.etcd_prefix));
     let metrics = Arc::new(metrics::Metrics::new());
     let caches_ready = Arc::new(AtomicBool::new(false));
@@ -146,7 +152,16 @@ async fn serve(config: Config, token: CancellationToken) -> Result<(), RunError>
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     tracing::info!(listen = %config.listen, etcd = ?config.etcd_endpoints, "api-server serving");
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // Builder::tcp_nodelay only applies to listeners tonic binds itself; without NODELAY on the accepted
+    // sockets, small responses wait out Nagle + delayed ACK (~40 ms each).
+    let incoming = tokio_stream::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listener), |conn| {
+        if let Ok(c) = &conn
+            && let Err(e) = c.set_nodelay(true)
+        {
+            tracing::debug!(error = %e, "TCP_NODELAY");
+        }
+        conn
+    });
     let grpc_token = token.clone();
     let grpc = tonic::transport::Server::builder()
         .tcp_nodelay(true)

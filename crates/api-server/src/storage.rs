@@ -3,6 +3,9 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use etcd_client::{Compare, CompareOp, GetOptions, KvClient, Txn, TxnOp};
 
 /// Why a storage call failed.
@@ -43,9 +46,15 @@ pub struct Page {
     pub remaining: i64,
 }
 
+/// Largest etcd response accepted (list pages of large objects).
+const MAX_ETCD_MESSAGE: usize = 256 << 20;
+
 #[derive(Clone)]
 pub struct Storage {
-    kv: KvClient,
+    /// Several connections used round-robin: one HTTP/2 connection serialises every request through a
+    /// single connection task, which caps throughput well below what etcd can do.
+    kv: Arc<[KvClient]>,
+    next: Arc<AtomicUsize>,
     client: etcd_client::Client,
 }
 
@@ -78,8 +87,17 @@ pub fn decode_continue(token: &str) -> Result<(i64, String), StorageError> {
 }
 
 impl Storage {
-    pub fn new(client: etcd_client::Client) -> Storage {
-        Storage { kv: client.kv_client(), client }
+    /// `pool` holds extra connections to the same etcd (may be empty).
+    pub fn new(client: etcd_client::Client, pool: Vec<etcd_client::Client>) -> Storage {
+        let kv: Vec<KvClient> = std::iter::once(&client)
+            .chain(pool.iter())
+            .map(|c| c.kv_client().max_decoding_message_size(MAX_ETCD_MESSAGE))
+            .collect();
+        Storage { kv: kv.into(), next: Arc::new(AtomicUsize::new(0)), client }
+    }
+
+    fn kv(&self) -> KvClient {
+        self.kv[self.next.fetch_add(1, Ordering::Relaxed) % self.kv.len()].clone()
     }
 
     pub fn etcd(&self) -> &etcd_client::Client {
@@ -91,7 +109,7 @@ impl Storage {
         let txn = Txn::new()
             .when([Compare::create_revision(key, CompareOp::Equal, 0)])
             .and_then([TxnOp::put(key, value, None)]);
-        let resp = self.kv.clone().txn(txn).await?;
+        let resp = self.kv().txn(txn).await?;
         if !resp.succeeded() {
             return Err(StorageError::AlreadyExists(key.to_string()));
         }
@@ -99,7 +117,7 @@ impl Storage {
     }
 
     pub async fn get(&self, key: &str) -> Result<Stored, StorageError> {
-        let resp = self.kv.clone().get(key, None).await?;
+        let resp = self.kv().get(key, None).await?;
         let kv = resp.kvs().first().ok_or_else(|| StorageError::NotFound(key.to_string()))?;
         Ok(Stored { key: key.to_string(), value: kv.value().to_vec(), mod_revision: kv.mod_revision() })
     }
@@ -109,7 +127,7 @@ impl Storage {
         let txn = Txn::new()
             .when([Compare::mod_revision(key, CompareOp::Equal, expected)])
             .and_then([TxnOp::put(key, value, None)]);
-        let resp = self.kv.clone().txn(txn).await?;
+        let resp = self.kv().txn(txn).await?;
         if !resp.succeeded() {
             return Err(StorageError::Conflict { key: key.to_string(), expected });
         }
@@ -121,7 +139,7 @@ impl Storage {
         let txn = Txn::new()
             .when([Compare::mod_revision(key, CompareOp::Equal, expected)])
             .and_then([TxnOp::delete(key, None)]);
-        let resp = self.kv.clone().txn(txn).await?;
+        let resp = self.kv().txn(txn).await?;
         if !resp.succeeded() {
             return Err(StorageError::Conflict { key: key.to_string(), expected });
         }
@@ -152,7 +170,7 @@ impl Storage {
         if revision > 0 {
             opts = opts.with_revision(revision);
         }
-        let resp = match self.kv.clone().get(start, Some(opts)).await {
+        let resp = match self.kv().get(start, Some(opts)).await {
             Ok(r) => r,
             Err(e) if compacted(&e) => return Err(StorageError::Compacted(revision)),
             Err(e) => return Err(e.into()),
@@ -174,13 +192,13 @@ impl Storage {
     /// True when at least one key exists under `prefix`.
     pub async fn any_under(&self, prefix: &str) -> Result<bool, StorageError> {
         let opts = GetOptions::new().with_range(prefix_end(prefix)).with_count_only();
-        let resp = self.kv.clone().get(prefix, Some(opts)).await?;
+        let resp = self.kv().get(prefix, Some(opts)).await?;
         Ok(resp.count() > 0)
     }
 
     /// The current etcd revision.
     pub async fn current_revision(&self) -> Result<i64, StorageError> {
-        let resp = self.kv.clone().get("\0", Some(GetOptions::new().with_count_only())).await?;
+        let resp = self.kv().get("\0", Some(GetOptions::new().with_count_only())).await?;
         Ok(resp.header().map(|h| h.revision()).unwrap_or_default())
     }
 }
