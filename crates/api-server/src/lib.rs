@@ -154,14 +154,15 @@ async fn serve(config: Config, token: CancellationToken) -> Result<(), RunError>
     tracing::info!(listen = %config.listen, etcd = ?config.etcd_endpoints, "api-server serving");
     // Builder::tcp_nodelay only applies to listeners tonic binds itself; without NODELAY on the accepted
     // sockets, small responses wait out Nagle + delayed ACK (~40 ms each).
-    let incoming = tokio_stream::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listener), |conn| {
-        if let Ok(c) = &conn
-            && let Err(e) = c.set_nodelay(true)
-        {
-            tracing::debug!(error = %e, "TCP_NODELAY");
-        }
-        conn
-    });
+    let incoming =
+        tokio_stream::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listener), |conn| {
+            if let Ok(c) = &conn
+                && let Err(e) = c.set_nodelay(true)
+            {
+                tracing::debug!(error = %e, "TCP_NODELAY");
+            }
+            conn
+        });
     let grpc_token = token.clone();
     let grpc = tonic::transport::Server::builder()
         .tcp_nodelay(true)
