@@ -363,11 +363,7 @@ impl Registry {
                 return Err(ApiError::Conflict { plural: info.plural.into(), name });
             }
             if !obj.meta().uid.is_empty() && obj.meta().uid != old.meta().uid {
-                return Err(ApiError::Precondition(format!(
-                    "Precondition failed: UID in precondition: {}, UID in object meta: {}",
-                    obj.meta().uid,
-                    old.meta().uid
-                )));
+                return Err(uid_mismatch(&obj.meta().uid, &old.meta().uid));
             }
             let mut new = if status_only {
                 with_status_of(old.clone(), &obj)
@@ -464,11 +460,7 @@ impl Registry {
                 self.storage.get(&key).await.map_err(|e| ApiError::from_storage(e, info.plural, name))?;
             let old = self.decode(info.kind, &stored.value, stored.mod_revision)?;
             if !opts.precondition_uid.is_empty() && opts.precondition_uid != old.meta().uid {
-                return Err(ApiError::Precondition(format!(
-                    "Precondition failed: UID in precondition: {}, UID in object meta: {}",
-                    opts.precondition_uid,
-                    old.meta().uid
-                )));
+                return Err(uid_mismatch(&opts.precondition_uid, &old.meta().uid));
             }
             if !opts.precondition_resource_version.is_empty()
                 && opts.precondition_resource_version != stored.mod_revision.to_string()
@@ -617,10 +609,7 @@ impl Registry {
             };
             let meta = pod.metadata.clone().unwrap_or_default();
             if !uid.is_empty() && uid != meta.uid {
-                return Err(ApiError::Precondition(format!(
-                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                    meta.uid
-                )));
+                return Err(uid_mismatch(uid, &meta.uid));
             }
             if !meta.deletion_timestamp.is_empty() {
                 return Err(ApiError::Precondition(format!(
@@ -667,6 +656,12 @@ impl Registry {
         }
         Err(ApiError::Conflict { plural: "pods".into(), name: name.into() })
     }
+}
+
+fn uid_mismatch(wanted: &str, stored: &str) -> ApiError {
+    ApiError::Precondition(format!(
+        "Precondition failed: UID in precondition: {wanted}, UID in object meta: {stored}"
+    ))
 }
 
 fn add_finalizer(o: &mut Object, f: &str) {
