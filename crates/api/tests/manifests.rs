@@ -56,7 +56,7 @@ fn deployment_service_cronjob_round_trip() {
 
 #[test]
 fn every_other_kind_round_trips() {
-    assert_eq!(round_trip("misc.yaml"), 12);
+    assert_eq!(round_trip("misc.yaml"), 13);
 }
 
 #[test]

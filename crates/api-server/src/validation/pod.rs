@@ -1532,6 +1532,22 @@ fn volume_sources(v: &Volume) -> Vec<&'static str> {
         (v.git_repo.is_some(), "gitRepo"),
         (v.fc.is_some(), "fc"),
         (v.local.is_some(), "local"),
+        (v.gce_persistent_disk.is_some(), "gcePersistentDisk"),
+        (v.aws_elastic_block_store.is_some(), "awsElasticBlockStore"),
+        (v.glusterfs.is_some(), "glusterfs"),
+        (v.rbd.is_some(), "rbd"),
+        (v.flex_volume.is_some(), "flexVolume"),
+        (v.cinder.is_some(), "cinder"),
+        (v.cephfs.is_some(), "cephfs"),
+        (v.flocker.is_some(), "flocker"),
+        (v.azure_file.is_some(), "azureFile"),
+        (v.vsphere_volume.is_some(), "vsphereVolume"),
+        (v.quobyte.is_some(), "quobyte"),
+        (v.azure_disk.is_some(), "azureDisk"),
+        (v.photon_persistent_disk.is_some(), "photonPersistentDisk"),
+        (v.portworx_volume.is_some(), "portworxVolume"),
+        (v.scale_io.is_some(), "scaleIO"),
+        (v.storageos.is_some(), "storageos"),
     ]
     .into_iter()
     .filter_map(|(set, name)| set.then_some(name))
