@@ -445,3 +445,40 @@ async fn namespace_deletion_waits_for_its_content() {
     cms.delete("b", &DeleteParams::default()).await.unwrap();
     assert!(matches!(ns.get("busy").await, Err(Error::NotFound(_))), "gone once empty");
 }
+
+#[tokio::test]
+async fn survives_an_etcd_kill9_and_restart() {
+    let mut env = TestEnv::start().await;
+    let c = env.client().await;
+    let cms: Api<ConfigMap> = c.api("default");
+    cms.create(&cm("before", "1")).await.unwrap();
+    let rv = cms.list(&ListParams::default()).await.unwrap().resource_version;
+    let mut watch = cms.watch(&WatchParams { resource_version: rv, ..Default::default() }).await.unwrap();
+
+    env.etcd.kill9();
+    let err = cms.create(&cm("during", "1")).await.unwrap_err();
+    assert!(err.is_transient(), "etcd down is reported as unavailable, got {err}");
+    env.etcd.restart().await;
+
+    // Requests work again once etcd is back (the client retries like any caller would).
+    let mut created = None;
+    for _ in 0..100 {
+        match cms.create(&cm("after", "1")).await {
+            Ok(o) => {
+                created = Some(o);
+                break;
+            }
+            Err(e) if e.is_transient() => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(created.is_some(), "api-server recovered after etcd came back");
+    assert_eq!(cms.get("before").await.unwrap().data["k"], "1", "data survived the etcd restart");
+    // The open watch resumes through the outage and sees the new object.
+    loop {
+        match next_event(&mut watch).await {
+            WatchEvent::Added(o) if o.meta().name == "after" => break,
+            _ => continue,
+        }
+    }
+}
