@@ -1,0 +1,226 @@
+//! Filters: can this pod run on this node? Each returns kube-scheduler's reason when it cannot, so the
+//! unschedulable message reads like Kubernetes' (`0/3 nodes are available: 2 Insufficient cpu, ...`).
+
+use std::collections::BTreeMap;
+
+use navarch_api::selector::Selector;
+use navarch_api::v1::{NodeSelectorRequirement, NodeSelectorTerm, Pod, PodAffinityTerm, Taint, Toleration};
+
+use crate::node_info::NodeInfo;
+use crate::resources::Resources;
+
+pub const HOSTNAME_TOPOLOGY: &str = "kubernetes.io/hostname";
+
+/// Every reason `node` cannot take `pod` (empty: it fits).
+pub fn filter(pod: &Pod, req: &Resources, node: &NodeInfo, all: &[&NodeInfo]) -> Vec<String> {
+    let mut reasons = Vec::new();
+    let n = &node.node;
+    let spec = n.spec.as_ref();
+    if spec.is_some_and(|s| s.unschedulable) && !tolerates_unschedulable(pod) {
+        reasons.push("node(s) were unschedulable".to_string());
+    }
+    if !node_ready(node) {
+        reasons.push("node(s) were not ready".to_string());
+    }
+    reasons.extend(fit_resources(req, node));
+    if !matches_node_selector_and_affinity(pod, node) {
+        reasons.push("node(s) didn't match Pod's node affinity/selector".to_string());
+    }
+    if let Some(t) = untolerated_taint(pod, spec.map(|s| s.taints.as_slice()).unwrap_or_default()) {
+        reasons.push(format!("node(s) had untolerated taint {{{}: {}}}", t.key, t.value));
+    }
+    if !host_ports_free(pod, node) {
+        reasons.push("node(s) didn't have free ports for the requested pod ports".to_string());
+    }
+    reasons.extend(anti_affinity(pod, node, all));
+    reasons
+}
+
+fn node_ready(node: &NodeInfo) -> bool {
+    node.node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.r#type == "Ready"))
+        .is_some_and(|c| c.status == "True")
+}
+
+fn tolerates_unschedulable(pod: &Pod) -> bool {
+    tolerations(pod).iter().any(|t| {
+        tolerates(
+            t,
+            &Taint {
+                key: "node.kubernetes.io/unschedulable".into(),
+                effect: "NoSchedule".into(),
+                ..Default::default()
+            },
+        )
+    })
+}
+
+pub fn fit_resources(req: &Resources, node: &NodeInfo) -> Vec<String> {
+    let (a, used) = (&node.allocatable, &node.requested);
+    let mut r = Vec::new();
+    if used.pods + 1 > a.pods {
+        r.push("Too many pods".to_string());
+    }
+    if req.milli_cpu > 0 && used.milli_cpu + req.milli_cpu > a.milli_cpu {
+        r.push("Insufficient cpu".to_string());
+    }
+    if req.memory > 0 && used.memory + req.memory > a.memory {
+        r.push("Insufficient memory".to_string());
+    }
+    if req.ephemeral_storage > 0 && used.ephemeral_storage + req.ephemeral_storage > a.ephemeral_storage {
+        r.push("Insufficient ephemeral-storage".to_string());
+    }
+    r
+}
+
+fn requirement_matches(r: &NodeSelectorRequirement, value: Option<&str>) -> bool {
+    let num = |s: &str| s.parse::<i64>().ok();
+    match r.operator.as_str() {
+        "In" => value.is_some_and(|v| r.values.iter().any(|x| x == v)),
+        "NotIn" => value.is_none_or(|v| !r.values.iter().any(|x| x == v)),
+        "Exists" => value.is_some(),
+        "DoesNotExist" => value.is_none(),
+        "Gt" => {
+            matches!((value.and_then(num), r.values.first().and_then(|x| num(x))), (Some(v), Some(x)) if v > x)
+        }
+        "Lt" => {
+            matches!((value.and_then(num), r.values.first().and_then(|x| num(x))), (Some(v), Some(x)) if v < x)
+        }
+        _ => false,
+    }
+}
+
+/// A node selector term: its expressions on labels and fields all hold (an empty term matches nothing).
+pub fn term_matches(term: &NodeSelectorTerm, labels: &BTreeMap<String, String>, node_name: &str) -> bool {
+    if term.match_expressions.is_empty() && term.match_fields.is_empty() {
+        return false;
+    }
+    term.match_expressions.iter().all(|r| requirement_matches(r, labels.get(&r.key).map(String::as_str)))
+        && term.match_fields.iter().all(|r| {
+            let v = (r.key == "metadata.name").then_some(node_name);
+            requirement_matches(r, v)
+        })
+}
+
+pub fn matches_node_selector_and_affinity(pod: &Pod, node: &NodeInfo) -> bool {
+    let Some(spec) = pod.spec.as_ref() else { return true };
+    let meta = node.node.metadata.as_ref();
+    let empty = BTreeMap::new();
+    let labels = meta.map(|m| &m.labels).unwrap_or(&empty);
+    let name = meta.map(|m| m.name.as_str()).unwrap_or("");
+    if !spec.node_selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+        return false;
+    }
+    let required = spec
+        .affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|na| na.required_during_scheduling_ignored_during_execution.as_ref());
+    match required {
+        None => true,
+        Some(sel) => sel.node_selector_terms.iter().any(|t| term_matches(t, labels, name)),
+    }
+}
+
+fn tolerations(pod: &Pod) -> &[Toleration] {
+    pod.spec.as_ref().map(|s| s.tolerations.as_slice()).unwrap_or_default()
+}
+
+/// Kubernetes' toleration matching.
+pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
+    if !t.effect.is_empty() && t.effect != taint.effect {
+        return false;
+    }
+    match t.operator.as_str() {
+        "Exists" => t.key.is_empty() || t.key == taint.key,
+        "" | "Equal" => t.key == taint.key && t.value == taint.value,
+        _ => false,
+    }
+}
+
+/// The first NoSchedule/NoExecute taint the pod does not tolerate.
+pub fn untolerated_taint<'a>(pod: &Pod, taints: &'a [Taint]) -> Option<&'a Taint> {
+    taints
+        .iter()
+        .filter(|t| t.effect == "NoSchedule" || t.effect == "NoExecute")
+        .find(|taint| !tolerations(pod).iter().any(|t| tolerates(t, taint)))
+}
+
+/// (protocol, hostIP, hostPort) the pod wants.
+pub fn host_ports(pod: &Pod) -> Vec<(String, String, i32)> {
+    let Some(spec) = pod.spec.as_ref() else { return Vec::new() };
+    spec.containers
+        .iter()
+        .chain(spec.init_containers.iter())
+        .flat_map(|c| c.ports.iter())
+        .filter(|p| p.host_port > 0)
+        .map(|p| {
+            let proto = if p.protocol.is_empty() { "TCP".to_string() } else { p.protocol.clone() };
+            let ip = if p.host_ip.is_empty() { "0.0.0.0".to_string() } else { p.host_ip.clone() };
+            (proto, ip, p.host_port)
+        })
+        .collect()
+}
+
+fn host_ports_free(pod: &Pod, node: &NodeInfo) -> bool {
+    let wanted = host_ports(pod);
+    if wanted.is_empty() {
+        return true;
+    }
+    let used: Vec<(String, String, i32)> = node.pods.values().flat_map(|p| host_ports(p)).collect();
+    !wanted.iter().any(|(proto, ip, port)| {
+        used.iter().any(|(up, uip, uport)| {
+            up == proto && uport == port && (ip == "0.0.0.0" || uip == "0.0.0.0" || ip == uip)
+        })
+    })
+}
+
+fn term_selects(term: &PodAffinityTerm, owner_ns: &str, candidate: &Pod) -> bool {
+    let meta = candidate.metadata.as_ref();
+    let ns = meta.map(|m| m.namespace.as_str()).unwrap_or("");
+    let in_ns =
+        if term.namespaces.is_empty() { ns == owner_ns } else { term.namespaces.iter().any(|n| n == ns) };
+    if !in_ns {
+        return false;
+    }
+    let Ok(sel) = Selector::from_label_selector(term.label_selector.as_ref()) else { return false };
+    // A term without a label selector selects nothing.
+    term.label_selector.is_some() && meta.is_some_and(|m| sel.matches(&m.labels))
+}
+
+fn required_anti_affinity(pod: &Pod) -> &[PodAffinityTerm] {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.affinity.as_ref())
+        .and_then(|a| a.pod_anti_affinity.as_ref())
+        .map(|pa| pa.required_during_scheduling_ignored_during_execution.as_slice())
+        .unwrap_or_default()
+}
+
+/// Required pod anti-affinity on `kubernetes.io/hostname`, both ways: the pod's own terms against the pods
+/// on the node, and the node's pods' terms against the incoming pod.
+fn anti_affinity(pod: &Pod, node: &NodeInfo, _all: &[&NodeInfo]) -> Vec<String> {
+    let mut reasons = Vec::new();
+    let ns = pod.metadata.as_ref().map(|m| m.namespace.as_str()).unwrap_or("");
+    let own = required_anti_affinity(pod);
+    if own
+        .iter()
+        .filter(|t| t.topology_key == HOSTNAME_TOPOLOGY)
+        .any(|t| node.pods.values().any(|p| term_selects(t, ns, p)))
+    {
+        reasons.push("node(s) didn't match pod anti-affinity rules".to_string());
+    }
+    let existing_forbid = node.pods.values().any(|p| {
+        let pns = p.metadata.as_ref().map(|m| m.namespace.as_str()).unwrap_or("");
+        required_anti_affinity(p)
+            .iter()
+            .filter(|t| t.topology_key == HOSTNAME_TOPOLOGY)
+            .any(|t| term_selects(t, pns, pod))
+    });
+    if existing_forbid {
+        reasons.push("node(s) didn't satisfy existing pods anti-affinity rules".to_string());
+    }
+    reasons
+}

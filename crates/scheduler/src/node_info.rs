@@ -1,0 +1,54 @@
+//! What the scheduler knows about one node: the Node, the pods on it (bound or assumed), and the sum of
+//! their requests against the node's allocatable.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use navarch_api::v1::{Node, Pod};
+
+use crate::resources::{Resources, node_allocatable, pod_requests};
+
+#[derive(Debug, Clone)]
+pub struct NodeInfo {
+    pub node: Arc<Node>,
+    /// Pods on the node by `namespace/name`.
+    pub pods: HashMap<String, Arc<Pod>>,
+    pub requested: Resources,
+    pub allocatable: Resources,
+}
+
+pub fn pod_key(p: &Pod) -> String {
+    let m = p.metadata.as_ref();
+    format!("{}/{}", m.map(|m| m.namespace.as_str()).unwrap_or(""), m.map(|m| m.name.as_str()).unwrap_or(""))
+}
+
+impl NodeInfo {
+    pub fn new(node: Arc<Node>) -> NodeInfo {
+        let allocatable = node_allocatable(&node);
+        NodeInfo { node, pods: HashMap::new(), requested: Resources::default(), allocatable }
+    }
+
+    pub fn name(&self) -> &str {
+        self.node.metadata.as_ref().map(|m| m.name.as_str()).unwrap_or("")
+    }
+
+    /// Replaces the Node object (labels, taints, allocatable may change), keeping the pods.
+    pub fn set_node(&mut self, node: Arc<Node>) {
+        self.allocatable = node_allocatable(&node);
+        self.node = node;
+    }
+
+    pub fn add_pod(&mut self, pod: Arc<Pod>) {
+        let key = pod_key(&pod);
+        if let Some(old) = self.pods.insert(key, pod.clone()) {
+            self.requested.sub(&pod_requests(&old));
+        }
+        self.requested.add(&pod_requests(&pod));
+    }
+
+    pub fn remove_pod(&mut self, key: &str) -> Option<Arc<Pod>> {
+        let old = self.pods.remove(key)?;
+        self.requested.sub(&pod_requests(&old));
+        Some(old)
+    }
+}
