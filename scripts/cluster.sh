@@ -22,7 +22,7 @@ NAVCTL_CONFIG="$NAVCTL_CONFIG_DIR/config.yaml"
 NAVCTL_LINK="/usr/local/bin/navctl"
 
 # Components not built yet: name and the issue that builds them.
-NOT_YET=("scheduler:3" "kubelet:4" "controller-manager:5" "kube-proxy:6")
+NOT_YET=("kubelet:4" "controller-manager:5" "kube-proxy:6")
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -103,6 +103,16 @@ cmd_up() {
   fi
   wait_for api-server 60 http_ok "$API_HTTP_PORT" /readyz
 
+  if running scheduler; then
+    say "scheduler already running (pid $(pid_of scheduler))"
+  else
+    rm -f "$RUN/scheduler.pid"
+    say "starting scheduler"
+    RUST_LOG="${RUST_LOG:-info}" start_bg scheduler "$BIN/scheduler" --server="127.0.0.1:$API_PORT"
+    sleep 0.5
+    running scheduler || { tail -n 20 "$LOGS/scheduler.log" >&2; die "scheduler exited"; }
+  fi
+
   mkdir -p "$NAVCTL_CONFIG_DIR"
   printf 'server: 127.0.0.1:%s\nnamespace: default\n' "$API_PORT" >"$NAVCTL_CONFIG"
   if [ ! -e "$NAVCTL_LINK" ] || [ "$(readlink "$NAVCTL_LINK" || true)" = "$BIN/navctl" ]; then
@@ -134,6 +144,7 @@ stop() { # name
 }
 
 cmd_down() {
+  stop scheduler
   stop api-server
   stop etcd
   if [ "${PURGE:-0}" = "1" ]; then
@@ -152,12 +163,13 @@ uptime_of() { ps -o etime= -p "$1" 2>/dev/null | tr -d ' '; }
 cmd_status() {
   printf '%-20s %-10s %-8s %-12s %s\n' COMPONENT STATE PID UPTIME HEALTH
   local name pid health
-  for name in etcd api-server; do
+  for name in etcd api-server scheduler; do
     if running "$name"; then
       pid="$(pid_of "$name")"
       case "$name" in
         etcd) etcd_healthy && health="healthy" || health="unhealthy" ;;
         api-server) http_ok "$API_HTTP_PORT" /readyz && health="ready (http://127.0.0.1:$API_HTTP_PORT/metrics)" || health="not ready" ;;
+        scheduler) health="running (leader election via Lease kube-system/default-scheduler)" ;;
       esac
       printf '%-20s %-10s %-8s %-12s %s\n' "$name" running "$pid" "$(uptime_of "$pid")" "$health"
     else

@@ -102,6 +102,14 @@ fn proto_event(kind: &str, e: &CachedEvent) -> proto::WatchEvent {
     }
 }
 
+/// How a watch stream ends when the cache drops it.
+fn watch_end_status(e: WatchCacheError) -> Status {
+    match e {
+        WatchCacheError::Expired(m) => Status::out_of_range(m),
+        WatchCacheError::Etcd(_) => Status::unavailable("storage unavailable, try again"),
+    }
+}
+
 type WatchResponseStream = Pin<Box<dyn Stream<Item = Result<proto::WatchEvent, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -305,7 +313,8 @@ impl Service {
                         }
                         sent.inc();
                     }
-                    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+                    let mut ticker =
+                        tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
                     loop {
                         tokio::select! {
                             // Events first: a bookmark must not overtake events already queued.
@@ -316,11 +325,7 @@ impl Service {
                                     sent.inc();
                                 }
                                 Some(Err(e)) => {
-                                    let status = match e {
-                                        WatchCacheError::Expired(m) => Status::out_of_range(m),
-                                        WatchCacheError::Etcd(_) => Status::unavailable("storage unavailable, try again"),
-                                    };
-                                    let _ = tx.send(Err(status)).await;
+                                    let _ = tx.send(Err(watch_end_status(e))).await;
                                     return;
                                 }
                                 None => return,
@@ -335,7 +340,12 @@ impl Service {
                                             if tx.send(Ok(proto_event(kind, &e))).await.is_err() { return; }
                                             sent.inc();
                                         }
-                                        Err(_) => break, // the next loop turn reports the end
+                                        // The watcher fell behind: report it (never a bookmark past
+                                        // events it did not get).
+                                        Err(e) => {
+                                            let _ = tx.send(Err(watch_end_status(e))).await;
+                                            return;
+                                        }
                                     }
                                 }
                                 let ev = proto::WatchEvent {

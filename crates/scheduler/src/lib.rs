@@ -3,12 +3,13 @@
 //! This crate owns the scheduling decision, kept free of I/O so it is unit-tested directly:
 //! [`resources`] (a pod's effective request, a node's allocatable), [`node_info`] (a node and the pods
 //! counted against it), [`filters`] (can this pod run there, and if not, Kubernetes' reason) and
-//! [`scores`] (which fitting node is best). The daemon that watches pods and nodes through the client
-//! runtime and binds through the api-server is issue 3's remaining work.
+//! [`scores`] (which fitting node is best); and the loop that uses them ([`scheduler`]): nodes and pods
+//! cached from watches, assume-then-bind, Unschedulable conditions and events, retries.
 
 pub mod filters;
 pub mod node_info;
 pub mod resources;
+pub mod scheduler;
 pub mod scores;
 
 #[cfg(test)]

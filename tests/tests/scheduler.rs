@@ -1,0 +1,195 @@
+//! The scheduler binary against a real api-server and etcd, with nodes registered through the API (no
+//! kubelets): pods land on nodes that fit, never over-commit, honour taints and selectors, and a pod
+//! that fits nowhere stays Pending with Kubernetes' message until a fitting node appears.
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use navarch_api::v1::{Event, Node, Pod};
+use navarch_api::{Object, manifest};
+use navarch_client::{Api, ListParams};
+use navarch_tests::{TestEnv, binary};
+
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_scheduler(env: &TestEnv) -> Daemon {
+    let child = Command::new(binary("scheduler", "scheduler"))
+        .arg(format!("--server={}", env.api_server_addr()))
+        .env("RUST_LOG", std::env::var("NAVARCH_TEST_LOG").unwrap_or_else(|_| "info".into()))
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("starting the scheduler");
+    Daemon(child)
+}
+
+fn parse<T>(yaml: &str, pick: impl Fn(Object) -> Option<T>) -> T {
+    pick(manifest::parse(yaml, "t").unwrap().remove(0)).unwrap()
+}
+
+fn node(name: &str, cpu: &str, extra_spec: &str) -> Node {
+    parse(
+        &format!(
+            "apiVersion: v1\nkind: Node\nmetadata: {{name: {name}, labels: {{kubernetes.io/hostname: {name}}}}}\nspec: {{{extra_spec}}}\nstatus:\n  allocatable: {{cpu: '{cpu}', memory: 32Gi, pods: '110'}}\n  capacity: {{cpu: '{cpu}', memory: 32Gi, pods: '110'}}\n  conditions: [{{type: Ready, status: 'True'}}]\n"
+        ),
+        |o| if let Object::Node(n) = o { Some(n) } else { None },
+    )
+}
+
+fn pod(name: &str, cpu: &str, extra_spec: &str) -> Pod {
+    parse(
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  containers: [{{name: c, image: x, resources: {{requests: {{cpu: '{cpu}', memory: 64Mi}}}}}}]\n{extra_spec}"
+        ),
+        |o| if let Object::Pod(p) = o { Some(p) } else { None },
+    )
+}
+
+async fn add_node(nodes: &Api<Node>, n: Node) {
+    // Status is the node's own (the kubelet's); create it, then set the status subresource.
+    let created = nodes.create(&n).await.unwrap();
+    let mut with_status = created.clone();
+    with_status.status = n.status.clone();
+    nodes.update_status(&with_status).await.unwrap();
+}
+
+async fn wait_all_bound(pods: &Api<Pod>, n: usize) -> Vec<Pod> {
+    for _ in 0..600 {
+        let items = pods.list(&ListParams::default()).await.unwrap().items;
+        let bound: Vec<Pod> =
+            items.into_iter().filter(|p| p.spec.as_ref().is_some_and(|s| !s.node_name.is_empty())).collect();
+        if bound.len() >= n {
+            return bound;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("pods were not bound in time");
+}
+
+fn node_of(p: &Pod) -> String {
+    p.spec.as_ref().unwrap().node_name.clone()
+}
+
+#[tokio::test]
+async fn binds_to_fitting_nodes_and_explains_when_none_fits() {
+    let env = TestEnv::start().await;
+    let c = env.client().await;
+    let nodes: Api<Node> = c.api("");
+    let pods: Api<Pod> = c.api("default");
+    add_node(&nodes, node("n1", "2", "")).await;
+    add_node(&nodes, node("n2", "2", "")).await;
+    add_node(&nodes, node("gpu", "8", "taints: [{key: dedicated, value: gpu, effect: NoSchedule}]")).await;
+    let _scheduler = start_scheduler(&env);
+
+    // 8 × 500m fill n1 and n2 exactly; none may go to the tainted node.
+    for i in 0..8 {
+        pods.create(&pod(&format!("p{i}"), "500m", "")).await.unwrap();
+    }
+    let bound = wait_all_bound(&pods, 8).await;
+    let mut per_node: HashMap<String, usize> = HashMap::new();
+    for p in &bound {
+        *per_node.entry(node_of(p)).or_default() += 1;
+    }
+    assert_eq!(per_node.get("n1"), Some(&4), "{per_node:?}");
+    assert_eq!(per_node.get("n2"), Some(&4), "{per_node:?}");
+    let scheduled = &bound[0].status.as_ref().unwrap().conditions[0];
+    assert_eq!((scheduled.r#type.as_str(), scheduled.status.as_str()), ("PodScheduled", "True"));
+
+    // Nothing fits now: Pending, with the reasons.
+    pods.create(&pod("big", "1", "")).await.unwrap();
+    let mut msg = String::new();
+    for _ in 0..300 {
+        let p = pods.get("big").await.unwrap();
+        if let Some(c) =
+            p.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.r#type == "PodScheduled"))
+        {
+            msg = c.message.clone();
+            assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "Unschedulable"));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        msg,
+        "0/3 nodes are available: 2 Insufficient cpu, 1 node(s) had untolerated taint {dedicated: gpu}."
+    );
+    // A fitting node appears: it binds there.
+    add_node(&nodes, node("n3", "4", "")).await;
+    for _ in 0..300 {
+        if node_of(&pods.get("big").await.unwrap()) == "n3" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(node_of(&pods.get("big").await.unwrap()), "n3");
+
+    // Tolerations and node selectors are honoured.
+    pods.create(&pod("tolerant", "4", "  tolerations: [{key: dedicated, operator: Exists}]\n  nodeSelector: {kubernetes.io/hostname: gpu}\n"))
+        .await
+        .unwrap();
+    for _ in 0..300 {
+        if node_of(&pods.get("tolerant").await.unwrap()) == "gpu" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(node_of(&pods.get("tolerant").await.unwrap()), "gpu");
+
+    // Events explain it too.
+    let events = c.api::<Event>("default").list(&ListParams::default()).await.unwrap().items;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.reason == "Scheduled" && e.message.contains("Successfully assigned default/p0 to"))
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.reason == "FailedScheduling" && e.involved_object.as_ref().unwrap().name == "big")
+    );
+}
+
+#[tokio::test]
+async fn never_overcommits_under_a_burst() {
+    let env = TestEnv::start().await;
+    let c = env.client().await;
+    let nodes: Api<Node> = c.api("");
+    let pods: Api<Pod> = c.api("default");
+    for i in 0..5 {
+        add_node(&nodes, node(&format!("n{i}"), "4", "")).await;
+    }
+    let _scheduler = start_scheduler(&env);
+    // 300 pods of 100m against 5 × 4 cpu = 200 fit; 100 must stay pending.
+    let creators: Vec<_> = (0..4)
+        .map(|w| {
+            let pods = pods.clone();
+            tokio::spawn(async move {
+                for i in 0..75 {
+                    pods.create(&pod(&format!("b{w}-{i}"), "100m", "")).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in creators {
+        t.await.unwrap();
+    }
+    let bound = wait_all_bound(&pods, 200).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let all = pods.list(&ListParams::default()).await.unwrap().items;
+    let mut milli: HashMap<String, i64> = HashMap::new();
+    for p in all.iter().filter(|p| !node_of(p).is_empty()) {
+        *milli.entry(node_of(p)).or_default() += 100;
+    }
+    assert!(bound.len() >= 200);
+    assert_eq!(milli.values().sum::<i64>(), 20_000, "exactly the capacity is used: {milli:?}");
+    assert!(milli.values().all(|m| *m <= 4000), "no node over-committed: {milli:?}");
+    let pending = all.iter().filter(|p| node_of(p).is_empty()).count();
+    assert_eq!(pending, 100, "what does not fit stays pending");
+}
