@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help up down status deps build release test unit lint fmt bench-api logs
+.PHONY: help up down status deps build release test unit lint fmt bench-api bench-scheduler logs
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -42,6 +42,10 @@ fmt: ## format the code
 bench-api: ## api-server create rate/latency beside raw etcd puts, RSS, watch fan-out (release)
 	$(CARGO) build --release -p api-server --bin api-server
 	$(CARGO) run --release -p navarch-tests --bin bench-api -- $(ARGS)
+
+bench-scheduler: ## scheduler throughput and create-to-bound latency at 500 and 5,000 fake nodes (release)
+	$(CARGO) build --release -p api-server --bin api-server -p scheduler --bin scheduler
+	$(CARGO) run --release -p navarch-tests --bin bench-scheduler -- $(ARGS)
 
 logs: ## follow the component logs of `make up`
 	@tail -n 20 -F .navarch/logs/*.log

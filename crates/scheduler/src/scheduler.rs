@@ -55,8 +55,17 @@ struct Pending {
     not_before: Instant,
 }
 
+/// An event to record: the pod, type, reason, message.
+type EventRecord = (Arc<Pod>, &'static str, &'static str, String);
+
+/// Events queued for the recorder; beyond this they are dropped (client-go's broadcaster drops too), so
+/// a burst of bindings is never slowed by its events.
+const EVENT_QUEUE: usize = 1000;
+const EVENT_SENDERS: usize = 4;
+
 pub struct Scheduler {
     client: Client,
+    events: Option<mpsc::Sender<EventRecord>>,
     cfg: SchedulerConfig,
     nodes: BTreeMap<String, NodeInfo>,
     /// Where each bound or assumed pod is counted.
@@ -104,6 +113,7 @@ impl Scheduler {
     pub fn new(client: Client, cfg: SchedulerConfig) -> Scheduler {
         Scheduler {
             client,
+            events: None,
             cfg,
             nodes: BTreeMap::new(),
             placed: HashMap::new(),
@@ -153,6 +163,9 @@ impl Scheduler {
                 }
             })
         };
+        let (etx, erx) = mpsc::channel::<EventRecord>(EVENT_QUEUE);
+        self.events = Some(etx);
+        let recorder = tokio::spawn(record_events(self.client.clone(), erx));
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         loop {
             self.schedule_ready(&tx);
@@ -168,6 +181,16 @@ impl Scheduler {
         }
         feed_nodes.abort();
         feed_pods.abort();
+        self.events = None;
+        let _ = tokio::time::timeout(Duration::from_secs(2), recorder).await;
+    }
+
+    fn record(&self, pod: Arc<Pod>, ty: &'static str, reason: &'static str, msg: String) {
+        if let Some(tx) = &self.events
+            && tx.try_send((pod, ty, reason, msg)).is_err()
+        {
+            tracing::debug!(reason, "event queue full; event dropped");
+        }
     }
 
     fn handle(&mut self, input: Input) {
@@ -341,7 +364,8 @@ impl Scheduler {
             self.queue.push_back(key.clone());
             tracing::debug!(pod = %key, %msg, "unschedulable");
             if p.attempts == 1 || p.attempts.is_multiple_of(5) {
-                tokio::spawn(report_unschedulable(self.client.clone(), pod, msg));
+                tokio::spawn(report_unschedulable(self.client.clone(), pod.clone(), msg.clone()));
+                self.record(pod, "Warning", "FailedScheduling", msg);
             }
             return;
         }
@@ -361,12 +385,15 @@ impl Scheduler {
         self.placed.insert(key.clone(), chosen.clone());
         let client = self.client.clone();
         let tx = tx.clone();
+        let events = self.events.clone();
         tokio::spawn(async move {
             let m = pod.metadata.clone().unwrap_or_default();
             let result = client.bind(&m.namespace, &m.name, &m.uid, &chosen).await.map(|_| ());
-            if result.is_ok() {
+            if result.is_ok()
+                && let Some(events) = events
+            {
                 let msg = format!("Successfully assigned {}/{} to {chosen}", m.namespace, m.name);
-                record_event(&client, &pod, "Normal", "Scheduled", &msg).await;
+                let _ = events.try_send((pod.clone(), "Normal", "Scheduled", msg));
             }
             let _ = tx.send(Input::Bound { key, result }).await;
         });
@@ -411,7 +438,20 @@ async fn report_unschedulable(client: Client, pod: Arc<Pod>, msg: String) {
             Err(_) => return,
         }
     }
-    record_event(&client, &pod, "Warning", "FailedScheduling", &msg).await;
+}
+
+/// Sends queued events with a few requests in flight.
+async fn record_events(client: Client, rx: mpsc::Receiver<EventRecord>) {
+    receiver_stream(rx)
+        .for_each_concurrent(EVENT_SENDERS, |(pod, ty, reason, msg)| {
+            let client = client.clone();
+            async move { record_event(&client, &pod, ty, reason, &msg).await }
+        })
+        .await;
+}
+
+fn receiver_stream<T: Send + 'static>(mut rx: mpsc::Receiver<T>) -> impl futures::Stream<Item = T> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
 async fn record_event(client: &Client, pod: &Pod, ty: &str, reason: &str, msg: &str) {
