@@ -17,6 +17,7 @@ ETCD_CLIENT_PORT="${ETCD_CLIENT_PORT:-2379}"
 ETCD_PEER_PORT="${ETCD_PEER_PORT:-2380}"
 API_PORT="${API_PORT:-6443}"
 API_HTTP_PORT="${API_HTTP_PORT:-6444}"
+SCHED_HTTP_PORT="${SCHED_HTTP_PORT:-10259}"
 NAVCTL_CONFIG_DIR="${HOME}/.navarch"
 NAVCTL_CONFIG="$NAVCTL_CONFIG_DIR/config.yaml"
 NAVCTL_LINK="/usr/local/bin/navctl"
@@ -108,10 +109,11 @@ cmd_up() {
   else
     rm -f "$RUN/scheduler.pid"
     say "starting scheduler"
-    RUST_LOG="${RUST_LOG:-info}" start_bg scheduler "$BIN/scheduler" --server="127.0.0.1:$API_PORT"
-    sleep 0.5
-    running scheduler || { tail -n 20 "$LOGS/scheduler.log" >&2; die "scheduler exited"; }
+    port_busy "$SCHED_HTTP_PORT" && die "port $SCHED_HTTP_PORT is in use by a process that is not ours (set SCHED_HTTP_PORT)"
+    RUST_LOG="${RUST_LOG:-info}" start_bg scheduler "$BIN/scheduler" --server="127.0.0.1:$API_PORT" \
+      --http-listen="127.0.0.1:$SCHED_HTTP_PORT"
   fi
+  wait_for scheduler 30 http_ok "$SCHED_HTTP_PORT" /healthz
 
   mkdir -p "$NAVCTL_CONFIG_DIR"
   printf 'server: 127.0.0.1:%s\nnamespace: default\n' "$API_PORT" >"$NAVCTL_CONFIG"
@@ -169,7 +171,7 @@ cmd_status() {
       case "$name" in
         etcd) etcd_healthy && health="healthy" || health="unhealthy" ;;
         api-server) http_ok "$API_HTTP_PORT" /readyz && health="ready (http://127.0.0.1:$API_HTTP_PORT/metrics)" || health="not ready" ;;
-        scheduler) health="running (leader election via Lease kube-system/default-scheduler)" ;;
+        scheduler) http_ok "$SCHED_HTTP_PORT" /healthz && health="healthy (http://127.0.0.1:$SCHED_HTTP_PORT/metrics)" || health="unhealthy" ;;
       esac
       printf '%-20s %-10s %-8s %-12s %s\n' "$name" running "$pid" "$(uptime_of "$pid")" "$health"
     else

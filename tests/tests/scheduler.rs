@@ -23,6 +23,7 @@ impl Drop for Daemon {
 fn start_scheduler(env: &TestEnv) -> Daemon {
     let child = Command::new(binary("scheduler", "scheduler"))
         .arg(format!("--server={}", env.api_server_addr()))
+        .arg(format!("--http-listen=127.0.0.1:{}", navarch_tests::free_port()))
         .env("RUST_LOG", std::env::var("NAVARCH_TEST_LOG").unwrap_or_else(|_| "info".into()))
         .stdin(Stdio::null())
         .spawn()
@@ -192,4 +193,38 @@ async fn never_overcommits_under_a_burst() {
     assert!(milli.values().all(|m| *m <= 4000), "no node over-committed: {milli:?}");
     let pending = all.iter().filter(|p| node_of(p).is_empty()).count();
     assert_eq!(pending, 100, "what does not fit stays pending");
+}
+
+#[tokio::test]
+async fn serves_health_and_metrics() {
+    let env = TestEnv::start().await;
+    let c = env.client().await;
+    let nodes: Api<Node> = c.api("");
+    let pods: Api<Pod> = c.api("default");
+    add_node(&nodes, node("n1", "1", "")).await;
+    let port = navarch_tests::free_port();
+    let child = Command::new(binary("scheduler", "scheduler"))
+        .arg(format!("--server={}", env.api_server_addr()))
+        .arg(format!("--http-listen=127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _d = Daemon(child);
+    pods.create(&pod("ok", "500m", "")).await.unwrap();
+    pods.create(&pod("too-big", "2", "")).await.unwrap();
+    wait_all_bound(&pods, 1).await;
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = navarch_tests::http_get(addr, "/metrics").map(|(_, b)| b).unwrap_or_default();
+        if text.contains("result=\"unschedulable\"") && text.contains("result=\"scheduled\"") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(text.contains("scheduler_schedule_attempts_total{result=\"scheduled\"} 1"), "{text}");
+    assert!(text.contains("scheduler_e2e_scheduling_duration_seconds_count 1"), "{text}");
+    assert!(text.contains("scheduler_pending_pods 1"), "{text}");
+    assert_eq!(navarch_tests::http_get(addr, "/healthz").map(|(c, _)| c), Some(200));
 }

@@ -7,6 +7,7 @@
 //! cached from watches, assume-then-bind, Unschedulable conditions and events, retries.
 
 pub mod filters;
+pub mod metrics;
 pub mod node_info;
 pub mod resources;
 pub mod scheduler;

@@ -5,6 +5,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use navarch_client::{Client, LeaderElector, LeaseConfig, run_while_leader};
+use std::sync::Arc;
+
+use navarch_scheduler::metrics::SchedulerMetrics;
 use navarch_scheduler::scheduler::{Scheduler, SchedulerConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -23,6 +26,9 @@ struct Args {
     /// Elect a leader so that several schedulers can run and only one acts.
     #[arg(long, env = "NAVARCH_SCHEDULER_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
     leader_elect: bool,
+    /// HTTP address for /healthz and /metrics.
+    #[arg(long, env = "NAVARCH_SCHEDULER_HTTP_LISTEN", default_value = "127.0.0.1:10259")]
+    http_listen: std::net::SocketAddr,
     /// This instance's identity in the Lease (default: hostname and pid).
     #[arg(long, env = "NAVARCH_SCHEDULER_IDENTITY")]
     identity: Option<String>,
@@ -55,6 +61,11 @@ async fn main() -> anyhow::Result<()> {
     };
     let shutdown = CancellationToken::new();
     tokio::spawn(shutdown_signal(shutdown.clone()));
+    let metrics = Arc::new(SchedulerMetrics::new());
+    let listener = tokio::net::TcpListener::bind(args.http_listen)
+        .await
+        .with_context(|| format!("listening on {}", args.http_listen))?;
+    let http = tokio::spawn(navarch_scheduler::metrics::serve(listener, metrics.clone(), shutdown.clone()));
     tracing::info!(server = %args.server, name = %args.scheduler_name, "scheduler starting");
     if args.leader_elect {
         let identity = args.identity.unwrap_or_else(|| {
@@ -64,12 +75,13 @@ async fn main() -> anyhow::Result<()> {
         let lease = LeaseConfig::default();
         let elector = LeaderElector::new(&client, "kube-system", &args.scheduler_name, &identity, lease);
         run_while_leader(elector, shutdown.clone(), |stop| {
-            Scheduler::new(client.clone(), cfg.clone()).run(stop)
+            Scheduler::new(client.clone(), cfg.clone(), metrics.clone()).run(stop)
         })
         .await;
     } else {
-        Scheduler::new(client, cfg).run(shutdown).await;
+        Scheduler::new(client, cfg, metrics).run(shutdown.clone()).await;
     }
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(2), http).await;
     Ok(())
 }

@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::filters::filter;
+use crate::metrics::SchedulerMetrics;
 use crate::node_info::{NodeInfo, pod_key};
 use crate::resources::pod_requests;
 use crate::scores::score;
@@ -51,6 +52,7 @@ enum Input {
 
 struct Pending {
     pod: Arc<Pod>,
+    first_seen: Instant,
     attempts: u32,
     not_before: Instant,
 }
@@ -65,6 +67,7 @@ const EVENT_SENDERS: usize = 4;
 
 pub struct Scheduler {
     client: Client,
+    metrics: Arc<SchedulerMetrics>,
     events: Option<mpsc::Sender<EventRecord>>,
     cfg: SchedulerConfig,
     nodes: BTreeMap<String, NodeInfo>,
@@ -110,9 +113,10 @@ fn is_pending_for(pod: &Pod, name: &str) -> bool {
 }
 
 impl Scheduler {
-    pub fn new(client: Client, cfg: SchedulerConfig) -> Scheduler {
+    pub fn new(client: Client, cfg: SchedulerConfig, metrics: Arc<SchedulerMetrics>) -> Scheduler {
         Scheduler {
             client,
+            metrics,
             events: None,
             cfg,
             nodes: BTreeMap::new(),
@@ -178,6 +182,7 @@ impl Scheduler {
             while let Ok(input) = rx.try_recv() {
                 self.handle(input);
             }
+            self.metrics.pending.set(self.pending.len() as i64);
         }
         feed_nodes.abort();
         feed_pods.abort();
@@ -291,8 +296,10 @@ impl Scheduler {
             match self.pending.get_mut(&key) {
                 Some(p) => p.pod = pod,
                 None => {
-                    self.pending
-                        .insert(key.clone(), Pending { pod, attempts: 0, not_before: Instant::now() });
+                    self.pending.insert(
+                        key.clone(),
+                        Pending { pod, first_seen: Instant::now(), attempts: 0, not_before: Instant::now() },
+                    );
                     self.queue.push_back(key);
                 }
             }
@@ -357,6 +364,7 @@ impl Scheduler {
             self.next_start = (self.next_start + feasible.len().max(1)) % total;
         }
         if feasible.is_empty() {
+            self.metrics.attempt("unschedulable");
             let msg = unschedulable_message(total, &reasons);
             let p = self.pending.get_mut(&key).expect("pending pod");
             p.attempts += 1;
@@ -386,9 +394,18 @@ impl Scheduler {
         let client = self.client.clone();
         let tx = tx.clone();
         let events = self.events.clone();
+        let metrics = self.metrics.clone();
+        let first_seen = self.pending.get(&key).map(|p| p.first_seen).unwrap_or_else(Instant::now);
         tokio::spawn(async move {
             let m = pod.metadata.clone().unwrap_or_default();
             let result = client.bind(&m.namespace, &m.name, &m.uid, &chosen).await.map(|_| ());
+            match &result {
+                Ok(()) => {
+                    metrics.attempt("scheduled");
+                    metrics.e2e_latency.observe(first_seen.elapsed().as_secs_f64());
+                }
+                Err(_) => metrics.attempt("error"),
+            }
             if result.is_ok()
                 && let Some(events) = events
             {
