@@ -20,15 +20,27 @@ impl Drop for Daemon {
     }
 }
 
-fn start_scheduler(env: &TestEnv) -> Daemon {
+/// Starts the scheduler binary; returns it and its metrics address.
+fn start_scheduler(env: &TestEnv) -> (Daemon, std::net::SocketAddr) {
+    let port = navarch_tests::free_port();
     let child = Command::new(binary("scheduler", "scheduler"))
         .arg(format!("--server={}", env.api_server_addr()))
-        .arg(format!("--http-listen=127.0.0.1:{}", navarch_tests::free_port()))
+        .arg(format!("--http-listen=127.0.0.1:{port}"))
         .env("RUST_LOG", std::env::var("NAVARCH_TEST_LOG").unwrap_or_else(|_| "info".into()))
         .stdin(Stdio::null())
         .spawn()
         .expect("starting the scheduler");
-    Daemon(child)
+    (Daemon(child), std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// scheduler_schedule_attempts_total{result="scheduled"} of one scheduler.
+fn scheduled_count(addr: std::net::SocketAddr) -> u64 {
+    let text = navarch_tests::http_get(addr, "/metrics").map(|(_, b)| b).unwrap_or_default();
+    text.lines()
+        .find(|l| l.starts_with("scheduler_schedule_attempts_total{result=\"scheduled\"}"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 fn parse<T>(yaml: &str, pick: impl Fn(Object) -> Option<T>) -> T {
@@ -87,7 +99,7 @@ async fn binds_to_fitting_nodes_and_explains_when_none_fits() {
     add_node(&nodes, node("n1", "2", "")).await;
     add_node(&nodes, node("n2", "2", "")).await;
     add_node(&nodes, node("gpu", "8", "taints: [{key: dedicated, value: gpu, effect: NoSchedule}]")).await;
-    let _scheduler = start_scheduler(&env);
+    let (_scheduler, _) = start_scheduler(&env);
 
     // 8 × 500m fill n1 and n2 exactly; none may go to the tainted node.
     for i in 0..8 {
@@ -166,7 +178,7 @@ async fn never_overcommits_under_a_burst() {
     for i in 0..5 {
         add_node(&nodes, node(&format!("n{i}"), "4", "")).await;
     }
-    let _scheduler = start_scheduler(&env);
+    let (_scheduler, _) = start_scheduler(&env);
     // 300 pods of 100m against 5 × 4 cpu = 200 fit; 100 must stay pending.
     let creators: Vec<_> = (0..4)
         .map(|w| {
@@ -227,4 +239,29 @@ async fn serves_health_and_metrics() {
     assert!(text.contains("scheduler_e2e_scheduling_duration_seconds_count 1"), "{text}");
     assert!(text.contains("scheduler_pending_pods 1"), "{text}");
     assert_eq!(navarch_tests::http_get(addr, "/healthz").map(|(c, _)| c), Some(200));
+}
+
+#[tokio::test]
+async fn two_schedulers_only_the_leader_binds() {
+    let env = TestEnv::start().await;
+    let c = env.client().await;
+    let nodes: Api<Node> = c.api("");
+    let pods: Api<Pod> = c.api("default");
+    add_node(&nodes, node("n1", "8", "")).await;
+    let (_a, a_metrics) = start_scheduler(&env);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_b, b_metrics) = start_scheduler(&env);
+    for i in 0..40 {
+        pods.create(&pod(&format!("l{i}"), "100m", "")).await.unwrap();
+    }
+    wait_all_bound(&pods, 40).await;
+    // Every pod was bound exactly once: one Scheduled event each, and no failed binds.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let events = c.api::<Event>("default").list(&ListParams::default()).await.unwrap().items;
+    let scheduled = events.iter().filter(|e| e.reason == "Scheduled").count();
+    assert_eq!(scheduled, 40, "one binding per pod");
+    let (a, b) = (scheduled_count(a_metrics), scheduled_count(b_metrics));
+    assert_eq!((a, b), (40, 0), "only the first scheduler (the leader) acted");
+    let lease = c.api::<navarch_api::v1::Lease>("kube-system").get("default-scheduler").await.unwrap();
+    assert!(lease.spec.unwrap().holder_identity.is_some_and(|h| !h.is_empty()));
 }
