@@ -1122,6 +1122,33 @@ fn validate_user_id(v: Option<i64>, path: &Path, errs: &mut Errors) {
     }
 }
 
+/// The seccomp and AppArmor profiles of a pod or container security context.
+fn validate_profiles(
+    seccomp: Option<&navarch_api::v1::SeccompProfile>,
+    app_armor: Option<&navarch_api::v1::AppArmorProfile>,
+    path: &Path,
+    errs: &mut Errors,
+) {
+    if let Some(s) = seccomp {
+        validate_profile(
+            &s.r#type,
+            s.localhost_profile.as_deref(),
+            &path.child("seccompProfile"),
+            "seccomp",
+            errs,
+        );
+    }
+    if let Some(a) = app_armor {
+        validate_profile(
+            &a.r#type,
+            a.localhost_profile.as_deref(),
+            &path.child("appArmorProfile"),
+            "AppArmor",
+            errs,
+        );
+    }
+}
+
 fn validate_profile(type_: &str, localhost: Option<&str>, path: &Path, what: &str, errs: &mut Errors) {
     errs.required_one_of(&path.child("type"), type_, &["RuntimeDefault", "Unconfined", "Localhost"]);
     let lp = path.child("localhostProfile");
@@ -1169,24 +1196,7 @@ fn validate_pod_security_context(sc: &PodSecurityContext, path: &Path, errs: &mu
             seen.check(&s.name, &p, errs);
         }
     }
-    if let Some(s) = &sc.seccomp_profile {
-        validate_profile(
-            &s.r#type,
-            s.localhost_profile.as_deref(),
-            &path.child("seccompProfile"),
-            "seccomp",
-            errs,
-        );
-    }
-    if let Some(a) = &sc.app_armor_profile {
-        validate_profile(
-            &a.r#type,
-            a.localhost_profile.as_deref(),
-            &path.child("appArmorProfile"),
-            "AppArmor",
-            errs,
-        );
-    }
+    validate_profiles(sc.seccomp_profile.as_ref(), sc.app_armor_profile.as_ref(), path, errs);
 }
 
 fn sysctl_name_ok(name: &str) -> bool {
@@ -1226,24 +1236,7 @@ fn validate_security_context(sc: &SecurityContext, path: &Path, errs: &mut Error
             );
         }
     }
-    if let Some(s) = &sc.seccomp_profile {
-        validate_profile(
-            &s.r#type,
-            s.localhost_profile.as_deref(),
-            &path.child("seccompProfile"),
-            "seccomp",
-            errs,
-        );
-    }
-    if let Some(a) = &sc.app_armor_profile {
-        validate_profile(
-            &a.r#type,
-            a.localhost_profile.as_deref(),
-            &path.child("appArmorProfile"),
-            "AppArmor",
-            errs,
-        );
-    }
+    validate_profiles(sc.seccomp_profile.as_ref(), sc.app_armor_profile.as_ref(), path, errs);
 }
 
 // --- scheduling ---
