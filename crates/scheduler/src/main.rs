@@ -26,6 +26,9 @@ struct Args {
     /// Elect a leader so that several schedulers can run and only one acts.
     #[arg(long, env = "NAVARCH_SCHEDULER_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
     leader_elect: bool,
+    /// Threads filtering nodes in clusters of 1,000+ nodes (0: half the cores when there are 4 or more).
+    #[arg(long, env = "NAVARCH_SCHEDULER_PARALLELISM", default_value_t = 0)]
+    parallelism: usize,
     /// HTTP address for /healthz and /metrics.
     #[arg(long, env = "NAVARCH_SCHEDULER_HTTP_LISTEN", default_value = "127.0.0.1:10259")]
     http_listen: std::net::SocketAddr,
@@ -57,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
     let cfg = SchedulerConfig {
         scheduler_name: args.scheduler_name.clone(),
         percentage_of_nodes_to_score: args.percentage_of_nodes_to_score,
+        parallelism: args.parallelism,
         ..SchedulerConfig::default()
     };
     let shutdown = CancellationToken::new();

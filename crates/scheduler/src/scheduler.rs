@@ -30,6 +30,18 @@ pub struct SchedulerConfig {
     pub percentage_of_nodes_to_score: u32,
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
+    /// Threads filtering nodes in large clusters (0: half the cores on machines with 4 or more, else 1).
+    /// Measured on 2 cores: parallel filtering kept the rate but multiplied latency, as the filter threads
+    /// compete with the api-server and etcd for the same cores.
+    pub parallelism: usize,
+}
+
+fn cfg_workers(cfg: &SchedulerConfig) -> usize {
+    if cfg.parallelism > 0 {
+        return cfg.parallelism;
+    }
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    if cores >= 4 { cores / 2 } else { 1 }
 }
 
 impl Default for SchedulerConfig {
@@ -39,6 +51,7 @@ impl Default for SchedulerConfig {
             percentage_of_nodes_to_score: 0,
             initial_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(10),
+            parallelism: 0,
         }
     }
 }
@@ -78,6 +91,8 @@ pub struct Scheduler {
     bound: HashMap<String, Arc<Pod>>,
     queue: VecDeque<String>,
     next_start: usize,
+    /// Threads for filtering large clusters.
+    workers: usize,
 }
 
 fn num_feasible_to_find(total: usize, pct: u32) -> usize {
@@ -114,6 +129,7 @@ fn is_pending_for(pod: &Pod, name: &str) -> bool {
 
 impl Scheduler {
     pub fn new(client: Client, cfg: SchedulerConfig, metrics: Arc<SchedulerMetrics>) -> Scheduler {
+        let workers = cfg_workers(&cfg);
         Scheduler {
             client,
             metrics,
@@ -125,6 +141,7 @@ impl Scheduler {
             bound: HashMap::new(),
             queue: VecDeque::new(),
             next_start: 0,
+            workers,
         }
     }
 
@@ -344,22 +361,8 @@ impl Scheduler {
         let all: Vec<&NodeInfo> = self.nodes.values().collect();
         let total = all.len();
         let want = num_feasible_to_find(total, self.cfg.percentage_of_nodes_to_score);
-        let mut feasible: Vec<&NodeInfo> = Vec::new();
-        let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
-        for i in 0..total {
-            let n = all[(self.next_start + i) % total];
-            let r = filter(&pod, &req, n, &all);
-            if r.is_empty() {
-                feasible.push(n);
-                if feasible.len() >= want {
-                    break;
-                }
-            } else {
-                for reason in r {
-                    *reasons.entry(reason).or_insert(0) += 1;
-                }
-            }
-        }
+        let (found, reasons) = find_feasible(&pod, &req, &all, self.next_start, want, self.workers);
+        let feasible: Vec<&NodeInfo> = found.into_iter().map(|i| all[i]).collect();
         if total > 0 {
             self.next_start = (self.next_start + feasible.len().max(1)) % total;
         }
@@ -415,6 +418,92 @@ impl Scheduler {
             let _ = tx.send(Input::Bound { key, result }).await;
         });
     }
+}
+
+/// Below this many nodes filtering runs on the scheduling thread alone.
+const PARALLEL_MIN_NODES: usize = 1000;
+
+/// Filters nodes starting at `start` (round robin) until `want` feasible ones are found; returns their
+/// indices in `all`, in scan order, and how many nodes failed for each reason. With `workers` > 1 and a
+/// large cluster, contiguous slices of the scan are filtered on parallel threads and merged in order.
+pub fn find_feasible(
+    pod: &Pod,
+    req: &crate::resources::Resources,
+    all: &[&NodeInfo],
+    start: usize,
+    want: usize,
+    workers: usize,
+) -> (Vec<usize>, BTreeMap<String, usize>) {
+    let total = all.len();
+    let scan = |from: usize, to: usize| {
+        let mut found = Vec::new();
+        let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+        for i in from..to {
+            let idx = (start + i) % total;
+            let r = filter(pod, req, all[idx], all);
+            if r.is_empty() {
+                found.push(idx);
+                if found.len() >= want {
+                    break;
+                }
+            } else {
+                for reason in r {
+                    *reasons.entry(reason).or_insert(0) += 1;
+                }
+            }
+        }
+        (found, reasons)
+    };
+    if workers <= 1 || total < PARALLEL_MIN_NODES {
+        return scan(0, total);
+    }
+    // Workers take batches of the scan from a shared counter and all stop once enough are found (the
+    // shape of kube-scheduler's parallel filtering), so parallelism adds no extra filtering.
+    const BATCH: usize = 64;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let found_count = std::sync::atomic::AtomicUsize::new(0);
+    let parts: Vec<(Vec<(usize, usize)>, BTreeMap<String, usize>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut found = Vec::new();
+                    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+                    loop {
+                        let from = next.fetch_add(BATCH, std::sync::atomic::Ordering::Relaxed);
+                        if from >= total || found_count.load(std::sync::atomic::Ordering::Relaxed) >= want {
+                            break;
+                        }
+                        for i in from..(from + BATCH).min(total) {
+                            let idx = (start + i) % total;
+                            let r = filter(pod, req, all[idx], all);
+                            if r.is_empty() {
+                                found.push((i, idx));
+                                found_count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            } else {
+                                for reason in r {
+                                    *reasons.entry(reason).or_insert(0) += 1;
+                                }
+                            }
+                        }
+                    }
+                    (found, reasons)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("filter thread")).collect()
+    });
+    let mut ordered: Vec<(usize, usize)> = Vec::new();
+    let mut reasons = BTreeMap::new();
+    for (f, r) in parts {
+        ordered.extend(f);
+        for (k, v) in r {
+            *reasons.entry(k).or_insert(0) += v;
+        }
+    }
+    ordered.sort_unstable();
+    let mut found: Vec<usize> = ordered.into_iter().map(|(_, idx)| idx).collect();
+    found.truncate(want);
+    (found, reasons)
 }
 
 fn backoff(cfg: &SchedulerConfig, attempts: u32) -> Duration {

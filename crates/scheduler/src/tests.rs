@@ -229,3 +229,38 @@ fn node_updates_keep_pods() {
     assert_eq!(n.allocatable.milli_cpu, 4000);
     assert_eq!(n.requested.milli_cpu, 500);
 }
+
+#[test]
+fn parallel_filtering_matches_sequential() {
+    use crate::scheduler::find_feasible;
+    let mut nodes: Vec<NodeInfo> = (0..1500).map(|i| node(&format!("n{i}"), "")).collect();
+    // Every third node is full.
+    for (i, n) in nodes.iter_mut().enumerate() {
+        if i % 3 == 0 {
+            n.allocatable.pods = 0;
+        }
+    }
+    let all: Vec<&NodeInfo> = nodes.iter().collect();
+    let p = pod("");
+    let req = pod_requests(&p);
+    let (seq, seq_reasons) = find_feasible(&p, &req, &all, 7, usize::MAX, 1);
+    let (par, par_reasons) = find_feasible(&p, &req, &all, 7, usize::MAX, 4);
+    assert_eq!(seq, par, "same nodes in the same order");
+    assert_eq!(seq_reasons, par_reasons);
+    assert_eq!(seq.len(), 1000);
+    assert_eq!(seq_reasons.get("Too many pods"), Some(&500));
+    let (some, _) = find_feasible(&p, &req, &all, 0, 100, 4);
+    assert_eq!(some.len(), 100);
+    // Nothing fits: every node is scanned and every reason counted, in parallel too.
+    let big = pod("").tap(|p| {
+        p.spec.as_mut().unwrap().containers[0]
+            .resources
+            .as_mut()
+            .unwrap()
+            .requests
+            .insert("cpu".into(), navarch_api::v1::Quantity::new("64"));
+    });
+    let (none, r) = find_feasible(&big, &pod_requests(&big), &all, 0, 10, 4);
+    assert!(none.is_empty());
+    assert_eq!(r.get("Insufficient cpu"), Some(&1500));
+}
