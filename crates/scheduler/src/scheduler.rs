@@ -462,7 +462,9 @@ pub fn find_feasible(
     const BATCH: usize = 64;
     let next = std::sync::atomic::AtomicUsize::new(0);
     let found_count = std::sync::atomic::AtomicUsize::new(0);
-    let parts: Vec<(Vec<(usize, usize)>, BTreeMap<String, usize>)> = std::thread::scope(|s| {
+    // Per worker: (scan position, node index) of each feasible node, and failure reasons.
+    type WorkerResult = (Vec<(usize, usize)>, BTreeMap<String, usize>);
+    let parts: Vec<WorkerResult> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 s.spawn(|| {
