@@ -6,6 +6,7 @@
 //! [`scores`] (which fitting node is best); and the loop that uses them ([`scheduler`]): nodes and pods
 //! cached from watches, assume-then-bind, Unschedulable conditions and events, retries.
 
+pub mod config;
 pub mod filters;
 pub mod metrics;
 pub mod node_info;
