@@ -180,6 +180,41 @@ async fn bind_sets_node_and_condition_once() {
     assert!(err.to_string().contains("already assigned"), "{err}");
 }
 
+/// A bind right after a create uses the api-server's memory of that pod; when another api-server
+/// changed the pod in between, the bind must act on what etcd holds.
+#[tokio::test]
+async fn bind_after_changes_through_another_api_server() {
+    let env = TestEnv::start().await;
+    let other = navarch_tests::ApiServer::start(&env.etcd).await;
+    let a = env.client().await;
+    let b = navarch_client::Client::connect(&format!("http://{}", other.addr())).await.unwrap();
+    let pods_a: Api<Pod> = a.api("default");
+    let pods_b: Api<Pod> = b.api("default");
+
+    // Re-created elsewhere with a new uid: the bind for the new uid succeeds.
+    let first = pods_a.create(&pod("re")).await.unwrap();
+    pods_b.delete("re", &DeleteParams::default()).await.unwrap();
+    let second = pods_b.create(&pod("re")).await.unwrap();
+    assert_ne!(first.meta().uid, second.meta().uid);
+    a.bind("default", "re", &second.meta().uid, "node-a").await.unwrap();
+    let bound = pods_b.get("re").await.unwrap();
+    assert_eq!(bound.meta().uid, second.meta().uid);
+    assert_eq!(bound.spec.as_ref().unwrap().node_name, "node-a");
+
+    // Bound elsewhere: the bind is refused, naming the node etcd holds.
+    let p = pods_a.create(&pod("taken")).await.unwrap();
+    b.bind("default", "taken", &p.meta().uid, "node-x").await.unwrap();
+    let err = a.bind("default", "taken", &p.meta().uid, "node-a").await.unwrap_err();
+    assert!(err.to_string().contains("node-x"), "{err}");
+
+    // The old uid no longer matches anything.
+    let p = pods_a.create(&pod("gone")).await.unwrap();
+    pods_b.delete("gone", &DeleteParams::default()).await.unwrap();
+    pods_b.create(&pod("gone")).await.unwrap();
+    let err = a.bind("default", "gone", &p.meta().uid, "node-a").await.unwrap_err();
+    assert!(err.to_string().to_lowercase().contains("uid"), "{err}");
+}
+
 #[tokio::test]
 async fn list_paging_and_selectors() {
     let env = TestEnv::start().await;

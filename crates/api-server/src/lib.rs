@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod recent_writes;
 pub mod registry;
 pub mod service;
 pub mod storage;

@@ -16,6 +16,7 @@ use rand::Rng;
 
 use crate::codec::{decode_value, encode_value, namespace_prefix, object_key};
 use crate::error::ApiError;
+use crate::recent_writes::RecentWrites;
 use crate::storage::{Storage, StorageError, decode_continue, encode_continue};
 use crate::validation;
 use crate::watch_cache::FieldSelector;
@@ -27,6 +28,8 @@ const PROTECTED_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"]
 const DEFAULT_POD_GRACE_SECONDS: i64 = 30;
 /// Retries of a read-modify-write when a concurrent writer wins (unconditional updates, deletes).
 const CAS_RETRIES: usize = 16;
+/// How many freshly written pods the registry remembers for binds.
+const RECENT_PODS: usize = 8192;
 
 /// What a delete asks for.
 #[derive(Debug, Clone, Default)]
@@ -60,6 +63,8 @@ pub struct Registry {
     prefix: String,
     /// Namespace name → terminating. Kept current by this registry's own writes; a miss reads etcd.
     namespaces: RwLock<HashMap<String, bool>>,
+    /// Pods written last, so the scheduler's bind right after a create skips a read.
+    recent_pods: RecentWrites,
 }
 
 pub fn now_rfc3339() -> String {
@@ -141,6 +146,7 @@ impl Registry {
             storage,
             prefix: prefix.trim_end_matches('/').to_string(),
             namespaces: RwLock::new(HashMap::new()),
+            recent_pods: RecentWrites::new(RECENT_PODS),
         }
     }
 
@@ -256,6 +262,9 @@ impl Registry {
                 Ok(rev) => {
                     obj.meta_mut().resource_version = rev.to_string();
                     self.note_if_namespace(&obj, false);
+                    if matches!(obj, Object::Pod(_)) {
+                        self.recent_pods.remember(&key, rev, &obj);
+                    }
                     tracing::debug!(kind = info.kind, key = %obj.key(), rev, "created");
                     return Ok(obj);
                 }
@@ -603,11 +612,28 @@ impl Registry {
         let info = kind_of("Pod")?;
         let key = self.key(info, namespace, name);
         for _ in 0..CAS_RETRIES {
-            let stored = self.storage.get(&key).await.map_err(|e| ApiError::from_storage(e, "pods", name))?;
-            let Object::Pod(mut pod) = self.decode("Pod", &stored.value, stored.mod_revision)? else {
+            // A pod this api-server just created is remembered; the compare-and-swap below checks
+            // the guess, and a miss or a stale guess reads etcd.
+            let remembered = self.recent_pods.take(&key);
+            let guessed = remembered.is_some();
+            let (mod_revision, obj) = match remembered {
+                Some(remembered) => remembered,
+                None => {
+                    let stored =
+                        self.storage.get(&key).await.map_err(|e| ApiError::from_storage(e, "pods", name))?;
+                    (stored.mod_revision, self.decode("Pod", &stored.value, stored.mod_revision)?)
+                }
+            };
+            let Object::Pod(mut pod) = obj else {
                 return Err(ApiError::Internal("pod key holds another kind".into()));
             };
             let meta = pod.metadata.clone().unwrap_or_default();
+            let refused = (!uid.is_empty() && uid != meta.uid)
+                || !meta.deletion_timestamp.is_empty()
+                || pod.spec.as_ref().is_some_and(|s| !s.node_name.is_empty());
+            if refused && guessed {
+                continue; // judge refusals on what etcd holds, not on a remembered copy
+            }
             if !uid.is_empty() && uid != meta.uid {
                 return Err(uid_mismatch(uid, &meta.uid));
             }
@@ -643,7 +669,7 @@ impl Registry {
                 }),
             }
             let obj = Object::Pod(pod);
-            match self.storage.update(&key, stored.mod_revision, encode_value(&obj)).await {
+            match self.storage.update(&key, mod_revision, encode_value(&obj)).await {
                 Ok(rev) => {
                     let mut obj = obj;
                     obj.meta_mut().resource_version = rev.to_string();
