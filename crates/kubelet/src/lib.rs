@@ -1,0 +1,14 @@
+//! The navarch kubelet: the node agent. It registers its Node and keeps it alive through a Lease,
+//! and makes the containers on its machine match the pods bound to it, through containerd's native
+//! gRPC API (runc underneath) and the CNI plugins for networking.
+//!
+//! * [`containerd`]: typed calls to containerd's services.
+//! * [`image`]: references, registry mirrors, pulling and unpacking.
+//! * [`network`]: per-pod network namespaces and the CNI plugin chain.
+//! * [`spec`]: the OCI runtime spec of a container.
+
+pub mod containerd;
+pub mod image;
+pub mod network;
+pub mod pod_state;
+pub mod spec;
