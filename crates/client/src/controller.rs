@@ -195,6 +195,13 @@ impl<K: Resource> Controller<K> {
         self
     }
 
+    /// Also reconciles the keys that `keys` yields (events from outside the api-server, such as a
+    /// container runtime's).
+    pub fn triggered_by(mut self, keys: impl Stream<Item = Vec<ObjectRef>> + Send + 'static) -> Self {
+        self.triggers.push(keys.boxed());
+        self
+    }
+
     /// Runs until `shutdown` is cancelled, then waits for running reconciles to finish.
     pub async fn run<Ctx, E, F, Fut, P>(
         self,

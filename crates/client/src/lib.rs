@@ -7,6 +7,7 @@
 pub mod client;
 pub mod controller;
 pub mod error;
+pub mod events;
 pub mod leader;
 pub mod store;
 pub mod watcher;
@@ -16,6 +17,7 @@ pub use client::{
 };
 pub use controller::{Action, Controller};
 pub use error::{Error, Result};
+pub use events::{EventRecorder, object_ref};
 pub use leader::{LeaderElector, LeaseConfig, run_while_leader};
 pub use store::{ObjectRef, Store, reflector, store};
 pub use watcher::{Event, WatcherConfig, watcher};

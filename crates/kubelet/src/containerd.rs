@@ -21,8 +21,9 @@ use containerd_client::services::v1::tasks_client::TasksClient;
 use containerd_client::services::v1::{
     ApplyRequest, Container, CreateContainerRequest, CreateImageRequest, CreateRequest as CreateLeaseRequest,
     CreateTaskRequest, DeleteContainerRequest, DeleteRequest as DeleteLeaseRequest, DeleteTaskRequest,
-    GetImageRequest, GetRequest as GetTaskRequest, Image, InfoRequest, KillRequest, ListContainersRequest,
-    ReadContentRequest, StartRequest, SubscribeRequest, UpdateImageRequest, WriteAction, WriteContentRequest,
+    GetContainerRequest, GetImageRequest, GetRequest as GetTaskRequest, Image, InfoRequest, KillRequest,
+    ListContainersRequest, ReadContentRequest, StartRequest, SubscribeRequest, UpdateContainerRequest,
+    UpdateImageRequest, WriteAction, WriteContentRequest,
 };
 use containerd_client::tonic::transport::Channel;
 use containerd_client::tonic::{Code, Request, Status};
@@ -386,6 +387,46 @@ impl Containerd {
                 created_at: timestamp(c.created_at),
             })
             .collect())
+    }
+
+    /// One container's record, if it exists.
+    pub async fn get_container(&self, id: &str) -> Result<Option<ContainerRecord>> {
+        match ContainersClient::new(self.channel.clone())
+            .get(self.req(GetContainerRequest { id: id.into() }))
+            .await
+        {
+            Ok(r) => Ok(r.into_inner().container.map(|c| ContainerRecord {
+                id: c.id,
+                labels: c.labels,
+                image: c.image,
+                created_at: timestamp(c.created_at),
+            })),
+            Err(s) if s.code() == Code::NotFound => Ok(None),
+            Err(s) => Err(call("get container", id)(s)),
+        }
+    }
+
+    /// containerd's version, for the node's info.
+    pub async fn version(&self) -> Result<String> {
+        let r = containerd_client::services::v1::version_client::VersionClient::new(self.channel.clone())
+            .version(())
+            .await
+            .map_err(call("version", ""))?;
+        Ok(format!("containerd://{}", r.into_inner().version))
+    }
+
+    /// Sets (adds or replaces) labels on a container, leaving the others.
+    pub async fn set_labels(&self, id: &str, labels: HashMap<String, String>) -> Result<()> {
+        let paths = labels.keys().map(|k| format!("labels.{k}")).collect();
+        let container = Container { id: id.into(), labels, ..Default::default() };
+        ContainersClient::new(self.channel.clone())
+            .update(self.req(UpdateContainerRequest {
+                container: Some(container),
+                update_mask: Some(prost_types::FieldMask { paths }),
+            }))
+            .await
+            .map_err(call("update container labels", id))?;
+        Ok(())
     }
 
     pub async fn delete_container(&self, id: &str) -> Result<()> {

@@ -6,9 +6,18 @@
 //! * [`image`]: references, registry mirrors, pulling and unpacking.
 //! * [`network`]: per-pod network namespaces and the CNI plugin chain.
 //! * [`spec`]: the OCI runtime spec of a container.
+//! * [`volumes`]: pod volumes on the host, container environments.
+//! * [`pod_state`]: the pure decisions (next step, back-off, status); [`pods`]: the per-pod sync.
+//! * [`node`]: the Node object, its Lease and conditions; [`run`]: wiring it all together.
 
+pub mod config;
 pub mod containerd;
 pub mod image;
+pub mod netcfg;
 pub mod network;
+pub mod node;
 pub mod pod_state;
+pub mod pods;
+pub mod run;
 pub mod spec;
+pub mod volumes;

@@ -1,6 +1,31 @@
-//! navarch kubelet: the node agent driving containerd. Not implemented yet (issue 4).
+//! `kubelet`: resolve config (flag > env > file > default), init tracing, run the node agent until
+//! SIGTERM/SIGINT. Pods keep running when the kubelet stops; a restarted kubelet adopts them.
 
-fn main() {
-    eprintln!("kubelet: not implemented yet (tracked in issue 4: the kubelet); nothing was started");
-    std::process::exit(2);
+use anyhow::Context;
+use clap::Parser;
+use navarch_kubelet::config::{Args, Config};
+use tokio_util::sync::CancellationToken;
+
+async fn shutdown_signal(token: CancellationToken) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+    token.cancel();
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::resolve(Args::parse()).context("configuration")?;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(shutdown_signal(shutdown.clone()));
+    navarch_kubelet::run::run(config, shutdown).await
 }

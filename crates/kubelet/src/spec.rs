@@ -321,11 +321,17 @@ pub fn build(input: &SpecInput) -> Result<Value, SpecError> {
         options.push(if m.read_only { "ro" } else { "rw" });
         mounts.push(json!({"destination": m.container_path, "type": "bind", "source": m.host_path, "options": options}));
     }
-    let mut linux = json!({
-        "namespaces": [
+    // hostNetwork pods (no netns path) stay in the host's network (and UTS) namespace.
+    let namespaces = if input.netns_path.is_empty() {
+        json!([{"type": "pid"}, {"type": "ipc"}, {"type": "mount"}])
+    } else {
+        json!([
             {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"},
             {"type": "network", "path": input.netns_path},
-        ],
+        ])
+    };
+    let mut linux = json!({
+        "namespaces": namespaces,
         "cgroupsPath": input.cgroups_path,
         "resources": resources(c)?,
     });
@@ -362,7 +368,7 @@ pub fn build(input: &SpecInput) -> Result<Value, SpecError> {
             "oomScoreAdj": 0,
         },
         "root": {"path": "rootfs", "readonly": sc.and_then(|s| s.read_only_root_filesystem).unwrap_or(false)},
-        "hostname": hostname,
+        "hostname": if input.netns_path.is_empty() { Value::Null } else { json!(hostname) },
         "mounts": mounts,
         "linux": linux,
     }))

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use navarch_api::Resource;
-use navarch_api::v1::{Event as KEvent, EventSource, Node, ObjectMeta, ObjectReference, Pod, PodCondition};
-use navarch_client::{Client, Event, WatcherConfig, watcher};
+use navarch_api::v1::{Node, Pod, PodCondition};
+use navarch_client::{Client, Event, EventRecorder, WatcherConfig, object_ref, watcher};
 use rand::Rng;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -70,18 +70,14 @@ struct Pending {
     not_before: Instant,
 }
 
-/// An event to record: the pod, type, reason, message.
-type EventRecord = (Arc<Pod>, &'static str, &'static str, String);
-
 /// Events queued for the recorder; beyond this they are dropped (client-go's broadcaster drops too), so
 /// a burst of bindings is never slowed by its events.
 const EVENT_QUEUE: usize = 1000;
-const EVENT_SENDERS: usize = 4;
 
 pub struct Scheduler {
     client: Client,
     metrics: Arc<SchedulerMetrics>,
-    events: Option<mpsc::Sender<EventRecord>>,
+    events: Option<EventRecorder>,
     cfg: SchedulerConfig,
     nodes: BTreeMap<String, NodeInfo>,
     /// Where each bound or assumed pod is counted.
@@ -184,9 +180,9 @@ impl Scheduler {
                 }
             })
         };
-        let (etx, erx) = mpsc::channel::<EventRecord>(EVENT_QUEUE);
-        self.events = Some(etx);
-        let recorder = tokio::spawn(record_events(self.client.clone(), erx));
+        let (events, sender) = EventRecorder::new(self.client.clone(), "default-scheduler", "", EVENT_QUEUE);
+        self.events = Some(events);
+        let recorder = tokio::spawn(sender);
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         loop {
             self.schedule_ready(&tx);
@@ -208,10 +204,8 @@ impl Scheduler {
     }
 
     fn record(&self, pod: Arc<Pod>, ty: &'static str, reason: &'static str, msg: String) {
-        if let Some(tx) = &self.events
-            && tx.try_send((pod, ty, reason, msg)).is_err()
-        {
-            tracing::debug!(reason, "event queue full; event dropped");
+        if let Some(events) = &self.events {
+            events.record(object_ref(pod.as_ref()), ty, reason, msg);
         }
     }
 
@@ -413,7 +407,7 @@ impl Scheduler {
                 && let Some(events) = events
             {
                 let msg = format!("Successfully assigned {}/{} to {chosen}", m.namespace, m.name);
-                let _ = events.try_send((pod.clone(), "Normal", "Scheduled", msg));
+                events.record(object_ref(pod.as_ref()), "Normal", "Scheduled", msg);
             }
             let _ = tx.send(Input::Bound { key, result }).await;
         });
@@ -545,60 +539,6 @@ async fn report_unschedulable(client: Client, pod: Arc<Pod>, msg: String) {
             Err(navarch_client::Error::Conflict(_)) => continue,
             Err(_) => return,
         }
-    }
-}
-
-/// Sends queued events with a few requests in flight.
-async fn record_events(client: Client, rx: mpsc::Receiver<EventRecord>) {
-    receiver_stream(rx)
-        .for_each_concurrent(EVENT_SENDERS, |(pod, ty, reason, msg)| {
-            let client = client.clone();
-            async move { record_event(&client, &pod, ty, reason, &msg).await }
-        })
-        .await;
-}
-
-fn receiver_stream<T: Send + 'static>(mut rx: mpsc::Receiver<T>) -> impl futures::Stream<Item = T> {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
-}
-
-async fn record_event(client: &Client, pod: &Pod, ty: &str, reason: &str, msg: &str) {
-    let m = pod.meta();
-    let mut ev = KEvent {
-        metadata: Some(ObjectMeta {
-            // Like client-go's recorder: <object>.<hex nanoseconds>.
-            name: format!(
-                "{}.{:x}",
-                m.name,
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .as_nanos()
-            ),
-            namespace: m.namespace.clone(),
-            ..Default::default()
-        }),
-        involved_object: Some(ObjectReference {
-            kind: "Pod".into(),
-            namespace: m.namespace.clone(),
-            name: m.name.clone(),
-            uid: m.uid.clone(),
-            api_version: "v1".into(),
-            ..Default::default()
-        }),
-        reason: reason.into(),
-        message: msg.into(),
-        r#type: ty.into(),
-        source: Some(EventSource { component: "default-scheduler".into(), ..Default::default() }),
-        first_timestamp: now(),
-        last_timestamp: now(),
-        count: 1,
-        reporting_component: "default-scheduler".into(),
-        ..Default::default()
-    };
-    ev.set_type_meta();
-    if let Err(e) = client.api::<KEvent>(&m.namespace).create(&ev).await {
-        tracing::debug!(error = %e, "recording event");
     }
 }
 

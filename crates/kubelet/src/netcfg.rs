@@ -1,0 +1,106 @@
+//! The host side of pod networking, set once at start: `unreachable` routes over the whole pod and
+//! Service ranges (the bridge's own, more specific route overrides them, so a packet for a missing
+//! pod or an unprogrammed Service IP is refused instead of going to the default gateway), and an
+//! nftables guard that rejects pod traffic leaving the cluster's ranges unless egress is allowed.
+
+use std::net::Ipv4Addr;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HostNetError {
+    #[error("{cmd}: {message}")]
+    Command { cmd: String, message: String },
+}
+
+/// Parses `a.b.c.d/n` (IPv4).
+pub fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
+    let (ip, len) = s.split_once('/').ok_or_else(|| format!("{s:?}: must be address/prefix"))?;
+    let ip: Ipv4Addr = ip.parse().map_err(|_| format!("{s:?}: {ip:?} is not an IPv4 address"))?;
+    let len: u8 = len.parse().map_err(|_| format!("{s:?}: bad prefix length"))?;
+    if len > 32 {
+        return Err(format!("{s:?}: prefix length must be 0..=32"));
+    }
+    Ok((ip, len))
+}
+
+/// The nftables ruleset of the egress guard.
+pub fn egress_guard(bridge: &str, ranges: &[&str]) -> String {
+    format!(
+        "table inet navarch-kubelet {{\n  chain forward {{\n    type filter hook forward priority 0; policy accept;\n    \
+         iifname \"{bridge}\" ip daddr != {{ {} }} reject with icmp type admin-prohibited\n  }}\n}}\n",
+        ranges.join(", ")
+    )
+}
+
+async fn run(cmd: &str, args: &[&str], stdin: Option<&str>) -> Result<(), HostNetError> {
+    use tokio::io::AsyncWriteExt;
+    let full = format!("{cmd} {}", args.join(" "));
+    let mut child = tokio::process::Command::new(cmd)
+        .args(args)
+        .stdin(if stdin.is_some() { std::process::Stdio::piped() } else { std::process::Stdio::null() })
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| HostNetError::Command { cmd: full.clone(), message: e.to_string() })?;
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(text.as_bytes())
+            .await
+            .map_err(|e| HostNetError::Command { cmd: full.clone(), message: e.to_string() })?;
+    }
+    let out = child
+        .wait_with_output()
+        .await
+        .map_err(|e| HostNetError::Command { cmd: full.clone(), message: e.to_string() })?;
+    if !out.status.success() {
+        return Err(HostNetError::Command {
+            cmd: full,
+            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Installs the unreachable routes and (unless egress is allowed) the egress guard. Idempotent.
+pub async fn setup_host(
+    bridge: &str,
+    cluster_cidr: &str,
+    service_cidr: &str,
+    allow_egress: bool,
+) -> Result<(), HostNetError> {
+    for cidr in [cluster_cidr, service_cidr] {
+        run("ip", &["route", "replace", "unreachable", cidr], None).await?;
+    }
+    // Replace the table wholesale: delete (if present) and add in one transaction.
+    let mut rules = String::from("table inet navarch-kubelet {}\ndelete table inet navarch-kubelet\n");
+    if !allow_egress {
+        rules.push_str(&egress_guard(bridge, &[cluster_cidr, service_cidr]));
+    }
+    run("nft", &["-f", "-"], Some(&rules)).await?;
+    Ok(())
+}
+
+/// Removes what [`setup_host`] installed (for `make down` and tests).
+pub async fn teardown_host(cluster_cidr: &str, service_cidr: &str) -> Result<(), HostNetError> {
+    for cidr in [cluster_cidr, service_cidr] {
+        let _ = run("ip", &["route", "del", "unreachable", cidr], None).await;
+    }
+    run("nft", &["-f", "-"], Some("table inet navarch-kubelet {}\ndelete table inet navarch-kubelet\n")).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidrs() {
+        assert_eq!(parse_cidr("10.244.0.0/16").unwrap(), (Ipv4Addr::new(10, 244, 0, 0), 16));
+        assert!(parse_cidr("10.244.0.0").is_err());
+        assert!(parse_cidr("10.244.0.0/40").is_err());
+        assert!(parse_cidr("x/8").is_err());
+    }
+
+    #[test]
+    fn guard_rejects_outside_ranges() {
+        let r = egress_guard("nv0", &["10.244.0.0/16", "10.96.0.0/12"]);
+        assert!(r.contains("iifname \"nv0\" ip daddr != { 10.244.0.0/16, 10.96.0.0/12 } reject"));
+    }
+}

@@ -1,0 +1,310 @@
+//! Wiring: connect to containerd and the api-server, prepare the host's network, register the
+//! Node, then run the heartbeat, the node status loop, the pod controller (pods bound here,
+//! re-synced on containerd task exits and on changes of the configMaps and secrets they use), the
+//! orphan sweep, and `/healthz` + `/metrics`, until shutdown.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use futures::StreamExt;
+use navarch_api::Resource;
+use navarch_api::v1::{ConfigMap, Node, Pod, Secret};
+use navarch_client::{Action, Client, Controller, EventRecorder, ObjectRef, Store, WatcherConfig};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::containerd::Containerd;
+use crate::image::Puller;
+use crate::network::{CniPlugins, default_conflist};
+use crate::node::{HostResources, NodeSettings};
+use crate::pods::{LABEL_POD_NAME, LABEL_POD_NAMESPACE, PodPaths, PodWorker};
+
+const EVENT_QUEUE: usize = 1000;
+
+async fn connect_containerd(cfg: &Config, shutdown: &CancellationToken) -> anyhow::Result<Containerd> {
+    loop {
+        match Containerd::connect(&cfg.containerd_socket, &cfg.containerd_namespace).await {
+            Ok(c) => match c.version().await {
+                Ok(v) => {
+                    tracing::info!(version = %v, socket = %cfg.containerd_socket.display(), "connected to containerd");
+                    return Ok(c);
+                }
+                Err(e) => tracing::warn!(error = %e, "containerd not answering; retrying"),
+            },
+            Err(e) => tracing::warn!(error = %e, "containerd not reachable; retrying"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => anyhow::bail!("shut down before containerd was reachable"),
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// Registers the node and waits until it has a pod CIDR (from config or assigned).
+async fn register(client: &Client, s: &NodeSettings, shutdown: &CancellationToken) -> anyhow::Result<String> {
+    loop {
+        match crate::node::register(client, s).await {
+            Ok(node) => {
+                if let Some(c) = &s.pod_cidr {
+                    return Ok(c.clone());
+                }
+                let assigned = node.spec.as_ref().map(|sp| sp.pod_cidr.clone()).unwrap_or_default();
+                if !assigned.is_empty() {
+                    return Ok(assigned);
+                }
+                tracing::info!(node = %s.name, "waiting for spec.podCIDR to be assigned");
+            }
+            Err(e) => tracing::warn!(node = %s.name, error = %e, "registering the node; retrying"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => anyhow::bail!("shut down before the node was registered"),
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+    }
+}
+
+/// Keeps the Node's status current: every heartbeat when something changed, at least every minute.
+async fn node_status_loop(
+    client: Client,
+    ctd: Containerd,
+    settings: NodeSettings,
+    root: std::path::PathBuf,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    let api = client.api::<Node>("");
+    let mut last_write = std::time::Instant::now() - Duration::from_secs(3600);
+    let mut tick = tokio::time::interval(interval);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let runtime = ctd.version().await.map(|_| ()).map_err(|e| e.to_string());
+        let host = HostResources::read(&root);
+        let node = match api.get(&settings.name).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the node");
+                continue;
+            }
+        };
+        let old = node.status.clone().unwrap_or_default();
+        let new = crate::node::node_status(&settings, &host, runtime, &old);
+        let changed = {
+            let strip = |s: &navarch_api::v1::NodeStatus| {
+                let mut s = s.clone();
+                for c in s.conditions.iter_mut() {
+                    c.last_heartbeat_time.clear();
+                }
+                s
+            };
+            strip(&old) != strip(&new)
+        };
+        if changed || last_write.elapsed() >= Duration::from_secs(60) {
+            let mut n = node.clone();
+            n.status = Some(new);
+            match api.update_status(&n).await {
+                Ok(_) => last_write = std::time::Instant::now(),
+                Err(e) => tracing::warn!(error = %e, "updating node status"),
+            }
+        }
+    }
+}
+
+fn uses_config_map(pod: &Pod, name: &str) -> bool {
+    let spec = match &pod.spec {
+        Some(s) => s,
+        None => return false,
+    };
+    spec.volumes.iter().any(|v| {
+        v.config_map.as_ref().is_some_and(|c| c.name == name)
+            || v.projected.as_ref().is_some_and(|p| {
+                p.sources.iter().any(|s| s.config_map.as_ref().is_some_and(|c| c.name == name))
+            })
+    }) || spec.containers.iter().chain(spec.init_containers.iter()).any(|c| {
+        c.env_from.iter().any(|e| e.config_map_ref.as_ref().is_some_and(|r| r.name == name))
+            || c.env.iter().any(|e| {
+                e.value_from
+                    .as_ref()
+                    .and_then(|v| v.config_map_key_ref.as_ref())
+                    .is_some_and(|r| r.name == name)
+            })
+    })
+}
+
+fn uses_secret(pod: &Pod, name: &str) -> bool {
+    let spec = match &pod.spec {
+        Some(s) => s,
+        None => return false,
+    };
+    spec.volumes.iter().any(|v| {
+        v.secret.as_ref().is_some_and(|s| s.secret_name == name)
+            || v.projected
+                .as_ref()
+                .is_some_and(|p| p.sources.iter().any(|s| s.secret.as_ref().is_some_and(|c| c.name == name)))
+    }) || spec.containers.iter().chain(spec.init_containers.iter()).any(|c| {
+        c.env_from.iter().any(|e| e.secret_ref.as_ref().is_some_and(|r| r.name == name))
+            || c.env.iter().any(|e| {
+                e.value_from.as_ref().and_then(|v| v.secret_key_ref.as_ref()).is_some_and(|r| r.name == name)
+            })
+    })
+}
+
+fn referencing(store: &Store<Pod>, ns: &str, pred: impl Fn(&Pod) -> bool) -> Vec<ObjectRef> {
+    store
+        .state()
+        .iter()
+        .filter(|p| p.meta().namespace == ns && pred(p))
+        .map(|p| ObjectRef::from_obj(p.as_ref()))
+        .collect()
+}
+
+/// Removes the remains of pods that no longer exist, once the pod store has listed, then every 30 s.
+async fn orphan_sweep(worker: Arc<PodWorker>, store: Store<Pod>, shutdown: CancellationToken) {
+    tokio::select! {
+        _ = shutdown.cancelled() => return,
+        _ = store.wait_until_ready() => {}
+    }
+    loop {
+        let known: HashSet<String> = store.state().iter().map(|p| p.meta().uid.clone()).collect();
+        match worker.cleanup_orphans(&known).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pods = n, "removed the remains of deleted pods"),
+            Err(e) => tracing::warn!(error = %e, "orphan sweep"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+        }
+    }
+}
+
+async fn serve_http(listener: tokio::net::TcpListener, shutdown: CancellationToken) {
+    use axum::routing::get;
+    let app = axum::Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(|| async { "# navarch kubelet\n" }));
+    let _ =
+        axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await;
+}
+
+pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let ctd = connect_containerd(&cfg, &shutdown).await?;
+    let client = Client::connect_lazy(&cfg.server).context("api-server address")?;
+    crate::netcfg::setup_host(&cfg.bridge, &cfg.cluster_cidr, &cfg.service_cidr, cfg.allow_pod_egress)
+        .await
+        .context("setting up the host's routes and egress guard")?;
+    let settings = NodeSettings {
+        name: cfg.node_name.clone(),
+        ip: cfg.node_ip.clone(),
+        pod_cidr: cfg.pod_cidr.clone(),
+        max_pods: cfg.max_pods,
+        reserved_cpu: cfg.reserved_cpu.clone(),
+        reserved_memory: cfg.reserved_memory.clone(),
+        runtime_version: ctd.version().await.unwrap_or_default(),
+        kubelet_port: cfg.http_listen.port() as i32,
+    };
+    let pod_cidr = register(&client, &settings, &shutdown).await?;
+    tracing::info!(node = %cfg.node_name, %pod_cidr, "node registered");
+    for d in [&cfg.root_dir, &cfg.run_dir, &cfg.log_dir] {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    let cni = CniPlugins {
+        bin_dir: cfg.cni_bin_dir.clone(),
+        conflist: default_conflist(&cfg.bridge, &pod_cidr, &cfg.root_dir.join("cni")),
+        ifname: "eth0".into(),
+    };
+    let (events, event_sender) = EventRecorder::new(client.clone(), "kubelet", &cfg.node_name, EVENT_QUEUE);
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(event_sender);
+    let worker = Arc::new(PodWorker::new(
+        client.clone(),
+        ctd.clone(),
+        Puller::new(cfg.mirrors.clone()),
+        cni,
+        PodPaths {
+            root_dir: cfg.root_dir.clone(),
+            run_dir: cfg.run_dir.clone(),
+            log_dir: cfg.log_dir.clone(),
+        },
+        cfg.node_name.clone(),
+        cfg.node_ip.clone(),
+        cfg.cluster_dns.clone(),
+        cfg.cluster_domain.clone(),
+        events,
+    ));
+    tasks.spawn(crate::node::heartbeat(
+        client.clone(),
+        cfg.node_name.clone(),
+        cfg.heartbeat,
+        shutdown.clone(),
+    ));
+    tasks.spawn(node_status_loop(
+        client.clone(),
+        ctd.clone(),
+        settings.clone(),
+        cfg.root_dir.clone(),
+        cfg.heartbeat,
+        shutdown.clone(),
+    ));
+    let listener = tokio::net::TcpListener::bind(cfg.http_listen)
+        .await
+        .with_context(|| format!("listening on {}", cfg.http_listen))?;
+    tasks.spawn(serve_http(listener, shutdown.clone()));
+
+    // Task exits from containerd → the pod's key.
+    let exits = {
+        let ctd = ctd.clone();
+        let stream = ctd.task_events().await.context("subscribing to containerd events")?;
+        stream
+            .then(move |id| {
+                let ctd = ctd.clone();
+                async move {
+                    match ctd.get_container(&id).await {
+                        Ok(Some(rec)) => {
+                            match (rec.labels.get(LABEL_POD_NAMESPACE), rec.labels.get(LABEL_POD_NAME)) {
+                                (Some(ns), Some(name)) => vec![ObjectRef::new(ns, name)],
+                                _ => vec![],
+                            }
+                        }
+                        _ => vec![],
+                    }
+                }
+            })
+            .filter(|keys| futures::future::ready(!keys.is_empty()))
+    };
+    let pods_cfg = WatcherConfig::default().fields(&format!("spec.nodeName={}", cfg.node_name));
+    let controller = Controller::new(client.api::<Pod>(""), pods_cfg).concurrency(cfg.workers);
+    let store = controller.store();
+    let (s1, s2) = (store.clone(), store.clone());
+    let controller = controller
+        .triggered_by(exits)
+        .watches(client.api::<ConfigMap>(""), WatcherConfig::default(), move |cm: &ConfigMap| {
+            let m = cm.meta();
+            referencing(&s1, &m.namespace, |p| uses_config_map(p, &m.name))
+        })
+        .watches(client.api::<Secret>(""), WatcherConfig::default(), move |s: &Secret| {
+            let m = s.meta();
+            referencing(&s2, &m.namespace, |p| uses_secret(p, &m.name))
+        });
+    tasks.spawn(orphan_sweep(worker.clone(), store, shutdown.clone()));
+    tracing::info!(node = %cfg.node_name, "kubelet running");
+    controller
+        .run(
+            |pod: Arc<Pod>, w: Arc<PodWorker>| async move { w.sync(pod).await },
+            |_pod, _err, _w| Action::requeue(Duration::from_secs(2)),
+            worker,
+            shutdown.clone(),
+        )
+        .await;
+    shutdown.cancel();
+    // Running pods are left running: a restarted kubelet adopts them.
+    let drain = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {
+        tracing::warn!("background tasks did not stop in time");
+    }
+    Ok(())
+}

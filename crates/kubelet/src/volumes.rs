@@ -1,0 +1,655 @@
+//! A pod's volumes on the host and its containers' environment: emptyDir (a directory, or tmpfs
+//! for `medium: Memory`), hostPath, configMap, secret, downwardAPI and projected (their files
+//! written atomically through a `..data` symlink swap, as Kubernetes does, and rewritten when the
+//! objects change), and env from values, configMaps, secrets and the downward API.
+
+use std::collections::{BTreeMap, HashMap};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use navarch_api::v1::{ConfigMap, Container, KeyToPath, ObjectFieldSelector, Pod, Secret, Volume};
+
+use crate::spec::BindMount;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VolumeError {
+    /// The container cannot be configured yet (a missing configMap/secret/key): Kubernetes'
+    /// `CreateContainerConfigError`.
+    #[error("{0}")]
+    Config(String),
+    #[error("volume {volume}: {path}: {source}")]
+    Io { volume: String, path: PathBuf, source: std::io::Error },
+    #[error("looking up {what}: {message}")]
+    Lookup { what: String, message: String },
+}
+
+type Result<T> = std::result::Result<T, VolumeError>;
+
+/// Where configMaps and secrets come from (the api-server; a map in tests).
+pub trait Sources: Send + Sync {
+    fn config_map(&self, ns: &str, name: &str) -> impl Future<Output = Result<Option<ConfigMap>>> + Send;
+    fn secret(&self, ns: &str, name: &str) -> impl Future<Output = Result<Option<Secret>>> + Send;
+}
+
+impl Sources for navarch_client::Client {
+    async fn config_map(&self, ns: &str, name: &str) -> Result<Option<ConfigMap>> {
+        self.api::<ConfigMap>(ns).get_opt(name).await.map_err(|e| VolumeError::Lookup {
+            what: format!("configmap {ns}/{name}"),
+            message: e.to_string(),
+        })
+    }
+    async fn secret(&self, ns: &str, name: &str) -> Result<Option<Secret>> {
+        self.api::<Secret>(ns)
+            .get_opt(name)
+            .await
+            .map_err(|e| VolumeError::Lookup { what: format!("secret {ns}/{name}"), message: e.to_string() })
+    }
+}
+
+fn io(volume: &str, path: &Path) -> impl FnOnce(std::io::Error) -> VolumeError {
+    let (volume, path) = (volume.to_string(), path.to_path_buf());
+    move |source| VolumeError::Io { volume, path, source }
+}
+
+fn meta(pod: &Pod) -> navarch_api::v1::ObjectMeta {
+    pod.metadata.clone().unwrap_or_default()
+}
+
+/// A downward API field of the pod.
+pub fn field_value(pod: &Pod, sel: &ObjectFieldSelector) -> Result<String> {
+    let m = meta(pod);
+    let spec = pod.spec.clone().unwrap_or_default();
+    let status = pod.status.clone().unwrap_or_default();
+    let path = sel.field_path.as_str();
+    let keyed = |prefix: &str, map: &BTreeMap<String, String>| -> Option<String> {
+        let key = path.strip_prefix(prefix)?.strip_suffix("']")?;
+        Some(map.get(key).cloned().unwrap_or_default())
+    };
+    let lines = |map: &BTreeMap<String, String>| {
+        map.iter().map(|(k, v)| format!("{k}={v:?}")).collect::<Vec<_>>().join("\n")
+    };
+    let labels: BTreeMap<String, String> = m.labels.clone().into_iter().collect();
+    let annotations: BTreeMap<String, String> = m.annotations.clone().into_iter().collect();
+    Ok(match path {
+        "metadata.name" => m.name,
+        "metadata.namespace" => m.namespace,
+        "metadata.uid" => m.uid,
+        "metadata.labels" => lines(&labels),
+        "metadata.annotations" => lines(&annotations),
+        "spec.nodeName" => spec.node_name,
+        "spec.serviceAccountName" => spec.service_account_name,
+        "status.podIP" => status.pod_ip,
+        "status.hostIP" => status.host_ip,
+        "status.podIPs" => status.pod_i_ps.iter().map(|p| p.ip.clone()).collect::<Vec<_>>().join(","),
+        "status.hostIPs" => status.host_i_ps.iter().map(|p| p.ip.clone()).collect::<Vec<_>>().join(","),
+        _ => keyed("metadata.labels['", &labels)
+            .or_else(|| keyed("metadata.annotations['", &annotations))
+            .ok_or_else(|| VolumeError::Config(format!("unsupported fieldRef.fieldPath {path:?}")))?,
+    })
+}
+
+fn decode_b64(what: &str, v: &str) -> Result<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD
+        .decode(v)
+        .map_err(|e| VolumeError::Config(format!("{what}: invalid base64: {e}")))
+}
+
+/// Key → bytes of a configMap (data and binaryData).
+fn config_map_data(cm: &ConfigMap) -> Result<BTreeMap<String, Vec<u8>>> {
+    let mut out: BTreeMap<String, Vec<u8>> =
+        cm.data.iter().map(|(k, v)| (k.clone(), v.as_bytes().to_vec())).collect();
+    for (k, v) in &cm.binary_data {
+        out.insert(k.clone(), decode_b64(&format!("configmap key {k}"), v)?);
+    }
+    Ok(out)
+}
+
+fn secret_data(s: &Secret) -> Result<BTreeMap<String, Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    for (k, v) in &s.data {
+        out.insert(k.clone(), decode_b64(&format!("secret key {k}"), v)?);
+    }
+    for (k, v) in &s.string_data {
+        out.insert(k.clone(), v.as_bytes().to_vec());
+    }
+    Ok(out)
+}
+
+/// A file to project: relative path, content, mode.
+type Projected = Vec<(String, Vec<u8>, u32)>;
+
+fn project(
+    what: &str,
+    data: &BTreeMap<String, Vec<u8>>,
+    items: &[KeyToPath],
+    mode: u32,
+    out: &mut Projected,
+) -> Result<()> {
+    if items.is_empty() {
+        for (k, v) in data {
+            out.push((k.clone(), v.clone(), mode));
+        }
+        return Ok(());
+    }
+    for item in items {
+        let v = data
+            .get(&item.key)
+            .ok_or_else(|| VolumeError::Config(format!("{what}: key {:?} not found", item.key)))?;
+        out.push((item.path.clone(), v.clone(), item.mode.map(|m| m as u32).unwrap_or(mode)));
+    }
+    Ok(())
+}
+
+/// Writes `files` into `dir` atomically: a fresh timestamped directory, `..data` swapped to point
+/// at it with a rename, top-level names as symlinks into `..data`, the old directory removed.
+/// Unchanged content is left alone.
+pub fn write_atomic(volume: &str, dir: &Path, files: &Projected) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(io(volume, dir))?;
+    let data_link = dir.join("..data");
+    // Unchanged? Compare with what ..data holds.
+    if let Ok(current) = std::fs::read_link(&data_link) {
+        let cur_dir = dir.join(&current);
+        let same = files.iter().all(|(p, content, mode)| {
+            let f = cur_dir.join(p);
+            std::fs::read(&f).ok().as_deref() == Some(content.as_slice())
+                && std::fs::metadata(&f).map(|m| m.permissions().mode() & 0o7777 == *mode).unwrap_or(false)
+        }) && count_files(&cur_dir) == files.len();
+        if same {
+            return Ok(());
+        }
+    }
+    let stamp = format!(
+        "..{}",
+        humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string().replace(':', "_")
+    );
+    let new_dir = dir.join(&stamp);
+    std::fs::create_dir_all(&new_dir).map_err(io(volume, &new_dir))?;
+    for (p, content, mode) in files {
+        if p.starts_with('/') || p.split('/').any(|c| c == "..") {
+            return Err(VolumeError::Config(format!(
+                "volume {volume}: path {p:?} must be relative without '..'"
+            )));
+        }
+        let f = new_dir.join(p);
+        if let Some(parent) = f.parent() {
+            std::fs::create_dir_all(parent).map_err(io(volume, parent))?;
+        }
+        std::fs::write(&f, content).map_err(io(volume, &f))?;
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(*mode)).map_err(io(volume, &f))?;
+    }
+    let tmp = dir.join("..data_tmp");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(&stamp, &tmp).map_err(io(volume, &tmp))?;
+    let old = std::fs::read_link(&data_link).ok();
+    std::fs::rename(&tmp, &data_link).map_err(io(volume, &data_link))?;
+    // Top-level entries.
+    let tops: std::collections::BTreeSet<String> =
+        files.iter().map(|(p, _, _)| p.split('/').next().unwrap_or("").to_string()).collect();
+    for top in &tops {
+        let link = dir.join(top);
+        if std::fs::symlink_metadata(&link).is_err() {
+            std::os::unix::fs::symlink(Path::new("..data").join(top), &link).map_err(io(volume, &link))?;
+        }
+    }
+    // Remove links of names no longer projected, and the old directory.
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if !name.starts_with("..") && !tops.contains(&name) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    if let Some(old) = old
+        && old.as_os_str() != stamp.as_str()
+    {
+        let _ = std::fs::remove_dir_all(dir.join(old));
+    }
+    Ok(())
+}
+
+fn count_files(dir: &Path) -> usize {
+    let mut n = 0;
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => n += count_files(&e.path()),
+                Ok(_) => n += 1,
+                Err(_) => {}
+            }
+        }
+    }
+    n
+}
+
+/// The host directory of a pod volume.
+pub fn volume_dir(pod_dir: &Path, name: &str) -> PathBuf {
+    pod_dir.join("volumes").join(name)
+}
+
+/// Materialises every volume of the pod under `pod_dir`; returns volume name → host path.
+pub async fn prepare<S: Sources>(pod: &Pod, pod_dir: &Path, sources: &S) -> Result<HashMap<String, PathBuf>> {
+    let ns = meta(pod).namespace;
+    let mut out = HashMap::new();
+    for v in pod.spec.iter().flat_map(|s| s.volumes.iter()) {
+        let dir = volume_dir(pod_dir, &v.name);
+        let path = prepare_one(pod, &ns, v, &dir, sources).await?;
+        out.insert(v.name.clone(), path);
+    }
+    Ok(out)
+}
+
+async fn prepare_one<S: Sources>(
+    pod: &Pod,
+    ns: &str,
+    v: &Volume,
+    dir: &Path,
+    sources: &S,
+) -> Result<PathBuf> {
+    let name = v.name.as_str();
+    if let Some(e) = &v.empty_dir {
+        std::fs::create_dir_all(dir).map_err(io(name, dir))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).map_err(io(name, dir))?;
+        if e.medium == "Memory" && !is_mountpoint(dir) {
+            mount_tmpfs(dir).map_err(io(name, dir))?;
+        }
+        return Ok(dir.to_path_buf());
+    }
+    if let Some(h) = &v.host_path {
+        let p = PathBuf::from(&h.path);
+        match h.r#type.as_deref().unwrap_or("") {
+            "DirectoryOrCreate" => {
+                std::fs::create_dir_all(&p).map_err(io(name, &p))?;
+            }
+            "FileOrCreate" => {
+                if let Some(parent) = p.parent() {
+                    std::fs::create_dir_all(parent).map_err(io(name, parent))?;
+                }
+                std::fs::OpenOptions::new().create(true).append(true).open(&p).map_err(io(name, &p))?;
+            }
+            "Directory" if !p.is_dir() => {
+                return Err(VolumeError::Config(format!(
+                    "hostPath type check failed: {} is not a directory",
+                    h.path
+                )));
+            }
+            "File" if !p.is_file() => {
+                return Err(VolumeError::Config(format!(
+                    "hostPath type check failed: {} is not a file",
+                    h.path
+                )));
+            }
+            "Socket" | "CharDevice" | "BlockDevice" if !p.exists() => {
+                return Err(VolumeError::Config(format!(
+                    "hostPath type check failed: {} does not exist",
+                    h.path
+                )));
+            }
+            _ => {}
+        }
+        return Ok(p);
+    }
+    let mut files: Projected = Vec::new();
+    if let Some(c) = &v.config_map {
+        let mode = c.default_mode.unwrap_or(0o644) as u32;
+        match sources.config_map(ns, &c.name).await? {
+            Some(cm) => project(
+                &format!("configmap {:?}", c.name),
+                &config_map_data(&cm)?,
+                &c.items,
+                mode,
+                &mut files,
+            )?,
+            None if c.optional == Some(true) => {}
+            None => return Err(VolumeError::Config(format!("configmap \"{}\" not found", c.name))),
+        }
+    } else if let Some(s) = &v.secret {
+        let mode = s.default_mode.unwrap_or(0o644) as u32;
+        match sources.secret(ns, &s.secret_name).await? {
+            Some(sec) => project(
+                &format!("secret {:?}", s.secret_name),
+                &secret_data(&sec)?,
+                &s.items,
+                mode,
+                &mut files,
+            )?,
+            None if s.optional == Some(true) => {}
+            None => return Err(VolumeError::Config(format!("secret \"{}\" not found", s.secret_name))),
+        }
+    } else if let Some(d) = &v.downward_api {
+        let mode = d.default_mode.unwrap_or(0o644) as u32;
+        for item in &d.items {
+            if let Some(f) = &item.field_ref {
+                files.push((
+                    item.path.clone(),
+                    field_value(pod, f)?.into_bytes(),
+                    item.mode.map(|m| m as u32).unwrap_or(mode),
+                ));
+            }
+        }
+    } else if let Some(p) = &v.projected {
+        let mode = p.default_mode.unwrap_or(0o644) as u32;
+        for src in &p.sources {
+            if let Some(c) = &src.config_map {
+                match sources.config_map(ns, &c.name).await? {
+                    Some(cm) => project(
+                        &format!("configmap {:?}", c.name),
+                        &config_map_data(&cm)?,
+                        &c.items,
+                        mode,
+                        &mut files,
+                    )?,
+                    None if c.optional == Some(true) => {}
+                    None => return Err(VolumeError::Config(format!("configmap \"{}\" not found", c.name))),
+                }
+            }
+            if let Some(s) = &src.secret {
+                match sources.secret(ns, &s.name).await? {
+                    Some(sec) => project(
+                        &format!("secret {:?}", s.name),
+                        &secret_data(&sec)?,
+                        &s.items,
+                        mode,
+                        &mut files,
+                    )?,
+                    None if s.optional == Some(true) => {}
+                    None => return Err(VolumeError::Config(format!("secret \"{}\" not found", s.name))),
+                }
+            }
+            if let Some(d) = &src.downward_api {
+                for item in &d.items {
+                    if let Some(f) = &item.field_ref {
+                        files.push((
+                            item.path.clone(),
+                            field_value(pod, f)?.into_bytes(),
+                            item.mode.map(|m| m as u32).unwrap_or(mode),
+                        ));
+                    }
+                }
+            }
+            if src.service_account_token.is_some() {
+                return Err(VolumeError::Config(format!(
+                    "volume {name}: serviceAccountToken projections are not supported yet"
+                )));
+            }
+        }
+    } else {
+        return Err(VolumeError::Config(format!(
+            "volume {name}: this volume type is not supported by this kubelet"
+        )));
+    }
+    write_atomic(name, dir, &files)?;
+    Ok(dir.to_path_buf())
+}
+
+fn is_mountpoint(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(dir), dir.parent().map(std::fs::metadata)) {
+        (Ok(m), Some(Ok(p))) => m.dev() != p.dev(),
+        _ => false,
+    }
+}
+
+fn mount_tmpfs(dir: &Path) -> std::io::Result<()> {
+    let src = std::ffi::CString::new("tmpfs").expect("no NUL");
+    let dst = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).map_err(std::io::Error::other)?;
+    // SAFETY: plain mount(2) with NUL-terminated strings that outlive the call.
+    let rc = unsafe {
+        libc::mount(
+            src.as_ptr(),
+            dst.as_ptr(),
+            src.as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// Unmounts tmpfs volumes and removes the pod's directory.
+pub fn cleanup(pod_dir: &Path) -> std::io::Result<()> {
+    if let Ok(entries) = std::fs::read_dir(pod_dir.join("volumes")) {
+        for e in entries.flatten() {
+            if is_mountpoint(&e.path()) {
+                let p = std::ffi::CString::new(e.path().as_os_str().as_encoded_bytes())
+                    .map_err(std::io::Error::other)?;
+                // SAFETY: umount2 on a NUL-terminated path.
+                unsafe { libc::umount2(p.as_ptr(), libc::MNT_DETACH) };
+            }
+        }
+    }
+    match std::fs::remove_dir_all(pod_dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// The container's bind mounts for its volumeMounts.
+pub fn mounts(c: &Container, volumes: &HashMap<String, PathBuf>) -> Result<Vec<BindMount>> {
+    let mut out = Vec::new();
+    for m in &c.volume_mounts {
+        let host = volumes
+            .get(&m.name)
+            .ok_or_else(|| VolumeError::Config(format!("volumeMounts: volume {:?} not found", m.name)))?;
+        let host = if m.sub_path.is_empty() {
+            host.clone()
+        } else {
+            if m.sub_path.starts_with('/') || m.sub_path.split('/').any(|c| c == "..") {
+                return Err(VolumeError::Config(format!(
+                    "subPath {:?} must be relative without '..'",
+                    m.sub_path
+                )));
+            }
+            let p = host.join(&m.sub_path);
+            if !p.exists() {
+                std::fs::create_dir_all(&p).map_err(io(&m.name, &p))?;
+            }
+            p
+        };
+        out.push(BindMount {
+            host_path: host.display().to_string(),
+            container_path: m.mount_path.clone(),
+            read_only: m.read_only,
+        });
+    }
+    Ok(out)
+}
+
+/// The container's environment: envFrom first, then env (later wins), `$(VAR)` expanded.
+pub async fn env<S: Sources>(pod: &Pod, c: &Container, sources: &S) -> Result<Vec<(String, String)>> {
+    let ns = meta(pod).namespace;
+    let mut out: Vec<(String, String)> = Vec::new();
+    let set = |out: &mut Vec<(String, String)>, k: String, v: String| {
+        out.retain(|(key, _)| *key != k);
+        out.push((k, v));
+    };
+    for from in &c.env_from {
+        if let Some(r) = &from.config_map_ref {
+            match sources.config_map(&ns, &r.name).await? {
+                Some(cm) => {
+                    for (k, v) in config_map_data(&cm)? {
+                        set(&mut out, format!("{}{k}", from.prefix), String::from_utf8_lossy(&v).to_string());
+                    }
+                }
+                None if r.optional == Some(true) => {}
+                None => return Err(VolumeError::Config(format!("configmap \"{}\" not found", r.name))),
+            }
+        }
+        if let Some(r) = &from.secret_ref {
+            match sources.secret(&ns, &r.name).await? {
+                Some(s) => {
+                    for (k, v) in secret_data(&s)? {
+                        set(&mut out, format!("{}{k}", from.prefix), String::from_utf8_lossy(&v).to_string());
+                    }
+                }
+                None if r.optional == Some(true) => {}
+                None => return Err(VolumeError::Config(format!("secret \"{}\" not found", r.name))),
+            }
+        }
+    }
+    for e in &c.env {
+        let value = match &e.value_from {
+            None => crate::spec::expand(&e.value, &out),
+            Some(src) => {
+                if let Some(f) = &src.field_ref {
+                    field_value(pod, f)?
+                } else if let Some(r) = &src.config_map_key_ref {
+                    match sources.config_map(&ns, &r.name).await? {
+                        Some(cm) => match config_map_data(&cm)?.get(&r.key) {
+                            Some(v) => String::from_utf8_lossy(v).to_string(),
+                            None if r.optional == Some(true) => continue,
+                            None => {
+                                return Err(VolumeError::Config(format!(
+                                    "couldn't find key {} in ConfigMap {ns}/{}",
+                                    r.key, r.name
+                                )));
+                            }
+                        },
+                        None if r.optional == Some(true) => continue,
+                        None => {
+                            return Err(VolumeError::Config(format!("configmap \"{}\" not found", r.name)));
+                        }
+                    }
+                } else if let Some(r) = &src.secret_key_ref {
+                    match sources.secret(&ns, &r.name).await? {
+                        Some(s) => match secret_data(&s)?.get(&r.key) {
+                            Some(v) => String::from_utf8_lossy(v).to_string(),
+                            None if r.optional == Some(true) => continue,
+                            None => {
+                                return Err(VolumeError::Config(format!(
+                                    "couldn't find key {} in Secret {ns}/{}",
+                                    r.key, r.name
+                                )));
+                            }
+                        },
+                        None if r.optional == Some(true) => continue,
+                        None => return Err(VolumeError::Config(format!("secret \"{}\" not found", r.name))),
+                    }
+                } else if let Some(r) = &src.resource_field_ref {
+                    resource_field(c, &r.resource)?
+                } else {
+                    return Err(VolumeError::Config(format!("env {}: unsupported valueFrom", e.name)));
+                }
+            }
+        };
+        set(&mut out, e.name.clone(), value);
+    }
+    Ok(out)
+}
+
+fn resource_field(c: &Container, resource: &str) -> Result<String> {
+    let res = c.resources.clone().unwrap_or_default();
+    let (which, name) = resource
+        .split_once('.')
+        .ok_or_else(|| VolumeError::Config(format!("resourceFieldRef {resource:?}: unsupported")))?;
+    let list = if which == "limits" { &res.limits } else { &res.requests };
+    let Some(q) = list.get(name) else { return Ok("0".into()) };
+    let a = q.amount().map_err(|e| VolumeError::Config(format!("resources.{which}.{name}: {e}")))?;
+    // cpu in whole cores rounded up (divisor 1), memory in bytes.
+    Ok(if name == "cpu" { ((a.milli_value() + 999) / 1000).to_string() } else { a.value().to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Fake {
+        cms: Mutex<HashMap<String, ConfigMap>>,
+        secrets: HashMap<String, Secret>,
+    }
+
+    impl Sources for Fake {
+        async fn config_map(&self, _: &str, name: &str) -> Result<Option<ConfigMap>> {
+            Ok(self.cms.lock().unwrap().get(name).cloned())
+        }
+        async fn secret(&self, _: &str, name: &str) -> Result<Option<Secret>> {
+            Ok(self.secrets.get(name).cloned())
+        }
+    }
+
+    fn fake() -> Fake {
+        let cm: ConfigMap = serde_yaml::from_str("{metadata: {name: cfg}, data: {a: '1', b: two}}").unwrap();
+        let s: Secret = serde_yaml::from_str("{metadata: {name: sec}, data: {pw: aHVudGVyMg==}}").unwrap();
+        Fake { cms: Mutex::new([("cfg".into(), cm)].into()), secrets: [("sec".into(), s)].into() }
+    }
+
+    fn pod(y: &str) -> Pod {
+        serde_yaml::from_str(y).unwrap()
+    }
+
+    #[tokio::test]
+    async fn env_from_everywhere() {
+        let p = pod(
+            "{metadata: {name: web, namespace: ns, labels: {app: x}}, status: {podIP: 10.0.0.9}, spec: {containers: [{name: c, envFrom: [{configMapRef: {name: cfg}, prefix: P_}], env: [{name: A, value: a}, {name: B, value: '$(A)-$(P_a)'}, {name: PW, valueFrom: {secretKeyRef: {name: sec, key: pw}}}, {name: N, valueFrom: {fieldRef: {fieldPath: metadata.name}}}, {name: IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}, {name: L, valueFrom: {fieldRef: {fieldPath: \"metadata.labels['app']\"}}}]}]}}",
+        );
+        let c = &p.spec.as_ref().unwrap().containers[0];
+        let env = env(&p, c, &fake()).await.unwrap();
+        let get = |k: &str| env.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("P_a"), Some("1"));
+        assert_eq!(get("B"), Some("a-1"));
+        assert_eq!(get("PW"), Some("hunter2"));
+        assert_eq!(get("N"), Some("web"));
+        assert_eq!(get("IP"), Some("10.0.0.9"));
+        assert_eq!(get("L"), Some("x"));
+    }
+
+    #[tokio::test]
+    async fn missing_key_is_a_config_error() {
+        let p = pod(
+            "{metadata: {namespace: ns}, spec: {containers: [{name: c, env: [{name: X, valueFrom: {configMapKeyRef: {name: cfg, key: nope}}}]}]}}",
+        );
+        let c = &p.spec.as_ref().unwrap().containers[0];
+        let err = env(&p, c, &fake()).await.unwrap_err();
+        assert_eq!(err.to_string(), "couldn't find key nope in ConfigMap ns/cfg");
+    }
+
+    #[tokio::test]
+    async fn config_map_volume_updates_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = pod(
+            "{metadata: {namespace: ns}, spec: {containers: [], volumes: [{name: v, configMap: {name: cfg, defaultMode: 0600}}, {name: s, secret: {secretName: sec, items: [{key: pw, path: sub/password}]}}, {name: e, emptyDir: {}}]}}",
+        );
+        let f = fake();
+        let vols = prepare(&p, dir.path(), &f).await.unwrap();
+        let v = &vols["v"];
+        assert_eq!(std::fs::read_to_string(v.join("a")).unwrap(), "1");
+        assert_eq!(std::fs::metadata(v.join("b")).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read_to_string(vols["s"].join("sub/password")).unwrap(), "hunter2");
+        assert!(vols["e"].is_dir());
+        let first = std::fs::read_link(v.join("..data")).unwrap();
+        // Unchanged: nothing rewritten.
+        prepare(&p, dir.path(), &f).await.unwrap();
+        assert_eq!(std::fs::read_link(v.join("..data")).unwrap(), first);
+        // Changed: new content, key removed, old directory gone.
+        f.cms.lock().unwrap().get_mut("cfg").unwrap().data = [("a".to_string(), "9".to_string())].into();
+        prepare(&p, dir.path(), &f).await.unwrap();
+        assert_eq!(std::fs::read_to_string(v.join("a")).unwrap(), "9");
+        assert!(!v.join("b").exists());
+        assert!(!v.join(&first).exists());
+    }
+
+    #[tokio::test]
+    async fn missing_config_map_unless_optional() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = pod("{spec: {containers: [], volumes: [{name: v, configMap: {name: nope}}]}}");
+        assert_eq!(
+            prepare(&p, dir.path(), &fake()).await.unwrap_err().to_string(),
+            "configmap \"nope\" not found"
+        );
+        let p =
+            pod("{spec: {containers: [], volumes: [{name: v, configMap: {name: nope, optional: true}}]}}");
+        prepare(&p, dir.path(), &fake()).await.unwrap();
+    }
+
+    #[test]
+    fn sub_paths_stay_inside() {
+        let c: Container =
+            serde_yaml::from_str("{name: c, volumeMounts: [{name: v, mountPath: /x, subPath: ../etc}]}")
+                .unwrap();
+        let vols = [("v".to_string(), PathBuf::from("/tmp/v"))].into();
+        assert!(mounts(&c, &vols).is_err());
+    }
+}
