@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   etcd-server etcd-client containerd runc containernetworking-plugins nftables iptables iproute2
-  busybox-static skopeo umoci docker-registry protobuf-compiler libprotobuf-dev
+  busybox-static skopeo umoci docker-registry util-linux protobuf-compiler libprotobuf-dev
   build-essential pkg-config curl ca-certificates
 )
 

@@ -6,6 +6,10 @@
 //!   `/readyz`; [`ApiServer::kill9`] / [`ApiServer::restart`] (same ports) test crash safety; the log
 //!   goes to a file whose tail is printed if startup fails.
 //! * [`TestEnv::start`] bundles both; [`TestEnv::client`] connects a [`navarch_client::Client`].
+//! * [`Registry::start`] runs Debian's `docker-registry` (plain HTTP, no auth) on a free loopback port;
+//!   [`Registry::with_test_images`] also pushes the offline test images of `scripts/images.sh`
+//!   (`library/busybox:{latest,1.36}`, `library/serve-hostname:{1.0,2.0}`), built once into
+//!   `target/test-images` and shared by every test.
 //!
 //! Binaries are found in the cargo target directory of the running test (`target/<profile>/`), or in
 //! `$NAVARCH_BIN_DIR`; [`binary`] builds a missing one with cargo. Every child process is killed when its
@@ -281,6 +285,182 @@ impl Drop for ApiServer {
     fn drop(&mut self) {
         kill_child(&mut self.child);
     }
+}
+
+/// The workspace root (the parent of this crate's directory).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// A Docker distribution registry (Debian's `docker-registry` binary) on loopback: plain HTTP, no auth,
+/// filesystem storage in a temporary directory, deletes enabled. Its log (access log included) goes to a
+/// file whose tail is printed if startup or pushing fails.
+pub struct Registry {
+    child: Option<Child>,
+    dir: TempDir,
+    port: u16,
+}
+
+/// Serializes the test-image build within this process (`flock` serializes it across processes).
+static IMAGES_LOCK: Mutex<bool> = Mutex::new(false);
+
+impl Registry {
+    /// Starts an empty registry and waits until `GET /v2/` answers 200.
+    pub fn start() -> Registry {
+        let dir = tempfile::Builder::new().prefix("navarch-registry-").tempdir().expect("temp dir");
+        let port = free_port();
+        let config = dir.path().join("config.yml");
+        let storage = dir.path().join("storage");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\n\
+                 log:\n  level: warn\n\
+                 storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
+                 http:\n  addr: 127.0.0.1:{port}\n",
+                storage.display()
+            ),
+        )
+        .expect("writing the registry config");
+        let mut r = Registry { child: None, dir, port };
+        let log = std::fs::File::create(r.log_path()).expect("registry log file");
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting docker-registry (apt install docker-registry)");
+        r.child = Some(child);
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            if http_get(r.addr(), "/v2/").is_some_and(|(code, _)| code == 200) {
+                return r;
+            }
+            if let Some(Ok(Some(status))) = r.child.as_mut().map(|c| c.try_wait()) {
+                panic!("docker-registry exited with {status}:\n{}", tail(&r.log_path(), 30));
+            }
+            assert!(Instant::now() < deadline, "docker-registry not ready:\n{}", tail(&r.log_path(), 30));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts a registry holding the test images of `scripts/images.sh`: `library/busybox:latest`,
+    /// `library/busybox:1.36`, `library/serve-hostname:1.0` and `library/serve-hostname:2.0`. The OCI
+    /// layouts are built once into [`Registry::test_images_dir`] (the script skips an up-to-date build).
+    pub fn with_test_images() -> Registry {
+        let images = Registry::test_images_dir();
+        Registry::build_test_images(&images);
+        let r = Registry::start();
+        let out = Command::new(workspace_root().join("scripts/images.sh"))
+            .arg("push")
+            .arg(&images)
+            .arg(r.addr().to_string())
+            .stdin(Stdio::null())
+            .output()
+            .expect("running scripts/images.sh push");
+        assert!(
+            out.status.success(),
+            "scripts/images.sh push failed ({}):\n{}{}\n--- registry log\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            tail(&r.log_path(), 30)
+        );
+        r
+    }
+
+    /// Where the test images' OCI layouts are cached: `<workspace>/target/test-images`.
+    pub fn test_images_dir() -> PathBuf {
+        workspace_root().join("target").join("test-images")
+    }
+
+    /// Runs `scripts/images.sh build` once per process, under `flock` on `<dir>.lock` so that test
+    /// binaries running at the same time do not build together.
+    fn build_test_images(dir: &Path) {
+        let mut built = IMAGES_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        if *built {
+            return;
+        }
+        std::fs::create_dir_all(dir.parent().expect("test-images has a parent")).expect("target dir");
+        let out = Command::new("flock")
+            .arg(dir.with_extension("lock"))
+            .arg(workspace_root().join("scripts/images.sh"))
+            .arg("build")
+            .arg(dir)
+            .stdin(Stdio::null())
+            .output()
+            .expect("running flock scripts/images.sh build (apt install util-linux)");
+        assert!(
+            out.status.success(),
+            "scripts/images.sh build failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        *built = true;
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("registry.log")
+    }
+
+    /// The registry's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Where it listens (plain HTTP), e.g. for `127.0.0.1:<port>/library/busybox:1.36`.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        kill_child(&mut self.child);
+    }
+}
+
+/// A response of [`http_get_with_headers`].
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    /// Header names lower-cased, in order.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpResponse {
+    /// The first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A minimal HTTP/1.0 GET on loopback with extra request headers (e.g. `Accept`), returning the status,
+/// the response headers and the body.
+pub fn http_get_with_headers(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Option<HttpResponse> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut req = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n");
+    for (name, value) in headers {
+        req.push_str(&format!("{name}: {value}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Some(HttpResponse { status, headers, body: body.to_string() })
 }
 
 /// A minimal HTTP/1.0 GET on loopback: (status code, body).
