@@ -182,6 +182,40 @@ async fn orphan_sweep(worker: Arc<PodWorker>, store: Store<Pod>, shutdown: Cance
     }
 }
 
+/// Forwards containerd's task exits as pod keys, resubscribing when the stream breaks.
+async fn forward_task_exits(
+    ctd: Containerd,
+    tx: tokio::sync::mpsc::Sender<Vec<ObjectRef>>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        match ctd.task_events().await {
+            Ok(stream) => {
+                let mut stream = std::pin::pin!(stream);
+                loop {
+                    let id = tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        id = stream.next() => match id { Some(id) => id, None => break },
+                    };
+                    if let Ok(Some(rec)) = ctd.get_container(&id).await
+                        && let (Some(ns), Some(name)) =
+                            (rec.labels.get(LABEL_POD_NAMESPACE), rec.labels.get(LABEL_POD_NAME))
+                        && tx.send(vec![ObjectRef::new(ns, name)]).await.is_err()
+                    {
+                        return;
+                    }
+                }
+                tracing::warn!("containerd event stream ended; resubscribing");
+            }
+            Err(e) => tracing::warn!(error = %e, "subscribing to containerd events"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
 async fn serve_http(listener: tokio::net::TcpListener, shutdown: CancellationToken) {
     use axum::routing::get;
     let app = axum::Router::new()
@@ -255,27 +289,11 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
         .with_context(|| format!("listening on {}", cfg.http_listen))?;
     tasks.spawn(serve_http(listener, shutdown.clone()));
 
-    // Task exits from containerd → the pod's key.
-    let exits = {
-        let ctd = ctd.clone();
-        let stream = ctd.task_events().await.context("subscribing to containerd events")?;
-        stream
-            .then(move |id| {
-                let ctd = ctd.clone();
-                async move {
-                    match ctd.get_container(&id).await {
-                        Ok(Some(rec)) => {
-                            match (rec.labels.get(LABEL_POD_NAMESPACE), rec.labels.get(LABEL_POD_NAME)) {
-                                (Some(ns), Some(name)) => vec![ObjectRef::new(ns, name)],
-                                _ => vec![],
-                            }
-                        }
-                        _ => vec![],
-                    }
-                }
-            })
-            .filter(|keys| futures::future::ready(!keys.is_empty()))
-    };
+    // Task exits from containerd → the pod's key. (containerd answers a subscription only with
+    // its first event, so the subscription runs in its own task.)
+    let (exit_tx, mut exit_rx) = tokio::sync::mpsc::channel::<Vec<ObjectRef>>(256);
+    tasks.spawn(forward_task_exits(ctd.clone(), exit_tx, shutdown.clone()));
+    let exits = futures::stream::poll_fn(move |cx| exit_rx.poll_recv(cx));
     let pods_cfg = WatcherConfig::default().fields(&format!("spec.nodeName={}", cfg.node_name));
     let controller = Controller::new(client.api::<Pod>(""), pods_cfg).concurrency(cfg.workers);
     let store = controller.store();

@@ -363,7 +363,6 @@ pub fn build(input: &SpecInput) -> Result<Value, SpecError> {
             "env": env,
             "cwd": cwd,
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1048576u64, "soft": 1048576u64}],
             "noNewPrivileges": no_new_privs,
             "oomScoreAdj": 0,
         },
