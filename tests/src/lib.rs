@@ -503,3 +503,203 @@ impl TestEnv {
             .expect("connecting to the api-server")
     }
 }
+
+/// Runs a command, ignoring failures (cleanup paths).
+fn quietly(cmd: &str, args: &[&str]) {
+    let _ = Command::new(cmd).args(args).stdout(Stdio::null()).stderr(Stdio::null()).status();
+}
+
+/// A real containerd with its own root, state and socket in a temp dir. On drop every task in it is
+/// killed and deleted, its containers removed, then containerd stopped and its mounts undone.
+pub struct Containerd {
+    child: Option<Child>,
+    dir: TempDir,
+    pub namespace: String,
+}
+
+impl Containerd {
+    pub async fn start() -> Containerd {
+        let dir = tempfile::Builder::new().prefix("navarch-containerd-").tempdir().expect("temp dir");
+        let d = dir.path();
+        let config = format!(
+            "version = 2\nroot = \"{root}\"\nstate = \"{state}\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+             [grpc]\n  address = \"{sock}\"\n[ttrpc]\n  address = \"{sock}.ttrpc\"\n",
+            root = d.join("root").display(),
+            state = d.join("state").display(),
+            sock = d.join("containerd.sock").display()
+        );
+        std::fs::write(d.join("config.toml"), config).expect("writing containerd config");
+        let log = std::fs::File::create(d.join("containerd.log")).expect("containerd log");
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(d.join("config.toml"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting containerd (apt install containerd)");
+        let c = Containerd { child: Some(child), dir, namespace: "navarch".into() };
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        while !c.socket().exists() {
+            assert!(Instant::now() < deadline, "containerd did not start:\n{}", tail(&c.log_path(), 30));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        c
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("containerd.sock")
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("containerd.log")
+    }
+
+    /// `ctr` against this containerd, in its namespace; stdout.
+    pub fn ctr(&self, args: &[&str]) -> String {
+        let out = Command::new("ctr")
+            .arg("-a")
+            .arg(self.socket())
+            .arg("-n")
+            .arg(&self.namespace)
+            .args(args)
+            .output()
+            .expect("running ctr");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    /// Container ids in the namespace, sorted.
+    pub fn container_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> =
+            self.ctr(&["containers", "ls", "-q"]).lines().map(str::to_string).collect();
+        ids.sort();
+        ids
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        for id in self.ctr(&["tasks", "ls", "-q"]).lines() {
+            self.ctr(&["tasks", "kill", "-s", "SIGKILL", id]);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        for id in self.ctr(&["tasks", "ls", "-q"]).lines() {
+            self.ctr(&["tasks", "delete", "-f", id]);
+        }
+        for id in self.container_ids() {
+            self.ctr(&["containers", "rm", &id]);
+        }
+        kill_child(&mut self.child);
+        // Whatever is still mounted under the temp dir (rootfs of killed tasks).
+        if let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") {
+            let root = self.dir.path().display().to_string();
+            let mut points: Vec<&str> =
+                mounts.lines().filter_map(|l| l.split(' ').nth(1)).filter(|p| p.starts_with(&root)).collect();
+            points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+            for p in points {
+                quietly("umount", &["-l", p]);
+            }
+        }
+    }
+}
+
+/// The kubelet binary on this machine, against a [`Containerd`] and an api-server, with its own
+/// bridge, pod CIDR and directories. On drop it is killed and its pinned network namespaces, bridge,
+/// CNI leases, routes and nftables table are removed (pods should be deleted first by the test).
+pub struct Kubelet {
+    child: Option<Child>,
+    dir: TempDir,
+    args: Vec<String>,
+    pub node_name: String,
+    pub bridge: String,
+    pub pod_cidr: String,
+}
+
+/// Distinct pod subnets for concurrent tests in one process.
+static LIVE_KUBELETS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static NEXT_SUBNET: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+impl Kubelet {
+    pub async fn start(api: &ApiServer, containerd: &Containerd, registry: &Registry) -> Kubelet {
+        let dir = tempfile::Builder::new().prefix("navarch-kubelet-").tempdir().expect("temp dir");
+        let n = (std::process::id() % 200) + NEXT_SUBNET.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let node_name = format!("node-{}", free_port());
+        let bridge = format!("nvt{}", n % 10000);
+        let pod_cidr = format!("10.244.{}.0/24", 20 + n % 230);
+        let d = dir.path();
+        let args: Vec<String> = vec![
+            format!("--server=http://{}", api.addr()),
+            format!("--node-name={node_name}"),
+            format!("--node-ip=127.0.0.1"),
+            format!("--containerd-socket={}", containerd.socket().display()),
+            format!("--root-dir={}", d.join("root").display()),
+            format!("--run-dir={}", d.join("run").display()),
+            format!("--log-dir={}", d.join("logs").display()),
+            format!("--pod-cidr={pod_cidr}"),
+            format!("--bridge={bridge}"),
+            format!("--registry-mirror=docker.io=http://{}", registry.addr()),
+            format!("--http-listen=127.0.0.1:{}", free_port()),
+            "--heartbeat=2s".into(),
+        ];
+        let mut k = Kubelet { child: None, dir, args, node_name, bridge, pod_cidr };
+        LIVE_KUBELETS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        k.spawn();
+        k
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("kubelet.log"))
+            .expect("kubelet log");
+        let child = Command::new(binary("kubelet", "kubelet"))
+            .args(&self.args)
+            .env("RUST_LOG", "info,navarch_kubelet=debug")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting the kubelet");
+        self.child = Some(child);
+    }
+
+    pub fn log(&self) -> String {
+        tail(&self.dir.path().join("kubelet.log"), 60)
+    }
+
+    pub fn log_dir(&self) -> PathBuf {
+        self.dir.path().join("logs")
+    }
+
+    pub fn kill9(&mut self) {
+        kill_child(&mut self.child);
+    }
+
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    /// Pinned network namespaces the kubelet still holds.
+    pub fn netns_count(&self) -> usize {
+        std::fs::read_dir(self.dir.path().join("run/netns")).map(|d| d.count()).unwrap_or(0)
+    }
+}
+
+impl Drop for Kubelet {
+    fn drop(&mut self) {
+        kill_child(&mut self.child);
+        if let Ok(entries) = std::fs::read_dir(self.dir.path().join("run/netns")) {
+            for e in entries.flatten() {
+                quietly("umount", &["-l", &e.path().display().to_string()]);
+            }
+        }
+        quietly("ip", &["link", "del", &self.bridge]);
+        // The unreachable routes and the egress guard are shared by the kubelets of this process:
+        // the last one out removes them.
+        if LIVE_KUBELETS.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+            quietly("nft", &["delete", "table", "inet", "navarch-kubelet"]);
+            quietly("ip", &["route", "del", "unreachable", "10.244.0.0/16"]);
+            quietly("ip", &["route", "del", "unreachable", "10.96.0.0/12"]);
+        }
+    }
+}

@@ -48,6 +48,30 @@ fn is_mountpoint_of_nsfs(path: &Path) -> bool {
     }
 }
 
+/// Brings `lo` up in the calling thread's network namespace (containers of a pod talk over it).
+fn loopback_up() -> std::io::Result<()> {
+    // SAFETY: an ifreq for "lo" on a throwaway socket; SIOCGIFFLAGS/SIOCSIFFLAGS read and write
+    // only ifr_flags of the zeroed struct.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (i, b) in b"lo\0".iter().enumerate() {
+            req.ifr_name[i] = *b as libc::c_char;
+        }
+        let mut rc = libc::ioctl(fd, libc::SIOCGIFFLAGS as _, &mut req);
+        if rc == 0 {
+            req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+            rc = libc::ioctl(fd, libc::SIOCSIFFLAGS as _, &mut req);
+        }
+        let err = std::io::Error::last_os_error();
+        libc::close(fd);
+        if rc != 0 { Err(err) } else { Ok(()) }
+    }
+}
+
 impl Namespaces for KernelNamespaces {
     fn create(&self, path: &Path) -> Result<()> {
         if is_mountpoint_of_nsfs(path) {
@@ -69,6 +93,7 @@ impl Namespaces for KernelNamespaces {
                 if libc::unshare(libc::CLONE_NEWNET) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
+                loopback_up()?;
                 let src = cstr(Path::new("/proc/thread-self/ns/net"));
                 let dst = cstr(&target);
                 if libc::mount(src.as_ptr(), dst.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null())
