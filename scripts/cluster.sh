@@ -18,12 +18,18 @@ ETCD_PEER_PORT="${ETCD_PEER_PORT:-2380}"
 API_PORT="${API_PORT:-6443}"
 API_HTTP_PORT="${API_HTTP_PORT:-6444}"
 SCHED_HTTP_PORT="${SCHED_HTTP_PORT:-10259}"
+REGISTRY_PORT="${REGISTRY_PORT:-5000}"
+KUBELET_HTTP_PORT="${KUBELET_HTTP_PORT:-10248}"
+POD_CIDR="${POD_CIDR:-10.244.0.0/24}"
+BRIDGE="${BRIDGE:-navarch0}"
+CTD_DIR="$HOME_DIR/containerd"
+CTD_SOCK="$CTD_DIR/containerd.sock"
 NAVCTL_CONFIG_DIR="${HOME}/.navarch"
 NAVCTL_CONFIG="$NAVCTL_CONFIG_DIR/config.yaml"
 NAVCTL_LINK="/usr/local/bin/navctl"
 
 # Components not built yet: name and the issue that builds them.
-NOT_YET=("kubelet:4" "controller-manager:5" "kube-proxy:6")
+NOT_YET=("controller-manager:5" "kube-proxy:6")
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -115,6 +121,8 @@ cmd_up() {
   fi
   wait_for scheduler 30 http_ok "$SCHED_HTTP_PORT" /healthz
 
+  start_node
+
   mkdir -p "$NAVCTL_CONFIG_DIR"
   printf 'server: 127.0.0.1:%s\nnamespace: default\n' "$API_PORT" >"$NAVCTL_CONFIG"
   if [ ! -e "$NAVCTL_LINK" ] || [ "$(readlink "$NAVCTL_LINK" || true)" = "$BIN/navctl" ]; then
@@ -126,11 +134,101 @@ cmd_up() {
   cmd_status
   say ""
   say "next:"
+  say "  navctl get nodes -o wide"
+  say "  navctl apply -f examples/pod-web.yaml && navctl get pods -o wide"
+  say "  curl http://<pod IP>:9376/          # the pod answers with its name"
   say "  navctl get namespaces"
   say "  navctl apply -f examples/guestbook.yaml"
   say "  navctl get all -n guestbook     # or: navctl get deploy,svc,cm -n guestbook"
   say "  navctl get pods -A -w            # watch changes live"
   say "  make status / make down"
+}
+
+# containerd (own root and socket), the local registry with the offline test images (the docker.io
+# mirror), and the kubelet.
+start_node() {
+  mkdir -p "$CTD_DIR" "$HOME_DIR/registry" "$HOME_DIR/kubelet"
+  if running containerd; then
+    say "containerd already running (pid $(pid_of containerd))"
+  else
+    rm -f "$RUN/containerd.pid"
+    cat >"$CTD_DIR/config.toml" <<EOF2
+version = 2
+root = "$CTD_DIR/root"
+state = "$CTD_DIR/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$CTD_SOCK"
+[ttrpc]
+  address = "$CTD_SOCK.ttrpc"
+EOF2
+    say "starting containerd ($CTD_SOCK)"
+    start_bg containerd containerd --config "$CTD_DIR/config.toml"
+  fi
+  wait_for containerd 30 test -S "$CTD_SOCK"
+
+  if running registry; then
+    say "registry already running (pid $(pid_of registry))"
+  else
+    rm -f "$RUN/registry.pid"
+    port_busy "$REGISTRY_PORT" && die "port $REGISTRY_PORT is in use by a process that is not ours (set REGISTRY_PORT)"
+    cat >"$HOME_DIR/registry/config.yml" <<EOF2
+version: 0.1
+storage:
+  filesystem:
+    rootdirectory: $HOME_DIR/registry/data
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$REGISTRY_PORT
+log:
+  level: warn
+EOF2
+    say "starting the image registry on 127.0.0.1:$REGISTRY_PORT"
+    start_bg registry docker-registry serve "$HOME_DIR/registry/config.yml"
+  fi
+  wait_for registry 30 http_ok "$REGISTRY_PORT" /v2/
+  "$ROOT/scripts/images.sh" build "$HOME_DIR/images"
+  "$ROOT/scripts/images.sh" push "$HOME_DIR/images" "127.0.0.1:$REGISTRY_PORT" >/dev/null
+  say "images busybox:latest, busybox:1.36, serve-hostname:1.0, serve-hostname:2.0 served as docker.io/library/*"
+
+  if running kubelet; then
+    say "kubelet already running (pid $(pid_of kubelet))"
+  else
+    rm -f "$RUN/kubelet.pid"
+    port_busy "$KUBELET_HTTP_PORT" && die "port $KUBELET_HTTP_PORT is in use by a process that is not ours (set KUBELET_HTTP_PORT)"
+    say "starting kubelet (pod CIDR $POD_CIDR on bridge $BRIDGE)"
+    RUST_LOG="${RUST_LOG:-info}" start_bg kubelet "$BIN/kubelet" --server="127.0.0.1:$API_PORT" \
+      --containerd-socket="$CTD_SOCK" --root-dir="$HOME_DIR/kubelet/root" --run-dir="$HOME_DIR/kubelet/run" \
+      --log-dir="$HOME_DIR/kubelet/logs" --pod-cidr="$POD_CIDR" --bridge="$BRIDGE" \
+      --registry-mirror="docker.io=http://127.0.0.1:$REGISTRY_PORT" --http-listen="127.0.0.1:$KUBELET_HTTP_PORT"
+  fi
+  wait_for kubelet 60 http_ok "$KUBELET_HTTP_PORT" /healthz
+}
+
+# Stops every container the kubelet started and undoes its network setup.
+stop_node() {
+  stop kubelet
+  if [ -S "$CTD_SOCK" ] && running containerd; then
+    local id
+    for id in $(ctr -a "$CTD_SOCK" -n navarch tasks ls -q 2>/dev/null); do ctr -a "$CTD_SOCK" -n navarch tasks kill -s SIGKILL "$id" >/dev/null 2>&1 || true; done
+    sleep 0.5
+    for id in $(ctr -a "$CTD_SOCK" -n navarch tasks ls -q 2>/dev/null); do ctr -a "$CTD_SOCK" -n navarch tasks delete -f "$id" >/dev/null 2>&1 || true; done
+    for id in $(ctr -a "$CTD_SOCK" -n navarch containers ls -q 2>/dev/null); do
+      ctr -a "$CTD_SOCK" -n navarch containers rm "$id" >/dev/null 2>&1 || true
+      ctr -a "$CTD_SOCK" -n navarch snapshots rm "$id" >/dev/null 2>&1 || true
+    done
+  fi
+  stop containerd
+  local ns
+  for ns in "$HOME_DIR"/kubelet/run/netns/*; do [ -e "$ns" ] && { umount -l "$ns" 2>/dev/null || true; rm -f "$ns"; }; done
+  grep -o " $HOME_DIR/[^ ]*" /proc/self/mounts 2>/dev/null | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  rm -rf "$HOME_DIR/kubelet/root/cni" "$HOME_DIR/kubelet/root/pods"
+  ip link del "$BRIDGE" 2>/dev/null || true
+  nft delete table inet navarch-kubelet 2>/dev/null || true
+  ip route del unreachable 10.244.0.0/16 2>/dev/null || true
+  ip route del unreachable 10.96.0.0/12 2>/dev/null || true
+  stop registry
 }
 
 stop() { # name
@@ -146,6 +244,7 @@ stop() { # name
 }
 
 cmd_down() {
+  stop_node
   stop scheduler
   stop api-server
   stop etcd
@@ -165,13 +264,16 @@ uptime_of() { ps -o etime= -p "$1" 2>/dev/null | tr -d ' '; }
 cmd_status() {
   printf '%-20s %-10s %-8s %-12s %s\n' COMPONENT STATE PID UPTIME HEALTH
   local name pid health
-  for name in etcd api-server scheduler; do
+  for name in etcd api-server scheduler containerd registry kubelet; do
     if running "$name"; then
       pid="$(pid_of "$name")"
       case "$name" in
         etcd) etcd_healthy && health="healthy" || health="unhealthy" ;;
         api-server) http_ok "$API_HTTP_PORT" /readyz && health="ready (http://127.0.0.1:$API_HTTP_PORT/metrics)" || health="not ready" ;;
         scheduler) http_ok "$SCHED_HTTP_PORT" /healthz && health="healthy (http://127.0.0.1:$SCHED_HTTP_PORT/metrics)" || health="unhealthy" ;;
+        containerd) [ -S "$CTD_SOCK" ] && health="socket $CTD_SOCK" || health="no socket" ;;
+        registry) http_ok "$REGISTRY_PORT" /v2/ && health="serving http://127.0.0.1:$REGISTRY_PORT" || health="unhealthy" ;;
+        kubelet) http_ok "$KUBELET_HTTP_PORT" /healthz && health="healthy (node $(hostname))" || health="unhealthy" ;;
       esac
       printf '%-20s %-10s %-8s %-12s %s\n' "$name" running "$pid" "$(uptime_of "$pid")" "$health"
     else
