@@ -222,7 +222,7 @@ stop_node() {
   stop containerd
   local ns
   for ns in "$HOME_DIR"/kubelet/run/netns/*; do [ -e "$ns" ] && { umount -l "$ns" 2>/dev/null || true; rm -f "$ns"; }; done
-  grep -o " $HOME_DIR/[^ ]*" /proc/self/mounts 2>/dev/null | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  { grep -o " $HOME_DIR/[^ ]*" /proc/self/mounts 2>/dev/null || true; } | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
   rm -rf "$HOME_DIR/kubelet/root/cni" "$HOME_DIR/kubelet/root/pods"
   ip link del "$BRIDGE" 2>/dev/null || true
   nft delete table inet navarch-kubelet 2>/dev/null || true
