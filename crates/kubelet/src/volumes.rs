@@ -141,6 +141,54 @@ fn project(
     Ok(())
 }
 
+/// A configMap's data by key; `None` when it is missing and `optional`, an error when it is missing
+/// and required.
+async fn config_map_of<S: Sources>(
+    sources: &S,
+    ns: &str,
+    name: &str,
+    optional: Option<bool>,
+) -> Result<Option<BTreeMap<String, Vec<u8>>>> {
+    match sources.config_map(ns, name).await? {
+        Some(cm) => Ok(Some(config_map_data(&cm)?)),
+        None if optional == Some(true) => Ok(None),
+        None => Err(VolumeError::Config(format!("configmap \"{name}\" not found"))),
+    }
+}
+
+/// A secret's data by key, with the same rules as [`config_map_of`].
+async fn secret_of<S: Sources>(
+    sources: &S,
+    ns: &str,
+    name: &str,
+    optional: Option<bool>,
+) -> Result<Option<BTreeMap<String, Vec<u8>>>> {
+    match sources.secret(ns, name).await? {
+        Some(s) => Ok(Some(secret_data(&s)?)),
+        None if optional == Some(true) => Ok(None),
+        None => Err(VolumeError::Config(format!("secret \"{name}\" not found"))),
+    }
+}
+
+/// Downward API files of the pod.
+fn project_downward(
+    pod: &Pod,
+    items: &[navarch_api::v1::DownwardApiVolumeFile],
+    mode: u32,
+    out: &mut Projected,
+) -> Result<()> {
+    for item in items {
+        if let Some(f) = &item.field_ref {
+            out.push((
+                item.path.clone(),
+                field_value(pod, f)?.into_bytes(),
+                item.mode.map(|m| m as u32).unwrap_or(mode),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Writes `files` into `dir` atomically: a fresh timestamped directory, `..data` swapped to point
 /// at it with a rename, top-level names as symlinks into `..data`, the old directory removed.
 /// Unchanged content is left alone.
@@ -293,80 +341,31 @@ async fn prepare_one<S: Sources>(
     let mut files: Projected = Vec::new();
     if let Some(c) = &v.config_map {
         let mode = c.default_mode.unwrap_or(0o644) as u32;
-        match sources.config_map(ns, &c.name).await? {
-            Some(cm) => project(
-                &format!("configmap {:?}", c.name),
-                &config_map_data(&cm)?,
-                &c.items,
-                mode,
-                &mut files,
-            )?,
-            None if c.optional == Some(true) => {}
-            None => return Err(VolumeError::Config(format!("configmap \"{}\" not found", c.name))),
+        if let Some(data) = config_map_of(sources, ns, &c.name, c.optional).await? {
+            project(&format!("configmap {:?}", c.name), &data, &c.items, mode, &mut files)?;
         }
     } else if let Some(s) = &v.secret {
         let mode = s.default_mode.unwrap_or(0o644) as u32;
-        match sources.secret(ns, &s.secret_name).await? {
-            Some(sec) => project(
-                &format!("secret {:?}", s.secret_name),
-                &secret_data(&sec)?,
-                &s.items,
-                mode,
-                &mut files,
-            )?,
-            None if s.optional == Some(true) => {}
-            None => return Err(VolumeError::Config(format!("secret \"{}\" not found", s.secret_name))),
+        if let Some(data) = secret_of(sources, ns, &s.secret_name, s.optional).await? {
+            project(&format!("secret {:?}", s.secret_name), &data, &s.items, mode, &mut files)?;
         }
     } else if let Some(d) = &v.downward_api {
-        let mode = d.default_mode.unwrap_or(0o644) as u32;
-        for item in &d.items {
-            if let Some(f) = &item.field_ref {
-                files.push((
-                    item.path.clone(),
-                    field_value(pod, f)?.into_bytes(),
-                    item.mode.map(|m| m as u32).unwrap_or(mode),
-                ));
-            }
-        }
+        project_downward(pod, &d.items, d.default_mode.unwrap_or(0o644) as u32, &mut files)?;
     } else if let Some(p) = &v.projected {
         let mode = p.default_mode.unwrap_or(0o644) as u32;
         for src in &p.sources {
-            if let Some(c) = &src.config_map {
-                match sources.config_map(ns, &c.name).await? {
-                    Some(cm) => project(
-                        &format!("configmap {:?}", c.name),
-                        &config_map_data(&cm)?,
-                        &c.items,
-                        mode,
-                        &mut files,
-                    )?,
-                    None if c.optional == Some(true) => {}
-                    None => return Err(VolumeError::Config(format!("configmap \"{}\" not found", c.name))),
-                }
+            if let Some(c) = &src.config_map
+                && let Some(data) = config_map_of(sources, ns, &c.name, c.optional).await?
+            {
+                project(&format!("configmap {:?}", c.name), &data, &c.items, mode, &mut files)?;
             }
-            if let Some(s) = &src.secret {
-                match sources.secret(ns, &s.name).await? {
-                    Some(sec) => project(
-                        &format!("secret {:?}", s.name),
-                        &secret_data(&sec)?,
-                        &s.items,
-                        mode,
-                        &mut files,
-                    )?,
-                    None if s.optional == Some(true) => {}
-                    None => return Err(VolumeError::Config(format!("secret \"{}\" not found", s.name))),
-                }
+            if let Some(s) = &src.secret
+                && let Some(data) = secret_of(sources, ns, &s.name, s.optional).await?
+            {
+                project(&format!("secret {:?}", s.name), &data, &s.items, mode, &mut files)?;
             }
             if let Some(d) = &src.downward_api {
-                for item in &d.items {
-                    if let Some(f) = &item.field_ref {
-                        files.push((
-                            item.path.clone(),
-                            field_value(pod, f)?.into_bytes(),
-                            item.mode.map(|m| m as u32).unwrap_or(mode),
-                        ));
-                    }
-                }
+                project_downward(pod, &d.items, mode, &mut files)?;
             }
             if src.service_account_token.is_some() {
                 return Err(VolumeError::Config(format!(
@@ -465,29 +464,29 @@ pub async fn env<S: Sources>(pod: &Pod, c: &Container, sources: &S) -> Result<Ve
         out.push((k, v));
     };
     for from in &c.env_from {
+        let mut data = BTreeMap::new();
         if let Some(r) = &from.config_map_ref {
-            match sources.config_map(&ns, &r.name).await? {
-                Some(cm) => {
-                    for (k, v) in config_map_data(&cm)? {
-                        set(&mut out, format!("{}{k}", from.prefix), String::from_utf8_lossy(&v).to_string());
-                    }
-                }
-                None if r.optional == Some(true) => {}
-                None => return Err(VolumeError::Config(format!("configmap \"{}\" not found", r.name))),
-            }
+            data.extend(config_map_of(sources, &ns, &r.name, r.optional).await?.unwrap_or_default());
         }
         if let Some(r) = &from.secret_ref {
-            match sources.secret(&ns, &r.name).await? {
-                Some(s) => {
-                    for (k, v) in secret_data(&s)? {
-                        set(&mut out, format!("{}{k}", from.prefix), String::from_utf8_lossy(&v).to_string());
-                    }
-                }
-                None if r.optional == Some(true) => {}
-                None => return Err(VolumeError::Config(format!("secret \"{}\" not found", r.name))),
-            }
+            data.extend(secret_of(sources, &ns, &r.name, r.optional).await?.unwrap_or_default());
+        }
+        for (k, v) in data {
+            set(&mut out, format!("{}{k}", from.prefix), String::from_utf8_lossy(&v).to_string());
         }
     }
+    // The value of `key` in an object's data; None when the object or key is optional and missing.
+    let key_of = |data: Option<BTreeMap<String, Vec<u8>>>,
+                  key: &str,
+                  optional: Option<bool>,
+                  kind: &str,
+                  name: &str| {
+        match data.as_ref().map(|d| d.get(key)) {
+            Some(Some(v)) => Ok(Some(String::from_utf8_lossy(v).to_string())),
+            _ if optional == Some(true) => Ok(None),
+            _ => Err(VolumeError::Config(format!("couldn't find key {key} in {kind} {ns}/{name}"))),
+        }
+    };
     for e in &c.env {
         let value = match &e.value_from {
             None => crate::spec::expand(&e.value, &out),
@@ -495,36 +494,16 @@ pub async fn env<S: Sources>(pod: &Pod, c: &Container, sources: &S) -> Result<Ve
                 if let Some(f) = &src.field_ref {
                     field_value(pod, f)?
                 } else if let Some(r) = &src.config_map_key_ref {
-                    match sources.config_map(&ns, &r.name).await? {
-                        Some(cm) => match config_map_data(&cm)?.get(&r.key) {
-                            Some(v) => String::from_utf8_lossy(v).to_string(),
-                            None if r.optional == Some(true) => continue,
-                            None => {
-                                return Err(VolumeError::Config(format!(
-                                    "couldn't find key {} in ConfigMap {ns}/{}",
-                                    r.key, r.name
-                                )));
-                            }
-                        },
-                        None if r.optional == Some(true) => continue,
-                        None => {
-                            return Err(VolumeError::Config(format!("configmap \"{}\" not found", r.name)));
-                        }
+                    let data = config_map_of(sources, &ns, &r.name, r.optional).await?;
+                    match key_of(data, &r.key, r.optional, "ConfigMap", &r.name)? {
+                        Some(v) => v,
+                        None => continue,
                     }
                 } else if let Some(r) = &src.secret_key_ref {
-                    match sources.secret(&ns, &r.name).await? {
-                        Some(s) => match secret_data(&s)?.get(&r.key) {
-                            Some(v) => String::from_utf8_lossy(v).to_string(),
-                            None if r.optional == Some(true) => continue,
-                            None => {
-                                return Err(VolumeError::Config(format!(
-                                    "couldn't find key {} in Secret {ns}/{}",
-                                    r.key, r.name
-                                )));
-                            }
-                        },
-                        None if r.optional == Some(true) => continue,
-                        None => return Err(VolumeError::Config(format!("secret \"{}\" not found", r.name))),
+                    let data = secret_of(sources, &ns, &r.name, r.optional).await?;
+                    match key_of(data, &r.key, r.optional, "Secret", &r.name)? {
+                        Some(v) => v,
+                        None => continue,
                     }
                 } else if let Some(r) = &src.resource_field_ref {
                     resource_field(c, &r.resource)?
