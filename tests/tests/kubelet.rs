@@ -211,3 +211,128 @@ async fn crash_loop_oom_and_init_order() {
     assert!(ctd.container_ids().is_empty(), "containers left: {:?}", ctd.container_ids());
     assert_eq!(kubelet.netns_count(), 0);
 }
+
+fn condition(p: &Pod, t: &str) -> Option<String> {
+    p.status.as_ref()?.conditions.iter().find(|c| c.r#type == t).map(|c| c.status.clone())
+}
+
+#[tokio::test]
+async fn probes_readiness_flip_liveness_restart_and_startup() {
+    let env = TestEnv::start().await;
+    let registry = Registry::with_test_images();
+    let ctd = Containerd::start().await;
+    let kubelet = Kubelet::start(&env.api_server, &ctd, &registry).await;
+    let c = env.client().await;
+    ready_node(&c, &kubelet).await;
+    let pods: Api<Pod> = c.api("default");
+    let node = kubelet.node_name.clone();
+    // Readiness over HTTP on a file the test controls (an emptyDir), liveness over TCP.
+    pods.create(&from_yaml::<Pod>(&format!(
+        r#"
+metadata: {{name: ready}}
+spec:
+  nodeName: {node}
+  terminationGracePeriodSeconds: 1
+  volumes: [{{name: www, emptyDir: {{}}}}]
+  containers:
+  - name: web
+    image: busybox:1.36
+    command: [sh, -c, 'echo ok > /www/healthz; exec httpd -f -p 8080 -h /www']
+    ports: [{{name: http, containerPort: 8080}}]
+    volumeMounts: [{{name: www, mountPath: /www}}]
+    readinessProbe: {{httpGet: {{path: /healthz, port: http}}, periodSeconds: 1, failureThreshold: 1}}
+    livenessProbe: {{tcpSocket: {{port: 8080}}, periodSeconds: 1}}
+"#
+    )))
+    .await
+    .unwrap();
+    // Liveness by exec: healthy for a few seconds, then the file goes and the container is restarted.
+    // Startup by exec: not started (so not ready) until the file appears.
+    pods.create(&from_yaml::<Pod>(&format!(
+        r#"
+metadata: {{name: live}}
+spec:
+  nodeName: {node}
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: live
+    image: busybox:1.36
+    command: [sh, -c, 'touch /tmp/alive; sleep 4; rm /tmp/alive; exec sleep 1000']
+    livenessProbe: {{exec: {{command: [cat, /tmp/alive]}}, periodSeconds: 1, failureThreshold: 2}}
+  - name: slow
+    image: busybox:1.36
+    command: [sh, -c, 'sleep 3; touch /tmp/started; exec sleep 1000']
+    startupProbe: {{exec: {{command: [test, -f, /tmp/started]}}, periodSeconds: 1, failureThreshold: 30}}
+"#
+    )))
+    .await
+    .unwrap();
+
+    let ready = wait_for("ready pod Ready", &kubelet, 60, async || {
+        let p = pods.get("ready").await.ok()?;
+        (condition(&p, "Ready")? == "True").then_some(p)
+    })
+    .await;
+    let uid = ready.meta().uid.clone();
+    let health = kubelet_volume(&kubelet, &uid, "www").join("healthz");
+    std::fs::remove_file(&health).unwrap();
+    let p = wait_for("ready pod not Ready", &kubelet, 30, async || {
+        let p = pods.get("ready").await.ok()?;
+        (condition(&p, "Ready")? == "False").then_some(p)
+    })
+    .await;
+    let st = p.status.unwrap();
+    assert_eq!(st.phase, "Running");
+    assert!(!st.container_statuses[0].ready);
+    assert_eq!(condition_of(&st, "ContainersReady").as_deref(), Some("False"));
+    std::fs::write(&health, "ok\n").unwrap();
+    wait_for("ready pod Ready again", &kubelet, 30, async || {
+        let p = pods.get("ready").await.ok()?;
+        (condition(&p, "Ready")? == "True").then_some(())
+    })
+    .await;
+
+    // The startup probe passes after ~3 s; only then is the container started and ready.
+    let live = wait_for("slow container started", &kubelet, 60, async || {
+        let p = pods.get("live").await.ok()?;
+        let cs = p.status.as_ref()?.container_statuses.iter().find(|s| s.name == "slow")?.clone();
+        (cs.started == Some(true) && cs.ready).then_some(p)
+    })
+    .await;
+    let slow = live.status.as_ref().unwrap().container_statuses.iter().find(|s| s.name == "slow").unwrap();
+    assert_eq!(slow.restart_count, 0);
+    // The liveness probe fails after ~4 s: the container is stopped and restarted.
+    let cs = wait_for("live container restarted", &kubelet, 60, async || {
+        let p = pods.get("live").await.ok()?;
+        let cs = p.status.as_ref()?.container_statuses.iter().find(|s| s.name == "live")?.clone();
+        (cs.restart_count >= 1 && cs.state.as_ref()?.running.is_some()).then_some(cs)
+    })
+    .await;
+    assert!(cs.last_state.unwrap().terminated.is_some());
+    let events: Api<navarch_api::v1::Event> = c.api("default");
+    let evs = wait_for("probe events", &kubelet, 30, async || {
+        let evs = events.list(&Default::default()).await.ok()?.items;
+        let has =
+            |reason: &str, text: &str| evs.iter().any(|e| e.reason == reason && e.message.contains(text));
+        (has("Unhealthy", "Readiness probe failed: HTTP probe failed with statuscode: 404")
+            && has("Unhealthy", "Liveness probe failed:")
+            && has("Killing", "Container live failed liveness probe, will be restarted"))
+        .then_some(evs)
+    })
+    .await;
+    assert!(!evs.is_empty());
+
+    for name in ["ready", "live"] {
+        pods.delete(name, &DeleteParams::default()).await.unwrap();
+    }
+    wait_for("all pods gone", &kubelet, 60, async || {
+        let left = pods.list(&Default::default()).await.ok()?.items.len();
+        (left == 0).then_some(())
+    })
+    .await;
+    assert!(ctd.container_ids().is_empty(), "containers left: {:?}", ctd.container_ids());
+}
+
+fn condition_of(st: &navarch_api::v1::PodStatus, t: &str) -> Option<String> {
+    st.conditions.iter().find(|c| c.r#type == t).map(|c| c.status.clone())
+}

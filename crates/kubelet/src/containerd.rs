@@ -19,11 +19,12 @@ use containerd_client::services::v1::snapshots::{
 };
 use containerd_client::services::v1::tasks_client::TasksClient;
 use containerd_client::services::v1::{
-    ApplyRequest, Container, CreateContainerRequest, CreateImageRequest, CreateRequest as CreateLeaseRequest,
-    CreateTaskRequest, DeleteContainerRequest, DeleteRequest as DeleteLeaseRequest, DeleteTaskRequest,
-    GetContainerRequest, GetImageRequest, GetRequest as GetTaskRequest, Image, InfoRequest, KillRequest,
-    ListContainersRequest, ReadContentRequest, StartRequest, SubscribeRequest, UpdateContainerRequest,
-    UpdateImageRequest, WriteAction, WriteContentRequest,
+    ApplyRequest, CloseIoRequest, Container, CreateContainerRequest, CreateImageRequest,
+    CreateRequest as CreateLeaseRequest, CreateTaskRequest, DeleteContainerRequest, DeleteProcessRequest,
+    DeleteRequest as DeleteLeaseRequest, DeleteTaskRequest, ExecProcessRequest, GetContainerRequest,
+    GetImageRequest, GetRequest as GetTaskRequest, Image, InfoRequest, KillRequest, ListContainersRequest,
+    ReadContentRequest, ResizePtyRequest, StartRequest, SubscribeRequest, UpdateContainerRequest,
+    UpdateImageRequest, WaitRequest, WriteAction, WriteContentRequest,
 };
 use containerd_client::tonic::transport::Channel;
 use containerd_client::tonic::{Code, Request, Status};
@@ -35,6 +36,8 @@ use prost_types::Any;
 
 /// The type URL containerd expects for an OCI runtime spec.
 const SPEC_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
+/// The type URL of an OCI process spec (for exec).
+const PROCESS_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Process";
 pub const SNAPSHOTTER: &str = "overlayfs";
 pub const RUNTIME: &str = "io.containerd.runc.v2";
 /// Bytes per content write message.
@@ -89,6 +92,15 @@ pub struct ContainerRecord {
     pub labels: HashMap<String, String>,
     pub image: String,
     pub created_at: Option<SystemTime>,
+}
+
+/// Where an exec'd process's stdio goes: FIFO paths (empty: not connected).
+#[derive(Debug, Clone, Default)]
+pub struct ExecStdio {
+    pub stdin: String,
+    pub stdout: String,
+    pub stderr: String,
+    pub terminal: bool,
 }
 
 /// A connection to containerd, bound to one namespace.
@@ -511,6 +523,124 @@ impl Containerd {
             Err(s) if s.code() == Code::NotFound => Ok(()),
             Err(s) => Err(call("delete task", id)(s)),
         }
+    }
+
+    // ---- exec ----
+
+    /// The OCI runtime spec a container was created with.
+    pub async fn container_spec(&self, id: &str) -> Result<serde_json::Value> {
+        let r = ContainersClient::new(self.channel.clone())
+            .get(self.req(GetContainerRequest { id: id.into() }))
+            .await
+            .map_err(call("get container", id))?;
+        let spec = r.into_inner().container.and_then(|c| c.spec).map(|a| a.value).unwrap_or_default();
+        serde_json::from_slice(&spec).map_err(|e| RuntimeError::Protocol {
+            op: "read spec of",
+            what: id.into(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Adds a process (`process` is an OCI process spec) to a running task, its stdio on the
+    /// given FIFOs (empty: none). It runs after [`Containerd::start_exec`].
+    pub async fn exec(
+        &self,
+        id: &str,
+        exec_id: &str,
+        process: &serde_json::Value,
+        io: &ExecStdio,
+    ) -> Result<()> {
+        let what = format!("{id}/{exec_id}");
+        TasksClient::new(self.channel.clone())
+            .exec(self.req(ExecProcessRequest {
+                container_id: id.into(),
+                exec_id: exec_id.into(),
+                stdin: io.stdin.clone(),
+                stdout: io.stdout.clone(),
+                stderr: io.stderr.clone(),
+                terminal: io.terminal,
+                spec: Some(Any {
+                    type_url: PROCESS_TYPE_URL.into(),
+                    value: serde_json::to_vec(process).unwrap_or_default(),
+                }),
+            }))
+            .await
+            .map_err(call("exec in", what))?;
+        Ok(())
+    }
+
+    pub async fn start_exec(&self, id: &str, exec_id: &str) -> Result<u32> {
+        let r = TasksClient::new(self.channel.clone())
+            .start(self.req(StartRequest { container_id: id.into(), exec_id: exec_id.into() }))
+            .await
+            .map_err(call("start exec", format!("{id}/{exec_id}")))?;
+        Ok(r.into_inner().pid)
+    }
+
+    /// Waits for a process of a task (the task itself with an empty `exec_id`) to exit; its
+    /// exit status.
+    pub async fn wait(&self, id: &str, exec_id: &str) -> Result<u32> {
+        let r = TasksClient::new(self.channel.clone())
+            .wait(self.req(WaitRequest { container_id: id.into(), exec_id: exec_id.into() }))
+            .await
+            .map_err(call("wait for", format!("{id}/{exec_id}")))?;
+        Ok(r.into_inner().exit_status)
+    }
+
+    pub async fn kill_exec(&self, id: &str, exec_id: &str, signal: u32) -> Result<()> {
+        let r = TasksClient::new(self.channel.clone())
+            .kill(self.req(KillRequest {
+                container_id: id.into(),
+                exec_id: exec_id.into(),
+                signal,
+                all: false,
+            }))
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(s) if matches!(s.code(), Code::NotFound | Code::FailedPrecondition) => Ok(()),
+            Err(s) => Err(call("kill exec", format!("{id}/{exec_id}"))(s)),
+        }
+    }
+
+    /// Removes an exited exec process; a missing one is fine.
+    pub async fn delete_exec(&self, id: &str, exec_id: &str) -> Result<()> {
+        let r = TasksClient::new(self.channel.clone())
+            .delete_process(
+                self.req(DeleteProcessRequest { container_id: id.into(), exec_id: exec_id.into() }),
+            )
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(s) if s.code() == Code::NotFound => Ok(()),
+            Err(s) => Err(call("delete exec", format!("{id}/{exec_id}"))(s)),
+        }
+    }
+
+    /// Closes a process's stdin (end of input).
+    pub async fn close_stdin(&self, id: &str, exec_id: &str) -> Result<()> {
+        TasksClient::new(self.channel.clone())
+            .close_io(self.req(CloseIoRequest {
+                container_id: id.into(),
+                exec_id: exec_id.into(),
+                stdin: true,
+            }))
+            .await
+            .map_err(call("close stdin of", format!("{id}/{exec_id}")))?;
+        Ok(())
+    }
+
+    pub async fn resize_pty(&self, id: &str, exec_id: &str, width: u32, height: u32) -> Result<()> {
+        TasksClient::new(self.channel.clone())
+            .resize_pty(self.req(ResizePtyRequest {
+                container_id: id.into(),
+                exec_id: exec_id.into(),
+                width,
+                height,
+            }))
+            .await
+            .map_err(call("resize tty of", format!("{id}/{exec_id}")))?;
+        Ok(())
     }
 
     // ---- events ----

@@ -8,16 +8,19 @@
 //! * [`spec`]: the OCI runtime spec of a container.
 //! * [`volumes`]: pod volumes on the host, container environments.
 //! * [`pod_state`]: the pure decisions (next step, back-off, status); [`pods`]: the per-pod sync.
+//! * [`probes`]: startup, liveness and readiness probes; [`exec`]: commands run in containers.
 //! * [`node`]: the Node object, its Lease and conditions; [`run`]: wiring it all together.
 
 pub mod config;
 pub mod containerd;
+pub mod exec;
 pub mod image;
 pub mod netcfg;
 pub mod network;
 pub mod node;
 pub mod pod_state;
 pub mod pods;
+pub mod probes;
 pub mod run;
 pub mod spec;
 pub mod volumes;

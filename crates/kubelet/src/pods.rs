@@ -18,6 +18,7 @@ use crate::containerd::{Containerd, RuntimeError, TaskState};
 use crate::image::{ImageError, PulledImage, Puller, Reference};
 use crate::network::{Cni, CniPlugins, KernelNamespaces, Namespaces, NetworkError};
 use crate::pod_state::{self, Attempt, AttemptState, Extra, Step};
+use crate::probes::ProbeManager;
 use crate::spec::{self, BindMount, SpecError, SpecInput};
 use crate::volumes::{self, VolumeError};
 
@@ -82,6 +83,8 @@ struct Memory {
     pull_backoff: HashMap<(String, String), (u32, Instant)>,
     /// Pod uid → when its containers were first asked to stop.
     stopping: HashMap<String, Instant>,
+    /// Container attempt id → (when a failed probe had it stopped, its grace period).
+    killing: HashMap<String, (Instant, Duration)>,
 }
 
 pub struct PodWorker {
@@ -96,6 +99,7 @@ pub struct PodWorker {
     pub cluster_dns: Vec<String>,
     pub cluster_domain: String,
     pub events: EventRecorder,
+    pub probes: ProbeManager,
     memory: Mutex<Memory>,
 }
 
@@ -163,6 +167,7 @@ impl PodWorker {
         cluster_dns: Vec<String>,
         cluster_domain: String,
         events: EventRecorder,
+        probes: ProbeManager,
     ) -> PodWorker {
         PodWorker {
             client,
@@ -176,6 +181,7 @@ impl PodWorker {
             cluster_dns,
             cluster_domain,
             events,
+            probes,
             memory: Mutex::new(Memory::default()),
         }
     }
@@ -272,12 +278,14 @@ impl PodWorker {
             return Ok(Action::await_change());
         }
         if !m.deletion_timestamp.is_empty() {
+            self.probes.forget(&m.uid);
             return self.terminate(&pod).await;
         }
         let attempts = self.observe(&m.uid).await?;
         let host_network = pod.spec.as_ref().is_some_and(|s| s.host_network);
         if pod_state::terminal(&pod, &attempts) {
             // Done: nothing will run again; give the address back, keep containers for logs.
+            self.probes.forget(&m.uid);
             if !host_network {
                 self.teardown_network(&pod).await?;
             }
@@ -289,6 +297,8 @@ impl PodWorker {
         std::fs::create_dir_all(&pod_dir).map_err(io_err(&pod_dir))?;
         let ip = if host_network { self.node_ip.clone() } else { self.ensure_network(&pod).await? };
         self.write_etc_files(&pod, &pod_dir, &ip)?;
+        self.probes.sync(&pod, &attempts, &ip);
+        let kill_wait = self.kill_unhealthy(&pod, &attempts).await?;
         let vols = match volumes::prepare(&pod, &pod_dir, &self.client).await {
             Ok(v) => v,
             Err(e) => {
@@ -308,12 +318,52 @@ impl PodWorker {
                     None => Action::await_change(),
                 }
             }
-            Step::Wait(Some(d)) => Action::requeue(d.min(RESYNC)),
-            Step::Wait(None) => Action::requeue(RESYNC),
+            Step::Wait(Some(d)) => Action::requeue(d.min(RESYNC).min(kill_wait.unwrap_or(RESYNC))),
+            Step::Wait(None) => Action::requeue(kill_wait.unwrap_or(RESYNC)),
         };
         let attempts = self.observe(&m.uid).await?;
         self.write_status(&pod, &attempts, &ip).await?;
         Ok(next)
+    }
+
+    /// Stops containers whose liveness or startup probe failed: SIGTERM, then SIGKILL once the
+    /// grace period is over (the restart policy then applies). How long until the next SIGKILL
+    /// is due, if one is pending.
+    async fn kill_unhealthy(&self, pod: &Pod, attempts: &[Attempt]) -> Result<Option<Duration>, SyncError> {
+        let running = |id: &str| attempts.iter().any(|a| a.id == id && a.state == AttemptState::Running);
+        for k in self.probes.take_kills(&pod.meta().uid) {
+            if !running(&k.container_id) {
+                continue;
+            }
+            self.event(pod, "Normal", "Killing", k.message.clone());
+            tracing::info!(container = %k.container, id = %k.container_id, "stopping a container that failed its probe");
+            self.ctd.kill_task(&k.container_id, SIGTERM).await?;
+            self.memory
+                .lock()
+                .expect("memory lock")
+                .killing
+                .insert(k.container_id, (Instant::now(), k.grace));
+        }
+        let pending: Vec<(String, Instant, Duration)> = {
+            let mut mem = self.memory.lock().expect("memory lock");
+            let ids: Vec<String> = attempts.iter().map(|a| a.id.clone()).collect();
+            mem.killing.retain(|id, _| ids.contains(id));
+            mem.killing.iter().map(|(id, (since, grace))| (id.clone(), *since, *grace)).collect()
+        };
+        let mut soonest: Option<Duration> = None;
+        for (id, since, grace) in pending {
+            if !running(&id) {
+                self.memory.lock().expect("memory lock").killing.remove(&id);
+                continue;
+            }
+            let left = grace.saturating_sub(since.elapsed());
+            if left.is_zero() {
+                self.ctd.kill_task(&id, SIGKILL).await?;
+            }
+            let wait = left.max(Duration::from_millis(200));
+            soonest = Some(soonest.map_or(wait, |s| s.min(wait)));
+        }
+        Ok(soonest)
     }
 
     fn set_waiting(&self, pod: &Pod, name: &str, reason: &str, message: &str) {
@@ -660,7 +710,10 @@ impl PodWorker {
     }
 
     async fn write_status(&self, pod: &Pod, attempts: &[Attempt], ip: &str) -> Result<(), SyncError> {
+        let (ready, started) = self.probes.results(&pod.meta().uid);
         let extra = Extra {
+            ready,
+            started,
             waiting: self
                 .memory
                 .lock()
@@ -669,7 +722,6 @@ impl PodWorker {
                 .get(&pod.meta().uid)
                 .cloned()
                 .unwrap_or_default(),
-            ..Default::default()
         };
         let status = pod_state::status(pod, attempts, &extra, ip, &self.node_ip, SystemTime::now());
         if pod.status.as_ref() == Some(&status) {
@@ -751,6 +803,7 @@ impl PodWorker {
         if let Some((ns, n)) = name {
             let _ = std::fs::remove_dir_all(self.paths.logs(ns, n, uid));
         }
+        self.probes.forget(uid);
         let mut mem = self.memory.lock().expect("memory lock");
         mem.waiting.remove(uid);
         mem.pull_backoff.retain(|(u, _), _| u != uid);

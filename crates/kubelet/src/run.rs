@@ -20,6 +20,7 @@ use crate::image::Puller;
 use crate::network::{CniPlugins, default_conflist};
 use crate::node::{HostResources, NodeSettings};
 use crate::pods::{LABEL_POD_NAME, LABEL_POD_NAMESPACE, PodPaths, PodWorker};
+use crate::probes::{ProbeManager, Prober};
 
 const EVENT_QUEUE: usize = 1000;
 
@@ -254,6 +255,14 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
     let (events, event_sender) = EventRecorder::new(client.clone(), "kubelet", &cfg.node_name, EVENT_QUEUE);
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(event_sender);
+    // Pod keys to sync again from outside the watches: containerd task exits and probe results.
+    let (resync_tx, mut resync_rx) = tokio::sync::mpsc::channel::<Vec<ObjectRef>>(256);
+    let probes = ProbeManager::new(
+        Prober { ctd: ctd.clone(), run_dir: cfg.run_dir.clone() },
+        resync_tx.clone(),
+        events.clone(),
+        shutdown.clone(),
+    );
     let worker = Arc::new(PodWorker::new(
         client.clone(),
         ctd.clone(),
@@ -269,6 +278,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
         cfg.cluster_dns.clone(),
         cfg.cluster_domain.clone(),
         events,
+        probes.clone(),
     ));
     tasks.spawn(crate::node::heartbeat(
         client.clone(),
@@ -291,15 +301,14 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
 
     // Task exits from containerd → the pod's key. (containerd answers a subscription only with
     // its first event, so the subscription runs in its own task.)
-    let (exit_tx, mut exit_rx) = tokio::sync::mpsc::channel::<Vec<ObjectRef>>(256);
-    tasks.spawn(forward_task_exits(ctd.clone(), exit_tx, shutdown.clone()));
-    let exits = futures::stream::poll_fn(move |cx| exit_rx.poll_recv(cx));
+    tasks.spawn(forward_task_exits(ctd.clone(), resync_tx, shutdown.clone()));
+    let resyncs = futures::stream::poll_fn(move |cx| resync_rx.poll_recv(cx));
     let pods_cfg = WatcherConfig::default().fields(&format!("spec.nodeName={}", cfg.node_name));
     let controller = Controller::new(client.api::<Pod>(""), pods_cfg).concurrency(cfg.workers);
     let store = controller.store();
     let (s1, s2) = (store.clone(), store.clone());
     let controller = controller
-        .triggered_by(exits)
+        .triggered_by(resyncs)
         .watches(client.api::<ConfigMap>(""), WatcherConfig::default(), move |cm: &ConfigMap| {
             let m = cm.meta();
             referencing(&s1, &m.namespace, |p| uses_config_map(p, &m.name))
@@ -321,6 +330,10 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
     shutdown.cancel();
     // Running pods are left running: a restarted kubelet adopts them.
     let drain = async { while tasks.join_next().await.is_some() {} };
+    let drain = async {
+        drain.await;
+        probes.wait().await;
+    };
     if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {
         tracing::warn!("background tasks did not stop in time");
     }
