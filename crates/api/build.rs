@@ -1,4 +1,4 @@
-//! Generates the API types and the api-server gRPC service from `proto/`.
+//! Generates the API types, the api-server's and the kubelet's gRPC services from `proto/`.
 //!
 //! The object types (package `navarch.api.v1`) get serde derives computed from the proto descriptors: every
 //! field is renamed to its proto name (which is Kubernetes' JSON name), omitted from output when empty,
@@ -21,7 +21,7 @@ fn main() {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("../../proto");
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     let mut files: Vec<PathBuf> = Vec::new();
-    for dir in ["navarch/api/v1", "navarch/apiserver/v1"] {
+    for dir in ["navarch/api/v1", "navarch/apiserver/v1", "navarch/kubelet/v1"] {
         let mut in_dir: Vec<PathBuf> = std::fs::read_dir(root.join(dir))
             .unwrap_or_else(|e| panic!("reading {}: {e}", root.join(dir).display()))
             .map(|e| e.unwrap().path())

@@ -638,6 +638,7 @@ impl Kubelet {
             format!("--bridge={bridge}"),
             format!("--registry-mirror=docker.io=http://{}", registry.addr()),
             format!("--http-listen=127.0.0.1:{}", free_port()),
+            format!("--grpc-listen=127.0.0.1:{}", free_port()),
             "--heartbeat=2s".into(),
         ];
         let mut k = Kubelet { child: None, dir, args, node_name, bridge, pod_cidr };

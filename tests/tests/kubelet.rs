@@ -336,3 +336,249 @@ spec:
 fn condition_of(st: &navarch_api::v1::PodStatus, t: &str) -> Option<String> {
     st.conditions.iter().find(|c| c.r#type == t).map(|c| c.status.clone())
 }
+
+/// Runs navctl against the test api-server; (exit code, stdout, stderr).
+fn navctl(env: &TestEnv, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(navarch_tests::binary("ctl", "navctl"))
+        .arg(format!("--server={}", env.api_server_addr()))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("running navctl");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+async fn exec(
+    c: &Client,
+    pod: &str,
+    command: &[&str],
+    stdin: Option<&[u8]>,
+) -> Result<(String, String, i32), navarch_client::Error> {
+    use futures::StreamExt;
+    use navarch_api::kubelet_proto::{ExecInput, ExecStart};
+    let start = ExecStart {
+        namespace: "default".into(),
+        name: pod.into(),
+        command: command.iter().map(|s| s.to_string()).collect(),
+        stdin: stdin.is_some(),
+        ..Default::default()
+    };
+    let mut input = vec![ExecInput { start: Some(start), ..Default::default() }];
+    if let Some(data) = stdin {
+        input.push(ExecInput { stdin: data.to_vec(), ..Default::default() });
+        input.push(ExecInput { stdin_closed: true, ..Default::default() });
+    }
+    let mut out = c.pod_exec(futures::stream::iter(input)).await?;
+    let (mut stdout, mut stderr, mut code) = (Vec::new(), Vec::new(), None);
+    while let Some(m) = out.next().await {
+        let m = m.map_err(navarch_client::Error::from)?;
+        stdout.extend(m.stdout);
+        stderr.extend(m.stderr);
+        if m.exit_code.is_some() {
+            code = m.exit_code;
+        }
+    }
+    Ok((
+        String::from_utf8_lossy(&stdout).into(),
+        String::from_utf8_lossy(&stderr).into(),
+        code.expect("exit code"),
+    ))
+}
+
+async fn logs(
+    c: &Client,
+    pod: &str,
+    container: &str,
+    previous: bool,
+    tail: Option<i64>,
+) -> Result<String, navarch_client::Error> {
+    use futures::StreamExt;
+    let req = navarch_api::kubelet_proto::LogsRequest {
+        namespace: "default".into(),
+        name: pod.into(),
+        container: container.into(),
+        previous,
+        tail_lines: tail,
+        ..Default::default()
+    };
+    let mut s = c.pod_logs(req).await?;
+    let mut out = Vec::new();
+    while let Some(chunk) = s.next().await {
+        out.extend(chunk?);
+    }
+    Ok(String::from_utf8_lossy(&out).into())
+}
+
+#[tokio::test]
+async fn logs_exec_top_and_graceful_deletion_timing() {
+    use futures::StreamExt;
+    let env = TestEnv::start().await;
+    let registry = Registry::with_test_images();
+    let ctd = Containerd::start().await;
+    let kubelet = Kubelet::start(&env.api_server, &ctd, &registry).await;
+    let c = env.client().await;
+    ready_node(&c, &kubelet).await;
+    let pods: Api<Pod> = c.api("default");
+    let node = kubelet.node_name.clone();
+    // `talker` counts forever; `restarter` exits after each run so it has a previous instance;
+    // `stubborn` ignores SIGTERM, `polite` exits on it.
+    pods.create(&from_yaml::<Pod>(&format!(
+        r#"
+metadata: {{name: talker}}
+spec:
+  nodeName: {node}
+  terminationGracePeriodSeconds: 1
+  volumes: [{{name: d, emptyDir: {{}}}}]
+  containers:
+  - name: count
+    image: busybox:1.36
+    command: [sh, -c, 'i=0; while true; do echo "line $i"; i=$((i+1)); sleep 0.2; done']
+  - name: restarter
+    image: busybox:1.36
+    command: [sh, -c, 'n=$(cat /d/n 2>/dev/null || echo 0); echo "run $n"; echo $((n+1)) > /d/n; sleep 1; exit 1']
+    volumeMounts: [{{name: d, mountPath: /d}}]
+"#
+    )))
+    .await
+    .unwrap();
+    for (name, grace, script) in [
+        ("stubborn", 4, "trap '' TERM; while true; do sleep 0.2; done"),
+        ("polite", 30, "trap 'exit 0' TERM; while true; do sleep 0.2; done"),
+    ] {
+        pods.create(&from_yaml::<Pod>(&format!(
+            "{{metadata: {{name: {name}}}, spec: {{nodeName: {node}, terminationGracePeriodSeconds: {grace}, containers: [{{name: c, image: busybox:1.36, command: [sh, -c, \"{script}\"]}}]}}}}"
+        )))
+        .await
+        .unwrap();
+    }
+    for name in ["talker", "stubborn", "polite"] {
+        wait_for(&format!("{name} Running"), &kubelet, 60, async || {
+            let p = pods.get(name).await.ok()?;
+            (p.status?.phase == "Running").then_some(())
+        })
+        .await;
+    }
+
+    // Logs: whole, tail, and followed as it grows.
+    let text = wait_for("a few lines", &kubelet, 20, async || {
+        logs(&c, "talker", "count", false, None).await.ok().filter(|t| t.lines().count() >= 5)
+    })
+    .await;
+    assert!(text.starts_with("line 0\nline 1\n"), "{text}");
+    let tail = logs(&c, "talker", "count", false, Some(2)).await.unwrap();
+    assert_eq!(tail.lines().count(), 2, "{tail}");
+    let req = navarch_api::kubelet_proto::LogsRequest {
+        namespace: "default".into(),
+        name: "talker".into(),
+        container: "count".into(),
+        follow: true,
+        tail_lines: Some(0),
+        ..Default::default()
+    };
+    let mut follow = c.pod_logs(req).await.unwrap();
+    let mut seen = String::new();
+    while seen.lines().count() < 3 {
+        let chunk =
+            tokio::time::timeout(Duration::from_secs(5), follow.next()).await.unwrap().unwrap().unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    drop(follow);
+    let first: u32 = seen.lines().next().unwrap().trim_start_matches("line ").parse().unwrap();
+    assert!(first >= 5, "followed from the end: {seen}");
+    // --previous: the run before the last restart.
+    wait_for("restarter restarted", &kubelet, 60, async || {
+        let p = pods.get("talker").await.ok()?;
+        let cs = p.status?.container_statuses.into_iter().find(|s| s.name == "restarter")?;
+        (cs.restart_count >= 1).then_some(())
+    })
+    .await;
+    let prev = logs(&c, "talker", "restarter", true, None).await.unwrap();
+    let cur = logs(&c, "talker", "restarter", false, None).await.unwrap();
+    assert!(prev.starts_with("run "), "{prev:?}");
+    assert_ne!(prev, cur);
+    // Errors name the problem.
+    let e = logs(&c, "talker", "", false, None).await.unwrap_err().to_string();
+    assert!(
+        e.contains("a container name must be specified for pod talker, choose one of: [count restarter]"),
+        "{e}"
+    );
+    let e = logs(&c, "talker", "nope", false, None).await.unwrap_err().to_string();
+    assert!(e.contains("container nope is not valid for pod talker"), "{e}");
+    let e = logs(&c, "polite", "", true, None).await.unwrap_err().to_string();
+    assert!(e.contains("previous terminated container \"c\" in pod \"polite\" not found"), "{e}");
+
+    // Exec: output streams, exit status, stdin.
+    let (out, err, code) =
+        exec(&c, "polite", &["sh", "-c", "echo out; echo err >&2; exit 3"], None).await.unwrap();
+    assert_eq!((out.as_str(), err.as_str(), code), ("out\n", "err\n", 3));
+    let (out, _, code) = exec(&c, "polite", &["cat"], Some(b"hello from stdin\n")).await.unwrap();
+    assert_eq!((out.as_str(), code), ("hello from stdin\n", 0));
+    let (out, _, _) = exec(&c, "polite", &["hostname"], None).await.unwrap();
+    assert_eq!(out, "polite\n");
+    let e = exec(&c, "polite", &["no-such-command"], None).await.unwrap_err().to_string();
+    assert!(e.contains("no-such-command"), "{e}");
+
+    // The same through navctl.
+    let (code, out, err) = navctl(&env, &["logs", "talker", "-c", "count", "--tail", "1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("line ") && out.lines().count() == 1, "{out}");
+    let (code, out, err) = navctl(&env, &["logs", "talker"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("Defaulted container \"count\" out of: count, restarter"), "{err}");
+    assert!(out.starts_with("line 0\n"));
+    let (code, out, _) = navctl(&env, &["exec", "polite", "--", "echo", "hi"]);
+    assert_eq!((code, out.as_str()), (0, "hi\n"));
+    let (code, _, err) = navctl(&env, &["exec", "pod/polite", "--", "sh", "-c", "exit 4"]);
+    assert_eq!(code, 4);
+    assert!(err.contains("command terminated with exit code 4"), "{err}");
+    let (code, _, err) = navctl(&env, &["logs", "missing"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("pods \"missing\" not found"), "{err}");
+
+    // Usage from cgroups.
+    let top = c.top("").await.unwrap();
+    assert!(top.errors.is_empty(), "{:?}", top.errors);
+    let node_stats = top.nodes.iter().find(|n| n.node_name == node).unwrap();
+    assert!(node_stats.node_memory_working_set_bytes > 0);
+    let talker = node_stats.pods.iter().find(|p| p.name == "talker").expect("talker in stats");
+    assert!(
+        talker.containers.iter().any(|c| c.name == "count" && c.memory_working_set_bytes > 0),
+        "{talker:?}"
+    );
+    let (code, out, err) = navctl(&env, &["top", "pods"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("NAME") && out.contains("talker"), "{out}");
+
+    // Graceful deletion: SIGTERM honoured at once; ignored → SIGKILL after the grace period.
+    let t = Instant::now();
+    pods.delete("polite", &DeleteParams::default()).await.unwrap();
+    wait_for("polite gone", &kubelet, 30, async || {
+        pods.get_opt("polite").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    let polite = t.elapsed();
+    let t = Instant::now();
+    pods.delete("stubborn", &DeleteParams::default()).await.unwrap();
+    wait_for("stubborn gone", &kubelet, 30, async || {
+        pods.get_opt("stubborn").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    let stubborn = t.elapsed();
+    assert!(polite < Duration::from_secs(4), "a pod exiting on SIGTERM took {polite:?}");
+    assert!(stubborn >= Duration::from_secs(4), "killed before its 4 s grace period: {stubborn:?}");
+    assert!(stubborn < Duration::from_secs(15), "not killed after its grace period: {stubborn:?}");
+
+    pods.delete("talker", &DeleteParams::default()).await.unwrap();
+    wait_for("all pods gone", &kubelet, 60, async || {
+        (pods.list(&Default::default()).await.ok()?.items.is_empty()).then_some(())
+    })
+    .await;
+    assert!(ctd.container_ids().is_empty(), "containers left: {:?}", ctd.container_ids());
+    let exec_dirs = kubelet.log_dir().parent().unwrap().join("run/exec");
+    let left = std::fs::read_dir(&exec_dirs).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "exec FIFOs left in {}", exec_dirs.display());
+}

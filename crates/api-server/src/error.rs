@@ -30,6 +30,12 @@ pub enum ApiError {
     Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// A kubelet could not be reached (logs, exec, top).
+    #[error("{0}")]
+    Backend(String),
+    /// A kubelet's answer, relayed as it is (its messages are meant for clients).
+    #[error("{}", .0.message())]
+    Relayed(Box<Status>),
 }
 
 impl ApiError {
@@ -46,6 +52,12 @@ impl ApiError {
             StorageError::BadContinue => ApiError::BadRequest("continue: invalid continue token".into()),
             StorageError::Etcd(e) => ApiError::Unavailable(e.to_string()),
         }
+    }
+}
+
+impl ApiError {
+    pub fn from_backend(s: Status) -> ApiError {
+        ApiError::Relayed(Box::new(s))
     }
 }
 
@@ -66,6 +78,8 @@ impl From<ApiError> for Status {
                 tracing::error!(%detail, "internal error");
                 Status::internal("internal error")
             }
+            ApiError::Backend(_) => Status::unavailable(e.to_string()),
+            ApiError::Relayed(s) => Status::new(s.code(), s.message()),
         }
     }
 }
@@ -82,6 +96,8 @@ impl ApiError {
             ApiError::Expired(_) => "OutOfRange",
             ApiError::Unavailable(_) => "Unavailable",
             ApiError::Internal(_) => "Internal",
+            ApiError::Backend(_) => "Unavailable",
+            ApiError::Relayed(_) => "Relayed",
         }
     }
 }

@@ -4,12 +4,14 @@
 //! ([`registry`]: create-if-absent, compare-and-swap updates with resourceVersion = etcd revision,
 //! finalizers, graceful deletion, binding), the generic gRPC service of proto/navarch/apiserver/v1
 //! ([`service`]), watch fan-out (one etcd watch per kind, many cheap watchers: [`watch_cache`]), and the
-//! HTTP side port with health and Prometheus metrics ([`http`]).
+//! HTTP side port with health and Prometheus metrics ([`http`]), and the relay of pods/log, pods/exec and
+//! usage to kubelets ([`kubelet_relay`]).
 
 pub mod codec;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod kubelet_relay;
 pub mod metrics;
 pub mod recent_writes;
 pub mod registry;
@@ -142,6 +144,7 @@ async fn serve(config: Config, token: CancellationToken) -> Result<(), RunError>
     caches_ready.store(true, Ordering::Release);
 
     let svc = service::Service {
+        kubelets: kubelet_relay::KubeletRelay { registry: registry.clone() },
         registry,
         caches,
         metrics,

@@ -10,7 +10,7 @@ use futures::{FutureExt, Stream, StreamExt};
 use navarch_api::proto::api_server_server::ApiServer;
 use navarch_api::proto::{self, ApiResource, DiscoveryResponse};
 use navarch_api::selector::Selector;
-use navarch_api::{KINDS, Object};
+use navarch_api::{KINDS, Object, kubelet_proto};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
@@ -19,6 +19,7 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use crate::error::ApiError;
+use crate::kubelet_relay::KubeletRelay;
 use crate::metrics::{KindLabels, Metrics};
 use crate::registry::{DeleteOptions, ListOptions, Registry, kind_of};
 use crate::watch_cache::{CachedEvent, EventType, FieldSelector, WatchCache, WatchCacheError, WatchFilter};
@@ -33,6 +34,7 @@ const STREAM_BUFFER: usize = 8;
 
 pub struct Service {
     pub registry: Arc<Registry>,
+    pub kubelets: KubeletRelay,
     pub caches: HashMap<&'static str, Arc<WatchCache>>,
     pub metrics: Arc<Metrics>,
     pub bookmark_interval: Duration,
@@ -236,6 +238,39 @@ impl ApiServer for Service {
     }
 
     type WatchStream = WatchResponseStream;
+    type PodLogsStream = tonic::Streaming<kubelet_proto::LogChunk>;
+    type PodExecStream = tonic::Streaming<kubelet_proto::ExecOutput>;
+
+    async fn pod_logs(
+        &self,
+        req: Request<kubelet_proto::LogsRequest>,
+    ) -> Result<Response<Self::PodLogsStream>, Status> {
+        let r = req.into_inner();
+        let key = format!("{}/{}", r.namespace, r.name);
+        self.call("logs", "Pod", &key, self.kubelets.logs(r)).await
+    }
+
+    async fn pod_exec(
+        &self,
+        req: Request<tonic::Streaming<kubelet_proto::ExecInput>>,
+    ) -> Result<Response<Self::PodExecStream>, Status> {
+        let mut input = req.into_inner();
+        let first = input
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("start: Required value (the first message)"))?;
+        let key = first.start.as_ref().map(|s| format!("{}/{}", s.namespace, s.name)).unwrap_or_default();
+        self.call("exec", "Pod", &key, self.kubelets.exec(first, input)).await
+    }
+
+    async fn top(&self, req: Request<proto::TopRequest>) -> Result<Response<proto::TopResponse>, Status> {
+        let r = req.into_inner();
+        self.call("top", "Node", &r.node_name, async {
+            let (nodes, errors) = self.kubelets.top(&r.node_name).await?;
+            Ok(proto::TopResponse { nodes, errors })
+        })
+        .await
+    }
 
     async fn watch(&self, req: Request<proto::WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
         let start = Instant::now();

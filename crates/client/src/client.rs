@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
+use navarch_api::kubelet_proto::{ExecInput, ExecOutput, LogsRequest};
 use navarch_api::proto::api_server_client::ApiServerClient;
 use navarch_api::proto::{self, DiscoveryResponse};
 use navarch_api::{Object, Resource};
@@ -236,7 +237,30 @@ impl Client {
     pub async fn discovery(&self) -> Result<DiscoveryResponse> {
         Ok(self.grpc.clone().discovery(proto::DiscoveryRequest {}).await?.into_inner())
     }
+
+    /// A container's log (the pods/log subresource), as chunks of bytes.
+    pub async fn pod_logs(&self, req: LogsRequest) -> Result<ByteStream> {
+        let stream = self.grpc.clone().pod_logs(req).await?.into_inner();
+        Ok(Box::pin(stream.map(|r| r.map(|c| c.data).map_err(Error::from))))
+    }
+
+    /// An exec session (the pods/exec subresource): `input` must start with a message carrying
+    /// `start`; the output ends with a message holding the exit code.
+    pub async fn pod_exec(
+        &self,
+        input: impl Stream<Item = ExecInput> + Send + 'static,
+    ) -> Result<tonic::Streaming<ExecOutput>> {
+        Ok(self.grpc.clone().pod_exec(input).await?.into_inner())
+    }
+
+    /// CPU and memory usage of the nodes and their pods, from the kubelets.
+    pub async fn top(&self, node_name: &str) -> Result<proto::TopResponse> {
+        Ok(self.grpc.clone().top(proto::TopRequest { node_name: node_name.into() }).await?.into_inner())
+    }
 }
+
+/// A stream of bytes from the api-server (logs).
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Vec<u8>>> + Send>>;
 
 fn decode_event<T>(
     ty: &str,

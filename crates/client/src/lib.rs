@@ -13,7 +13,8 @@ pub mod store;
 pub mod watcher;
 
 pub use client::{
-    Api, Client, DeleteParams, Deleted, ListParams, ObjectList, WatchEvent, WatchParams, WatchStream,
+    Api, ByteStream, Client, DeleteParams, Deleted, ListParams, ObjectList, WatchEvent, WatchParams,
+    WatchStream,
 };
 pub use controller::{Action, Controller};
 pub use error::{Error, Result};

@@ -41,6 +41,13 @@ pub enum Command {
     Label(MetadataArgs),
     /// Update the annotations of objects (`k=v` sets, `k-` removes).
     Annotate(MetadataArgs),
+    /// Print the logs of a container in a pod.
+    Logs(LogsArgs),
+    /// Run a command in a container of a pod.
+    Exec(ExecArgs),
+    /// Show CPU and memory usage of nodes or pods (from the kubelets' cgroup readings).
+    #[command(subcommand)]
+    Top(TopCommand),
     /// Print the client and server versions.
     Version,
     /// Print the kinds the api-server serves.
@@ -53,6 +60,70 @@ pub enum Command {
     /// navctl's configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The pod (NAME or pod/NAME).
+    pub pod: String,
+    /// The container; default: the pod's kubectl.kubernetes.io/default-container, else its first.
+    #[arg(short = 'c', long)]
+    pub container: Option<String>,
+    /// Stream the log as it grows, until the container exits.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// The log of the previous instance of the container (before its last restart).
+    #[arg(short = 'p', long)]
+    pub previous: bool,
+    /// Only the last N lines (-1: all).
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    pub tail: i64,
+    /// At most this many bytes.
+    #[arg(long)]
+    pub limit_bytes: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The pod (NAME or pod/NAME).
+    pub pod: String,
+    /// The container; default: the pod's kubectl.kubernetes.io/default-container, else its first.
+    #[arg(short = 'c', long)]
+    pub container: Option<String>,
+    /// Pass standard input to the command.
+    #[arg(short = 'i', long)]
+    pub stdin: bool,
+    /// Allocate a terminal (when standard input is one).
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TopCommand {
+    /// CPU and memory of nodes.
+    #[command(alias = "nodes", alias = "no")]
+    Node {
+        /// One node.
+        name: Option<String>,
+    },
+    /// CPU and memory of pods.
+    #[command(alias = "pods", alias = "po")]
+    Pod {
+        /// One pod.
+        name: Option<String>,
+        /// Pods of all namespaces.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+        /// One line per container.
+        #[arg(long)]
+        containers: bool,
+        /// Label selector.
+        #[arg(short = 'l', long)]
+        selector: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

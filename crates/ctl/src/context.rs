@@ -17,6 +17,8 @@ use crate::errors::{self, Target, Verb};
 pub enum Outcome {
     Success,
     Failed,
+    /// Exit with this status (a command run by exec ended with it).
+    Exit(u8),
 }
 
 impl Outcome {

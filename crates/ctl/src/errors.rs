@@ -121,13 +121,17 @@ pub fn general(err: ClientError, server: &str) -> anyhow::Error {
         ClientError::Connect { source, .. } => {
             Unreachable { server: server.to_string(), detail: source_chain(&source) }.into()
         }
-        ClientError::Unavailable(m) if m.contains("connect") || m.contains("transport") => {
+        ClientError::Unavailable(m)
+            if (m.contains("connect") || m.contains("transport"))
+                && !m.starts_with("error dialing backend") =>
+        {
             Unreachable { server: server.to_string(), detail: m }.into()
         }
         ClientError::Unavailable(m) => ServerError { reason: "ServiceUnavailable", message: m }.into(),
         ClientError::Invalid(m) => ServerError { reason: "BadRequest", message: m }.into(),
         ClientError::NotFound(m) => ServerError { reason: "NotFound", message: m }.into(),
         ClientError::Expired(m) => ServerError { reason: "Expired", message: m }.into(),
+        ClientError::FailedPrecondition(m) => ServerError { reason: "BadRequest", message: m }.into(),
         ClientError::Api { code, message } => ServerError { reason: code_reason(code), message }.into(),
         other => anyhow::Error::new(other),
     }

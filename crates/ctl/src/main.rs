@@ -1,7 +1,7 @@
 //! navctl: the kubectl-like command-line client of the navarch api-server.
 //!
-//! Owns the command line (apply, create, replace, get, describe, delete, label, annotate, version,
-//! api-resources, completion, config view), kubectl's output formats and messages, and client-side
+//! Owns the command line (apply, create, replace, get, describe, delete, label, annotate, logs, exec,
+//! top, version, api-resources, completion, config view), kubectl's output formats and messages, and client-side
 //! apply. Exit status: 0 success, 1 any error, 2 usage error.
 
 mod apply;
@@ -12,12 +12,15 @@ mod create;
 mod delete;
 mod describe;
 mod errors;
+mod exec;
 mod get;
 mod info;
 mod kinds;
+mod logs;
 mod manifests;
 mod metadata;
 mod printers;
+mod top;
 
 use std::process::ExitCode;
 
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::Failed) => ExitCode::FAILURE,
+        Ok(Outcome::Exit(code)) => ExitCode::from(code),
         Err(e) => {
             report(&e);
             ExitCode::FAILURE
@@ -73,6 +77,9 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Delete(a) => delete::run(&ctx, &a).await,
         Command::Label(a) => metadata::run(&ctx, &a, metadata::Field::Labels).await,
         Command::Annotate(a) => metadata::run(&ctx, &a, metadata::Field::Annotations).await,
+        Command::Logs(a) => logs::run(&ctx, &a).await,
+        Command::Exec(a) => exec::run(&ctx, &a).await,
+        Command::Top(t) => top::run(&ctx, &t).await,
         Command::Version => info::version(&ctx).await,
         Command::ApiResources => info::api_resources(&ctx).await,
         Command::Config(ConfigCommand::View) => {

@@ -79,6 +79,16 @@ pub struct Args {
     /// HTTP address for /healthz and /metrics.
     #[arg(long, env = "NAVARCH_KUBELET_HTTP_LISTEN")]
     pub http_listen: Option<SocketAddr>,
+    /// gRPC address of the kubelet API (logs, exec, stats), which the api-server dials at the
+    /// node's InternalIP and this port.
+    #[arg(long, env = "NAVARCH_KUBELET_GRPC_LISTEN")]
+    pub grpc_listen: Option<SocketAddr>,
+    /// Size at which a container's log file is rotated, a quantity (e.g. 10Mi).
+    #[arg(long, env = "NAVARCH_KUBELET_CONTAINER_LOG_MAX_SIZE")]
+    pub container_log_max_size: Option<String>,
+    /// Log files kept per container, the live one included (at least 2).
+    #[arg(long, env = "NAVARCH_KUBELET_CONTAINER_LOG_MAX_FILES")]
+    pub container_log_max_files: Option<u32>,
     /// Heartbeat (Lease renewal) interval, e.g. 10s.
     #[arg(long, env = "NAVARCH_KUBELET_HEARTBEAT", value_parser = humantime::parse_duration)]
     pub heartbeat: Option<Duration>,
@@ -119,6 +129,9 @@ pub struct FileConfig {
     pub registry_mirrors: Option<BTreeMap<String, Vec<String>>>,
     pub insecure_registries: Option<Vec<String>>,
     pub http_listen: Option<SocketAddr>,
+    pub grpc_listen: Option<SocketAddr>,
+    pub container_log_max_size: Option<String>,
+    pub container_log_max_files: Option<u32>,
     #[serde(default, with = "humantime_serde_opt")]
     pub heartbeat: Option<Duration>,
     pub max_pods: Option<u32>,
@@ -158,6 +171,8 @@ pub struct Config {
     pub cluster_domain: String,
     pub mirrors: Mirrors,
     pub http_listen: SocketAddr,
+    pub grpc_listen: SocketAddr,
+    pub log_rotation: crate::logs::Rotation,
     pub heartbeat: Duration,
     pub max_pods: u32,
     pub reserved_cpu: String,
@@ -261,6 +276,31 @@ impl Config {
                 .http_listen
                 .or(file.http_listen)
                 .unwrap_or_else(|| "127.0.0.1:10248".parse().expect("valid address")),
+            grpc_listen: args
+                .grpc_listen
+                .or(file.grpc_listen)
+                .unwrap_or_else(|| "0.0.0.0:10250".parse().expect("valid address")),
+            log_rotation: crate::logs::Rotation {
+                max_size: {
+                    let q = args
+                        .container_log_max_size
+                        .or(file.container_log_max_size)
+                        .unwrap_or_else(|| "10Mi".into());
+                    let v = navarch_api::quantity::parse(&q).map_err(|e| {
+                        ConfigError::Invalid(format!("container_log_max_size: {q:?} is not a quantity: {e}"))
+                    })?;
+                    v.value().max(1) as u64
+                },
+                max_files: {
+                    let n = args.container_log_max_files.or(file.container_log_max_files).unwrap_or(5);
+                    if n < 2 {
+                        return Err(ConfigError::Invalid(
+                            "container_log_max_files: must be at least 2".into(),
+                        ));
+                    }
+                    n
+                },
+            },
             heartbeat: args.heartbeat.or(file.heartbeat).unwrap_or(Duration::from_secs(10)),
             max_pods: args.max_pods.or(file.max_pods).unwrap_or(110),
             reserved_cpu: args.reserved_cpu.or(file.reserved_cpu).unwrap_or_else(|| "100m".into()),

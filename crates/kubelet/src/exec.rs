@@ -131,6 +131,13 @@ impl ExecProcess {
         Ok(self.ctd.wait(&self.container_id, &self.exec_id).await? as i32)
     }
 
+    /// A future of the exit status that does not borrow the process (so its stdio can be used
+    /// meanwhile).
+    pub fn waiter(&self) -> impl Future<Output = Result<i32, ExecError>> + Send + 'static {
+        let (ctd, id, exec_id) = (self.ctd.clone(), self.container_id.clone(), self.exec_id.clone());
+        async move { Ok(ctd.wait(&id, &exec_id).await? as i32) }
+    }
+
     pub async fn kill(&self) -> Result<(), ExecError> {
         Ok(self.ctd.kill_exec(&self.container_id, &self.exec_id, SIGKILL).await?)
     }

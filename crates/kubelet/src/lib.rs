@@ -9,12 +9,16 @@
 //! * [`volumes`]: pod volumes on the host, container environments.
 //! * [`pod_state`]: the pure decisions (next step, back-off, status); [`pods`]: the per-pod sync.
 //! * [`probes`]: startup, liveness and readiness probes; [`exec`]: commands run in containers.
+//! * [`logs`]: container log files (reading, following, rotation); [`cgroups`]: usage and cleanup.
+//! * [`server`]: the kubelet's gRPC API (logs, exec, stats) that the api-server relays to.
 //! * [`node`]: the Node object, its Lease and conditions; [`run`]: wiring it all together.
 
+pub mod cgroups;
 pub mod config;
 pub mod containerd;
 pub mod exec;
 pub mod image;
+pub mod logs;
 pub mod netcfg;
 pub mod network;
 pub mod node;
@@ -22,5 +26,6 @@ pub mod pod_state;
 pub mod pods;
 pub mod probes;
 pub mod run;
+pub mod server;
 pub mod spec;
 pub mod volumes;

@@ -119,41 +119,6 @@ fn parse_time(s: Option<&String>) -> Option<SystemTime> {
     s.and_then(|s| humantime::parse_rfc3339(s).ok())
 }
 
-/// The memory cgroup recorded an OOM kill for this container.
-fn oom_killed(uid: &str, id: &str) -> bool {
-    let v1 = format!("/sys/fs/cgroup/memory/navarch/pod{uid}/{id}/memory.oom_control");
-    let v2 = format!("/sys/fs/cgroup/navarch/pod{uid}/{id}/memory.events");
-    for f in [v1, v2] {
-        if let Ok(text) = std::fs::read_to_string(&f) {
-            return text.lines().any(|l| l.strip_prefix("oom_kill ").is_some_and(|n| n.trim() != "0"));
-        }
-    }
-    false
-}
-
-/// Removes the pod's cgroup directories (every v1 hierarchy, and v2).
-fn remove_pod_cgroups(uid: &str) {
-    let mut dirs = vec![PathBuf::from(format!("/sys/fs/cgroup/navarch/pod{uid}"))];
-    if let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") {
-        for e in entries.flatten() {
-            dirs.push(e.path().join(format!("navarch/pod{uid}")));
-        }
-    }
-    for d in dirs {
-        if d.is_dir() {
-            // Leftover per-container directories first (runc removes its own on delete).
-            if let Ok(children) = std::fs::read_dir(&d) {
-                for c in children.flatten() {
-                    if c.path().is_dir() {
-                        let _ = std::fs::remove_dir(c.path());
-                    }
-                }
-            }
-            let _ = std::fs::remove_dir(&d);
-        }
-    }
-}
-
 impl PodWorker {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -212,7 +177,7 @@ impl PodWorker {
                     TaskState::Created | TaskState::Other(_) => AttemptState::Created,
                     TaskState::Exited { code, at } => {
                         let finished = at.unwrap_or_else(SystemTime::now);
-                        let reason = if oom_killed(uid, &rec.id) {
+                        let reason = if crate::cgroups::Cgroups::default().oom_killed(uid, &rec.id) {
                             "OOMKilled"
                         } else if code == 0 {
                             "Completed"
@@ -447,7 +412,7 @@ impl PodWorker {
             } else {
                 self.paths.netns(&m.uid).display().to_string()
             },
-            cgroups_path: format!("/navarch/pod{}/{id}", m.uid),
+            cgroups_path: crate::cgroups::Cgroups::container_path(&m.uid, &id),
         };
         let spec = match spec::build(&input) {
             Ok(s) => s,
@@ -799,7 +764,7 @@ impl PodWorker {
         self.teardown_network_of(uid).await?;
         let pod_dir = self.paths.pod_dir(uid);
         volumes::cleanup(&pod_dir).map_err(io_err(&pod_dir))?;
-        remove_pod_cgroups(uid);
+        crate::cgroups::Cgroups::default().remove_pod(uid);
         if let Some((ns, n)) = name {
             let _ = std::fs::remove_dir_all(self.paths.logs(ns, n, uid));
         }

@@ -21,6 +21,7 @@ use crate::network::{CniPlugins, default_conflist};
 use crate::node::{HostResources, NodeSettings};
 use crate::pods::{LABEL_POD_NAME, LABEL_POD_NAMESPACE, PodPaths, PodWorker};
 use crate::probes::{ProbeManager, Prober};
+use crate::server::KubeletApi;
 
 const EVENT_QUEUE: usize = 1000;
 
@@ -226,6 +227,35 @@ async fn serve_http(listener: tokio::net::TcpListener, shutdown: CancellationTok
         axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await;
 }
 
+/// The kubelet API (logs, exec, stats) for the api-server.
+async fn serve_grpc(listener: tokio::net::TcpListener, api: KubeletApi, shutdown: CancellationToken) {
+    use navarch_api::kubelet_proto::kubelet_server::KubeletServer;
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let r = tonic::transport::Server::builder()
+        .add_service(KubeletServer::new(api))
+        .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+        .await;
+    if let Err(e) = r {
+        tracing::error!(error = %e, "kubelet API server stopped");
+    }
+}
+
+/// Rotates container logs over the size limit, every 10 s.
+async fn rotate_logs(dir: std::path::PathBuf, rotation: crate::logs::Rotation, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+        }
+        let dir = dir.clone();
+        let n =
+            tokio::task::spawn_blocking(move || crate::logs::rotate_all(&dir, rotation)).await.unwrap_or(0);
+        if n > 0 {
+            tracing::debug!(files = n, "rotated container logs");
+        }
+    }
+}
+
 pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let ctd = connect_containerd(&cfg, &shutdown).await?;
     let client = Client::connect_lazy(&cfg.server).context("api-server address")?;
@@ -240,7 +270,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
         reserved_cpu: cfg.reserved_cpu.clone(),
         reserved_memory: cfg.reserved_memory.clone(),
         runtime_version: ctd.version().await.unwrap_or_default(),
-        kubelet_port: cfg.http_listen.port() as i32,
+        kubelet_port: cfg.grpc_listen.port() as i32,
     };
     let pod_cidr = register(&client, &settings, &shutdown).await?;
     tracing::info!(node = %cfg.node_name, %pod_cidr, "node registered");
@@ -298,6 +328,13 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
         .await
         .with_context(|| format!("listening on {}", cfg.http_listen))?;
     tasks.spawn(serve_http(listener, shutdown.clone()));
+    let api = KubeletApi::new(ctd.clone(), cfg.run_dir.clone(), cfg.node_name.clone(), shutdown.clone());
+    let api_tasks = api.tasks.clone();
+    let grpc = tokio::net::TcpListener::bind(cfg.grpc_listen)
+        .await
+        .with_context(|| format!("listening on {}", cfg.grpc_listen))?;
+    tasks.spawn(serve_grpc(grpc, api, shutdown.clone()));
+    tasks.spawn(rotate_logs(cfg.log_dir.clone(), cfg.log_rotation, shutdown.clone()));
 
     // Task exits from containerd → the pod's key. (containerd answers a subscription only with
     // its first event, so the subscription runs in its own task.)
@@ -333,6 +370,8 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
     let drain = async {
         drain.await;
         probes.wait().await;
+        api_tasks.close();
+        api_tasks.wait().await;
     };
     if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {
         tracing::warn!("background tasks did not stop in time");

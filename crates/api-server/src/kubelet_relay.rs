@@ -1,0 +1,240 @@
+//! The subresources served by kubelets: pods/log, pods/exec and node usage (top). The api-server
+//! checks the pod (bound, the container exists, not finished for exec), fills in the pod's uid,
+//! and relays the stream to the kubelet of the pod's node, dialled at the node's InternalIP and
+//! its `status.daemonEndpoints.kubeletEndpoint.Port`, as Kubernetes' api-server does.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use navarch_api::kubelet_proto::kubelet_client::KubeletClient;
+use navarch_api::kubelet_proto::{ExecInput, StatsRequest, StatsResponse};
+use navarch_api::v1::{Node, Pod};
+use navarch_api::{Object, Resource};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::error::ApiError;
+use crate::registry::{ListOptions, Registry};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const STATS_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_KUBELET_PORT: i32 = 10250;
+
+pub struct KubeletRelay {
+    pub registry: Arc<Registry>,
+}
+
+/// The container a request means: the named one (app, init or ephemeral), or the pod's only one.
+pub fn container_of(pod: &Pod, requested: &str) -> Result<String, ApiError> {
+    let name = &pod.meta().name;
+    let spec = pod.spec.clone().unwrap_or_default();
+    let apps: Vec<String> = spec.containers.iter().map(|c| c.name.clone()).collect();
+    let inits: Vec<String> = spec.init_containers.iter().map(|c| c.name.clone()).collect();
+    if requested.is_empty() {
+        if apps.len() == 1 {
+            return Ok(apps[0].clone());
+        }
+        let mut msg =
+            format!("a container name must be specified for pod {name}, choose one of: [{}]", apps.join(" "));
+        if !inits.is_empty() {
+            msg.push_str(&format!(" or one of the init containers: [{}]", inits.join(" ")));
+        }
+        return Err(ApiError::BadRequest(msg));
+    }
+    let ephemeral = spec.ephemeral_containers.iter().any(|c| c.name == requested);
+    if apps.iter().chain(inits.iter()).any(|c| c == requested) || ephemeral {
+        Ok(requested.to_string())
+    } else {
+        Err(ApiError::BadRequest(format!("container {requested} is not valid for pod {name}")))
+    }
+}
+
+/// Where a node's kubelet API answers.
+pub fn kubelet_address(node: &Node) -> Result<String, ApiError> {
+    let name = &node.meta().name;
+    let st = node.status.clone().unwrap_or_default();
+    let ip = ["InternalIP", "ExternalIP", "Hostname"]
+        .iter()
+        .find_map(|t| st.addresses.iter().find(|a| a.r#type == *t && !a.address.is_empty()))
+        .map(|a| a.address.clone())
+        .ok_or_else(|| ApiError::Precondition(format!("node {name:?} has no address for its kubelet")))?;
+    let port = st
+        .daemon_endpoints
+        .and_then(|d| d.kubelet_endpoint)
+        .map(|e| e.port)
+        .filter(|p| *p > 0 && *p < 65536)
+        .unwrap_or(DEFAULT_KUBELET_PORT);
+    let host = if ip.contains(':') { format!("[{ip}]") } else { ip };
+    Ok(format!("http://{host}:{port}"))
+}
+
+impl KubeletRelay {
+    async fn pod(&self, namespace: &str, name: &str) -> Result<Pod, ApiError> {
+        match self.registry.get("Pod", namespace, name).await? {
+            Object::Pod(p) => Ok(p),
+            other => Err(ApiError::Internal(format!("stored pod {namespace}/{name} is a {}", other.kind()))),
+        }
+    }
+
+    async fn node(&self, name: &str) -> Result<Node, ApiError> {
+        match self.registry.get("Node", "", name).await? {
+            Object::Node(n) => Ok(n),
+            other => Err(ApiError::Internal(format!("stored node {name} is a {}", other.kind()))),
+        }
+    }
+
+    async fn client(&self, node: &Node) -> Result<KubeletClient<Channel>, ApiError> {
+        let addr = kubelet_address(node)?;
+        let endpoint = Endpoint::from_shared(addr.clone())
+            .map_err(|e| ApiError::Internal(format!("kubelet address {addr}: {e}")))?
+            .connect_timeout(CONNECT_TIMEOUT);
+        let channel = endpoint.connect().await.map_err(|e| {
+            ApiError::Backend(format!(
+                "error dialing backend: kubelet of node {:?} at {addr}: {e}",
+                node.meta().name
+            ))
+        })?;
+        Ok(KubeletClient::new(channel))
+    }
+
+    /// The pod (checked) and a client for its node's kubelet.
+    async fn target(&self, namespace: &str, name: &str) -> Result<(Pod, KubeletClient<Channel>), ApiError> {
+        let pod = self.pod(namespace, name).await?;
+        let node_name = pod.spec.as_ref().map(|s| s.node_name.clone()).unwrap_or_default();
+        if node_name.is_empty() {
+            return Err(ApiError::BadRequest(format!("pod {name} does not have a host assigned")));
+        }
+        let node = self.node(&node_name).await?;
+        let client = self.client(&node).await?;
+        Ok((pod, client))
+    }
+
+    pub async fn logs(
+        &self,
+        mut req: navarch_api::kubelet_proto::LogsRequest,
+    ) -> Result<tonic::Streaming<navarch_api::kubelet_proto::LogChunk>, ApiError> {
+        if req.tail_lines.is_some_and(|n| n < 0) {
+            return Err(ApiError::BadRequest("tailLines: Invalid value: must be >= 0".into()));
+        }
+        if req.limit_bytes.is_some_and(|n| n < 1) {
+            return Err(ApiError::BadRequest("limitBytes: Invalid value: must be greater than 0".into()));
+        }
+        let (pod, mut client) = self.target(&req.namespace, &req.name).await?;
+        req.container = container_of(&pod, &req.container)?;
+        req.uid = pod.meta().uid.clone();
+        client.container_logs(req).await.map(|r| r.into_inner()).map_err(ApiError::from_backend)
+    }
+
+    /// Relays an exec session: `first` is the client's first message (with `start`), `rest` the
+    /// remaining input.
+    pub async fn exec(
+        &self,
+        first: ExecInput,
+        rest: tonic::Streaming<ExecInput>,
+    ) -> Result<tonic::Streaming<navarch_api::kubelet_proto::ExecOutput>, ApiError> {
+        let mut start = first
+            .start
+            .ok_or_else(|| ApiError::BadRequest("start: Required value (the first message)".into()))?;
+        if start.command.is_empty() {
+            return Err(ApiError::BadRequest(
+                "command: Required value: you must specify at least 1 command".into(),
+            ));
+        }
+        let (pod, mut client) = self.target(&start.namespace, &start.name).await?;
+        let phase = pod.status.as_ref().map(|s| s.phase.as_str()).unwrap_or_default();
+        if phase == "Succeeded" || phase == "Failed" {
+            return Err(ApiError::BadRequest(format!(
+                "cannot exec into a container in a completed pod; current phase is {phase}"
+            )));
+        }
+        start.container = container_of(&pod, &start.container)?;
+        start.uid = pod.meta().uid.clone();
+        let first = ExecInput { start: Some(start), ..first };
+        // The client's input, ended at its first error (the client went away).
+        let rest =
+            rest.take_while(|m| futures::future::ready(m.is_ok())).filter_map(|m| async move { m.ok() });
+        let input = futures::stream::once(async move { first }).chain(rest);
+        client.exec(input).await.map(|r| r.into_inner()).map_err(ApiError::from_backend)
+    }
+
+    /// Usage from the kubelet of every node (or the named one); unreachable kubelets are listed
+    /// as errors.
+    pub async fn top(&self, node_name: &str) -> Result<(Vec<StatsResponse>, Vec<String>), ApiError> {
+        let nodes: Vec<Node> = if node_name.is_empty() {
+            self.registry
+                .list("Node", &ListOptions::default())
+                .await?
+                .items
+                .into_iter()
+                .filter_map(|o| match o {
+                    Object::Node(n) => Some(n),
+                    _ => None,
+                })
+                .collect()
+        } else {
+            vec![self.node(node_name).await?]
+        };
+        let calls = nodes.iter().map(|n| async move {
+            let name = n.meta().name.clone();
+            let r = tokio::time::timeout(STATS_TIMEOUT, async {
+                let mut c = self.client(n).await?;
+                c.stats(StatsRequest {}).await.map(|r| r.into_inner()).map_err(ApiError::from_backend)
+            })
+            .await;
+            match r {
+                Ok(Ok(s)) => Ok(s),
+                Ok(Err(e)) => Err(format!("node {name}: {e}")),
+                Err(_) => Err(format!("node {name}: the kubelet did not answer within {STATS_TIMEOUT:?}")),
+            }
+        });
+        let (mut ok, mut errors) = (Vec::new(), Vec::new());
+        for r in futures::future::join_all(calls).await {
+            match r {
+                Ok(s) => ok.push(s),
+                Err(e) => errors.push(e),
+            }
+        }
+        Ok((ok, errors))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(y: &str) -> Pod {
+        serde_yaml::from_str(y).unwrap()
+    }
+
+    #[test]
+    fn container_defaults_and_errors() {
+        let one = pod("{metadata: {name: p}, spec: {containers: [{name: web}]}}");
+        assert_eq!(container_of(&one, "").unwrap(), "web");
+        assert_eq!(container_of(&one, "web").unwrap(), "web");
+        assert_eq!(container_of(&one, "db").unwrap_err().to_string(), "container db is not valid for pod p");
+        let two = pod(
+            "{metadata: {name: p}, spec: {initContainers: [{name: setup}], containers: [{name: a}, {name: b}]}}",
+        );
+        assert_eq!(
+            container_of(&two, "").unwrap_err().to_string(),
+            "a container name must be specified for pod p, choose one of: [a b] or one of the init containers: [setup]"
+        );
+        assert_eq!(container_of(&two, "setup").unwrap(), "setup");
+    }
+
+    #[test]
+    fn kubelet_address_from_node_status() {
+        let n: Node = serde_yaml::from_str(
+            "{metadata: {name: n1}, status: {addresses: [{type: Hostname, address: n1}, {type: InternalIP, address: 10.0.0.5}], daemonEndpoints: {kubeletEndpoint: {Port: 10333}}}}",
+        )
+        .unwrap();
+        assert_eq!(kubelet_address(&n).unwrap(), "http://10.0.0.5:10333");
+        let bare: Node = serde_yaml::from_str(
+            "{metadata: {name: n2}, status: {addresses: [{type: InternalIP, address: '::1'}]}}",
+        )
+        .unwrap();
+        assert_eq!(kubelet_address(&bare).unwrap(), "http://[::1]:10250");
+        let none: Node = serde_yaml::from_str("{metadata: {name: n3}}").unwrap();
+        assert!(kubelet_address(&none).is_err());
+    }
+}

@@ -1,0 +1,377 @@
+//! The kubelet's gRPC API (proto/navarch/kubelet/v1), which the api-server relays to: container
+//! logs, exec into running containers, and CPU/memory usage from cgroups. Containers are found by
+//! their containerd labels (pod uid, container name, attempt), so this works for pods adopted
+//! after a restart too. Errors go through [`KubeletApiError`]'s one mapping to `Status`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use futures::Stream;
+use navarch_api::kubelet_proto::kubelet_server::Kubelet;
+use navarch_api::kubelet_proto::{
+    ContainerUsage, ExecInput, ExecOutput, LogChunk, LogsRequest, PodUsage, StatsRequest, StatsResponse,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::cgroups::{Cgroups, Usage, node_usage};
+use crate::containerd::{ContainerRecord, Containerd, RuntimeError, TaskState};
+use crate::exec::{ExecError, ExecProcess, ExecSpec};
+use crate::logs::ReadOptions;
+use crate::pods::{
+    LABEL_ATTEMPT, LABEL_CONTAINER, LABEL_LOG, LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum KubeletApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    NotRunning(String),
+    /// The command could not be started (not found, not executable): the runtime's reason.
+    #[error("failed to exec in container: {0}")]
+    ExecFailed(String),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error("reading {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+impl From<KubeletApiError> for Status {
+    fn from(e: KubeletApiError) -> Status {
+        match &e {
+            KubeletApiError::BadRequest(_) => Status::invalid_argument(e.to_string()),
+            KubeletApiError::NotFound(_) => Status::not_found(e.to_string()),
+            KubeletApiError::NotRunning(_) => Status::failed_precondition(e.to_string()),
+            KubeletApiError::ExecFailed(_) => Status::unknown(e.to_string()),
+            KubeletApiError::Runtime(_) | KubeletApiError::Io { .. } => {
+                tracing::warn!(error = %e, "kubelet API request failed");
+                Status::internal("the kubelet could not complete the request; see its log")
+            }
+        }
+    }
+}
+
+/// A usage sample, kept to turn cumulative CPU time into a rate.
+struct Sample {
+    at: Instant,
+    node: Usage,
+    containers: BTreeMap<String, Usage>,
+}
+
+pub struct KubeletApi {
+    pub ctd: Containerd,
+    pub run_dir: PathBuf,
+    pub node_name: String,
+    pub cgroups: Cgroups,
+    pub proc_root: PathBuf,
+    pub tasks: TaskTracker,
+    pub shutdown: CancellationToken,
+    last: Mutex<Option<Sample>>,
+}
+
+type OutStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+fn receiver_stream<T: Send + 'static>(mut rx: mpsc::Receiver<Result<T, Status>>) -> OutStream<T> {
+    Box::pin(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+}
+
+/// The attempts of one container of a pod, oldest first.
+async fn attempts(
+    ctd: &Containerd,
+    uid: &str,
+    container: &str,
+) -> Result<Vec<ContainerRecord>, KubeletApiError> {
+    let mut recs = ctd.list_containers(&[(LABEL_POD_UID, uid), (LABEL_CONTAINER, container)]).await?;
+    recs.sort_by_key(|r| r.labels.get(LABEL_ATTEMPT).and_then(|a| a.parse::<u32>().ok()).unwrap_or(0));
+    Ok(recs)
+}
+
+impl KubeletApi {
+    pub fn new(
+        ctd: Containerd,
+        run_dir: PathBuf,
+        node_name: String,
+        shutdown: CancellationToken,
+    ) -> KubeletApi {
+        KubeletApi {
+            ctd,
+            run_dir,
+            node_name,
+            cgroups: Cgroups::default(),
+            proc_root: PathBuf::from("/proc"),
+            tasks: TaskTracker::new(),
+            shutdown,
+            last: Mutex::new(None),
+        }
+    }
+
+    async fn running_attempt(
+        &self,
+        uid: &str,
+        pod: &str,
+        container: &str,
+    ) -> Result<String, KubeletApiError> {
+        let recs = attempts(&self.ctd, uid, container).await?;
+        let Some(last) = recs.last() else {
+            return Err(KubeletApiError::NotRunning(format!(
+                "container {container:?} in pod {pod:?} is waiting to start"
+            )));
+        };
+        match self.ctd.task_state(&last.id).await? {
+            TaskState::Running { .. } => Ok(last.id.clone()),
+            _ => Err(KubeletApiError::NotRunning(format!(
+                "container {container:?} in pod {pod:?} is not running"
+            ))),
+        }
+    }
+
+    fn sample(&self, ids: &[(String, String)]) -> Sample {
+        let mut containers = BTreeMap::new();
+        for (uid, id) in ids {
+            if let Some(u) = self.cgroups.container_usage(uid, id) {
+                containers.insert(id.clone(), u);
+            }
+        }
+        Sample { at: Instant::now(), node: node_usage(&self.proc_root).unwrap_or_default(), containers }
+    }
+
+    async fn stats(&self) -> Result<StatsResponse, KubeletApiError> {
+        let recs = self.ctd.list_containers(&[]).await?;
+        let mut running = Vec::new();
+        for r in recs {
+            if r.labels.contains_key(LABEL_POD_UID)
+                && matches!(self.ctd.task_state(&r.id).await?, TaskState::Running { .. })
+            {
+                running.push(r);
+            }
+        }
+        let ids: Vec<(String, String)> =
+            running.iter().map(|r| (r.labels[LABEL_POD_UID].clone(), r.id.clone())).collect();
+        let fresh = |s: &Option<Sample>| s.as_ref().is_some_and(|s| s.at.elapsed() < Duration::from_secs(60));
+        let have_previous = fresh(&self.last.lock().expect("stats lock"));
+        if !have_previous {
+            let first = self.sample(&ids);
+            *self.last.lock().expect("stats lock") = Some(first);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let now = self.sample(&ids);
+        let prev = self.last.lock().expect("stats lock").replace(Sample {
+            at: now.at,
+            node: now.node,
+            containers: now.containers.clone(),
+        });
+        let prev = prev.expect("a previous sample was just taken");
+        let window = now.at.duration_since(prev.at).as_secs_f64().max(0.001);
+        let rate = |a: u64, b: u64| ((a.saturating_sub(b)) as f64 / window) as u64;
+        let mut pods: BTreeMap<String, PodUsage> = BTreeMap::new();
+        for r in &running {
+            let Some(u) = now.containers.get(&r.id) else { continue };
+            let cpu = prev.containers.get(&r.id).map(|p| rate(u.cpu_ns, p.cpu_ns)).unwrap_or(0);
+            let uid = r.labels[LABEL_POD_UID].clone();
+            let pod = pods.entry(uid.clone()).or_insert_with(|| PodUsage {
+                namespace: r.labels.get(LABEL_POD_NAMESPACE).cloned().unwrap_or_default(),
+                name: r.labels.get(LABEL_POD_NAME).cloned().unwrap_or_default(),
+                uid,
+                containers: vec![],
+            });
+            pod.containers.push(ContainerUsage {
+                name: r.labels.get(LABEL_CONTAINER).cloned().unwrap_or_default(),
+                cpu_nano_cores: cpu,
+                memory_working_set_bytes: u.memory_working_set,
+            });
+        }
+        Ok(StatsResponse {
+            node_name: self.node_name.clone(),
+            node_cpu_nano_cores: rate(now.node.cpu_ns, prev.node.cpu_ns),
+            node_memory_working_set_bytes: now.node.memory_working_set,
+            pods: pods.into_values().collect(),
+            timestamp: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            window_seconds: window,
+        })
+    }
+}
+
+/// A log read going to a gRPC stream, following while the container's task runs.
+struct LogStream {
+    tx: mpsc::Sender<Result<LogChunk, Status>>,
+    ctd: Containerd,
+    id: String,
+    shutdown: CancellationToken,
+}
+
+impl crate::logs::LogReader for LogStream {
+    async fn send(&mut self, data: Vec<u8>) -> bool {
+        self.tx.send(Ok(LogChunk { data })).await.is_ok()
+    }
+    async fn writer_running(&mut self) -> bool {
+        !self.shutdown.is_cancelled()
+            && !self.tx.is_closed()
+            && matches!(self.ctd.task_state(&self.id).await, Ok(TaskState::Running { .. }))
+    }
+}
+
+#[tonic::async_trait]
+impl Kubelet for KubeletApi {
+    type ContainerLogsStream = OutStream<LogChunk>;
+    type ExecStream = OutStream<ExecOutput>;
+
+    async fn container_logs(
+        &self,
+        req: Request<LogsRequest>,
+    ) -> Result<Response<Self::ContainerLogsStream>, Status> {
+        let r = req.into_inner();
+        let span = tracing::debug_span!("logs", pod = %format!("{}/{}", r.namespace, r.name), container = %r.container);
+        let _enter = span.enter();
+        let recs = attempts(&self.ctd, &r.uid, &r.container).await?;
+        let rec = if r.previous {
+            recs.len().checked_sub(2).map(|i| recs[i].clone()).ok_or_else(|| {
+                KubeletApiError::NotFound(format!(
+                    "previous terminated container {:?} in pod {:?} not found",
+                    r.container, r.name
+                ))
+            })?
+        } else {
+            recs.last().cloned().ok_or_else(|| {
+                KubeletApiError::NotRunning(format!(
+                    "container {:?} in pod {:?} is waiting to start",
+                    r.container, r.name
+                ))
+            })?
+        };
+        let path = PathBuf::from(rec.labels.get(LABEL_LOG).cloned().unwrap_or_default());
+        let opts = ReadOptions {
+            tail_lines: r.tail_lines.filter(|n| *n >= 0).map(|n| n as usize),
+            limit_bytes: r.limit_bytes.filter(|n| *n > 0).map(|n| n as u64),
+            follow: r.follow && !r.previous,
+        };
+        let (tx, rx) = mpsc::channel(8);
+        let (ctd, id, shutdown) = (self.ctd.clone(), rec.id.clone(), self.shutdown.clone());
+        self.tasks.spawn(async move {
+            let mut reader = LogStream { tx, ctd, id, shutdown };
+            if let Err(e) = crate::logs::stream(&path, &opts, &mut reader).await {
+                let e = KubeletApiError::Io { path: path.clone(), source: e };
+                let _ = reader.tx.send(Err(e.into())).await;
+            }
+        });
+        Ok(Response::new(receiver_stream(rx)))
+    }
+
+    async fn exec(&self, req: Request<Streaming<ExecInput>>) -> Result<Response<Self::ExecStream>, Status> {
+        let mut input = req.into_inner();
+        let start =
+            input.message().await?.and_then(|m| m.start).ok_or_else(|| {
+                KubeletApiError::BadRequest("start: Required value (the first message)".into())
+            })?;
+        if start.command.is_empty() {
+            return Err(KubeletApiError::BadRequest("command: Required value".into()).into());
+        }
+        let id = self.running_attempt(&start.uid, &start.name, &start.container).await?;
+        tracing::info!(pod = %format!("{}/{}", start.namespace, start.name), container = %start.container, command = ?start.command, "exec");
+        let spec =
+            ExecSpec { container_id: id, command: start.command.clone(), stdin: start.stdin, tty: start.tty };
+        let mut p = match ExecProcess::start(&self.ctd, &self.run_dir, &spec).await {
+            Ok(p) => p,
+            Err(ExecError::Runtime(RuntimeError::Call { status, .. })) => {
+                return Err(KubeletApiError::ExecFailed(status.message().to_string()).into());
+            }
+            Err(e) => return Err(KubeletApiError::ExecFailed(e.to_string()).into()),
+        };
+        if start.tty
+            && let Some(size) = &start.size
+            && size.width > 0
+        {
+            let _ = p.resize(size.width, size.height).await;
+        }
+        let (tx, rx) = mpsc::channel::<Result<ExecOutput, Status>>(16);
+        let shutdown = self.shutdown.clone();
+        self.tasks.spawn(async move {
+            let mut pumps = tokio::task::JoinSet::new();
+            for (reader, is_err) in [(p.stdout.take(), false), (p.stderr.take(), true)] {
+                let Some(mut reader) = reader else { continue };
+                let tx = tx.clone();
+                pumps.spawn(async move {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    loop {
+                        match reader.read(&mut buf).await {
+                            Ok(0) | Err(_) => return true,
+                            Ok(n) => {
+                                let data = buf[..n].to_vec();
+                                let out = if is_err {
+                                    ExecOutput { stderr: data, ..Default::default() }
+                                } else {
+                                    ExecOutput { stdout: data, ..Default::default() }
+                                };
+                                if tx.send(Ok(out)).await.is_err() {
+                                    return false;
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+            let mut stdin = p.stdin.take();
+            let waiter = p.waiter();
+            tokio::pin!(waiter);
+            let mut input_open = true;
+            // None: the client went away (or the kubelet is shutting down) before the exit.
+            let code = loop {
+                tokio::select! {
+                    code = &mut waiter => break Some(code),
+                    _ = shutdown.cancelled() => break None,
+                    _ = tx.closed() => break None,
+                    msg = input.message(), if input_open => match msg {
+                        Ok(Some(m)) => {
+                            if !m.stdin.is_empty()
+                                && let Some(w) = stdin.as_mut()
+                                && w.write_all(&m.stdin).await.is_err()
+                            {
+                                stdin = None;
+                            }
+                            if let Some(size) = m.resize {
+                                let _ = p.resize(size.width, size.height).await;
+                            }
+                            if m.stdin_closed && stdin.take().is_some() {
+                                let _ = p.close_stdin().await;
+                            }
+                        }
+                        Ok(None) => {
+                            input_open = false;
+                            if stdin.take().is_some() {
+                                let _ = p.close_stdin().await;
+                            }
+                        }
+                        Err(_) => break None,
+                    },
+                }
+            };
+            if let Some(code) = code {
+                // Output written just before the exit still arrives (a lingering child gets 1 s).
+                let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                    while pumps.join_next().await.is_some() {}
+                })
+                .await;
+                let exit_code = code.unwrap_or(-1);
+                let _ = tx.send(Ok(ExecOutput { exit_code: Some(exit_code), ..Default::default() })).await;
+            } else {
+                let _ = p.kill().await;
+            }
+            pumps.abort_all();
+            drop(stdin);
+            p.finish().await;
+        });
+        Ok(Response::new(receiver_stream(rx)))
+    }
+
+    async fn stats(&self, _req: Request<StatsRequest>) -> Result<Response<StatsResponse>, Status> {
+        Ok(Response::new(KubeletApi::stats(self).await?))
+    }
+}
