@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help up down status deps build release test unit lint fmt bench-api bench-scheduler logs images
+.PHONY: help up down status deps build release test unit lint fmt bench-api bench-scheduler bench-pod-startup logs images
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -46,6 +46,10 @@ bench-api: ## api-server create rate/latency beside raw etcd puts, RSS, watch fa
 bench-scheduler: ## scheduler throughput and create-to-bound latency at 500 and 5,000 fake nodes (release)
 	$(CARGO) build --release -p api-server --bin api-server -p scheduler --bin scheduler
 	$(CARGO) run --release -p navarch-tests --bin bench-scheduler -- $(ARGS)
+
+bench-pod-startup: ## pod start-up latency on one real node (100 pods at 5/s, then at once) beside bare ctr run (release, root)
+	$(CARGO) build --release --workspace --bins
+	$(CARGO) run --release -p navarch-tests --bin bench-pod-startup -- $(ARGS)
 
 images: ## offline test images (busybox, serve-hostname) as OCI layouts in .navarch/images
 	@scripts/images.sh build .navarch/images

@@ -20,6 +20,10 @@ API_HTTP_PORT="${API_HTTP_PORT:-6444}"
 SCHED_HTTP_PORT="${SCHED_HTTP_PORT:-10259}"
 REGISTRY_PORT="${REGISTRY_PORT:-5000}"
 KUBELET_HTTP_PORT="${KUBELET_HTTP_PORT:-10248}"
+KUBELET_API_PORT="${KUBELET_API_PORT:-10250}"
+# The local node's address: loopback, so the kubelet API (logs, exec; no authentication yet) is
+# reachable only from this machine.
+NODE_IP="${NODE_IP:-127.0.0.1}"
 POD_CIDR="${POD_CIDR:-10.244.0.0/24}"
 BRIDGE="${BRIDGE:-navarch0}"
 CTD_DIR="$HOME_DIR/containerd"
@@ -197,11 +201,13 @@ EOF2
   else
     rm -f "$RUN/kubelet.pid"
     port_busy "$KUBELET_HTTP_PORT" && die "port $KUBELET_HTTP_PORT is in use by a process that is not ours (set KUBELET_HTTP_PORT)"
+    port_busy "$KUBELET_API_PORT" && die "port $KUBELET_API_PORT is in use by a process that is not ours (set KUBELET_API_PORT)"
     say "starting kubelet (pod CIDR $POD_CIDR on bridge $BRIDGE)"
     RUST_LOG="${RUST_LOG:-info}" start_bg kubelet "$BIN/kubelet" --server="127.0.0.1:$API_PORT" \
       --containerd-socket="$CTD_SOCK" --root-dir="$HOME_DIR/kubelet/root" --run-dir="$HOME_DIR/kubelet/run" \
       --log-dir="$HOME_DIR/kubelet/logs" --pod-cidr="$POD_CIDR" --bridge="$BRIDGE" \
-      --registry-mirror="docker.io=http://127.0.0.1:$REGISTRY_PORT" --http-listen="127.0.0.1:$KUBELET_HTTP_PORT"
+      --registry-mirror="docker.io=http://127.0.0.1:$REGISTRY_PORT" --http-listen="127.0.0.1:$KUBELET_HTTP_PORT" \
+      --node-ip="$NODE_IP" --grpc-listen="$NODE_IP:$KUBELET_API_PORT"
   fi
   wait_for kubelet 60 http_ok "$KUBELET_HTTP_PORT" /healthz
 }

@@ -28,6 +28,29 @@ use tempfile::TempDir;
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
+/// The `p` quantile (0..1) of sorted durations (zero when empty).
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i]
+}
+
+/// Resident memory of a process in bytes (VmRSS), if it is alive.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("binding an ephemeral port").local_addr().unwrap().port()
 }
@@ -612,6 +635,8 @@ pub struct Kubelet {
     pub node_name: String,
     pub bridge: String,
     pub pod_cidr: String,
+    /// Where its /healthz and /metrics answer.
+    pub http_addr: SocketAddr,
 }
 
 /// Distinct pod subnets for concurrent tests in one process.
@@ -626,6 +651,7 @@ impl Kubelet {
         let bridge = format!("nvt{}", n % 10000);
         let pod_cidr = format!("10.244.{}.0/24", 20 + n % 230);
         let d = dir.path();
+        let http_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("address");
         let args: Vec<String> = vec![
             format!("--server=http://{}", api.addr()),
             format!("--node-name={node_name}"),
@@ -637,11 +663,11 @@ impl Kubelet {
             format!("--pod-cidr={pod_cidr}"),
             format!("--bridge={bridge}"),
             format!("--registry-mirror=docker.io=http://{}", registry.addr()),
-            format!("--http-listen=127.0.0.1:{}", free_port()),
+            format!("--http-listen={http_addr}"),
             format!("--grpc-listen=127.0.0.1:{}", free_port()),
             "--heartbeat=2s".into(),
         ];
-        let mut k = Kubelet { child: None, dir, args, node_name, bridge, pod_cidr };
+        let mut k = Kubelet { child: None, dir, args, node_name, bridge, pod_cidr, http_addr };
         LIVE_KUBELETS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         k.spawn();
         k
@@ -669,6 +695,10 @@ impl Kubelet {
 
     pub fn log_dir(&self) -> PathBuf {
         self.dir.path().join("logs")
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
     }
 
     pub fn kill9(&mut self) {

@@ -80,7 +80,8 @@ pub struct Args {
     #[arg(long, env = "NAVARCH_KUBELET_HTTP_LISTEN")]
     pub http_listen: Option<SocketAddr>,
     /// gRPC address of the kubelet API (logs, exec, stats), which the api-server dials at the
-    /// node's InternalIP and this port.
+    /// node's InternalIP and this port. Default: the node IP, port 10250. It has no
+    /// authentication: bind it only where the api-server alone can reach it.
     #[arg(long, env = "NAVARCH_KUBELET_GRPC_LISTEN")]
     pub grpc_listen: Option<SocketAddr>,
     /// Size at which a container's log file is rotated, a quantity (e.g. 10Mi).
@@ -242,10 +243,11 @@ impl Config {
             Some(flags) => parse_mirrors(flags)?,
             None => file.registry_mirrors.unwrap_or_default(),
         };
+        let node_ip = args.node_ip.clone().or(file.node_ip.clone()).unwrap_or_else(host_ipv4);
         let c = Config {
             server: args.server.or(file.server).unwrap_or_else(|| "127.0.0.1:6443".into()),
             node_name: args.node_name.or(file.node_name).unwrap_or_else(hostname),
-            node_ip: args.node_ip.or(file.node_ip).unwrap_or_else(host_ipv4),
+            node_ip: node_ip.clone(),
             containerd_socket: args
                 .containerd_socket
                 .or(file.containerd_socket)
@@ -279,7 +281,7 @@ impl Config {
             grpc_listen: args
                 .grpc_listen
                 .or(file.grpc_listen)
-                .unwrap_or_else(|| "0.0.0.0:10250".parse().expect("valid address")),
+                .unwrap_or_else(|| SocketAddr::new(node_ip.parse().unwrap_or([127, 0, 0, 1].into()), 10250)),
             log_rotation: crate::logs::Rotation {
                 max_size: {
                     let q = args
@@ -348,6 +350,15 @@ mod tests {
         assert_eq!(c.heartbeat, Duration::from_secs(10));
         assert!(!c.allow_pod_egress);
         assert!(!c.node_ip.is_empty());
+        assert_eq!(c.log_rotation, crate::logs::Rotation { max_size: 10 << 20, max_files: 5 });
+        // The kubelet API listens on the node's address unless told otherwise.
+        let c = Config::resolve(Args {
+            node_name: Some("n1".into()),
+            node_ip: Some("10.1.2.3".into()),
+            ..Args::default()
+        })
+        .unwrap();
+        assert_eq!(c.grpc_listen.to_string(), "10.1.2.3:10250");
     }
 
     #[test]
@@ -389,6 +400,8 @@ mod tests {
         let bad =
             Args { node_name: Some("n".into()), pod_cidr: Some("10.0.0.0/33".into()), ..Args::default() };
         assert!(Config::resolve(bad).unwrap_err().to_string().starts_with("pod_cidr:"));
+        let bad = Args { node_name: Some("n".into()), container_log_max_files: Some(1), ..Args::default() };
+        assert!(Config::resolve(bad).unwrap_err().to_string().starts_with("container_log_max_files:"));
         let bad = Args { node_name: Some("n".into()), reserved_cpu: Some("lots".into()), ..Args::default() };
         assert!(Config::resolve(bad).unwrap_err().to_string().starts_with("reserved_cpu:"));
     }

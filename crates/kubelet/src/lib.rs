@@ -11,7 +11,8 @@
 //! * [`probes`]: startup, liveness and readiness probes; [`exec`]: commands run in containers.
 //! * [`logs`]: container log files (reading, following, rotation); [`cgroups`]: usage and cleanup.
 //! * [`server`]: the kubelet's gRPC API (logs, exec, stats) that the api-server relays to.
-//! * [`node`]: the Node object, its Lease and conditions; [`run`]: wiring it all together.
+//! * [`node`]: the Node object, its Lease and conditions; [`metrics`]: Prometheus metrics;
+//!   [`run`]: wiring it all together.
 
 pub mod cgroups;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod containerd;
 pub mod exec;
 pub mod image;
 pub mod logs;
+pub mod metrics;
 pub mod netcfg;
 pub mod network;
 pub mod node;

@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use crate::containerd::{Containerd, RuntimeError, TaskState};
 use crate::image::{ImageError, PulledImage, Puller, Reference};
+use crate::metrics::KubeletMetrics;
 use crate::network::{Cni, CniPlugins, KernelNamespaces, Namespaces, NetworkError};
 use crate::pod_state::{self, Attempt, AttemptState, Extra, Step};
 use crate::probes::ProbeManager;
@@ -85,6 +86,16 @@ struct Memory {
     stopping: HashMap<String, Instant>,
     /// Container attempt id → (when a failed probe had it stopped, its grace period).
     killing: HashMap<String, (Instant, Duration)>,
+    /// Pod uid → its start-up, for the pod start metric.
+    pod_start: HashMap<String, PodStart>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum PodStart {
+    /// First synced at this instant; not all containers have run yet.
+    Starting(Instant),
+    /// Observed in the metric.
+    Recorded,
 }
 
 pub struct PodWorker {
@@ -100,6 +111,7 @@ pub struct PodWorker {
     pub cluster_domain: String,
     pub events: EventRecorder,
     pub probes: ProbeManager,
+    pub metrics: Arc<KubeletMetrics>,
     memory: Mutex<Memory>,
 }
 
@@ -133,6 +145,7 @@ impl PodWorker {
         cluster_domain: String,
         events: EventRecorder,
         probes: ProbeManager,
+        metrics: Arc<KubeletMetrics>,
     ) -> PodWorker {
         PodWorker {
             client,
@@ -147,6 +160,7 @@ impl PodWorker {
             cluster_domain,
             events,
             probes,
+            metrics,
             memory: Mutex::new(Memory::default()),
         }
     }
@@ -238,6 +252,15 @@ impl PodWorker {
 
     /// One sync of one pod.
     pub async fn sync(&self, pod: Arc<Pod>) -> Result<Action, SyncError> {
+        let started = Instant::now();
+        let m = pod.meta();
+        let span = tracing::debug_span!("sync", pod = %format!("{}/{}", m.namespace, m.name));
+        let r = tracing::Instrument::instrument(self.sync_once(pod), span).await;
+        self.metrics.sync.observe(started.elapsed().as_secs_f64());
+        r
+    }
+
+    async fn sync_once(&self, pod: Arc<Pod>) -> Result<Action, SyncError> {
         let m = pod.meta().clone();
         if pod.spec.as_ref().map(|s| s.node_name.as_str()) != Some(self.node_name.as_str()) {
             return Ok(Action::await_change());
@@ -258,6 +281,13 @@ impl PodWorker {
             self.write_status(&pod, &attempts, &ip).await?;
             return Ok(Action::await_change());
         }
+        let now = Instant::now();
+        self.memory
+            .lock()
+            .expect("memory lock")
+            .pod_start
+            .entry(m.uid.clone())
+            .or_insert(PodStart::Starting(now));
         let pod_dir = self.paths.pod_dir(&m.uid);
         std::fs::create_dir_all(&pod_dir).map_err(io_err(&pod_dir))?;
         let ip = if host_network { self.node_ip.clone() } else { self.ensure_network(&pod).await? };
@@ -288,7 +318,26 @@ impl PodWorker {
         };
         let attempts = self.observe(&m.uid).await?;
         self.write_status(&pod, &attempts, &ip).await?;
+        self.record_pod_start(&pod, &attempts);
         Ok(next)
+    }
+
+    /// Observes the pod's start-up time once all its app containers first run.
+    fn record_pod_start(&self, pod: &Pod, attempts: &[Attempt]) {
+        let uid = &pod.meta().uid;
+        let mut mem = self.memory.lock().expect("memory lock");
+        let Some(PodStart::Starting(seen)) = mem.pod_start.get(uid).copied() else { return };
+        let all_running = pod.spec.as_ref().is_some_and(|s| {
+            s.containers.iter().all(|c| {
+                pod_state::latest(attempts, &c.name, false)
+                    .0
+                    .is_some_and(|a| a.state == AttemptState::Running)
+            })
+        });
+        if all_running {
+            self.metrics.pod_start.observe(seen.elapsed().as_secs_f64());
+            mem.pod_start.insert(uid.clone(), PodStart::Recorded);
+        }
     }
 
     /// Stops containers whose liveness or startup probe failed: SIGTERM, then SIGKILL once the
@@ -433,6 +482,7 @@ impl PodWorker {
             (LABEL_IMAGE_ID.to_string(), image.digest.clone()),
             (LABEL_LOG.to_string(), log.display().to_string()),
         ]);
+        let create_started = Instant::now();
         let created = async {
             std::fs::create_dir_all(&log_dir).map_err(io_err(&log_dir))?;
             // A leftover of the same attempt (a crash mid-start) is replaced.
@@ -451,8 +501,12 @@ impl PodWorker {
             self.event(pod, "Warning", "Failed", format!("Error: {e}"));
             return Err(Action::requeue(Duration::from_secs(5)));
         }
+        self.metrics.container_create.observe(create_started.elapsed().as_secs_f64());
         self.event(pod, "Normal", "Created", format!("Created container {}", c.name));
-        if let Err(e) = self.ctd.start_task(&id).await {
+        let start_started = Instant::now();
+        let start_result = self.ctd.start_task(&id).await;
+        self.metrics.container_start.observe(start_started.elapsed().as_secs_f64());
+        if let Err(e) = start_result {
             // The task exists but did not start (bad command, ...): runc's message is the reason.
             let msg = e.to_string();
             let labels = HashMap::from([
@@ -544,6 +598,7 @@ impl PodWorker {
         let started = Instant::now();
         match self.puller.pull(&self.ctd, &c.image).await {
             Ok(p) => {
+                self.metrics.image_pull.observe(started.elapsed().as_secs_f64());
                 self.memory.lock().expect("memory lock").pull_backoff.remove(&key);
                 self.event(
                     pod,
@@ -588,6 +643,7 @@ impl PodWorker {
         {
             return Ok(ip.to_string());
         }
+        let setup_started = Instant::now();
         self.netns.create(&netns)?;
         let ports = crate::network::port_mappings(pod);
         let att = match self.cni.add(&uid, &netns, &ports).await {
@@ -605,6 +661,7 @@ impl PodWorker {
         };
         let saved = serde_json::json!({ "ip": att.ip, "ports": ports, "result": att.result });
         std::fs::write(&record, saved.to_string()).map_err(io_err(&record))?;
+        self.metrics.sandbox_setup.observe(setup_started.elapsed().as_secs_f64());
         Ok(att.ip)
     }
 
@@ -771,6 +828,7 @@ impl PodWorker {
         self.probes.forget(uid);
         let mut mem = self.memory.lock().expect("memory lock");
         mem.waiting.remove(uid);
+        mem.pod_start.remove(uid);
         mem.pull_backoff.retain(|(u, _), _| u != uid);
         Ok(())
     }

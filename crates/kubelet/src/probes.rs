@@ -353,6 +353,7 @@ pub struct ProbeManager {
     state: Arc<Mutex<State>>,
     resync: mpsc::Sender<Vec<ObjectRef>>,
     events: EventRecorder,
+    metrics: Arc<crate::metrics::KubeletMetrics>,
     tasks: tokio_util::task::TaskTracker,
     shutdown: CancellationToken,
 }
@@ -362,6 +363,7 @@ impl ProbeManager {
         prober: Prober,
         resync: mpsc::Sender<Vec<ObjectRef>>,
         events: EventRecorder,
+        metrics: Arc<crate::metrics::KubeletMetrics>,
         shutdown: CancellationToken,
     ) -> ProbeManager {
         ProbeManager {
@@ -369,6 +371,7 @@ impl ProbeManager {
             state: Default::default(),
             resync,
             events,
+            metrics,
             tasks: tokio_util::task::TaskTracker::new(),
             shutdown,
         }
@@ -568,6 +571,7 @@ impl Worker {
                 o = self.manager.prober.run(&self.probe, &self.target, t.timeout) => o,
             };
             let ok = outcome == Outcome::Success;
+            self.manager.metrics.probe(self.kind.name(), ok);
             if let Outcome::Failure(msg) = &outcome {
                 tracing::debug!(%msg, "probe failed");
                 self.manager.events.record(

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::containerd::Containerd;
 use crate::image::Puller;
+use crate::metrics::KubeletMetrics;
 use crate::network::{CniPlugins, default_conflist};
 use crate::node::{HostResources, NodeSettings};
 use crate::pods::{LABEL_POD_NAME, LABEL_POD_NAMESPACE, PodPaths, PodWorker};
@@ -218,11 +219,15 @@ async fn forward_task_exits(
     }
 }
 
-async fn serve_http(listener: tokio::net::TcpListener, shutdown: CancellationToken) {
+async fn serve_http(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<KubeletMetrics>,
+    shutdown: CancellationToken,
+) {
     use axum::routing::get;
     let app = axum::Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(|| async { "# navarch kubelet\n" }));
+        .route("/metrics", get(move || async move { metrics.encode() }));
     let _ =
         axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await;
 }
@@ -287,10 +292,12 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
     tasks.spawn(event_sender);
     // Pod keys to sync again from outside the watches: containerd task exits and probe results.
     let (resync_tx, mut resync_rx) = tokio::sync::mpsc::channel::<Vec<ObjectRef>>(256);
+    let metrics = Arc::new(KubeletMetrics::new());
     let probes = ProbeManager::new(
         Prober { ctd: ctd.clone(), run_dir: cfg.run_dir.clone() },
         resync_tx.clone(),
         events.clone(),
+        metrics.clone(),
         shutdown.clone(),
     );
     let worker = Arc::new(PodWorker::new(
@@ -309,6 +316,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
         cfg.cluster_domain.clone(),
         events,
         probes.clone(),
+        metrics.clone(),
     ));
     tasks.spawn(crate::node::heartbeat(
         client.clone(),
@@ -327,7 +335,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
     let listener = tokio::net::TcpListener::bind(cfg.http_listen)
         .await
         .with_context(|| format!("listening on {}", cfg.http_listen))?;
-    tasks.spawn(serve_http(listener, shutdown.clone()));
+    tasks.spawn(serve_http(listener, metrics.clone(), shutdown.clone()));
     let api = KubeletApi::new(ctd.clone(), cfg.run_dir.clone(), cfg.node_name.clone(), shutdown.clone());
     let api_tasks = api.tasks.clone();
     let grpc = tokio::net::TcpListener::bind(cfg.grpc_listen)

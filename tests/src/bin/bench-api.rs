@@ -12,7 +12,7 @@ use futures::StreamExt;
 use navarch_api::Resource;
 use navarch_api::v1::{Container, ObjectMeta, Pod, PodSpec, Quantity, ResourceRequirements};
 use navarch_client::{Api, Client, WatchEvent, WatchParams};
-use navarch_tests::{ApiServer, Etcd};
+use navarch_tests::{ApiServer, Etcd, percentile};
 use prost::Message;
 use tokio::sync::Mutex;
 
@@ -79,13 +79,6 @@ struct Stats {
     p99: Duration,
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
 /// Runs `total` operations over `concurrency` workers; each worker gets its own connection from `make`.
 async fn drive<C, F, Fut>(total: usize, concurrency: usize, make: impl Fn() -> Fut, op: F) -> Stats
 where
@@ -128,14 +121,7 @@ where
 }
 
 fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
+    navarch_tests::rss_bytes(pid).map(|b| b as f64 / (1024.0 * 1024.0)).unwrap_or(0.0)
 }
 
 fn ms(d: Duration) -> String {
