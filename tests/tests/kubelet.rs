@@ -455,7 +455,29 @@ spec:
         .await
         .unwrap();
     }
-    for name in ["talker", "stubborn", "polite"] {
+    // securityContext: user and group, read-only root, capabilities, no privilege escalation.
+    pods.create(&from_yaml::<Pod>(&format!(
+        r#"
+metadata: {{name: secure}}
+spec:
+  nodeName: {node}
+  terminationGracePeriodSeconds: 0
+  securityContext: {{runAsUser: 1000, runAsGroup: 3000}}
+  volumes: [{{name: tmp, emptyDir: {{}}}}]
+  containers:
+  - name: c
+    image: busybox:1.36
+    command: [sleep, "3600"]
+    volumeMounts: [{{name: tmp, mountPath: /tmp}}]
+    securityContext:
+      readOnlyRootFilesystem: true
+      allowPrivilegeEscalation: false
+      capabilities: {{drop: [ALL], add: [NET_BIND_SERVICE]}}
+"#
+    )))
+    .await
+    .unwrap();
+    for name in ["talker", "stubborn", "polite", "secure"] {
         wait_for(&format!("{name} Running"), &kubelet, 60, async || {
             let p = pods.get(name).await.ok()?;
             (p.status?.phase == "Running").then_some(())
@@ -522,6 +544,17 @@ spec:
     let e = exec(&c, "polite", &["no-such-command"], None).await.unwrap_err().to_string();
     assert!(e.contains("no-such-command"), "{e}");
 
+    let (out, _, _) = exec(&c, "secure", &["sh", "-c", "id -u; id -g"], None).await.unwrap();
+    assert_eq!(out, "1000\n3000\n");
+    let (_, err, code) = exec(&c, "secure", &["touch", "/rootfs-write"], None).await.unwrap();
+    assert!(code != 0 && err.contains("Read-only file system"), "{code} {err}");
+    let (_, _, code) = exec(&c, "secure", &["touch", "/tmp/ok"], None).await.unwrap();
+    assert_eq!(code, 0);
+    let (out, _, _) =
+        exec(&c, "secure", &["grep", "-E", "CapBnd|NoNewPrivs", "/proc/self/status"], None).await.unwrap();
+    assert!(out.contains("CapBnd:\t0000000000000400"), "only NET_BIND_SERVICE (bit 10): {out}");
+    assert!(out.contains("NoNewPrivs:\t1"), "{out}");
+
     // The same through navctl.
     let (code, out, err) = navctl(&env, &["logs", "talker", "-c", "count", "--tail", "1"]);
     assert_eq!(code, 0, "{err}");
@@ -572,7 +605,9 @@ spec:
     assert!(stubborn >= Duration::from_secs(4), "killed before its 4 s grace period: {stubborn:?}");
     assert!(stubborn < Duration::from_secs(15), "not killed after its grace period: {stubborn:?}");
 
-    pods.delete("talker", &DeleteParams::default()).await.unwrap();
+    for name in ["talker", "secure"] {
+        pods.delete(name, &DeleteParams::default()).await.unwrap();
+    }
     wait_for("all pods gone", &kubelet, 60, async || {
         (pods.list(&Default::default()).await.ok()?.items.is_empty()).then_some(())
     })

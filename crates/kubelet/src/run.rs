@@ -165,22 +165,31 @@ fn referencing(store: &Store<Pod>, ns: &str, pred: impl Fn(&Pod) -> bool) -> Vec
         .collect()
 }
 
-/// Removes the remains of pods that no longer exist, once the pod store has listed, then every 30 s.
+/// Removes the remains of pods that no longer exist: at once when a pod leaves the store (deleted
+/// without a graceful stop, e.g. grace period 0), and in a full sweep once the store has listed and
+/// every 30 s after (pods deleted while the kubelet was down).
 async fn orphan_sweep(worker: Arc<PodWorker>, store: Store<Pod>, shutdown: CancellationToken) {
     tokio::select! {
         _ = shutdown.cancelled() => return,
         _ = store.wait_until_ready() => {}
     }
+    let mut last_full = std::time::Instant::now() - Duration::from_secs(3600);
+    let mut previous: HashSet<String> = HashSet::new();
     loop {
         let known: HashSet<String> = store.state().iter().map(|p| p.meta().uid.clone()).collect();
-        match worker.cleanup_orphans(&known).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(pods = n, "removed the remains of deleted pods"),
-            Err(e) => tracing::warn!(error = %e, "orphan sweep"),
+        let gone = previous.iter().any(|uid| !known.contains(uid));
+        if gone || last_full.elapsed() >= Duration::from_secs(30) {
+            last_full = std::time::Instant::now();
+            match worker.cleanup_orphans(&known).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(pods = n, "removed the remains of deleted pods"),
+                Err(e) => tracing::warn!(error = %e, "orphan sweep"),
+            }
         }
+        previous = known;
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
     }
 }
