@@ -322,6 +322,7 @@ pub struct Registry {
     child: Option<Child>,
     dir: TempDir,
     port: u16,
+    tls: bool,
 }
 
 /// Serializes the test-image build within this process (`flock` serializes it across processes).
@@ -330,22 +331,104 @@ static IMAGES_LOCK: Mutex<bool> = Mutex::new(false);
 impl Registry {
     /// Starts an empty registry and waits until `GET /v2/` answers 200.
     pub fn start() -> Registry {
+        Registry::start_with(false)
+    }
+
+    /// Starts an empty registry serving HTTPS with a certificate for 127.0.0.1 signed by a CA of its
+    /// own ([`Registry::ca_file`]), made with openssl.
+    pub fn start_tls() -> Registry {
+        Registry::start_with(true)
+    }
+
+    /// The CA certificate (PEM) a TLS registry's certificate is signed by.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// The registry's base URL (`http://` or `https://`).
+    pub fn url(&self) -> String {
+        format!("{}://{}", if self.tls { "https" } else { "http" }, self.addr())
+    }
+
+    fn make_certificates(dir: &Path) {
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl").args(args).current_dir(dir).output().expect("running openssl");
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=navarch test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ]);
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").expect("ext.cnf");
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "server.pem",
+        ]);
+    }
+
+    fn start_with(tls: bool) -> Registry {
         let dir = tempfile::Builder::new().prefix("navarch-registry-").tempdir().expect("temp dir");
         let port = free_port();
         let config = dir.path().join("config.yml");
         let storage = dir.path().join("storage");
+        let tls_config = if tls {
+            Registry::make_certificates(dir.path());
+            format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                dir.path().join("server.pem").display(),
+                dir.path().join("server.key").display()
+            )
+        } else {
+            String::new()
+        };
         std::fs::write(
             &config,
             format!(
                 "version: 0.1\n\
                  log:\n  level: warn\n\
                  storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-                 http:\n  addr: 127.0.0.1:{port}\n",
+                 http:\n  addr: 127.0.0.1:{port}\n{tls_config}",
                 storage.display()
             ),
         )
         .expect("writing the registry config");
-        let mut r = Registry { child: None, dir, port };
+        let mut r = Registry { child: None, dir, port, tls };
         let log = std::fs::File::create(r.log_path()).expect("registry log file");
         let child = Command::new("docker-registry")
             .arg("serve")
@@ -358,7 +441,12 @@ impl Registry {
         r.child = Some(child);
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         loop {
-            if http_get(r.addr(), "/v2/").is_some_and(|(code, _)| code == 200) {
+            let up = if tls {
+                TcpStream::connect(r.addr()).is_ok()
+            } else {
+                http_get(r.addr(), "/v2/").is_some_and(|(code, _)| code == 200)
+            };
+            if up {
                 return r;
             }
             if let Some(Ok(Some(status))) = r.child.as_mut().map(|c| c.try_wait()) {
@@ -373,9 +461,18 @@ impl Registry {
     /// `library/busybox:1.36`, `library/serve-hostname:1.0` and `library/serve-hostname:2.0`. The OCI
     /// layouts are built once into [`Registry::test_images_dir`] (the script skips an up-to-date build).
     pub fn with_test_images() -> Registry {
+        Registry::with_test_images_over(false)
+    }
+
+    /// [`Registry::with_test_images`] over HTTPS ([`Registry::start_tls`]).
+    pub fn tls_with_test_images() -> Registry {
+        Registry::with_test_images_over(true)
+    }
+
+    fn with_test_images_over(tls: bool) -> Registry {
         let images = Registry::test_images_dir();
         Registry::build_test_images(&images);
-        let r = Registry::start();
+        let r = Registry::start_with(tls);
         let out = Command::new(workspace_root().join("scripts/images.sh"))
             .arg("push")
             .arg(&images)
@@ -645,6 +742,16 @@ static NEXT_SUBNET: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32:
 
 impl Kubelet {
     pub async fn start(api: &ApiServer, containerd: &Containerd, registry: &Registry) -> Kubelet {
+        Kubelet::start_with(api, containerd, registry, &[]).await
+    }
+
+    /// A kubelet using `registry` as the docker.io mirror, with extra flags.
+    pub async fn start_with(
+        api: &ApiServer,
+        containerd: &Containerd,
+        registry: &Registry,
+        extra: &[String],
+    ) -> Kubelet {
         let dir = tempfile::Builder::new().prefix("navarch-kubelet-").tempdir().expect("temp dir");
         let n = (std::process::id() % 200) + NEXT_SUBNET.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let node_name = format!("node-{}", free_port());
@@ -662,11 +769,14 @@ impl Kubelet {
             format!("--log-dir={}", d.join("logs").display()),
             format!("--pod-cidr={pod_cidr}"),
             format!("--bridge={bridge}"),
-            format!("--registry-mirror=docker.io=http://{}", registry.addr()),
+            format!("--registry-mirror=docker.io={}", registry.url()),
             format!("--http-listen={http_addr}"),
             format!("--grpc-listen=127.0.0.1:{}", free_port()),
             "--heartbeat=2s".into(),
-        ];
+        ]
+        .into_iter()
+        .chain(extra.iter().cloned())
+        .collect();
         let mut k = Kubelet { child: None, dir, args, node_name, bridge, pod_cidr, http_addr };
         LIVE_KUBELETS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         k.spawn();

@@ -617,3 +617,59 @@ spec:
     let left = std::fs::read_dir(&exec_dirs).map(|d| d.count()).unwrap_or(0);
     assert_eq!(left, 0, "exec FIFOs left in {}", exec_dirs.display());
 }
+
+#[tokio::test]
+async fn pulls_over_tls_with_a_configured_ca_and_refuses_an_untrusted_one() {
+    let env = TestEnv::start().await;
+    let registry = Registry::tls_with_test_images();
+    let ctd = Containerd::start().await;
+    let ca = format!("--registry-ca={}", registry.ca_file().display());
+    let kubelet = Kubelet::start_with(&env.api_server, &ctd, &registry, &[ca]).await;
+    let c = env.client().await;
+    ready_node(&c, &kubelet).await;
+    let pods: Api<Pod> = c.api("default");
+    let node = kubelet.node_name.clone();
+    pods.create(&from_yaml::<Pod>(&format!(
+        "{{metadata: {{name: tls}}, spec: {{nodeName: {node}, terminationGracePeriodSeconds: 0, containers: [{{name: c, image: busybox:1.36, command: [sleep, '3600']}}]}}}}"
+    )))
+    .await
+    .unwrap();
+    wait_for("pod from the TLS registry Running", &kubelet, 60, async || {
+        let p = pods.get("tls").await.ok()?;
+        (p.status?.phase == "Running").then_some(())
+    })
+    .await;
+    pods.delete("tls", &DeleteParams::default()).await.unwrap();
+    drop(kubelet);
+
+    // Without the CA the registry's certificate is refused, and the pod says why.
+    let ctd2 = Containerd::start().await;
+    let untrusting = Kubelet::start(&env.api_server, &ctd2, &registry).await;
+    ready_node(&c, &untrusting).await;
+    let node = untrusting.node_name.clone();
+    pods.create(&from_yaml::<Pod>(&format!(
+        "{{metadata: {{name: untrusted}}, spec: {{nodeName: {node}, terminationGracePeriodSeconds: 0, containers: [{{name: c, image: busybox:1.36}}]}}}}"
+    )))
+    .await
+    .unwrap();
+    wait_for("ErrImagePull or ImagePullBackOff", &untrusting, 60, async || {
+        let p = pods.get("untrusted").await.ok()?;
+        let w = p.status?.container_statuses.first()?.state.clone()?.waiting?;
+        (w.reason == "ErrImagePull" || w.reason == "ImagePullBackOff").then_some(())
+    })
+    .await;
+    let events: Api<navarch_api::v1::Event> = c.api("default");
+    let failed = wait_for("Failed event", &untrusting, 30, async || {
+        let evs = events.list(&Default::default()).await.ok()?.items;
+        evs.into_iter().find(|e| {
+            e.reason == "Failed" && e.involved_object.as_ref().is_some_and(|o| o.name == "untrusted")
+        })
+    })
+    .await;
+    assert!(failed.message.to_lowercase().contains("certificate"), "{}", failed.message);
+    pods.delete("untrusted", &DeleteParams::default()).await.unwrap();
+    wait_for("pods gone", &untrusting, 60, async || {
+        pods.list(&Default::default()).await.ok()?.items.is_empty().then_some(())
+    })
+    .await;
+}

@@ -73,6 +73,10 @@ pub struct Args {
     /// Registry mirrors, `host=endpoint` (repeatable; e.g. docker.io=http://127.0.0.1:5000).
     #[arg(long = "registry-mirror", env = "NAVARCH_KUBELET_REGISTRY_MIRRORS", value_delimiter = ',')]
     pub registry_mirrors: Option<Vec<String>>,
+    /// Extra CA certificates (PEM files, comma-separated) trusted for registries over HTTPS, beside
+    /// the system's.
+    #[arg(long = "registry-ca", env = "NAVARCH_KUBELET_REGISTRY_CA", value_delimiter = ',')]
+    pub registry_ca_files: Option<Vec<PathBuf>>,
     /// Registry hosts spoken to over plain HTTP (comma-separated).
     #[arg(long, env = "NAVARCH_KUBELET_INSECURE_REGISTRIES", value_delimiter = ',')]
     pub insecure_registries: Option<Vec<String>>,
@@ -129,6 +133,7 @@ pub struct FileConfig {
     /// Host → endpoints, like containerd's hosts.toml.
     pub registry_mirrors: Option<BTreeMap<String, Vec<String>>>,
     pub insecure_registries: Option<Vec<String>>,
+    pub registry_ca_files: Option<Vec<PathBuf>>,
     pub http_listen: Option<SocketAddr>,
     pub grpc_listen: Option<SocketAddr>,
     pub container_log_max_size: Option<String>,
@@ -171,6 +176,7 @@ pub struct Config {
     pub cluster_dns: Vec<String>,
     pub cluster_domain: String,
     pub mirrors: Mirrors,
+    pub registry_ca_files: Vec<PathBuf>,
     pub http_listen: SocketAddr,
     pub grpc_listen: SocketAddr,
     pub log_rotation: crate::logs::Rotation,
@@ -274,6 +280,7 @@ impl Config {
                 mirrors,
                 insecure: args.insecure_registries.or(file.insecure_registries).unwrap_or_default(),
             },
+            registry_ca_files: args.registry_ca_files.or(file.registry_ca_files).unwrap_or_default(),
             http_listen: args
                 .http_listen
                 .or(file.http_listen)

@@ -312,7 +312,10 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
     let worker = Arc::new(PodWorker::new(
         client.clone(),
         ctd.clone(),
-        Puller::new(cfg.mirrors.clone()),
+        Puller::new(
+            cfg.mirrors.clone(),
+            crate::image::tls_config(&cfg.registry_ca_files).context("registry TLS settings")?,
+        ),
         cni,
         PodPaths {
             root_dir: cfg.root_dir.clone(),
