@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   etcd-server etcd-client containerd runc containernetworking-plugins nftables iptables iproute2
   busybox-static skopeo umoci docker-registry util-linux protobuf-compiler libprotobuf-dev
-  build-essential pkg-config curl ca-certificates
+  build-essential pkg-config curl ca-certificates openssl
 )
 
 missing=()
