@@ -64,6 +64,13 @@ async fn pod_runs_survives_kubelet_restart_and_is_deleted_cleanly() {
     cms.create(&from_yaml("{metadata: {name: settings}, data: {greeting: hello, file.txt: from-configmap}}"))
         .await
         .unwrap();
+    let secrets: Api<navarch_api::v1::Secret> = c.api("default");
+    secrets
+        .create(&from_yaml(
+            "{metadata: {name: creds}, stringData: {password: s3cret}, data: {token.txt: dG9rZW4tdmFsdWU=}}",
+        ))
+        .await
+        .unwrap();
     let pods: Api<Pod> = c.api("default");
     let pod: Pod = from_yaml(&format!(
         r#"
@@ -79,13 +86,16 @@ spec:
     env:
     - {{name: GREETING, valueFrom: {{configMapKeyRef: {{name: settings, key: greeting}}}}}}
     - {{name: MY_POD, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}
-    command: [sh, -c, 'echo "$GREETING $MY_POD" > /shared/env; cp /config/file.txt /shared/config; trap "exit 0" TERM; while true; do wget -qO /shared/fetched http://localhost:9376/; sleep 1; done']
+    - {{name: PASSWORD, valueFrom: {{secretKeyRef: {{name: creds, key: password}}}}}}
+    command: [sh, -c, 'echo "$GREETING $MY_POD" > /shared/env; cp /config/file.txt /shared/config; echo "$PASSWORD $(cat /secret/token.txt)" > /shared/secret; trap "exit 0" TERM; while true; do wget -qO /shared/fetched http://localhost:9376/; sleep 1; done']
     volumeMounts:
     - {{name: shared, mountPath: /shared}}
     - {{name: config, mountPath: /config, readOnly: true}}
+    - {{name: secret, mountPath: /secret, readOnly: true}}
   volumes:
   - {{name: shared, emptyDir: {{}}}}
   - {{name: config, configMap: {{name: settings}}}}
+  - {{name: secret, secret: {{secretName: creds}}}}
 "#,
         node = kubelet.node_name
     ));
@@ -113,6 +123,7 @@ spec:
     assert_eq!(fetched, "web-pod\n");
     assert_eq!(std::fs::read_to_string(shared.join("env")).unwrap(), "hello web-pod\n");
     assert_eq!(std::fs::read_to_string(shared.join("config")).unwrap(), "from-configmap");
+    assert_eq!(std::fs::read_to_string(shared.join("secret")).unwrap(), "s3cret token-value\n");
 
     // A kubelet restart adopts the containers: same ids, no restarts.
     let ids = ctd.container_ids();
@@ -125,6 +136,25 @@ spec:
     assert_eq!(st.phase, "Running");
     assert!(st.container_statuses.iter().all(|s| s.restart_count == 0), "{st:?}");
     assert_eq!(http_body(&ip, 9376).as_deref(), Some("web-pod\n"));
+
+    // A pod deleted while the kubelet is down is cleaned up when it returns.
+    let orphan: Pod = from_yaml(&format!(
+        "{{metadata: {{name: orphan}}, spec: {{nodeName: {}, terminationGracePeriodSeconds: 0, containers: [{{name: c, image: busybox:1.36, command: [sleep, '3600']}}]}}}}",
+        kubelet.node_name
+    ));
+    pods.create(&orphan).await.unwrap();
+    wait_for("orphan Running", &kubelet, 60, async || {
+        (pods.get("orphan").await.ok()?.status?.phase == "Running").then_some(())
+    })
+    .await;
+    kubelet.kill9();
+    pods.delete("orphan", &DeleteParams::default()).await.unwrap();
+    assert!(pods.get_opt("orphan").await.unwrap().is_none(), "grace 0: removed from the API at once");
+    assert_eq!(ctd.container_ids().len(), 3);
+    kubelet.restart();
+    wait_for("orphan's container removed", &kubelet, 60, async || (ctd.container_ids() == ids).then_some(()))
+        .await;
+    assert_eq!(kubelet.netns_count(), 1, "the orphan's network namespace is gone");
 
     // Graceful deletion: stopped within the grace period, then removed with everything it had.
     let started = Instant::now();
@@ -168,7 +198,20 @@ async fn crash_loop_oom_and_init_order() {
         pods.create(&from_yaml::<Pod>(&y)).await.unwrap();
     }
 
-    // Crash loop: restarted with back-off (immediately, then 10 s), reported as CrashLoopBackOff.
+    // Crash loop: the first restart at once, then back-off 10 s, 20 s, ... reported as CrashLoopBackOff.
+    let first = wait_for("crash restarted once and backing off", &kubelet, 60, async || {
+        let p = pods.get("crash").await.ok()?;
+        let cs = p.status.clone()?.container_statuses.first()?.clone();
+        let w = cs.state.as_ref()?.waiting.clone()?;
+        (cs.restart_count == 1 && w.reason == "CrashLoopBackOff").then_some((cs, w))
+    })
+    .await;
+    assert!(
+        first.1.message.starts_with("back-off 10s restarting failed container=c pod=crash_default("),
+        "{}",
+        first.1.message
+    );
+    let finished_1 = first.0.last_state.clone().unwrap().terminated.unwrap().finished_at;
     let crash = wait_for("crash restarted twice", &kubelet, 60, async || {
         let p = pods.get("crash").await.ok()?;
         let cs = p.status.clone()?.container_statuses.first()?.clone();
@@ -176,8 +219,16 @@ async fn crash_loop_oom_and_init_order() {
             .then_some(cs)
     })
     .await;
-    let last = crash.last_state.unwrap().terminated.unwrap();
+    let last = crash.last_state.clone().unwrap().terminated.unwrap();
     assert_eq!((last.exit_code, last.reason.as_str()), (3, "Error"));
+    let secs = |t: &str| humantime::parse_rfc3339(t).unwrap();
+    let gap = secs(&last.started_at).duration_since(secs(&finished_1)).unwrap_or_default();
+    assert!(
+        gap >= Duration::from_secs(9),
+        "second restart {gap:?} after the first exit, not after the 10 s back-off"
+    );
+    let message = &crash.state.unwrap().waiting.unwrap().message;
+    assert!(message.starts_with("back-off 20s"), "{message}");
 
     // OOM: killed by the memory cgroup, reported OOMKilled; restartPolicy Never fails the pod.
     let oom = wait_for("oom Failed", &kubelet, 60, async || {
