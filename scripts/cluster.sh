@@ -18,6 +18,7 @@ ETCD_PEER_PORT="${ETCD_PEER_PORT:-2380}"
 API_PORT="${API_PORT:-6443}"
 API_HTTP_PORT="${API_HTTP_PORT:-6444}"
 SCHED_HTTP_PORT="${SCHED_HTTP_PORT:-10259}"
+CM_HTTP_PORT="${CM_HTTP_PORT:-10257}"
 REGISTRY_PORT="${REGISTRY_PORT:-5000}"
 KUBELET_HTTP_PORT="${KUBELET_HTTP_PORT:-10248}"
 KUBELET_API_PORT="${KUBELET_API_PORT:-10250}"
@@ -33,7 +34,7 @@ NAVCTL_CONFIG="$NAVCTL_CONFIG_DIR/config.yaml"
 NAVCTL_LINK="/usr/local/bin/navctl"
 
 # Components not built yet: name and the issue that builds them.
-NOT_YET=("controller-manager:5" "kube-proxy:6")
+NOT_YET=("kube-proxy:6")
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -124,6 +125,17 @@ cmd_up() {
       --http-listen="127.0.0.1:$SCHED_HTTP_PORT"
   fi
   wait_for scheduler 30 http_ok "$SCHED_HTTP_PORT" /healthz
+
+  if running controller-manager; then
+    say "controller-manager already running (pid $(pid_of controller-manager))"
+  else
+    rm -f "$RUN/controller-manager.pid"
+    say "starting controller-manager (ReplicaSets so far)"
+    port_busy "$CM_HTTP_PORT" && die "port $CM_HTTP_PORT is in use by a process that is not ours (set CM_HTTP_PORT)"
+    RUST_LOG="${RUST_LOG:-info}" start_bg controller-manager "$BIN/controller-manager" --server="127.0.0.1:$API_PORT" \
+      --http-listen="127.0.0.1:$CM_HTTP_PORT"
+  fi
+  wait_for controller-manager 30 http_ok "$CM_HTTP_PORT" /healthz
 
   start_node
 
@@ -251,6 +263,7 @@ stop() { # name
 
 cmd_down() {
   stop_node
+  stop controller-manager
   stop scheduler
   stop api-server
   stop etcd
@@ -270,13 +283,14 @@ uptime_of() { ps -o etime= -p "$1" 2>/dev/null | tr -d ' '; }
 cmd_status() {
   printf '%-20s %-10s %-8s %-12s %s\n' COMPONENT STATE PID UPTIME HEALTH
   local name pid health
-  for name in etcd api-server scheduler containerd registry kubelet; do
+  for name in etcd api-server scheduler controller-manager containerd registry kubelet; do
     if running "$name"; then
       pid="$(pid_of "$name")"
       case "$name" in
         etcd) etcd_healthy && health="healthy" || health="unhealthy" ;;
         api-server) http_ok "$API_HTTP_PORT" /readyz && health="ready (http://127.0.0.1:$API_HTTP_PORT/metrics)" || health="not ready" ;;
         scheduler) http_ok "$SCHED_HTTP_PORT" /healthz && health="healthy (http://127.0.0.1:$SCHED_HTTP_PORT/metrics)" || health="unhealthy" ;;
+        controller-manager) http_ok "$CM_HTTP_PORT" /healthz && health="healthy" || health="unhealthy" ;;
         containerd) [ -S "$CTD_SOCK" ] && health="socket $CTD_SOCK" || health="no socket" ;;
         registry) http_ok "$REGISTRY_PORT" /v2/ && health="serving http://127.0.0.1:$REGISTRY_PORT" || health="unhealthy" ;;
         kubelet) http_ok "$KUBELET_HTTP_PORT" /healthz && health="healthy (node $(hostname))" || health="unhealthy" ;;

@@ -9,6 +9,7 @@ pub mod controller;
 pub mod error;
 pub mod events;
 pub mod leader;
+pub mod shutdown;
 pub mod store;
 pub mod watcher;
 
@@ -20,5 +21,6 @@ pub use controller::{Action, Controller};
 pub use error::{Error, Result};
 pub use events::{EventRecorder, object_ref};
 pub use leader::{LeaderElector, LeaseConfig, run_while_leader};
+pub use shutdown::cancel_on_signal;
 pub use store::{ObjectRef, Store, reflector, store};
 pub use watcher::{Event, WatcherConfig, watcher};

@@ -1,8 +1,20 @@
-//! navarch controller-manager: level-triggered controllers. Not implemented yet (issue 5).
+//! `controller-manager`: resolve config (flag > env > file > default), init tracing, run the
+//! controllers (as the elected leader) until SIGTERM.
 
-fn main() {
-    eprintln!(
-        "controller-manager: not implemented yet (tracked in issue 5: the controller-manager); nothing was started"
-    );
-    std::process::exit(2);
+use anyhow::Context;
+use clap::Parser;
+use navarch_controller_manager::config::{Args, Config};
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::resolve(Args::parse()).context("configuration")?;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(navarch_client::cancel_on_signal(shutdown.clone()));
+    navarch_controller_manager::run::run(config, shutdown).await
 }

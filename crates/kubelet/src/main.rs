@@ -6,17 +6,6 @@ use clap::Parser;
 use navarch_kubelet::config::{Args, Config};
 use tokio_util::sync::CancellationToken;
 
-async fn shutdown_signal(token: CancellationToken) {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("shutting down");
-    token.cancel();
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::resolve(Args::parse()).context("configuration")?;
@@ -26,6 +15,6 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let shutdown = CancellationToken::new();
-    tokio::spawn(shutdown_signal(shutdown.clone()));
+    tokio::spawn(navarch_client::cancel_on_signal(shutdown.clone()));
     navarch_kubelet::run::run(config, shutdown).await
 }

@@ -12,17 +12,6 @@ use navarch_scheduler::metrics::SchedulerMetrics;
 use navarch_scheduler::scheduler::Scheduler;
 use tokio_util::sync::CancellationToken;
 
-async fn shutdown_signal(token: CancellationToken) {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("shutting down");
-    token.cancel();
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::resolve(Args::parse()).context("configuration")?;
@@ -34,7 +23,7 @@ async fn main() -> anyhow::Result<()> {
     let client = Client::connect_lazy(&config.server).context("api-server address")?;
     let cfg = config.scheduler();
     let shutdown = CancellationToken::new();
-    tokio::spawn(shutdown_signal(shutdown.clone()));
+    tokio::spawn(navarch_client::cancel_on_signal(shutdown.clone()));
     let metrics = Arc::new(SchedulerMetrics::new());
     let listener = tokio::net::TcpListener::bind(config.http_listen)
         .await

@@ -1,0 +1,113 @@
+//! Controller-manager configuration. Precedence: flag > environment (`NAVARCH_CONTROLLER_MANAGER_*`)
+//! > config file (`--config`, YAML, unknown keys rejected) > default.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+use serde::Deserialize;
+
+#[derive(Debug, Default, Parser)]
+#[command(name = "controller-manager", version, about = "navarch controller-manager: ReplicaSets and more")]
+pub struct Args {
+    /// YAML config file (keys as the long flags, with '_' for '-').
+    #[arg(long, env = "NAVARCH_CONTROLLER_MANAGER_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// api-server address.
+    #[arg(long, env = "NAVARCH_CONTROLLER_MANAGER_SERVER")]
+    pub server: Option<String>,
+    /// HTTP address for /healthz.
+    #[arg(long, env = "NAVARCH_CONTROLLER_MANAGER_HTTP_LISTEN")]
+    pub http_listen: Option<SocketAddr>,
+    /// Elect a leader through a Lease so several instances can run and only one acts.
+    #[arg(long, env = "NAVARCH_CONTROLLER_MANAGER_LEADER_ELECT")]
+    pub leader_elect: Option<bool>,
+    /// This instance's identity in the Lease (default: hostname and pid).
+    #[arg(long, env = "NAVARCH_CONTROLLER_MANAGER_IDENTITY")]
+    pub identity: Option<String>,
+    /// Objects reconciled at once per controller.
+    #[arg(long, env = "NAVARCH_CONTROLLER_MANAGER_WORKERS")]
+    pub workers: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub server: Option<String>,
+    pub http_listen: Option<SocketAddr>,
+    pub leader_elect: Option<bool>,
+    pub identity: Option<String>,
+    pub workers: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub server: String,
+    pub http_listen: SocketAddr,
+    pub leader_elect: bool,
+    pub identity: Option<String>,
+    pub workers: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {source}")]
+    Parse { path: PathBuf, source: serde_yaml::Error },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    pub fn resolve(args: Args) -> Result<Config, ConfigError> {
+        let file: FileConfig = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+                if text.trim().is_empty() {
+                    FileConfig::default()
+                } else {
+                    serde_yaml::from_str(&text)
+                        .map_err(|source| ConfigError::Parse { path: path.clone(), source })?
+                }
+            }
+            None => FileConfig::default(),
+        };
+        let c = Config {
+            server: args.server.or(file.server).unwrap_or_else(|| "127.0.0.1:6443".into()),
+            http_listen: args
+                .http_listen
+                .or(file.http_listen)
+                .unwrap_or_else(|| "127.0.0.1:10257".parse().expect("valid address")),
+            leader_elect: args.leader_elect.or(file.leader_elect).unwrap_or(true),
+            identity: args.identity.or(file.identity),
+            workers: args.workers.or(file.workers).unwrap_or(5),
+        };
+        if c.workers == 0 {
+            return Err(ConfigError::Invalid("workers: must be at least 1".into()));
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flag_beats_file_beats_default() {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), "server: 10.0.0.1:6443\nworkers: 9\n").unwrap();
+        let path = f.path().to_str().unwrap().to_string();
+        let c = Config::resolve(Args::try_parse_from(["cm", "--config", &path]).unwrap()).unwrap();
+        assert_eq!((c.server.as_str(), c.workers, c.leader_elect), ("10.0.0.1:6443", 9, true));
+        let c = Config::resolve(Args::try_parse_from(["cm", "--config", &path, "--workers", "2"]).unwrap())
+            .unwrap();
+        assert_eq!(c.workers, 2);
+        std::fs::write(f.path(), "wrokers: 1\n").unwrap();
+        let e = Config::resolve(Args::try_parse_from(["cm", "--config", &path]).unwrap()).unwrap_err();
+        assert!(e.to_string().contains("unknown field `wrokers`"), "{e}");
+        assert!(Config::resolve(Args { workers: Some(0), ..Args::default() }).is_err());
+    }
+}

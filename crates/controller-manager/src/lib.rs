@@ -1,0 +1,10 @@
+//! The navarch controller-manager: small level-triggered controllers on the shared client runtime
+//! (watch → store → per-key work queue → reconcile), one process, one leader at a time (Lease
+//! `kube-system/kube-controller-manager`).
+//!
+//! * [`replicaset`]: keeps `replicas` pods per ReplicaSet.
+//! * [`config`]: flag > env > file > default; [`run`]: wiring.
+
+pub mod config;
+pub mod replicaset;
+pub mod run;

@@ -1,0 +1,122 @@
+//! Wiring: the shared pod store, each controller on the client runtime, `/healthz`, until shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use navarch_api::Resource;
+use navarch_api::selector::Selector;
+use navarch_api::v1::{Pod, ReplicaSet};
+use navarch_client::{Action, Client, Controller, Event, EventRecorder, ObjectRef, WatcherConfig};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::replicaset::{ReplicaSetController, controller_of};
+
+const EVENT_QUEUE: usize = 1000;
+
+async fn serve_http(listener: tokio::net::TcpListener, shutdown: CancellationToken) {
+    let app = axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok" }));
+    let _ =
+        axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await;
+}
+
+/// Runs the controllers until `shutdown` (called while this instance leads).
+pub async fn run_controllers(client: Client, workers: usize, shutdown: CancellationToken) {
+    let (events, sender) = EventRecorder::new(client.clone(), "replicaset-controller", "", EVENT_QUEUE);
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(sender);
+
+    // ReplicaSets, re-synced when a pod they own (or an orphan they select) changes. The pod store
+    // and those triggers come from one watch, the store updated first, so a reconcile never reads a
+    // store older than the event that triggered it.
+    let rs_controller =
+        Controller::new(client.api::<ReplicaSet>(""), WatcherConfig::default()).concurrency(workers);
+    let rs_store = rs_controller.store();
+    let (pods, pod_writer) = navarch_client::store::<Pod>();
+    let selecting = rs_store.clone();
+    let replicasets_for = move |p: &Pod| -> Vec<ObjectRef> {
+        let m = p.meta();
+        if let Some(owner) = controller_of(m) {
+            return if owner.kind == "ReplicaSet" {
+                vec![ObjectRef::new(&m.namespace, &owner.name)]
+            } else {
+                vec![]
+            };
+        }
+        selecting
+            .state()
+            .iter()
+            .filter(|rs| rs.meta().namespace == m.namespace)
+            .filter(|rs| {
+                Selector::from_label_selector(rs.spec.as_ref().and_then(|s| s.selector.as_ref()))
+                    .is_ok_and(|s| !s.is_empty() && s.matches(&m.labels))
+            })
+            .map(|rs| ObjectRef::from_obj(rs.as_ref()))
+            .collect()
+    };
+    let all_sets = rs_store.clone();
+    let pod_events = navarch_client::reflector(
+        pod_writer,
+        navarch_client::watcher(client.api::<Pod>(""), WatcherConfig::default()),
+    )
+    .filter_map(move |ev| {
+        futures::future::ready(match ev {
+            Ok(Event::Apply(p)) | Ok(Event::Delete(p)) => Some(replicasets_for(&p)),
+            Ok(Event::InitDone) => {
+                Some(all_sets.state().iter().map(|rs| ObjectRef::from_obj(rs.as_ref())).collect())
+            }
+            _ => None,
+        })
+    });
+    let rs_controller = rs_controller.triggered_by(pod_events);
+    let ctx = Arc::new(ReplicaSetController::new(client.clone(), pods, events));
+    let rs_stop = shutdown.clone();
+    tasks.spawn(async move {
+        rs_controller
+            .run(
+                |rs: Arc<ReplicaSet>, c: Arc<ReplicaSetController>| async move { c.reconcile(rs).await },
+                |_rs, _e, _c| Action::requeue(Duration::from_secs(2)),
+                ctx,
+                rs_stop,
+            )
+            .await
+    });
+    shutdown.cancelled().await;
+    let drain = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {
+        tracing::warn!("controllers did not stop in time");
+    }
+}
+
+pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let client = Client::connect_lazy(&cfg.server).context("api-server address")?;
+    let listener = tokio::net::TcpListener::bind(cfg.http_listen)
+        .await
+        .with_context(|| format!("listening on {}", cfg.http_listen))?;
+    let http = tokio::spawn(serve_http(listener, shutdown.clone()));
+    tracing::info!(server = %cfg.server, "controller-manager starting");
+    if cfg.leader_elect {
+        let identity = cfg.identity.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+            format!("{}_{}", host.trim(), std::process::id())
+        });
+        let elector = navarch_client::LeaderElector::new(
+            &client,
+            "kube-system",
+            "kube-controller-manager",
+            &identity,
+            navarch_client::LeaseConfig::default(),
+        );
+        navarch_client::run_while_leader(elector, shutdown.clone(), |stop| {
+            run_controllers(client.clone(), cfg.workers, stop)
+        })
+        .await;
+    } else {
+        run_controllers(client, cfg.workers, shutdown.clone()).await;
+    }
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(2), http).await;
+    Ok(())
+}

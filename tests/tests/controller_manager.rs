@@ -1,0 +1,147 @@
+//! The controller-manager binary against a real api-server and etcd (no kubelets: the test plays the
+//! kubelet by writing pod status where readiness matters).
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use navarch_api::Resource;
+use navarch_api::v1::{Pod, PodCondition, ReplicaSet};
+use navarch_client::{Api, DeleteParams, ListParams};
+use navarch_tests::{TestEnv, binary};
+
+struct Daemon(Child);
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_controller_manager(env: &TestEnv) -> Daemon {
+    let child = Command::new(binary("controller-manager", "controller-manager"))
+        .arg(format!("--server={}", env.api_server_addr()))
+        .arg(format!("--http-listen=127.0.0.1:{}", navarch_tests::free_port()))
+        .env("RUST_LOG", std::env::var("NAVARCH_TEST_LOG").unwrap_or_else(|_| "info".into()))
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("starting the controller-manager");
+    Daemon(child)
+}
+
+fn from_yaml<T: serde::de::DeserializeOwned>(y: &str) -> T {
+    serde_yaml::from_str(y).unwrap()
+}
+
+/// Active pods with the label app=web.
+async fn web_pods(pods: &Api<Pod>) -> Vec<Pod> {
+    let p = ListParams { label_selector: "app=web".into(), ..Default::default() };
+    pods.list(&p)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|p| p.meta().deletion_timestamp.is_empty())
+        .collect()
+}
+
+async fn settle_at(pods: &Api<Pod>, n: usize) -> Vec<Pod> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let got = loop {
+        let l = web_pods(pods).await;
+        if l.len() == n {
+            break l;
+        }
+        let names: Vec<String> = l.iter().map(|p| p.meta().name.clone()).collect();
+        assert!(Instant::now() < deadline, "wanted {n} pods, have {names:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // And it stays there (no late duplicates).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let again = web_pods(pods).await;
+    assert_eq!(
+        again.len(),
+        n,
+        "pod count moved after settling: {:?}",
+        again.iter().map(|p| p.meta().name.clone()).collect::<Vec<_>>()
+    );
+    got
+}
+
+fn rs_yaml(replicas: i32) -> String {
+    format!(
+        "{{metadata: {{name: web}}, spec: {{replicas: {replicas}, selector: {{matchLabels: {{app: web}}}}, template: {{metadata: {{labels: {{app: web}}}}, spec: {{containers: [{{name: c, image: busybox:1.36}}]}}}}}}}}"
+    )
+}
+
+#[tokio::test]
+async fn replicaset_converges_adopts_scales_and_survives_a_restart() {
+    let env = TestEnv::start().await;
+    let c = env.client().await;
+    let pods: Api<Pod> = c.api("default");
+    let sets: Api<ReplicaSet> = c.api("default");
+    // An orphan that matches is adopted rather than duplicated.
+    pods.create(&from_yaml("{metadata: {name: orphan, labels: {app: web}}, spec: {containers: [{name: c, image: busybox:1.36}]}}")).await.unwrap();
+    let mut cm = start_controller_manager(&env);
+    let rs = sets.create(&from_yaml(&rs_yaml(3))).await.unwrap();
+    let three = settle_at(&pods, 3).await;
+    for p in &three {
+        let owner = p.meta().owner_references.iter().find(|r| r.controller == Some(true)).expect("owned");
+        assert_eq!((owner.kind.as_str(), owner.uid.as_str()), ("ReplicaSet", rs.meta().uid.as_str()));
+    }
+    assert!(three.iter().any(|p| p.meta().name == "orphan"), "the orphan was adopted");
+    assert!(three.iter().filter(|p| p.meta().name != "orphan").all(|p| p.meta().name.starts_with("web-")));
+
+    // A pod deleted by hand is replaced.
+    let victim = three.iter().find(|p| p.meta().name != "orphan").unwrap().meta().name.clone();
+    pods.delete(&victim, &DeleteParams::default()).await.unwrap();
+    let after = settle_at(&pods, 3).await;
+    assert!(after.iter().all(|p| p.meta().name != victim));
+
+    // Scaling down removes the surplus; status follows, readiness included (the test plays the kubelet).
+    let mut cur = sets.get("web").await.unwrap();
+    cur.spec.as_mut().unwrap().replicas = Some(1);
+    sets.update(&cur).await.unwrap();
+    let one = settle_at(&pods, 1).await;
+    let mut p = one[0].clone();
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    p.status.get_or_insert_with(Default::default).phase = "Running".into();
+    p.status.as_mut().unwrap().conditions = vec![PodCondition {
+        r#type: "Ready".into(),
+        status: "True".into(),
+        last_transition_time: now,
+        ..Default::default()
+    }];
+    pods.update_status(&p).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = sets.get("web").await.unwrap();
+        let st = s.status.clone().unwrap_or_default();
+        if st.replicas == 1
+            && st.ready_replicas == 1
+            && st.available_replicas == 1
+            && st.observed_generation == s.meta().generation
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "status {st:?} at generation {}", s.meta().generation);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A pod whose labels stop matching is released (and replaced).
+    let mut p = pods.get(&one[0].meta().name).await.unwrap();
+    p.meta_mut().labels.insert("app".into(), "debug".into());
+    pods.update(&p).await.unwrap();
+    let replaced = settle_at(&pods, 1).await;
+    assert_ne!(replaced[0].meta().name, p.meta().name);
+    let released = pods.get(&p.meta().name).await.unwrap();
+    assert!(released.meta().owner_references.is_empty(), "released pod keeps no owner");
+
+    // Killed and restarted, it picks up where it was: scale to 4 gives exactly 4.
+    drop(cm);
+    let mut cur = sets.get("web").await.unwrap();
+    cur.spec.as_mut().unwrap().replicas = Some(4);
+    sets.update(&cur).await.unwrap();
+    cm = start_controller_manager(&env);
+    settle_at(&pods, 4).await;
+    drop(cm);
+}
