@@ -145,3 +145,58 @@ async fn replicaset_converges_adopts_scales_and_survives_a_restart() {
     settle_at(&pods, 4).await;
     drop(cm);
 }
+
+async fn pods_of(pods: &Api<Pod>, app: &str) -> Vec<Pod> {
+    let p = ListParams { label_selector: format!("app={app}"), ..Default::default() };
+    pods.list(&p).await.unwrap().items
+}
+
+async fn wait_until(what: &str, secs: u64, mut f: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn deletion_propagation_background_foreground_orphan() {
+    let env = TestEnv::start().await;
+    let c = env.client().await;
+    let pods: Api<Pod> = c.api("default");
+    let sets: Api<ReplicaSet> = c.api("default");
+    let _cm = start_controller_manager(&env);
+    for app in ["bg", "fg", "orphaned"] {
+        sets.create(&from_yaml(&format!(
+            "{{metadata: {{name: {app}}}, spec: {{replicas: 2, selector: {{matchLabels: {{app: {app}}}}}, template: {{metadata: {{labels: {{app: {app}}}}}, spec: {{containers: [{{name: c, image: busybox:1.36}}]}}}}}}}}"
+        )))
+        .await
+        .unwrap();
+    }
+    for app in ["bg", "fg", "orphaned"] {
+        wait_until(&format!("2 {app} pods"), 30, async || pods_of(&pods, app).await.len() == 2).await;
+    }
+
+    // Background (the default): the owner goes at once, its pods shortly after.
+    sets.delete("bg", &DeleteParams::default()).await.unwrap();
+    assert!(sets.get_opt("bg").await.unwrap().is_none());
+    wait_until("bg pods collected", 30, async || pods_of(&pods, "bg").await.is_empty()).await;
+
+    // Foreground: the owner stays (deleting) until its pods are gone.
+    let fg = DeleteParams { propagation_policy: "Foreground".into(), ..Default::default() };
+    let d = sets.delete("fg", &fg).await.unwrap();
+    assert!(d.pending, "foreground deletion waits for the dependents");
+    wait_until("fg pods and owner gone", 30, async || {
+        pods_of(&pods, "fg").await.is_empty() && sets.get_opt("fg").await.unwrap().is_none()
+    })
+    .await;
+
+    // Orphan: the owner goes, the pods stay, without an owner.
+    let orphan = DeleteParams { propagation_policy: "Orphan".into(), ..Default::default() };
+    sets.delete("orphaned", &orphan).await.unwrap();
+    wait_until("orphaned owner gone", 30, async || sets.get_opt("orphaned").await.unwrap().is_none()).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let left = pods_of(&pods, "orphaned").await;
+    assert_eq!(left.len(), 2, "orphaned pods stay");
+    assert!(left.iter().all(|p| p.meta().owner_references.is_empty()), "and have no owner");
+}

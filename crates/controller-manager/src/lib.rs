@@ -3,8 +3,10 @@
 //! `kube-system/kube-controller-manager`).
 //!
 //! * [`replicaset`]: keeps `replicas` pods per ReplicaSet.
+//! * [`garbage_collector`]: ownerReferences: background, foreground and orphan deletion.
 //! * [`config`]: flag > env > file > default; [`run`]: wiring.
 
 pub mod config;
+pub mod garbage_collector;
 pub mod replicaset;
 pub mod run;

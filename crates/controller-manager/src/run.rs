@@ -26,6 +26,7 @@ pub async fn run_controllers(client: Client, workers: usize, shutdown: Cancellat
     let (events, sender) = EventRecorder::new(client.clone(), "replicaset-controller", "", EVENT_QUEUE);
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(sender);
+    tasks.spawn(crate::garbage_collector::run(client.clone(), shutdown.clone()));
 
     // ReplicaSets, re-synced when a pod they own (or an orphan they select) changes. The pod store
     // and those triggers come from one watch, the store updated first, so a reconcile never reads a

@@ -1,0 +1,414 @@
+//! The garbage collector: ownerReferences as a graph over the kinds that have owners or dependents.
+//!
+//! * A dependent whose owners are all gone is deleted (background propagation). Before deleting it
+//!   the collector asks the api-server for each owner, so a stale cache never deletes anything
+//!   that still has an owner.
+//! * An owner deleted with `propagationPolicy: Orphan` (finalizer `orphan`) has its dependents'
+//!   ownerReferences to it removed, then the finalizer.
+//! * An owner deleted with `propagationPolicy: Foreground` (finalizer `foregroundDeletion`) has its
+//!   dependents deleted (foreground too), and the finalizer is removed once none remains.
+//!
+//! The graph is rebuilt from watch-fed stores; the decisions ([`decide`]) are pure.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use navarch_api::Resource;
+use navarch_api::v1::{
+    ConfigMap, CronJob, DaemonSet, Deployment, Endpoints, Job, ObjectMeta, Pod, ReplicaSet, Secret, Service,
+    StatefulSet,
+};
+use navarch_client::{Client, DeleteParams, Store, WatcherConfig};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+pub const FINALIZER_ORPHAN: &str = "orphan";
+pub const FINALIZER_FOREGROUND: &str = "foregroundDeletion";
+
+/// One object of the graph.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub kind: &'static str,
+    pub namespace: String,
+    pub name: String,
+    pub meta: ObjectMeta,
+}
+
+/// What the collector should do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// Delete this dependent (all its owners are gone), or as part of a foreground deletion.
+    Delete { kind: &'static str, namespace: String, name: String, uid: String, foreground: bool },
+    /// Remove the ownerReference to `owner_uid` from this dependent (its owner is orphaning it).
+    Unown { kind: &'static str, namespace: String, name: String, owner_uid: String },
+    /// Remove `finalizer` from this owner: its dependents are dealt with.
+    Finish { kind: &'static str, namespace: String, name: String, finalizer: &'static str },
+}
+
+/// The steps for a graph (uid → node).
+pub fn decide(graph: &HashMap<String, Node>) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let mut dependents: HashMap<&str, Vec<&Node>> = HashMap::new();
+    for n in graph.values() {
+        for r in &n.meta.owner_references {
+            dependents.entry(r.uid.as_str()).or_default().push(n);
+        }
+    }
+    for (uid, n) in graph {
+        let deleting = !n.meta.deletion_timestamp.is_empty();
+        let mine = dependents.get(uid.as_str()).cloned().unwrap_or_default();
+        if deleting && n.meta.finalizers.iter().any(|f| f == FINALIZER_ORPHAN) {
+            for d in &mine {
+                steps.push(Step::Unown {
+                    kind: d.kind,
+                    namespace: d.namespace.clone(),
+                    name: d.name.clone(),
+                    owner_uid: uid.clone(),
+                });
+            }
+            if mine.is_empty() {
+                steps.push(Step::Finish {
+                    kind: n.kind,
+                    namespace: n.namespace.clone(),
+                    name: n.name.clone(),
+                    finalizer: FINALIZER_ORPHAN,
+                });
+            }
+        } else if deleting && n.meta.finalizers.iter().any(|f| f == FINALIZER_FOREGROUND) {
+            for d in &mine {
+                if d.meta.deletion_timestamp.is_empty() {
+                    steps.push(Step::Delete {
+                        kind: d.kind,
+                        namespace: d.namespace.clone(),
+                        name: d.name.clone(),
+                        uid: d.meta.uid.clone(),
+                        foreground: true,
+                    });
+                }
+            }
+            if mine.is_empty() {
+                steps.push(Step::Finish {
+                    kind: n.kind,
+                    namespace: n.namespace.clone(),
+                    name: n.name.clone(),
+                    finalizer: FINALIZER_FOREGROUND,
+                });
+            }
+        }
+        // Owners all gone (absent from the graph): the dependent goes.
+        if !deleting
+            && !n.meta.owner_references.is_empty()
+            && n.meta.owner_references.iter().all(|r| !graph.contains_key(&r.uid))
+        {
+            steps.push(Step::Delete {
+                kind: n.kind,
+                namespace: n.namespace.clone(),
+                name: n.name.clone(),
+                uid: uid.clone(),
+                foreground: false,
+            });
+        }
+    }
+    steps
+}
+
+/// The stores of every kind in the graph.
+pub struct Graph {
+    readers: Vec<Box<dyn Fn() -> Option<Vec<Node>> + Send + Sync>>,
+}
+
+fn reader<K: Resource>(store: Store<K>) -> Box<dyn Fn() -> Option<Vec<Node>> + Send + Sync> {
+    Box::new(move || {
+        if !store.is_ready() {
+            return None;
+        }
+        Some(
+            store
+                .state()
+                .iter()
+                .map(|o| {
+                    let m = o.meta();
+                    Node {
+                        kind: K::KIND,
+                        namespace: m.namespace.clone(),
+                        name: m.name.clone(),
+                        meta: m.clone(),
+                    }
+                })
+                .collect(),
+        )
+    })
+}
+
+impl Graph {
+    /// The whole graph, once every kind has been listed.
+    pub fn snapshot(&self) -> Option<HashMap<String, Node>> {
+        let mut out = HashMap::new();
+        for r in &self.readers {
+            for n in r()? {
+                out.insert(n.meta.uid.clone(), n);
+            }
+        }
+        Some(out)
+    }
+}
+
+/// Starts a watch-fed store for `K`, poking `changed` on every event.
+fn feed<K: Resource>(
+    client: &Client,
+    changed: Arc<Notify>,
+    shutdown: CancellationToken,
+    tasks: &mut tokio::task::JoinSet<()>,
+) -> Store<K> {
+    let (store, writer) = navarch_client::store::<K>();
+    let events = navarch_client::reflector(
+        writer,
+        navarch_client::watcher(client.api::<K>(""), WatcherConfig::default()),
+    );
+    tasks.spawn(async move {
+        let mut events = std::pin::pin!(events);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                ev = events.next() => match ev {
+                    Some(_) => changed.notify_one(),
+                    None => return,
+                },
+            }
+        }
+    });
+    store
+}
+
+/// Whether the owner named by `r` (in `namespace`) still exists with the same uid.
+async fn owner_exists(
+    client: &Client,
+    namespace: &str,
+    r: &navarch_api::v1::OwnerReference,
+) -> Result<bool, navarch_client::Error> {
+    let scoped = navarch_api::kind_info(&r.kind).is_some_and(|k| k.namespaced);
+    match client.get(&r.kind, if scoped { namespace } else { "" }, &r.name).await {
+        Ok(o) => Ok(o.meta().uid == r.uid),
+        Err(navarch_client::Error::NotFound(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+async fn apply(
+    client: &Client,
+    graph: &HashMap<String, Node>,
+    step: &Step,
+) -> Result<(), navarch_client::Error> {
+    match step {
+        Step::Delete { kind, namespace, name, uid, foreground } => {
+            if !foreground {
+                // Confirm with the api-server that every owner is really gone.
+                let node = graph.get(uid).expect("step from this graph");
+                for r in &node.meta.owner_references {
+                    if owner_exists(client, namespace, r).await? {
+                        return Ok(());
+                    }
+                }
+            }
+            let params = DeleteParams {
+                precondition_uid: uid.clone(),
+                propagation_policy: if *foreground { "Foreground".into() } else { "Background".into() },
+                ..Default::default()
+            };
+            tracing::info!(%kind, %namespace, %name, foreground, "garbage-collecting");
+            match client.delete(kind, namespace, name, &params).await {
+                Ok(_) | Err(navarch_client::Error::NotFound(_)) | Err(navarch_client::Error::Conflict(_)) => {
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
+        }
+        Step::Unown { kind, namespace, name, owner_uid } => {
+            let mut o = match client.get(kind, namespace, name).await {
+                Ok(o) => o,
+                Err(navarch_client::Error::NotFound(_)) => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            o.meta_mut().owner_references.retain(|r| &r.uid != owner_uid);
+            client.update(&o).await.map(|_| ())
+        }
+        Step::Finish { kind, namespace, name, finalizer } => {
+            let mut o = match client.get(kind, namespace, name).await {
+                Ok(o) => o,
+                Err(navarch_client::Error::NotFound(_)) => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            o.meta_mut().finalizers.retain(|f| f != finalizer);
+            client.update(&o).await.map(|_| ())
+        }
+    }
+}
+
+/// Runs the collector until `shutdown`.
+pub async fn run(client: Client, shutdown: CancellationToken) {
+    let changed = Arc::new(Notify::new());
+    let mut tasks = tokio::task::JoinSet::new();
+    let c = &client;
+    let graph = Graph {
+        readers: vec![
+            reader(feed::<Pod>(c, changed.clone(), shutdown.clone(), &mut tasks)),
+            reader(feed::<ReplicaSet>(c, changed.clone(), shutdown.clone(), &mut tasks)),
+            reader(feed::<Deployment>(c, changed.clone(), shutdown.clone(), &mut tasks)),
+            reader(feed::<DaemonSet>(c, changed.clone(), shutdown.clone(), &mut tasks)),
+            reader(feed::<StatefulSet>(c, changed.clone(), shutdown.clone(), &mut tasks)),
+            reader(feed::<Job>(c, changed.clone(), shutdown.clone(), &mut tasks)),
+            reader(feed::<CronJob>(c, changed.clone(), shutdown.clone(), &mut tasks)),
+            reader(feed::<Service>(c, changed.clone(), shutdown.clone(), &mut tasks)),
+            reader(feed::<Endpoints>(c, changed.clone(), shutdown.clone(), &mut tasks)),
+            reader(feed::<ConfigMap>(c, changed.clone(), shutdown.clone(), &mut tasks)),
+            reader(feed::<Secret>(c, changed.clone(), shutdown.clone(), &mut tasks)),
+        ],
+    };
+    // Steps already carried out and not yet reflected in the stores are not repeated.
+    let mut done: HashSet<String> = HashSet::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = changed.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(30)) => done.clear(),
+        }
+        // Let a burst of events land first.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let Some(snapshot) = graph.snapshot() else { continue };
+        let steps = decide(&snapshot);
+        let wanted: HashSet<String> = steps.iter().map(|s| format!("{s:?}")).collect();
+        done.retain(|k| wanted.contains(k));
+        for step in steps {
+            let key = format!("{step:?}");
+            if done.contains(&key) {
+                continue;
+            }
+            match apply(&client, &snapshot, &step).await {
+                Ok(()) => {
+                    done.insert(key);
+                }
+                Err(e) => {
+                    tracing::warn!(?step, error = %e, "garbage collection step failed; retrying");
+                    changed.notify_one();
+                }
+            }
+        }
+    }
+    tasks.abort_all();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use navarch_api::v1::OwnerReference;
+
+    fn node(
+        kind: &'static str,
+        name: &str,
+        uid: &str,
+        owners: &[&str],
+        deleting: bool,
+        finalizers: &[&str],
+    ) -> (String, Node) {
+        let meta = ObjectMeta {
+            name: name.into(),
+            namespace: "ns".into(),
+            uid: uid.into(),
+            owner_references: owners
+                .iter()
+                .map(|o| OwnerReference {
+                    kind: "ReplicaSet".into(),
+                    name: "x".into(),
+                    uid: o.to_string(),
+                    ..Default::default()
+                })
+                .collect(),
+            deletion_timestamp: if deleting { "2026-01-01T00:00:00Z".into() } else { String::new() },
+            finalizers: finalizers.iter().map(|f| f.to_string()).collect(),
+            ..Default::default()
+        };
+        (uid.to_string(), Node { kind, namespace: "ns".into(), name: name.into(), meta })
+    }
+
+    #[test]
+    fn dependents_of_missing_owners_are_deleted() {
+        let g: HashMap<String, Node> = [
+            node("Pod", "a", "p1", &["gone"], false, &[]),
+            node("Pod", "b", "p2", &["rs1"], false, &[]),
+            node("ReplicaSet", "x", "rs1", &[], false, &[]),
+        ]
+        .into();
+        let steps = decide(&g);
+        assert_eq!(
+            steps,
+            vec![Step::Delete {
+                kind: "Pod",
+                namespace: "ns".into(),
+                name: "a".into(),
+                uid: "p1".into(),
+                foreground: false
+            }]
+        );
+    }
+
+    #[test]
+    fn orphan_then_finish() {
+        let g: HashMap<String, Node> = [
+            node("ReplicaSet", "x", "rs1", &[], true, &["orphan"]),
+            node("Pod", "a", "p1", &["rs1"], false, &[]),
+        ]
+        .into();
+        assert_eq!(
+            decide(&g),
+            vec![Step::Unown {
+                kind: "Pod",
+                namespace: "ns".into(),
+                name: "a".into(),
+                owner_uid: "rs1".into()
+            }]
+        );
+        let g: HashMap<String, Node> = [node("ReplicaSet", "x", "rs1", &[], true, &["orphan"])].into();
+        assert_eq!(
+            decide(&g),
+            vec![Step::Finish {
+                kind: "ReplicaSet",
+                namespace: "ns".into(),
+                name: "x".into(),
+                finalizer: "orphan"
+            }]
+        );
+    }
+
+    #[test]
+    fn foreground_deletes_dependents_first() {
+        let g: HashMap<String, Node> = [
+            node("ReplicaSet", "x", "rs1", &[], true, &["foregroundDeletion"]),
+            node("Pod", "a", "p1", &["rs1"], false, &[]),
+            node("Pod", "b", "p2", &["rs1"], true, &[]),
+        ]
+        .into();
+        assert_eq!(
+            decide(&g),
+            vec![Step::Delete {
+                kind: "Pod",
+                namespace: "ns".into(),
+                name: "a".into(),
+                uid: "p1".into(),
+                foreground: true
+            }]
+        );
+        let g: HashMap<String, Node> =
+            [node("ReplicaSet", "x", "rs1", &[], true, &["foregroundDeletion"])].into();
+        assert_eq!(
+            decide(&g),
+            vec![Step::Finish {
+                kind: "ReplicaSet",
+                namespace: "ns".into(),
+                name: "x".into(),
+                finalizer: "foregroundDeletion"
+            }]
+        );
+    }
+}
