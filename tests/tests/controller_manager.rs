@@ -200,3 +200,84 @@ async fn deletion_propagation_background_foreground_orphan() {
     assert_eq!(left.len(), 2, "orphaned pods stay");
     assert!(left.iter().all(|p| p.meta().owner_references.is_empty()), "and have no owner");
 }
+
+/// Plays the kubelet: the pod runs at `ip`, ready or not.
+async fn set_pod_state(pods: &Api<Pod>, name: &str, ip: &str, ready: bool) {
+    let mut p = pods.get(name).await.unwrap();
+    let st = p.status.get_or_insert_with(Default::default);
+    st.phase = "Running".into();
+    st.pod_ip = ip.into();
+    st.conditions = vec![PodCondition {
+        r#type: "Ready".into(),
+        status: if ready { "True" } else { "False" }.into(),
+        ..Default::default()
+    }];
+    pods.update_status(&p).await.unwrap();
+}
+
+#[tokio::test]
+async fn endpoints_follow_pods_and_readiness() {
+    use navarch_api::v1::{Endpoints, Service};
+    let env = TestEnv::start().await;
+    let c = env.client().await;
+    let pods: Api<Pod> = c.api("default");
+    let services: Api<Service> = c.api("default");
+    let endpoints: Api<Endpoints> = c.api("default");
+    let _cm = start_controller_manager(&env);
+    for name in ["a", "b"] {
+        pods.create(&from_yaml(&format!(
+            "{{metadata: {{name: {name}, labels: {{app: ep}}}}, spec: {{containers: [{{name: c, image: busybox:1.36, ports: [{{name: http, containerPort: 8080}}]}}]}}}}"
+        )))
+        .await
+        .unwrap();
+    }
+    set_pod_state(&pods, "a", "10.244.1.10", true).await;
+    set_pod_state(&pods, "b", "10.244.1.11", false).await;
+    services
+        .create(&from_yaml("{metadata: {name: ep, labels: {tier: web}}, spec: {selector: {app: ep}, ports: [{name: web, port: 80, targetPort: http}]}}"))
+        .await
+        .unwrap();
+    let ips = |e: &Endpoints, ready: bool| -> Vec<String> {
+        e.subsets
+            .iter()
+            .flat_map(|s| if ready { s.addresses.iter() } else { s.not_ready_addresses.iter() })
+            .map(|a| a.ip.clone())
+            .collect()
+    };
+    let mut last = None;
+    wait_until("endpoints with a ready, b not ready", 30, async || {
+        let Some(e) = endpoints.get_opt("ep").await.unwrap() else { return false };
+        let ok = ips(&e, true) == ["10.244.1.10"] && ips(&e, false) == ["10.244.1.11"];
+        last = Some(e);
+        ok
+    })
+    .await;
+    let e = last.unwrap();
+    assert_eq!(e.subsets[0].ports[0].port, 8080, "named targetPort resolved");
+    assert_eq!(e.subsets[0].ports[0].name, "web");
+    assert_eq!(e.meta().labels.get("tier").map(String::as_str), Some("web"));
+
+    // Readiness flips move addresses; a deleted pod leaves; labels moving away remove it.
+    set_pod_state(&pods, "b", "10.244.1.11", true).await;
+    set_pod_state(&pods, "a", "10.244.1.10", false).await;
+    wait_until("b ready, a not", 30, async || {
+        endpoints
+            .get_opt("ep")
+            .await
+            .unwrap()
+            .is_some_and(|e| ips(&e, true) == ["10.244.1.11"] && ips(&e, false) == ["10.244.1.10"])
+    })
+    .await;
+    pods.delete("a", &DeleteParams::default()).await.unwrap();
+    let mut b = pods.get("b").await.unwrap();
+    b.meta_mut().labels.insert("app".into(), "elsewhere".into());
+    pods.update(&b).await.unwrap();
+    wait_until("no addresses", 30, async || {
+        endpoints.get_opt("ep").await.unwrap().is_some_and(|e| e.subsets.is_empty())
+    })
+    .await;
+
+    // The Service goes, its Endpoints follow.
+    services.delete("ep", &DeleteParams::default()).await.unwrap();
+    wait_until("endpoints removed", 30, async || endpoints.get_opt("ep").await.unwrap().is_none()).await;
+}

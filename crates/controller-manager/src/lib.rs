@@ -3,10 +3,12 @@
 //! `kube-system/kube-controller-manager`).
 //!
 //! * [`replicaset`]: keeps `replicas` pods per ReplicaSet.
+//! * [`endpoints`]: Endpoints of Services with selectors.
 //! * [`garbage_collector`]: ownerReferences: background, foreground and orphan deletion.
 //! * [`config`]: flag > env > file > default; [`run`]: wiring.
 
 pub mod config;
+pub mod endpoints;
 pub mod garbage_collector;
 pub mod replicaset;
 pub mod run;

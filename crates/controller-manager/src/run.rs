@@ -6,11 +6,12 @@ use std::time::Duration;
 use futures::StreamExt;
 use navarch_api::Resource;
 use navarch_api::selector::Selector;
-use navarch_api::v1::{Pod, ReplicaSet};
+use navarch_api::v1::{Pod, ReplicaSet, Service};
 use navarch_client::{Action, Client, Controller, Event, EventRecorder, ObjectRef, WatcherConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::endpoints::EndpointsController;
 use crate::replicaset::{ReplicaSetController, controller_of};
 
 const EVENT_QUEUE: usize = 1000;
@@ -56,22 +57,87 @@ pub async fn run_controllers(client: Client, workers: usize, shutdown: Cancellat
             .map(|rs| ObjectRef::from_obj(rs.as_ref()))
             .collect()
     };
+    // Services, re-synced on any pod change in their namespace (a pod's labels may have moved away).
+    let svc_controller =
+        Controller::new(client.api::<Service>(""), WatcherConfig::default()).concurrency(workers);
+    let svc_store = svc_controller.store();
+    let services_in = {
+        let svc_store = svc_store.clone();
+        move |ns: &str| -> Vec<ObjectRef> {
+            svc_store
+                .state()
+                .iter()
+                .filter(|s| s.meta().namespace == ns)
+                .map(|s| ObjectRef::from_obj(s.as_ref()))
+                .collect()
+        }
+    };
     let all_sets = rs_store.clone();
+    let all_services = svc_store.clone();
+    let (rs_tx, mut rs_rx) = tokio::sync::mpsc::channel::<Vec<ObjectRef>>(1024);
+    let (svc_tx, mut svc_rx) = tokio::sync::mpsc::channel::<Vec<ObjectRef>>(1024);
     let pod_events = navarch_client::reflector(
         pod_writer,
         navarch_client::watcher(client.api::<Pod>(""), WatcherConfig::default()),
-    )
-    .filter_map(move |ev| {
-        futures::future::ready(match ev {
-            Ok(Event::Apply(p)) | Ok(Event::Delete(p)) => Some(replicasets_for(&p)),
-            Ok(Event::InitDone) => {
-                Some(all_sets.state().iter().map(|rs| ObjectRef::from_obj(rs.as_ref())).collect())
+    );
+    let pods_stop = shutdown.clone();
+    tasks.spawn(async move {
+        let mut pod_events = std::pin::pin!(pod_events);
+        loop {
+            let ev = tokio::select! {
+                _ = pods_stop.cancelled() => return,
+                ev = pod_events.next() => match ev { Some(ev) => ev, None => return },
+            };
+            let (sets, services) = match ev {
+                Ok(Event::Apply(p)) | Ok(Event::Delete(p)) => {
+                    (replicasets_for(&p), services_in(&p.meta().namespace))
+                }
+                Ok(Event::InitDone) => (
+                    all_sets.state().iter().map(|rs| ObjectRef::from_obj(rs.as_ref())).collect(),
+                    all_services.state().iter().map(|s| ObjectRef::from_obj(s.as_ref())).collect(),
+                ),
+                _ => continue,
+            };
+            if (!sets.is_empty() && rs_tx.send(sets).await.is_err())
+                || (!services.is_empty() && svc_tx.send(services).await.is_err())
+            {
+                return;
             }
-            _ => None,
-        })
+        }
     });
+    let pod_events = futures::stream::poll_fn(move |cx| rs_rx.poll_recv(cx));
+    let svc_triggers = futures::stream::poll_fn(move |cx| svc_rx.poll_recv(cx));
     let rs_controller = rs_controller.triggered_by(pod_events);
-    let ctx = Arc::new(ReplicaSetController::new(client.clone(), pods, events));
+    let ctx = Arc::new(ReplicaSetController::new(client.clone(), pods.clone(), events));
+    let endpoints = Arc::new(EndpointsController { client: client.clone(), pods });
+    let svc_controller = svc_controller.triggered_by(svc_triggers);
+    let svc_stop = shutdown.clone();
+    let ep = endpoints.clone();
+    tasks.spawn(async move {
+        svc_controller
+            .run(
+                |svc: Arc<Service>, c: Arc<EndpointsController>| async move { c.reconcile(svc).await },
+                |_s, _e, _c| Action::requeue(Duration::from_secs(2)),
+                ep,
+                svc_stop,
+            )
+            .await
+    });
+    let sweep_stop = shutdown.clone();
+    tasks.spawn(async move {
+        svc_store.wait_until_ready().await;
+        loop {
+            match endpoints.remove_leftovers(&svc_store).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(endpoints = n, "removed the Endpoints of deleted Services"),
+                Err(e) => tracing::warn!(error = %e, "Endpoints sweep"),
+            }
+            tokio::select! {
+                _ = sweep_stop.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            }
+        }
+    });
     let rs_stop = shutdown.clone();
     tasks.spawn(async move {
         rs_controller
