@@ -281,3 +281,36 @@ async fn endpoints_follow_pods_and_readiness() {
     services.delete("ep", &DeleteParams::default()).await.unwrap();
     wait_until("endpoints removed", 30, async || endpoints.get_opt("ep").await.unwrap().is_none()).await;
 }
+
+#[tokio::test]
+async fn namespaces_get_a_default_service_account_and_are_emptied_on_deletion() {
+    use navarch_api::v1::{ConfigMap, Namespace, ServiceAccount};
+    let env = TestEnv::start().await;
+    let c = env.client().await;
+    let _cm = start_controller_manager(&env);
+    let namespaces: Api<Namespace> = c.api("");
+    namespaces.create(&from_yaml("{metadata: {name: team}}")).await.unwrap();
+    let sas: Api<ServiceAccount> = c.api("team");
+    wait_until("default ServiceAccount", 30, async || sas.get_opt("default").await.unwrap().is_some()).await;
+    sas.delete("default", &DeleteParams::default()).await.unwrap();
+    wait_until("default ServiceAccount recreated", 30, async || {
+        sas.get_opt("default").await.unwrap().is_some()
+    })
+    .await;
+
+    let cms: Api<ConfigMap> = c.api("team");
+    cms.create(&from_yaml("{metadata: {name: settings}, data: {a: b}}")).await.unwrap();
+    let sets: Api<ReplicaSet> = c.api("team");
+    sets.create(&from_yaml(&rs_yaml(2))).await.unwrap();
+    let pods: Api<Pod> = c.api("team");
+    wait_until("2 pods in team", 30, async || web_pods(&pods).await.len() == 2).await;
+
+    namespaces.delete("team", &DeleteParams::default()).await.unwrap();
+    wait_until("namespace gone with everything in it", 60, async || {
+        namespaces.get_opt("team").await.unwrap().is_none()
+    })
+    .await;
+    assert!(cms.list(&Default::default()).await.unwrap().items.is_empty());
+    assert!(pods.list(&Default::default()).await.unwrap().items.is_empty());
+    assert!(sets.list(&Default::default()).await.unwrap().items.is_empty());
+}

@@ -4,11 +4,13 @@
 //!
 //! * [`replicaset`]: keeps `replicas` pods per ReplicaSet.
 //! * [`endpoints`]: Endpoints of Services with selectors.
+//! * [`namespaces`]: namespace deletion, the `default` ServiceAccount.
 //! * [`garbage_collector`]: ownerReferences: background, foreground and orphan deletion.
 //! * [`config`]: flag > env > file > default; [`run`]: wiring.
 
 pub mod config;
 pub mod endpoints;
 pub mod garbage_collector;
+pub mod namespaces;
 pub mod replicaset;
 pub mod run;

@@ -6,12 +6,13 @@ use std::time::Duration;
 use futures::StreamExt;
 use navarch_api::Resource;
 use navarch_api::selector::Selector;
-use navarch_api::v1::{Pod, ReplicaSet, Service};
+use navarch_api::v1::{Namespace, Pod, ReplicaSet, Service, ServiceAccount};
 use navarch_client::{Action, Client, Controller, Event, EventRecorder, ObjectRef, WatcherConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::endpoints::EndpointsController;
+use crate::namespaces::NamespaceController;
 use crate::replicaset::{ReplicaSetController, controller_of};
 
 const EVENT_QUEUE: usize = 1000;
@@ -120,6 +121,25 @@ pub async fn run_controllers(client: Client, workers: usize, shutdown: Cancellat
                 |_s, _e, _c| Action::requeue(Duration::from_secs(2)),
                 ep,
                 svc_stop,
+            )
+            .await
+    });
+    // Namespaces, re-synced when their default ServiceAccount changes.
+    let ns_controller = Controller::new(client.api::<Namespace>(""), WatcherConfig::default())
+        .concurrency(workers)
+        .watches(client.api::<ServiceAccount>(""), WatcherConfig::default(), |sa: &ServiceAccount| {
+            let m = sa.meta();
+            if m.name == "default" { vec![ObjectRef::new("", &m.namespace)] } else { vec![] }
+        });
+    let ns_stop = shutdown.clone();
+    let ns_ctx = Arc::new(NamespaceController { client: client.clone() });
+    tasks.spawn(async move {
+        ns_controller
+            .run(
+                |ns: Arc<Namespace>, c: Arc<NamespaceController>| async move { c.reconcile(ns).await },
+                |_n, _e, _c| Action::requeue(Duration::from_secs(2)),
+                ns_ctx,
+                ns_stop,
             )
             .await
     });
