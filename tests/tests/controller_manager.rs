@@ -314,3 +314,111 @@ async fn namespaces_get_a_default_service_account_and_are_emptied_on_deletion() 
     assert!(pods.list(&Default::default()).await.unwrap().items.is_empty());
     assert!(sets.list(&Default::default()).await.unwrap().items.is_empty());
 }
+
+#[tokio::test]
+async fn deployment_rolls_within_surge_and_unavailability() {
+    use navarch_api::v1::Deployment;
+    let env = TestEnv::start().await;
+    let c = env.client().await;
+    let pods: Api<Pod> = c.api("default");
+    let deployments: Api<Deployment> = c.api("default");
+    let _cm = start_controller_manager(&env);
+    // The test plays the kubelet: every pod becomes Running and Ready shortly after it appears.
+    let kubelet = {
+        let pods = pods.clone();
+        tokio::spawn(async move {
+            let mut n = 0;
+            loop {
+                for p in pods.list(&Default::default()).await.unwrap().items {
+                    let ready =
+                        p.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.r#type == "Ready"));
+                    if !ready && p.meta().deletion_timestamp.is_empty() {
+                        n += 1;
+                        let mut p = p.clone();
+                        let st = p.status.get_or_insert_with(Default::default);
+                        st.phase = "Running".into();
+                        st.pod_ip = format!("10.244.9.{}", n % 250 + 1);
+                        st.conditions = vec![PodCondition {
+                            r#type: "Ready".into(),
+                            status: "True".into(),
+                            ..Default::default()
+                        }];
+                        let _ = pods.update_status(&p).await;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        })
+    };
+    deployments
+        .create(&from_yaml(
+            "{metadata: {name: web}, spec: {replicas: 3, selector: {matchLabels: {app: web}}, strategy: {rollingUpdate: {maxSurge: 1, maxUnavailable: 0}}, template: {metadata: {labels: {app: web}}, spec: {containers: [{name: c, image: 'serve-hostname:1.0'}]}}}}",
+        ))
+        .await
+        .unwrap();
+    let image_of = |p: &Pod| p.spec.as_ref().unwrap().containers[0].image.clone();
+    let ready = |p: &Pod| {
+        p.status
+            .as_ref()
+            .is_some_and(|s| s.conditions.iter().any(|c| c.r#type == "Ready" && c.status == "True"))
+    };
+    wait_until("3 ready pods of 1.0", 60, async || {
+        let l = web_pods(&pods).await;
+        l.len() == 3 && l.iter().all(|p| ready(p) && image_of(p) == "serve-hostname:1.0")
+    })
+    .await;
+    wait_until("deployment status complete", 30, async || {
+        deployments
+            .get("web")
+            .await
+            .unwrap()
+            .status
+            .is_some_and(|s| s.available_replicas == 3 && s.updated_replicas == 3)
+    })
+    .await;
+
+    // Roll to 2.0, sampling the pods throughout.
+    let mut d = deployments.get("web").await.unwrap();
+    d.spec.as_mut().unwrap().template.as_mut().unwrap().spec.as_mut().unwrap().containers[0].image =
+        "serve-hostname:2.0".into();
+    deployments.update(&d).await.unwrap();
+    let (mut min_ready, mut max_total) = (usize::MAX, 0);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let l = web_pods(&pods).await;
+        min_ready = min_ready.min(l.iter().filter(|p| ready(p)).count());
+        max_total = max_total.max(l.len());
+        if l.len() == 3 && l.iter().all(|p| ready(p) && image_of(p) == "serve-hostname:2.0") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "rollout did not finish: {:?}",
+            l.iter().map(|p| (p.meta().name.clone(), image_of(p), ready(p))).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(min_ready >= 3, "ready pods dropped to {min_ready} (maxUnavailable 0)");
+    assert!(max_total <= 4, "{max_total} pods at once (maxSurge 1)");
+    let sets: Api<ReplicaSet> = c.api("default");
+    let rs = sets.list(&Default::default()).await.unwrap().items;
+    assert_eq!(rs.len(), 2, "one ReplicaSet per template");
+    let revisions: Vec<String> = rs
+        .iter()
+        .map(|r| r.meta().annotations.get("deployment.kubernetes.io/revision").cloned().unwrap_or_default())
+        .collect();
+    assert!(revisions.contains(&"1".to_string()) && revisions.contains(&"2".to_string()), "{revisions:?}");
+    wait_until("status of the finished rollout", 30, async || {
+        let d = deployments.get("web").await.unwrap();
+        d.status.is_some_and(|s| {
+            s.updated_replicas == 3
+                && s.available_replicas == 3
+                && s.replicas == 3
+                && s.conditions
+                    .iter()
+                    .any(|c| c.r#type == "Progressing" && c.reason == "NewReplicaSetAvailable")
+        })
+    })
+    .await;
+    kubelet.abort();
+}

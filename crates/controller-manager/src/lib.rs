@@ -3,12 +3,14 @@
 //! `kube-system/kube-controller-manager`).
 //!
 //! * [`replicaset`]: keeps `replicas` pods per ReplicaSet.
+//! * [`deployment`]: one ReplicaSet per template, rolled out by strategy.
 //! * [`endpoints`]: Endpoints of Services with selectors.
 //! * [`namespaces`]: namespace deletion, the `default` ServiceAccount.
 //! * [`garbage_collector`]: ownerReferences: background, foreground and orphan deletion.
 //! * [`config`]: flag > env > file > default; [`run`]: wiring.
 
 pub mod config;
+pub mod deployment;
 pub mod endpoints;
 pub mod garbage_collector;
 pub mod namespaces;

@@ -6,11 +6,12 @@ use std::time::Duration;
 use futures::StreamExt;
 use navarch_api::Resource;
 use navarch_api::selector::Selector;
-use navarch_api::v1::{Namespace, Pod, ReplicaSet, Service, ServiceAccount};
+use navarch_api::v1::{Deployment, Namespace, Pod, ReplicaSet, Service, ServiceAccount};
 use navarch_client::{Action, Client, Controller, Event, EventRecorder, ObjectRef, WatcherConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::deployment::DeploymentController;
 use crate::endpoints::EndpointsController;
 use crate::namespaces::NamespaceController;
 use crate::replicaset::{ReplicaSetController, controller_of};
@@ -121,6 +122,26 @@ pub async fn run_controllers(client: Client, workers: usize, shutdown: Cancellat
                 |_s, _e, _c| Action::requeue(Duration::from_secs(2)),
                 ep,
                 svc_stop,
+            )
+            .await
+    });
+    // Deployments, re-synced when a ReplicaSet they own changes.
+    let (dep_events, dep_sender) =
+        EventRecorder::new(client.clone(), "deployment-controller", "", EVENT_QUEUE);
+    tasks.spawn(dep_sender);
+    let dep_controller = Controller::new(client.api::<Deployment>(""), WatcherConfig::default())
+        .concurrency(workers)
+        .owns(client.api::<ReplicaSet>(""), WatcherConfig::default());
+    let dep_ctx =
+        Arc::new(DeploymentController { client: client.clone(), sets: rs_store.clone(), events: dep_events });
+    let dep_stop = shutdown.clone();
+    tasks.spawn(async move {
+        dep_controller
+            .run(
+                |d: Arc<Deployment>, c: Arc<DeploymentController>| async move { c.reconcile(d).await },
+                |_d, _e, _c| Action::requeue(Duration::from_secs(1)),
+                dep_ctx,
+                dep_stop,
             )
             .await
     });
