@@ -130,7 +130,7 @@ cmd_up() {
     say "controller-manager already running (pid $(pid_of controller-manager))"
   else
     rm -f "$RUN/controller-manager.pid"
-    say "starting controller-manager (ReplicaSets so far)"
+    say "starting controller-manager"
     port_busy "$CM_HTTP_PORT" && die "port $CM_HTTP_PORT is in use by a process that is not ours (set CM_HTTP_PORT)"
     RUST_LOG="${RUST_LOG:-info}" start_bg controller-manager "$BIN/controller-manager" --server="127.0.0.1:$API_PORT" \
       --http-listen="127.0.0.1:$CM_HTTP_PORT"
