@@ -315,6 +315,80 @@ async fn namespaces_get_a_default_service_account_and_are_emptied_on_deletion() 
     assert!(sets.list(&Default::default()).await.unwrap().items.is_empty());
 }
 
+/// Plays the kubelet for every pod: Running and Ready shortly after it appears.
+fn play_kubelet(pods: Api<Pod>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut n = 0;
+        loop {
+            for p in pods.list(&Default::default()).await.unwrap().items {
+                let ready =
+                    p.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.r#type == "Ready"));
+                if !ready && p.meta().deletion_timestamp.is_empty() {
+                    n += 1;
+                    let mut p = p.clone();
+                    let st = p.status.get_or_insert_with(Default::default);
+                    st.phase = "Running".into();
+                    st.pod_ip = format!("10.244.9.{}", n % 250 + 1);
+                    st.conditions = vec![PodCondition {
+                        r#type: "Ready".into(),
+                        status: "True".into(),
+                        ..Default::default()
+                    }];
+                    let _ = pods.update_status(&p).await;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    })
+}
+
+/// Runs navctl without blocking the test's runtime (the fake kubelet must keep running).
+async fn navctl(env: &TestEnv, args: &[&str]) -> (i32, String, String) {
+    let out = tokio::process::Command::new(binary("ctl", "navctl"))
+        .arg(format!("--server={}", env.api_server_addr()))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("running navctl");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[tokio::test]
+async fn navctl_scale_set_image_and_rollout_status() {
+    let env = TestEnv::start().await;
+    let c = env.client().await;
+    let pods: Api<Pod> = c.api("default");
+    let _cm = start_controller_manager(&env);
+    let kubelet = play_kubelet(pods.clone());
+    c.api::<navarch_api::v1::Deployment>("default")
+        .create(&from_yaml("{metadata: {name: web}, spec: {replicas: 2, selector: {matchLabels: {app: web}}, template: {metadata: {labels: {app: web}}, spec: {containers: [{name: c, image: 'serve-hostname:1.0'}]}}}}"))
+        .await
+        .unwrap();
+    let (code, out, err) = navctl(&env, &["rollout", "status", "deployment/web", "--timeout", "60s"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.ends_with("deployment \"web\" successfully rolled out\n"), "{out}");
+    let (code, out, _) = navctl(&env, &["scale", "deployment", "web", "--replicas", "4"]).await;
+    assert_eq!((code, out.as_str()), (0, "deployment.apps/web scaled\n"));
+    wait_until("4 pods", 30, async || web_pods(&pods).await.len() == 4).await;
+    let (code, out, _) = navctl(&env, &["set", "image", "deployment/web", "c=serve-hostname:2.0"]).await;
+    assert_eq!((code, out.as_str()), (0, "deployment.apps/web image updated\n"));
+    let (code, out, err) = navctl(&env, &["rollout", "status", "deploy/web", "--timeout", "90s"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("successfully rolled out"), "{out}");
+    let l = web_pods(&pods).await;
+    assert_eq!(l.len(), 4);
+    assert!(l.iter().all(|p| p.spec.as_ref().unwrap().containers[0].image == "serve-hostname:2.0"));
+    let (code, _, err) = navctl(&env, &["set", "image", "deployment/web", "nope=x:1"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("unable to find container named \"nope\""), "{err}");
+    kubelet.abort();
+}
+
 #[tokio::test]
 async fn deployment_rolls_within_surge_and_unavailability() {
     use navarch_api::v1::Deployment;
@@ -323,33 +397,7 @@ async fn deployment_rolls_within_surge_and_unavailability() {
     let pods: Api<Pod> = c.api("default");
     let deployments: Api<Deployment> = c.api("default");
     let _cm = start_controller_manager(&env);
-    // The test plays the kubelet: every pod becomes Running and Ready shortly after it appears.
-    let kubelet = {
-        let pods = pods.clone();
-        tokio::spawn(async move {
-            let mut n = 0;
-            loop {
-                for p in pods.list(&Default::default()).await.unwrap().items {
-                    let ready =
-                        p.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.r#type == "Ready"));
-                    if !ready && p.meta().deletion_timestamp.is_empty() {
-                        n += 1;
-                        let mut p = p.clone();
-                        let st = p.status.get_or_insert_with(Default::default);
-                        st.phase = "Running".into();
-                        st.pod_ip = format!("10.244.9.{}", n % 250 + 1);
-                        st.conditions = vec![PodCondition {
-                            r#type: "Ready".into(),
-                            status: "True".into(),
-                            ..Default::default()
-                        }];
-                        let _ = pods.update_status(&p).await;
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(300)).await;
-            }
-        })
-    };
+    let kubelet = play_kubelet(pods.clone());
     deployments
         .create(&from_yaml(
             "{metadata: {name: web}, spec: {replicas: 3, selector: {matchLabels: {app: web}}, strategy: {rollingUpdate: {maxSurge: 1, maxUnavailable: 0}}, template: {metadata: {labels: {app: web}}, spec: {containers: [{name: c, image: 'serve-hostname:1.0'}]}}}}",

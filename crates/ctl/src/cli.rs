@@ -41,6 +41,14 @@ pub enum Command {
     Label(MetadataArgs),
     /// Update the annotations of objects (`k=v` sets, `k-` removes).
     Annotate(MetadataArgs),
+    /// Set the replicas of a Deployment, ReplicaSet or StatefulSet.
+    Scale(ScaleArgs),
+    /// Change a field of objects (`set image`).
+    #[command(subcommand)]
+    Set(SetCommand),
+    /// Follow a Deployment's rollout (`rollout status`).
+    #[command(subcommand)]
+    Rollout(RolloutCommand),
     /// Print the logs of a container in a pod.
     Logs(LogsArgs),
     /// Run a command in a container of a pod.
@@ -60,6 +68,42 @@ pub enum Command {
     /// navctl's configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    /// KIND NAME or KIND/NAME.
+    #[arg(required = true, value_name = "RESOURCE")]
+    pub resource: Vec<String>,
+    /// The new number of replicas.
+    #[arg(long, allow_negative_numbers = true)]
+    pub replicas: i32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SetCommand {
+    /// Update container images: `navctl set image deployment/web web=serve-hostname:2.0`.
+    Image(SetImageArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SetImageArgs {
+    /// KIND/NAME (or KIND NAME), then CONTAINER=IMAGE pairs (`*` for every container).
+    #[arg(required = true, value_name = "ARGS")]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RolloutCommand {
+    /// Wait for a Deployment's rollout to finish, printing its progress.
+    Status {
+        /// deployment/NAME (or deployment NAME).
+        #[arg(required = true, value_name = "RESOURCE")]
+        resource: Vec<String>,
+        /// Give up after this long (e.g. 2m); default: wait as long as it takes.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        timeout: Option<std::time::Duration>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,6 @@
 //! navctl: the kubectl-like command-line client of the navarch api-server.
 //!
-//! Owns the command line (apply, create, replace, get, describe, delete, label, annotate, logs, exec,
+//! Owns the command line (apply, create, replace, get, describe, delete, label, annotate, scale, set image, rollout status, logs, exec,
 //! top, version, api-resources, completion, config view), kubectl's output formats and messages, and client-side
 //! apply. Exit status: 0 success, 1 any error, 2 usage error.
 
@@ -21,6 +21,7 @@ mod manifests;
 mod metadata;
 mod printers;
 mod top;
+mod workloads;
 
 use std::process::ExitCode;
 
@@ -77,6 +78,9 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Delete(a) => delete::run(&ctx, &a).await,
         Command::Label(a) => metadata::run(&ctx, &a, metadata::Field::Labels).await,
         Command::Annotate(a) => metadata::run(&ctx, &a, metadata::Field::Annotations).await,
+        Command::Scale(a) => workloads::scale(&ctx, &a).await,
+        Command::Set(cli::SetCommand::Image(a)) => workloads::set_image(&ctx, &a).await,
+        Command::Rollout(r) => workloads::rollout(&ctx, &r).await,
         Command::Logs(a) => logs::run(&ctx, &a).await,
         Command::Exec(a) => exec::run(&ctx, &a).await,
         Command::Top(t) => top::run(&ctx, &t).await,
