@@ -470,3 +470,36 @@ async fn deployment_rolls_within_surge_and_unavailability() {
     .await;
     kubelet.abort();
 }
+
+#[tokio::test]
+async fn nodes_without_a_pod_cidr_get_distinct_ones() {
+    use navarch_api::v1::Node;
+    let env = TestEnv::start().await;
+    let c = env.client().await;
+    let nodes: Api<Node> = c.api("");
+    nodes
+        .create(&from_yaml(
+            "{metadata: {name: has-one}, spec: {podCIDR: 10.244.0.0/24, podCIDRs: [10.244.0.0/24]}}",
+        ))
+        .await
+        .unwrap();
+    let _cm = start_controller_manager(&env);
+    for n in ["n1", "n2"] {
+        nodes.create(&from_yaml(&format!("{{metadata: {{name: {n}}}}}"))).await.unwrap();
+    }
+    let mut got = Vec::new();
+    wait_until("pod CIDRs assigned", 30, async || {
+        got = nodes
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|n| n.spec.as_ref().map(|s| s.pod_cidr.clone()).unwrap_or_default())
+            .collect();
+        got.iter().all(|c| !c.is_empty())
+    })
+    .await;
+    got.sort();
+    assert_eq!(got, ["10.244.0.0/24", "10.244.1.0/24", "10.244.2.0/24"]);
+}

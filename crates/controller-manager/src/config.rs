@@ -25,6 +25,12 @@ pub struct Args {
     /// This instance's identity in the Lease (default: hostname and pid).
     #[arg(long, env = "NAVARCH_CONTROLLER_MANAGER_IDENTITY")]
     pub identity: Option<String>,
+    /// The pod network of the cluster, cut into one subnet per node.
+    #[arg(long, env = "NAVARCH_CONTROLLER_MANAGER_CLUSTER_CIDR")]
+    pub cluster_cidr: Option<String>,
+    /// Prefix length of each node's pod subnet.
+    #[arg(long, env = "NAVARCH_CONTROLLER_MANAGER_NODE_CIDR_MASK_SIZE")]
+    pub node_cidr_mask_size: Option<u8>,
     /// Objects reconciled at once per controller.
     #[arg(long, env = "NAVARCH_CONTROLLER_MANAGER_WORKERS")]
     pub workers: Option<usize>,
@@ -38,6 +44,8 @@ pub struct FileConfig {
     pub leader_elect: Option<bool>,
     pub identity: Option<String>,
     pub workers: Option<usize>,
+    pub cluster_cidr: Option<String>,
+    pub node_cidr_mask_size: Option<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -47,6 +55,7 @@ pub struct Config {
     pub leader_elect: bool,
     pub identity: Option<String>,
     pub workers: usize,
+    pub pod_subnets: crate::node_ipam::Subnets,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +92,12 @@ impl Config {
             leader_elect: args.leader_elect.or(file.leader_elect).unwrap_or(true),
             identity: args.identity.or(file.identity),
             workers: args.workers.or(file.workers).unwrap_or(5),
+            pod_subnets: {
+                let cidr = args.cluster_cidr.or(file.cluster_cidr).unwrap_or_else(|| "10.244.0.0/16".into());
+                let mask = args.node_cidr_mask_size.or(file.node_cidr_mask_size).unwrap_or(24);
+                crate::node_ipam::Subnets::parse(&cidr, mask)
+                    .map_err(|e| ConfigError::Invalid(format!("cluster_cidr: {e}")))?
+            },
         };
         if c.workers == 0 {
             return Err(ConfigError::Invalid("workers: must be at least 1".into()));

@@ -5,6 +5,7 @@
 //! * [`replicaset`]: keeps `replicas` pods per ReplicaSet.
 //! * [`deployment`]: one ReplicaSet per template, rolled out by strategy.
 //! * [`endpoints`]: Endpoints of Services with selectors.
+//! * [`node_ipam`]: a pod CIDR for every Node.
 //! * [`namespaces`]: namespace deletion, the `default` ServiceAccount.
 //! * [`garbage_collector`]: ownerReferences: background, foreground and orphan deletion.
 //! * [`config`]: flag > env > file > default; [`run`]: wiring.
@@ -14,5 +15,6 @@ pub mod deployment;
 pub mod endpoints;
 pub mod garbage_collector;
 pub mod namespaces;
+pub mod node_ipam;
 pub mod replicaset;
 pub mod run;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use navarch_api::Resource;
 use navarch_api::selector::Selector;
-use navarch_api::v1::{Deployment, Namespace, Pod, ReplicaSet, Service, ServiceAccount};
+use navarch_api::v1::{Deployment, Namespace, Node, Pod, ReplicaSet, Service, ServiceAccount};
 use navarch_client::{Action, Client, Controller, Event, EventRecorder, ObjectRef, WatcherConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::deployment::DeploymentController;
 use crate::endpoints::EndpointsController;
 use crate::namespaces::NamespaceController;
+use crate::node_ipam::{NodeIpam, Subnets};
 use crate::replicaset::{ReplicaSetController, controller_of};
 
 const EVENT_QUEUE: usize = 1000;
@@ -25,7 +26,7 @@ async fn serve_http(listener: tokio::net::TcpListener, shutdown: CancellationTok
 }
 
 /// Runs the controllers until `shutdown` (called while this instance leads).
-pub async fn run_controllers(client: Client, workers: usize, shutdown: CancellationToken) {
+pub async fn run_controllers(client: Client, workers: usize, subnets: Subnets, shutdown: CancellationToken) {
     let (events, sender) = EventRecorder::new(client.clone(), "replicaset-controller", "", EVENT_QUEUE);
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(sender);
@@ -145,6 +146,25 @@ pub async fn run_controllers(client: Client, workers: usize, shutdown: Cancellat
             )
             .await
     });
+    // Node IPAM.
+    let node_controller = Controller::new(client.api::<Node>(""), WatcherConfig::default()).concurrency(1);
+    let ipam = Arc::new(NodeIpam {
+        client: client.clone(),
+        nodes: node_controller.store(),
+        subnets,
+        allocated: Default::default(),
+    });
+    let node_stop = shutdown.clone();
+    tasks.spawn(async move {
+        node_controller
+            .run(
+                |n: Arc<Node>, c: Arc<NodeIpam>| async move { c.reconcile(n).await },
+                |_n, _e, _c| Action::requeue(Duration::from_secs(1)),
+                ipam,
+                node_stop,
+            )
+            .await
+    });
     // Namespaces, re-synced when their default ServiceAccount changes.
     let ns_controller = Controller::new(client.api::<Namespace>(""), WatcherConfig::default())
         .concurrency(workers)
@@ -218,11 +238,11 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
             navarch_client::LeaseConfig::default(),
         );
         navarch_client::run_while_leader(elector, shutdown.clone(), |stop| {
-            run_controllers(client.clone(), cfg.workers, stop)
+            run_controllers(client.clone(), cfg.workers, cfg.pod_subnets, stop)
         })
         .await;
     } else {
-        run_controllers(client, cfg.workers, shutdown.clone()).await;
+        run_controllers(client, cfg.workers, cfg.pod_subnets, shutdown.clone()).await;
     }
     shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(2), http).await;
