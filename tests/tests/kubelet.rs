@@ -39,6 +39,32 @@ async fn ready_node(c: &Client, k: &Kubelet) {
     .await;
 }
 
+/// One node: etcd and an api-server, the registry with the test images, containerd, and a
+/// kubelet whose Node is Ready.
+struct NodeEnv {
+    env: TestEnv,
+    registry: Registry,
+    ctd: Containerd,
+    kubelet: Kubelet,
+    c: Client,
+    pods: Api<Pod>,
+    node: String,
+}
+
+impl NodeEnv {
+    async fn start() -> NodeEnv {
+        let env = TestEnv::start().await;
+        let registry = Registry::with_test_images();
+        let ctd = Containerd::start().await;
+        let kubelet = Kubelet::start(&env.api_server, &ctd, &registry).await;
+        let c = env.client().await;
+        ready_node(&c, &kubelet).await;
+        let pods = c.api("default");
+        let node = kubelet.node_name.clone();
+        NodeEnv { env, registry, ctd, kubelet, c, pods, node }
+    }
+}
+
 fn http_body(ip: &str, port: u16) -> Option<String> {
     use std::io::{Read, Write};
     let mut s =
@@ -53,12 +79,7 @@ fn http_body(ip: &str, port: u16) -> Option<String> {
 
 #[tokio::test]
 async fn pod_runs_survives_kubelet_restart_and_is_deleted_cleanly() {
-    let env = TestEnv::start().await;
-    let registry = Registry::with_test_images();
-    let ctd = Containerd::start().await;
-    let mut kubelet = Kubelet::start(&env.api_server, &ctd, &registry).await;
-    let c = env.client().await;
-    ready_node(&c, &kubelet).await;
+    let NodeEnv { env: _env, registry: _registry, ctd, mut kubelet, c, .. } = NodeEnv::start().await;
 
     let cms: Api<ConfigMap> = c.api("default");
     cms.create(&from_yaml("{metadata: {name: settings}, data: {greeting: hello, file.txt: from-configmap}}"))
@@ -176,14 +197,7 @@ fn kubelet_volume(k: &Kubelet, uid: &str, name: &str) -> std::path::PathBuf {
 
 #[tokio::test]
 async fn crash_loop_oom_and_init_order() {
-    let env = TestEnv::start().await;
-    let registry = Registry::with_test_images();
-    let ctd = Containerd::start().await;
-    let kubelet = Kubelet::start(&env.api_server, &ctd, &registry).await;
-    let c = env.client().await;
-    ready_node(&c, &kubelet).await;
-    let pods: Api<Pod> = c.api("default");
-    let node = kubelet.node_name.clone();
+    let NodeEnv { env: _env, registry: _registry, ctd, kubelet, pods, node, .. } = NodeEnv::start().await;
     for y in [
         format!(
             "{{metadata: {{name: crash}}, spec: {{nodeName: {node}, containers: [{{name: c, image: busybox:1.36, command: [sh, -c, 'echo dying; exit 3']}}]}}}}"
@@ -264,19 +278,12 @@ async fn crash_loop_oom_and_init_order() {
 }
 
 fn condition(p: &Pod, t: &str) -> Option<String> {
-    p.status.as_ref()?.conditions.iter().find(|c| c.r#type == t).map(|c| c.status.clone())
+    condition_of(p.status.as_ref()?, t)
 }
 
 #[tokio::test]
 async fn probes_readiness_flip_liveness_restart_and_startup() {
-    let env = TestEnv::start().await;
-    let registry = Registry::with_test_images();
-    let ctd = Containerd::start().await;
-    let kubelet = Kubelet::start(&env.api_server, &ctd, &registry).await;
-    let c = env.client().await;
-    ready_node(&c, &kubelet).await;
-    let pods: Api<Pod> = c.api("default");
-    let node = kubelet.node_name.clone();
+    let NodeEnv { env: _env, registry: _registry, ctd, kubelet, c, pods, node } = NodeEnv::start().await;
     // Readiness over HTTP on a file the test controls (an emptyDir), liveness over TCP.
     pods.create(&from_yaml::<Pod>(&format!(
         r#"
@@ -467,14 +474,7 @@ async fn logs(
 #[tokio::test]
 async fn logs_exec_top_and_graceful_deletion_timing() {
     use futures::StreamExt;
-    let env = TestEnv::start().await;
-    let registry = Registry::with_test_images();
-    let ctd = Containerd::start().await;
-    let kubelet = Kubelet::start(&env.api_server, &ctd, &registry).await;
-    let c = env.client().await;
-    ready_node(&c, &kubelet).await;
-    let pods: Api<Pod> = c.api("default");
-    let node = kubelet.node_name.clone();
+    let NodeEnv { env, registry: _registry, ctd, kubelet, c, pods, node } = NodeEnv::start().await;
     // `talker` counts forever; `restarter` exits after each run so it has a previous instance;
     // `stubborn` ignores SIGTERM, `polite` exits on it.
     pods.create(&from_yaml::<Pod>(&format!(

@@ -25,6 +25,26 @@ async fn serve_http(listener: tokio::net::TcpListener, shutdown: CancellationTok
         axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await;
 }
 
+/// Runs one controller in `tasks` until `stop`; a failed reconcile is retried after `retry`.
+fn spawn_controller<K, Ctx, E, F, Fut>(
+    tasks: &mut tokio::task::JoinSet<()>,
+    controller: Controller<K>,
+    reconcile: F,
+    ctx: Arc<Ctx>,
+    retry: Duration,
+    stop: CancellationToken,
+) where
+    K: navarch_api::Resource,
+    Ctx: Send + Sync + 'static,
+    E: std::fmt::Display + Send + 'static,
+    F: Fn(Arc<K>, Arc<Ctx>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Action, E>> + Send + 'static,
+{
+    tasks.spawn(
+        async move { controller.run(reconcile, move |_, _, _| Action::requeue(retry), ctx, stop).await },
+    );
+}
+
 /// Runs the controllers until `shutdown` (called while this instance leads).
 pub async fn run_controllers(client: Client, workers: usize, subnets: Subnets, shutdown: CancellationToken) {
     let (events, sender) = EventRecorder::new(client.clone(), "replicaset-controller", "", EVENT_QUEUE);
@@ -114,18 +134,14 @@ pub async fn run_controllers(client: Client, workers: usize, subnets: Subnets, s
     let ctx = Arc::new(ReplicaSetController::new(client.clone(), pods.clone(), events));
     let endpoints = Arc::new(EndpointsController { client: client.clone(), pods });
     let svc_controller = svc_controller.triggered_by(svc_triggers);
-    let svc_stop = shutdown.clone();
-    let ep = endpoints.clone();
-    tasks.spawn(async move {
-        svc_controller
-            .run(
-                |svc: Arc<Service>, c: Arc<EndpointsController>| async move { c.reconcile(svc).await },
-                |_s, _e, _c| Action::requeue(Duration::from_secs(2)),
-                ep,
-                svc_stop,
-            )
-            .await
-    });
+    spawn_controller(
+        &mut tasks,
+        svc_controller,
+        |svc: Arc<Service>, c: Arc<EndpointsController>| async move { c.reconcile(svc).await },
+        endpoints.clone(),
+        Duration::from_secs(2),
+        shutdown.clone(),
+    );
     // Deployments, re-synced when a ReplicaSet they own changes.
     let (dep_events, dep_sender) =
         EventRecorder::new(client.clone(), "deployment-controller", "", EVENT_QUEUE);
@@ -135,17 +151,14 @@ pub async fn run_controllers(client: Client, workers: usize, subnets: Subnets, s
         .owns(client.api::<ReplicaSet>(""), WatcherConfig::default());
     let dep_ctx =
         Arc::new(DeploymentController { client: client.clone(), sets: rs_store.clone(), events: dep_events });
-    let dep_stop = shutdown.clone();
-    tasks.spawn(async move {
-        dep_controller
-            .run(
-                |d: Arc<Deployment>, c: Arc<DeploymentController>| async move { c.reconcile(d).await },
-                |_d, _e, _c| Action::requeue(Duration::from_secs(1)),
-                dep_ctx,
-                dep_stop,
-            )
-            .await
-    });
+    spawn_controller(
+        &mut tasks,
+        dep_controller,
+        |d: Arc<Deployment>, c: Arc<DeploymentController>| async move { c.reconcile(d).await },
+        dep_ctx,
+        Duration::from_secs(1),
+        shutdown.clone(),
+    );
     // Node IPAM.
     let node_controller = Controller::new(client.api::<Node>(""), WatcherConfig::default()).concurrency(1);
     let ipam = Arc::new(NodeIpam {
@@ -154,17 +167,14 @@ pub async fn run_controllers(client: Client, workers: usize, subnets: Subnets, s
         subnets,
         allocated: Default::default(),
     });
-    let node_stop = shutdown.clone();
-    tasks.spawn(async move {
-        node_controller
-            .run(
-                |n: Arc<Node>, c: Arc<NodeIpam>| async move { c.reconcile(n).await },
-                |_n, _e, _c| Action::requeue(Duration::from_secs(1)),
-                ipam,
-                node_stop,
-            )
-            .await
-    });
+    spawn_controller(
+        &mut tasks,
+        node_controller,
+        |n: Arc<Node>, c: Arc<NodeIpam>| async move { c.reconcile(n).await },
+        ipam,
+        Duration::from_secs(1),
+        shutdown.clone(),
+    );
     // Namespaces, re-synced when their default ServiceAccount changes.
     let ns_controller = Controller::new(client.api::<Namespace>(""), WatcherConfig::default())
         .concurrency(workers)
@@ -172,18 +182,15 @@ pub async fn run_controllers(client: Client, workers: usize, subnets: Subnets, s
             let m = sa.meta();
             if m.name == "default" { vec![ObjectRef::new("", &m.namespace)] } else { vec![] }
         });
-    let ns_stop = shutdown.clone();
     let ns_ctx = Arc::new(NamespaceController { client: client.clone() });
-    tasks.spawn(async move {
-        ns_controller
-            .run(
-                |ns: Arc<Namespace>, c: Arc<NamespaceController>| async move { c.reconcile(ns).await },
-                |_n, _e, _c| Action::requeue(Duration::from_secs(2)),
-                ns_ctx,
-                ns_stop,
-            )
-            .await
-    });
+    spawn_controller(
+        &mut tasks,
+        ns_controller,
+        |ns: Arc<Namespace>, c: Arc<NamespaceController>| async move { c.reconcile(ns).await },
+        ns_ctx,
+        Duration::from_secs(2),
+        shutdown.clone(),
+    );
     let sweep_stop = shutdown.clone();
     tasks.spawn(async move {
         svc_store.wait_until_ready().await;
@@ -199,17 +206,14 @@ pub async fn run_controllers(client: Client, workers: usize, subnets: Subnets, s
             }
         }
     });
-    let rs_stop = shutdown.clone();
-    tasks.spawn(async move {
-        rs_controller
-            .run(
-                |rs: Arc<ReplicaSet>, c: Arc<ReplicaSetController>| async move { c.reconcile(rs).await },
-                |_rs, _e, _c| Action::requeue(Duration::from_secs(2)),
-                ctx,
-                rs_stop,
-            )
-            .await
-    });
+    spawn_controller(
+        &mut tasks,
+        rs_controller,
+        |rs: Arc<ReplicaSet>, c: Arc<ReplicaSetController>| async move { c.reconcile(rs).await },
+        ctx,
+        Duration::from_secs(2),
+        shutdown.clone(),
+    );
     shutdown.cancelled().await;
     let drain = async { while tasks.join_next().await.is_some() {} };
     if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {
