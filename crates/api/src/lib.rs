@@ -42,6 +42,7 @@ pub mod names;
 pub mod quantity;
 pub mod resource;
 pub mod selector;
+pub mod taints;
 
 pub use error::Error;
 pub use resource::{KINDS, KindInfo, Object, Resource, kind_info};

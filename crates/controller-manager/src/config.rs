@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
 use serde::Deserialize;
@@ -34,6 +35,21 @@ pub struct Args {
     /// Objects reconciled at once per controller.
     #[arg(long, env = "NAVARCH_CONTROLLER_MANAGER_WORKERS")]
     pub workers: Option<usize>,
+    /// Silence after which a node's Ready condition becomes Unknown (e.g. 40s).
+    #[arg(long, env = "NAVARCH_CONTROLLER_MANAGER_NODE_MONITOR_GRACE_PERIOD")]
+    pub node_monitor_grace_period: Option<String>,
+    /// How often node health is checked (e.g. 5s).
+    #[arg(long, env = "NAVARCH_CONTROLLER_MANAGER_NODE_MONITOR_PERIOD")]
+    pub node_monitor_period: Option<String>,
+    /// Nodes per second (per zone) that get the NoExecute taint which evicts their pods.
+    #[arg(long, env = "NAVARCH_CONTROLLER_MANAGER_NODE_EVICTION_RATE")]
+    pub node_eviction_rate: Option<f64>,
+    /// The same, when more than 55% of a large zone's nodes are down.
+    #[arg(long, env = "NAVARCH_CONTROLLER_MANAGER_SECONDARY_NODE_EVICTION_RATE")]
+    pub secondary_node_eviction_rate: Option<f64>,
+    /// Seconds pods without their own toleration stay on an unreachable or not-ready node.
+    #[arg(long, env = "NAVARCH_CONTROLLER_MANAGER_DEFAULT_TOLERATION_SECONDS")]
+    pub default_toleration_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -46,6 +62,11 @@ pub struct FileConfig {
     pub workers: Option<usize>,
     pub cluster_cidr: Option<String>,
     pub node_cidr_mask_size: Option<u8>,
+    pub node_monitor_grace_period: Option<String>,
+    pub node_monitor_period: Option<String>,
+    pub node_eviction_rate: Option<f64>,
+    pub secondary_node_eviction_rate: Option<f64>,
+    pub default_toleration_seconds: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +77,22 @@ pub struct Config {
     pub identity: Option<String>,
     pub workers: usize,
     pub pod_subnets: crate::node_ipam::Subnets,
+    pub node_lifecycle: crate::node_lifecycle::LifecycleConfig,
+}
+
+fn duration(key: &str, v: Option<String>, default: Duration) -> Result<Duration, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(s) => humantime::parse_duration(&s)
+            .map_err(|e| ConfigError::Invalid(format!("{key}: {s:?}: {e} (e.g. 40s, 1m30s)"))),
+    }
+}
+
+fn rate(key: &str, v: Option<f64>, default: f64) -> Result<f64, ConfigError> {
+    match v.unwrap_or(default) {
+        r if r.is_finite() && r >= 0.0 => Ok(r),
+        r => Err(ConfigError::Invalid(format!("{key}: {r}: must be a number >= 0"))),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +135,41 @@ impl Config {
                 crate::node_ipam::Subnets::parse(&cidr, mask)
                     .map_err(|e| ConfigError::Invalid(format!("cluster_cidr: {e}")))?
             },
+            node_lifecycle: {
+                let d = crate::node_lifecycle::LifecycleConfig::default();
+                let monitor_period = duration(
+                    "node_monitor_period",
+                    args.node_monitor_period.or(file.node_monitor_period),
+                    d.monitor_period,
+                )?;
+                if monitor_period.is_zero() {
+                    return Err(ConfigError::Invalid("node_monitor_period: must be more than 0".into()));
+                }
+                crate::node_lifecycle::LifecycleConfig {
+                    grace_period: duration(
+                        "node_monitor_grace_period",
+                        args.node_monitor_grace_period.or(file.node_monitor_grace_period),
+                        d.grace_period,
+                    )?,
+                    monitor_period,
+                    eviction_rate: rate(
+                        "node_eviction_rate",
+                        args.node_eviction_rate.or(file.node_eviction_rate),
+                        d.eviction_rate,
+                    )?,
+                    secondary_eviction_rate: rate(
+                        "secondary_node_eviction_rate",
+                        args.secondary_node_eviction_rate.or(file.secondary_node_eviction_rate),
+                        d.secondary_eviction_rate,
+                    )?,
+                    default_toleration: args
+                        .default_toleration_seconds
+                        .or(file.default_toleration_seconds)
+                        .map(Duration::from_secs)
+                        .unwrap_or(d.default_toleration),
+                    ..d
+                }
+            },
         };
         if c.workers == 0 {
             return Err(ConfigError::Invalid("workers: must be at least 1".into()));
@@ -124,5 +196,17 @@ mod tests {
         let e = Config::resolve(Args::try_parse_from(["cm", "--config", &path]).unwrap()).unwrap_err();
         assert!(e.to_string().contains("unknown field `wrokers`"), "{e}");
         assert!(Config::resolve(Args { workers: Some(0), ..Args::default() }).is_err());
+        std::fs::write(f.path(), "node_monitor_grace_period: 7s\nnode_eviction_rate: 2\n").unwrap();
+        let c = Config::resolve(
+            Args::try_parse_from(["cm", "--config", &path, "--node-monitor-grace-period", "3s"]).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(c.node_lifecycle.grace_period, Duration::from_secs(3));
+        assert_eq!(c.node_lifecycle.eviction_rate, 2.0);
+        assert_eq!(c.node_lifecycle.default_toleration, Duration::from_secs(300));
+        let e = Config::resolve(Args { node_monitor_period: Some("soon".into()), ..Args::default() })
+            .unwrap_err();
+        assert!(e.to_string().starts_with("node_monitor_period: \"soon\""), "{e}");
+        assert!(Config::resolve(Args { node_eviction_rate: Some(-1.0), ..Args::default() }).is_err());
     }
 }

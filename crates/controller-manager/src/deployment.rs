@@ -5,14 +5,21 @@
 //!   old ones shrink while the available pods stay at least `replicas - maxUnavailable`.
 //! * **Recreate**: old ReplicaSets go to zero, and once their pods are gone the new one scales up.
 //!
-//! Revisions are the `deployment.kubernetes.io/revision` annotation; old ReplicaSets beyond
-//! `revisionHistoryLimit` are deleted; a paused Deployment is only scaled. The arithmetic
-//! ([`surge_and_unavailable`], [`rolling_step`]) is pure and unit-tested.
+//! Revisions are the `deployment.kubernetes.io/revision` annotation (a rollback makes the old
+//! template's ReplicaSet the newest revision again); old ReplicaSets beyond `revisionHistoryLimit`
+//! are deleted; a paused Deployment is only scaled; scaling mid-rollout grows or shrinks every
+//! active ReplicaSet in proportion (the `desired-replicas` annotation tells a scale from a rollout
+//! step); matching orphan ReplicaSets are adopted. The `Progressing` condition turns False with
+//! `ProgressDeadlineExceeded` after `progressDeadlineSeconds` (default 600) without progress.
+//! The arithmetic ([`surge_and_unavailable`], [`rolling_step`], [`proportional`], [`progressing`])
+//! is pure and unit-tested.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use navarch_api::Resource;
+use navarch_api::selector::Selector;
 use navarch_api::v1::{
     Deployment, DeploymentCondition, DeploymentStatus, IntOrString, LabelSelector, ObjectMeta,
     OwnerReference, PodTemplateSpec, ReplicaSet, ReplicaSetSpec,
@@ -23,6 +30,8 @@ use crate::replicaset::controller_of;
 
 pub const HASH_LABEL: &str = "pod-template-hash";
 pub const REVISION: &str = "deployment.kubernetes.io/revision";
+pub const DESIRED_REPLICAS: &str = "deployment.kubernetes.io/desired-replicas";
+pub const MAX_REPLICAS: &str = "deployment.kubernetes.io/max-replicas";
 
 /// A number or a percentage of `total` (rounded up for surge, down for unavailable).
 fn scaled(v: Option<&IntOrString>, total: i32, default: &str, round_up: bool) -> i32 {
@@ -108,6 +117,85 @@ pub fn template_hash(t: &PodTemplateSpec) -> String {
     s
 }
 
+/// Sizes after scaling a Deployment whose pods are spread over several ReplicaSets (Kubernetes'
+/// proportional scaling): the difference between `allowed` and the current total is shared in
+/// proportion to each ReplicaSet's size; the rounding leftover goes to the largest.
+pub fn proportional(sizes: &[i32], allowed: i32) -> Vec<i32> {
+    let total: i32 = sizes.iter().sum();
+    let to_add = allowed - total;
+    if total == 0 || to_add == 0 {
+        return sizes.to_vec();
+    }
+    let mut out = sizes.to_vec();
+    let mut added = 0;
+    for (i, &s) in sizes.iter().enumerate() {
+        let share = (s as f64 * allowed as f64 / total as f64).round() as i32 - s;
+        let share = if to_add > 0 { share.min(to_add - added) } else { share.max(to_add - added) };
+        out[i] = (s + share).max(0);
+        added += out[i] - s;
+    }
+    if added != to_add {
+        let largest = (0..out.len()).max_by_key(|&i| (out[i], std::cmp::Reverse(i))).unwrap_or(0);
+        out[largest] = (out[largest] + to_add - added).max(0);
+    }
+    out
+}
+
+/// What one sync saw, to decide the `Progressing` condition.
+#[derive(Debug, Clone, Default)]
+pub struct ProgressInput {
+    pub paused: bool,
+    pub complete: bool,
+    /// A new ReplicaSet was created by this sync.
+    pub created_new: bool,
+    /// More updated/ready/available pods, or fewer old ones, than the last status said.
+    pub progressed: bool,
+    /// `spec.progressDeadlineSeconds` (None: no deadline).
+    pub deadline: Option<Duration>,
+}
+
+/// The next `Progressing` condition's (status, reason), and whether its lastUpdateTime becomes now
+/// even if the condition stays the same (progress was made).
+/// Kubernetes' rules: paused → Unknown/DeploymentPaused; complete → NewReplicaSetAvailable; any
+/// progress restarts the deadline clock; no progress for `progressDeadlineSeconds` since the last
+/// update → False/ProgressDeadlineExceeded, which stays until progress resumes.
+pub fn progressing(
+    prev: Option<&DeploymentCondition>,
+    i: &ProgressInput,
+    now: SystemTime,
+) -> (String, String, bool) {
+    let fresh = |status: &str, reason: &str| (status.to_string(), reason.to_string(), true);
+    let prev_reason = prev.map(|c| c.reason.as_str()).unwrap_or_default();
+    let settled = |status: &str, reason: &str| (status.to_string(), reason.to_string(), false);
+    if i.paused {
+        return settled("Unknown", "DeploymentPaused");
+    }
+    if i.complete {
+        return settled("True", "NewReplicaSetAvailable");
+    }
+    if prev_reason == "DeploymentPaused" {
+        return fresh("Unknown", "DeploymentResumed");
+    }
+    if i.created_new {
+        return fresh("True", "NewReplicaSetCreated");
+    }
+    if i.progressed {
+        return fresh("True", "ReplicaSetUpdated");
+    }
+    let Some(prev) = prev else { return settled("True", "ReplicaSetUpdated") };
+    let keep = (prev.status.clone(), prev.reason.clone(), false);
+    if prev.reason == "NewReplicaSetAvailable" || prev.reason == "ProgressDeadlineExceeded" {
+        return keep;
+    }
+    let since = humantime::parse_rfc3339(&prev.last_update_time).unwrap_or(now);
+    match i.deadline {
+        Some(limit) if now.duration_since(since).unwrap_or_default() > limit => {
+            fresh("False", "ProgressDeadlineExceeded")
+        }
+        _ => keep,
+    }
+}
+
 fn without_hash(t: &PodTemplateSpec) -> PodTemplateSpec {
     let mut t = t.clone();
     if let Some(m) = t.metadata.as_mut() {
@@ -120,8 +208,28 @@ fn revision_of(rs: &ReplicaSet) -> i64 {
     rs.meta().annotations.get(REVISION).and_then(|r| r.parse().ok()).unwrap_or(0)
 }
 
+fn replicas_of(rs: &ReplicaSet) -> i32 {
+    rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0)
+}
+
 fn now() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+/// The Deployment's annotations a ReplicaSet carries (kubectl's change-cause and the like), with
+/// its revision. The controller's own bookkeeping and kubectl's applied copy stay behind.
+fn annotations_for_replica_set(d: &Deployment, revision: i64) -> BTreeMap<String, String> {
+    const SKIPPED: &[&str] =
+        &[REVISION, DESIRED_REPLICAS, MAX_REPLICAS, "kubectl.kubernetes.io/last-applied-configuration"];
+    let mut a: BTreeMap<String, String> = d
+        .meta()
+        .annotations
+        .iter()
+        .filter(|(k, _)| !SKIPPED.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    a.insert(REVISION.into(), revision.to_string());
+    a
 }
 
 pub struct DeploymentController {
@@ -132,7 +240,8 @@ pub struct DeploymentController {
 
 impl DeploymentController {
     pub async fn reconcile(&self, d: Arc<Deployment>) -> Result<Action, navarch_client::Error> {
-        let m = d.meta();
+        let meta = d.meta().clone();
+        let m = &meta;
         if !m.deletion_timestamp.is_empty() {
             return Ok(Action::await_change());
         }
@@ -142,6 +251,29 @@ impl DeploymentController {
         let spec = d.spec.clone().unwrap_or_default();
         let replicas = spec.replicas.unwrap_or(1).max(0);
         let template = spec.template.clone().unwrap_or_default();
+        let selector = match Selector::from_label_selector(spec.selector.as_ref()) {
+            Ok(s) if !s.is_empty() => s,
+            _ => {
+                tracing::warn!(deployment = %m.name, "spec.selector selects nothing; not syncing");
+                return Ok(Action::await_change());
+            }
+        };
+        // Orphaned ReplicaSets that match the selector become this Deployment's.
+        let mut adopted = false;
+        for rs in self.sets.state() {
+            let rm = rs.meta();
+            if rm.namespace == m.namespace
+                && controller_of(rm).is_none()
+                && rm.deletion_timestamp.is_empty()
+                && selector.matches(&rm.labels)
+            {
+                self.adopt(&d, &rs).await?;
+                adopted = true;
+            }
+        }
+        if adopted {
+            return Ok(Action::requeue(Duration::from_millis(100)));
+        }
         let mut owned: Vec<Arc<ReplicaSet>> = self
             .sets
             .state()
@@ -151,76 +283,176 @@ impl DeploymentController {
             })
             .collect();
         owned.sort_by_key(|rs| (revision_of(rs), rs.meta().creation_timestamp.clone()));
-        let api = self.client.api::<ReplicaSet>(&m.namespace);
-        let new = owned
+        let max_revision = owned.iter().map(|rs| revision_of(rs)).max().unwrap_or(0);
+        let found = owned
             .iter()
             .find(|rs| {
                 rs.spec.as_ref().and_then(|s| s.template.as_ref()).map(without_hash) == Some(template.clone())
             })
             .cloned();
-        let max_revision = owned.iter().map(|rs| revision_of(rs)).max().unwrap_or(0);
-        let new = match new {
-            Some(n) => n,
-            None if spec.paused => {
-                return self.write_status(&d, &owned, None, replicas).await;
+        let mut created_new = false;
+        let new = match found {
+            // The template of an older revision again (a rollback): it becomes the newest revision.
+            Some(n) => {
+                let revision =
+                    if revision_of(&n) < max_revision { max_revision + 1 } else { revision_of(&n) };
+                Some(self.sync_annotations(&d, n, revision).await?)
             }
-            None => Arc::new(self.create_new(&d, &template, max_revision + 1).await?),
+            None if spec.paused => None,
+            None => {
+                created_new = true;
+                Some(Arc::new(self.create_new(&d, &template, max_revision + 1).await?))
+            }
         };
-        let old: Vec<Arc<ReplicaSet>> =
-            owned.iter().filter(|rs| rs.meta().uid != new.meta().uid).cloned().collect();
+        // The Deployment carries its current revision too.
+        let mut d = d;
+        if let Some(n) = &new
+            && let Some(rev) = n.meta().annotations.get(REVISION)
+            && d.meta().annotations.get(REVISION) != Some(rev)
+        {
+            let mut u = (*d).clone();
+            u.metadata.get_or_insert_with(Default::default).annotations.insert(REVISION.into(), rev.clone());
+            d = Arc::new(self.client.api::<Deployment>(&m.namespace).update(&u).await?);
+        }
+        let owned: Vec<Arc<ReplicaSet>> = owned
+            .into_iter()
+            .map(|rs| match &new {
+                Some(n) if n.meta().uid == rs.meta().uid => n.clone(),
+                _ => rs,
+            })
+            .chain(new.iter().filter(|_| created_new).cloned())
+            .collect();
+        let old: Vec<Arc<ReplicaSet>> = owned
+            .iter()
+            .filter(|rs| new.as_ref().is_none_or(|n| rs.meta().uid != n.meta().uid))
+            .cloned()
+            .collect();
         let size = |rs: &ReplicaSet| Sizes {
-            want: rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0),
+            want: replicas_of(rs),
             available: rs.status.as_ref().map(|s| s.available_replicas).unwrap_or(0),
         };
+        let recreate = spec.strategy.as_ref().is_some_and(|s| s.r#type == "Recreate");
+        let (surge, unavailable) = surge_and_unavailable(&d, replicas);
         let mut changed = false;
-        if spec.paused {
-            // Paused: only the new ReplicaSet follows the replica count, nothing rolls.
-            if size(&new).want != replicas && old.iter().all(|o| size(o).want == 0) {
-                changed |= self.scale(&d, &new, replicas).await?;
+        // Newest first, so rounding favours the new ReplicaSet.
+        let active: Vec<&Arc<ReplicaSet>> = owned.iter().rev().filter(|rs| replicas_of(rs) > 0).collect();
+        let scaling_event = active.iter().any(|rs| {
+            rs.meta()
+                .annotations
+                .get(DESIRED_REPLICAS)
+                .and_then(|v| v.parse::<i32>().ok())
+                .is_some_and(|v| v != replicas)
+        });
+        let bookkeeping = (replicas, if recreate { replicas } else { replicas + surge });
+        if active.len() > 1 && scaling_event && !recreate {
+            // Scaled mid-rollout: every active ReplicaSet grows or shrinks in proportion.
+            let sizes: Vec<i32> = active.iter().map(|rs| replicas_of(rs)).collect();
+            let allowed = if spec.paused { replicas } else { replicas + surge };
+            for (rs, to) in active.iter().zip(proportional(&sizes, allowed)) {
+                changed |= self.scale(&d, rs, to, bookkeeping).await?;
             }
-        } else if spec.strategy.as_ref().is_some_and(|s| s.r#type == "Recreate") {
-            let mut old_running = false;
-            for o in &old {
-                if size(o).want > 0 {
-                    changed |= self.scale(&d, o, 0).await?;
+        } else if spec.paused {
+            // Paused: nothing rolls; a lone ReplicaSet follows the replica count.
+            let lone = match active.as_slice() {
+                [one] => Some((*one).clone()),
+                [] => new.clone().or_else(|| owned.last().cloned()),
+                _ => None,
+            };
+            if let Some(rs) = lone
+                && replicas_of(&rs) != replicas
+            {
+                changed |= self.scale(&d, &rs, replicas, bookkeeping).await?;
+            }
+        } else if let Some(new) = &new {
+            if recreate {
+                let mut old_running = false;
+                for o in &old {
+                    if replicas_of(o) > 0 {
+                        changed |= self.scale(&d, o, 0, bookkeeping).await?;
+                    }
+                    old_running |= o.status.as_ref().is_some_and(|s| s.replicas > 0);
                 }
-                old_running |= o.status.as_ref().is_some_and(|s| s.replicas > 0);
-            }
-            if !old_running && size(&new).want != replicas {
-                changed |= self.scale(&d, &new, replicas).await?;
-            }
-        } else {
-            let (surge, unavailable) = surge_and_unavailable(&d, replicas);
-            let old_sizes: Vec<Sizes> = old.iter().map(|o| size(o)).collect();
-            let (new_want, old_wants) = rolling_step(replicas, surge, unavailable, size(&new), &old_sizes);
-            if new_want != size(&new).want {
-                changed |= self.scale(&d, &new, new_want).await?;
-            }
-            for (o, w) in old.iter().zip(old_wants) {
-                if w != size(o).want {
-                    changed |= self.scale(&d, o, w).await?;
+                if !old_running && replicas_of(new) != replicas {
+                    changed |= self.scale(&d, new, replicas, bookkeeping).await?;
+                }
+            } else {
+                let old_sizes: Vec<Sizes> = old.iter().map(|o| size(o)).collect();
+                let (new_want, old_wants) = rolling_step(replicas, surge, unavailable, size(new), &old_sizes);
+                if new_want != replicas_of(new) {
+                    changed |= self.scale(&d, new, new_want, bookkeeping).await?;
+                }
+                for (o, w) in old.iter().zip(old_wants) {
+                    if w != replicas_of(o) {
+                        changed |= self.scale(&d, o, w, bookkeeping).await?;
+                    }
                 }
             }
         }
-        // Old revisions beyond the history limit go (only empty ones).
-        let limit = spec.revision_history_limit.unwrap_or(10).max(0) as usize;
+        self.clean_up_history(&old, spec.revision_history_limit).await?;
+        let progress = ProgressInput {
+            paused: spec.paused,
+            created_new,
+            deadline: match spec.progress_deadline_seconds {
+                Some(s) if s > 0 && s < i32::MAX => Some(Duration::from_secs(s as u64)),
+                Some(_) => None,
+                None => Some(Duration::from_secs(600)),
+            },
+            ..Default::default()
+        };
+        let action = self.write_status(&d, &owned, new.as_ref(), replicas, progress).await?;
+        Ok(if changed { Action::requeue(Duration::from_millis(200)) } else { action })
+    }
+
+    /// Old revisions beyond `revisionHistoryLimit` (default 10) go, oldest first (only empty ones).
+    async fn clean_up_history(
+        &self,
+        old: &[Arc<ReplicaSet>],
+        limit: Option<i32>,
+    ) -> Result<(), navarch_client::Error> {
+        let limit = limit.unwrap_or(10).max(0) as usize;
         let empty_old: Vec<&Arc<ReplicaSet>> = old
             .iter()
-            .filter(|o| size(o).want == 0 && o.status.as_ref().is_none_or(|s| s.replicas == 0))
+            .filter(|o| replicas_of(o) == 0 && o.status.as_ref().is_none_or(|s| s.replicas == 0))
             .collect();
-        if empty_old.len() > limit {
-            for o in &empty_old[..empty_old.len() - limit] {
-                let params = DeleteParams { precondition_uid: o.meta().uid.clone(), ..Default::default() };
-                match api.delete(&o.meta().name, &params).await {
-                    Ok(_)
-                    | Err(navarch_client::Error::NotFound(_))
-                    | Err(navarch_client::Error::Conflict(_)) => {}
-                    Err(e) => return Err(e),
+        if empty_old.len() <= limit {
+            return Ok(());
+        }
+        for o in &empty_old[..empty_old.len() - limit] {
+            let api = self.client.api::<ReplicaSet>(&o.meta().namespace);
+            let params = DeleteParams { precondition_uid: o.meta().uid.clone(), ..Default::default() };
+            match api.delete(&o.meta().name, &params).await {
+                Ok(_) | Err(navarch_client::Error::NotFound(_)) | Err(navarch_client::Error::Conflict(_)) => {
                 }
+                Err(e) => return Err(e),
             }
         }
-        let action = self.write_status(&d, &owned, Some(&new), replicas).await?;
-        Ok(if changed { Action::requeue(Duration::from_millis(200)) } else { action })
+        Ok(())
+    }
+
+    /// Makes `d` the controller of the orphan `rs` (a conflict retries from the store).
+    async fn adopt(&self, d: &Deployment, rs: &ReplicaSet) -> Result<(), navarch_client::Error> {
+        let mut u = rs.clone();
+        u.metadata.get_or_insert_with(Default::default).owner_references.push(owner_ref(d));
+        self.client.api::<ReplicaSet>(&rs.meta().namespace).update(&u).await?;
+        tracing::info!(deployment = %d.meta().name, replicaset = %rs.meta().name, "adopted");
+        Ok(())
+    }
+
+    /// Brings the new ReplicaSet's annotations (revision, change-cause) in line with the Deployment.
+    async fn sync_annotations(
+        &self,
+        d: &Deployment,
+        rs: Arc<ReplicaSet>,
+        revision: i64,
+    ) -> Result<Arc<ReplicaSet>, navarch_client::Error> {
+        let mut wanted = rs.meta().annotations.clone();
+        wanted.extend(annotations_for_replica_set(d, revision));
+        if wanted == rs.meta().annotations {
+            return Ok(rs);
+        }
+        let mut u = (*rs).clone();
+        u.metadata.get_or_insert_with(Default::default).annotations = wanted;
+        Ok(Arc::new(self.client.api::<ReplicaSet>(&rs.meta().namespace).update(&u).await?))
     }
 
     async fn create_new(
@@ -243,15 +475,8 @@ impl DeploymentController {
                 name: format!("{}-{hash}", m.name),
                 namespace: m.namespace.clone(),
                 labels,
-                annotations: [(REVISION.to_string(), revision.to_string())].into(),
-                owner_references: vec![OwnerReference {
-                    api_version: "apps/v1".into(),
-                    kind: "Deployment".into(),
-                    name: m.name.clone(),
-                    uid: m.uid.clone(),
-                    controller: Some(true),
-                    block_owner_deletion: Some(true),
-                }],
+                annotations: annotations_for_replica_set(d, revision),
+                owner_references: vec![owner_ref(d)],
                 ..Default::default()
             }),
             spec: Some(ReplicaSetSpec {
@@ -279,20 +504,35 @@ impl DeploymentController {
         }
     }
 
-    /// Sets a ReplicaSet's replicas (compare-and-swap on the cached copy: a stale copy conflicts
-    /// and the reconcile runs again). True when it changed something.
-    async fn scale(&self, d: &Deployment, rs: &ReplicaSet, to: i32) -> Result<bool, navarch_client::Error> {
-        let from = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+    /// Sets a ReplicaSet's replicas and the (desired, max) replica annotations that tell a later
+    /// sync whether the Deployment was scaled (compare-and-swap on the cached copy: a stale copy
+    /// conflicts and the reconcile runs again). True when it changed something.
+    async fn scale(
+        &self,
+        d: &Deployment,
+        rs: &ReplicaSet,
+        to: i32,
+        (desired, max): (i32, i32),
+    ) -> Result<bool, navarch_client::Error> {
+        let from = replicas_of(rs);
         let mut updated = rs.clone();
         updated.spec.get_or_insert_with(Default::default).replicas = Some(to);
+        let a = &mut updated.metadata.get_or_insert_with(Default::default).annotations;
+        a.insert(DESIRED_REPLICAS.into(), desired.to_string());
+        a.insert(MAX_REPLICAS.into(), max.to_string());
+        if &updated == rs {
+            return Ok(false);
+        }
         self.client.api::<ReplicaSet>(&rs.meta().namespace).update(&updated).await?;
-        let verb = if to > from { "up" } else { "down" };
-        self.events.record(
-            object_ref(d),
-            "Normal",
-            "ScalingReplicaSet",
-            format!("Scaled {verb} replica set {} from {from} to {to}", rs.meta().name),
-        );
+        if from != to {
+            let verb = if to > from { "up" } else { "down" };
+            self.events.record(
+                object_ref(d),
+                "Normal",
+                "ScalingReplicaSet",
+                format!("Scaled {verb} replica set {} from {from} to {to}", rs.meta().name),
+            );
+        }
         Ok(true)
     }
 
@@ -302,80 +542,83 @@ impl DeploymentController {
         owned: &[Arc<ReplicaSet>],
         new: Option<&Arc<ReplicaSet>>,
         replicas: i32,
+        mut progress: ProgressInput,
     ) -> Result<Action, navarch_client::Error> {
         let sum = |f: fn(&navarch_api::v1::ReplicaSetStatus) -> i32| -> i32 {
             owned.iter().filter_map(|rs| rs.status.as_ref()).map(f).sum()
         };
         let available = sum(|s| s.available_replicas);
         let total = sum(|s| s.replicas);
+        let ready = sum(|s| s.ready_replicas);
         let updated = new.and_then(|n| n.status.as_ref()).map(|s| s.replicas).unwrap_or(0);
         let (_, max_unavailable) = surge_and_unavailable(d, replicas);
         let old = d.status.clone().unwrap_or_default();
-        let complete = updated == replicas && total == replicas && available >= replicas;
-        let condition = |t: &str, ok: bool, reason: &str, message: String| {
-            let status = if ok { "True" } else { "False" };
+        progress.complete =
+            new.is_some() && updated == replicas && total == replicas && available >= replicas;
+        progress.progressed = updated > old.updated_replicas
+            || total - updated < old.replicas - old.updated_replicas
+            || ready > old.ready_replicas
+            || available > old.available_replicas;
+        let at = SystemTime::now();
+        let condition = |t: &str, status: String, reason: String, message: String, touch: bool| {
             let prev = old.conditions.iter().find(|c| c.r#type == t);
-            let same = prev.is_some_and(|c| c.status == status && c.reason == reason);
+            let same = prev.is_some_and(|c| c.status == status && c.reason == reason && c.message == message);
             DeploymentCondition {
                 r#type: t.into(),
-                status: status.into(),
-                last_update_time: if same {
-                    prev.map(|c| c.last_update_time.clone()).unwrap_or_default()
-                } else {
-                    now()
+                last_update_time: match prev {
+                    Some(c) if same && !touch => c.last_update_time.clone(),
+                    _ => now(),
                 },
                 last_transition_time: match prev {
                     Some(c) if c.status == status => c.last_transition_time.clone(),
                     _ => now(),
                 },
-                reason: reason.into(),
+                status,
+                reason,
                 message,
             }
         };
-        let name = &d.meta().name;
         let new_name = new.map(|n| n.meta().name.clone()).unwrap_or_default();
+        let prev_progressing = old.conditions.iter().find(|c| c.r#type == "Progressing");
+        let (p_status, p_reason, touch) = progressing(prev_progressing, &progress, at);
+        let p_message = match p_reason.as_str() {
+            "NewReplicaSetAvailable" => format!("ReplicaSet {new_name:?} has successfully progressed."),
+            "NewReplicaSetCreated" => format!("Created new replica set {new_name:?}"),
+            "ReplicaSetUpdated" => format!("ReplicaSet {new_name:?} is progressing."),
+            "ProgressDeadlineExceeded" => format!("ReplicaSet {new_name:?} has timed out progressing."),
+            "DeploymentPaused" => "Deployment is paused".into(),
+            "DeploymentResumed" => "Deployment is resumed".into(),
+            _ => prev_progressing.map(|c| c.message.clone()).unwrap_or_default(),
+        };
+        let (a_status, a_reason, a_message) = if available >= replicas - max_unavailable {
+            ("True", "MinimumReplicasAvailable", "Deployment has minimum availability.")
+        } else {
+            ("False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability.")
+        };
         let status = DeploymentStatus {
             observed_generation: d.meta().generation,
             replicas: total,
             updated_replicas: updated,
-            ready_replicas: sum(|s| s.ready_replicas),
+            ready_replicas: ready,
             available_replicas: available,
             unavailable_replicas: (replicas - available).max(0),
             terminating_replicas: None,
             conditions: vec![
-                if available >= replicas - max_unavailable {
-                    condition(
-                        "Available",
-                        true,
-                        "MinimumReplicasAvailable",
-                        "Deployment has minimum availability.".into(),
-                    )
-                } else {
-                    condition(
-                        "Available",
-                        false,
-                        "MinimumReplicasUnavailable",
-                        "Deployment does not have minimum availability.".into(),
-                    )
-                },
-                if complete {
-                    condition(
-                        "Progressing",
-                        true,
-                        "NewReplicaSetAvailable",
-                        format!("ReplicaSet {new_name:?} has successfully progressed."),
-                    )
-                } else {
-                    condition(
-                        "Progressing",
-                        true,
-                        "ReplicaSetUpdated",
-                        format!("ReplicaSet {new_name:?} is progressing."),
-                    )
-                },
+                condition("Available", a_status.into(), a_reason.into(), a_message.into(), false),
+                condition("Progressing", p_status, p_reason.clone(), p_message, touch),
             ],
             collision_count: old.collision_count,
         };
+        if p_reason == "ProgressDeadlineExceeded"
+            && prev_progressing.is_none_or(|c| c.reason != "ProgressDeadlineExceeded")
+        {
+            self.events.record(
+                object_ref(d),
+                "Warning",
+                "ProgressDeadlineExceeded",
+                format!("ReplicaSet {new_name:?} has timed out progressing."),
+            );
+        }
         if d.status.as_ref() != Some(&status) {
             let mut u = d.clone();
             u.status = Some(status);
@@ -384,13 +627,26 @@ impl DeploymentController {
                 Err(e) => return Err(e),
             }
         }
-        tracing::debug!(deployment = %name, complete, "synced");
-        // Until the rollout completes, look again soon (the ReplicaSet cache may lag the triggers).
-        Ok(if complete {
+        tracing::debug!(deployment = %d.meta().name, complete = progress.complete, "synced");
+        // Until the rollout completes, look again soon (the ReplicaSet cache may lag the triggers,
+        // and the progress deadline needs a clock).
+        Ok(if progress.complete || progress.paused {
             Action::requeue(Duration::from_secs(300))
         } else {
             Action::requeue(Duration::from_secs(1))
         })
+    }
+}
+
+fn owner_ref(d: &Deployment) -> OwnerReference {
+    let m = d.meta();
+    OwnerReference {
+        api_version: "apps/v1".into(),
+        kind: "Deployment".into(),
+        name: m.name.clone(),
+        uid: m.uid.clone(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
     }
 }
 
@@ -428,6 +684,59 @@ mod tests {
         assert_eq!(rolling_step(3, 1, 0, s(3, 3), &[s(2, 0)]), (3, vec![0]));
         // maxUnavailable 1, surge 0: an old one goes first.
         assert_eq!(rolling_step(3, 0, 1, s(0, 0), &[s(3, 3)]), (0, vec![2]));
+    }
+
+    #[test]
+    fn proportional_scaling_like_kubernetes_docs() {
+        // 10 replicas, maxSurge 3: 8 old + 5 new mid-rollout, scaled to 15 (allowed 18): 3 more
+        // old, 2 more new.
+        assert_eq!(proportional(&[5, 8], 18), vec![7, 11]);
+        assert_eq!(proportional(&[8, 5], 18), vec![11, 7]);
+        // Down: 30 → 10 allowed, in proportion, never below zero.
+        assert_eq!(proportional(&[10, 20], 10), vec![3, 7]);
+        assert_eq!(proportional(&[1, 1, 1], 1).iter().sum::<i32>(), 1);
+        assert_eq!(proportional(&[2, 3], 5), vec![2, 3]);
+        for allowed in 0..40 {
+            assert_eq!(proportional(&[3, 7, 1], allowed).iter().sum::<i32>(), allowed, "{allowed}");
+        }
+    }
+
+    #[test]
+    fn progress_deadline() {
+        let at = |secs: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs);
+        let cond = |reason: &str, updated: u64| DeploymentCondition {
+            r#type: "Progressing".into(),
+            status: "True".into(),
+            reason: reason.into(),
+            last_update_time: humantime::format_rfc3339_seconds(at(updated)).to_string(),
+            ..Default::default()
+        };
+        let i = ProgressInput { deadline: Some(Duration::from_secs(10)), ..Default::default() };
+        let prev = cond("ReplicaSetUpdated", 0);
+        assert_eq!(progressing(Some(&prev), &i, at(5)).1, "ReplicaSetUpdated");
+        assert_eq!(
+            progressing(Some(&prev), &i, at(11)),
+            ("False".into(), "ProgressDeadlineExceeded".into(), true)
+        );
+        // Progress restarts the clock; completion wins; a completed rollout never times out.
+        let moving = ProgressInput { progressed: true, ..i.clone() };
+        assert_eq!(progressing(Some(&prev), &moving, at(11)).1, "ReplicaSetUpdated");
+        let done = ProgressInput { complete: true, ..i.clone() };
+        assert_eq!(progressing(Some(&prev), &done, at(11)).1, "NewReplicaSetAvailable");
+        assert_eq!(
+            progressing(Some(&cond("NewReplicaSetAvailable", 0)), &i, at(99)).1,
+            "NewReplicaSetAvailable"
+        );
+        // Timed out stays timed out until progress; no deadline never times out; paused pauses it.
+        assert_eq!(
+            progressing(Some(&cond("ProgressDeadlineExceeded", 0)), &i, at(99)).1,
+            "ProgressDeadlineExceeded"
+        );
+        let forever = ProgressInput { deadline: None, ..Default::default() };
+        assert_eq!(progressing(Some(&prev), &forever, at(99_999)).1, "ReplicaSetUpdated");
+        let paused = ProgressInput { paused: true, ..i.clone() };
+        assert_eq!(progressing(Some(&prev), &paused, at(99)).1, "DeploymentPaused");
+        assert_eq!(progressing(Some(&cond("DeploymentPaused", 0)), &i, at(99)).1, "DeploymentResumed");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! * [`deployment`]: one ReplicaSet per template, rolled out by strategy.
 //! * [`endpoints`]: Endpoints of Services with selectors.
 //! * [`node_ipam`]: a pod CIDR for every Node.
+//! * [`node_lifecycle`]: silent nodes become Unknown, get tainted, and lose their pods.
 //! * [`namespaces`]: namespace deletion, the `default` ServiceAccount.
 //! * [`garbage_collector`]: ownerReferences: background, foreground and orphan deletion.
 //! * [`config`]: flag > env > file > default; [`run`]: wiring.
@@ -16,5 +17,6 @@ pub mod endpoints;
 pub mod garbage_collector;
 pub mod namespaces;
 pub mod node_ipam;
+pub mod node_lifecycle;
 pub mod replicaset;
 pub mod run;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use navarch_api::Resource;
 use navarch_api::selector::Selector;
-use navarch_api::v1::{Deployment, Namespace, Node, Pod, ReplicaSet, Service, ServiceAccount};
+use navarch_api::v1::{Deployment, Lease, Namespace, Node, Pod, ReplicaSet, Service, ServiceAccount};
 use navarch_client::{Action, Client, Controller, Event, EventRecorder, ObjectRef, WatcherConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -14,7 +14,8 @@ use crate::config::Config;
 use crate::deployment::DeploymentController;
 use crate::endpoints::EndpointsController;
 use crate::namespaces::NamespaceController;
-use crate::node_ipam::{NodeIpam, Subnets};
+use crate::node_ipam::NodeIpam;
+use crate::node_lifecycle::NodeLifecycle;
 use crate::replicaset::{ReplicaSetController, controller_of};
 
 const EVENT_QUEUE: usize = 1000;
@@ -45,8 +46,29 @@ fn spawn_controller<K, Ctx, E, F, Fut>(
     );
 }
 
+/// A store of `api`'s objects kept current by a task in `tasks` until `stop`.
+fn spawn_store<K: Resource>(
+    tasks: &mut tokio::task::JoinSet<()>,
+    api: navarch_client::Api<K>,
+    stop: CancellationToken,
+) -> navarch_client::Store<K> {
+    let (store, writer) = navarch_client::store::<K>();
+    let events = navarch_client::reflector(writer, navarch_client::watcher(api, WatcherConfig::default()));
+    tasks.spawn(async move {
+        let mut events = std::pin::pin!(events);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                ev = events.next() => if ev.is_none() { return },
+            }
+        }
+    });
+    store
+}
+
 /// Runs the controllers until `shutdown` (called while this instance leads).
-pub async fn run_controllers(client: Client, workers: usize, subnets: Subnets, shutdown: CancellationToken) {
+pub async fn run_controllers(client: Client, cfg: Config, shutdown: CancellationToken) {
+    let workers = cfg.workers;
     let (events, sender) = EventRecorder::new(client.clone(), "replicaset-controller", "", EVENT_QUEUE);
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(sender);
@@ -132,7 +154,7 @@ pub async fn run_controllers(client: Client, workers: usize, subnets: Subnets, s
     let svc_triggers = futures::stream::poll_fn(move |cx| svc_rx.poll_recv(cx));
     let rs_controller = rs_controller.triggered_by(pod_events);
     let ctx = Arc::new(ReplicaSetController::new(client.clone(), pods.clone(), events));
-    let endpoints = Arc::new(EndpointsController { client: client.clone(), pods });
+    let endpoints = Arc::new(EndpointsController { client: client.clone(), pods: pods.clone() });
     let svc_controller = svc_controller.triggered_by(svc_triggers);
     spawn_controller(
         &mut tasks,
@@ -161,10 +183,11 @@ pub async fn run_controllers(client: Client, workers: usize, subnets: Subnets, s
     );
     // Node IPAM.
     let node_controller = Controller::new(client.api::<Node>(""), WatcherConfig::default()).concurrency(1);
+    let nodes = node_controller.store();
     let ipam = Arc::new(NodeIpam {
         client: client.clone(),
-        nodes: node_controller.store(),
-        subnets,
+        nodes: nodes.clone(),
+        subnets: cfg.pod_subnets,
         allocated: Default::default(),
     });
     spawn_controller(
@@ -175,6 +198,13 @@ pub async fn run_controllers(client: Client, workers: usize, subnets: Subnets, s
         Duration::from_secs(1),
         shutdown.clone(),
     );
+    // Node lifecycle: heartbeats (Leases), taints, evictions.
+    let leases = spawn_store(&mut tasks, client.api::<Lease>("kube-node-lease"), shutdown.clone());
+    let (node_events, node_sender) = EventRecorder::new(client.clone(), "node-controller", "", EVENT_QUEUE);
+    tasks.spawn(node_sender);
+    let lifecycle =
+        NodeLifecycle::new(client.clone(), cfg.node_lifecycle.clone(), nodes, leases, pods, node_events);
+    tasks.spawn(lifecycle.run(shutdown.clone()));
     // Namespaces, re-synced when their default ServiceAccount changes.
     let ns_controller = Controller::new(client.api::<Namespace>(""), WatcherConfig::default())
         .concurrency(workers)
@@ -242,11 +272,11 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
             navarch_client::LeaseConfig::default(),
         );
         navarch_client::run_while_leader(elector, shutdown.clone(), |stop| {
-            run_controllers(client.clone(), cfg.workers, cfg.pod_subnets, stop)
+            run_controllers(client.clone(), cfg.clone(), stop)
         })
         .await;
     } else {
-        run_controllers(client, cfg.workers, cfg.pod_subnets, shutdown.clone()).await;
+        run_controllers(client, cfg.clone(), shutdown.clone()).await;
     }
     shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(2), http).await;

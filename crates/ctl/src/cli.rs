@@ -46,9 +46,15 @@ pub enum Command {
     /// Change a field of objects (`set image`).
     #[command(subcommand)]
     Set(SetCommand),
-    /// Follow a Deployment's rollout (`rollout status`).
+    /// Manage a Deployment's rollout: status, history, undo, pause, resume, restart.
     #[command(subcommand)]
     Rollout(RolloutCommand),
+    /// Mark a node unschedulable.
+    Cordon(NodeArgs),
+    /// Mark a node schedulable again.
+    Uncordon(NodeArgs),
+    /// Cordon a node and evict its pods so their controllers recreate them elsewhere.
+    Drain(DrainArgs),
     /// Print the logs of a container in a pod.
     Logs(LogsArgs),
     /// Run a command in a container of a pod.
@@ -104,6 +110,64 @@ pub enum RolloutCommand {
         #[arg(long, value_parser = humantime::parse_duration)]
         timeout: Option<std::time::Duration>,
     },
+    /// List a Deployment's revisions, or show one with --revision.
+    History {
+        #[arg(required = true, value_name = "RESOURCE")]
+        resource: Vec<String>,
+        /// Show the pod template of this revision.
+        #[arg(long)]
+        revision: Option<i64>,
+    },
+    /// Roll a Deployment back to its previous revision (or --to-revision).
+    Undo {
+        #[arg(required = true, value_name = "RESOURCE")]
+        resource: Vec<String>,
+        /// The revision to go back to (0: the previous one).
+        #[arg(long, default_value_t = 0)]
+        to_revision: i64,
+    },
+    /// Pause a Deployment: template changes do not roll out until resumed.
+    Pause {
+        #[arg(required = true, value_name = "RESOURCE")]
+        resource: Vec<String>,
+    },
+    /// Resume a paused Deployment.
+    Resume {
+        #[arg(required = true, value_name = "RESOURCE")]
+        resource: Vec<String>,
+    },
+    /// Replace every pod of a Deployment by a rolling update.
+    Restart {
+        #[arg(required = true, value_name = "RESOURCE")]
+        resource: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// The node (NAME or node/NAME).
+    pub node: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DrainArgs {
+    /// The node (NAME or node/NAME).
+    pub node: String,
+    /// Leave DaemonSet-managed pods (they would be recreated on the node at once).
+    #[arg(long)]
+    pub ignore_daemonsets: bool,
+    /// Also evict pods with emptyDir volumes (their data is lost).
+    #[arg(long)]
+    pub delete_emptydir_data: bool,
+    /// Also delete pods no controller manages (they are gone for good).
+    #[arg(long)]
+    pub force: bool,
+    /// Seconds each pod gets to stop (-1: the pod's own terminationGracePeriodSeconds).
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    pub grace_period: i64,
+    /// Give up after this long (e.g. 2m); 0: wait as long as it takes.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
+    pub timeout: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

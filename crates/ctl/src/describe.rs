@@ -587,6 +587,13 @@ fn events_section(d: &mut Description, events: Option<&[Value]>, now: SystemTime
     }
 }
 
+/// kubectl's `Pod Template:` section alone (`rollout history --revision`).
+pub fn describe_pod_template(t: &Value) -> String {
+    let mut d = Description::default();
+    pod_template(&mut d, t);
+    d.render()
+}
+
 /// The full description of one object.
 pub fn describe(o: &Object, events: Option<&[Value]>, now: SystemTime) -> String {
     let v = crate::printers::to_value(o);

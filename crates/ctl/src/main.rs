@@ -1,6 +1,6 @@
 //! navctl: the kubectl-like command-line client of the navarch api-server.
 //!
-//! Owns the command line (apply, create, replace, get, describe, delete, label, annotate, scale, set image, rollout status, logs, exec,
+//! Owns the command line (apply, create, replace, get, describe, delete, label, annotate, scale, set image, rollout (status, history, undo, pause, resume, restart), cordon, uncordon, drain, logs, exec,
 //! top, version, api-resources, completion, config view), kubectl's output formats and messages, and client-side
 //! apply. Exit status: 0 success, 1 any error, 2 usage error.
 
@@ -19,7 +19,9 @@ mod kinds;
 mod logs;
 mod manifests;
 mod metadata;
+mod nodes;
 mod printers;
+mod rollout;
 mod top;
 mod workloads;
 
@@ -80,7 +82,10 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Annotate(a) => metadata::run(&ctx, &a, metadata::Field::Annotations).await,
         Command::Scale(a) => workloads::scale(&ctx, &a).await,
         Command::Set(cli::SetCommand::Image(a)) => workloads::set_image(&ctx, &a).await,
-        Command::Rollout(r) => workloads::rollout(&ctx, &r).await,
+        Command::Rollout(r) => rollout::run(&ctx, &r).await,
+        Command::Cordon(a) => nodes::cordon(&ctx, &a, true).await,
+        Command::Uncordon(a) => nodes::cordon(&ctx, &a, false).await,
+        Command::Drain(a) => nodes::drain(&ctx, &a).await,
         Command::Logs(a) => logs::run(&ctx, &a).await,
         Command::Exec(a) => exec::run(&ctx, &a).await,
         Command::Top(t) => top::run(&ctx, &t).await,

@@ -49,7 +49,7 @@ fn tolerates_unschedulable(pod: &Pod) -> bool {
         tolerates(
             t,
             &Taint {
-                key: "node.kubernetes.io/unschedulable".into(),
+                key: navarch_api::taints::UNSCHEDULABLE.into(),
                 effect: "NoSchedule".into(),
                 ..Default::default()
             },
@@ -128,17 +128,7 @@ fn tolerations(pod: &Pod) -> &[Toleration] {
     pod.spec.as_ref().map(|s| s.tolerations.as_slice()).unwrap_or_default()
 }
 
-/// Kubernetes' toleration matching.
-pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
-    if !t.effect.is_empty() && t.effect != taint.effect {
-        return false;
-    }
-    match t.operator.as_str() {
-        "Exists" => t.key.is_empty() || t.key == taint.key,
-        "" | "Equal" => t.key == taint.key && t.value == taint.value,
-        _ => false,
-    }
-}
+pub use navarch_api::taints::tolerates;
 
 /// The first NoSchedule/NoExecute taint the pod does not tolerate.
 pub fn untolerated_taint<'a>(pod: &Pod, taints: &'a [Taint]) -> Option<&'a Taint> {
