@@ -19,7 +19,7 @@ const MIRROR: &str = "kubernetes.io/config.mirror";
 
 fn node_name(arg: &str) -> anyhow::Result<String> {
     let name = match arg.split_once('/') {
-        Some((kind, name)) if matches!(kind, "node" | "nodes" | "no") => name,
+        Some(("node" | "nodes" | "no", name)) => name,
         Some((kind, _)) => bail!("{kind:?} is not a node; cordon, uncordon and drain take nodes"),
         None => arg,
     };
