@@ -844,3 +844,39 @@ impl Drop for Kubelet {
         }
     }
 }
+
+/// A daemon of this workspace run as a child process against a [`TestEnv`]; killed (SIGKILL,
+/// like a crash) on drop or by [`Daemon::kill9`].
+pub struct Daemon {
+    child: Child,
+    /// Its `--http-listen` address (/healthz, /metrics).
+    pub http: SocketAddr,
+}
+
+impl Daemon {
+    /// Starts binary `bin` of `package` with `--server` and `--http-listen` (a free port) set, then
+    /// `args`. Logs at `$NAVARCH_TEST_LOG` (default info) to the test's stderr.
+    pub fn start(env: &TestEnv, package: &str, bin: &str, args: &[&str]) -> Daemon {
+        let port = free_port();
+        let child = Command::new(binary(package, bin))
+            .arg(format!("--server={}", env.api_server_addr()))
+            .arg(format!("--http-listen=127.0.0.1:{port}"))
+            .args(args)
+            .env("RUST_LOG", std::env::var("NAVARCH_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {bin}: {e}"));
+        Daemon { child, http: SocketAddr::from(([127, 0, 0, 1], port)) }
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}

@@ -1,31 +1,16 @@
 //! The controller-manager binary against a real api-server and etcd (no kubelets: the test plays the
 //! kubelet by writing pod status where readiness matters).
 
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use navarch_api::Resource;
 use navarch_api::v1::{Pod, PodCondition, ReplicaSet};
 use navarch_client::{Api, DeleteParams, ListParams};
-use navarch_tests::{TestEnv, binary};
-
-struct Daemon(Child);
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use navarch_tests::{Daemon, TestEnv, binary};
 
 fn start_controller_manager(env: &TestEnv) -> Daemon {
-    let child = Command::new(binary("controller-manager", "controller-manager"))
-        .arg(format!("--server={}", env.api_server_addr()))
-        .arg(format!("--http-listen=127.0.0.1:{}", navarch_tests::free_port()))
-        .env("RUST_LOG", std::env::var("NAVARCH_TEST_LOG").unwrap_or_else(|_| "info".into()))
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("starting the controller-manager");
-    Daemon(child)
+    Daemon::start(env, "controller-manager", "controller-manager", &[])
 }
 
 fn from_yaml<T: serde::de::DeserializeOwned>(y: &str) -> T {
@@ -315,7 +300,8 @@ async fn namespaces_get_a_default_service_account_and_are_emptied_on_deletion() 
     assert!(sets.list(&Default::default()).await.unwrap().items.is_empty());
 }
 
-/// Plays the kubelet for every pod: Running and Ready shortly after it appears.
+/// Plays the kubelet for every pod: Running and Ready shortly after it appears (never Ready when
+/// its image has "broken" in its name).
 fn play_kubelet(pods: Api<Pod>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut n = 0;
@@ -329,9 +315,11 @@ fn play_kubelet(pods: Api<Pod>) -> tokio::task::JoinHandle<()> {
                     let st = p.status.get_or_insert_with(Default::default);
                     st.phase = "Running".into();
                     st.pod_ip = format!("10.244.9.{}", n % 250 + 1);
+                    let broken = p.spec.as_ref().unwrap().containers[0].image.contains("broken");
+                    let st = p.status.get_or_insert_with(Default::default);
                     st.conditions = vec![PodCondition {
                         r#type: "Ready".into(),
-                        status: "True".into(),
+                        status: if broken { "False" } else { "True" }.into(),
                         ..Default::default()
                     }];
                     let _ = pods.update_status(&p).await;
@@ -502,4 +490,423 @@ async fn nodes_without_a_pod_cidr_get_distinct_ones() {
     .await;
     got.sort();
     assert_eq!(got, ["10.244.0.0/24", "10.244.1.0/24", "10.244.2.0/24"]);
+}
+
+fn deployment_yaml(name: &str, replicas: i32, extra_spec: &str, image: &str) -> String {
+    format!(
+        "{{metadata: {{name: {name}}}, spec: {{replicas: {replicas}, selector: {{matchLabels: {{app: {name}}}}}, {extra_spec} template: {{metadata: {{labels: {{app: {name}}}}}, spec: {{containers: [{{name: c, image: '{image}'}}]}}}}}}}}"
+    )
+}
+
+fn image_of(p: &Pod) -> String {
+    p.spec.as_ref().unwrap().containers[0].image.clone()
+}
+
+async fn active_pods(pods: &Api<Pod>, app: &str) -> Vec<Pod> {
+    pods_of(pods, app).await.into_iter().filter(|p| p.meta().deletion_timestamp.is_empty()).collect()
+}
+
+/// Replica counts of the ReplicaSets of app, by image.
+async fn set_sizes(sets: &Api<ReplicaSet>, app: &str) -> Vec<(String, i32)> {
+    let p = ListParams { label_selector: format!("app={app}"), ..Default::default() };
+    let mut out: Vec<(String, i32)> = sets
+        .list(&p)
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|rs| {
+            let spec = rs.spec.as_ref().unwrap();
+            (
+                spec.template.as_ref().unwrap().spec.as_ref().unwrap().containers[0].image.clone(),
+                spec.replicas.unwrap_or(0),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn rollout_history_undo_pause_resume_restart() {
+    use navarch_api::v1::Deployment;
+    let env = TestEnv::start().await;
+    let c = env.client().await;
+    let pods: Api<Pod> = c.api("default");
+    let sets: Api<ReplicaSet> = c.api("default");
+    let deployments: Api<Deployment> = c.api("default");
+    let _cm = start_controller_manager(&env);
+    let kubelet = play_kubelet(pods.clone());
+    deployments.create(&from_yaml(&deployment_yaml("hist", 2, "", "serve-hostname:1.0"))).await.unwrap();
+    let status = ["rollout", "status", "deployment/hist", "--timeout", "60s"];
+    assert_eq!(navctl(&env, &status).await.0, 0);
+    // The change-cause recorded with the change (as `kubectl set image --record` did).
+    let mut d = deployments.get("hist").await.unwrap();
+    d.metadata.as_mut().unwrap().annotations.insert("kubernetes.io/change-cause".into(), "to 2.0".into());
+    d.spec.as_mut().unwrap().template.as_mut().unwrap().spec.as_mut().unwrap().containers[0].image =
+        "serve-hostname:2.0".into();
+    deployments.update(&d).await.unwrap();
+    assert_eq!(navctl(&env, &status).await.0, 0);
+    let (code, out, err) = navctl(&env, &["rollout", "history", "deployment/hist"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "deployment.apps/hist \nREVISION  CHANGE-CAUSE\n1         <none>\n2         to 2.0\n");
+    let (_, out, _) = navctl(&env, &["rollout", "history", "deployment/hist", "--revision", "1"]).await;
+    assert!(out.starts_with("deployment.apps/hist with revision #1\nPod Template:"), "{out}");
+    assert!(out.contains("serve-hostname:1.0"), "{out}");
+    let (code, _, err) = navctl(&env, &["rollout", "undo", "deployment/hist", "--to-revision", "7"]).await;
+    assert_eq!((code, err.as_str()), (1, "error: unable to find specified revision 7 in history\n"));
+
+    // Undo: the 1.0 template comes back as revision 3, in the same ReplicaSet as before.
+    let (code, out, _) = navctl(&env, &["rollout", "undo", "deployment/hist"]).await;
+    assert_eq!((code, out.as_str()), (0, "deployment.apps/hist rolled back\n"));
+    assert_eq!(navctl(&env, &status).await.0, 0);
+    wait_until("2 pods of 1.0 only", 30, async || {
+        let l = active_pods(&pods, "hist").await;
+        l.len() == 2 && l.iter().all(|p| image_of(p) == "serve-hostname:1.0")
+    })
+    .await;
+    assert_eq!(
+        set_sizes(&sets, "hist").await,
+        vec![("serve-hostname:1.0".into(), 2), ("serve-hostname:2.0".into(), 0)]
+    );
+    let (_, out, _) = navctl(&env, &["rollout", "history", "deployment/hist"]).await;
+    assert_eq!(out, "deployment.apps/hist \nREVISION  CHANGE-CAUSE\n2         to 2.0\n3         <none>\n");
+    let d = deployments.get("hist").await.unwrap();
+    assert_eq!(d.meta().annotations.get("deployment.kubernetes.io/revision").map(String::as_str), Some("3"));
+
+    // Paused: a new template does not roll out until resumed.
+    let (code, out, _) = navctl(&env, &["rollout", "pause", "deployment/hist"]).await;
+    assert_eq!((code, out.as_str()), (0, "deployment.apps/hist paused\n"));
+    let (code, _, err) = navctl(&env, &["rollout", "pause", "deployment/hist"]).await;
+    assert_eq!((code, err.as_str()), (1, "error: deployment.apps/hist is already paused\n"));
+    navctl(&env, &["set", "image", "deployment/hist", "c=serve-hostname:3.0"]).await;
+    wait_until("the Progressing condition says paused", 30, async || {
+        deployments.get("hist").await.unwrap().status.is_some_and(|s| {
+            s.conditions.iter().any(|c| c.r#type == "Progressing" && c.reason == "DeploymentPaused")
+        })
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(set_sizes(&sets, "hist").await.len(), 2, "no ReplicaSet for 3.0 while paused");
+    assert!(active_pods(&pods, "hist").await.iter().all(|p| image_of(p) == "serve-hostname:1.0"));
+    // Scaling still works while paused.
+    navctl(&env, &["scale", "deployment/hist", "--replicas", "3"]).await;
+    wait_until("3 pods while paused", 30, async || active_pods(&pods, "hist").await.len() == 3).await;
+    let (code, out, _) = navctl(&env, &["rollout", "resume", "deployment/hist"]).await;
+    assert_eq!((code, out.as_str()), (0, "deployment.apps/hist resumed\n"));
+    assert_eq!(navctl(&env, &status).await.0, 0);
+    wait_until("3 pods of 3.0", 30, async || {
+        let l = active_pods(&pods, "hist").await;
+        l.len() == 3 && l.iter().all(|p| image_of(p) == "serve-hostname:3.0")
+    })
+    .await;
+
+    // Restart: every pod replaced, same image.
+    let before: Vec<String> =
+        active_pods(&pods, "hist").await.iter().map(|p| p.meta().name.clone()).collect();
+    let (code, out, _) = navctl(&env, &["rollout", "restart", "deployment/hist"]).await;
+    assert_eq!((code, out.as_str()), (0, "deployment.apps/hist restarted\n"));
+    assert_eq!(navctl(&env, &status).await.0, 0);
+    wait_until("3 new pods", 30, async || {
+        let l = active_pods(&pods, "hist").await;
+        l.len() == 3
+            && l.iter().all(|p| !before.contains(&p.meta().name) && image_of(p) == "serve-hostname:3.0")
+    })
+    .await;
+    kubelet.abort();
+}
+
+#[tokio::test]
+async fn progress_deadline_and_proportional_scaling() {
+    use navarch_api::v1::Deployment;
+    let env = TestEnv::start().await;
+    let c = env.client().await;
+    let pods: Api<Pod> = c.api("default");
+    let sets: Api<ReplicaSet> = c.api("default");
+    let deployments: Api<Deployment> = c.api("default");
+    let _cm = start_controller_manager(&env);
+    let kubelet = play_kubelet(pods.clone());
+    let strategy = "progressDeadlineSeconds: 3, strategy: {rollingUpdate: {maxSurge: 3, maxUnavailable: 2}},";
+    deployments
+        .create(&from_yaml(&deployment_yaml("big", 10, strategy, "serve-hostname:1.0")))
+        .await
+        .unwrap();
+    let status = ["rollout", "status", "deployment/big", "--timeout", "60s"];
+    assert_eq!(navctl(&env, &status).await.0, 0);
+    // A template whose pods never get ready: the rollout stalls at 8 old + 5 new (Kubernetes'
+    // documented example), and the deadline passes.
+    navctl(&env, &["set", "image", "deployment/big", "c=broken:1"]).await;
+    wait_until("8 old + 5 new", 30, async || {
+        set_sizes(&sets, "big").await == vec![("broken:1".into(), 5), ("serve-hostname:1.0".into(), 8)]
+    })
+    .await;
+    let (code, out, err) = navctl(&env, &status).await;
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(err, "error: deployment \"big\" exceeded its progress deadline\n");
+    let d = deployments.get("big").await.unwrap();
+    let p = d.status.unwrap().conditions.into_iter().find(|c| c.r#type == "Progressing").unwrap();
+    assert_eq!((p.status.as_str(), p.reason.as_str()), ("False", "ProgressDeadlineExceeded"));
+    // Scaling to 15 mid-rollout shares the 5 more pods in proportion: 3 old, 2 new.
+    navctl(&env, &["scale", "deployment/big", "--replicas", "15"]).await;
+    wait_until("11 old + 7 new", 30, async || {
+        set_sizes(&sets, "big").await == vec![("broken:1".into(), 7), ("serve-hostname:1.0".into(), 11)]
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        set_sizes(&sets, "big").await,
+        vec![("broken:1".into(), 7), ("serve-hostname:1.0".into(), 11)]
+    );
+    // A working template again: it rolls out and the condition recovers.
+    navctl(&env, &["set", "image", "deployment/big", "c=serve-hostname:2.0"]).await;
+    let (code, out, err) = navctl(&env, &["rollout", "status", "deployment/big", "--timeout", "90s"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let l = active_pods(&pods, "big").await;
+    assert!(l.len() == 15 && l.iter().all(|p| image_of(p) == "serve-hostname:2.0"));
+    kubelet.abort();
+}
+
+#[tokio::test]
+async fn deployment_deletion_with_each_propagation_policy() {
+    use navarch_api::v1::Deployment;
+    let env = TestEnv::start().await;
+    let c = env.client().await;
+    let pods: Api<Pod> = c.api("default");
+    let sets: Api<ReplicaSet> = c.api("default");
+    let deployments: Api<Deployment> = c.api("default");
+    let _cm = start_controller_manager(&env);
+    for app in ["bg", "fg", "orph"] {
+        deployments.create(&from_yaml(&deployment_yaml(app, 2, "", "busybox:1.36"))).await.unwrap();
+    }
+    for app in ["bg", "fg", "orph"] {
+        wait_until(&format!("2 {app} pods"), 30, async || active_pods(&pods, app).await.len() == 2).await;
+    }
+    let (code, out, err) = navctl(&env, &["delete", "deployment", "bg", "--cascade=background"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "deployment.apps \"bg\" deleted\n");
+    wait_until("bg ReplicaSet and pods collected", 30, async || {
+        set_sizes(&sets, "bg").await.is_empty() && pods_of(&pods, "bg").await.is_empty()
+    })
+    .await;
+    // Foreground: navctl waits until the Deployment is gone, which is after its dependents.
+    let (code, _, err) = navctl(&env, &["delete", "deployment", "fg", "--cascade=foreground"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(deployments.get_opt("fg").await.unwrap().is_none());
+    assert!(set_sizes(&sets, "fg").await.is_empty(), "dependents went first");
+    wait_until("fg pods gone", 30, async || pods_of(&pods, "fg").await.is_empty()).await;
+    // Orphan: the ReplicaSet and its pods stay; the ReplicaSet has no owner now.
+    let (code, _, err) = navctl(&env, &["delete", "deployment", "orph", "--cascade=orphan"]).await;
+    assert_eq!(code, 0, "{err}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rs = sets
+        .list(&ListParams { label_selector: "app=orph".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(rs.len(), 1);
+    assert!(rs[0].meta().owner_references.is_empty());
+    assert_eq!(active_pods(&pods, "orph").await.len(), 2);
+    // A new Deployment selecting it adopts it rather than starting over.
+    deployments.create(&from_yaml(&deployment_yaml("orph", 2, "", "busybox:1.36"))).await.unwrap();
+    wait_until("the orphan adopted", 30, async || {
+        sets.get(&rs[0].meta().name)
+            .await
+            .unwrap()
+            .meta()
+            .owner_references
+            .iter()
+            .any(|o| o.kind == "Deployment")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(set_sizes(&sets, "orph").await.len(), 1, "adopted, not replaced");
+    assert_eq!(active_pods(&pods, "orph").await.len(), 2);
+}
+
+#[tokio::test]
+async fn controller_manager_killed_mid_rollout_finishes_it() {
+    use navarch_api::v1::Deployment;
+    let env = TestEnv::start().await;
+    let c = env.client().await;
+    let pods: Api<Pod> = c.api("default");
+    let sets: Api<ReplicaSet> = c.api("default");
+    let deployments: Api<Deployment> = c.api("default");
+    let mut cm = start_controller_manager(&env);
+    let kubelet = play_kubelet(pods.clone());
+    let strategy = "strategy: {rollingUpdate: {maxSurge: 2, maxUnavailable: 0}},";
+    deployments
+        .create(&from_yaml(&deployment_yaml("kill", 6, strategy, "serve-hostname:1.0")))
+        .await
+        .unwrap();
+    assert_eq!(navctl(&env, &["rollout", "status", "deployment/kill", "--timeout", "60s"]).await.0, 0);
+    navctl(&env, &["set", "image", "deployment/kill", "c=serve-hostname:2.0"]).await;
+    let mut max_active = 0;
+    wait_until("the rollout under way", 30, async || {
+        let l = active_pods(&pods, "kill").await;
+        max_active = max_active.max(l.len());
+        l.iter().any(|p| image_of(p) == "serve-hostname:2.0")
+    })
+    .await;
+    cm.kill9();
+    // Time passes without a controller-manager; then a new one takes over.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let _cm = start_controller_manager(&env);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let l = active_pods(&pods, "kill").await;
+        max_active = max_active.max(l.len());
+        if l.len() == 6 && l.iter().all(|p| image_of(p) == "serve-hostname:2.0") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "rollout did not finish: {} pods", l.len());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(max_active <= 8, "{max_active} active pods at once (6 + maxSurge 2)");
+    let settled = settle_pods(&pods, "kill", 6).await;
+    assert!(settled.iter().all(|p| image_of(p) == "serve-hostname:2.0"));
+    assert_eq!(
+        set_sizes(&sets, "kill").await,
+        vec![("serve-hostname:1.0".into(), 0), ("serve-hostname:2.0".into(), 6)]
+    );
+    kubelet.abort();
+}
+
+/// Waits for exactly `n` active pods of app and checks that it stays so (no late duplicates).
+async fn settle_pods(pods: &Api<Pod>, app: &str, n: usize) -> Vec<Pod> {
+    wait_until(&format!("{n} {app} pods"), 30, async || active_pods(pods, app).await.len() == n).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let l = active_pods(pods, app).await;
+    assert_eq!(l.len(), n, "pod count moved after settling");
+    l
+}
+
+#[tokio::test]
+async fn a_silent_node_is_tainted_and_its_pods_move() {
+    use navarch_api::v1::{Deployment, Event, Lease, Node};
+    let env = TestEnv::start().await;
+    let c = env.client().await;
+    let pods: Api<Pod> = c.api("default");
+    let nodes: Api<Node> = c.api("");
+    let leases: Api<Lease> = c.api("kube-node-lease");
+    let now = || humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string();
+    for n in ["n1", "n2"] {
+        nodes
+            .create(&from_yaml(&format!(
+                "{{metadata: {{name: {n}}}, status: {{allocatable: {{cpu: '4', memory: 8Gi, pods: '110'}}, capacity: {{cpu: '4', memory: 8Gi, pods: '110'}}, conditions: [{{type: Ready, status: 'True', reason: KubeletReady, lastHeartbeatTime: '{}'}}]}}}}",
+                now()
+            )))
+            .await
+            .unwrap();
+    }
+    // Both nodes' kubelets renew their Leases, until n2's stops.
+    let n2_alive = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let heartbeat = {
+        let (leases, alive) = (leases.clone(), n2_alive.clone());
+        tokio::spawn(async move {
+            loop {
+                for n in ["n1", "n2"] {
+                    if n == "n2" && !alive.load(std::sync::atomic::Ordering::SeqCst) {
+                        continue;
+                    }
+                    let mut l: Lease = from_yaml(&format!(
+                        "{{metadata: {{name: {n}, namespace: kube-node-lease}}, spec: {{holderIdentity: {n}, leaseDurationSeconds: 40}}}}"
+                    ));
+                    l.spec.as_mut().unwrap().renew_time = Some(now());
+                    match leases.get_opt(n).await.unwrap() {
+                        Some(old) => {
+                            l.metadata = old.metadata;
+                            let _ = leases.update(&l).await;
+                        }
+                        None => {
+                            let _ = leases.create(&l).await;
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
+    };
+    let _scheduler = Daemon::start(&env, "scheduler", "scheduler", &[]);
+    let _cm = Daemon::start(
+        &env,
+        "controller-manager",
+        "controller-manager",
+        &["--node-monitor-grace-period=3s", "--node-monitor-period=1s", "--default-toleration-seconds=2"],
+    );
+    let kubelet = play_kubelet(pods.clone());
+    c.api::<Deployment>("default")
+        .create(&from_yaml(&deployment_yaml("spread", 4, "", "serve-hostname:1.0")))
+        .await
+        .unwrap();
+    let node_of = |p: &Pod| p.spec.as_ref().unwrap().node_name.clone();
+    wait_until("4 pods bound to both nodes", 30, async || {
+        let l = active_pods(&pods, "spread").await;
+        l.len() == 4 && l.iter().any(|p| node_of(p) == "n1") && l.iter().any(|p| node_of(p) == "n2")
+    })
+    .await;
+    let on_n2: Vec<String> = active_pods(&pods, "spread")
+        .await
+        .iter()
+        .filter(|p| node_of(p) == "n2")
+        .map(|p| p.meta().name.clone())
+        .collect();
+
+    let stopped = Instant::now();
+    n2_alive.store(false, std::sync::atomic::Ordering::SeqCst);
+    let ready_of = |n: &Node| {
+        n.status
+            .as_ref()
+            .unwrap()
+            .conditions
+            .iter()
+            .find(|c| c.r#type == "Ready")
+            .map(|c| c.status.clone())
+            .unwrap_or_default()
+    };
+    wait_until("n2 Ready=Unknown and tainted", 20, async || {
+        let n = nodes.get("n2").await.unwrap();
+        let taints = n.spec.as_ref().map(|s| s.taints.clone()).unwrap_or_default();
+        ready_of(&n) == "Unknown"
+            && taints.iter().any(|t| t.key == "node.kubernetes.io/unreachable" && t.effect == "NoExecute")
+            && taints.iter().any(|t| t.key == "node.kubernetes.io/unreachable" && t.effect == "NoSchedule")
+    })
+    .await;
+    let tainted_after = stopped.elapsed();
+    assert_eq!(ready_of(&nodes.get("n1").await.unwrap()), "True", "n1 keeps reporting");
+    assert!(nodes.get("n1").await.unwrap().spec.unwrap_or_default().taints.is_empty());
+    wait_until("all 4 pods on n1", 30, async || {
+        let l = active_pods(&pods, "spread").await;
+        l.len() == 4 && l.iter().all(|p| node_of(p) == "n1")
+    })
+    .await;
+    let moved_after = stopped.elapsed();
+    eprintln!(
+        "n2 tainted {tainted_after:?} and its pods replaced on n1 {moved_after:?} after its heartbeat stopped"
+    );
+    for name in &on_n2 {
+        let p = pods.get(name).await.unwrap();
+        assert!(!p.meta().deletion_timestamp.is_empty(), "{name} was evicted");
+        assert!(
+            p.status.unwrap().conditions.iter().any(|c| c.r#type == "Ready" && c.status == "False"),
+            "{name} marked not ready"
+        );
+    }
+    let events = c.api::<Event>("").list(&Default::default()).await.unwrap().items;
+    assert!(events.iter().any(|e| e.reason == "NodeNotReady"), "a NodeNotReady event");
+    assert!(events.iter().any(|e| e.reason == "TaintManagerEviction"), "eviction events");
+
+    // n2 comes back (its kubelet reports Ready again): the taints go.
+    n2_alive.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut n = nodes.get("n2").await.unwrap();
+    for cond in n.status.as_mut().unwrap().conditions.iter_mut() {
+        cond.status = "True".into();
+        cond.last_heartbeat_time = now();
+    }
+    nodes.update_status(&n).await.unwrap();
+    wait_until("n2's taints cleared", 20, async || {
+        nodes.get("n2").await.unwrap().spec.unwrap_or_default().taints.is_empty()
+    })
+    .await;
+    heartbeat.abort();
+    kubelet.abort();
 }

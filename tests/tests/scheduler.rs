@@ -3,34 +3,18 @@
 //! that fits nowhere stays Pending with Kubernetes' message until a fitting node appears.
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use navarch_api::v1::{Event, Node, Pod};
 use navarch_api::{Object, manifest};
 use navarch_client::{Api, ListParams};
-use navarch_tests::{TestEnv, binary};
-
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use navarch_tests::{Daemon, TestEnv};
 
 /// Starts the scheduler binary; returns it and its metrics address.
 fn start_scheduler(env: &TestEnv) -> (Daemon, std::net::SocketAddr) {
-    let port = navarch_tests::free_port();
-    let child = Command::new(binary("scheduler", "scheduler"))
-        .arg(format!("--server={}", env.api_server_addr()))
-        .arg(format!("--http-listen=127.0.0.1:{port}"))
-        .env("RUST_LOG", std::env::var("NAVARCH_TEST_LOG").unwrap_or_else(|_| "info".into()))
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("starting the scheduler");
-    (Daemon(child), std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+    let d = Daemon::start(env, "scheduler", "scheduler", &[]);
+    let addr = d.http;
+    (d, addr)
 }
 
 /// scheduler_schedule_attempts_total{result="scheduled"} of one scheduler.
@@ -214,19 +198,10 @@ async fn serves_health_and_metrics() {
     let nodes: Api<Node> = c.api("");
     let pods: Api<Pod> = c.api("default");
     add_node(&nodes, node("n1", "1", "")).await;
-    let port = navarch_tests::free_port();
-    let child = Command::new(binary("scheduler", "scheduler"))
-        .arg(format!("--server={}", env.api_server_addr()))
-        .arg(format!("--http-listen=127.0.0.1:{port}"))
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _d = Daemon(child);
+    let (_d, addr) = start_scheduler(&env);
     pods.create(&pod("ok", "500m", "")).await.unwrap();
     pods.create(&pod("too-big", "2", "")).await.unwrap();
     wait_all_bound(&pods, 1).await;
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut text = String::new();
     for _ in 0..100 {
         text = navarch_tests::http_get(addr, "/metrics").map(|(_, b)| b).unwrap_or_default();

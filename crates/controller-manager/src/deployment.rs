@@ -82,19 +82,27 @@ pub fn rolling_step(
         new_want = replicas;
     }
     let total = total - new.want + new_want;
-    // Scale old ones down while enough stay available.
+    // Scale old ones down while enough stay available (Kubernetes' reconcileOldReplicaSets):
+    // first their unavailable pods, then available ones, oldest first, never below minAvailable.
     let min_available = replicas - unavailable;
     let new_unavailable = (new_want - new.available).max(0);
-    let mut can_remove = (total - min_available - new_unavailable).max(0);
-    // Old pods that are not available can always go.
-    let mut out = Vec::with_capacity(old.len());
-    for o in old {
-        let unavailable_old = (o.want - o.available).max(0);
-        let mut w = o.want - unavailable_old.min(o.want);
-        let cut = can_remove.min(w);
-        w -= cut;
-        can_remove -= cut;
-        out.push(w);
+    let mut out: Vec<i32> = old.iter().map(|o| o.want).collect();
+    let max_scaled_down = total - min_available - new_unavailable;
+    if max_scaled_down <= 0 {
+        return (new_want, out);
+    }
+    let mut budget = max_scaled_down;
+    for (w, o) in out.iter_mut().zip(old) {
+        let cut = (o.want - o.available).clamp(0, budget);
+        *w -= cut;
+        budget -= cut;
+    }
+    let available: i32 = new.available + old.iter().map(|o| o.available.min(o.want)).sum::<i32>();
+    let mut scale_down = (available - min_available).max(0);
+    for w in out.iter_mut() {
+        let cut = (*w).min(scale_down);
+        *w -= cut;
+        scale_down -= cut;
     }
     (new_want, out)
 }
@@ -118,18 +126,22 @@ pub fn template_hash(t: &PodTemplateSpec) -> String {
 }
 
 /// Sizes after scaling a Deployment whose pods are spread over several ReplicaSets (Kubernetes'
-/// proportional scaling): the difference between `allowed` and the current total is shared in
-/// proportion to each ReplicaSet's size; the rounding leftover goes to the largest.
-pub fn proportional(sizes: &[i32], allowed: i32) -> Vec<i32> {
-    let total: i32 = sizes.iter().sum();
+/// proportional scaling): each ReplicaSet `(replicas, max-replicas annotation)` keeps its share of
+/// the Deployment's allowed size, measured against the allowed size it was last scaled for (the
+/// annotation; else the current total), so a scale that was only partly applied is finished, not
+/// redone. The difference is capped at `allowed - total`; the rounding leftover goes to the
+/// largest.
+pub fn proportional(sets: &[(i32, Option<i32>)], allowed: i32) -> Vec<i32> {
+    let total: i32 = sets.iter().map(|(s, _)| s).sum();
     let to_add = allowed - total;
+    let mut out: Vec<i32> = sets.iter().map(|(s, _)| *s).collect();
     if total == 0 || to_add == 0 {
-        return sizes.to_vec();
+        return out;
     }
-    let mut out = sizes.to_vec();
     let mut added = 0;
-    for (i, &s) in sizes.iter().enumerate() {
-        let share = (s as f64 * allowed as f64 / total as f64).round() as i32 - s;
+    for (i, &(s, before)) in sets.iter().enumerate() {
+        let before = before.filter(|b| *b > 0).unwrap_or(total);
+        let share = (s as f64 * allowed as f64 / before as f64).round() as i32 - s;
         let share = if to_add > 0 { share.min(to_add - added) } else { share.max(to_add - added) };
         out[i] = (s + share).max(0);
         added += out[i] - s;
@@ -344,9 +356,22 @@ impl DeploymentController {
                 .is_some_and(|v| v != replicas)
         });
         let bookkeeping = (replicas, if recreate { replicas } else { replicas + surge });
+        tracing::debug!(
+            deployment = %m.name,
+            replicas,
+            active = ?active.iter().map(|rs| (rs.meta().name.as_str(), replicas_of(rs))).collect::<Vec<_>>(),
+            scaling_event,
+            "sync"
+        );
         if active.len() > 1 && scaling_event && !recreate {
             // Scaled mid-rollout: every active ReplicaSet grows or shrinks in proportion.
-            let sizes: Vec<i32> = active.iter().map(|rs| replicas_of(rs)).collect();
+            let sizes: Vec<(i32, Option<i32>)> = active
+                .iter()
+                .map(|rs| {
+                    let before = rs.meta().annotations.get(MAX_REPLICAS).and_then(|v| v.parse().ok());
+                    (replicas_of(rs), before)
+                })
+                .collect();
             let allowed = if spec.paused { replicas } else { replicas + surge };
             for (rs, to) in active.iter().zip(proportional(&sizes, allowed)) {
                 changed |= self.scale(&d, rs, to, bookkeeping).await?;
@@ -684,20 +709,26 @@ mod tests {
         assert_eq!(rolling_step(3, 1, 0, s(3, 3), &[s(2, 0)]), (3, vec![0]));
         // maxUnavailable 1, surge 0: an old one goes first.
         assert_eq!(rolling_step(3, 0, 1, s(0, 0), &[s(3, 3)]), (0, vec![2]));
+        // Old pods just added by a scale-up (not available yet) stay while the new ones are not
+        // available either (15 replicas, surge 3, unavailable 2, 7 new + 11 old of which 8 up).
+        assert_eq!(rolling_step(15, 3, 2, s(7, 0), &[s(11, 8)]), (7, vec![11]));
     }
 
     #[test]
     fn proportional_scaling_like_kubernetes_docs() {
         // 10 replicas, maxSurge 3: 8 old + 5 new mid-rollout, scaled to 15 (allowed 18): 3 more
         // old, 2 more new.
-        assert_eq!(proportional(&[5, 8], 18), vec![7, 11]);
-        assert_eq!(proportional(&[8, 5], 18), vec![11, 7]);
+        assert_eq!(proportional(&[(5, Some(13)), (8, Some(13))], 18), vec![7, 11]);
+        assert_eq!(proportional(&[(8, None), (5, None)], 18), vec![11, 7]);
+        // Half applied (the new one already scaled for 18): only the rest moves.
+        assert_eq!(proportional(&[(7, Some(18)), (8, Some(13))], 18), vec![7, 11]);
         // Down: 30 → 10 allowed, in proportion, never below zero.
-        assert_eq!(proportional(&[10, 20], 10), vec![3, 7]);
-        assert_eq!(proportional(&[1, 1, 1], 1).iter().sum::<i32>(), 1);
-        assert_eq!(proportional(&[2, 3], 5), vec![2, 3]);
+        assert_eq!(proportional(&[(10, None), (20, None)], 10), vec![3, 7]);
+        assert_eq!(proportional(&[(1, None), (1, None), (1, None)], 1).iter().sum::<i32>(), 1);
+        assert_eq!(proportional(&[(2, None), (3, None)], 5), vec![2, 3]);
         for allowed in 0..40 {
-            assert_eq!(proportional(&[3, 7, 1], allowed).iter().sum::<i32>(), allowed, "{allowed}");
+            let sum: i32 = proportional(&[(3, None), (7, Some(12)), (1, None)], allowed).iter().sum();
+            assert_eq!(sum, allowed, "{allowed}");
         }
     }
 
