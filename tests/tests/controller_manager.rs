@@ -780,6 +780,66 @@ async fn settle_pods(pods: &Api<Pod>, app: &str, n: usize) -> Vec<Pod> {
     l
 }
 
+/// A Node as a kubelet registers it: Ready, room for pods.
+fn ready_node(name: &str) -> navarch_api::v1::Node {
+    let now = humantime::format_rfc3339_micros(std::time::SystemTime::now());
+    from_yaml(&format!(
+        "{{metadata: {{name: {name}}}, status: {{allocatable: {{cpu: '4', memory: 8Gi, pods: '110'}}, capacity: {{cpu: '4', memory: 8Gi, pods: '110'}}, conditions: [{{type: Ready, status: 'True', reason: KubeletReady, lastHeartbeatTime: '{now}'}}]}}}}"
+    ))
+}
+
+#[tokio::test]
+async fn cordon_uncordon_and_drain() {
+    use navarch_api::v1::{Deployment, Node};
+    let env = TestEnv::start().await;
+    let c = env.client().await;
+    let pods: Api<Pod> = c.api("default");
+    let nodes: Api<Node> = c.api("");
+    for n in ["n1", "n2"] {
+        nodes.create(&ready_node(n)).await.unwrap();
+    }
+    let _scheduler = Daemon::start(&env, "scheduler", "scheduler", &[]);
+    let _cm = start_controller_manager(&env);
+    let kubelet = play_kubelet(pods.clone());
+    c.api::<Deployment>("default")
+        .create(&from_yaml(&deployment_yaml("drained", 4, "", "serve-hostname:1.0")))
+        .await
+        .unwrap();
+    pods.create(&from_yaml("{metadata: {name: bare, labels: {app: bare}}, spec: {nodeName: n1, containers: [{name: c, image: busybox:1.36}]}}")).await.unwrap();
+    let node_of = |p: &Pod| p.spec.as_ref().unwrap().node_name.clone();
+    wait_until("4 pods on both nodes", 30, async || {
+        let l = active_pods(&pods, "drained").await;
+        l.len() == 4 && l.iter().all(|p| !node_of(p).is_empty())
+    })
+    .await;
+
+    assert_eq!(navctl(&env, &["cordon", "n2"]).await.1, "node/n2 cordoned\n");
+    assert_eq!(navctl(&env, &["cordon", "node/n2"]).await.1, "node/n2 already cordoned\n");
+    assert!(nodes.get("n2").await.unwrap().spec.unwrap().unschedulable);
+    assert_eq!(navctl(&env, &["uncordon", "n2"]).await.1, "node/n2 uncordoned\n");
+    assert!(!nodes.get("n2").await.unwrap().spec.unwrap().unschedulable);
+
+    // A pod without a controller blocks the drain unless --force.
+    let (code, _, err) = navctl(&env, &["drain", "n1"]).await;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("cannot delete Pods that declare no controller (use --force to override): default/bare"),
+        "{err}"
+    );
+    let (code, out, err) =
+        navctl(&env, &["drain", "n1", "--force", "--grace-period=0", "--timeout=60s"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("node/n1 already cordoned\n") && out.ends_with("node/n1 drained\n"), "{out}");
+    assert!(out.contains("evicting pod default/bare\n"), "{out}");
+    assert!(pods.get_opt("bare").await.unwrap().is_none(), "the bare pod is gone for good");
+    wait_until("all 4 pods on n2", 30, async || {
+        let l = active_pods(&pods, "drained").await;
+        l.len() == 4 && l.iter().all(|p| node_of(p) == "n2")
+    })
+    .await;
+    kubelet.abort();
+}
+
 #[tokio::test]
 async fn a_silent_node_is_tainted_and_its_pods_move() {
     use navarch_api::v1::{Deployment, Event, Lease, Node};
@@ -790,13 +850,7 @@ async fn a_silent_node_is_tainted_and_its_pods_move() {
     let leases: Api<Lease> = c.api("kube-node-lease");
     let now = || humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string();
     for n in ["n1", "n2"] {
-        nodes
-            .create(&from_yaml(&format!(
-                "{{metadata: {{name: {n}}}, status: {{allocatable: {{cpu: '4', memory: 8Gi, pods: '110'}}, capacity: {{cpu: '4', memory: 8Gi, pods: '110'}}, conditions: [{{type: Ready, status: 'True', reason: KubeletReady, lastHeartbeatTime: '{}'}}]}}}}",
-                now()
-            )))
-            .await
-            .unwrap();
+        nodes.create(&ready_node(n)).await.unwrap();
     }
     // Both nodes' kubelets renew their Leases, until n2's stops.
     let n2_alive = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));

@@ -269,7 +269,13 @@ impl<K: Resource> Controller<K> {
                         Err(e) => {
                             let n = failures.entry(key.clone()).or_insert(0);
                             *n += 1;
-                            tracing::warn!(kind = K::KIND, key = %key, failures = *n, error = %e, "reconcile failed");
+                            // One failure (typically a conflict with a newer copy) is routine and
+                            // retried at once; repeated ones are worth a warning.
+                            if *n >= 3 {
+                                tracing::warn!(kind = K::KIND, key = %key, failures = *n, error = %e, "reconcile failed");
+                            } else {
+                                tracing::debug!(kind = K::KIND, key = %key, failures = *n, error = %e, "reconcile failed; retrying");
+                            }
                             if let Action::Requeue(d) = error_policy(obj, &e, ctx.clone()) {
                                 queue.schedule(key, now + d.max(error_backoff(*n)));
                             }

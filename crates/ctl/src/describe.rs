@@ -539,6 +539,53 @@ fn kind_specific(d: &mut Description, kind: &str, o: &Value) {
         "Namespace" => {
             d.field(0, "Status", str_at(o, "status.phase"));
         }
+        "Node" => {
+            let taints: Vec<String> = list_at(o, "spec.taints")
+                .iter()
+                .map(|t| match str_at(t, "value") {
+                    "" => format!("{}:{}", str_at(t, "key"), str_at(t, "effect")),
+                    v => format!("{}={v}:{}", str_at(t, "key"), str_at(t, "effect")),
+                })
+                .collect();
+            d.multi(0, "Taints", taints);
+            let cordoned = at(o, "spec.unschedulable").as_bool().unwrap_or(false);
+            d.field(0, "Unschedulable", if cordoned { "true" } else { "false" });
+            let conds = list_at(o, "status.conditions");
+            if !conds.is_empty() {
+                d.text(0, "Conditions:");
+                let mut rows = vec![
+                    ["Type", "Status", "LastHeartbeatTime", "LastTransitionTime", "Reason", "Message"]
+                        .map(String::from)
+                        .to_vec(),
+                ];
+                rows.push(rows[0].iter().map(|h| "-".repeat(h.len())).collect());
+                for c in conds {
+                    rows.push(
+                        ["type", "status", "lastHeartbeatTime", "lastTransitionTime", "reason", "message"]
+                            .map(|k| str_at(c, k).to_string())
+                            .to_vec(),
+                    );
+                }
+                for line in Table::new().format(&rows).lines() {
+                    d.text(2, line.trim_end());
+                }
+            }
+            let addresses: Vec<String> = list_at(o, "status.addresses")
+                .iter()
+                .map(|a| format!("{}: {}", str_at(a, "type"), str_at(a, "address")))
+                .collect();
+            d.multi(0, "Addresses", addresses);
+            for (key, path) in [("Capacity", "status.capacity"), ("Allocatable", "status.allocatable")] {
+                let lines = map_lines(at(o, path), ": ", &[]);
+                if !lines.is_empty() {
+                    d.text(0, format!("{key}:"));
+                    for l in lines {
+                        d.text(2, l);
+                    }
+                }
+            }
+            d.field(0, "PodCIDR", str_at(o, "spec.podCIDR"));
+        }
         _ => {
             for (k, v) in o.as_object().into_iter().flatten() {
                 if !matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
@@ -620,6 +667,23 @@ mod tests {
     fn times() {
         assert_eq!(describe_time("2024-05-01T10:00:00Z"), "Wed, 01 May 2024 10:00:00 +0000");
         assert_eq!(describe_time(""), "<none>");
+    }
+
+    #[test]
+    fn node_description_shows_taints_and_conditions() {
+        let node = navarch_api::manifest::parse(
+            "apiVersion: v1\nkind: Node\nmetadata: {name: n2}\nspec:\n  unschedulable: true\n  podCIDR: 10.244.1.0/24\n  taints: [{key: node.kubernetes.io/unreachable, effect: NoExecute, timeAdded: '2024-05-01T10:00:00Z'}]\nstatus:\n  conditions: [{type: Ready, status: Unknown, reason: NodeStatusUnknown, message: Kubelet stopped posting node status.}]\n  addresses: [{type: InternalIP, address: 10.0.0.2}]\n",
+            "t",
+        )
+        .unwrap()
+        .remove(0);
+        let out = describe(&node, None, SystemTime::now());
+        assert!(out.contains("Taints:             node.kubernetes.io/unreachable:NoExecute\n"), "{out}");
+        assert!(out.contains("Unschedulable:      true\n"), "{out}");
+        assert!(out.contains("  Ready   Unknown"), "{out}");
+        assert!(out.contains("NodeStatusUnknown   Kubelet stopped posting node status."), "{out}");
+        assert!(out.contains("Addresses:          InternalIP: 10.0.0.2\n"), "{out}");
+        assert!(out.contains("PodCIDR:            10.244.1.0/24"), "{out}");
     }
 
     #[test]
