@@ -1,5 +1,12 @@
 //! api-server configuration. Precedence: command-line flag > environment variable
 //! (`NAVARCH_APISERVER_*`) > config file (`--config`, YAML) > default.
+//!
+//! Services draw their addresses from two ranges, as in Kubernetes:
+//! `--service-cluster-ip-range` (`NAVARCH_APISERVER_SERVICE_CLUSTER_IP_RANGE`, file key
+//! `service_cluster_ip_range`; default `10.96.0.0/16`, IPv4) for `spec.clusterIP`, and
+//! `--service-node-port-range` (`NAVARCH_APISERVER_SERVICE_NODE_PORT_RANGE`, `service_node_port_range`;
+//! default `30000-32767`) for `spec.ports[*].nodePort` and `spec.healthCheckNodePort`. See
+//! [`crate::allocation`].
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -7,6 +14,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use serde::Deserialize;
+
+use crate::allocation::{IpRange, PortRange};
 
 /// Command line and environment. Every setting is optional here so that an unset flag falls through to
 /// the config file and then to the default.
@@ -40,6 +49,12 @@ pub struct Args {
     /// Time allowed for in-flight requests to finish on shutdown (e.g. 10s).
     #[arg(long, env = "NAVARCH_APISERVER_SHUTDOWN_TIMEOUT", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Option<Duration>,
+    /// IPv4 CIDR that Service cluster IPs are allocated from [default: 10.96.0.0/16].
+    #[arg(long, env = "NAVARCH_APISERVER_SERVICE_CLUSTER_IP_RANGE")]
+    pub service_cluster_ip_range: Option<String>,
+    /// Ports that Service node ports are allocated from, inclusive [default: 30000-32767].
+    #[arg(long, env = "NAVARCH_APISERVER_SERVICE_NODE_PORT_RANGE")]
+    pub service_node_port_range: Option<String>,
 }
 
 /// The config file: the same settings, all optional, unknown keys rejected.
@@ -56,6 +71,8 @@ pub struct FileConfig {
     pub watcher_buffer: Option<usize>,
     #[serde(default, with = "humantime_serde_opt")]
     pub shutdown_timeout: Option<Duration>,
+    pub service_cluster_ip_range: Option<String>,
+    pub service_node_port_range: Option<String>,
 }
 
 /// Durations in files are written like flags: `10s`, `1m30s`.
@@ -82,6 +99,8 @@ pub struct Config {
     pub watch_history: usize,
     pub watcher_buffer: usize,
     pub shutdown_timeout: Duration,
+    pub service_cluster_ip_range: IpRange,
+    pub service_node_port_range: PortRange,
 }
 
 impl Default for Config {
@@ -95,6 +114,8 @@ impl Default for Config {
             watch_history: 5000,
             watcher_buffer: 1000,
             shutdown_timeout: Duration::from_secs(10),
+            service_cluster_ip_range: IpRange::parse("10.96.0.0/16").expect("valid range"),
+            service_node_port_range: PortRange::parse("30000-32767").expect("valid range"),
         }
     }
 }
@@ -140,6 +161,16 @@ impl Config {
             watch_history: args.watch_history.or(file.watch_history).unwrap_or(d.watch_history),
             watcher_buffer: args.watcher_buffer.or(file.watcher_buffer).unwrap_or(d.watcher_buffer),
             shutdown_timeout: args.shutdown_timeout.or(file.shutdown_timeout).unwrap_or(d.shutdown_timeout),
+            service_cluster_ip_range: match args.service_cluster_ip_range.or(file.service_cluster_ip_range) {
+                Some(v) => IpRange::parse(&v)
+                    .map_err(|e| ConfigError::Invalid(format!("service_cluster_ip_range: {e}")))?,
+                None => d.service_cluster_ip_range,
+            },
+            service_node_port_range: match args.service_node_port_range.or(file.service_node_port_range) {
+                Some(v) => PortRange::parse(&v)
+                    .map_err(|e| ConfigError::Invalid(format!("service_node_port_range: {e}")))?,
+                None => d.service_node_port_range,
+            },
         };
         if c.etcd_endpoints.is_empty() {
             return Err(ConfigError::Invalid("etcd_endpoints: at least one endpoint is required".into()));
@@ -161,6 +192,14 @@ impl Config {
 mod tests {
     use super::*;
 
+    /// Tests that set variables, and those that read them (through `Args::try_parse_from`), take turns:
+    /// setting a variable while another thread reads the environment is not safe.
+    static ENV: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn env_lock() -> std::sync::MutexGuard<'static, ()> {
+        ENV.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn file(text: &str) -> tempfile::NamedTempFile {
         let f = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(f.path(), text).unwrap();
@@ -174,6 +213,7 @@ mod tests {
 
     #[test]
     fn file_over_default_and_flag_over_file() {
+        let _env = env_lock();
         let f = file("listen: 127.0.0.1:7000\netcd_prefix: /fromfile\nbookmark_interval: 3s\n");
         let args = Args::try_parse_from([
             "api-server",
@@ -192,6 +232,7 @@ mod tests {
 
     #[test]
     fn env_over_file_and_flag_over_env() {
+        let _env = env_lock();
         // The variable is only read by this test.
         // SAFETY: no other thread of this test binary reads or writes this variable.
         unsafe { std::env::set_var("NAVARCH_APISERVER_WATCHER_BUFFER", "77") };
@@ -220,5 +261,55 @@ mod tests {
         let err =
             Config::resolve(Args { etcd_prefix: Some("registry".into()), ..Args::default() }).unwrap_err();
         assert!(err.to_string().starts_with("etcd_prefix:"), "{err}");
+        for (range, reason) in [
+            ("10.96.0.0", "service_cluster_ip_range: invalid CIDR \"10.96.0.0\""),
+            ("10.96.0.0/33", "service_cluster_ip_range: invalid CIDR"),
+            ("10.96.0.5/16", "service_cluster_ip_range: 10.96.0.5/16 is not a network address"),
+            ("fd00::/112", "service_cluster_ip_range: only IPv4 ranges are supported"),
+            ("10.96.0.0/31", "service_cluster_ip_range: 10.96.0.0/31 is too small"),
+        ] {
+            let err =
+                Config::resolve(Args { service_cluster_ip_range: Some(range.into()), ..Args::default() })
+                    .unwrap_err();
+            assert!(err.to_string().starts_with(reason), "{range}: {err}");
+        }
+        for range in ["30000", "32767-30000", "0-10", "30000-70000", "a-b", ""] {
+            let err =
+                Config::resolve(Args { service_node_port_range: Some(range.into()), ..Args::default() })
+                    .unwrap_err();
+            assert!(err.to_string().starts_with("service_node_port_range: "), "{range}: {err}");
+        }
+    }
+
+    #[test]
+    fn service_ranges_precedence() {
+        let _env = env_lock();
+        let d = Config::default();
+        assert_eq!(d.service_cluster_ip_range.to_string(), "10.96.0.0/16");
+        assert_eq!(d.service_node_port_range.to_string(), "30000-32767");
+        let f = file("service_cluster_ip_range: 10.100.0.0/24\nservice_node_port_range: 31000-31999\n");
+        let path = f.path().to_str().unwrap().to_string();
+        let c = Config::resolve(Args::try_parse_from(["api-server", "--config", &path]).unwrap()).unwrap();
+        assert_eq!(c.service_cluster_ip_range.to_string(), "10.100.0.0/24", "file beats default");
+        assert_eq!(c.service_node_port_range.to_string(), "31000-31999", "file beats default");
+        // SAFETY: the environment is only read or written by tests holding the lock.
+        unsafe { std::env::set_var("NAVARCH_APISERVER_SERVICE_NODE_PORT_RANGE", "32000-32099") };
+        let c = Config::resolve(Args::try_parse_from(["api-server", "--config", &path]).unwrap()).unwrap();
+        assert_eq!(c.service_node_port_range.to_string(), "32000-32099", "env beats file");
+        let c = Config::resolve(
+            Args::try_parse_from([
+                "api-server",
+                "--config",
+                &path,
+                "--service-node-port-range=20000-20010",
+                "--service-cluster-ip-range",
+                "10.200.0.0/29",
+            ])
+            .unwrap(),
+        )
+        .unwrap();
+        unsafe { std::env::remove_var("NAVARCH_APISERVER_SERVICE_NODE_PORT_RANGE") };
+        assert_eq!(c.service_node_port_range.to_string(), "20000-20010", "flag beats env");
+        assert_eq!(c.service_cluster_ip_range.to_string(), "10.200.0.0/29", "flag beats file");
     }
 }

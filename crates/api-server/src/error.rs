@@ -23,6 +23,9 @@ pub enum ApiError {
     /// A precondition or state forbids the request (e.g. a terminating namespace).
     #[error("{0}")]
     Precondition(String),
+    /// A pool the request needs is used up (no free cluster IP or node port).
+    #[error("{0}")]
+    Exhausted(String),
     /// The resourceVersion asked for is too old: relist.
     #[error("{0}")]
     Expired(String),
@@ -51,6 +54,7 @@ impl ApiError {
             )),
             StorageError::BadContinue => ApiError::BadRequest("continue: invalid continue token".into()),
             StorageError::Etcd(e) => ApiError::Unavailable(e.to_string()),
+            StorageError::Taken(keys) => ApiError::Internal(format!("allocation keys taken: {keys:?}")),
         }
     }
 }
@@ -69,6 +73,7 @@ impl From<ApiError> for Status {
             ApiError::AlreadyExists { .. } => Status::already_exists(e.to_string()),
             ApiError::Conflict { .. } => Status::aborted(e.to_string()),
             ApiError::Precondition(_) => Status::failed_precondition(e.to_string()),
+            ApiError::Exhausted(_) => Status::resource_exhausted(e.to_string()),
             ApiError::Expired(_) => Status::out_of_range(e.to_string()),
             ApiError::Unavailable(detail) => {
                 tracing::warn!(%detail, "storage unavailable");
@@ -93,6 +98,7 @@ impl ApiError {
             ApiError::AlreadyExists { .. } => "AlreadyExists",
             ApiError::Conflict { .. } => "Aborted",
             ApiError::Precondition(_) => "FailedPrecondition",
+            ApiError::Exhausted(_) => "ResourceExhausted",
             ApiError::Expired(_) => "OutOfRange",
             ApiError::Unavailable(_) => "Unavailable",
             ApiError::Internal(_) => "Internal",

@@ -5,8 +5,11 @@
 //! finalizers, graceful deletion, binding), the generic gRPC service of proto/navarch/apiserver/v1
 //! ([`service`]), watch fan-out (one etcd watch per kind, many cheap watchers: [`watch_cache`]), and the
 //! HTTP side port with health and Prometheus metrics ([`http`]), and the relay of pods/log, pods/exec and
-//! usage to kubelets ([`kubelet_relay`]).
+//! usage to kubelets ([`kubelet_relay`]). Services get their cluster IPs and node ports from
+//! `--service-cluster-ip-range` (default `10.96.0.0/16`) and `--service-node-port-range` (default
+//! `30000-32767`), recorded in etcd in the same transaction as the Service ([`allocation`]).
 
+pub mod allocation;
 pub mod codec;
 pub mod config;
 pub mod error;
@@ -110,7 +113,9 @@ async fn serve(config: Config, token: CancellationToken) -> Result<(), RunError>
         pool.push(connect_etcd(&config, &token).await?);
     }
     let storage = Storage::new(etcd.clone(), pool);
-    let registry = Arc::new(Registry::new(storage.clone(), &config.etcd_prefix));
+    let ranges =
+        allocation::Ranges { ips: config.service_cluster_ip_range, ports: config.service_node_port_range };
+    let registry = Arc::new(Registry::new(storage.clone(), &config.etcd_prefix, ranges));
     let metrics = Arc::new(metrics::Metrics::new());
     let caches_ready = Arc::new(AtomicBool::new(false));
     let tasks = TaskTracker::new();
@@ -131,6 +136,19 @@ async fn serve(config: Config, token: CancellationToken) -> Result<(), RunError>
         }
         delay = (delay * 2).min(Duration::from_secs(5));
     }
+    match registry.services().repair().await {
+        Ok(r) if r == allocation::RepairReport::default() => {}
+        Ok(r) => tracing::info!(
+            released = r.released,
+            recorded = r.recorded,
+            corrected = r.corrected,
+            "repaired service allocations"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "repairing service allocations (will be retried at the next start)")
+        }
+    }
+    tracing::info!(cluster_ips = %ranges.ips, node_ports = %ranges.ports, "service ranges");
 
     let mut caches = HashMap::new();
     for info in KINDS.iter() {

@@ -4,6 +4,10 @@
 //! resourceVersion; server-owned metadata kept; generation bumped on spec changes; status kept),
 //! update_status (only status), delete (preconditions, finalizers, graceful pod deletion,
 //! namespaces) and bind. Every write is acknowledged only after etcd committed it.
+//!
+//! Services get their cluster IP and node ports here ([`crate::allocation`]): allocated on create and
+//! on updates that need new ones, released on updates that drop them and on deletion, each in the
+//! same etcd transaction as the Service.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -14,10 +18,11 @@ use navarch_api::v1::PodCondition;
 use navarch_api::{KINDS, KindInfo, Object, kind_info};
 use rand::Rng;
 
+use crate::allocation::{self, AllocError, Plan, Ranges, ServiceAllocator};
 use crate::codec::{decode_value, encode_value, namespace_prefix, object_key};
 use crate::error::ApiError;
 use crate::recent_writes::RecentWrites;
-use crate::storage::{Storage, StorageError, decode_continue, encode_continue};
+use crate::storage::{Sidecar, Storage, StorageError, Write, decode_continue, encode_continue};
 use crate::validation;
 use crate::watch_cache::FieldSelector;
 
@@ -65,6 +70,8 @@ pub struct Registry {
     namespaces: RwLock<HashMap<String, bool>>,
     /// Pods written last, so the scheduler's bind right after a create skips a read.
     recent_pods: RecentWrites,
+    /// Cluster IPs and node ports of Services.
+    services: ServiceAllocator,
 }
 
 pub fn now_rfc3339() -> String {
@@ -140,13 +147,53 @@ fn check_valid(obj: &Object, old: Option<&Object>) -> Result<(), ApiError> {
     if errs.is_empty() { Ok(()) } else { Err(invalid(obj, errs.iter().map(|e| e.to_string()).collect())) }
 }
 
+fn alloc_error(obj: &Object, e: AllocError) -> ApiError {
+    match e {
+        AllocError::Invalid(errors) => invalid(obj, errors),
+        AllocError::Exhausted(reason) => {
+            ApiError::Exhausted(format!("Service {:?}: {reason}", obj.meta().name))
+        }
+        AllocError::Storage(e) => ApiError::from_storage(e, "services", &obj.meta().name),
+    }
+}
+
+/// Plans the allocations of a Service write (`None` for other kinds).
+fn plan_service(
+    services: &ServiceAllocator,
+    obj: &mut Object,
+    old: Option<&Object>,
+) -> Result<Option<Plan>, ApiError> {
+    let Object::Service(svc) = obj else { return Ok(None) };
+    let old = match old {
+        Some(Object::Service(o)) => Some(o),
+        _ => None,
+    };
+    match services.plan(svc, old) {
+        Ok(plan) => Ok(Some(plan)),
+        Err(errors) => Err(invalid(obj, errors)),
+    }
+}
+
 impl Registry {
-    pub fn new(storage: Storage, prefix: &str) -> Registry {
+    pub fn new(storage: Storage, prefix: &str, service_ranges: Ranges) -> Registry {
         Registry {
+            services: ServiceAllocator::new(storage.clone(), prefix, service_ranges),
             storage,
             prefix: prefix.trim_end_matches('/').to_string(),
             namespaces: RwLock::new(HashMap::new()),
             recent_pods: RecentWrites::new(RECENT_PODS),
+        }
+    }
+
+    pub fn services(&self) -> &ServiceAllocator {
+        &self.services
+    }
+
+    /// What deleting the stored `old` gives back in the same transaction.
+    fn releases(&self, old: &Object) -> Sidecar {
+        match old {
+            Object::Service(svc) => self.services.release_all(svc),
+            _ => Sidecar::default(),
         }
     }
 
@@ -245,7 +292,12 @@ impl Registry {
         }
         let generate = obj.meta().name.is_empty() && !obj.meta().generate_name.is_empty();
         validation::apply_defaults(&mut obj);
+        // A Service gets its allocations afresh on every attempt.
+        let pristine = (generate && matches!(obj, Object::Service(_))).then(|| obj.clone());
         for attempt in 0.. {
+            if let Some(p) = &pristine {
+                obj = p.clone();
+            }
             if generate {
                 let base = obj.meta().generate_name.clone();
                 obj.meta_mut().name = format!("{base}{}", random_suffix());
@@ -254,11 +306,20 @@ impl Registry {
             if info.namespaced {
                 self.check_namespace(&obj.meta().namespace.clone()).await?;
             }
+            let key = self.key(info, &obj.meta().namespace, &obj.meta().name);
+            let written = match plan_service(&self.services, &mut obj, None)? {
+                Some(mut plan) => {
+                    let r = self.services.commit(&key, None, &mut obj, &mut plan, dry_run).await;
+                    r.map_err(|e| alloc_error(&obj, e))?
+                }
+                None if dry_run => Ok(0),
+                None => self.storage.create(&key, encode_value(&obj)).await,
+            };
             if dry_run {
+                written.map_err(|e| ApiError::from_storage(e, info.plural, &obj.meta().name))?;
                 return Ok(obj);
             }
-            let key = self.key(info, &obj.meta().namespace, &obj.meta().name);
-            match self.storage.create(&key, encode_value(&obj)).await {
+            match written {
                 Ok(rev) => {
                     obj.meta_mut().resource_version = rev.to_string();
                     self.note_if_namespace(&obj, false);
@@ -408,18 +469,36 @@ impl Registry {
                     ));
                 }
             }
+            if !status_only && let (Object::Service(n), Object::Service(o)) = (&mut new, &old) {
+                allocation::prepare_update(n, o);
+            }
             if spec_part(&new) != spec_part(&old) {
                 new.meta_mut().generation = old.meta().generation + 1;
             }
             check_valid(&new, Some(&old))?;
+            let removing = !new.meta().deletion_timestamp.is_empty() && !deletion_blocked(&new);
+            let mut plan = if removing { None } else { plan_service(&self.services, &mut new, Some(&old))? };
+            if plan.is_some() && spec_part(&new) != spec_part(&old) {
+                new.meta_mut().generation = old.meta().generation + 1; // the plan may fill in ipFamilies
+            }
             if new == old {
                 return Ok(old); // nothing changed: no write, same resourceVersion
             }
             if dry_run {
+                if let Some(plan) = plan.as_mut().filter(|p| !p.is_empty()) {
+                    let r = self.services.commit(&key, Some(stored.mod_revision), &mut new, plan, true).await;
+                    r.map_err(|e| alloc_error(&new, e))?
+                        .map_err(|e| ApiError::from_storage(e, info.plural, &name))?;
+                }
                 return Ok(new);
             }
-            let result = if !new.meta().deletion_timestamp.is_empty() && !deletion_blocked(&new) {
-                self.storage.delete(&key, stored.mod_revision).await.map(|rev| (rev, true))
+            let result = if removing {
+                let side = self.releases(&old);
+                let write = Write::Delete { expected: stored.mod_revision };
+                self.storage.write(&key, write, &side).await.map(|rev| (rev, true))
+            } else if let Some(plan) = plan.as_mut().filter(|p| !p.is_empty()) {
+                let r = self.services.commit(&key, Some(stored.mod_revision), &mut new, plan, false).await;
+                r.map_err(|e| alloc_error(&new, e))?.map(|rev| (rev, false))
             } else {
                 self.storage
                     .update(&key, stored.mod_revision, encode_value(&new))
@@ -517,7 +596,8 @@ impl Registry {
                 if opts.dry_run {
                     return Ok((old, false));
                 }
-                match self.storage.delete(&key, stored.mod_revision).await {
+                let side = self.releases(&old);
+                match self.storage.write(&key, Write::Delete { expected: stored.mod_revision }, &side).await {
                     Ok(rev) => {
                         let mut gone = old;
                         gone.meta_mut().resource_version = rev.to_string();

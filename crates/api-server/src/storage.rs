@@ -1,12 +1,16 @@
 //! The api-server's narrow view of etcd: create-if-absent, get, paged list at a revision,
 //! compare-and-swap update and delete. The watch cache is the only other code that talks to etcd.
+//!
+//! A write may carry a [`Sidecar`]: keys created (if absent) and deleted in the same etcd transaction as
+//! the object itself. Services keep their allocated cluster IPs and node ports that way
+//! ([`crate::allocation`]): the object and its allocations are committed together or not at all.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use etcd_client::{Compare, CompareOp, GetOptions, KvClient, Txn, TxnOp};
+use etcd_client::{Compare, CompareOp, GetOptions, KvClient, Txn, TxnOp, TxnOpResponse};
 
 /// Why a storage call failed.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +27,9 @@ pub enum StorageError {
     Compacted(i64),
     #[error("invalid continue token")]
     BadContinue,
+    /// Sidecar keys that were to be created exist already (the write was not done).
+    #[error("keys {0:?} already exist")]
+    Taken(Vec<String>),
     #[error("etcd: {0}")]
     Etcd(#[from] etcd_client::Error),
 }
@@ -44,6 +51,31 @@ pub struct Page {
     /// Key to continue after, when more remain.
     pub more: bool,
     pub remaining: i64,
+}
+
+/// The object write of [`Storage::write`].
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// Create-if-absent.
+    Create(Vec<u8>),
+    /// Replace if the key's mod_revision is still `expected`.
+    Update { expected: i64, value: Vec<u8> },
+    /// Delete if the key's mod_revision is still `expected`.
+    Delete { expected: i64 },
+}
+
+/// Keys written in the same transaction as an object: `claim`s are created only if absent (a claim
+/// that exists fails the whole write with [`StorageError::Taken`]); `release`s are deleted.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sidecar {
+    pub claim: Vec<(String, Vec<u8>)>,
+    pub release: Vec<String>,
+}
+
+impl Sidecar {
+    pub fn is_empty(&self) -> bool {
+        self.claim.is_empty() && self.release.is_empty()
+    }
 }
 
 /// Largest etcd response accepted (list pages of large objects).
@@ -106,14 +138,7 @@ impl Storage {
 
     /// Writes `value` at `key` only if the key does not exist. Returns the new revision.
     pub async fn create(&self, key: &str, value: Vec<u8>) -> Result<i64, StorageError> {
-        let txn = Txn::new()
-            .when([Compare::create_revision(key, CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(key, value, None)]);
-        let resp = self.kv().txn(txn).await?;
-        if !resp.succeeded() {
-            return Err(StorageError::AlreadyExists(key.to_string()));
-        }
-        Ok(resp.header().map(|h| h.revision()).unwrap_or_default())
+        self.write(key, Write::Create(value), &Sidecar::default()).await
     }
 
     pub async fn get(&self, key: &str) -> Result<Stored, StorageError> {
@@ -124,26 +149,147 @@ impl Storage {
 
     /// Replaces the value at `key` if its mod_revision is still `expected`. Returns the new revision.
     pub async fn update(&self, key: &str, expected: i64, value: Vec<u8>) -> Result<i64, StorageError> {
-        let txn = Txn::new()
-            .when([Compare::mod_revision(key, CompareOp::Equal, expected)])
-            .and_then([TxnOp::put(key, value, None)]);
-        let resp = self.kv().txn(txn).await?;
-        if !resp.succeeded() {
-            return Err(StorageError::Conflict { key: key.to_string(), expected });
-        }
-        Ok(resp.header().map(|h| h.revision()).unwrap_or_default())
+        self.write(key, Write::Update { expected, value }, &Sidecar::default()).await
     }
 
     /// Deletes `key` if its mod_revision is still `expected`. Returns the deletion revision.
     pub async fn delete(&self, key: &str, expected: i64) -> Result<i64, StorageError> {
-        let txn = Txn::new()
-            .when([Compare::mod_revision(key, CompareOp::Equal, expected)])
-            .and_then([TxnOp::delete(key, None)]);
-        let resp = self.kv().txn(txn).await?;
-        if !resp.succeeded() {
-            return Err(StorageError::Conflict { key: key.to_string(), expected });
+        self.write(key, Write::Delete { expected }, &Sidecar::default()).await
+    }
+
+    /// One transaction: the object write at `key` and the sidecar's claims and releases, all or
+    /// nothing. Returns the new revision. A failed object compare is reported first
+    /// (`AlreadyExists` / `Conflict`), then claims that exist (`Taken`, every one of them).
+    pub async fn write(&self, key: &str, write: Write, side: &Sidecar) -> Result<i64, StorageError> {
+        let (compare, op, expected) = match write {
+            Write::Create(value) => {
+                (Compare::create_revision(key, CompareOp::Equal, 0), TxnOp::put(key, value, None), None)
+            }
+            Write::Update { expected, value } => (
+                Compare::mod_revision(key, CompareOp::Equal, expected),
+                TxnOp::put(key, value, None),
+                Some(expected),
+            ),
+            Write::Delete { expected } => (
+                Compare::mod_revision(key, CompareOp::Equal, expected),
+                TxnOp::delete(key, None),
+                Some(expected),
+            ),
+        };
+        let mut compares = vec![compare];
+        let mut ops = vec![op];
+        for (k, v) in &side.claim {
+            compares.push(Compare::version(k.as_str(), CompareOp::Equal, 0));
+            ops.push(TxnOp::put(k.as_str(), v.clone(), None));
         }
-        Ok(resp.header().map(|h| h.revision()).unwrap_or_default())
+        ops.extend(side.release.iter().map(|k| TxnOp::delete(k.as_str(), None)));
+        let mut txn = Txn::new().when(compares).and_then(ops);
+        if !side.claim.is_empty() {
+            // On failure, read what failed: the object key and every claim.
+            let keys_only = || Some(GetOptions::new().with_keys_only());
+            let reads: Vec<TxnOp> = std::iter::once(key)
+                .chain(side.claim.iter().map(|(k, _)| k.as_str()))
+                .map(|k| TxnOp::get(k, keys_only()))
+                .collect();
+            txn = txn.or_else(reads);
+        }
+        let resp = self.kv().txn(txn).await?;
+        if resp.succeeded() {
+            return Ok(resp.header().map(|h| h.revision()).unwrap_or_default());
+        }
+        let failed = |expected: Option<i64>| match expected {
+            None => StorageError::AlreadyExists(key.to_string()),
+            Some(expected) => StorageError::Conflict { key: key.to_string(), expected },
+        };
+        if side.claim.is_empty() {
+            return Err(failed(expected));
+        }
+        let found: Vec<Option<i64>> = resp
+            .op_responses()
+            .iter()
+            .map(|r| match r {
+                TxnOpResponse::Get(g) => g.kvs().first().map(|kv| kv.mod_revision()),
+                _ => None,
+            })
+            .collect();
+        let object_ok = match (expected, found.first().copied().flatten()) {
+            (None, existing) => existing.is_none(),
+            (Some(expected), existing) => existing == Some(expected),
+        };
+        if !object_ok {
+            return Err(failed(expected));
+        }
+        let taken: Vec<String> = side
+            .claim
+            .iter()
+            .zip(found.iter().skip(1))
+            .filter(|(_, f)| f.is_some())
+            .map(|((k, _), _)| k.clone())
+            .collect();
+        if taken.is_empty() {
+            // Cannot happen: the reads run at the revision the compares failed at.
+            return Err(failed(expected));
+        }
+        Err(StorageError::Taken(taken))
+    }
+
+    /// Which of `keys` exist now.
+    pub async fn existing(&self, keys: &[String]) -> Result<Vec<String>, StorageError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let reads: Vec<TxnOp> =
+            keys.iter().map(|k| TxnOp::get(k.as_str(), Some(GetOptions::new().with_count_only()))).collect();
+        let resp = self.kv().txn(Txn::new().and_then(reads)).await?;
+        Ok(keys
+            .iter()
+            .zip(resp.op_responses())
+            .filter(|(_, r)| matches!(r, TxnOpResponse::Get(g) if g.count() > 0))
+            .map(|(k, _)| k.clone())
+            .collect())
+    }
+
+    /// Creates `key` if absent and `guard`'s mod_revision is still `guard_revision` (0: absent).
+    /// Returns whether it was written.
+    pub async fn create_guarded(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        guard: &str,
+        guard_revision: i64,
+    ) -> Result<bool, StorageError> {
+        let txn = Txn::new()
+            .when([
+                Compare::version(key, CompareOp::Equal, 0),
+                Compare::mod_revision(guard, CompareOp::Equal, guard_revision),
+            ])
+            .and_then([TxnOp::put(key, value, None)]);
+        Ok(self.kv().txn(txn).await?.succeeded())
+    }
+
+    /// Every key under `prefix` (without values) and the revision they were read at; `revision` 0 reads
+    /// the current state.
+    pub async fn keys_under(
+        &self,
+        prefix: &str,
+        revision: i64,
+    ) -> Result<(Vec<(String, i64)>, i64), StorageError> {
+        let mut opts = GetOptions::new().with_range(prefix_end(prefix)).with_keys_only();
+        if revision > 0 {
+            opts = opts.with_revision(revision);
+        }
+        let resp = match self.kv().get(prefix, Some(opts)).await {
+            Ok(r) => r,
+            Err(e) if compacted(&e) => return Err(StorageError::Compacted(revision)),
+            Err(e) => return Err(e.into()),
+        };
+        let rev = resp.header().map(|h| h.revision()).unwrap_or_default();
+        let keys = resp
+            .kvs()
+            .iter()
+            .map(|kv| (String::from_utf8_lossy(kv.key()).into_owned(), kv.mod_revision()))
+            .collect();
+        Ok((keys, if revision > 0 { revision } else { rev }))
     }
 
     /// Up to `limit` (0 = all) keys under `prefix`, after `after_key` when given, read at `revision`

@@ -1,6 +1,6 @@
 //! Services: Kubernetes' defaults (`SetDefaults_Service`) and validation (`ValidateService`,
-//! `ValidateServiceUpdate`). Allocation of cluster IPs and node ports lives in the registry; here a given
-//! nodePort is only checked against the default range.
+//! `ValidateServiceUpdate`). Allocation of cluster IPs and node ports, and the checks of given ones
+//! against the configured ranges, live in [`crate::allocation`].
 
 use std::collections::BTreeSet;
 
@@ -13,8 +13,6 @@ use super::{Errors, Path, is_ip, parse_cidr, q, set_if_empty};
 
 const SERVICE_TYPES: &[&str] = &["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"];
 const PROTOCOLS: &[&str] = &["TCP", "UDP", "SCTP"];
-/// Kubernetes' default `--service-node-port-range`.
-const NODE_PORT_RANGE: std::ops::RangeInclusive<i32> = 30000..=32767;
 const DEFAULT_AFFINITY_TIMEOUT: i32 = 10800;
 const MAX_AFFINITY_TIMEOUT: i32 = 86400;
 
@@ -51,6 +49,12 @@ pub(super) fn default_service(svc: &mut Service) {
         spec.ip_family_policy.get_or_insert_with(|| "SingleStack".to_string());
         if spec.cluster_i_ps.is_empty() && !spec.cluster_ip.is_empty() {
             spec.cluster_i_ps = vec![spec.cluster_ip.clone()];
+        }
+        // Kubernetes' normalizeClusterIPs: `clusterIPs` alone asks for its first entry.
+        if spec.cluster_ip.is_empty()
+            && let Some(first) = spec.cluster_i_ps.first()
+        {
+            spec.cluster_ip = first.clone();
         }
     }
 }
@@ -290,16 +294,6 @@ fn validate_ports(spec: &ServiceSpec, path: &Path, errs: &mut Errors) {
                 errs.forbidden(&npp, format!("may not be used when `type` is '{ty}'"));
             } else if !node_ports_allowed {
                 // An unknown type is reported at `spec.type`.
-            } else if !NODE_PORT_RANGE.contains(&sp.node_port) {
-                errs.invalid(
-                    &npp,
-                    sp.node_port,
-                    format!(
-                        "provided port is not in the valid range. The range of valid ports is {}-{}",
-                        NODE_PORT_RANGE.start(),
-                        NODE_PORT_RANGE.end()
-                    ),
-                );
             } else if !node_ports.insert((sp.node_port, sp.protocol.as_str())) {
                 errs.duplicate(&npp, q(&format!("{}/{}", sp.node_port, sp.protocol)));
             }
@@ -424,12 +418,6 @@ spec:
                 "targetPort: 8443, protocol: ICMP",
                 "spec.ports[1].protocol",
                 "Unsupported value: \"ICMP\"",
-            ),
-            (
-                "nodePort: 30080}",
-                "nodePort: 8080}",
-                "spec.ports[0].nodePort",
-                "Invalid value: 8080: provided port is not in the valid range. The range of valid ports is 30000-32767",
             ),
             (
                 "  type: NodePort\n",
