@@ -1,7 +1,7 @@
 //! Cluster IPs and node ports of Services, allocated by the api-server as Kubernetes' does.
 //!
 //! * A Service that is not `ExternalName` and not headless (`clusterIP: None`) gets a cluster IP from
-//!   `--service-cluster-ip-range` (default `10.96.0.0/16`): the one it asks for if that is inside the
+//!   `--service-cluster-ip-range` (default `10.96.0.0/12`): the one it asks for if that is inside the
 //!   range and free, else one picked at random. Random picks never take the network address, the
 //!   broadcast address or the range's first host address (`10.96.0.1`, kept for the `kubernetes`
 //!   Service; it can only be given explicitly).

@@ -3,7 +3,7 @@
 //!
 //! Services draw their addresses from two ranges, as in Kubernetes:
 //! `--service-cluster-ip-range` (`NAVARCH_APISERVER_SERVICE_CLUSTER_IP_RANGE`, file key
-//! `service_cluster_ip_range`; default `10.96.0.0/16`, IPv4) for `spec.clusterIP`, and
+//! `service_cluster_ip_range`; default `10.96.0.0/12`, IPv4) for `spec.clusterIP`, and
 //! `--service-node-port-range` (`NAVARCH_APISERVER_SERVICE_NODE_PORT_RANGE`, `service_node_port_range`;
 //! default `30000-32767`) for `spec.ports[*].nodePort` and `spec.healthCheckNodePort`. See
 //! [`crate::allocation`].
@@ -49,7 +49,7 @@ pub struct Args {
     /// Time allowed for in-flight requests to finish on shutdown (e.g. 10s).
     #[arg(long, env = "NAVARCH_APISERVER_SHUTDOWN_TIMEOUT", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Option<Duration>,
-    /// IPv4 CIDR that Service cluster IPs are allocated from [default: 10.96.0.0/16].
+    /// IPv4 CIDR that Service cluster IPs are allocated from [default: 10.96.0.0/12, as kubeadm; the kubelet and kube-proxy use the same].
     #[arg(long, env = "NAVARCH_APISERVER_SERVICE_CLUSTER_IP_RANGE")]
     pub service_cluster_ip_range: Option<String>,
     /// Ports that Service node ports are allocated from, inclusive [default: 30000-32767].
@@ -114,7 +114,7 @@ impl Default for Config {
             watch_history: 5000,
             watcher_buffer: 1000,
             shutdown_timeout: Duration::from_secs(10),
-            service_cluster_ip_range: IpRange::parse("10.96.0.0/16").expect("valid range"),
+            service_cluster_ip_range: IpRange::parse("10.96.0.0/12").expect("valid range"),
             service_node_port_range: PortRange::parse("30000-32767").expect("valid range"),
         }
     }
@@ -285,7 +285,7 @@ mod tests {
     fn service_ranges_precedence() {
         let _env = env_lock();
         let d = Config::default();
-        assert_eq!(d.service_cluster_ip_range.to_string(), "10.96.0.0/16");
+        assert_eq!(d.service_cluster_ip_range.to_string(), "10.96.0.0/12");
         assert_eq!(d.service_node_port_range.to_string(), "30000-32767");
         let f = file("service_cluster_ip_range: 10.100.0.0/24\nservice_node_port_range: 31000-31999\n");
         let path = f.path().to_str().unwrap().to_string();

@@ -6,7 +6,7 @@
 //! ([`service`]), watch fan-out (one etcd watch per kind, many cheap watchers: [`watch_cache`]), and the
 //! HTTP side port with health and Prometheus metrics ([`http`]), and the relay of pods/log, pods/exec and
 //! usage to kubelets ([`kubelet_relay`]). Services get their cluster IPs and node ports from
-//! `--service-cluster-ip-range` (default `10.96.0.0/16`) and `--service-node-port-range` (default
+//! `--service-cluster-ip-range` (default `10.96.0.0/12`) and `--service-node-port-range` (default
 //! `30000-32767`), recorded in etcd in the same transaction as the Service ([`allocation`]).
 
 pub mod allocation;

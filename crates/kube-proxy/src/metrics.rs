@@ -1,0 +1,103 @@
+//! `/healthz` and Prometheus `/metrics`: syncs by kind, sync latency, rules programmed, rules
+//! touched by the last sync, and network programming latency (an Endpoints change, by its
+//! `endpoints.kubernetes.io/last-change-trigger-time`, to its rules being live).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    /// full, partial, error
+    pub kind: &'static str,
+}
+
+pub struct ProxyMetrics {
+    registry: Registry,
+    pub syncs: Family<KindLabel, Counter>,
+    pub sync_duration: Histogram,
+    pub programming_latency: Histogram,
+    pub rules: Gauge<i64, AtomicI64>,
+    pub last_touched: Gauge<i64, AtomicI64>,
+    /// Healthy once the first sync succeeded and the last one did too.
+    pub healthy: AtomicBool,
+}
+
+impl ProxyMetrics {
+    pub fn new() -> ProxyMetrics {
+        let mut registry = Registry::with_prefix("kubeproxy");
+        let syncs = Family::<KindLabel, Counter>::default();
+        // 0.1 ms .. ~3 s
+        let sync_duration = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
+        let programming_latency = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        let rules = Gauge::<i64, AtomicI64>::default();
+        let last_touched = Gauge::<i64, AtomicI64>::default();
+        registry.register("sync_proxy_rules", "Syncs of the kernel rules by kind", syncs.clone());
+        registry.register("sync_proxy_rules_duration_seconds", "Time one sync took", sync_duration.clone());
+        registry.register(
+            "network_programming_duration_seconds",
+            "From an Endpoints change to its rules being live",
+            programming_latency.clone(),
+        );
+        registry.register("proxy_rules", "nftables rules and map elements programmed", rules.clone());
+        registry.register(
+            "sync_proxy_rules_last_touched",
+            "Rules and elements the last sync wrote or removed",
+            last_touched.clone(),
+        );
+        ProxyMetrics {
+            registry,
+            syncs,
+            sync_duration,
+            programming_latency,
+            rules,
+            last_touched,
+            healthy: AtomicBool::new(false),
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String");
+        out
+    }
+}
+
+impl Default for ProxyMetrics {
+    fn default() -> Self {
+        ProxyMetrics::new()
+    }
+}
+
+async fn metrics(State(m): State<Arc<ProxyMetrics>>) -> String {
+    m.encode()
+}
+
+async fn healthz(State(m): State<Arc<ProxyMetrics>>) -> (StatusCode, &'static str) {
+    if m.healthy.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not synced")
+    }
+}
+
+/// Serves `/healthz` and `/metrics` on `listener` until `shutdown`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    m: Arc<ProxyMetrics>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let app = Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).with_state(m);
+    axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+}
