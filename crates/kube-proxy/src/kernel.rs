@@ -4,14 +4,16 @@
 //! Why routes: the node keeps an `unreachable` route over the whole Service range, so a packet for
 //! an unprogrammed Service IP is refused instead of going to the default gateway. A process on the
 //! node looks up its route before the NAT output hook runs, so each programmed ClusterIP gets a
-//! more specific `/32` route through the dummy link `navarch-svc`; the DNAT in nat-output then
-//! re-routes it to the endpoint. (Pods need nothing: prerouting DNAT comes before their routing.)
+//! more specific `/32` route through the link `navarch-svc`; the DNAT in nat-output then re-routes
+//! it to the endpoint. (Pods need nothing: prerouting DNAT comes before their routing.) The link is
+//! an empty bridge: it carries no traffic (a packet not DNATed is rejected by the filter chains,
+//! and the bridge has no ports), and unlike a `dummy` link it needs no extra kernel module.
 
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::Ipv4Addr;
 
-/// The dummy link carrying the ClusterIP routes.
+/// The (empty bridge) link carrying the ClusterIP routes.
 pub const SERVICE_LINK: &str = "navarch-svc";
 
 #[derive(Debug, thiserror::Error)]
@@ -78,7 +80,7 @@ impl Kernel for Tools {
     }
 }
 
-/// `ip -batch` commands that create the dummy link (if missing) and move the /32 routes from
+/// `ip -batch` commands that move the /32 routes from
 /// `current` to `wanted`; also (re)installs the `unreachable` route over `service_cidr`.
 pub fn route_commands(
     current: &BTreeSet<Ipv4Addr>,
@@ -99,10 +101,10 @@ pub fn route_commands(
     out
 }
 
-/// Creates the dummy link (idempotent).
+/// Creates the route link (idempotent).
 pub async fn ensure_service_link<K: Kernel>(k: &K) -> Result<(), KernelError> {
-    // `link add` fails when it exists; `-force` keeps the batch going.
-    let _ = k.ip_batch(&format!("link add {SERVICE_LINK} type dummy\n")).await;
+    // `link add` fails when it exists.
+    let _ = k.ip_batch(&format!("link add {SERVICE_LINK} type bridge\n")).await;
     k.ip_batch(&format!("link set {SERVICE_LINK} up\n")).await
 }
 

@@ -1,7 +1,7 @@
 //! navarch kube-proxy: makes Services work on a node by programming the kernel with nftables.
 //!
 //! Owns one nftables table (`ip navarch-proxy`, see [`nft`]) and the `/32` ClusterIP routes on the
-//! dummy link `navarch-svc` (see [`kernel`]). It watches Services and Endpoints through the client
+//! link `navarch-svc` (see [`kernel`]). It watches Services and Endpoints through the client
 //! runtime, turns them into service ports ([`model`]), and the [`proxier`] applies them: a full,
 //! atomic sync first, then only differences. No userspace proxying: packets are DNATed by the kernel.
 //!
