@@ -22,6 +22,7 @@ CM_HTTP_PORT="${CM_HTTP_PORT:-10257}"
 REGISTRY_PORT="${REGISTRY_PORT:-5000}"
 KUBELET_HTTP_PORT="${KUBELET_HTTP_PORT:-10248}"
 KUBELET_API_PORT="${KUBELET_API_PORT:-10250}"
+PROXY_HTTP_PORT="${PROXY_HTTP_PORT:-10256}"
 # The local node's address: loopback, so the kubelet API (logs, exec; no authentication yet) is
 # reachable only from this machine.
 NODE_IP="${NODE_IP:-127.0.0.1}"
@@ -34,7 +35,7 @@ NAVCTL_CONFIG="$NAVCTL_CONFIG_DIR/config.yaml"
 NAVCTL_LINK="/usr/local/bin/navctl"
 
 # Components not built yet: name and the issue that builds them.
-NOT_YET=("kube-proxy:6")
+NOT_YET=()
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -222,10 +223,23 @@ EOF2
       --node-ip="$NODE_IP" --grpc-listen="$NODE_IP:$KUBELET_API_PORT"
   fi
   wait_for kubelet 60 http_ok "$KUBELET_HTTP_PORT" /healthz
+
+  if running kube-proxy; then
+    say "kube-proxy already running (pid $(pid_of kube-proxy))"
+  else
+    rm -f "$RUN/kube-proxy.pid"
+    port_busy "$PROXY_HTTP_PORT" && die "port $PROXY_HTTP_PORT is in use by a process that is not ours (set PROXY_HTTP_PORT)"
+    say "starting kube-proxy (nftables table ip navarch-proxy)"
+    RUST_LOG="${RUST_LOG:-info}" start_bg kube-proxy "$BIN/kube-proxy" --server="127.0.0.1:$API_PORT" \
+      --http-listen="127.0.0.1:$PROXY_HTTP_PORT" --cluster-cidr=10.244.0.0/16 --service-cluster-ip-range=10.96.0.0/12
+  fi
+  wait_for kube-proxy 30 http_ok "$PROXY_HTTP_PORT" /healthz
 }
 
 # Stops every container the kubelet started and undoes its network setup.
 stop_node() {
+  stop kube-proxy
+  "$BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
   stop kubelet
   if [ -S "$CTD_SOCK" ] && running containerd; then
     local id
@@ -283,7 +297,7 @@ uptime_of() { ps -o etime= -p "$1" 2>/dev/null | tr -d ' '; }
 cmd_status() {
   printf '%-20s %-10s %-8s %-12s %s\n' COMPONENT STATE PID UPTIME HEALTH
   local name pid health
-  for name in etcd api-server scheduler controller-manager containerd registry kubelet; do
+  for name in etcd api-server scheduler controller-manager containerd registry kubelet kube-proxy; do
     if running "$name"; then
       pid="$(pid_of "$name")"
       case "$name" in
@@ -294,6 +308,7 @@ cmd_status() {
         containerd) [ -S "$CTD_SOCK" ] && health="socket $CTD_SOCK" || health="no socket" ;;
         registry) http_ok "$REGISTRY_PORT" /v2/ && health="serving http://127.0.0.1:$REGISTRY_PORT" || health="unhealthy" ;;
         kubelet) http_ok "$KUBELET_HTTP_PORT" /healthz && health="healthy (node $(hostname))" || health="unhealthy" ;;
+        kube-proxy) http_ok "$PROXY_HTTP_PORT" /healthz && health="synced (http://127.0.0.1:$PROXY_HTTP_PORT/metrics)" || health="not synced" ;;
       esac
       printf '%-20s %-10s %-8s %-12s %s\n' "$name" running "$pid" "$(uptime_of "$pid")" "$health"
     else
@@ -301,7 +316,7 @@ cmd_status() {
     fi
   done
   local entry
-  for entry in "${NOT_YET[@]}"; do
+  for entry in "${NOT_YET[@]+"${NOT_YET[@]}"}"; do
     printf '%-20s %-10s %-8s %-12s %s\n' "${entry%%:*}" "-" - - "not implemented yet (issue ${entry##*:})"
   done
 }

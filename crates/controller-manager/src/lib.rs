@@ -5,6 +5,7 @@
 //! * [`replicaset`]: keeps `replicas` pods per ReplicaSet.
 //! * [`deployment`]: one ReplicaSet per template, rolled out by strategy.
 //! * [`endpoints`]: Endpoints of Services with selectors.
+//! * [`service_lb`]: LoadBalancer Services get the nodes' addresses (no cloud needed).
 //! * [`node_ipam`]: a pod CIDR for every Node.
 //! * [`node_lifecycle`]: silent nodes become Unknown, get tainted, and lose their pods.
 //! * [`namespaces`]: namespace deletion, the `default` ServiceAccount.
@@ -20,3 +21,4 @@ pub mod node_ipam;
 pub mod node_lifecycle;
 pub mod replicaset;
 pub mod run;
+pub mod service_lb;

@@ -17,6 +17,7 @@ use crate::namespaces::NamespaceController;
 use crate::node_ipam::NodeIpam;
 use crate::node_lifecycle::NodeLifecycle;
 use crate::replicaset::{ReplicaSetController, controller_of};
+use crate::service_lb::LoadBalancerController;
 
 const EVENT_QUEUE: usize = 1000;
 
@@ -196,6 +197,29 @@ pub async fn run_controllers(client: Client, cfg: Config, shutdown: Cancellation
         |n: Arc<Node>, c: Arc<NodeIpam>| async move { c.reconcile(n).await },
         ipam,
         Duration::from_secs(1),
+        shutdown.clone(),
+    );
+    // LoadBalancer Services: the Ready nodes' addresses, re-synced when nodes change.
+    let lb_controller = Controller::new(client.api::<Service>(""), WatcherConfig::default())
+        .concurrency(workers)
+        .watches(client.api::<Node>(""), WatcherConfig::default(), {
+            let services = svc_store.clone();
+            move |_: &Node| {
+                services
+                    .state()
+                    .iter()
+                    .filter(|s| s.spec.as_ref().is_some_and(|s| s.r#type == "LoadBalancer"))
+                    .map(|s| ObjectRef::from_obj(s.as_ref()))
+                    .collect()
+            }
+        });
+    let lb = Arc::new(LoadBalancerController { client: client.clone(), nodes: nodes.clone() });
+    spawn_controller(
+        &mut tasks,
+        lb_controller,
+        |s: Arc<Service>, c: Arc<LoadBalancerController>| async move { c.reconcile(s).await },
+        lb,
+        Duration::from_secs(2),
         shutdown.clone(),
     );
     // Node lifecycle: heartbeats (Leases), taints, evictions.

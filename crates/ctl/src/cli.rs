@@ -43,6 +43,8 @@ pub enum Command {
     Annotate(MetadataArgs),
     /// Set the replicas of a Deployment, ReplicaSet or StatefulSet.
     Scale(ScaleArgs),
+    /// Create a Service for a Deployment, ReplicaSet, Pod or Service (its selector or labels).
+    Expose(ExposeArgs),
     /// Change a field of objects (`set image`).
     #[command(subcommand)]
     Set(SetCommand),
@@ -74,6 +76,37 @@ pub enum Command {
     /// navctl's configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ExposeArgs {
+    /// KIND NAME or KIND/NAME.
+    #[arg(required = true, value_name = "RESOURCE")]
+    pub resource: Vec<String>,
+    /// The Service's port (default: the first container port of the template).
+    #[arg(long)]
+    pub port: Option<i32>,
+    /// The port (number or name) on the pods (default: --port).
+    #[arg(long)]
+    pub target_port: Option<String>,
+    /// The Service's name (default: the resource's).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// ClusterIP (default), NodePort or LoadBalancer.
+    #[arg(long = "type", default_value = "ClusterIP")]
+    pub service_type: String,
+    /// TCP (default), UDP or SCTP.
+    #[arg(long, default_value = "TCP")]
+    pub protocol: String,
+    /// The selector (`k=v,...`) instead of the resource's.
+    #[arg(long)]
+    pub selector: Option<String>,
+    /// Name of the port.
+    #[arg(long)]
+    pub port_name: Option<String>,
+    /// ClientIP for session affinity.
+    #[arg(long)]
+    pub session_affinity: Option<String>,
 }
 
 #[derive(Debug, Args)]

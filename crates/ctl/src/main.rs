@@ -1,6 +1,6 @@
 //! navctl: the kubectl-like command-line client of the navarch api-server.
 //!
-//! Owns the command line (apply, create, replace, get, describe, delete, label, annotate, scale, set image, rollout (status, history, undo, pause, resume, restart), cordon, uncordon, drain, logs, exec,
+//! Owns the command line (apply, create, replace, get, describe, delete, label, annotate, scale, expose, set image, rollout (status, history, undo, pause, resume, restart), cordon, uncordon, drain, logs, exec,
 //! top, version, api-resources, completion, config view), kubectl's output formats and messages, and client-side
 //! apply. Exit status: 0 success, 1 any error, 2 usage error.
 
@@ -81,6 +81,7 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Label(a) => metadata::run(&ctx, &a, metadata::Field::Labels).await,
         Command::Annotate(a) => metadata::run(&ctx, &a, metadata::Field::Annotations).await,
         Command::Scale(a) => workloads::scale(&ctx, &a).await,
+        Command::Expose(a) => workloads::expose(&ctx, &a).await,
         Command::Set(cli::SetCommand::Image(a)) => workloads::set_image(&ctx, &a).await,
         Command::Rollout(r) => rollout::run(&ctx, &r).await,
         Command::Cordon(a) => nodes::cordon(&ctx, &a, true).await,

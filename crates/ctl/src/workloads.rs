@@ -1,10 +1,11 @@
-//! Commands on workloads: `navctl scale` and `navctl set image`, with kubectl's messages.
+//! Commands on workloads: `navctl scale`, `navctl set image` and `navctl expose`, with kubectl's
+//! messages.
 
 use anyhow::{bail, ensure};
 use navarch_api::Object;
 use navarch_api::v1::PodSpec;
 
-use crate::cli::{ScaleArgs, SetImageArgs};
+use crate::cli::{ExposeArgs, ScaleArgs, SetImageArgs};
 use crate::context::{Context, Outcome, say};
 use crate::errors::{Target, Verb};
 use crate::kinds::{self, Selection};
@@ -83,5 +84,97 @@ pub async fn set_image(ctx: &Context, a: &SetImageArgs) -> anyhow::Result<Outcom
         .await
         .map_err(|e| ctx.describe(e, Verb::Update, Target { kind: sel.kind, name: &name, source: None }))?;
     say(format!("{} image updated", kinds::object_ref(sel.kind, &name)));
+    Ok(Outcome::Success)
+}
+
+/// The selector and first container port behind `o`, for `expose`.
+fn exposable(o: &mut Object) -> Option<(std::collections::BTreeMap<String, String>, Option<i32>)> {
+    let selector = match &*o {
+        Object::Pod(p) => p.metadata.as_ref().map(|m| m.labels.clone()),
+        Object::Service(s) => s.spec.as_ref().map(|s| s.selector.clone()),
+        Object::Deployment(d) => {
+            d.spec.as_ref().and_then(|s| s.selector.as_ref()).map(|s| s.match_labels.clone())
+        }
+        Object::ReplicaSet(r) => {
+            r.spec.as_ref().and_then(|s| s.selector.as_ref()).map(|s| s.match_labels.clone())
+        }
+        Object::StatefulSet(s) => {
+            s.spec.as_ref().and_then(|s| s.selector.as_ref()).map(|s| s.match_labels.clone())
+        }
+        Object::DaemonSet(d) => {
+            d.spec.as_ref().and_then(|s| s.selector.as_ref()).map(|s| s.match_labels.clone())
+        }
+        _ => return None,
+    }
+    .unwrap_or_default();
+    let port = match &*o {
+        Object::Service(s) => s.spec.as_ref().and_then(|s| s.ports.first()).map(|p| p.port),
+        _ => pod_spec_of(o)
+            .and_then(|s| s.containers.iter().flat_map(|c| c.ports.iter()).next())
+            .map(|p| p.container_port),
+    };
+    Some((selector, port))
+}
+
+pub async fn expose(ctx: &Context, a: &ExposeArgs) -> anyhow::Result<Outcome> {
+    use navarch_api::v1::{IntOrString, ObjectMeta, Service, ServicePort, ServiceSpec};
+    let (sel, name) = one(&a.resource)?;
+    let mut o = ctx.get(sel.kind, ctx.namespace(), &name).await?;
+    let Some((mut selector, default_port)) = exposable(&mut o) else {
+        bail!("cannot expose a {}", sel.kind.kind)
+    };
+    if let Some(s) = &a.selector {
+        selector = s
+            .split(',')
+            .map(|kv| kv.split_once('=').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
+            .collect::<Option<_>>()
+            .ok_or_else(|| anyhow::anyhow!("--selector: {s:?}: must be k=v pairs separated by commas"))?;
+    }
+    ensure!(
+        !selector.is_empty(),
+        "couldn't retrieve selectors via --selector flag or introspection: the {} has none",
+        sel.kind.kind
+    );
+    let Some(port) = a.port.or(default_port) else {
+        bail!("couldn't find port via --port flag or introspection")
+    };
+    let target_port = match &a.target_port {
+        Some(t) => match t.parse::<i32>() {
+            Ok(n) => IntOrString::int(n),
+            Err(_) => IntOrString::string(t.clone()),
+        },
+        None => IntOrString::int(port),
+    };
+    let svc_name = a.name.clone().unwrap_or_else(|| name.clone());
+    let mut svc = Service {
+        metadata: Some(ObjectMeta {
+            name: svc_name.clone(),
+            namespace: ctx.namespace().to_string(),
+            labels: o.meta().labels.clone(),
+            ..Default::default()
+        }),
+        spec: Some(ServiceSpec {
+            r#type: a.service_type.clone(),
+            selector,
+            ports: vec![ServicePort {
+                name: a.port_name.clone().unwrap_or_default(),
+                protocol: a.protocol.clone(),
+                port,
+                target_port: Some(target_port),
+                ..Default::default()
+            }],
+            session_affinity: a.session_affinity.clone().unwrap_or_default(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    navarch_api::Resource::set_type_meta(&mut svc);
+    let kind = kinds::resolve("service")?;
+    let client = ctx.client().await?;
+    client
+        .create(&Object::Service(svc))
+        .await
+        .map_err(|e| ctx.describe(e, Verb::Create, Target { kind, name: &svc_name, source: None }))?;
+    say(format!("service/{svc_name} exposed"));
     Ok(Outcome::Success)
 }
