@@ -1,0 +1,141 @@
+//! `/healthz` and Prometheus `/metrics`: requests by transport and by who answered (the cluster
+//! records or the upstreams), responses by rcode, request latency, upstream failures, and the objects
+//! in the stores.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// udp, tcp
+    pub proto: &'static str,
+    /// cluster (answered from the stores), forward (by the upstreams)
+    pub zone: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RcodeLabel {
+    /// NOERROR, NXDOMAIN, SERVFAIL, ...
+    pub rcode: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ZoneLabel {
+    pub zone: &'static str,
+}
+
+/// The mnemonic of a response code, as dig prints it (`NOERROR`, `NXDOMAIN`, ...).
+pub fn rcode_name(rcode: hickory_server::proto::op::ResponseCode) -> String {
+    use hickory_server::proto::op::ResponseCode as R;
+    match rcode {
+        R::NoError => "NOERROR".into(),
+        R::FormErr => "FORMERR".into(),
+        R::ServFail => "SERVFAIL".into(),
+        R::NXDomain => "NXDOMAIN".into(),
+        R::NotImp => "NOTIMP".into(),
+        R::Refused => "REFUSED".into(),
+        R::BADVERS => "BADVERS".into(),
+        other => u16::from(other).to_string(),
+    }
+}
+
+type Histograms = Family<ZoneLabel, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 25 µs .. ~6.5 s
+    Histogram::new(exponential_buckets(0.000025, 2.0, 19))
+}
+
+pub struct DnsMetrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub responses: Family<RcodeLabel, Counter>,
+    pub duration: Histograms,
+    pub forward_failures: Counter,
+    pub services: Gauge<i64, AtomicI64>,
+    pub endpoints: Gauge<i64, AtomicI64>,
+    /// True once the Service and Endpoints stores have their first list.
+    pub ready: AtomicBool,
+}
+
+impl DnsMetrics {
+    pub fn new() -> DnsMetrics {
+        let mut registry = Registry::with_prefix("dns");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let responses = Family::<RcodeLabel, Counter>::default();
+        let duration: Histograms = Family::new_with_constructor(latency_histogram);
+        let forward_failures = Counter::default();
+        let services = Gauge::<i64, AtomicI64>::default();
+        let endpoints = Gauge::<i64, AtomicI64>::default();
+        registry.register("requests", "DNS requests by transport and by who answered", requests.clone());
+        registry.register("responses", "DNS responses by response code", responses.clone());
+        registry.register(
+            "request_duration_seconds",
+            "From a request's arrival to its response being sent",
+            duration.clone(),
+        );
+        registry.register(
+            "forward_failures",
+            "Forwarded requests no upstream answered (sent SERVFAIL)",
+            forward_failures.clone(),
+        );
+        registry.register("services", "Services in the store", services.clone());
+        registry.register("endpoints", "Endpoints objects in the store", endpoints.clone());
+        DnsMetrics {
+            registry,
+            requests,
+            responses,
+            duration,
+            forward_failures,
+            services,
+            endpoints,
+            ready: AtomicBool::new(false),
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String");
+        out
+    }
+}
+
+impl Default for DnsMetrics {
+    fn default() -> Self {
+        DnsMetrics::new()
+    }
+}
+
+async fn metrics(State(m): State<Arc<DnsMetrics>>) -> String {
+    m.encode()
+}
+
+async fn healthz(State(m): State<Arc<DnsMetrics>>) -> (StatusCode, &'static str) {
+    if m.ready.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "stores not synced")
+    }
+}
+
+/// Serves `/healthz` and `/metrics` on `listener` until `shutdown`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    m: Arc<DnsMetrics>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let app = Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).with_state(m);
+    axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+}
