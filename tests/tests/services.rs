@@ -79,9 +79,13 @@ fn ip_of(s: &Service) -> Ipv4Addr {
     spec(s).cluster_ip.parse().unwrap_or_else(|_| panic!("clusterIP {:?}", spec(s).cluster_ip))
 }
 
+/// Inside the default 10.96.0.0/12, neither its network nor its broadcast address.
 fn in_default_range(ip: Ipv4Addr) -> bool {
     let o = ip.octets();
-    o[0] == 10 && o[1] == 96 && ip != Ipv4Addr::new(10, 96, 0, 0) && ip != Ipv4Addr::new(10, 96, 255, 255)
+    o[0] == 10
+        && (96..112).contains(&o[1])
+        && ip != Ipv4Addr::new(10, 96, 0, 0)
+        && ip != Ipv4Addr::new(10, 111, 255, 255)
 }
 
 #[tokio::test]
@@ -120,11 +124,11 @@ async fn cluster_ips_allocated_given_and_refused() {
         err.contains("spec.clusterIP: Invalid value: \"10.96.0.20\": provided IP is already allocated"),
         "{err}"
     );
-    for bad in ["10.97.0.1", "10.96.0.0", "10.96.255.255", "192.168.1.1"] {
+    for bad in ["10.112.0.1", "10.96.0.0", "10.111.255.255", "192.168.1.1"] {
         let err = invalid(svcs.create(&service("out", "ClusterIP", bad, &[])).await.unwrap_err());
         assert!(
             err.contains(&format!(
-                "spec.clusterIP: Invalid value: \"{bad}\": provided IP is not in the valid range. The range of valid IPs is 10.96.0.0/16"
+                "spec.clusterIP: Invalid value: \"{bad}\": provided IP is not in the valid range. The range of valid IPs is 10.96.0.0/12"
             )),
             "{err}"
         );

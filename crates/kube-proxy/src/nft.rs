@@ -205,8 +205,15 @@ pub fn full_script(d: &Desired) -> String {
             let _ = writeln!(out, "add rule ip {TABLE} {name} {r}");
         }
     }
-    for (k, v) in &d.elements {
-        element_line(&mut out, "add", k, v);
+    // Elements in one statement per map (in chunks): nft parses that far faster than a line each.
+    let mut by_map: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for ((map, key), v) in &d.elements {
+        by_map.entry(map).or_default().push(if v.is_empty() { key.clone() } else { format!("{key} : {v}") });
+    }
+    for (map, items) in by_map {
+        for chunk in items.chunks(1000) {
+            let _ = writeln!(out, "add element ip {TABLE} {map} {{ {} }}", chunk.join(", "));
+        }
     }
     out
 }

@@ -2,7 +2,7 @@
 //! transaction that replaces the table, so a restarted kube-proxy never leaves a gap) and by
 //! difference after that. A failed transaction makes the next sync a full one.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::time::Instant;
 
@@ -20,12 +20,21 @@ pub struct SyncOutcome {
     pub programmed: usize,
 }
 
+/// Service ports by Service (`namespace/name`); an empty list means the Service is gone (or has
+/// nothing to program).
+pub type ByService = BTreeMap<String, Vec<ServicePort>>;
+
 pub struct Proxier<K: Kernel> {
     kernel: K,
     rules: RuleConfig,
     service_cidr: String,
-    applied: Option<Desired>,
+    /// What is programmed, per Service; None until the first full sync succeeded.
+    applied: Option<BTreeMap<String, Desired>>,
     routes: Option<BTreeSet<Ipv4Addr>>,
+}
+
+fn cluster_ips(ports: &[ServicePort]) -> BTreeSet<Ipv4Addr> {
+    ports.iter().map(|p| p.cluster_ip).collect()
 }
 
 impl<K: Kernel> Proxier<K> {
@@ -33,43 +42,91 @@ impl<K: Kernel> Proxier<K> {
         Proxier { kernel, rules, service_cidr, applied: None, routes: None }
     }
 
-    pub async fn sync(&mut self, ports: &[ServicePort]) -> Result<SyncOutcome, KernelError> {
+    /// Whether the next sync must be a full one (first, or after a failure).
+    pub fn needs_full(&self) -> bool {
+        self.applied.is_none() || self.routes.is_none()
+    }
+
+    /// Programs exactly `all` (every Service), replacing the table in one transaction.
+    pub async fn sync_full(&mut self, all: &ByService) -> Result<SyncOutcome, KernelError> {
         let started = Instant::now();
-        let new = nft::desired(ports, &self.rules);
-        let (script, full, touched) = match &self.applied {
-            None => (nft::full_script(&new), true, new.size()),
-            Some(old) => {
-                let (s, t) = nft::diff_script(old, &new);
-                (s, false, t)
-            }
-        };
-        if !script.is_empty()
-            && let Err(e) = self.kernel.nft(&script).await
-        {
-            self.applied = None;
-            return Err(e);
+        let fragments: BTreeMap<String, Desired> =
+            all.iter().map(|(k, ports)| (k.clone(), nft::desired(ports, &self.rules))).collect();
+        let mut merged = Desired::default();
+        for f in fragments.values() {
+            merged.chains.extend(f.chains.iter().map(|(k, v)| (k.clone(), v.clone())));
+            merged.sets.extend(f.sets.iter().map(|(k, v)| (k.clone(), v.clone())));
+            merged.elements.extend(f.elements.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
-        let programmed = new.size();
-        self.applied = Some(new);
-        let wanted: BTreeSet<Ipv4Addr> = ports.iter().map(|p| p.cluster_ip).collect();
-        let first = self.routes.is_none();
-        let current = match &self.routes {
-            Some(r) => r.clone(),
-            None => {
-                ensure_service_link(&self.kernel).await?;
-                self.kernel.service_routes().await?
-            }
+        self.applied = None;
+        self.kernel.nft(&nft::full_script(&merged)).await?;
+        self.applied = Some(fragments);
+        let wanted: BTreeSet<Ipv4Addr> = all.values().flat_map(|p| cluster_ips(p)).collect();
+        self.routes = None;
+        ensure_service_link(&self.kernel).await?;
+        let current = self.kernel.service_routes().await?;
+        let commands = route_commands(&current, &wanted, &self.service_cidr, true);
+        self.kernel.ip_batch(&commands).await?;
+        self.routes = Some(wanted);
+        let size = merged.size();
+        tracing::debug!(took = ?started.elapsed(), size, "full sync");
+        Ok(SyncOutcome { full: true, touched: size, programmed: size })
+    }
+
+    /// Programs the differences for the Services in `changed` (others stay as they are); a full
+    /// sync when none succeeded yet.
+    pub async fn sync_changed(&mut self, changed: &ByService) -> Result<SyncOutcome, KernelError> {
+        let (Some(mut applied), Some(routes)) = (self.applied.take(), self.routes.take()) else {
+            return Err(KernelError::Command { cmd: "sync".into(), message: "no full sync yet".into() });
         };
-        let commands = route_commands(&current, &wanted, &self.service_cidr, first);
-        if !commands.is_empty()
-            && let Err(e) = self.kernel.ip_batch(&commands).await
-        {
-            self.routes = None;
-            return Err(e);
+        // Until this succeeds both stay None: a failure makes the next sync a full one.
+        let empty = Desired::default();
+        let mut script = String::new();
+        let mut touched = 0;
+        let mut new_fragments = Vec::new();
+        let (mut add_ips, mut del_ips) = (BTreeSet::new(), BTreeSet::new());
+        // Services that go first, so an IP or port they free can be taken by another in the same pass.
+        let order =
+            changed.iter().filter(|(_, p)| p.is_empty()).chain(changed.iter().filter(|(_, p)| !p.is_empty()));
+        for (key, ports) in order {
+            let new = nft::desired(ports, &self.rules);
+            let old = applied.get(key).unwrap_or(&empty);
+            let (s, t) = nft::diff_script(old, &new);
+            script.push_str(&s);
+            touched += t;
+            let (old_ips, new_ips): (BTreeSet<Ipv4Addr>, BTreeSet<Ipv4Addr>) = (
+                old.elements
+                    .keys()
+                    .filter(|(m, _)| m == "cluster-ips")
+                    .filter_map(|(_, ip)| ip.parse().ok())
+                    .collect(),
+                cluster_ips(ports),
+            );
+            del_ips.extend(old_ips.difference(&new_ips).copied());
+            add_ips.extend(new_ips.difference(&old_ips).copied());
+            new_fragments.push((key.clone(), new));
+        }
+        if !script.is_empty() {
+            self.kernel.nft(&script).await?;
+        }
+        for (key, f) in new_fragments {
+            if f == Desired::default() {
+                applied.remove(&key);
+            } else {
+                applied.insert(key, f);
+            }
+        }
+        let programmed = applied.values().map(Desired::size).sum();
+        self.applied = Some(applied);
+        let del_ips: BTreeSet<Ipv4Addr> = del_ips.difference(&add_ips).copied().collect();
+        let wanted: BTreeSet<Ipv4Addr> = routes.difference(&del_ips).copied().chain(add_ips).collect();
+        let commands = route_commands(&routes, &wanted, &self.service_cidr, false);
+        if !commands.is_empty() {
+            self.kernel.ip_batch(&commands).await?;
         }
         self.routes = Some(wanted);
-        tracing::debug!(full, touched, programmed, took = ?started.elapsed(), "synced");
-        Ok(SyncOutcome { full, touched, programmed })
+        tracing::debug!(services = changed.len(), touched, "partial sync");
+        Ok(SyncOutcome { full: false, touched, programmed })
     }
 }
 
@@ -129,14 +186,24 @@ mod tests {
         }
     }
 
+    fn by_service(ports: &[ServicePort]) -> ByService {
+        let mut m = ByService::new();
+        for p in ports {
+            m.entry(p.id.rsplitn(3, '/').last().unwrap().to_string()).or_default().push(p.clone());
+        }
+        m
+    }
+
     #[tokio::test]
     async fn full_then_partial_then_full_after_a_failure() {
         let rec: &'static Recorder = Box::leak(Box::default());
         let rules = RuleConfig { cluster_cidr: None, node_name: "n".into() };
         let mut p = Proxier::new(rec, rules, "10.96.0.0/12".into());
+        assert!(p.needs_full());
         let a = port("10.96.0.1", &["10.244.0.2"]);
-        let out = p.sync(std::slice::from_ref(&a)).await.unwrap();
+        let out = p.sync_full(&by_service(std::slice::from_ref(&a))).await.unwrap();
         assert!(out.full && out.programmed == out.touched);
+        assert!(!p.needs_full());
         assert!(
             rec.nft.lock().unwrap()[0]
                 .starts_with("table ip navarch-proxy {}\ndelete table ip navarch-proxy\n")
@@ -147,13 +214,24 @@ mod tests {
         assert!(ip.contains("route del 10.96.0.99/32 dev navarch-svc"), "a stale route goes: {ip}");
         // Same state: nothing written.
         let n = rec.nft.lock().unwrap().len();
-        let out = p.sync(std::slice::from_ref(&a)).await.unwrap();
+        let out = p.sync_changed(&by_service(std::slice::from_ref(&a))).await.unwrap();
         assert_eq!((out.full, out.touched), (false, 0));
         assert_eq!(rec.nft.lock().unwrap().len(), n);
-        // A failed transaction: the next sync is full again.
-        *rec.fail_nft.lock().unwrap() = true;
+        // A new Service: only its part, and its route.
         let b = port("10.96.0.2", &["10.244.0.3"]);
-        assert!(p.sync(&[a.clone(), b.clone()]).await.is_err());
-        assert!(p.sync(&[a, b]).await.unwrap().full);
+        let out = p.sync_changed(&by_service(std::slice::from_ref(&b))).await.unwrap();
+        assert!(out.touched > 0 && out.programmed > out.touched, "{out:?}");
+        let last = rec.nft.lock().unwrap().last().unwrap().clone();
+        assert!(!last.contains("10.96.0.1 ") && last.contains("10.96.0.2"), "{last}");
+        assert!(rec.ip.lock().unwrap().last().unwrap().contains("route replace 10.96.0.2/32"));
+        // b goes: its route goes.
+        let gone: ByService = [(b.id.rsplitn(3, '/').last().unwrap().to_string(), vec![])].into();
+        p.sync_changed(&gone).await.unwrap();
+        assert!(rec.ip.lock().unwrap().last().unwrap().contains("route del 10.96.0.2/32"));
+        // A failed transaction: the next sync must be full.
+        *rec.fail_nft.lock().unwrap() = true;
+        assert!(p.sync_changed(&by_service(std::slice::from_ref(&b))).await.is_err());
+        assert!(p.needs_full());
+        assert!(p.sync_full(&by_service(&[a, b])).await.unwrap().full);
     }
 }

@@ -1,8 +1,10 @@
 //! Wiring: Services and Endpoints through the client runtime (watch → store), one sync loop that
-//! coalesces changes (a change arriving during a sync is handled by the next one), a resync every
-//! 30 s, `/healthz` and `/metrics`. On shutdown the rules stay in place (a restarted kube-proxy
+//! coalesces changes (a change arriving during a sync is handled by the next one) and programs
+//! only the Services that changed; every 30 s (and after a relist) everything is recomputed and
+//! only differences programmed; `/healthz` and `/metrics`. On shutdown the rules stay in place (a restarted kube-proxy
 //! replaces them atomically); `--cleanup` removes them.
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -19,28 +21,51 @@ use crate::kernel::Tools;
 use crate::metrics::{KindLabel, ProxyMetrics};
 use crate::model::{ServicePort, service_ports};
 use crate::nft::RuleConfig;
-use crate::proxier::{Proxier, cleanup};
+use crate::proxier::{ByService, Proxier, cleanup};
 
 const TRIGGER_TIME: &str = "endpoints.kubernetes.io/last-change-trigger-time";
 const RESYNC: Duration = Duration::from_secs(30);
 
-/// Every service port with its endpoints, from the stores.
-pub fn all_ports(services: &Store<Service>, endpoints: &Store<Endpoints>) -> Vec<ServicePort> {
-    let mut out = Vec::new();
-    for s in services.state() {
-        let m = s.meta();
-        let eps = endpoints.get(&ObjectRef::new(&m.namespace, &m.name));
-        out.extend(service_ports(&s, eps.as_deref()));
+/// The service ports of one Service (`namespace/name`) from the stores (empty when it is gone).
+fn ports_of(key: &str, services: &Store<Service>, endpoints: &Store<Endpoints>) -> Vec<ServicePort> {
+    let (ns, name) = key.split_once('/').unwrap_or(("", key));
+    let r = ObjectRef::new(ns, name);
+    match services.get(&r) {
+        Some(s) => service_ports(&s, endpoints.get(&r).as_deref()),
+        None => Vec::new(),
     }
-    out
 }
 
-/// Keeps a store of `K` current and pokes `notify` on every change; `on_apply` sees applied objects.
+/// Every Service's ports, from the stores.
+pub fn all_ports(services: &Store<Service>, endpoints: &Store<Endpoints>) -> ByService {
+    services
+        .state()
+        .iter()
+        .map(|s| {
+            let key = format!("{}/{}", s.meta().namespace, s.meta().name);
+            let ports = ports_of(&key, services, endpoints);
+            (key, ports)
+        })
+        .collect()
+}
+
+/// What changed since the last sync.
+#[derive(Default)]
+struct Dirty {
+    /// `namespace/name` of Services whose Service or Endpoints changed.
+    keys: BTreeSet<String>,
+    /// A relist happened (deletions may have been missed): look at everything.
+    everything: bool,
+    /// Endpoints change times (their last-change-trigger-time), for the latency histogram.
+    triggers: Vec<SystemTime>,
+}
+
+/// Keeps a store of `K` current, recording changed keys in `dirty` and poking `notify`.
 fn watch_into<K: Resource>(
     tasks: &mut tokio::task::JoinSet<()>,
     client: &Client,
     notify: Arc<Notify>,
-    on_apply: impl Fn(&K) + Send + 'static,
+    dirty: Arc<Mutex<Dirty>>,
     stop: CancellationToken,
 ) -> Store<K> {
     let (store, writer) = navarch_client::store::<K>();
@@ -55,14 +80,32 @@ fn watch_into<K: Resource>(
                 _ = stop.cancelled() => return,
                 ev = events.next() => match ev { Some(ev) => ev, None => return },
             };
-            match ev {
-                Ok(Event::Apply(o)) => {
-                    on_apply(&o);
-                    notify.notify_one();
+            {
+                let mut d = dirty.lock().expect("dirty lock");
+                match &ev {
+                    Ok(Event::Apply(o)) | Ok(Event::Delete(o)) => {
+                        let m = o.meta();
+                        tracing::trace!(kind = K::KIND, namespace = %m.namespace, name = %m.name, "changed");
+                        d.keys.insert(format!("{}/{}", m.namespace, m.name));
+                        if let Ok(Event::Apply(_)) = &ev
+                            && let Some(t) = m.annotations.get(TRIGGER_TIME)
+                            && let Ok(t) = humantime::parse_rfc3339_weak(t)
+                        {
+                            d.triggers.push(t);
+                        }
+                    }
+                    Ok(Event::InitDone) => {
+                        tracing::debug!(kind = K::KIND, "listed");
+                        d.everything = true;
+                    }
+                    Err(e) => {
+                        tracing::debug!(kind = K::KIND, error = %e, "watch");
+                        continue;
+                    }
+                    _ => continue,
                 }
-                Ok(Event::Delete(_)) | Ok(Event::InitDone) => notify.notify_one(),
-                _ => {}
             }
+            notify.notify_one();
         }
     });
     store
@@ -83,34 +126,41 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
     tracing::info!(server = %cfg.server, node = %cfg.node_name, "kube-proxy starting (nftables)");
 
     let notify = Arc::new(Notify::new());
-    let triggers: Arc<Mutex<Vec<SystemTime>>> = Arc::default();
+    let dirty: Arc<Mutex<Dirty>> = Arc::default();
     let mut tasks = tokio::task::JoinSet::new();
-    let services = watch_into::<Service>(&mut tasks, &client, notify.clone(), |_| {}, shutdown.clone());
-    let pending = triggers.clone();
-    let endpoints = watch_into::<Endpoints>(
-        &mut tasks,
-        &client,
-        notify.clone(),
-        move |e: &Endpoints| {
-            if let Some(t) =
-                e.meta().annotations.get(TRIGGER_TIME).and_then(|t| humantime::parse_rfc3339_weak(t).ok())
-            {
-                pending.lock().expect("trigger lock").push(t);
-            }
-        },
-        shutdown.clone(),
-    );
+    let services =
+        watch_into::<Service>(&mut tasks, &client, notify.clone(), dirty.clone(), shutdown.clone());
+    let endpoints =
+        watch_into::<Endpoints>(&mut tasks, &client, notify.clone(), dirty.clone(), shutdown.clone());
     tokio::select! {
         _ = shutdown.cancelled() => return Ok(()),
         _ = async { services.wait_until_ready().await; endpoints.wait_until_ready().await } => {}
     }
     let rules = RuleConfig { cluster_cidr: cfg.cluster_cidr.clone(), node_name: cfg.node_name.clone() };
     let mut proxier = Proxier::new(Tools, rules, cfg.service_cidr.clone());
+    let mut resync = false;
     loop {
-        let changes: Vec<SystemTime> = std::mem::take(&mut *triggers.lock().expect("trigger lock"));
-        let ports = all_ports(&services, &endpoints);
+        let changes = std::mem::take(&mut *dirty.lock().expect("dirty lock"));
+        tracing::trace!(keys = changes.keys.len(), everything = changes.everything, resync, "sync");
         let started = std::time::Instant::now();
-        let retry = match proxier.sync(&ports).await {
+        let result = if proxier.needs_full() {
+            proxier.sync_full(&all_ports(&services, &endpoints)).await
+        } else if changes.everything || resync {
+            // Recompute everything, program only differences.
+            proxier
+                .sync_changed(
+                    &all_ports(&services, &endpoints)
+                        .into_iter()
+                        .chain(changes.keys.iter().map(|k| (k.clone(), ports_of(k, &services, &endpoints))))
+                        .collect(),
+                )
+                .await
+        } else {
+            let changed: ByService =
+                changes.keys.iter().map(|k| (k.clone(), ports_of(k, &services, &endpoints))).collect();
+            proxier.sync_changed(&changed).await
+        };
+        let retry = match result {
             Ok(out) => {
                 let kind = if out.full { "full" } else { "partial" };
                 metrics.syncs.get_or_create(&KindLabel { kind }).inc();
@@ -119,13 +169,13 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
                 metrics.last_touched.set(out.touched as i64);
                 metrics.healthy.store(true, std::sync::atomic::Ordering::Relaxed);
                 let now = SystemTime::now();
-                for t in changes {
+                for t in changes.triggers {
                     metrics
                         .programming_latency
                         .observe(now.duration_since(t).unwrap_or_default().as_secs_f64());
                 }
                 if out.full {
-                    tracing::info!(service_ports = ports.len(), rules = out.programmed, took = ?started.elapsed(), "full sync");
+                    tracing::info!(rules = out.programmed, took = ?started.elapsed(), "full sync");
                 }
                 None
             }
@@ -133,13 +183,19 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
                 tracing::warn!(error = %e, "sync failed; retrying with a full sync");
                 metrics.syncs.get_or_create(&KindLabel { kind: "error" }).inc();
                 metrics.healthy.store(false, std::sync::atomic::Ordering::Relaxed);
+                // Keep what was pending for the retry.
+                let mut d = dirty.lock().expect("dirty lock");
+                d.keys.extend(changes.keys);
+                d.everything |= changes.everything;
                 Some(Duration::from_secs(1))
             }
         };
+        resync = false;
+        tracing::trace!("waiting for changes");
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = notify.notified(), if retry.is_none() => {}
-            _ = tokio::time::sleep(retry.unwrap_or(RESYNC)) => {}
+            _ = tokio::time::sleep(retry.unwrap_or(RESYNC)) => resync = retry.is_none(),
         }
     }
     shutdown.cancel();
