@@ -23,6 +23,10 @@ REGISTRY_PORT="${REGISTRY_PORT:-5000}"
 KUBELET_HTTP_PORT="${KUBELET_HTTP_PORT:-10248}"
 KUBELET_API_PORT="${KUBELET_API_PORT:-10250}"
 PROXY_HTTP_PORT="${PROXY_HTTP_PORT:-10256}"
+DNS_HTTP_PORT="${DNS_HTTP_PORT:-9153}"
+# The cluster DNS: the kube-dns Service's ClusterIP (pods' nameserver), served by cluster-dns on the
+# bridge's gateway address, which pods reach through kube-proxy's DNAT.
+DNS_SERVICE_IP="${DNS_SERVICE_IP:-10.96.0.10}"
 # The local node's address: loopback, so the kubelet API (logs, exec; no authentication yet) is
 # reachable only from this machine.
 NODE_IP="${NODE_IP:-127.0.0.1}"
@@ -216,11 +220,12 @@ EOF2
     port_busy "$KUBELET_HTTP_PORT" && die "port $KUBELET_HTTP_PORT is in use by a process that is not ours (set KUBELET_HTTP_PORT)"
     port_busy "$KUBELET_API_PORT" && die "port $KUBELET_API_PORT is in use by a process that is not ours (set KUBELET_API_PORT)"
     say "starting kubelet (pod CIDR $POD_CIDR on bridge $BRIDGE)"
+    ensure_bridge
     RUST_LOG="${RUST_LOG:-info}" start_bg kubelet "$BIN/kubelet" --server="127.0.0.1:$API_PORT" \
       --containerd-socket="$CTD_SOCK" --root-dir="$HOME_DIR/kubelet/root" --run-dir="$HOME_DIR/kubelet/run" \
       --log-dir="$HOME_DIR/kubelet/logs" --pod-cidr="$POD_CIDR" --bridge="$BRIDGE" \
       --registry-mirror="docker.io=http://127.0.0.1:$REGISTRY_PORT" --http-listen="127.0.0.1:$KUBELET_HTTP_PORT" \
-      --node-ip="$NODE_IP" --grpc-listen="$NODE_IP:$KUBELET_API_PORT"
+      --node-ip="$NODE_IP" --grpc-listen="$NODE_IP:$KUBELET_API_PORT" --cluster-dns="$DNS_SERVICE_IP"
   fi
   wait_for kubelet 60 http_ok "$KUBELET_HTTP_PORT" /healthz
 
@@ -234,10 +239,38 @@ EOF2
       --http-listen="127.0.0.1:$PROXY_HTTP_PORT" --cluster-cidr=10.244.0.0/16 --service-cluster-ip-range=10.96.0.0/12
   fi
   wait_for kube-proxy 30 http_ok "$PROXY_HTTP_PORT" /healthz
+
+  if running cluster-dns; then
+    say "cluster-dns already running (pid $(pid_of cluster-dns))"
+  else
+    rm -f "$RUN/cluster-dns.pid"
+    port_busy "$DNS_HTTP_PORT" && die "port $DNS_HTTP_PORT is in use by a process that is not ours (set DNS_HTTP_PORT)"
+    ensure_bridge
+    say "starting cluster-dns on $(gateway_ip):53 (Service kube-system/kube-dns $DNS_SERVICE_IP; no forwarding outside the cluster)"
+    RUST_LOG="${RUST_LOG:-info}" start_bg cluster-dns "$BIN/cluster-dns" --server="127.0.0.1:$API_PORT" \
+      --http-listen="127.0.0.1:$DNS_HTTP_PORT" --listen="$(gateway_ip):53" --advertise-address="$(gateway_ip)" \
+      --service-ip="$DNS_SERVICE_IP" --upstream=''
+  fi
+  wait_for cluster-dns 30 http_ok "$DNS_HTTP_PORT" /healthz
+}
+
+# The bridge's gateway: the first address of the pod CIDR.
+gateway_ip() {
+  local net="${POD_CIDR%/*}"
+  echo "${net%.*}.$(( ${net##*.} + 1 ))"
+}
+
+# The pods' bridge with its gateway address, made before the kubelet (the CNI bridge plugin adopts it)
+# so cluster-dns can listen there from the start.
+ensure_bridge() {
+  ip link show "$BRIDGE" >/dev/null 2>&1 || ip link add "$BRIDGE" type bridge
+  ip addr show dev "$BRIDGE" | grep -q " $(gateway_ip)/" || ip addr add "$(gateway_ip)/${POD_CIDR#*/}" dev "$BRIDGE"
+  ip link set "$BRIDGE" up
 }
 
 # Stops every container the kubelet started and undoes its network setup.
 stop_node() {
+  stop cluster-dns
   stop kube-proxy
   "$BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
   stop kubelet
@@ -297,7 +330,7 @@ uptime_of() { ps -o etime= -p "$1" 2>/dev/null | tr -d ' '; }
 cmd_status() {
   printf '%-20s %-10s %-8s %-12s %s\n' COMPONENT STATE PID UPTIME HEALTH
   local name pid health
-  for name in etcd api-server scheduler controller-manager containerd registry kubelet kube-proxy; do
+  for name in etcd api-server scheduler controller-manager containerd registry kubelet kube-proxy cluster-dns; do
     if running "$name"; then
       pid="$(pid_of "$name")"
       case "$name" in
@@ -309,6 +342,7 @@ cmd_status() {
         registry) http_ok "$REGISTRY_PORT" /v2/ && health="serving http://127.0.0.1:$REGISTRY_PORT" || health="unhealthy" ;;
         kubelet) http_ok "$KUBELET_HTTP_PORT" /healthz && health="healthy (node $(hostname))" || health="unhealthy" ;;
         kube-proxy) http_ok "$PROXY_HTTP_PORT" /healthz && health="synced (http://127.0.0.1:$PROXY_HTTP_PORT/metrics)" || health="not synced" ;;
+        cluster-dns) http_ok "$DNS_HTTP_PORT" /healthz && health="serving $(gateway_ip):53 as $DNS_SERVICE_IP" || health="not ready" ;;
       esac
       printf '%-20s %-10s %-8s %-12s %s\n' "$name" running "$pid" "$(uptime_of "$pid")" "$health"
     else

@@ -7,6 +7,7 @@
 //!   bridge nvpt0 10.244.250.1/24 ─ nvpt-b1 .11, nvpt-b2 .12, nvpt-b3 .13 (backends), nvpt-c .20 (client)
 //!   veth nvpt-xh 10.250.77.1/24 ─ netns nvpt-x 10.250.77.2 (a machine outside the node, for NodePort)
 //!   unreachable routes over 10.244.0.0/16 and 10.96.0.0/12 (when not already there)
+//!   /etc/netns/nvpt-c/resolv.conf (the client pod's resolver: the kube-dns ClusterIP)
 
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
@@ -118,6 +119,7 @@ impl Drop for Lab {
             let _ = c.wait();
         }
         self.teardown_links();
+        let _ = std::fs::remove_dir_all(format!("/etc/netns/{}", CLIENT.0));
         // kube-proxy's own state, in case the test failed before its --cleanup.
         let _ = sh("nft delete table ip navarch-proxy; ip link del navarch-svc");
         for cidr in &self.added_routes {
@@ -272,7 +274,33 @@ async fn services_through_nftables() {
     let own_url = format!("http://{}/", own.spec.as_ref().unwrap().cluster_ip);
     wait_for("hairpin", 30, || get(BACKENDS[0].0, &own_url).is_ok_and(|b| b == "nvpt-b1"));
 
-    // 7. No ready endpoints: refused at once (not a hang until the timeout).
+    // 7. Cluster DNS through its ClusterIP, with the pod's own resolver (glibc, via the netns'
+    // resolv.conf): cluster-dns serves on the bridge gateway and registers as kube-system/kube-dns.
+    let _dns = Daemon::start(
+        &env,
+        "dns",
+        "cluster-dns",
+        &["--listen=10.244.250.1:53", "--advertise-address=10.244.250.1", "--upstream="],
+    );
+    std::fs::create_dir_all(format!("/etc/netns/{client}")).unwrap();
+    std::fs::write(
+        format!("/etc/netns/{client}/resolv.conf"),
+        "nameserver 10.96.0.10\nsearch default.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n",
+    )
+    .unwrap();
+    tokio::task::spawn_blocking(move || {
+        wait_for("web answering by its DNS name", 30, || {
+            get(client, "http://web.default.svc.cluster.local/").is_ok_and(|b| b.starts_with("nvpt-b"))
+        });
+        // The short name through the search path; an unknown name does not resolve.
+        assert!(get(client, "http://web/").is_ok_and(|b| b.starts_with("nvpt-b")));
+        let err = get(client, "http://nope.default.svc.cluster.local/").unwrap_err();
+        assert!(err.contains("resolve"), "{err}");
+    })
+    .await
+    .unwrap();
+
+    // 8. No ready endpoints: refused at once (not a hang until the timeout).
     let empty = svcs
         .create(&from_yaml(
             "{metadata: {name: empty}, spec: {selector: {app: none}, ports: [{name: http, port: 80}]}}",
@@ -288,7 +316,7 @@ async fn services_through_nftables() {
     let err = get("", &empty_url).unwrap_err();
     assert!(err.contains("Couldn't connect"), "from the node: {err}");
 
-    // 8. Restart: no request fails while kube-proxy is down and while it resyncs.
+    // 9. Restart: no request fails while kube-proxy is down and while it resyncs.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let load = {
         let (stop, url) = (stop.clone(), url.clone());
@@ -325,7 +353,7 @@ async fn services_through_nftables() {
     assert!(metrics.contains("kubeproxy_sync_proxy_rules_total{kind=\"full\"} 1"), "{metrics}");
     assert!(metrics.contains("kubeproxy_proxy_rules "), "{metrics}");
 
-    // 9. A deleted Service stops answering (refused: its IP falls back to the unreachable route).
+    // 10. A deleted Service stops answering (refused: its IP falls back to the unreachable route).
     svcs.delete("web", &Default::default()).await.unwrap();
     tokio::task::spawn_blocking({
         let url = url.clone();
@@ -334,7 +362,7 @@ async fn services_through_nftables() {
     .await
     .unwrap();
 
-    // 10. --cleanup leaves the host's ruleset and routes as they were (before our lab).
+    // 11. --cleanup leaves the host's ruleset and routes as they were (before our lab).
     drop(proxy);
     let out =
         Command::new(navarch_tests::binary("kube-proxy", "kube-proxy")).arg("--cleanup").output().unwrap();
