@@ -17,41 +17,6 @@ fn from_yaml<T: serde::de::DeserializeOwned>(y: &str) -> T {
     serde_yaml::from_str(y).unwrap()
 }
 
-/// Active pods with the label app=web.
-async fn web_pods(pods: &Api<Pod>) -> Vec<Pod> {
-    let p = ListParams { label_selector: "app=web".into(), ..Default::default() };
-    pods.list(&p)
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|p| p.meta().deletion_timestamp.is_empty())
-        .collect()
-}
-
-async fn settle_at(pods: &Api<Pod>, n: usize) -> Vec<Pod> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let got = loop {
-        let l = web_pods(pods).await;
-        if l.len() == n {
-            break l;
-        }
-        let names: Vec<String> = l.iter().map(|p| p.meta().name.clone()).collect();
-        assert!(Instant::now() < deadline, "wanted {n} pods, have {names:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    // And it stays there (no late duplicates).
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let again = web_pods(pods).await;
-    assert_eq!(
-        again.len(),
-        n,
-        "pod count moved after settling: {:?}",
-        again.iter().map(|p| p.meta().name.clone()).collect::<Vec<_>>()
-    );
-    got
-}
-
 fn rs_yaml(replicas: i32) -> String {
     format!(
         "{{metadata: {{name: web}}, spec: {{replicas: {replicas}, selector: {{matchLabels: {{app: web}}}}, template: {{metadata: {{labels: {{app: web}}}}, spec: {{containers: [{{name: c, image: busybox:1.36}}]}}}}}}}}"
@@ -68,7 +33,7 @@ async fn replicaset_converges_adopts_scales_and_survives_a_restart() {
     pods.create(&from_yaml("{metadata: {name: orphan, labels: {app: web}}, spec: {containers: [{name: c, image: busybox:1.36}]}}")).await.unwrap();
     let mut cm = start_controller_manager(&env);
     let rs = sets.create(&from_yaml(&rs_yaml(3))).await.unwrap();
-    let three = settle_at(&pods, 3).await;
+    let three = settle_pods(&pods, "web", 3).await;
     for p in &three {
         let owner = p.meta().owner_references.iter().find(|r| r.controller == Some(true)).expect("owned");
         assert_eq!((owner.kind.as_str(), owner.uid.as_str()), ("ReplicaSet", rs.meta().uid.as_str()));
@@ -79,14 +44,14 @@ async fn replicaset_converges_adopts_scales_and_survives_a_restart() {
     // A pod deleted by hand is replaced.
     let victim = three.iter().find(|p| p.meta().name != "orphan").unwrap().meta().name.clone();
     pods.delete(&victim, &DeleteParams::default()).await.unwrap();
-    let after = settle_at(&pods, 3).await;
+    let after = settle_pods(&pods, "web", 3).await;
     assert!(after.iter().all(|p| p.meta().name != victim));
 
     // Scaling down removes the surplus; status follows, readiness included (the test plays the kubelet).
     let mut cur = sets.get("web").await.unwrap();
     cur.spec.as_mut().unwrap().replicas = Some(1);
     sets.update(&cur).await.unwrap();
-    let one = settle_at(&pods, 1).await;
+    let one = settle_pods(&pods, "web", 1).await;
     let mut p = one[0].clone();
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     p.status.get_or_insert_with(Default::default).phase = "Running".into();
@@ -116,7 +81,7 @@ async fn replicaset_converges_adopts_scales_and_survives_a_restart() {
     let mut p = pods.get(&one[0].meta().name).await.unwrap();
     p.meta_mut().labels.insert("app".into(), "debug".into());
     pods.update(&p).await.unwrap();
-    let replaced = settle_at(&pods, 1).await;
+    let replaced = settle_pods(&pods, "web", 1).await;
     assert_ne!(replaced[0].meta().name, p.meta().name);
     let released = pods.get(&p.meta().name).await.unwrap();
     assert!(released.meta().owner_references.is_empty(), "released pod keeps no owner");
@@ -127,7 +92,7 @@ async fn replicaset_converges_adopts_scales_and_survives_a_restart() {
     cur.spec.as_mut().unwrap().replicas = Some(4);
     sets.update(&cur).await.unwrap();
     cm = start_controller_manager(&env);
-    settle_at(&pods, 4).await;
+    settle_pods(&pods, "web", 4).await;
     drop(cm);
 }
 
@@ -288,7 +253,7 @@ async fn namespaces_get_a_default_service_account_and_are_emptied_on_deletion() 
     let sets: Api<ReplicaSet> = c.api("team");
     sets.create(&from_yaml(&rs_yaml(2))).await.unwrap();
     let pods: Api<Pod> = c.api("team");
-    wait_until("2 pods in team", 30, async || web_pods(&pods).await.len() == 2).await;
+    wait_until("2 pods in team", 30, async || active_pods(&pods, "web").await.len() == 2).await;
 
     namespaces.delete("team", &DeleteParams::default()).await.unwrap();
     wait_until("namespace gone with everything in it", 60, async || {
@@ -362,13 +327,13 @@ async fn navctl_scale_set_image_and_rollout_status() {
     assert!(out.ends_with("deployment \"web\" successfully rolled out\n"), "{out}");
     let (code, out, _) = navctl(&env, &["scale", "deployment", "web", "--replicas", "4"]).await;
     assert_eq!((code, out.as_str()), (0, "deployment.apps/web scaled\n"));
-    wait_until("4 pods", 30, async || web_pods(&pods).await.len() == 4).await;
+    wait_until("4 pods", 30, async || active_pods(&pods, "web").await.len() == 4).await;
     let (code, out, _) = navctl(&env, &["set", "image", "deployment/web", "c=serve-hostname:2.0"]).await;
     assert_eq!((code, out.as_str()), (0, "deployment.apps/web image updated\n"));
     let (code, out, err) = navctl(&env, &["rollout", "status", "deploy/web", "--timeout", "90s"]).await;
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("successfully rolled out"), "{out}");
-    let l = web_pods(&pods).await;
+    let l = active_pods(&pods, "web").await;
     assert_eq!(l.len(), 4);
     assert!(l.iter().all(|p| p.spec.as_ref().unwrap().containers[0].image == "serve-hostname:2.0"));
     let (code, _, err) = navctl(&env, &["set", "image", "deployment/web", "nope=x:1"]).await;
@@ -399,7 +364,7 @@ async fn deployment_rolls_within_surge_and_unavailability() {
             .is_some_and(|s| s.conditions.iter().any(|c| c.r#type == "Ready" && c.status == "True"))
     };
     wait_until("3 ready pods of 1.0", 60, async || {
-        let l = web_pods(&pods).await;
+        let l = active_pods(&pods, "web").await;
         l.len() == 3 && l.iter().all(|p| ready(p) && image_of(p) == "serve-hostname:1.0")
     })
     .await;
@@ -421,7 +386,7 @@ async fn deployment_rolls_within_surge_and_unavailability() {
     let (mut min_ready, mut max_total) = (usize::MAX, 0);
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let l = web_pods(&pods).await;
+        let l = active_pods(&pods, "web").await;
         min_ready = min_ready.min(l.iter().filter(|p| ready(p)).count());
         max_total = max_total.max(l.len());
         if l.len() == 3 && l.iter().all(|p| ready(p) && image_of(p) == "serve-hostname:2.0") {
@@ -492,6 +457,24 @@ async fn nodes_without_a_pod_cidr_get_distinct_ones() {
     assert_eq!(got, ["10.244.0.0/24", "10.244.1.0/24", "10.244.2.0/24"]);
 }
 
+/// etcd + api-server and handles on the `default` namespace's workloads (each test starts its own
+/// controller-manager, with its own flags).
+struct Workloads {
+    env: TestEnv,
+    pods: Api<Pod>,
+    sets: Api<ReplicaSet>,
+    deployments: Api<navarch_api::v1::Deployment>,
+}
+
+impl Workloads {
+    async fn start() -> Workloads {
+        let env = TestEnv::start().await;
+        let client = env.client().await;
+        let (pods, sets, deployments) = (client.api("default"), client.api("default"), client.api("default"));
+        Workloads { env, pods, sets, deployments }
+    }
+}
+
 fn deployment_yaml(name: &str, replicas: i32, extra_spec: &str, image: &str) -> String {
     format!(
         "{{metadata: {{name: {name}}}, spec: {{replicas: {replicas}, selector: {{matchLabels: {{app: {name}}}}}, {extra_spec} template: {{metadata: {{labels: {{app: {name}}}}}, spec: {{containers: [{{name: c, image: '{image}'}}]}}}}}}}}"
@@ -529,12 +512,7 @@ async fn set_sizes(sets: &Api<ReplicaSet>, app: &str) -> Vec<(String, i32)> {
 
 #[tokio::test]
 async fn rollout_history_undo_pause_resume_restart() {
-    use navarch_api::v1::Deployment;
-    let env = TestEnv::start().await;
-    let c = env.client().await;
-    let pods: Api<Pod> = c.api("default");
-    let sets: Api<ReplicaSet> = c.api("default");
-    let deployments: Api<Deployment> = c.api("default");
+    let Workloads { env, pods, sets, deployments } = Workloads::start().await;
     let _cm = start_controller_manager(&env);
     let kubelet = play_kubelet(pods.clone());
     deployments.create(&from_yaml(&deployment_yaml("hist", 2, "", "serve-hostname:1.0"))).await.unwrap();
@@ -618,12 +596,7 @@ async fn rollout_history_undo_pause_resume_restart() {
 
 #[tokio::test]
 async fn progress_deadline_and_proportional_scaling() {
-    use navarch_api::v1::Deployment;
-    let env = TestEnv::start().await;
-    let c = env.client().await;
-    let pods: Api<Pod> = c.api("default");
-    let sets: Api<ReplicaSet> = c.api("default");
-    let deployments: Api<Deployment> = c.api("default");
+    let Workloads { env, pods, sets, deployments } = Workloads::start().await;
     let _cm = start_controller_manager(&env);
     let kubelet = play_kubelet(pods.clone());
     let strategy = "progressDeadlineSeconds: 3, strategy: {rollingUpdate: {maxSurge: 3, maxUnavailable: 2}},";
@@ -668,12 +641,7 @@ async fn progress_deadline_and_proportional_scaling() {
 
 #[tokio::test]
 async fn deployment_deletion_with_each_propagation_policy() {
-    use navarch_api::v1::Deployment;
-    let env = TestEnv::start().await;
-    let c = env.client().await;
-    let pods: Api<Pod> = c.api("default");
-    let sets: Api<ReplicaSet> = c.api("default");
-    let deployments: Api<Deployment> = c.api("default");
+    let Workloads { env, pods, sets, deployments } = Workloads::start().await;
     let _cm = start_controller_manager(&env);
     for app in ["bg", "fg", "orph"] {
         deployments.create(&from_yaml(&deployment_yaml(app, 2, "", "busybox:1.36"))).await.unwrap();
@@ -725,12 +693,7 @@ async fn deployment_deletion_with_each_propagation_policy() {
 
 #[tokio::test]
 async fn controller_manager_killed_mid_rollout_finishes_it() {
-    use navarch_api::v1::Deployment;
-    let env = TestEnv::start().await;
-    let c = env.client().await;
-    let pods: Api<Pod> = c.api("default");
-    let sets: Api<ReplicaSet> = c.api("default");
-    let deployments: Api<Deployment> = c.api("default");
+    let Workloads { env, pods, sets, deployments } = Workloads::start().await;
     let mut cm = start_controller_manager(&env);
     let kubelet = play_kubelet(pods.clone());
     let strategy = "strategy: {rollingUpdate: {maxSurge: 2, maxUnavailable: 0}},";
