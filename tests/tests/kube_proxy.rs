@@ -54,7 +54,7 @@ impl Lab {
     fn new() -> Lab {
         let mut lab =
             Lab { servers: Vec::new(), dir: tempfile::tempdir().unwrap(), added_routes: Vec::new() };
-        lab.teardown_links();
+        Lab::remove_all();
         for cidr in ["10.244.0.0/16", "10.96.0.0/12"] {
             if !routes().contains(&format!("unreachable {cidr}")) {
                 must(&format!("ip route add unreachable {cidr}"));
@@ -95,20 +95,14 @@ impl Lab {
         lab
     }
 
-    /// What an earlier, crashed run may have left: kube-proxy's table and route link, the lab's links.
-    fn preclean() {
+    /// Removes what this test (or an earlier, crashed run) creates: the lab's links and namespaces
+    /// and kube-proxy's table and route link.
+    fn remove_all() {
         let _ = sh("nft delete table ip navarch-proxy; ip link del navarch-svc");
         let _ = sh("ip link del nvpt0; ip link del nvpt-xh");
         for (ns, _) in BACKENDS.iter().chain([&CLIENT]).chain([&("nvpt-x", "")]) {
             let _ = sh(&format!("ip netns del {ns}"));
         }
-    }
-
-    fn teardown_links(&self) {
-        for (ns, _) in BACKENDS.iter().chain([&CLIENT]).chain([&("nvpt-x", "")]) {
-            let _ = sh(&format!("ip netns del {ns}"));
-        }
-        let _ = sh("ip link del nvpt0; ip link del nvpt-xh");
     }
 }
 
@@ -118,10 +112,9 @@ impl Drop for Lab {
             let _ = c.kill();
             let _ = c.wait();
         }
-        self.teardown_links();
+        // kube-proxy's own state too, in case the test failed before its --cleanup.
+        Lab::remove_all();
         let _ = std::fs::remove_dir_all(format!("/etc/netns/{}", CLIENT.0));
-        // kube-proxy's own state, in case the test failed before its --cleanup.
-        let _ = sh("nft delete table ip navarch-proxy; ip link del navarch-svc");
         for cidr in &self.added_routes {
             let _ = sh(&format!("ip route del unreachable {cidr}"));
         }
@@ -198,7 +191,7 @@ fn start_proxy(env: &TestEnv) -> Daemon {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_through_nftables() {
     let env = TestEnv::start().await;
-    Lab::preclean();
+    Lab::remove_all();
     let ruleset_before = ruleset();
     let routes_before = routes();
     let lab = Lab::new();

@@ -245,18 +245,19 @@ pub fn diff_script(old: &Desired, new: &Desired) -> (String, usize) {
             touched += 1;
         }
     }
-    // Chains whose rules changed are rewritten; chains that go are emptied (then deleted below).
+    // Chains whose rules changed are rewritten; chains that go are emptied (then deleted below). A
+    // chain using a set that is recreated is rewritten too.
     let changed_sets: BTreeSet<&String> =
         new.sets.iter().filter(|(n, d)| old.sets.get(*n).is_some_and(|o| o != *d)).map(|(n, _)| n).collect();
+    let kept = |name: &String, rules: &Vec<String>| {
+        old.chains.get(name) == Some(rules)
+            && new.chains.get(name) == Some(rules)
+            && !changed_sets.iter().any(|s| rules.iter().any(|r| r.contains(s.as_str())))
+    };
     for (name, rules) in &old.chains {
-        match new.chains.get(name) {
-            Some(n)
-                if n == rules
-                    && !changed_sets.iter().any(|s| rules.iter().any(|r| r.contains(s.as_str()))) => {}
-            _ => {
-                let _ = writeln!(out, "flush chain ip {TABLE} {name}");
-                touched += rules.len();
-            }
+        if !kept(name, rules) {
+            let _ = writeln!(out, "flush chain ip {TABLE} {name}");
+            touched += rules.len();
         }
     }
     for name in &changed_sets {
@@ -264,10 +265,7 @@ pub fn diff_script(old: &Desired, new: &Desired) -> (String, usize) {
         let _ = writeln!(out, "add set ip {TABLE} {name} {{ {} }}", new.sets[*name]);
     }
     for (name, rules) in &new.chains {
-        let unchanged = old.chains.get(name).is_some_and(|o| {
-            o == rules && !changed_sets.iter().any(|s| rules.iter().any(|r| r.contains(s.as_str())))
-        });
-        if !unchanged {
+        if !kept(name, rules) {
             for r in rules {
                 let _ = writeln!(out, "add rule ip {TABLE} {name} {r}");
             }
