@@ -1,19 +1,24 @@
 //! The nftables program: one table of kube-proxy's own (`ip navarch-proxy`). Fixed chains hook into
-//! NAT and filter; Services live in verdict maps and per-service/per-endpoint chains, so a change
-//! touches only the chains and map elements of the Services that changed.
+//! NAT and filter; Services live in verdict maps and one chain per service port, so a change
+//! touches only the chain and map elements of the Services that changed.
 //!
 //! ```text
 //! nat-prerouting / nat-output ─► services: ip daddr . l4proto . dport  vmap @service-ips
 //!                                          fib daddr local: l4proto . dport vmap @service-nodeports
 //! service-ips      clusterIP . tcp . 80   : goto svc-<id>     (external/LB IP: goto ext-<id>)
 //! service-nodeports          tcp . 30080  : goto ext-<id>
-//! svc-<id>   off-cluster source → mark for masquerade; affinity; numgen random mod N → ep-<id>__<ip>/<port>
-//! ext-<id>   Cluster: mark for masquerade, goto svc-<id>;  Local: only this node's endpoints, or drop
-//! ep-...     hairpin (source is the endpoint) → mark for masquerade; affinity update; dnat to ip:port
-//! nat-postrouting: marked → masquerade
+//! svc-<id>   off-cluster source → mark for masquerade; affinity hits → dnat to their endpoint;
+//!            numgen random mod n == 0 → dnat to endpoint 1, mod n-1 → endpoint 2, …, last → endpoint n
+//! ext-<id>   Cluster: mark for masquerade, goto svc-<id>;  Local: dnat to this node's endpoints, or drop
+//! nat-postrouting: marked → masquerade; DNATed back to its own source (hairpin, @hairpin) → masquerade
 //! filter-forward / filter-output (ct new): daddr still a ClusterIP (no endpoints, unknown port) → reject
 //! filter-input (ct new): a node port without endpoints → reject
 //! ```
+//!
+//! The shape is set by what the kernel's commit costs: a transaction that adds a jump checks for
+//! loops by walking every verdict map in the table, and validates every chain reachable from the
+//! hooks. So there are no per-endpoint chains and no per-Service maps: at 10,000 Services the
+//! graph is 10,000 small chains and a change commits in tens of milliseconds (`make bench-proxy`).
 //!
 //! [`Desired`] is the whole dynamic part; [`full_script`] writes everything in one transaction
 //! (replacing the table atomically: no moment without rules, e.g. across a restart) and
@@ -26,6 +31,8 @@ use crate::model::{Endpoint, ServicePort};
 
 pub const TABLE: &str = "navarch-proxy";
 const MASQ_MARK: &str = "0x4000";
+/// Marks a connection for masquerading in postrouting (inline: no jump, so no chain to walk).
+const MARK_FOR_MASQUERADE: &str = "meta mark set meta mark | 0x4000";
 
 /// The dynamic part of the ruleset.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -55,21 +62,34 @@ pub struct RuleConfig {
     pub node_name: String,
 }
 
-fn ep_chain(sp: &ServicePort, e: &Endpoint) -> String {
-    format!("ep-{}__{}/{}", sp.id, e.ip, e.port)
-}
-
 fn affinity_set(sp: &ServicePort, e: &Endpoint) -> String {
     format!("affinity-{}__{}/{}", sp.id, e.ip, e.port)
 }
 
-/// `numgen random mod N vmap { 0 : goto a, 1 : goto b }` over `targets` (or a single goto).
-fn spread(targets: &[String]) -> String {
-    if targets.len() == 1 {
-        return format!("goto {}", targets[0]);
+/// The DNAT rules choosing one of `endpoints`: with ClientIP affinity, a client seen recently goes
+/// back to its endpoint first; otherwise a random pick, iptables-style (the k-th of n rules takes
+/// 1/(n-k) of what reaches it, so each endpoint gets 1/n). Plain rules rather than a `numgen` vmap:
+/// an anonymous map per Service makes every later jump check in the kernel walk all of them.
+fn dnat_rules(d: &mut Desired, sp: &ServicePort, endpoints: &[&Endpoint]) -> Vec<String> {
+    let proto = sp.protocol;
+    let mut rules = Vec::new();
+    let mut remember = Vec::new();
+    if let Some(timeout) = sp.affinity_seconds {
+        for e in endpoints {
+            let set = affinity_set(sp, e);
+            d.sets.insert(set.clone(), format!("type ipv4_addr; flags dynamic,timeout; timeout {timeout}s;"));
+            let update = format!("update @{set} {{ ip saddr }} ");
+            rules.push(format!("ip saddr @{set} {update}meta l4proto {proto} dnat to {}:{}", e.ip, e.port));
+            remember.push(update);
+        }
     }
-    let arms: Vec<String> = targets.iter().enumerate().map(|(i, t)| format!("{i} : goto {t}")).collect();
-    format!("numgen random mod {} vmap {{ {} }}", targets.len(), arms.join(", "))
+    let n = endpoints.len();
+    for (k, e) in endpoints.iter().enumerate() {
+        let pick = if k + 1 < n { format!("numgen random mod {} == 0 ", n - k) } else { String::new() };
+        let update = remember.get(k).map_or("", String::as_str);
+        rules.push(format!("{pick}{update}meta l4proto {proto} dnat to {}:{}", e.ip, e.port));
+    }
+    rules
 }
 
 /// The chains, sets and map elements of one service port.
@@ -88,22 +108,15 @@ fn add_service_port(d: &mut Desired, sp: &ServicePort, cfg: &RuleConfig) {
     }
     let mut svc_rules = Vec::new();
     if let Some(cidr) = &cfg.cluster_cidr {
-        svc_rules.push(format!("ip daddr {} ip saddr != {cidr} jump mark-for-masquerade", sp.cluster_ip));
+        svc_rules.push(format!("ip daddr {} ip saddr != {cidr} {MARK_FOR_MASQUERADE}", sp.cluster_ip));
     }
-    let ep_chains: Vec<String> = sp.endpoints.iter().map(|e| ep_chain(sp, e)).collect();
-    for (e, chain) in sp.endpoints.iter().zip(&ep_chains) {
-        let mut rules = vec![format!("ip saddr {} jump mark-for-masquerade", e.ip)];
-        if let Some(timeout) = sp.affinity_seconds {
-            let set = affinity_set(sp, e);
-            d.sets.insert(set.clone(), format!("type ipv4_addr; flags dynamic,timeout; timeout {timeout}s;"));
-            svc_rules.push(format!("ip saddr @{set} goto {chain}"));
-            rules.push(format!("update @{set} {{ ip saddr }}"));
-        }
-        rules.push(format!("meta l4proto {proto} dnat to {}:{}", e.ip, e.port));
-        d.chains.insert(chain.clone(), rules);
-    }
-    svc_rules.push(spread(&ep_chains));
+    let all: Vec<&Endpoint> = sp.endpoints.iter().collect();
+    svc_rules.extend(dnat_rules(d, sp, &all));
     d.chains.insert(svc_chain.clone(), svc_rules);
+    for e in &sp.endpoints {
+        // A pod reaching itself through the Service (hairpin) is masqueraded in postrouting.
+        d.elements.insert(("hairpin".into(), format!("{} . {}", e.ip, e.ip)), String::new());
+    }
     d.elements.insert(
         ("service-ips".into(), format!("{} . {proto} . {}", sp.cluster_ip, sp.port)),
         format!("goto {svc_chain}"),
@@ -112,16 +125,10 @@ fn add_service_port(d: &mut Desired, sp: &ServicePort, cfg: &RuleConfig) {
         return;
     }
     let ext_rules = if sp.external_local {
-        let local: Vec<String> = sp
-            .endpoints
-            .iter()
-            .zip(&ep_chains)
-            .filter(|(e, _)| e.node == cfg.node_name)
-            .map(|(_, c)| c.clone())
-            .collect();
-        if local.is_empty() { vec!["drop".to_string()] } else { vec![spread(&local)] }
+        let local: Vec<&Endpoint> = sp.endpoints.iter().filter(|e| e.node == cfg.node_name).collect();
+        if local.is_empty() { vec!["drop".to_string()] } else { dnat_rules(d, sp, &local) }
     } else {
-        vec!["jump mark-for-masquerade".to_string(), format!("goto {svc_chain}")]
+        vec![MARK_FOR_MASQUERADE.to_string(), format!("goto {svc_chain}")]
     };
     d.chains.insert(ext_chain.clone(), ext_rules);
     for ip in &sp.external_ips {
@@ -153,7 +160,7 @@ fn base() -> String {
   map service-nodeports {{ type inet_proto . inet_service : verdict; }}
   set cluster-ips {{ type ipv4_addr; }}
   set no-endpoint-nodeports {{ type inet_proto . inet_service; }}
-  chain mark-for-masquerade {{ meta mark set meta mark | {MASQ_MARK}; }}
+  set hairpin {{ type ipv4_addr . ipv4_addr; }}
   chain masquerading {{
     meta mark & {MASQ_MARK} == 0 return
     meta mark set meta mark ^ {MASQ_MARK}
@@ -165,7 +172,7 @@ fn base() -> String {
   }}
   chain nat-prerouting {{ type nat hook prerouting priority dstnat; policy accept; jump services; }}
   chain nat-output {{ type nat hook output priority -100; policy accept; jump services; }}
-  chain nat-postrouting {{ type nat hook postrouting priority srcnat; policy accept; jump masquerading; }}
+  chain nat-postrouting {{ type nat hook postrouting priority srcnat; policy accept; jump masquerading; ct status dnat ip saddr . ip daddr @hairpin masquerade fully-random; }}
   chain reject-cluster-ips {{
     ip daddr @cluster-ips meta l4proto tcp reject with tcp reset
     ip daddr @cluster-ips reject
@@ -327,17 +334,13 @@ mod tests {
         assert_eq!(
             d.chains["svc-default/web/tcp/80"],
             vec![
-                "ip daddr 10.96.0.10 ip saddr != 10.244.0.0/16 jump mark-for-masquerade".to_string(),
-                "numgen random mod 2 vmap { 0 : goto ep-default/web/tcp/80__10.244.0.4/9376, 1 : goto ep-default/web/tcp/80__10.244.0.5/9376 }".into(),
+                "ip daddr 10.96.0.10 ip saddr != 10.244.0.0/16 meta mark set meta mark | 0x4000".to_string(),
+                "numgen random mod 2 == 0 meta l4proto tcp dnat to 10.244.0.4:9376".into(),
+                "meta l4proto tcp dnat to 10.244.0.5:9376".into(),
             ]
         );
-        assert_eq!(
-            d.chains["ep-default/web/tcp/80__10.244.0.4/9376"],
-            vec![
-                "ip saddr 10.244.0.4 jump mark-for-masquerade".to_string(),
-                "meta l4proto tcp dnat to 10.244.0.4:9376".into()
-            ]
-        );
+        assert_eq!(d.chains.len(), 1, "one chain per service port, none per endpoint");
+        assert!(d.elements.contains_key(&("hairpin".into(), "10.244.0.5 . 10.244.0.5".into())));
         assert_eq!(
             d.elements[&("service-ips".into(), "10.96.0.10 . tcp . 80".into())],
             "goto svc-default/web/tcp/80"
@@ -363,9 +366,16 @@ mod tests {
             d.sets["affinity-a/s/tcp/80__10.244.0.4/9376"],
             "type ipv4_addr; flags dynamic,timeout; timeout 10800s;"
         );
-        assert!(d.chains["svc-a/s/tcp/80"].contains(
-            &"ip saddr @affinity-a/s/tcp/80__10.244.0.4/9376 goto ep-a/s/tcp/80__10.244.0.4/9376".to_string()
-        ));
+        let set = "@affinity-a/s/tcp/80__10.244.0.4/9376";
+        assert_eq!(
+            d.chains["svc-a/s/tcp/80"][1..],
+            [
+                format!(
+                    "ip saddr {set} update {set} {{ ip saddr }} meta l4proto tcp dnat to 10.244.0.4:9376"
+                ),
+                format!("update {set} {{ ip saddr }} meta l4proto tcp dnat to 10.244.0.4:9376"),
+            ]
+        );
         // Local policy, endpoint on another node: external traffic is dropped, not sent away.
         assert_eq!(d.chains["ext-a/s/tcp/80"], vec!["drop".to_string()]);
         assert_eq!(d.elements[&("service-nodeports".into(), "tcp . 30002".into())], "goto ext-a/s/tcp/80");
@@ -382,7 +392,9 @@ mod tests {
         let (script, touched) = diff_script(&old, &new);
         assert!(!script.contains("default/a/"), "service a untouched:\n{script}");
         assert!(
-            script.contains("add chain ip navarch-proxy ep-default/b/tcp/80__10.244.0.7/9376"),
+            script.contains(
+                "add rule ip navarch-proxy svc-default/b/tcp/80 meta l4proto tcp dnat to 10.244.0.7:9376"
+            ),
             "{script}"
         );
         assert!(script.contains("flush chain ip navarch-proxy svc-default/b/tcp/80"), "{script}");

@@ -5,8 +5,8 @@
 //! * **first full sync**: the time of the one nftables transaction that programs everything (from
 //!   kube-proxy's own histogram), and from process start to healthy (includes listing);
 //! * **change-to-live**: 1,000 times, one Endpoints object gains an address; timed from the update
-//!   call until the kernel commits the new endpoint's chain (seen through `nft monitor`, which
-//!   reports each committed transaction), p50/p99;
+//!   call until the kernel commits the new endpoint's DNAT rule (seen on a netlink socket in the
+//!   nftables multicast group, which reports each committed transaction), p50/p99;
 //! * **cost of one change**: the rules and map elements the sync touched (kube-proxy's gauge).
 //!
 //! Baselines measured in the same run: one `nft -f` transaction adding one map element (the floor
@@ -55,6 +55,62 @@ fn metric(addr: std::net::SocketAddr, name: &str) -> Option<f64> {
     text.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
 }
 
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Every rule the kernel commits, as the raw NFT_MSG_NEWRULE message: a netlink socket in the
+/// NFNLGRP_NFTABLES group (what `nft monitor` listens to, without its cache of the whole ruleset,
+/// which takes minutes to build at 10,000 Services).
+fn nft_rule_commits() -> std::sync::mpsc::Receiver<Vec<u8>> {
+    const NFNLGRP_NFTABLES: libc::c_int = 7;
+    const NFT_MSG_NEWRULE: u16 = (10 << 8) | 6;
+    // SAFETY: plain socket calls on a descriptor this function owns; the buffers outlive the calls.
+    let fd = unsafe {
+        libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_NETFILTER)
+    };
+    assert!(fd >= 0, "netlink socket: {}", std::io::Error::last_os_error());
+    let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    addr.nl_family = libc::AF_NETLINK as u16;
+    let size = 16 << 20;
+    unsafe {
+        let len = std::mem::size_of::<libc::sockaddr_nl>() as u32;
+        assert_eq!(libc::bind(fd, &addr as *const _ as *const libc::sockaddr, len), 0, "bind netlink");
+        let int = std::mem::size_of::<libc::c_int>() as u32;
+        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &size as *const _ as *const _, int);
+        let group = NFNLGRP_NFTABLES;
+        let joined = libc::setsockopt(
+            fd,
+            libc::SOL_NETLINK,
+            libc::NETLINK_ADD_MEMBERSHIP,
+            &group as *const _ as *const _,
+            int,
+        );
+        assert_eq!(joined, 0, "joining NFNLGRP_NFTABLES: {}", std::io::Error::last_os_error());
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = unsafe { libc::recv(fd, buf.as_mut_ptr() as *mut _, buf.len(), 0) };
+            assert!(n > 0, "netlink recv: {}", std::io::Error::last_os_error());
+            let mut msgs = &buf[..n as usize];
+            while msgs.len() >= 16 {
+                let len = u32::from_ne_bytes(msgs[..4].try_into().unwrap()) as usize;
+                let kind = u16::from_ne_bytes(msgs[4..6].try_into().unwrap());
+                if len < 16 || len > msgs.len() {
+                    break;
+                }
+                if kind == NFT_MSG_NEWRULE && tx.send(msgs[16..len].to_vec()).is_err() {
+                    return;
+                }
+                msgs = &msgs[(len + 3) & !3..];
+            }
+        }
+    });
+    rx
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
@@ -101,30 +157,6 @@ async fn main() {
     let _ = Command::new("nft").args(["delete table ip navarch-bench"]).output();
     floor.sort();
 
-    // Change-to-live: `nft monitor` reports every chain the kernel commits.
-    let mut monitor = tokio::process::Command::new("nft")
-        .args(["monitor", "new", "chains"])
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("nft monitor");
-    let mut committed =
-        tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(monitor.stdout.take().unwrap()));
-    // Started before kube-proxy, while the ruleset is small (nft monitor reads it all first); it
-    // is listening once it reports a probe chain.
-    let _ = Command::new("nft").args(["add table ip navarch-bench-probe"]).output();
-    'ready: for attempt in 0.. {
-        assert!(attempt < 120, "nft monitor never reported");
-        let probe = format!("probe{attempt}");
-        assert!(nft_ok(&["add", "chain", "ip", "navarch-bench-probe", &probe]));
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
-        while let Ok(Ok(Some(line))) = tokio::time::timeout_at(deadline, committed.next_line()).await {
-            if line.contains(&probe) {
-                break 'ready;
-            }
-        }
-    }
-    let _ = Command::new("nft").args(["delete table ip navarch-bench-probe"]).output();
     let started = Instant::now();
     let proxy = Daemon::start(
         &env,
@@ -142,6 +174,9 @@ async fn main() {
     let full_sync = metric(proxy.http, "kubeproxy_sync_proxy_rules_duration_seconds_sum").unwrap_or(f64::NAN);
     let rules = metric(proxy.http, "kubeproxy_proxy_rules ").unwrap_or(f64::NAN);
 
+    // Change-to-live: the kernel's own commit notifications (subscribed after the full sync).
+    let committed = nft_rule_commits();
+
     let mut live = Vec::new();
     let mut api_only = Vec::new();
     let mut touched = Vec::new();
@@ -154,18 +189,17 @@ async fn main() {
         let mut e = endpoints(&name, &ips);
         let current = eps.get(&name).await.unwrap();
         e.metadata.as_mut().unwrap().resource_version = current.meta().resource_version.clone();
-        let chain = format!("ep-default/{name}/tcp/http__{new_ip}/8080");
+        let dnat = format!("dnat to {new_ip}:8080");
         let t = Instant::now();
         eps.update(&e).await.unwrap();
         api_only.push(t.elapsed());
-        let wanted = format!("add chain ip navarch-proxy {chain}");
+        let chain = format!("svc-default/{name}/tcp/http\0");
+        let ip: std::net::Ipv4Addr = new_ip.parse().unwrap();
         loop {
-            let line = tokio::time::timeout(Duration::from_secs(30), committed.next_line())
-                .await
-                .unwrap_or_else(|_| panic!("{chain} never appeared"))
-                .expect("reading nft monitor")
-                .expect("nft monitor ended");
-            if line.trim() == wanted {
+            let rule = committed
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("the rule with {dnat} never appeared"));
+            if contains(&rule, chain.as_bytes()) && contains(&rule, &ip.octets()) {
                 break;
             }
         }
@@ -212,7 +246,6 @@ async fn main() {
         ms(percentile(&api_only, 0.50)),
         ms(percentile(&api_only, 0.99))
     );
-    drop(monitor);
     drop(proxy);
     let out = Command::new(binary("kube-proxy", "kube-proxy")).arg("--cleanup").output().unwrap();
     assert!(out.status.success(), "cleanup: {}", String::from_utf8_lossy(&out.stderr));
