@@ -115,8 +115,9 @@ impl Config {
                 .http_listen
                 .or(file.http_listen)
                 .unwrap_or_else(|| "127.0.0.1:10256".parse().expect("valid address")),
+            // The kernel's hostname, lowercased: the name the kubelet registers its node under.
             node_name: args.hostname_override.or(file.hostname_override).unwrap_or_else(|| {
-                std::fs::read_to_string("/etc/hostname").unwrap_or_default().trim().to_string()
+                std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_lowercase()
             }),
             cluster_cidr,
             service_cidr,

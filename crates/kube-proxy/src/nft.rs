@@ -26,6 +26,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
+use std::net::Ipv4Addr;
 
 use crate::model::{Endpoint, ServicePort};
 
@@ -43,12 +44,16 @@ pub struct Desired {
     pub sets: BTreeMap<String, String>,
     /// (map or set, key) → verdict (empty for a set element)
     pub elements: BTreeMap<(String, String), String>,
+    /// Endpoint IPs on this node (or on no known node) that may reach themselves through a Service
+    /// (hairpin): elements `ip . ip` of `@hairpin`. One pod can back several Services, so these are
+    /// shared: the proxier keeps them by count ([`hairpin_script`]) and [`diff_script`] leaves them.
+    pub hairpin: BTreeSet<Ipv4Addr>,
 }
 
 impl Desired {
     /// Rules plus map/set elements: what a full sync programs.
     pub fn size(&self) -> usize {
-        self.chains.values().map(Vec::len).sum::<usize>() + self.elements.len()
+        self.chains.values().map(Vec::len).sum::<usize>() + self.elements.len() + self.hairpin.len()
     }
 }
 
@@ -106,17 +111,13 @@ fn add_service_port(d: &mut Desired, sp: &ServicePort, cfg: &RuleConfig) {
         }
         return;
     }
-    let mut svc_rules = Vec::new();
-    if let Some(cidr) = &cfg.cluster_cidr {
-        svc_rules.push(format!("ip daddr {} ip saddr != {cidr} {MARK_FOR_MASQUERADE}", sp.cluster_ip));
-    }
     let all: Vec<&Endpoint> = sp.endpoints.iter().collect();
-    svc_rules.extend(dnat_rules(d, sp, &all));
+    let svc_rules = dnat_rules(d, sp, &all);
     d.chains.insert(svc_chain.clone(), svc_rules);
-    for e in &sp.endpoints {
-        // A pod reaching itself through the Service (hairpin) is masqueraded in postrouting.
-        d.elements.insert(("hairpin".into(), format!("{} . {}", e.ip, e.ip)), String::new());
-    }
+    // A pod reaching itself through the Service (hairpin) is masqueraded in postrouting; only pods
+    // on this node can send such a packet here.
+    d.hairpin
+        .extend(sp.endpoints.iter().filter(|e| e.node.is_empty() || e.node == cfg.node_name).map(|e| e.ip));
     d.elements.insert(
         ("service-ips".into(), format!("{} . {proto} . {}", sp.cluster_ip, sp.port)),
         format!("goto {svc_chain}"),
@@ -153,7 +154,12 @@ pub fn desired(ports: &[ServicePort], cfg: &RuleConfig) -> Desired {
 }
 
 /// The fixed part: maps, sets and hooked chains.
-fn base() -> String {
+fn base(cfg: &RuleConfig) -> String {
+    // Traffic from outside the pod range to a ClusterIP is masqueraded (replies come back here).
+    let off_cluster = match &cfg.cluster_cidr {
+        Some(cidr) => format!("ip daddr @cluster-ips ip saddr != {cidr} {MARK_FOR_MASQUERADE}\n    "),
+        None => String::new(),
+    };
     format!(
         "table ip {TABLE} {{
   map service-ips {{ type ipv4_addr . inet_proto . inet_service : verdict; }}
@@ -167,7 +173,7 @@ fn base() -> String {
     masquerade fully-random
   }}
   chain services {{
-    ip daddr . meta l4proto . th dport vmap @service-ips
+    {off_cluster}ip daddr . meta l4proto . th dport vmap @service-ips
     fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports
   }}
   chain nat-prerouting {{ type nat hook prerouting priority dstnat; policy accept; jump services; }}
@@ -198,9 +204,9 @@ fn element_line(out: &mut String, verb: &str, (map, key): &(String, String), val
 }
 
 /// Everything, replacing whatever the table held, in one transaction.
-pub fn full_script(d: &Desired) -> String {
+pub fn full_script(d: &Desired, cfg: &RuleConfig) -> String {
     let mut out = format!("table ip {TABLE} {{}}\ndelete table ip {TABLE}\n");
-    out.push_str(&base());
+    out.push_str(&base(cfg));
     for (name, def) in &d.sets {
         let _ = writeln!(out, "add set ip {TABLE} {name} {{ {def} }}");
     }
@@ -217,9 +223,22 @@ pub fn full_script(d: &Desired) -> String {
     for ((map, key), v) in &d.elements {
         by_map.entry(map).or_default().push(if v.is_empty() { key.clone() } else { format!("{key} : {v}") });
     }
+    by_map.insert("hairpin", d.hairpin.iter().map(|ip| format!("{ip} . {ip}")).collect());
     for (map, items) in by_map {
         for chunk in items.chunks(1000) {
             let _ = writeln!(out, "add element ip {TABLE} {map} {{ {} }}", chunk.join(", "));
+        }
+    }
+    out
+}
+
+/// Adds and removes `@hairpin` elements (IPs whose count went from zero, or to zero).
+pub fn hairpin_script(add: &BTreeSet<Ipv4Addr>, delete: &BTreeSet<Ipv4Addr>) -> String {
+    let mut out = String::new();
+    for (verb, ips) in [("delete", delete), ("add", add)] {
+        if !ips.is_empty() {
+            let items: Vec<String> = ips.iter().map(|ip| format!("{ip} . {ip}")).collect();
+            let _ = writeln!(out, "{verb} element ip {TABLE} hairpin {{ {} }}", items.join(", "));
         }
     }
     out
@@ -334,13 +353,13 @@ mod tests {
         assert_eq!(
             d.chains["svc-default/web/tcp/80"],
             vec![
-                "ip daddr 10.96.0.10 ip saddr != 10.244.0.0/16 meta mark set meta mark | 0x4000".to_string(),
-                "numgen random mod 2 == 0 meta l4proto tcp dnat to 10.244.0.4:9376".into(),
+                "numgen random mod 2 == 0 meta l4proto tcp dnat to 10.244.0.4:9376".to_string(),
                 "meta l4proto tcp dnat to 10.244.0.5:9376".into(),
             ]
         );
         assert_eq!(d.chains.len(), 1, "one chain per service port, none per endpoint");
-        assert!(d.elements.contains_key(&("hairpin".into(), "10.244.0.5 . 10.244.0.5".into())));
+        // Only the endpoint on this node (n1) can hairpin here.
+        assert_eq!(d.hairpin, BTreeSet::from(["10.244.0.4".parse().unwrap()]));
         assert_eq!(
             d.elements[&("service-ips".into(), "10.96.0.10 . tcp . 80".into())],
             "goto svc-default/web/tcp/80"
@@ -368,7 +387,7 @@ mod tests {
         );
         let set = "@affinity-a/s/tcp/80__10.244.0.4/9376";
         assert_eq!(
-            d.chains["svc-a/s/tcp/80"][1..],
+            d.chains["svc-a/s/tcp/80"],
             [
                 format!(
                     "ip saddr {set} update {set} {{ ip saddr }} meta l4proto tcp dnat to 10.244.0.4:9376"

@@ -31,6 +31,8 @@ pub struct Proxier<K: Kernel> {
     /// What is programmed, per Service; None until the first full sync succeeded.
     applied: Option<BTreeMap<String, Desired>>,
     routes: Option<BTreeSet<Ipv4Addr>>,
+    /// How many applied Services hold each `@hairpin` IP (valid with `applied`).
+    hairpin: BTreeMap<Ipv4Addr, usize>,
 }
 
 fn cluster_ips(ports: &[ServicePort]) -> BTreeSet<Ipv4Addr> {
@@ -39,7 +41,7 @@ fn cluster_ips(ports: &[ServicePort]) -> BTreeSet<Ipv4Addr> {
 
 impl<K: Kernel> Proxier<K> {
     pub fn new(kernel: K, rules: RuleConfig, service_cidr: String) -> Proxier<K> {
-        Proxier { kernel, rules, service_cidr, applied: None, routes: None }
+        Proxier { kernel, rules, service_cidr, applied: None, routes: None, hairpin: BTreeMap::new() }
     }
 
     /// Whether the next sync must be a full one (first, or after a failure).
@@ -53,14 +55,20 @@ impl<K: Kernel> Proxier<K> {
         let fragments: BTreeMap<String, Desired> =
             all.iter().map(|(k, ports)| (k.clone(), nft::desired(ports, &self.rules))).collect();
         let mut merged = Desired::default();
+        let mut hairpin = BTreeMap::new();
         for f in fragments.values() {
             merged.chains.extend(f.chains.iter().map(|(k, v)| (k.clone(), v.clone())));
             merged.sets.extend(f.sets.iter().map(|(k, v)| (k.clone(), v.clone())));
             merged.elements.extend(f.elements.iter().map(|(k, v)| (k.clone(), v.clone())));
+            for ip in &f.hairpin {
+                *hairpin.entry(*ip).or_insert(0) += 1;
+            }
         }
+        merged.hairpin = hairpin.keys().copied().collect();
         self.applied = None;
-        self.kernel.nft(&nft::full_script(&merged)).await?;
+        self.kernel.nft(&nft::full_script(&merged, &self.rules)).await?;
         self.applied = Some(fragments);
+        self.hairpin = hairpin;
         let wanted: BTreeSet<Ipv4Addr> = all.values().flat_map(|p| cluster_ips(p)).collect();
         self.routes = None;
         ensure_service_link(&self.kernel).await?;
@@ -85,6 +93,8 @@ impl<K: Kernel> Proxier<K> {
         let mut touched = 0;
         let mut new_fragments = Vec::new();
         let (mut add_ips, mut del_ips) = (BTreeSet::new(), BTreeSet::new());
+        // Counts change in place: if this sync fails, the next (full) one recomputes them.
+        let mut hairpin_before = BTreeMap::new();
         // Services that go first, so an IP or port they free can be taken by another in the same pass.
         let order =
             changed.iter().filter(|(_, p)| p.is_empty()).chain(changed.iter().filter(|(_, p)| !p.is_empty()));
@@ -104,8 +114,34 @@ impl<K: Kernel> Proxier<K> {
             );
             del_ips.extend(old_ips.difference(&new_ips).copied());
             add_ips.extend(new_ips.difference(&old_ips).copied());
+            for ip in old.hairpin.iter().chain(&new.hairpin) {
+                hairpin_before.entry(*ip).or_insert_with(|| self.hairpin.contains_key(ip));
+            }
+            for ip in &old.hairpin {
+                if let Some(n) = self.hairpin.get_mut(ip) {
+                    *n -= 1;
+                }
+            }
+            for ip in &new.hairpin {
+                *self.hairpin.entry(*ip).or_insert(0) += 1;
+            }
             new_fragments.push((key.clone(), new));
         }
+        // Shared between Services: an IP goes when no Service holds it any more.
+        let (mut hp_add, mut hp_del) = (BTreeSet::new(), BTreeSet::new());
+        for (ip, before) in hairpin_before {
+            let after = self.hairpin.get(&ip).is_some_and(|n| *n > 0);
+            if !after {
+                self.hairpin.remove(&ip);
+            }
+            match (before, after) {
+                (false, true) => hp_add.insert(ip),
+                (true, false) => hp_del.insert(ip),
+                _ => false,
+            };
+        }
+        touched += hp_add.len() + hp_del.len();
+        script.push_str(&nft::hairpin_script(&hp_add, &hp_del));
         if !script.is_empty() {
             self.kernel.nft(&script).await?;
         }
@@ -116,7 +152,9 @@ impl<K: Kernel> Proxier<K> {
                 applied.insert(key, f);
             }
         }
-        let programmed = applied.values().map(Desired::size).sum();
+        let programmed = applied.values().map(Desired::size).sum::<usize>()
+            - applied.values().map(|f| f.hairpin.len()).sum::<usize>()
+            + self.hairpin.len();
         self.applied = Some(applied);
         let del_ips: BTreeSet<Ipv4Addr> = del_ips.difference(&add_ips).copied().collect();
         let wanted: BTreeSet<Ipv4Addr> = routes.difference(&del_ips).copied().chain(add_ips).collect();
@@ -228,6 +266,20 @@ mod tests {
         let gone: ByService = [(b.id.rsplitn(3, '/').last().unwrap().to_string(), vec![])].into();
         p.sync_changed(&gone).await.unwrap();
         assert!(rec.ip.lock().unwrap().last().unwrap().contains("route del 10.96.0.2/32"));
+        // Two Services share a pod: its hairpin element stays until neither holds it.
+        let c = port("10.96.0.3", &["10.244.0.2"]);
+        p.sync_changed(&by_service(std::slice::from_ref(&c))).await.unwrap();
+        assert!(!rec.nft.lock().unwrap().last().unwrap().contains("hairpin"), "already held by a");
+        let gone_a: ByService = [(a.id.rsplitn(3, '/').last().unwrap().to_string(), vec![])].into();
+        p.sync_changed(&gone_a).await.unwrap();
+        assert!(!rec.nft.lock().unwrap().last().unwrap().contains("hairpin"), "still held by c");
+        let gone_c: ByService = [(c.id.rsplitn(3, '/').last().unwrap().to_string(), vec![])].into();
+        p.sync_changed(&gone_c).await.unwrap();
+        let last = rec.nft.lock().unwrap().last().unwrap().clone();
+        assert!(
+            last.contains("delete element ip navarch-proxy hairpin { 10.244.0.2 . 10.244.0.2 }"),
+            "{last}"
+        );
         // A failed transaction: the next sync must be full.
         *rec.fail_nft.lock().unwrap() = true;
         assert!(p.sync_changed(&by_service(std::slice::from_ref(&b))).await.is_err());

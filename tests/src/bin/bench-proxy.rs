@@ -1,5 +1,5 @@
 //! `make bench-proxy`: kube-proxy at scale on this host's real nftables, shaped like the issue's
-//! goal. N Services (10,000) with 5 endpoints each are created in a fresh etcd + api-server, then
+//! goal. N Services (10,000) with 5 endpoints each (pods spread over 100 nodes) are created in a fresh etcd + api-server, then
 //! kube-proxy starts:
 //!
 //! * **first full sync**: the time of the one nftables transaction that programs everything (from
@@ -33,14 +33,24 @@ fn arg(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// Endpoints as the Endpoints controller writes them, with each address's node: the pods are spread
+/// over `NODES` nodes and kube-proxy runs as `node-0` (only its own pods can hairpin through it).
 fn endpoints(name: &str, ips: &[String]) -> Endpoints {
-    let addrs: Vec<String> = ips.iter().map(|ip| format!("{{ip: {ip}}}")).collect();
+    let addrs: Vec<String> = ips
+        .iter()
+        .map(|ip| {
+            let node = u32::from(ip.parse::<std::net::Ipv4Addr>().unwrap()) as usize % NODES;
+            format!("{{ip: {ip}, nodeName: node-{node}}}")
+        })
+        .collect();
     serde_yaml::from_str(&format!(
         "{{metadata: {{name: {name}, namespace: default}}, subsets: [{{addresses: [{}], ports: [{{name: http, port: 8080}}]}}]}}",
         addrs.join(", ")
     ))
     .unwrap()
 }
+
+const NODES: usize = 100;
 
 fn ep_ips(i: usize) -> Vec<String> {
     (0..5).map(|k| format!("10.244.{}.{}", (i * 5 + k) / 250 % 250, (i * 5 + k) % 250 + 1)).collect()
@@ -162,7 +172,7 @@ async fn main() {
         &env,
         "kube-proxy",
         "kube-proxy",
-        &["--hostname-override=bench", "--cluster-cidr=10.244.0.0/16"],
+        &["--hostname-override=node-0", "--cluster-cidr=10.244.0.0/16"],
     );
     let healthy = loop {
         if http_get(proxy.http, "/healthz").is_some_and(|(s, _)| s == 200) {
