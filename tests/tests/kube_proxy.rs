@@ -123,7 +123,7 @@ impl Drop for Lab {
 
 /// An HTTP GET from inside `ns` (or from this host when `ns` is empty): the body, or the error.
 fn get(ns: &str, url: &str) -> Result<String, String> {
-    // curl (busybox-static's wget crashes on this glibc).
+    // curl: its --max-time works (Debian's busybox-static 1.35 crashes on `wget -T`).
     let cmd = if ns.is_empty() {
         format!("curl -sS --max-time 3 {url}")
     } else {
