@@ -1,6 +1,7 @@
 //! kube-proxy against a real api-server and etcd, programming real nftables on this host, with
 //! "pods" in network namespaces the test creates on a bridge of its own. Each backend runs busybox
-//! httpd answering its name (what the serve-hostname image does). Endpoints are written by the test
+//! httpd answering its name (what the serve-hostname image does) and, at /cgi-bin/source, the client
+//! address it sees (to check masquerading). Endpoints are written by the test
 //! (no controller-manager), so readiness is under its control.
 //!
 //! Layout (cleaned up on drop, even on failure):
@@ -83,6 +84,15 @@ impl Lab {
             let www = lab.dir.path().join(ns);
             std::fs::create_dir_all(&www).unwrap();
             std::fs::write(www.join("index.html"), format!("{ns}\n")).unwrap();
+            // /cgi-bin/source answers the client address the backend sees (masqueraded or not).
+            std::fs::create_dir_all(www.join("cgi-bin")).unwrap();
+            let cgi = www.join("cgi-bin/source");
+            std::fs::write(
+                &cgi,
+                "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n%s\\n' \"$REMOTE_ADDR\"\n",
+            )
+            .unwrap();
+            std::fs::set_permissions(&cgi, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
             let child = Command::new("ip")
                 .args(["netns", "exec", ns, "busybox", "httpd", "-f", "-p", "9376", "-h"])
                 .arg(&www)
@@ -134,6 +144,11 @@ fn get(ns: &str, url: &str) -> Result<String, String> {
 }
 
 /// Answers to `n` requests, counted by backend.
+/// The client address a backend saw (its `/cgi-bin/source`; httpd writes IPv4 as `[::ffff:a.b.c.d]`).
+fn source_seen(ns: &str, url: &str) -> Result<String, String> {
+    get(ns, url).map(|s| s.trim_start_matches("[::ffff:").trim_end_matches(']').to_string())
+}
+
 fn tally(ns: &str, url: &str, n: usize) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();
     for _ in 0..n {
@@ -244,6 +259,37 @@ async fn services_through_nftables() {
     let np_url = format!("http://10.250.77.1:{node_port}/");
     let t = tally("nvpt-x", &np_url, 20);
     assert!(t.keys().all(|k| k.starts_with("nvpt-b")), "{t:?}");
+    // externalTrafficPolicy Cluster: the source is masqueraded, so replies come back through this node.
+    let source = source_seen("nvpt-x", &format!("http://10.250.77.1:{node_port}/cgi-bin/source"));
+    assert_eq!(source.as_deref(), Ok("10.244.250.1"), "masqueraded to the node's bridge address");
+
+    // 4b. LoadBalancer with externalTrafficPolicy Local, announced on the node's address (as the
+    // controller-manager does): only this node's endpoint (b1, not b2 on another node) answers,
+    // with the client's own address; the NodePort of such a Service likewise.
+    let lb = svcs
+        .create(&from_yaml("{metadata: {name: lb}, spec: {type: LoadBalancer, externalTrafficPolicy: Local, selector: {app: web}, ports: [{name: http, port: 8081, targetPort: 9376}]}}"))
+        .await
+        .unwrap();
+    let mut lb = lb;
+    lb.status = Some(from_yaml("{loadBalancer: {ingress: [{ip: 10.250.77.1}]}}"));
+    svcs.update_status(&lb).await.unwrap();
+    let mut split = endpoints("lb", &[BACKENDS[0].1, BACKENDS[1].1], &[]);
+    split.subsets[0].addresses[1].node_name = Some("other-node".into());
+    put_endpoints(&eps, split).await;
+    let lb_node_port = lb.spec.as_ref().unwrap().ports[0].node_port;
+    tokio::task::spawn_blocking(move || {
+        wait_for("the LoadBalancer address answering", 30, || {
+            get("nvpt-x", "http://10.250.77.1:8081/").is_ok()
+        });
+        let t = tally("nvpt-x", "http://10.250.77.1:8081/", 20);
+        assert_eq!(t.keys().cloned().collect::<Vec<_>>(), ["nvpt-b1"], "local endpoint only: {t:?}");
+        let t = tally("nvpt-x", &format!("http://10.250.77.1:{lb_node_port}/"), 10);
+        assert_eq!(t.keys().cloned().collect::<Vec<_>>(), ["nvpt-b1"], "{t:?}");
+        let source = source_seen("nvpt-x", "http://10.250.77.1:8081/cgi-bin/source");
+        assert_eq!(source.as_deref(), Ok("10.250.77.2"), "the client's address is kept");
+    })
+    .await
+    .unwrap();
 
     // 5. ClientIP affinity sticks to one backend.
     let sticky = svcs
