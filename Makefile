@@ -3,12 +3,12 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help up down status deps build release test unit lint fmt bench-api bench-scheduler bench-pod-startup bench-proxy logs images
+.PHONY: help up down status node-stop node-start node-cut node-restore kill deps build release test unit lint fmt bench-api bench-scheduler bench-pod-startup bench-proxy logs images
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-up: ## install what is missing, build, start etcd + api-server, write the navctl config
+up: ## a local cluster: control plane + NODES=2 worker nodes (network namespaces), navctl configured
 	@scripts/cluster.sh up
 
 down: ## stop everything `make up` started (PURGE=1 also removes state)
@@ -16,6 +16,21 @@ down: ## stop everything `make up` started (PURGE=1 also removes state)
 
 status: ## show what runs and how healthy it is
 	@scripts/cluster.sh status
+
+node-stop: ## stop node NODE's kubelet (its containers keep running)
+	@scripts/cluster.sh node-stop
+
+node-start: ## start node NODE's kubelet again
+	@scripts/cluster.sh node-start
+
+node-cut: ## cut node NODE's network link (from the control plane and the other nodes)
+	@scripts/cluster.sh node-cut
+
+node-restore: ## restore node NODE's link
+	@scripts/cluster.sh node-restore
+
+kill: ## SIGKILL component C (etcd, api-server, scheduler, controller-manager, kubelet-node-1, ...)
+	@scripts/cluster.sh kill
 
 deps: ## install the apt packages (only missing ones)
 	@scripts/deps.sh

@@ -1,10 +1,25 @@
 #!/usr/bin/env bash
-# make up / make down / make status: a local navarch control plane as background processes.
+# make up / make down / make status / make node-*: a local navarch cluster of N worker nodes on one
+# machine, every component a background process.
+#
+# Network (host-gw, like flannel's host-gw backend, with routes set here since make up assigns the
+# pod CIDRs):
+#   bridge navarch-nodes 10.250.0.1/24 (the "node network"; the control plane listens here)
+#   node i (node-1, node-2, ...): network namespace navarch-node-i, veth navarch-n<i> on the bridge,
+#     address 10.250.0.(10+i), pod CIDR 10.244.i.0/24 on its own bridge navarch0, its own kubelet,
+#     kube-proxy (nftables in its namespace) and containerd namespace navarch-node-i; routes to every
+#     other node's pod CIDR via that node's address
+#   this host: routes to every pod CIDR via its node; unreachable routes over 10.244.0.0/16,
+#     10.96.0.0/12 and 10.250.0.0/16 first, so nothing for those ranges leaves the machine
+# One containerd serves all nodes (a containerd namespace each), because containerd and runc work on
+# the host's mounts and cgroups, which the nodes share; the kubelet and kube-proxy run in the node's
+# network namespace only (nsenter --net), so pod sandboxes, bridges, routes and nftables are per node.
 #
 # State, logs and pid files live under $NAVARCH_HOME (default: .navarch/ in the checkout):
 #   etcd/            etcd data
-#   logs/<c>.log     one log per component
+#   logs/<c>.log     one log per component (kubelet-node-1.log, kube-proxy-node-1.log, ...)
 #   run/<c>.pid      one pid file per component
+#   nodes/node-i/    each node's kubelet directories
 # navctl's config goes to ~/.navarch/config.yaml.
 set -euo pipefail
 
@@ -13,6 +28,7 @@ HOME_DIR="${NAVARCH_HOME:-$ROOT/.navarch}"
 LOGS="$HOME_DIR/logs"
 RUN="$HOME_DIR/run"
 BIN="$ROOT/target/release"
+NODES="${NODES:-2}"
 ETCD_CLIENT_PORT="${ETCD_CLIENT_PORT:-2379}"
 ETCD_PEER_PORT="${ETCD_PEER_PORT:-2380}"
 API_PORT="${API_PORT:-6443}"
@@ -25,14 +41,24 @@ KUBELET_API_PORT="${KUBELET_API_PORT:-10250}"
 PROXY_HTTP_PORT="${PROXY_HTTP_PORT:-10256}"
 DNS_HTTP_PORT="${DNS_HTTP_PORT:-9153}"
 # The cluster DNS: the kube-dns Service's ClusterIP (pods' nameserver), served by cluster-dns on the
-# bridge's gateway address, which pods reach through kube-proxy's DNAT.
+# host's node-network address, which pods reach through kube-proxy's DNAT.
 DNS_SERVICE_IP="${DNS_SERVICE_IP:-10.96.0.10}"
-# The local node's address: loopback, so the kubelet API (logs, exec; no authentication yet) is
-# reachable only from this machine.
-NODE_IP="${NODE_IP:-127.0.0.1}"
-POD_CIDR="${POD_CIDR:-10.244.0.0/24}"
-BRIDGE="${BRIDGE:-navarch0}"
+NODE_BRIDGE="navarch-nodes"
+HOST_IP="10.250.0.1"
+CLUSTER_CIDR="10.244.0.0/16"
+SERVICE_CIDR="10.96.0.0/12"
+NODE_RANGE="10.250.0.0/16"
+BRIDGE="navarch0"
 CTD_DIR="$HOME_DIR/containerd"
+# Node i's name, namespace, host-side link, address, pod CIDR.
+node_name() { echo "node-$1"; }
+node_ns() { echo "navarch-node-$1"; }
+node_link() { echo "navarch-n$1"; }
+node_ip() { echo "10.250.0.$((10 + $1))"; }
+node_pod_cidr() { echo "10.244.$1.0/24"; }
+in_node() { local i="$1"; shift; nsenter --net="/run/netns/$(node_ns "$i")" -- "$@"; }
+# The nodes that exist now (from their namespaces), whatever NODES was when they were made.
+existing_nodes() { ip netns list 2>/dev/null | sed -n 's/^navarch-node-\([0-9]*\).*/\1/p' | sort -n; }
 CTD_SOCK="$CTD_DIR/containerd.sock"
 NAVCTL_CONFIG_DIR="${HOME}/.navarch"
 NAVCTL_CONFIG="$NAVCTL_CONFIG_DIR/config.yaml"
@@ -55,6 +81,7 @@ running() {
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 http_ok() { curl -fsS --max-time 2 "http://127.0.0.1:$1$2" >/dev/null 2>&1; }
+http_ok_at() { curl -fsS --max-time 2 "http://$1:$2$3" >/dev/null 2>&1; }
 
 wait_for() { # name, timeout seconds, command...
   local name="$1" timeout="$2"; shift 2
@@ -83,15 +110,20 @@ start_bg() { # name, command...
 etcd_healthy() { ETCDCTL_API=3 etcdctl --endpoints="http://127.0.0.1:$ETCD_CLIENT_PORT" endpoint health >/dev/null 2>&1; }
 
 cmd_up() {
-  [ "$(id -u)" -eq 0 ] || die "make up must run as root (it installs packages and, in later issues, creates network namespaces): try sudo make up"
+  [ "$(id -u)" -eq 0 ] || die "make up must run as root (it installs packages and creates network namespaces, bridges and routes): try sudo make up"
+  case "$NODES" in ''|*[!0-9]*) die "NODES must be a number from 1 to 50 (got '$NODES')" ;; esac
+  { [ "$NODES" -ge 1 ] && [ "$NODES" -le 50 ]; } || die "NODES must be a number from 1 to 50 (got '$NODES')"
   "$ROOT/scripts/deps.sh"
   command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust with rustup (https://rustup.rs), then run make up again"
-  for tool in etcd etcdctl curl; do command -v "$tool" >/dev/null 2>&1 || die "$tool not found after installing packages"; done
+  for tool in etcd etcdctl curl nsenter ip nft containerd docker-registry; do
+    command -v "$tool" >/dev/null 2>&1 || die "$tool not found after installing packages"
+  done
 
   say "building release binaries (first time: several minutes)"
   (cd "$ROOT" && cargo build --release --workspace --bins)
 
   mkdir -p "$LOGS" "$RUN" "$HOME_DIR/etcd"
+  network_up
 
   if running etcd; then
     say "etcd already running (pid $(pid_of etcd))"
@@ -111,12 +143,11 @@ cmd_up() {
     say "api-server already running (pid $(pid_of api-server))"
   else
     rm -f "$RUN/api-server.pid"
-    port_busy "$API_PORT" && die "port $API_PORT is in use by a process that is not ours (set API_PORT)"
     port_busy "$API_HTTP_PORT" && die "port $API_HTTP_PORT is in use by a process that is not ours (set API_HTTP_PORT)"
-    say "starting api-server on 127.0.0.1:$API_PORT"
+    say "starting api-server on $HOST_IP:$API_PORT"
     RUST_LOG="${RUST_LOG:-info}" start_bg api-server "$BIN/api-server" \
-      --listen="127.0.0.1:$API_PORT" --http-listen="127.0.0.1:$API_HTTP_PORT" \
-      --etcd-endpoints="http://127.0.0.1:$ETCD_CLIENT_PORT"
+      --listen="$HOST_IP:$API_PORT" --http-listen="127.0.0.1:$API_HTTP_PORT" \
+      --etcd-endpoints="http://127.0.0.1:$ETCD_CLIENT_PORT" --service-cluster-ip-range="$SERVICE_CIDR"
   fi
   wait_for api-server 60 http_ok "$API_HTTP_PORT" /readyz
 
@@ -126,7 +157,7 @@ cmd_up() {
     rm -f "$RUN/scheduler.pid"
     say "starting scheduler"
     port_busy "$SCHED_HTTP_PORT" && die "port $SCHED_HTTP_PORT is in use by a process that is not ours (set SCHED_HTTP_PORT)"
-    RUST_LOG="${RUST_LOG:-info}" start_bg scheduler "$BIN/scheduler" --server="127.0.0.1:$API_PORT" \
+    RUST_LOG="${RUST_LOG:-info}" start_bg scheduler "$BIN/scheduler" --server="$HOST_IP:$API_PORT" \
       --http-listen="127.0.0.1:$SCHED_HTTP_PORT"
   fi
   wait_for scheduler 30 http_ok "$SCHED_HTTP_PORT" /healthz
@@ -137,38 +168,82 @@ cmd_up() {
     rm -f "$RUN/controller-manager.pid"
     say "starting controller-manager"
     port_busy "$CM_HTTP_PORT" && die "port $CM_HTTP_PORT is in use by a process that is not ours (set CM_HTTP_PORT)"
-    RUST_LOG="${RUST_LOG:-info}" start_bg controller-manager "$BIN/controller-manager" --server="127.0.0.1:$API_PORT" \
-      --http-listen="127.0.0.1:$CM_HTTP_PORT"
+    RUST_LOG="${RUST_LOG:-info}" start_bg controller-manager "$BIN/controller-manager" --server="$HOST_IP:$API_PORT" \
+      --http-listen="127.0.0.1:$CM_HTTP_PORT" ${CM_ARGS:-}
   fi
   wait_for controller-manager 30 http_ok "$CM_HTTP_PORT" /healthz
 
-  start_node
+  start_shared
+  local i
+  for i in $(seq 1 "$NODES"); do start_node "$i"; done
 
   mkdir -p "$NAVCTL_CONFIG_DIR"
-  printf 'server: 127.0.0.1:%s\nnamespace: default\n' "$API_PORT" >"$NAVCTL_CONFIG"
+  printf 'server: %s:%s\nnamespace: default\n' "$HOST_IP" "$API_PORT" >"$NAVCTL_CONFIG"
   if [ ! -e "$NAVCTL_LINK" ] || [ "$(readlink "$NAVCTL_LINK" || true)" = "$BIN/navctl" ]; then
     ln -sfn "$BIN/navctl" "$NAVCTL_LINK"
   fi
 
   say ""
-  say "navarch control plane is up:"
+  say "navarch is up ($NODES nodes):"
   cmd_status
   say ""
   say "next:"
   say "  navctl get nodes -o wide"
-  say "  navctl apply -f examples/pod-web.yaml && navctl get pods -o wide"
-  say "  curl http://<pod IP>:9376/          # the pod answers with its name"
-  say "  navctl get namespaces"
-  say "  navctl apply -f examples/guestbook.yaml"
-  say "  navctl get all -n guestbook     # or: navctl get deploy,svc,cm -n guestbook"
+  say "  navctl apply -f examples/web-deployment.yaml -f examples/client-pod.yaml && navctl get pods -o wide"
+  say "  navctl expose deployment web --port 80 --target-port 9376"
+  say "  navctl exec client -- wget -qO- http://web       # a replica on either node answers"
   say "  navctl get pods -A -w            # watch changes live"
+  say "  make node-stop NODE=1 / make node-cut NODE=1 / make kill C=scheduler   # break things (README)"
   say "  make status / make down"
 }
 
-# containerd (own root and socket), the local registry with the offline test images (the docker.io
-# mirror), and the kubelet.
-start_node() {
-  mkdir -p "$CTD_DIR" "$HOME_DIR/registry" "$HOME_DIR/kubelet"
+# The node network: the host's bridge and address, the unreachable routes over the cluster's ranges
+# (first: a packet for a missing pod or Service must never reach the default gateway), and per node a
+# namespace with its veth, address, forwarding and routes (to the host, and to every pod CIDR via its
+# node). Idempotent: what exists is left as it is.
+network_up() {
+  local cidr i j
+  for cidr in "$CLUSTER_CIDR" "$SERVICE_CIDR" "$NODE_RANGE"; do ip route replace unreachable "$cidr"; done
+  ip link show "$NODE_BRIDGE" >/dev/null 2>&1 || ip link add "$NODE_BRIDGE" type bridge
+  ip addr show dev "$NODE_BRIDGE" | grep -q " $HOST_IP/" || ip addr add "$HOST_IP/24" dev "$NODE_BRIDGE"
+  ip link set "$NODE_BRIDGE" up
+  for i in $(seq 1 "$NODES"); do
+    local ns link
+    ns="$(node_ns "$i")"; link="$(node_link "$i")"
+    [ -e "/run/netns/$ns" ] || ip netns add "$ns"
+    if ! ip link show "$link" >/dev/null 2>&1; then
+      ip -n "$ns" link del eth0 2>/dev/null || true
+      ip link add "$link" type veth peer name eth0 netns "$ns"
+    fi
+    ip link set "$link" master "$NODE_BRIDGE" up
+    ip -n "$ns" addr show dev eth0 | grep -q " $(node_ip "$i")/" || ip -n "$ns" addr add "$(node_ip "$i")/24" dev eth0
+    ip -n "$ns" link set eth0 up
+    ip -n "$ns" link set lo up
+    in_node "$i" sysctl -qw net.ipv4.ip_forward=1
+    for cidr in "$CLUSTER_CIDR" "$SERVICE_CIDR" "$NODE_RANGE"; do ip -n "$ns" route replace unreachable "$cidr"; done
+    for j in $(seq 1 "$NODES"); do
+      [ "$j" = "$i" ] || ip -n "$ns" route replace "$(node_pod_cidr "$j")" via "$(node_ip "$j")"
+    done
+    ip route replace "$(node_pod_cidr "$i")" via "$(node_ip "$i")"
+  done
+}
+
+network_down() {
+  local i
+  for i in $(existing_nodes); do
+    ip link del "$(node_link "$i")" 2>/dev/null || true
+    ip route del "$(node_pod_cidr "$i")" 2>/dev/null || true
+    ip netns del "$(node_ns "$i")" 2>/dev/null || true
+  done
+  ip link del "$NODE_BRIDGE" 2>/dev/null || true
+  local cidr
+  for cidr in "$CLUSTER_CIDR" "$SERVICE_CIDR" "$NODE_RANGE"; do ip route del unreachable "$cidr" 2>/dev/null || true; done
+}
+
+# What the nodes share: containerd (a containerd namespace per node), the local registry with the
+# offline test images (the docker.io mirror) and cluster-dns.
+start_shared() {
+  mkdir -p "$CTD_DIR" "$HOME_DIR/registry"
   if running containerd; then
     say "containerd already running (pid $(pid_of containerd))"
   else
@@ -192,7 +267,6 @@ EOF2
     say "registry already running (pid $(pid_of registry))"
   else
     rm -f "$RUN/registry.pid"
-    port_busy "$REGISTRY_PORT" && die "port $REGISTRY_PORT is in use by a process that is not ours (set REGISTRY_PORT)"
     cat >"$HOME_DIR/registry/config.yml" <<EOF2
 version: 0.1
 storage:
@@ -201,99 +275,92 @@ storage:
   delete:
     enabled: true
 http:
-  addr: 127.0.0.1:$REGISTRY_PORT
+  addr: $HOST_IP:$REGISTRY_PORT
 log:
   level: warn
 EOF2
-    say "starting the image registry on 127.0.0.1:$REGISTRY_PORT"
+    say "starting the image registry on $HOST_IP:$REGISTRY_PORT"
     start_bg registry docker-registry serve "$HOME_DIR/registry/config.yml"
   fi
-  wait_for registry 30 http_ok "$REGISTRY_PORT" /v2/
+  wait_for registry 30 http_ok_at "$HOST_IP" "$REGISTRY_PORT" /v2/
   "$ROOT/scripts/images.sh" build "$HOME_DIR/images"
-  "$ROOT/scripts/images.sh" push "$HOME_DIR/images" "127.0.0.1:$REGISTRY_PORT" >/dev/null
+  "$ROOT/scripts/images.sh" push "$HOME_DIR/images" "$HOST_IP:$REGISTRY_PORT" >/dev/null
   say "images busybox:latest, busybox:1.36, serve-hostname:1.0, serve-hostname:2.0 served as docker.io/library/*"
-
-  if running kubelet; then
-    say "kubelet already running (pid $(pid_of kubelet))"
-  else
-    rm -f "$RUN/kubelet.pid"
-    port_busy "$KUBELET_HTTP_PORT" && die "port $KUBELET_HTTP_PORT is in use by a process that is not ours (set KUBELET_HTTP_PORT)"
-    port_busy "$KUBELET_API_PORT" && die "port $KUBELET_API_PORT is in use by a process that is not ours (set KUBELET_API_PORT)"
-    say "starting kubelet (pod CIDR $POD_CIDR on bridge $BRIDGE)"
-    ensure_bridge
-    RUST_LOG="${RUST_LOG:-info}" start_bg kubelet "$BIN/kubelet" --server="127.0.0.1:$API_PORT" \
-      --containerd-socket="$CTD_SOCK" --root-dir="$HOME_DIR/kubelet/root" --run-dir="$HOME_DIR/kubelet/run" \
-      --log-dir="$HOME_DIR/kubelet/logs" --pod-cidr="$POD_CIDR" --bridge="$BRIDGE" \
-      --registry-mirror="docker.io=http://127.0.0.1:$REGISTRY_PORT" --http-listen="127.0.0.1:$KUBELET_HTTP_PORT" \
-      --node-ip="$NODE_IP" --grpc-listen="$NODE_IP:$KUBELET_API_PORT" --cluster-dns="$DNS_SERVICE_IP"
-  fi
-  wait_for kubelet 60 http_ok "$KUBELET_HTTP_PORT" /healthz
-
-  if running kube-proxy; then
-    say "kube-proxy already running (pid $(pid_of kube-proxy))"
-  else
-    rm -f "$RUN/kube-proxy.pid"
-    port_busy "$PROXY_HTTP_PORT" && die "port $PROXY_HTTP_PORT is in use by a process that is not ours (set PROXY_HTTP_PORT)"
-    say "starting kube-proxy (nftables table ip navarch-proxy)"
-    RUST_LOG="${RUST_LOG:-info}" start_bg kube-proxy "$BIN/kube-proxy" --server="127.0.0.1:$API_PORT" \
-      --http-listen="127.0.0.1:$PROXY_HTTP_PORT" --cluster-cidr=10.244.0.0/16 --service-cluster-ip-range=10.96.0.0/12
-  fi
-  wait_for kube-proxy 30 http_ok "$PROXY_HTTP_PORT" /healthz
 
   if running cluster-dns; then
     say "cluster-dns already running (pid $(pid_of cluster-dns))"
   else
     rm -f "$RUN/cluster-dns.pid"
     port_busy "$DNS_HTTP_PORT" && die "port $DNS_HTTP_PORT is in use by a process that is not ours (set DNS_HTTP_PORT)"
-    ensure_bridge
-    say "starting cluster-dns on $(gateway_ip):53 (Service kube-system/kube-dns $DNS_SERVICE_IP; no forwarding outside the cluster)"
-    RUST_LOG="${RUST_LOG:-info}" start_bg cluster-dns "$BIN/cluster-dns" --server="127.0.0.1:$API_PORT" \
-      --http-listen="127.0.0.1:$DNS_HTTP_PORT" --listen="$(gateway_ip):53" --advertise-address="$(gateway_ip)" \
+    say "starting cluster-dns on $HOST_IP:53 (Service kube-system/kube-dns $DNS_SERVICE_IP; no forwarding outside the cluster)"
+    RUST_LOG="${RUST_LOG:-info}" start_bg cluster-dns "$BIN/cluster-dns" --server="$HOST_IP:$API_PORT" \
+      --http-listen="127.0.0.1:$DNS_HTTP_PORT" --listen="$HOST_IP:53" --advertise-address="$HOST_IP" \
       --service-ip="$DNS_SERVICE_IP" --upstream=''
   fi
   wait_for cluster-dns 30 http_ok "$DNS_HTTP_PORT" /healthz
 }
 
-# The bridge's gateway: the first address of the pod CIDR.
-gateway_ip() {
-  local net="${POD_CIDR%/*}"
-  echo "${net%.*}.$(( ${net##*.} + 1 ))"
-}
-
-# The pods' bridge with its gateway address, made before the kubelet (the CNI bridge plugin adopts it)
-# so cluster-dns can listen there from the start.
-ensure_bridge() {
-  ip link show "$BRIDGE" >/dev/null 2>&1 || ip link add "$BRIDGE" type bridge
-  ip addr show dev "$BRIDGE" | grep -q " $(gateway_ip)/" || ip addr add "$(gateway_ip)/${POD_CIDR#*/}" dev "$BRIDGE"
-  ip link set "$BRIDGE" up
-}
-
-# Stops every container the kubelet started and undoes its network setup.
-stop_node() {
-  stop cluster-dns
-  stop kube-proxy
-  "$BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
-  stop kubelet
-  if [ -S "$CTD_SOCK" ] && running containerd; then
-    local id
-    for id in $(ctr -a "$CTD_SOCK" -n navarch tasks ls -q 2>/dev/null); do ctr -a "$CTD_SOCK" -n navarch tasks kill -s SIGKILL "$id" >/dev/null 2>&1 || true; done
-    sleep 0.5
-    for id in $(ctr -a "$CTD_SOCK" -n navarch tasks ls -q 2>/dev/null); do ctr -a "$CTD_SOCK" -n navarch tasks delete -f "$id" >/dev/null 2>&1 || true; done
-    for id in $(ctr -a "$CTD_SOCK" -n navarch containers ls -q 2>/dev/null); do
-      ctr -a "$CTD_SOCK" -n navarch containers rm "$id" >/dev/null 2>&1 || true
-      ctr -a "$CTD_SOCK" -n navarch snapshots rm "$id" >/dev/null 2>&1 || true
-    done
+# Node i: its kubelet and kube-proxy, in its network namespace.
+start_node() {
+  local i="$1" name ip dir
+  name="$(node_name "$i")"; ip="$(node_ip "$i")"; dir="$HOME_DIR/nodes/$name"
+  mkdir -p "$dir"
+  start_kubelet "$i"
+  if running "kube-proxy-$name"; then
+    say "kube-proxy on $name already running (pid $(pid_of "kube-proxy-$name"))"
+  else
+    rm -f "$RUN/kube-proxy-$name.pid"
+    say "starting kube-proxy on $name"
+    RUST_LOG="${RUST_LOG:-info}" start_bg "kube-proxy-$name" nsenter --net="/run/netns/$(node_ns "$i")" -- \
+      "$BIN/kube-proxy" --server="$HOST_IP:$API_PORT" --hostname-override="$name" \
+      --http-listen="$ip:$PROXY_HTTP_PORT" --cluster-cidr="$CLUSTER_CIDR" --service-cluster-ip-range="$SERVICE_CIDR"
   fi
-  stop containerd
-  local ns
-  for ns in "$HOME_DIR"/kubelet/run/netns/*; do [ -e "$ns" ] && { umount -l "$ns" 2>/dev/null || true; rm -f "$ns"; }; done
-  { grep -o " $HOME_DIR/[^ ]*" /proc/self/mounts 2>/dev/null || true; } | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
-  rm -rf "$HOME_DIR/kubelet/root/cni" "$HOME_DIR/kubelet/root/pods"
-  ip link del "$BRIDGE" 2>/dev/null || true
-  nft delete table inet navarch-kubelet 2>/dev/null || true
-  ip route del unreachable 10.244.0.0/16 2>/dev/null || true
-  ip route del unreachable 10.96.0.0/12 2>/dev/null || true
-  stop registry
+  wait_for "kube-proxy-$name" 30 http_ok_at "$ip" "$PROXY_HTTP_PORT" /healthz
+}
+
+start_kubelet() {
+  local i="$1" name ip dir
+  name="$(node_name "$i")"; ip="$(node_ip "$i")"; dir="$HOME_DIR/nodes/$name"
+  if running "kubelet-$name"; then
+    say "kubelet on $name already running (pid $(pid_of "kubelet-$name"))"
+  else
+    rm -f "$RUN/kubelet-$name.pid"
+    say "starting kubelet on $name ($ip, pod CIDR $(node_pod_cidr "$i"))"
+    RUST_LOG="${RUST_LOG:-info}" start_bg "kubelet-$name" nsenter --net="/run/netns/$(node_ns "$i")" -- \
+      "$BIN/kubelet" --server="$HOST_IP:$API_PORT" --node-name="$name" --node-ip="$ip" \
+      --containerd-socket="$CTD_SOCK" --containerd-namespace="$(node_ns "$i")" \
+      --root-dir="$dir/root" --run-dir="$dir/run" --log-dir="$dir/logs" \
+      --pod-cidr="$(node_pod_cidr "$i")" --bridge="$BRIDGE" --cluster-cidr="$CLUSTER_CIDR" --service-cidr="$SERVICE_CIDR" \
+      --pod-egress-allowed="${HOST_IP%.*}.0/24" \
+      --registry-mirror="docker.io=http://$HOST_IP:$REGISTRY_PORT" --http-listen="$ip:$KUBELET_HTTP_PORT" \
+      --grpc-listen="$ip:$KUBELET_API_PORT" --cluster-dns="$DNS_SERVICE_IP" ${KUBELET_ARGS:-}
+  fi
+  wait_for "kubelet-$name" 60 http_ok_at "$ip" "$KUBELET_HTTP_PORT" /healthz
+}
+
+# Kills node i's containers (the containerd namespace's tasks) and removes them.
+remove_containers() {
+  local ns="$1" id
+  [ -S "$CTD_SOCK" ] && running containerd || return 0
+  for id in $(ctr -a "$CTD_SOCK" -n "$ns" tasks ls -q 2>/dev/null); do ctr -a "$CTD_SOCK" -n "$ns" tasks kill -s SIGKILL "$id" >/dev/null 2>&1 || true; done
+  sleep 0.5
+  for id in $(ctr -a "$CTD_SOCK" -n "$ns" tasks ls -q 2>/dev/null); do ctr -a "$CTD_SOCK" -n "$ns" tasks delete -f "$id" >/dev/null 2>&1 || true; done
+  for id in $(ctr -a "$CTD_SOCK" -n "$ns" containers ls -q 2>/dev/null); do
+    ctr -a "$CTD_SOCK" -n "$ns" containers rm "$id" >/dev/null 2>&1 || true
+    ctr -a "$CTD_SOCK" -n "$ns" snapshots rm "$id" >/dev/null 2>&1 || true
+  done
+}
+
+# Stops node i's daemons and containers and unmounts what its kubelet mounted.
+stop_node() {
+  local i="$1" name dir ns
+  name="$(node_name "$i")"; dir="$HOME_DIR/nodes/$name"
+  stop "kube-proxy-$name"
+  stop "kubelet-$name"
+  remove_containers "$(node_ns "$i")"
+  for ns in "$dir"/run/netns/*; do [ -e "$ns" ] && { umount -l "$ns" 2>/dev/null || true; rm -f "$ns"; }; done
+  { grep -o " $dir/[^ ]*" /proc/self/mounts 2>/dev/null || true; } | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  rm -rf "$dir/root/cni" "$dir/root/pods"
 }
 
 stop() { # name
@@ -309,11 +376,20 @@ stop() { # name
 }
 
 cmd_down() {
-  stop_node
+  local i
+  for i in $(existing_nodes); do stop_node "$i"; done
+  # Nodes of an older layout (one kubelet on the host, before issue 7).
+  stop kube-proxy; stop kubelet
+  remove_containers navarch
+  stop cluster-dns
+  stop registry
+  stop containerd
   stop controller-manager
   stop scheduler
   stop api-server
   stop etcd
+  { grep -o " $HOME_DIR/[^ ]*" /proc/self/mounts 2>/dev/null || true; } | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  network_down
   if [ "${PURGE:-0}" = "1" ]; then
     rm -rf "$HOME_DIR"
     rm -f "$NAVCTL_CONFIG"
@@ -327,37 +403,72 @@ cmd_down() {
 
 uptime_of() { ps -o etime= -p "$1" 2>/dev/null | tr -d ' '; }
 
+status_line() { # name, health
+  local name="$1" pid
+  if running "$name"; then
+    pid="$(pid_of "$name")"
+    printf '%-24s %-10s %-8s %-12s %s\n' "$name" running "$pid" "$(uptime_of "$pid")" "$2"
+  else
+    printf '%-24s %-10s %-8s %-12s %s\n' "$name" stopped - - "log: $LOGS/$name.log"
+  fi
+}
+
 cmd_status() {
-  printf '%-20s %-10s %-8s %-12s %s\n' COMPONENT STATE PID UPTIME HEALTH
-  local name pid health
-  for name in etcd api-server scheduler controller-manager containerd registry kubelet kube-proxy cluster-dns; do
-    if running "$name"; then
-      pid="$(pid_of "$name")"
-      case "$name" in
-        etcd) etcd_healthy && health="healthy" || health="unhealthy" ;;
-        api-server) http_ok "$API_HTTP_PORT" /readyz && health="ready (http://127.0.0.1:$API_HTTP_PORT/metrics)" || health="not ready" ;;
-        scheduler) http_ok "$SCHED_HTTP_PORT" /healthz && health="healthy (http://127.0.0.1:$SCHED_HTTP_PORT/metrics)" || health="unhealthy" ;;
-        controller-manager) http_ok "$CM_HTTP_PORT" /healthz && health="healthy" || health="unhealthy" ;;
-        containerd) [ -S "$CTD_SOCK" ] && health="socket $CTD_SOCK" || health="no socket" ;;
-        registry) http_ok "$REGISTRY_PORT" /v2/ && health="serving http://127.0.0.1:$REGISTRY_PORT" || health="unhealthy" ;;
-        kubelet) http_ok "$KUBELET_HTTP_PORT" /healthz && health="healthy (node $(hostname))" || health="unhealthy" ;;
-        kube-proxy) http_ok "$PROXY_HTTP_PORT" /healthz && health="synced (http://127.0.0.1:$PROXY_HTTP_PORT/metrics)" || health="not synced" ;;
-        cluster-dns) http_ok "$DNS_HTTP_PORT" /healthz && health="serving $(gateway_ip):53 as $DNS_SERVICE_IP" || health="not ready" ;;
-      esac
-      printf '%-20s %-10s %-8s %-12s %s\n' "$name" running "$pid" "$(uptime_of "$pid")" "$health"
-    else
-      printf '%-20s %-10s %-8s %-12s %s\n' "$name" stopped - - "log: $LOGS/$name.log"
-    fi
+  printf '%-24s %-10s %-8s %-12s %s\n' COMPONENT STATE PID UPTIME HEALTH
+  local h
+  etcd_healthy && h="healthy" || h="unhealthy"; status_line etcd "$h"
+  http_ok "$API_HTTP_PORT" /readyz && h="ready on $HOST_IP:$API_PORT (http://127.0.0.1:$API_HTTP_PORT/metrics)" || h="not ready"; status_line api-server "$h"
+  http_ok "$SCHED_HTTP_PORT" /healthz && h="healthy" || h="unhealthy"; status_line scheduler "$h"
+  http_ok "$CM_HTTP_PORT" /healthz && h="healthy" || h="unhealthy"; status_line controller-manager "$h"
+  [ -S "$CTD_SOCK" ] && h="socket $CTD_SOCK" || h="no socket"; status_line containerd "$h"
+  http_ok_at "$HOST_IP" "$REGISTRY_PORT" /v2/ && h="serving http://$HOST_IP:$REGISTRY_PORT" || h="unhealthy"; status_line registry "$h"
+  http_ok "$DNS_HTTP_PORT" /healthz && h="serving $HOST_IP:53 as $DNS_SERVICE_IP" || h="not ready"; status_line cluster-dns "$h"
+  local i name ip link
+  for i in $(existing_nodes); do
+    name="$(node_name "$i")"; ip="$(node_ip "$i")"; link="$(node_link "$i")"
+    local state="link up"
+    ip link show "$link" 2>/dev/null | grep -q "state UP" || state="LINK CUT"
+    http_ok_at "$ip" "$KUBELET_HTTP_PORT" /healthz && h="healthy ($ip, pods $(node_pod_cidr "$i"), $state)" || h="unhealthy ($state)"
+    status_line "kubelet-$name" "$h"
+    http_ok_at "$ip" "$PROXY_HTTP_PORT" /healthz && h="synced (http://$ip:$PROXY_HTTP_PORT/metrics)" || h="not synced"
+    status_line "kube-proxy-$name" "$h"
   done
   local entry
   for entry in "${NOT_YET[@]+"${NOT_YET[@]}"}"; do
-    printf '%-20s %-10s %-8s %-12s %s\n' "${entry%%:*}" "-" - - "not implemented yet (issue ${entry##*:})"
+    printf '%-24s %-10s %-8s %-12s %s\n' "${entry%%:*}" "-" - - "not implemented yet (issue ${entry##*:})"
   done
+}
+
+# Breaking things on purpose (make node-stop NODE=1, node-start, node-cut, node-restore, kill C=...).
+need_node() {
+  [ -n "${NODE:-}" ] || die "say which node: NODE=1 (node-1)"
+  [ -e "/run/netns/$(node_ns "$NODE")" ] || die "no node $(node_name "$NODE") (make up first; nodes: $(existing_nodes | tr '\n' ' '))"
+}
+
+cmd_node_stop() { need_node; stop "kubelet-$(node_name "$NODE")"; say "its containers keep running; the node goes NotReady after the grace period"; }
+cmd_node_start() { need_node; start_kubelet "$NODE"; }
+cmd_node_cut() { need_node; ip link set "$(node_link "$NODE")" down; say "$(node_name "$NODE") is cut off from the control plane and the other nodes"; }
+cmd_node_restore() { need_node; ip link set "$(node_link "$NODE")" up; say "$(node_name "$NODE")'s link is back"; }
+cmd_kill() {
+  local c="${C:-}"
+  case "$c" in
+    etcd|api-server|scheduler|controller-manager|containerd|registry|cluster-dns) ;;
+    kubelet-node-*|kube-proxy-node-*) ;;
+    *) die "say which component: C=etcd|api-server|scheduler|controller-manager|cluster-dns|kubelet-node-1|kube-proxy-node-1 ..." ;;
+  esac
+  running "$c" || die "$c is not running"
+  kill -KILL "$(pid_of "$c")"
+  say "killed $c with SIGKILL; make up starts it again"
 }
 
 case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
-  *) die "usage: $0 up|down|status" ;;
+  node-stop) cmd_node_stop ;;
+  node-start) cmd_node_start ;;
+  node-cut) cmd_node_cut ;;
+  node-restore) cmd_node_restore ;;
+  kill) cmd_kill ;;
+  *) die "usage: $0 up|down|status|node-stop|node-start|node-cut|node-restore|kill" ;;
 esac

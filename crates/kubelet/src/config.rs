@@ -65,6 +65,10 @@ pub struct Args {
     /// Let pods send to addresses outside the cluster's ranges (off: such packets are rejected).
     #[arg(long, env = "NAVARCH_KUBELET_ALLOW_POD_EGRESS")]
     pub allow_pod_egress: Option<bool>,
+    /// Ranges besides the cluster's that pods may reach when egress is off (comma-separated CIDRs,
+    /// e.g. the node network where a host-side cluster DNS listens).
+    #[arg(long, env = "NAVARCH_KUBELET_POD_EGRESS_ALLOWED", value_delimiter = ',')]
+    pub pod_egress_allowed: Option<Vec<String>>,
     /// Cluster DNS server IPs written into pods' resolv.conf (comma-separated).
     #[arg(long, env = "NAVARCH_KUBELET_CLUSTER_DNS", value_delimiter = ',')]
     pub cluster_dns: Option<Vec<String>>,
@@ -128,6 +132,7 @@ pub struct FileConfig {
     pub cluster_cidr: Option<String>,
     pub service_cidr: Option<String>,
     pub allow_pod_egress: Option<bool>,
+    pub pod_egress_allowed: Option<Vec<String>>,
     pub cluster_dns: Option<Vec<String>>,
     pub cluster_domain: Option<String>,
     /// Host → endpoints, like containerd's hosts.toml.
@@ -173,6 +178,7 @@ pub struct Config {
     pub cluster_cidr: String,
     pub service_cidr: String,
     pub allow_pod_egress: bool,
+    pub pod_egress_allowed: Vec<String>,
     pub cluster_dns: Vec<String>,
     pub cluster_domain: String,
     pub mirrors: Mirrors,
@@ -271,6 +277,7 @@ impl Config {
             cluster_cidr: args.cluster_cidr.or(file.cluster_cidr).unwrap_or_else(|| "10.244.0.0/16".into()),
             service_cidr: args.service_cidr.or(file.service_cidr).unwrap_or_else(|| "10.96.0.0/12".into()),
             allow_pod_egress: args.allow_pod_egress.or(file.allow_pod_egress).unwrap_or(false),
+            pod_egress_allowed: args.pod_egress_allowed.or(file.pod_egress_allowed).unwrap_or_default(),
             cluster_dns: args.cluster_dns.or(file.cluster_dns).unwrap_or_default(),
             cluster_domain: args
                 .cluster_domain
@@ -327,6 +334,7 @@ impl Config {
             [("cluster_cidr", Some(&c.cluster_cidr)), ("service_cidr", Some(&c.service_cidr))]
                 .into_iter()
                 .chain([("pod_cidr", c.pod_cidr.as_ref())])
+                .chain(c.pod_egress_allowed.iter().map(|r| ("pod_egress_allowed", Some(r))))
         {
             if let Some(cidr) = cidr {
                 crate::netcfg::parse_cidr(cidr).map_err(|e| ConfigError::Invalid(format!("{field}: {e}")))?;

@@ -65,6 +65,7 @@ pub async fn setup_host(
     cluster_cidr: &str,
     service_cidr: &str,
     allow_egress: bool,
+    also_allowed: &[String],
 ) -> Result<(), HostNetError> {
     for cidr in [cluster_cidr, service_cidr] {
         run("ip", &["route", "replace", "unreachable", cidr], None).await?;
@@ -72,7 +73,9 @@ pub async fn setup_host(
     // Replace the table wholesale: delete (if present) and add in one transaction.
     let mut rules = String::from("table inet navarch-kubelet {}\ndelete table inet navarch-kubelet\n");
     if !allow_egress {
-        rules.push_str(&egress_guard(bridge, &[cluster_cidr, service_cidr]));
+        let ranges: Vec<&str> =
+            [cluster_cidr, service_cidr].into_iter().chain(also_allowed.iter().map(String::as_str)).collect();
+        rules.push_str(&egress_guard(bridge, &ranges));
     }
     run("nft", &["-f", "-"], Some(&rules)).await?;
     Ok(())

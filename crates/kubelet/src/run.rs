@@ -273,9 +273,15 @@ async fn rotate_logs(dir: std::path::PathBuf, rotation: crate::logs::Rotation, s
 pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let ctd = connect_containerd(&cfg, &shutdown).await?;
     let client = Client::connect_lazy(&cfg.server).context("api-server address")?;
-    crate::netcfg::setup_host(&cfg.bridge, &cfg.cluster_cidr, &cfg.service_cidr, cfg.allow_pod_egress)
-        .await
-        .context("setting up the host's routes and egress guard")?;
+    crate::netcfg::setup_host(
+        &cfg.bridge,
+        &cfg.cluster_cidr,
+        &cfg.service_cidr,
+        cfg.allow_pod_egress,
+        &cfg.pod_egress_allowed,
+    )
+    .await
+    .context("setting up the host's routes and egress guard")?;
     let settings = NodeSettings {
         name: cfg.node_name.clone(),
         ip: cfg.node_ip.clone(),
