@@ -72,10 +72,11 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 pid_of() { [ -f "$RUN/$1.pid" ] && cat "$RUN/$1.pid" || true; }
 
+# Alive: the pid exists and is not a zombie (a killed daemon nobody has reaped yet).
 running() {
   local pid
   pid="$(pid_of "$1")"
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && ! grep -qE '^[0-9]+ \(.*\) Z' "/proc/$pid/stat" 2>/dev/null
 }
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -458,6 +459,7 @@ cmd_kill() {
   esac
   running "$c" || die "$c is not running"
   kill -KILL "$(pid_of "$c")"
+  for _ in $(seq 1 50); do running "$c" || break; sleep 0.2; done
   say "killed $c with SIGKILL; make up starts it again"
 }
 
