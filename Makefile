@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help up down status node-stop node-start node-cut node-restore kill deps build release test unit lint fmt bench-api bench-scheduler bench-pod-startup bench-proxy logs images
+.PHONY: help up down status e2e node-stop node-start node-cut node-restore kill deps build release test unit lint fmt bench-api bench-scheduler bench-pod-startup bench-proxy logs images
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -16,6 +16,10 @@ down: ## stop everything `make up` started (PURGE=1 also removes state)
 
 status: ## show what runs and how healthy it is
 	@scripts/cluster.sh status
+
+e2e: ## the end-to-end suite against the running `make up` cluster (ARGS="--only 3,5" for some scenarios)
+	$(CARGO) build --release -p navarch-tests --bin e2e
+	target/release/e2e $(ARGS)
 
 node-stop: ## stop node NODE's kubelet (its containers keep running)
 	@scripts/cluster.sh node-stop

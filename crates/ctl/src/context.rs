@@ -88,6 +88,28 @@ impl Context {
             .map_err(|e| self.describe(e, Verb::Get, Target { kind, name, source: None }))
     }
 
+    /// Reads an object, lets `change` modify it and writes it back. When someone else wrote in
+    /// between (a conflict, e.g. a controller updating the status), it reads and applies the change
+    /// again: kubectl's patches for scale, set image and the like never fail that way.
+    pub async fn modify(
+        &self,
+        kind: &'static KindInfo,
+        name: &str,
+        mut change: impl FnMut(&mut Object) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        const ATTEMPTS: usize = 10;
+        for attempt in 1.. {
+            let mut o = self.get(kind, self.namespace(), name).await?;
+            change(&mut o)?;
+            match self.client().await?.update(&o).await {
+                Ok(_) => return Ok(()),
+                Err(navarch_client::Error::Conflict(_)) if attempt < ATTEMPTS => continue,
+                Err(e) => return Err(self.describe(e, Verb::Update, Target { kind, name, source: None })),
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
     /// Like [`Context::get`], `None` when absent.
     pub async fn get_opt(
         &self,

@@ -45,14 +45,12 @@ fn pod_spec_of(o: &mut Object) -> Option<&mut PodSpec> {
 pub async fn scale(ctx: &Context, a: &ScaleArgs) -> anyhow::Result<Outcome> {
     ensure!(a.replicas >= 0, "--replicas: must be >= 0");
     let (sel, name) = one(&a.resource)?;
-    let mut o = ctx.get(sel.kind, ctx.namespace(), &name).await?;
-    let Some(r) = replicas_of(&mut o) else { bail!("{} cannot be scaled", kinds::plural_ref(sel.kind)) };
-    *r = Some(a.replicas);
-    let client = ctx.client().await?;
-    client
-        .update(&o)
-        .await
-        .map_err(|e| ctx.describe(e, Verb::Update, Target { kind: sel.kind, name: &name, source: None }))?;
+    ctx.modify(sel.kind, &name, |o| {
+        let Some(r) = replicas_of(o) else { bail!("{} cannot be scaled", kinds::plural_ref(sel.kind)) };
+        *r = Some(a.replicas);
+        Ok(())
+    })
+    .await?;
     say(format!("{} scaled", kinds::object_ref(sel.kind, &name)));
     Ok(Outcome::Success)
 }
@@ -62,27 +60,23 @@ pub async fn set_image(ctx: &Context, a: &SetImageArgs) -> anyhow::Result<Outcom
         a.args.iter().cloned().partition(|x| !x.contains('='));
     ensure!(!changes.is_empty(), "at least one image update is required: CONTAINER=IMAGE");
     let (sel, name) = one(&resources)?;
-    let mut o = ctx.get(sel.kind, ctx.namespace(), &name).await?;
-    let Some(spec) = pod_spec_of(&mut o) else {
-        bail!("{} has no pod template", kinds::plural_ref(sel.kind))
-    };
-    for c in &changes {
-        let (container, image) = c.split_once('=').expect("partitioned on '='");
-        ensure!(!image.is_empty(), "{c}: the image must not be empty");
-        let mut found = false;
-        for k in spec.containers.iter_mut().chain(spec.init_containers.iter_mut()) {
-            if container == "*" || k.name == container {
-                k.image = image.to_string();
-                found = true;
+    ctx.modify(sel.kind, &name, |o| {
+        let Some(spec) = pod_spec_of(o) else { bail!("{} has no pod template", kinds::plural_ref(sel.kind)) };
+        for c in &changes {
+            let (container, image) = c.split_once('=').expect("partitioned on '='");
+            ensure!(!image.is_empty(), "{c}: the image must not be empty");
+            let mut found = false;
+            for k in spec.containers.iter_mut().chain(spec.init_containers.iter_mut()) {
+                if container == "*" || k.name == container {
+                    k.image = image.to_string();
+                    found = true;
+                }
             }
+            ensure!(found, "unable to find container named {container:?}");
         }
-        ensure!(found, "unable to find container named {container:?}");
-    }
-    let client = ctx.client().await?;
-    client
-        .update(&o)
-        .await
-        .map_err(|e| ctx.describe(e, Verb::Update, Target { kind: sel.kind, name: &name, source: None }))?;
+        Ok(())
+    })
+    .await?;
     say(format!("{} image updated", kinds::object_ref(sel.kind, &name)));
     Ok(Outcome::Success)
 }

@@ -539,7 +539,7 @@ spec:
         "--",
         "sh",
         "-c",
-        "echo $GREETING $PASSWORD; cat /config/greeting /secret/password",
+        "echo $GREETING $PASSWORD $(cat /config/greeting) $(cat /secret/password)",
     ]);
     assert_eq!(env.split_whitespace().collect::<Vec<_>>(), ["hello", "s3cret", "hello", "s3cret"], "{env}");
     println!("    env and files from the ConfigMap and Secret: ok");
