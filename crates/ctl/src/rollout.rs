@@ -91,6 +91,9 @@ async fn fetch(
     Ok((api, d))
 }
 
+/// Writes the Deployment's spec (and change-cause annotation) as `d` has them. These commands change
+/// nothing else, so when a controller wrote in between (a conflict) the change is carried onto the
+/// latest version and written again, as kubectl's patches would apply.
 async fn store(
     ctx: &Context,
     api: &Api<Deployment>,
@@ -98,8 +101,25 @@ async fn store(
     d: &Deployment,
 ) -> anyhow::Result<()> {
     let name = &d.meta().name;
-    api.update(d).await.map_err(|e| ctx.describe(e, Verb::Update, Target { kind, name, source: None }))?;
-    Ok(())
+    let describe = |e| ctx.describe(e, Verb::Update, Target { kind, name, source: None });
+    let mut next = d.clone();
+    for attempt in 1.. {
+        match api.update(&next).await {
+            Ok(_) => return Ok(()),
+            Err(navarch_client::Error::Conflict(_)) if attempt < 10 => {
+                let mut latest = api.get(name).await.map_err(describe)?;
+                latest.spec = d.spec.clone();
+                let annotations = &mut latest.metadata.get_or_insert_with(Default::default).annotations;
+                match d.meta().annotations.get(CHANGE_CAUSE) {
+                    Some(c) => annotations.insert(CHANGE_CAUSE.into(), c.clone()),
+                    None => annotations.remove(CHANGE_CAUSE),
+                };
+                next = latest;
+            }
+            Err(e) => return Err(describe(e)),
+        }
+    }
+    unreachable!("the loop returns")
 }
 
 /// The Deployment's ReplicaSets by revision, oldest first.
