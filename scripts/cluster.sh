@@ -206,7 +206,7 @@ network_up() {
   local cidr i j
   for cidr in "$CLUSTER_CIDR" "$SERVICE_CIDR" "$NODE_RANGE"; do ip route replace unreachable "$cidr"; done
   ip link show "$NODE_BRIDGE" >/dev/null 2>&1 || ip link add "$NODE_BRIDGE" type bridge
-  ip addr show dev "$NODE_BRIDGE" | grep -q " $HOST_IP/" || ip addr add "$HOST_IP/24" dev "$NODE_BRIDGE"
+  ip addr show dev "$NODE_BRIDGE" | grep " $HOST_IP/" >/dev/null || ip addr add "$HOST_IP/24" dev "$NODE_BRIDGE"
   ip link set "$NODE_BRIDGE" up
   for i in $(seq 1 "$NODES"); do
     local ns link
@@ -217,7 +217,7 @@ network_up() {
       ip link add "$link" type veth peer name eth0 netns "$ns"
     fi
     ip link set "$link" master "$NODE_BRIDGE" up
-    ip -n "$ns" addr show dev eth0 | grep -q " $(node_ip "$i")/" || ip -n "$ns" addr add "$(node_ip "$i")/24" dev eth0
+    ip -n "$ns" addr show dev eth0 | grep " $(node_ip "$i")/" >/dev/null || ip -n "$ns" addr add "$(node_ip "$i")/24" dev eth0
     ip -n "$ns" link set eth0 up
     ip -n "$ns" link set lo up
     in_node "$i" sysctl -qw net.ipv4.ip_forward=1
@@ -428,7 +428,7 @@ cmd_status() {
   for i in $(existing_nodes); do
     name="$(node_name "$i")"; ip="$(node_ip "$i")"; link="$(node_link "$i")"
     local state="link up"
-    ip link show "$link" 2>/dev/null | grep -q "state UP" || state="LINK CUT"
+    ip link show "$link" 2>/dev/null | grep "state UP" >/dev/null || state="LINK CUT"
     http_ok_at "$ip" "$KUBELET_HTTP_PORT" /healthz && h="healthy ($ip, pods $(node_pod_cidr "$i"), $state)" || h="unhealthy ($state)"
     status_line "kubelet-$name" "$h"
     http_ok_at "$ip" "$PROXY_HTTP_PORT" /healthz && h="synced (http://$ip:$PROXY_HTTP_PORT/metrics)" || h="not synced"
