@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help up down status e2e node-stop node-start node-cut node-restore kill deps build release test unit lint fmt bench-api bench-scheduler bench-pod-startup bench-proxy logs images
+.PHONY: help up down status e2e node-stop node-start node-cut node-restore kill deps build release test unit lint fmt bench-api bench-scheduler bench-pod-startup bench-proxy logs images vagrant-lint vagrant-up vagrant-provision vagrant-down
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -79,3 +79,37 @@ images: ## offline test images (busybox, serve-hostname) as OCI layouts in .nava
 
 logs: ## follow the component logs of `make up`
 	@tail -n 20 -F .navarch/logs/*.log
+
+# --- the multi-VM cluster (issue 8): vagrant/Vagrantfile + ansible/ -----------------------------------
+ANSIBLE_ENV := ANSIBLE_CONFIG=$(CURDIR)/ansible/ansible.cfg
+VAGRANT_INVENTORY := ansible/inventory/vagrant.ini
+VAGRANT_MASTER := 192.168.56.11
+
+vagrant-lint: ## syntax check + config check of ansible/ against both inventories, ansible-lint, vagrant validate
+	@command -v ansible-playbook >/dev/null || { echo "vagrant-lint: ansible-playbook not found (apt-get install ansible)" >&2; exit 1; }
+	@set -eo pipefail; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	for inv in ansible/inventory/vagrant.ini ansible/inventory/example-bare-metal.ini; do \
+	  echo "== $$inv: syntax check"; \
+	  $(ANSIBLE_ENV) ansible-playbook --syntax-check -i $$inv ansible/site.yml ansible/check-config.yml; \
+	  echo "== $$inv: rendering and checking deploy/config for every host"; \
+	  $(ANSIBLE_ENV) ansible-playbook -i $$inv ansible/check-config.yml -e check_config_dir=$$tmp/$$(basename $$inv .ini) | tail -n +2 | grep -E 'PLAY RECAP|ok=|failed|FAILED|ERROR' ; \
+	done
+	@if command -v ansible-lint >/dev/null; then echo "== ansible-lint"; cd ansible && $(ANSIBLE_ENV) ansible-lint site.yml check-config.yml; \
+	else echo "== ansible-lint not installed: skipped (apt-get install ansible-lint)"; fi
+	@if command -v vagrant >/dev/null; then echo "== vagrant validate"; cd vagrant && vagrant validate; \
+	else echo "== vagrant not installed: vagrant validate skipped"; fi
+
+vagrant-up: ## VMs (vagrant up) + provisioning (ansible-playbook site.yml) + test images into the master's registry
+	@for b in api-server scheduler controller-manager cluster-dns kubelet kube-proxy navctl; do \
+	  test -x target/release/$$b || { echo "vagrant-up: target/release/$$b missing: make release first" >&2; exit 1; }; done
+	cd vagrant && vagrant up
+	$(ANSIBLE_ENV) ansible-playbook -i $(VAGRANT_INVENTORY) ansible/site.yml
+	scripts/images.sh build .navarch/images
+	scripts/images.sh push .navarch/images $(VAGRANT_MASTER):5000
+	@echo "navctl on this host: navctl --server $(VAGRANT_MASTER):6443 get nodes (or export NAVCTL_SERVER=$(VAGRANT_MASTER):6443)"
+
+vagrant-provision: ## run ansible/site.yml against the running VMs again (a second run reports changed=0)
+	$(ANSIBLE_ENV) ansible-playbook -i $(VAGRANT_INVENTORY) ansible/site.yml
+
+vagrant-down: ## destroy the VMs
+	cd vagrant && vagrant destroy -f
