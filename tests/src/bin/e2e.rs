@@ -20,7 +20,7 @@
 //!
 //! Needs root (it cuts links and reads containerd) and a running `make up` cluster with at least
 //! two Ready nodes. Flags: `--only N[,N...]` runs some scenarios (1 and 2 set up what the others
-//! use; they always run).
+//! use; they always run). Every run starts from a fresh namespace `e2e`.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -223,8 +223,6 @@ struct Cluster {
     nodes: Vec<(String, String)>,
     /// client pod per node
     clients: Vec<String>,
-    cluster_ip: String,
-    node_port: String,
 }
 
 /// Requests through the Service from a client pod, every 0.1 s, until stopped: (ok, failures).
@@ -345,7 +343,7 @@ fn scenario_2_networking(nodes: Vec<(String, String)>) -> Cluster {
         assert!(body.starts_with("web-"), "NodePort on {n}: {body}");
     }
     println!("    NodePort {node_port} from the host through every node: ok");
-    Cluster { nodes, clients, cluster_ip, node_port }
+    Cluster { nodes, clients }
 }
 
 fn scenario_3_rollout(c: &Cluster) {
@@ -611,7 +609,6 @@ fn main() {
     let started = Instant::now();
     let nodes = scenario_1_deployment();
     let c = scenario_2_networking(nodes);
-    let _ = (&c.cluster_ip, &c.node_port);
     if run(3) {
         scenario_3_rollout(&c);
     }
