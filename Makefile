@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help up down status e2e node-stop node-start node-cut node-restore kill deps build release test unit lint fmt bench-api bench-scheduler bench-pod-startup bench-proxy logs images vagrant-lint vagrant-up vagrant-provision vagrant-down
+.PHONY: help up down status e2e node-stop node-start node-cut node-restore kill deps build release test unit lint fmt bench-api bench-scheduler bench-pod-startup bench-proxy logs images vagrant-lint vagrant-box vagrant-up vagrant-provision vagrant-smoke vagrant-down
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -84,6 +84,11 @@ logs: ## follow the component logs of `make up`
 ANSIBLE_ENV := ANSIBLE_CONFIG=$(CURDIR)/ansible/ansible.cfg
 VAGRANT_INVENTORY := ansible/inventory/vagrant.ini
 VAGRANT_MASTER := 192.168.56.11
+# The box: navarch/bookworm64 when `make vagrant-box` has built it, else the public debian/bookworm64.
+NAVARCH_BOX ?= $(shell vagrant box list 2>/dev/null | awk '$$1 == "navarch/bookworm64" {print $$1; exit}' | grep . || echo debian/bookworm64)
+# Plain QEMU emulation unless the kernel offers real KVM (kvm_intel or kvm_amd; kvm-pvm does not count).
+NAVARCH_QEMU_TCG ?= $(if $(wildcard /sys/module/kvm_intel /sys/module/kvm_amd),0,1)
+export NAVARCH_BOX NAVARCH_QEMU_TCG
 
 vagrant-lint: ## syntax check + config check of ansible/ against both inventories, ansible-lint, vagrant validate
 	@command -v ansible-playbook >/dev/null || { echo "vagrant-lint: ansible-playbook not found (apt-get install ansible)" >&2; exit 1; }
@@ -99,9 +104,11 @@ vagrant-lint: ## syntax check + config check of ansible/ against both inventorie
 	@if command -v vagrant >/dev/null; then echo "== vagrant validate"; cd vagrant && vagrant validate; \
 	else echo "== vagrant not installed: vagrant validate skipped"; fi
 
-vagrant-up: ## VMs (vagrant up) + provisioning (ansible-playbook site.yml) + test images into the master's registry
-	@for b in api-server scheduler controller-manager cluster-dns kubelet kube-proxy navctl; do \
-	  test -x target/release/$$b || { echo "vagrant-up: target/release/$$b missing: make release first" >&2; exit 1; }; done
+vagrant-box: ## build the Debian 12 box navarch/bookworm64 from Debian's mirror (mmdebstrap; no box catalogue needed)
+	scripts/vagrant-box.sh .navarch/box
+
+vagrant-up: release ## VMs (vagrant up) + provisioning (ansible-playbook site.yml) + test images into the master's registry
+	@echo "vagrant-up: box $(NAVARCH_BOX), QEMU emulation (no KVM): $(NAVARCH_QEMU_TCG)"
 	cd vagrant && vagrant up
 	$(ANSIBLE_ENV) ansible-playbook -i $(VAGRANT_INVENTORY) ansible/site.yml
 	scripts/images.sh build .navarch/images
@@ -111,5 +118,9 @@ vagrant-up: ## VMs (vagrant up) + provisioning (ansible-playbook site.yml) + tes
 vagrant-provision: ## run ansible/site.yml against the running VMs again (a second run reports changed=0)
 	$(ANSIBLE_ENV) ansible-playbook -i $(VAGRANT_INVENTORY) ansible/site.yml
 
-vagrant-down: ## destroy the VMs
+vagrant-smoke: ## the smoke test from this host against the VM cluster (e2e --vagrant: nodes, Deployment, Service, DNS, NodePort, logs, exec, VM failover)
+	$(CARGO) build --release -p navarch-tests --bin e2e
+	NAVCTL_SERVER=$(VAGRANT_MASTER):6443 target/release/e2e --vagrant
+
+vagrant-down: ## destroy the VMs and the libvirt networks Vagrant made for them
 	cd vagrant && vagrant destroy -f

@@ -21,12 +21,24 @@
 //! Needs root (it cuts links and reads containerd) and a running `make up` cluster with at least
 //! two Ready nodes. Flags: `--only N[,N...]` runs some scenarios (1 and 2 set up what the others
 //! use; they always run). Every run starts from a fresh namespace `e2e`.
+//!
+//! `--vagrant` is `make vagrant-smoke`: the smoke test against the VM cluster of `make vagrant-up`
+//! (navctl reaches it through `NAVCTL_SERVER`): scenarios 1 and 2, then node failover by stopping
+//! the VM of the last worker (`vagrant halt --force`, then `vagrant up` to bring it back). The VMs
+//! may run under plain QEMU emulation, so every wait is allowed three times as long.
 
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 const NS: &str = "e2e";
+
+/// Set by `--vagrant`: the cluster is the VMs of vagrant/Vagrantfile.
+static VAGRANT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+fn vagrant() -> bool {
+    VAGRANT.get().copied().unwrap_or(false)
+}
 
 fn root() -> std::path::PathBuf {
     navarch_tests::workspace_root()
@@ -69,16 +81,28 @@ fn nv_try(args: &[&str]) -> Result<String, String> {
     navctl_try(&in_ns(args))
 }
 
-/// `scripts/cluster.sh CMD` with `VARS` (what `make node-stop NODE=1` etc. run).
+/// `scripts/cluster.sh CMD` with `VARS` (what `make node-stop NODE=1` etc. run); on the VM cluster,
+/// `vm-stop` and `vm-start` of worker `NODE` through Vagrant.
 fn cluster(cmd: &str, vars: &[(&str, &str)]) {
-    let out = Command::new(root().join("scripts/cluster.sh"))
-        .arg(cmd)
-        .envs(vars.iter().copied())
-        .output()
-        .expect("scripts/cluster.sh");
+    let mut command = if vagrant() {
+        let node = vars.iter().find(|(k, _)| *k == "NODE").map(|(_, v)| *v).expect("NODE");
+        let mut c = Command::new("vagrant");
+        match cmd {
+            "vm-stop" => c.args(["halt", "--force"]),
+            "vm-start" => c.args(["up"]),
+            _ => panic!("{cmd}: not available on the VM cluster"),
+        };
+        c.arg(format!("worker-{node}")).current_dir(root().join("vagrant"));
+        c
+    } else {
+        let mut c = Command::new(root().join("scripts/cluster.sh"));
+        c.arg(cmd).envs(vars.iter().copied());
+        c
+    };
+    let out = command.output().expect("scripts/cluster.sh or vagrant");
     assert!(
         out.status.success(),
-        "cluster.sh {cmd} {vars:?}: {}{}",
+        "{cmd} {vars:?}: {}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
@@ -91,6 +115,7 @@ fn apply(yaml: &str) {
 }
 
 fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let timeout = if vagrant() { timeout * 3 } else { timeout };
     let start = Instant::now();
     loop {
         if let Some(v) = f() {
@@ -452,6 +477,12 @@ fn scenario_5_node_failure(c: &Cluster) {
     });
 }
 
+fn scenario_vm_failure(c: &Cluster) {
+    println!("[vm] node failure: the VM of the last worker stopped");
+    let last = c.nodes.len();
+    failover(c, last, "VM stopped", "vm-stop", "vm-start");
+}
+
 fn scenario_6_control_plane(c: &Cluster) {
     println!("[6] control plane kill -9 and restart");
     for (k, comp) in ["api-server", "scheduler", "controller-manager", "etcd"].iter().enumerate() {
@@ -591,10 +622,13 @@ fn main() {
         .windows(2)
         .find(|w| w[0] == "--only")
         .map(|w| w[1].split(',').filter_map(|n| n.parse().ok()).collect());
-    let run = |n: u32| only.as_ref().is_none_or(|o| o.contains(&n));
+    let vm = std::env::args().any(|a| a == "--vagrant");
+    VAGRANT.set(vm).unwrap();
+    // The VM cluster gets the smoke test: 1, 2 and a stopped VM.
+    let run = |n: u32| !vm && only.as_ref().is_none_or(|o| o.contains(&n));
     assert!(
         navctl_try(&["get", "nodes"]).is_ok(),
-        "no cluster answers: start one with make up (then make e2e)"
+        "no cluster answers: start one with make up (then make e2e), or make vagrant-up with NAVCTL_SERVER set"
     );
     if navctl_try(&["get", "namespace", NS]).is_ok() {
         println!("removing the namespace {NS} left by an earlier run");
@@ -626,6 +660,10 @@ fn main() {
     }
     if run(8) {
         scenario_8_delete_namespace(&c);
+    }
+    if vm {
+        scenario_vm_failure(&c);
+        navctl(&["delete", "namespace", NS]);
     }
     println!("e2e: passed in {}", secs(started.elapsed()));
 }
