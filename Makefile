@@ -45,11 +45,12 @@ build: ## debug build of every crate and binary
 release: ## release binaries in target/release
 	$(CARGO) build --release --workspace --bins
 
-test: ## unit + integration tests (real etcd, real api-server), then clippy and fmt
+test: ## unit + integration tests (real etcd, real api-server), clippy and fmt, then vagrant-lint
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) fmt --all -- --check
+	$(MAKE) vagrant-lint
 
 lint: ## clippy -D warnings and rustfmt --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
@@ -88,10 +89,11 @@ VAGRANT_MASTER := 192.168.56.11
 NAVARCH_BOX ?= $(shell vagrant box list 2>/dev/null | awk '$$1 == "navarch/bookworm64" {print $$1; exit}' | grep . || echo debian/bookworm64)
 # Plain QEMU emulation unless the kernel offers real KVM (kvm_intel or kvm_amd; kvm-pvm does not count).
 NAVARCH_QEMU_TCG ?= $(if $(wildcard /sys/module/kvm_intel /sys/module/kvm_amd),0,1)
-export NAVARCH_BOX NAVARCH_QEMU_TCG
+VAGRANT_ENV = NAVARCH_BOX=$(NAVARCH_BOX) NAVARCH_QEMU_TCG=$(NAVARCH_QEMU_TCG)
 
 vagrant-lint: ## syntax check + config check of ansible/ against both inventories, ansible-lint, vagrant validate
-	@command -v ansible-playbook >/dev/null || { echo "vagrant-lint: ansible-playbook not found (apt-get install ansible)" >&2; exit 1; }
+	@for t in ansible-playbook ansible-lint vagrant; do command -v $$t >/dev/null || \
+	  { echo "vagrant-lint: $$t not found (make deps, or apt-get install ansible ansible-lint vagrant)" >&2; exit 1; }; done
 	@set -eo pipefail; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	for inv in ansible/inventory/vagrant.ini ansible/inventory/example-bare-metal.ini; do \
 	  echo "== $$inv: syntax check"; \
@@ -99,17 +101,15 @@ vagrant-lint: ## syntax check + config check of ansible/ against both inventorie
 	  echo "== $$inv: rendering and checking deploy/config for every host"; \
 	  $(ANSIBLE_ENV) ansible-playbook -i $$inv ansible/check-config.yml -e check_config_dir=$$tmp/$$(basename $$inv .ini) | tail -n +2 | grep -E 'PLAY RECAP|ok=|failed|FAILED|ERROR' ; \
 	done
-	@if command -v ansible-lint >/dev/null; then echo "== ansible-lint"; cd ansible && $(ANSIBLE_ENV) ansible-lint site.yml check-config.yml; \
-	else echo "== ansible-lint not installed: skipped (apt-get install ansible-lint)"; fi
-	@if command -v vagrant >/dev/null; then echo "== vagrant validate"; cd vagrant && vagrant validate; \
-	else echo "== vagrant not installed: vagrant validate skipped"; fi
+	@echo "== ansible-lint"; cd ansible && $(ANSIBLE_ENV) ansible-lint site.yml check-config.yml
+	@echo "== vagrant validate"; cd vagrant && $(VAGRANT_ENV) vagrant validate
 
 vagrant-box: ## build the Debian 12 box navarch/bookworm64 from Debian's mirror (mmdebstrap; no box catalogue needed)
 	scripts/vagrant-box.sh .navarch/box
 
 vagrant-up: release ## VMs (vagrant up) + provisioning (ansible-playbook site.yml) + test images into the master's registry
 	@echo "vagrant-up: box $(NAVARCH_BOX), QEMU emulation (no KVM): $(NAVARCH_QEMU_TCG)"
-	cd vagrant && vagrant up
+	cd vagrant && $(VAGRANT_ENV) vagrant up
 	$(ANSIBLE_ENV) ansible-playbook -i $(VAGRANT_INVENTORY) ansible/site.yml
 	scripts/images.sh build .navarch/images
 	scripts/images.sh push .navarch/images $(VAGRANT_MASTER):5000
@@ -120,7 +120,7 @@ vagrant-provision: ## run ansible/site.yml against the running VMs again (a seco
 
 vagrant-smoke: ## the smoke test from this host against the VM cluster (e2e --vagrant: nodes, Deployment, Service, DNS, NodePort, logs, exec, VM failover)
 	$(CARGO) build --release -p navarch-tests --bin e2e
-	NAVCTL_SERVER=$(VAGRANT_MASTER):6443 target/release/e2e --vagrant
+	$(VAGRANT_ENV) NAVCTL_SERVER=$(VAGRANT_MASTER):6443 target/release/e2e --vagrant
 
 vagrant-down: ## destroy the VMs and the libvirt networks Vagrant made for them
-	cd vagrant && vagrant destroy -f
+	cd vagrant && $(VAGRANT_ENV) vagrant destroy -f

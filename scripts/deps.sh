@@ -7,6 +7,7 @@ PACKAGES=(
   etcd-server etcd-client containerd runc containernetworking-plugins nftables iptables iproute2
   busybox-static skopeo umoci docker-registry util-linux protobuf-compiler libprotobuf-dev
   build-essential pkg-config curl ca-certificates openssl
+  ansible ansible-lint vagrant vagrant-libvirt   # make vagrant-lint (part of make test): syntax check, lint, vagrant validate
 )
 
 missing=()

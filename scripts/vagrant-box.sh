@@ -5,10 +5,13 @@
 #
 #   scripts/vagrant-box.sh [OUT_DIR]        # default .navarch/box; adds the box as navarch/bookworm64
 #
+# OUT_DIR gets navarch-bookworm64.box and rootfs.tar, the same guest as a root file system tarball
+# (the role tests, ansible/tests/roles.sh, boot it in systemd-nspawn containers).
+#
 # Environment: MIRROR (default http://deb.debian.org/debian), DISK_GIB (default 12),
 # BOX_NAME (default navarch/bookworm64).
 #
-# How: mmdebstrap a root file system straight onto an ext4 partition of a raw disk image, boot it with
+# How: mmdebstrap a root file system, copy it onto an ext4 partition of a raw disk image, boot it with
 # extlinux (no GRUB: the partition is reached through an offset loop device, which works on kernels
 # without loop partition scanning), convert to qcow2, pack box.img + metadata.json + Vagrantfile.
 set -euo pipefail
@@ -31,7 +34,8 @@ KEY=$(find /usr/share/rubygems-integration /opt/vagrant /usr/share/vagrant -path
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 WORK=$(mktemp -d /tmp/navarch-box.XXXXXX)
-MNT="$WORK/root"
+ROOTFS="$WORK/rootfs"
+MNT="$WORK/disk"
 LOOP=""
 cleanup() {
   set +e
@@ -53,32 +57,20 @@ PACKAGES=(
 DISABLED_UNITS=(etcd containerd docker-registry)
 
 start=$(date +%s)
-IMG="$WORK/disk.raw"
-echo "== disk image: ${DISK_GIB} GiB, one bootable ext4 partition from 1 MiB"
-truncate -s "${DISK_GIB}G" "$IMG"
-echo 'start=2048, type=83, bootable' | sfdisk -q "$IMG"
-LOOP=$(losetup --find --show --offset $((2048 * 512)) "$IMG")
-# extlinux cannot boot ext4 with 64bit or metadata_csum.
-mkfs.ext4 -q -L root -O ^64bit,^metadata_csum "$LOOP"
-UUID=$(blkid -s UUID -o value "$LOOP")
-mkdir -p "$MNT"
-mount "$LOOP" "$MNT"
-
 echo "== mmdebstrap bookworm from $MIRROR"
 mmdebstrap --mode=root --variant=important --include="$(IFS=,; echo "${PACKAGES[*]}")" \
   --customize-hook='chroot "$1" systemctl disable '"${DISABLED_UNITS[*]}"' >/dev/null 2>&1 || true' \
-  bookworm "$MNT" "$MIRROR" >"$WORK/mmdebstrap.log" 2>&1 || { tail -n 30 "$WORK/mmdebstrap.log" >&2; die "mmdebstrap failed"; }
+  bookworm "$ROOTFS" "$MIRROR" >"$WORK/mmdebstrap.log" 2>&1 || { tail -n 30 "$WORK/mmdebstrap.log" >&2; die "mmdebstrap failed"; }
 
 echo "== guest configuration"
-echo "vagrant" >"$MNT/etc/hostname"
+echo "vagrant" >"$ROOTFS/etc/hostname"
 # mmdebstrap writes no /etc/hosts; etcd fails to start without a localhost line.
-cat >"$MNT/etc/hosts" <<'EOF'
+cat >"$ROOTFS/etc/hosts" <<'EOF'
 127.0.0.1	localhost
 127.0.1.1	vagrant
 ::1		localhost ip6-localhost ip6-loopback
 EOF
-echo "UUID=$UUID / ext4 errors=remount-ro 0 1" >"$MNT/etc/fstab"
-cat >"$MNT/etc/network/interfaces" <<'EOF'
+cat >"$ROOTFS/etc/network/interfaces" <<'EOF'
 # The management interface; Vagrant appends the private network's.
 source /etc/network/interfaces.d/*
 
@@ -88,17 +80,17 @@ iface lo inet loopback
 allow-hotplug eth0
 iface eth0 inet dhcp
 EOF
-chroot "$MNT" useradd --create-home --shell /bin/bash --groups sudo vagrant
-echo 'vagrant:vagrant' | chroot "$MNT" chpasswd
-echo 'vagrant ALL=(ALL) NOPASSWD: ALL' >"$MNT/etc/sudoers.d/vagrant"
-chmod 0440 "$MNT/etc/sudoers.d/vagrant"
-install -d -m 0700 -o 1000 -g 1000 "$MNT/home/vagrant/.ssh"
-install -m 0600 -o 1000 -g 1000 "$KEY" "$MNT/home/vagrant/.ssh/authorized_keys"
+chroot "$ROOTFS" useradd --create-home --shell /bin/bash --groups sudo vagrant
+echo 'vagrant:vagrant' | chroot "$ROOTFS" chpasswd
+echo 'vagrant ALL=(ALL) NOPASSWD: ALL' >"$ROOTFS/etc/sudoers.d/vagrant"
+chmod 0440 "$ROOTFS/etc/sudoers.d/vagrant"
+install -d -m 0700 -o 1000 -g 1000 "$ROOTFS/home/vagrant/.ssh"
+install -m 0600 -o 1000 -g 1000 "$KEY" "$ROOTFS/home/vagrant/.ssh/authorized_keys"
 # No reverse DNS lookups on SSH logins: the private network has no resolver.
-echo 'UseDNS no' >"$MNT/etc/ssh/sshd_config.d/vagrant.conf"
+echo 'UseDNS no' >"$ROOTFS/etc/ssh/sshd_config.d/vagrant.conf"
 # Host keys are made on the guest's first boot, so VMs from the same box do not share them.
-rm -f "$MNT"/etc/ssh/ssh_host_*
-cat >"$MNT/etc/systemd/system/ssh-host-keys.service" <<'EOF'
+rm -f "$ROOTFS"/etc/ssh/ssh_host_*
+cat >"$ROOTFS/etc/systemd/system/ssh-host-keys.service" <<'EOF'
 [Unit]
 Description=Generate SSH host keys on first boot
 Before=ssh.service
@@ -111,10 +103,26 @@ ExecStart=/usr/bin/ssh-keygen -A
 [Install]
 WantedBy=multi-user.target
 EOF
-chroot "$MNT" systemctl enable ssh-host-keys.service >/dev/null 2>&1
+chroot "$ROOTFS" systemctl enable ssh-host-keys.service >/dev/null 2>&1
 # A fresh machine-id per VM (systemd makes one on first boot when the file is empty).
-: >"$MNT/etc/machine-id"
-rm -f "$MNT/var/lib/dbus/machine-id"
+: >"$ROOTFS/etc/machine-id"
+rm -f "$ROOTFS/var/lib/dbus/machine-id"
+
+tar -C "$ROOTFS" -cf "$OUT/rootfs.tar" .
+
+IMG="$WORK/disk.raw"
+echo "== disk image: ${DISK_GIB} GiB, one bootable ext4 partition from 1 MiB"
+truncate -s "${DISK_GIB}G" "$IMG"
+echo 'start=2048, type=83, bootable' | sfdisk -q "$IMG"
+LOOP=$(losetup --find --show --offset $((2048 * 512)) "$IMG")
+# extlinux cannot boot ext4 with 64bit or metadata_csum.
+mkfs.ext4 -q -L root -O ^64bit,^metadata_csum "$LOOP"
+UUID=$(blkid -s UUID -o value "$LOOP")
+mkdir -p "$MNT"
+mount "$LOOP" "$MNT"
+cp -a "$ROOTFS/." "$MNT/"
+rm -rf "$ROOTFS"
+echo "UUID=$UUID / ext4 errors=remount-ro 0 1" >"$MNT/etc/fstab"
 
 echo "== bootloader (extlinux)"
 mkdir -p "$MNT/boot/extlinux"
