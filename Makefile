@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help up down status e2e node-stop node-start node-cut node-restore kill deps build release test unit lint fmt bench-api bench-scheduler bench-pod-startup bench-proxy logs images vagrant-lint vagrant-box vagrant-up vagrant-provision vagrant-smoke vagrant-down
+.PHONY: help up down status e2e node-stop node-start node-cut node-restore kill deps build release test unit lint fmt bench-api bench-scheduler bench-pod-startup bench-proxy logs images vagrant-lint vagrant-box vagrant-up vagrant-provision vagrant-smoke vagrant-down role-test
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -101,7 +101,9 @@ vagrant-lint: ## syntax check + config check of ansible/ against both inventorie
 	  echo "== $$inv: rendering and checking deploy/config for every host"; \
 	  $(ANSIBLE_ENV) ansible-playbook -i $$inv ansible/check-config.yml -e check_config_dir=$$tmp/$$(basename $$inv .ini) | tail -n +2 | grep -E 'PLAY RECAP|ok=|failed|FAILED|ERROR' ; \
 	done
-	@echo "== ansible-lint"; cd ansible && $(ANSIBLE_ENV) ansible-lint site.yml check-config.yml
+	@set -e; for d in ansible/tests/*/; do echo "== $$d: syntax check"; \
+	  $(ANSIBLE_ENV) ANSIBLE_ROLES_PATH=$(CURDIR)/ansible/roles ansible-playbook --syntax-check -i $$d/hosts.ini $$d/converge.yml $$d/verify.yml >/dev/null; done
+	@echo "== ansible-lint"; cd ansible && $(ANSIBLE_ENV) ANSIBLE_ROLES_PATH=$(CURDIR)/ansible/roles ansible-lint site.yml check-config.yml tests/*/converge.yml tests/*/verify.yml
 	@echo "== vagrant validate"; cd vagrant && $(VAGRANT_ENV) vagrant validate
 
 vagrant-box: ## build the Debian 12 box navarch/bookworm64 from Debian's mirror (mmdebstrap; no box catalogue needed)
@@ -121,6 +123,9 @@ vagrant-provision: ## run ansible/site.yml against the running VMs again (a seco
 vagrant-smoke: ## the smoke test from this host against the VM cluster (e2e --vagrant: nodes, Deployment, Service, DNS, NodePort, logs, exec, VM failover)
 	$(CARGO) build --release -p navarch-tests --bin e2e
 	$(VAGRANT_ENV) NAVCTL_SERVER=$(VAGRANT_MASTER):6443 target/release/e2e --vagrant
+
+role-test: release ## per-role tests of ansible/ in systemd-nspawn containers (molecule-style: converge, idempotence, verify); needs make vagrant-box's rootfs.tar
+	ansible/tests/roles.sh $(ARGS)
 
 vagrant-down: ## destroy the VMs and the libvirt networks Vagrant made for them
 	cd vagrant && $(VAGRANT_ENV) vagrant destroy -f

@@ -23,8 +23,9 @@
 //! use; they always run). Every run starts from a fresh namespace `e2e`.
 //!
 //! `--vagrant` is `make vagrant-smoke`: the smoke test against the VM cluster of `make vagrant-up`
-//! (navctl reaches it through `NAVCTL_SERVER`): scenarios 1 and 2, then node failover by stopping
-//! the VM of the last worker (`vagrant halt --force`, then `vagrant up` to bring it back). The VMs
+//! (navctl reaches it through `NAVCTL_SERVER`): scenarios 1 and 2, then node failover by powering
+//! off the VM of the last worker (`virsh destroy`, or `vagrant halt --force` on other providers;
+//! then `vagrant up` brings it back). The VMs
 //! may run under plain QEMU emulation, so every wait is allowed three times as long.
 
 use std::collections::BTreeMap;
@@ -86,13 +87,28 @@ fn nv_try(args: &[&str]) -> Result<String, String> {
 fn cluster(cmd: &str, vars: &[(&str, &str)]) {
     let mut command = if vagrant() {
         let node = vars.iter().find(|(k, _)| *k == "NODE").map(|(_, v)| *v).expect("NODE");
-        let mut c = Command::new("vagrant");
-        match cmd {
-            "vm-stop" => c.args(["halt", "--force"]),
-            "vm-start" => c.args(["up"]),
+        let machine = format!("worker-{node}");
+        // A libvirt domain is powered off at once (vagrant-libvirt's `halt --force` first waits
+        // a minute for an ACPI shutdown); other providers through `vagrant halt --force`.
+        let libvirt_id = root().join("vagrant/.vagrant/machines").join(&machine).join("libvirt/id");
+        let domain = std::fs::read_to_string(libvirt_id).ok().map(|s| s.trim().to_string());
+        let mut c;
+        match (cmd, domain) {
+            ("vm-stop", Some(uuid)) => {
+                c = Command::new("virsh");
+                c.args(["--connect", "qemu:///system", "destroy", &uuid]);
+            }
+            ("vm-stop", None) => {
+                c = Command::new("vagrant");
+                c.args(["halt", "--force", &machine]);
+            }
+            ("vm-start", _) => {
+                c = Command::new("vagrant");
+                c.args(["up", &machine]);
+            }
             _ => panic!("{cmd}: not available on the VM cluster"),
-        };
-        c.arg(format!("worker-{node}")).current_dir(root().join("vagrant"));
+        }
+        c.current_dir(root().join("vagrant"));
         c
     } else {
         let mut c = Command::new(root().join("scripts/cluster.sh"));
