@@ -111,6 +111,10 @@ vagrant-box: ## build the Debian 12 box navarch/bookworm64 from Debian's mirror 
 
 vagrant-up: release ## VMs (vagrant up) + provisioning (ansible-playbook site.yml) + test images into the master's registry
 	@echo "vagrant-up: box $(NAVARCH_BOX), QEMU emulation (no KVM): $(NAVARCH_QEMU_TCG)"
+	@if command -v libvirtd >/dev/null && ! virsh -c qemu:///system version >/dev/null 2>&1; then \
+	  if [ -d /run/systemd/system ]; then echo "vagrant-up: libvirtd is not running: systemctl start libvirtd" >&2; exit 1; fi; \
+	  echo "vagrant-up: starting virtlogd and libvirtd (no systemd on this machine)"; \
+	  pgrep -x virtlogd >/dev/null || virtlogd -d; libvirtd -d; sleep 2; fi
 	cd vagrant && $(VAGRANT_ENV) vagrant up
 	$(ANSIBLE_ENV) ansible-playbook -i $(VAGRANT_INVENTORY) ansible/site.yml
 	scripts/images.sh build .navarch/images
@@ -127,5 +131,8 @@ vagrant-smoke: ## the smoke test from this host against the VM cluster (e2e --va
 role-test: release ## per-role tests of ansible/ in systemd-nspawn containers (molecule-style: converge, idempotence, verify); needs make vagrant-box's rootfs.tar
 	ansible/tests/roles.sh $(ARGS)
 
-vagrant-down: ## destroy the VMs and the libvirt networks Vagrant made for them
+vagrant-down: ## destroy the VMs (disks and libvirt networks go with them) and the box's copy in libvirt's pool (KEEP_BOX_VOLUME=1 keeps it)
 	cd vagrant && $(VAGRANT_ENV) vagrant destroy -f
+	@if [ "$(KEEP_BOX_VOLUME)" != 1 ] && command -v virsh >/dev/null && virsh -c qemu:///system pool-info default >/dev/null 2>&1; then \
+	  for v in $$(virsh -c qemu:///system vol-list default | awk '$$1 ~ /^$(subst /,-VAGRANTSLASH-,$(NAVARCH_BOX))_vagrant_box_image_/ {print $$1}'); do \
+	    virsh -c qemu:///system vol-delete --pool default $$v >/dev/null && echo "vagrant-down: removed the box volume $$v"; done; fi
