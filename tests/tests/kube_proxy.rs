@@ -37,7 +37,8 @@ fn must(cmd: &str) {
 }
 
 fn ruleset() -> String {
-    sh("nft list ruleset").1
+    // Stateless (-s): counters of other tables on the host (libvirt's, say) move on their own.
+    sh("nft -s list ruleset").1
 }
 
 fn routes() -> String {
