@@ -124,8 +124,7 @@ vagrant-up: release ## VMs (vagrant up) + provisioning (ansible-playbook site.ym
 vagrant-provision: ## run ansible/site.yml against the running VMs again (a second run reports changed=0)
 	$(ANSIBLE_ENV) ansible-playbook -i $(VAGRANT_INVENTORY) ansible/site.yml
 
-vagrant-smoke: ## the smoke test from this host against the VM cluster (e2e --vagrant: nodes, Deployment, Service, DNS, NodePort, logs, exec, VM failover)
-	$(CARGO) build --release -p navarch-tests --bin e2e
+vagrant-smoke: release ## the smoke test from this host against the VM cluster (e2e --vagrant: nodes, Deployment, Service, DNS, NodePort, logs, exec, VM failover)
 	$(VAGRANT_ENV) NAVCTL_SERVER=$(VAGRANT_MASTER):6443 target/release/e2e --vagrant
 
 role-test: release ## per-role tests of ansible/ in systemd-nspawn containers (molecule-style: converge, idempotence, verify); needs make vagrant-box's rootfs.tar
