@@ -102,8 +102,8 @@ vagrant-lint: ## syntax check + config check of ansible/ against both inventorie
 	  $(ANSIBLE_ENV) ansible-playbook -i $$inv ansible/check-config.yml -e check_config_dir=$$tmp/$$(basename $$inv .ini) | tail -n +2 | grep -E 'PLAY RECAP|ok=|failed|FAILED|ERROR' ; \
 	done
 	@set -e; for d in ansible/tests/*/; do echo "== $$d: syntax check"; \
-	  $(ANSIBLE_ENV) ANSIBLE_ROLES_PATH=$(CURDIR)/ansible/roles ansible-playbook --syntax-check -i $$d/hosts.ini $$d/converge.yml $$d/verify.yml >/dev/null; done
-	@echo "== ansible-lint"; cd ansible && $(ANSIBLE_ENV) ANSIBLE_ROLES_PATH=$(CURDIR)/ansible/roles ansible-lint site.yml check-config.yml tests/*/converge.yml tests/*/verify.yml
+	  $(ANSIBLE_ENV) ansible-playbook --syntax-check -i $$d/hosts.ini $$d/converge.yml $$d/verify.yml >/dev/null; done
+	@echo "== ansible-lint"; cd ansible && $(ANSIBLE_ENV) ansible-lint site.yml check-config.yml tests/*/converge.yml tests/*/verify.yml
 	@echo "== vagrant validate"; cd vagrant && $(VAGRANT_ENV) vagrant validate
 
 vagrant-box: ## build the Debian 12 box navarch/bookworm64 from Debian's mirror (mmdebstrap; no box catalogue needed)

@@ -39,7 +39,6 @@ MNT="$WORK/disk"
 LOOP=""
 cleanup() {
   set +e
-  for m in dev/pts dev proc sys; do mountpoint -q "$MNT/$m" && umount -l "$MNT/$m"; done
   mountpoint -q "$MNT" && umount "$MNT"
   [ -n "$LOOP" ] && losetup -d "$LOOP"
   rm -rf "$WORK"

@@ -49,7 +49,6 @@ SSH_KEY=${SSH_KEY:-$HOME/.vagrant.d/insecure_private_key}
 export ANSIBLE_CONFIG=$ROOT/ansible/ansible.cfg
 # ssh's control masters (ControlPersist) of this run in a directory of its own: ended at destroy.
 export ANSIBLE_SSH_CONTROL_PATH_DIR=$WORK_DIR/ssh-cp
-export ANSIBLE_ROLES_PATH=$ROOT/ansible/roles
 export ANSIBLE_NOCOLOR=1
 export ANSIBLE_RETRY_FILES_ENABLED=0
 export ANSIBLE_DEPRECATION_WARNINGS=0

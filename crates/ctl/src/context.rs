@@ -88,6 +88,9 @@ impl Context {
             .map_err(|e| self.describe(e, Verb::Get, Target { kind, name, source: None }))
     }
 
+    /// How many times a write that hit a conflict is tried in all ([`Context::modify`], rollout).
+    pub const CONFLICT_ATTEMPTS: usize = 10;
+
     /// Reads an object, lets `change` modify it and writes it back. When someone else wrote in
     /// between (a conflict, e.g. a controller updating the status), it reads and applies the change
     /// again: kubectl's patches for scale, set image and the like never fail that way.
@@ -97,13 +100,12 @@ impl Context {
         name: &str,
         mut change: impl FnMut(&mut Object) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
-        const ATTEMPTS: usize = 10;
         for attempt in 1.. {
             let mut o = self.get(kind, self.namespace(), name).await?;
             change(&mut o)?;
             match self.client().await?.update(&o).await {
                 Ok(_) => return Ok(()),
-                Err(navarch_client::Error::Conflict(_)) if attempt < ATTEMPTS => continue,
+                Err(navarch_client::Error::Conflict(_)) if attempt < Self::CONFLICT_ATTEMPTS => continue,
                 Err(e) => return Err(self.describe(e, Verb::Update, Target { kind, name, source: None })),
             }
         }

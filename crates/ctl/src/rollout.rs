@@ -106,7 +106,7 @@ async fn store(
     for attempt in 1.. {
         match api.update(&next).await {
             Ok(_) => return Ok(()),
-            Err(navarch_client::Error::Conflict(_)) if attempt < 10 => {
+            Err(navarch_client::Error::Conflict(_)) if attempt < Context::CONFLICT_ATTEMPTS => {
                 let mut latest = api.get(name).await.map_err(describe)?;
                 latest.spec = d.spec.clone();
                 let annotations = &mut latest.metadata.get_or_insert_with(Default::default).annotations;

@@ -25,8 +25,8 @@
 //! `--vagrant` is `make vagrant-smoke`: the smoke test against the VM cluster of `make vagrant-up`
 //! (navctl reaches it through `NAVCTL_SERVER`): scenarios 1 and 2, then node failover by powering
 //! off the VM of the last worker (`virsh destroy`, or `vagrant halt --force` on other providers;
-//! then `vagrant up` brings it back). The VMs
-//! may run under plain QEMU emulation, so every wait is allowed three times as long.
+//! then `vagrant up` brings it back). The VMs may run under plain QEMU emulation, so every wait
+//! is allowed three times as long.
 
 use std::collections::BTreeMap;
 use std::process::Command;
