@@ -331,7 +331,7 @@ start_kubelet() {
       "$BIN/kubelet" --server="$HOST_IP:$API_PORT" --node-name="$name" --node-ip="$ip" \
       --containerd-socket="$CTD_SOCK" --containerd-namespace="$(node_ns "$i")" \
       --root-dir="$dir/root" --run-dir="$dir/run" --log-dir="$dir/logs" \
-      --pod-cidr="$(node_pod_cidr "$i")" --bridge="$BRIDGE" --cluster-cidr="$CLUSTER_CIDR" --service-cidr="$SERVICE_CIDR" \
+      --pod-cidr="$(node_pod_cidr "$i")" --bridge="$BRIDGE" --cluster-cidr="$CLUSTER_CIDR" --service-cluster-ip-range="$SERVICE_CIDR" \
       --pod-egress-allowed="${HOST_IP%.*}.0/24" \
       --registry-mirror="docker.io=http://$HOST_IP:$REGISTRY_PORT" --http-listen="$ip:$KUBELET_HTTP_PORT" \
       --grpc-listen="$ip:$KUBELET_API_PORT" --cluster-dns="$DNS_SERVICE_IP" ${KUBELET_ARGS:-}

@@ -8,7 +8,7 @@ use futures::StreamExt;
 use navarch_api::Resource;
 use navarch_api::v1::{ConfigMap, Container, Namespace, ObjectMeta, Pod, PodSpec, PodStatus};
 use navarch_client::{Api, DeleteParams, Error, ListParams, WatchEvent, WatchParams};
-use navarch_tests::TestEnv;
+use navarch_tests::{TestEnv, eventually};
 
 fn meta(name: &str) -> Option<ObjectMeta> {
     Some(ObjectMeta { name: name.into(), ..Default::default() })
@@ -383,9 +383,10 @@ async fn kill9_during_create_storm_loses_nothing_acknowledged() {
         }));
     }
     // Let the storm run, then kill -9 in the middle of it.
-    while acked.lock().unwrap().len() < 500 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("500 acknowledged creates", Duration::from_secs(60), async || {
+        acked.lock().unwrap().len() >= 500
+    })
+    .await;
     let before_kill = acked.lock().unwrap().clone();
     env.api_server.kill9();
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -496,18 +497,15 @@ async fn survives_an_etcd_kill9_and_restart() {
     env.etcd.restart().await;
 
     // Requests work again once etcd is back (the client retries like any caller would).
-    let mut created = None;
-    for _ in 0..100 {
-        match cms.create(&cm("after", "1")).await {
-            Ok(o) => {
-                created = Some(o);
-                break;
-            }
-            Err(e) if e.is_transient() => tokio::time::sleep(Duration::from_millis(100)).await,
-            Err(e) => panic!("{e}"),
-        }
-    }
-    assert!(created.is_some(), "api-server recovered after etcd came back");
+    eventually("the api-server to recover after etcd came back", Duration::from_secs(10), async || match cms
+        .create(&cm("after", "1"))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_transient() => Err(e),
+        Err(e) => panic!("{e}"),
+    })
+    .await;
     assert_eq!(cms.get("before").await.unwrap().data["k"], "1", "data survived the etcd restart");
     // The open watch resumes through the outage and sees the new object.
     loop {

@@ -12,7 +12,7 @@ use navarch_client::{
     Action, Api, Controller, DeleteParams, Event, LeaderElector, LeaseConfig, ObjectRef, Store,
     WatcherConfig, reflector, store, watcher,
 };
-use navarch_tests::TestEnv;
+use navarch_tests::{TestEnv, eventually};
 use tokio_util::sync::CancellationToken;
 
 fn cm(name: &str, v: &str) -> ConfigMap {
@@ -39,15 +39,8 @@ fn contents(s: &Store<ConfigMap>) -> BTreeMap<String, String> {
     s.state().iter().map(|o| (o.metadata.as_ref().unwrap().name.clone(), o.data["k"].clone())).collect()
 }
 
-async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    for _ in 0..600 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
+/// How long each wait of these tests may take.
+const WAIT: Duration = Duration::from_secs(30);
 
 /// A reflector running in the background, counting the relists it saw.
 fn spawn_reflector(api: Api<ConfigMap>) -> (Store<ConfigMap>, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
@@ -83,7 +76,7 @@ async fn watcher_lists_then_follows_changes() {
         .iter()
         .map(|(a, b)| (a.to_string(), b.to_string()))
         .collect();
-    eventually("store follows changes", || contents(&reader) == want).await;
+    eventually("store follows changes", WAIT, async || contents(&reader) == want).await;
     task.abort();
 }
 
@@ -109,7 +102,7 @@ async fn compaction_forces_a_relist_that_converges() {
 
     let mut want: BTreeMap<String, String> = (1..30).map(|i| (format!("c{i}"), "x".to_string())).collect();
     want.insert("a".into(), "final".into());
-    eventually("store converges after relist", || contents(&reader) == want).await;
+    eventually("store converges after relist", WAIT, async || contents(&reader) == want).await;
     assert!(inits.load(Ordering::SeqCst) >= 2, "the watcher relisted");
     task.abort();
 }
@@ -132,7 +125,7 @@ async fn api_server_restart_mid_watch_misses_no_final_state() {
         .iter()
         .map(|(a, b)| (a.to_string(), b.to_string()))
         .collect();
-    eventually("store has the final state", || contents(&reader) == want).await;
+    eventually("store has the final state", WAIT, async || contents(&reader) == want).await;
     // Resumed from the last resourceVersion, within the api-server's history: no relist needed.
     assert_eq!(inits.load(Ordering::SeqCst), 1);
     task.abort();
@@ -176,13 +169,16 @@ async fn controller_reconciles_each_key_never_concurrently_and_retries_errors() 
         probe.clone(),
         shutdown.clone(),
     ));
-    eventually("every key reconciled", || probe.calls.lock().unwrap().len() == 20).await;
-    eventually("the failed key retried", || probe.calls.lock().unwrap().get("k7").copied() == Some(2)).await;
+    eventually("every key reconciled", WAIT, async || probe.calls.lock().unwrap().len() == 20).await;
+    eventually("the failed key retried", WAIT, async || {
+        probe.calls.lock().unwrap().get("k7").copied() == Some(2)
+    })
+    .await;
     // A burst of changes to one key while it may be running: runs again, never two at once.
     for v in 1..=10 {
         set(&api, "k3", &v.to_string()).await;
     }
-    eventually("k3 reconciled after the burst", || {
+    eventually("k3 reconciled after the burst", WAIT, async || {
         store.get(&ObjectRef::new("default", "k3")).is_some_and(|o| o.data["k"] == "10")
             && probe.in_flight.lock().unwrap().is_empty()
     })
@@ -219,7 +215,7 @@ async fn leader_election_one_leader_and_failover() {
     assert!(*a.borrow() && !*b.borrow(), "the first candidate leads");
     // a dies without releasing (crash): b takes over once the lease expires.
     a_task.abort();
-    eventually("b takes over", || *b.borrow()).await;
+    eventually("b takes over", WAIT, async || *b.borrow()).await;
     let lease = client.api::<navarch_api::v1::Lease>("kube-system").get("test-lock").await.unwrap();
     let spec = lease.spec.unwrap();
     assert_eq!(spec.holder_identity.as_deref(), Some("b"));

@@ -1,13 +1,12 @@
 //! The controller-manager binary against a real api-server and etcd (no kubelets: the test plays the
 //! kubelet by writing pod status where readiness matters).
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use navarch_api::Resource;
 use navarch_api::v1::{Pod, PodCondition, ReplicaSet};
 use navarch_client::{Api, DeleteParams, ListParams};
-use navarch_tests::{Daemon, TestEnv, binary};
+use navarch_tests::{Daemon, TestEnv, eventually};
 
 fn start_controller_manager(env: &TestEnv) -> Daemon {
     Daemon::start(env, "controller-manager", "controller-manager", &[])
@@ -62,8 +61,7 @@ async fn replicaset_converges_adopts_scales_and_survives_a_restart() {
         ..Default::default()
     }];
     pods.update_status(&p).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    eventually("the ReplicaSet's status", Duration::from_secs(20), async || {
         let s = sets.get("web").await.unwrap();
         let st = s.status.clone().unwrap_or_default();
         if st.replicas == 1
@@ -71,11 +69,12 @@ async fn replicaset_converges_adopts_scales_and_survives_a_restart() {
             && st.available_replicas == 1
             && st.observed_generation == s.meta().generation
         {
-            break;
+            Ok(())
+        } else {
+            Err(format!("status {st:?} at generation {}", s.meta().generation))
         }
-        assert!(Instant::now() < deadline, "status {st:?} at generation {}", s.meta().generation);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
 
     // A pod whose labels stop matching is released (and replaced).
     let mut p = pods.get(&one[0].meta().name).await.unwrap();
@@ -101,14 +100,6 @@ async fn pods_of(pods: &Api<Pod>, app: &str) -> Vec<Pod> {
     pods.list(&p).await.unwrap().items
 }
 
-async fn wait_until(what: &str, secs: u64, mut f: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test]
 async fn deletion_propagation_background_foreground_orphan() {
     let env = TestEnv::start().await;
@@ -124,19 +115,23 @@ async fn deletion_propagation_background_foreground_orphan() {
         .unwrap();
     }
     for app in ["bg", "fg", "orphaned"] {
-        wait_until(&format!("2 {app} pods"), 30, async || pods_of(&pods, app).await.len() == 2).await;
+        eventually(format!("2 {app} pods"), Duration::from_secs(30), async || {
+            pods_of(&pods, app).await.len() == 2
+        })
+        .await;
     }
 
     // Background (the default): the owner goes at once, its pods shortly after.
     sets.delete("bg", &DeleteParams::default()).await.unwrap();
     assert!(sets.get_opt("bg").await.unwrap().is_none());
-    wait_until("bg pods collected", 30, async || pods_of(&pods, "bg").await.is_empty()).await;
+    eventually("bg pods collected", Duration::from_secs(30), async || pods_of(&pods, "bg").await.is_empty())
+        .await;
 
     // Foreground: the owner stays (deleting) until its pods are gone.
     let fg = DeleteParams { propagation_policy: "Foreground".into(), ..Default::default() };
     let d = sets.delete("fg", &fg).await.unwrap();
     assert!(d.pending, "foreground deletion waits for the dependents");
-    wait_until("fg pods and owner gone", 30, async || {
+    eventually("fg pods and owner gone", Duration::from_secs(30), async || {
         pods_of(&pods, "fg").await.is_empty() && sets.get_opt("fg").await.unwrap().is_none()
     })
     .await;
@@ -144,7 +139,10 @@ async fn deletion_propagation_background_foreground_orphan() {
     // Orphan: the owner goes, the pods stay, without an owner.
     let orphan = DeleteParams { propagation_policy: "Orphan".into(), ..Default::default() };
     sets.delete("orphaned", &orphan).await.unwrap();
-    wait_until("orphaned owner gone", 30, async || sets.get_opt("orphaned").await.unwrap().is_none()).await;
+    eventually("orphaned owner gone", Duration::from_secs(30), async || {
+        sets.get_opt("orphaned").await.unwrap().is_none()
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let left = pods_of(&pods, "orphaned").await;
     assert_eq!(left.len(), 2, "orphaned pods stay");
@@ -194,15 +192,11 @@ async fn endpoints_follow_pods_and_readiness() {
             .map(|a| a.ip.clone())
             .collect()
     };
-    let mut last = None;
-    wait_until("endpoints with a ready, b not ready", 30, async || {
-        let Some(e) = endpoints.get_opt("ep").await.unwrap() else { return false };
-        let ok = ips(&e, true) == ["10.244.1.10"] && ips(&e, false) == ["10.244.1.11"];
-        last = Some(e);
-        ok
+    let e = eventually("endpoints with a ready, b not ready", Duration::from_secs(30), async || {
+        let e = endpoints.get_opt("ep").await.unwrap()?;
+        (ips(&e, true) == ["10.244.1.10"] && ips(&e, false) == ["10.244.1.11"]).then_some(e)
     })
     .await;
-    let e = last.unwrap();
     assert_eq!(e.subsets[0].ports[0].port, 8080, "named targetPort resolved");
     assert_eq!(e.subsets[0].ports[0].name, "web");
     assert_eq!(e.meta().labels.get("tier").map(String::as_str), Some("web"));
@@ -210,7 +204,7 @@ async fn endpoints_follow_pods_and_readiness() {
     // Readiness flips move addresses; a deleted pod leaves; labels moving away remove it.
     set_pod_state(&pods, "b", "10.244.1.11", true).await;
     set_pod_state(&pods, "a", "10.244.1.10", false).await;
-    wait_until("b ready, a not", 30, async || {
+    eventually("b ready, a not", Duration::from_secs(30), async || {
         endpoints
             .get_opt("ep")
             .await
@@ -222,14 +216,17 @@ async fn endpoints_follow_pods_and_readiness() {
     let mut b = pods.get("b").await.unwrap();
     b.meta_mut().labels.insert("app".into(), "elsewhere".into());
     pods.update(&b).await.unwrap();
-    wait_until("no addresses", 30, async || {
+    eventually("no addresses", Duration::from_secs(30), async || {
         endpoints.get_opt("ep").await.unwrap().is_some_and(|e| e.subsets.is_empty())
     })
     .await;
 
     // The Service goes, its Endpoints follow.
     services.delete("ep", &DeleteParams::default()).await.unwrap();
-    wait_until("endpoints removed", 30, async || endpoints.get_opt("ep").await.unwrap().is_none()).await;
+    eventually("endpoints removed", Duration::from_secs(30), async || {
+        endpoints.get_opt("ep").await.unwrap().is_none()
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -241,9 +238,12 @@ async fn namespaces_get_a_default_service_account_and_are_emptied_on_deletion() 
     let namespaces: Api<Namespace> = c.api("");
     namespaces.create(&from_yaml("{metadata: {name: team}}")).await.unwrap();
     let sas: Api<ServiceAccount> = c.api("team");
-    wait_until("default ServiceAccount", 30, async || sas.get_opt("default").await.unwrap().is_some()).await;
+    eventually("default ServiceAccount", Duration::from_secs(30), async || {
+        sas.get_opt("default").await.unwrap().is_some()
+    })
+    .await;
     sas.delete("default", &DeleteParams::default()).await.unwrap();
-    wait_until("default ServiceAccount recreated", 30, async || {
+    eventually("default ServiceAccount recreated", Duration::from_secs(30), async || {
         sas.get_opt("default").await.unwrap().is_some()
     })
     .await;
@@ -253,10 +253,13 @@ async fn namespaces_get_a_default_service_account_and_are_emptied_on_deletion() 
     let sets: Api<ReplicaSet> = c.api("team");
     sets.create(&from_yaml(&rs_yaml(2))).await.unwrap();
     let pods: Api<Pod> = c.api("team");
-    wait_until("2 pods in team", 30, async || active_pods(&pods, "web").await.len() == 2).await;
+    eventually("2 pods in team", Duration::from_secs(30), async || {
+        active_pods(&pods, "web").await.len() == 2
+    })
+    .await;
 
     namespaces.delete("team", &DeleteParams::default()).await.unwrap();
-    wait_until("namespace gone with everything in it", 60, async || {
+    eventually("namespace gone with everything in it", Duration::from_secs(60), async || {
         namespaces.get_opt("team").await.unwrap().is_none()
     })
     .await;
@@ -295,22 +298,6 @@ fn play_kubelet(pods: Api<Pod>) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// Runs navctl without blocking the test's runtime (the fake kubelet must keep running).
-async fn navctl(env: &TestEnv, args: &[&str]) -> (i32, String, String) {
-    let out = tokio::process::Command::new(binary("ctl", "navctl"))
-        .arg(format!("--server={}", env.api_server_addr()))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .expect("running navctl");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
-
 #[tokio::test]
 async fn navctl_scale_set_image_and_rollout_status() {
     let env = TestEnv::start().await;
@@ -322,21 +309,21 @@ async fn navctl_scale_set_image_and_rollout_status() {
         .create(&from_yaml("{metadata: {name: web}, spec: {replicas: 2, selector: {matchLabels: {app: web}}, template: {metadata: {labels: {app: web}}, spec: {containers: [{name: c, image: 'serve-hostname:1.0'}]}}}}"))
         .await
         .unwrap();
-    let (code, out, err) = navctl(&env, &["rollout", "status", "deployment/web", "--timeout", "60s"]).await;
+    let (code, out, err) = env.navctl(&["rollout", "status", "deployment/web", "--timeout", "60s"]).await;
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.ends_with("deployment \"web\" successfully rolled out\n"), "{out}");
-    let (code, out, _) = navctl(&env, &["scale", "deployment", "web", "--replicas", "4"]).await;
+    let (code, out, _) = env.navctl(&["scale", "deployment", "web", "--replicas", "4"]).await;
     assert_eq!((code, out.as_str()), (0, "deployment.apps/web scaled\n"));
-    wait_until("4 pods", 30, async || active_pods(&pods, "web").await.len() == 4).await;
-    let (code, out, _) = navctl(&env, &["set", "image", "deployment/web", "c=serve-hostname:2.0"]).await;
+    eventually("4 pods", Duration::from_secs(30), async || active_pods(&pods, "web").await.len() == 4).await;
+    let (code, out, _) = env.navctl(&["set", "image", "deployment/web", "c=serve-hostname:2.0"]).await;
     assert_eq!((code, out.as_str()), (0, "deployment.apps/web image updated\n"));
-    let (code, out, err) = navctl(&env, &["rollout", "status", "deploy/web", "--timeout", "90s"]).await;
+    let (code, out, err) = env.navctl(&["rollout", "status", "deploy/web", "--timeout", "90s"]).await;
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("successfully rolled out"), "{out}");
     let l = active_pods(&pods, "web").await;
     assert_eq!(l.len(), 4);
     assert!(l.iter().all(|p| p.spec.as_ref().unwrap().containers[0].image == "serve-hostname:2.0"));
-    let (code, _, err) = navctl(&env, &["set", "image", "deployment/web", "nope=x:1"]).await;
+    let (code, _, err) = env.navctl(&["set", "image", "deployment/web", "nope=x:1"]).await;
     assert_eq!(code, 1);
     assert!(err.contains("unable to find container named \"nope\""), "{err}");
     kubelet.abort();
@@ -363,12 +350,12 @@ async fn deployment_rolls_within_surge_and_unavailability() {
             .as_ref()
             .is_some_and(|s| s.conditions.iter().any(|c| c.r#type == "Ready" && c.status == "True"))
     };
-    wait_until("3 ready pods of 1.0", 60, async || {
+    eventually("3 ready pods of 1.0", Duration::from_secs(60), async || {
         let l = active_pods(&pods, "web").await;
         l.len() == 3 && l.iter().all(|p| ready(p) && image_of(p) == "serve-hostname:1.0")
     })
     .await;
-    wait_until("deployment status complete", 30, async || {
+    eventually("deployment status complete", Duration::from_secs(30), async || {
         deployments
             .get("web")
             .await
@@ -384,21 +371,20 @@ async fn deployment_rolls_within_surge_and_unavailability() {
         "serve-hostname:2.0".into();
     deployments.update(&d).await.unwrap();
     let (mut min_ready, mut max_total) = (usize::MAX, 0);
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
+    eventually("the rollout to finish", Duration::from_secs(90), async || {
         let l = active_pods(&pods, "web").await;
         min_ready = min_ready.min(l.iter().filter(|p| ready(p)).count());
         max_total = max_total.max(l.len());
         if l.len() == 3 && l.iter().all(|p| ready(p) && image_of(p) == "serve-hostname:2.0") {
-            break;
+            Ok(())
+        } else {
+            Err(format!(
+                "{:?}",
+                l.iter().map(|p| (p.meta().name.clone(), image_of(p), ready(p))).collect::<Vec<_>>()
+            ))
         }
-        assert!(
-            Instant::now() < deadline,
-            "rollout did not finish: {:?}",
-            l.iter().map(|p| (p.meta().name.clone(), image_of(p), ready(p))).collect::<Vec<_>>()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
     assert!(min_ready >= 3, "ready pods dropped to {min_ready} (maxUnavailable 0)");
     assert!(max_total <= 4, "{max_total} pods at once (maxSurge 1)");
     let sets: Api<ReplicaSet> = c.api("default");
@@ -409,7 +395,7 @@ async fn deployment_rolls_within_surge_and_unavailability() {
         .map(|r| r.meta().annotations.get("deployment.kubernetes.io/revision").cloned().unwrap_or_default())
         .collect();
     assert!(revisions.contains(&"1".to_string()) && revisions.contains(&"2".to_string()), "{revisions:?}");
-    wait_until("status of the finished rollout", 30, async || {
+    eventually("status of the finished rollout", Duration::from_secs(30), async || {
         let d = deployments.get("web").await.unwrap();
         d.status.is_some_and(|s| {
             s.updated_replicas == 3
@@ -441,7 +427,7 @@ async fn nodes_without_a_pod_cidr_get_distinct_ones() {
         nodes.create(&from_yaml(&format!("{{metadata: {{name: {n}}}}}"))).await.unwrap();
     }
     let mut got = Vec::new();
-    wait_until("pod CIDRs assigned", 30, async || {
+    eventually("pod CIDRs assigned", Duration::from_secs(30), async || {
         got = nodes
             .list(&Default::default())
             .await
@@ -517,28 +503,28 @@ async fn rollout_history_undo_pause_resume_restart() {
     let kubelet = play_kubelet(pods.clone());
     deployments.create(&from_yaml(&deployment_yaml("hist", 2, "", "serve-hostname:1.0"))).await.unwrap();
     let status = ["rollout", "status", "deployment/hist", "--timeout", "60s"];
-    assert_eq!(navctl(&env, &status).await.0, 0);
+    assert_eq!(env.navctl(&status).await.0, 0);
     // The change-cause recorded with the change (as `kubectl set image --record` did).
     let mut d = deployments.get("hist").await.unwrap();
     d.metadata.as_mut().unwrap().annotations.insert("kubernetes.io/change-cause".into(), "to 2.0".into());
     d.spec.as_mut().unwrap().template.as_mut().unwrap().spec.as_mut().unwrap().containers[0].image =
         "serve-hostname:2.0".into();
     deployments.update(&d).await.unwrap();
-    assert_eq!(navctl(&env, &status).await.0, 0);
-    let (code, out, err) = navctl(&env, &["rollout", "history", "deployment/hist"]).await;
+    assert_eq!(env.navctl(&status).await.0, 0);
+    let (code, out, err) = env.navctl(&["rollout", "history", "deployment/hist"]).await;
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "deployment.apps/hist \nREVISION  CHANGE-CAUSE\n1         <none>\n2         to 2.0\n");
-    let (_, out, _) = navctl(&env, &["rollout", "history", "deployment/hist", "--revision", "1"]).await;
+    let (_, out, _) = env.navctl(&["rollout", "history", "deployment/hist", "--revision", "1"]).await;
     assert!(out.starts_with("deployment.apps/hist with revision #1\nPod Template:"), "{out}");
     assert!(out.contains("serve-hostname:1.0"), "{out}");
-    let (code, _, err) = navctl(&env, &["rollout", "undo", "deployment/hist", "--to-revision", "7"]).await;
+    let (code, _, err) = env.navctl(&["rollout", "undo", "deployment/hist", "--to-revision", "7"]).await;
     assert_eq!((code, err.as_str()), (1, "error: unable to find specified revision 7 in history\n"));
 
     // Undo: the 1.0 template comes back as revision 3, in the same ReplicaSet as before.
-    let (code, out, _) = navctl(&env, &["rollout", "undo", "deployment/hist"]).await;
+    let (code, out, _) = env.navctl(&["rollout", "undo", "deployment/hist"]).await;
     assert_eq!((code, out.as_str()), (0, "deployment.apps/hist rolled back\n"));
-    assert_eq!(navctl(&env, &status).await.0, 0);
-    wait_until("2 pods of 1.0 only", 30, async || {
+    assert_eq!(env.navctl(&status).await.0, 0);
+    eventually("2 pods of 1.0 only", Duration::from_secs(30), async || {
         let l = active_pods(&pods, "hist").await;
         l.len() == 2 && l.iter().all(|p| image_of(p) == "serve-hostname:1.0")
     })
@@ -547,18 +533,18 @@ async fn rollout_history_undo_pause_resume_restart() {
         set_sizes(&sets, "hist").await,
         vec![("serve-hostname:1.0".into(), 2), ("serve-hostname:2.0".into(), 0)]
     );
-    let (_, out, _) = navctl(&env, &["rollout", "history", "deployment/hist"]).await;
+    let (_, out, _) = env.navctl(&["rollout", "history", "deployment/hist"]).await;
     assert_eq!(out, "deployment.apps/hist \nREVISION  CHANGE-CAUSE\n2         to 2.0\n3         <none>\n");
     let d = deployments.get("hist").await.unwrap();
     assert_eq!(d.meta().annotations.get("deployment.kubernetes.io/revision").map(String::as_str), Some("3"));
 
     // Paused: a new template does not roll out until resumed.
-    let (code, out, _) = navctl(&env, &["rollout", "pause", "deployment/hist"]).await;
+    let (code, out, _) = env.navctl(&["rollout", "pause", "deployment/hist"]).await;
     assert_eq!((code, out.as_str()), (0, "deployment.apps/hist paused\n"));
-    let (code, _, err) = navctl(&env, &["rollout", "pause", "deployment/hist"]).await;
+    let (code, _, err) = env.navctl(&["rollout", "pause", "deployment/hist"]).await;
     assert_eq!((code, err.as_str()), (1, "error: deployment.apps/hist is already paused\n"));
-    navctl(&env, &["set", "image", "deployment/hist", "c=serve-hostname:3.0"]).await;
-    wait_until("the Progressing condition says paused", 30, async || {
+    env.navctl(&["set", "image", "deployment/hist", "c=serve-hostname:3.0"]).await;
+    eventually("the Progressing condition says paused", Duration::from_secs(30), async || {
         deployments.get("hist").await.unwrap().status.is_some_and(|s| {
             s.conditions.iter().any(|c| c.r#type == "Progressing" && c.reason == "DeploymentPaused")
         })
@@ -568,12 +554,15 @@ async fn rollout_history_undo_pause_resume_restart() {
     assert_eq!(set_sizes(&sets, "hist").await.len(), 2, "no ReplicaSet for 3.0 while paused");
     assert!(active_pods(&pods, "hist").await.iter().all(|p| image_of(p) == "serve-hostname:1.0"));
     // Scaling still works while paused.
-    navctl(&env, &["scale", "deployment/hist", "--replicas", "3"]).await;
-    wait_until("3 pods while paused", 30, async || active_pods(&pods, "hist").await.len() == 3).await;
-    let (code, out, _) = navctl(&env, &["rollout", "resume", "deployment/hist"]).await;
+    env.navctl(&["scale", "deployment/hist", "--replicas", "3"]).await;
+    eventually("3 pods while paused", Duration::from_secs(30), async || {
+        active_pods(&pods, "hist").await.len() == 3
+    })
+    .await;
+    let (code, out, _) = env.navctl(&["rollout", "resume", "deployment/hist"]).await;
     assert_eq!((code, out.as_str()), (0, "deployment.apps/hist resumed\n"));
-    assert_eq!(navctl(&env, &status).await.0, 0);
-    wait_until("3 pods of 3.0", 30, async || {
+    assert_eq!(env.navctl(&status).await.0, 0);
+    eventually("3 pods of 3.0", Duration::from_secs(30), async || {
         let l = active_pods(&pods, "hist").await;
         l.len() == 3 && l.iter().all(|p| image_of(p) == "serve-hostname:3.0")
     })
@@ -582,10 +571,10 @@ async fn rollout_history_undo_pause_resume_restart() {
     // Restart: every pod replaced, same image.
     let before: Vec<String> =
         active_pods(&pods, "hist").await.iter().map(|p| p.meta().name.clone()).collect();
-    let (code, out, _) = navctl(&env, &["rollout", "restart", "deployment/hist"]).await;
+    let (code, out, _) = env.navctl(&["rollout", "restart", "deployment/hist"]).await;
     assert_eq!((code, out.as_str()), (0, "deployment.apps/hist restarted\n"));
-    assert_eq!(navctl(&env, &status).await.0, 0);
-    wait_until("3 new pods", 30, async || {
+    assert_eq!(env.navctl(&status).await.0, 0);
+    eventually("3 new pods", Duration::from_secs(30), async || {
         let l = active_pods(&pods, "hist").await;
         l.len() == 3
             && l.iter().all(|p| !before.contains(&p.meta().name) && image_of(p) == "serve-hostname:3.0")
@@ -605,23 +594,23 @@ async fn progress_deadline_and_proportional_scaling() {
         .await
         .unwrap();
     let status = ["rollout", "status", "deployment/big", "--timeout", "60s"];
-    assert_eq!(navctl(&env, &status).await.0, 0);
+    assert_eq!(env.navctl(&status).await.0, 0);
     // A template whose pods never get ready: the rollout stalls at 8 old + 5 new (Kubernetes'
     // documented example), and the deadline passes.
-    navctl(&env, &["set", "image", "deployment/big", "c=broken:1"]).await;
-    wait_until("8 old + 5 new", 30, async || {
+    env.navctl(&["set", "image", "deployment/big", "c=broken:1"]).await;
+    eventually("8 old + 5 new", Duration::from_secs(30), async || {
         set_sizes(&sets, "big").await == vec![("broken:1".into(), 5), ("serve-hostname:1.0".into(), 8)]
     })
     .await;
-    let (code, out, err) = navctl(&env, &status).await;
+    let (code, out, err) = env.navctl(&status).await;
     assert_eq!(code, 1, "{out}");
     assert_eq!(err, "error: deployment \"big\" exceeded its progress deadline\n");
     let d = deployments.get("big").await.unwrap();
     let p = d.status.unwrap().conditions.into_iter().find(|c| c.r#type == "Progressing").unwrap();
     assert_eq!((p.status.as_str(), p.reason.as_str()), ("False", "ProgressDeadlineExceeded"));
     // Scaling to 15 mid-rollout shares the 5 more pods in proportion: 3 old, 2 new.
-    navctl(&env, &["scale", "deployment/big", "--replicas", "15"]).await;
-    wait_until("11 old + 7 new", 30, async || {
+    env.navctl(&["scale", "deployment/big", "--replicas", "15"]).await;
+    eventually("11 old + 7 new", Duration::from_secs(30), async || {
         set_sizes(&sets, "big").await == vec![("broken:1".into(), 7), ("serve-hostname:1.0".into(), 11)]
     })
     .await;
@@ -631,8 +620,8 @@ async fn progress_deadline_and_proportional_scaling() {
         vec![("broken:1".into(), 7), ("serve-hostname:1.0".into(), 11)]
     );
     // A working template again: it rolls out and the condition recovers.
-    navctl(&env, &["set", "image", "deployment/big", "c=serve-hostname:2.0"]).await;
-    let (code, out, err) = navctl(&env, &["rollout", "status", "deployment/big", "--timeout", "90s"]).await;
+    env.navctl(&["set", "image", "deployment/big", "c=serve-hostname:2.0"]).await;
+    let (code, out, err) = env.navctl(&["rollout", "status", "deployment/big", "--timeout", "90s"]).await;
     assert_eq!(code, 0, "{out}{err}");
     let l = active_pods(&pods, "big").await;
     assert!(l.len() == 15 && l.iter().all(|p| image_of(p) == "serve-hostname:2.0"));
@@ -647,23 +636,26 @@ async fn deployment_deletion_with_each_propagation_policy() {
         deployments.create(&from_yaml(&deployment_yaml(app, 2, "", "busybox:1.36"))).await.unwrap();
     }
     for app in ["bg", "fg", "orph"] {
-        wait_until(&format!("2 {app} pods"), 30, async || active_pods(&pods, app).await.len() == 2).await;
+        eventually(format!("2 {app} pods"), Duration::from_secs(30), async || {
+            active_pods(&pods, app).await.len() == 2
+        })
+        .await;
     }
-    let (code, out, err) = navctl(&env, &["delete", "deployment", "bg", "--cascade=background"]).await;
+    let (code, out, err) = env.navctl(&["delete", "deployment", "bg", "--cascade=background"]).await;
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "deployment.apps \"bg\" deleted\n");
-    wait_until("bg ReplicaSet and pods collected", 30, async || {
+    eventually("bg ReplicaSet and pods collected", Duration::from_secs(30), async || {
         set_sizes(&sets, "bg").await.is_empty() && pods_of(&pods, "bg").await.is_empty()
     })
     .await;
     // Foreground: navctl waits until the Deployment is gone, which is after its dependents.
-    let (code, _, err) = navctl(&env, &["delete", "deployment", "fg", "--cascade=foreground"]).await;
+    let (code, _, err) = env.navctl(&["delete", "deployment", "fg", "--cascade=foreground"]).await;
     assert_eq!(code, 0, "{err}");
     assert!(deployments.get_opt("fg").await.unwrap().is_none());
     assert!(set_sizes(&sets, "fg").await.is_empty(), "dependents went first");
-    wait_until("fg pods gone", 30, async || pods_of(&pods, "fg").await.is_empty()).await;
+    eventually("fg pods gone", Duration::from_secs(30), async || pods_of(&pods, "fg").await.is_empty()).await;
     // Orphan: the ReplicaSet and its pods stay; the ReplicaSet has no owner now.
-    let (code, _, err) = navctl(&env, &["delete", "deployment", "orph", "--cascade=orphan"]).await;
+    let (code, _, err) = env.navctl(&["delete", "deployment", "orph", "--cascade=orphan"]).await;
     assert_eq!(code, 0, "{err}");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rs = sets
@@ -676,7 +668,7 @@ async fn deployment_deletion_with_each_propagation_policy() {
     assert_eq!(active_pods(&pods, "orph").await.len(), 2);
     // A new Deployment selecting it adopts it rather than starting over.
     deployments.create(&from_yaml(&deployment_yaml("orph", 2, "", "busybox:1.36"))).await.unwrap();
-    wait_until("the orphan adopted", 30, async || {
+    eventually("the orphan adopted", Duration::from_secs(30), async || {
         sets.get(&rs[0].meta().name)
             .await
             .unwrap()
@@ -701,10 +693,10 @@ async fn controller_manager_killed_mid_rollout_finishes_it() {
         .create(&from_yaml(&deployment_yaml("kill", 6, strategy, "serve-hostname:1.0")))
         .await
         .unwrap();
-    assert_eq!(navctl(&env, &["rollout", "status", "deployment/kill", "--timeout", "60s"]).await.0, 0);
-    navctl(&env, &["set", "image", "deployment/kill", "c=serve-hostname:2.0"]).await;
+    assert_eq!(env.navctl(&["rollout", "status", "deployment/kill", "--timeout", "60s"]).await.0, 0);
+    env.navctl(&["set", "image", "deployment/kill", "c=serve-hostname:2.0"]).await;
     let mut max_active = 0;
-    wait_until("the rollout under way", 30, async || {
+    eventually("the rollout under way", Duration::from_secs(30), async || {
         let l = active_pods(&pods, "kill").await;
         max_active = max_active.max(l.len());
         l.iter().any(|p| image_of(p) == "serve-hostname:2.0")
@@ -714,16 +706,16 @@ async fn controller_manager_killed_mid_rollout_finishes_it() {
     // Time passes without a controller-manager; then a new one takes over.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let _cm = start_controller_manager(&env);
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
+    eventually("the rollout to finish", Duration::from_secs(90), async || {
         let l = active_pods(&pods, "kill").await;
         max_active = max_active.max(l.len());
         if l.len() == 6 && l.iter().all(|p| image_of(p) == "serve-hostname:2.0") {
-            break;
+            Ok(())
+        } else {
+            Err(format!("{} pods", l.len()))
         }
-        assert!(Instant::now() < deadline, "rollout did not finish: {} pods", l.len());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
     assert!(max_active <= 8, "{max_active} active pods at once (6 + maxSurge 2)");
     let settled = settle_pods(&pods, "kill", 6).await;
     assert!(settled.iter().all(|p| image_of(p) == "serve-hostname:2.0"));
@@ -736,7 +728,10 @@ async fn controller_manager_killed_mid_rollout_finishes_it() {
 
 /// Waits for exactly `n` active pods of app and checks that it stays so (no late duplicates).
 async fn settle_pods(pods: &Api<Pod>, app: &str, n: usize) -> Vec<Pod> {
-    wait_until(&format!("{n} {app} pods"), 30, async || active_pods(pods, app).await.len() == n).await;
+    eventually(format!("{n} {app} pods"), Duration::from_secs(30), async || {
+        active_pods(pods, app).await.len() == n
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let l = active_pods(pods, app).await;
     assert_eq!(l.len(), n, "pod count moved after settling");
@@ -770,32 +765,31 @@ async fn cordon_uncordon_and_drain() {
         .unwrap();
     pods.create(&from_yaml("{metadata: {name: bare, labels: {app: bare}}, spec: {nodeName: n1, containers: [{name: c, image: busybox:1.36}]}}")).await.unwrap();
     let node_of = |p: &Pod| p.spec.as_ref().unwrap().node_name.clone();
-    wait_until("4 pods on both nodes", 30, async || {
+    eventually("4 pods on both nodes", Duration::from_secs(30), async || {
         let l = active_pods(&pods, "drained").await;
         l.len() == 4 && l.iter().all(|p| !node_of(p).is_empty())
     })
     .await;
 
-    assert_eq!(navctl(&env, &["cordon", "n2"]).await.1, "node/n2 cordoned\n");
-    assert_eq!(navctl(&env, &["cordon", "node/n2"]).await.1, "node/n2 already cordoned\n");
+    assert_eq!(env.navctl(&["cordon", "n2"]).await.1, "node/n2 cordoned\n");
+    assert_eq!(env.navctl(&["cordon", "node/n2"]).await.1, "node/n2 already cordoned\n");
     assert!(nodes.get("n2").await.unwrap().spec.unwrap().unschedulable);
-    assert_eq!(navctl(&env, &["uncordon", "n2"]).await.1, "node/n2 uncordoned\n");
+    assert_eq!(env.navctl(&["uncordon", "n2"]).await.1, "node/n2 uncordoned\n");
     assert!(!nodes.get("n2").await.unwrap().spec.unwrap().unschedulable);
 
     // A pod without a controller blocks the drain unless --force.
-    let (code, _, err) = navctl(&env, &["drain", "n1"]).await;
+    let (code, _, err) = env.navctl(&["drain", "n1"]).await;
     assert_eq!(code, 1);
     assert!(
         err.contains("cannot delete Pods that declare no controller (use --force to override): default/bare"),
         "{err}"
     );
-    let (code, out, err) =
-        navctl(&env, &["drain", "n1", "--force", "--grace-period=0", "--timeout=60s"]).await;
+    let (code, out, err) = env.navctl(&["drain", "n1", "--force", "--grace-period=0", "--timeout=60s"]).await;
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.starts_with("node/n1 already cordoned\n") && out.ends_with("node/n1 drained\n"), "{out}");
     assert!(out.contains("evicting pod default/bare\n"), "{out}");
     assert!(pods.get_opt("bare").await.unwrap().is_none(), "the bare pod is gone for good");
-    wait_until("all 4 pods on n2", 30, async || {
+    eventually("all 4 pods on n2", Duration::from_secs(30), async || {
         let l = active_pods(&pods, "drained").await;
         l.len() == 4 && l.iter().all(|p| node_of(p) == "n2")
     })
@@ -856,7 +850,7 @@ async fn a_silent_node_is_tainted_and_its_pods_move() {
         .await
         .unwrap();
     let node_of = |p: &Pod| p.spec.as_ref().unwrap().node_name.clone();
-    wait_until("4 pods bound to both nodes", 30, async || {
+    eventually("4 pods bound to both nodes", Duration::from_secs(30), async || {
         let l = active_pods(&pods, "spread").await;
         l.len() == 4 && l.iter().any(|p| node_of(p) == "n1") && l.iter().any(|p| node_of(p) == "n2")
     })
@@ -880,7 +874,7 @@ async fn a_silent_node_is_tainted_and_its_pods_move() {
             .map(|c| c.status.clone())
             .unwrap_or_default()
     };
-    wait_until("n2 Ready=Unknown and tainted", 20, async || {
+    eventually("n2 Ready=Unknown and tainted", Duration::from_secs(20), async || {
         let n = nodes.get("n2").await.unwrap();
         let taints = n.spec.as_ref().map(|s| s.taints.clone()).unwrap_or_default();
         ready_of(&n) == "Unknown"
@@ -891,7 +885,7 @@ async fn a_silent_node_is_tainted_and_its_pods_move() {
     let tainted_after = stopped.elapsed();
     assert_eq!(ready_of(&nodes.get("n1").await.unwrap()), "True", "n1 keeps reporting");
     assert!(nodes.get("n1").await.unwrap().spec.unwrap_or_default().taints.is_empty());
-    wait_until("all 4 pods on n1", 30, async || {
+    eventually("all 4 pods on n1", Duration::from_secs(30), async || {
         let l = active_pods(&pods, "spread").await;
         l.len() == 4 && l.iter().all(|p| node_of(p) == "n1")
     })
@@ -920,7 +914,7 @@ async fn a_silent_node_is_tainted_and_its_pods_move() {
         cond.last_heartbeat_time = now();
     }
     nodes.update_status(&n).await.unwrap();
-    wait_until("n2's taints cleared", 20, async || {
+    eventually("n2's taints cleared", Duration::from_secs(20), async || {
         nodes.get("n2").await.unwrap().spec.unwrap_or_default().taints.is_empty()
     })
     .await;

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,7 @@ use navarch_api::v1::{
     EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectMeta, Service, ServicePort, ServiceSpec,
 };
 use navarch_client::{Api, DeleteParams};
-use navarch_tests::{Daemon, TestEnv, binary, free_port, http_get};
+use navarch_tests::{ChildProcess, Daemon, TestEnv, binary, eventually, free_port, http_get};
 
 /// A fake upstream resolver on 127.0.0.1 (UDP): `*.upstream.test.` A 192.0.2.1, `target.example.` A
 /// 192.0.2.2, NXDOMAIN for the rest. Remembers every name it was asked.
@@ -133,27 +133,27 @@ fn assert_negative(m: &Message, rcode: ResponseCode, what: &str) {
     assert_eq!(m.authorities[0].name.to_ascii(), "cluster.local.", "{what}");
 }
 
-async fn eventually<F, Fut>(what: &str, timeout: Duration, mut f: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
+/// Waits up to `secs` seconds until an A query for `name` answers `rcode`; returns how long that took.
+async fn wait_rcode(
+    server: SocketAddr,
+    transport: Transport,
+    name: &str,
+    rcode: ResponseCode,
+    secs: u64,
+) -> Duration {
     let start = Instant::now();
-    while start.elapsed() < timeout {
-        if f().await {
-            return start.elapsed();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out after {timeout:?} waiting for {what}");
+    eventually(format!("{name} A to answer {rcode}"), Duration::from_secs(secs), async || {
+        query(server, transport, name, RecordType::A).await.metadata.response_code == rcode
+    })
+    .await;
+    start.elapsed()
 }
 
-fn wait_healthy(http: SocketAddr) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while http_get(http, "/healthz").is_none_or(|(code, _)| code != 200) {
-        assert!(Instant::now() < deadline, "cluster-dns /healthz never answered 200");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+async fn wait_healthy(http: SocketAddr) {
+    eventually("cluster-dns /healthz to answer 200", Duration::from_secs(60), async || {
+        http_get(http, "/healthz").is_some_and(|(code, _)| code == 200)
+    })
+    .await;
 }
 
 fn meta(ns: &str, name: &str) -> Option<ObjectMeta> {
@@ -181,7 +181,7 @@ async fn answers_for_services_and_forwards_the_rest() {
     let listen = format!("--listen={dns_addr}");
     let up = format!("--upstream={}", upstream.addr);
     let daemon = Daemon::start(&env, "dns", "cluster-dns", &[&listen, &up]);
-    wait_healthy(daemon.http);
+    wait_healthy(daemon.http).await;
     let (udp, tcp) = (Transport::Udp, Transport::Tcp);
 
     let services: Api<Service> = client.api("default");
@@ -242,13 +242,9 @@ async fn answers_for_services_and_forwards_the_rest() {
         .unwrap();
 
     // A Service created after the start answers within a couple of seconds.
-    let took = eventually("web's A record", Duration::from_secs(5), || async {
-        query(dns_addr, udp, "web.default.svc.cluster.local.", RecordType::A).await.metadata.response_code
-            == ResponseCode::NoError
-    })
-    .await;
+    let took = wait_rcode(dns_addr, udp, "web.default.svc.cluster.local.", ResponseCode::NoError, 5).await;
     assert!(took < Duration::from_secs(3), "a new Service took {took:?} to answer");
-    eventually("the headless and ExternalName Services", Duration::from_secs(5), || async {
+    eventually("the headless and ExternalName Services", Duration::from_secs(5), async || {
         let db = query(dns_addr, udp, "db.default.svc.cluster.local.", RecordType::A).await;
         let ext = query(dns_addr, udp, "ext.default.svc.cluster.local.", RecordType::CNAME).await;
         !db.answers.is_empty() && !ext.answers.is_empty()
@@ -333,17 +329,9 @@ async fn answers_for_services_and_forwards_the_rest() {
     // A deleted Service is NXDOMAIN within a couple of seconds; so are its endpoint names.
     services.delete("db", &DeleteParams::default()).await.unwrap();
     services.delete("web", &DeleteParams::default()).await.unwrap();
-    let took = eventually("web to be gone", Duration::from_secs(5), || async {
-        query(dns_addr, udp, "web.default.svc.cluster.local.", RecordType::A).await.metadata.response_code
-            == ResponseCode::NXDomain
-    })
-    .await;
+    let took = wait_rcode(dns_addr, udp, "web.default.svc.cluster.local.", ResponseCode::NXDomain, 5).await;
     assert!(took < Duration::from_secs(3), "a deleted Service took {took:?} to disappear");
-    eventually("db to be gone", Duration::from_secs(3), || async {
-        query(dns_addr, tcp, "db-0.db.default.svc.cluster.local.", RecordType::A).await.metadata.response_code
-            == ResponseCode::NXDomain
-    })
-    .await;
+    wait_rcode(dns_addr, tcp, "db-0.db.default.svc.cluster.local.", ResponseCode::NXDomain, 3).await;
 
     // Metrics: responses by rcode, the latency histogram, the stores.
     let (code, body) = http_get(daemon.http, "/metrics").unwrap();
@@ -362,7 +350,7 @@ async fn answers_for_services_and_forwards_the_rest() {
     // Restart-safe: a new process (after a kill -9) lists everything again.
     drop(daemon);
     let daemon = Daemon::start(&env, "dns", "cluster-dns", &[&listen, &up]);
-    wait_healthy(daemon.http);
+    wait_healthy(daemon.http).await;
     let m = query(dns_addr, udp, "ext.default.svc.cluster.local.", RecordType::CNAME).await;
     assert_eq!(show(&m.answers), ["ext.default.svc.cluster.local. CNAME target.example."]);
     let m = query(dns_addr, tcp, "web.default.svc.cluster.local.", RecordType::A).await;
@@ -381,19 +369,17 @@ async fn servfail_for_cluster_names_until_the_stores_are_synced() {
     let upstream = FakeUpstream::start().await;
     let dns_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let http = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let mut child = spawn_dns(&format!("127.0.0.1:{}", free_port()), dns_addr, http, upstream.addr, None);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while http_get(http, "/healthz").is_none() {
-        assert!(Instant::now() < deadline, "cluster-dns did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut dns = spawn_dns(&format!("127.0.0.1:{}", free_port()), dns_addr, http, upstream.addr, None);
+    eventually("cluster-dns to start", Duration::from_secs(30), async || {
+        http_get(http, "/healthz").is_some()
+    })
+    .await;
     assert_eq!(http_get(http, "/healthz").unwrap().0, 503);
     let m = query(dns_addr, Transport::Udp, "kubernetes.default.svc.cluster.local.", RecordType::A).await;
     assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
     let m = query(dns_addr, Transport::Tcp, "x.upstream.test.", RecordType::A).await;
     assert_eq!(show(&m.answers), ["x.upstream.test. A 192.0.2.1"]);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    dns.kill9();
 }
 
 /// A cluster-dns process of our own (so that it can get a SIGTERM).
@@ -403,7 +389,7 @@ fn spawn_dns(
     http: SocketAddr,
     upstream: SocketAddr,
     advertise: Option<&str>,
-) -> Child {
+) -> ChildProcess {
     let mut cmd = Command::new(binary("dns", "cluster-dns"));
     cmd.arg(format!("--server={server}"))
         .arg(format!("--listen={listen}"))
@@ -414,24 +400,7 @@ fn spawn_dns(
     if let Some(a) = advertise {
         cmd.arg(format!("--advertise-address={a}"));
     }
-    cmd.spawn().expect("starting cluster-dns")
-}
-
-struct Instance(Child);
-
-impl Instance {
-    /// SIGTERM, then the exit status.
-    fn terminate(&mut self) -> bool {
-        let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
-        self.0.wait().map(|s| s.success()).unwrap_or(false)
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    ChildProcess::new(cmd.spawn().expect("starting cluster-dns"))
 }
 
 /// The IPs in `kube-system/kube-dns`'s Endpoints, with their ports.
@@ -461,17 +430,17 @@ async fn registers_as_kube_dns_and_leaves_on_sigterm() {
     let addr2 = SocketAddr::from(([127, 0, 0, 3], dns_port));
     let (http1, http2) =
         (SocketAddr::from(([127, 0, 0, 1], free_port())), SocketAddr::from(([127, 0, 0, 1], free_port())));
-    let mut one = Instance(spawn_dns(&server, addr1, http1, upstream.addr, Some("10.0.0.53")));
-    let _two = Instance(spawn_dns(&server, addr2, http2, upstream.addr, Some("10.0.0.54")));
-    wait_healthy(http1);
-    wait_healthy(http2);
+    let mut one = spawn_dns(&server, addr1, http1, upstream.addr, Some("10.0.0.53"));
+    let _two = spawn_dns(&server, addr2, http2, upstream.addr, Some("10.0.0.54"));
+    wait_healthy(http1).await;
+    wait_healthy(http2).await;
 
     let ports = vec![
         ("dns".to_string(), i32::from(dns_port), "UDP".to_string()),
         ("dns-tcp".to_string(), i32::from(dns_port), "TCP".to_string()),
     ];
     let eps: Api<Endpoints> = client.api("kube-system");
-    eventually("both addresses in kube-dns's Endpoints", Duration::from_secs(10), || async {
+    eventually("both addresses in kube-dns's Endpoints", Duration::from_secs(10), async || {
         kube_dns_endpoints(&eps).await
             == [("10.0.0.53".to_string(), ports.clone()), ("10.0.0.54".to_string(), ports.clone())]
     })
@@ -491,7 +460,7 @@ async fn registers_as_kube_dns_and_leaves_on_sigterm() {
     );
 
     // The cluster's DNS answers for itself.
-    eventually("kube-dns's A record", Duration::from_secs(5), || async {
+    eventually("kube-dns's A record", Duration::from_secs(5), async || {
         let m = query(addr2, Transport::Udp, "kube-dns.kube-system.svc.cluster.local.", RecordType::A).await;
         a_records(&m) == ["10.96.0.10".parse().unwrap()].into()
     })
@@ -512,7 +481,7 @@ async fn registers_as_kube_dns_and_leaves_on_sigterm() {
 
     // Someone deletes the Endpoints: the instances put themselves back.
     eps.delete("kube-dns", &DeleteParams::default()).await.unwrap();
-    eventually("the Endpoints to be restored", Duration::from_secs(10), || async {
+    eventually("the Endpoints to be restored", Duration::from_secs(10), async || {
         kube_dns_endpoints(&eps).await.len() == 2
     })
     .await;

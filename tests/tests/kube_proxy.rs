@@ -12,12 +12,12 @@
 
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use navarch_api::Resource;
 use navarch_api::v1::{Endpoints, Service};
 use navarch_client::Api;
-use navarch_tests::{Daemon, TestEnv};
+use navarch_tests::{Daemon, TestEnv, describe, eventually_blocking};
 
 const BACKENDS: [(&str, &str); 3] =
     [("nvpt-b1", "10.244.250.11"), ("nvpt-b2", "10.244.250.12"), ("nvpt-b3", "10.244.250.13")];
@@ -159,14 +159,6 @@ fn tally(ns: &str, url: &str, n: usize) -> BTreeMap<String, usize> {
     m
 }
 
-fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn from_yaml<T: serde::de::DeserializeOwned>(y: &str) -> T {
     serde_yaml::from_str(y).unwrap()
 }
@@ -227,20 +219,17 @@ async fn services_through_nftables() {
     tokio::task::spawn_blocking({
         let url = url.clone();
         move || {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                match get(client, &url) {
-                    Ok(_) => break,
-                    Err(e) if Instant::now() > deadline => {
-                        panic!(
-                            "the ClusterIP does not answer: {e}\n{}\n{}",
-                            sh("nft list table ip navarch-proxy").1,
-                            routes()
-                        )
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(200)),
-                }
-            }
+            eventually_blocking(
+                describe(|| {
+                    format!(
+                        "the ClusterIP to answer\n{}\n{}",
+                        sh("nft list table ip navarch-proxy").1,
+                        routes()
+                    )
+                }),
+                Duration::from_secs(30),
+                || get(client, &url),
+            )
         }
     })
     .await
@@ -251,7 +240,9 @@ async fn services_through_nftables() {
     assert_eq!(t.keys().cloned().collect::<Vec<_>>(), ["nvpt-b1", "nvpt-b2"], "{t:?}");
     // 2. b3 turns ready: it gets traffic too.
     put_endpoints(&eps, endpoints("web", &[BACKENDS[0].1, BACKENDS[1].1, BACKENDS[2].1], &[])).await;
-    wait_for("b3 in rotation", 30, || get(client, &url).is_ok_and(|b| b == "nvpt-b3"));
+    eventually_blocking("b3 in rotation", Duration::from_secs(30), || {
+        get(client, &url).is_ok_and(|b| b == "nvpt-b3")
+    });
     let t = tally(client, &url, 60);
     assert_eq!(t.len(), 3, "{t:?}");
     // 3. From the node itself (route lookup needs the /32 route over the unreachable range).
@@ -279,7 +270,7 @@ async fn services_through_nftables() {
     put_endpoints(&eps, split).await;
     let lb_node_port = lb.spec.as_ref().unwrap().ports[0].node_port;
     tokio::task::spawn_blocking(move || {
-        wait_for("the LoadBalancer address answering", 30, || {
+        eventually_blocking("the LoadBalancer address answering", Duration::from_secs(30), || {
             get("nvpt-x", "http://10.250.77.1:8081/").is_ok()
         });
         let t = tally("nvpt-x", "http://10.250.77.1:8081/", 20);
@@ -299,7 +290,7 @@ async fn services_through_nftables() {
         .unwrap();
     put_endpoints(&eps, endpoints("sticky", &[BACKENDS[0].1, BACKENDS[1].1, BACKENDS[2].1], &[])).await;
     let sticky_url = format!("http://{}:8080/", sticky.spec.as_ref().unwrap().cluster_ip);
-    wait_for("sticky answering", 30, || get(client, &sticky_url).is_ok());
+    eventually_blocking("sticky answering", Duration::from_secs(30), || get(client, &sticky_url).is_ok());
     let t = tally(client, &sticky_url, 20);
     assert_eq!(t.len(), 1, "affinity: {t:?}");
 
@@ -312,7 +303,9 @@ async fn services_through_nftables() {
         .unwrap();
     put_endpoints(&eps, endpoints("own", &[BACKENDS[0].1], &[])).await;
     let own_url = format!("http://{}/", own.spec.as_ref().unwrap().cluster_ip);
-    wait_for("hairpin", 30, || get(BACKENDS[0].0, &own_url).is_ok_and(|b| b == "nvpt-b1"));
+    eventually_blocking("hairpin", Duration::from_secs(30), || {
+        get(BACKENDS[0].0, &own_url).is_ok_and(|b| b == "nvpt-b1")
+    });
 
     // 7. Cluster DNS through its ClusterIP, with the pod's own resolver (glibc, via the netns'
     // resolv.conf): cluster-dns serves on the bridge gateway and registers as kube-system/kube-dns.
@@ -329,7 +322,7 @@ async fn services_through_nftables() {
     )
     .unwrap();
     tokio::task::spawn_blocking(move || {
-        wait_for("web answering by its DNS name", 30, || {
+        eventually_blocking("web answering by its DNS name", Duration::from_secs(30), || {
             get(client, "http://web.default.svc.cluster.local/").is_ok_and(|b| b.starts_with("nvpt-b"))
         });
         // The short name through the search path; an unknown name does not resolve.
@@ -378,7 +371,7 @@ async fn services_through_nftables() {
     tokio::task::spawn_blocking({
         let addr = proxy.http;
         move || {
-            wait_for("kube-proxy healthy again", 30, || {
+            eventually_blocking("kube-proxy healthy again", Duration::from_secs(30), || {
                 navarch_tests::http_get(addr, "/healthz").is_some_and(|(s, _)| s == 200)
             })
         }
@@ -397,7 +390,7 @@ async fn services_through_nftables() {
     svcs.delete("web", &Default::default()).await.unwrap();
     tokio::task::spawn_blocking({
         let url = url.clone();
-        move || wait_for("web gone", 30, || get(client, &url).is_err())
+        move || eventually_blocking("web gone", Duration::from_secs(30), || get(client, &url).is_err())
     })
     .await
     .unwrap();

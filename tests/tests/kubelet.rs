@@ -8,30 +8,15 @@ use std::time::{Duration, Instant};
 use navarch_api::Resource;
 use navarch_api::v1::{ConfigMap, Node, Pod};
 use navarch_client::{Api, Client, DeleteParams};
-use navarch_tests::{Containerd, Kubelet, Registry, TestEnv};
+use navarch_tests::{Containerd, Kubelet, Registry, TestEnv, eventually};
 
 fn from_yaml<T: serde::de::DeserializeOwned>(y: &str) -> T {
     serde_yaml::from_str(y).unwrap()
 }
 
-async fn wait_for<T>(what: &str, kubelet: &Kubelet, secs: u64, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}\n--- kubelet log\n{}",
-            kubelet.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 async fn ready_node(c: &Client, k: &Kubelet) {
     let nodes: Api<Node> = c.api("");
-    wait_for("node Ready", k, 60, async || {
+    eventually(k.with_log("node Ready"), Duration::from_secs(60), async || {
         let n = nodes.get_opt(&k.node_name).await.ok()??;
         let ready = n.status?.conditions.iter().any(|c| c.r#type == "Ready" && c.status == "True");
         ready.then_some(())
@@ -122,25 +107,30 @@ spec:
     ));
     let created = pods.create(&pod).await.unwrap();
     let uid = created.meta().uid.clone();
-    let running = wait_for("web-pod Running and ready", &kubelet, 90, async || {
-        let p = pods.get("web-pod").await.ok()?;
-        let st = p.status.clone()?;
-        (st.phase == "Running" && st.container_statuses.iter().all(|s| s.ready) && !st.pod_ip.is_empty())
-            .then_some(p)
-    })
-    .await;
+    let running =
+        eventually(kubelet.with_log("web-pod Running and ready"), Duration::from_secs(90), async || {
+            let p = pods.get("web-pod").await.ok()?;
+            let st = p.status.clone()?;
+            (st.phase == "Running" && st.container_statuses.iter().all(|s| s.ready) && !st.pod_ip.is_empty())
+                .then_some(p)
+        })
+        .await;
     let ip = running.status.as_ref().unwrap().pod_ip.clone();
     assert!(ip.starts_with(kubelet.pod_cidr.trim_end_matches("0/24")), "{ip} in {}", kubelet.pod_cidr);
 
     // The web server answers on the pod IP from the host with the pod's name.
-    let body = wait_for("HTTP on the pod IP", &kubelet, 30, async || http_body(&ip, 9376)).await;
+    let body = eventually(kubelet.with_log("HTTP on the pod IP"), Duration::from_secs(30), async || {
+        http_body(&ip, 9376)
+    })
+    .await;
     assert_eq!(body, "web-pod\n");
     // The sidecar reached it over localhost and shares the emptyDir; env and configMap arrived.
     let shared = kubelet_volume(&kubelet, &uid, "shared");
-    let fetched = wait_for("sidecar fetch over localhost", &kubelet, 30, async || {
-        std::fs::read_to_string(shared.join("fetched")).ok().filter(|s| !s.is_empty())
-    })
-    .await;
+    let fetched =
+        eventually(kubelet.with_log("sidecar fetch over localhost"), Duration::from_secs(30), async || {
+            std::fs::read_to_string(shared.join("fetched")).ok().filter(|s| !s.is_empty())
+        })
+        .await;
     assert_eq!(fetched, "web-pod\n");
     assert_eq!(std::fs::read_to_string(shared.join("env")).unwrap(), "hello web-pod\n");
     assert_eq!(std::fs::read_to_string(shared.join("config")).unwrap(), "from-configmap");
@@ -164,7 +154,7 @@ spec:
         kubelet.node_name
     ));
     pods.create(&orphan).await.unwrap();
-    wait_for("orphan Running", &kubelet, 60, async || {
+    eventually(kubelet.with_log("orphan Running"), Duration::from_secs(60), async || {
         (pods.get("orphan").await.ok()?.status?.phase == "Running").then_some(())
     })
     .await;
@@ -173,14 +163,16 @@ spec:
     assert!(pods.get_opt("orphan").await.unwrap().is_none(), "grace 0: removed from the API at once");
     assert_eq!(ctd.container_ids().len(), 3);
     kubelet.restart();
-    wait_for("orphan's container removed", &kubelet, 60, async || (ctd.container_ids() == ids).then_some(()))
-        .await;
+    eventually(kubelet.with_log("orphan's container removed"), Duration::from_secs(60), async || {
+        ctd.container_ids() == ids
+    })
+    .await;
     assert_eq!(kubelet.netns_count(), 1, "the orphan's network namespace is gone");
 
     // Graceful deletion: stopped within the grace period, then removed with everything it had.
     let started = Instant::now();
     pods.delete("web-pod", &DeleteParams::default()).await.unwrap();
-    wait_for("web-pod gone", &kubelet, 30, async || {
+    eventually(kubelet.with_log("web-pod gone"), Duration::from_secs(30), async || {
         pods.get_opt("web-pod").await.ok()?.is_none().then_some(())
     })
     .await;
@@ -213,12 +205,16 @@ async fn crash_loop_oom_and_init_order() {
     }
 
     // Crash loop: the first restart at once, then back-off 10 s, 20 s, ... reported as CrashLoopBackOff.
-    let first = wait_for("crash restarted once and backing off", &kubelet, 60, async || {
-        let p = pods.get("crash").await.ok()?;
-        let cs = p.status.clone()?.container_statuses.first()?.clone();
-        let w = cs.state.as_ref()?.waiting.clone()?;
-        (cs.restart_count == 1 && w.reason == "CrashLoopBackOff").then_some((cs, w))
-    })
+    let first = eventually(
+        kubelet.with_log("crash restarted once and backing off"),
+        Duration::from_secs(60),
+        async || {
+            let p = pods.get("crash").await.ok()?;
+            let cs = p.status.clone()?.container_statuses.first()?.clone();
+            let w = cs.state.as_ref()?.waiting.clone()?;
+            (cs.restart_count == 1 && w.reason == "CrashLoopBackOff").then_some((cs, w))
+        },
+    )
     .await;
     assert!(
         first.1.message.starts_with("back-off 10s restarting failed container=c pod=crash_default("),
@@ -226,7 +222,7 @@ async fn crash_loop_oom_and_init_order() {
         first.1.message
     );
     let finished_1 = first.0.last_state.clone().unwrap().terminated.unwrap().finished_at;
-    let crash = wait_for("crash restarted twice", &kubelet, 60, async || {
+    let crash = eventually(kubelet.with_log("crash restarted twice"), Duration::from_secs(60), async || {
         let p = pods.get("crash").await.ok()?;
         let cs = p.status.clone()?.container_statuses.first()?.clone();
         (cs.restart_count >= 2 && cs.state.as_ref()?.waiting.as_ref()?.reason == "CrashLoopBackOff")
@@ -245,7 +241,7 @@ async fn crash_loop_oom_and_init_order() {
     assert!(message.starts_with("back-off 20s"), "{message}");
 
     // OOM: killed by the memory cgroup, reported OOMKilled; restartPolicy Never fails the pod.
-    let oom = wait_for("oom Failed", &kubelet, 60, async || {
+    let oom = eventually(kubelet.with_log("oom Failed"), Duration::from_secs(60), async || {
         let p = pods.get("oom").await.ok()?;
         (p.status.as_ref()?.phase == "Failed").then_some(p)
     })
@@ -254,7 +250,7 @@ async fn crash_loop_oom_and_init_order() {
     assert_eq!((t.exit_code, t.reason.as_str()), (137, "OOMKilled"));
 
     // Init containers in order, then the app container; the pod Succeeded.
-    let init = wait_for("init Succeeded", &kubelet, 60, async || {
+    let init = eventually(kubelet.with_log("init Succeeded"), Duration::from_secs(60), async || {
         let p = pods.get("init").await.ok()?;
         (p.status.as_ref()?.phase == "Succeeded").then_some(p)
     })
@@ -268,7 +264,7 @@ async fn crash_loop_oom_and_init_order() {
             .await
             .unwrap();
     }
-    wait_for("all pods gone", &kubelet, 60, async || {
+    eventually(kubelet.with_log("all pods gone"), Duration::from_secs(60), async || {
         let left = pods.list(&Default::default()).await.ok()?.items.len();
         (left == 0).then_some(())
     })
@@ -326,7 +322,7 @@ spec:
     .await
     .unwrap();
 
-    let ready = wait_for("ready pod Ready", &kubelet, 60, async || {
+    let ready = eventually(kubelet.with_log("ready pod Ready"), Duration::from_secs(60), async || {
         let p = pods.get("ready").await.ok()?;
         (condition(&p, "Ready")? == "True").then_some(p)
     })
@@ -334,7 +330,7 @@ spec:
     let uid = ready.meta().uid.clone();
     let health = kubelet_volume(&kubelet, &uid, "www").join("healthz");
     std::fs::remove_file(&health).unwrap();
-    let p = wait_for("ready pod not Ready", &kubelet, 30, async || {
+    let p = eventually(kubelet.with_log("ready pod not Ready"), Duration::from_secs(30), async || {
         let p = pods.get("ready").await.ok()?;
         (condition(&p, "Ready")? == "False").then_some(p)
     })
@@ -344,14 +340,14 @@ spec:
     assert!(!st.container_statuses[0].ready);
     assert_eq!(condition_of(&st, "ContainersReady").as_deref(), Some("False"));
     std::fs::write(&health, "ok\n").unwrap();
-    wait_for("ready pod Ready again", &kubelet, 30, async || {
+    eventually(kubelet.with_log("ready pod Ready again"), Duration::from_secs(30), async || {
         let p = pods.get("ready").await.ok()?;
         (condition(&p, "Ready")? == "True").then_some(())
     })
     .await;
 
     // The startup probe passes after ~3 s; only then is the container started and ready.
-    let live = wait_for("slow container started", &kubelet, 60, async || {
+    let live = eventually(kubelet.with_log("slow container started"), Duration::from_secs(60), async || {
         let p = pods.get("live").await.ok()?;
         let cs = p.status.as_ref()?.container_statuses.iter().find(|s| s.name == "slow")?.clone();
         (cs.started == Some(true) && cs.ready).then_some(p)
@@ -360,7 +356,7 @@ spec:
     let slow = live.status.as_ref().unwrap().container_statuses.iter().find(|s| s.name == "slow").unwrap();
     assert_eq!(slow.restart_count, 0);
     // The liveness probe fails after ~4 s: the container is stopped and restarted.
-    let cs = wait_for("live container restarted", &kubelet, 60, async || {
+    let cs = eventually(kubelet.with_log("live container restarted"), Duration::from_secs(60), async || {
         let p = pods.get("live").await.ok()?;
         let cs = p.status.as_ref()?.container_statuses.iter().find(|s| s.name == "live")?.clone();
         (cs.restart_count >= 1 && cs.state.as_ref()?.running.is_some()).then_some(cs)
@@ -368,7 +364,7 @@ spec:
     .await;
     assert!(cs.last_state.unwrap().terminated.is_some());
     let events: Api<navarch_api::v1::Event> = c.api("default");
-    let evs = wait_for("probe events", &kubelet, 30, async || {
+    let evs = eventually(kubelet.with_log("probe events"), Duration::from_secs(30), async || {
         let evs = events.list(&Default::default()).await.ok()?.items;
         let has =
             |reason: &str, text: &str| evs.iter().any(|e| e.reason == reason && e.message.contains(text));
@@ -383,7 +379,7 @@ spec:
     for name in ["ready", "live"] {
         pods.delete(name, &DeleteParams::default()).await.unwrap();
     }
-    wait_for("all pods gone", &kubelet, 60, async || {
+    eventually(kubelet.with_log("all pods gone"), Duration::from_secs(60), async || {
         let left = pods.list(&Default::default()).await.ok()?.items.len();
         (left == 0).then_some(())
     })
@@ -393,21 +389,6 @@ spec:
 
 fn condition_of(st: &navarch_api::v1::PodStatus, t: &str) -> Option<String> {
     st.conditions.iter().find(|c| c.r#type == t).map(|c| c.status.clone())
-}
-
-/// Runs navctl against the test api-server; (exit code, stdout, stderr).
-fn navctl(env: &TestEnv, args: &[&str]) -> (i32, String, String) {
-    let out = std::process::Command::new(navarch_tests::binary("ctl", "navctl"))
-        .arg(format!("--server={}", env.api_server_addr()))
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("running navctl");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
 }
 
 async fn exec(
@@ -529,7 +510,7 @@ spec:
     .await
     .unwrap();
     for name in ["talker", "stubborn", "polite", "secure"] {
-        wait_for(&format!("{name} Running"), &kubelet, 60, async || {
+        eventually(kubelet.with_log(&format!("{name} Running")), Duration::from_secs(60), async || {
             let p = pods.get(name).await.ok()?;
             (p.status?.phase == "Running").then_some(())
         })
@@ -537,7 +518,7 @@ spec:
     }
 
     // Logs: whole, tail, and followed as it grows.
-    let text = wait_for("a few lines", &kubelet, 20, async || {
+    let text = eventually(kubelet.with_log("a few lines"), Duration::from_secs(20), async || {
         logs(&c, "talker", "count", false, None).await.ok().filter(|t| t.lines().count() >= 5)
     })
     .await;
@@ -563,7 +544,7 @@ spec:
     let first: u32 = seen.lines().next().unwrap().trim_start_matches("line ").parse().unwrap();
     assert!(first >= 5, "followed from the end: {seen}");
     // --previous: the run before the last restart.
-    wait_for("restarter restarted", &kubelet, 60, async || {
+    eventually(kubelet.with_log("restarter restarted"), Duration::from_secs(60), async || {
         let p = pods.get("talker").await.ok()?;
         let cs = p.status?.container_statuses.into_iter().find(|s| s.name == "restarter")?;
         (cs.restart_count >= 1).then_some(())
@@ -607,19 +588,19 @@ spec:
     assert!(out.contains("NoNewPrivs:\t1"), "{out}");
 
     // The same through navctl.
-    let (code, out, err) = navctl(&env, &["logs", "talker", "-c", "count", "--tail", "1"]);
+    let (code, out, err) = env.navctl(&["logs", "talker", "-c", "count", "--tail", "1"]).await;
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("line ") && out.lines().count() == 1, "{out}");
-    let (code, out, err) = navctl(&env, &["logs", "talker"]);
+    let (code, out, err) = env.navctl(&["logs", "talker"]).await;
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("Defaulted container \"count\" out of: count, restarter"), "{err}");
     assert!(out.starts_with("line 0\n"));
-    let (code, out, _) = navctl(&env, &["exec", "polite", "--", "echo", "hi"]);
+    let (code, out, _) = env.navctl(&["exec", "polite", "--", "echo", "hi"]).await;
     assert_eq!((code, out.as_str()), (0, "hi\n"));
-    let (code, _, err) = navctl(&env, &["exec", "pod/polite", "--", "sh", "-c", "exit 4"]);
+    let (code, _, err) = env.navctl(&["exec", "pod/polite", "--", "sh", "-c", "exit 4"]).await;
     assert_eq!(code, 4);
     assert!(err.contains("command terminated with exit code 4"), "{err}");
-    let (code, _, err) = navctl(&env, &["logs", "missing"]);
+    let (code, _, err) = env.navctl(&["logs", "missing"]).await;
     assert_eq!(code, 1);
     assert!(err.contains("pods \"missing\" not found"), "{err}");
 
@@ -633,21 +614,21 @@ spec:
         talker.containers.iter().any(|c| c.name == "count" && c.memory_working_set_bytes > 0),
         "{talker:?}"
     );
-    let (code, out, err) = navctl(&env, &["top", "pods"]);
+    let (code, out, err) = env.navctl(&["top", "pods"]).await;
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("NAME") && out.contains("talker"), "{out}");
 
     // Graceful deletion: SIGTERM honoured at once; ignored → SIGKILL after the grace period.
     let t = Instant::now();
     pods.delete("polite", &DeleteParams::default()).await.unwrap();
-    wait_for("polite gone", &kubelet, 30, async || {
+    eventually(kubelet.with_log("polite gone"), Duration::from_secs(30), async || {
         pods.get_opt("polite").await.ok()?.is_none().then_some(())
     })
     .await;
     let polite = t.elapsed();
     let t = Instant::now();
     pods.delete("stubborn", &DeleteParams::default()).await.unwrap();
-    wait_for("stubborn gone", &kubelet, 30, async || {
+    eventually(kubelet.with_log("stubborn gone"), Duration::from_secs(30), async || {
         pods.get_opt("stubborn").await.ok()?.is_none().then_some(())
     })
     .await;
@@ -659,7 +640,7 @@ spec:
     for name in ["talker", "secure"] {
         pods.delete(name, &DeleteParams::default()).await.unwrap();
     }
-    wait_for("all pods gone", &kubelet, 60, async || {
+    eventually(kubelet.with_log("all pods gone"), Duration::from_secs(60), async || {
         (pods.list(&Default::default()).await.ok()?.items.is_empty()).then_some(())
     })
     .await;
@@ -685,7 +666,7 @@ async fn pulls_over_tls_with_a_configured_ca_and_refuses_an_untrusted_one() {
     )))
     .await
     .unwrap();
-    wait_for("pod from the TLS registry Running", &kubelet, 60, async || {
+    eventually(kubelet.with_log("pod from the TLS registry Running"), Duration::from_secs(60), async || {
         let p = pods.get("tls").await.ok()?;
         (p.status?.phase == "Running").then_some(())
     })
@@ -703,14 +684,18 @@ async fn pulls_over_tls_with_a_configured_ca_and_refuses_an_untrusted_one() {
     )))
     .await
     .unwrap();
-    wait_for("ErrImagePull or ImagePullBackOff", &untrusting, 60, async || {
-        let p = pods.get("untrusted").await.ok()?;
-        let w = p.status?.container_statuses.first()?.state.clone()?.waiting?;
-        (w.reason == "ErrImagePull" || w.reason == "ImagePullBackOff").then_some(())
-    })
+    eventually(
+        untrusting.with_log("ErrImagePull or ImagePullBackOff"),
+        Duration::from_secs(60),
+        async || {
+            let p = pods.get("untrusted").await.ok()?;
+            let w = p.status?.container_statuses.first()?.state.clone()?.waiting?;
+            (w.reason == "ErrImagePull" || w.reason == "ImagePullBackOff").then_some(())
+        },
+    )
     .await;
     let events: Api<navarch_api::v1::Event> = c.api("default");
-    let failed = wait_for("Failed event", &untrusting, 30, async || {
+    let failed = eventually(untrusting.with_log("Failed event"), Duration::from_secs(30), async || {
         let evs = events.list(&Default::default()).await.ok()?.items;
         evs.into_iter().find(|e| {
             e.reason == "Failed" && e.involved_object.as_ref().is_some_and(|o| o.name == "untrusted")
@@ -719,7 +704,7 @@ async fn pulls_over_tls_with_a_configured_ca_and_refuses_an_untrusted_one() {
     .await;
     assert!(failed.message.to_lowercase().contains("certificate"), "{}", failed.message);
     pods.delete("untrusted", &DeleteParams::default()).await.unwrap();
-    wait_for("pods gone", &untrusting, 60, async || {
+    eventually(untrusting.with_log("pods gone"), Duration::from_secs(60), async || {
         pods.list(&Default::default()).await.ok()?.items.is_empty().then_some(())
     })
     .await;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use navarch_api::v1::{Event, Node, Pod};
 use navarch_api::{Object, manifest};
 use navarch_client::{Api, ListParams};
-use navarch_tests::{Daemon, TestEnv};
+use navarch_tests::{Daemon, TestEnv, eventually};
 
 /// Starts the scheduler binary; returns it and its metrics address.
 fn start_scheduler(env: &TestEnv) -> (Daemon, std::net::SocketAddr) {
@@ -58,20 +58,26 @@ async fn add_node(nodes: &Api<Node>, n: Node) {
 }
 
 async fn wait_all_bound(pods: &Api<Pod>, n: usize) -> Vec<Pod> {
-    for _ in 0..600 {
+    eventually(format!("{n} pods bound"), Duration::from_secs(60), async || {
         let items = pods.list(&ListParams::default()).await.unwrap().items;
         let bound: Vec<Pod> =
             items.into_iter().filter(|p| p.spec.as_ref().is_some_and(|s| !s.node_name.is_empty())).collect();
-        if bound.len() >= n {
-            return bound;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("pods were not bound in time");
+        if bound.len() >= n { Ok(bound) } else { Err(format!("{} bound", bound.len())) }
+    })
+    .await
 }
 
 fn node_of(p: &Pod) -> String {
     p.spec.as_ref().unwrap().node_name.clone()
+}
+
+/// Waits until pod `name` is bound to `node`.
+async fn wait_bound_to(pods: &Api<Pod>, name: &str, node: &str) {
+    eventually(format!("{name} bound to {node}"), Duration::from_secs(30), async || {
+        let on = node_of(&pods.get(name).await.unwrap());
+        if on == node { Ok(()) } else { Err(format!("on {on:?}")) }
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -101,43 +107,26 @@ async fn binds_to_fitting_nodes_and_explains_when_none_fits() {
 
     // Nothing fits now: Pending, with the reasons.
     pods.create(&pod("big", "1", "")).await.unwrap();
-    let mut msg = String::new();
-    for _ in 0..300 {
+    let msg = eventually("big's PodScheduled condition", Duration::from_secs(30), async || {
         let p = pods.get("big").await.unwrap();
-        if let Some(c) =
-            p.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.r#type == "PodScheduled"))
-        {
-            msg = c.message.clone();
-            assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "Unschedulable"));
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        let c = p.status?.conditions.into_iter().find(|c| c.r#type == "PodScheduled")?;
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "Unschedulable"));
+        Some(c.message)
+    })
+    .await;
     assert_eq!(
         msg,
         "0/3 nodes are available: 2 Insufficient cpu, 1 node(s) had untolerated taint {dedicated: gpu}."
     );
     // A fitting node appears: it binds there.
     add_node(&nodes, node("n3", "4", "")).await;
-    for _ in 0..300 {
-        if node_of(&pods.get("big").await.unwrap()) == "n3" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(node_of(&pods.get("big").await.unwrap()), "n3");
+    wait_bound_to(&pods, "big", "n3").await;
 
     // Tolerations and node selectors are honoured.
     pods.create(&pod("tolerant", "4", "  tolerations: [{key: dedicated, operator: Exists}]\n  nodeSelector: {kubernetes.io/hostname: gpu}\n"))
         .await
         .unwrap();
-    for _ in 0..300 {
-        if node_of(&pods.get("tolerant").await.unwrap()) == "gpu" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(node_of(&pods.get("tolerant").await.unwrap()), "gpu");
+    wait_bound_to(&pods, "tolerant", "gpu").await;
 
     // Events explain it too.
     let events = c.api::<Event>("default").list(&ListParams::default()).await.unwrap().items;
@@ -202,14 +191,12 @@ async fn serves_health_and_metrics() {
     pods.create(&pod("ok", "500m", "")).await.unwrap();
     pods.create(&pod("too-big", "2", "")).await.unwrap();
     wait_all_bound(&pods, 1).await;
-    let mut text = String::new();
-    for _ in 0..100 {
-        text = navarch_tests::http_get(addr, "/metrics").map(|(_, b)| b).unwrap_or_default();
-        if text.contains("result=\"unschedulable\"") && text.contains("result=\"scheduled\"") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let text = eventually("both results in /metrics", Duration::from_secs(10), async || {
+        let text = navarch_tests::http_get(addr, "/metrics").map(|(_, b)| b).unwrap_or_default();
+        let both = text.contains("result=\"unschedulable\"") && text.contains("result=\"scheduled\"");
+        if both { Ok(text) } else { Err(text) }
+    })
+    .await;
     assert!(text.contains("scheduler_schedule_attempts_total{result=\"scheduled\"} 1"), "{text}");
     assert!(text.contains("scheduler_e2e_scheduling_duration_seconds_count 1"), "{text}");
     assert!(text.contains("scheduler_pending_pods 1"), "{text}");

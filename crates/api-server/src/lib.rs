@@ -3,17 +3,20 @@
 //! Owns validation and defaulting of every kind ([`validation`]), Kubernetes' storage semantics
 //! ([`registry`]: create-if-absent, compare-and-swap updates with resourceVersion = etcd revision,
 //! finalizers, graceful deletion, binding), the generic gRPC service of proto/navarch/apiserver/v1
-//! ([`service`]), watch fan-out (one etcd watch per kind, many cheap watchers: [`watch_cache`]), and the
-//! HTTP side port with health and Prometheus metrics ([`http`]), and the relay of pods/log, pods/exec and
-//! usage to kubelets ([`kubelet_relay`]). Services get their cluster IPs and node ports from
+//! ([`service`]), watch fan-out (one etcd watch per kind, many cheap watchers: [`watch_cache`]), the
+//! health checks and Prometheus metrics on the daemon shell's admin server ([`health`], [`metrics`]),
+//! and the relay of pods/log, pods/exec and usage to kubelets ([`kubelet_relay`]). Services get their cluster IPs and node ports from
 //! `--service-cluster-ip-range` (default `10.96.0.0/12`) and `--service-node-port-range` (default
 //! `30000-32767`), recorded in etcd in the same transaction as the Service ([`allocation`]).
+
+#![forbid(unsafe_code)]
 
 pub mod allocation;
 pub mod codec;
 pub mod config;
 pub mod error;
-pub mod http;
+pub mod field_selector;
+pub mod health;
 pub mod kubelet_relay;
 pub mod metrics;
 pub mod recent_writes;
@@ -34,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use config::Config;
+use navarch_daemon::{Admin, Daemon};
 
 use crate::registry::Registry;
 use crate::storage::Storage;
@@ -56,8 +60,8 @@ pub enum RunError {
     Listen { addr: std::net::SocketAddr, source: std::io::Error },
     #[error("gRPC server: {0}")]
     Serve(#[from] tonic::transport::Error),
-    #[error("HTTP server: {0}")]
-    Http(std::io::Error),
+    #[error(transparent)]
+    Admin(#[from] navarch_daemon::LifecycleError),
 }
 
 async fn connect_etcd(
@@ -87,45 +91,32 @@ async fn connect_etcd(
     Err(RunError::EtcdUnreachable(config.etcd_endpoints.clone()))
 }
 
-/// Runs the api-server until `shutdown` completes, then drains within `config.shutdown_timeout`.
-pub async fn run(
-    config: Config,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), RunError> {
-    let token = CancellationToken::new();
-    let trigger = token.clone();
-    let signal = tokio::spawn(async move {
-        shutdown.await;
-        trigger.cancel();
-    });
-    let result = serve(config, token.clone()).await;
-    signal.abort();
-    result
+/// Runs the api-server until the daemon's shutdown token is cancelled, then drains within
+/// `config.shutdown_timeout`.
+pub async fn run(daemon: Daemon<Config>) -> Result<(), RunError> {
+    serve(&daemon, daemon.shutdown.clone()).await
 }
 
-async fn serve(config: Config, token: CancellationToken) -> Result<(), RunError> {
+async fn serve(daemon: &Daemon<Config>, token: CancellationToken) -> Result<(), RunError> {
+    let config = &daemon.config;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| RunError::Listen { addr: config.listen, source })?;
-    let etcd = connect_etcd(&config, &token).await?;
+    let etcd = connect_etcd(config, &token).await?;
     let mut pool = Vec::new();
     for _ in 1..ETCD_CONNECTIONS {
-        pool.push(connect_etcd(&config, &token).await?);
+        pool.push(connect_etcd(config, &token).await?);
     }
     let storage = Storage::new(etcd.clone(), pool);
     let ranges =
         allocation::Ranges { ips: config.service_cluster_ip_range, ports: config.service_node_port_range };
     let registry = Arc::new(Registry::new(storage.clone(), &config.etcd_prefix, ranges));
-    let metrics = Arc::new(metrics::Metrics::new());
+    let mut admin = Admin::new("");
+    let metrics = Arc::new(metrics::Metrics::register(admin.registry()));
     let caches_ready = Arc::new(AtomicBool::new(false));
+    health::register_checks(&mut admin, storage.clone(), caches_ready.clone());
+    daemon.serve_admin(admin, config.http_listen).await?;
     let tasks = TaskTracker::new();
-
-    let http_state = http::HttpState {
-        metrics: metrics.clone(),
-        storage: storage.clone(),
-        caches_ready: caches_ready.clone(),
-    };
-    let http_task = tokio::spawn(http::serve(config.http_listen, http_state, token.clone()));
 
     let mut delay = Duration::from_millis(200);
     while let Err(e) = registry.bootstrap().await {
@@ -209,9 +200,6 @@ async fn serve(config: Config, token: CancellationToken) -> Result<(), RunError>
     tasks.close();
     if tokio::time::timeout(config.shutdown_timeout, tasks.wait()).await.is_err() {
         tracing::warn!("watch streams did not finish in time");
-    }
-    if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(2), http_task).await {
-        return Err(RunError::Http(e));
     }
     served.map_err(RunError::from)
 }

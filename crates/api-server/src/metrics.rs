@@ -1,4 +1,4 @@
-//! Prometheus metrics of the api-server.
+//! Prometheus metrics of the api-server (served by the daemon shell's admin server).
 
 use std::sync::atomic::AtomicI64;
 
@@ -28,7 +28,6 @@ pub struct KindLabels {
 }
 
 pub struct Metrics {
-    pub registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
     pub latency: Family<VerbLabels, Histogram>,
     pub watchers: Family<KindLabels, Gauge<i64, AtomicI64>>,
@@ -41,8 +40,9 @@ fn latency_histogram() -> Histogram {
 }
 
 impl Metrics {
-    pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("apiserver");
+    /// Registers the api-server's metrics (named `apiserver_*`) in `registry`.
+    pub fn register(registry: &mut Registry) -> Metrics {
+        let registry = registry.sub_registry_with_prefix("apiserver");
         let requests = Family::<RequestLabels, Counter>::default();
         let latency =
             Family::<VerbLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
@@ -56,23 +56,18 @@ impl Metrics {
         );
         registry.register("watchers", "Open watch streams by kind", watchers.clone());
         registry.register("watch_events_sent", "Watch events sent to clients by kind", watch_events.clone());
-        Metrics { registry, requests, latency, watchers, watch_events }
+        Metrics { requests, latency, watchers, watch_events }
     }
 
     pub fn observe(&self, verb: &'static str, kind: &str, code: &'static str, seconds: f64) {
         self.requests.get_or_create(&RequestLabels { verb, kind: kind.to_string(), code }).inc();
         self.latency.get_or_create(&VerbLabels { verb, kind: kind.to_string() }).observe(seconds);
     }
-
-    pub fn encode(&self) -> String {
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String");
-        out
-    }
 }
 
 impl Default for Metrics {
+    /// Metrics registered nowhere (tests).
     fn default() -> Self {
-        Metrics::new()
+        Metrics::register(&mut Registry::default())
     }
 }

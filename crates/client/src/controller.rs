@@ -2,6 +2,11 @@
 //! `reconcile` for each changed key through a work queue with per-key dedup, requeue-after, per-key
 //! error backoff, bounded concurrency, and never two workers on one key. Reconcile gets the object from
 //! the store (level-triggered), never from the event that woke it.
+//!
+//! A controller opens its own watches ([`Controller::new`], [`Controller::owns`],
+//! [`Controller::watches`]) or follows [`SharedReflector`]s that other controllers of the process follow
+//! too ([`Controller::for_shared`], [`Controller::owns_shared`], [`Controller::watches_shared`]); a
+//! shared reflector's store is updated before the change reaches the controller.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt::Display;
@@ -17,6 +22,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::Api;
+use crate::shared::{Change, SharedReflector};
 use crate::store::{ObjectRef, Store, Writer, reflector, store};
 use crate::watcher::{Event, WatcherConfig, watcher};
 
@@ -126,6 +132,29 @@ fn keys_of<K: Resource>(ev: &Event<K>, map: &(dyn Fn(&K) -> Vec<ObjectRef> + Sen
 
 type KeyFn<K> = Arc<dyn Fn(&Event<K>) -> Vec<ObjectRef> + Send + Sync>;
 
+/// The keys `keys` returns for each change of a shared reflector, empty sets skipped.
+fn keys_of_changes<C: Resource>(
+    changes: impl Stream<Item = Change<C>> + Send + 'static,
+    keys: impl Fn(&Change<C>) -> Vec<ObjectRef> + Send + 'static,
+) -> BoxStream<'static, Vec<ObjectRef>> {
+    changes
+        .filter_map(move |c| {
+            let keys = keys(&c);
+            futures::future::ready((!keys.is_empty()).then_some(keys))
+        })
+        .boxed()
+}
+
+/// The controller-owner (the ownerReference with `controller: true`) of `c` if it is of kind K.
+fn controller_owner<K: Resource, C: Resource>(c: &C) -> Vec<ObjectRef> {
+    let m = c.meta();
+    m.owner_references
+        .iter()
+        .filter(|r| r.kind == K::KIND && r.controller == Some(true))
+        .map(|r| ObjectRef::new(if K::NAMESPACED { &m.namespace } else { "" }, &r.name))
+        .collect()
+}
+
 fn logged<K: Resource>(
     s: impl Stream<Item = crate::Result<Event<K>>> + Send + 'static,
     keys: KeyFn<K>,
@@ -152,10 +181,23 @@ impl<K: Resource> Controller<K> {
         let all = reader.clone();
         let keys: KeyFn<K> = Arc::new(move |ev: &Event<K>| match ev {
             Event::Apply(o) | Event::Delete(o) => vec![ObjectRef::from_obj(o)],
-            Event::InitDone => all.state().iter().map(|o| ObjectRef::from_obj(o.as_ref())).collect(),
+            Event::InitDone => all.keys(),
             Event::Init | Event::InitApply(_) => Vec::new(),
         });
         let main = logged(reflector(writer, watcher(api, cfg)), keys);
+        Controller { main, triggers: Vec::new(), reader, concurrency: 4 }
+    }
+
+    /// A controller of the kind `reflector` watches, sharing its watch and store with everything else
+    /// that follows it (kube-runtime's `for_shared_stream`). Changes schedule their key, a resync every
+    /// key in the store. The caller runs the reflector.
+    pub fn for_shared(reflector: &SharedReflector<K>) -> Controller<K> {
+        let reader = reflector.store();
+        let all = reader.clone();
+        let main = keys_of_changes(reflector.subscribe(), move |c| match c {
+            Change::Apply(o) | Change::Delete(o) => vec![ObjectRef::from_obj(o.as_ref())],
+            Change::Resync => all.keys(),
+        });
         Controller { main, triggers: Vec::new(), reader, concurrency: 4 }
     }
 
@@ -173,14 +215,12 @@ impl<K: Resource> Controller<K> {
     /// Also reconciles the controller-owner (ownerReferences with `controller: true` of kind K) of every
     /// changed object of kind C.
     pub fn owns<C: Resource>(self, api: Api<C>, cfg: WatcherConfig) -> Self {
-        self.watches(api, cfg, |c: &C| {
-            let m = c.meta();
-            m.owner_references
-                .iter()
-                .filter(|r| r.kind == K::KIND && r.controller == Some(true))
-                .map(|r| ObjectRef::new(if K::NAMESPACED { &m.namespace } else { "" }, &r.name))
-                .collect()
-        })
+        self.watches(api, cfg, controller_owner::<K, C>)
+    }
+
+    /// [`owns`](Self::owns) through a shared reflector of C.
+    pub fn owns_shared<C: Resource>(self, reflector: &SharedReflector<C>) -> Self {
+        self.watches_shared(reflector, controller_owner::<K, C>)
     }
 
     /// Also reconciles the keys `map` returns for every changed object of kind C.
@@ -192,6 +232,22 @@ impl<K: Resource> Controller<K> {
     ) -> Self {
         let keys: KeyFn<C> = Arc::new(move |ev: &Event<C>| keys_of(ev, &map));
         self.triggers.push(logged(watcher(api, cfg), keys));
+        self
+    }
+
+    /// Also reconciles the keys `map` returns for every changed object of a shared reflector of C, and
+    /// every key of this controller's store when that reflector resyncs (it relisted, or this
+    /// controller fell behind it): objects may have gone unseen, and what they mapped to with them.
+    pub fn watches_shared<C: Resource>(
+        mut self,
+        reflector: &SharedReflector<C>,
+        map: impl Fn(&C) -> Vec<ObjectRef> + Send + Sync + 'static,
+    ) -> Self {
+        let all = self.reader.clone();
+        self.triggers.push(keys_of_changes(reflector.subscribe(), move |c| match c {
+            Change::Apply(o) | Change::Delete(o) => map(o),
+            Change::Resync => all.keys(),
+        }));
         self
     }
 
@@ -343,6 +399,71 @@ mod tests {
         q.schedule(k("a"), t + Duration::from_secs(1));
         assert_eq!(q.pop_due(t), None);
         assert_eq!(q.pop_due(t + Duration::from_secs(1)), Some(k("a")));
+    }
+
+    /// Two controllers on one shared reflector, one also triggered by another: both reconcile every
+    /// change, and a resync of the trigger reconciles every key of the main kind.
+    #[tokio::test]
+    async fn controllers_share_one_reflector() {
+        use crate::store::tests::cm;
+        use navarch_api::v1::{ConfigMap, Secret};
+        use std::sync::Mutex;
+        let (maps_tx, maps_rx) = futures::channel::mpsc::unbounded();
+        let (secrets_tx, secrets_rx) = futures::channel::mpsc::unbounded::<crate::Result<Event<Secret>>>();
+        let maps = SharedReflector::from_events(maps_rx, 64);
+        let secrets = SharedReflector::from_events(secrets_rx, 64);
+        // (controller, key, value it read)
+        let seen: Arc<Mutex<Vec<(usize, String, String)>>> = Arc::default();
+        let stop = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        for id in 0..2 {
+            let mut c = Controller::for_shared(&maps);
+            if id == 1 {
+                c = c.watches_shared(&secrets, |s: &Secret| {
+                    vec![ObjectRef::new("ns", &s.metadata.as_ref().unwrap().name)]
+                });
+            }
+            let seen = seen.clone();
+            let reconcile = move |o: Arc<ConfigMap>, _: Arc<()>| {
+                let seen = seen.clone();
+                async move {
+                    seen.lock().unwrap().push((
+                        id,
+                        o.metadata.as_ref().unwrap().name.clone(),
+                        o.data["k"].clone(),
+                    ));
+                    Ok::<_, String>(Action::await_change())
+                }
+            };
+            tasks.spawn(c.run(reconcile, |_, _, _| Action::await_change(), Arc::new(()), stop.clone()));
+        }
+        tasks.spawn(maps.run(stop.clone()));
+        tasks.spawn(secrets.run(stop.clone()));
+        let count = |id: usize, name: &str, v: &str| {
+            seen.lock().unwrap().iter().filter(|(i, n, x)| *i == id && n == name && x == v).count()
+        };
+        async fn eventually(what: &str, ok: impl Fn() -> bool) {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !ok() {
+                assert!(Instant::now() < deadline, "timed out waiting for {what}");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        for ev in [Event::Init, Event::InitApply(cm("a", "1")), Event::InitDone, Event::Apply(cm("b", "1"))] {
+            maps_tx.unbounded_send(Ok(ev)).unwrap();
+        }
+        let both = || (0..2).all(|id| count(id, "a", "1") >= 1 && count(id, "b", "1") >= 1);
+        eventually("both controllers to see a and b", both).await;
+        // An empty relist of the trigger kind: controller 1 reconciles every ConfigMap again.
+        let before = (count(1, "a", "1"), count(1, "b", "1"));
+        secrets_tx.unbounded_send(Ok(Event::Init)).unwrap();
+        secrets_tx.unbounded_send(Ok(Event::InitDone)).unwrap();
+        eventually("a resync of every key", || {
+            count(1, "a", "1") > before.0 && count(1, "b", "1") > before.1
+        })
+        .await;
+        stop.cancel();
+        while tasks.join_next().await.is_some() {}
     }
 
     #[test]

@@ -2,13 +2,17 @@
 //!
 //! Owns the connection to the api-server ([`Client`], typed [`Api<K>`]), and the controller runtime built
 //! on it, modelled on kube-runtime: the watcher (list, then watch from the last resourceVersion; relist
-//! when expired; jittered backoff), the reflector store, and the controller runner.
+//! when expired; jittered backoff), the reflector store, the shared reflector (one watch → one store →
+//! any number of subscribers), and the controller runner.
+
+#![forbid(unsafe_code)]
 
 pub mod client;
 pub mod controller;
 pub mod error;
 pub mod events;
 pub mod leader;
+pub mod shared;
 pub mod shutdown;
 pub mod store;
 pub mod watcher;
@@ -21,6 +25,7 @@ pub use controller::{Action, Controller};
 pub use error::{Error, Result};
 pub use events::{EventRecorder, object_ref};
 pub use leader::{LeaderElector, LeaseConfig, run_while_leader};
+pub use shared::{Change, SharedReflector};
 pub use shutdown::cancel_on_signal;
 pub use store::{ObjectRef, Store, reflector, store};
 pub use watcher::{Event, WatcherConfig, watcher};

@@ -1,6 +1,7 @@
 //! The reflector and its store: an in-memory copy of every object a watcher reports, readable by any
 //! number of readers. A relist is built aside and swapped in at `InitDone`, so readers never see a
-//! half-relisted state.
+//! half-relisted state. [`reflector`] feeds one consumer's stream; a
+//! [`SharedReflector`](crate::SharedReflector) feeds many.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -11,6 +12,7 @@ use navarch_api::Resource;
 use tokio::sync::watch;
 
 use crate::error::Result;
+use crate::shared::Change;
 use crate::watcher::Event;
 
 /// Identifies an object of a known kind: `namespace/name`, or `name` for cluster-scoped kinds.
@@ -77,26 +79,39 @@ pub fn store<K>() -> (Store<K>, Writer<K>) {
 impl<K: Resource> Writer<K> {
     /// Applies one watcher event.
     pub fn apply(&mut self, ev: &Event<K>) {
+        self.apply_owned(ev.clone());
+    }
+
+    /// Applies one watcher event, keeping its object, and returns the change as the subscribers of a
+    /// [`SharedReflector`](crate::SharedReflector) see it: nothing for `Init` and `InitApply` (a relist
+    /// is reported once, as [`Change::Resync`], when the store holds it).
+    pub fn apply_owned(&mut self, ev: Event<K>) -> Option<Change<K>> {
         match ev {
-            Event::Init => self.relist = Some(HashMap::new()),
+            Event::Init => {
+                self.relist = Some(HashMap::new());
+                None
+            }
             Event::InitApply(o) => {
-                self.relist
-                    .get_or_insert_with(HashMap::new)
-                    .insert(ObjectRef::from_obj(o), Arc::new(o.clone()));
+                self.relist.get_or_insert_with(HashMap::new).insert(ObjectRef::from_obj(&o), Arc::new(o));
+                None
             }
             Event::InitDone => {
                 let fresh = self.relist.take().unwrap_or_default();
                 *self.map.write().unwrap_or_else(|e| e.into_inner()) = fresh;
                 self.ready.send_replace(true);
+                Some(Change::Resync)
             }
             Event::Apply(o) => {
+                let o = Arc::new(o);
                 self.map
                     .write()
                     .unwrap_or_else(|e| e.into_inner())
-                    .insert(ObjectRef::from_obj(o), Arc::new(o.clone()));
+                    .insert(ObjectRef::from_obj(o.as_ref()), o.clone());
+                Some(Change::Apply(o))
             }
             Event::Delete(o) => {
-                self.map.write().unwrap_or_else(|e| e.into_inner()).remove(&ObjectRef::from_obj(o));
+                self.map.write().unwrap_or_else(|e| e.into_inner()).remove(&ObjectRef::from_obj(&o));
+                Some(Change::Delete(Arc::new(o)))
             }
         }
     }
@@ -105,6 +120,11 @@ impl<K: Resource> Writer<K> {
 impl<K> Store<K> {
     pub fn get(&self, key: &ObjectRef) -> Option<Arc<K>> {
         self.map.read().unwrap_or_else(|e| e.into_inner()).get(key).cloned()
+    }
+
+    /// The key of every object (in no particular order).
+    pub fn keys(&self) -> Vec<ObjectRef> {
+        self.map.read().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect()
     }
 
     /// Every object (in no particular order).
@@ -147,11 +167,12 @@ where
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use navarch_api::v1::{ConfigMap, ObjectMeta};
 
-    fn cm(name: &str, v: &str) -> ConfigMap {
+    /// The ConfigMap `ns/<name>` with `k: <v>`.
+    pub(crate) fn cm(name: &str, v: &str) -> ConfigMap {
         ConfigMap {
             metadata: Some(ObjectMeta { name: name.into(), namespace: "ns".into(), ..Default::default() }),
             data: [("k".to_string(), v.to_string())].into(),

@@ -1,212 +1,140 @@
-//! Controller-manager configuration. Precedence: flag > environment (`NAVARCH_CONTROLLER_MANAGER_*`)
-//! > config file (`--config`, YAML, unknown keys rejected) > default.
+//! The controller-manager's configuration: one struct that is its flags and its config file, resolved
+//! by the daemon shell (flag > `NAVARCH_CONTROLLER_MANAGER_*` > `--config` YAML > default; see
+//! `navarch_daemon::config`). `pod_subnets` and `node_lifecycle` are derived from the settings.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
-use serde::Deserialize;
+use navarch_api::{Ipv4Cidr, well_known};
+use navarch_daemon::DaemonConfig;
+use navarch_daemon::config::duration;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Default, Parser)]
+use crate::node_ipam::Subnets;
+use crate::node_lifecycle::LifecycleConfig;
+
+#[derive(Debug, Clone, PartialEq, clap::Parser, Serialize, Deserialize)]
 #[command(name = "controller-manager", version, about = "navarch controller-manager: ReplicaSets and more")]
-pub struct Args {
-    /// YAML config file (keys as the long flags, with '_' for '-').
-    #[arg(long, env = "NAVARCH_CONTROLLER_MANAGER_CONFIG")]
-    pub config: Option<PathBuf>,
+#[serde(deny_unknown_fields)]
+pub struct Config {
     /// api-server address.
-    #[arg(long, env = "NAVARCH_CONTROLLER_MANAGER_SERVER")]
-    pub server: Option<String>,
-    /// HTTP address for /healthz.
-    #[arg(long, env = "NAVARCH_CONTROLLER_MANAGER_HTTP_LISTEN")]
-    pub http_listen: Option<SocketAddr>,
+    #[arg(long, default_value = well_known::API_SERVER)]
+    pub server: String,
+    /// HTTP address for /healthz, /readyz and /metrics.
+    #[arg(long, default_value = well_known::CONTROLLER_MANAGER_ADMIN)]
+    pub http_listen: SocketAddr,
     /// Elect a leader through a Lease so several instances can run and only one acts.
-    #[arg(long, env = "NAVARCH_CONTROLLER_MANAGER_LEADER_ELECT")]
-    pub leader_elect: Option<bool>,
+    #[arg(long, action = clap::ArgAction::Set, default_value_t = true)]
+    pub leader_elect: bool,
     /// This instance's identity in the Lease (default: hostname and pid).
-    #[arg(long, env = "NAVARCH_CONTROLLER_MANAGER_IDENTITY")]
+    #[arg(long)]
     pub identity: Option<String>,
     /// The pod network of the cluster, cut into one subnet per node.
-    #[arg(long, env = "NAVARCH_CONTROLLER_MANAGER_CLUSTER_CIDR")]
-    pub cluster_cidr: Option<String>,
+    #[arg(long, default_value = well_known::CLUSTER_CIDR)]
+    pub cluster_cidr: Ipv4Cidr,
     /// Prefix length of each node's pod subnet.
-    #[arg(long, env = "NAVARCH_CONTROLLER_MANAGER_NODE_CIDR_MASK_SIZE")]
-    pub node_cidr_mask_size: Option<u8>,
+    #[arg(long, default_value_t = well_known::NODE_CIDR_MASK_SIZE)]
+    pub node_cidr_mask_size: u8,
     /// Objects reconciled at once per controller.
-    #[arg(long, env = "NAVARCH_CONTROLLER_MANAGER_WORKERS")]
-    pub workers: Option<usize>,
-    /// Silence after which a node's Ready condition becomes Unknown (e.g. 40s).
-    #[arg(long, env = "NAVARCH_CONTROLLER_MANAGER_NODE_MONITOR_GRACE_PERIOD")]
-    pub node_monitor_grace_period: Option<String>,
-    /// How often node health is checked (e.g. 5s).
-    #[arg(long, env = "NAVARCH_CONTROLLER_MANAGER_NODE_MONITOR_PERIOD")]
-    pub node_monitor_period: Option<String>,
-    /// Nodes per second (per zone) that get the NoExecute taint which evicts their pods.
-    #[arg(long, env = "NAVARCH_CONTROLLER_MANAGER_NODE_EVICTION_RATE")]
-    pub node_eviction_rate: Option<f64>,
-    /// The same, when more than 55% of a large zone's nodes are down.
-    #[arg(long, env = "NAVARCH_CONTROLLER_MANAGER_SECONDARY_NODE_EVICTION_RATE")]
-    pub secondary_node_eviction_rate: Option<f64>,
-    /// Seconds pods without their own toleration stay on an unreachable or not-ready node.
-    #[arg(long, env = "NAVARCH_CONTROLLER_MANAGER_DEFAULT_TOLERATION_SECONDS")]
-    pub default_toleration_seconds: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub server: Option<String>,
-    pub http_listen: Option<SocketAddr>,
-    pub leader_elect: Option<bool>,
-    pub identity: Option<String>,
-    pub workers: Option<usize>,
-    pub cluster_cidr: Option<String>,
-    pub node_cidr_mask_size: Option<u8>,
-    pub node_monitor_grace_period: Option<String>,
-    pub node_monitor_period: Option<String>,
-    pub node_eviction_rate: Option<f64>,
-    pub secondary_node_eviction_rate: Option<f64>,
-    pub default_toleration_seconds: Option<u64>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Config {
-    pub server: String,
-    pub http_listen: SocketAddr,
-    pub leader_elect: bool,
-    pub identity: Option<String>,
+    #[arg(long, default_value_t = 5)]
     pub workers: usize,
-    pub pod_subnets: crate::node_ipam::Subnets,
-    pub node_lifecycle: crate::node_lifecycle::LifecycleConfig,
+    /// Silence after which a node's Ready condition becomes Unknown (e.g. 40s).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "40s")]
+    #[serde(with = "duration")]
+    pub node_monitor_grace_period: Duration,
+    /// How often node health is checked (e.g. 5s).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "5s")]
+    #[serde(with = "duration")]
+    pub node_monitor_period: Duration,
+    /// Nodes per second (per zone) that get the NoExecute taint which evicts their pods.
+    #[arg(long, default_value_t = 0.1)]
+    pub node_eviction_rate: f64,
+    /// The same, when more than 55% of a large zone's nodes are down.
+    #[arg(long, default_value_t = 0.01)]
+    pub secondary_node_eviction_rate: f64,
+    /// Seconds pods without their own toleration stay on an unreachable or not-ready node.
+    #[arg(long, default_value_t = 300)]
+    pub default_toleration_seconds: u64,
+    /// Derived: the cluster CIDR cut into node subnets.
+    #[arg(skip)]
+    #[serde(skip)]
+    pub pod_subnets: Subnets,
+    /// Derived: the node lifecycle controller's settings.
+    #[arg(skip)]
+    #[serde(skip)]
+    pub node_lifecycle: LifecycleConfig,
 }
 
-fn duration(key: &str, v: Option<String>, default: Duration) -> Result<Duration, ConfigError> {
-    match v {
-        None => Ok(default),
-        Some(s) => humantime::parse_duration(&s)
-            .map_err(|e| ConfigError::Invalid(format!("{key}: {s:?}: {e} (e.g. 40s, 1m30s)"))),
-    }
-}
+impl DaemonConfig for Config {
+    const ENV_PREFIX: &'static str = "NAVARCH_CONTROLLER_MANAGER";
 
-fn rate(key: &str, v: Option<f64>, default: f64) -> Result<f64, ConfigError> {
-    match v.unwrap_or(default) {
-        r if r.is_finite() && r >= 0.0 => Ok(r),
-        r => Err(ConfigError::Invalid(format!("{key}: {r}: must be a number >= 0"))),
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("reading config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("config file {path}: {source}")]
-    Parse { path: PathBuf, source: serde_yaml::Error },
-    #[error("{0}")]
-    Invalid(String),
-}
-
-impl Config {
-    pub fn resolve(args: Args) -> Result<Config, ConfigError> {
-        let file: FileConfig = match &args.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|source| ConfigError::Read { path: path.clone(), source })?;
-                if text.trim().is_empty() {
-                    FileConfig::default()
-                } else {
-                    serde_yaml::from_str(&text)
-                        .map_err(|source| ConfigError::Parse { path: path.clone(), source })?
-                }
-            }
-            None => FileConfig::default(),
-        };
-        let c = Config {
-            server: args.server.or(file.server).unwrap_or_else(|| "127.0.0.1:6443".into()),
-            http_listen: args
-                .http_listen
-                .or(file.http_listen)
-                .unwrap_or_else(|| "127.0.0.1:10257".parse().expect("valid address")),
-            leader_elect: args.leader_elect.or(file.leader_elect).unwrap_or(true),
-            identity: args.identity.or(file.identity),
-            workers: args.workers.or(file.workers).unwrap_or(5),
-            pod_subnets: {
-                let cidr = args.cluster_cidr.or(file.cluster_cidr).unwrap_or_else(|| "10.244.0.0/16".into());
-                let mask = args.node_cidr_mask_size.or(file.node_cidr_mask_size).unwrap_or(24);
-                crate::node_ipam::Subnets::parse(&cidr, mask)
-                    .map_err(|e| ConfigError::Invalid(format!("cluster_cidr: {e}")))?
-            },
-            node_lifecycle: {
-                let d = crate::node_lifecycle::LifecycleConfig::default();
-                let monitor_period = duration(
-                    "node_monitor_period",
-                    args.node_monitor_period.or(file.node_monitor_period),
-                    d.monitor_period,
-                )?;
-                if monitor_period.is_zero() {
-                    return Err(ConfigError::Invalid("node_monitor_period: must be more than 0".into()));
-                }
-                crate::node_lifecycle::LifecycleConfig {
-                    grace_period: duration(
-                        "node_monitor_grace_period",
-                        args.node_monitor_grace_period.or(file.node_monitor_grace_period),
-                        d.grace_period,
-                    )?,
-                    monitor_period,
-                    eviction_rate: rate(
-                        "node_eviction_rate",
-                        args.node_eviction_rate.or(file.node_eviction_rate),
-                        d.eviction_rate,
-                    )?,
-                    secondary_eviction_rate: rate(
-                        "secondary_node_eviction_rate",
-                        args.secondary_node_eviction_rate.or(file.secondary_node_eviction_rate),
-                        d.secondary_eviction_rate,
-                    )?,
-                    default_toleration: args
-                        .default_toleration_seconds
-                        .or(file.default_toleration_seconds)
-                        .map(Duration::from_secs)
-                        .unwrap_or(d.default_toleration),
-                    ..d
-                }
-            },
-        };
-        if c.workers == 0 {
-            return Err(ConfigError::Invalid("workers: must be at least 1".into()));
+    fn finish(&mut self) -> Result<(), String> {
+        if self.workers == 0 {
+            return Err("workers: must be at least 1".into());
         }
-        Ok(c)
+        if self.node_monitor_period.is_zero() {
+            return Err("node_monitor_period: must be more than 0".into());
+        }
+        for (key, r) in [
+            ("node_eviction_rate", self.node_eviction_rate),
+            ("secondary_node_eviction_rate", self.secondary_node_eviction_rate),
+        ] {
+            if !r.is_finite() || r < 0.0 {
+                return Err(format!("{key}: {r}: must be a number >= 0"));
+            }
+        }
+        self.pod_subnets = Subnets::new(self.cluster_cidr, self.node_cidr_mask_size)
+            .map_err(|e| format!("cluster_cidr: {e}"))?;
+        self.node_lifecycle = LifecycleConfig {
+            grace_period: self.node_monitor_grace_period,
+            monitor_period: self.node_monitor_period,
+            eviction_rate: self.node_eviction_rate,
+            secondary_eviction_rate: self.secondary_node_eviction_rate,
+            default_toleration: Duration::from_secs(self.default_toleration_seconds),
+            ..LifecycleConfig::default()
+        };
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use navarch_daemon::{Env, resolve};
+
     use super::*;
 
+    fn config(args: &[&str]) -> Result<Config, String> {
+        resolve::<Config>(["controller-manager"].iter().chain(args), &Env::from_pairs([]))
+            .map(|r| r.config)
+            .map_err(|e| e.to_string())
+    }
+
     #[test]
-    fn flag_beats_file_beats_default() {
-        let f = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(f.path(), "server: 10.0.0.1:6443\nworkers: 9\n").unwrap();
-        let path = f.path().to_str().unwrap().to_string();
-        let c = Config::resolve(Args::try_parse_from(["cm", "--config", &path]).unwrap()).unwrap();
-        assert_eq!((c.server.as_str(), c.workers, c.leader_elect), ("10.0.0.1:6443", 9, true));
-        let c = Config::resolve(Args::try_parse_from(["cm", "--config", &path, "--workers", "2"]).unwrap())
-            .unwrap();
-        assert_eq!(c.workers, 2);
-        std::fs::write(f.path(), "wrokers: 1\n").unwrap();
-        let e = Config::resolve(Args::try_parse_from(["cm", "--config", &path]).unwrap()).unwrap_err();
-        assert!(e.to_string().contains("unknown field `wrokers`"), "{e}");
-        assert!(Config::resolve(Args { workers: Some(0), ..Args::default() }).is_err());
-        std::fs::write(f.path(), "node_monitor_grace_period: 7s\nnode_eviction_rate: 2\n").unwrap();
-        let c = Config::resolve(
-            Args::try_parse_from(["cm", "--config", &path, "--node-monitor-grace-period", "3s"]).unwrap(),
-        )
-        .unwrap();
+    fn derived_settings_and_checks() {
+        let c = config(&["--node-monitor-grace-period", "3s", "--node-eviction-rate", "2"]).unwrap();
         assert_eq!(c.node_lifecycle.grace_period, Duration::from_secs(3));
         assert_eq!(c.node_lifecycle.eviction_rate, 2.0);
         assert_eq!(c.node_lifecycle.default_toleration, Duration::from_secs(300));
-        let e = Config::resolve(Args { node_monitor_period: Some("soon".into()), ..Args::default() })
-            .unwrap_err();
-        assert!(e.to_string().starts_with("node_monitor_period: \"soon\""), "{e}");
-        assert!(Config::resolve(Args { node_eviction_rate: Some(-1.0), ..Args::default() }).is_err());
+        assert_eq!(
+            c.node_lifecycle,
+            LifecycleConfig {
+                grace_period: Duration::from_secs(3),
+                eviction_rate: 2.0,
+                ..LifecycleConfig::default()
+            }
+        );
+        assert_eq!(c.pod_subnets.nth(1), "10.244.1.0/24");
+        assert_eq!(config(&["--workers", "0"]).unwrap_err(), "workers: must be at least 1");
+        assert_eq!(
+            config(&["--node-monitor-period", "0s"]).unwrap_err(),
+            "node_monitor_period: must be more than 0"
+        );
+        assert!(config(&["--node-eviction-rate=-1"]).unwrap_err().starts_with("node_eviction_rate: -1"));
+        assert!(config(&["--node-monitor-period", "soon"]).is_err());
+        assert!(
+            config(&["--cluster-cidr", "10.244.0.0/16", "--node-cidr-mask-size", "8"])
+                .unwrap_err()
+                .starts_with("cluster_cidr: ")
+        );
     }
 }

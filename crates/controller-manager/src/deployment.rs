@@ -12,7 +12,7 @@
 //! step); matching orphan ReplicaSets are adopted. The `Progressing` condition turns False with
 //! `ProgressDeadlineExceeded` after `progressDeadlineSeconds` (default 600) without progress.
 //! The arithmetic ([`surge_and_unavailable`], [`rolling_step`], [`proportional`], [`progressing`])
-//! is pure and unit-tested.
+//! is pure and unit-tested; [`spawn`] wires it to the shared Deployment and ReplicaSet reflectors.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,9 +24,10 @@ use navarch_api::v1::{
     Deployment, DeploymentCondition, DeploymentStatus, IntOrString, LabelSelector, ObjectMeta,
     OwnerReference, PodTemplateSpec, ReplicaSet, ReplicaSetSpec,
 };
-use navarch_client::{Action, Client, DeleteParams, EventRecorder, Store, object_ref};
+use navarch_client::{Action, Client, Controller, DeleteParams, EventRecorder, Store, object_ref};
 
 use crate::replicaset::controller_of;
+use crate::run::{Reconciler, Wiring};
 
 pub const HASH_LABEL: &str = "pod-template-hash";
 pub const REVISION: &str = "deployment.kubernetes.io/revision";
@@ -250,8 +251,10 @@ pub struct DeploymentController {
     pub events: EventRecorder,
 }
 
-impl DeploymentController {
-    pub async fn reconcile(&self, d: Arc<Deployment>) -> Result<Action, navarch_client::Error> {
+impl Reconciler<Deployment> for DeploymentController {
+    type Error = navarch_client::Error;
+
+    async fn reconcile(&self, d: Arc<Deployment>) -> Result<Action, navarch_client::Error> {
         let meta = d.meta().clone();
         let m = &meta;
         if !m.deletion_timestamp.is_empty() {
@@ -427,7 +430,9 @@ impl DeploymentController {
         let action = self.write_status(&d, &owned, new.as_ref(), replicas, progress).await?;
         Ok(if changed { Action::requeue(Duration::from_millis(200)) } else { action })
     }
+}
 
+impl DeploymentController {
     /// Old revisions beyond `revisionHistoryLimit` (default 10) go, oldest first (only empty ones).
     async fn clean_up_history(
         &self,
@@ -661,6 +666,17 @@ impl DeploymentController {
             Action::requeue(Duration::from_secs(1))
         })
     }
+}
+
+/// Runs the Deployment controller: Deployments, re-synced when a ReplicaSet they own changes (all of
+/// them after a ReplicaSet relist), reading the shared ReplicaSet store.
+pub fn spawn(w: &mut Wiring) {
+    let events = w.recorder("deployment-controller");
+    let sets = &w.informers.replicasets;
+    let controller =
+        Controller::for_shared(&w.informers.deployments).concurrency(w.workers).owns_shared(sets);
+    let ctx = Arc::new(DeploymentController { client: w.client.clone(), sets: sets.store(), events });
+    w.controller(controller, ctx, Duration::from_secs(1));
 }
 
 fn owner_ref(d: &Deployment) -> OwnerReference {

@@ -3,7 +3,7 @@
 //! `notReadyAddresses`, with each Service port's target port resolved per pod (a number, or the name
 //! of one of the pod's container ports). Pods resolving to the same ports share a subset. Endpoints
 //! it made (annotation `endpoints.kubernetes.io/last-change-trigger-time`) whose Service is gone are
-//! deleted.
+//! deleted. [`spawn`] wires it to the shared Service and pod reflectors.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,11 +13,15 @@ use navarch_api::Resource;
 use navarch_api::v1::{
     EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectMeta, ObjectReference, Pod, Service,
 };
-use navarch_client::{Action, Client, Store};
+use navarch_client::{Action, Client, Controller, ObjectRef, Store};
+use tokio_util::sync::CancellationToken;
 
 use crate::replicaset::{is_active, is_ready};
+use crate::run::{Reconciler, Wiring};
 
 pub const TRIGGER_TIME: &str = "endpoints.kubernetes.io/last-change-trigger-time";
+/// How often Endpoints of deleted Services are looked for.
+const SWEEP: Duration = Duration::from_secs(5);
 
 /// A pod's port for a Service port: the target port as a number, or the container port of that name.
 fn resolve(pod: &Pod, sp: &navarch_api::v1::ServicePort) -> Option<i32> {
@@ -113,8 +117,10 @@ pub struct EndpointsController {
     pub pods: Store<Pod>,
 }
 
-impl EndpointsController {
-    pub async fn reconcile(&self, svc: Arc<Service>) -> Result<Action, navarch_client::Error> {
+impl Reconciler<Service> for EndpointsController {
+    type Error = navarch_client::Error;
+
+    async fn reconcile(&self, svc: Arc<Service>) -> Result<Action, navarch_client::Error> {
         let m = svc.meta();
         if svc.spec.as_ref().is_none_or(|s| s.selector.is_empty()) {
             // Endpoints of selector-less Services are the user's.
@@ -159,7 +165,9 @@ impl EndpointsController {
         }
         Ok(Action::await_change())
     }
+}
 
+impl EndpointsController {
     /// Deletes the Endpoints this controller made whose Service no longer exists.
     pub async fn remove_leftovers(&self, services: &Store<Service>) -> Result<usize, navarch_client::Error> {
         let all = self.client.api::<Endpoints>("").list(&Default::default()).await?.items;
@@ -179,6 +187,46 @@ impl EndpointsController {
         }
         Ok(n)
     }
+
+    /// Every [`SWEEP`] until `stop`: [`remove_leftovers`](Self::remove_leftovers), once `services`
+    /// is listed.
+    async fn sweep(&self, services: Store<Service>, stop: CancellationToken) {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = services.wait_until_ready() => {}
+        }
+        loop {
+            match self.remove_leftovers(&services).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(endpoints = n, "removed the Endpoints of deleted Services"),
+                Err(e) => tracing::warn!(error = %e, "Endpoints sweep"),
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(SWEEP) => {}
+            }
+        }
+    }
+}
+
+/// The Services of `namespace`.
+fn services_in(services: &Store<Service>, namespace: &str) -> Vec<ObjectRef> {
+    services.keys().into_iter().filter(|k| k.namespace == namespace).collect()
+}
+
+/// Runs the Endpoints controller: Services, re-synced on any pod change in their namespace (a pod's
+/// labels may have moved away), and all of them after a pod relist; and the sweep of the Endpoints of
+/// deleted Services.
+pub fn spawn(w: &mut Wiring) {
+    let (services, pods) = (w.informers.services.store(), &w.informers.pods);
+    let in_namespace = services.clone();
+    let controller = Controller::for_shared(&w.informers.services)
+        .concurrency(w.workers)
+        .watches_shared(pods, move |p: &Pod| services_in(&in_namespace, &p.meta().namespace));
+    let ctx = Arc::new(EndpointsController { client: w.client.clone(), pods: pods.store() });
+    let (sweeper, stop) = (ctx.clone(), w.stop.clone());
+    w.spawn(async move { sweeper.sweep(services, stop).await });
+    w.controller(controller, ctx, Duration::from_secs(2));
 }
 
 #[cfg(test)]

@@ -8,21 +8,22 @@
 //! * An owner deleted with `propagationPolicy: Foreground` (finalizer `foregroundDeletion`) has its
 //!   dependents deleted (foreground too), and the finalizer is removed once none remains.
 //!
-//! The graph is rebuilt from watch-fed stores; the decisions ([`decide`]) are pure.
+//! The graph is rebuilt from the shared stores of those kinds whenever one changes ([`spawn`]); the
+//! decisions ([`decide`]) are pure.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use futures::stream::BoxStream;
 use navarch_api::Resource;
-use navarch_api::v1::{
-    ConfigMap, CronJob, DaemonSet, Deployment, Endpoints, Job, ObjectMeta, Pod, ReplicaSet, Secret, Service,
-    StatefulSet,
-};
-use navarch_client::{Client, DeleteParams, Store, WatcherConfig};
+use navarch_api::v1::ObjectMeta;
+use navarch_client::{Client, DeleteParams, SharedReflector, Store};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+
+use crate::run::Wiring;
 
 pub const FINALIZER_ORPHAN: &str = "orphan";
 pub const FINALIZER_FOREGROUND: &str = "foregroundDeletion";
@@ -114,12 +115,15 @@ pub fn decide(graph: &HashMap<String, Node>) -> Vec<Step> {
     steps
 }
 
+/// One kind's nodes, once its store is listed.
+type Reader = Box<dyn Fn() -> Option<Vec<Node>> + Send + Sync>;
+
 /// The stores of every kind in the graph.
 pub struct Graph {
-    readers: Vec<Box<dyn Fn() -> Option<Vec<Node>> + Send + Sync>>,
+    readers: Vec<Reader>,
 }
 
-fn reader<K: Resource>(store: Store<K>) -> Box<dyn Fn() -> Option<Vec<Node>> + Send + Sync> {
+fn reader<K: Resource>(store: Store<K>) -> Reader {
     Box::new(move || {
         if !store.is_ready() {
             return None;
@@ -153,33 +157,6 @@ impl Graph {
         }
         Some(out)
     }
-}
-
-/// Starts a watch-fed store for `K`, poking `changed` on every event.
-fn feed<K: Resource>(
-    client: &Client,
-    changed: Arc<Notify>,
-    shutdown: CancellationToken,
-    tasks: &mut tokio::task::JoinSet<()>,
-) -> Store<K> {
-    let (store, writer) = navarch_client::store::<K>();
-    let events = navarch_client::reflector(
-        writer,
-        navarch_client::watcher(client.api::<K>(""), WatcherConfig::default()),
-    );
-    tasks.spawn(async move {
-        let mut events = std::pin::pin!(events);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                ev = events.next() => match ev {
-                    Some(_) => changed.notify_one(),
-                    None => return,
-                },
-            }
-        }
-    });
-    store
 }
 
 /// Whether the owner named by `r` (in `namespace`) still exists with the same uid.
@@ -246,26 +223,42 @@ async fn apply(
     }
 }
 
-/// Runs the collector until `shutdown`.
-pub async fn run(client: Client, shutdown: CancellationToken) {
+/// A graph reader of `K`'s shared store, and its changes.
+fn follow<K: Resource>(r: &SharedReflector<K>) -> (Reader, BoxStream<'static, ()>) {
+    (reader(r.store()), r.subscribe().map(|_| ()).boxed())
+}
+
+/// Runs the collector on the shared reflectors of every kind in the graph: any change of any of them
+/// (a relist included) wakes it.
+pub fn spawn(w: &mut Wiring) {
+    let inf = &w.informers;
+    let (readers, changes): (Vec<Reader>, Vec<BoxStream<'static, ()>>) = [
+        follow(&inf.pods),
+        follow(&inf.replicasets),
+        follow(&inf.deployments),
+        follow(&inf.daemonsets),
+        follow(&inf.statefulsets),
+        follow(&inf.jobs),
+        follow(&inf.cronjobs),
+        follow(&inf.services),
+        follow(&inf.endpoints),
+        follow(&inf.configmaps),
+        follow(&inf.secrets),
+    ]
+    .into_iter()
+    .unzip();
     let changed = Arc::new(Notify::new());
-    let mut tasks = tokio::task::JoinSet::new();
-    let c = &client;
-    let graph = Graph {
-        readers: vec![
-            reader(feed::<Pod>(c, changed.clone(), shutdown.clone(), &mut tasks)),
-            reader(feed::<ReplicaSet>(c, changed.clone(), shutdown.clone(), &mut tasks)),
-            reader(feed::<Deployment>(c, changed.clone(), shutdown.clone(), &mut tasks)),
-            reader(feed::<DaemonSet>(c, changed.clone(), shutdown.clone(), &mut tasks)),
-            reader(feed::<StatefulSet>(c, changed.clone(), shutdown.clone(), &mut tasks)),
-            reader(feed::<Job>(c, changed.clone(), shutdown.clone(), &mut tasks)),
-            reader(feed::<CronJob>(c, changed.clone(), shutdown.clone(), &mut tasks)),
-            reader(feed::<Service>(c, changed.clone(), shutdown.clone(), &mut tasks)),
-            reader(feed::<Endpoints>(c, changed.clone(), shutdown.clone(), &mut tasks)),
-            reader(feed::<ConfigMap>(c, changed.clone(), shutdown.clone(), &mut tasks)),
-            reader(feed::<Secret>(c, changed.clone(), shutdown.clone(), &mut tasks)),
-        ],
-    };
+    let poke = changed.clone();
+    // Ends with the reflectors.
+    w.spawn(futures::stream::select_all(changes).for_each(move |()| {
+        poke.notify_one();
+        futures::future::ready(())
+    }));
+    w.spawn(run(w.client.clone(), Graph { readers }, changed, w.stop.clone()));
+}
+
+/// Runs the collector until `shutdown`, looking at `graph` whenever `changed` is poked.
+pub async fn run(client: Client, graph: Graph, changed: Arc<Notify>, shutdown: CancellationToken) {
     // Steps already carried out and not yet reflected in the stores are not repeated.
     let mut done: HashSet<String> = HashSet::new();
     loop {
@@ -296,7 +289,6 @@ pub async fn run(client: Client, shutdown: CancellationToken) {
             }
         }
     }
-    tasks.abort_all();
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@
 //! * [`garbage_collector`]: ownerReferences: background, foreground and orphan deletion.
 //! * [`config`]: flag > env > file > default; [`run`]: wiring.
 
+#![forbid(unsafe_code)]
+
 pub mod config;
 pub mod deployment;
 pub mod endpoints;

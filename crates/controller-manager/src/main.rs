@@ -1,20 +1,9 @@
-//! `controller-manager`: resolve config (flag > env > file > default), init tracing, run the
-//! controllers (as the elected leader) until SIGTERM.
+//! `controller-manager`: the daemon shell (config, tracing, signals, admin server) around [`run`].
+//!
+//! [`run`]: navarch_controller_manager::run::run
 
-use anyhow::Context;
-use clap::Parser;
-use navarch_controller_manager::config::{Args, Config};
-use tokio_util::sync::CancellationToken;
+#![forbid(unsafe_code)]
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let config = Config::resolve(Args::parse()).context("configuration")?;
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-    let shutdown = CancellationToken::new();
-    tokio::spawn(navarch_client::cancel_on_signal(shutdown.clone()));
-    navarch_controller_manager::run::run(config, shutdown).await
+fn main() -> std::process::ExitCode {
+    navarch_daemon::main(navarch_controller_manager::run::run)
 }

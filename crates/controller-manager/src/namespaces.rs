@@ -4,20 +4,26 @@
 //!   it deleted; the api-server removes the namespace once it holds nothing.
 //! * **ServiceAccount**: every namespace that is not terminating has a `default` ServiceAccount
 //!   (recreated if deleted).
+//!
+//! [`spawn`] wires it to the shared Namespace and ServiceAccount reflectors.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use navarch_api::v1::{Namespace, ObjectMeta, ServiceAccount};
 use navarch_api::{KINDS, Resource};
-use navarch_client::{Action, Client, DeleteParams, ListParams};
+use navarch_client::{Action, Client, Controller, DeleteParams, ListParams, ObjectRef};
+
+use crate::run::{Reconciler, Wiring};
 
 pub struct NamespaceController {
     pub client: Client,
 }
 
-impl NamespaceController {
-    pub async fn reconcile(&self, ns: Arc<Namespace>) -> Result<Action, navarch_client::Error> {
+impl Reconciler<Namespace> for NamespaceController {
+    type Error = navarch_client::Error;
+
+    async fn reconcile(&self, ns: Arc<Namespace>) -> Result<Action, navarch_client::Error> {
         let name = ns.meta().name.clone();
         if ns.meta().deletion_timestamp.is_empty() {
             self.ensure_default_service_account(&name).await?;
@@ -49,7 +55,9 @@ impl NamespaceController {
         }
         Ok(Action::requeue(Duration::from_secs(5)))
     }
+}
 
+impl NamespaceController {
     async fn ensure_default_service_account(&self, namespace: &str) -> Result<(), navarch_client::Error> {
         let api = self.client.api::<ServiceAccount>(namespace);
         if api.get_opt("default").await?.is_some() {
@@ -71,4 +79,18 @@ impl NamespaceController {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Runs the Namespace controller: Namespaces, re-synced when their `default` ServiceAccount changes
+/// (all of them after a ServiceAccount relist).
+pub fn spawn(w: &mut Wiring) {
+    let controller = Controller::for_shared(&w.informers.namespaces).concurrency(w.workers).watches_shared(
+        &w.informers.service_accounts,
+        |sa: &ServiceAccount| {
+            let m = sa.meta();
+            if m.name == "default" { vec![ObjectRef::new("", &m.namespace)] } else { vec![] }
+        },
+    );
+    let ctx = Arc::new(NamespaceController { client: w.client.clone() });
+    w.controller(controller, ctx, Duration::from_secs(2));
 }

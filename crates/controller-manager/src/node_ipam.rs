@@ -1,17 +1,20 @@
 //! Node IPAM: gives every Node without a `spec.podCIDR` the lowest free subnet of the cluster CIDR
 //! (`--cluster-cidr`, default 10.244.0.0/16, subnets of `--node-cidr-mask-size`, default /24), as
 //! Kubernetes' node-ipam controller does. A kubelet without a configured pod CIDR waits for it.
+//! [`spawn`] wires it to the shared Node reflector.
 
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use navarch_api::Resource;
 use navarch_api::v1::Node;
-use navarch_client::{Action, Client, Store};
+use navarch_api::{Ipv4Cidr, Resource};
+use navarch_client::{Action, Client, Controller, Store};
+
+use crate::run::{Reconciler, Wiring};
 
 /// A cluster CIDR cut into node subnets.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Subnets {
     base: u32,
     prefix: u8,
@@ -19,19 +22,20 @@ pub struct Subnets {
 }
 
 impl Subnets {
-    pub fn parse(cluster_cidr: &str, mask: u8) -> Result<Subnets, String> {
-        let (ip, prefix) = cluster_cidr
-            .split_once('/')
-            .ok_or_else(|| format!("{cluster_cidr:?}: must be address/prefix"))?;
-        let ip: Ipv4Addr = ip.parse().map_err(|_| format!("{cluster_cidr:?}: not an IPv4 network"))?;
-        let prefix: u8 = prefix.parse().map_err(|_| format!("{cluster_cidr:?}: bad prefix length"))?;
+    /// `cluster_cidr` cut into subnets of prefix length `mask`.
+    pub fn new(cluster_cidr: Ipv4Cidr, mask: u8) -> Result<Subnets, String> {
+        let prefix = cluster_cidr.prefix_len();
         if prefix > 30 || mask > 30 || mask < prefix {
             return Err(format!(
-                "{cluster_cidr:?} with node mask /{mask}: the node mask must be between the prefix and 30"
+                "{cluster_cidr:?} with node mask /{mask}: the node mask must be between the prefix and 30",
+                cluster_cidr = cluster_cidr.to_string()
             ));
         }
-        let base = u32::from(ip) & (u32::MAX.checked_shl(32 - prefix as u32).unwrap_or(0));
-        Ok(Subnets { base, prefix, mask })
+        Ok(Subnets { base: u32::from(cluster_cidr.network()), prefix, mask })
+    }
+
+    pub fn parse(cluster_cidr: &str, mask: u8) -> Result<Subnets, String> {
+        Subnets::new(cluster_cidr.parse().map_err(|e: navarch_api::CidrError| e.to_string())?, mask)
     }
 
     pub fn count(&self) -> u32 {
@@ -58,8 +62,10 @@ pub struct NodeIpam {
     pub allocated: std::sync::Mutex<HashSet<String>>,
 }
 
-impl NodeIpam {
-    pub async fn reconcile(&self, node: Arc<Node>) -> Result<Action, navarch_client::Error> {
+impl Reconciler<Node> for NodeIpam {
+    type Error = navarch_client::Error;
+
+    async fn reconcile(&self, node: Arc<Node>) -> Result<Action, navarch_client::Error> {
         if node.spec.as_ref().is_some_and(|s| !s.pod_cidr.is_empty())
             || !node.meta().deletion_timestamp.is_empty()
         {
@@ -90,6 +96,19 @@ impl NodeIpam {
         tracing::info!(node = %node.meta().name, %cidr, "assigned a pod CIDR");
         Ok(Action::await_change())
     }
+}
+
+/// Runs Node IPAM on the shared Node reflector, one reconcile at a time.
+pub fn spawn(w: &mut Wiring, subnets: Subnets) {
+    let nodes = &w.informers.nodes;
+    let controller = Controller::for_shared(nodes).concurrency(1);
+    let ctx = Arc::new(NodeIpam {
+        client: w.client.clone(),
+        nodes: nodes.store(),
+        subnets,
+        allocated: Default::default(),
+    });
+    w.controller(controller, ctx, std::time::Duration::from_secs(1));
 }
 
 #[cfg(test)]

@@ -18,7 +18,8 @@
 //!   create replacements on healthy nodes.
 //!
 //! The decisions ([`Heartbeats`], [`zone_state`], [`TokenBucket`], [`plan_taints`],
-//! [`eviction_time`]) are pure and unit-tested.
+//! [`eviction_time`]) are pure and unit-tested; [`spawn`] wires it to the shared Node, Lease and pod
+//! stores.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -29,6 +30,8 @@ use navarch_api::taints::{NOT_READY, UNREACHABLE, tolerates};
 use navarch_api::v1::{Lease, Node, Pod, Taint};
 use navarch_client::{Client, DeleteParams, EventRecorder, ObjectRef, Store, object_ref};
 use tokio_util::sync::CancellationToken;
+
+use crate::run::Wiring;
 
 pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 
@@ -455,6 +458,22 @@ impl NodeLifecycle {
             }
         }
     }
+}
+
+/// Runs the node lifecycle controller (periodic passes over the shared Node, Lease and pod stores).
+pub fn spawn(w: &mut Wiring, cfg: LifecycleConfig) {
+    let events = w.recorder("node-controller");
+    let inf = &w.informers;
+    let lifecycle = NodeLifecycle::new(
+        w.client.clone(),
+        cfg,
+        inf.nodes.store(),
+        inf.leases.store(),
+        inf.pods.store(),
+        events,
+    );
+    let stop = w.stop.clone();
+    w.spawn(lifecycle.run(stop));
 }
 
 #[cfg(test)]

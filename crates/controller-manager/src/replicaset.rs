@@ -5,7 +5,7 @@
 //! matching (by their controller ownerReference), create missing pods from the template in
 //! slow-start batches (1, 2, 4, ...), delete the least useful surplus pods first, and write the
 //! status. Expectations keep it from acting twice while its pod cache catches up with its own
-//! writes.
+//! writes. [`spawn`] wires it to the shared ReplicaSet and pod reflectors.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -14,7 +14,9 @@ use std::time::{Duration, Instant, SystemTime};
 use navarch_api::Resource;
 use navarch_api::selector::Selector;
 use navarch_api::v1::{ObjectMeta, OwnerReference, Pod, ReplicaSet, ReplicaSetStatus};
-use navarch_client::{Action, Client, DeleteParams, EventRecorder, Store, object_ref};
+use navarch_client::{Action, Client, Controller, DeleteParams, EventRecorder, ObjectRef, Store, object_ref};
+
+use crate::run::{Reconciler, Wiring};
 
 /// How long unmet expectations block a ReplicaSet before it acts anyway (Kubernetes: 5 minutes).
 const EXPECTATIONS_TIMEOUT: Duration = Duration::from_secs(300);
@@ -246,8 +248,12 @@ impl ReplicaSetController {
         e.deleted.extend(deleted);
         e.at = Some(Instant::now());
     }
+}
 
-    pub async fn reconcile(&self, rs: Arc<ReplicaSet>) -> Result<Action, ReplicaSetError> {
+impl Reconciler<ReplicaSet> for ReplicaSetController {
+    type Error = ReplicaSetError;
+
+    async fn reconcile(&self, rs: Arc<ReplicaSet>) -> Result<Action, ReplicaSetError> {
         let m = rs.meta();
         let key = format!("{}/{}", m.namespace, m.name);
         if !self.pods.is_ready() {
@@ -336,7 +342,9 @@ impl ReplicaSetController {
             Action::requeue(Duration::from_secs(5))
         })
     }
+}
 
+impl ReplicaSetController {
     /// Creates `n` pods in slow-start batches (1, 2, 4, ...), stopping at the first failure.
     async fn create_pods(&self, rs: &Arc<ReplicaSet>, key: &str, n: usize) {
         let api = self.client.api::<Pod>(&rs.meta().namespace);
@@ -378,6 +386,42 @@ impl ReplicaSetController {
             batch *= 2;
         }
     }
+}
+
+/// The ReplicaSets to re-sync when `pod` changes: its controller if that is a ReplicaSet, else (an
+/// orphan) every ReplicaSet of its namespace that selects it.
+pub fn replicasets_for(sets: &Store<ReplicaSet>, pod: &Pod) -> Vec<ObjectRef> {
+    let m = pod.meta();
+    if let Some(owner) = controller_of(m) {
+        return if owner.kind == "ReplicaSet" {
+            vec![ObjectRef::new(&m.namespace, &owner.name)]
+        } else {
+            vec![]
+        };
+    }
+    sets.state()
+        .iter()
+        .filter(|rs| rs.meta().namespace == m.namespace)
+        .filter(|rs| {
+            Selector::from_label_selector(rs.spec.as_ref().and_then(|s| s.selector.as_ref()))
+                .is_ok_and(|s| !s.is_empty() && s.matches(&m.labels))
+        })
+        .map(|rs| ObjectRef::from_obj(rs.as_ref()))
+        .collect()
+}
+
+/// Runs the ReplicaSet controller: ReplicaSets, re-synced when a pod they own (or an orphan they
+/// select) changes, and all of them after a pod relist. The pod store and those triggers come from
+/// one watch, the store updated first, so a reconcile never reads a store older than the pod change
+/// that triggered it.
+pub fn spawn(w: &mut Wiring) {
+    let events = w.recorder("replicaset-controller");
+    let (sets, pods) = (w.informers.replicasets.store(), &w.informers.pods);
+    let controller = Controller::for_shared(&w.informers.replicasets)
+        .concurrency(w.workers)
+        .watches_shared(pods, move |p: &Pod| replicasets_for(&sets, p));
+    let ctx = Arc::new(ReplicaSetController::new(w.client.clone(), pods.store(), events));
+    w.controller(controller, ctx, Duration::from_secs(2));
 }
 
 #[cfg(test)]

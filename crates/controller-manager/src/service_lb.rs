@@ -1,13 +1,16 @@
 //! LoadBalancer Services without a cloud, as k3s's service load balancer does: a Service of
 //! `type: LoadBalancer` gets the InternalIPs of the Ready nodes in `status.loadBalancer.ingress`,
 //! and kube-proxy on every node forwards `<node IP>:<port>` to the Service's endpoints. A Service
-//! that stops being a LoadBalancer has the status cleared.
+//! that stops being a LoadBalancer has the status cleared. [`spawn`] wires it to the shared Service and
+//! Node reflectors.
 
 use std::sync::Arc;
 
 use navarch_api::Resource;
 use navarch_api::v1::{LoadBalancerIngress, LoadBalancerStatus, Node, Service};
-use navarch_client::{Action, Client, Store};
+use navarch_client::{Action, Client, Controller, ObjectRef, Store};
+
+use crate::run::{Reconciler, Wiring};
 
 /// The ingress of a LoadBalancer Service: the Ready, schedulable nodes' InternalIPs, sorted.
 pub fn ingress_for(nodes: &[Arc<Node>]) -> Vec<LoadBalancerIngress> {
@@ -36,8 +39,10 @@ pub struct LoadBalancerController {
     pub nodes: Store<Node>,
 }
 
-impl LoadBalancerController {
-    pub async fn reconcile(&self, svc: Arc<Service>) -> Result<Action, navarch_client::Error> {
+impl Reconciler<Service> for LoadBalancerController {
+    type Error = navarch_client::Error;
+
+    async fn reconcile(&self, svc: Arc<Service>) -> Result<Action, navarch_client::Error> {
         if !self.nodes.is_ready() {
             return Ok(Action::requeue(std::time::Duration::from_millis(500)));
         }
@@ -62,6 +67,28 @@ impl LoadBalancerController {
         tracing::info!(service = %svc.meta().name, namespace = %svc.meta().namespace, ingress = ?wanted.iter().map(|i| i.ip.as_str()).collect::<Vec<_>>(), "load balancer status");
         Ok(Action::await_change())
     }
+}
+
+/// The Services of `type: LoadBalancer`.
+fn load_balancers(services: &Store<Service>) -> Vec<ObjectRef> {
+    services
+        .state()
+        .iter()
+        .filter(|s| s.spec.as_ref().is_some_and(|s| s.r#type == "LoadBalancer"))
+        .map(|s| ObjectRef::from_obj(s.as_ref()))
+        .collect()
+}
+
+/// Runs the LoadBalancer controller on the shared Service reflector: every LoadBalancer Service is
+/// re-synced when a node changes, every Service after a node relist.
+pub fn spawn(w: &mut Wiring) {
+    let (services, nodes) = (&w.informers.services, &w.informers.nodes);
+    let all = services.store();
+    let controller = Controller::for_shared(services)
+        .concurrency(w.workers)
+        .watches_shared(nodes, move |_: &Node| load_balancers(&all));
+    let ctx = Arc::new(LoadBalancerController { client: w.client.clone(), nodes: nodes.store() });
+    w.controller(controller, ctx, std::time::Duration::from_secs(2));
 }
 
 #[cfg(test)]

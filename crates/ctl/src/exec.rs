@@ -13,47 +13,10 @@ use tokio::sync::mpsc;
 use crate::cli::ExecArgs;
 use crate::context::{Context, Outcome};
 use crate::logs::{choose_container, get_pod, pod_name};
-
-fn is_terminal(fd: i32) -> bool {
-    // SAFETY: isatty only inspects the descriptor.
-    unsafe { libc::isatty(fd) == 1 }
-}
+use crate::terminal::{self, RawMode};
 
 fn terminal_size() -> Option<TerminalSize> {
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    // SAFETY: TIOCGWINSZ writes a winsize into the valid pointer given.
-    let r = unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) };
-    (r == 0 && ws.ws_col > 0).then_some(TerminalSize { width: ws.ws_col as u32, height: ws.ws_row as u32 })
-}
-
-/// The terminal in raw mode until dropped.
-struct RawMode(libc::termios);
-
-impl RawMode {
-    fn enter() -> Option<RawMode> {
-        let mut t: libc::termios = unsafe { std::mem::zeroed() };
-        // SAFETY: fd 0 is a terminal (checked by the caller); the pointers are valid.
-        unsafe {
-            if libc::tcgetattr(0, &mut t) != 0 {
-                return None;
-            }
-            let saved = t;
-            libc::cfmakeraw(&mut t);
-            if libc::tcsetattr(0, libc::TCSANOW, &t) != 0 {
-                return None;
-            }
-            Some(RawMode(saved))
-        }
-    }
-}
-
-impl Drop for RawMode {
-    fn drop(&mut self) {
-        // SAFETY: restores the attributes read in `enter`.
-        unsafe {
-            libc::tcsetattr(0, libc::TCSANOW, &self.0);
-        }
-    }
+    terminal::size().map(|(width, height)| TerminalSize { width: width.into(), height: height.into() })
 }
 
 fn write_all(out: &mut impl Write, data: &[u8]) {
@@ -65,7 +28,7 @@ pub async fn run(ctx: &Context, a: &ExecArgs) -> anyhow::Result<Outcome> {
     let pod = get_pod(ctx, name).await?;
     let container = choose_container(&pod, a.container.as_deref());
     let mut tty = a.tty;
-    if tty && !(a.stdin && is_terminal(0)) {
+    if tty && !(a.stdin && terminal::stdin_is_terminal()) {
         eprintln!("Unable to use a TTY - input is not a terminal or the right kind of file");
         tty = false;
     }

@@ -22,6 +22,10 @@ mod metadata;
 mod nodes;
 mod printers;
 mod rollout;
+// The crate's only `unsafe` (denied everywhere else by the workspace lints): the terminal's window
+// size ioctl, with its `// SAFETY:` argument.
+#[allow(unsafe_code)]
+mod terminal;
 mod top;
 mod workloads;
 

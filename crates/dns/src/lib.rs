@@ -10,6 +10,8 @@
 //!
 //! * [`config`]: flag > env > file > default; [`metrics`]: `/healthz`, `/metrics`; [`run`]: wiring.
 
+#![forbid(unsafe_code)]
+
 use std::net::SocketAddr;
 
 pub mod config;
@@ -33,6 +35,8 @@ pub enum Error {
     },
     #[error("api-server: {0}")]
     Api(#[from] navarch_client::Error),
+    #[error(transparent)]
+    Lifecycle(#[from] navarch_daemon::LifecycleError),
     #[error("upstream {upstream}: {source}")]
     Upstream {
         upstream: SocketAddr,

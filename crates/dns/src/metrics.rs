@@ -1,21 +1,16 @@
-//! `/healthz` and Prometheus `/metrics`: requests by transport and by who answered (the cluster
+//! cluster-dns's Prometheus metrics and store health (served by the daemon shell's admin server): requests by transport and by who answered (the cluster
 //! records or the upstreams), responses by rcode, request latency, upstream failures, and the objects
 //! in the stores.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64};
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::get;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use tokio_util::sync::CancellationToken;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -59,20 +54,20 @@ fn latency_histogram() -> Histogram {
 }
 
 pub struct DnsMetrics {
-    registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
     pub responses: Family<RcodeLabel, Counter>,
     pub duration: Histograms,
     pub forward_failures: Counter,
     pub services: Gauge<i64, AtomicI64>,
     pub endpoints: Gauge<i64, AtomicI64>,
-    /// True once the Service and Endpoints stores have their first list.
-    pub ready: AtomicBool,
+    /// True once the Service and Endpoints stores have their first list (`/healthz`).
+    pub ready: Arc<AtomicBool>,
 }
 
 impl DnsMetrics {
-    pub fn new() -> DnsMetrics {
-        let mut registry = Registry::with_prefix("dns");
+    /// Registers cluster-dns's metrics (named `dns_*`) in `registry`.
+    pub fn register(registry: &mut Registry) -> DnsMetrics {
+        let registry = registry.sub_registry_with_prefix("dns");
         let requests = Family::<RequestLabels, Counter>::default();
         let responses = Family::<RcodeLabel, Counter>::default();
         let duration: Histograms = Family::new_with_constructor(latency_histogram);
@@ -94,48 +89,20 @@ impl DnsMetrics {
         registry.register("services", "Services in the store", services.clone());
         registry.register("endpoints", "Endpoints objects in the store", endpoints.clone());
         DnsMetrics {
-            registry,
             requests,
             responses,
             duration,
             forward_failures,
             services,
             endpoints,
-            ready: AtomicBool::new(false),
+            ready: Arc::new(AtomicBool::new(false)),
         }
-    }
-
-    pub fn encode(&self) -> String {
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String");
-        out
     }
 }
 
 impl Default for DnsMetrics {
+    /// Metrics registered nowhere (tests).
     fn default() -> Self {
-        DnsMetrics::new()
+        DnsMetrics::register(&mut Registry::default())
     }
-}
-
-async fn metrics(State(m): State<Arc<DnsMetrics>>) -> String {
-    m.encode()
-}
-
-async fn healthz(State(m): State<Arc<DnsMetrics>>) -> (StatusCode, &'static str) {
-    if m.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ok")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "stores not synced")
-    }
-}
-
-/// Serves `/healthz` and `/metrics` on `listener` until `shutdown`.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    m: Arc<DnsMetrics>,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    let app = Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).with_state(m);
-    axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use futures::StreamExt;
 use navarch_api::Resource;
 use navarch_api::v1::{Endpoints, Service};
-use navarch_client::{Client, Event, ObjectRef, Store, WatcherConfig};
+use navarch_client::{Client, ObjectRef, SharedReflector, Store, WatcherConfig};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -21,6 +21,7 @@ use crate::metrics::DnsMetrics;
 use crate::records::{Stores, Zone};
 use crate::register::{self, Registration};
 use crate::server::Handler;
+use navarch_daemon::{Admin, Daemon};
 
 /// A TCP client that sends nothing for this long is disconnected.
 const TCP_IDLE: Duration = Duration::from_secs(10);
@@ -37,9 +38,10 @@ fn unix_now() -> u32 {
         .unwrap_or(1)
 }
 
-/// Keeps a store of `K` current; on every change bumps `serial`, calls `on_change` with the store and
-/// wakes `changed`'s waiters.
-fn watch_into<K: Resource>(
+/// Keeps a store of `K` current (a shared reflector run in `tasks` until `stop`); on every change (a
+/// relist, or a resync after falling behind, included) bumps `serial`, calls `on_change` with the store
+/// and wakes `changed`'s waiters.
+fn follow<K: Resource>(
     tasks: &mut tokio::task::JoinSet<()>,
     client: &Client,
     serial: Arc<AtomicU32>,
@@ -47,32 +49,15 @@ fn watch_into<K: Resource>(
     on_change: impl Fn(&Store<K>) + Send + 'static,
     stop: CancellationToken,
 ) -> Store<K> {
-    let (store, writer) = navarch_client::store::<K>();
-    let events = navarch_client::reflector(
-        writer,
-        navarch_client::watcher(client.api::<K>(""), WatcherConfig::default()),
-    );
-    let reader = store.clone();
-    tasks.spawn(async move {
-        let mut events = std::pin::pin!(events);
-        loop {
-            let ev = tokio::select! {
-                _ = stop.cancelled() => return,
-                ev = events.next() => match ev { Some(ev) => ev, None => return },
-            };
-            match ev {
-                Ok(Event::Apply(_) | Event::Delete(_) | Event::InitDone) => {
-                    serial.fetch_max(unix_now(), Ordering::Relaxed);
-                    on_change(&reader);
-                    changed.notify_waiters();
-                }
-                Ok(_) => {}
-                // The watcher backs off (up to 30 s) after each error, so this does not flood.
-                Err(e) => tracing::warn!(kind = K::KIND, error = %e, "watching the api-server"),
-            }
-        }
-    });
-    store
+    let reflector = SharedReflector::<K>::new(client.api(""), WatcherConfig::default());
+    let store = reflector.store();
+    tasks.spawn(reflector.subscribe().for_each(move |_| {
+        serial.fetch_max(unix_now(), Ordering::Relaxed);
+        on_change(&store);
+        changed.notify_waiters();
+        futures::future::ready(())
+    }));
+    reflector.spawn(tasks, stop)
 }
 
 /// True when the stores show the kube-dns Service and this instance's address in its Endpoints.
@@ -118,15 +103,16 @@ async fn keep_registered(reg: Registration, stores: Stores, changed: Arc<Notify>
     }
 }
 
-pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), Error> {
+pub async fn run(daemon: Daemon<Config>) -> Result<(), Error> {
+    let (cfg, shutdown) = (&daemon.config, daemon.shutdown.clone());
     let client = Client::connect_lazy(&cfg.server)?;
-    let metrics = Arc::new(DnsMetrics::new());
+    let mut admin = Admin::new("");
+    let metrics = Arc::new(DnsMetrics::register(admin.registry()));
+    admin.liveness("stores", Admin::flag_check(metrics.ready.clone(), "stores not synced"));
+    daemon.serve_admin(admin, cfg.http_listen).await?;
     let listen_err = |what, addr| move |source| Error::Listen { what, addr, source };
-    let http_listener =
-        tokio::net::TcpListener::bind(cfg.http_listen).await.map_err(listen_err("http", cfg.http_listen))?;
     let udp = tokio::net::UdpSocket::bind(cfg.listen).await.map_err(listen_err("udp", cfg.listen))?;
     let tcp = tokio::net::TcpListener::bind(cfg.listen).await.map_err(listen_err("tcp", cfg.listen))?;
-    let http = tokio::spawn(crate::metrics::serve(http_listener, metrics.clone(), shutdown.clone()));
     tracing::info!(
         listen = %cfg.listen,
         cluster_domain = %cfg.cluster_domain,
@@ -142,7 +128,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), Error> 
     let changed = Arc::new(Notify::new());
     let mut tasks = tokio::task::JoinSet::new();
     let m = metrics.clone();
-    let services = watch_into::<Service>(
+    let services = follow::<Service>(
         &mut tasks,
         &client,
         serial.clone(),
@@ -153,7 +139,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), Error> 
         shutdown.clone(),
     );
     let m = metrics.clone();
-    let endpoints = watch_into::<Endpoints>(
+    let endpoints = follow::<Endpoints>(
         &mut tasks,
         &client,
         serial.clone(),
@@ -172,7 +158,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), Error> 
                 ready_stores.services.wait_until_ready().await;
                 ready_stores.endpoints.wait_until_ready().await;
             } => {
-                ready_metrics.ready.store(true, Ordering::Relaxed);
+                ready_metrics.ready.store(true, Ordering::Release);
                 tracing::info!(
                     services = ready_stores.services.len(),
                     endpoints = ready_stores.endpoints.len(),
@@ -225,6 +211,5 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), Error> 
     };
     let drain = async { while tasks.join_next().await.is_some() {} };
     let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
-    let _ = tokio::time::timeout(Duration::from_secs(2), http).await;
     result
 }

@@ -1,158 +1,97 @@
-//! kube-proxy configuration. Precedence: flag > environment (`NAVARCH_KUBE_PROXY_*`) > config file
-//! (`--config`, YAML, unknown keys rejected) > default.
+//! kube-proxy's configuration: one struct that is its flags and its config file, resolved by the
+//! daemon shell (flag > `NAVARCH_KUBE_PROXY_*` > `--config` YAML > default; see
+//! `navarch_daemon::config`).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
-use clap::Parser;
-use serde::Deserialize;
+use navarch_api::{Ipv4Cidr, well_known};
+use navarch_daemon::DaemonConfig;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Default, Parser)]
+#[derive(Debug, Clone, PartialEq, clap::Parser, Serialize, Deserialize)]
 #[command(name = "kube-proxy", version, about = "navarch kube-proxy: Services through nftables")]
-pub struct Args {
-    /// YAML config file (keys as the long flags, with '_' for '-').
-    #[arg(long, env = "NAVARCH_KUBE_PROXY_CONFIG")]
-    pub config: Option<PathBuf>,
+#[serde(deny_unknown_fields)]
+pub struct Config {
     /// api-server address.
-    #[arg(long, env = "NAVARCH_KUBE_PROXY_SERVER")]
-    pub server: Option<String>,
-    /// HTTP address for /healthz and /metrics.
-    #[arg(long, env = "NAVARCH_KUBE_PROXY_HTTP_LISTEN")]
-    pub http_listen: Option<SocketAddr>,
-    /// This node's name (default: the hostname), for externalTrafficPolicy: Local.
-    #[arg(long, env = "NAVARCH_KUBE_PROXY_HOSTNAME_OVERRIDE")]
+    #[arg(long, default_value = well_known::API_SERVER)]
+    pub server: String,
+    /// HTTP address for /healthz, /readyz and /metrics.
+    #[arg(long, default_value = well_known::KUBE_PROXY_ADMIN)]
+    pub http_listen: SocketAddr,
+    /// This node's name (default: the kernel hostname, lowercased, as the kubelet registers it), for
+    /// externalTrafficPolicy: Local.
+    #[arg(long)]
     pub hostname_override: Option<String>,
     /// The pod range; traffic from outside it to a ClusterIP is masqueraded ("" turns that off).
-    #[arg(long, env = "NAVARCH_KUBE_PROXY_CLUSTER_CIDR")]
-    pub cluster_cidr: Option<String>,
+    #[arg(long, default_value = well_known::CLUSTER_CIDR)]
+    pub cluster_cidr: String,
     /// The Service range (kept under an `unreachable` route).
-    #[arg(long, env = "NAVARCH_KUBE_PROXY_SERVICE_CLUSTER_IP_RANGE")]
-    pub service_cluster_ip_range: Option<String>,
+    #[arg(long, default_value = well_known::SERVICE_CLUSTER_IP_RANGE)]
+    pub service_cluster_ip_range: Ipv4Cidr,
     /// `nftables` (the only mode; `iptables` is refused with an explanation).
-    #[arg(long, env = "NAVARCH_KUBE_PROXY_PROXY_MODE")]
-    pub proxy_mode: Option<String>,
+    #[arg(long, default_value = "nftables")]
+    pub proxy_mode: String,
     /// Remove everything kube-proxy installed, then exit.
     #[arg(long)]
     pub cleanup: bool,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub server: Option<String>,
-    pub http_listen: Option<SocketAddr>,
-    pub hostname_override: Option<String>,
-    pub cluster_cidr: Option<String>,
-    pub service_cluster_ip_range: Option<String>,
-    pub proxy_mode: Option<String>,
-}
+impl DaemonConfig for Config {
+    const ENV_PREFIX: &'static str = "NAVARCH_KUBE_PROXY";
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct Config {
-    pub server: String,
-    pub http_listen: SocketAddr,
-    pub node_name: String,
-    pub cluster_cidr: Option<String>,
-    pub service_cidr: String,
-    pub cleanup: bool,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("reading config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("config file {path}: {source}")]
-    Parse { path: PathBuf, source: serde_yaml::Error },
-    #[error("{0}")]
-    Invalid(String),
-}
-
-fn check_cidr(key: &str, s: &str) -> Result<(), ConfigError> {
-    let bad = || ConfigError::Invalid(format!("{key}: {s:?} is not an IPv4 CIDR like 10.96.0.0/12"));
-    let (ip, len) = s.split_once('/').ok_or_else(bad)?;
-    ip.parse::<std::net::Ipv4Addr>().map_err(|_| bad())?;
-    len.parse::<u8>().ok().filter(|l| *l <= 32).ok_or_else(bad)?;
-    Ok(())
+    fn finish(&mut self) -> Result<(), String> {
+        if self.proxy_mode != "nftables" {
+            return Err(format!(
+                "proxy_mode: {:?}: only \"nftables\" is implemented (one table of its own, verdict maps, O(changes) updates)",
+                self.proxy_mode
+            ));
+        }
+        if !self.cluster_cidr.is_empty() {
+            self.cluster_cidr.parse::<Ipv4Cidr>().map_err(|e| format!("cluster_cidr: {e}"))?;
+        }
+        if self.hostname_override.is_none() {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+            self.hostname_override = Some(host.trim().to_lowercase());
+        }
+        Ok(())
+    }
 }
 
 impl Config {
-    pub fn resolve(args: Args) -> Result<Config, ConfigError> {
-        let file: FileConfig = match &args.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|source| ConfigError::Read { path: path.clone(), source })?;
-                if text.trim().is_empty() {
-                    FileConfig::default()
-                } else {
-                    serde_yaml::from_str(&text)
-                        .map_err(|source| ConfigError::Parse { path: path.clone(), source })?
-                }
-            }
-            None => FileConfig::default(),
-        };
-        let mode = args.proxy_mode.or(file.proxy_mode).unwrap_or_else(|| "nftables".into());
-        if mode != "nftables" {
-            return Err(ConfigError::Invalid(format!(
-                "proxy_mode: {mode:?}: only \"nftables\" is implemented (one table of its own, verdict maps, O(changes) updates)"
-            )));
-        }
-        let cluster_cidr = match args.cluster_cidr.or(file.cluster_cidr) {
-            None => Some("10.244.0.0/16".to_string()),
-            Some(c) if c.is_empty() => None,
-            Some(c) => Some(c),
-        };
-        if let Some(c) = &cluster_cidr {
-            check_cidr("cluster_cidr", c)?;
-        }
-        let service_cidr = args
-            .service_cluster_ip_range
-            .or(file.service_cluster_ip_range)
-            .unwrap_or_else(|| "10.96.0.0/12".into());
-        check_cidr("service_cluster_ip_range", &service_cidr)?;
-        Ok(Config {
-            server: args.server.or(file.server).unwrap_or_else(|| "127.0.0.1:6443".into()),
-            http_listen: args
-                .http_listen
-                .or(file.http_listen)
-                .unwrap_or_else(|| "127.0.0.1:10256".parse().expect("valid address")),
-            // The kernel's hostname, lowercased: the name the kubelet registers its node under.
-            node_name: args.hostname_override.or(file.hostname_override).unwrap_or_else(|| {
-                std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_lowercase()
-            }),
-            cluster_cidr,
-            service_cidr,
-            cleanup: args.cleanup,
-        })
+    /// This node's name.
+    pub fn node_name(&self) -> &str {
+        self.hostname_override.as_deref().unwrap_or_default()
+    }
+
+    /// The pod range, `None` when masquerading is off.
+    pub fn cluster_cidr(&self) -> Option<String> {
+        (!self.cluster_cidr.is_empty()).then(|| self.cluster_cidr.clone())
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use navarch_daemon::{Env, resolve};
+
     use super::*;
 
+    fn config(args: &[&str]) -> Result<Config, String> {
+        resolve::<Config>(["kube-proxy"].iter().chain(args), &Env::from_pairs([]))
+            .map(|r| r.config)
+            .map_err(|e| e.to_string())
+    }
+
     #[test]
-    fn flag_beats_file_beats_default() {
-        let f = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(f.path(), "server: 10.0.0.1:6443\nhostname_override: n7\ncluster_cidr: ''\n").unwrap();
-        let path = f.path().to_str().unwrap().to_string();
-        let c = Config::resolve(Args::try_parse_from(["kp", "--config", &path]).unwrap()).unwrap();
-        assert_eq!((c.server.as_str(), c.node_name.as_str(), c.cluster_cidr), ("10.0.0.1:6443", "n7", None));
-        assert_eq!(c.service_cidr, "10.96.0.0/12");
-        let c = Config::resolve(
-            Args::try_parse_from(["kp", "--config", &path, "--hostname-override", "n8"]).unwrap(),
-        )
-        .unwrap();
-        assert_eq!(c.node_name, "n8");
-        let c = Config::resolve(Args::default()).unwrap();
-        assert_eq!(c.cluster_cidr.as_deref(), Some("10.244.0.0/16"));
-        std::fs::write(f.path(), "proxy_mod: x\n").unwrap();
-        let e = Config::resolve(Args::try_parse_from(["kp", "--config", &path]).unwrap()).unwrap_err();
-        assert!(e.to_string().contains("unknown field `proxy_mod`"), "{e}");
-        let e = Config::resolve(Args { proxy_mode: Some("iptables".into()), ..Args::default() }).unwrap_err();
-        assert!(e.to_string().starts_with("proxy_mode: \"iptables\": only \"nftables\""), "{e}");
-        let e =
-            Config::resolve(Args { service_cluster_ip_range: Some("10.96/12".into()), ..Args::default() })
-                .unwrap_err();
-        assert!(e.to_string().starts_with("service_cluster_ip_range:"), "{e}");
+    fn defaults_and_checks() {
+        let c = config(&["--hostname-override", "n8"]).unwrap();
+        assert_eq!((c.node_name(), c.cluster_cidr().as_deref()), ("n8", Some("10.244.0.0/16")));
+        assert_eq!(c.service_cluster_ip_range.to_string(), "10.96.0.0/12");
+        assert_eq!(config(&["--cluster-cidr="]).unwrap().cluster_cidr(), None);
+        let e = config(&["--proxy-mode", "iptables"]).unwrap_err();
+        assert!(e.starts_with("proxy_mode: \"iptables\": only \"nftables\""), "{e}");
+        let e = config(&["--service-cluster-ip-range", "10.96/12"]).unwrap_err();
+        assert!(e.contains("--service-cluster-ip-range"), "{e}");
+        let e = config(&["--cluster-cidr", "10.244.0.0"]).unwrap_err();
+        assert!(e.starts_with("cluster_cidr: "), "{e}");
     }
 }

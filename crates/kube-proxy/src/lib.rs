@@ -7,6 +7,8 @@
 //!
 //! * [`config`]: flag > env > file > default; [`metrics`]: `/healthz`, `/metrics`; [`run`]: wiring.
 
+#![forbid(unsafe_code)]
+
 pub mod config;
 pub mod kernel;
 pub mod metrics;

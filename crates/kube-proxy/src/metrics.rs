@@ -1,21 +1,16 @@
-//! `/healthz` and Prometheus `/metrics`: syncs by kind, sync latency, rules programmed, rules
+//! kube-proxy's Prometheus metrics and sync health (served by the daemon shell's admin server): syncs by kind, sync latency, rules programmed, rules
 //! touched by the last sync, and network programming latency (an Endpoints change, by its
 //! `endpoints.kubernetes.io/last-change-trigger-time`, to its rules being live).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64};
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::get;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use tokio_util::sync::CancellationToken;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
@@ -24,19 +19,19 @@ pub struct KindLabel {
 }
 
 pub struct ProxyMetrics {
-    registry: Registry,
     pub syncs: Family<KindLabel, Counter>,
     pub sync_duration: Histogram,
     pub programming_latency: Histogram,
     pub rules: Gauge<i64, AtomicI64>,
     pub last_touched: Gauge<i64, AtomicI64>,
-    /// Healthy once the first sync succeeded and the last one did too.
-    pub healthy: AtomicBool,
+    /// Healthy once the first sync succeeded and the last one did too (`/healthz`).
+    pub healthy: Arc<AtomicBool>,
 }
 
 impl ProxyMetrics {
-    pub fn new() -> ProxyMetrics {
-        let mut registry = Registry::with_prefix("kubeproxy");
+    /// Registers kube-proxy's metrics (named `kubeproxy_*`) in `registry`.
+    pub fn register(registry: &mut Registry) -> ProxyMetrics {
+        let registry = registry.sub_registry_with_prefix("kubeproxy");
         let syncs = Family::<KindLabel, Counter>::default();
         // 0.1 ms .. ~3 s
         let sync_duration = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
@@ -57,47 +52,19 @@ impl ProxyMetrics {
             last_touched.clone(),
         );
         ProxyMetrics {
-            registry,
             syncs,
             sync_duration,
             programming_latency,
             rules,
             last_touched,
-            healthy: AtomicBool::new(false),
+            healthy: Arc::new(AtomicBool::new(false)),
         }
-    }
-
-    pub fn encode(&self) -> String {
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String");
-        out
     }
 }
 
 impl Default for ProxyMetrics {
+    /// Metrics registered nowhere (tests).
     fn default() -> Self {
-        ProxyMetrics::new()
+        ProxyMetrics::register(&mut Registry::default())
     }
-}
-
-async fn metrics(State(m): State<Arc<ProxyMetrics>>) -> String {
-    m.encode()
-}
-
-async fn healthz(State(m): State<Arc<ProxyMetrics>>) -> (StatusCode, &'static str) {
-    if m.healthy.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ok")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not synced")
-    }
-}
-
-/// Serves `/healthz` and `/metrics` on `listener` until `shutdown`.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    m: Arc<ProxyMetrics>,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    let app = Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).with_state(m);
-    axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
 }

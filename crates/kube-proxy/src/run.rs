@@ -1,7 +1,7 @@
 //! Wiring: Services and Endpoints through the client runtime (watch → store), one sync loop that
 //! coalesces changes (a change arriving during a sync is handled by the next one) and programs
 //! only the Services that changed; every 30 s (and after a relist) everything is recomputed and
-//! only differences programmed; `/healthz` and `/metrics`. On shutdown the rules stay in place (a restarted kube-proxy
+//! only differences programmed; metrics and the sync health check on the shell's admin server. On shutdown the rules stay in place (a restarted kube-proxy
 //! replaces them atomically); `--cleanup` removes them.
 
 use std::collections::BTreeSet;
@@ -12,7 +12,7 @@ use anyhow::Context;
 use futures::StreamExt;
 use navarch_api::Resource;
 use navarch_api::v1::{Endpoints, Service};
-use navarch_client::{Client, Event, ObjectRef, Store, WatcherConfig};
+use navarch_client::{Change, Client, ObjectRef, SharedReflector, Store, WatcherConfig};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -22,6 +22,7 @@ use crate::metrics::{KindLabel, ProxyMetrics};
 use crate::model::{ServicePort, service_ports};
 use crate::nft::RuleConfig;
 use crate::proxier::{ByService, Proxier, cleanup};
+use navarch_daemon::{Admin, Daemon};
 
 const TRIGGER_TIME: &str = "endpoints.kubernetes.io/last-change-trigger-time";
 const RESYNC: Duration = Duration::from_secs(30);
@@ -60,84 +61,69 @@ struct Dirty {
     triggers: Vec<SystemTime>,
 }
 
-/// Keeps a store of `K` current, recording changed keys in `dirty` and poking `notify`.
-fn watch_into<K: Resource>(
+/// Keeps a store of `K` current (a shared reflector run in `tasks` until `stop`), recording changed keys
+/// in `dirty` (everything after a relist, or when this follower fell behind) and poking `notify`.
+fn follow<K: Resource>(
     tasks: &mut tokio::task::JoinSet<()>,
     client: &Client,
     notify: Arc<Notify>,
     dirty: Arc<Mutex<Dirty>>,
     stop: CancellationToken,
 ) -> Store<K> {
-    let (store, writer) = navarch_client::store::<K>();
-    let events = navarch_client::reflector(
-        writer,
-        navarch_client::watcher(client.api::<K>(""), WatcherConfig::default()),
-    );
-    tasks.spawn(async move {
-        let mut events = std::pin::pin!(events);
-        loop {
-            let ev = tokio::select! {
-                _ = stop.cancelled() => return,
-                ev = events.next() => match ev { Some(ev) => ev, None => return },
-            };
-            {
-                let mut d = dirty.lock().expect("dirty lock");
-                match &ev {
-                    Ok(Event::Apply(o)) | Ok(Event::Delete(o)) => {
-                        let m = o.meta();
-                        tracing::trace!(kind = K::KIND, namespace = %m.namespace, name = %m.name, "changed");
-                        d.keys.insert(format!("{}/{}", m.namespace, m.name));
-                        if let Ok(Event::Apply(_)) = &ev
-                            && let Some(t) = m.annotations.get(TRIGGER_TIME)
-                            && let Ok(t) = humantime::parse_rfc3339_weak(t)
-                        {
-                            d.triggers.push(t);
-                        }
+    let reflector = SharedReflector::<K>::new(client.api(""), WatcherConfig::default());
+    tasks.spawn(reflector.subscribe().for_each(move |change| {
+        {
+            let mut d = dirty.lock().expect("dirty lock");
+            match &change {
+                Change::Apply(o) | Change::Delete(o) => {
+                    let m = o.meta();
+                    tracing::trace!(kind = K::KIND, namespace = %m.namespace, name = %m.name, "changed");
+                    d.keys.insert(format!("{}/{}", m.namespace, m.name));
+                    if let Change::Apply(_) = &change
+                        && let Some(t) = m.annotations.get(TRIGGER_TIME)
+                        && let Ok(t) = humantime::parse_rfc3339_weak(t)
+                    {
+                        d.triggers.push(t);
                     }
-                    Ok(Event::InitDone) => {
-                        tracing::debug!(kind = K::KIND, "listed");
-                        d.everything = true;
-                    }
-                    Err(e) => {
-                        tracing::debug!(kind = K::KIND, error = %e, "watch");
-                        continue;
-                    }
-                    _ => continue,
+                }
+                Change::Resync => {
+                    tracing::debug!(kind = K::KIND, "relisted (or fell behind): everything may have changed");
+                    d.everything = true;
                 }
             }
-            notify.notify_one();
         }
-    });
-    store
+        notify.notify_one();
+        futures::future::ready(())
+    }));
+    reflector.spawn(tasks, stop)
 }
 
-pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(daemon: Daemon<Config>) -> anyhow::Result<()> {
+    let cfg = &daemon.config;
+    let shutdown = daemon.shutdown.clone();
     if cfg.cleanup {
         cleanup(&Tools).await.context("cleaning up")?;
         println!("kube-proxy: removed table ip {} and the ClusterIP routes", crate::nft::TABLE);
         return Ok(());
     }
     let client = Client::connect_lazy(&cfg.server).context("api-server address")?;
-    let metrics = Arc::new(ProxyMetrics::new());
-    let listener = tokio::net::TcpListener::bind(cfg.http_listen)
-        .await
-        .with_context(|| format!("listening on {}", cfg.http_listen))?;
-    let http = tokio::spawn(crate::metrics::serve(listener, metrics.clone(), shutdown.clone()));
-    tracing::info!(server = %cfg.server, node = %cfg.node_name, "kube-proxy starting (nftables)");
+    let mut admin = Admin::new("");
+    let metrics = Arc::new(ProxyMetrics::register(admin.registry()));
+    admin.liveness("sync", Admin::flag_check(metrics.healthy.clone(), "not synced"));
+    daemon.serve_admin(admin, cfg.http_listen).await?;
+    tracing::info!(server = %cfg.server, node = %cfg.node_name(), "kube-proxy starting (nftables)");
 
     let notify = Arc::new(Notify::new());
     let dirty: Arc<Mutex<Dirty>> = Arc::default();
     let mut tasks = tokio::task::JoinSet::new();
-    let services =
-        watch_into::<Service>(&mut tasks, &client, notify.clone(), dirty.clone(), shutdown.clone());
-    let endpoints =
-        watch_into::<Endpoints>(&mut tasks, &client, notify.clone(), dirty.clone(), shutdown.clone());
+    let services = follow::<Service>(&mut tasks, &client, notify.clone(), dirty.clone(), shutdown.clone());
+    let endpoints = follow::<Endpoints>(&mut tasks, &client, notify.clone(), dirty.clone(), shutdown.clone());
     tokio::select! {
         _ = shutdown.cancelled() => return Ok(()),
         _ = async { services.wait_until_ready().await; endpoints.wait_until_ready().await } => {}
     }
-    let rules = RuleConfig { cluster_cidr: cfg.cluster_cidr.clone(), node_name: cfg.node_name.clone() };
-    let mut proxier = Proxier::new(Tools, rules, cfg.service_cidr.clone());
+    let rules = RuleConfig { cluster_cidr: cfg.cluster_cidr(), node_name: cfg.node_name().to_string() };
+    let mut proxier = Proxier::new(Tools, rules, cfg.service_cluster_ip_range.to_string());
     let mut resync = false;
     loop {
         let changes = std::mem::take(&mut *dirty.lock().expect("dirty lock"));
@@ -201,6 +187,5 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
     shutdown.cancel();
     let drain = async { while tasks.join_next().await.is_some() {} };
     let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
-    let _ = tokio::time::timeout(Duration::from_secs(2), http).await;
     Ok(())
 }

@@ -6,6 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
+use nix::unistd::{SysconfVar, sysconf};
+
 /// Cumulative usage of one cgroup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Usage {
@@ -105,6 +107,11 @@ impl Cgroups {
     }
 }
 
+/// Clock ticks per second, the unit of /proc/stat's CPU times (at least 1).
+fn clock_ticks() -> u64 {
+    sysconf(SysconfVar::CLK_TCK).ok().flatten().unwrap_or(1).max(1) as u64
+}
+
 /// The whole machine's usage from /proc: CPU time of all cores (nanoseconds, from /proc/stat's
 /// jiffies) and memory in use (MemTotal − MemAvailable).
 pub fn node_usage(proc_root: &Path) -> Option<Usage> {
@@ -114,8 +121,7 @@ pub fn node_usage(proc_root: &Path) -> Option<Usage> {
     // user nice system idle iowait irq softirq steal: busy = all but idle and iowait.
     let busy: u64 =
         fields.iter().take(8).enumerate().filter(|(i, _)| *i != 3 && *i != 4).map(|(_, v)| v).sum();
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let hz = clock_ticks();
     let meminfo = std::fs::read_to_string(proc_root.join("meminfo")).ok()?;
     let kb = |key: &str| -> Option<u64> {
         meminfo.lines().find_map(|l| l.strip_prefix(key)?.trim().trim_end_matches("kB").trim().parse().ok())
@@ -181,7 +187,6 @@ mod tests {
         write(&d.path().join("meminfo"), "MemTotal:       2048 kB\nMemFree: 1 kB\nMemAvailable:   1024 kB\n");
         let u = node_usage(d.path()).unwrap();
         assert_eq!(u.memory_working_set, 1024 * 1024);
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
-        assert_eq!(u.cpu_ns, 150 * (1_000_000_000 / hz));
+        assert_eq!(u.cpu_ns, 150 * (1_000_000_000 / clock_ticks()));
     }
 }

@@ -1,215 +1,183 @@
-//! Kubelet configuration. Precedence: flag > environment (`NAVARCH_KUBELET_*`) > config file
-//! (`--config`, YAML, unknown keys rejected) > default.
+//! The kubelet's configuration: one struct that is its flags and its config file, resolved by the
+//! daemon shell (flag > `NAVARCH_KUBELET_*` > `--config` YAML > default; see `navarch_daemon::config`).
+//! `finish` fills in what depends on the host (node name, node IP, the kubelet API address) and
+//! derives `mirrors` and `log_rotation`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
-use clap::Parser;
-use serde::Deserialize;
+use navarch_api::{Ipv4Cidr, well_known};
+use navarch_daemon::DaemonConfig;
+use navarch_daemon::config::duration;
+use serde::{Deserialize, Serialize};
 
 use crate::image::Mirrors;
 
-/// Flags and environment; every setting optional so an unset one falls through to the file.
-#[derive(Debug, Default, Parser)]
+#[derive(Debug, Clone, PartialEq, clap::Parser, Serialize, Deserialize)]
 #[command(
     name = "kubelet",
     version,
     about = "navarch kubelet: runs the pods bound to this node on containerd"
 )]
-pub struct Args {
-    /// YAML config file (keys as the long flags, with '_' for '-').
-    #[arg(long, env = "NAVARCH_KUBELET_CONFIG")]
-    pub config: Option<PathBuf>,
+#[serde(deny_unknown_fields)]
+pub struct Config {
     /// api-server address.
-    #[arg(long, env = "NAVARCH_KUBELET_SERVER")]
-    pub server: Option<String>,
-    /// This node's name (default: the hostname).
-    #[arg(long, env = "NAVARCH_KUBELET_NODE_NAME")]
-    pub node_name: Option<String>,
+    #[arg(long, default_value = well_known::API_SERVER)]
+    pub server: String,
+    /// This node's name (default: the kernel hostname, lowercased).
+    #[arg(long, default_value = "", hide_default_value = true)]
+    pub node_name: String,
     /// This node's IP, reported as InternalIP and the pods' hostIP (default: the host's first
     /// non-loopback IPv4 address).
-    #[arg(long, env = "NAVARCH_KUBELET_NODE_IP")]
-    pub node_ip: Option<String>,
+    #[arg(long, default_value = "", hide_default_value = true)]
+    pub node_ip: String,
     /// containerd's gRPC socket.
-    #[arg(long, env = "NAVARCH_KUBELET_CONTAINERD_SOCKET")]
-    pub containerd_socket: Option<PathBuf>,
+    #[arg(long, default_value = "/run/containerd/containerd.sock")]
+    pub containerd_socket: PathBuf,
     /// containerd namespace the kubelet's containers and images live in.
-    #[arg(long, env = "NAVARCH_KUBELET_CONTAINERD_NAMESPACE")]
-    pub containerd_namespace: Option<String>,
+    #[arg(long, default_value = "navarch")]
+    pub containerd_namespace: String,
     /// Persistent state: pod volumes, CNI address leases.
-    #[arg(long, env = "NAVARCH_KUBELET_ROOT_DIR")]
-    pub root_dir: Option<PathBuf>,
+    #[arg(long, default_value = "/var/lib/navarch/kubelet")]
+    pub root_dir: PathBuf,
     /// Runtime state: pinned network namespaces.
-    #[arg(long, env = "NAVARCH_KUBELET_RUN_DIR")]
-    pub run_dir: Option<PathBuf>,
+    #[arg(long, default_value = "/run/navarch/kubelet")]
+    pub run_dir: PathBuf,
     /// Container logs (`<namespace>_<pod>_<uid>/<container>/<restart>.log`).
-    #[arg(long, env = "NAVARCH_KUBELET_LOG_DIR")]
-    pub log_dir: Option<PathBuf>,
+    #[arg(long, default_value = "/var/log/navarch/pods")]
+    pub log_dir: PathBuf,
     /// Where the CNI plugin executables are.
-    #[arg(long, env = "NAVARCH_KUBELET_CNI_BIN_DIR")]
-    pub cni_bin_dir: Option<PathBuf>,
+    #[arg(long, default_value = "/usr/lib/cni")]
+    pub cni_bin_dir: PathBuf,
     /// Linux bridge the pods are attached to.
-    #[arg(long, env = "NAVARCH_KUBELET_BRIDGE")]
-    pub bridge: Option<String>,
+    #[arg(long, default_value = "navarch0")]
+    pub bridge: String,
     /// This node's pod CIDR (default: the Node's spec.podCIDR, waited for).
-    #[arg(long, env = "NAVARCH_KUBELET_POD_CIDR")]
-    pub pod_cidr: Option<String>,
+    #[arg(long)]
+    pub pod_cidr: Option<Ipv4Cidr>,
     /// The whole cluster's pod range (an unreachable route covers it).
-    #[arg(long, env = "NAVARCH_KUBELET_CLUSTER_CIDR")]
-    pub cluster_cidr: Option<String>,
+    #[arg(long, default_value = well_known::CLUSTER_CIDR)]
+    pub cluster_cidr: Ipv4Cidr,
     /// The Service range (an unreachable route covers it).
-    #[arg(long, env = "NAVARCH_KUBELET_SERVICE_CIDR")]
-    pub service_cidr: Option<String>,
+    #[arg(long, default_value = well_known::SERVICE_CLUSTER_IP_RANGE)]
+    pub service_cluster_ip_range: Ipv4Cidr,
     /// Let pods send to addresses outside the cluster's ranges (off: such packets are rejected).
-    #[arg(long, env = "NAVARCH_KUBELET_ALLOW_POD_EGRESS")]
-    pub allow_pod_egress: Option<bool>,
+    #[arg(long, action = clap::ArgAction::Set, default_value_t = false)]
+    pub allow_pod_egress: bool,
     /// Ranges besides the cluster's that pods may reach when egress is off (comma-separated CIDRs,
     /// e.g. the node network where a host-side cluster DNS listens).
-    #[arg(long, env = "NAVARCH_KUBELET_POD_EGRESS_ALLOWED", value_delimiter = ',')]
-    pub pod_egress_allowed: Option<Vec<String>>,
+    #[arg(long, value_delimiter = ',')]
+    pub pod_egress_allowed: Vec<Ipv4Cidr>,
     /// Cluster DNS server IPs written into pods' resolv.conf (comma-separated).
-    #[arg(long, env = "NAVARCH_KUBELET_CLUSTER_DNS", value_delimiter = ',')]
-    pub cluster_dns: Option<Vec<String>>,
-    #[arg(long, env = "NAVARCH_KUBELET_CLUSTER_DOMAIN")]
-    pub cluster_domain: Option<String>,
-    /// Registry mirrors, `host=endpoint` (repeatable; e.g. docker.io=http://127.0.0.1:5000).
-    #[arg(long = "registry-mirror", env = "NAVARCH_KUBELET_REGISTRY_MIRRORS", value_delimiter = ',')]
-    pub registry_mirrors: Option<Vec<String>>,
+    #[arg(long, value_delimiter = ',')]
+    pub cluster_dns: Vec<String>,
+    /// The cluster's DNS domain, in pods' resolv.conf search list.
+    #[arg(long, default_value = well_known::CLUSTER_DOMAIN)]
+    pub cluster_domain: String,
+    /// Registry mirrors, `host=endpoint` (repeatable or comma-separated; e.g.
+    /// docker.io=http://127.0.0.1:5000). In the file: a map of host to a list of endpoints.
+    #[arg(long = "registry-mirror", value_delimiter = ',')]
+    #[serde(with = "mirror_map")]
+    pub registry_mirrors: Vec<MirrorEntry>,
     /// Extra CA certificates (PEM files, comma-separated) trusted for registries over HTTPS, beside
     /// the system's.
-    #[arg(long = "registry-ca", env = "NAVARCH_KUBELET_REGISTRY_CA", value_delimiter = ',')]
-    pub registry_ca_files: Option<Vec<PathBuf>>,
+    #[arg(long = "registry-ca", value_delimiter = ',')]
+    pub registry_ca_files: Vec<PathBuf>,
     /// Registry hosts spoken to over plain HTTP (comma-separated).
-    #[arg(long, env = "NAVARCH_KUBELET_INSECURE_REGISTRIES", value_delimiter = ',')]
-    pub insecure_registries: Option<Vec<String>>,
-    /// HTTP address for /healthz and /metrics.
-    #[arg(long, env = "NAVARCH_KUBELET_HTTP_LISTEN")]
-    pub http_listen: Option<SocketAddr>,
+    #[arg(long, value_delimiter = ',')]
+    pub insecure_registries: Vec<String>,
+    /// HTTP address for /healthz, /readyz and /metrics.
+    #[arg(long, default_value = well_known::KUBELET_ADMIN)]
+    pub http_listen: SocketAddr,
     /// gRPC address of the kubelet API (logs, exec, stats), which the api-server dials at the
     /// node's InternalIP and this port. Default: the node IP, port 10250. It has no
     /// authentication: bind it only where the api-server alone can reach it.
-    #[arg(long, env = "NAVARCH_KUBELET_GRPC_LISTEN")]
+    #[arg(long)]
     pub grpc_listen: Option<SocketAddr>,
     /// Size at which a container's log file is rotated, a quantity (e.g. 10Mi).
-    #[arg(long, env = "NAVARCH_KUBELET_CONTAINER_LOG_MAX_SIZE")]
-    pub container_log_max_size: Option<String>,
+    #[arg(long, default_value = "10Mi")]
+    pub container_log_max_size: String,
     /// Log files kept per container, the live one included (at least 2).
-    #[arg(long, env = "NAVARCH_KUBELET_CONTAINER_LOG_MAX_FILES")]
-    pub container_log_max_files: Option<u32>,
+    #[arg(long, default_value_t = 5)]
+    pub container_log_max_files: u32,
     /// Heartbeat (Lease renewal) interval, e.g. 10s.
-    #[arg(long, env = "NAVARCH_KUBELET_HEARTBEAT", value_parser = humantime::parse_duration)]
-    pub heartbeat: Option<Duration>,
-    /// Maximum pods on this node.
-    #[arg(long, env = "NAVARCH_KUBELET_MAX_PODS")]
-    pub max_pods: Option<u32>,
-    /// CPU kept from pods (allocatable = capacity - reserved), a quantity.
-    #[arg(long, env = "NAVARCH_KUBELET_RESERVED_CPU")]
-    pub reserved_cpu: Option<String>,
-    /// Memory kept from pods, a quantity.
-    #[arg(long, env = "NAVARCH_KUBELET_RESERVED_MEMORY")]
-    pub reserved_memory: Option<String>,
-    /// Pods synced at once.
-    #[arg(long, env = "NAVARCH_KUBELET_WORKERS")]
-    pub workers: Option<usize>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub server: Option<String>,
-    pub node_name: Option<String>,
-    pub node_ip: Option<String>,
-    pub containerd_socket: Option<PathBuf>,
-    pub containerd_namespace: Option<String>,
-    pub root_dir: Option<PathBuf>,
-    pub run_dir: Option<PathBuf>,
-    pub log_dir: Option<PathBuf>,
-    pub cni_bin_dir: Option<PathBuf>,
-    pub bridge: Option<String>,
-    pub pod_cidr: Option<String>,
-    pub cluster_cidr: Option<String>,
-    pub service_cidr: Option<String>,
-    pub allow_pod_egress: Option<bool>,
-    pub pod_egress_allowed: Option<Vec<String>>,
-    pub cluster_dns: Option<Vec<String>>,
-    pub cluster_domain: Option<String>,
-    /// Host → endpoints, like containerd's hosts.toml.
-    pub registry_mirrors: Option<BTreeMap<String, Vec<String>>>,
-    pub insecure_registries: Option<Vec<String>>,
-    pub registry_ca_files: Option<Vec<PathBuf>>,
-    pub http_listen: Option<SocketAddr>,
-    pub grpc_listen: Option<SocketAddr>,
-    pub container_log_max_size: Option<String>,
-    pub container_log_max_files: Option<u32>,
-    #[serde(default, with = "humantime_serde_opt")]
-    pub heartbeat: Option<Duration>,
-    pub max_pods: Option<u32>,
-    pub reserved_cpu: Option<String>,
-    pub reserved_memory: Option<String>,
-    pub workers: Option<usize>,
-}
-
-mod humantime_serde_opt {
-    use serde::{Deserialize, Deserializer};
-    use std::time::Duration;
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        let s: Option<String> = Option::deserialize(d)?;
-        s.map(|s| humantime::parse_duration(&s).map_err(serde::de::Error::custom)).transpose()
-    }
-}
-
-/// The effective configuration.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Config {
-    pub server: String,
-    pub node_name: String,
-    pub node_ip: String,
-    pub containerd_socket: PathBuf,
-    pub containerd_namespace: String,
-    pub root_dir: PathBuf,
-    pub run_dir: PathBuf,
-    pub log_dir: PathBuf,
-    pub cni_bin_dir: PathBuf,
-    pub bridge: String,
-    pub pod_cidr: Option<String>,
-    pub cluster_cidr: String,
-    pub service_cidr: String,
-    pub allow_pod_egress: bool,
-    pub pod_egress_allowed: Vec<String>,
-    pub cluster_dns: Vec<String>,
-    pub cluster_domain: String,
-    pub mirrors: Mirrors,
-    pub registry_ca_files: Vec<PathBuf>,
-    pub http_listen: SocketAddr,
-    pub grpc_listen: SocketAddr,
-    pub log_rotation: crate::logs::Rotation,
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+    #[serde(with = "duration")]
     pub heartbeat: Duration,
+    /// Maximum pods on this node.
+    #[arg(long, default_value_t = 110)]
     pub max_pods: u32,
+    /// CPU kept from pods (allocatable = capacity - reserved), a quantity.
+    #[arg(long, default_value = "100m")]
     pub reserved_cpu: String,
+    /// Memory kept from pods, a quantity.
+    #[arg(long, default_value = "256Mi")]
     pub reserved_memory: String,
+    /// Pods synced at once.
+    #[arg(long, default_value_t = 16)]
     pub workers: usize,
+    /// Derived: registry mirrors and insecure hosts.
+    #[arg(skip)]
+    #[serde(skip)]
+    pub mirrors: Mirrors,
+    /// Derived: log rotation limits.
+    #[arg(skip)]
+    #[serde(skip)]
+    pub log_rotation: crate::logs::Rotation,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("reading config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("config file {path}: {source}")]
-    Parse { path: PathBuf, source: serde_yaml::Error },
-    #[error("{0}")]
-    Invalid(String),
+/// One `host=endpoint` mirror setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirrorEntry {
+    pub host: String,
+    pub endpoint: String,
 }
 
-fn load(path: &Path) -> Result<FileConfig, ConfigError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-    if text.trim().is_empty() {
-        return Ok(FileConfig::default());
+impl FromStr for MirrorEntry {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<MirrorEntry, String> {
+        match s.split_once('=') {
+            Some((host, endpoint)) if !host.is_empty() && !endpoint.is_empty() => {
+                Ok(MirrorEntry { host: host.to_string(), endpoint: endpoint.to_string() })
+            }
+            _ => Err(format!("{s:?}: must be host=endpoint")),
+        }
     }
-    serde_yaml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })
+}
+
+/// Mirrors in a file: `{docker.io: [http://127.0.0.1:5000]}`, like containerd's hosts.toml.
+mod mirror_map {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::MirrorEntry;
+
+    pub fn serialize<S: Serializer>(v: &[MirrorEntry], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(super::by_host(v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<MirrorEntry>, D::Error> {
+        let map = BTreeMap::<String, Vec<String>>::deserialize(d)?;
+        Ok(map
+            .into_iter()
+            .flat_map(|(host, eps)| {
+                eps.into_iter().map(move |endpoint| MirrorEntry { host: host.clone(), endpoint })
+            })
+            .collect())
+    }
+}
+
+fn by_host(v: &[MirrorEntry]) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for m in v {
+        out.entry(m.host.clone()).or_default().push(m.endpoint.clone());
+    }
+    out
 }
 
 fn hostname() -> String {
@@ -234,190 +202,124 @@ fn host_ipv4() -> String {
     "127.0.0.1".into()
 }
 
-fn parse_mirrors(flags: Vec<String>) -> Result<BTreeMap<String, Vec<String>>, ConfigError> {
-    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for f in flags {
-        let (host, ep) = f
-            .split_once('=')
-            .ok_or_else(|| ConfigError::Invalid(format!("registry_mirrors: {f:?}: must be host=endpoint")))?;
-        out.entry(host.to_string()).or_default().push(ep.to_string());
+impl DaemonConfig for Config {
+    const ENV_PREFIX: &'static str = "NAVARCH_KUBELET";
+    const ENV_ALIASES: &'static [(&'static str, &'static str)] = &[
+        ("NAVARCH_KUBELET_REGISTRY_CA", "registry_ca_files"),
+        ("NAVARCH_KUBELET_SERVICE_CIDR", "service_cluster_ip_range"),
+    ];
+
+    fn finish(&mut self) -> Result<(), String> {
+        if self.node_name.is_empty() {
+            self.node_name = hostname();
+        }
+        if self.node_name.is_empty() {
+            return Err("node_name: must not be empty".into());
+        }
+        if self.node_ip.is_empty() {
+            self.node_ip = host_ipv4();
+        }
+        if self.grpc_listen.is_none() {
+            let ip = self.node_ip.parse().unwrap_or([127, 0, 0, 1].into());
+            self.grpc_listen = Some(SocketAddr::new(ip, well_known::KUBELET_API_PORT));
+        }
+        for (field, q) in [
+            ("reserved_cpu", &self.reserved_cpu),
+            ("reserved_memory", &self.reserved_memory),
+            ("container_log_max_size", &self.container_log_max_size),
+        ] {
+            navarch_api::quantity::parse(q).map_err(|e| format!("{field}: {q:?} is not a quantity: {e}"))?;
+        }
+        if self.container_log_max_files < 2 {
+            return Err("container_log_max_files: must be at least 2".into());
+        }
+        if self.heartbeat < Duration::from_secs(1) {
+            return Err("heartbeat: must be at least 1s".into());
+        }
+        let max_size =
+            navarch_api::quantity::parse(&self.container_log_max_size).map(|q| q.value()).unwrap_or(1);
+        self.log_rotation = crate::logs::Rotation {
+            max_size: max_size.max(1) as u64,
+            max_files: self.container_log_max_files,
+        };
+        self.mirrors =
+            Mirrors { mirrors: by_host(&self.registry_mirrors), insecure: self.insecure_registries.clone() };
+        Ok(())
     }
-    Ok(out)
 }
 
 impl Config {
-    pub fn resolve(args: Args) -> Result<Config, ConfigError> {
-        let file = match &args.config {
-            Some(p) => load(p)?,
-            None => FileConfig::default(),
-        };
-        let mirrors = match args.registry_mirrors {
-            Some(flags) => parse_mirrors(flags)?,
-            None => file.registry_mirrors.unwrap_or_default(),
-        };
-        let node_ip = args.node_ip.clone().or(file.node_ip.clone()).unwrap_or_else(host_ipv4);
-        let c = Config {
-            server: args.server.or(file.server).unwrap_or_else(|| "127.0.0.1:6443".into()),
-            node_name: args.node_name.or(file.node_name).unwrap_or_else(hostname),
-            node_ip: node_ip.clone(),
-            containerd_socket: args
-                .containerd_socket
-                .or(file.containerd_socket)
-                .unwrap_or_else(|| "/run/containerd/containerd.sock".into()),
-            containerd_namespace: args
-                .containerd_namespace
-                .or(file.containerd_namespace)
-                .unwrap_or_else(|| "navarch".into()),
-            root_dir: args.root_dir.or(file.root_dir).unwrap_or_else(|| "/var/lib/navarch/kubelet".into()),
-            run_dir: args.run_dir.or(file.run_dir).unwrap_or_else(|| "/run/navarch/kubelet".into()),
-            log_dir: args.log_dir.or(file.log_dir).unwrap_or_else(|| "/var/log/navarch/pods".into()),
-            cni_bin_dir: args.cni_bin_dir.or(file.cni_bin_dir).unwrap_or_else(|| "/usr/lib/cni".into()),
-            bridge: args.bridge.or(file.bridge).unwrap_or_else(|| "navarch0".into()),
-            pod_cidr: args.pod_cidr.or(file.pod_cidr),
-            cluster_cidr: args.cluster_cidr.or(file.cluster_cidr).unwrap_or_else(|| "10.244.0.0/16".into()),
-            service_cidr: args.service_cidr.or(file.service_cidr).unwrap_or_else(|| "10.96.0.0/12".into()),
-            allow_pod_egress: args.allow_pod_egress.or(file.allow_pod_egress).unwrap_or(false),
-            pod_egress_allowed: args.pod_egress_allowed.or(file.pod_egress_allowed).unwrap_or_default(),
-            cluster_dns: args.cluster_dns.or(file.cluster_dns).unwrap_or_default(),
-            cluster_domain: args
-                .cluster_domain
-                .or(file.cluster_domain)
-                .unwrap_or_else(|| "cluster.local".into()),
-            mirrors: Mirrors {
-                mirrors,
-                insecure: args.insecure_registries.or(file.insecure_registries).unwrap_or_default(),
-            },
-            registry_ca_files: args.registry_ca_files.or(file.registry_ca_files).unwrap_or_default(),
-            http_listen: args
-                .http_listen
-                .or(file.http_listen)
-                .unwrap_or_else(|| "127.0.0.1:10248".parse().expect("valid address")),
-            grpc_listen: args
-                .grpc_listen
-                .or(file.grpc_listen)
-                .unwrap_or_else(|| SocketAddr::new(node_ip.parse().unwrap_or([127, 0, 0, 1].into()), 10250)),
-            log_rotation: crate::logs::Rotation {
-                max_size: {
-                    let q = args
-                        .container_log_max_size
-                        .or(file.container_log_max_size)
-                        .unwrap_or_else(|| "10Mi".into());
-                    let v = navarch_api::quantity::parse(&q).map_err(|e| {
-                        ConfigError::Invalid(format!("container_log_max_size: {q:?} is not a quantity: {e}"))
-                    })?;
-                    v.value().max(1) as u64
-                },
-                max_files: {
-                    let n = args.container_log_max_files.or(file.container_log_max_files).unwrap_or(5);
-                    if n < 2 {
-                        return Err(ConfigError::Invalid(
-                            "container_log_max_files: must be at least 2".into(),
-                        ));
-                    }
-                    n
-                },
-            },
-            heartbeat: args.heartbeat.or(file.heartbeat).unwrap_or(Duration::from_secs(10)),
-            max_pods: args.max_pods.or(file.max_pods).unwrap_or(110),
-            reserved_cpu: args.reserved_cpu.or(file.reserved_cpu).unwrap_or_else(|| "100m".into()),
-            reserved_memory: args.reserved_memory.or(file.reserved_memory).unwrap_or_else(|| "256Mi".into()),
-            workers: args.workers.or(file.workers).unwrap_or(16),
-        };
-        if c.node_name.is_empty() {
-            return Err(ConfigError::Invalid("node_name: must not be empty".into()));
-        }
-        for (field, q) in [("reserved_cpu", &c.reserved_cpu), ("reserved_memory", &c.reserved_memory)] {
-            navarch_api::quantity::parse(q)
-                .map_err(|e| ConfigError::Invalid(format!("{field}: {q:?} is not a quantity: {e}")))?;
-        }
-        for (field, cidr) in
-            [("cluster_cidr", Some(&c.cluster_cidr)), ("service_cidr", Some(&c.service_cidr))]
-                .into_iter()
-                .chain([("pod_cidr", c.pod_cidr.as_ref())])
-                .chain(c.pod_egress_allowed.iter().map(|r| ("pod_egress_allowed", Some(r))))
-        {
-            if let Some(cidr) = cidr {
-                crate::netcfg::parse_cidr(cidr).map_err(|e| ConfigError::Invalid(format!("{field}: {e}")))?;
-            }
-        }
-        if c.heartbeat < Duration::from_secs(1) {
-            return Err(ConfigError::Invalid("heartbeat: must be at least 1s".into()));
-        }
-        Ok(c)
+    /// The kubelet API's address (set by `finish`).
+    pub fn grpc_listen(&self) -> SocketAddr {
+        self.grpc_listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], well_known::KUBELET_API_PORT)))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use navarch_daemon::{Env, resolve};
+
     use super::*;
 
-    fn file(text: &str) -> tempfile::NamedTempFile {
-        let f = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(f.path(), text).unwrap();
-        f
+    fn config(args: &[&str], env: &[(&str, &str)]) -> Result<Config, String> {
+        resolve::<Config>(["kubelet"].iter().chain(args), &Env::from_pairs(env.iter().copied()))
+            .map(|r| r.config)
+            .map_err(|e| e.to_string())
     }
 
     #[test]
-    fn defaults() {
-        let c = Config::resolve(Args { node_name: Some("n1".into()), ..Args::default() }).unwrap();
-        assert_eq!(c.server, "127.0.0.1:6443");
-        assert_eq!(c.containerd_namespace, "navarch");
-        assert_eq!(c.heartbeat, Duration::from_secs(10));
-        assert!(!c.allow_pod_egress);
+    fn defaults_and_derived() {
+        let c = config(&["--node-name", "n1"], &[]).unwrap();
+        assert_eq!((c.server.as_str(), c.containerd_namespace.as_str()), ("127.0.0.1:6443", "navarch"));
+        assert_eq!((c.heartbeat, c.allow_pod_egress), (Duration::from_secs(10), false));
         assert!(!c.node_ip.is_empty());
         assert_eq!(c.log_rotation, crate::logs::Rotation { max_size: 10 << 20, max_files: 5 });
         // The kubelet API listens on the node's address unless told otherwise.
-        let c = Config::resolve(Args {
-            node_name: Some("n1".into()),
-            node_ip: Some("10.1.2.3".into()),
-            ..Args::default()
-        })
-        .unwrap();
-        assert_eq!(c.grpc_listen.to_string(), "10.1.2.3:10250");
+        let c = config(&["--node-name", "n1", "--node-ip", "10.1.2.3"], &[]).unwrap();
+        assert_eq!(c.grpc_listen().to_string(), "10.1.2.3:10250");
+        assert!(!config(&[], &[]).unwrap().node_name.is_empty(), "the hostname by default");
     }
 
     #[test]
-    fn flag_beats_env_beats_file_beats_default() {
-        let f = file(
-            "server: 10.0.0.1:6443\nnode_name: from-file\nheartbeat: 3s\nregistry_mirrors:\n  docker.io: [\"http://127.0.0.1:5000\"]\n",
-        );
-        let path = f.path().to_str().unwrap().to_string();
-        // SAFETY: only this test reads or writes this variable.
-        unsafe { std::env::set_var("NAVARCH_KUBELET_NODE_NAME", "from-env") };
-        let c = Config::resolve(Args::try_parse_from(["kubelet", "--config", &path]).unwrap()).unwrap();
-        assert_eq!(c.server, "10.0.0.1:6443", "file beats default");
-        assert_eq!(c.node_name, "from-env", "env beats file");
-        assert_eq!(c.heartbeat, Duration::from_secs(3));
-        assert_eq!(c.mirrors.endpoints("docker.io")[0], "http://127.0.0.1:5000");
-        let c = Config::resolve(
-            Args::try_parse_from([
-                "kubelet",
-                "--config",
-                &path,
-                "--node-name",
-                "from-flag",
-                "--registry-mirror",
-                "docker.io=http://127.0.0.1:6000",
-            ])
-            .unwrap(),
+    fn mirrors_from_flags_env_and_file() {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(
+            f.path(),
+            "registry_mirrors:\n  docker.io: [\"http://127.0.0.1:5000\"]\ninsecure_registries: [r:5000]\n",
         )
         .unwrap();
-        assert_eq!(c.node_name, "from-flag", "flag beats env");
+        let path = f.path().to_str().unwrap();
+        let c = config(&["--config", path], &[]).unwrap();
+        assert_eq!(c.mirrors.endpoints("docker.io")[0], "http://127.0.0.1:5000");
+        assert_eq!(c.mirrors.insecure, ["r:5000"]);
+        let c =
+            config(&["--config", path, "--registry-mirror", "docker.io=http://127.0.0.1:6000"], &[]).unwrap();
         assert_eq!(c.mirrors.endpoints("docker.io")[0], "http://127.0.0.1:6000");
-        unsafe { std::env::remove_var("NAVARCH_KUBELET_NODE_NAME") };
+        let env = [
+            ("NAVARCH_KUBELET_REGISTRY_MIRRORS", "quay.io=http://a,quay.io=http://b"),
+            ("NAVARCH_KUBELET_REGISTRY_CA", "/ca.pem"),
+        ];
+        let c = config(&[], &env).unwrap();
+        assert_eq!(c.mirrors.mirrors["quay.io"], ["http://a", "http://b"]);
+        assert_eq!(c.registry_ca_files, [PathBuf::from("/ca.pem")]);
+        // Printed as a map, read back the same.
+        let yaml = navarch_daemon::to_yaml(&c);
+        assert!(yaml.contains("registry_mirrors:\n  quay.io:\n  - http://a\n  - http://b\n"), "{yaml}");
     }
 
     #[test]
-    fn unknown_keys_and_bad_values_are_errors() {
-        let f = file("servr: x\n");
-        let err = Config::resolve(Args { config: Some(f.path().into()), ..Args::default() }).unwrap_err();
-        assert!(err.to_string().contains("unknown field `servr`"), "{err}");
-        let bad =
-            Args { node_name: Some("n".into()), pod_cidr: Some("10.0.0.0/33".into()), ..Args::default() };
-        assert!(Config::resolve(bad).unwrap_err().to_string().starts_with("pod_cidr:"));
-        let bad = Args { node_name: Some("n".into()), container_log_max_files: Some(1), ..Args::default() };
-        assert!(Config::resolve(bad).unwrap_err().to_string().starts_with("container_log_max_files:"));
-        let bad = Args { node_name: Some("n".into()), reserved_cpu: Some("lots".into()), ..Args::default() };
-        assert!(Config::resolve(bad).unwrap_err().to_string().starts_with("reserved_cpu:"));
+    fn bad_values_name_the_key() {
+        let e = config(&["--pod-cidr", "10.0.0.0/33"], &[]).unwrap_err();
+        assert!(e.contains("--pod-cidr"), "{e}");
+        assert_eq!(
+            config(&["--container-log-max-files", "1"], &[]).unwrap_err(),
+            "container_log_max_files: must be at least 2"
+        );
+        assert!(config(&["--reserved-cpu", "lots"], &[]).unwrap_err().starts_with("reserved_cpu:"));
+        assert!(
+            config(&["--registry-mirror", "docker.io"], &[]).unwrap_err().contains("must be host=endpoint")
+        );
+        let e = config(&[], &[("NAVARCH_KUBELET_POD_EGRESS_ALLOWED", "10.250.0.0/16,nope")]).unwrap_err();
+        assert!(e.starts_with("NAVARCH_KUBELET_POD_EGRESS_ALLOWED: "), "{e}");
     }
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use nix::sys::stat::Mode;
 use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
 
@@ -50,16 +51,7 @@ pub struct ExecProcess {
 }
 
 fn mkfifo(path: &Path) -> Result<(), ExecError> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| ExecError::Io {
-        path: path.to_path_buf(),
-        source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
-    })?;
-    // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
-    if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
-        return Err(ExecError::Io { path: path.to_path_buf(), source: std::io::Error::last_os_error() });
-    }
-    Ok(())
+    nix::unistd::mkfifo(path, Mode::S_IRUSR | Mode::S_IWUSR).map_err(|e| io_err(path)(e.into()))
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ExecError {

@@ -17,7 +17,6 @@ pub struct ProbeLabels {
 }
 
 pub struct KubeletMetrics {
-    registry: Registry,
     pub sandbox_setup: Histogram,
     pub image_pull: Histogram,
     pub container_create: Histogram,
@@ -33,8 +32,9 @@ fn seconds() -> Histogram {
 }
 
 impl KubeletMetrics {
-    pub fn new() -> KubeletMetrics {
-        let mut registry = Registry::with_prefix("kubelet");
+    /// Registers the kubelet's metrics (named `kubelet_*`) in `registry`.
+    pub fn register(registry: &mut Registry) -> KubeletMetrics {
+        let registry = registry.sub_registry_with_prefix("kubelet");
         let m = KubeletMetrics {
             sandbox_setup: seconds(),
             image_pull: seconds(),
@@ -43,7 +43,6 @@ impl KubeletMetrics {
             pod_start: seconds(),
             sync: seconds(),
             probes: Family::default(),
-            registry: Registry::default(),
         };
         registry.register(
             "pod_sandbox_setup_duration_seconds",
@@ -68,24 +67,19 @@ impl KubeletMetrics {
         );
         registry.register("pod_worker_duration_seconds", "One sync of one pod", m.sync.clone());
         registry.register("prober_probe", "Probe runs by type and result", m.probes.clone());
-        KubeletMetrics { registry, ..m }
+        m
     }
 
     pub fn probe(&self, probe_type: &'static str, ok: bool) {
         let result = if ok { "successful" } else { "failed" };
         self.probes.get_or_create(&ProbeLabels { probe_type, result }).inc();
     }
-
-    pub fn encode(&self) -> String {
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String");
-        out
-    }
 }
 
 impl Default for KubeletMetrics {
+    /// Metrics registered nowhere (tests).
     fn default() -> Self {
-        KubeletMetrics::new()
+        KubeletMetrics::register(&mut Registry::default())
     }
 }
 
@@ -95,10 +89,12 @@ mod tests {
 
     #[test]
     fn encodes_histograms_and_probe_counts() {
-        let m = KubeletMetrics::new();
+        let mut registry = Registry::default();
+        let m = KubeletMetrics::register(&mut registry);
         m.container_start.observe(0.02);
         m.probe("Readiness", false);
-        let text = m.encode();
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         assert!(text.contains("kubelet_container_start_duration_seconds_count 1"), "{text}");
         assert!(
             text.contains("kubelet_prober_probe_total{probe_type=\"Readiness\",result=\"failed\"} 1"),

@@ -3,23 +3,10 @@
 //! pod or an unprogrammed Service IP is refused instead of going to the default gateway), and an
 //! nftables guard that rejects pod traffic leaving the cluster's ranges unless egress is allowed.
 
-use std::net::Ipv4Addr;
-
 #[derive(Debug, thiserror::Error)]
 pub enum HostNetError {
     #[error("{cmd}: {message}")]
     Command { cmd: String, message: String },
-}
-
-/// Parses `a.b.c.d/n` (IPv4).
-pub fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
-    let (ip, len) = s.split_once('/').ok_or_else(|| format!("{s:?}: must be address/prefix"))?;
-    let ip: Ipv4Addr = ip.parse().map_err(|_| format!("{s:?}: {ip:?} is not an IPv4 address"))?;
-    let len: u8 = len.parse().map_err(|_| format!("{s:?}: bad prefix length"))?;
-    if len > 32 {
-        return Err(format!("{s:?}: prefix length must be 0..=32"));
-    }
-    Ok((ip, len))
 }
 
 /// The nftables ruleset of the egress guard.
@@ -92,14 +79,6 @@ pub async fn teardown_host(cluster_cidr: &str, service_cidr: &str) -> Result<(),
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cidrs() {
-        assert_eq!(parse_cidr("10.244.0.0/16").unwrap(), (Ipv4Addr::new(10, 244, 0, 0), 16));
-        assert!(parse_cidr("10.244.0.0").is_err());
-        assert!(parse_cidr("10.244.0.0/40").is_err());
-        assert!(parse_cidr("x/8").is_err());
-    }
 
     #[test]
     fn guard_rejects_outside_ranges() {

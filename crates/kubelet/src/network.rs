@@ -5,6 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
+use nix::errno::Errno;
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sched::{CloneFlags, unshare};
 use serde_json::{Value, json};
 
 #[derive(Debug, thiserror::Error)]
@@ -35,40 +38,12 @@ fn ns_err(path: &Path, what: &'static str) -> impl FnOnce(std::io::Error) -> Net
     move |source| NetworkError::Namespace { path, what, source }
 }
 
-fn cstr(p: &Path) -> std::ffi::CString {
-    std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).expect("paths have no NUL")
-}
-
 fn is_mountpoint_of_nsfs(path: &Path) -> bool {
     // A pinned namespace file is an nsfs inode; a plain empty file is not.
     use std::os::unix::fs::MetadataExt;
     match (std::fs::metadata(path), path.parent().map(std::fs::metadata)) {
         (Ok(m), Some(Ok(parent))) => m.dev() != parent.dev(),
         _ => false,
-    }
-}
-
-/// Brings `lo` up in the calling thread's network namespace (containers of a pod talk over it).
-fn loopback_up() -> std::io::Result<()> {
-    // SAFETY: an ifreq for "lo" on a throwaway socket; SIOCGIFFLAGS/SIOCSIFFLAGS read and write
-    // only ifr_flags of the zeroed struct.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let mut req: libc::ifreq = std::mem::zeroed();
-        for (i, b) in b"lo\0".iter().enumerate() {
-            req.ifr_name[i] = *b as libc::c_char;
-        }
-        let mut rc = libc::ioctl(fd, libc::SIOCGIFFLAGS as _, &mut req);
-        if rc == 0 {
-            req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-            rc = libc::ioctl(fd, libc::SIOCSIFFLAGS as _, &mut req);
-        }
-        let err = std::io::Error::last_os_error();
-        libc::close(fd);
-        if rc != 0 { Err(err) } else { Ok(()) }
     }
 }
 
@@ -87,21 +62,17 @@ impl Namespaces for KernelNamespaces {
             .open(path)
             .map_err(ns_err(path, "creating pin file"))?;
         let target = path.to_path_buf();
+        // unshare(2) moves only the calling thread: this short-lived one, never a runtime's.
         let result = std::thread::spawn(move || -> std::io::Result<()> {
-            // SAFETY: unshare only affects this short-lived thread; the strings outlive the calls.
-            unsafe {
-                if libc::unshare(libc::CLONE_NEWNET) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                loopback_up()?;
-                let src = cstr(Path::new("/proc/thread-self/ns/net"));
-                let dst = cstr(&target);
-                if libc::mount(src.as_ptr(), dst.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null())
-                    != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
+            unshare(CloneFlags::CLONE_NEWNET)?;
+            crate::sys::loopback_up()?;
+            mount(
+                Some("/proc/thread-self/ns/net"),
+                target.as_path(),
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )?;
             Ok(())
         })
         .join()
@@ -117,14 +88,11 @@ impl Namespaces for KernelNamespaces {
         if !path.exists() {
             return Ok(());
         }
-        let p = cstr(path);
-        // SAFETY: plain syscall on a NUL-terminated path.
-        let rc = unsafe { libc::umount2(p.as_ptr(), libc::MNT_DETACH) };
-        if rc != 0 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EINVAL) {
-                return Err(ns_err(path, "unmounting")(e));
-            }
+        // EINVAL: not (or no longer) a mount point.
+        if let Err(e) = umount2(path, MntFlags::MNT_DETACH)
+            && e != Errno::EINVAL
+        {
+            return Err(ns_err(path, "unmounting")(e.into()));
         }
         match std::fs::remove_file(path) {
             Ok(()) => Ok(()),

@@ -34,15 +34,11 @@ fn meminfo(field: &str) -> u64 {
         * 1024
 }
 
+/// Total and available bytes of the filesystem holding `path` ((0, 0) if it cannot be read).
 fn statvfs(path: &Path) -> (u64, u64) {
-    let Ok(p) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else { return (0, 0) };
-    // SAFETY: statvfs fills the zeroed struct; the path is NUL-terminated.
-    unsafe {
-        let mut s: libc::statvfs = std::mem::zeroed();
-        if libc::statvfs(p.as_ptr(), &mut s) != 0 {
-            return (0, 0);
-        }
-        (s.f_blocks * s.f_frsize, s.f_bavail * s.f_frsize)
+    match nix::sys::statvfs::statvfs(path) {
+        Ok(s) => (s.blocks() * s.fragment_size(), s.blocks_available() * s.fragment_size()),
+        Err(_) => (0, 0),
     }
 }
 

@@ -1,7 +1,7 @@
 //! Wiring: connect to containerd and the api-server, prepare the host's network, register the
 //! Node, then run the heartbeat, the node status loop, the pod controller (pods bound here,
 //! re-synced on containerd task exits and on changes of the configMaps and secrets they use), the
-//! orphan sweep, and `/healthz` + `/metrics`, until shutdown.
+//! orphan sweep, and its metrics on the shell's admin server, until shutdown.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -23,6 +23,7 @@ use crate::node::{HostResources, NodeSettings};
 use crate::pods::{LABEL_POD_NAME, LABEL_POD_NAMESPACE, PodPaths, PodWorker};
 use crate::probes::{ProbeManager, Prober};
 use crate::server::KubeletApi;
+use navarch_daemon::{Admin, Daemon};
 
 const EVENT_QUEUE: usize = 1000;
 
@@ -228,19 +229,6 @@ async fn forward_task_exits(
     }
 }
 
-async fn serve_http(
-    listener: tokio::net::TcpListener,
-    metrics: Arc<KubeletMetrics>,
-    shutdown: CancellationToken,
-) {
-    use axum::routing::get;
-    let app = axum::Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(move || async move { metrics.encode() }));
-    let _ =
-        axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await;
-}
-
 /// The kubelet API (logs, exec, stats) for the api-server.
 async fn serve_grpc(listener: tokio::net::TcpListener, api: KubeletApi, shutdown: CancellationToken) {
     use navarch_api::kubelet_proto::kubelet_server::KubeletServer;
@@ -270,27 +258,28 @@ async fn rotate_logs(dir: std::path::PathBuf, rotation: crate::logs::Rotation, s
     }
 }
 
-pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let ctd = connect_containerd(&cfg, &shutdown).await?;
+pub async fn run(daemon: Daemon<Config>) -> anyhow::Result<()> {
+    let (cfg, shutdown) = (&daemon.config, daemon.shutdown.clone());
+    let ctd = connect_containerd(cfg, &shutdown).await?;
     let client = Client::connect_lazy(&cfg.server).context("api-server address")?;
     crate::netcfg::setup_host(
         &cfg.bridge,
-        &cfg.cluster_cidr,
-        &cfg.service_cidr,
+        &cfg.cluster_cidr.to_string(),
+        &cfg.service_cluster_ip_range.to_string(),
         cfg.allow_pod_egress,
-        &cfg.pod_egress_allowed,
+        &cfg.pod_egress_allowed.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
     )
     .await
     .context("setting up the host's routes and egress guard")?;
     let settings = NodeSettings {
         name: cfg.node_name.clone(),
         ip: cfg.node_ip.clone(),
-        pod_cidr: cfg.pod_cidr.clone(),
+        pod_cidr: cfg.pod_cidr.map(|c| c.to_string()),
         max_pods: cfg.max_pods,
         reserved_cpu: cfg.reserved_cpu.clone(),
         reserved_memory: cfg.reserved_memory.clone(),
         runtime_version: ctd.version().await.unwrap_or_default(),
-        kubelet_port: cfg.grpc_listen.port() as i32,
+        kubelet_port: cfg.grpc_listen().port() as i32,
     };
     let pod_cidr = register(&client, &settings, &shutdown).await?;
     tracing::info!(node = %cfg.node_name, %pod_cidr, "node registered");
@@ -307,7 +296,8 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
     tasks.spawn(event_sender);
     // Pod keys to sync again from outside the watches: containerd task exits and probe results.
     let (resync_tx, mut resync_rx) = tokio::sync::mpsc::channel::<Vec<ObjectRef>>(256);
-    let metrics = Arc::new(KubeletMetrics::new());
+    let mut admin = Admin::new("");
+    let metrics = Arc::new(KubeletMetrics::register(admin.registry()));
     let probes = ProbeManager::new(
         Prober { ctd: ctd.clone(), run_dir: cfg.run_dir.clone() },
         resync_tx.clone(),
@@ -350,15 +340,12 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
         cfg.heartbeat,
         shutdown.clone(),
     ));
-    let listener = tokio::net::TcpListener::bind(cfg.http_listen)
-        .await
-        .with_context(|| format!("listening on {}", cfg.http_listen))?;
-    tasks.spawn(serve_http(listener, metrics.clone(), shutdown.clone()));
+    daemon.serve_admin(admin, cfg.http_listen).await?;
     let api = KubeletApi::new(ctd.clone(), cfg.run_dir.clone(), cfg.node_name.clone(), shutdown.clone());
     let api_tasks = api.tasks.clone();
-    let grpc = tokio::net::TcpListener::bind(cfg.grpc_listen)
+    let grpc = tokio::net::TcpListener::bind(cfg.grpc_listen())
         .await
-        .with_context(|| format!("listening on {}", cfg.grpc_listen))?;
+        .with_context(|| format!("listening on {}", cfg.grpc_listen()))?;
     tasks.spawn(serve_grpc(grpc, api, shutdown.clone()));
     tasks.spawn(rotate_logs(cfg.log_dir.clone(), cfg.log_rotation, shutdown.clone()));
 

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use navarch_api::v1::{ConfigMap, Container, KeyToPath, ObjectFieldSelector, Pod, Secret, Volume};
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
 
 use crate::spec::BindMount;
 
@@ -391,19 +392,8 @@ fn is_mountpoint(dir: &Path) -> bool {
 }
 
 fn mount_tmpfs(dir: &Path) -> std::io::Result<()> {
-    let src = std::ffi::CString::new("tmpfs").expect("no NUL");
-    let dst = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).map_err(std::io::Error::other)?;
-    // SAFETY: plain mount(2) with NUL-terminated strings that outlive the call.
-    let rc = unsafe {
-        libc::mount(
-            src.as_ptr(),
-            dst.as_ptr(),
-            src.as_ptr(),
-            libc::MS_NOSUID | libc::MS_NODEV,
-            std::ptr::null(),
-        )
-    };
-    if rc != 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+    mount(Some("tmpfs"), dir, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, None::<&str>)?;
+    Ok(())
 }
 
 /// Unmounts tmpfs volumes and removes the pod's directory.
@@ -411,10 +401,7 @@ pub fn cleanup(pod_dir: &Path) -> std::io::Result<()> {
     if let Ok(entries) = std::fs::read_dir(pod_dir.join("volumes")) {
         for e in entries.flatten() {
             if is_mountpoint(&e.path()) {
-                let p = std::ffi::CString::new(e.path().as_os_str().as_encoded_bytes())
-                    .map_err(std::io::Error::other)?;
-                // SAFETY: umount2 on a NUL-terminated path.
-                unsafe { libc::umount2(p.as_ptr(), libc::MNT_DETACH) };
+                let _ = umount2(&e.path(), MntFlags::MNT_DETACH);
             }
         }
     }

@@ -6,11 +6,14 @@
 //! [`scores`] (which fitting node is best); and the loop that uses them ([`scheduler`]): nodes and pods
 //! cached from watches, assume-then-bind, Unschedulable conditions and events, retries.
 
+#![forbid(unsafe_code)]
+
 pub mod config;
 pub mod filters;
 pub mod metrics;
 pub mod node_info;
 pub mod resources;
+pub mod run;
 pub mod scheduler;
 pub mod scores;
 

@@ -1,19 +1,15 @@
-//! The scheduler's `/healthz` and Prometheus `/metrics`: scheduling attempts by result, end-to-end
-//! scheduling latency (pod first seen pending → bound), and the pending queue length.
+//! The scheduler's Prometheus metrics (served by the daemon shell's admin server): scheduling attempts
+//! by result, end-to-end scheduling latency (pod first seen pending → bound), and the pending queue
+//! length.
 
-use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
 
-use axum::Router;
-use axum::extract::State;
-use axum::routing::get;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use tokio_util::sync::CancellationToken;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
@@ -22,15 +18,15 @@ pub struct ResultLabel {
 }
 
 pub struct SchedulerMetrics {
-    registry: Registry,
     pub attempts: Family<ResultLabel, Counter>,
     pub e2e_latency: Histogram,
     pub pending: Gauge<i64, AtomicI64>,
 }
 
 impl SchedulerMetrics {
-    pub fn new() -> SchedulerMetrics {
-        let mut registry = Registry::with_prefix("scheduler");
+    /// Registers the scheduler's metrics (named `scheduler_*`) in `registry`.
+    pub fn register(registry: &mut Registry) -> SchedulerMetrics {
+        let registry = registry.sub_registry_with_prefix("scheduler");
         let attempts = Family::<ResultLabel, Counter>::default();
         // 1 ms .. ~32 s
         let e2e_latency = Histogram::new(exponential_buckets(0.001, 2.0, 16));
@@ -42,37 +38,17 @@ impl SchedulerMetrics {
             e2e_latency.clone(),
         );
         registry.register("pending_pods", "Pods waiting to be scheduled", pending.clone());
-        SchedulerMetrics { registry, attempts, e2e_latency, pending }
+        SchedulerMetrics { attempts, e2e_latency, pending }
     }
 
     pub fn attempt(&self, result: &'static str) {
         self.attempts.get_or_create(&ResultLabel { result }).inc();
     }
-
-    pub fn encode(&self) -> String {
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String");
-        out
-    }
 }
 
 impl Default for SchedulerMetrics {
+    /// Metrics registered nowhere (tests).
     fn default() -> Self {
-        SchedulerMetrics::new()
+        SchedulerMetrics::register(&mut Registry::default())
     }
-}
-
-async fn metrics(State(m): State<Arc<SchedulerMetrics>>) -> String {
-    m.encode()
-}
-
-/// Serves `/healthz` and `/metrics` on `listener` until `shutdown`.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    m: Arc<SchedulerMetrics>,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    let app =
-        Router::new().route("/healthz", get(|| async { "ok" })).route("/metrics", get(metrics)).with_state(m);
-    axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
 }

@@ -4,6 +4,8 @@
 //!
 //! Flags: `--pods N` (20000), `--concurrency C` (64), `--watchers W` (1000), `--watch-events E` (100).
 
+#![forbid(unsafe_code)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};

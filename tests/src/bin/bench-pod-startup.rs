@@ -8,6 +8,8 @@
 //!
 //! Flags: `--pods N` (100), `--rate R` pods per second for the steady phase (5).
 
+#![forbid(unsafe_code)]
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,7 +18,7 @@ use futures::StreamExt;
 use navarch_api::Resource;
 use navarch_api::v1::{Node, Pod};
 use navarch_client::{Api, Client, DeleteParams, ListParams, WatchEvent, WatchParams};
-use navarch_tests::{Containerd, Kubelet, Registry, TestEnv, http_get, percentile, rss_bytes};
+use navarch_tests::{Containerd, Kubelet, Registry, TestEnv, eventually, http_get, percentile, rss_bytes};
 use tokio::sync::Mutex;
 
 const IMAGE: &str = "busybox:1.36";
@@ -143,11 +145,10 @@ async fn delete_all(c: &Client) {
     for p in &list.items {
         let _ = pods.delete(&p.meta().name, &grace).await;
     }
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while !pods.list(&ListParams::default()).await.expect("list").items.is_empty() {
-        assert!(Instant::now() < deadline, "pods were not removed in time");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    eventually("the pods to be removed", Duration::from_secs(180), async || {
+        pods.list(&ListParams::default()).await.expect("list").items.is_empty()
+    })
+    .await;
 }
 
 fn print_phase(
@@ -185,17 +186,12 @@ async fn main() {
     let kubelet = Kubelet::start(&env.api_server, &ctd, &registry).await;
     let c = env.client().await;
     let nodes: Api<Node> = c.api("");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let ready = nodes.get_opt(&kubelet.node_name).await.ok().flatten().is_some_and(|n| {
+    eventually(kubelet.with_log("the node Ready"), Duration::from_secs(60), async || {
+        nodes.get_opt(&kubelet.node_name).await.ok().flatten().is_some_and(|n| {
             n.status.is_some_and(|s| s.conditions.iter().any(|c| c.r#type == "Ready" && c.status == "True"))
-        });
-        if ready {
-            break;
-        }
-        assert!(Instant::now() < deadline, "node not Ready:\n{}", kubelet.log());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        })
+    })
+    .await;
     println!(
         "== pod start-up on one node ({} cores), image {IMAGE} present, {n} pods",
         std::thread::available_parallelism().map(|p| p.get()).unwrap_or(1)

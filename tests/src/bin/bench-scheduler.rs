@@ -6,8 +6,10 @@
 //!
 //! Flags: `--runs 500x500x1000,5000x1000x10000` (nodes x existing x measured), `--concurrency C` (32).
 
+#![forbid(unsafe_code)]
+
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -18,16 +20,8 @@ use navarch_api::v1::{
     Container, Node, NodeCondition, NodeStatus, ObjectMeta, Pod, PodSpec, Quantity, ResourceRequirements,
 };
 use navarch_client::{Api, Client, ListParams, WatchEvent, WatchParams};
-use navarch_tests::{ApiServer, Etcd, binary};
+use navarch_tests::{ApiServer, ChildProcess, Etcd, binary};
 use tokio::sync::Mutex;
-
-struct Daemon(Child);
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn node(name: String) -> Node {
     let q = |s: &str| Quantity::new(s);
@@ -160,7 +154,7 @@ async fn run(nodes: usize, existing: usize, measured: usize, concurrency: usize)
         .stdin(Stdio::null())
         .spawn()
         .expect("starting the scheduler");
-    let _scheduler = Daemon(scheduler);
+    let _scheduler = ChildProcess::new(scheduler);
 
     let count_bound = |items: &[Pod], prefix: &str| {
         items

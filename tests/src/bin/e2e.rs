@@ -28,9 +28,13 @@
 //! then `vagrant up` brings it back). The VMs may run under plain QEMU emulation, so every wait
 //! is allowed three times as long.
 
+#![forbid(unsafe_code)]
+
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+use navarch_tests::eventually_blocking;
 
 const NS: &str = "e2e";
 
@@ -130,16 +134,10 @@ fn apply(yaml: &str) {
     nv(&["apply", "-f", f.path().to_str().unwrap()]);
 }
 
-fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let timeout = if vagrant() { timeout * 3 } else { timeout };
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
+/// How long a wait of `secs` seconds may take: three times as long on the VM cluster (`--vagrant`).
+fn allow(secs: u64) -> Duration {
+    let timeout = Duration::from_secs(secs);
+    if vagrant() { timeout * 3 } else { timeout }
 }
 
 /// A pod as `navctl get pods -o json` shows it.
@@ -317,7 +315,7 @@ fn scenario_1_deployment() -> Vec<(String, String)> {
     }
     let t = Instant::now();
     apply(WEB);
-    let web = wait_until("3 ready web replicas", Duration::from_secs(120), || {
+    let web = eventually_blocking("3 ready web replicas", allow(120), || {
         let s = serving("app=web");
         (s.len() == 3).then_some(s)
     });
@@ -339,9 +337,7 @@ fn scenario_2_networking(nodes: Vec<(String, String)>) -> Cluster {
     for (c, (n, _)) in clients.iter().zip(&nodes) {
         apply(&client_pod(c, n));
     }
-    wait_until("client pods running", Duration::from_secs(60), || {
-        (serving("role=client").len() == clients.len()).then_some(())
-    });
+    eventually_blocking("client pods running", allow(60), || serving("role=client").len() == clients.len());
     if nv_try(&["get", "service", "web"]).is_err() {
         nv(&["expose", "deployment", "web", "--port", "80", "--target-port", "9376", "--type", "NodePort"]);
     }
@@ -364,8 +360,7 @@ fn scenario_2_networking(nodes: Vec<(String, String)>) -> Cluster {
             "http://web.e2e.svc.cluster.local/".to_string(),
             "http://web/".to_string(),
         ] {
-            let body =
-                wait_until(&format!("{url} from {c}"), Duration::from_secs(30), || wget_from(c, &url).ok());
+            let body = eventually_blocking(format!("{url} from {c}"), allow(30), || wget_from(c, &url));
             assert!(body.starts_with("web-"), "{url} from {c}: {body}");
         }
     }
@@ -380,7 +375,7 @@ fn scenario_2_networking(nodes: Vec<(String, String)>) -> Cluster {
     println!("    ClusterIP and DNS from every node ({}); all 3 replicas answer", secs(t.elapsed()));
     for (n, ip) in &nodes {
         let url = format!("http://{ip}:{node_port}/");
-        let body = wait_until(&format!("NodePort {url}"), Duration::from_secs(20), || curl(&url).ok());
+        let body = eventually_blocking(format!("NodePort {url}"), allow(20), || curl(&url));
         assert!(body.starts_with("web-"), "NodePort on {n}: {body}");
     }
     println!("    NodePort {node_port} from the host through every node: ok");
@@ -430,7 +425,7 @@ fn scenario_4_kubelet_restart(c: &Cluster) {
         assert!(body.is_ok(), "with the kubelet stopped, its pods still serve: {body:?}");
     }
     cluster("node-start", &[("NODE", "1")]);
-    wait_until("node-1 Ready", Duration::from_secs(60), || node_ready(&c.nodes[0].0).then_some(()));
+    eventually_blocking("node-1 Ready", allow(60), || node_ready(&c.nodes[0].0));
     std::thread::sleep(Duration::from_secs(3));
     let after: BTreeMap<String, (String, i64)> = pods("")
         .into_iter()
@@ -453,10 +448,10 @@ fn failover(c: &Cluster, i: usize, how: &str, break_cmd: &str, mend_cmd: &str) {
     let on_node = serving("app=web").iter().filter(|p| p.node == node).count();
     let t = Instant::now();
     cluster(break_cmd, &[("NODE", &i.to_string())]);
-    let not_ready = wait_until(&format!("{node} NotReady"), Duration::from_secs(120), || {
+    let not_ready = eventually_blocking(format!("{node} NotReady"), allow(120), || {
         (!node_ready(&node)).then(|| t.elapsed())
     });
-    let moved = wait_until("3 web replicas serving on other nodes", Duration::from_secs(180), || {
+    let moved = eventually_blocking("3 web replicas serving on other nodes", allow(180), || {
         let s = serving("app=web");
         (s.len() == 3 && s.iter().all(|p| p.node != node)).then(|| t.elapsed())
     });
@@ -469,10 +464,10 @@ fn failover(c: &Cluster, i: usize, how: &str, break_cmd: &str, mend_cmd: &str) {
     assert!(body.is_ok_and(|b| b.starts_with("web-")), "the Service answers from the surviving node");
     cluster(mend_cmd, &[("NODE", &i.to_string())]);
     let back = Instant::now();
-    wait_until(&format!("{node} Ready again"), Duration::from_secs(120), || node_ready(&node).then_some(()));
+    eventually_blocking(format!("{node} Ready again"), allow(120), || node_ready(&node));
     // The evicted pods' containers go once the kubelet hears of it.
-    wait_until(&format!("pods evicted from {node} gone"), Duration::from_secs(120), || {
-        pods("app=web").iter().all(|p| p.node != node || !p.deleting).then_some(())
+    eventually_blocking(format!("pods evicted from {node} gone"), allow(120), || {
+        pods("app=web").iter().all(|p| p.node != node || !p.deleting)
     });
     println!("    {node} Ready again {} after being mended", secs(back.elapsed()));
 }
@@ -485,11 +480,11 @@ fn scenario_5_node_failure(c: &Cluster) {
     // which cuts node-1 (where all replicas now run).
     failover(c, 1, "link cut", "node-cut", "node-restore");
     // node-1's client pod was evicted too (it tolerates nothing): bring it back for later scenarios.
-    wait_until("client-1 running again", Duration::from_secs(120), || {
+    eventually_blocking("client-1 running again", allow(120), || {
         if nv_try(&["get", "pod", &c.clients[0]]).is_err() {
             apply(&client_pod(&c.clients[0], &c.nodes[0].0));
         }
-        serving("role=client").iter().any(|p| p.name == c.clients[0]).then_some(())
+        serving("role=client").iter().any(|p| p.name == c.clients[0])
     });
 }
 
@@ -510,16 +505,16 @@ fn scenario_6_control_plane(c: &Cluster) {
         cluster("kill", &[("C", comp)]);
         cluster("up", &[]);
         let back = t.elapsed();
-        let cm = wait_until(&format!("{marker} readable"), Duration::from_secs(60), || {
+        let cm = eventually_blocking(format!("{marker} readable"), allow(60), || {
             nv_try(&["get", "configmap", &marker, "-o", "json"]).ok()
         });
         assert!(cm.contains(&format!("\"k\": \"{k}\"")) || cm.contains(&format!("\"k\":\"{k}\"")), "{cm}");
         // Still converging: scale up and back.
         nv(&["scale", "deployment/web", "--replicas", "4"]);
-        wait_until("4 replicas", Duration::from_secs(90), || (serving("app=web").len() == 4).then_some(()));
+        eventually_blocking("4 replicas", allow(90), || serving("app=web").len() == 4);
         nv(&["scale", "deployment/web", "--replicas", "3"]);
-        wait_until("3 replicas", Duration::from_secs(90), || {
-            (pods("app=web").iter().filter(|p| !p.deleting).count() == 3).then_some(())
+        eventually_blocking("3 replicas", allow(90), || {
+            pods("app=web").iter().filter(|p| !p.deleting).count() == 3
         });
         let body = wget_from(&c.clients[1], "http://web/");
         assert!(body.is_ok(), "Service after {comp} restart: {body:?}");
@@ -575,8 +570,8 @@ spec:
 "#,
         node = c.nodes[1].0
     ));
-    wait_until("configured running", Duration::from_secs(60), || {
-        pods("").iter().any(|p| p.name == "configured" && p.ready).then_some(())
+    eventually_blocking("configured running", allow(60), || {
+        pods("").iter().any(|p| p.name == "configured" && p.ready)
     });
     let env = nv(&[
         "exec",
@@ -590,8 +585,8 @@ spec:
     println!("    env and files from the ConfigMap and Secret: ok");
     let t = Instant::now();
     nv(&["exec", "configured", "--", "rm", "/tmp/healthy"]);
-    wait_until("the hung container restarted", Duration::from_secs(60), || {
-        pods("").iter().any(|p| p.name == "configured" && p.restarts >= 1).then_some(())
+    eventually_blocking("the hung container restarted", allow(60), || {
+        pods("").iter().any(|p| p.name == "configured" && p.restarts >= 1)
     });
     println!("    liveness failure restarted the container after {}", secs(t.elapsed()));
     // Back-off: 10 s, 20 s, 40 s ... so in 30 s only a few restarts, and the reason says so.
@@ -620,11 +615,9 @@ fn scenario_8_delete_namespace(c: &Cluster) {
     assert!(on_nodes > 0, "containers of {NS} on the nodes before");
     let t = Instant::now();
     navctl(&["delete", "namespace", NS]);
-    wait_until("the namespace gone", Duration::from_secs(180), || {
-        navctl_try(&["get", "namespace", NS]).is_err().then_some(())
-    });
-    wait_until("its containers gone from every node", Duration::from_secs(60), || {
-        (1..=c.nodes.len()).all(|i| containers_of_namespace(&format!("navarch-node-{i}")) == 0).then_some(())
+    eventually_blocking("the namespace gone", allow(180), || navctl_try(&["get", "namespace", NS]).is_err());
+    eventually_blocking("its containers gone from every node", allow(60), || {
+        (1..=c.nodes.len()).all(|i| containers_of_namespace(&format!("navarch-node-{i}")) == 0)
     });
     println!(
         "    {on_nodes} containers on the nodes before; namespace and containers gone in {}",
@@ -649,8 +642,8 @@ fn main() {
     if navctl_try(&["get", "namespace", NS]).is_ok() {
         println!("removing the namespace {NS} left by an earlier run");
         navctl(&["delete", "namespace", NS]);
-        wait_until("the old namespace gone", Duration::from_secs(180), || {
-            navctl_try(&["get", "namespace", NS]).is_err().then_some(())
+        eventually_blocking("the old namespace gone", allow(180), || {
+            navctl_try(&["get", "namespace", NS]).is_err()
         });
     }
     if navctl_try(&["get", "namespace", NS]).is_err() {

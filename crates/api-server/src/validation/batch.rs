@@ -5,10 +5,10 @@
 use navarch_api::names;
 use navarch_api::v1::*;
 
+use super::field::{Errors, Path, changed_paths, q};
 use super::meta;
 use super::pod::{self, PodSpecRules};
 use super::workloads::validate_selector_and_template;
-use super::{Errors, Path, changed_paths, q};
 
 /// The label that ties a Job's pods to it (its value is the Job's uid).
 const CONTROLLER_UID_LABEL: &str = "batch.kubernetes.io/controller-uid";

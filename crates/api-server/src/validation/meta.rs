@@ -7,7 +7,7 @@ use navarch_api::KindInfo;
 use navarch_api::names;
 use navarch_api::v1::{LabelSelector, ObjectMeta, OwnerReference};
 
-use super::{Errors, Path, q};
+use super::field::{Errors, Path, q};
 
 /// Kubernetes' limit on the total size of an object's annotations (keys and values).
 const TOTAL_ANNOTATION_SIZE: usize = 256 * 1024;

@@ -8,14 +8,13 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use navarch_api::names;
 use navarch_api::v1::*;
 
+use super::field::{Errors, PROTOCOLS, Path, parse_cidr, q, set_if_empty};
 use super::meta::Unique;
 use super::pod::config_key;
-use super::{Errors, Path, parse_cidr, q, set_if_empty};
 
 /// ConfigMaps and Secrets hold at most 1 MiB of data.
 const MAX_DATA_SIZE: usize = 1024 * 1024;
 const TAINT_EFFECTS: &[&str] = &["NoSchedule", "PreferNoSchedule", "NoExecute"];
-const PROTOCOLS: &[&str] = &["TCP", "UDP", "SCTP"];
 const IMMUTABLE_SET: &str = "field is immutable when `immutable` is set";
 
 // ---------------------------------------------------------------------------------------------------------

@@ -7,12 +7,11 @@ use std::collections::BTreeSet;
 use navarch_api::names;
 use navarch_api::v1::{IntOrString, Service, ServiceSpec};
 
+use super::field::{Errors, PROTOCOLS, Path, is_ip, parse_cidr, q, set_if_empty};
 use super::meta::{self, Unique};
 use super::pod::validate_port_num_or_name;
-use super::{Errors, Path, is_ip, parse_cidr, q, set_if_empty};
 
 const SERVICE_TYPES: &[&str] = &["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"];
-const PROTOCOLS: &[&str] = &["TCP", "UDP", "SCTP"];
 const DEFAULT_AFFINITY_TIMEOUT: i32 = 10800;
 const MAX_AFFINITY_TIMEOUT: i32 = 86400;
 

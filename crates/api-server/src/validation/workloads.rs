@@ -6,9 +6,9 @@ use navarch_api::names;
 use navarch_api::selector::Selector;
 use navarch_api::v1::*;
 
+use super::field::{Errors, Path, changed_paths, q, set_if_empty};
 use super::meta::{self, Unique};
 use super::pod::{self, PodSpecRules};
-use super::{Errors, Path, changed_paths, q, set_if_empty};
 
 const DEFAULT_REVISION_HISTORY_LIMIT: i32 = 10;
 const DEFAULT_PROGRESS_DEADLINE_SECONDS: i32 = 600;

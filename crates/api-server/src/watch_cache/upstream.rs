@@ -1,0 +1,354 @@
+//! The upstream side of a watch cache: the task that owns the etcd watch of one kind, decodes its
+//! events, publishes them, reconnects with backoff, resumes after compactions, and turns etcd's progress
+//! notifications into the cache's revision.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use etcd_client::{EventType as EtcdEventType, KeyValue, WatchOptions, WatchResponse};
+use navarch_api::{KindInfo, Object};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::fanout::BufferedEvent;
+use super::{CachedEvent, EventType, Shared};
+use crate::codec;
+
+/// How often the upstream watch asks etcd for a progress notification, so that [`WatchCache::revision`]
+/// advances while the kind has no events (bookmarks rely on it).
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
+/// Before etcd 3.4.25 / 3.5.8, a requested progress notification is not ordered with the events of the
+/// stream (etcd-io/etcd#15220): it may overtake events still queued in etcd, and it is sent even while
+/// the watch is still replaying history. With such an etcd a notification is only trusted after the
+/// stream was quiet this long before it, and it is applied only after `PROGRESS_GRACE`.
+const PROGRESS_QUIET: Duration = Duration::from_millis(300);
+const PROGRESS_GRACE: Duration = Duration::from_millis(100);
+const BACKOFF_START: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// Whether this etcd orders requested progress notifications after the events already queued and
+/// defers them until the watch has caught up (etcd >= 3.4.25 / 3.5.8).
+pub(super) fn progress_is_ordered(version: &str) -> bool {
+    let mut parts = version.split(['.', '-', '+']).map(|p| p.parse::<u64>().unwrap_or(0));
+    let v = (parts.next().unwrap_or(0), parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    match (v.0, v.1) {
+        (3, 4) => v.2 >= 25,
+        (3, 5) => v.2 >= 8,
+        (major, minor) => (major, minor) > (3, 5),
+    }
+}
+
+/// The prefix the cache watches: `key_prefix` when it already names the kind, else derived from it.
+pub(super) fn watched_prefix(key_prefix: &str, kind: &KindInfo) -> String {
+    let trimmed = key_prefix.trim_end_matches('/');
+    if trimmed.rsplit('/').next() == Some(kind.plural) {
+        format!("{trimmed}/")
+    } else {
+        codec::kind_prefix(key_prefix, kind)
+    }
+}
+
+/// Turns one etcd event into a buffered event. `Err` explains why it cannot be used.
+fn decode_event(
+    kind: &KindInfo,
+    prefix: &str,
+    event_type: EtcdEventType,
+    kv: Option<&KeyValue>,
+    prev: Option<&KeyValue>,
+) -> Result<BufferedEvent, String> {
+    let kv = kv.ok_or("event without a key-value")?;
+    let rev = kv.mod_revision();
+    let decode_prev = |p: &KeyValue, rev: i64| {
+        codec::decode_value(kind.kind, p.value(), rev).map_err(|e| format!("previous value: {e}"))
+    };
+    match event_type {
+        EtcdEventType::Put => {
+            let obj = codec::decode_value(kind.kind, kv.value(), rev).map_err(|e| e.to_string())?;
+            let created = prev.is_none() || kv.create_revision() == kv.mod_revision();
+            if created {
+                return Ok(BufferedEvent::new(CachedEvent::new(EventType::Added, obj, rev), None));
+            }
+            let previous = prev.and_then(|p| match decode_prev(p, p.mod_revision()) {
+                Ok(o) => Some(o),
+                Err(e) => {
+                    tracing::warn!(key = %String::from_utf8_lossy(kv.key()), revision = rev, error = %e,
+                        "undecodable previous value; filtering on the new object only");
+                    None
+                }
+            });
+            Ok(BufferedEvent::new(CachedEvent::new(EventType::Modified, obj, rev), previous))
+        }
+        EtcdEventType::Delete => {
+            let obj = match prev {
+                Some(p) => decode_prev(p, rev)?,
+                // The previous value was compacted away: the deletion still has to reach watchers.
+                None => object_from_key(kind, prefix, kv.key(), rev)?,
+            };
+            Ok(BufferedEvent::new(CachedEvent::new(EventType::Deleted, obj, rev), None))
+        }
+    }
+}
+
+/// A bare object carrying only the name and namespace encoded in its key.
+fn object_from_key(kind: &KindInfo, prefix: &str, key: &[u8], rev: i64) -> Result<Object, String> {
+    let key = std::str::from_utf8(key).map_err(|_| "key is not UTF-8")?;
+    let rest = key.strip_prefix(prefix).ok_or_else(|| format!("key {key:?} outside {prefix:?}"))?;
+    let (namespace, name) = match rest.split_once('/') {
+        Some((ns, name)) if kind.namespaced => (ns, name),
+        _ => ("", rest),
+    };
+    let mut obj = Object::decode(kind.kind, &[]).map_err(|e| e.to_string())?;
+    obj.set_type_meta();
+    let meta = obj.meta_mut();
+    meta.name = name.to_string();
+    meta.namespace = namespace.to_string();
+    meta.resource_version = rev.to_string();
+    Ok(obj)
+}
+
+/// Why one upstream watch stream ended.
+enum StreamEnd {
+    Cancelled,
+    /// etcd compacted the revision the stream had to start from; history restarts here.
+    Compacted(i64),
+    Broken(String),
+}
+
+/// Capped exponential backoff with jitter.
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    fn new() -> Backoff {
+        Backoff { next: BACKOFF_START }
+    }
+
+    fn reset(&mut self) {
+        self.next = BACKOFF_START;
+    }
+
+    fn next_delay(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(BACKOFF_MAX);
+        d.mul_f64(rand::random_range(0.5..1.0))
+    }
+}
+
+/// A progress notification not yet trusted (see [`PROGRESS_QUIET`]).
+struct PendingProgress {
+    revision: i64,
+    apply_at: Instant,
+}
+
+/// The task that owns the etcd watch of one kind.
+pub(super) struct Upstream {
+    pub(super) shared: Arc<Shared>,
+    pub(super) client: etcd_client::WatchClient,
+    pub(super) prefix: String,
+    pub(super) cancel: CancellationToken,
+    pub(super) ordered_progress: bool,
+}
+
+impl Upstream {
+    pub(super) async fn run(mut self, start: i64) {
+        let mut next = start;
+        let mut backoff = Backoff::new();
+        loop {
+            match self.watch_from(next, &mut backoff).await {
+                StreamEnd::Cancelled => break,
+                StreamEnd::Compacted(compacted) if compacted > self.resume_revision(next) => {
+                    let resume = self.resume_revision(next);
+                    if resume == start && self.shared.lock().buffer.is_empty() {
+                        tracing::info!(
+                            from = resume,
+                            compacted,
+                            "history partly compacted; starting at the compaction"
+                        );
+                    } else {
+                        tracing::warn!(
+                            from = resume,
+                            compacted,
+                            "events were compacted away; watchers relist"
+                        );
+                    }
+                    self.shared.reset(compacted);
+                    next = compacted;
+                    continue;
+                }
+                StreamEnd::Compacted(compacted) => {
+                    tracing::warn!(
+                        from = next,
+                        compacted,
+                        "etcd reported a compaction below the resume revision"
+                    );
+                }
+                StreamEnd::Broken(reason) => {
+                    tracing::warn!(from = next, %reason, "etcd watch broke; reconnecting")
+                }
+            }
+            next = self.resume_revision(next);
+            tokio::select! {
+                _ = tokio::time::sleep(backoff.next_delay()) => {}
+                _ = self.cancel.cancelled() => break,
+            }
+        }
+        self.shared.close();
+        tracing::debug!("watch cache stopped");
+    }
+
+    /// The revision to watch from after a stream ended: right after everything already published.
+    fn resume_revision(&self, next: i64) -> i64 {
+        self.shared.revision.borrow().saturating_add(1).max(next)
+    }
+
+    /// Watches from revision `next` until the stream ends.
+    async fn watch_from(&mut self, next: i64, backoff: &mut Backoff) -> StreamEnd {
+        let opts = WatchOptions::new()
+            .with_prefix()
+            .with_prev_key()
+            .with_progress_notify()
+            .with_start_revision(next);
+        let stream = tokio::select! {
+            r = self.client.watch(self.prefix.as_bytes(), Some(opts)) => r,
+            _ = self.cancel.cancelled() => return StreamEnd::Cancelled,
+        };
+        let (mut requests, mut responses) = match stream {
+            Ok(s) => s.split(),
+            Err(e) => return StreamEnd::Broken(format!("starting the watch: {e}")),
+        };
+        let connected = Instant::now();
+        let mut watch_id = None;
+        // Revision at which etcd created the watch; once an event at or past it arrived, the history
+        // replay is over.
+        let mut created_at = i64::MAX;
+        let mut caught_up = false;
+        let mut last_event = None::<Instant>;
+        let mut pending = None::<PendingProgress>;
+        let mut ticker = tokio::time::interval_at(Instant::now() + PROGRESS_INTERVAL, PROGRESS_INTERVAL);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let apply_at = pending.as_ref().map(|p| p.apply_at);
+            tokio::select! {
+                _ = self.cancel.cancelled() => return StreamEnd::Cancelled,
+                _ = ticker.tick() => {
+                    if let Err(e) = requests.request_progress().await {
+                        return StreamEnd::Broken(format!("requesting progress: {e}"));
+                    }
+                }
+                _ = self.shared.progress_wanted.notified(), if watch_id.is_some() => {
+                    if let Err(e) = requests.request_progress().await {
+                        return StreamEnd::Broken(format!("requesting progress: {e}"));
+                    }
+                }
+                _ = tokio::time::sleep_until(apply_at.unwrap_or_else(Instant::now)), if apply_at.is_some() => {
+                    if let Some(p) = pending.take() {
+                        self.shared.advance(p.revision);
+                    }
+                }
+                msg = responses.message() => {
+                    let resp = match msg {
+                        Ok(Some(r)) => r,
+                        Ok(None) => return StreamEnd::Broken("stream closed by etcd".into()),
+                        Err(e) => return StreamEnd::Broken(e.to_string()),
+                    };
+                    if resp.compact_revision() > 0 {
+                        return StreamEnd::Compacted(resp.compact_revision());
+                    }
+                    if resp.canceled() {
+                        return StreamEnd::Broken(format!("watch cancelled by etcd: {}", resp.cancel_reason()));
+                    }
+                    let header_rev = resp.header().map(|h| h.revision()).unwrap_or(0);
+                    if resp.created() {
+                        watch_id = Some(resp.watch_id());
+                        created_at = header_rev;
+                        caught_up = next > header_rev;
+                        backoff.reset();
+                        tracing::debug!(from = next, created_at, "etcd watch established");
+                        continue;
+                    }
+                    if !resp.events().is_empty() {
+                        let last = self.publish(&resp);
+                        last_event = Some(Instant::now());
+                        if !caught_up {
+                            // A notification received during the replay may be ahead of it.
+                            pending = None;
+                            caught_up = last >= created_at;
+                        }
+                        continue;
+                    }
+                    // A progress notification: every event up to `header_rev` has been sent. The
+                    // periodic ones of the watch itself go through the watch's own queue; requested
+                    // ones (watch id -1) only on an etcd that orders them.
+                    if Some(resp.watch_id()) == watch_id || self.ordered_progress {
+                        self.shared.advance(header_rev);
+                    } else if pending.is_none() && header_rev > *self.shared.revision.borrow() {
+                        let quiet = connected.elapsed() >= PROGRESS_QUIET
+                            && last_event.is_none_or(|t| t.elapsed() >= PROGRESS_QUIET);
+                        if caught_up || quiet {
+                            pending = Some(PendingProgress {
+                                revision: header_rev,
+                                apply_at: Instant::now() + PROGRESS_GRACE,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Decodes and publishes the events of one response; returns the revision of the last one.
+    fn publish(&self, resp: &WatchResponse) -> i64 {
+        let kind = self.shared.kind;
+        let mut last = 0;
+        let mut entries = Vec::with_capacity(resp.events().len());
+        for ev in resp.events() {
+            let rev = ev.kv().map(|kv| kv.mod_revision()).unwrap_or(0);
+            last = last.max(rev);
+            match decode_event(kind, &self.prefix, ev.event_type(), ev.kv(), ev.prev_kv()) {
+                Ok(e) => entries.push(e),
+                Err(reason) => {
+                    let key =
+                        ev.kv().map(|kv| String::from_utf8_lossy(kv.key()).into_owned()).unwrap_or_default();
+                    tracing::warn!(%key, revision = rev, %reason, "skipping undecodable watch event");
+                }
+            }
+        }
+        self.shared.publish(entries, last);
+        last
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_with_ordered_progress() {
+        assert!(!progress_is_ordered("3.4.23"));
+        assert!(progress_is_ordered("3.4.25"));
+        assert!(!progress_is_ordered("3.5.7"));
+        assert!(progress_is_ordered("3.5.8"));
+        assert!(progress_is_ordered("3.6.0"));
+        assert!(progress_is_ordered("4.0.0"));
+        assert!(!progress_is_ordered("garbage"));
+    }
+
+    #[test]
+    fn prefixes() {
+        let cm = navarch_api::kind_info("ConfigMap").unwrap();
+        assert_eq!(watched_prefix("/registry", cm), "/registry/configmaps/");
+        assert_eq!(watched_prefix("/registry/", cm), "/registry/configmaps/");
+        assert_eq!(watched_prefix("/registry/configmaps/", cm), "/registry/configmaps/");
+        assert_eq!(watched_prefix("/registry/configmaps", cm), "/registry/configmaps/");
+    }
+
+    #[test]
+    fn delete_without_previous_value_keeps_name() {
+        let cm = navarch_api::kind_info("ConfigMap").unwrap();
+        let o = object_from_key(cm, "/r/configmaps/", b"/r/configmaps/ns1/c1", 9).unwrap();
+        assert_eq!((o.meta().namespace.as_str(), o.meta().name.as_str()), ("ns1", "c1"));
+        assert_eq!(o.meta().resource_version, "9");
+        assert!(object_from_key(cm, "/r/configmaps/", b"/elsewhere/x", 9).is_err());
+    }
+}

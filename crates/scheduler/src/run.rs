@@ -1,0 +1,32 @@
+//! Wiring: the admin server, then scheduling (as the elected leader of the Lease named after the
+//! scheduler, or alone) until shutdown.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use navarch_client::Client;
+use navarch_daemon::{Admin, Daemon, Election, run_elected};
+
+use crate::config::Config;
+use crate::metrics::SchedulerMetrics;
+use crate::scheduler::Scheduler;
+
+pub async fn run(daemon: Daemon<Config>) -> anyhow::Result<()> {
+    let config = &daemon.config;
+    let client = Client::connect_lazy(&config.server).context("api-server address")?;
+    let cfg = config.scheduler();
+    let mut admin = Admin::new("");
+    let metrics = Arc::new(SchedulerMetrics::register(admin.registry()));
+    daemon.serve_admin(admin, config.http_listen).await?;
+    tracing::info!(server = %config.server, name = %cfg.scheduler_name, "scheduler starting");
+    let election = Election {
+        elect: config.leader_elect,
+        lease: &cfg.scheduler_name,
+        identity: config.identity.as_deref(),
+    };
+    run_elected(&client, election, daemon.shutdown.clone(), |stop| {
+        Scheduler::new(client.clone(), cfg.clone(), metrics.clone()).run(stop)
+    })
+    .await;
+    Ok(())
+}

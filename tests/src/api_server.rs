@@ -1,0 +1,108 @@
+//! [`ApiServer`]: the built `api-server` binary against an [`Etcd`], on free loopback ports, ready
+//! once `/readyz` answers 200; SIGKILLed on drop. Crash safety is tested with
+//! [`ApiServer::kill9`] / [`ApiServer::restart`] (same ports); the log goes to a file whose tail is
+//! printed if startup fails.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use tempfile::TempDir;
+
+use crate::Etcd;
+use crate::http::http_get;
+use crate::process::{ChildProcess, binary, free_port, log_to};
+
+/// The real api-server binary.
+pub struct ApiServer {
+    process: ChildProcess,
+    dir: TempDir,
+    port: u16,
+    http_port: u16,
+    etcd_endpoint: String,
+    extra_args: Vec<String>,
+}
+
+impl ApiServer {
+    pub async fn start(etcd: &Etcd) -> ApiServer {
+        ApiServer::start_with(etcd, &[]).await
+    }
+
+    /// Starts with extra flags (e.g. `--bookmark-interval=1s`).
+    pub async fn start_with(etcd: &Etcd, args: &[&str]) -> ApiServer {
+        let dir = tempfile::Builder::new().prefix("navarch-apiserver-").tempdir().expect("temp dir");
+        let mut s = ApiServer {
+            process: ChildProcess::default(),
+            dir,
+            port: free_port(),
+            http_port: free_port(),
+            etcd_endpoint: etcd.endpoint(),
+            extra_args: args.iter().map(|s| s.to_string()).collect(),
+        };
+        s.spawn().await;
+        s
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("api-server.log")
+    }
+
+    /// The api-server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    async fn spawn(&mut self) {
+        let bin = binary("api-server", "api-server");
+        let log = self.log_path();
+        let child = log_to(
+            Command::new(bin)
+                .arg(format!("--listen=127.0.0.1:{}", self.port))
+                .arg(format!("--http-listen=127.0.0.1:{}", self.http_port))
+                .arg(format!("--etcd-endpoints={}", self.etcd_endpoint))
+                .args(&self.extra_args)
+                .env("RUST_LOG", std::env::var("NAVARCH_TEST_LOG").unwrap_or_else(|_| "info".into()))
+                .env_remove("NAVARCH_APISERVER_CONFIG")
+                .stdin(Stdio::null()),
+            &log,
+        )
+        .spawn()
+        .expect("starting api-server");
+        self.process.set(child);
+        let http = self.http_addr();
+        self.process
+            .wait_started("api-server", &log, 40, async || {
+                http_get(http, "/readyz").is_some_and(|(code, _)| code == 200)
+            })
+            .await;
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.http_port))
+    }
+
+    /// The pid of the running process.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.pid()
+    }
+
+    /// SIGKILLs the api-server.
+    pub fn kill9(&mut self) {
+        self.process.kill9();
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns whether it exited successfully.
+    pub fn terminate(&mut self) -> bool {
+        self.process.terminate()
+    }
+
+    /// Starts it again on the same ports (after [`ApiServer::kill9`], or kills it first).
+    pub async fn restart(&mut self) {
+        self.kill9();
+        self.spawn().await;
+    }
+}
