@@ -180,7 +180,7 @@ async fn answers_for_services_and_forwards_the_rest() {
     let dns_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let listen = format!("--listen={dns_addr}");
     let up = format!("--upstream={}", upstream.addr);
-    let daemon = Daemon::start(&env, "dns", "cluster-dns", &[&listen, &up]);
+    let daemon = Daemon::start(&env, "cluster-dns", "cluster-dns", &[&listen, &up]);
     wait_healthy(daemon.http).await;
     let (udp, tcp) = (Transport::Udp, Transport::Tcp);
 
@@ -349,7 +349,7 @@ async fn answers_for_services_and_forwards_the_rest() {
 
     // Restart-safe: a new process (after a kill -9) lists everything again.
     drop(daemon);
-    let daemon = Daemon::start(&env, "dns", "cluster-dns", &[&listen, &up]);
+    let daemon = Daemon::start(&env, "cluster-dns", "cluster-dns", &[&listen, &up]);
     wait_healthy(daemon.http).await;
     let m = query(dns_addr, udp, "ext.default.svc.cluster.local.", RecordType::CNAME).await;
     assert_eq!(show(&m.answers), ["ext.default.svc.cluster.local. CNAME target.example."]);
@@ -390,7 +390,7 @@ fn spawn_dns(
     upstream: SocketAddr,
     advertise: Option<&str>,
 ) -> ChildProcess {
-    let mut cmd = Command::new(binary("dns", "cluster-dns"));
+    let mut cmd = Command::new(binary("cluster-dns", "cluster-dns"));
     cmd.arg(format!("--server={server}"))
         .arg(format!("--listen={listen}"))
         .arg(format!("--http-listen={http}"))

@@ -2,6 +2,7 @@
 
 use std::sync::atomic::AtomicI64;
 
+use navarch_daemon::registered;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -42,21 +43,29 @@ fn latency_histogram() -> Histogram {
 impl Metrics {
     /// Registers the api-server's metrics (named `apiserver_*`) in `registry`.
     pub fn register(registry: &mut Registry) -> Metrics {
-        let registry = registry.sub_registry_with_prefix("apiserver");
-        let requests = Family::<RequestLabels, Counter>::default();
-        let latency =
-            Family::<VerbLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
-        let watchers = Family::<KindLabels, Gauge<i64, AtomicI64>>::default();
-        let watch_events = Family::<KindLabels, Counter>::default();
-        registry.register("requests", "API requests by verb, kind and result code", requests.clone());
-        registry.register(
-            "request_duration_seconds",
-            "API request latency by verb and kind",
-            latency.clone(),
-        );
-        registry.register("watchers", "Open watch streams by kind", watchers.clone());
-        registry.register("watch_events_sent", "Watch events sent to clients by kind", watch_events.clone());
-        Metrics { requests, latency, watchers, watch_events }
+        let r = registry.sub_registry_with_prefix("apiserver");
+        let latency = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
+        Metrics {
+            requests: registered(
+                r,
+                "requests",
+                "API requests by verb, kind and result code",
+                Family::default(),
+            ),
+            latency: registered(
+                r,
+                "request_duration_seconds",
+                "API request latency by verb and kind",
+                latency,
+            ),
+            watchers: registered(r, "watchers", "Open watch streams by kind", Family::default()),
+            watch_events: registered(
+                r,
+                "watch_events_sent",
+                "Watch events sent to clients by kind",
+                Family::default(),
+            ),
+        }
     }
 
     pub fn observe(&self, verb: &'static str, kind: &str, code: &'static str, seconds: f64) {

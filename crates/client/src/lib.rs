@@ -13,7 +13,6 @@ pub mod error;
 pub mod events;
 pub mod leader;
 pub mod shared;
-pub mod shutdown;
 pub mod store;
 pub mod watcher;
 
@@ -26,6 +25,5 @@ pub use error::{Error, Result};
 pub use events::{EventRecorder, object_ref};
 pub use leader::{LeaderElector, LeaseConfig, run_while_leader};
 pub use shared::{Change, SharedReflector};
-pub use shutdown::cancel_on_signal;
 pub use store::{ObjectRef, Store, reflector, store};
 pub use watcher::{Event, WatcherConfig, watcher};

@@ -48,6 +48,13 @@ pub enum Step {
     Finish { kind: &'static str, namespace: String, name: String, finalizer: &'static str },
 }
 
+impl Step {
+    fn delete(n: &Node, foreground: bool) -> Step {
+        let (kind, namespace, name, uid) = (n.kind, n.namespace.clone(), n.name.clone(), n.meta.uid.clone());
+        Step::Delete { kind, namespace, name, uid, foreground }
+    }
+}
+
 /// The steps for a graph (uid → node).
 pub fn decide(graph: &HashMap<String, Node>) -> Vec<Step> {
     let mut steps = Vec::new();
@@ -60,42 +67,23 @@ pub fn decide(graph: &HashMap<String, Node>) -> Vec<Step> {
     for (uid, n) in graph {
         let deleting = !n.meta.deletion_timestamp.is_empty();
         let mine = dependents.get(uid.as_str()).cloned().unwrap_or_default();
-        if deleting && n.meta.finalizers.iter().any(|f| f == FINALIZER_ORPHAN) {
-            for d in &mine {
-                steps.push(Step::Unown {
-                    kind: d.kind,
-                    namespace: d.namespace.clone(),
-                    name: d.name.clone(),
-                    owner_uid: uid.clone(),
-                });
-            }
+        // An owner being deleted with the orphan or foreground finalizer: deal with its dependents
+        // first (orphan: drop their reference to it; foreground: delete them), then drop the finalizer.
+        let finalizer = [FINALIZER_ORPHAN, FINALIZER_FOREGROUND]
+            .into_iter()
+            .find(|f| deleting && n.meta.finalizers.iter().any(|x| x == f));
+        if let Some(finalizer) = finalizer {
             if mine.is_empty() {
-                steps.push(Step::Finish {
-                    kind: n.kind,
-                    namespace: n.namespace.clone(),
-                    name: n.name.clone(),
-                    finalizer: FINALIZER_ORPHAN,
-                });
+                let (kind, namespace, name) = (n.kind, n.namespace.clone(), n.name.clone());
+                steps.push(Step::Finish { kind, namespace, name, finalizer });
             }
-        } else if deleting && n.meta.finalizers.iter().any(|f| f == FINALIZER_FOREGROUND) {
             for d in &mine {
-                if d.meta.deletion_timestamp.is_empty() {
-                    steps.push(Step::Delete {
-                        kind: d.kind,
-                        namespace: d.namespace.clone(),
-                        name: d.name.clone(),
-                        uid: d.meta.uid.clone(),
-                        foreground: true,
-                    });
+                let (kind, namespace, name) = (d.kind, d.namespace.clone(), d.name.clone());
+                if finalizer == FINALIZER_ORPHAN {
+                    steps.push(Step::Unown { kind, namespace, name, owner_uid: uid.clone() });
+                } else if d.meta.deletion_timestamp.is_empty() {
+                    steps.push(Step::delete(d, true));
                 }
-            }
-            if mine.is_empty() {
-                steps.push(Step::Finish {
-                    kind: n.kind,
-                    namespace: n.namespace.clone(),
-                    name: n.name.clone(),
-                    finalizer: FINALIZER_FOREGROUND,
-                });
             }
         }
         // Owners all gone (absent from the graph): the dependent goes.
@@ -103,13 +91,7 @@ pub fn decide(graph: &HashMap<String, Node>) -> Vec<Step> {
             && !n.meta.owner_references.is_empty()
             && n.meta.owner_references.iter().all(|r| !graph.contains_key(&r.uid))
         {
-            steps.push(Step::Delete {
-                kind: n.kind,
-                namespace: n.namespace.clone(),
-                name: n.name.clone(),
-                uid: uid.clone(),
-                foreground: false,
-            });
+            steps.push(Step::delete(n, false));
         }
     }
     steps
@@ -324,83 +306,51 @@ mod tests {
         (uid.to_string(), Node { kind, namespace: "ns".into(), name: name.into(), meta })
     }
 
+    /// The steps for a graph of these nodes.
+    fn decide_on<const N: usize>(nodes: [(String, Node); N]) -> Vec<Step> {
+        decide(&HashMap::from(nodes))
+    }
+
+    fn delete(name: &str, uid: &str, foreground: bool) -> Step {
+        Step::Delete { kind: "Pod", namespace: "ns".into(), name: name.into(), uid: uid.into(), foreground }
+    }
+
+    fn finish(finalizer: &'static str) -> Step {
+        Step::Finish { kind: "ReplicaSet", namespace: "ns".into(), name: "x".into(), finalizer }
+    }
+
     #[test]
     fn dependents_of_missing_owners_are_deleted() {
-        let g: HashMap<String, Node> = [
+        let steps = decide_on([
             node("Pod", "a", "p1", &["gone"], false, &[]),
             node("Pod", "b", "p2", &["rs1"], false, &[]),
             node("ReplicaSet", "x", "rs1", &[], false, &[]),
-        ]
-        .into();
-        let steps = decide(&g);
-        assert_eq!(
-            steps,
-            vec![Step::Delete {
-                kind: "Pod",
-                namespace: "ns".into(),
-                name: "a".into(),
-                uid: "p1".into(),
-                foreground: false
-            }]
-        );
+        ]);
+        assert_eq!(steps, vec![delete("a", "p1", false)]);
     }
 
     #[test]
     fn orphan_then_finish() {
-        let g: HashMap<String, Node> = [
+        let steps = decide_on([
             node("ReplicaSet", "x", "rs1", &[], true, &["orphan"]),
             node("Pod", "a", "p1", &["rs1"], false, &[]),
-        ]
-        .into();
-        assert_eq!(
-            decide(&g),
-            vec![Step::Unown {
-                kind: "Pod",
-                namespace: "ns".into(),
-                name: "a".into(),
-                owner_uid: "rs1".into()
-            }]
-        );
-        let g: HashMap<String, Node> = [node("ReplicaSet", "x", "rs1", &[], true, &["orphan"])].into();
-        assert_eq!(
-            decide(&g),
-            vec![Step::Finish {
-                kind: "ReplicaSet",
-                namespace: "ns".into(),
-                name: "x".into(),
-                finalizer: "orphan"
-            }]
-        );
+        ]);
+        let unown =
+            Step::Unown { kind: "Pod", namespace: "ns".into(), name: "a".into(), owner_uid: "rs1".into() };
+        assert_eq!(steps, vec![unown]);
+        let steps = decide_on([node("ReplicaSet", "x", "rs1", &[], true, &["orphan"])]);
+        assert_eq!(steps, vec![finish("orphan")]);
     }
 
     #[test]
     fn foreground_deletes_dependents_first() {
-        let g: HashMap<String, Node> = [
+        let steps = decide_on([
             node("ReplicaSet", "x", "rs1", &[], true, &["foregroundDeletion"]),
             node("Pod", "a", "p1", &["rs1"], false, &[]),
             node("Pod", "b", "p2", &["rs1"], true, &[]),
-        ]
-        .into();
-        assert_eq!(
-            decide(&g),
-            vec![Step::Delete {
-                kind: "Pod",
-                namespace: "ns".into(),
-                name: "a".into(),
-                uid: "p1".into(),
-                foreground: true
-            }]
-        );
-        let g: HashMap<String, Node> =
-            [node("ReplicaSet", "x", "rs1", &[], true, &["foregroundDeletion"])].into();
-        assert_eq!(
-            decide(&g),
-            vec![Step::Finish {
-                kind: "ReplicaSet",
-                namespace: "ns".into(),
-                name: "x".into(),
-                finalizer: "foregroundDeletion"
-            }]
-        );
+        ]);
+        assert_eq!(steps, vec![delete("a", "p1", true)]);
+        let steps = decide_on([node("ReplicaSet", "x", "rs1", &[], true, &["foregroundDeletion"])]);
+        assert_eq!(steps, vec![finish("foregroundDeletion")]);
     }
 }

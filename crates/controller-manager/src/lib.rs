@@ -10,7 +10,8 @@
 //! * [`node_lifecycle`]: silent nodes become Unknown, get tainted, and lose their pods.
 //! * [`namespaces`]: namespace deletion, the `default` ServiceAccount.
 //! * [`garbage_collector`]: ownerReferences: background, foreground and orphan deletion.
-//! * [`config`]: flag > env > file > default; [`run`]: wiring.
+//! * [`config`]: the daemon's settings (resolved by the daemon shell); [`run`]: one shared reflector per
+//!   kind, each controller's `spawn`, leader election.
 
 #![forbid(unsafe_code)]
 

@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use futures::future::BoxFuture;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 use tokio_util::sync::CancellationToken;
 
 /// A health check: `Ok` or the reason it fails.
@@ -65,6 +65,13 @@ impl Admin {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         Ok(AdminServer { listener, state: Arc::new(self) })
     }
+}
+
+/// Registers `metric` under `name` and hands it back, so a metrics struct is built one line per metric:
+/// `requests: registered(r, "requests", "API requests", Family::default())`.
+pub fn registered<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
 }
 
 fn encode(r: &Registry) -> String {

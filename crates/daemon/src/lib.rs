@@ -23,7 +23,7 @@ pub mod lifecycle;
 use std::future::Future;
 use std::process::ExitCode;
 
-pub use admin::{Admin, Check};
+pub use admin::{Admin, Check, registered};
 pub use config::{ConfigError, DaemonConfig, Env, LogFormat, Resolved, resolve, to_yaml};
 pub use lifecycle::{
     DRAIN_DEADLINE, Daemon, DaemonHandle, Election, LifecycleError, cancel_on_signal, init_tracing,

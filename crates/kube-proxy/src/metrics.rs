@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64};
 
+use navarch_daemon::registered;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -31,32 +32,36 @@ pub struct ProxyMetrics {
 impl ProxyMetrics {
     /// Registers kube-proxy's metrics (named `kubeproxy_*`) in `registry`.
     pub fn register(registry: &mut Registry) -> ProxyMetrics {
-        let registry = registry.sub_registry_with_prefix("kubeproxy");
-        let syncs = Family::<KindLabel, Counter>::default();
+        let r = registry.sub_registry_with_prefix("kubeproxy");
         // 0.1 ms .. ~3 s
         let sync_duration = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
         let programming_latency = Histogram::new(exponential_buckets(0.001, 2.0, 16));
-        let rules = Gauge::<i64, AtomicI64>::default();
-        let last_touched = Gauge::<i64, AtomicI64>::default();
-        registry.register("sync_proxy_rules", "Syncs of the kernel rules by kind", syncs.clone());
-        registry.register("sync_proxy_rules_duration_seconds", "Time one sync took", sync_duration.clone());
-        registry.register(
-            "network_programming_duration_seconds",
-            "From an Endpoints change to its rules being live",
-            programming_latency.clone(),
-        );
-        registry.register("proxy_rules", "nftables rules and map elements programmed", rules.clone());
-        registry.register(
-            "sync_proxy_rules_last_touched",
-            "Rules and elements the last sync wrote or removed",
-            last_touched.clone(),
-        );
         ProxyMetrics {
-            syncs,
-            sync_duration,
-            programming_latency,
-            rules,
-            last_touched,
+            syncs: registered(r, "sync_proxy_rules", "Syncs of the kernel rules by kind", Family::default()),
+            sync_duration: registered(
+                r,
+                "sync_proxy_rules_duration_seconds",
+                "Time one sync took",
+                sync_duration,
+            ),
+            programming_latency: registered(
+                r,
+                "network_programming_duration_seconds",
+                "From an Endpoints change to its rules being live",
+                programming_latency,
+            ),
+            rules: registered(
+                r,
+                "proxy_rules",
+                "nftables rules and map elements programmed",
+                Gauge::default(),
+            ),
+            last_touched: registered(
+                r,
+                "sync_proxy_rules_last_touched",
+                "Rules and elements the last sync wrote or removed",
+                Gauge::default(),
+            ),
             healthy: Arc::new(AtomicBool::new(false)),
         }
     }

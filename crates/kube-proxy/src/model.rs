@@ -118,6 +118,24 @@ pub fn service_ports(svc: &Service, endpoints: Option<&Endpoints>) -> Vec<Servic
 }
 
 #[cfg(test)]
+impl ServicePort {
+    /// A TCP port 80 of `cluster_ip` to `endpoints`, nothing else set (tests).
+    pub(crate) fn tcp80(id: impl Into<String>, cluster_ip: &str, endpoints: Vec<Endpoint>) -> ServicePort {
+        ServicePort {
+            id: id.into(),
+            protocol: "tcp",
+            cluster_ip: cluster_ip.parse().expect("an IPv4 address"),
+            port: 80,
+            node_port: None,
+            external_ips: vec![],
+            affinity_seconds: None,
+            external_local: false,
+            endpoints,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -324,20 +324,12 @@ mod tests {
     use crate::model::DEFAULT_AFFINITY_SECONDS;
 
     fn sp(id: &str, ip: &str, eps: &[(&str, &str)]) -> ServicePort {
-        ServicePort {
-            id: id.into(),
-            protocol: "tcp",
-            cluster_ip: ip.parse().unwrap(),
-            port: 80,
-            node_port: None,
-            external_ips: vec![],
-            affinity_seconds: None,
-            external_local: false,
-            endpoints: eps
-                .iter()
-                .map(|(ip, node)| Endpoint { ip: ip.parse().unwrap(), port: 9376, node: node.to_string() })
-                .collect(),
-        }
+        let endpoints = eps.iter().map(|(ip, node)| Endpoint {
+            ip: ip.parse().unwrap(),
+            port: 9376,
+            node: node.to_string(),
+        });
+        ServicePort::tcp80(id, ip, endpoints.collect())
     }
 
     fn cfg() -> RuleConfig {

@@ -208,20 +208,9 @@ mod tests {
     }
 
     fn port(ip: &str, eps: &[&str]) -> ServicePort {
-        ServicePort {
-            id: format!("default/s{ip}/tcp/80"),
-            protocol: "tcp",
-            cluster_ip: ip.parse().unwrap(),
-            port: 80,
-            node_port: None,
-            external_ips: vec![],
-            affinity_seconds: None,
-            external_local: false,
-            endpoints: eps
-                .iter()
-                .map(|e| Endpoint { ip: e.parse().unwrap(), port: 8080, node: String::new() })
-                .collect(),
-        }
+        let endpoints =
+            eps.iter().map(|e| Endpoint { ip: e.parse().unwrap(), port: 8080, node: String::new() });
+        ServicePort::tcp80(format!("default/s{ip}/tcp/80"), ip, endpoints.collect())
     }
 
     fn by_service(ports: &[ServicePort]) -> ByService {

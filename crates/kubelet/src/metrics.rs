@@ -2,6 +2,7 @@
 //! network, image pull, container create, container start, pod start end to end), pod sync
 //! durations, and probe results.
 
+use navarch_daemon::registered;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -34,40 +35,33 @@ fn seconds() -> Histogram {
 impl KubeletMetrics {
     /// Registers the kubelet's metrics (named `kubelet_*`) in `registry`.
     pub fn register(registry: &mut Registry) -> KubeletMetrics {
-        let registry = registry.sub_registry_with_prefix("kubelet");
-        let m = KubeletMetrics {
-            sandbox_setup: seconds(),
-            image_pull: seconds(),
-            container_create: seconds(),
-            container_start: seconds(),
-            pod_start: seconds(),
-            sync: seconds(),
-            probes: Family::default(),
-        };
-        registry.register(
-            "pod_sandbox_setup_duration_seconds",
-            "Network namespace and CNI set-up of a pod",
-            m.sandbox_setup.clone(),
-        );
-        registry.register("image_pull_duration_seconds", "Image pulls from registries", m.image_pull.clone());
-        registry.register(
-            "container_create_duration_seconds",
-            "Snapshot, containerd container and task creation of one container",
-            m.container_create.clone(),
-        );
-        registry.register(
-            "container_start_duration_seconds",
-            "Starting one container's task (runc start)",
-            m.container_start.clone(),
-        );
-        registry.register(
-            "pod_start_duration_seconds",
-            "From the kubelet first seeing a pod to all its containers running",
-            m.pod_start.clone(),
-        );
-        registry.register("pod_worker_duration_seconds", "One sync of one pod", m.sync.clone());
-        registry.register("prober_probe", "Probe runs by type and result", m.probes.clone());
-        m
+        let r = registry.sub_registry_with_prefix("kubelet");
+        let hist = |r: &mut Registry, name: &str, help: &str| registered(r, name, help, seconds());
+        KubeletMetrics {
+            sandbox_setup: hist(
+                r,
+                "pod_sandbox_setup_duration_seconds",
+                "Network namespace and CNI set-up of a pod",
+            ),
+            image_pull: hist(r, "image_pull_duration_seconds", "Image pulls from registries"),
+            container_create: hist(
+                r,
+                "container_create_duration_seconds",
+                "Snapshot, containerd container and task creation of one container",
+            ),
+            container_start: hist(
+                r,
+                "container_start_duration_seconds",
+                "Starting one container's task (runc start)",
+            ),
+            pod_start: hist(
+                r,
+                "pod_start_duration_seconds",
+                "From the kubelet first seeing a pod to all its containers running",
+            ),
+            sync: hist(r, "pod_worker_duration_seconds", "One sync of one pod"),
+            probes: registered(r, "prober_probe", "Probe runs by type and result", Family::default()),
+        }
     }
 
     pub fn probe(&self, probe_type: &'static str, ok: bool) {

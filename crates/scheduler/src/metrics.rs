@@ -4,6 +4,7 @@
 
 use std::sync::atomic::AtomicI64;
 
+use navarch_daemon::registered;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -26,19 +27,15 @@ pub struct SchedulerMetrics {
 impl SchedulerMetrics {
     /// Registers the scheduler's metrics (named `scheduler_*`) in `registry`.
     pub fn register(registry: &mut Registry) -> SchedulerMetrics {
-        let registry = registry.sub_registry_with_prefix("scheduler");
-        let attempts = Family::<ResultLabel, Counter>::default();
+        let r = registry.sub_registry_with_prefix("scheduler");
         // 1 ms .. ~32 s
         let e2e_latency = Histogram::new(exponential_buckets(0.001, 2.0, 16));
-        let pending = Gauge::<i64, AtomicI64>::default();
-        registry.register("schedule_attempts", "Scheduling attempts by result", attempts.clone());
-        registry.register(
-            "e2e_scheduling_duration_seconds",
-            "From a pod first seen pending to its binding",
-            e2e_latency.clone(),
-        );
-        registry.register("pending_pods", "Pods waiting to be scheduled", pending.clone());
-        SchedulerMetrics { attempts, e2e_latency, pending }
+        let e2e_help = "From a pod first seen pending to its binding";
+        SchedulerMetrics {
+            attempts: registered(r, "schedule_attempts", "Scheduling attempts by result", Family::default()),
+            e2e_latency: registered(r, "e2e_scheduling_duration_seconds", e2e_help, e2e_latency),
+            pending: registered(r, "pending_pods", "Pods waiting to be scheduled", Gauge::default()),
+        }
     }
 
     pub fn attempt(&self, result: &'static str) {

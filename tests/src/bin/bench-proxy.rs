@@ -15,9 +15,7 @@
 //!
 //! Flags: `--services N` (10000), `--changes N` (1000).
 
-// Reads nftables' commits from a raw netlink socket through libc; the only crate of the workspace
-// outside the kubelet's `sys` and navctl's `terminal` modules that still uses `unsafe`.
-#![allow(unsafe_code)]
+#![forbid(unsafe_code)]
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -77,38 +75,26 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// NFNLGRP_NFTABLES group (what `nft monitor` listens to, without its cache of the whole ruleset,
 /// which takes minutes to build at 10,000 Services).
 fn nft_rule_commits() -> std::sync::mpsc::Receiver<Vec<u8>> {
-    const NFNLGRP_NFTABLES: libc::c_int = 7;
-    const NFT_MSG_NEWRULE: u16 = (10 << 8) | 6;
-    // SAFETY: plain socket calls on a descriptor this function owns; the buffers outlive the calls.
-    let fd = unsafe {
-        libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_NETFILTER)
+    use nix::sys::socket::{
+        AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, bind, recv, setsockopt,
+        socket, sockopt,
     };
-    assert!(fd >= 0, "netlink socket: {}", std::io::Error::last_os_error());
-    let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-    addr.nl_family = libc::AF_NETLINK as u16;
-    let size = 16 << 20;
-    unsafe {
-        let len = std::mem::size_of::<libc::sockaddr_nl>() as u32;
-        assert_eq!(libc::bind(fd, &addr as *const _ as *const libc::sockaddr, len), 0, "bind netlink");
-        let int = std::mem::size_of::<libc::c_int>() as u32;
-        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &size as *const _ as *const _, int);
-        let group = NFNLGRP_NFTABLES;
-        let joined = libc::setsockopt(
-            fd,
-            libc::SOL_NETLINK,
-            libc::NETLINK_ADD_MEMBERSHIP,
-            &group as *const _ as *const _,
-            int,
-        );
-        assert_eq!(joined, 0, "joining NFNLGRP_NFTABLES: {}", std::io::Error::last_os_error());
-    }
+    use std::os::fd::AsRawFd;
+    const NFNLGRP_NFTABLES: u32 = 7;
+    const NFT_MSG_NEWRULE: u16 = (10 << 8) | 6;
+    let fd =
+        socket(AddressFamily::Netlink, SockType::Raw, SockFlag::SOCK_CLOEXEC, SockProtocol::NetlinkNetFilter)
+            .expect("netlink socket");
+    // Groups 1..=32 are joined at bind time through the address's bitmask.
+    bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 1 << (NFNLGRP_NFTABLES - 1)))
+        .expect("joining NFNLGRP_NFTABLES");
+    let _ = setsockopt(&fd, sockopt::RcvBufForce, &(16 << 20));
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 1 << 20];
         loop {
-            let n = unsafe { libc::recv(fd, buf.as_mut_ptr() as *mut _, buf.len(), 0) };
-            assert!(n > 0, "netlink recv: {}", std::io::Error::last_os_error());
-            let mut msgs = &buf[..n as usize];
+            let n = recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty()).expect("netlink recv");
+            let mut msgs = &buf[..n];
             while msgs.len() >= 16 {
                 let len = u32::from_ne_bytes(msgs[..4].try_into().unwrap()) as usize;
                 let kind = u16::from_ne_bytes(msgs[4..6].try_into().unwrap());

@@ -590,9 +590,7 @@ spec:
 
     #[test]
     fn job_defaults_and_generated_selector() {
-        let mut obj = parse(JOB);
-        super::super::apply_defaults(&mut obj);
-        let navarch_api::Object::Job(job) = obj else { unreachable!() };
+        let navarch_api::Object::Job(job) = defaulted(JOB) else { unreachable!() };
         let spec = job.spec.unwrap();
         assert_eq!((spec.completions, spec.parallelism), (Some(1), Some(1)));
         assert_eq!(spec.backoff_limit, Some(4));
@@ -606,18 +604,15 @@ spec:
         assert_eq!(labels[CONTROLLER_UID_LABEL], uid);
         assert_eq!(template.spec.unwrap().restart_policy, "Never");
 
-        let mut obj = parse(&edit(JOB, "  backoffLimit: 4\n", "  parallelism: 3\n"));
-        super::super::apply_defaults(&mut obj);
-        let navarch_api::Object::Job(job) = obj else { unreachable!() };
+        let parallel = edit(JOB, "  backoffLimit: 4\n", "  parallelism: 3\n");
+        let navarch_api::Object::Job(job) = defaulted(&parallel) else { unreachable!() };
         let spec = job.spec.unwrap();
         assert_eq!((spec.completions, spec.parallelism, spec.backoff_limit), (None, Some(3), Some(6)));
     }
 
     #[test]
     fn cron_job_defaults() {
-        let mut obj = parse(CRON_JOB);
-        super::super::apply_defaults(&mut obj);
-        let navarch_api::Object::CronJob(cj) = obj else { unreachable!() };
+        let navarch_api::Object::CronJob(cj) = defaulted(CRON_JOB) else { unreachable!() };
         let spec = cj.spec.unwrap();
         assert_eq!(spec.concurrency_policy, "Allow");
         assert_eq!(spec.suspend, Some(false));
@@ -741,12 +736,7 @@ spec:
     fn job_update_rules() {
         assert!(update_errors(JOB, JOB).is_empty());
         let new_image = edit(JOB, "image: perl:5.34.0", "image: perl:5.36.0");
-        assert_single(
-            &update_errors(JOB, &new_image),
-            "spec.template.spec.containers[0].image",
-            "field is immutable",
-            "",
-        );
+        assert_update_error(JOB, &new_image, "spec.template.spec.containers[0].image", "field is immutable");
         let suspended = edit(JOB, "  backoffLimit: 4\n", "  backoffLimit: 4\n  suspend: true\n");
         let moved = edit(
             &suspended,
@@ -759,7 +749,7 @@ spec:
             render(&update_errors(&suspended, &moved))
         );
         let more = edit(JOB, "  backoffLimit: 4\n", "  backoffLimit: 4\n  completions: 5\n");
-        assert_single(&update_errors(JOB, &more), "spec.completions", "field is immutable", "");
+        assert_update_error(JOB, &more, "spec.completions", "field is immutable");
     }
 
     #[test]
@@ -830,9 +820,7 @@ spec:
                 "must be greater than or equal to 0",
             ),
         ];
-        for (from, to, path, reason) in cases {
-            assert_error(&edit(CRON_JOB, from, to), path, reason);
-        }
+        assert_edit_errors(CRON_JOB, cases);
         let long_name = edit(CRON_JOB, "  name: hello\n", &format!("  name: {}\n", "a".repeat(53)));
         assert_error(&long_name, "metadata.name", "must be no more than 52 characters");
     }

@@ -353,9 +353,7 @@ metadata:
                 "cannot be both set",
             ),
         ];
-        for (from, to, path, reason) in cases {
-            assert_error(&edit(CM, from, to), path, reason);
-        }
+        assert_edit_errors(CM, cases);
     }
 
     #[test]
@@ -397,12 +395,12 @@ metadata:
     #[test]
     fn update_rules() {
         let renamed = edit(CM, "  name: app-config\n", "  name: other\n");
-        assert_single(&update_errors(CM, &renamed), "metadata.name", "field is immutable", "");
+        assert_update_error(CM, &renamed, "metadata.name", "field is immutable");
         let moved = edit(CM, "  namespace: default\n", "  namespace: other\n");
-        assert_single(&update_errors(CM, &moved), "metadata.namespace", "field is immutable", "");
+        assert_update_error(CM, &moved, "metadata.namespace", "field is immutable");
         let with_uid = edit(CM, "  namespace: default\n", "  namespace: default\n  uid: a\n");
         let other_uid = edit(CM, "  namespace: default\n", "  namespace: default\n  uid: b\n");
-        assert_single(&update_errors(&with_uid, &other_uid), "metadata.uid", "field is immutable", "");
+        assert_update_error(&with_uid, &other_uid, "metadata.uid", "field is immutable");
         let deleting = edit(
             CM,
             "  namespace: default\n",
@@ -413,12 +411,7 @@ metadata:
             "[example.com/cleanup, kubernetes]",
             "[example.com/cleanup, kubernetes, example.com/x]",
         );
-        assert_single(
-            &update_errors(&deleting, &more),
-            "metadata.finalizers",
-            "no new finalizers can be added",
-            "",
-        );
+        assert_update_error(&deleting, &more, "metadata.finalizers", "no new finalizers can be added");
         assert!(update_errors(CM, CM).is_empty());
     }
 }

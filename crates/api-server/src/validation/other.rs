@@ -390,8 +390,7 @@ mod tests {
     #[test]
     fn namespace() {
         let yaml = "apiVersion: v1\nkind: Namespace\nmetadata: {name: team-a}\n";
-        let mut obj = parse(yaml);
-        super::super::apply_defaults(&mut obj);
+        let obj = defaulted(yaml);
         let navarch_api::Object::Namespace(ns) = &obj else { unreachable!() };
         assert_eq!(ns.status.as_ref().unwrap().phase, "Active");
         assert_eq!(ns.spec.as_ref().unwrap().finalizers, ["kubernetes"]);
@@ -402,9 +401,7 @@ mod tests {
             "neither a standard finalizer name nor is it fully qualified",
         );
         let deleting = "apiVersion: v1\nkind: Namespace\nmetadata: {name: a, deletionTimestamp: '2024-01-01T00:00:00Z'}\nstatus: {phase: Terminating}\n";
-        let mut obj = parse(deleting);
-        super::super::apply_defaults(&mut obj);
-        let navarch_api::Object::Namespace(ns) = &obj else { unreachable!() };
+        let navarch_api::Object::Namespace(ns) = defaulted(deleting) else { unreachable!() };
         assert!(ns.spec.is_none(), "the kubernetes finalizer is not re-added while deleting");
     }
 
@@ -426,9 +423,7 @@ status:
     #[test]
     fn node() {
         assert_valid(NODE);
-        let mut obj = parse(NODE);
-        super::super::apply_defaults(&mut obj);
-        let navarch_api::Object::Node(n) = &obj else { unreachable!() };
+        let navarch_api::Object::Node(n) = defaulted(NODE) else { unreachable!() };
         assert_eq!(n.status.as_ref().unwrap().allocatable["cpu"].string, "4");
         let cases: &[(&str, &str, &str, &str)] = &[
             (
@@ -464,9 +459,7 @@ status:
                 "Duplicate value: \"node-role.kubernetes.io/control-plane:NoSchedule\"",
             ),
         ];
-        for (from, to, path, reason) in cases {
-            assert_error(&edit(NODE, from, to), path, reason);
-        }
+        assert_edit_errors(NODE, cases);
         let moved = edit(
             NODE,
             "  podCIDR: 10.244.1.0/24\n  podCIDRs: [10.244.1.0/24, 'fd00:1::/64']\n",
@@ -516,9 +509,7 @@ binaryData:
                 "must be valid base64",
             ),
         ];
-        for (from, to, path, reason) in cases {
-            assert_error(&edit(CONFIG_MAP, from, to), path, reason);
-        }
+        assert_edit_errors(CONFIG_MAP, cases);
         let big = edit(
             CONFIG_MAP,
             "  player_initial_lives: \"3\"\n",
@@ -528,14 +519,14 @@ binaryData:
 
         let frozen = edit(CONFIG_MAP, "data:\n", "immutable: true\ndata:\n");
         let changed = edit(&frozen, "\"3\"", "\"4\"");
-        assert_single(
-            &update_errors(&frozen, &changed),
+        assert_update_error(
+            &frozen,
+            &changed,
             "data",
             "Forbidden: field is immutable when `immutable` is set",
-            "",
         );
         let thawed = edit(CONFIG_MAP, "data:\n", "immutable: false\ndata:\n");
-        assert_single(&update_errors(&frozen, &thawed), "immutable", "Forbidden", "");
+        assert_update_error(&frozen, &thawed, "immutable", "Forbidden");
         assert!(update_errors(CONFIG_MAP, &edit(CONFIG_MAP, "\"3\"", "\"4\"")).is_empty());
     }
 
@@ -552,9 +543,7 @@ stringData:
     #[test]
     fn secret() {
         assert_valid(SECRET);
-        let mut obj = parse(SECRET);
-        super::super::apply_defaults(&mut obj);
-        let navarch_api::Object::Secret(s) = &obj else { unreachable!() };
+        let navarch_api::Object::Secret(s) = defaulted(SECRET) else { unreachable!() };
         assert_eq!(s.r#type, "Opaque");
         assert!(s.string_data.is_empty());
         assert_eq!(s.data["password"], "czNjcjN0");
@@ -588,7 +577,7 @@ stringData:
             "apiVersion: v1\nkind: Secret\nmetadata: {name: reg, namespace: default}\ntype: kubernetes.io/dockerconfigjson\ndata: {.dockerconfigjson: eyJhdXRocyI6e319}\n",
         );
         let retyped = edit(SECRET, "data:\n", "type: example.com/custom\ndata:\n");
-        assert_single(&update_errors(SECRET, &retyped), "type", "field is immutable", "");
+        assert_update_error(SECRET, &retyped, "type", "field is immutable");
     }
 
     #[test]
@@ -640,9 +629,7 @@ subsets:
                 "Unsupported value: \"QUIC\"",
             ),
         ];
-        for (from, to, path, reason) in cases {
-            assert_error(&edit(ENDPOINTS, from, to), path, reason);
-        }
+        assert_edit_errors(ENDPOINTS, cases);
     }
 
     const EVENT: &str = "\
@@ -686,9 +673,7 @@ source: {component: default-scheduler}
             ),
             ("{kind: Pod, name: web-1,", "{kind: Pod,", "involvedObject.name", "Required value"),
         ];
-        for (from, to, path, reason) in cases {
-            assert_error(&edit(EVENT, from, to), path, reason);
-        }
+        assert_edit_errors(EVENT, cases);
     }
 
     #[test]
@@ -698,20 +683,26 @@ source: {component: default-scheduler}
         assert_valid(
             "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata: {name: l, namespace: default}\n",
         );
-        assert_error(
-            &edit(lease, "leaseDurationSeconds: 15", "leaseDurationSeconds: 0"),
-            "spec.leaseDurationSeconds",
-            "Invalid value: 0: must be greater than 0",
-        );
-        assert_error(
-            &edit(lease, "leaseTransitions: 2", "leaseTransitions: -1"),
-            "spec.leaseTransitions",
-            "must be greater than or equal to 0",
-        );
-        assert_error(
-            &edit(lease, "holderIdentity: node-1_abc,", "preferredHolder: node-2,"),
-            "spec.preferredHolder",
-            "may only be specified if `strategy` is defined",
-        );
+        let cases: &[(&str, &str, &str, &str)] = &[
+            (
+                "leaseDurationSeconds: 15",
+                "leaseDurationSeconds: 0",
+                "spec.leaseDurationSeconds",
+                "Invalid value: 0: must be greater than 0",
+            ),
+            (
+                "leaseTransitions: 2",
+                "leaseTransitions: -1",
+                "spec.leaseTransitions",
+                "must be greater than or equal to 0",
+            ),
+            (
+                "holderIdentity: node-1_abc,",
+                "preferredHolder: node-2,",
+                "spec.preferredHolder",
+                "may only be specified if `strategy` is defined",
+            ),
+        ];
+        assert_edit_errors(lease, cases);
     }
 }

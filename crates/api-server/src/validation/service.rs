@@ -346,9 +346,7 @@ spec:
 
     #[test]
     fn defaults() {
-        let mut obj = parse(NODE_PORT);
-        super::super::apply_defaults(&mut obj);
-        let navarch_api::Object::Service(svc) = obj else { unreachable!() };
+        let navarch_api::Object::Service(svc) = defaulted(NODE_PORT) else { unreachable!() };
         let spec = svc.spec.unwrap();
         assert_eq!(spec.session_affinity, "None");
         assert_eq!(spec.external_traffic_policy, "Cluster");
@@ -356,11 +354,8 @@ spec:
         assert_eq!(spec.ip_family_policy.as_deref(), Some("SingleStack"));
         assert_eq!(spec.ports[0].protocol, "TCP");
 
-        let mut obj = parse(
-            "apiVersion: v1\nkind: Service\nmetadata: {name: db, namespace: default}\nspec: {sessionAffinity: ClientIP, ports: [{port: 5432}]}\n",
-        );
-        super::super::apply_defaults(&mut obj);
-        let navarch_api::Object::Service(svc) = obj else { unreachable!() };
+        let db = "apiVersion: v1\nkind: Service\nmetadata: {name: db, namespace: default}\nspec: {sessionAffinity: ClientIP, ports: [{port: 5432}]}\n";
+        let navarch_api::Object::Service(svc) = defaulted(db) else { unreachable!() };
         let spec = svc.spec.unwrap();
         assert_eq!(spec.r#type, "ClusterIP");
         assert_eq!(spec.ports[0].target_port.as_ref().unwrap().as_int(), Some(5432));
@@ -485,9 +480,7 @@ spec:
                 "may only be used when `type` is 'LoadBalancer'",
             ),
         ];
-        for (from, to, path, reason) in cases {
-            assert_error(&edit(NODE_PORT, from, to), path, reason);
-        }
+        assert_edit_errors(NODE_PORT, cases);
     }
 
     #[test]

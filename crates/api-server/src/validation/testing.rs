@@ -12,6 +12,13 @@ pub(crate) fn parse(yaml: &str) -> Object {
     objs.remove(0)
 }
 
+/// Reads one object and applies the defaults.
+pub(crate) fn defaulted(yaml: &str) -> Object {
+    let mut obj = parse(yaml);
+    apply_defaults(&mut obj);
+    obj
+}
+
 /// Reads, defaults and validates every document of `yaml`.
 pub(crate) fn defaulted_errors(yaml: &str) -> Vec<FieldError> {
     let objs = navarch_api::manifest::parse(yaml, "test.yaml")
@@ -37,6 +44,14 @@ pub(crate) fn assert_error(yaml: &str, path: &str, reason: &str) {
     assert_single(&errs, path, reason, yaml);
 }
 
+/// Asserts [`assert_error`] of each `(from, to, path, reason)` case: `base` edited `from` → `to` has exactly
+/// one error, at `path`, whose reason contains `reason`.
+pub(crate) fn assert_edit_errors<P: AsRef<str>>(base: &str, cases: &[(&str, &str, P, &str)]) {
+    for (from, to, path, reason) in cases {
+        assert_error(&edit(base, from, to), path.as_ref(), reason);
+    }
+}
+
 pub(crate) fn assert_single(errs: &[FieldError], path: &str, reason: &str, context: &str) {
     assert!(
         errs.len() == 1 && errs[0].path == path && errs[0].reason.contains(reason),
@@ -47,11 +62,12 @@ pub(crate) fn assert_single(errs: &[FieldError], path: &str, reason: &str, conte
 
 /// Validates `new` as an update of `old` (both defaulted).
 pub(crate) fn update_errors(old: &str, new: &str) -> Vec<FieldError> {
-    let mut old = parse(old);
-    let mut new = parse(new);
-    apply_defaults(&mut old);
-    apply_defaults(&mut new);
-    validate(&new, Some(&old))
+    validate(&defaulted(new), Some(&defaulted(old)))
+}
+
+/// Asserts that updating `old` to `new` gives exactly one error, at `path`, whose reason contains `reason`.
+pub(crate) fn assert_update_error(old: &str, new: &str, path: &str, reason: &str) {
+    assert_single(&update_errors(old, new), path, reason, new);
 }
 
 pub(crate) fn render(errs: &[FieldError]) -> String {

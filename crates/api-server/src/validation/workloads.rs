@@ -150,72 +150,73 @@ fn validate_int_or_percent(v: Option<&IntOrString>, path: &Path, errs: &mut Erro
     }
 }
 
-fn selector_immutable(
-    new: Option<&LabelSelector>,
-    old: Option<&LabelSelector>,
+/// [`validate_selector_and_template`] for a controller whose pods run until deleted (ReplicaSet,
+/// Deployment, DaemonSet; a StatefulSet's rules also name its claim templates).
+fn validate_long_running(
+    selector: Option<&LabelSelector>,
+    template: Option<&PodTemplateSpec>,
+    kind: &'static str,
     path: &Path,
     errs: &mut Errors,
 ) {
-    if new != old {
+    let rules = PodSpecRules::long_running(kind);
+    validate_selector_and_template(selector, template, kind, path, &rules, errs);
+}
+
+/// A rolling update's `maxUnavailable` and `maxSurge` (Deployment, DaemonSet) under `path`: each a number
+/// or a percentage, not both zero. Returns whether both are non-zero.
+fn validate_unavailable_and_surge(
+    max_unavailable: Option<&IntOrString>,
+    max_surge: Option<&IntOrString>,
+    path: &Path,
+    errs: &mut Errors,
+) -> bool {
+    let unavailable_zero = validate_int_or_percent(max_unavailable, &path.child("maxUnavailable"), errs);
+    let surge_zero = validate_int_or_percent(max_surge, &path.child("maxSurge"), errs);
+    if unavailable_zero && surge_zero {
+        errs.invalid(&path.child("maxUnavailable"), 0, "may not be 0 when `maxSurge` is 0");
+    }
+    !unavailable_zero && !surge_zero
+}
+
+/// A ReplicaSet's, Deployment's or DaemonSet's spec (its default when absent), checked by `validate_spec`;
+/// on update (`old` is the stored object's spec) the selector, which `selector` reads, may not change.
+fn validate_controller<S: Default>(
+    spec: Option<&S>,
+    old: Option<Option<&S>>,
+    selector: fn(&S) -> Option<&LabelSelector>,
+    validate_spec: fn(&S, &Path, &mut Errors),
+    errs: &mut Errors,
+) {
+    let path = Path::new("spec");
+    let default = S::default();
+    let spec = spec.unwrap_or(&default);
+    validate_spec(spec, &path, errs);
+    if old.is_some_and(|old| old.and_then(selector) != selector(spec)) {
         errs.immutable(&path.child("selector"));
     }
 }
 
 pub(super) fn validate_replica_set(rs: &ReplicaSet, old: Option<&ReplicaSet>, errs: &mut Errors) {
-    let path = Path::new("spec");
-    let default = ReplicaSetSpec::default();
-    let spec = rs.spec.as_ref().unwrap_or(&default);
+    let old = old.map(|o| o.spec.as_ref());
+    validate_controller(rs.spec.as_ref(), old, |s| s.selector.as_ref(), validate_replica_set_spec, errs);
+}
+
+fn validate_replica_set_spec(spec: &ReplicaSetSpec, path: &Path, errs: &mut Errors) {
     optional_non_negative(spec.replicas, &path.child("replicas"), errs);
     errs.non_negative(&path.child("minReadySeconds"), spec.min_ready_seconds.into());
-    let rules = PodSpecRules::long_running("ReplicaSet");
-    validate_selector_and_template(
-        spec.selector.as_ref(),
-        spec.template.as_ref(),
-        "ReplicaSet",
-        &path,
-        &rules,
-        errs,
-    );
-    if let Some(old) = old {
-        let old_selector = old.spec.as_ref().and_then(|s| s.selector.as_ref());
-        selector_immutable(spec.selector.as_ref(), old_selector, &path, errs);
-    }
+    validate_long_running(spec.selector.as_ref(), spec.template.as_ref(), "ReplicaSet", path, errs);
 }
 
 pub(super) fn validate_deployment(d: &Deployment, old: Option<&Deployment>, errs: &mut Errors) {
-    let path = Path::new("spec");
-    let default = DeploymentSpec::default();
-    let spec = d.spec.as_ref().unwrap_or(&default);
-    optional_non_negative(spec.replicas, &path.child("replicas"), errs);
-    let rules = PodSpecRules::long_running("Deployment");
-    validate_selector_and_template(
-        spec.selector.as_ref(),
-        spec.template.as_ref(),
-        "Deployment",
-        &path,
-        &rules,
-        errs,
-    );
+    let old = old.map(|o| o.spec.as_ref());
+    validate_controller(d.spec.as_ref(), old, |s| s.selector.as_ref(), validate_deployment_spec, errs);
+}
 
-    let sp = path.child("strategy");
-    let strategy = spec.strategy.clone().unwrap_or_default();
-    errs.required_one_of(&sp.child("type"), &strategy.r#type, &["Recreate", "RollingUpdate"]);
-    let rp = sp.child("rollingUpdate");
-    match (strategy.r#type.as_str(), &strategy.rolling_update) {
-        ("Recreate", Some(_)) => {
-            errs.forbidden(&rp, "may not be specified when strategy `type` is 'Recreate'")
-        }
-        ("RollingUpdate", None) => errs.required(&rp, "this should be defaulted and never be nil"),
-        ("RollingUpdate", Some(ru)) => {
-            let unavailable_zero =
-                validate_int_or_percent(ru.max_unavailable.as_ref(), &rp.child("maxUnavailable"), errs);
-            let surge_zero = validate_int_or_percent(ru.max_surge.as_ref(), &rp.child("maxSurge"), errs);
-            if unavailable_zero && surge_zero {
-                errs.invalid(&rp.child("maxUnavailable"), 0, "may not be 0 when `maxSurge` is 0");
-            }
-        }
-        _ => {}
-    }
+fn validate_deployment_spec(spec: &DeploymentSpec, path: &Path, errs: &mut Errors) {
+    optional_non_negative(spec.replicas, &path.child("replicas"), errs);
+    validate_long_running(spec.selector.as_ref(), spec.template.as_ref(), "Deployment", path, errs);
+    validate_deployment_strategy(spec.strategy.as_ref(), &path.child("strategy"), errs);
     errs.non_negative(&path.child("minReadySeconds"), spec.min_ready_seconds.into());
     optional_non_negative(spec.revision_history_limit, &path.child("revisionHistoryLimit"), errs);
     if let Some(p) = spec.progress_deadline_seconds {
@@ -225,39 +226,46 @@ pub(super) fn validate_deployment(d: &Deployment, old: Option<&Deployment>, errs
             errs.invalid(&pp, p, "must be greater than minReadySeconds");
         }
     }
-    if let Some(old) = old {
-        let old_selector = old.spec.as_ref().and_then(|s| s.selector.as_ref());
-        selector_immutable(spec.selector.as_ref(), old_selector, &path, errs);
+}
+
+fn validate_deployment_strategy(strategy: Option<&DeploymentStrategy>, path: &Path, errs: &mut Errors) {
+    let strategy = strategy.cloned().unwrap_or_default();
+    errs.required_one_of(&path.child("type"), &strategy.r#type, &["Recreate", "RollingUpdate"]);
+    let rp = path.child("rollingUpdate");
+    match (strategy.r#type.as_str(), &strategy.rolling_update) {
+        ("Recreate", Some(_)) => {
+            errs.forbidden(&rp, "may not be specified when strategy `type` is 'Recreate'")
+        }
+        ("RollingUpdate", None) => errs.required(&rp, "this should be defaulted and never be nil"),
+        ("RollingUpdate", Some(ru)) => {
+            validate_unavailable_and_surge(ru.max_unavailable.as_ref(), ru.max_surge.as_ref(), &rp, errs);
+        }
+        _ => {}
     }
 }
 
 pub(super) fn validate_daemon_set(ds: &DaemonSet, old: Option<&DaemonSet>, errs: &mut Errors) {
-    let path = Path::new("spec");
-    let default = DaemonSetSpec::default();
-    let spec = ds.spec.as_ref().unwrap_or(&default);
-    let rules = PodSpecRules::long_running("DaemonSet");
-    validate_selector_and_template(
-        spec.selector.as_ref(),
-        spec.template.as_ref(),
-        "DaemonSet",
-        &path,
-        &rules,
-        errs,
-    );
+    let old = old.map(|o| o.spec.as_ref());
+    validate_controller(ds.spec.as_ref(), old, |s| s.selector.as_ref(), validate_daemon_set_spec, errs);
+}
 
-    let sp = path.child("updateStrategy");
-    let strategy = spec.update_strategy.clone().unwrap_or_default();
-    errs.required_one_of(&sp.child("type"), &strategy.r#type, &["RollingUpdate", "OnDelete"]);
-    let rp = sp.child("rollingUpdate");
+fn validate_daemon_set_spec(spec: &DaemonSetSpec, path: &Path, errs: &mut Errors) {
+    validate_long_running(spec.selector.as_ref(), spec.template.as_ref(), "DaemonSet", path, errs);
+    validate_daemon_set_strategy(spec.update_strategy.as_ref(), &path.child("updateStrategy"), errs);
+    errs.non_negative(&path.child("minReadySeconds"), spec.min_ready_seconds.into());
+    optional_non_negative(spec.revision_history_limit, &path.child("revisionHistoryLimit"), errs);
+}
+
+fn validate_daemon_set_strategy(strategy: Option<&DaemonSetUpdateStrategy>, path: &Path, errs: &mut Errors) {
+    let strategy = strategy.cloned().unwrap_or_default();
+    errs.required_one_of(&path.child("type"), &strategy.r#type, &["RollingUpdate", "OnDelete"]);
+    let rp = path.child("rollingUpdate");
     match (strategy.r#type.as_str(), &strategy.rolling_update) {
         ("RollingUpdate", None) => errs.required(&rp, ""),
         ("RollingUpdate", Some(ru)) => {
-            let unavailable_zero =
-                validate_int_or_percent(ru.max_unavailable.as_ref(), &rp.child("maxUnavailable"), errs);
-            let surge_zero = validate_int_or_percent(ru.max_surge.as_ref(), &rp.child("maxSurge"), errs);
-            if unavailable_zero && surge_zero {
-                errs.invalid(&rp.child("maxUnavailable"), 0, "may not be 0 when `maxSurge` is 0");
-            } else if !unavailable_zero && !surge_zero {
+            let both_non_zero =
+                validate_unavailable_and_surge(ru.max_unavailable.as_ref(), ru.max_surge.as_ref(), &rp, errs);
+            if both_non_zero {
                 let surge = ru.max_surge.as_ref().map(|s| s.to_string()).unwrap_or_default();
                 errs.invalid(
                     &rp.child("maxSurge"),
@@ -267,12 +275,6 @@ pub(super) fn validate_daemon_set(ds: &DaemonSet, old: Option<&DaemonSet>, errs:
             }
         }
         _ => {}
-    }
-    errs.non_negative(&path.child("minReadySeconds"), spec.min_ready_seconds.into());
-    optional_non_negative(spec.revision_history_limit, &path.child("revisionHistoryLimit"), errs);
-    if let Some(old) = old {
-        let old_selector = old.spec.as_ref().and_then(|s| s.selector.as_ref());
-        selector_immutable(spec.selector.as_ref(), old_selector, &path, errs);
     }
 }
 
@@ -434,7 +436,8 @@ spec:
         emptyDir: {}
 ";
 
-    /// What `helm create mychart` renders (with the chart's default values).
+    /// What `helm create mychart` renders (with the chart's default values), its pod template labelled with
+    /// the chart's selector labels only.
     const HELM: &str = r#"
 apiVersion: apps/v1
 kind: Deployment
@@ -458,11 +461,8 @@ spec:
       annotations:
         checksum/config: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
       labels:
-        helm.sh/chart: mychart-0.1.0
         app.kubernetes.io/name: mychart
         app.kubernetes.io/instance: release-name
-        app.kubernetes.io/version: "1.16.0"
-        app.kubernetes.io/managed-by: Helm
     spec:
       serviceAccountName: release-name-mychart
       securityContext:
@@ -609,9 +609,7 @@ spec:
 
     #[test]
     fn deployment_defaults() {
-        let mut obj = parse(HELM);
-        super::super::apply_defaults(&mut obj);
-        let navarch_api::Object::Deployment(d) = obj else { unreachable!() };
+        let navarch_api::Object::Deployment(d) = defaulted(HELM) else { unreachable!() };
         let spec = d.spec.unwrap();
         assert_eq!(spec.revision_history_limit, Some(10));
         assert_eq!(spec.progress_deadline_seconds, Some(600));
@@ -624,17 +622,14 @@ spec:
         assert_eq!(pod.restart_policy, "Always");
         assert_eq!(pod.containers[0].termination_message_path, "/dev/termination-log");
 
-        let mut obj = parse(&edit(NGINX, "  replicas: 3\n", ""));
-        super::super::apply_defaults(&mut obj);
-        let navarch_api::Object::Deployment(d) = obj else { unreachable!() };
+        let unscaled = edit(NGINX, "  replicas: 3\n", "");
+        let navarch_api::Object::Deployment(d) = defaulted(&unscaled) else { unreachable!() };
         assert_eq!(d.spec.unwrap().replicas, Some(1));
     }
 
     #[test]
     fn stateful_and_daemon_set_defaults() {
-        let mut obj = parse(STATEFUL_SET);
-        super::super::apply_defaults(&mut obj);
-        let navarch_api::Object::StatefulSet(s) = obj else { unreachable!() };
+        let navarch_api::Object::StatefulSet(s) = defaulted(STATEFUL_SET) else { unreachable!() };
         let spec = s.spec.unwrap();
         assert_eq!(spec.pod_management_policy, "OrderedReady");
         let strategy = spec.update_strategy.unwrap();
@@ -646,9 +641,7 @@ spec:
         let claim = spec.volume_claim_templates[0].spec.as_ref().unwrap();
         assert_eq!(claim.volume_mode.as_deref(), Some("Filesystem"));
 
-        let mut obj = parse(DAEMON_SET);
-        super::super::apply_defaults(&mut obj);
-        let navarch_api::Object::DaemonSet(d) = obj else { unreachable!() };
+        let navarch_api::Object::DaemonSet(d) = defaulted(DAEMON_SET) else { unreachable!() };
         let spec = d.spec.unwrap();
         let ru = spec.update_strategy.unwrap().rolling_update.unwrap();
         assert_eq!(ru.max_unavailable.unwrap().as_int(), Some(1));
@@ -750,84 +743,82 @@ spec:
                 "must be greater than minReadySeconds",
             ),
         ];
-        for (from, to, path, reason) in cases {
-            assert_error(&edit(NGINX, from, to), path, reason);
-        }
+        assert_edit_errors(NGINX, cases);
         let no_template = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d, namespace: default}\nspec: {selector: {matchLabels: {a: b}}}\n";
         assert_error(no_template, "spec.template", "Required value");
     }
 
     #[test]
     fn selector_is_immutable() {
-        let changed = edit(
-            NGINX,
-            "    matchLabels:\n      app: nginx\n",
-            "    matchLabels:\n      app: nginx\n      tier: web\n",
-        );
-        let changed = edit(
-            &changed,
-            "      labels:\n        app: nginx\n    spec:",
-            "      labels:\n        app: nginx\n        tier: web\n    spec:",
-        );
-        assert_single(&update_errors(NGINX, &changed), "spec.selector", "field is immutable", "");
+        let changed = add_selector_label(NGINX, "app: nginx", "tier: web");
+        assert_update_error(NGINX, &changed, "spec.selector", "field is immutable");
         let scaled = edit(NGINX, "  replicas: 3\n", "  replicas: 5\n");
         assert!(update_errors(NGINX, &scaled).is_empty());
-        let rs_changed = edit(
-            REPLICA_SET,
-            "      tier: frontend\n  template",
-            "      tier: frontend\n      x: y\n  template",
+        let rs_changed = add_selector_label(REPLICA_SET, "tier: frontend", "x: y");
+        assert_update_error(REPLICA_SET, &rs_changed, "spec.selector", "field is immutable");
+        let ds_changed = add_selector_label(DAEMON_SET, "name: fluentd-elasticsearch", "x: y");
+        assert_update_error(DAEMON_SET, &ds_changed, "spec.selector", "field is immutable");
+        assert!(update_errors(DAEMON_SET, DAEMON_SET).is_empty());
+    }
+
+    /// `base` with `extra` added after `label`, its last match label, to both the selector and the pod
+    /// template's labels (which then still match).
+    fn add_selector_label(base: &str, label: &str, extra: &str) -> String {
+        let selector = edit(
+            base,
+            &format!("      {label}\n  template"),
+            &format!("      {label}\n      {extra}\n  template"),
         );
-        let rs_changed = edit(
-            &rs_changed,
-            "        tier: frontend\n    spec",
-            "        tier: frontend\n        x: y\n    spec",
-        );
-        assert_single(&update_errors(REPLICA_SET, &rs_changed), "spec.selector", "field is immutable", "");
+        edit(
+            &selector,
+            &format!("        {label}\n    spec"),
+            &format!("        {label}\n        {extra}\n    spec"),
+        )
     }
 
     #[test]
     fn replica_set_and_daemon_set_errors() {
-        assert_error(
-            &edit(REPLICA_SET, "  replicas: 3\n", "  replicas: -2\n"),
-            "spec.replicas",
-            "Invalid value: -2",
+        assert_edit_errors(
+            REPLICA_SET,
+            &[
+                ("  replicas: 3\n", "  replicas: -2\n", "spec.replicas", "Invalid value: -2"),
+                (
+                    "        tier: frontend\n    spec",
+                    "        tier: backend\n    spec",
+                    "spec.template.metadata.labels",
+                    "`selector` does not match template `labels`",
+                ),
+            ],
         );
-        assert_error(
-            &edit(REPLICA_SET, "        tier: frontend\n    spec", "        tier: backend\n    spec"),
-            "spec.template.metadata.labels",
-            "`selector` does not match template `labels`",
-        );
-        assert_error(
-            &edit(DAEMON_SET, "spec:\n  selector:", "spec:\n  updateStrategy: {type: Always}\n  selector:"),
-            "spec.updateStrategy.type",
-            "Unsupported value: \"Always\": supported values: \"RollingUpdate\", \"OnDelete\"",
-        );
-        assert_error(
-            &edit(
-                DAEMON_SET,
-                "spec:\n  selector:",
-                "spec:\n  updateStrategy: {rollingUpdate: {maxUnavailable: 1, maxSurge: 1}}\n  selector:",
-            ),
-            "spec.updateStrategy.rollingUpdate.maxSurge",
-            "may not be set when maxUnavailable is non-zero",
-        );
-        assert_error(
-            &edit(
-                DAEMON_SET,
-                "spec:\n  selector:",
-                "spec:\n  updateStrategy: {rollingUpdate: {maxUnavailable: 0%, maxSurge: 0}}\n  selector:",
-            ),
-            "spec.updateStrategy.rollingUpdate.maxUnavailable",
-            "may not be 0 when `maxSurge` is 0",
-        );
-        assert_error(
-            &edit(
-                DAEMON_SET,
-                "    matchLabels:\n      name: fluentd-elasticsearch\n",
-                "    matchLabels: {}\n",
-            ),
-            "spec.selector",
-            "empty selector is invalid for daemonset",
+        let update_strategy = |strategy: &str| format!("spec:\n  updateStrategy: {strategy}\n  selector:");
+        assert_edit_errors(
+            DAEMON_SET,
+            &[
+                (
+                    "spec:\n  selector:",
+                    &update_strategy("{type: Always}"),
+                    "spec.updateStrategy.type",
+                    "Unsupported value: \"Always\": supported values: \"RollingUpdate\", \"OnDelete\"",
+                ),
+                (
+                    "spec:\n  selector:",
+                    &update_strategy("{rollingUpdate: {maxUnavailable: 1, maxSurge: 1}}"),
+                    "spec.updateStrategy.rollingUpdate.maxSurge",
+                    "may not be set when maxUnavailable is non-zero",
+                ),
+                (
+                    "spec:\n  selector:",
+                    &update_strategy("{rollingUpdate: {maxUnavailable: 0%, maxSurge: 0}}"),
+                    "spec.updateStrategy.rollingUpdate.maxUnavailable",
+                    "may not be 0 when `maxSurge` is 0",
+                ),
+                (
+                    "    matchLabels:\n      name: fluentd-elasticsearch\n",
+                    "    matchLabels: {}\n",
+                    "spec.selector",
+                    "empty selector is invalid for daemonset",
+                ),
+            ],
         );
     }
 
@@ -909,18 +900,18 @@ spec:
         let new_image = edit(STATEFUL_SET, "nginx-slim:0.24", "nginx-slim:0.25");
         assert!(update_errors(STATEFUL_SET, &new_image).is_empty());
         let renamed_service = edit(STATEFUL_SET, "  serviceName: nginx\n", "  serviceName: other\n");
-        assert_single(
-            &update_errors(STATEFUL_SET, &renamed_service),
+        assert_update_error(
+            STATEFUL_SET,
+            &renamed_service,
             "spec.serviceName",
             "Forbidden: updates to statefulset spec for fields other than 'replicas'",
-            "",
         );
         let bigger = edit(STATEFUL_SET, "storage: 1Gi", "storage: 2Gi");
-        assert_single(
-            &update_errors(STATEFUL_SET, &bigger),
+        assert_update_error(
+            STATEFUL_SET,
+            &bigger,
             "spec.volumeClaimTemplates[0].spec.resources.requests.storage",
             "Forbidden: updates to statefulset spec",
-            "",
         );
     }
 }

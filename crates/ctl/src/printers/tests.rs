@@ -44,11 +44,8 @@ spec:
 status:
   phase: Running
   containerStatuses:
-  - name: app
-    ready: false
-    restartCount: 5
-    state: {waiting: {reason: CrashLoopBackOff}}
-    lastState: {terminated: {exitCode: 1, finishedAt: "2024-05-01T09:58:00Z"}}
+  - {name: app, ready: false, restartCount: 5, state: {waiting: {reason: CrashLoopBackOff}},
+     lastState: {terminated: {exitCode: 1, finishedAt: "2024-05-01T09:58:00Z"}}}
 ---
 metadata: {name: init, namespace: default, creationTimestamp: "2024-05-01T09:59:55Z"}
 spec:
@@ -66,12 +63,8 @@ spec:
   containers: [{name: app, image: nginx}]
 ---
 metadata: {name: going, namespace: default, creationTimestamp: "2024-04-27T05:00:00Z", deletionTimestamp: "2024-05-01T09:59:00Z"}
-spec:
-  containers: [{name: app, image: nginx}]
-status:
-  phase: Running
-  containerStatuses:
-  - {name: app, ready: true, restartCount: 0, state: {running: {}}}
+spec: {containers: [{name: app, image: nginx}]}
+status: {phase: Running, containerStatuses: [{name: app, ready: true, restartCount: 0, state: {running: {}}}]}
 ---
 metadata: {name: done, namespace: default, creationTimestamp: "2024-05-01T09:00:00Z"}
 spec:

@@ -186,9 +186,7 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let mut obj = parse(POD);
-        apply_defaults_to(&mut obj);
-        let navarch_api::Object::Pod(pod) = obj else { unreachable!() };
+        let navarch_api::Object::Pod(pod) = defaulted(POD) else { unreachable!() };
         let spec = pod.spec.unwrap();
         assert_eq!(spec.restart_policy, "Always");
         assert_eq!(spec.dns_policy, "ClusterFirst");
@@ -215,10 +213,6 @@ mod tests {
         assert_eq!(spec.init_containers[0].image_pull_policy, "IfNotPresent");
     }
 
-    fn apply_defaults_to(obj: &mut navarch_api::Object) {
-        crate::validation::apply_defaults(obj);
-    }
-
     #[test]
     fn pull_policy_and_requests_from_limits() {
         assert_eq!(default_pull_policy("nginx"), "Always");
@@ -229,9 +223,7 @@ mod tests {
         assert_eq!(default_pull_policy("nginx:1.25"), "IfNotPresent");
 
         let yaml = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: default}\nspec:\n  containers:\n  - name: a\n    image: x\n    resources: {limits: {cpu: '1', memory: 1Gi}, requests: {cpu: 500m}}\n";
-        let mut obj = parse(yaml);
-        apply_defaults_to(&mut obj);
-        let navarch_api::Object::Pod(pod) = obj else { unreachable!() };
+        let navarch_api::Object::Pod(pod) = defaulted(yaml) else { unreachable!() };
         let r = pod.spec.unwrap().containers[0].resources.clone().unwrap();
         assert_eq!(r.requests["cpu"].string, "500m");
         assert_eq!(r.requests["memory"].string, "1Gi");

@@ -377,12 +377,9 @@ spec:
           - {key: cores, operator: Gt, values: ['4']}
 ";
 
-    /// Asserts, for each `(from, to, path, reason)`, that [`POD`] edited from `from` to `to` has exactly
-    /// one error, at `path`, whose reason contains `reason`.
+    /// The shared [`assert_edit_errors`](super::super::testing::assert_edit_errors) of edits of [`POD`].
     pub(super) fn assert_edit_errors(cases: &[(&str, &str, String, &str)]) {
-        for (from, to, path, reason) in cases {
-            assert_error(&edit(POD, from, to), path, reason);
-        }
+        super::super::testing::assert_edit_errors(POD, cases);
     }
 
     #[test]

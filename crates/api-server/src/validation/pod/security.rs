@@ -16,28 +16,17 @@ fn validate_user_id(v: Option<i64>, path: &Path, errs: &mut Errors) {
 
 /// The seccomp and AppArmor profiles of a pod or container security context.
 fn validate_profiles(
-    seccomp: Option<&navarch_api::v1::SeccompProfile>,
-    app_armor: Option<&navarch_api::v1::AppArmorProfile>,
+    seccomp: Option<&SeccompProfile>,
+    app_armor: Option<&AppArmorProfile>,
     path: &Path,
     errs: &mut Errors,
 ) {
-    if let Some(s) = seccomp {
-        validate_profile(
-            &s.r#type,
-            s.localhost_profile.as_deref(),
-            &path.child("seccompProfile"),
-            "seccomp",
-            errs,
-        );
-    }
-    if let Some(a) = app_armor {
-        validate_profile(
-            &a.r#type,
-            a.localhost_profile.as_deref(),
-            &path.child("appArmorProfile"),
-            "AppArmor",
-            errs,
-        );
+    let profiles = [
+        seccomp.map(|s| (&s.r#type, &s.localhost_profile, "seccompProfile", "seccomp")),
+        app_armor.map(|a| (&a.r#type, &a.localhost_profile, "appArmorProfile", "AppArmor")),
+    ];
+    for (type_, localhost, field, what) in profiles.into_iter().flatten() {
+        validate_profile(type_, localhost.as_deref(), &path.child(field), what, errs);
     }
 }
 
@@ -162,6 +151,12 @@ mod tests {
                 "  securityContext: {seccompProfile: {type: Localhost}}\n  nodeSelector:",
                 "spec.securityContext.seccompProfile.localhostProfile".into(),
                 "must be set when seccomp type is Localhost",
+            ),
+            (
+                "{allowPrivilegeEscalation: false,",
+                "{appArmorProfile: {type: RuntimeDefault, localhostProfile: x}, allowPrivilegeEscalation: false,",
+                format!("{c}.securityContext.appArmorProfile.localhostProfile"),
+                "Invalid value: \"x\": can only be set when AppArmor type is Localhost",
             ),
         ]);
     }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64};
 
+use navarch_daemon::registered;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -67,34 +68,30 @@ pub struct DnsMetrics {
 impl DnsMetrics {
     /// Registers cluster-dns's metrics (named `dns_*`) in `registry`.
     pub fn register(registry: &mut Registry) -> DnsMetrics {
-        let registry = registry.sub_registry_with_prefix("dns");
-        let requests = Family::<RequestLabels, Counter>::default();
-        let responses = Family::<RcodeLabel, Counter>::default();
+        let r = registry.sub_registry_with_prefix("dns");
         let duration: Histograms = Family::new_with_constructor(latency_histogram);
-        let forward_failures = Counter::default();
-        let services = Gauge::<i64, AtomicI64>::default();
-        let endpoints = Gauge::<i64, AtomicI64>::default();
-        registry.register("requests", "DNS requests by transport and by who answered", requests.clone());
-        registry.register("responses", "DNS responses by response code", responses.clone());
-        registry.register(
-            "request_duration_seconds",
-            "From a request's arrival to its response being sent",
-            duration.clone(),
-        );
-        registry.register(
-            "forward_failures",
-            "Forwarded requests no upstream answered (sent SERVFAIL)",
-            forward_failures.clone(),
-        );
-        registry.register("services", "Services in the store", services.clone());
-        registry.register("endpoints", "Endpoints objects in the store", endpoints.clone());
         DnsMetrics {
-            requests,
-            responses,
-            duration,
-            forward_failures,
-            services,
-            endpoints,
+            requests: registered(
+                r,
+                "requests",
+                "DNS requests by transport and by who answered",
+                Family::default(),
+            ),
+            responses: registered(r, "responses", "DNS responses by response code", Family::default()),
+            duration: registered(
+                r,
+                "request_duration_seconds",
+                "From a request's arrival to its response being sent",
+                duration,
+            ),
+            forward_failures: registered(
+                r,
+                "forward_failures",
+                "Forwarded requests no upstream answered (sent SERVFAIL)",
+                Counter::default(),
+            ),
+            services: registered(r, "services", "Services in the store", Gauge::default()),
+            endpoints: registered(r, "endpoints", "Endpoints objects in the store", Gauge::default()),
             ready: Arc::new(AtomicBool::new(false)),
         }
     }

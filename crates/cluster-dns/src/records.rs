@@ -515,27 +515,22 @@ mod tests {
         }
     }
 
+    /// A Service spec with this clusterIP (`None`: headless) and ports.
+    fn with_ip(ip: &str, ports: Vec<ServicePort>) -> ServiceSpec {
+        ServiceSpec { cluster_ip: ip.into(), ports, ..Default::default() }
+    }
+
+    /// An ExternalName Service spec.
+    fn external(name: &str) -> ServiceSpec {
+        ServiceSpec { r#type: "ExternalName".into(), external_name: name.into(), ..Default::default() }
+    }
+
     fn cluster() -> View {
         let mut v = View::default();
-        v.svc(
-            "default",
-            "web",
-            ServiceSpec {
-                cluster_ip: "10.96.0.20".into(),
-                cluster_i_ps: vec!["10.96.0.20".into()],
-                ports: vec![port("http", "TCP", 80), port("", "UDP", 81), port("dns", "UDP", 53)],
-                ..Default::default()
-            },
-        );
-        v.svc(
-            "default",
-            "db",
-            ServiceSpec {
-                cluster_ip: "None".into(),
-                ports: vec![port("pg", "TCP", 5432)],
-                ..Default::default()
-            },
-        );
+        let web =
+            with_ip("10.96.0.20", vec![port("http", "TCP", 80), port("", "UDP", 81), port("dns", "UDP", 53)]);
+        v.svc("default", "web", ServiceSpec { cluster_i_ps: vec!["10.96.0.20".into()], ..web });
+        v.svc("default", "db", with_ip("None", vec![port("pg", "TCP", 5432)]));
         v.eps(
             "default",
             "db",
@@ -543,43 +538,11 @@ mod tests {
             &["10.244.0.9"],
             &[("pg", "TCP", 15432)],
         );
-        v.svc("default", "empty", ServiceSpec { cluster_ip: "None".into(), ..Default::default() });
-        v.svc(
-            "default",
-            "ext",
-            ServiceSpec {
-                r#type: "ExternalName".into(),
-                external_name: "db.example.com".into(),
-                ..Default::default()
-            },
-        );
-        v.svc(
-            "default",
-            "alias",
-            ServiceSpec {
-                r#type: "ExternalName".into(),
-                external_name: "web.default.svc.cluster.local".into(),
-                ..Default::default()
-            },
-        );
-        v.svc(
-            "default",
-            "loop",
-            ServiceSpec {
-                r#type: "ExternalName".into(),
-                external_name: "loop.default.svc.cluster.local".into(),
-                ..Default::default()
-            },
-        );
-        v.svc(
-            "kube-system",
-            "kube-dns",
-            ServiceSpec {
-                cluster_ip: "10.96.0.10".into(),
-                ports: vec![port("dns", "UDP", 53)],
-                ..Default::default()
-            },
-        );
+        v.svc("default", "empty", with_ip("None", vec![]));
+        v.svc("default", "ext", external("db.example.com"));
+        v.svc("default", "alias", external("web.default.svc.cluster.local"));
+        v.svc("default", "loop", external("loop.default.svc.cluster.local"));
+        v.svc("kube-system", "kube-dns", with_ip("10.96.0.10", vec![port("dns", "UDP", 53)]));
         v
     }
 
