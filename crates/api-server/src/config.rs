@@ -107,18 +107,11 @@ mod range_text {
 
 #[cfg(test)]
 mod tests {
-    use navarch_daemon::{Env, resolve};
-
     use super::*;
-
-    fn config(args: &[&str], env: &[(&str, &str)]) -> Result<Config, String> {
-        resolve::<Config>(["api-server"].iter().chain(args), &Env::from_pairs(env.iter().copied()))
-            .map(|r| r.config)
-            .map_err(|e| e.to_string())
-    }
 
     #[test]
     fn defaults_and_checks() {
+        let config = navarch_daemon::resolve_args::<Config>;
         let c = config(&[], &[]).unwrap();
         assert_eq!((c.listen.port(), c.http_listen.port()), (6443, 6444));
         assert_eq!(c.etcd_endpoints, ["http://127.0.0.1:2379"]);
@@ -141,18 +134,13 @@ mod tests {
 
     #[test]
     fn service_ranges() {
+        let config = navarch_daemon::resolve_args::<Config>;
         let c = config(&[], &[]).unwrap();
         assert_eq!(c.service_cluster_ip_range.to_string(), "10.96.0.0/12");
         assert_eq!(c.service_node_port_range.to_string(), "30000-32767");
-        let f = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(
-            f.path(),
-            "service_cluster_ip_range: 10.100.0.0/24\nservice_node_port_range: 31000-31999\n",
-        )
-        .unwrap();
-        let path = f.path().to_str().unwrap();
-        let c = config(&["--config", path], &[("NAVARCH_APISERVER_SERVICE_NODE_PORT_RANGE", "32000-32099")])
-            .unwrap();
+        let ranges = "service_cluster_ip_range: 10.100.0.0/24\nservice_node_port_range: 31000-31999\n";
+        let env = [("NAVARCH_APISERVER_SERVICE_NODE_PORT_RANGE", "32000-32099")];
+        let c = navarch_daemon::resolve_yaml::<Config>(ranges, &[], &env).unwrap();
         assert_eq!(c.service_cluster_ip_range.to_string(), "10.100.0.0/24", "file beats default");
         assert_eq!(c.service_node_port_range.to_string(), "32000-32099", "env beats file");
         for (range, reason) in [
@@ -169,8 +157,8 @@ mod tests {
             let e = config(&[], &[("NAVARCH_APISERVER_SERVICE_NODE_PORT_RANGE", range)]).unwrap_err();
             assert!(e.starts_with("NAVARCH_APISERVER_SERVICE_NODE_PORT_RANGE: "), "{range}: {e}");
         }
-        std::fs::write(f.path(), "service_cluster_ip_range: 10.96.0.5/16\n").unwrap();
-        let e = config(&["--config", path], &[]).unwrap_err();
+        let e = navarch_daemon::resolve_yaml::<Config>("service_cluster_ip_range: 10.96.0.5/16\n", &[], &[])
+            .unwrap_err();
         assert!(e.contains("service_cluster_ip_range: 10.96.0.5/16 is not a network address"), "{e}");
     }
 }

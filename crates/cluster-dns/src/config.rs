@@ -115,18 +115,11 @@ impl DaemonConfig for Config {
 
 #[cfg(test)]
 mod tests {
-    use navarch_daemon::{Env, resolve};
-
     use super::*;
-
-    fn config(args: &[&str], env: &[(&str, &str)]) -> Result<Config, String> {
-        resolve::<Config>(["cluster-dns"].iter().chain(args), &Env::from_pairs(env.iter().copied()))
-            .map(|r| r.config)
-            .map_err(|e| e.to_string())
-    }
 
     #[test]
     fn derived_upstreams_and_checks() {
+        let config = navarch_daemon::resolve_args::<Config>;
         let dir = tempfile::tempdir().unwrap();
         let resolv = dir.path().join("resolv.conf");
         std::fs::write(&resolv, "search example.org\nnameserver 127.0.0.53\nnameserver 192.0.2.7\n").unwrap();

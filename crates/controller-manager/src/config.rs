@@ -99,18 +99,11 @@ impl DaemonConfig for Config {
 
 #[cfg(test)]
 mod tests {
-    use navarch_daemon::{Env, resolve};
-
     use super::*;
-
-    fn config(args: &[&str]) -> Result<Config, String> {
-        resolve::<Config>(["controller-manager"].iter().chain(args), &Env::from_pairs([]))
-            .map(|r| r.config)
-            .map_err(|e| e.to_string())
-    }
 
     #[test]
     fn derived_settings_and_checks() {
+        let config = |args: &[&str]| navarch_daemon::resolve_args::<Config>(args, &[]);
         let c = config(&["--node-monitor-grace-period", "3s", "--node-eviction-rate", "2"]).unwrap();
         assert_eq!(c.node_lifecycle.grace_period, Duration::from_secs(3));
         assert_eq!(c.node_lifecycle.eviction_rate, 2.0);

@@ -183,6 +183,21 @@ pub fn resolve<C: DaemonConfig>(
     Ok(Resolved { config, config_file, print_config: shell.print_config, log_format })
 }
 
+/// [`resolve`] in one call, for tests: `args` without the program name, the environment from pairs;
+/// the config, or the error's text.
+pub fn resolve_args<C: DaemonConfig>(args: &[&str], env: &[(&str, &str)]) -> Result<C, String> {
+    let argv = std::iter::once(C::command().get_name().to_string()).chain(args.iter().map(|a| a.to_string()));
+    resolve::<C>(argv, &Env::from_pairs(env.iter().copied())).map(|r| r.config).map_err(|e| e.to_string())
+}
+
+/// [`resolve_args`] with `yaml` as the `--config` file (written to a temporary file), for tests.
+pub fn resolve_yaml<C: DaemonConfig>(yaml: &str, args: &[&str], env: &[(&str, &str)]) -> Result<C, String> {
+    let file = tempfile::NamedTempFile::new().map_err(|e| format!("a temporary config file: {e}"))?;
+    std::fs::write(file.path(), yaml).map_err(|e| format!("writing {}: {e}", file.path().display()))?;
+    let path = file.path().to_str().ok_or("a temporary path that is not UTF-8")?;
+    resolve_args::<C>(&[&["--config", path], args].concat(), env)
+}
+
 /// The effective configuration as YAML (what `--print-config` prints; a valid `--config` file).
 pub fn to_yaml<C: Serialize>(config: &C) -> String {
     serde_yaml::to_string(config).unwrap_or_else(|e| format!("# cannot print the configuration: {e}\n"))

@@ -71,18 +71,11 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
-    use navarch_daemon::{Env, resolve};
-
     use super::*;
-
-    fn config(args: &[&str]) -> Result<Config, String> {
-        resolve::<Config>(["kube-proxy"].iter().chain(args), &Env::from_pairs([]))
-            .map(|r| r.config)
-            .map_err(|e| e.to_string())
-    }
 
     #[test]
     fn defaults_and_checks() {
+        let config = |args: &[&str]| navarch_daemon::resolve_args::<Config>(args, &[]);
         let c = config(&["--hostname-override", "n8"]).unwrap();
         assert_eq!((c.node_name(), c.cluster_cidr().as_deref()), ("n8", Some("10.244.0.0/16")));
         assert_eq!(c.service_cluster_ip_range.to_string(), "10.96.0.0/12");

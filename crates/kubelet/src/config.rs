@@ -17,11 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::image::Mirrors;
 
 #[derive(Debug, Clone, PartialEq, clap::Parser, Serialize, Deserialize)]
-#[command(
-    name = "kubelet",
-    version,
-    about = "navarch kubelet: runs the pods bound to this node on containerd"
-)]
+#[command(name = "kubelet", version, about = "navarch kubelet: runs this node's pods on containerd")]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// api-server address.
@@ -257,18 +253,11 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
-    use navarch_daemon::{Env, resolve};
-
     use super::*;
-
-    fn config(args: &[&str], env: &[(&str, &str)]) -> Result<Config, String> {
-        resolve::<Config>(["kubelet"].iter().chain(args), &Env::from_pairs(env.iter().copied()))
-            .map(|r| r.config)
-            .map_err(|e| e.to_string())
-    }
 
     #[test]
     fn defaults_and_derived() {
+        let config = navarch_daemon::resolve_args::<Config>;
         let c = config(&["--node-name", "n1"], &[]).unwrap();
         assert_eq!((c.server.as_str(), c.containerd_namespace.as_str()), ("127.0.0.1:6443", "navarch"));
         assert_eq!((c.heartbeat, c.allow_pod_egress), (Duration::from_secs(10), false));
@@ -282,18 +271,14 @@ mod tests {
 
     #[test]
     fn mirrors_from_flags_env_and_file() {
-        let f = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(
-            f.path(),
-            "registry_mirrors:\n  docker.io: [\"http://127.0.0.1:5000\"]\ninsecure_registries: [r:5000]\n",
-        )
-        .unwrap();
-        let path = f.path().to_str().unwrap();
-        let c = config(&["--config", path], &[]).unwrap();
+        let config = navarch_daemon::resolve_args::<Config>;
+        let yaml =
+            "registry_mirrors:\n  docker.io: [\"http://127.0.0.1:5000\"]\ninsecure_registries: [r:5000]\n";
+        let from_file = |args: &[&str]| navarch_daemon::resolve_yaml::<Config>(yaml, args, &[]);
+        let c = from_file(&[]).unwrap();
         assert_eq!(c.mirrors.endpoints("docker.io")[0], "http://127.0.0.1:5000");
         assert_eq!(c.mirrors.insecure, ["r:5000"]);
-        let c =
-            config(&["--config", path, "--registry-mirror", "docker.io=http://127.0.0.1:6000"], &[]).unwrap();
+        let c = from_file(&["--registry-mirror", "docker.io=http://127.0.0.1:6000"]).unwrap();
         assert_eq!(c.mirrors.endpoints("docker.io")[0], "http://127.0.0.1:6000");
         let env = [
             ("NAVARCH_KUBELET_REGISTRY_MIRRORS", "quay.io=http://a,quay.io=http://b"),
@@ -309,6 +294,7 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_key() {
+        let config = navarch_daemon::resolve_args::<Config>;
         let e = config(&["--pod-cidr", "10.0.0.0/33"], &[]).unwrap_err();
         assert!(e.contains("--pod-cidr"), "{e}");
         assert_eq!(

@@ -68,28 +68,23 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
-    use navarch_daemon::{Env, resolve};
+    use navarch_daemon::resolve_args as resolve;
 
     use super::*;
 
-    fn config(args: &[&str], env: &[(&str, &str)]) -> Result<Config, String> {
-        resolve::<Config>(["scheduler"].iter().chain(args), &Env::from_pairs(env.iter().copied()))
-            .map(|r| r.config)
-            .map_err(|e| e.to_string())
-    }
-
     #[test]
     fn defaults_env_name_and_checks() {
-        let c = config(&[], &[]).unwrap();
-        assert_eq!(
-            (c.server.as_str(), c.scheduler_name.as_str(), c.leader_elect),
-            ("127.0.0.1:6443", "default-scheduler", true)
-        );
-        assert_eq!(c.http_listen.port(), 10259);
-        let c = config(&["--leader-elect=false"], &[("NAVARCH_SCHEDULER_NAME", "from-env")]).unwrap();
-        assert_eq!((c.scheduler_name.as_str(), c.leader_elect), ("from-env", false));
-        let e = config(&["--percentage-of-nodes-to-score", "101"], &[]).unwrap_err();
+        let e = resolve::<Config>(&["--percentage-of-nodes-to-score", "101"], &[]).unwrap_err();
         assert!(e.starts_with("percentage_of_nodes_to_score:"), "{e}");
-        assert_eq!(config(&["--scheduler-name="], &[]).unwrap_err(), "scheduler_name: must not be empty");
+        assert_eq!(
+            resolve::<Config>(&["--scheduler-name="], &[]).unwrap_err(),
+            "scheduler_name: must not be empty"
+        );
+        let c =
+            resolve::<Config>(&["--leader-elect=false"], &[("NAVARCH_SCHEDULER_NAME", "from-env")]).unwrap();
+        assert_eq!((c.scheduler_name.as_str(), c.leader_elect), ("from-env", false));
+        let c = resolve::<Config>(&[], &[]).unwrap();
+        assert_eq!((c.server.as_str(), c.scheduler_name.as_str()), ("127.0.0.1:6443", "default-scheduler"));
+        assert_eq!((c.http_listen.port(), c.leader_elect), (10259, true));
     }
 }

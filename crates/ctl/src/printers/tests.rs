@@ -67,12 +67,10 @@ spec: {containers: [{name: app, image: nginx}]}
 status: {phase: Running, containerStatuses: [{name: app, ready: true, restartCount: 0, state: {running: {}}}]}
 ---
 metadata: {name: done, namespace: default, creationTimestamp: "2024-05-01T09:00:00Z"}
-spec:
-  containers: [{name: app, image: nginx}]
+spec: {containers: [{name: app, image: nginx}]}
 status:
   phase: Succeeded
-  containerStatuses:
-  - {name: app, ready: false, restartCount: 0, state: {terminated: {exitCode: 0, reason: Completed}}}
+  containerStatuses: [{name: app, ready: false, restartCount: 0, state: {terminated: {exitCode: 0, reason: Completed}}}]
 "#;
 
 #[test]
