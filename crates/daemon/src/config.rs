@@ -192,10 +192,16 @@ pub fn resolve_args<C: DaemonConfig>(args: &[&str], env: &[(&str, &str)]) -> Res
 
 /// [`resolve_args`] with `yaml` as the `--config` file (written to a temporary file), for tests.
 pub fn resolve_yaml<C: DaemonConfig>(yaml: &str, args: &[&str], env: &[(&str, &str)]) -> Result<C, String> {
-    let file = tempfile::NamedTempFile::new().map_err(|e| format!("a temporary config file: {e}"))?;
-    std::fs::write(file.path(), yaml).map_err(|e| format!("writing {}: {e}", file.path().display()))?;
-    let path = file.path().to_str().ok_or("a temporary path that is not UTF-8")?;
-    resolve_args::<C>(&[&["--config", path], args].concat(), env)
+    static FILES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = FILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("navarch-config-{}-{n}.yaml", std::process::id()));
+    std::fs::write(&path, yaml).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    let result = match path.to_str() {
+        Some(p) => resolve_args::<C>(&[&["--config", p], args].concat(), env),
+        None => Err(format!("{} is not UTF-8", path.display())),
+    };
+    let _ = std::fs::remove_file(&path);
+    result
 }
 
 /// The effective configuration as YAML (what `--print-config` prints; a valid `--config` file).

@@ -24,7 +24,9 @@ use std::future::Future;
 use std::process::ExitCode;
 
 pub use admin::{Admin, Check, registered};
-pub use config::{ConfigError, DaemonConfig, Env, LogFormat, Resolved, resolve, resolve_args, resolve_yaml, to_yaml};
+pub use config::{
+    ConfigError, DaemonConfig, Env, LogFormat, Resolved, resolve, resolve_args, resolve_yaml, to_yaml,
+};
 pub use lifecycle::{
     DRAIN_DEADLINE, Daemon, DaemonHandle, Election, LifecycleError, cancel_on_signal, init_tracing,
     run_elected,
