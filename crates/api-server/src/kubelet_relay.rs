@@ -18,7 +18,7 @@ use crate::registry::{ListOptions, Registry};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const STATS_TIMEOUT: Duration = Duration::from_secs(10);
-const DEFAULT_KUBELET_PORT: i32 = 10250;
+const DEFAULT_KUBELET_PORT: i32 = navarch_api::well_known::KUBELET_API_PORT as i32;
 
 pub struct KubeletRelay {
     pub registry: Arc<Registry>,

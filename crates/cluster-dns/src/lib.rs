@@ -8,7 +8,8 @@
 //! `--advertise-address`, this instance's entry in the Endpoints of the Service `kube-system/kube-dns`,
 //! which it creates if missing ([`register`]). Served over UDP and TCP by hickory-server ([`server`]).
 //!
-//! * [`config`]: flag > env > file > default; [`metrics`]: `/healthz`, `/metrics`; [`run`]: wiring.
+//! * [`config`]: the daemon's settings (resolved by the daemon shell); [`metrics`]: its Prometheus
+//!   metrics and health flag (served by the shell's admin server); [`run`]: wiring.
 
 #![forbid(unsafe_code)]
 

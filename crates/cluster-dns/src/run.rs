@@ -1,7 +1,7 @@
 //! Wiring: Services and Endpoints of all namespaces through the client runtime (watch → store), the
-//! hickory server on UDP and TCP, `/healthz` and `/metrics`, and (with `--advertise-address`) the
-//! kube-dns registration, re-checked whenever the stores change and every 30 s. On SIGTERM the
-//! address leaves the kube-dns Endpoints first, then the server stops.
+//! hickory server on UDP and TCP, metrics and health on the shell's admin server, and (with
+//! `--advertise-address`) the kube-dns registration, re-checked whenever the stores change and every
+//! 30 s. On SIGTERM the address leaves the kube-dns Endpoints first, then the server stops.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};

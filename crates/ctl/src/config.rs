@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 use serde::{Deserialize, Serialize};
 
-pub const DEFAULT_SERVER: &str = "127.0.0.1:6443";
+pub const DEFAULT_SERVER: &str = navarch_api::well_known::API_SERVER;
 pub const DEFAULT_NAMESPACE: &str = "default";
 pub const ENV_SERVER: &str = "NAVCTL_SERVER";
 pub const ENV_CONFIG: &str = "NAVCTL_CONFIG";

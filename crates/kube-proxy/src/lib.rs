@@ -5,7 +5,8 @@
 //! runtime, turns them into service ports ([`model`]), and the [`proxier`] applies them: a full,
 //! atomic sync first, then only differences. No userspace proxying: packets are DNATed by the kernel.
 //!
-//! * [`config`]: flag > env > file > default; [`metrics`]: `/healthz`, `/metrics`; [`run`]: wiring.
+//! * [`config`]: the daemon's settings (resolved by the daemon shell); [`metrics`]: its Prometheus
+//!   metrics and health flag (served by the shell's admin server); [`run`]: wiring.
 
 #![forbid(unsafe_code)]
 
