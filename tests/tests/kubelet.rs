@@ -163,11 +163,13 @@ spec:
     assert!(pods.get_opt("orphan").await.unwrap().is_none(), "grace 0: removed from the API at once");
     assert_eq!(ctd.container_ids().len(), 3);
     kubelet.restart();
-    eventually(kubelet.with_log("orphan's container removed"), Duration::from_secs(60), async || {
-        ctd.container_ids() == ids
-    })
+    // Its container goes first, then its network namespace (the sweep's last step).
+    eventually(
+        kubelet.with_log("orphan's container and network namespace removed"),
+        Duration::from_secs(60),
+        async || ctd.container_ids() == ids && kubelet.netns_count() == 1,
+    )
     .await;
-    assert_eq!(kubelet.netns_count(), 1, "the orphan's network namespace is gone");
 
     // Graceful deletion: stopped within the grace period, then removed with everything it had.
     let started = Instant::now();
