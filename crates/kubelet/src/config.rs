@@ -57,8 +57,8 @@ pub struct Config {
     /// The whole cluster's pod range (an unreachable route covers it).
     #[arg(long, default_value = well_known::CLUSTER_CIDR)]
     pub cluster_cidr: Ipv4Cidr,
-    /// The Service range (an unreachable route covers it).
-    #[arg(long, default_value = well_known::SERVICE_CLUSTER_IP_RANGE)]
+    /// The Service range (an unreachable route covers it). `--service-cidr` is its older name.
+    #[arg(long, alias = "service-cidr", default_value = well_known::SERVICE_CLUSTER_IP_RANGE)]
     pub service_cluster_ip_range: Ipv4Cidr,
     /// Let pods send to addresses outside the cluster's ranges (off: such packets are rejected).
     #[arg(long, action = clap::ArgAction::Set, default_value_t = false)]
@@ -267,6 +267,8 @@ mod tests {
         let c = config(&["--node-name", "n1", "--node-ip", "10.1.2.3"], &[]).unwrap();
         assert_eq!(c.grpc_listen().to_string(), "10.1.2.3:10250");
         assert!(!config(&[], &[]).unwrap().node_name.is_empty(), "the hostname by default");
+        let old_names = config(&["--service-cidr", "10.100.0.0/16"], &[]).unwrap().service_cluster_ip_range;
+        assert_eq!(old_names.to_string(), "10.100.0.0/16");
     }
 
     #[test]
