@@ -52,18 +52,31 @@ pub enum LogFormat {
     Json,
 }
 
-/// The flags every daemon has, handled by the shell itself (not part of the config file).
+// The flags every daemon has, handled by the shell itself (not part of the config file). A plain
+// comment: clap would take a doc comment as the daemon's `about`. Help texts are set in `command`.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ShellFlags {
-    /// YAML config file (keys as the long flags, with '_' for '-'); also `<PREFIX>_CONFIG`.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Print the effective configuration as YAML and exit.
     #[arg(long)]
     pub print_config: bool,
-    /// Log format: text or json; also `<PREFIX>_LOG_FORMAT`.
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
+}
+
+/// The daemon's command: its own flags, then the shell's, with help naming the daemon's variables.
+fn command<C: DaemonConfig>() -> clap::Command {
+    ShellFlags::augment_args(C::command())
+        .mut_arg("config", |a| {
+            a.help(format!(
+                "YAML config file (keys as the long flags, with '_' for '-'); also {}",
+                env_var::<C>("config")
+            ))
+        })
+        .mut_arg("print_config", |a| a.help("Print the effective configuration as YAML and exit"))
+        .mut_arg("log_format", |a| {
+            a.help(format!("Log format (default: text); also {}", env_var::<C>("log_format")))
+        })
 }
 
 /// What the shell resolved: the daemon's config and the shell's own settings.
@@ -122,7 +135,7 @@ pub fn resolve<C: DaemonConfig>(
     args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
     env: &Env,
 ) -> Result<Resolved<C>, ConfigError> {
-    let cmd = ShellFlags::augment_args(C::command());
+    let cmd = command::<C>();
     let matches = cmd.clone().try_get_matches_from(args)?;
     let shell = ShellFlags::from_arg_matches(&matches)?;
     let from_cli = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);

@@ -177,3 +177,15 @@ fn empty_file_and_print_config_round_trip() {
     let c = resolve_with(&["--config", again.path().to_str().unwrap()], &[]).unwrap().config;
     assert_eq!(c, r.config);
 }
+
+#[test]
+fn help_keeps_the_daemons_about_and_names_its_variables() {
+    let mut cmd = command::<Sample>();
+    let about = cmd.get_about().map(|a| a.to_string()).unwrap_or_default();
+    assert!(about.starts_with("A config shaped like a daemon's"), "{about}");
+    let help = cmd.render_long_help().to_string();
+    assert!(
+        help.contains("also NAVARCH_SAMPLE_CONFIG") && help.contains("also NAVARCH_SAMPLE_LOG_FORMAT"),
+        "{help}"
+    );
+}
