@@ -33,11 +33,11 @@ use std::time::Duration;
 
 use navarch_api::KINDS;
 use navarch_api::proto::api_server_server::ApiServerServer;
+use navarch_daemon::{Admin, Daemon};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use config::Config;
-use navarch_daemon::{Admin, Daemon};
 
 use crate::registry::Registry;
 use crate::storage::Storage;

@@ -11,6 +11,7 @@ use futures::StreamExt;
 use navarch_api::Resource;
 use navarch_api::v1::{Endpoints, Service};
 use navarch_client::{Client, ObjectRef, SharedReflector, Store, WatcherConfig};
+use navarch_daemon::{Admin, Daemon};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -21,7 +22,6 @@ use crate::metrics::DnsMetrics;
 use crate::records::{Stores, Zone};
 use crate::register::{self, Registration};
 use crate::server::Handler;
-use navarch_daemon::{Admin, Daemon};
 
 /// A TCP client that sends nothing for this long is disconnected.
 const TCP_IDLE: Duration = Duration::from_secs(10);

@@ -13,6 +13,7 @@ use futures::StreamExt;
 use navarch_api::Resource;
 use navarch_api::v1::{Endpoints, Service};
 use navarch_client::{Change, Client, ObjectRef, SharedReflector, Store, WatcherConfig};
+use navarch_daemon::{Admin, Daemon};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -22,7 +23,6 @@ use crate::metrics::{KindLabel, ProxyMetrics};
 use crate::model::{ServicePort, service_ports};
 use crate::nft::RuleConfig;
 use crate::proxier::{ByService, Proxier, cleanup};
-use navarch_daemon::{Admin, Daemon};
 
 const TRIGGER_TIME: &str = "endpoints.kubernetes.io/last-change-trigger-time";
 const RESYNC: Duration = Duration::from_secs(30);

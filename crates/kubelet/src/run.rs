@@ -12,6 +12,7 @@ use futures::StreamExt;
 use navarch_api::Resource;
 use navarch_api::v1::{ConfigMap, Node, Pod, Secret};
 use navarch_client::{Action, Client, Controller, EventRecorder, ObjectRef, Store, WatcherConfig};
+use navarch_daemon::{Admin, Daemon};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -23,7 +24,6 @@ use crate::node::{HostResources, NodeSettings};
 use crate::pods::{LABEL_POD_NAME, LABEL_POD_NAMESPACE, PodPaths, PodWorker};
 use crate::probes::{ProbeManager, Prober};
 use crate::server::KubeletApi;
-use navarch_daemon::{Admin, Daemon};
 
 const EVENT_QUEUE: usize = 1000;
 
