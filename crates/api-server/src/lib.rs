@@ -5,9 +5,10 @@
 //! finalizers, graceful deletion, binding), the generic gRPC service of proto/navarch/apiserver/v1
 //! ([`service`]), watch fan-out (one etcd watch per kind, many cheap watchers: [`watch_cache`]), the
 //! health checks and Prometheus metrics on the daemon shell's admin server ([`health`], [`metrics`]),
-//! and the relay of pods/log, pods/exec and usage to kubelets ([`kubelet_relay`]). Services get their cluster IPs and node ports from
-//! `--service-cluster-ip-range` (default `10.96.0.0/12`) and `--service-node-port-range` (default
-//! `30000-32767`), recorded in etcd in the same transaction as the Service ([`allocation`]).
+//! and the relay of pods/log, pods/exec and usage to kubelets ([`kubelet_relay`]). Services get their
+//! cluster IPs and node ports from `--service-cluster-ip-range` (default `10.96.0.0/12`) and
+//! `--service-node-port-range` (default `30000-32767`), recorded in etcd in the same transaction as the
+//! Service ([`allocation`]).
 
 #![forbid(unsafe_code)]
 
