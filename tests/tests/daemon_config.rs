@@ -1,8 +1,12 @@
-//! The defaults are defined once, in Rust (`navarch_api::well_known` and each daemon's config struct).
-//! Everything outside Rust that repeats them is checked here against what the binaries print with
-//! `--print-config`: `scripts/cluster.sh` (make up), `ansible/group_vars/all.yml`, the config
-//! templates in `deploy/config/` (their keys, and their literal values where they restate a default),
-//! and the key lists of `ansible/check-config.yml`.
+//! The daemons' configuration seen from outside, through the real binaries:
+//!
+//! * The defaults are defined once, in Rust (`navarch_api::well_known` and each daemon's config
+//!   struct). Everything outside Rust that repeats them is checked against what the binaries print with
+//!   `--print-config`: `scripts/cluster.sh` (make up), `ansible/group_vars/all.yml`, the config
+//!   templates in `deploy/config/` (their keys, and their literal values where they restate a default),
+//!   and the key lists of `ansible/check-config.yml`.
+//! * A binary layers flag > process environment > file > default, refuses an unknown file key, and logs
+//!   JSON when asked (the loader's own tests inject the environment; these use the real one).
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -149,4 +153,56 @@ fn check_config_key_lists_match_the_daemons() {
         known.sort();
         assert_eq!(listed, known, "check-config.yml's keys for {daemon}");
     }
+}
+
+/// The real binary, through the process environment (`Env::Process`): flag > environment > file >
+/// default, and an unknown file key stops it with a message naming the key and the file.
+#[test]
+fn a_daemon_layers_flag_env_file_and_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("scheduler.yaml");
+    std::fs::write(&file, "parallelism: 2\npercentage_of_nodes_to_score: 30\nidentity: from-file\n").unwrap();
+    let out = Command::new(binary("scheduler", "scheduler"))
+        .args(["--print-config", "--config", file.to_str().unwrap(), "--identity", "from-flag"])
+        .env_clear()
+        .env("NAVARCH_SCHEDULER_PERCENTAGE_OF_NODES_TO_SCORE", "40")
+        .env("NAVARCH_SCHEDULER_IDENTITY", "from-env")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let c: Mapping = serde_yaml::from_slice(&out.stdout).unwrap();
+    assert_eq!(get(&c, "identity"), "from-flag", "flag beats env");
+    assert_eq!(c["percentage_of_nodes_to_score"].as_u64(), Some(40), "env beats file");
+    assert_eq!(c["parallelism"].as_u64(), Some(2), "file beats default");
+    assert_eq!(get(&c, "http_listen"), "127.0.0.1:10259", "the default");
+
+    std::fs::write(&file, "paralelism: 2\n").unwrap();
+    let out = Command::new(binary("scheduler", "scheduler"))
+        .args(["--config", file.to_str().unwrap()])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("config file {}: unknown key `paralelism`", file.display())), "{err}");
+}
+
+/// `--log-format json` (or `NAVARCH_<DAEMON>_LOG_FORMAT=json`): one JSON object per log line.
+#[test]
+fn a_daemon_logs_json_when_asked() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(binary("scheduler", "scheduler"))
+        .args(["--server", "127.0.0.1:1", "--http-listen", "127.0.0.1:0", "--leader-elect=false"])
+        .env_clear()
+        .env("NAVARCH_SCHEDULER_LOG_FORMAT", "json")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let line: serde_json::Value = serde_json::from_str(&first).unwrap_or_else(|e| panic!("{first:?}: {e}"));
+    assert_eq!(line["level"], "INFO", "{first}");
+    assert!(line["fields"]["message"].is_string(), "{first}");
 }
