@@ -367,13 +367,28 @@ spec:
     assert!(cs.last_state.unwrap().terminated.is_some());
     let events: Api<navarch_api::v1::Event> = c.api("default");
     let evs = eventually(kubelet.with_log("probe events"), Duration::from_secs(30), async || {
-        let evs = events.list(&Default::default()).await.ok()?.items;
+        let evs = events.list(&Default::default()).await.map_err(|e| e.to_string())?.items;
         let has =
             |reason: &str, text: &str| evs.iter().any(|e| e.reason == reason && e.message.contains(text));
-        (has("Unhealthy", "Readiness probe failed: HTTP probe failed with statuscode: 404")
+        if has("Unhealthy", "Readiness probe failed: HTTP probe failed with statuscode: 404")
             && has("Unhealthy", "Liveness probe failed:")
-            && has("Killing", "Container live failed liveness probe, will be restarted"))
-        .then_some(evs)
+            && has("Killing", "Container live failed liveness probe, will be restarted")
+        {
+            return Ok(evs);
+        }
+        // On a timeout, the events there were.
+        Err(evs
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} {}: {}",
+                    e.reason,
+                    e.metadata.as_ref().map(|m| m.name.as_str()).unwrap_or(""),
+                    e.message
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n"))
     })
     .await;
     assert!(!evs.is_empty());

@@ -100,6 +100,6 @@ async fn send(client: &Client, source: EventSource, r: EventRecord) {
     };
     ev.set_type_meta();
     if let Err(e) = client.api::<Event>(&ns).create(&ev).await {
-        tracing::debug!(error = %e, "recording event");
+        tracing::warn!(reason = %ev.reason, error = %e, "recording an event failed; it is dropped");
     }
 }
