@@ -57,9 +57,11 @@ impl Attempt {
 pub struct Extra {
     /// Container name → (reason, message) of a waiting container.
     pub waiting: HashMap<String, (String, String)>,
-    /// Container name → readiness (absent: no readiness probe → ready when running).
+    /// Container name → readiness result (absent: no result yet, so ready only without a readiness
+    /// probe).
     pub ready: HashMap<String, bool>,
-    /// Container name → startup probe passed (absent: no startup probe).
+    /// Container name → startup probe passed (absent: no result yet, so started only without a
+    /// startup probe).
     pub started: HashMap<String, bool>,
 }
 
@@ -296,9 +298,13 @@ fn container_status(
                         }),
                         ..Default::default()
                     });
-                    let started = extra.started.get(&c.name).copied().unwrap_or(true);
+                    // No result yet for a probe the container has (its probe worker has not
+                    // reported for this attempt): not started / not ready, as Kubernetes' initial
+                    // results. Without the probe: started and ready while running.
+                    let started = extra.started.get(&c.name).copied().unwrap_or(c.startup_probe.is_none());
                     st.started = Some(started);
-                    st.ready = started && extra.ready.get(&c.name).copied().unwrap_or(true) && !init;
+                    let ready = extra.ready.get(&c.name).copied().unwrap_or(c.readiness_probe.is_none());
+                    st.ready = started && ready && !init;
                     if let Some(p) = previous {
                         st.last_state = Some(terminated(p));
                     }
@@ -536,6 +542,31 @@ mod tests {
         assert_eq!(cs.last_state.as_ref().unwrap().terminated.as_ref().unwrap().exit_code, 1);
         assert_eq!(cs.restart_count, 2);
         assert_eq!(s.phase, "Running");
+    }
+
+    /// A container whose probe worker has not reported for this attempt yet (it was just started) is
+    /// neither started nor ready when it has such a probe; without the probe it is both.
+    #[test]
+    fn probes_without_results_mean_not_ready_yet() {
+        let p = pod(
+            "{spec: {containers: [{name: a, readinessProbe: {exec: {command: [x]}}}, {name: b, startupProbe: {exec: {command: [x]}}}, {name: c}]}}",
+        );
+        let a = [
+            att("a", false, 0, AttemptState::Running),
+            att("b", false, 0, AttemptState::Running),
+            att("c", false, 0, AttemptState::Running),
+        ];
+        let ready = |extra: &Extra| -> Vec<(bool, Option<bool>)> {
+            let s = status(&p, &a, extra, "", "", t(1));
+            s.container_statuses.iter().map(|c| (c.ready, c.started)).collect()
+        };
+        assert_eq!(ready(&Extra::default()), [(false, Some(true)), (false, Some(false)), (true, Some(true))]);
+        let passed = Extra {
+            ready: [("a".to_string(), true)].into(),
+            started: [("b".to_string(), true)].into(),
+            ..Extra::default()
+        };
+        assert_eq!(ready(&passed), [(true, Some(true)), (true, Some(true)), (true, Some(true))]);
     }
 
     #[test]
