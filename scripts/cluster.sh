@@ -62,6 +62,9 @@ existing_nodes() { ip netns list 2>/dev/null | sed -n 's/^navarch-node-\([0-9]*\
 CTD_SOCK="$CTD_DIR/containerd.sock"
 NAVCTL_CONFIG_DIR="${HOME}/.navarch"
 NAVCTL_CONFIG="$NAVCTL_CONFIG_DIR/config.yaml"
+# kubectl: a kubeconfig of our own, and a context "navarch" merged into the user's (as kind does).
+KUBECONFIG_FILE="$HOME_DIR/kubeconfig"
+USER_KUBECONFIG="${USER_KUBECONFIG:-${HOME}/.kube/config}"
 NAVCTL_LINK="/usr/local/bin/navctl"
 
 # Components not built yet: name and the issue that builds them.
@@ -184,11 +187,14 @@ cmd_up() {
     ln -sfn "$BIN/navctl" "$NAVCTL_LINK"
   fi
 
+  write_kubeconfig
+
   say ""
   say "navarch is up ($NODES nodes):"
   cmd_status
   say ""
   say "next:"
+  say "  kubectl get nodes -o wide       # context 'navarch' (or KUBECONFIG=$KUBECONFIG_FILE)"
   say "  navctl get nodes -o wide"
   say "  navctl apply -f examples/web-deployment.yaml -f examples/client-pod.yaml && navctl get pods -o wide"
   say "  navctl expose deployment web --port 80 --target-port 9376"
@@ -286,7 +292,7 @@ EOF2
   wait_for registry 30 http_ok_at "$HOST_IP" "$REGISTRY_PORT" /v2/
   "$ROOT/scripts/images.sh" build "$HOME_DIR/images"
   "$ROOT/scripts/images.sh" push "$HOME_DIR/images" "$HOST_IP:$REGISTRY_PORT" >/dev/null
-  say "images busybox:latest, busybox:1.36, serve-hostname:1.0, serve-hostname:2.0 served as docker.io/library/*"
+  say "images busybox:latest, busybox:1.36, serve-hostname:1.0, serve-hostname:2.0, nginx:latest served as docker.io/library/*"
 
   if running cluster-dns; then
     say "cluster-dns already running (pid $(pid_of cluster-dns))"
@@ -376,8 +382,63 @@ stop() { # name
   rm -f "$RUN/$name.pid"
 }
 
+# .navarch/kubeconfig, and the context, cluster and user "navarch" in the user's kubeconfig, made
+# current. Needs kubectl for the merge (without it, only our own file is written).
+write_kubeconfig() {
+  cat >"$KUBECONFIG_FILE" <<EOF2
+apiVersion: v1
+kind: Config
+clusters:
+- name: navarch
+  cluster:
+    server: http://$HOST_IP:$API_PORT
+contexts:
+- name: navarch
+  context:
+    cluster: navarch
+    user: navarch
+    namespace: default
+current-context: navarch
+users:
+- name: navarch
+  user: {}
+preferences: {}
+EOF2
+  chmod 0600 "$KUBECONFIG_FILE"
+  if ! command -v kubectl >/dev/null 2>&1; then
+    say "kubeconfig: $KUBECONFIG_FILE (kubectl not found: $USER_KUBECONFIG left alone)"
+    return
+  fi
+  mkdir -p "$(dirname "$USER_KUBECONFIG")"
+  local k=(env KUBECONFIG="$USER_KUBECONFIG" kubectl config)
+  "${k[@]}" set-cluster navarch --server="http://$HOST_IP:$API_PORT" >/dev/null
+  "${k[@]}" set-credentials navarch >/dev/null
+  "${k[@]}" set-context navarch --cluster=navarch --user=navarch --namespace=default >/dev/null
+  "${k[@]}" use-context navarch >/dev/null
+  say "kubeconfig: $KUBECONFIG_FILE; context navarch is current in $USER_KUBECONFIG"
+}
+
+# Removes what write_kubeconfig merged into the user's kubeconfig, and nothing else.
+remove_kubeconfig() {
+  [ -f "$USER_KUBECONFIG" ] && command -v kubectl >/dev/null 2>&1 || return 0
+  local k=(env KUBECONFIG="$USER_KUBECONFIG" kubectl config)
+  if [ "$("${k[@]}" current-context 2>/dev/null || true)" = navarch ]; then
+    "${k[@]}" unset current-context >/dev/null 2>&1 || true
+  fi
+  if "${k[@]}" get-contexts -o name 2>/dev/null | grep -x navarch >/dev/null; then
+    "${k[@]}" delete-context navarch >/dev/null 2>&1 || true
+  fi
+  if "${k[@]}" get-clusters 2>/dev/null | grep -x navarch >/dev/null; then
+    "${k[@]}" delete-cluster navarch >/dev/null 2>&1 || true
+  fi
+  if "${k[@]}" get-users 2>/dev/null | grep -x navarch >/dev/null; then
+    "${k[@]}" delete-user navarch >/dev/null 2>&1 || true
+  fi
+}
+
 cmd_down() {
   local i
+  remove_kubeconfig
   for i in $(existing_nodes); do stop_node "$i"; done
   # Nodes of an older layout (one kubelet on the host, before issue 7).
   stop kube-proxy; stop kubelet
@@ -458,8 +519,15 @@ cmd_kill() {
     *) die "say which component: C=etcd|api-server|scheduler|controller-manager|cluster-dns|kubelet-node-1|kube-proxy-node-1 ..." ;;
   esac
   running "$c" || die "$c is not running"
-  kill -KILL "$(pid_of "$c")"
-  for _ in $(seq 1 50); do running "$c" || break; sleep 0.2; done
+  local pid
+  pid="$(pid_of "$c")"
+  kill -KILL "$pid"
+  # A killed process is gone only once the kernel has torn it down (every thread out of the kernel, its
+  # memory freed): on a loaded machine that has taken over 10 s. Until then make up would think it alive.
+  for _ in $(seq 1 300); do running "$c" || break; sleep 0.2; done
+  if running "$c"; then
+    die "$c (pid $pid) still exists 60 s after SIGKILL: $(grep -E '^(State|Threads):' "/proc/$pid/status" 2>/dev/null | tr '\n\t' '  ')"
+  fi
   say "killed $c with SIGKILL; make up starts it again"
 }
 

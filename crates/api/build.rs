@@ -3,13 +3,17 @@
 //! The object types (package `navarch.api.v1`) get serde derives computed from the proto descriptors: every
 //! field is renamed to its proto name (which is Kubernetes' JSON name), omitted from output when empty,
 //! and `null` in a manifest reads as the empty value. Unknown fields are rejected (`deny_unknown_fields`).
+//!
+//! It also writes `navarch_schema.rs`: every message of `navarch.api.v1` with its fields and the proto
+//! comments, read at run time through `navarch_api::schema` (OpenAPI, patch and defaulting code).
 
-use std::path::PathBuf;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use prost::Message;
 use prost_types::field_descriptor_proto::{Label, Type};
-use prost_types::{DescriptorProto, FileDescriptorSet};
+use prost_types::{DescriptorProto, FieldDescriptorProto, FileDescriptorProto, FileDescriptorSet};
 
 const TYPES_PACKAGE: &str = "navarch.api.v1";
 /// Messages whose serde is hand-written in `src/serde_support.rs`.
@@ -39,6 +43,7 @@ fn main() {
     let protoc = std::env::var("PROTOC").unwrap_or_else(|_| "protoc".into());
     let status = Command::new(&protoc)
         .arg("--include_imports")
+        .arg("--include_source_info")
         .arg("-o")
         .arg(&fds_path)
         .arg("-I")
@@ -47,7 +52,12 @@ fn main() {
         .status()
         .unwrap_or_else(|e| panic!("running {protoc} (install protobuf-compiler): {e}"));
     assert!(status.success(), "protoc failed");
-    let fds = FileDescriptorSet::decode(std::fs::read(&fds_path).unwrap().as_slice()).unwrap();
+    let mut fds = FileDescriptorSet::decode(std::fs::read(&fds_path).unwrap().as_slice()).unwrap();
+    write_schema(&fds, &out.join("navarch_schema.rs"));
+    // The comments are for the schema only: the generated types stay as they were, without doc comments.
+    for file in &mut fds.file {
+        file.source_code_info = None;
+    }
 
     let mut config = prost_build::Config::new();
     config.btree_map(["."]);
@@ -83,12 +93,7 @@ fn annotate(config: &mut prost_build::Config, parent: &str, msg: &DescriptorProt
     );
     for field in &msg.field {
         let name = field.name();
-        let is_map = field.label() == Label::Repeated
-            && field.r#type() == Type::Message
-            && msg.nested_type.iter().any(|n| {
-                n.options.as_ref().is_some_and(|o| o.map_entry())
-                    && field.type_name().ends_with(&format!(".{}", n.name()))
-            });
+        let is_map = map_entry(msg, field).is_some();
         let (skip, optional) = if is_map {
             ("::std::collections::BTreeMap::is_empty", false)
         } else if field.label() == Label::Repeated {
@@ -107,4 +112,108 @@ fn annotate(config: &mut prost_build::Config, parent: &str, msg: &DescriptorProt
         }
         config.field_attribute(format!("{full}.{name}"), attr);
     }
+}
+
+/// Writes the `navarch.api.v1` messages as a Rust expression of type `&[Message]` (the types are in
+/// `src/schema.rs`), sorted by name.
+fn write_schema(fds: &FileDescriptorSet, path: &Path) {
+    let mut messages: Vec<String> = Vec::new();
+    for file in fds.file.iter().filter(|f| f.package() == TYPES_PACKAGE) {
+        let stem = Path::new(file.name()).file_stem().unwrap().to_str().unwrap();
+        for (i, msg) in file.message_type.iter().enumerate() {
+            let mut fields = String::new();
+            for (j, field) in msg.field.iter().enumerate() {
+                let loc = [4, i as i32, 2, j as i32];
+                let (ty, repeated, map_value) = match map_entry(msg, field) {
+                    Some(entry) => {
+                        assert_eq!(
+                            entry.field[0].r#type(),
+                            Type::String,
+                            "{}.{}: map keys must be strings",
+                            msg.name(),
+                            field.name()
+                        );
+                        (field_type(&entry.field[0]), false, format!("Some({})", field_type(&entry.field[1])))
+                    }
+                    None => (field_type(field), field.label() == Label::Repeated, "None".to_string()),
+                };
+                write!(
+                    fields,
+                    "Field {{ json_name: {:?}, ty: {ty}, repeated: {repeated}, map_value: {map_value}, optional: {}, description: {:?} }},",
+                    field.name(),
+                    field.proto3_optional(),
+                    comment(file, &loc),
+                )
+                .unwrap();
+            }
+            messages.push(format!(
+                "Message {{ name: {:?}, file: {stem:?}, description: {:?}, fields: &[{fields}] }},",
+                msg.name(),
+                comment(file, &[4, i as i32]),
+            ));
+        }
+    }
+    messages.sort();
+    std::fs::write(path, format!("&[\n{}\n]\n", messages.join("\n"))).unwrap();
+}
+
+/// The nested map-entry message a `map<k, v>` field stands for.
+fn map_entry<'a>(msg: &'a DescriptorProto, field: &FieldDescriptorProto) -> Option<&'a DescriptorProto> {
+    if field.label() != Label::Repeated || field.r#type() != Type::Message {
+        return None;
+    }
+    msg.nested_type.iter().find(|n| {
+        n.options.as_ref().is_some_and(|o| o.map_entry())
+            && field.type_name().ends_with(&format!(".{}", n.name()))
+    })
+}
+
+/// A `FieldType` expression for a field's element type.
+fn field_type(field: &FieldDescriptorProto) -> String {
+    match field.r#type() {
+        Type::String => "FieldType::String".into(),
+        Type::Bool => "FieldType::Bool".into(),
+        Type::Int32 | Type::Sint32 | Type::Sfixed32 => "FieldType::Int32".into(),
+        Type::Int64 | Type::Sint64 | Type::Sfixed64 => "FieldType::Int64".into(),
+        Type::Uint32 | Type::Fixed32 => "FieldType::Uint32".into(),
+        Type::Uint64 | Type::Fixed64 => "FieldType::Uint64".into(),
+        Type::Double => "FieldType::Double".into(),
+        Type::Float => "FieldType::Float".into(),
+        Type::Bytes => "FieldType::Bytes".into(),
+        Type::Message => {
+            let name = field.type_name().strip_prefix(&format!(".{TYPES_PACKAGE}.")).unwrap_or_else(|| {
+                panic!(
+                    "{}: messages of {TYPES_PACKAGE} may only use messages of {TYPES_PACKAGE}",
+                    field.name()
+                )
+            });
+            format!("FieldType::Message({name:?})")
+        }
+        other => panic!("{}: {other:?} fields are not used in {TYPES_PACKAGE}", field.name()),
+    }
+}
+
+/// The leading comment of the element at `path` (see `SourceCodeInfo`), without the `//`s; lines are
+/// joined into paragraphs.
+fn comment(file: &FileDescriptorProto, path: &[i32]) -> String {
+    let Some(loc) = file.source_code_info.as_ref().and_then(|i| i.location.iter().find(|l| l.path == path))
+    else {
+        return String::new();
+    };
+    let mut paragraphs: Vec<String> = vec![String::new()];
+    for line in loc.leading_comments().lines().map(str::trim) {
+        let last = paragraphs.last_mut().unwrap();
+        if line.is_empty() {
+            if !last.is_empty() {
+                paragraphs.push(String::new());
+            }
+        } else {
+            if !last.is_empty() {
+                last.push(' ');
+            }
+            last.push_str(line);
+        }
+    }
+    paragraphs.retain(|p| !p.is_empty());
+    paragraphs.join("\n\n")
 }

@@ -14,6 +14,8 @@
 //!   once into `target/test-images` and shared by every test.
 //! * [`Containerd::start`] (`containerd.rs`) and [`Kubelet::start`] (`kubelet.rs`) run a node.
 //! * [`Daemon::start`] (`daemon.rs`) runs any other daemon of the workspace against a [`TestEnv`].
+//! * [`Kubectl::new`] (`kubectl.rs`) runs the installed kubectl against an api-server, with a
+//!   kubeconfig and cache of its own.
 //!
 //! Shared by them and the tests: [`eventually`] (`poll.rs`), the one way tests wait for something;
 //! [`http_get`] (`http.rs`); and `process.rs`: [`free_port`], [`ChildProcess`] and the binaries, found in
@@ -30,6 +32,7 @@ mod daemon;
 mod env;
 mod etcd;
 mod http;
+mod kubectl;
 mod kubelet;
 mod poll;
 mod process;
@@ -42,6 +45,7 @@ pub use daemon::Daemon;
 pub use env::TestEnv;
 pub use etcd::Etcd;
 pub use http::{HttpResponse, http_get, http_get_with_headers};
+pub use kubectl::{Kubectl, KubectlOutput};
 pub use kubelet::Kubelet;
 pub use poll::{BLOCKING_POLL_INTERVAL, Outcome, POLL_INTERVAL, describe, eventually, eventually_blocking};
 pub use process::{ChildProcess, bin_dir, binary, free_port, workspace_root};

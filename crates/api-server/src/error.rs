@@ -1,4 +1,5 @@
-//! The api-server's errors and their one mapping to gRPC statuses. Storage details are logged, never
+//! The api-server's errors and their one mapping to gRPC statuses (the REST API's mapping to HTTP is
+//! `rest::status`). Storage details are logged, never
 //! sent to clients.
 
 use tonic::Status;
@@ -20,9 +21,13 @@ pub enum ApiError {
         "Operation cannot be fulfilled on {plural} {name:?}: the object has been modified; please apply your changes to the latest version and try again"
     )]
     Conflict { plural: String, name: String },
-    /// A precondition or state forbids the request (e.g. a terminating namespace).
+    /// The object's state conflicts with the request (a uid precondition, binding a deleted pod).
     #[error("{0}")]
     Precondition(String),
+    /// The request is not allowed in any state of the object (a terminating namespace, deleting a
+    /// protected namespace).
+    #[error("{0}")]
+    Forbidden(String),
     /// A pool the request needs is used up (no free cluster IP or node port).
     #[error("{0}")]
     Exhausted(String),
@@ -72,7 +77,7 @@ impl From<ApiError> for Status {
             ApiError::NotFound { .. } => Status::not_found(e.to_string()),
             ApiError::AlreadyExists { .. } => Status::already_exists(e.to_string()),
             ApiError::Conflict { .. } => Status::aborted(e.to_string()),
-            ApiError::Precondition(_) => Status::failed_precondition(e.to_string()),
+            ApiError::Precondition(_) | ApiError::Forbidden(_) => Status::failed_precondition(e.to_string()),
             ApiError::Exhausted(_) => Status::resource_exhausted(e.to_string()),
             ApiError::Expired(_) => Status::out_of_range(e.to_string()),
             ApiError::Unavailable(detail) => {
@@ -97,7 +102,7 @@ impl ApiError {
             ApiError::NotFound { .. } => "NotFound",
             ApiError::AlreadyExists { .. } => "AlreadyExists",
             ApiError::Conflict { .. } => "Aborted",
-            ApiError::Precondition(_) => "FailedPrecondition",
+            ApiError::Precondition(_) | ApiError::Forbidden(_) => "FailedPrecondition",
             ApiError::Exhausted(_) => "ResourceExhausted",
             ApiError::Expired(_) => "OutOfRange",
             ApiError::Unavailable(_) => "Unavailable",

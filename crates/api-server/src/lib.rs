@@ -20,12 +20,17 @@ pub mod field_selector;
 pub mod health;
 pub mod kubelet_relay;
 pub mod metrics;
+pub mod openapi;
 pub mod recent_writes;
 pub mod registry;
+pub mod rest;
+pub mod server;
 pub mod service;
+pub mod state;
 pub mod storage;
 pub mod validation;
 pub mod watch_cache;
+pub mod watch_stream;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -59,8 +64,6 @@ pub enum RunError {
     WatchCache { kind: &'static str, reason: String },
     #[error("listening on {addr}: {source}")]
     Listen { addr: std::net::SocketAddr, source: std::io::Error },
-    #[error("gRPC server: {0}")]
-    Serve(#[from] tonic::transport::Error),
     #[error(transparent)]
     Admin(#[from] navarch_daemon::LifecycleError),
 }
@@ -153,7 +156,7 @@ async fn serve(daemon: &Daemon<Config>, token: CancellationToken) -> Result<(), 
     }
     caches_ready.store(true, Ordering::Release);
 
-    let svc = service::Service {
+    let state = Arc::new(state::ApiState {
         kubelets: kubelet_relay::KubeletRelay { registry: registry.clone() },
         registry,
         caches,
@@ -161,46 +164,17 @@ async fn serve(daemon: &Daemon<Config>, token: CancellationToken) -> Result<(), 
         bookmark_interval: config.bookmark_interval,
         shutdown: token.clone(),
         tasks: tasks.clone(),
-    };
-    let server = ApiServerServer::new(svc)
+    });
+    let grpc = ApiServerServer::new(service::Service(state.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    tracing::info!(listen = %config.listen, etcd = ?config.etcd_endpoints, "api-server serving");
-    // Builder::tcp_nodelay only applies to listeners tonic binds itself; without NODELAY on the accepted
-    // sockets, small responses wait out Nagle + delayed ACK (~40 ms each).
-    let incoming =
-        tokio_stream::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listener), |conn| {
-            if let Ok(c) = &conn
-                && let Err(e) = c.set_nodelay(true)
-            {
-                tracing::debug!(error = %e, "TCP_NODELAY");
-            }
-            conn
-        });
-    let grpc_token = token.clone();
-    let grpc = tonic::transport::Server::builder()
-        .tcp_nodelay(true)
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .add_service(server)
-        .serve_with_incoming_shutdown(incoming, async move { grpc_token.cancelled().await });
-    let mut grpc = std::pin::pin!(grpc);
-    let served = tokio::select! {
-        r = &mut grpc => r,
-        _ = token.cancelled() => {
-            tracing::info!(timeout = ?config.shutdown_timeout, "shutting down: draining requests");
-            match tokio::time::timeout(config.shutdown_timeout, &mut grpc).await {
-                Ok(r) => r,
-                Err(_) => {
-                    tracing::warn!("drain timed out; closing remaining connections");
-                    Ok(())
-                }
-            }
-        }
-    };
+    let front = server::FrontDoor::new(grpc, rest::RestApi::new(state));
+    tracing::info!(listen = %config.listen, etcd = ?config.etcd_endpoints, "api-server serving gRPC and REST");
+    server::serve(listener, front, token.clone(), config.shutdown_timeout).await;
     token.cancel();
     tasks.close();
     if tokio::time::timeout(config.shutdown_timeout, tasks.wait()).await.is_err() {
         tracing::warn!("watch streams did not finish in time");
     }
-    served.map_err(RunError::from)
+    Ok(())
 }

@@ -244,7 +244,7 @@ impl Registry {
             }
         };
         if terminating {
-            return Err(ApiError::Precondition(format!(
+            return Err(ApiError::Forbidden(format!(
                 "unable to create new content in namespace {namespace} because it is being terminated"
             )));
         }
@@ -533,7 +533,7 @@ impl Registry {
         let info = kind_of(kind)?;
         let namespace = if info.namespaced { namespace } else { "" };
         if info.kind == "Namespace" && PROTECTED_NAMESPACES.contains(&name) {
-            return Err(ApiError::Precondition(format!(
+            return Err(ApiError::Forbidden(format!(
                 "namespaces {name:?} is forbidden: this namespace may not be deleted"
             )));
         }

@@ -90,7 +90,7 @@ pub struct CachedEvent {
 }
 
 impl CachedEvent {
-    fn new(event_type: EventType, object: Object, revision: i64) -> CachedEvent {
+    pub fn new(event_type: EventType, object: Object, revision: i64) -> CachedEvent {
         let raw = object.encode();
         CachedEvent { event_type, object: Arc::new(object), raw, revision }
     }

@@ -44,7 +44,10 @@ pub mod manifest;
 pub mod names;
 pub mod quantity;
 pub mod resource;
+pub mod schema;
 pub mod selector;
+/// The columns and cells of each kind's table (`kubectl get`), shared by the api-server's Tables and navctl.
+pub mod table_columns;
 pub mod taints;
 pub mod well_known;
 

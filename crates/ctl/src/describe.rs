@@ -3,6 +3,7 @@
 
 use std::time::SystemTime;
 
+use navarch_api::table_columns::{age, at, int_at, labels_string, list_at, selector_string, str_at};
 use navarch_api::{Object, kind_info};
 use navarch_client::ListParams;
 use serde_json::Value;
@@ -12,8 +13,6 @@ use crate::cli::DescribeArgs;
 use crate::context::{Context, Outcome, emit};
 use crate::errors;
 use crate::kinds;
-use crate::printers::age;
-use crate::printers::columns::{at, int_at, labels_string, list_at, selector_string, str_at};
 use crate::printers::table::Table;
 
 pub async fn run(ctx: &Context, args: &DescribeArgs) -> anyhow::Result<Outcome> {

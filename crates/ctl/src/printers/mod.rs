@@ -1,19 +1,17 @@
 //! Output of `get` and friends: kubectl's tables per kind, `-o yaml|json|name`.
 
-pub mod age;
-pub mod columns;
 pub mod table;
 
 use std::str::FromStr;
 use std::time::SystemTime;
 
 use anyhow::bail;
+use navarch_api::table_columns::{self, ColumnDefinition, at, labels_string, str_at};
 use navarch_api::{KindInfo, Object};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::kinds::{object_ref, singular_ref};
-use columns::{RowContext, at, str_at};
 use table::Table;
 
 /// `-o` formats.
@@ -128,16 +126,26 @@ pub struct TableOptions {
 }
 
 /// Prints one kind's table, possibly in several installments (`get -w`), keeping columns aligned.
+///
+/// The columns and cells are the api-server's Table for the kind ([`table_columns`]); like kubectl, it
+/// shows the priority-0 columns, and all of them with `-o wide`.
 pub struct TablePrinter {
     kind: &'static KindInfo,
     opts: TableOptions,
+    columns: Vec<ColumnDefinition>,
     table: Table,
     header_done: bool,
 }
 
 impl TablePrinter {
     pub fn new(kind: &'static KindInfo, opts: TableOptions) -> TablePrinter {
-        TablePrinter { kind, opts, table: Table::new(), header_done: opts.no_headers }
+        TablePrinter {
+            kind,
+            opts,
+            columns: table_columns::columns(kind.kind),
+            table: Table::new(),
+            header_done: opts.no_headers,
+        }
     }
 
     /// The header row (first call only) and a row per object.
@@ -147,11 +155,14 @@ impl TablePrinter {
             rows.push(self.header());
             self.header_done = true;
         }
-        let cx = RowContext { wide: self.opts.wide, now };
         for o in objects {
-            rows.push(self.row(o, &cx));
+            rows.push(self.row(o, now));
         }
         self.table.format(&rows)
+    }
+
+    fn shown(&self, column: &ColumnDefinition) -> bool {
+        self.opts.wide || column.priority == 0
     }
 
     fn header(&self) -> Vec<String> {
@@ -159,34 +170,48 @@ impl TablePrinter {
         if self.opts.with_namespace && self.kind.namespaced {
             h.push("NAMESPACE".into());
         }
-        h.extend(columns::headers(self.kind.kind, self.opts.wide).into_iter().map(String::from));
+        h.extend(self.columns.iter().filter(|c| self.shown(c)).map(|c| c.name.to_uppercase()));
         if self.opts.show_labels {
             h.push("LABELS".into());
         }
         h
     }
 
-    fn row(&self, o: &Value, cx: &RowContext) -> Vec<String> {
-        let mut cells = columns::cells(self.kind.kind, o, cx);
-        if self.opts.with_kind && columns::headers(self.kind.kind, cx.wide).first() == Some(&"NAME") {
-            cells[0] = format!("{}/{}", singular_ref(self.kind), cells[0]);
-        }
-        let mut row = Vec::with_capacity(cells.len() + 2);
+    fn row(&self, o: &Value, now: SystemTime) -> Vec<String> {
+        let mut row = Vec::with_capacity(self.columns.len() + 2);
         if self.opts.with_namespace && self.kind.namespaced {
             row.push(str_at(o, "metadata.namespace").to_string());
         }
-        row.extend(cells);
+        let cells = table_columns::cells(self.kind.kind, o, now);
+        for (column, cell) in self.columns.iter().zip(&cells) {
+            if !self.shown(column) {
+                continue;
+            }
+            let text = cell_text(cell);
+            // Several kinds in one `get`: kubectl writes names as `kind/name`.
+            if self.opts.with_kind && column.format == "name" && column.type_ == "string" {
+                row.push(format!("{}/{text}", singular_ref(self.kind)));
+            } else {
+                row.push(text);
+            }
+        }
         if self.opts.show_labels {
-            row.push(labels_cell(at(o, "metadata.labels")));
+            row.push(labels_string(at(o, "metadata.labels")));
         }
         row
     }
 }
 
-fn labels_cell(labels: &Value) -> String {
-    match labels.as_object() {
-        Some(m) if !m.is_empty() => columns::labels_string(labels),
-        _ => "<none>".into(),
+/// A Table cell as kubectl prints it: a string up to its first line break (then `...`), anything else
+/// in its plain form.
+fn cell_text(cell: &Value) -> String {
+    match cell {
+        Value::String(s) => match s.find(['\n', '\r', '\x0c']) {
+            Some(i) => format!("{}...", &s[..i]),
+            None => s.clone(),
+        },
+        Value::Null => String::new(),
+        other => other.to_string(),
     }
 }
 

@@ -2,10 +2,9 @@
 
 use std::time::SystemTime;
 
-use serde_json::Value;
+use navarch_api::table_columns::age;
+use serde_json::{Value, json};
 
-use super::columns::{RowContext, cells, headers};
-use super::table::Table;
 use super::*;
 
 fn now() -> SystemTime {
@@ -17,11 +16,8 @@ fn docs(yaml: &str) -> Vec<Value> {
 }
 
 fn render(kind: &str, yaml: &str, wide: bool) -> String {
-    let objs = docs(yaml);
-    let cx = RowContext { wide, now: now() };
-    let mut rows = vec![headers(kind, wide).into_iter().map(String::from).collect::<Vec<_>>()];
-    rows.extend(objs.iter().map(|o| cells(kind, o, &cx)));
-    Table::new().format(&rows)
+    let kind = navarch_api::kind_info(kind).unwrap();
+    TablePrinter::new(kind, TableOptions { wide, ..Default::default() }).rows(&docs(yaml), now())
 }
 
 const PODS: &str = r#"
@@ -275,19 +271,65 @@ fn yaml_and_json_have_type_meta_first() {
     assert_eq!(name_of(&cm), "configmap/c");
 }
 
-/// The fixtures read through the generated types give the same rows: the printers' paths are the
-/// typed objects' JSON names.
+#[test]
+fn events_show_wide_columns_only_with_wide() {
+    let ev = r#"
+metadata: {name: web.17a, creationTimestamp: "2024-05-01T09:00:00Z"}
+involvedObject: {kind: Pod, name: web, fieldPath: "spec.containers{app}"}
+reason: BackOff
+message: "Back-off restarting\nfailed container"
+type: Warning
+source: {component: kubelet, host: node-a}
+firstTimestamp: "2024-05-01T09:00:00Z"
+lastTimestamp: "2024-05-01T09:58:00Z"
+count: 7
+"#;
+    assert_eq!(
+        render("Event", ev, false),
+        "\
+LAST SEEN   TYPE      REASON    OBJECT    MESSAGE
+2m          Warning   BackOff   pod/web   Back-off restarting...
+"
+    );
+    assert_eq!(
+        render("Event", ev, true),
+        "\
+LAST SEEN   TYPE      REASON    OBJECT    SUBOBJECT              SOURCE            MESSAGE                  FIRST SEEN   COUNT   NAME
+2m          Warning   BackOff   pod/web   spec.containers{app}   kubelet, node-a   Back-off restarting...   60m          7       web.17a
+"
+    );
+    // Several kinds in one `get`: the name column gets the kind, wherever it stands.
+    let kind = navarch_api::kind_info("Event").unwrap();
+    let mut p = TablePrinter::new(
+        kind,
+        TableOptions { wide: true, with_kind: true, no_headers: true, ..Default::default() },
+    );
+    assert!(p.rows(&docs(ev), now()).trim_end().ends_with("   event/web.17a"));
+}
+
+#[test]
+fn cells_print_like_kubectl() {
+    assert_eq!(cell_text(&json!("a\nb")), "a...");
+    assert_eq!(cell_text(&json!(3)), "3");
+    assert_eq!(cell_text(&json!(true)), "true");
+    assert_eq!(cell_text(&Value::Null), "");
+}
+
+/// The fixtures read through the generated types (as `get` receives them) print the same tables.
 #[test]
 fn typed_objects_render_the_same() {
     for (kind, yaml) in [("Pod", PODS), ("Deployment", DEPLOYMENTS), ("Service", SERVICES)] {
-        for doc in yaml.split("\n---\n") {
-            let raw: serde_yaml::Value = serde_yaml::from_str(doc).unwrap();
-            let typed = Object::from_value(kind, raw.clone()).unwrap_or_else(|e| panic!("{kind}: {e}"));
-            let direct: Value = serde_json::to_value(&raw).unwrap();
-            for wide in [false, true] {
-                let cx = RowContext { wide, now: now() };
-                assert_eq!(cells(kind, &to_value(&typed), &cx), cells(kind, &direct, &cx), "{kind} {doc}");
-            }
+        let typed: Vec<Value> = yaml
+            .split("\n---\n")
+            .map(|doc| {
+                let raw: serde_yaml::Value = serde_yaml::from_str(doc).unwrap();
+                to_value(&Object::from_value(kind, raw).unwrap_or_else(|e| panic!("{kind}: {e}")))
+            })
+            .collect();
+        let info = navarch_api::kind_info(kind).unwrap();
+        for wide in [false, true] {
+            let mut printer = TablePrinter::new(info, TableOptions { wide, ..Default::default() });
+            assert_eq!(printer.rows(&typed, now()), render(kind, yaml, wide), "{kind}");
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Ages and durations in kubectl's short human form (`5s`, `3m2s`, `2h3m`, `4d`, `2y`).
+//! Ages and durations in Kubernetes' short human form (`5s`, `3m2s`, `2h3m`, `4d`, `2y`): apimachinery's
+//! `duration.HumanDuration`, as the printers use it for every AGE-like cell.
 
 use std::time::{Duration, SystemTime};
 
@@ -10,7 +11,7 @@ pub fn parse_timestamp(ts: &str) -> Option<SystemTime> {
     humantime::parse_rfc3339_weak(ts).ok()
 }
 
-/// kubectl's `HumanDuration`: precise for short spans, coarser as they grow.
+/// `HumanDuration` of a span that is not negative: precise for short spans, coarser as they grow.
 pub fn human_duration(d: Duration) -> String {
     let seconds = d.as_secs();
     if seconds < 60 * 2 {
@@ -47,21 +48,22 @@ pub fn human_duration(d: Duration) -> String {
     format!("{}y", hours / 24 / 365)
 }
 
-/// The time since `ts` (kubectl's `translateTimestampSince`): `<unknown>` without a timestamp; a
-/// timestamp slightly in the future (clock skew) reads as `0s`.
-pub fn since(ts: &str, now: SystemTime) -> String {
-    let Some(t) = parse_timestamp(ts) else { return "<unknown>".to_string() };
-    match now.duration_since(t) {
+/// `HumanDuration(to - from)`: a span less than two whole seconds negative (clock skew) reads as `0s`, a
+/// more negative one as `<invalid>`.
+pub fn span(from: SystemTime, to: SystemTime) -> String {
+    match to.duration_since(from) {
         Ok(d) => human_duration(d),
-        Err(e) if e.duration() <= Duration::from_secs(2) => "0s".to_string(),
+        Err(e) if e.duration().as_secs() < 2 => "0s".to_string(),
         Err(_) => "<invalid>".to_string(),
     }
 }
 
-/// The span between two timestamps, `None` when either is missing or they are out of order.
-pub fn between(start: &str, end: &str) -> Option<String> {
-    let (s, e) = (parse_timestamp(start)?, parse_timestamp(end)?);
-    e.duration_since(s).ok().map(human_duration)
+/// The time since `ts` (the printers' `translateTimestampSince`); `<unknown>` without a timestamp.
+pub fn since(ts: &str, now: SystemTime) -> String {
+    match parse_timestamp(ts) {
+        Some(t) => span(t, now),
+        None => "<unknown>".to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -109,9 +111,12 @@ mod tests {
         assert_eq!(since("2024-05-01T05:57:00Z", now), "4h3m");
         assert_eq!(since("2024-05-01T09:59:59.5Z", now), "0s");
         assert_eq!(since("2024-05-01T10:00:01Z", now), "0s", "clock skew");
+        assert_eq!(since("2024-05-01T10:00:01.9Z", now), "0s", "clock skew");
+        assert_eq!(since("2024-05-01T10:00:02Z", now), "<invalid>");
         assert_eq!(since("2024-05-01T11:00:00Z", now), "<invalid>");
         assert_eq!(since("", now), "<unknown>");
         assert_eq!(since("garbage", now), "<unknown>");
-        assert_eq!(between("2024-05-01T09:00:00Z", "2024-05-01T09:00:42Z").as_deref(), Some("42s"));
+        let start = parse_timestamp("2024-05-01T09:00:00Z").unwrap();
+        assert_eq!(span(start, parse_timestamp("2024-05-01T09:00:42Z").unwrap()), "42s");
     }
 }

@@ -1,0 +1,197 @@
+//! Reading objects from request bodies (JSON, YAML; a missing Content-Type is JSON), with Kubernetes'
+//! field validation: `Strict` rejects unknown fields, `Warn` (the default) drops them with a warning,
+//! `Ignore` drops them silently. Type errors always reject, naming the field path.
+
+use navarch_api::{KindInfo, Object};
+use serde_yaml::Value;
+
+use super::media::BodyFormat;
+use super::query::Query;
+use super::status::StatusError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldValidation {
+    Strict,
+    Warn,
+    Ignore,
+}
+
+impl FieldValidation {
+    pub fn from_query(q: &Query) -> Result<FieldValidation, StatusError> {
+        match q.get("fieldValidation").unwrap_or("") {
+            "" | "Warn" => Ok(FieldValidation::Warn),
+            "Strict" => Ok(FieldValidation::Strict),
+            "Ignore" => Ok(FieldValidation::Ignore),
+            other => Err(StatusError::bad_request(format!(
+                "fieldValidation: Unsupported value: {other:?}: supported values: \"Ignore\", \"Strict\", \"Warn\""
+            ))),
+        }
+    }
+}
+
+/// Parses a body into a generic value.
+pub fn value(body: &[u8], format: BodyFormat) -> Result<Value, StatusError> {
+    match format {
+        BodyFormat::Json => serde_json::from_slice::<Value>(body)
+            .map_err(|e| StatusError::bad_request(format!("the body of the request is not valid JSON: {e}"))),
+        BodyFormat::Yaml => serde_yaml::from_slice::<Value>(body)
+            .map_err(|e| StatusError::bad_request(format!("the body of the request is not valid YAML: {e}"))),
+        BodyFormat::Protobuf => Err(StatusError::unsupported_media_type(super::media::PROTOBUF)),
+    }
+}
+
+/// A decoded object and the warnings for fields that were dropped.
+pub struct Decoded {
+    pub object: Object,
+    pub warnings: Vec<String>,
+}
+
+/// Reads an object of kind `info` from `value`: `kind`/`apiVersion` must be absent or match, unknown
+/// fields are handled per `validation`.
+pub fn object(
+    info: &KindInfo,
+    mut value: Value,
+    validation: FieldValidation,
+) -> Result<Decoded, StatusError> {
+    let version = info.api_version.rsplit('/').next().unwrap_or(info.api_version);
+    let cannot = |reason: String| {
+        StatusError::bad_request(format!(
+            "{kind} in version {version:?} cannot be handled as a {kind}: {reason}",
+            kind = info.kind
+        ))
+    };
+    let Value::Mapping(map) = &value else {
+        return Err(cannot("the body must be an object".into()));
+    };
+    let text = |key: &str| map.get(key).and_then(Value::as_str).unwrap_or("").to_string();
+    let (kind, api_version) = (text("kind"), text("apiVersion"));
+    if !kind.is_empty() && kind != info.kind {
+        return Err(StatusError::bad_request(format!(
+            "the kind of the object ({kind}) does not match the kind of the request ({})",
+            info.kind
+        )));
+    }
+    if !api_version.is_empty() && api_version != info.api_version {
+        return Err(StatusError::bad_request(format!(
+            "the API version in the data ({api_version}) does not match the expected API version ({})",
+            info.api_version
+        )));
+    }
+    let mut warnings = Vec::new();
+    loop {
+        match Object::from_value(info.kind, value.clone()) {
+            Ok(object) => return Ok(Decoded { object, warnings }),
+            Err(navarch_api::Error::Field { path, reason }) if reason.starts_with("unknown field") => {
+                if validation == FieldValidation::Strict {
+                    return Err(cannot(format!("strict decoding error: unknown field {path:?}")));
+                }
+                if !remove(&mut value, &path) {
+                    return Err(cannot(format!("{path}: {reason}")));
+                }
+                if validation == FieldValidation::Warn {
+                    warnings.push(format!("unknown field {path:?}"));
+                }
+            }
+            Err(navarch_api::Error::Field { path, reason }) => {
+                return Err(cannot(format!("{path}: {reason}")));
+            }
+            Err(e) => return Err(cannot(e.to_string())),
+        }
+    }
+}
+
+/// Removes the field at `path` (`spec.template.spec.containers[0].foo`); false when it is not there.
+fn remove(value: &mut Value, path: &str) -> bool {
+    let mut steps: Vec<Step> = Vec::new();
+    for part in path.split('.') {
+        let (key, indexes) = match part.find('[') {
+            Some(i) => (&part[..i], &part[i..]),
+            None => (part, ""),
+        };
+        if !key.is_empty() {
+            steps.push(Step::Key(key.to_string()));
+        }
+        for idx in indexes.split('[').filter(|s| !s.is_empty()) {
+            match idx.trim_end_matches(']').parse() {
+                Ok(i) => steps.push(Step::Index(i)),
+                Err(_) => return false,
+            }
+        }
+    }
+    let Some((Step::Key(last), parents)) = steps.split_last() else { return false };
+    let mut cur = value;
+    for s in parents {
+        cur = match (s, cur) {
+            (Step::Key(k), Value::Mapping(m)) => match m.get_mut(k.as_str()) {
+                Some(v) => v,
+                None => return false,
+            },
+            (Step::Index(i), Value::Sequence(seq)) => match seq.get_mut(*i) {
+                Some(v) => v,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    match cur {
+        Value::Mapping(m) => m.remove(last.as_str()).is_some(),
+        _ => false,
+    }
+}
+
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+#[cfg(test)]
+mod tests {
+    use navarch_api::kind_info;
+
+    use super::*;
+
+    fn deployment(extra: &str) -> Value {
+        serde_yaml::from_str(&format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  replicas: 1\n{extra}"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn strict_rejects_unknown_fields_naming_them() {
+        let info = kind_info("Deployment").unwrap();
+        let v = deployment("  bogus: 1\n");
+        let e = object(info, v, FieldValidation::Strict).err().unwrap();
+        assert!(e.message.contains(r#"strict decoding error: unknown field "spec.bogus""#), "{}", e.message);
+    }
+
+    #[test]
+    fn warn_drops_unknown_fields_with_a_warning() {
+        let info = kind_info("Deployment").unwrap();
+        let v = deployment(
+            "  bogus: 1\n  template:\n    spec:\n      containers:\n      - name: c\n        image: x\n        nope: 2\n",
+        );
+        let d = object(info, v, FieldValidation::Warn).unwrap();
+        assert_eq!(
+            d.warnings,
+            vec![
+                r#"unknown field "spec.bogus""#.to_string(),
+                r#"unknown field "spec.template.spec.containers[0].nope""#.to_string()
+            ]
+        );
+        let d = object(info, deployment("  bogus: 1\n"), FieldValidation::Ignore).unwrap();
+        assert!(d.warnings.is_empty());
+    }
+
+    #[test]
+    fn wrong_types_and_kinds_are_errors() {
+        let info = kind_info("Deployment").unwrap();
+        let v: Value = serde_yaml::from_str("kind: Deployment\nspec: {replicas: many}").unwrap();
+        let e = object(info, v, FieldValidation::Ignore).err().unwrap();
+        assert!(e.message.contains("spec.replicas"), "{}", e.message);
+        let v: Value = serde_yaml::from_str("kind: Pod\nmetadata: {name: x}").unwrap();
+        assert!(object(info, v, FieldValidation::Warn).is_err());
+        let v: Value = serde_yaml::from_str("apiVersion: v1\nkind: Deployment").unwrap();
+        assert!(object(info, v, FieldValidation::Warn).is_err());
+    }
+}

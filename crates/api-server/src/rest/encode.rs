@@ -1,0 +1,136 @@
+//! Encoding responses: objects and lists as JSON or YAML (with `kind` and `apiVersion`), Tables, and
+//! `Status` errors.
+
+use std::time::SystemTime;
+
+use http::{Response, StatusCode};
+use navarch_api::{KindInfo, Object};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::media::{self, Output};
+use super::status::StatusError;
+use super::{ResponseBody, full, table};
+
+pub fn json(code: StatusCode, value: &impl Serialize) -> Response<ResponseBody> {
+    with_type(code, media::JSON, value)
+}
+
+pub fn with_type(code: StatusCode, content_type: &str, value: &impl Serialize) -> Response<ResponseBody> {
+    full(code, content_type, serde_json::to_vec(value).expect("API values always serialize"))
+}
+
+pub fn error(e: &StatusError) -> Response<ResponseBody> {
+    full(e.code, media::JSON, e.to_json())
+}
+
+/// An object's JSON form with `kind` and `apiVersion` set.
+pub fn object_value(obj: &Object) -> Value {
+    let mut v = serde_json::to_value(obj).expect("API objects always serialize");
+    if let Value::Object(m) = &mut v {
+        let info = obj.info();
+        m.insert("kind".into(), json!(info.kind));
+        m.insert("apiVersion".into(), json!(info.api_version));
+    }
+    v
+}
+
+/// What a list answers besides its items.
+#[derive(Debug, Clone, Default)]
+pub struct ListMeta {
+    pub resource_version: String,
+    pub continue_token: String,
+    pub remaining: i64,
+}
+
+impl ListMeta {
+    fn value(&self) -> Value {
+        let mut m = json!({"resourceVersion": self.resource_version});
+        if !self.continue_token.is_empty() {
+            m["continue"] = json!(self.continue_token);
+            if self.remaining > 0 {
+                m["remainingItemCount"] = json!(self.remaining);
+            }
+        }
+        m
+    }
+}
+
+/// Options of a Table response (`includeObject`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncludeObject {
+    None,
+    Metadata,
+    Object,
+}
+
+fn encoded(code: StatusCode, output: Output, value: &Value) -> Response<ResponseBody> {
+    match output {
+        Output::Yaml => {
+            full(code, media::YAML, serde_yaml::to_string(value).expect("values serialize as YAML"))
+        }
+        Output::Json | Output::Table => json(code, value),
+    }
+}
+
+/// One object, as JSON, YAML or a one-row Table.
+pub fn object(
+    code: StatusCode,
+    output: Output,
+    include: IncludeObject,
+    obj: &Object,
+) -> Response<ResponseBody> {
+    if output == Output::Table {
+        let t = table::table(
+            obj.info(),
+            std::slice::from_ref(obj),
+            &ListMeta::default(),
+            include,
+            SystemTime::now(),
+            true,
+        );
+        return with_type(code, media::TABLE, &t);
+    }
+    encoded(code, output, &object_value(obj))
+}
+
+/// A list (`PodList`...), as JSON, YAML or a Table. `items` is never null.
+pub fn list(
+    info: &KindInfo,
+    output: Output,
+    include: IncludeObject,
+    items: &[Object],
+    meta: &ListMeta,
+) -> Response<ResponseBody> {
+    if output == Output::Table {
+        let t = table::table(info, items, meta, include, SystemTime::now(), true);
+        return with_type(StatusCode::OK, media::TABLE, &t);
+    }
+    let items: Vec<Value> = items.iter().map(object_value).collect();
+    let v = json!({
+        "kind": format!("{}List", info.kind),
+        "apiVersion": info.api_version,
+        "metadata": meta.value(),
+        "items": items,
+    });
+    encoded(StatusCode::OK, output, &v)
+}
+
+/// `Status` `Success` for a deleted object (what Kubernetes answers when it does not return the object).
+pub fn deleted(info: &KindInfo, obj: &Object) -> Response<ResponseBody> {
+    let group = super::status::group_of(info.api_version);
+    json(
+        StatusCode::OK,
+        &json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",
+            "details": {"name": obj.meta().name, "group": group, "kind": info.plural, "uid": obj.meta().uid},
+        }),
+    )
+}
+
+pub(super) fn list_meta_value(meta: &ListMeta) -> Value {
+    meta.value()
+}

@@ -1,0 +1,141 @@
+//! The Kubernetes REST API, the api-server's second front door beside gRPC: same registry, validation
+//! and watch caches ([`ApiState`]), Kubernetes' URLs, JSON/YAML bodies, `metav1.Status` errors, Tables,
+//! discovery and OpenAPI, so kubectl and client libraries work unchanged.
+//!
+//! A request goes: [`path::parse`] names the endpoint → discovery/OpenAPI documents, or an object
+//! handler ([`objects`]) → [`ApiState`] → an encoded response ([`encode`]). Errors become a
+//! [`StatusError`] at one place ([`RestApi::handle`]).
+
+pub mod decode;
+pub mod discovery;
+pub mod encode;
+pub mod media;
+pub mod objects;
+pub mod patch;
+pub mod path;
+pub mod query;
+pub mod status;
+pub mod strategic;
+pub mod table;
+pub mod watch;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use tracing::Instrument;
+
+use crate::state::ApiState;
+use path::Target;
+use query::Query;
+pub use status::StatusError;
+
+/// The body of every response of the api-server's listener (gRPC's and REST's).
+pub type ResponseBody = tonic::body::Body;
+
+/// Largest request body accepted (Kubernetes' limit is 3 MiB for objects; patches and lists of
+/// manifests stay well below this).
+const MAX_BODY_BYTES: usize = 8 << 20;
+
+#[derive(Clone)]
+pub struct RestApi {
+    state: Arc<ApiState>,
+}
+
+/// A request as the handlers see it: method, parsed query, headers and the whole body.
+pub struct RestRequest {
+    pub method: Method,
+    pub query: Query,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl RestApi {
+    pub fn new(state: Arc<ApiState>) -> RestApi {
+        RestApi { state }
+    }
+
+    /// Serves one request. Never fails: errors are `Status` responses.
+    pub async fn handle<B>(&self, req: Request<B>) -> Response<ResponseBody>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let (parts, body) = req.into_parts();
+        let target = path::parse(parts.uri.path());
+        // The whole body is read before answering, so a keep-alive connection never sees an unread body
+        // as the next request (kubectl sends DELETE bodies).
+        let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) => {
+                return encode::error(&StatusError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "RequestEntityTooLarge",
+                    format!("reading the request body: {e}"),
+                ));
+            }
+        };
+        let req = RestRequest {
+            method: parts.method,
+            query: Query::parse(parts.uri.query()),
+            headers: parts.headers,
+            body,
+        };
+        let span = tracing::debug_span!("rest", method = %req.method, path = parts.uri.path());
+        let result = match target {
+            Ok(t) => self.route(t, req).instrument(span).await,
+            Err(_) => Err(StatusError::no_such_path()),
+        };
+        result.unwrap_or_else(|e| encode::error(&e))
+    }
+
+    async fn route(&self, target: Target, req: RestRequest) -> Result<Response<ResponseBody>, StatusError> {
+        let read_only = matches!(req.method, Method::GET | Method::HEAD);
+        match target {
+            Target::Resource(r) => objects::handle(&self.state, r, req).await,
+            _ if !read_only => Err(StatusError::method_not_allowed(&req.method)),
+            Target::Version => Ok(encode::json(StatusCode::OK, &discovery::version())),
+            Target::CoreGroup | Target::Groups => {
+                let core = target == Target::CoreGroup;
+                Ok(match media::aggregated_discovery(&req.headers) {
+                    Some(v) => {
+                        let content_type =
+                            if v == "v2" { media::DISCOVERY_V2 } else { media::DISCOVERY_V2BETA1 };
+                        encode::with_type(StatusCode::OK, content_type, &discovery::aggregated(core, v))
+                    }
+                    None if core => encode::json(StatusCode::OK, &discovery::core_versions()),
+                    None => encode::json(StatusCode::OK, &discovery::groups()),
+                })
+            }
+            Target::Group(g) => Ok(encode::json(StatusCode::OK, &discovery::group(&g))),
+            Target::GroupVersion(gv) => Ok(encode::json(StatusCode::OK, &discovery::resource_list(&gv))),
+            Target::OpenApiIndex => Ok(encode::json(StatusCode::OK, crate::openapi::index())),
+            Target::OpenApiDocument(gv) => {
+                let doc = crate::openapi::document(&gv).ok_or_else(StatusError::no_such_path)?;
+                let mut resp = full(StatusCode::OK, media::JSON, doc.json.clone());
+                // A document named by its hash never changes: clients may cache it for good.
+                let cache = if req.query.get("hash") == Some(doc.hash.as_str()) {
+                    "public, immutable"
+                } else {
+                    "no-cache, private"
+                };
+                resp.headers_mut().insert(header::CACHE_CONTROL, http::HeaderValue::from_static(cache));
+                resp.headers_mut().insert(
+                    header::ETAG,
+                    http::HeaderValue::from_str(&format!("\"{}\"", doc.hash)).expect("a hex hash"),
+                );
+                Ok(resp)
+            }
+        }
+    }
+}
+
+/// A response with a complete body.
+pub fn full(code: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<ResponseBody> {
+    Response::builder()
+        .status(code)
+        .header(header::CONTENT_TYPE, content_type)
+        .body(ResponseBody::new(Full::new(body.into())))
+        .expect("a valid response")
+}

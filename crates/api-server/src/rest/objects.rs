@@ -1,0 +1,461 @@
+//! The object endpoints: get, list (and watch), create, update, patch, delete and deletecollection on
+//! a kind's collection or object, and the `status`, `scale` and `binding` subresources.
+
+use http::{HeaderValue, Method, Response, StatusCode};
+use navarch_api::Object;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::decode::{self, FieldValidation};
+use super::encode::{self, IncludeObject, ListMeta};
+use super::media::{self, Output};
+use super::path::ResourcePath;
+use super::query;
+use super::status::StatusError;
+use super::{ResponseBody, RestRequest, patch, watch};
+use crate::error::ApiError;
+use crate::registry::{DeleteOptions, ListOptions};
+use crate::state::ApiState;
+
+/// How often a patch is retried when the object changed between its read and its write.
+const PATCH_ATTEMPTS: usize = 5;
+
+/// What a request on one kind needs besides the state: its path, and its encoding choices.
+struct Call<'a> {
+    state: &'a ApiState,
+    path: ResourcePath,
+    req: RestRequest,
+    output: Output,
+}
+
+pub async fn handle(
+    state: &ApiState,
+    path: ResourcePath,
+    req: RestRequest,
+) -> Result<Response<ResponseBody>, StatusError> {
+    let info = path.info;
+    // A namespaced object is addressed inside its namespace; `/api/v1/pods/x` names nothing.
+    if info.namespaced && path.name.is_some() && path.namespace.is_none() {
+        return Err(StatusError::no_such_path());
+    }
+    let output = Output::negotiate(&req.headers);
+    let method = req.method.clone();
+    let c = Call { state, path, req, output };
+    let sub = c.path.subresource.clone();
+    let named = c.path.name.is_some();
+    match (sub.as_deref(), named, method) {
+        (None, false, Method::GET) if c.req.query.bool("watch") => {
+            watch::serve(c.state, &c.path, &c.req, c.output).await
+        }
+        (None, false, Method::GET) => c.list().await,
+        (None, false, Method::POST) if info.namespaced && c.path.namespace.is_none() => {
+            Err(StatusError::method_not_allowed(&Method::POST))
+        }
+        (None, false, Method::POST) => c.create().await,
+        (None, false, Method::DELETE) => c.delete_collection().await,
+        (None | Some("status"), true, Method::GET) => c.get().await,
+        (None, true, Method::PUT) => c.update(false).await,
+        (Some("status"), true, Method::PUT) if info.has_status => c.update(true).await,
+        (None, true, Method::PATCH) => c.patch(false).await,
+        (Some("status"), true, Method::PATCH) if info.has_status => c.patch(true).await,
+        (None, true, Method::DELETE) => c.delete().await,
+        (Some("scale"), true, m) if super::discovery::SCALABLE.contains(&info.kind) => c.scale(m).await,
+        (Some("binding"), true, Method::POST) if info.kind == "Pod" => c.bind().await,
+        (Some("status" | "scale" | "binding"), true, m) | (None, _, m) => {
+            Err(StatusError::method_not_allowed(&m))
+        }
+        _ => Err(StatusError::no_such_path()),
+    }
+}
+
+impl Call<'_> {
+    fn err(&self, e: ApiError) -> StatusError {
+        StatusError::from_api(e, Some(self.path.info))
+    }
+
+    fn namespace(&self) -> &str {
+        self.path.namespace.as_deref().unwrap_or("")
+    }
+
+    fn name(&self) -> &str {
+        self.path.name.as_deref().unwrap_or("")
+    }
+
+    fn key(&self) -> String {
+        format!("{}/{}", self.namespace(), self.name())
+    }
+
+    fn include_object(&self) -> IncludeObject {
+        match self.req.query.get("includeObject") {
+            Some("Object") => IncludeObject::Object,
+            Some("None") => IncludeObject::None,
+            _ => IncludeObject::Metadata,
+        }
+    }
+
+    fn dry_run(&self) -> Result<bool, StatusError> {
+        self.req.query.dry_run()
+    }
+
+    async fn get(&self) -> Result<Response<ResponseBody>, StatusError> {
+        let kind = self.path.info.kind;
+        let obj = self
+            .state
+            .call("get", kind, &self.key(), self.state.registry.get(kind, self.namespace(), self.name()))
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(encode::object(StatusCode::OK, self.output, self.include_object(), &obj))
+    }
+
+    async fn list(&self) -> Result<Response<ResponseBody>, StatusError> {
+        let q = &self.req.query;
+        let kind = self.path.info.kind;
+        let opts = ListOptions {
+            namespace: self.namespace().to_string(),
+            label_selector: q.str("labelSelector"),
+            field_selector: q.str("fieldSelector"),
+            limit: q.int("limit")?.unwrap_or(0).max(0),
+            continue_token: q.str("continue"),
+        };
+        let l = self
+            .state
+            .call("list", kind, self.namespace(), self.state.registry.list(kind, &opts))
+            .await
+            .map_err(|e| self.err(e))?;
+        let meta = ListMeta {
+            resource_version: l.resource_version.to_string(),
+            continue_token: l.continue_token,
+            remaining: l.remaining,
+        };
+        Ok(encode::list(self.path.info, self.output, self.include_object(), &l.items, &meta))
+    }
+
+    /// The request body as an object of this kind, with its namespace (and name) checked against the
+    /// path's.
+    fn body_object(&self) -> Result<decode::Decoded, StatusError> {
+        let format =
+            media::body_format(&self.req.headers).map_err(|t| StatusError::unsupported_media_type(&t))?;
+        let value = decode::value(&self.req.body, format)?;
+        let validation = FieldValidation::from_query(&self.req.query)?;
+        let mut d = decode::object(self.path.info, value, validation)?;
+        self.check_identity(&mut d.object)?;
+        Ok(d)
+    }
+
+    fn check_identity(&self, obj: &mut Object) -> Result<(), StatusError> {
+        let info = self.path.info;
+        let meta = obj.meta_mut();
+        if info.namespaced {
+            let ns = self.namespace();
+            if meta.namespace.is_empty() {
+                meta.namespace = ns.to_string();
+            } else if meta.namespace != ns {
+                return Err(StatusError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
+            }
+        } else {
+            meta.namespace.clear();
+        }
+        if let Some(name) = &self.path.name {
+            if meta.name.is_empty() {
+                meta.name = name.clone();
+            } else if &meta.name != name {
+                return Err(StatusError::bad_request(format!(
+                    "the name of the object ({}) does not match the name on the URL ({name})",
+                    meta.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn create(&self) -> Result<Response<ResponseBody>, StatusError> {
+        let d = self.body_object()?;
+        let dry_run = self.dry_run()?;
+        let key = d.object.key();
+        let obj = self
+            .state
+            .call("create", self.path.info.kind, &key, self.state.registry.create(d.object, dry_run))
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(with_warnings(
+            encode::object(StatusCode::CREATED, self.output, self.include_object(), &obj),
+            &d.warnings,
+        ))
+    }
+
+    async fn update(&self, status_only: bool) -> Result<Response<ResponseBody>, StatusError> {
+        let d = self.body_object()?;
+        let dry_run = self.dry_run()?;
+        let verb = if status_only { "update_status" } else { "update" };
+        let obj = self
+            .state
+            .call(
+                verb,
+                self.path.info.kind,
+                &self.key(),
+                self.state.registry.update(d.object, status_only, dry_run),
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(with_warnings(
+            encode::object(StatusCode::OK, self.output, self.include_object(), &obj),
+            &d.warnings,
+        ))
+    }
+
+    /// Reads the object, applies `change` to its JSON form, and writes it back with the read's
+    /// resourceVersion; retried when someone else wrote in between.
+    async fn read_modify_write(
+        &self,
+        verb: &'static str,
+        status_only: bool,
+        dry_run: bool,
+        change: impl Fn(Value) -> Result<Value, StatusError>,
+    ) -> Result<(Object, Vec<String>), StatusError> {
+        let info = self.path.info;
+        let validation = FieldValidation::from_query(&self.req.query)?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let current = self
+                .state
+                .registry
+                .get(info.kind, self.namespace(), self.name())
+                .await
+                .map_err(|e| self.err(e))?;
+            let rv = current.meta().resource_version.clone();
+            let changed = change(encode::object_value(&current))?;
+            // A patch naming another resourceVersion is a precondition: its conflict is the client's.
+            let explicit = changed["metadata"]["resourceVersion"].as_str().is_some_and(|v| v != rv);
+            let value = serde_yaml::to_value(&changed)
+                .map_err(|e| StatusError::bad_request(format!("the patched object: {e}")))?;
+            let mut d = decode::object(info, value, validation)?;
+            self.check_identity(&mut d.object)?;
+            // A patch that does not name a resourceVersion applies to the version it was computed on.
+            let meta = d.object.meta_mut();
+            if meta.resource_version.is_empty() {
+                meta.resource_version = rv;
+            }
+            let write = self.state.registry.update(d.object, status_only, dry_run);
+            match self.state.call(verb, info.kind, &self.key(), write).await {
+                Ok(obj) => return Ok((obj, d.warnings)),
+                Err(ApiError::Conflict { .. }) if attempt < PATCH_ATTEMPTS && !explicit => continue,
+                Err(e) => return Err(self.err(e)),
+            }
+        }
+    }
+
+    async fn patch(&self, status_only: bool) -> Result<Response<ResponseBody>, StatusError> {
+        let kind = patch::PatchKind::from_type(media::patch_type(&self.req.headers))?;
+        let doc: Value = serde_json::from_slice(&self.req.body)
+            .or_else(|_| serde_yaml::from_slice(&self.req.body))
+            .map_err(|e| StatusError::bad_request(format!("the patch is not valid JSON: {e}")))?;
+        let dry_run = self.dry_run()?;
+        let info = self.path.info;
+        let verb = if status_only { "patch_status" } else { "patch" };
+        let (obj, warnings) = self
+            .read_modify_write(verb, status_only, dry_run, |current| patch::apply(kind, info, current, &doc))
+            .await?;
+        Ok(with_warnings(encode::object(StatusCode::OK, self.output, self.include_object(), &obj), &warnings))
+    }
+
+    fn delete_options(&self) -> Result<DeleteOptions, StatusError> {
+        #[derive(Deserialize, Default)]
+        #[serde(rename_all = "camelCase")]
+        struct Preconditions {
+            #[serde(default)]
+            uid: Option<String>,
+            #[serde(default)]
+            resource_version: Option<String>,
+        }
+        #[derive(Deserialize, Default)]
+        #[serde(rename_all = "camelCase")]
+        struct Body {
+            #[serde(default)]
+            grace_period_seconds: Option<i64>,
+            #[serde(default)]
+            propagation_policy: Option<String>,
+            #[serde(default)]
+            orphan_dependents: Option<bool>,
+            #[serde(default)]
+            preconditions: Option<Preconditions>,
+            #[serde(default)]
+            dry_run: Vec<String>,
+        }
+        let body: Body = if self.req.body.iter().all(u8::is_ascii_whitespace) {
+            Body::default()
+        } else {
+            serde_json::from_slice(&self.req.body)
+                .or_else(|_| serde_yaml::from_slice(&self.req.body))
+                .map_err(|e| StatusError::bad_request(format!("DeleteOptions: {e}")))?
+        };
+        let q = &self.req.query;
+        let policy = body
+            .propagation_policy
+            .or_else(|| q.get("propagationPolicy").map(str::to_string))
+            .or_else(|| {
+                match body
+                    .orphan_dependents
+                    .or_else(|| q.get("orphanDependents").map(|_| q.bool("orphanDependents")))
+                {
+                    Some(true) => Some("Orphan".into()),
+                    Some(false) => Some("Background".into()),
+                    None => None,
+                }
+            })
+            .unwrap_or_default();
+        let pre = body.preconditions.unwrap_or_default();
+        Ok(DeleteOptions {
+            grace_period_seconds: body.grace_period_seconds.or(q.int("gracePeriodSeconds")?),
+            propagation_policy: policy,
+            precondition_uid: pre.uid.unwrap_or_default(),
+            precondition_resource_version: pre.resource_version.unwrap_or_default(),
+            dry_run: query::dry_run_values(&body.dry_run)? || q.dry_run()?,
+        })
+    }
+
+    async fn delete(&self) -> Result<Response<ResponseBody>, StatusError> {
+        let opts = self.delete_options()?;
+        let info = self.path.info;
+        let delete = self.state.registry.delete(info.kind, self.namespace(), self.name(), &opts);
+        let (obj, pending) =
+            self.state.call("delete", info.kind, &self.key(), delete).await.map_err(|e| self.err(e))?;
+        // Kubernetes returns a pod (and any object still waiting for finalizers) itself, other
+        // deleted objects as a Status.
+        if pending || info.kind == "Pod" {
+            Ok(encode::object(StatusCode::OK, self.output, self.include_object(), &obj))
+        } else {
+            Ok(encode::deleted(info, &obj))
+        }
+    }
+
+    async fn delete_collection(&self) -> Result<Response<ResponseBody>, StatusError> {
+        let opts = self.delete_options()?;
+        let q = &self.req.query;
+        let info = self.path.info;
+        let list_opts = ListOptions {
+            namespace: self.namespace().to_string(),
+            label_selector: q.str("labelSelector"),
+            field_selector: q.str("fieldSelector"),
+            ..Default::default()
+        };
+        let l = self.state.registry.list(info.kind, &list_opts).await.map_err(|e| self.err(e))?;
+        let mut deleted = Vec::new();
+        for o in &l.items {
+            let m = o.meta();
+            let delete = self.state.registry.delete(info.kind, &m.namespace, &m.name, &opts);
+            match self.state.call("delete", info.kind, &o.key(), delete).await {
+                Ok((obj, _)) => deleted.push(obj),
+                Err(ApiError::NotFound { .. }) => {}
+                Err(e) => return Err(self.err(e)),
+            }
+        }
+        let meta = ListMeta { resource_version: l.resource_version.to_string(), ..Default::default() };
+        Ok(encode::list(info, self.output, self.include_object(), &deleted, &meta))
+    }
+
+    async fn bind(&self) -> Result<Response<ResponseBody>, StatusError> {
+        let format =
+            media::body_format(&self.req.headers).map_err(|t| StatusError::unsupported_media_type(&t))?;
+        let v = decode::value(&self.req.body, format)?;
+        let v: Value = serde_json::to_value(&v).unwrap_or_default();
+        let node = v["target"]["name"].as_str().unwrap_or("");
+        let uid = v["metadata"]["uid"].as_str().unwrap_or("");
+        let bind = self.state.registry.bind(self.namespace(), self.name(), uid, node);
+        self.state.call("bind", "Pod", &self.key(), bind).await.map_err(|e| self.err(e))?;
+        Ok(encode::json(
+            StatusCode::CREATED,
+            &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+        ))
+    }
+
+    /// `autoscaling/v1 Scale` of a Deployment, ReplicaSet or StatefulSet.
+    async fn scale(&self, method: Method) -> Result<Response<ResponseBody>, StatusError> {
+        let info = self.path.info;
+        let obj = match method {
+            Method::GET => self
+                .state
+                .call(
+                    "get",
+                    info.kind,
+                    &self.key(),
+                    self.state.registry.get(info.kind, self.namespace(), self.name()),
+                )
+                .await
+                .map_err(|e| self.err(e))?,
+            Method::PUT | Method::PATCH => {
+                let dry_run = self.dry_run()?;
+                let body: Value = serde_json::from_slice(&self.req.body)
+                    .or_else(|_| serde_yaml::from_slice(&self.req.body))
+                    .map_err(|e| StatusError::bad_request(format!("the body is not valid JSON: {e}")))?;
+                let kind = if method == Method::PUT {
+                    None
+                } else {
+                    Some(patch::PatchKind::from_type(media::patch_type(&self.req.headers))?)
+                };
+                let (obj, _) = self
+                    .read_modify_write("scale", false, dry_run, |mut current| {
+                        let scale = scale_of(&current);
+                        let wanted = match kind {
+                            None => body.clone(),
+                            Some(k) => patch::apply_untyped(k, scale, &body)?,
+                        };
+                        let replicas = wanted["spec"]["replicas"]
+                            .as_i64()
+                            .ok_or_else(|| StatusError::bad_request("spec.replicas: Required value"))?;
+                        current["spec"]["replicas"] = json!(replicas);
+                        if let Some(rv) = wanted["metadata"]["resourceVersion"].as_str() {
+                            current["metadata"]["resourceVersion"] = json!(rv);
+                        }
+                        Ok(current)
+                    })
+                    .await?;
+                obj
+            }
+            m => return Err(StatusError::method_not_allowed(&m)),
+        };
+        Ok(encode::json(StatusCode::OK, &scale_of(&encode::object_value(&obj))))
+    }
+}
+
+/// The Scale of an object's JSON form.
+fn scale_of(obj: &Value) -> Value {
+    let meta = &obj["metadata"];
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "uid": meta["uid"],
+            "resourceVersion": meta["resourceVersion"],
+            "creationTimestamp": meta["creationTimestamp"],
+        },
+        "spec": {"replicas": obj["spec"]["replicas"].as_i64().unwrap_or(1)},
+        "status": {
+            "replicas": obj["status"]["replicas"].as_i64().unwrap_or(0),
+            "selector": scale_selector(&obj["spec"]["selector"]),
+        },
+    })
+}
+
+/// A Scale's `status.selector`: the label selector as a string, empty when there is none.
+fn scale_selector(selector: &Value) -> String {
+    if selector.is_null() || selector.as_object().is_some_and(|m| m.is_empty()) {
+        return String::new();
+    }
+    navarch_api::table_columns::selector_string(selector)
+}
+
+/// Adds a `Warning` header per message (`299 - "<message>"`), as Kubernetes does.
+fn with_warnings(mut resp: Response<ResponseBody>, warnings: &[String]) -> Response<ResponseBody> {
+    for w in warnings {
+        let text = format!("299 - {}", serde_json::to_string(w).unwrap_or_default());
+        if let Ok(v) = HeaderValue::from_str(&text) {
+            resp.headers_mut().append(http::header::WARNING, v);
+        }
+    }
+    resp
+}

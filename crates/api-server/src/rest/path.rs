@@ -1,0 +1,158 @@
+//! Kubernetes' URL layout: which endpoint a request path names.
+//!
+//! `/api/v1/...` is the core group, `/apis/<group>/<version>/...` the others. Below a group-version:
+//! `<plural>`, `<plural>/<name>[/<subresource>]`, and for namespaced kinds
+//! `namespaces/<ns>/<plural>[/<name>[/<subresource>]]` (`/api/v1/namespaces/<name>[/status]` is a
+//! Namespace itself).
+
+use navarch_api::{KINDS, KindInfo};
+
+/// What a request path names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Version,
+    /// `/api`: the core group's versions (or aggregated discovery of the core group).
+    CoreGroup,
+    /// `/apis`: every other group (or their aggregated discovery).
+    Groups,
+    /// `/apis/<group>`: one group and its versions.
+    Group(String),
+    /// `/api/v1`, `/apis/<group>/<version>`: the resources of a group-version.
+    GroupVersion(String),
+    /// `/openapi/v3`: the list of OpenAPI documents.
+    OpenApiIndex,
+    /// `/openapi/v3/<api/v1 | apis/<group>/<version>>`.
+    OpenApiDocument(String),
+    Resource(ResourcePath),
+}
+
+/// A collection, an object or a subresource of a kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourcePath {
+    pub info: &'static KindInfo,
+    /// For namespaced kinds: the namespace in the path; `None` for all namespaces (or cluster-scoped).
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub subresource: Option<String>,
+}
+
+/// Why a path names nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotFound;
+
+fn kind_in(group_version: &str, plural: &str) -> Option<&'static KindInfo> {
+    KINDS.iter().find(|k| k.api_version == group_version && k.plural == plural)
+}
+
+/// Whether navarch serves any kind in `group_version` (`v1`, `apps/v1`).
+pub fn serves_group_version(group_version: &str) -> bool {
+    KINDS.iter().any(|k| k.api_version == group_version)
+}
+
+/// Parses a request path (without the query string).
+pub fn parse(path: &str) -> Result<Target, NotFound> {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    match segments.as_slice() {
+        ["version"] => Ok(Target::Version),
+        ["api"] => Ok(Target::CoreGroup),
+        ["apis"] => Ok(Target::Groups),
+        ["openapi", "v3"] => Ok(Target::OpenApiIndex),
+        ["openapi", "v3", rest @ ..] if !rest.is_empty() => Ok(Target::OpenApiDocument(rest.join("/"))),
+        ["apis", group] if KINDS.iter().any(|k| k.api_version.starts_with(&format!("{group}/"))) => {
+            Ok(Target::Group(group.to_string()))
+        }
+        ["api", "v1", rest @ ..] => below_group_version("v1".to_string(), rest),
+        ["apis", group, version, rest @ ..] => below_group_version(format!("{group}/{version}"), rest),
+        _ => Err(NotFound),
+    }
+}
+
+fn below_group_version(gv: String, rest: &[&str]) -> Result<Target, NotFound> {
+    if !serves_group_version(&gv) {
+        return Err(NotFound);
+    }
+    let resource = |plural: &str, namespace: Option<&str>, name: Option<&str>, sub: Option<&str>| {
+        let info = kind_in(&gv, plural).ok_or(NotFound)?;
+        if namespace.is_some() && !info.namespaced {
+            return Err(NotFound);
+        }
+        if name.is_some_and(str::is_empty) {
+            return Err(NotFound);
+        }
+        Ok(Target::Resource(ResourcePath {
+            info,
+            namespace: namespace.map(str::to_string),
+            name: name.map(str::to_string),
+            subresource: sub.map(str::to_string),
+        }))
+    };
+    match rest {
+        [] => Ok(Target::GroupVersion(gv)),
+        // A Namespace's status (and finalize) subresource, as opposed to a collection in it.
+        ["namespaces", name, sub] if gv == "v1" && kind_in(&gv, sub).is_none() => {
+            resource("namespaces", None, Some(name), Some(sub))
+        }
+        ["namespaces", ns, plural] => resource(plural, Some(ns), None, None),
+        ["namespaces", ns, plural, name] => resource(plural, Some(ns), Some(name), None),
+        ["namespaces", ns, plural, name, sub] => resource(plural, Some(ns), Some(name), Some(sub)),
+        [plural] => resource(plural, None, None, None),
+        [plural, name] => resource(plural, None, Some(name), None),
+        [plural, name, sub] => resource(plural, None, Some(name), Some(sub)),
+        _ => Err(NotFound),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn res(path: &str) -> ResourcePath {
+        match parse(path) {
+            Ok(Target::Resource(r)) => r,
+            other => panic!("{path}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn discovery_paths() {
+        assert_eq!(parse("/version"), Ok(Target::Version));
+        assert_eq!(parse("/api"), Ok(Target::CoreGroup));
+        assert_eq!(parse("/apis/"), Ok(Target::Groups));
+        assert_eq!(parse("/apis/apps"), Ok(Target::Group("apps".into())));
+        assert_eq!(parse("/api/v1"), Ok(Target::GroupVersion("v1".into())));
+        assert_eq!(parse("/apis/apps/v1"), Ok(Target::GroupVersion("apps/v1".into())));
+        assert_eq!(parse("/apis/apps/v2"), Err(NotFound));
+        assert_eq!(parse("/apis/nope"), Err(NotFound));
+        assert_eq!(parse("/openapi/v3"), Ok(Target::OpenApiIndex));
+        assert_eq!(parse("/openapi/v3/apis/apps/v1"), Ok(Target::OpenApiDocument("apis/apps/v1".into())));
+        assert_eq!(parse("/"), Err(NotFound));
+    }
+
+    #[test]
+    fn resource_paths() {
+        let r = res("/api/v1/namespaces/default/pods");
+        assert_eq!((r.info.kind, r.namespace.as_deref(), r.name.as_deref()), ("Pod", Some("default"), None));
+        let r = res("/api/v1/pods");
+        assert_eq!((r.info.kind, r.namespace), ("Pod", None));
+        let r = res("/api/v1/namespaces/default/pods/web/status");
+        assert_eq!((r.name.as_deref(), r.subresource.as_deref()), (Some("web"), Some("status")));
+        let r = res("/apis/apps/v1/namespaces/ns1/deployments/web/scale");
+        assert_eq!((r.info.kind, r.subresource.as_deref()), ("Deployment", Some("scale")));
+        let r = res("/api/v1/nodes/node-1");
+        assert_eq!((r.info.kind, r.name.as_deref()), ("Node", Some("node-1")));
+        let r = res("/api/v1/namespaces/kube-system");
+        assert_eq!((r.info.kind, r.namespace, r.name.as_deref()), ("Namespace", None, Some("kube-system")));
+        let r = res("/api/v1/namespaces/kube-system/status");
+        assert_eq!((r.info.kind, r.subresource.as_deref()), ("Namespace", Some("status")));
+        let r = res("/api/v1/namespaces");
+        assert_eq!((r.info.kind, r.name), ("Namespace", None));
+    }
+
+    #[test]
+    fn wrong_group_or_scope_is_not_found() {
+        assert_eq!(parse("/api/v1/deployments"), Err(NotFound));
+        assert_eq!(parse("/apis/apps/v1/pods"), Err(NotFound));
+        assert_eq!(parse("/api/v1/namespaces/default/nodes"), Err(NotFound));
+        assert_eq!(parse("/api/v1/namespaces/default/pods/a/b/c"), Err(NotFound));
+    }
+}

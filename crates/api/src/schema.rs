@@ -1,0 +1,649 @@
+//! The shape of every message of `navarch.api.v1`, read from the proto descriptors at build time, and the
+//! Kubernetes facts that proto cannot say: how lists merge in a strategic merge patch, which fields
+//! Kubernetes marks required, and which strings are timestamps or base64 bytes.
+//!
+//! Used to generate the OpenAPI documents and, by the api-server, for strategic merge patch and for
+//! writing required fields even when they are empty. The tables follow Kubernetes' Go types
+//! (`k8s.io/api` 1.32, and newer releases for the fields added since); a test checks that every entry names
+//! a message and field that exists.
+
+/// A message of `navarch.api.v1`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Message {
+    pub name: &'static str,
+    /// The proto file it is defined in, without `.proto`: `meta`, `pod`, `core`, `apps`, `batch`,
+    /// `coordination`.
+    pub file: &'static str,
+    /// The comment above the message, `//` removed and lines joined into paragraphs; empty if none.
+    pub description: &'static str,
+    /// In declaration order.
+    pub fields: &'static [Field],
+}
+
+impl Message {
+    pub fn field(&self, json_name: &str) -> Option<&'static Field> {
+        self.fields.iter().find(|f| f.json_name == json_name)
+    }
+}
+
+/// A field of a [`Message`].
+#[derive(Debug, PartialEq, Eq)]
+pub struct Field {
+    /// The proto field name, which is Kubernetes' JSON name.
+    pub json_name: &'static str,
+    /// The type of the value; of each item for a repeated field; of the key (always a string) for a map.
+    pub ty: FieldType,
+    /// `repeated` (a JSON array); false for maps.
+    pub repeated: bool,
+    /// For `map<string, V>` (a JSON object), the type of V.
+    pub map_value: Option<FieldType>,
+    /// proto3 `optional`: absent and zero are different values (a Kubernetes pointer field).
+    pub optional: bool,
+    /// The comment above the field, as for [`Message::description`].
+    pub description: &'static str,
+}
+
+/// A proto field type. There are no proto enums in `navarch.api.v1` (Kubernetes' enums are strings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldType {
+    String,
+    Bool,
+    Int32,
+    Int64,
+    Uint32,
+    Uint64,
+    Float,
+    Double,
+    Bytes,
+    /// Another message of `navarch.api.v1`, by name.
+    Message(&'static str),
+}
+
+/// Every message, sorted by name.
+static MESSAGES: &[Message] = include!(concat!(env!("OUT_DIR"), "/navarch_schema.rs"));
+
+/// Every message of `navarch.api.v1`, sorted by name.
+pub fn messages() -> &'static [Message] {
+    MESSAGES
+}
+
+/// The message called `name` (`"PodSpec"`).
+pub fn message(name: &str) -> Option<&'static Message> {
+    MESSAGES.binary_search_by(|m| m.name.cmp(name)).ok().map(|i| &MESSAGES[i])
+}
+
+/// How a strategic merge patch treats a field (Kubernetes' `patchStrategy` tag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// Lists: merge items (by the merge key, or as a set of primitives without one).
+    Merge,
+    Replace,
+    /// Structs: clear the fields the patch does not name (`DeploymentSpec.strategy`).
+    RetainKeys,
+    MergeRetainKeys,
+}
+
+impl Strategy {
+    /// As written in `x-kubernetes-patch-strategy` and in patches' `$patch`/`$retainKeys` handling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Merge => "merge",
+            Strategy::Replace => "replace",
+            Strategy::RetainKeys => "retainKeys",
+            Strategy::MergeRetainKeys => "merge,retainKeys",
+        }
+    }
+}
+
+/// A field's strategic-merge-patch metadata (`x-kubernetes-patch-strategy`, `x-kubernetes-patch-merge-key`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PatchStrategy {
+    pub strategy: Strategy,
+    /// The item field that identifies an item of a merged list of objects.
+    pub merge_key: Option<&'static str>,
+}
+
+/// How server-side apply treats a list (`x-kubernetes-list-type`, `x-kubernetes-list-map-keys`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListType {
+    /// Replaced as a whole.
+    Atomic,
+    /// Items are unique primitives.
+    Set,
+    /// Items are objects identified by these fields.
+    Map(&'static [&'static str]),
+}
+
+impl ListType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListType::Atomic => "atomic",
+            ListType::Set => "set",
+            ListType::Map(_) => "map",
+        }
+    }
+}
+
+/// What proto says only as `string`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StringFormat {
+    /// RFC 3339 with seconds (`metav1.Time`).
+    Time,
+    /// RFC 3339 with microseconds (`metav1.MicroTime`).
+    MicroTime,
+    /// Base64 text of bytes (the values of `Secret.data`, `ConfigMap.binaryData`).
+    Byte,
+}
+
+/// The strategic-merge-patch metadata of `message.field`, if Kubernetes gives it any.
+pub fn patch_strategy(message: &str, field: &str) -> Option<PatchStrategy> {
+    rule(message, field).and_then(|r| r.patch)
+}
+
+/// The list type of the list `message.field`, if Kubernetes declares one.
+pub fn list_type(message: &str, field: &str) -> Option<ListType> {
+    rule(message, field).and_then(|r| r.list_type)
+}
+
+/// Whether Kubernetes marks `message.field` required (in OpenAPI, and always present in its JSON).
+pub fn is_required(message: &str, field: &str) -> bool {
+    required_fields(message).contains(&field)
+}
+
+/// The fields of `message` that Kubernetes marks required, in declaration order.
+pub fn required_fields(message: &str) -> &'static [&'static str] {
+    REQUIRED.iter().find(|(m, _)| *m == message).map_or(&[], |(_, fields)| fields)
+}
+
+/// The format of the string field (or of the string values of the map field) `message.field`.
+pub fn string_format(message: &str, field: &str) -> Option<StringFormat> {
+    STRING_FORMATS.iter().find(|(m, fields, _)| *m == message && fields.contains(&field)).map(|(_, _, f)| *f)
+}
+
+fn rule(message: &str, field: &str) -> Option<&'static FieldRule> {
+    FIELD_RULES.iter().find(|r| r.message == message && r.field == field)
+}
+
+struct FieldRule {
+    message: &'static str,
+    field: &'static str,
+    list_type: Option<ListType>,
+    patch: Option<PatchStrategy>,
+}
+
+impl FieldRule {
+    const fn patch(self, strategy: Strategy, merge_key: Option<&'static str>) -> FieldRule {
+        FieldRule { patch: Some(PatchStrategy { strategy, merge_key }), ..self }
+    }
+}
+
+const fn atomic(message: &'static str, field: &'static str) -> FieldRule {
+    FieldRule { message, field, list_type: Some(ListType::Atomic), patch: None }
+}
+
+const fn set(message: &'static str, field: &'static str) -> FieldRule {
+    FieldRule { message, field, list_type: Some(ListType::Set), patch: None }
+}
+
+const fn map(message: &'static str, field: &'static str, keys: &'static [&'static str]) -> FieldRule {
+    FieldRule { message, field, list_type: Some(ListType::Map(keys)), patch: None }
+}
+
+/// A field that is not a list.
+const fn plain(message: &'static str, field: &'static str) -> FieldRule {
+    FieldRule { message, field, list_type: None, patch: None }
+}
+
+use Strategy::{Merge, MergeRetainKeys, RetainKeys};
+
+/// By message, then in field declaration order.
+#[rustfmt::skip]
+static FIELD_RULES: &[FieldRule] = &[
+    atomic("Capabilities", "add"),
+    atomic("Capabilities", "drop"),
+    atomic("CephFSPersistentVolumeSource", "monitors"),
+    atomic("CephFSVolumeSource", "monitors"),
+    atomic("ConfigMapProjection", "items"),
+    atomic("ConfigMapVolumeSource", "items"),
+    atomic("Container", "command"),
+    atomic("Container", "args"),
+    map("Container", "ports", &["containerPort", "protocol"]).patch(Merge, Some("containerPort")),
+    atomic("Container", "envFrom"),
+    map("Container", "env", &["name"]).patch(Merge, Some("name")),
+    atomic("Container", "resizePolicy"),
+    map("Container", "volumeMounts", &["mountPath"]).patch(Merge, Some("mountPath")),
+    map("Container", "volumeDevices", &["devicePath"]).patch(Merge, Some("devicePath")),
+    atomic("Container", "restartPolicyRules"),
+    atomic("ContainerImage", "names"),
+    set("ContainerRestartRuleOnExitCodes", "values"),
+    map("ContainerStatus", "volumeMounts", &["mountPath"]).patch(Merge, Some("mountPath")),
+    map("ContainerStatus", "allocatedResourcesStatus", &["name"]).patch(Merge, Some("name")),
+    atomic("CronJobStatus", "active"),
+    map("DaemonSetStatus", "conditions", &["type"]).patch(Merge, Some("type")),
+    plain("DeploymentSpec", "strategy").patch(RetainKeys, None),
+    map("DeploymentStatus", "conditions", &["type"]).patch(Merge, Some("type")),
+    atomic("DownwardAPIProjection", "items"),
+    atomic("DownwardAPIVolumeSource", "items"),
+    atomic("EndpointSubset", "addresses"),
+    atomic("EndpointSubset", "notReadyAddresses"),
+    atomic("EndpointSubset", "ports"),
+    atomic("Endpoints", "subsets"),
+    atomic("ExecAction", "command"),
+    atomic("FCVolumeSource", "targetWWNs"),
+    atomic("FCVolumeSource", "wwids"),
+    atomic("HTTPGetAction", "httpHeaders"),
+    atomic("HostAlias", "hostnames"),
+    atomic("ISCSIPersistentVolumeSource", "portals"),
+    atomic("ISCSIVolumeSource", "portals"),
+    atomic("JobStatus", "conditions").patch(Merge, Some("type")),
+    atomic("LabelSelector", "matchExpressions"),
+    atomic("LabelSelectorRequirement", "values"),
+    atomic("LimitRangeSpec", "limits"),
+    atomic("LinuxContainerUser", "supplementalGroups"),
+    atomic("LoadBalancerIngress", "ports"),
+    atomic("LoadBalancerStatus", "ingress"),
+    atomic("NamespaceSpec", "finalizers"),
+    map("NamespaceStatus", "conditions", &["type"]).patch(Merge, Some("type")),
+    atomic("NodeAffinity", "preferredDuringSchedulingIgnoredDuringExecution"),
+    set("NodeAllocatableResourceClaimStatus", "containers"),
+    map("NodeAllocatableResourceClaimStatus", "mapping", &["name"]).patch(Merge, Some("name")),
+    map("NodeAllocatableResourceClaimStatus", "overhead", &["name"]).patch(Merge, Some("name")),
+    set("NodePodPreemptionPolicy", "disableResizePreemption"),
+    atomic("NodeSelector", "nodeSelectorTerms"),
+    atomic("NodeSelectorRequirement", "values"),
+    atomic("NodeSelectorTerm", "matchExpressions"),
+    atomic("NodeSelectorTerm", "matchFields"),
+    set("NodeSpec", "podCIDRs").patch(Merge, None),
+    atomic("NodeSpec", "taints"),
+    map("NodeStatus", "conditions", &["type"]).patch(Merge, Some("type")),
+    map("NodeStatus", "addresses", &["type"]).patch(Merge, Some("type")),
+    atomic("NodeStatus", "images"),
+    atomic("NodeStatus", "volumesInUse"),
+    atomic("NodeStatus", "volumesAttached"),
+    atomic("NodeStatus", "runtimeHandlers"),
+    atomic("NodeStatus", "declaredFeatures"),
+    map("ObjectMeta", "ownerReferences", &["uid"]).patch(Merge, Some("uid")),
+    set("ObjectMeta", "finalizers").patch(Merge, None),
+    atomic("ObjectMeta", "managedFields"),
+    atomic("PersistentVolumeClaimSpec", "accessModes"),
+    atomic("PersistentVolumeClaimStatus", "accessModes"),
+    map("PersistentVolumeClaimStatus", "conditions", &["type"]).patch(Merge, Some("type")),
+    atomic("PersistentVolumeSpec", "accessModes"),
+    atomic("PersistentVolumeSpec", "mountOptions"),
+    atomic("PodAffinity", "requiredDuringSchedulingIgnoredDuringExecution"),
+    atomic("PodAffinity", "preferredDuringSchedulingIgnoredDuringExecution"),
+    atomic("PodAffinityTerm", "namespaces"),
+    atomic("PodAffinityTerm", "matchLabelKeys"),
+    atomic("PodAffinityTerm", "mismatchLabelKeys"),
+    atomic("PodAntiAffinity", "requiredDuringSchedulingIgnoredDuringExecution"),
+    atomic("PodAntiAffinity", "preferredDuringSchedulingIgnoredDuringExecution"),
+    atomic("PodDNSConfig", "nameservers"),
+    atomic("PodDNSConfig", "searches"),
+    atomic("PodDNSConfig", "options"),
+    atomic("PodExtendedResourceClaimStatus", "requestMappings"),
+    atomic("PodFailurePolicy", "rules"),
+    set("PodFailurePolicyOnExitCodesRequirement", "values"),
+    atomic("PodFailurePolicyRule", "onPodConditions"),
+    atomic("PodSecurityContext", "supplementalGroups"),
+    atomic("PodSecurityContext", "sysctls"),
+    map("PodSpec", "volumes", &["name"]).patch(MergeRetainKeys, Some("name")),
+    map("PodSpec", "initContainers", &["name"]).patch(Merge, Some("name")),
+    map("PodSpec", "containers", &["name"]).patch(Merge, Some("name")),
+    map("PodSpec", "ephemeralContainers", &["name"]).patch(Merge, Some("name")),
+    map("PodSpec", "imagePullSecrets", &["name"]).patch(Merge, Some("name")),
+    atomic("PodSpec", "tolerations"),
+    map("PodSpec", "hostAliases", &["ip"]).patch(Merge, Some("ip")),
+    atomic("PodSpec", "readinessGates"),
+    map("PodSpec", "topologySpreadConstraints", &["topologyKey", "whenUnsatisfiable"]).patch(Merge, Some("topologyKey")),
+    map("PodSpec", "schedulingGates", &["name"]).patch(Merge, Some("name")),
+    map("PodSpec", "resourceClaims", &["name"]).patch(MergeRetainKeys, Some("name")),
+    map("PodSpec", "evictionResponders", &["name"]).patch(Merge, Some("name")),
+    map("PodStatus", "conditions", &["type"]).patch(Merge, Some("type")),
+    atomic("PodStatus", "hostIPs").patch(Merge, Some("ip")),
+    map("PodStatus", "podIPs", &["ip"]).patch(Merge, Some("ip")),
+    atomic("PodStatus", "initContainerStatuses"),
+    atomic("PodStatus", "containerStatuses"),
+    atomic("PodStatus", "ephemeralContainerStatuses"),
+    map("PodStatus", "resourceClaimStatuses", &["name"]).patch(MergeRetainKeys, Some("name")),
+    map("PodStatus", "nodeAllocatableResourceClaimStatuses", &["resourceClaimName"]).patch(Merge, Some("resourceClaimName")),
+    map("PodStatus", "volumeHealth", &["name"]),
+    map("PodVolumeHealth", "healthConditions", &["status", "reason"]).patch(Merge, Some("status")),
+    atomic("ProjectedVolumeSource", "sources"),
+    atomic("RBDPersistentVolumeSource", "monitors"),
+    atomic("RBDVolumeSource", "monitors"),
+    map("ReplicaSetStatus", "conditions", &["type"]).patch(Merge, Some("type")),
+    map("ReplicationControllerStatus", "conditions", &["type"]).patch(Merge, Some("type")),
+    atomic("ResourceQuotaSpec", "scopes"),
+    map("ResourceRequirements", "claims", &["name"]),
+    map("ResourceStatus", "resources", &["resourceID"]),
+    atomic("ScopeSelector", "matchExpressions"),
+    atomic("ScopedResourceSelectorRequirement", "values"),
+    atomic("SecretProjection", "items"),
+    atomic("SecretVolumeSource", "items"),
+    map("ServiceAccount", "secrets", &["name"]).patch(Merge, Some("name")),
+    atomic("ServiceAccount", "imagePullSecrets"),
+    map("ServiceSpec", "ports", &["port", "protocol"]).patch(Merge, Some("port")),
+    atomic("ServiceSpec", "clusterIPs"),
+    atomic("ServiceSpec", "externalIPs"),
+    atomic("ServiceSpec", "loadBalancerSourceRanges"),
+    atomic("ServiceSpec", "ipFamilies"),
+    map("ServiceStatus", "conditions", &["type"]).patch(Merge, Some("type")),
+    atomic("StatefulSetSpec", "volumeClaimTemplates"),
+    map("StatefulSetStatus", "conditions", &["type"]).patch(Merge, Some("type")),
+    atomic("SuccessPolicy", "rules"),
+    atomic("TopologySpreadConstraint", "matchLabelKeys"),
+    set("UncountedTerminatedPods", "succeeded"),
+    set("UncountedTerminatedPods", "failed"),
+    map("VolumeHealthStatus", "healthConditions", &["status", "reason"]).patch(Merge, Some("status")),
+    set("VolumeMount", "bindMountOptions"),
+];
+
+/// Kubernetes' required fields per message (a field is required unless it is `+optional` or
+/// `omitempty` in the Go type).
+#[rustfmt::skip]
+static REQUIRED: &[(&str, &[&str])] = &[
+    ("AWSElasticBlockStoreVolumeSource", &["volumeID"]),
+    ("AppArmorProfile", &["type"]),
+    ("AttachedVolume", &["name", "devicePath"]),
+    ("AzureDiskVolumeSource", &["diskName", "diskURI"]),
+    ("AzureFilePersistentVolumeSource", &["secretName", "shareName"]),
+    ("AzureFileVolumeSource", &["secretName", "shareName"]),
+    ("CSIPersistentVolumeSource", &["driver", "volumeHandle"]),
+    ("CSIVolumeSource", &["driver"]),
+    ("CephFSPersistentVolumeSource", &["monitors"]),
+    ("CephFSVolumeSource", &["monitors"]),
+    ("CinderPersistentVolumeSource", &["volumeID"]),
+    ("CinderVolumeSource", &["volumeID"]),
+    ("ClusterTrustBundleProjection", &["path"]),
+    ("Condition", &["type", "status", "lastTransitionTime", "reason", "message"]),
+    ("ConfigMapKeySelector", &["key"]),
+    ("ConfigMapNodeConfigSource", &["namespace", "name", "kubeletConfigKey"]),
+    ("Container", &["name"]),
+    ("ContainerExtendedResourceRequest", &["containerName", "resourceName", "requestName"]),
+    ("ContainerPort", &["containerPort"]),
+    ("ContainerResizePolicy", &["resourceName", "restartPolicy"]),
+    ("ContainerRestartRule", &["action"]),
+    ("ContainerRestartRuleOnExitCodes", &["operator"]),
+    ("ContainerStateTerminated", &["exitCode"]),
+    ("ContainerStatus", &["name", "ready", "restartCount", "image", "imageID"]),
+    ("CronJobSpec", &["schedule", "jobTemplate"]),
+    ("DaemonEndpoint", &["Port"]),
+    ("DaemonSetCondition", &["type", "status"]),
+    ("DaemonSetSpec", &["selector", "template"]),
+    ("DaemonSetStatus", &["currentNumberScheduled", "numberMisscheduled", "desiredNumberScheduled", "numberReady"]),
+    ("DeploymentCondition", &["type", "status"]),
+    ("DeploymentSpec", &["selector", "template"]),
+    ("DownwardAPIVolumeFile", &["path"]),
+    ("EndpointAddress", &["ip"]),
+    ("EndpointPort", &["port"]),
+    ("EnvVar", &["name"]),
+    ("Event", &["metadata", "involvedObject"]),
+    ("EvictionResponder", &["name", "priority"]),
+    ("FileKeySelector", &["volumeName", "path", "key"]),
+    ("FlexPersistentVolumeSource", &["driver"]),
+    ("FlexVolumeSource", &["driver"]),
+    ("GCEPersistentDiskVolumeSource", &["pdName"]),
+    ("GRPCAction", &["port"]),
+    ("GitRepoVolumeSource", &["repository"]),
+    ("GlusterfsPersistentVolumeSource", &["endpoints", "path"]),
+    ("GlusterfsVolumeSource", &["endpoints", "path"]),
+    ("HTTPGetAction", &["port"]),
+    ("HTTPHeader", &["name", "value"]),
+    ("HostAlias", &["ip"]),
+    ("HostIP", &["ip"]),
+    ("HostPathVolumeSource", &["path"]),
+    ("ISCSIPersistentVolumeSource", &["targetPortal", "iqn", "lun"]),
+    ("ISCSIVolumeSource", &["targetPortal", "iqn", "lun"]),
+    ("ImageVolumeStatus", &["imageRef"]),
+    ("JobCondition", &["type", "status"]),
+    ("JobSpec", &["template"]),
+    ("KeyToPath", &["key", "path"]),
+    ("LabelSelectorRequirement", &["key", "operator"]),
+    ("LimitRangeItem", &["type"]),
+    ("LimitRangeSpec", &["limits"]),
+    ("LinuxContainerUser", &["uid", "gid"]),
+    ("LocalVolumeSource", &["path"]),
+    ("LocalVolumeSourceRef", &["path"]),
+    ("ModifyVolumeStatus", &["status"]),
+    ("NFSVolumeSource", &["server", "path"]),
+    ("NamespaceCondition", &["type", "status"]),
+    ("NodeAddress", &["type", "address"]),
+    ("NodeAllocatableMappedResources", &["name", "quantity"]),
+    ("NodeAllocatableOverheadResources", &["name"]),
+    ("NodeAllocatableResourceClaimStatus", &["resourceClaimName"]),
+    ("NodeCondition", &["type", "status"]),
+    ("NodeSelector", &["nodeSelectorTerms"]),
+    ("NodeSelectorRequirement", &["key", "operator"]),
+    ("NodeSystemInfo", &["machineID", "systemUUID", "bootID", "kernelVersion", "osImage", "containerRuntimeVersion", "kubeletVersion", "kubeProxyVersion", "operatingSystem", "architecture"]),
+    ("ObjectFieldSelector", &["fieldPath"]),
+    ("OwnerReference", &["apiVersion", "kind", "name", "uid"]),
+    ("PersistentVolumeClaimCondition", &["type", "status"]),
+    ("PersistentVolumeClaimTemplate", &["spec"]),
+    ("PersistentVolumeClaimVolumeSource", &["claimName"]),
+    ("PhotonPersistentDiskVolumeSource", &["pdID"]),
+    ("PodAffinityTerm", &["topologyKey"]),
+    ("PodCertificateProjection", &["signerName", "keyType"]),
+    ("PodCondition", &["type", "status"]),
+    ("PodExtendedResourceClaimStatus", &["requestMappings", "resourceClaimName"]),
+    ("PodFailurePolicy", &["rules"]),
+    ("PodFailurePolicyOnExitCodesRequirement", &["operator", "values"]),
+    ("PodFailurePolicyOnPodConditionsPattern", &["type", "status"]),
+    ("PodFailurePolicyRule", &["action"]),
+    ("PodIP", &["ip"]),
+    ("PodOS", &["name"]),
+    ("PodReadinessGate", &["conditionType"]),
+    ("PodResourceClaim", &["name"]),
+    ("PodResourceClaimStatus", &["name"]),
+    ("PodSchedulingGate", &["name"]),
+    ("PodSpec", &["containers"]),
+    ("PodVolumeHealth", &["name"]),
+    ("PortStatus", &["port", "protocol"]),
+    ("PortworxVolumeSource", &["volumeID"]),
+    ("PreferredSchedulingTerm", &["weight", "preference"]),
+    ("QuobyteVolumeSource", &["registry", "volume"]),
+    ("RBDPersistentVolumeSource", &["monitors", "image"]),
+    ("RBDVolumeSource", &["monitors", "image"]),
+    ("ReplicaSetCondition", &["type", "status"]),
+    ("ReplicaSetSpec", &["selector"]),
+    ("ReplicaSetStatus", &["replicas"]),
+    ("ReplicationControllerCondition", &["type", "status"]),
+    ("ReplicationControllerStatus", &["replicas"]),
+    ("ResourceClaim", &["name"]),
+    ("ResourceFieldSelector", &["resource"]),
+    ("ResourceHealth", &["resourceID"]),
+    ("ResourceStatus", &["name"]),
+    ("ScaleIOPersistentVolumeSource", &["gateway", "system", "secretRef"]),
+    ("ScaleIOVolumeSource", &["gateway", "system", "secretRef"]),
+    ("ScopedResourceSelectorRequirement", &["scopeName", "operator"]),
+    ("SeccompProfile", &["type"]),
+    ("SecretKeySelector", &["key"]),
+    ("ServiceAccountTokenProjection", &["path"]),
+    ("ServicePort", &["port"]),
+    ("SleepAction", &["seconds"]),
+    ("StatefulSetCondition", &["type", "status"]),
+    ("StatefulSetSpec", &["selector", "template", "serviceName"]),
+    ("StatefulSetStatus", &["replicas"]),
+    ("SuccessPolicy", &["rules"]),
+    ("Sysctl", &["name", "value"]),
+    ("TCPSocketAction", &["port"]),
+    ("Taint", &["key", "effect"]),
+    ("TopologySpreadConstraint", &["maxSkew", "topologyKey", "whenUnsatisfiable"]),
+    ("TypedLocalObjectReference", &["kind", "name"]),
+    ("TypedObjectReference", &["kind", "name"]),
+    ("Volume", &["name"]),
+    ("VolumeDevice", &["name", "devicePath"]),
+    ("VolumeHealthCondition", &["status", "reason"]),
+    ("VolumeMount", &["name", "mountPath"]),
+    ("VolumeMountStatus", &["name", "mountPath"]),
+    ("VsphereVirtualDiskVolumeSource", &["volumePath"]),
+    ("WeightedPodAffinityTerm", &["weight", "podAffinityTerm"]),
+];
+
+#[rustfmt::skip]
+static STRING_FORMATS: &[(&str, &[&str], StringFormat)] = &[
+    ("Condition", &["lastTransitionTime"], StringFormat::Time),
+    ("ContainerStateRunning", &["startedAt"], StringFormat::Time),
+    ("ContainerStateTerminated", &["startedAt", "finishedAt"], StringFormat::Time),
+    ("CronJobStatus", &["lastScheduleTime", "lastSuccessfulTime"], StringFormat::Time),
+    ("DaemonSetCondition", &["lastTransitionTime"], StringFormat::Time),
+    ("DeploymentCondition", &["lastUpdateTime", "lastTransitionTime"], StringFormat::Time),
+    ("Event", &["firstTimestamp", "lastTimestamp"], StringFormat::Time),
+    ("JobCondition", &["lastProbeTime", "lastTransitionTime"], StringFormat::Time),
+    ("JobStatus", &["startTime", "completionTime"], StringFormat::Time),
+    ("ManagedFieldsEntry", &["time"], StringFormat::Time),
+    ("NamespaceCondition", &["lastTransitionTime"], StringFormat::Time),
+    ("NodeCondition", &["lastHeartbeatTime", "lastTransitionTime"], StringFormat::Time),
+    ("ObjectMeta", &["creationTimestamp", "deletionTimestamp"], StringFormat::Time),
+    ("PersistentVolumeClaimCondition", &["lastProbeTime", "lastTransitionTime"], StringFormat::Time),
+    ("PersistentVolumeStatus", &["lastPhaseTransitionTime"], StringFormat::Time),
+    ("PodCondition", &["lastProbeTime", "lastTransitionTime"], StringFormat::Time),
+    ("PodStatus", &["startTime"], StringFormat::Time),
+    ("PodVolumeHealth", &["lastTransitionTime"], StringFormat::Time),
+    ("ReplicaSetCondition", &["lastTransitionTime"], StringFormat::Time),
+    ("ReplicationControllerCondition", &["lastTransitionTime"], StringFormat::Time),
+    ("StatefulSetCondition", &["lastTransitionTime"], StringFormat::Time),
+    ("Taint", &["timeAdded"], StringFormat::Time),
+    ("VolumeHealthStatus", &["lastTransitionTime"], StringFormat::Time),
+    ("Event", &["eventTime"], StringFormat::MicroTime),
+    ("EventSeries", &["lastObservedTime"], StringFormat::MicroTime),
+    ("LeaseSpec", &["acquireTime", "renewTime"], StringFormat::MicroTime),
+    ("ConfigMap", &["binaryData"], StringFormat::Byte),
+    ("Secret", &["data"], StringFormat::Byte),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(m: &str, f: &str) -> &'static Field {
+        let msg = message(m).unwrap_or_else(|| panic!("no message {m}"));
+        msg.field(f).unwrap_or_else(|| panic!("no field {m}.{f}"))
+    }
+
+    fn item_message(f: &Field) -> Option<&'static Message> {
+        match f.map_value.unwrap_or(f.ty) {
+            FieldType::Message(name) => message(name),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn descriptors_are_read() {
+        let pod = message("Pod").unwrap();
+        assert_eq!(pod.file, "pod");
+        assert_eq!(
+            pod.fields.iter().map(|f| f.json_name).collect::<Vec<_>>(),
+            ["apiVersion", "kind", "metadata", "spec", "status"]
+        );
+        let containers = field("PodSpec", "containers");
+        assert!(containers.repeated);
+        assert_eq!(containers.ty, FieldType::Message("Container"));
+        let labels = field("ObjectMeta", "labels");
+        assert!(!labels.repeated);
+        assert_eq!((labels.ty, labels.map_value), (FieldType::String, Some(FieldType::String)));
+        assert_eq!(field("NodeStatus", "capacity").map_value, Some(FieldType::Message("Quantity")));
+        assert!(field("DeploymentSpec", "replicas").optional);
+        assert!(
+            field("DeploymentStrategy", "type").description.starts_with("\"Recreate\": delete all old pods")
+        );
+        // Comment lines are joined into one paragraph.
+        assert!(!field("DeploymentSpec", "selector").description.contains('\n'));
+        assert_eq!(
+            message("Quantity").unwrap().description,
+            "A resource amount as written: \"500m\", \"128Mi\", \"1.5Gi\", \"2\"."
+        );
+        assert!(messages().windows(2).all(|w| w[0].name < w[1].name));
+        // Map entries are not messages of their own.
+        assert!(messages().iter().all(|m| !m.name.ends_with("Entry") || m.name == "ManagedFieldsEntry"));
+    }
+
+    #[test]
+    fn every_message_reference_resolves() {
+        for m in messages() {
+            for f in m.fields {
+                for ty in [Some(f.ty), f.map_value].into_iter().flatten() {
+                    if let FieldType::Message(name) = ty {
+                        assert!(
+                            message(name).is_some(),
+                            "{}.{} refers to unknown {name}",
+                            m.name,
+                            f.json_name
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn field_rules_name_existing_fields() {
+        for (i, r) in FIELD_RULES.iter().enumerate() {
+            assert!(
+                FIELD_RULES[..i].iter().all(|o| (o.message, o.field) != (r.message, r.field)),
+                "{}.{} twice",
+                r.message,
+                r.field
+            );
+            let f = field(r.message, r.field);
+            let what = format!("{}.{}", r.message, r.field);
+            assert_eq!(f.repeated, r.list_type.is_some(), "{what}: list types are for repeated fields only");
+            let item = item_message(f);
+            if let Some(ListType::Map(keys)) = r.list_type {
+                let item = item.unwrap_or_else(|| panic!("{what}: a map list needs object items"));
+                for k in keys {
+                    assert!(
+                        item.field(k).is_some(),
+                        "{what}: list map key {k} is not a field of {}",
+                        item.name
+                    );
+                }
+            }
+            if let Some(PatchStrategy { merge_key: Some(k), .. }) = r.patch {
+                let item = item.unwrap_or_else(|| panic!("{what}: a merge key needs object items"));
+                assert!(item.field(k).is_some(), "{what}: merge key {k} is not a field of {}", item.name);
+            }
+            assert!(r.list_type.is_some() || r.patch.is_some(), "{what}: empty rule");
+        }
+        assert_eq!(
+            patch_strategy("PodSpec", "containers"),
+            Some(PatchStrategy { strategy: Merge, merge_key: Some("name") })
+        );
+        assert_eq!(patch_strategy("PodSpec", "volumes").unwrap().strategy.as_str(), "merge,retainKeys");
+        assert_eq!(patch_strategy("DeploymentSpec", "strategy").unwrap().strategy, RetainKeys);
+        assert_eq!(patch_strategy("PodSpec", "tolerations"), None);
+        assert_eq!(list_type("PodSpec", "tolerations"), Some(ListType::Atomic));
+        assert_eq!(list_type("Container", "ports"), Some(ListType::Map(&["containerPort", "protocol"])));
+        assert_eq!(patch_strategy("Nope", "containers"), None);
+    }
+
+    #[test]
+    fn required_fields_exist() {
+        assert!(REQUIRED.windows(2).all(|w| w[0].0 < w[1].0), "REQUIRED must be sorted and without repeats");
+        for (m, fields) in REQUIRED {
+            let msg = message(m).unwrap_or_else(|| panic!("no message {m}"));
+            for f in *fields {
+                assert!(msg.field(f).is_some(), "required {m}.{f} does not exist");
+            }
+        }
+        assert!(is_required("Container", "name"));
+        assert!(is_required("OwnerReference", "uid"));
+        assert!(is_required("DeploymentSpec", "template"));
+        assert!(!is_required("Container", "image"));
+        assert!(!is_required("Toleration", "key"));
+    }
+
+    #[test]
+    fn string_formats_name_string_fields() {
+        for (m, fields, format) in STRING_FORMATS {
+            for f in *fields {
+                let f = field(m, f);
+                let ty = f.map_value.unwrap_or(f.ty);
+                assert_eq!(ty, FieldType::String, "{m}.{}: {format:?} needs a string", f.json_name);
+            }
+        }
+        assert_eq!(string_format("ObjectMeta", "creationTimestamp"), Some(StringFormat::Time));
+        assert_eq!(string_format("LeaseSpec", "renewTime"), Some(StringFormat::MicroTime));
+        assert_eq!(string_format("Secret", "data"), Some(StringFormat::Byte));
+        assert_eq!(string_format("ObjectMeta", "name"), None);
+    }
+}
