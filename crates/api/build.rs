@@ -35,6 +35,7 @@ fn main() {
         files.extend(in_dir);
     }
     println!("cargo:rerun-if-changed={}", root.display());
+    println!("cargo:rerun-if-changed=src/schema_required.rs");
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
     }
@@ -76,6 +77,13 @@ fn main() {
         .expect("generating code");
 }
 
+// `static REQUIRED`: Kubernetes' required fields per message, which JSON always carries.
+include!("src/schema_required.rs");
+
+fn is_required(message: &str, field: &str) -> bool {
+    REQUIRED.iter().any(|(m, fields)| *m == message && fields.contains(&field))
+}
+
 fn annotate(config: &mut prost_build::Config, parent: &str, msg: &DescriptorProto) {
     let full = format!("{parent}.{}", msg.name());
     if msg.options.as_ref().is_some_and(|o| o.map_entry()) {
@@ -103,7 +111,14 @@ fn annotate(config: &mut prost_build::Config, parent: &str, msg: &DescriptorProt
         } else {
             ("crate::serde_support::is_default", false)
         };
-        let mut attr = format!("#[serde(rename = \"{name}\", skip_serializing_if = \"{skip}\")]");
+        // A required field is written even when empty (`ready: false`, `restartCount: 0`, `[]`), as
+        // Kubernetes' Go types without `omitempty` are: strict clients (Python's typed models) need
+        // it. An absent message or pointer (`Option`) stays absent.
+        let mut attr = if is_required(msg.name(), name) && !optional {
+            format!("#[serde(rename = \"{name}\")]")
+        } else {
+            format!("#[serde(rename = \"{name}\", skip_serializing_if = \"{skip}\")]")
+        };
         if FILE_MODE_FIELDS.contains(&name) && optional {
             // YAML 1.1 (Kubernetes' YAML) reads `0644` as octal; our YAML 1.2 parser yields the text.
             attr.push_str(" #[serde(default, deserialize_with = \"crate::serde_support::file_mode\")]");

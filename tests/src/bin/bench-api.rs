@@ -2,7 +2,12 @@
 //! same run (same concurrency, same value size), the api-server's memory with every pod stored, and watch
 //! fan-out delivery latency to many concurrent watchers.
 //!
-//! Flags: `--pods N` (20000), `--concurrency C` (64), `--watchers W` (1000), `--watch-events E` (100).
+//! The same creates through the REST API (JSON bodies over keep-alive HTTP/1.1, as kubectl and client
+//! libraries send them) beside gRPC, and the time of `kubectl get pods -A` with `--list-pods` pods
+//! stored beside `navctl get pods -A`.
+//!
+//! Flags: `--pods N` (20000), `--concurrency C` (64), `--watchers W` (1000), `--watch-events E` (100),
+//! `--list-pods L` (5000).
 
 #![forbid(unsafe_code)]
 
@@ -23,10 +28,11 @@ struct Args {
     concurrency: usize,
     watchers: usize,
     watch_events: usize,
+    list_pods: usize,
 }
 
 fn args() -> Args {
-    let mut a = Args { pods: 20_000, concurrency: 64, watchers: 1000, watch_events: 100 };
+    let mut a = Args { pods: 20_000, concurrency: 64, watchers: 1000, watch_events: 100, list_pods: 5000 };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value =
@@ -36,6 +42,7 @@ fn args() -> Args {
             "--concurrency" => a.concurrency = value(),
             "--watchers" => a.watchers = value(),
             "--watch-events" => a.watch_events = value(),
+            "--list-pods" => a.list_pods = value(),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -184,6 +191,18 @@ async fn main() {
     )
     .await;
     let rss = server.pid().map(rss_mib).unwrap_or(0.0);
+    let rest = drive(
+        a.pods,
+        a.concurrency,
+        || rest_connection(addr.clone()),
+        |mut conn: RestConnection, i| {
+            Box::pin(async move {
+                conn.create_pod(&pod(format!("rest-pod-{i:06}"))).await;
+                conn
+            })
+        },
+    )
+    .await;
 
     println!();
     println!(
@@ -206,6 +225,14 @@ async fn main() {
         100.0 * api.rate / raw.rate,
         ms(api.p99)
     );
+    println!(
+        "{:<34} {:>12.0} {:>12} {:>12}",
+        "REST create Pod (JSON)",
+        rest.rate,
+        ms(rest.p50),
+        ms(rest.p99)
+    );
+    println!("REST / gRPC: {:.0}% (goal >= 70%)", 100.0 * rest.rate / api.rate);
     println!("api-server RSS with {} pods stored: {rss:.1} MiB (goal < 100 MB)", a.pods);
 
     // Watch fan-out: W watchers on pods, E creates, latency from create start to each delivery.
@@ -270,5 +297,92 @@ async fn main() {
         a.watchers,
         server.pid().map(rss_mib).unwrap_or(0.0)
     );
+    server.kill9();
+    drop(etcd);
+    list_all_namespaces(a.list_pods, a.concurrency).await;
+}
+
+/// One keep-alive HTTP/1.1 connection to the REST API.
+struct RestConnection {
+    sender: hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>,
+}
+
+async fn rest_connection(addr: String) -> RestConnection {
+    let stream = tokio::net::TcpStream::connect(&addr).await.expect("api-server");
+    stream.set_nodelay(true).expect("TCP_NODELAY");
+    let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+        .await
+        .expect("HTTP/1.1 handshake");
+    tokio::spawn(conn);
+    RestConnection { sender }
+}
+
+impl RestConnection {
+    async fn create_pod(&mut self, p: &Pod) {
+        use http_body_util::BodyExt;
+        let body = serde_json::to_vec(p).expect("a pod serializes");
+        let req = hyper::Request::post("/api/v1/namespaces/default/pods")
+            .header("host", "api-server")
+            .header("content-type", "application/json")
+            .header("accept", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .expect("a request");
+        self.sender.ready().await.expect("connection ready");
+        let resp = self.sender.send_request(req).await.expect("POST");
+        let status = resp.status();
+        let body = resp.into_body().collect().await.expect("response body").to_bytes();
+        assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    }
+}
+
+/// `kubectl get pods -A` and `navctl get pods -A` with `pods` pods stored (each the median of 3 runs
+/// after a first run that fills kubectl's discovery cache).
+async fn list_all_namespaces(pods: usize, concurrency: usize) {
+    let etcd = Etcd::start().await;
+    let mut server = ApiServer::start(&etcd).await;
+    let addr = server.addr().to_string();
+    drive(
+        pods,
+        concurrency,
+        || {
+            let addr = addr.clone();
+            async move { Client::connect(&addr).await.expect("api-server").api::<Pod>("default") }
+        },
+        |api: Api<Pod>, i| {
+            Box::pin(async move {
+                api.create(&pod(format!("list-pod-{i:06}"))).await.expect("create");
+                api
+            })
+        },
+    )
+    .await;
+    let kubectl = navarch_tests::Kubectl::new(server.addr());
+    let navctl = navarch_tests::binary("ctl", "navctl");
+    let time = async |run: &dyn Fn() -> tokio::process::Command| {
+        let mut times = Vec::new();
+        for i in 0..4 {
+            let t = Instant::now();
+            let out = run().output().await.expect("running the client");
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let lines = out.stdout.iter().filter(|b| **b == b'\n').count();
+            assert_eq!(lines, pods + 1, "a header and a line per pod");
+            if i > 0 {
+                times.push(t.elapsed());
+            }
+        }
+        times.sort();
+        times[1]
+    };
+    let k = time(&|| kubectl.command(&["get", "pods", "-A"])).await;
+    let n = time(&|| {
+        let mut c = tokio::process::Command::new(&navctl);
+        c.arg(format!("--server={addr}")).args(["get", "pods", "-A"]).env("HOME", std::env::temp_dir());
+        c
+    })
+    .await;
+    println!();
+    println!("get pods -A with {pods} pods stored (median of 3):");
+    println!("  kubectl (REST, server-side Table)  {}", ms(k));
+    println!("  navctl  (gRPC, client-side table)  {}", ms(n));
     server.kill9();
 }

@@ -25,11 +25,11 @@ use navarch_api::{KINDS, KindInfo};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha512};
 
+// Kinds with the `scale` subresource (`autoscaling/v1 Scale`), as discovery lists them.
+use crate::rest::discovery::SCALABLE;
+
 /// The `info.version` of every document.
 const VERSION: &str = concat!("v1.32.0+navarch.", env!("CARGO_PKG_VERSION"));
-
-/// Kinds with the `scale` subresource (`autoscaling/v1 Scale`).
-const SCALABLE: &[&str] = &["Deployment", "ReplicaSet", "StatefulSet"];
 
 /// One group-version's document, serialized once.
 #[derive(Debug)]

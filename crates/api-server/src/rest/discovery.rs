@@ -57,6 +57,12 @@ fn subresources(k: &KindInfo) -> Vec<Subresource> {
     }
     if k.kind == "Pod" {
         subs.push(Subresource { name: "binding", response: ("", "v1", "Binding"), verbs: &["create"] });
+        subs.push(Subresource {
+            name: "eviction",
+            response: ("policy", "v1", "Eviction"),
+            verbs: &["create"],
+        });
+        subs.push(Subresource { name: "log", response: ("", "v1", "Pod"), verbs: &["get"] });
     }
     subs
 }

@@ -9,10 +9,12 @@
 pub mod decode;
 pub mod discovery;
 pub mod encode;
+pub mod logs;
 pub mod media;
 pub mod objects;
 pub mod patch;
 pub mod path;
+pub mod protobuf;
 pub mod query;
 pub mod status;
 pub mod strategic;

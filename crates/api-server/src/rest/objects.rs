@@ -61,7 +61,11 @@ pub async fn handle(
         (None, true, Method::DELETE) => c.delete().await,
         (Some("scale"), true, m) if super::discovery::SCALABLE.contains(&info.kind) => c.scale(m).await,
         (Some("binding"), true, Method::POST) if info.kind == "Pod" => c.bind().await,
-        (Some("status" | "scale" | "binding"), true, m) | (None, _, m) => {
+        (Some("eviction"), true, Method::POST) if info.kind == "Pod" => c.evict().await,
+        (Some("log"), true, Method::GET) if info.kind == "Pod" => {
+            super::logs::serve(c.state, &c.path, &c.req).await
+        }
+        (Some("status" | "scale" | "binding" | "eviction" | "log"), true, m) | (None, _, m) => {
             Err(StatusError::method_not_allowed(&m))
         }
         _ => Err(StatusError::no_such_path()),
@@ -135,7 +139,7 @@ impl Call<'_> {
     fn body_object(&self) -> Result<decode::Decoded, StatusError> {
         let format =
             media::body_format(&self.req.headers).map_err(|t| StatusError::unsupported_media_type(&t))?;
-        let value = decode::value(&self.req.body, format)?;
+        let value = decode::value(&self.req.body, format, Some(self.path.info))?;
         let validation = FieldValidation::from_query(&self.req.query)?;
         let mut d = decode::object(self.path.info, value, validation)?;
         self.check_identity(&mut d.object)?;
@@ -262,6 +266,11 @@ impl Call<'_> {
     }
 
     fn delete_options(&self) -> Result<DeleteOptions, StatusError> {
+        self.delete_options_from(&self.req.body)
+    }
+
+    /// DeleteOptions from a JSON (or YAML) `body` and the query.
+    fn delete_options_from(&self, body: &[u8]) -> Result<DeleteOptions, StatusError> {
         #[derive(Deserialize, Default)]
         #[serde(rename_all = "camelCase")]
         struct Preconditions {
@@ -284,11 +293,11 @@ impl Call<'_> {
             #[serde(default)]
             dry_run: Vec<String>,
         }
-        let body: Body = if self.req.body.iter().all(u8::is_ascii_whitespace) {
+        let body: Body = if body.iter().all(u8::is_ascii_whitespace) {
             Body::default()
         } else {
-            serde_json::from_slice(&self.req.body)
-                .or_else(|_| serde_yaml::from_slice(&self.req.body))
+            serde_json::from_slice(body)
+                .or_else(|_| serde_yaml::from_slice(body))
                 .map_err(|e| StatusError::bad_request(format!("DeleteOptions: {e}")))?
         };
         let q = &self.req.query;
@@ -359,12 +368,36 @@ impl Call<'_> {
     async fn bind(&self) -> Result<Response<ResponseBody>, StatusError> {
         let format =
             media::body_format(&self.req.headers).map_err(|t| StatusError::unsupported_media_type(&t))?;
-        let v = decode::value(&self.req.body, format)?;
+        let v = decode::value(&self.req.body, format, None)?;
         let v: Value = serde_json::to_value(&v).unwrap_or_default();
         let node = v["target"]["name"].as_str().unwrap_or("");
         let uid = v["metadata"]["uid"].as_str().unwrap_or("");
         let bind = self.state.registry.bind(self.namespace(), self.name(), uid, node);
         self.state.call("bind", "Pod", &self.key(), bind).await.map_err(|e| self.err(e))?;
+        Ok(encode::json(
+            StatusCode::CREATED,
+            &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+        ))
+    }
+
+    /// `policy/v1 Eviction` (what `kubectl drain` posts): deletes the pod with the eviction's
+    /// DeleteOptions. PodDisruptionBudgets are not checked yet (they come with the workloads issue).
+    async fn evict(&self) -> Result<Response<ResponseBody>, StatusError> {
+        let format =
+            media::body_format(&self.req.headers).map_err(|t| StatusError::unsupported_media_type(&t))?;
+        let v = decode::value(&self.req.body, format, None)?;
+        let v: Value = serde_json::to_value(&v).unwrap_or_default();
+        if let Some(name) = v["metadata"]["name"].as_str().filter(|n| !n.is_empty() && *n != self.name()) {
+            return Err(StatusError::bad_request(format!(
+                "name in URL does not match name in Eviction object: {} vs {name}",
+                self.name()
+            )));
+        }
+        let options =
+            v.get("deleteOptions").map(|o| serde_json::to_vec(o).unwrap_or_default()).unwrap_or_default();
+        let opts = self.delete_options_from(&options)?;
+        let delete = self.state.registry.delete("Pod", self.namespace(), self.name(), &opts);
+        self.state.call("evict", "Pod", &self.key(), delete).await.map_err(|e| self.err(e))?;
         Ok(encode::json(
             StatusCode::CREATED,
             &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
