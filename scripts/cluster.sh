@@ -47,6 +47,8 @@ NODE_BRIDGE="navarch-nodes"
 HOST_IP="10.250.0.1"
 CLUSTER_CIDR="10.244.0.0/16"
 SERVICE_CIDR="10.96.0.0/12"
+# SERVICE_CIDR in two halves: the host reaches ClusterIPs through node-1 (see network_up).
+SERVICE_ROUTES="10.96.0.0/13 10.104.0.0/13"
 NODE_RANGE="10.250.0.0/16"
 BRIDGE="navarch0"
 CTD_DIR="$HOME_DIR/containerd"
@@ -233,6 +235,10 @@ network_up() {
     done
     ip route replace "$(node_pod_cidr "$i")" via "$(node_ip "$i")"
   done
+  # ClusterIPs from the host (`curl http://<cluster IP>:<port>/`, as the articles do) go to node-1,
+  # whose kube-proxy DNATs them and masquerades the host's address. Both halves are more specific
+  # than the unreachable route over the whole range, which stays as the fallback.
+  for cidr in $SERVICE_ROUTES; do ip route replace "$cidr" via "$(node_ip 1)"; done
 }
 
 network_down() {
@@ -242,8 +248,9 @@ network_down() {
     ip route del "$(node_pod_cidr "$i")" 2>/dev/null || true
     ip netns del "$(node_ns "$i")" 2>/dev/null || true
   done
-  ip link del "$NODE_BRIDGE" 2>/dev/null || true
   local cidr
+  for cidr in $SERVICE_ROUTES; do ip route del "$cidr" 2>/dev/null || true; done
+  ip link del "$NODE_BRIDGE" 2>/dev/null || true
   for cidr in "$CLUSTER_CIDR" "$SERVICE_CIDR" "$NODE_RANGE"; do ip route del unreachable "$cidr" 2>/dev/null || true; done
 }
 

@@ -226,3 +226,257 @@ async fn get_watch_sees_changes() {
     assert!(seen.contains("Pending"), "{seen}");
     let _ = watch.kill().await;
 }
+
+/// client-go's typed clientsets (`kubectl create <kind> …`) POST Kubernetes protobuf bodies, not JSON: the
+/// api-server decodes them into the same objects.
+#[tokio::test]
+async fn create_commands_send_protobuf() {
+    let (_env, k) = start().await;
+    let commands: [(&[&str], &str); 7] = [
+        (&["create", "deployment", "nginx", "--image=nginx", "--port=80"], "deployment.apps/nginx created"),
+        (&["create", "namespace", "x"], "namespace/x created"),
+        (&["create", "configmap", "c", "--from-literal=a=b"], "configmap/c created"),
+        (&["create", "secret", "generic", "s", "--from-literal=p=q"], "secret/s created"),
+        (&["create", "service", "clusterip", "s", "--tcp=80:8080"], "service/s created"),
+        (&["create", "job", "j", "--image=busybox"], "job.batch/j created"),
+        (&["create", "deployment", "zero", "--image=nginx", "--replicas=0"], "deployment.apps/zero created"),
+    ];
+    for (args, created) in commands {
+        assert_eq!(k.ok(args).await.trim(), created, "kubectl {args:?}");
+    }
+    let get = async |what: &[&str], path: &str| {
+        let mut args = vec!["get"];
+        args.extend_from_slice(what);
+        let jsonpath = format!("jsonpath={path}");
+        args.extend_from_slice(&["-o", &jsonpath]);
+        k.ok(&args).await
+    };
+    let c = ".spec.template.spec.containers[0]";
+    assert_eq!(
+        get(
+            &["deploy", "nginx"],
+            &format!(
+                "{{.metadata.labels.app}} {{.spec.replicas}} {{.spec.selector.matchLabels.app}} \
+                 {{{c}.name}} {{{c}.image}} {{{c}.ports[0].containerPort}}"
+            )
+        )
+        .await,
+        "nginx 1 nginx nginx nginx 80"
+    );
+    assert_eq!(get(&["deploy", "zero"], "{.spec.replicas}").await, "0");
+    assert_eq!(get(&["namespace", "x"], "{.status.phase}").await, "Active");
+    assert_eq!(get(&["configmap", "c"], "{.data.a}").await, "b");
+    assert_eq!(get(&["secret", "s"], "{.type} {.data.p}").await, "Opaque cQ==");
+    assert_eq!(
+        get(
+            &["service", "s"],
+            "{.spec.type} {.spec.ports[0].port} {.spec.ports[0].targetPort} {.spec.selector.app}"
+        )
+        .await,
+        "ClusterIP 80 8080 s"
+    );
+    assert_eq!(
+        get(&["job", "j"], &format!("{{{c}.image}} {{.spec.template.spec.restartPolicy}}")).await,
+        "busybox Never"
+    );
+    let yaml = k.ok(&["get", "deploy", "nginx", "-o", "yaml"]).await;
+    assert!(yaml.starts_with("apiVersion: apps/v1\nkind: Deployment\n"), "{yaml}");
+
+    // Validation answers as for JSON, naming the field.
+    let bad = k.fails(&["create", "deployment", "bad", "--image=nginx", "--replicas=-1"]).await;
+    assert!(bad.stderr.contains("spec.replicas: Invalid value: -1"), "{bad:?}");
+    k.fails(&["get", "deploy", "bad"]).await;
+}
+
+/// kubectl's informer-based commands (`wait`, `rollout status`, `delete`'s wait) list and watch with
+/// retries: an api-server killed and restarted meanwhile is resumed from, and the final state seen.
+/// (`kubectl get -w` itself ends when its watch does, as against Kubernetes.)
+#[tokio::test]
+async fn wait_resumes_across_an_api_server_restart() {
+    let (mut env, k) = start().await;
+    k.ok(&["create", "configmap", "flag", "--from-literal=state=waiting"]).await;
+    let wait =
+        k.command(&["wait", "--for=jsonpath={.data.state}=done", "configmap/flag", "--timeout=90s"]).output();
+    let wait = tokio::spawn(wait);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    env.api_server.kill9();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    env.api_server.restart().await;
+    k.ok(&["patch", "configmap", "flag", "--type=merge", "-p", r#"{"data":{"state":"done"}}"#]).await;
+    let out = tokio::time::timeout(Duration::from_secs(90), wait)
+        .await
+        .expect("kubectl wait hung")
+        .unwrap()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl wait: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "configmap/flag condition met");
+}
+
+/// Whether `describe` output has a line `<label> <value>` (any spacing).
+fn field(text: &str, label: &str, value: &str) -> bool {
+    text.lines().any(|l| l.strip_prefix(label).is_some_and(|rest| rest.trim() == value))
+}
+
+#[tokio::test]
+async fn describe_explain_rollout_and_nodes() {
+    let (env, k) = start().await;
+    let _cm = navarch_tests::Daemon::start(&env, "controller-manager", "controller-manager", &[]);
+    let explain = k.ok(&["explain", "deployment.spec.strategy"]).await;
+    assert!(explain.contains("KIND:       Deployment") && explain.contains("rollingUpdate"), "{explain}");
+    let f = k.write("web.yaml", DEPLOYMENT);
+    k.ok(&["apply", "-f", f.to_str().unwrap()]).await;
+    let d = k.ok(&["describe", "deployment", "web"]).await;
+    assert!(field(&d, "Name:", "web") && field(&d, "StrategyType:", "RollingUpdate"), "{d}");
+    k.ok(&["run", "solo", "--image=busybox"]).await;
+    let p = k.ok(&["describe", "pod", "solo"]).await;
+    assert!(
+        field(&p, "Name:", "solo")
+            && field(&p, "Status:", "Pending")
+            && field(&p, "QoS Class:", "BestEffort"),
+        "{p}"
+    );
+    k.ok(&["expose", "deployment", "web", "--port=80"]).await;
+    let s = k.ok(&["describe", "service", "web"]).await;
+    assert!(field(&s, "Type:", "ClusterIP"), "{s}");
+    k.ok(&["rollout", "pause", "deployment/web"]).await;
+    k.ok(&["rollout", "resume", "deployment/web"]).await;
+    k.ok(&["rollout", "restart", "deployment/web"]).await;
+    let h = eventually("rollout history of two revisions", Duration::from_secs(30), async || {
+        let h = k.run(&["rollout", "history", "deployment/web"]).await.stdout;
+        (h.contains("REVISION") && h.lines().any(|l| l.starts_with('2'))).then_some(h)
+    })
+    .await;
+    assert!(h.lines().any(|l| l.starts_with('1')), "{h}");
+    // A Node registered by hand (no kubelet here): cordon, uncordon, drain.
+    let node = "apiVersion: v1\nkind: Node\nmetadata: {name: n1, labels: {kubernetes.io/hostname: n1}}\n";
+    k.apply(node, &[]).await;
+    assert_eq!(k.ok(&["cordon", "n1"]).await.trim(), "node/n1 cordoned");
+    let nodes = k.ok(&["get", "nodes"]).await;
+    assert!(nodes.contains("SchedulingDisabled"), "{nodes}");
+    assert_eq!(k.ok(&["uncordon", "n1"]).await.trim(), "node/n1 uncordoned");
+    // A pod bound to n1, which drain evicts. It has a controller (drain refuses bare pods without --force):
+    // a ConfigMap, which no controller acts for, so that the garbage collector keeps the pod and nothing
+    // replaces it; and no grace period (no kubelet here to end it).
+    k.ok(&["create", "configmap", "owner"]).await;
+    let uid = k.ok(&["get", "configmap", "owner", "-o", "jsonpath={.metadata.uid}"]).await;
+    let bound = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: on-n1\n  ownerReferences:\n  - {{apiVersion: v1, \
+         kind: ConfigMap, name: owner, uid: {uid}, controller: true}}\nspec: {{nodeName: n1, \
+         terminationGracePeriodSeconds: 0, containers: [{{name: c, image: busybox}}]}}\n"
+    );
+    let applied = k.apply(&bound, &[]).await;
+    assert_eq!(applied.code, 0, "{applied:?}");
+    let drained = k.run(&["drain", "n1", "--ignore-daemonsets", "--timeout=30s"]).await;
+    assert_eq!(drained.code, 0, "{drained:?}");
+    assert!(drained.stdout.contains("pod/on-n1 evicted"), "{drained:?}");
+    let gone = k.fails(&["get", "pod", "on-n1"]).await;
+    assert!(gone.stderr.contains("NotFound"), "{gone:?}");
+    let d = k.ok(&["describe", "node", "n1"]).await;
+    assert!(field(&d, "Name:", "n1") && field(&d, "Unschedulable:", "true"), "{d}");
+    let events = k.run(&["get", "events"]).await;
+    assert_eq!(events.code, 0, "{events:?}");
+}
+
+/// Every manifest of examples/bad through the default `kubectl apply`: exit 1, a message naming what
+/// is wrong, nothing stored.
+#[tokio::test]
+async fn bad_examples_are_rejected_by_kubectl_apply() {
+    let (_env, k) = start().await;
+    let dir = navarch_tests::workspace_root().join("examples/bad");
+    let cases = [
+        ("bad-yaml.yaml", "line 4: did not find expected key", "configmap/broken"),
+        (
+            "invalid-name.yaml",
+            r#"metadata.name: Invalid value: "Not_A_Valid_Name""#,
+            "configmap/Not_A_Valid_Name",
+        ),
+        ("negative-replicas.yaml", "spec.replicas: Invalid value: -1", "deployment/negative"),
+        ("unknown-field.yaml", r#"strict decoding error: unknown field "spec.replica""#, "deployment/typo"),
+        ("unknown-kind.yaml", r#"no matches for kind "Widget" in version "example.com/v1""#, ""),
+        ("wrong-type.yaml", r#"spec.replicas: invalid type: string "three""#, "deployment/wrongtype"),
+    ];
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let mut named: Vec<String> = cases.iter().map(|c| c.0.to_string()).collect();
+    named.sort();
+    assert_eq!(files, named, "every file of examples/bad has a case here");
+    for (file, message, object) in cases {
+        let path = dir.join(file);
+        let out = k.run(&["apply", "-f", path.to_str().unwrap()]).await;
+        assert_eq!(out.code, 1, "{file}: {out:?}");
+        assert!(out.stderr.contains(message), "{file}: {out:?}");
+        if !object.is_empty() {
+            k.fails(&["get", object]).await;
+        }
+    }
+}
+
+/// `kubectl apply -f examples/` (client-side apply, default strict validation): created, then
+/// unchanged, then configured after an edit; `diff`, `apply --dry-run=server`, `create`/`replace`/
+/// `delete -f` with cascades, and `edit` through `KUBE_EDITOR`.
+#[tokio::test]
+async fn examples_apply_diff_replace_edit_delete() {
+    let (env, k) = start().await;
+    // The garbage collector finishes orphan and foreground deletions.
+    let _cm = navarch_tests::Daemon::start(&env, "controller-manager", "controller-manager", &[]);
+    let examples = navarch_tests::workspace_root().join("examples");
+    let dir = examples.to_str().unwrap();
+    let first = k.ok(&["apply", "-f", dir]).await;
+    assert!(!first.is_empty() && first.lines().all(|l| l.ends_with(" created")), "{first}");
+    let second = k.ok(&["apply", "-f", dir]).await;
+    // As against Kubernetes: a Secret's stringData (write-only) and a StatefulSet's
+    // volumeClaimTemplates (atomic, defaulted by the server) are patched again on every apply.
+    let always = ["secret/redis-auth configured", "statefulset.apps/web configured"];
+    assert!(second.lines().all(|l| l.ends_with(" unchanged") || always.contains(&l)), "{second}");
+    assert_eq!(first.lines().count(), second.lines().count());
+
+    let web = std::fs::read_to_string(examples.join("web-deployment.yaml")).unwrap();
+    let edited = web.replacen("replicas: 3", "replicas: 4", 1);
+    assert_ne!(web, edited, "web-deployment.yaml has replicas: 3");
+    let f = k.write("web.yaml", &edited);
+    let f = f.to_str().unwrap();
+    let diff = k.run(&["diff", "-f", f]).await;
+    assert_eq!(diff.code, 1, "kubectl diff exits 1 when something differs: {diff:?}");
+    assert!(diff.stdout.contains("-  replicas: 3") && diff.stdout.contains("+  replicas: 4"), "{diff:?}");
+    let dry = k.ok(&["apply", "-f", f, "--dry-run=server"]).await;
+    assert!(dry.contains("configured (server dry run)"), "{dry}");
+    assert_eq!(k.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]).await, "3");
+    assert!(k.ok(&["apply", "-f", f]).await.ends_with("configured\n"));
+    assert_eq!(k.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]).await, "4");
+
+    let cm = k.write("cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: plain}\ndata: {a: '1'}\n");
+    let cm = cm.to_str().unwrap();
+    assert_eq!(k.ok(&["create", "-f", cm]).await.trim(), "configmap/plain created");
+    k.fails(&["create", "-f", cm]).await;
+    k.write("cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: plain}\ndata: {a: '2'}\n");
+    assert_eq!(k.ok(&["replace", "-f", cm]).await.trim(), "configmap/plain replaced");
+    assert_eq!(k.ok(&["get", "cm", "plain", "-o", "jsonpath={.data.a}"]).await, "2");
+
+    // edit: an editor script that changes the image.
+    let editor = k.write(
+        "editor.sh",
+        "#!/bin/sh\nsed -i 's/image: serve-hostname:1.0/image: serve-hostname:2.0/' \"$1\"\n",
+    );
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut edit = k.command(&["edit", "deployment/web"]);
+    edit.env("KUBE_EDITOR", &editor);
+    let out = edit.output().await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "deployment.apps/web edited");
+    let image =
+        k.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.template.spec.containers[0].image}"]).await;
+    assert_eq!(image, "serve-hostname:2.0");
+
+    assert!(k.ok(&["delete", "-f", f, "--cascade=orphan"]).await.contains("deleted"));
+    k.fails(&["get", "deploy", "web"]).await;
+    let gone = k.ok(&["delete", "-f", dir, "--cascade=foreground", "--ignore-not-found"]).await;
+    assert!(gone.contains("deleted"), "{gone}");
+}

@@ -292,6 +292,15 @@ impl Registry {
         }
         let generate = obj.meta().name.is_empty() && !obj.meta().generate_name.is_empty();
         validation::apply_defaults(&mut obj);
+        // A new pod's status is Kubernetes' initial one, whatever the request said.
+        if let Object::Pod(p) = &mut obj {
+            let containers = p.spec.as_ref().map(|s| s.containers.as_slice()).unwrap_or_default();
+            p.status = Some(navarch_api::v1::PodStatus {
+                phase: "Pending".into(),
+                qos_class: navarch_api::qos::qos_class(containers),
+                ..Default::default()
+            });
+        }
         // A Service gets its allocations afresh on every attempt.
         let pristine = (generate && matches!(obj, Object::Service(_))).then(|| obj.clone());
         for attempt in 0.. {
@@ -557,7 +566,11 @@ impl Registry {
             }
             let mut new = old.clone();
             let now = now_rfc3339();
-            match opts.propagation_policy.as_str() {
+            // A Namespace's content goes with it (the namespace controller deletes it), whatever the
+            // policy: nothing is its dependent through ownerReferences for the garbage collector to wait
+            // for or orphan.
+            let policy = if info.kind == "Namespace" { "" } else { opts.propagation_policy.as_str() };
+            match policy {
                 "" | "Background" => {}
                 "Foreground" => add_finalizer(&mut new, "foregroundDeletion"),
                 "Orphan" => add_finalizer(&mut new, "orphan"),

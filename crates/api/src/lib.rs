@@ -42,6 +42,7 @@ pub mod cidr;
 pub mod error;
 pub mod manifest;
 pub mod names;
+pub mod qos;
 pub mod quantity;
 pub mod resource;
 pub mod schema;

@@ -430,36 +430,8 @@ pub fn status(
         start_time,
         init_container_statuses: init_statuses,
         container_statuses: statuses,
-        qos_class: qos_class(&spec.containers),
+        qos_class: navarch_api::qos::qos_class(&spec.containers),
         ..old
-    }
-}
-
-/// Guaranteed (every container has equal cpu and memory requests and limits), BestEffort (none
-/// set), else Burstable.
-pub fn qos_class(containers: &[Container]) -> String {
-    let mut any = false;
-    let mut guaranteed = true;
-    for c in containers {
-        let r = c.resources.clone().unwrap_or_default();
-        if !r.requests.is_empty() || !r.limits.is_empty() {
-            any = true;
-        }
-        for res in ["cpu", "memory"] {
-            let limit = r.limits.get(res).and_then(|q| q.amount().ok()).map(|a| a.milli_value());
-            let request =
-                r.requests.get(res).and_then(|q| q.amount().ok()).map(|a| a.milli_value()).or(limit);
-            if limit.is_none() || request != limit {
-                guaranteed = false;
-            }
-        }
-    }
-    if !any {
-        "BestEffort".into()
-    } else if guaranteed {
-        "Guaranteed".into()
-    } else {
-        "Burstable".into()
     }
 }
 
@@ -611,13 +583,5 @@ mod tests {
         // Nothing new: equal to what is stored.
         let p3 = Pod { status: Some(s2.clone()), ..p };
         assert_eq!(status(&p3, &a, &extra, "10.0.0.2", "192.0.2.2", t(20)), s2);
-    }
-
-    #[test]
-    fn qos() {
-        let c = |y: &str| -> Container { serde_yaml::from_str(y).unwrap() };
-        assert_eq!(qos_class(&[c("name: a")]), "BestEffort");
-        assert_eq!(qos_class(&[c("{name: a, resources: {limits: {cpu: 1, memory: 1Gi}}}")]), "Guaranteed");
-        assert_eq!(qos_class(&[c("{name: a, resources: {requests: {cpu: 1}}}")]), "Burstable");
     }
 }

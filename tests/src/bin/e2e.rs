@@ -17,6 +17,10 @@
 //! 7. ConfigMap and Secret as files and env; a liveness probe restarts a hung container; a
 //!    crash-looping container backs off
 //! 8. deleting the namespace removes everything, including the containers on the nodes
+//! 9. the articles' kubectl commands, verbatim (kubectl with the kubeconfig `make up` wrote):
+//!    `kubectl run nginx --image=nginx --port=80`, `kubectl create deployment nginx ...`,
+//!    `kubectl expose deployment nginx --port=8080 --target-port=80`, then nginx's welcome page from
+//!    this host at the Service's ClusterIP
 //!
 //! Needs root (it cuts links and reads containerd) and a running `make up` cluster with at least
 //! two Ready nodes. Flags: `--only N[,N...]` runs some scenarios (1 and 2 set up what the others
@@ -625,6 +629,64 @@ fn scenario_8_delete_namespace(c: &Cluster) {
     );
 }
 
+/// `kubectl ARGS` with the kubeconfig `make up` wrote: stdout, or the failure with its stderr.
+fn kubectl_try(args: &[&str]) -> Result<String, String> {
+    let out = Command::new("kubectl")
+        .env("KUBECONFIG", root().join(".navarch/kubeconfig"))
+        .args(args)
+        .output()
+        .map_err(|e| format!("kubectl: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).to_string())
+    } else {
+        Err(format!(
+            "kubectl {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+fn kubectl(args: &[&str]) -> String {
+    kubectl_try(args).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn scenario_9_kubectl_seeds() {
+    println!("[9] the articles' kubectl commands, verbatim");
+    let t = Instant::now();
+    for what in ["deployment/nginx", "service/nginx", "pod/nginx"] {
+        kubectl(&["delete", what, "--ignore-not-found", "--wait=true"]);
+    }
+    assert_eq!(kubectl(&["run", "nginx", "--image=nginx", "--port=80"]).trim(), "pod/nginx created");
+    kubectl(&["wait", "--for=condition=Ready", "pod/nginx", "--timeout=120s"]);
+    assert_eq!(
+        kubectl(&["create", "deployment", "nginx", "--image=nginx", "--port=80"]).trim(),
+        "deployment.apps/nginx created"
+    );
+    assert_eq!(
+        kubectl(&["expose", "deployment", "nginx", "--port=8080", "--target-port=80"]).trim(),
+        "service/nginx exposed"
+    );
+    kubectl(&["wait", "--for=condition=Available", "deployment/nginx", "--timeout=120s"]);
+    let ip = kubectl(&["get", "svc", "nginx", "--template={{.spec.clusterIP}}"]);
+    let url = format!("http://{ip}:8080/");
+    let page = eventually_blocking(format!("nginx's page at {url} from this host"), allow(60), || {
+        let out = Command::new("curl").args(["-sS", "--max-time", "3", &url]).output().ok()?;
+        let body = String::from_utf8_lossy(&out.stdout).to_string();
+        body.contains("Welcome to nginx!").then_some(body)
+    });
+    assert!(page.contains("<h1>Welcome to nginx!</h1>"), "{page}");
+    let pods = kubectl(&["get", "pods", "-l", "app=nginx", "-o", "wide"]);
+    assert!(pods.lines().skip(1).all(|l| l.contains("Running")), "{pods}");
+    println!(
+        "    run, create deployment, expose, curl http://{ip}:8080/ from the host: ok in {}",
+        secs(t.elapsed())
+    );
+    for what in ["deployment/nginx", "service/nginx", "pod/nginx"] {
+        kubectl(&["delete", what, "--wait=true"]);
+    }
+}
+
 fn main() {
     let only: Option<Vec<u32>> = std::env::args()
         .collect::<Vec<_>>()
@@ -669,6 +731,9 @@ fn main() {
     }
     if run(8) {
         scenario_8_delete_namespace(&c);
+    }
+    if run(9) {
+        scenario_9_kubectl_seeds();
     }
     if vm {
         scenario_vm_failure(&c);

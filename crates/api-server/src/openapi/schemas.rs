@@ -1,7 +1,8 @@
 //! `components.schemas`: one schema per navarch message reachable from a group-version's kinds, named as
 //! Kubernetes names them (`io.k8s.api.core.v1.PodSpec`, `io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta`),
-//! a `<Kind>List` per kind, and the hand-written shapes that have no proto message (`Time`, `ListMeta`,
-//! `Status`, `DeleteOptions`, `Patch`, `WatchEvent`, `autoscaling/v1 Scale`).
+//! a `<Kind>List` per kind, `DeleteOptions` (the body of every DELETE, a message of its own), and the
+//! hand-written shapes that have no proto message (`Time`, `ListMeta`, `Status`, `Patch`, `WatchEvent`,
+//! `autoscaling/v1 Scale`).
 
 use navarch_api::schema::{self, Field, FieldType, ListType, Message, StringFormat};
 use serde_json::{Map, Value, json};
@@ -43,7 +44,8 @@ pub(super) fn list_schema_name(kind: &str) -> String {
 /// Every schema of `gv`'s document.
 pub(super) fn schemas(gv: &GroupVersion) -> Map<String, Value> {
     let mut out = Map::new();
-    let mut todo: Vec<&'static str> = gv.kinds.iter().map(|k| k.kind).collect();
+    // Every document has delete operations, whose body is a DeleteOptions.
+    let mut todo: Vec<&'static str> = gv.kinds.iter().map(|k| k.kind).chain(["DeleteOptions"]).collect();
     while let Some(name) = todo.pop() {
         let key = schema_name(name);
         if out.contains_key(&key) {
@@ -165,7 +167,6 @@ fn list_schema(gv: &GroupVersion, kind: &str) -> Value {
 /// The meta/v1 shapes navarch serves that have no proto message.
 fn meta_schemas() -> Map<String, Value> {
     let string = json!({"type": "string"});
-    let strings = json!({"type": "array", "items": {"type": "string"}});
     let schemas = [
         (
             "Time",
@@ -249,30 +250,6 @@ fn meta_schemas() -> Map<String, Value> {
                     "message": string,
                     "field": {"description": "The path of the field at fault, such as spec.containers[0].image.", "type": "string"},
                 },
-            }),
-        ),
-        (
-            "DeleteOptions",
-            json!({
-                "description": "Options of a deletion, sent as the body of DELETE.",
-                "type": "object",
-                "properties": {
-                    "apiVersion": string,
-                    "kind": string,
-                    "dryRun": strings,
-                    "gracePeriodSeconds": {"type": "integer", "format": "int64"},
-                    "orphanDependents": {"type": "boolean"},
-                    "preconditions": schema_ref(&format!("{META}.Preconditions")),
-                    "propagationPolicy": {"description": "Orphan, Background or Foreground.", "type": "string"},
-                },
-            }),
-        ),
-        (
-            "Preconditions",
-            json!({
-                "description": "What must still hold of the object for the deletion to happen.",
-                "type": "object",
-                "properties": {"resourceVersion": string, "uid": string},
             }),
         ),
         (

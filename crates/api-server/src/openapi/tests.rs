@@ -303,3 +303,30 @@ fn dump() {
         std::fs::write(path.with_extension("json"), &document(&gv.path()).unwrap().json).unwrap();
     }
 }
+
+/// The body of every DELETE is the DeleteOptions message of navarch's model (with its Preconditions).
+#[test]
+fn delete_options_come_from_the_model() {
+    assert_eq!(schema_name("DeleteOptions"), super::schemas::DELETE_OPTIONS);
+    for (path, d) in all_docs() {
+        let schemas = &d["components"]["schemas"];
+        let options = &schemas[super::schemas::DELETE_OPTIONS];
+        let properties = options["properties"].as_object().unwrap_or_else(|| panic!("{path}: {options}"));
+        let names: BTreeSet<&str> = properties.keys().map(String::as_str).collect();
+        let model: BTreeSet<&str> = navarch_api::schema::message("DeleteOptions")
+            .unwrap()
+            .fields
+            .iter()
+            .map(|f| f.json_name)
+            .collect();
+        assert_eq!(names, model, "{path}");
+        assert_eq!(
+            (&properties["gracePeriodSeconds"]["type"], &properties["gracePeriodSeconds"]["format"]),
+            (&json!("integer"), &json!("int64"))
+        );
+        assert!(properties["propagationPolicy"]["description"].as_str().unwrap().contains("Foreground"));
+        let preconditions = deref(&d, &properties["preconditions"]);
+        assert_eq!(preconditions["properties"]["uid"]["type"], "string", "{path}");
+        assert_eq!(properties["dryRun"]["items"]["type"], "string");
+    }
+}

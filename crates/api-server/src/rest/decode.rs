@@ -30,19 +30,20 @@ impl FieldValidation {
 }
 
 /// Parses a body into a generic value. A Kubernetes protobuf body (what client-go's typed clients send) is
-/// decoded as an object of kind `info` into its JSON form; without a kind it is not accepted.
-pub fn value(body: &[u8], format: BodyFormat, info: Option<&KindInfo>) -> Result<Value, StatusError> {
+/// decoded as navarch's `message` (a kind, or a shape such as `Eviction`) into its JSON form; without a
+/// message it is not accepted.
+pub fn value(body: &[u8], format: BodyFormat, message: Option<&str>) -> Result<Value, StatusError> {
     match format {
         BodyFormat::Json => serde_json::from_slice::<Value>(body)
             .map_err(|e| StatusError::bad_request(format!("the body of the request is not valid JSON: {e}"))),
         BodyFormat::Yaml => serde_yaml::from_slice::<Value>(body)
             .map_err(|e| StatusError::bad_request(format!("the body of the request is not valid YAML: {e}"))),
         BodyFormat::Protobuf => {
-            let info = info.ok_or_else(|| StatusError::unsupported_media_type(super::media::PROTOBUF))?;
-            let json = super::protobuf::decode(info, body).map_err(|e| {
+            let message =
+                message.ok_or_else(|| StatusError::unsupported_media_type(super::media::PROTOBUF))?;
+            let json = super::protobuf::decode_message(message, body).map_err(|e| {
                 StatusError::bad_request(format!(
-                    "the body of the request is not a valid protobuf {}: {e}",
-                    info.kind
+                    "the body of the request is not a valid protobuf {message}: {e}"
                 ))
             })?;
             serde_yaml::to_value(&json)

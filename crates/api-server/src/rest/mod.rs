@@ -110,8 +110,19 @@ impl RestApi {
                     None => encode::json(StatusCode::OK, &discovery::groups()),
                 })
             }
+            Target::CustomResourceDefinitions => Ok(encode::json(
+                StatusCode::OK,
+                &serde_json::json!({
+                    "kind": "CustomResourceDefinitionList",
+                    "apiVersion": "apiextensions.k8s.io/v1",
+                    "metadata": {},
+                    "items": [],
+                }),
+            )),
             Target::Group(g) => Ok(encode::json(StatusCode::OK, &discovery::group(&g))),
             Target::GroupVersion(gv) => Ok(encode::json(StatusCode::OK, &discovery::resource_list(&gv))),
+            // The protobuf encoding of an empty OpenAPI v2 `Document` is zero bytes.
+            Target::OpenApiV2 => Ok(full(StatusCode::OK, "application/octet-stream", Bytes::new())),
             Target::OpenApiIndex => Ok(encode::json(StatusCode::OK, crate::openapi::index())),
             Target::OpenApiDocument(gv) => {
                 let doc = crate::openapi::document(&gv).ok_or_else(StatusError::no_such_path)?;

@@ -139,7 +139,7 @@ impl Call<'_> {
     fn body_object(&self) -> Result<decode::Decoded, StatusError> {
         let format =
             media::body_format(&self.req.headers).map_err(|t| StatusError::unsupported_media_type(&t))?;
-        let value = decode::value(&self.req.body, format, Some(self.path.info))?;
+        let value = decode::value(&self.req.body, format, Some(self.path.info.kind))?;
         let validation = FieldValidation::from_query(&self.req.query)?;
         let mut d = decode::object(self.path.info, value, validation)?;
         self.check_identity(&mut d.object)?;
@@ -265,8 +265,15 @@ impl Call<'_> {
         Ok(with_warnings(encode::object(StatusCode::OK, self.output, self.include_object(), &obj), &warnings))
     }
 
+    /// The DeleteOptions of a DELETE: its body (JSON or YAML, or protobuf as client-go's typed clients send
+    /// it) and the query.
     fn delete_options(&self) -> Result<DeleteOptions, StatusError> {
-        self.delete_options_from(&self.req.body)
+        let body = &self.req.body;
+        if media::body_format(&self.req.headers) == Ok(media::BodyFormat::Protobuf) && !body.is_empty() {
+            let v = decode::value(body, media::BodyFormat::Protobuf, Some("DeleteOptions"))?;
+            return self.delete_options_from(&serde_json::to_vec(&v).unwrap_or_default());
+        }
+        self.delete_options_from(body)
     }
 
     /// DeleteOptions from a JSON (or YAML) `body` and the query.
@@ -380,12 +387,12 @@ impl Call<'_> {
         ))
     }
 
-    /// `policy/v1 Eviction` (what `kubectl drain` posts): deletes the pod with the eviction's
+    /// `policy/v1 Eviction` (what `kubectl drain` posts, as protobuf): deletes the pod with the eviction's
     /// DeleteOptions. PodDisruptionBudgets are not checked yet (they come with the workloads issue).
     async fn evict(&self) -> Result<Response<ResponseBody>, StatusError> {
         let format =
             media::body_format(&self.req.headers).map_err(|t| StatusError::unsupported_media_type(&t))?;
-        let v = decode::value(&self.req.body, format, None)?;
+        let v = decode::value(&self.req.body, format, Some("Eviction"))?;
         let v: Value = serde_json::to_value(&v).unwrap_or_default();
         if let Some(name) = v["metadata"]["name"].as_str().filter(|n| !n.is_empty() && *n != self.name()) {
             return Err(StatusError::bad_request(format!(

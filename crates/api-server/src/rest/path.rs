@@ -19,11 +19,17 @@ pub enum Target {
     Group(String),
     /// `/api/v1`, `/apis/<group>/<version>`: the resources of a group-version.
     GroupVersion(String),
+    /// `/openapi/v2`: served empty (navarch's schemas are in v3; kubectl falls back to v2 only for kinds
+    /// v3 does not describe, and then needs an answer it can parse).
+    OpenApiV2,
     /// `/openapi/v3`: the list of OpenAPI documents.
     OpenApiIndex,
     /// `/openapi/v3/<api/v1 | apis/<group>/<version>>`.
     OpenApiDocument(String),
     Resource(ResourcePath),
+    /// `/apis/apiextensions.k8s.io/v1/customresourcedefinitions`: navarch has no custom resources, and
+    /// says so with an empty list (kubectl's validation asks it for kinds it does not know).
+    CustomResourceDefinitions,
 }
 
 /// A collection, an object or a subresource of a kind.
@@ -56,10 +62,14 @@ pub fn parse(path: &str) -> Result<Target, NotFound> {
         ["version"] => Ok(Target::Version),
         ["api"] => Ok(Target::CoreGroup),
         ["apis"] => Ok(Target::Groups),
+        ["openapi", "v2"] => Ok(Target::OpenApiV2),
         ["openapi", "v3"] => Ok(Target::OpenApiIndex),
         ["openapi", "v3", rest @ ..] if !rest.is_empty() => Ok(Target::OpenApiDocument(rest.join("/"))),
         ["apis", group] if KINDS.iter().any(|k| k.api_version.starts_with(&format!("{group}/"))) => {
             Ok(Target::Group(group.to_string()))
+        }
+        ["apis", "apiextensions.k8s.io", "v1", "customresourcedefinitions"] => {
+            Ok(Target::CustomResourceDefinitions)
         }
         ["api", "v1", rest @ ..] => below_group_version("v1".to_string(), rest),
         ["apis", group, version, rest @ ..] => below_group_version(format!("{group}/{version}"), rest),

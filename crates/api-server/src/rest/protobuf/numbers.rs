@@ -2,9 +2,9 @@
 //! carries which of navarch's JSON fields.
 //!
 //! The numbers are facts of Kubernetes' wire format, read from the `generated.proto` files of `k8s.io/api`
-//! (core/v1, apps/v1, batch/v1, coordination/v1) and `k8s.io/apimachinery` (pkg/apis/meta/v1) at their
-//! 1.37 development head; Kubernetes never renumbers or reuses a field, so they hold for every release
-//! (kubectl 1.32 included). They also agree with the `protobuf:"…"` tags of the Go types.
+//! (core/v1, apps/v1, batch/v1, coordination/v1, policy/v1) and `k8s.io/apimachinery` (pkg/apis/meta/v1)
+//! at their 1.37 development head; Kubernetes never renumbers or reuses a field, so they hold for every
+//! release (kubectl 1.32 included). They also agree with the `protobuf:"…"` tags of the Go types.
 //!
 //! A table is named after the navarch message it decodes (which has the same name upstream), except a few
 //! upstream messages that navarch folds into another one (`VolumeSource`, `ProbeHandler`,
@@ -95,6 +95,8 @@ pub static NUMBERS: &[(&str, &[(u32, &str)])] = &[
         (6, "updatedNumberScheduled"), (7, "numberAvailable"), (8, "numberUnavailable"),
         (9, "collisionCount"), (10, "conditions")]),
     ("DaemonSetUpdateStrategy", &[(1, "type"), (2, "rollingUpdate")]),
+    ("DeleteOptions", &[(1, "gracePeriodSeconds"), (2, "preconditions"), (3, "orphanDependents"),
+        (4, "propagationPolicy"), (5, "dryRun"), (6, "ignoreStoreReadErrorWithClusterBreakingPotential")]),
     ("Deployment", &[(1, "metadata"), (2, "spec"), (3, "status")]),
     ("DeploymentCondition", &[(1, "type"), (2, "status"), (4, "reason"), (5, "message"),
         (6, "lastUpdateTime"), (7, "lastTransitionTime")]),
@@ -126,6 +128,7 @@ pub static NUMBERS: &[(&str, &[(u32, &str)])] = &[
         (15, "reportingInstance")]),
     ("EventSeries", &[(1, "count"), (2, "lastObservedTime")]),
     ("EventSource", &[(1, "component"), (2, "host")]),
+    ("Eviction", &[(1, "metadata"), (2, "deleteOptions")]),
     ("EvictionResponder", &[(1, "name"), (2, "priority")]),
     ("ExecAction", &[(1, "command")]),
     ("FCVolumeSource", &[(1, "targetWWNs"), (2, "lun"), (3, "fsType"), (4, "readOnly"), (5, "wwids")]),
@@ -310,6 +313,7 @@ pub static NUMBERS: &[(&str, &[(u32, &str)])] = &[
     ("PodVolumeHealth", &[(1, "name"), (2, "healthConditions"), (3, "lastTransitionTime")]),
     ("PortStatus", &[(1, "port"), (2, "protocol"), (3, "error")]),
     ("PortworxVolumeSource", &[(1, "volumeID"), (2, "fsType"), (3, "readOnly")]),
+    ("Preconditions", &[(1, "uid"), (2, "resourceVersion")]),
     ("PreferredSchedulingTerm", &[(1, "weight"), (2, "preference")]),
     ("Probe", &[(1, "..ProbeHandler"), (2, "initialDelaySeconds"), (3, "timeoutSeconds"),
         (4, "periodSeconds"), (5, "successThreshold"), (6, "failureThreshold"),
@@ -491,6 +495,10 @@ mod tests {
         ("Volume", "local"),
         // Upstream has it on EphemeralContainer only (see the `EphemeralContainer` table).
         ("Container", "targetContainerName"),
+        // Upstream's DeleteOptions has its TypeMeta in JSON only (a body of its own is JSON or a
+        // runtime.Unknown envelope, which carries them).
+        ("DeleteOptions", "apiVersion"),
+        ("DeleteOptions", "kind"),
     ];
 
     /// Checks `table` against navarch's `message`, returning the JSON names it covers (through its inline
