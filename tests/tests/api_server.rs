@@ -102,13 +102,16 @@ async fn status_subresource_and_generation() {
     let pods: Api<Pod> = c.api("default");
     let p = pods.create(&pod("p")).await.unwrap();
     assert_eq!(p.meta().generation, 1);
+    // A new pod's status is Kubernetes' initial one.
+    let initial = p.status.clone().unwrap();
+    assert_eq!((initial.phase.as_str(), initial.qos_class.as_str()), ("Pending", "BestEffort"));
 
     // Status through update is ignored; through update_status it is stored and the spec is untouched.
     let mut with_status = p.clone();
     with_status.status = Some(PodStatus { phase: "Running".into(), ..Default::default() });
     with_status.spec.as_mut().unwrap().active_deadline_seconds = Some(5);
     let u = pods.update(&with_status).await.unwrap();
-    assert_eq!(u.status.as_ref().map(|s| s.phase.as_str()).unwrap_or(""), "");
+    assert_eq!(u.status.as_ref().map(|s| s.phase.as_str()).unwrap_or(""), "Pending");
     assert_eq!(u.meta().generation, 2, "spec changed");
 
     let mut s = u.clone();

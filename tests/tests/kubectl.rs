@@ -47,6 +47,16 @@ async fn version_and_discovery() {
     for gv in ["v1", "apps/v1", "batch/v1", "coordination.k8s.io/v1"] {
         assert!(v.lines().any(|l| l == gv), "{gv} in {v}");
     }
+    // Every kind: kubectl get of it, in every namespace, with its Table.
+    for line in r.lines().skip(1) {
+        let name = line.split_whitespace().next().unwrap();
+        let out = k.run(&["get", name, "-A"]).await;
+        assert_eq!(out.code, 0, "kubectl get {name} -A: {out:?}");
+        assert!(
+            out.stdout.is_empty() || out.stdout.starts_with("NAMESPACE") || out.stdout.starts_with("NAME"),
+            "{name}: {out:?}"
+        );
+    }
     let all = k.ok(&["get", "all"]).await;
     assert!(all.contains("service/") || all.is_empty() || all.contains("No resources"), "{all}");
 }

@@ -668,6 +668,7 @@ fn scenario_9_kubectl_seeds() {
         "service/nginx exposed"
     );
     kubectl(&["wait", "--for=condition=Available", "deployment/nginx", "--timeout=120s"]);
+    kubectl(&["rollout", "status", "deployment/nginx", "--timeout=120s"]);
     let ip = kubectl(&["get", "svc", "nginx", "--template={{.spec.clusterIP}}"]);
     let url = format!("http://{ip}:8080/");
     let page = eventually_blocking(format!("nginx's page at {url} from this host"), allow(60), || {
