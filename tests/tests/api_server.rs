@@ -518,3 +518,30 @@ async fn survives_an_etcd_kill9_and_restart() {
         }
     }
 }
+
+/// Over the REST API, a watch from a compacted resourceVersion is a 200 whose one event is an ERROR
+/// with a 410 Status, as Kubernetes answers (clients relist).
+#[tokio::test]
+async fn rest_watch_from_a_compacted_version_is_an_error_event() {
+    let env = TestEnv::start_with(&["--watch-history=5"]).await;
+    let c = env.client().await;
+    let cms: Api<ConfigMap> = c.api("default");
+    let old = cms.list(&ListParams::default()).await.unwrap().resource_version;
+    for i in 0..20 {
+        cms.create(&cm(&format!("c{i}"), "1")).await.unwrap();
+    }
+    env.etcd.compact().await;
+    let addr = env.api_server_addr();
+    let path =
+        format!("/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={old}&timeoutSeconds=2");
+    let resp = tokio::task::spawn_blocking(move || navarch_tests::http_get_with_headers(addr, &path, &[]))
+        .await
+        .unwrap()
+        .expect("a response");
+    assert_eq!(resp.status, 200, "{resp:?}");
+    let event: serde_json::Value = serde_json::from_str(resp.body.lines().next().unwrap()).unwrap();
+    assert_eq!(event["type"], "ERROR", "{event}");
+    assert_eq!(event["object"]["kind"], "Status");
+    assert_eq!(event["object"]["code"], 410);
+    assert_eq!(event["object"]["reason"], "Expired");
+}

@@ -17,6 +17,7 @@ use super::media::{self, Output};
 use super::path::ResourcePath;
 use super::status::StatusError;
 use super::{ResponseBody, RestRequest, table};
+use crate::error::ApiError;
 use crate::state::ApiState;
 use crate::watch_stream::{WatchItem, WatchParams};
 
@@ -90,7 +91,17 @@ pub async fn serve(
     let start = std::time::Instant::now();
     let result = state.watch(&params).await;
     state.observe("watch", path.info.kind, start, &result);
-    let rx = result.map_err(|e| StatusError::from_api(e, Some(path.info)))?;
+    let rx = match result {
+        Ok(rx) => rx,
+        // A resourceVersion too old to watch from: like Kubernetes, a 200 whose one event is an ERROR
+        // carrying the 410 (clients then relist).
+        Err(e @ ApiError::Expired(_)) => {
+            let (tx, rx) = tokio::sync::mpsc::channel(1);
+            let _ = tx.try_send(WatchItem::End(e));
+            rx
+        }
+        Err(e) => return Err(StatusError::from_api(e, Some(path.info))),
+    };
     let include = match q.get("includeObject") {
         Some("Object") => IncludeObject::Object,
         Some("None") => IncludeObject::None,
