@@ -94,7 +94,7 @@ fn message_schema(msg: &Message) -> Value {
     s
 }
 
-fn field_schema(msg: &Message, f: &Field) -> Value {
+pub(super) fn field_schema(msg: &Message, f: &Field) -> Value {
     let item = element_schema(msg, f);
     let mut s = if f.repeated {
         json!({"type": "array", "items": item})

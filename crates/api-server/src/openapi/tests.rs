@@ -269,12 +269,11 @@ fn pod_spec_carries_patch_metadata() {
     assert_eq!(ports["x-kubernetes-patch-merge-key"], "containerPort");
     let meta = &schemas["io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"];
     assert_eq!(meta["properties"]["ownerReferences"]["x-kubernetes-patch-merge-key"], "uid");
+    assert_eq!(meta["properties"]["labels"]["type"], "object");
+    assert_eq!(meta["properties"]["labels"]["additionalProperties"], json!({"type": "string"}));
+    // With a description, the reference is wrapped in `allOf` (siblings of a `$ref` are ignored).
     assert_eq!(
-        meta["properties"]["labels"],
-        json!({"type": "object", "additionalProperties": {"type": "string"}})
-    );
-    assert_eq!(
-        meta["properties"]["creationTimestamp"]["$ref"],
+        meta["properties"]["creationTimestamp"]["allOf"][0]["$ref"],
         "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.Time"
     );
     let limits = &schemas["io.k8s.api.core.v1.ResourceRequirements"]["properties"]["limits"];
@@ -286,8 +285,18 @@ fn pod_spec_carries_patch_metadata() {
     let secret_data = &schemas["io.k8s.api.core.v1.Secret"]["properties"]["data"];
     assert_eq!(secret_data["additionalProperties"], json!({"type": "string", "format": "byte"}));
     assert_eq!(schemas["io.k8s.api.core.v1.PodList"]["required"], json!(["items"]));
-    // A field without a comment gets no description.
-    assert!(schemas["io.k8s.api.core.v1.NodeSpec"]["properties"]["podCIDR"].get("description").is_none());
+    // A field's description is its proto comment, lines joined.
+    let pod_cidr = &schemas["io.k8s.api.core.v1.NodeSpec"]["properties"]["podCIDR"]["description"];
+    assert!(
+        pod_cidr.as_str().unwrap().starts_with("The IP range the Node's pods get their addresses from, e.g.")
+    );
+    // A field without a comment gets no description, and a reference without one no `allOf`.
+    let node_spec = navarch_api::schema::message("NodeSpec").unwrap();
+    let bare = |name: &str| navarch_api::schema::Field { description: "", ..*node_spec.field(name).unwrap() };
+    let pod_cidr = super::schemas::field_schema(node_spec, &bare("podCIDR"));
+    assert_eq!(pod_cidr, json!({"type": "string"}));
+    let config_source = super::schemas::field_schema(node_spec, &bare("configSource"));
+    assert_eq!(config_source, json!({"$ref": "#/components/schemas/io.k8s.api.core.v1.NodeConfigSource"}));
 }
 
 /// Writes every document and the index to the directory `NAVARCH_OPENAPI_DUMP` names, to try them
