@@ -362,6 +362,21 @@ async fn describe_explain_rollout_and_nodes() {
     })
     .await;
     assert!(h.lines().any(|l| l.starts_with('1')), "{h}");
+    // undo: back to the first template (kubectl sends a JSON patch built from the old ReplicaSet).
+    k.ok(&["set", "image", "deployment/web", "web=nginx:1.99"]).await;
+    eventually("revision 3", Duration::from_secs(30), async || {
+        k.run(&["rollout", "history", "deployment/web"])
+            .await
+            .stdout
+            .lines()
+            .any(|l| l.starts_with('3'))
+            .then_some(())
+    })
+    .await;
+    assert_eq!(k.ok(&["rollout", "undo", "deployment/web"]).await.trim(), "deployment.apps/web rolled back");
+    let image =
+        k.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.template.spec.containers[0].image}"]).await;
+    assert_eq!(image, "nginx:1.24");
     // A Node registered by hand (no kubelet here): cordon, uncordon, drain.
     let node = "apiVersion: v1\nkind: Node\nmetadata: {name: n1, labels: {kubernetes.io/hostname: n1}}\n";
     k.apply(node, &[]).await;

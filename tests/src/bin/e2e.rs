@@ -683,6 +683,17 @@ fn scenario_9_kubectl_seeds() {
         "    run, create deployment, expose, curl http://{ip}:8080/ from the host: ok in {}",
         secs(t.elapsed())
     );
+    // A rollout and its undo, through kubectl.
+    kubectl(&["set", "image", "deployment/nginx", "nginx=nginx:1.22"]);
+    kubectl(&["rollout", "status", "deployment/nginx", "--timeout=120s"]);
+    kubectl(&["rollout", "undo", "deployment/nginx"]);
+    kubectl(&["rollout", "status", "deployment/nginx", "--timeout=120s"]);
+    let image =
+        kubectl(&["get", "deployment", "nginx", "-o", "jsonpath={.spec.template.spec.containers[0].image}"]);
+    assert_eq!(image, "nginx", "undo restored the first template");
+    let history = kubectl(&["rollout", "history", "deployment/nginx"]);
+    assert!(history.lines().any(|l| l.starts_with('3')), "{history}");
+    println!("    set image, rollout status, rollout undo: ok");
     for what in ["deployment/nginx", "service/nginx", "pod/nginx"] {
         kubectl(&["delete", what, "--wait=true"]);
     }
