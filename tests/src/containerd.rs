@@ -90,6 +90,12 @@ impl Drop for Containerd {
             self.ctr(&["containers", "rm", &id]);
         }
         self.process.kill9();
+        // Shims containerd could not reap in time (a task still being killed when the test ended)
+        // outlive it: kill every shim that talks to this containerd's socket.
+        let socket = self.socket().display().to_string();
+        for pid in shims_of(&socket) {
+            quietly("kill", &["-KILL", &pid.to_string()]);
+        }
         // Whatever is still mounted under the temp dir (rootfs of killed tasks).
         if let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") {
             let root = self.dir.path().display().to_string();
@@ -101,4 +107,19 @@ impl Drop for Containerd {
             }
         }
     }
+}
+
+/// The pids of `containerd-shim*` processes started with `-address <socket>`.
+fn shims_of(socket: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            let is_shim =
+                args.first().is_some_and(|a| String::from_utf8_lossy(a).contains("containerd-shim"));
+            is_shim && args.windows(2).any(|w| w[0] == b"-address" && w[1] == socket.as_bytes())
+        })
+        .collect()
 }
