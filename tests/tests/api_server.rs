@@ -316,8 +316,9 @@ async fn bookmarks_arrive() {
     assert!(rv.parse::<i64>().unwrap() > 0);
 }
 
-#[tokio::test]
-async fn compaction_expires_old_watches() {
+/// An api-server keeping 5 events of history, and a ConfigMap resourceVersion that 20 creates and an
+/// etcd compaction have made too old to watch from.
+async fn expired_configmap_version() -> (TestEnv, Api<ConfigMap>, String) {
     let env = TestEnv::start_with(&["--watch-history=5"]).await;
     let c = env.client().await;
     let cms: Api<ConfigMap> = c.api("default");
@@ -326,6 +327,12 @@ async fn compaction_expires_old_watches() {
         cms.create(&cm(&format!("c{i}"), "1")).await.unwrap();
     }
     env.etcd.compact().await;
+    (env, cms, old)
+}
+
+#[tokio::test]
+async fn compaction_expires_old_watches() {
+    let (_env, cms, old) = expired_configmap_version().await;
     let r = cms.watch(&WatchParams { resource_version: old.clone(), ..Default::default() }).await;
     let err = match r {
         Err(e) => e,
@@ -523,14 +530,7 @@ async fn survives_an_etcd_kill9_and_restart() {
 /// with a 410 Status, as Kubernetes answers (clients relist).
 #[tokio::test]
 async fn rest_watch_from_a_compacted_version_is_an_error_event() {
-    let env = TestEnv::start_with(&["--watch-history=5"]).await;
-    let c = env.client().await;
-    let cms: Api<ConfigMap> = c.api("default");
-    let old = cms.list(&ListParams::default()).await.unwrap().resource_version;
-    for i in 0..20 {
-        cms.create(&cm(&format!("c{i}"), "1")).await.unwrap();
-    }
-    env.etcd.compact().await;
+    let (env, _cms, old) = expired_configmap_version().await;
     let addr = env.api_server_addr();
     let path =
         format!("/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={old}&timeoutSeconds=2");

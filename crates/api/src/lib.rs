@@ -41,6 +41,7 @@ pub use generated::navarch::kubelet::v1 as kubelet_proto;
 pub mod cidr;
 pub mod error;
 pub mod manifest;
+pub mod merge_patch;
 pub mod names;
 pub mod qos;
 pub mod quantity;

@@ -64,6 +64,17 @@ pub enum IncludeObject {
     Object,
 }
 
+impl IncludeObject {
+    /// The `includeObject` query parameter (default: metadata only, as Kubernetes).
+    pub fn from_query(q: &super::query::Query) -> IncludeObject {
+        match q.get("includeObject") {
+            Some("Object") => IncludeObject::Object,
+            Some("None") => IncludeObject::None,
+            _ => IncludeObject::Metadata,
+        }
+    }
+}
+
 fn encoded(code: StatusCode, output: Output, value: &Value) -> Response<ResponseBody> {
     match output {
         Output::Yaml => {

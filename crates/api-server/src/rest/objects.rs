@@ -90,11 +90,7 @@ impl Call<'_> {
     }
 
     fn include_object(&self) -> IncludeObject {
-        match self.req.query.get("includeObject") {
-            Some("Object") => IncludeObject::Object,
-            Some("None") => IncludeObject::None,
-            _ => IncludeObject::Metadata,
-        }
+        IncludeObject::from_query(&self.req.query)
     }
 
     fn dry_run(&self) -> Result<bool, StatusError> {

@@ -57,24 +57,7 @@ pub fn apply_untyped(kind: PatchKind, mut current: Value, doc: &Value) -> Result
     }
 }
 
-/// RFC 7386: objects merge recursively, `null` removes, anything else replaces.
-pub fn merge(target: &mut Value, patch: &Value) {
-    let Value::Object(p) = patch else {
-        *target = patch.clone();
-        return;
-    };
-    if !target.is_object() {
-        *target = Value::Object(Default::default());
-    }
-    let t = target.as_object_mut().expect("an object");
-    for (k, v) in p {
-        if v.is_null() {
-            t.remove(k);
-        } else {
-            merge(t.entry(k.clone()).or_insert(Value::Null), v);
-        }
-    }
-}
+pub use navarch_api::merge_patch::apply as merge;
 
 /// RFC 6901 pointer → unescaped tokens.
 fn tokens(pointer: &str) -> Result<Vec<String>, StatusError> {

@@ -102,11 +102,7 @@ pub async fn serve(
         }
         Err(e) => return Err(StatusError::from_api(e, Some(path.info))),
     };
-    let include = match q.get("includeObject") {
-        Some("Object") => IncludeObject::Object,
-        Some("None") => IncludeObject::None,
-        _ => IncludeObject::Metadata,
-    };
+    let include = IncludeObject::from_query(q);
     let encoder = EventEncoder { info: path.info, output, include, first: true };
     let deadline = tokio::time::Instant::now() + timeout;
     let frames = futures::stream::unfold((rx, encoder, false), move |(mut rx, mut enc, ended)| async move {

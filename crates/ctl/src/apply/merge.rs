@@ -65,24 +65,7 @@ fn diff(original: Option<&Value>, modified: &Value, current: &Value) -> Option<V
     }
 }
 
-/// Applies a JSON merge patch (RFC 7386) to `target`.
-pub fn apply_patch(target: &mut Value, patch: &Value) {
-    let Value::Object(p) = patch else {
-        *target = patch.clone();
-        return;
-    };
-    if !target.is_object() {
-        *target = Value::Object(Map::new());
-    }
-    let t = target.as_object_mut().expect("made an object above");
-    for (key, pv) in p {
-        if pv.is_null() {
-            t.remove(key);
-        } else {
-            apply_patch(t.entry(key.clone()).or_insert(Value::Null), pv);
-        }
-    }
-}
+pub use navarch_api::merge_patch::apply as apply_patch;
 
 #[cfg(test)]
 mod tests {
