@@ -12,7 +12,8 @@ use std::time::{Duration, Instant, SystemTime};
 use futures::Stream;
 use navarch_api::kubelet_proto::kubelet_server::Kubelet;
 use navarch_api::kubelet_proto::{
-    ContainerUsage, ExecInput, ExecOutput, LogChunk, LogsRequest, PodUsage, StatsRequest, StatsResponse,
+    ContainerUsage, ExecInput, ExecOutput, LogChunk, LogsRequest, PodUsage, PortForwardInput,
+    PortForwardOutput, StatsRequest, StatsResponse,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -223,6 +224,8 @@ impl crate::logs::LogReader for LogStream {
 impl Kubelet for KubeletApi {
     type ContainerLogsStream = OutStream<LogChunk>;
     type ExecStream = OutStream<ExecOutput>;
+    type AttachStream = OutStream<ExecOutput>;
+    type PortForwardStream = OutStream<PortForwardOutput>;
 
     async fn container_logs(
         &self,
@@ -369,6 +372,20 @@ impl Kubelet for KubeletApi {
             p.finish().await;
         });
         Ok(Response::new(receiver_stream(rx)))
+    }
+
+    async fn attach(
+        &self,
+        _req: Request<Streaming<ExecInput>>,
+    ) -> Result<Response<Self::AttachStream>, Status> {
+        Err(Status::unimplemented("attach: not yet"))
+    }
+
+    async fn port_forward(
+        &self,
+        _req: Request<Streaming<PortForwardInput>>,
+    ) -> Result<Response<Self::PortForwardStream>, Status> {
+        Err(Status::unimplemented("port-forward: not yet"))
     }
 
     async fn stats(&self, _req: Request<StatsRequest>) -> Result<Response<StatsResponse>, Status> {

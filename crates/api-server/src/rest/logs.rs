@@ -32,6 +32,7 @@ pub async fn serve(
         previous: q.bool("previous"),
         tail_lines: q.int("tailLines")?,
         limit_bytes: q.int("limitBytes")?,
+        ..Default::default()
     };
     let stream = state
         .call("logs", "Pod", &key, state.kubelets.logs(logs))
