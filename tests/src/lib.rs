@@ -12,7 +12,8 @@
 //!   loopback port; [`Registry::with_test_images`] also pushes the offline test images of
 //!   `scripts/images.sh` (`library/busybox:{latest,1.36}`, `library/serve-hostname:{1.0,2.0}`), built
 //!   once into `target/test-images` and shared by every test.
-//! * [`Containerd::start`] (`containerd.rs`) and [`Kubelet::start`] (`kubelet.rs`) run a node.
+//! * [`Containerd::start`] (`containerd.rs`) and [`Kubelet::start`] (`kubelet.rs`) run a node;
+//!   [`NodeEnv::start`] (`node_env.rs`) a whole one-node cluster (without controllers).
 //! * [`Daemon::start`] (`daemon.rs`) runs any other daemon of the workspace against a [`TestEnv`].
 //! * [`Kubectl::new`] (`kubectl.rs`) runs the installed kubectl against an api-server, with a
 //!   kubeconfig and cache of its own.
@@ -34,6 +35,7 @@ mod etcd;
 mod http;
 mod kubectl;
 mod kubelet;
+mod node_env;
 mod poll;
 mod process;
 mod registry;
@@ -47,6 +49,7 @@ pub use etcd::Etcd;
 pub use http::{HttpResponse, http_get, http_get_with_headers};
 pub use kubectl::{Kubectl, KubectlOutput};
 pub use kubelet::Kubelet;
+pub use node_env::{NodeEnv, ready_node};
 pub use poll::{BLOCKING_POLL_INTERVAL, Outcome, POLL_INTERVAL, describe, eventually, eventually_blocking};
 pub use process::{ChildProcess, bin_dir, binary, free_port, workspace_root};
 pub use registry::Registry;

@@ -6,48 +6,12 @@
 use std::time::{Duration, Instant};
 
 use navarch_api::Resource;
-use navarch_api::v1::{ConfigMap, Node, Pod};
+use navarch_api::v1::{ConfigMap, Pod};
 use navarch_client::{Api, Client, DeleteParams};
-use navarch_tests::{Containerd, Kubelet, Registry, TestEnv, eventually};
+use navarch_tests::{Containerd, Kubelet, NodeEnv, Registry, TestEnv, eventually, ready_node};
 
 fn from_yaml<T: serde::de::DeserializeOwned>(y: &str) -> T {
     serde_yaml::from_str(y).unwrap()
-}
-
-async fn ready_node(c: &Client, k: &Kubelet) {
-    let nodes: Api<Node> = c.api("");
-    eventually(k.with_log("node Ready"), Duration::from_secs(60), async || {
-        let n = nodes.get_opt(&k.node_name).await.ok()??;
-        let ready = n.status?.conditions.iter().any(|c| c.r#type == "Ready" && c.status == "True");
-        ready.then_some(())
-    })
-    .await;
-}
-
-/// One node: etcd and an api-server, the registry with the test images, containerd, and a
-/// kubelet whose Node is Ready.
-struct NodeEnv {
-    env: TestEnv,
-    registry: Registry,
-    ctd: Containerd,
-    kubelet: Kubelet,
-    c: Client,
-    pods: Api<Pod>,
-    node: String,
-}
-
-impl NodeEnv {
-    async fn start() -> NodeEnv {
-        let env = TestEnv::start().await;
-        let registry = Registry::with_test_images();
-        let ctd = Containerd::start().await;
-        let kubelet = Kubelet::start(&env.api_server, &ctd, &registry).await;
-        let c = env.client().await;
-        ready_node(&c, &kubelet).await;
-        let pods = c.api("default");
-        let node = kubelet.node_name.clone();
-        NodeEnv { env, registry, ctd, kubelet, c, pods, node }
-    }
 }
 
 fn http_body(ip: &str, port: u16) -> Option<String> {

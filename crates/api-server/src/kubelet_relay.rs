@@ -6,9 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use navarch_api::kubelet_proto::kubelet_client::KubeletClient;
-use navarch_api::kubelet_proto::{ExecInput, StatsRequest, StatsResponse};
+use navarch_api::kubelet_proto::{ExecInput, ExecOutput, ExecStart, StatsRequest, StatsResponse};
 use navarch_api::v1::{Node, Pod};
 use navarch_api::{Object, Resource};
 use tonic::transport::{Channel, Endpoint};
@@ -125,36 +125,63 @@ impl KubeletRelay {
         client.container_logs(req).await.map(|r| r.into_inner()).map_err(ApiError::from_backend)
     }
 
-    /// Relays an exec session: `first` is the client's first message (with `start`), `rest` the
-    /// remaining input.
-    pub async fn exec(
+    /// Checks an exec or attach request against the pod before anything runs: the pod exists and is
+    /// bound, it has not finished, the container is one of its own (or its only one). Returns the
+    /// request with the container and the pod's uid filled in, and a client for the pod's kubelet.
+    pub async fn remote_command_target(
         &self,
-        first: ExecInput,
-        rest: tonic::Streaming<ExecInput>,
-    ) -> Result<tonic::Streaming<navarch_api::kubelet_proto::ExecOutput>, ApiError> {
-        let mut start = first
-            .start
-            .ok_or_else(|| ApiError::BadRequest("start: Required value (the first message)".into()))?;
-        if start.command.is_empty() {
+        mut start: ExecStart,
+        attach: bool,
+    ) -> Result<(ExecStart, KubeletClient<Channel>), ApiError> {
+        if !attach && start.command.is_empty() {
             return Err(ApiError::BadRequest(
                 "command: Required value: you must specify at least 1 command".into(),
             ));
         }
-        let (pod, mut client) = self.target(&start.namespace, &start.name).await?;
+        let (pod, client) = self.target(&start.namespace, &start.name).await?;
         let phase = pod.status.as_ref().map(|s| s.phase.as_str()).unwrap_or_default();
         if phase == "Succeeded" || phase == "Failed" {
+            let verb = if attach { "attach to" } else { "exec into" };
             return Err(ApiError::BadRequest(format!(
-                "cannot exec into a container in a completed pod; current phase is {phase}"
+                "cannot {verb} a container in a completed pod; current phase is {phase}"
             )));
         }
         start.container = container_of(&pod, &start.container)?;
         start.uid = pod.meta().uid.clone();
-        let first = ExecInput { start: Some(start), ..first };
+        Ok((start, client))
+    }
+
+    /// Starts an exec (or attach) on the kubelet checked by [`Self::remote_command_target`]; `input`
+    /// is the client's stdin, resizes and end of stdin, after the start message.
+    pub async fn remote_command(
+        mut client: KubeletClient<Channel>,
+        start: ExecStart,
+        attach: bool,
+        input: impl Stream<Item = ExecInput> + Send + 'static,
+    ) -> Result<tonic::Streaming<ExecOutput>, ApiError> {
+        let first = ExecInput { start: Some(start), ..Default::default() };
+        let input = futures::stream::once(async move { first }).chain(input);
+        let r = if attach { client.attach(input).await } else { client.exec(input).await };
+        r.map(|r| r.into_inner()).map_err(ApiError::from_backend)
+    }
+
+    /// Relays an exec session of the gRPC door: `first` is the client's first message (with
+    /// `start`), `rest` the remaining input.
+    pub async fn exec(
+        &self,
+        first: ExecInput,
+        rest: tonic::Streaming<ExecInput>,
+    ) -> Result<tonic::Streaming<ExecOutput>, ApiError> {
+        let start = first
+            .start
+            .ok_or_else(|| ApiError::BadRequest("start: Required value (the first message)".into()))?;
+        let (start, client) = self.remote_command_target(start, false).await?;
+        let first_input = ExecInput { start: None, ..first };
         // The client's input, ended at its first error (the client went away).
         let rest =
             rest.take_while(|m| futures::future::ready(m.is_ok())).filter_map(|m| async move { m.ok() });
-        let input = futures::stream::once(async move { first }).chain(rest);
-        client.exec(input).await.map(|r| r.into_inner()).map_err(ApiError::from_backend)
+        let input = futures::stream::once(async move { first_input }).chain(rest);
+        Self::remote_command(client, start, false, input).await
     }
 
     /// Usage from the kubelet of every node (or the named one); unreachable kubelets are listed

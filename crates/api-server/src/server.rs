@@ -3,6 +3,10 @@
 //! to the REST API. Both sit behind this one `tower` service ([`FrontDoor`]), so request layers
 //! (authentication, authorization, audit, admission) wrap both at one place.
 //!
+//! HTTP/1.1 connections may be upgraded (kubectl exec/attach/port-forward: WebSocket or SPDY/3.1);
+//! the upgraded stream is then served by a task of [`crate::rest::upgrade`], owned by the state's task
+//! tracker and ended by the same shutdown token.
+//!
 //! Shutdown: the listener closes, every connection is asked to finish gracefully (HTTP/2 GOAWAY,
 //! HTTP/1.1 closes after the request in flight), and the caller bounds the wait.
 
@@ -107,7 +111,7 @@ pub async fn serve(listener: TcpListener, front: FrontDoor, shutdown: Cancellati
         let builder = builder.clone();
         let shutdown = shutdown.clone();
         connections.spawn(async move {
-            let mut conn = pin!(builder.serve_connection(TokioIo::new(stream), service));
+            let mut conn = pin!(builder.serve_connection_with_upgrades(TokioIo::new(stream), service));
             let result = tokio::select! {
                 r = conn.as_mut() => r,
                 _ = shutdown.cancelled() => {

@@ -63,6 +63,13 @@ fn subresources(k: &KindInfo) -> Vec<Subresource> {
             verbs: &["create"],
         });
         subs.push(Subresource { name: "log", response: ("", "v1", "Pod"), verbs: &["get"] });
+        for (name, kind) in [
+            ("attach", "PodAttachOptions"),
+            ("exec", "PodExecOptions"),
+            ("portforward", "PodPortForwardOptions"),
+        ] {
+            subs.push(Subresource { name, response: ("", "v1", kind), verbs: &["create", "get"] });
+        }
     }
     subs
 }

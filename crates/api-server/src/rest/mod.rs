@@ -16,10 +16,13 @@ pub mod patch;
 pub mod path;
 pub mod protobuf;
 pub mod query;
+pub mod remotecommand;
 pub mod status;
 pub mod strategic;
 pub mod table;
+pub mod upgrade;
 pub mod watch;
+pub mod websocket;
 
 use std::sync::Arc;
 
@@ -64,8 +67,18 @@ impl RestApi {
         B: hyper::body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        let target = match path::parse(req.uri().path()) {
+            // exec, attach and port-forward take over the connection: routed before the body is read.
+            Ok(Target::Resource(r)) if upgrade::streaming_subresource(&r).is_some() => {
+                let span = tracing::debug_span!("rest", method = %req.method(), path = req.uri().path());
+                return upgrade::serve(self.state.clone(), r, req)
+                    .instrument(span)
+                    .await
+                    .unwrap_or_else(|e| encode::error(&e));
+            }
+            other => other,
+        };
         let (parts, body) = req.into_parts();
-        let target = path::parse(parts.uri.path());
         // The whole body is read before answering, so a keep-alive connection never sees an unread body
         // as the next request (kubectl sends DELETE bodies).
         let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {

@@ -1,0 +1,47 @@
+//! [`NodeEnv`]: a one-node cluster without controllers — etcd, an api-server, the registry with the
+//! test images, containerd and a kubelet whose Node is Ready. Pods name the node (`spec.nodeName`)
+//! since no scheduler runs.
+
+use std::time::Duration;
+
+use navarch_api::v1::{Node, Pod};
+use navarch_client::{Api, Client};
+
+use crate::{Containerd, Kubelet, Registry, TestEnv, eventually};
+
+pub struct NodeEnv {
+    pub env: TestEnv,
+    pub registry: Registry,
+    pub ctd: Containerd,
+    pub kubelet: Kubelet,
+    pub c: Client,
+    /// Pods of the `default` namespace.
+    pub pods: Api<Pod>,
+    /// The kubelet's node name.
+    pub node: String,
+}
+
+impl NodeEnv {
+    pub async fn start() -> NodeEnv {
+        let env = TestEnv::start().await;
+        let registry = Registry::with_test_images();
+        let ctd = Containerd::start().await;
+        let kubelet = Kubelet::start(&env.api_server, &ctd, &registry).await;
+        let c = env.client().await;
+        ready_node(&c, &kubelet).await;
+        let pods = c.api("default");
+        let node = kubelet.node_name.clone();
+        NodeEnv { env, registry, ctd, kubelet, c, pods, node }
+    }
+}
+
+/// Waits until `k`'s Node reports Ready.
+pub async fn ready_node(c: &Client, k: &Kubelet) {
+    let nodes: Api<Node> = c.api("");
+    eventually(k.with_log("node Ready"), Duration::from_secs(60), async || {
+        let n = nodes.get_opt(&k.node_name).await.ok()??;
+        let ready = n.status?.conditions.iter().any(|c| c.r#type == "Ready" && c.status == "True");
+        ready.then_some(())
+    })
+    .await;
+}
