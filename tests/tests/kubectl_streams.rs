@@ -114,3 +114,62 @@ async fn cp_five_mebibytes_in_and_out() {
     k.ok(&["cp", "web:/tmp/big.bin", &back]).await;
     assert!(std::fs::read(&back).unwrap() == data, "the copy back differs");
 }
+
+/// A tmux server of its own, killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn run(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("tmux").arg("-L").arg(&self.socket).args(args).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    async fn screen_shows(&self, what: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let screen = self.run(&["capture-pane", "-p", "-t", "t"]);
+            if screen.contains(what) {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "waiting for {what:?}; the screen:\n{screen}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.run(&["kill-server"]);
+    }
+}
+
+#[tokio::test]
+async fn exec_it_gives_a_terminal_that_resizes_and_exits() {
+    let (_e, k) = start().await;
+    let kubeconfig = k.kubeconfig();
+    let home = kubeconfig.parent().unwrap().display().to_string();
+    let status = format!("{home}/exit-status");
+    let shell = format!(
+        "KUBECONFIG={} HOME={home} kubectl --cache-dir={home}/cache exec -it web -- sh; echo $? > {status}; sleep 30",
+        kubeconfig.display()
+    );
+    let tmux = Tmux { socket: format!("navarch-test-{}", std::process::id()) };
+    tmux.run(&["new-session", "-d", "-s", "t", "-x", "100", "-y", "30", &shell]);
+    tmux.screen_shows("/ #").await;
+    tmux.run(&["send-keys", "-t", "t", "echo answer $((6*7))", "Enter"]);
+    tmux.screen_shows("answer 42").await;
+    // The terminal's size reaches the process, and follows a resize.
+    tmux.run(&["send-keys", "-t", "t", "stty size", "Enter"]);
+    tmux.screen_shows("30 100").await;
+    tmux.run(&["resize-window", "-t", "t", "-x", "120", "-y", "40"]);
+    tmux.run(&["send-keys", "-t", "t", "clear; stty size", "Enter"]);
+    tmux.screen_shows("40 120").await;
+    tmux.run(&["send-keys", "-t", "t", "exit 5", "Enter"]);
+    eventually("kubectl exec -it to exit", Duration::from_secs(20), async || {
+        std::fs::read_to_string(&status).ok().filter(|s| !s.is_empty())
+    })
+    .await;
+    assert_eq!(std::fs::read_to_string(&status).unwrap().trim(), "5");
+}
