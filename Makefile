@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help up down status e2e node-stop node-start node-cut node-restore kill deps build release test unit lint fmt bench-api bench-scheduler bench-pod-startup bench-proxy logs images vagrant-lint vagrant-box vagrant-up vagrant-provision vagrant-smoke vagrant-down role-test
+.PHONY: help up down status e2e node-stop node-start node-cut node-restore kill deps build release test unit lint fmt bench-api bench-scheduler bench-pod-startup bench-proxy bench-streams logs images vagrant-lint vagrant-box vagrant-up vagrant-provision vagrant-smoke vagrant-down role-test
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -70,6 +70,10 @@ bench-scheduler: ## scheduler throughput and create-to-bound latency at 500 and 
 bench-pod-startup: ## pod start-up latency on one real node (100 pods at 5/s, then at once) beside bare ctr run (release, root)
 	$(CARGO) build --release --workspace --bins
 	$(CARGO) run --release -p navarch-tests --bin bench-pod-startup -- $(ARGS)
+
+bench-streams: ## kubectl exec latency beside ctr task exec, port-forward throughput beside the pod IP (release, root)
+	$(CARGO) build --release --workspace --bins
+	$(CARGO) run --release -p navarch-tests --bin bench-streams -- $(ARGS)
 
 bench-proxy: ## kube-proxy: full sync of 10,000 Services x 5 endpoints, change-to-live p50/p99, rules touched (release, root)
 	$(CARGO) build --release --workspace --bins

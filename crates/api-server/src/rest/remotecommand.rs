@@ -235,8 +235,11 @@ impl Session {
         while let Some(msg) = incoming.next().await {
             let data = match msg {
                 Ok(Message::Binary(b)) => b,
+                // The Python client sends str input as text messages (channel byte included), which
+                // Kubernetes' server reads like binary ones.
+                Ok(Message::Text(t)) => Bytes::from(t),
                 Ok(Message::Close(_)) | Err(_) => return,
-                // Clients ignore text and so do we; pings are answered by the socket.
+                // Pings are answered by the socket.
                 Ok(_) => continue,
             };
             let Some((&channel, payload)) = data.split_first() else { continue };
