@@ -1,6 +1,7 @@
 """The official Kubernetes Python client against navarch (a real api-server, scheduler,
 controller-manager and kubelet started by tests/tests/python_client.rs, which sets NAVARCH_API)."""
 
+import json
 import os
 import time
 import uuid
@@ -176,3 +177,32 @@ def test_typed_models_read_every_kind(api):
     core.list_pod_for_all_namespaces()
     apps.list_deployment_for_all_namespaces()
     core.delete_namespace(ns)
+
+
+def test_server_side_apply(api):
+    """patch_* with Content-Type application/apply-patch+yaml: created, owned by the field manager,
+    a conflict as a 409 Status naming the field, then taken over with force."""
+    core = client.CoreV1Api(api)
+    name = unique("py-ssa")
+    apply = "application/apply-patch+yaml"
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"a": "1"}}
+    created = core.patch_namespaced_config_map(name, NS, body, field_manager="pytest", _content_type=apply)
+    assert created.data == {"a": "1"}
+    entries = created.metadata.managed_fields
+    assert [(e.manager, e.operation) for e in entries] == [("pytest", "Apply")]
+    assert entries[0].fields_v1 == {"f:data": {"f:a": {}}}
+    changed = dict(body, data={"a": "2"})
+    with pytest.raises(ApiException) as e:
+        core.patch_namespaced_config_map(name, NS, changed, field_manager="other", _content_type=apply)
+    assert e.value.status == 409
+    status = json.loads(e.value.body)
+    assert status["reason"] == "Conflict"
+    assert status["details"]["causes"] == [
+        {"reason": "FieldManagerConflict", "message": 'conflict with "pytest"', "field": ".data.a"}
+    ]
+    forced = core.patch_namespaced_config_map(
+        name, NS, changed, field_manager="other", force=True, _content_type=apply
+    )
+    assert forced.data == {"a": "2"}
+    assert [e.manager for e in forced.metadata.managed_fields] == ["other"]
+    core.delete_namespaced_config_map(name, NS)

@@ -1,5 +1,5 @@
-//! A minimal HTTP/1.0 client for loopback: the `/readyz`, `/healthz` and `/metrics` of the daemons and
-//! the registry's API, without a client library.
+//! A minimal HTTP/1.0 client for loopback: the `/readyz`, `/healthz` and `/metrics` of the daemons, the
+//! registry's API and raw requests to the api-server's REST API, without a client library.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -25,14 +25,31 @@ impl HttpResponse {
 /// A minimal HTTP/1.0 GET on loopback with extra request headers (e.g. `Accept`), returning the status,
 /// the response headers and the body.
 pub fn http_get_with_headers(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Option<HttpResponse> {
+    http_request(addr, "GET", path, headers, None)
+}
+
+/// A minimal HTTP/1.0 request on loopback (`POST`, `PUT`, `PATCH` with a body, sent with its
+/// `Content-Length`), returning the status, the response headers and the body.
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Option<HttpResponse> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    let mut req = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n");
+    let mut req = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\n");
     for (name, value) in headers {
         req.push_str(&format!("{name}: {value}\r\n"));
     }
+    if let Some(b) = body {
+        req.push_str(&format!("Content-Length: {}\r\n", b.len()));
+    }
     req.push_str("\r\n");
-    s.write_all(req.as_bytes()).ok()?;
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(body.unwrap_or_default());
+    s.write_all(&bytes).ok()?;
     let mut resp = String::new();
     s.read_to_string(&mut resp).ok()?;
     let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));

@@ -46,7 +46,7 @@ pub use containerd::Containerd;
 pub use daemon::Daemon;
 pub use env::TestEnv;
 pub use etcd::Etcd;
-pub use http::{HttpResponse, http_get, http_get_with_headers};
+pub use http::{HttpResponse, http_get, http_get_with_headers, http_request};
 pub use kubectl::{Kubectl, KubectlOutput};
 pub use kubelet::Kubelet;
 pub use node_env::{NodeEnv, ready_node};

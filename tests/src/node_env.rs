@@ -33,6 +33,16 @@ impl NodeEnv {
         let node = kubelet.node_name.clone();
         NodeEnv { env, registry, ctd, kubelet, c, pods, node }
     }
+
+    /// Where the node's kubelet API answers, as the api-server finds it (the Node's InternalIP and
+    /// `status.daemonEndpoints.kubeletEndpoint.Port`), for tests that call the kubelet directly.
+    pub async fn kubelet_url(&self) -> String {
+        let nodes: Api<Node> = self.c.api("");
+        let st = nodes.get(&self.node).await.unwrap().status.unwrap();
+        let ip = st.addresses.iter().find(|a| a.r#type == "InternalIP").unwrap().address.clone();
+        let port = st.daemon_endpoints.unwrap().kubelet_endpoint.unwrap().port;
+        format!("http://{ip}:{port}")
+    }
 }
 
 /// Waits until `k`'s Node reports Ready.

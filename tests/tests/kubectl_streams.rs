@@ -173,3 +173,164 @@ async fn exec_it_gives_a_terminal_that_resizes_and_exits() {
     .await;
     assert_eq!(std::fs::read_to_string(&status).unwrap().trim(), "5");
 }
+
+#[tokio::test]
+async fn logs_like_kubectl() {
+    let (e, k) = start().await;
+    let node = &e.node;
+    e.pods
+        .create(&pod(&format!(
+            r#"
+metadata: {{name: talk, labels: {{app: talk}}}}
+spec:
+  nodeName: {node}
+  terminationGracePeriodSeconds: 0
+  volumes: [{{name: d, emptyDir: {{}}}}]
+  containers:
+  - name: a
+    image: busybox:1.36
+    command: [sh, -c, 'i=0; while true; do echo "out $i"; echo "err $i" >&2; i=$((i+1)); sleep 0.2; done']
+  - name: b
+    image: busybox:1.36
+    command: [sh, -c, 'n=$(cat /d/n 2>/dev/null || echo 0); echo "run $n"; echo $((n+1)) > /d/n; sleep 1; exit 1']
+    volumeMounts: [{{name: d, mountPath: /d}}]
+"#
+        )))
+        .await
+        .unwrap();
+    e.pods
+        .create(&pod(&format!(
+            "{{metadata: {{name: short}}, spec: {{nodeName: {node}, restartPolicy: Never, containers: [{{name: c, image: busybox:1.36, command: [sh, -c, 'sleep 3; for i in 1 2 3; do echo tick $i; sleep 1; done']}}]}}}}"
+        )))
+        .await
+        .unwrap();
+    phase(&e, "talk", "Running").await;
+
+    // -f sees lines as they are written and ends when the container exits.
+    let t = std::time::Instant::now();
+    let out = k.run(&["logs", "-f", "short"]).await;
+    assert_eq!((out.code, out.stdout.as_str()), (0, "tick 1\ntick 2\ntick 3\n"), "{out:?}");
+    assert!(t.elapsed() >= Duration::from_secs(2), "kubectl logs -f returned before the container ended");
+
+    eventually("a few lines of talk/a", Duration::from_secs(20), async || {
+        (k.ok(&["logs", "talk", "-c", "a"]).await.lines().count() >= 10).then_some(())
+    })
+    .await;
+    // Several containers and none named: kubectl takes the first and says so.
+    let out = k.run(&["logs", "talk"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("Defaulted container \"a\" out of: a, b"), "{out:?}");
+    // Both streams are in the log.
+    assert!(out.stdout.contains("out 3\n") && out.stdout.contains("err 3\n"), "{out:?}");
+    let tail = k.ok(&["logs", "talk", "-c", "a", "--tail=2"]).await;
+    assert_eq!(tail.lines().count(), 2, "{tail}");
+    // Timestamps: RFC 3339 with nanoseconds, then the line.
+    let stamped = k.ok(&["logs", "talk", "-c", "a", "--tail=4", "--timestamps"]).await;
+    for line in stamped.lines() {
+        let (ts, rest) = line.split_once(' ').unwrap();
+        assert!(ts.len() >= 20 && ts.ends_with('Z') && ts.as_bytes()[10] == b'T', "{line}");
+        assert!(rest.starts_with("out ") || rest.starts_with("err "), "{line}");
+    }
+    // --since: only the recent lines.
+    let all = k.ok(&["logs", "talk", "-c", "a"]).await.lines().count();
+    let recent = k.ok(&["logs", "talk", "-c", "a", "--since=1s"]).await.lines().count();
+    assert!(recent > 0 && recent < all, "since=1s gave {recent} of {all} lines");
+    // The previous instance of a container that restarted.
+    eventually("talk/b restarted", Duration::from_secs(60), async || {
+        let p = e.pods.get_opt("talk").await.ok()??;
+        let b = p.status?.container_statuses.into_iter().find(|c| c.name == "b")?;
+        (b.restart_count >= 1).then_some(())
+    })
+    .await;
+    let prev = k.ok(&["logs", "talk", "-c", "b", "--previous"]).await;
+    assert!(prev.starts_with("run "), "{prev}");
+    // By label, prefixed, and through a Deployment's selector.
+    let labelled = k.ok(&["logs", "-l", "app=talk", "-c", "a", "--tail=1", "--prefix"]).await;
+    assert!(labelled.starts_with("[pod/talk/a] "), "{labelled}");
+    let out = k
+        .apply(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: talk}\nspec: {replicas: 0, selector: {matchLabels: {app: talk}}, template: {metadata: {labels: {app: talk}}, spec: {containers: [{name: a, image: 'busybox:1.36'}]}}}\n",
+            &[],
+        )
+        .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let via = k.ok(&["logs", "deploy/talk", "-c", "a", "--tail=1"]).await;
+    assert!(via.starts_with("out ") || via.starts_with("err "), "{via}");
+
+    // Errors: a container still waiting (its image does not exist), a pod that does not exist.
+    e.pods
+        .create(&pod(&format!(
+            "{{metadata: {{name: waiting}}, spec: {{nodeName: {node}, containers: [{{name: c, image: 'no-such-image:1'}}]}}}}"
+        )))
+        .await
+        .unwrap();
+    eventually("the waiting pod's status", Duration::from_secs(30), async || {
+        let p = e.pods.get_opt("waiting").await.ok()??;
+        (!p.status?.container_statuses.is_empty()).then_some(())
+    })
+    .await;
+    let out = k.fails(&["logs", "waiting"]).await;
+    assert!(
+        out.stderr.starts_with(
+            "Error from server (BadRequest): container \"c\" in pod \"waiting\" is waiting to start:"
+        ),
+        "{out:?}"
+    );
+    let out = k.fails(&["logs", "nope"]).await;
+    // kubectl's own wording: it reads the pod first.
+    assert_eq!(
+        out.stderr.trim(),
+        "error: error from server (NotFound): pods \"nope\" not found in namespace \"default\""
+    );
+}
+
+#[tokio::test]
+async fn attach_joins_the_containers_own_stdio() {
+    let (e, k) = start().await;
+    let node = &e.node;
+    e.pods
+        .create(&pod(&format!(
+            r#"
+metadata: {{name: echoer}}
+spec:
+  nodeName: {node}
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: busybox:1.36
+    stdin: true
+    stdinOnce: true
+    command: [sh, -c, 'while read l; do echo "got $l"; done; echo bye']
+"#
+        )))
+        .await
+        .unwrap();
+    e.pods
+        .create(&pod(&format!(
+            "{{metadata: {{name: term}}, spec: {{nodeName: {node}, terminationGracePeriodSeconds: 0, containers: [{{name: c, image: busybox:1.36, stdin: true, tty: true, command: [sh]}}]}}}}"
+        )))
+        .await
+        .unwrap();
+    phase(&e, "echoer", "Running").await;
+    phase(&e, "term", "Running").await;
+    // stdinOnce: the end of kubectl's stdin is the end of the container's, which then exits.
+    let out = k.run_stdin(&["attach", "-i", "echoer"], Some("one\ntwo\n")).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("got one\ngot two\nbye\n"), "{out:?}");
+    phase(&e, "echoer", "Succeeded").await;
+
+    // A terminal: kubectl attach -it in tmux.
+    let kubeconfig = k.kubeconfig();
+    let home = kubeconfig.parent().unwrap().display().to_string();
+    let shell = format!(
+        "KUBECONFIG={} HOME={home} kubectl --cache-dir={home}/cache attach -it term; sleep 30",
+        kubeconfig.display()
+    );
+    let tmux = Tmux { socket: format!("navarch-attach-{}", std::process::id()) };
+    tmux.run(&["new-session", "-d", "-s", "t", "-x", "100", "-y", "30", &shell]);
+    tmux.screen_shows("If you don't see a command prompt, try pressing enter.").await;
+    tmux.run(&["send-keys", "-t", "t", "", "Enter"]);
+    tmux.screen_shows("/ #").await;
+    tmux.run(&["send-keys", "-t", "t", "echo attached $((6*7))", "Enter"]);
+    tmux.screen_shows("attached 42").await;
+}

@@ -1,14 +1,18 @@
-//! The subresources served by kubelets: pods/log, pods/exec and node usage (top). The api-server
-//! checks the pod (bound, the container exists, not finished for exec), fills in the pod's uid,
-//! and relays the stream to the kubelet of the pod's node, dialled at the node's InternalIP and
-//! its `status.daemonEndpoints.kubeletEndpoint.Port`, as Kubernetes' api-server does.
+//! The subresources served by kubelets: pods/log, pods/exec, pods/portforward and node usage
+//! (top). The api-server checks the pod (bound, the container exists, not finished for exec),
+//! fills in the pod's uid, and relays the stream to the kubelet of the pod's node, dialled at the
+//! node's InternalIP and its `status.daemonEndpoints.kubeletEndpoint.Port`, as Kubernetes'
+//! api-server does.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use navarch_api::kubelet_proto::kubelet_client::KubeletClient;
-use navarch_api::kubelet_proto::{ExecInput, ExecOutput, ExecStart, StatsRequest, StatsResponse};
+use navarch_api::kubelet_proto::{
+    ExecInput, ExecOutput, ExecStart, LogChunk, LogsRequest, PortForwardInput, PortForwardOutput,
+    PortForwardStart, StatsRequest, StatsResponse,
+};
 use navarch_api::v1::{Node, Pod};
 use navarch_api::{Object, Resource};
 use tonic::transport::{Channel, Endpoint};
@@ -68,6 +72,56 @@ pub fn kubelet_address(node: &Node) -> Result<String, ApiError> {
     Ok(format!("http://{host}:{port}"))
 }
 
+/// Kubernetes' checks of PodLogOptions (`ValidatePodLogOptions`, a 422 naming PodLogOptions),
+/// after the one its query decoding makes: a `sinceTime` that is not RFC 3339 is a 400.
+fn validate_log_options(req: &LogsRequest) -> Result<(), ApiError> {
+    if !req.since_time.is_empty() {
+        navarch_api::rfc3339::parse(&req.since_time).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    }
+    let mut errors = Vec::new();
+    if let Some(n) = req.tail_lines.filter(|n| *n < 0) {
+        errors.push(format!("tailLines: Invalid value: {n}: must be greater than or equal to 0"));
+    }
+    if let Some(n) = req.limit_bytes.filter(|n| *n < 1) {
+        errors.push(format!("limitBytes: Invalid value: {n}: must be greater than 0"));
+    }
+    match req.since_seconds {
+        // Kubernetes' field path for this one is the empty root.
+        Some(_) if !req.since_time.is_empty() => {
+            errors.push(": Forbidden: at most one of `sinceTime` or `sinceSeconds` may be specified".into())
+        }
+        Some(n) if n < 1 => errors.push(format!("sinceSeconds: Invalid value: {n}: must be greater than 0")),
+        _ => {}
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Invalid { kind: "PodLogOptions".into(), name: req.name.clone(), errors })
+    }
+}
+
+/// What a container that has not run yet waits for, from the pod's status, worded as Kubernetes'
+/// kubelet words it; None once it has run (or its status does not say it waits).
+fn waiting_to_start(pod: &Pod, container: &str) -> Option<String> {
+    let st = pod.status.as_ref()?;
+    let cs = st
+        .container_statuses
+        .iter()
+        .chain(&st.init_container_statuses)
+        .chain(&st.ephemeral_container_statuses)
+        .find(|s| s.name == container)?;
+    let state = cs.state.clone().unwrap_or_default();
+    let ran_before = cs.last_state.as_ref().is_some_and(|l| l.terminated.is_some());
+    if state.running.is_some() || state.terminated.is_some() || ran_before {
+        return None;
+    }
+    Some(match state.waiting?.reason.as_str() {
+        "ErrImagePull" => "image can't be pulled".into(),
+        "ImagePullBackOff" => "trying and failing to pull image".into(),
+        reason => reason.to_string(),
+    })
+}
+
 impl KubeletRelay {
     async fn pod(&self, namespace: &str, name: &str) -> Result<Pod, ApiError> {
         match self.registry.get("Pod", namespace, name).await? {
@@ -109,18 +163,18 @@ impl KubeletRelay {
         Ok((pod, client))
     }
 
-    pub async fn logs(
-        &self,
-        mut req: navarch_api::kubelet_proto::LogsRequest,
-    ) -> Result<tonic::Streaming<navarch_api::kubelet_proto::LogChunk>, ApiError> {
-        if req.tail_lines.is_some_and(|n| n < 0) {
-            return Err(ApiError::BadRequest("tailLines: Invalid value: must be >= 0".into()));
-        }
-        if req.limit_bytes.is_some_and(|n| n < 1) {
-            return Err(ApiError::BadRequest("limitBytes: Invalid value: must be greater than 0".into()));
-        }
+    pub async fn logs(&self, mut req: LogsRequest) -> Result<tonic::Streaming<LogChunk>, ApiError> {
+        validate_log_options(&req)?;
         let (pod, mut client) = self.target(&req.namespace, &req.name).await?;
         req.container = container_of(&pod, &req.container)?;
+        if !req.previous
+            && let Some(reason) = waiting_to_start(&pod, &req.container)
+        {
+            return Err(ApiError::BadRequest(format!(
+                "container {:?} in pod {:?} is waiting to start: {reason}",
+                req.container, req.name
+            )));
+        }
         req.uid = pod.meta().uid.clone();
         client.container_logs(req).await.map(|r| r.into_inner()).map_err(ApiError::from_backend)
     }
@@ -225,6 +279,65 @@ impl KubeletRelay {
     }
 }
 
+/// A pod's kubelet, dialled once for a port-forward session: each forwarded connection is one
+/// `PortForward` call on the same HTTP/2 connection.
+#[derive(Clone)]
+pub struct PodPortForwarder {
+    client: KubeletClient<Channel>,
+    namespace: String,
+    name: String,
+    uid: String,
+}
+
+impl PodPortForwarder {
+    /// Forwards one connection to `port` inside the pod's network namespace; `input` is what the
+    /// client sends after the start message (data, then `closed` at its half close).
+    pub async fn forward(
+        &self,
+        port: u16,
+        input: impl Stream<Item = PortForwardInput> + Send + 'static,
+    ) -> Result<tonic::Streaming<PortForwardOutput>, ApiError> {
+        let start = PortForwardStart {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            uid: self.uid.clone(),
+            port: port.into(),
+        };
+        let first = PortForwardInput { start: Some(start), ..Default::default() };
+        let input = futures::stream::once(async move { first }).chain(input);
+        let mut client = self.client.clone();
+        client.port_forward(input).await.map(|r| r.into_inner()).map_err(ApiError::from_backend)
+    }
+}
+
+impl KubeletRelay {
+    /// The node of a pod about to be port-forwarded, checked as Kubernetes' `PortForwardLocation`
+    /// does: the pod is bound, its Node exists and names an address for its kubelet.
+    pub async fn port_forward_node(&self, pod: &Pod) -> Result<Node, ApiError> {
+        let name = &pod.meta().name;
+        let node_name = pod.spec.as_ref().map(|s| s.node_name.as_str()).unwrap_or_default();
+        if node_name.is_empty() {
+            return Err(ApiError::BadRequest(format!("pod {name} does not have a host assigned")));
+        }
+        let node = self.node(node_name).await?;
+        kubelet_address(&node)?;
+        Ok(node)
+    }
+
+    /// Dials the kubelet of `pod`'s node for a port-forward session.
+    pub async fn port_forward(&self, pod: &Pod) -> Result<PodPortForwarder, ApiError> {
+        let node = self.port_forward_node(pod).await?;
+        let client = self.client(&node).await?;
+        let m = pod.meta();
+        Ok(PodPortForwarder {
+            client,
+            namespace: m.namespace.clone(),
+            name: m.name.clone(),
+            uid: m.uid.clone(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,6 +360,54 @@ mod tests {
             "a container name must be specified for pod p, choose one of: [a b] or one of the init containers: [setup]"
         );
         assert_eq!(container_of(&two, "setup").unwrap(), "setup");
+    }
+
+    #[test]
+    fn log_options_as_kubernetes_validates_them() {
+        let req = |f: &dyn Fn(&mut LogsRequest)| {
+            let mut r = LogsRequest { name: "web-1".into(), ..Default::default() };
+            f(&mut r);
+            validate_log_options(&r).map_err(|e| e.to_string())
+        };
+        assert!(req(&|_| {}).is_ok());
+        assert!(req(&|r| r.since_seconds = Some(10)).is_ok());
+        assert!(req(&|r| r.since_time = "2024-05-01T10:00:00Z".into()).is_ok());
+        assert_eq!(
+            req(&|r| r.since_seconds = Some(0)).unwrap_err(),
+            "PodLogOptions \"web-1\" is invalid: sinceSeconds: Invalid value: 0: must be greater than 0"
+        );
+        assert_eq!(
+            req(&|r| {
+                r.since_seconds = Some(5);
+                r.since_time = "2024-05-01T10:00:00Z".into();
+            })
+            .unwrap_err(),
+            "PodLogOptions \"web-1\" is invalid: : Forbidden: at most one of `sinceTime` or `sinceSeconds` may be specified"
+        );
+        assert_eq!(
+            req(&|r| r.tail_lines = Some(-1)).unwrap_err(),
+            "PodLogOptions \"web-1\" is invalid: tailLines: Invalid value: -1: must be greater than or equal to 0"
+        );
+        assert!(
+            req(&|r| r.since_time = "yesterday".into())
+                .unwrap_err()
+                .starts_with("parsing time \"yesterday\"")
+        );
+    }
+
+    #[test]
+    fn waiting_containers_say_what_they_wait_for() {
+        let p = pod(
+            "{metadata: {name: web-1}, spec: {containers: [{name: web}, {name: side}, {name: pull}]}, status: {containerStatuses: [\
+             {name: web, state: {waiting: {reason: ContainerCreating}}},\
+             {name: side, state: {waiting: {reason: CrashLoopBackOff}}, lastState: {terminated: {exitCode: 1}}},\
+             {name: pull, state: {waiting: {reason: ImagePullBackOff}}}]}}",
+        );
+        assert_eq!(waiting_to_start(&p, "web").as_deref(), Some("ContainerCreating"));
+        // It ran before: its log is there to read.
+        assert_eq!(waiting_to_start(&p, "side"), None);
+        assert_eq!(waiting_to_start(&p, "pull").as_deref(), Some("trying and failing to pull image"));
+        assert_eq!(waiting_to_start(&p, "other"), None);
     }
 
     #[test]

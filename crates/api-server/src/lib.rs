@@ -5,7 +5,8 @@
 //! finalizers, graceful deletion, binding), the generic gRPC service of proto/navarch/apiserver/v1
 //! ([`service`]), watch fan-out (one etcd watch per kind, many cheap watchers: [`watch_cache`]), the
 //! health checks and Prometheus metrics on the daemon shell's admin server ([`health`], [`metrics`]),
-//! and the relay of pods/log, pods/exec and usage to kubelets ([`kubelet_relay`]). Services get their
+//! and the relay of pods/log, pods/exec, pods/portforward and usage to kubelets ([`kubelet_relay`];
+//! port-forward's SPDY/3.1 sessions: [`spdy`]). Services get their
 //! cluster IPs and node ports from `--service-cluster-ip-range` (default `10.96.0.0/12`) and
 //! `--service-node-port-range` (default `30000-32767`), recorded in etcd in the same transaction as the
 //! Service ([`allocation`]).
@@ -26,6 +27,7 @@ pub mod registry;
 pub mod rest;
 pub mod server;
 pub mod service;
+pub mod spdy;
 pub mod state;
 pub mod storage;
 pub mod validation;

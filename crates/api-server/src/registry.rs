@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::{Duration, SystemTime};
 
+use navarch_api::managed_fields::{self, Managed, ManagerId, UpdateWriter};
 use navarch_api::selector::Selector;
 use navarch_api::v1::PodCondition;
 use navarch_api::{KINDS, KindInfo, Object, kind_info};
@@ -55,6 +56,27 @@ pub struct ListOptions {
     pub limit: i64,
     pub continue_token: String,
 }
+
+/// How a write records itself in `metadata.managedFields`.
+#[derive(Debug, Clone, Copy)]
+pub enum FieldManager<'a> {
+    /// Kubernetes' `Update` operation by this writer (create, update, any patch but an apply): the fields the
+    /// write changes move to its entry ([`managed_fields::record_update`]).
+    Update(UpdateWriter<'a>),
+    /// A server-side apply computed these managed fields; `applier`'s entry gets the time of the write when
+    /// the object changed.
+    Applied { managed: &'a Managed, applier: &'a ManagerId },
+}
+
+impl<'a> FieldManager<'a> {
+    /// An `Update` by `manager` through the object itself.
+    pub fn update(manager: &'a str) -> FieldManager<'a> {
+        FieldManager::Update(UpdateWriter { manager, subresource: "", reset: false })
+    }
+}
+
+/// The manager of the api-server's own writes (initial namespaces, finished namespace deletions).
+pub const SERVER_MANAGER: &str = "api-server";
 
 pub struct ListResult {
     pub items: Vec<Object>,
@@ -214,7 +236,7 @@ impl Registry {
         for name in INITIAL_NAMESPACES {
             let mut ns = navarch_api::v1::Namespace::default();
             navarch_api::Resource::meta_mut(&mut ns).name = name.to_string();
-            match self.create(Object::Namespace(ns), false).await {
+            match self.create(Object::Namespace(ns), false, FieldManager::update(SERVER_MANAGER)).await {
                 Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
                 Err(e) => return Err(e),
             }
@@ -271,8 +293,15 @@ impl Registry {
             .map_err(|e| ApiError::Internal(format!("stored {kind} undecodable: {e}")))
     }
 
-    pub async fn create(&self, mut obj: Object, dry_run: bool) -> Result<Object, ApiError> {
+    /// Creates an object; `manager` records the write in its managed fields.
+    pub async fn create(
+        &self,
+        mut obj: Object,
+        dry_run: bool,
+        manager: FieldManager<'_>,
+    ) -> Result<Object, ApiError> {
         let info = obj.info();
+        let now = now_rfc3339();
         obj.set_type_meta();
         {
             let m = obj.meta_mut();
@@ -281,7 +310,7 @@ impl Registry {
             }
             m.resource_version.clear();
             m.uid = uuid::Uuid::new_v4().to_string();
-            m.creation_timestamp = now_rfc3339();
+            m.creation_timestamp = now.clone();
             m.generation = 1;
             m.deletion_timestamp.clear();
             m.deletion_grace_period_seconds = None;
@@ -301,6 +330,7 @@ impl Registry {
                 ..Default::default()
             });
         }
+        record_managed_fields(None, &mut obj, manager, false, &now);
         // A Service gets its allocations afresh on every attempt.
         let pristine = (generate && matches!(obj, Object::Service(_))).then(|| obj.clone());
         for attempt in 0.. {
@@ -421,8 +451,15 @@ impl Registry {
         Ok(ListResult { items, resource_version: revision, continue_token, remaining })
     }
 
-    /// Replaces an object (`status_only`: replaces only its status).
-    pub async fn update(&self, obj: Object, status_only: bool, dry_run: bool) -> Result<Object, ApiError> {
+    /// Replaces an object (`status_only`: replaces only its status); `manager` records the write in its
+    /// managed fields.
+    pub async fn update(
+        &self,
+        obj: Object,
+        status_only: bool,
+        dry_run: bool,
+        manager: FieldManager<'_>,
+    ) -> Result<Object, ApiError> {
         let info = obj.info();
         let name = obj.meta().name.clone();
         let namespace = if info.namespaced { obj.meta().namespace.clone() } else { String::new() };
@@ -478,6 +515,7 @@ impl Registry {
                     ));
                 }
             }
+            record_managed_fields(Some(&old), &mut new, manager, status_only, &now_rfc3339());
             if !status_only && let (Object::Service(n), Object::Service(o)) = (&mut new, &old) {
                 allocation::prepare_update(n, o);
             }
@@ -673,7 +711,7 @@ impl Registry {
             {
                 spec.finalizers.retain(|f| f != "kubernetes");
             }
-            Box::pin(self.update(ns, false, false)).await.map(|_| ())
+            Box::pin(self.update(ns, false, false, FieldManager::update(SERVER_MANAGER))).await.map(|_| ())
         }
         .await;
         match result {
@@ -774,6 +812,37 @@ impl Registry {
             }
         }
         Err(ApiError::Conflict { plural: "pods".into(), name: name.into() })
+    }
+}
+
+/// Records a write of `new` (over `old`; `None` for a create) in `new`'s managed fields. A status write
+/// is always recorded as one.
+fn record_managed_fields(
+    old: Option<&Object>,
+    new: &mut Object,
+    manager: FieldManager<'_>,
+    status_only: bool,
+    now: &str,
+) {
+    match manager {
+        FieldManager::Update(w) => {
+            let w = UpdateWriter { subresource: if status_only { "status" } else { w.subresource }, ..w };
+            managed_fields::record_update(old, new, &w, now);
+        }
+        FieldManager::Applied { managed, applier } => {
+            let changed = match old {
+                None => true,
+                Some(old) => {
+                    new.meta_mut().managed_fields = old.meta().managed_fields.clone();
+                    new != old
+                }
+            };
+            let mut managed = managed.clone();
+            if changed {
+                managed.touch(applier, now);
+            }
+            new.meta_mut().managed_fields = managed.encode();
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::error::ApiError;
-use crate::registry::{DeleteOptions, ListOptions, kind_of};
+use crate::registry::{DeleteOptions, FieldManager, ListOptions, kind_of};
 use crate::state::ApiState;
 use crate::watch_stream::{WatchItem, WatchParams};
 
@@ -25,6 +25,13 @@ fn decode_object(o: Option<proto::Object>) -> Result<Object, ApiError> {
     let o = o.ok_or_else(|| ApiError::BadRequest("object: Required value".into()))?;
     kind_of(&o.kind)?;
     Object::from_proto(&o).map_err(|e| ApiError::BadRequest(format!("object: {e}")))
+}
+
+/// The field manager of a gRPC write: the product of its `user-agent` (navarch's clients send their binary's
+/// name, `controller-manager/0.1.0 tonic/0.14`), as Kubernetes names a REST client without `fieldManager`.
+fn manager<T>(req: &Request<T>) -> String {
+    let ua = req.metadata().get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or("");
+    navarch_api::managed_fields::manager_from_user_agent(ua)
 }
 
 impl Service {
@@ -60,11 +67,13 @@ type WatchResponseStream = Pin<Box<dyn Stream<Item = Result<proto::WatchEvent, S
 #[tonic::async_trait]
 impl ApiServer for Service {
     async fn create(&self, req: Request<proto::CreateRequest>) -> Result<Response<proto::Object>, Status> {
+        let manager = manager(&req);
         let req = req.into_inner();
         let obj = decode_object(req.object).map_err(Status::from)?;
         let (kind, key) = (obj.kind(), obj.key());
         self.call("create", kind, &key, async {
-            Ok(self.0.registry.create(obj, req.dry_run).await?.to_proto())
+            let fm = FieldManager::update(&manager);
+            Ok(self.0.registry.create(obj, req.dry_run, fm).await?.to_proto())
         })
         .await
     }
@@ -101,11 +110,13 @@ impl ApiServer for Service {
     }
 
     async fn update(&self, req: Request<proto::UpdateRequest>) -> Result<Response<proto::Object>, Status> {
+        let manager = manager(&req);
         let req = req.into_inner();
         let obj = decode_object(req.object).map_err(Status::from)?;
         let (kind, key) = (obj.kind(), obj.key());
         self.call("update", kind, &key, async {
-            Ok(self.0.registry.update(obj, false, req.dry_run).await?.to_proto())
+            let fm = FieldManager::update(&manager);
+            Ok(self.0.registry.update(obj, false, req.dry_run, fm).await?.to_proto())
         })
         .await
     }
@@ -114,11 +125,13 @@ impl ApiServer for Service {
         &self,
         req: Request<proto::UpdateRequest>,
     ) -> Result<Response<proto::Object>, Status> {
+        let manager = manager(&req);
         let req = req.into_inner();
         let obj = decode_object(req.object).map_err(Status::from)?;
         let (kind, key) = (obj.kind(), obj.key());
         self.call("update_status", kind, &key, async {
-            Ok(self.0.registry.update(obj, true, req.dry_run).await?.to_proto())
+            let fm = FieldManager::update(&manager);
+            Ok(self.0.registry.update(obj, true, req.dry_run, fm).await?.to_proto())
         })
         .await
     }

@@ -40,12 +40,15 @@ pub use generated::navarch::kubelet::v1 as kubelet_proto;
 
 pub mod cidr;
 pub mod error;
+pub mod managed_fields;
 pub mod manifest;
 pub mod merge_patch;
 pub mod names;
 pub mod qos;
 pub mod quantity;
 pub mod resource;
+/// RFC 3339 times: parsing with offsets, Go's nanosecond formats (container logs).
+pub mod rfc3339;
 pub mod schema;
 pub mod selector;
 /// The columns and cells of each kind's table (`kubectl get`), shared by the api-server's Tables and navctl.

@@ -160,6 +160,24 @@ pub fn string_format(message: &str, field: &str) -> Option<StringFormat> {
     STRING_FORMATS.iter().find(|(m, fields, _)| *m == message && fields.contains(&field)).map(|(_, _, f)| *f)
 }
 
+/// Whether server-side apply treats the message `message` as one value, set, replaced and owned as a whole
+/// (Kubernetes' `+structType=atomic`, `x-kubernetes-map-type: atomic` on the type).
+pub fn is_atomic_struct(message: &str) -> bool {
+    ATOMIC_STRUCTS.contains(&message)
+}
+
+/// Whether server-side apply treats the `map<string, V>` field `message.field` as one value (Kubernetes'
+/// `+mapType=atomic`).
+pub fn is_atomic_map(message: &str, field: &str) -> bool {
+    ATOMIC_MAPS.contains(&(message, field))
+}
+
+/// The default Kubernetes declares for a key of a list map (`+default`), which an item may omit:
+/// server-side apply identifies `ports` items without a `protocol` as `"protocol":"TCP"`.
+pub fn key_default(message: &str, field: &str) -> Option<&'static str> {
+    KEY_DEFAULTS.iter().find(|(m, f, _)| *m == message && *f == field).map(|(_, _, d)| *d)
+}
+
 fn rule(message: &str, field: &str) -> Option<&'static FieldRule> {
     FIELD_RULES.iter().find(|r| r.message == message && r.field == field)
 }
@@ -338,6 +356,35 @@ static FIELD_RULES: &[FieldRule] = &[
     set("VolumeMount", "bindMountOptions"),
 ];
 
+/// Messages Kubernetes marks `+structType=atomic` (core/v1 and meta/v1 types).
+static ATOMIC_STRUCTS: &[&str] = &[
+    "ConfigMapKeySelector",
+    "EndpointAddress",
+    "EndpointPort",
+    "EvictionResponder",
+    "FileKeySelector",
+    "LabelSelector",
+    "LocalObjectReference",
+    "NodeSelector",
+    "NodeSelectorTerm",
+    "ObjectFieldSelector",
+    "ObjectReference",
+    "OwnerReference",
+    "ResourceFieldSelector",
+    "ScopeSelector",
+    "SecretKeySelector",
+    "SecretReference",
+    "TypedLocalObjectReference",
+];
+
+/// Map fields Kubernetes marks `+mapType=atomic`.
+static ATOMIC_MAPS: &[(&str, &str)] =
+    &[("PodSpec", "nodeSelector"), ("ReplicationControllerSpec", "selector"), ("ServiceSpec", "selector")];
+
+/// Defaults of list map keys (`+default` in `k8s.io/api`).
+static KEY_DEFAULTS: &[(&str, &str, &str)] =
+    &[("ContainerPort", "protocol", "TCP"), ("ServicePort", "protocol", "TCP")];
+
 // The table is shared with build.rs, which serializes these fields even when empty.
 include!("schema_required.rs");
 
@@ -492,6 +539,30 @@ mod tests {
         assert!(is_required("DeploymentSpec", "template"));
         assert!(!is_required("Container", "image"));
         assert!(!is_required("Toleration", "key"));
+    }
+
+    #[test]
+    fn apply_facts_name_existing_messages_and_fields() {
+        for m in ATOMIC_STRUCTS {
+            assert!(message(m).is_some(), "atomic struct {m} does not exist");
+        }
+        assert!(ATOMIC_STRUCTS.windows(2).all(|w| w[0] < w[1]), "ATOMIC_STRUCTS must be sorted");
+        for (m, f) in ATOMIC_MAPS {
+            assert!(field(m, f).map_value.is_some(), "atomic map {m}.{f} is not a map");
+        }
+        for (m, f, _) in KEY_DEFAULTS {
+            let keyed = FIELD_RULES.iter().any(|r| {
+                matches!(r.list_type, Some(ListType::Map(keys)) if keys.contains(f))
+                    && item_message(field(r.message, r.field)).is_some_and(|i| i.name == *m)
+            });
+            assert!(keyed, "{m}.{f} is no list map key");
+        }
+        assert!(is_atomic_struct("LabelSelector"));
+        assert!(!is_atomic_struct("PodSpec"));
+        assert!(is_atomic_map("PodSpec", "nodeSelector"));
+        assert!(!is_atomic_map("ObjectMeta", "labels"));
+        assert_eq!(key_default("ContainerPort", "protocol"), Some("TCP"));
+        assert_eq!(key_default("ContainerPort", "containerPort"), None);
     }
 
     #[test]

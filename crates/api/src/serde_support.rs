@@ -1,12 +1,13 @@
-//! Serde helpers used by the generated types (see build.rs) and the hand-written serde of the two
-//! value types whose JSON form is not their proto form: [`Quantity`] and [`IntOrString`].
+//! Serde helpers used by the generated types (see build.rs) and the hand-written serde of the value types
+//! whose JSON form is not their proto form: [`Quantity`], [`IntOrString`] and [`FieldsV1`] (raw JSON bytes in
+//! proto, the JSON object itself in JSON and YAML).
 
 use std::fmt;
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::v1::{IntOrString, Quantity};
+use crate::v1::{FieldsV1, IntOrString, Quantity};
 
 /// `skip_serializing_if` for scalars: Kubernetes omits empty values from its output.
 pub fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -149,5 +150,38 @@ impl<'de> Deserialize<'de> for IntOrString {
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+impl FieldsV1 {
+    /// A set from its JSON text.
+    pub fn from_json(raw: impl Into<Vec<u8>>) -> Self {
+        FieldsV1 { raw: raw.into() }
+    }
+}
+
+impl Serialize for FieldsV1 {
+    /// The JSON object itself (`{}` when empty). Only valid JSON is ever stored (it comes from JSON, or from
+    /// the api-server's own encoding); bytes that are not JSON are written as a string rather than lost.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.raw.is_empty() {
+            return serde_json::Map::new().serialize(s);
+        }
+        match serde_json::from_slice::<serde_json::Value>(&self.raw) {
+            Ok(v) => v.serialize(s),
+            Err(_) => s.serialize_str(&String::from_utf8_lossy(&self.raw)),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for FieldsV1 {
+    /// Any JSON value, kept as its compact JSON text (`null` is empty); whether it is a valid field set is
+    /// for the api-server's field manager to judge.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        if v.is_null() {
+            return Ok(FieldsV1::default());
+        }
+        Ok(FieldsV1 { raw: serde_json::to_vec(&v).map_err(de::Error::custom)? })
     }
 }

@@ -83,16 +83,30 @@ pub enum WatchEvent<T> {
 
 pub type WatchStream<T> = Pin<Box<dyn Stream<Item = Result<WatchEvent<T>>> + Send>>;
 
+/// `<program>/<version> (<os>/<arch>)`, as client-go names its clients: the api-server records the program
+/// as the field manager of this client's writes (`controller-manager`, `navctl`, ...).
+fn user_agent() -> String {
+    let program = std::env::args_os()
+        .next()
+        .map(std::path::PathBuf::from)
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "navarch-client".into());
+    let program: String = program.chars().filter(|c| c.is_ascii_graphic() && *c != '/').collect();
+    format!("{program}/{} ({}/{})", env!("CARGO_PKG_VERSION"), std::env::consts::OS, std::env::consts::ARCH)
+}
+
 fn endpoint(addr: &str) -> Result<Endpoint> {
     let url = if addr.contains("://") { addr.to_string() } else { format!("http://{addr}") };
-    Endpoint::from_shared(url)
+    let endpoint = Endpoint::from_shared(url)
         .map(|e| {
             e.connect_timeout(Duration::from_secs(5))
                 .tcp_nodelay(true)
                 .http2_keep_alive_interval(Duration::from_secs(20))
                 .keep_alive_while_idle(true)
         })
-        .map_err(|source| Error::Connect { addr: addr.to_string(), source })
+        .map_err(|source| Error::Connect { addr: addr.to_string(), source })?;
+    endpoint.user_agent(user_agent()).map_err(|source| Error::Connect { addr: addr.to_string(), source })
 }
 
 impl Client {

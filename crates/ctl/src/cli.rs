@@ -222,6 +222,16 @@ pub struct LogsArgs {
     /// At most this many bytes.
     #[arg(long)]
     pub limit_bytes: Option<i64>,
+    /// Include timestamps on each line in the log output.
+    #[arg(long)]
+    pub timestamps: bool,
+    /// Only return logs newer than a relative duration like 5s, 2m, or 3h. Only one of since-time /
+    /// since may be used.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
+    pub since: std::time::Duration,
+    /// Only return logs after a specific date (RFC3339). Only one of since-time / since may be used.
+    #[arg(long)]
+    pub since_time: Option<String>,
 }
 
 #[derive(Debug, Args)]

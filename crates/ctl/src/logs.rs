@@ -58,7 +58,22 @@ pub async fn get_pod(ctx: &Context, name: &str) -> anyhow::Result<Pod> {
     }
 }
 
+/// `--since` and `--since-time` as kubectl checks and sends them: seconds rounded to the nearest,
+/// a time as RFC 3339.
+fn since_options(a: &LogsArgs) -> anyhow::Result<(Option<i64>, String)> {
+    let since_time = a.since_time.clone().unwrap_or_default();
+    if !since_time.is_empty() && !a.since.is_zero() {
+        anyhow::bail!("at most one of `sinceTime` or `sinceSeconds` may be specified");
+    }
+    if !since_time.is_empty() {
+        navarch_api::rfc3339::parse(&since_time)?;
+    }
+    let seconds = (!a.since.is_zero()).then(|| ((a.since.as_millis() + 500) / 1000) as i64);
+    Ok((seconds, since_time))
+}
+
 pub async fn run(ctx: &Context, a: &LogsArgs) -> anyhow::Result<Outcome> {
+    let (since_seconds, since_time) = since_options(a)?;
     let name = pod_name(&a.pod)?;
     let pod = get_pod(ctx, name).await?;
     let container = choose_container(&pod, a.container.as_deref());
@@ -70,6 +85,9 @@ pub async fn run(ctx: &Context, a: &LogsArgs) -> anyhow::Result<Outcome> {
         previous: a.previous,
         tail_lines: (a.tail >= 0).then_some(a.tail),
         limit_bytes: a.limit_bytes,
+        timestamps: a.timestamps,
+        since_seconds,
+        since_time,
         ..Default::default()
     };
     let client = ctx.client().await?;
@@ -102,6 +120,28 @@ mod tests {
         assert_eq!(pod_name("pod/web").unwrap(), "web");
         assert_eq!(pod_name("po/web").unwrap(), "web");
         assert!(pod_name("deployment/web").is_err());
+    }
+
+    #[test]
+    fn since_flags_as_kubectl_sends_them() {
+        use clap::Parser;
+        let args = |extra: &[&str]| {
+            let mut argv = vec!["navctl", "logs", "web"];
+            argv.extend_from_slice(extra);
+            match crate::cli::Cli::try_parse_from(argv).unwrap().command {
+                crate::cli::Command::Logs(a) => a,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(since_options(&args(&[])).unwrap(), (None, String::new()));
+        assert_eq!(since_options(&args(&["--since=2m"])).unwrap(), (Some(120), String::new()));
+        assert_eq!(since_options(&args(&["--since", "1500ms"])).unwrap(), (Some(2), String::new()));
+        let t = "2024-05-01T10:00:00Z";
+        assert_eq!(since_options(&args(&["--since-time", t])).unwrap(), (None, t.to_string()));
+        let both = since_options(&args(&["--since=5s", "--since-time", t])).unwrap_err().to_string();
+        assert_eq!(both, "at most one of `sinceTime` or `sinceSeconds` may be specified");
+        assert!(since_options(&args(&["--since-time=yesterday"])).is_err());
+        assert!(args(&["--timestamps"]).timestamps);
     }
 
     #[test]

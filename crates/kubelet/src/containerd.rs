@@ -94,9 +94,10 @@ pub struct ContainerRecord {
     pub created_at: Option<SystemTime>,
 }
 
-/// Where an exec'd process's stdio goes: FIFO paths (empty: not connected).
+/// Where a process's stdio goes (a task's or an exec'd one's): FIFO paths, empty for not connected;
+/// with `terminal`, stdout carries the terminal and stderr is empty.
 #[derive(Debug, Clone, Default)]
-pub struct ExecStdio {
+pub struct Stdio {
     pub stdin: String,
     pub stdout: String,
     pub stderr: String,
@@ -454,17 +455,18 @@ impl Containerd {
 
     // ---- tasks ----
 
-    /// Creates the task (runc create) with the container's snapshot as rootfs and stdout/stderr
-    /// appended to `log_path` by the shim (so output survives kubelet restarts).
-    pub async fn create_task(&self, id: &str, log_path: &Path) -> Result<u32> {
+    /// Creates the task (runc create) with the container's snapshot as rootfs and its stdio on the
+    /// given FIFOs, which the shim opens (and keeps open) itself.
+    pub async fn create_task(&self, id: &str, io: &Stdio) -> Result<u32> {
         let rootfs = self.snapshot_mounts(id).await?;
-        let log = format!("file://{}", log_path.display());
         let r = TasksClient::new(self.channel.clone())
             .create(self.req(CreateTaskRequest {
                 container_id: id.into(),
                 rootfs,
-                stdout: log.clone(),
-                stderr: log,
+                stdin: io.stdin.clone(),
+                stdout: io.stdout.clone(),
+                stderr: io.stderr.clone(),
+                terminal: io.terminal,
                 ..Default::default()
             }))
             .await
@@ -543,13 +545,7 @@ impl Containerd {
 
     /// Adds a process (`process` is an OCI process spec) to a running task, its stdio on the
     /// given FIFOs (empty: none). It runs after [`Containerd::start_exec`].
-    pub async fn exec(
-        &self,
-        id: &str,
-        exec_id: &str,
-        process: &serde_json::Value,
-        io: &ExecStdio,
-    ) -> Result<()> {
+    pub async fn exec(&self, id: &str, exec_id: &str, process: &serde_json::Value, io: &Stdio) -> Result<()> {
         let what = format!("{id}/{exec_id}");
         TasksClient::new(self.channel.clone())
             .exec(self.req(ExecProcessRequest {

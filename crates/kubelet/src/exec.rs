@@ -11,7 +11,7 @@ use nix::sys::stat::Mode;
 use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
 
-use crate::containerd::{Containerd, ExecStdio, RuntimeError};
+use crate::containerd::{Containerd, RuntimeError, Stdio};
 
 const SIGKILL: u32 = 9;
 
@@ -75,7 +75,7 @@ impl ExecProcess {
             stderr: None,
             finished: true,
         };
-        let mut io = ExecStdio { terminal: spec.tty, ..Default::default() };
+        let mut io = Stdio { terminal: spec.tty, ..Default::default() };
         // The read ends are opened before containerd opens the write ends: no output is lost, and
         // end-of-file is seen only once the shim has let go of them.
         let out = dir.join("stdout");

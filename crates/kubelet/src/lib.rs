@@ -8,15 +8,20 @@
 //! * [`spec`]: the OCI runtime spec of a container.
 //! * [`volumes`]: pod volumes on the host, container environments.
 //! * [`pod_state`]: the pure decisions (next step, back-off, status); [`pods`]: the per-pod sync.
-//! * [`probes`]: startup, liveness and readiness probes; [`exec`]: commands run in containers.
-//! * [`logs`]: container log files (reading, following, rotation); [`cgroups`]: usage and cleanup.
-//! * [`server`]: the kubelet's gRPC API (logs, exec, stats) that the api-server relays to.
+//! * [`probes`]: startup, liveness and readiness probes; [`exec`]: commands run in containers;
+//!   [`port_forward`]: connections into a pod's network namespace.
+//! * [`container_io`]: containers' stdio (FIFOs the kubelet reads into the logs, attach sessions);
+//!   [`cri_log`]: Kubernetes' CRI log format; [`logs`]: container log files (reading, following,
+//!   rotation); [`cgroups`]: usage and cleanup.
+//! * [`server`]: the kubelet's gRPC API (logs, exec, attach, stats) that the api-server relays to.
 //! * [`node`]: the Node object, its Lease and conditions; [`metrics`]: Prometheus metrics;
 //!   [`run`]: wiring it all together.
 
 pub mod cgroups;
 pub mod config;
+pub mod container_io;
 pub mod containerd;
+pub mod cri_log;
 pub mod exec;
 pub mod image;
 pub mod logs;
@@ -26,6 +31,7 @@ pub mod network;
 pub mod node;
 pub mod pod_state;
 pub mod pods;
+pub mod port_forward;
 pub mod probes;
 pub mod run;
 pub mod server;

@@ -14,6 +14,7 @@ use navarch_api::v1::{Container, Pod};
 use navarch_client::{Action, Client, DeleteParams, EventRecorder, object_ref};
 use serde_json::Value;
 
+use crate::container_io::{ContainerIo, IoError, StdioSpec};
 use crate::containerd::{Containerd, RuntimeError, TaskState};
 use crate::image::{ImageError, PulledImage, Puller, Reference};
 use crate::metrics::KubeletMetrics;
@@ -51,6 +52,8 @@ pub enum SyncError {
     Network(#[from] NetworkError),
     #[error("pod directory {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Stdio(#[from] IoError),
     #[error("api-server: {0}")]
     Api(#[from] navarch_client::Error),
 }
@@ -112,6 +115,8 @@ pub struct PodWorker {
     pub events: EventRecorder,
     pub probes: ProbeManager,
     pub metrics: Arc<KubeletMetrics>,
+    /// Containers' stdio: FIFOs read into the logs, attach.
+    pub io: ContainerIo,
     memory: Mutex<Memory>,
 }
 
@@ -146,6 +151,7 @@ impl PodWorker {
         events: EventRecorder,
         probes: ProbeManager,
         metrics: Arc<KubeletMetrics>,
+        io: ContainerIo,
     ) -> PodWorker {
         PodWorker {
             client,
@@ -161,6 +167,7 @@ impl PodWorker {
             events,
             probes,
             metrics,
+            io,
             memory: Mutex::new(Memory::default()),
         }
     }
@@ -247,6 +254,7 @@ impl PodWorker {
         }
         self.ctd.delete_container(id).await?;
         self.ctd.remove_snapshot(id).await?;
+        self.io.remove(id);
         Ok(())
     }
 
@@ -472,7 +480,8 @@ impl PodWorker {
         };
         let log_dir = self.paths.logs(&m.namespace, &m.name, &m.uid).join(&c.name);
         let log = log_dir.join(format!("{attempt}.log"));
-        let labels = HashMap::from([
+        let stdio = StdioSpec::of(c);
+        let mut labels = HashMap::from([
             (LABEL_POD_UID.to_string(), m.uid.clone()),
             (LABEL_POD_NAME.to_string(), m.name.clone()),
             (LABEL_POD_NAMESPACE.to_string(), m.namespace.clone()),
@@ -482,6 +491,7 @@ impl PodWorker {
             (LABEL_IMAGE_ID.to_string(), image.digest.clone()),
             (LABEL_LOG.to_string(), log.display().to_string()),
         ]);
+        labels.extend(stdio.labels());
         let create_started = Instant::now();
         let created = async {
             std::fs::create_dir_all(&log_dir).map_err(io_err(&log_dir))?;
@@ -491,7 +501,10 @@ impl PodWorker {
             self.ctd
                 .create_container(&id, &image.name, labels, serde_json::to_vec(&spec).unwrap_or_default())
                 .await?;
-            self.ctd.create_task(&id, &log).await?;
+            // The kubelet's ends of the FIFOs are open before the shim opens its own.
+            let fifos = self.io.prepare(&id, stdio, &log)?;
+            self.ctd.create_task(&id, fifos.stdio()).await?;
+            self.io.start(fifos);
             Ok::<(), SyncError>(())
         }
         .await;

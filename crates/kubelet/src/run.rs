@@ -16,6 +16,7 @@ use navarch_daemon::{Admin, Daemon};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::container_io::ContainerIo;
 use crate::containerd::Containerd;
 use crate::image::Puller;
 use crate::metrics::KubeletMetrics;
@@ -242,16 +243,22 @@ async fn serve_grpc(listener: tokio::net::TcpListener, api: KubeletApi, shutdown
     }
 }
 
-/// Rotates container logs over the size limit, every 10 s.
-async fn rotate_logs(dir: std::path::PathBuf, rotation: crate::logs::Rotation, shutdown: CancellationToken) {
+/// Rotates container logs over the size limit, every 10 s (their writers wait meanwhile).
+async fn rotate_logs(
+    dir: std::path::PathBuf,
+    rotation: crate::logs::Rotation,
+    live: crate::logs::LiveLogs,
+    shutdown: CancellationToken,
+) {
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_secs(10)) => {}
         }
-        let dir = dir.clone();
-        let n =
-            tokio::task::spawn_blocking(move || crate::logs::rotate_all(&dir, rotation)).await.unwrap_or(0);
+        let (dir, live) = (dir.clone(), live.clone());
+        let n = tokio::task::spawn_blocking(move || crate::logs::rotate_all(&dir, rotation, &live))
+            .await
+            .unwrap_or(0);
         if n > 0 {
             tracing::debug!(files = n, "rotated container logs");
         }
@@ -261,6 +268,14 @@ async fn rotate_logs(dir: std::path::PathBuf, rotation: crate::logs::Rotation, s
 pub async fn run(daemon: Daemon<Config>) -> anyhow::Result<()> {
     let (cfg, shutdown) = (&daemon.config, daemon.shutdown.clone());
     let ctd = connect_containerd(cfg, &shutdown).await?;
+    // Containers' output: read again for those still running (they block once their pipe is
+    // full), before anything else starts.
+    let io = ContainerIo::new(&cfg.run_dir, shutdown.clone());
+    match io.recover(&ctd).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(containers = n, "reading the output of running containers again"),
+        Err(e) => tracing::warn!(error = %e, "reopening the stdio of running containers"),
+    }
     let client = Client::connect_lazy(&cfg.server).context("api-server address")?;
     crate::netcfg::setup_host(
         &cfg.bridge,
@@ -325,6 +340,7 @@ pub async fn run(daemon: Daemon<Config>) -> anyhow::Result<()> {
         events,
         probes.clone(),
         metrics.clone(),
+        io.clone(),
     ));
     tasks.spawn(crate::node::heartbeat(
         client.clone(),
@@ -341,13 +357,19 @@ pub async fn run(daemon: Daemon<Config>) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
     daemon.serve_admin(admin, cfg.http_listen).await?;
-    let api = KubeletApi::new(ctd.clone(), cfg.run_dir.clone(), cfg.node_name.clone(), shutdown.clone());
+    let api = KubeletApi::new(
+        ctd.clone(),
+        cfg.run_dir.clone(),
+        cfg.node_name.clone(),
+        shutdown.clone(),
+        io.clone(),
+    );
     let api_tasks = api.tasks.clone();
     let grpc = tokio::net::TcpListener::bind(cfg.grpc_listen())
         .await
         .with_context(|| format!("listening on {}", cfg.grpc_listen()))?;
     tasks.spawn(serve_grpc(grpc, api, shutdown.clone()));
-    tasks.spawn(rotate_logs(cfg.log_dir.clone(), cfg.log_rotation, shutdown.clone()));
+    tasks.spawn(rotate_logs(cfg.log_dir.clone(), cfg.log_rotation, io.live_logs().clone(), shutdown.clone()));
 
     // Task exits from containerd → the pod's key. (containerd answers a subscription only with
     // its first event, so the subscription runs in its own task.)
@@ -385,6 +407,10 @@ pub async fn run(daemon: Daemon<Config>) -> anyhow::Result<()> {
         probes.wait().await;
         api_tasks.close();
         api_tasks.wait().await;
+        // Output readers write what they hold (a line not ended yet, as a piece) and stop; the
+        // shims keep the rest for the next kubelet.
+        io.tasks().close();
+        io.tasks().wait().await;
     };
     if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {
         tracing::warn!("background tasks did not stop in time");

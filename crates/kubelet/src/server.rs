@@ -1,7 +1,8 @@
 //! The kubelet's gRPC API (proto/navarch/kubelet/v1), which the api-server relays to: container
-//! logs, exec into running containers, and CPU/memory usage from cgroups. Containers are found by
-//! their containerd labels (pod uid, container name, attempt), so this works for pods adopted
-//! after a restart too. Errors go through [`KubeletApiError`]'s one mapping to `Status`.
+//! logs, exec into running containers, attach to them (`container_io`), and CPU/memory usage from
+//! cgroups. Containers are found by their containerd labels (pod uid, container name, attempt), so
+//! this works for pods adopted after a restart too. Errors go through [`KubeletApiError`]'s one
+//! mapping to `Status`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -22,6 +23,7 @@ use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::cgroups::{Cgroups, Usage, node_usage};
+use crate::container_io::{AttachError, AttachTarget, ContainerIo};
 use crate::containerd::{ContainerRecord, Containerd, RuntimeError, TaskState};
 use crate::exec::{ExecError, ExecProcess, ExecSpec};
 use crate::logs::ReadOptions;
@@ -76,6 +78,8 @@ pub struct KubeletApi {
     pub proc_root: PathBuf,
     pub tasks: TaskTracker,
     pub shutdown: CancellationToken,
+    /// Containers' stdio: who writes the logs, attach sessions.
+    pub io: ContainerIo,
     last: Mutex<Option<Sample>>,
 }
 
@@ -102,6 +106,7 @@ impl KubeletApi {
         run_dir: PathBuf,
         node_name: String,
         shutdown: CancellationToken,
+        io: ContainerIo,
     ) -> KubeletApi {
         KubeletApi {
             ctd,
@@ -111,6 +116,7 @@ impl KubeletApi {
             proc_root: PathBuf::from("/proc"),
             tasks: TaskTracker::new(),
             shutdown,
+            io,
             last: Mutex::new(None),
         }
     }
@@ -201,10 +207,12 @@ impl KubeletApi {
     }
 }
 
-/// A log read going to a gRPC stream, following while the container's task runs.
+/// A log read going to a gRPC stream, following while the kubelet still reads the container's
+/// output (or, for a container whose shim writes its log, while its task runs).
 struct LogStream {
     tx: mpsc::Sender<Result<LogChunk, Status>>,
     ctd: Containerd,
+    io: ContainerIo,
     id: String,
     shutdown: CancellationToken,
 }
@@ -216,8 +224,26 @@ impl crate::logs::LogReader for LogStream {
     async fn writer_running(&mut self) -> bool {
         !self.shutdown.is_cancelled()
             && !self.tx.is_closed()
-            && matches!(self.ctd.task_state(&self.id).await, Ok(TaskState::Running { .. }))
+            && (self.io.is_logging(&self.id)
+                || matches!(self.ctd.task_state(&self.id).await, Ok(TaskState::Running { .. })))
     }
+}
+
+/// The time before which lines are left out: `sinceSeconds` back from `now`, or `sinceTime` when
+/// it is later (as Kubernetes' kubelet combines them).
+fn since(r: &LogsRequest, now: SystemTime) -> Result<Option<SystemTime>, KubeletApiError> {
+    let mut since = r
+        .since_seconds
+        .filter(|s| *s > 0)
+        .map(|s| now.checked_sub(Duration::from_secs(s as u64)).unwrap_or(SystemTime::UNIX_EPOCH));
+    if !r.since_time.is_empty() {
+        let t = navarch_api::rfc3339::parse(&r.since_time)
+            .map_err(|e| KubeletApiError::BadRequest(format!("sinceTime: {e}")))?;
+        if since.is_none_or(|s| t > s) {
+            since = Some(t);
+        }
+    }
+    Ok(since)
 }
 
 #[tonic::async_trait]
@@ -243,9 +269,10 @@ impl Kubelet for KubeletApi {
                 ))
             })?
         } else {
+            // Nothing created yet (the api-server answers with the pod status's reason first).
             recs.last().cloned().ok_or_else(|| {
                 KubeletApiError::NotRunning(format!(
-                    "container {:?} in pod {:?} is waiting to start",
+                    "container {:?} in pod {:?} is waiting to start: ContainerCreating",
                     r.container, r.name
                 ))
             })?
@@ -255,11 +282,14 @@ impl Kubelet for KubeletApi {
             tail_lines: r.tail_lines.filter(|n| *n >= 0).map(|n| n as usize),
             limit_bytes: r.limit_bytes.filter(|n| *n > 0).map(|n| n as u64),
             follow: r.follow && !r.previous,
+            timestamps: r.timestamps,
+            since: since(&r, SystemTime::now())?,
         };
         let (tx, rx) = mpsc::channel(8);
-        let (ctd, id, shutdown) = (self.ctd.clone(), rec.id.clone(), self.shutdown.clone());
+        let (ctd, io, id, shutdown) =
+            (self.ctd.clone(), self.io.clone(), rec.id.clone(), self.shutdown.clone());
         self.tasks.spawn(async move {
-            let mut reader = LogStream { tx, ctd, id, shutdown };
+            let mut reader = LogStream { tx, ctd, io, id, shutdown };
             if let Err(e) = crate::logs::stream(&path, &opts, &mut reader).await {
                 let e = KubeletApiError::Io { path: path.clone(), source: e };
                 let _ = reader.tx.send(Err(e.into())).await;
@@ -376,16 +406,56 @@ impl Kubelet for KubeletApi {
 
     async fn attach(
         &self,
-        _req: Request<Streaming<ExecInput>>,
+        req: Request<Streaming<ExecInput>>,
     ) -> Result<Response<Self::AttachStream>, Status> {
-        Err(Status::unimplemented("attach: not yet"))
+        let mut input = req.into_inner();
+        let start =
+            input.message().await?.and_then(|m| m.start).ok_or_else(|| {
+                KubeletApiError::BadRequest("start: Required value (the first message)".into())
+            })?;
+        if !start.command.is_empty() {
+            return Err(
+                KubeletApiError::BadRequest("command: Forbidden: attach runs no command".into()).into()
+            );
+        }
+        let id = self.running_attempt(&start.uid, &start.name, &start.container).await?;
+        let target = AttachTarget {
+            id,
+            pod: format!("{}/{}", start.namespace, start.name),
+            container: start.container.clone(),
+            stdin: start.stdin,
+            size: start.size,
+        };
+        // Each refusal is about the container's state or spec: FailedPrecondition.
+        let output = self
+            .io
+            .attach(&self.ctd, target, input)
+            .await
+            .map_err(|e: AttachError| KubeletApiError::NotRunning(e.to_string()))?;
+        Ok(Response::new(receiver_stream(output)))
     }
 
     async fn port_forward(
         &self,
-        _req: Request<Streaming<PortForwardInput>>,
+        req: Request<Streaming<PortForwardInput>>,
     ) -> Result<Response<Self::PortForwardStream>, Status> {
-        Err(Status::unimplemented("port-forward: not yet"))
+        use crate::port_forward::{PortForwardError, pod_network, serve};
+        use tracing::Instrument;
+        let mut input = req.into_inner();
+        let start =
+            input.message().await?.and_then(|m| m.start).ok_or_else(|| {
+                KubeletApiError::BadRequest("start: Required value (the first message)".into())
+            })?;
+        let port =
+            u16::try_from(start.port).ok().filter(|p| *p > 0).ok_or(PortForwardError::BadPort(start.port))?;
+        let network = pod_network(&self.ctd, &self.run_dir, &start).await?;
+        let span =
+            tracing::info_span!("port-forward", pod = %format!("{}/{}", start.namespace, start.name), port);
+        span.in_scope(|| tracing::debug!(network = %network.name(), "port-forward"));
+        let (tx, rx) = mpsc::channel(16);
+        let shutdown = self.shutdown.clone();
+        self.tasks.spawn(serve(network, port, start.uid, input, tx, shutdown).instrument(span));
+        Ok(Response::new(receiver_stream(rx)))
     }
 
     async fn stats(&self, _req: Request<StatsRequest>) -> Result<Response<StatsResponse>, Status> {

@@ -279,6 +279,10 @@ pub fn build(input: &SpecInput) -> Result<Value, SpecError> {
     let hostname =
         input.pod.spec.as_ref().map(|s| s.hostname.as_str()).filter(|h| !h.is_empty()).unwrap_or(pod_name);
     set(format!("HOSTNAME={hostname}"), &mut env);
+    if c.tty {
+        // As containerd's CRI plugin (oci.WithTTY); the container's own env may override it.
+        set("TERM=xterm".to_string(), &mut env);
+    }
     for (k, v) in &input.env {
         set(format!("{k}={v}"), &mut env);
     }
@@ -357,7 +361,7 @@ pub fn build(input: &SpecInput) -> Result<Value, SpecError> {
     Ok(json!({
         "ociVersion": "1.0.2",
         "process": {
-            "terminal": false,
+            "terminal": c.tty,
             "user": {"uid": uid, "gid": gid, "additionalGids": supplemental},
             "args": args,
             "env": env,
@@ -474,5 +478,20 @@ mod tests {
             spec["mounts"].as_array().unwrap().last().unwrap()["options"],
             json!(["rbind", "rprivate", "ro"])
         );
+        assert_eq!(spec["process"]["terminal"], false);
+        // A terminal for tty: true, with TERM as containerd's CRI plugin sets it.
+        let tty = container("{name: a, tty: true}");
+        let spec = build(&SpecInput {
+            pod: &pod,
+            container: &tty,
+            image_config: &img,
+            env: vec![],
+            mounts: vec![],
+            netns_path: String::new(),
+            cgroups_path: String::new(),
+        })
+        .unwrap();
+        assert_eq!(spec["process"]["terminal"], true);
+        assert_eq!(spec["process"]["env"], json!(["PATH=/bin", "B=img", "HOSTNAME=web", "TERM=xterm"]));
     }
 }

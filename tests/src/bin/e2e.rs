@@ -21,6 +21,8 @@
 //!    `kubectl run nginx --image=nginx --port=80`, `kubectl create deployment nginx ...`,
 //!    `kubectl expose deployment nginx --port=8080 --target-port=80`, then nginx's welcome page from
 //!    this host at the Service's ClusterIP
+//! 10. kubectl's streams into pods on the nodes: `exec` (with an exit status), `cp` both ways, `logs`,
+//!     and requests from this host through `kubectl port-forward`
 //!
 //! Needs root (it cuts links and reads containerd) and a running `make up` cluster with at least
 //! two Ready nodes. Flags: `--only N[,N...]` runs some scenarios (1 and 2 set up what the others
@@ -699,6 +701,69 @@ fn scenario_9_kubectl_seeds() {
     }
 }
 
+fn scenario_10_kubectl_streams() {
+    println!("[10] kubectl exec, cp, logs and port-forward into pods on the nodes");
+    let t = Instant::now();
+    let ns = ["-n", NS];
+    let k = |args: &[&str]| kubectl(&[&ns[..], args].concat());
+    k(&[
+        "run",
+        "streams",
+        "--image=busybox:1.36",
+        "--restart=Never",
+        "--",
+        "sh",
+        "-c",
+        "i=0; while true; do echo line $i; i=$((i+1)); sleep 1; done",
+    ]);
+    k(&["run", "pf-nginx", "--image=nginx", "--port=80"]);
+    k(&["wait", "--for=condition=Ready", "pod/streams", "pod/pf-nginx", "--timeout=120s"]);
+    // exec: output and exit status across the api-server → kubelet relay.
+    assert_eq!(k(&["exec", "streams", "--", "echo", "hi"]), "hi\n");
+    let out = Command::new("kubectl")
+        .args(["-n", NS, "exec", "streams", "--", "sh", "-c", "exit 3"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "kubectl exec of exit 3: {out:?}");
+    // cp both ways, a MiB of data.
+    let dir = std::env::temp_dir().join(format!("navarch-e2e-cp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let data: Vec<u8> = (0..1u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 11) as u8).collect();
+    let (src, back) = (dir.join("in.bin"), dir.join("out.bin"));
+    std::fs::write(&src, &data).unwrap();
+    k(&["cp", &src.display().to_string(), "streams:/tmp/in.bin"]);
+    k(&["cp", "streams:/tmp/in.bin", &back.display().to_string()]);
+    assert!(std::fs::read(&back).unwrap() == data, "kubectl cp: the copy back differs");
+    let _ = std::fs::remove_dir_all(&dir);
+    // logs.
+    let last = k(&["logs", "streams", "--tail=1"]);
+    assert!(last.starts_with("line "), "{last}");
+    // port-forward from this host to nginx in its pod.
+    let port = navarch_tests::free_port().to_string();
+    let mut forward = Command::new("kubectl")
+        .args(["-n", NS, "port-forward", "pod/pf-nginx", &format!("{port}:80")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("kubectl port-forward");
+    let url = format!("http://127.0.0.1:{port}/");
+    eventually_blocking(format!("nginx through kubectl port-forward at {url}"), allow(30), || {
+        let out = Command::new("curl").args(["-sS", "--max-time", "3", &url]).output().ok()?;
+        String::from_utf8_lossy(&out.stdout).contains("Welcome to nginx!").then_some(())
+    });
+    for _ in 0..20 {
+        let out = Command::new("curl").args(["-sS", "--max-time", "5", &url]).output().unwrap();
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Welcome to nginx!"), "{out:?}");
+    }
+    let _ = forward.kill();
+    let _ = forward.wait();
+    k(&["delete", "pod", "streams", "pf-nginx", "--grace-period=0", "--wait=true"]);
+    println!(
+        "    exec (exit 3), cp 1 MiB both ways, logs, 20 requests through port-forward: ok in {}",
+        secs(t.elapsed())
+    );
+}
+
 fn main() {
     let only: Option<Vec<u32>> = std::env::args()
         .collect::<Vec<_>>()
@@ -746,6 +811,9 @@ fn main() {
     }
     if run(9) {
         scenario_9_kubectl_seeds();
+    }
+    if run(10) {
+        scenario_10_kubectl_streams();
     }
     if vm {
         scenario_vm_failure(&c);

@@ -77,6 +77,8 @@ fn message_schema(msg: &Message) -> Value {
         "IntOrString" => {
             json!({"type": "string", "format": "int-or-string", "x-kubernetes-int-or-string": true})
         }
+        // Any JSON object (a trie of field paths), as Kubernetes describes it.
+        "FieldsV1" => json!({"type": "object"}),
         _ => {
             let properties: Map<String, Value> =
                 msg.fields.iter().map(|f| (f.json_name.to_string(), field_schema(msg, f))).collect();
@@ -84,6 +86,9 @@ fn message_schema(msg: &Message) -> Value {
             let required = schema::required_fields(msg.name);
             if !required.is_empty() {
                 s["required"] = json!(required);
+            }
+            if schema::is_atomic_struct(msg.name) {
+                s["x-kubernetes-map-type"] = json!("atomic");
             }
             s
         }
@@ -109,6 +114,9 @@ pub(super) fn field_schema(msg: &Message, f: &Field) -> Value {
         if let Some(key) = p.merge_key {
             extensions.insert("x-kubernetes-patch-merge-key".into(), json!(key));
         }
+    }
+    if schema::is_atomic_map(msg.name, f.json_name) {
+        extensions.insert("x-kubernetes-map-type".into(), json!("atomic"));
     }
     if let Some(list_type) = schema::list_type(msg.name, f.json_name) {
         extensions.insert("x-kubernetes-list-type".into(), json!(list_type.as_str()));

@@ -1,6 +1,8 @@
 //! `GET .../pods/<name>/log`: the container's log as `text/plain`, relayed from the kubelet of the
-//! pod's node (as navctl's logs are); with `follow=true` a chunked response flushed per chunk until
-//! the container exits or the client goes away.
+//! pod's node (as navctl's logs are), with Kubernetes' options (`container`, `follow`, `previous`,
+//! `tailLines`, `limitBytes`, `timestamps`, `sinceSeconds`, `sinceTime`; checked by the relay); with
+//! `follow=true` a chunked response flushed per chunk until the container exits or the client goes
+//! away.
 
 use bytes::Bytes;
 use http::{Response, StatusCode, header};
@@ -32,7 +34,9 @@ pub async fn serve(
         previous: q.bool("previous"),
         tail_lines: q.int("tailLines")?,
         limit_bytes: q.int("limitBytes")?,
-        ..Default::default()
+        timestamps: q.bool("timestamps"),
+        since_seconds: q.int("sinceSeconds")?,
+        since_time: q.str("sinceTime"),
     };
     let stream = state
         .call("logs", "Pod", &key, state.kubelets.logs(logs))

@@ -14,6 +14,7 @@ pub mod media;
 pub mod objects;
 pub mod patch;
 pub mod path;
+pub mod portforward;
 pub mod protobuf;
 pub mod query;
 pub mod remotecommand;

@@ -1,8 +1,11 @@
-//! The object endpoints: get, list (and watch), create, update, patch, delete and deletecollection on
-//! a kind's collection or object, and the `status`, `scale` and `binding` subresources.
+//! The object endpoints: get, list (and watch), create, update, patch (server-side apply included),
+//! delete and deletecollection on a kind's collection or object, and the `status`, `scale` and `binding`
+//! subresources. Every write names its field manager (`fieldManager`, else the User-Agent's product), which
+//! the registry records in `metadata.managedFields`.
 
 use http::{HeaderValue, Method, Response, StatusCode};
 use navarch_api::Object;
+use navarch_api::managed_fields::{self, UpdateWriter};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -11,10 +14,10 @@ use super::encode::{self, IncludeObject, ListMeta};
 use super::media::{self, Output};
 use super::path::ResourcePath;
 use super::query;
-use super::status::StatusError;
+use super::status::{Cause, Details, StatusError};
 use super::{ResponseBody, RestRequest, patch, watch};
 use crate::error::ApiError;
-use crate::registry::{DeleteOptions, ListOptions};
+use crate::registry::{self, DeleteOptions, FieldManager, ListOptions};
 use crate::state::ApiState;
 
 /// How often a patch is retried when the object changed between its read and its write.
@@ -131,15 +134,35 @@ impl Call<'_> {
     }
 
     /// The request body as an object of this kind, with its namespace (and name) checked against the
-    /// path's.
-    fn body_object(&self) -> Result<decode::Decoded, StatusError> {
+    /// path's, and whether it sent `metadata.managedFields: []` (a reset).
+    fn body_object(&self) -> Result<(decode::Decoded, bool), StatusError> {
         let format =
             media::body_format(&self.req.headers).map_err(|t| StatusError::unsupported_media_type(&t))?;
         let value = decode::value(&self.req.body, format, Some(self.path.info.kind))?;
+        let reset = value
+            .get("metadata")
+            .and_then(|m| m.get("managedFields"))
+            .and_then(serde_yaml::Value::as_sequence)
+            .is_some_and(Vec::is_empty);
         let validation = FieldValidation::from_query(&self.req.query)?;
         let mut d = decode::object(self.path.info, value, validation)?;
         self.check_identity(&mut d.object)?;
-        Ok(d)
+        Ok((d, reset))
+    }
+
+    /// The field manager of a write: `fieldManager`, else the User-Agent's product (`kubectl/v1.32.4 ...`
+    /// is `kubectl`), checked as Kubernetes checks it (`options` names the request's options kind in the
+    /// error: `CreateOptions`, `UpdateOptions`, `PatchOptions`).
+    fn manager(&self, options: &str) -> Result<String, StatusError> {
+        let manager = match self.req.query.get("fieldManager") {
+            Some(m) => m.to_string(),
+            None => {
+                let ua = self.req.headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok());
+                managed_fields::manager_from_user_agent(ua.unwrap_or(""))
+            }
+        };
+        managed_fields::check_manager(&manager).map_err(|e| options_invalid(options, "fieldManager", &e))?;
+        Ok(manager)
     }
 
     fn check_identity(&self, obj: &mut Object) -> Result<(), StatusError> {
@@ -171,12 +194,14 @@ impl Call<'_> {
     }
 
     async fn create(&self) -> Result<Response<ResponseBody>, StatusError> {
-        let d = self.body_object()?;
+        let (d, reset) = self.body_object()?;
         let dry_run = self.dry_run()?;
+        let manager = self.manager("CreateOptions")?;
+        let writer = FieldManager::Update(UpdateWriter { manager: &manager, subresource: "", reset });
         let key = d.object.key();
         let obj = self
             .state
-            .call("create", self.path.info.kind, &key, self.state.registry.create(d.object, dry_run))
+            .call("create", self.path.info.kind, &key, self.state.registry.create(d.object, dry_run, writer))
             .await
             .map_err(|e| self.err(e))?;
         Ok(with_warnings(
@@ -186,8 +211,11 @@ impl Call<'_> {
     }
 
     async fn update(&self, status_only: bool) -> Result<Response<ResponseBody>, StatusError> {
-        let d = self.body_object()?;
+        let (d, reset) = self.body_object()?;
         let dry_run = self.dry_run()?;
+        let manager = self.manager("UpdateOptions")?;
+        let subresource = if status_only { "status" } else { "" };
+        let writer = FieldManager::Update(UpdateWriter { manager: &manager, subresource, reset });
         let verb = if status_only { "update_status" } else { "update" };
         let obj = self
             .state
@@ -195,7 +223,7 @@ impl Call<'_> {
                 verb,
                 self.path.info.kind,
                 &self.key(),
-                self.state.registry.update(d.object, status_only, dry_run),
+                self.state.registry.update(d.object, status_only, dry_run, writer),
             )
             .await
             .map_err(|e| self.err(e))?;
@@ -206,14 +234,16 @@ impl Call<'_> {
     }
 
     /// Reads the object, applies `change` to its JSON form, and writes it back with the read's
-    /// resourceVersion; retried when someone else wrote in between.
+    /// resourceVersion as an `Update` by `manager` through `subresource`; retried when someone else wrote in
+    /// between.
     async fn read_modify_write(
         &self,
         verb: &'static str,
-        status_only: bool,
+        (manager, subresource): (&str, &str),
         dry_run: bool,
         change: impl Fn(Value) -> Result<Value, StatusError>,
     ) -> Result<(Object, Vec<String>), StatusError> {
+        let status_only = subresource == "status";
         let info = self.path.info;
         let validation = FieldValidation::from_query(&self.req.query)?;
         let mut attempt = 0;
@@ -229,6 +259,7 @@ impl Call<'_> {
             let changed = change(encode::object_value(&current))?;
             // A patch naming another resourceVersion is a precondition: its conflict is the client's.
             let explicit = changed["metadata"]["resourceVersion"].as_str().is_some_and(|v| v != rv);
+            let reset = changed["metadata"]["managedFields"].as_array().is_some_and(Vec::is_empty);
             let value = serde_yaml::to_value(&changed)
                 .map_err(|e| StatusError::bad_request(format!("the patched object: {e}")))?;
             let mut d = decode::object(info, value, validation)?;
@@ -238,7 +269,8 @@ impl Call<'_> {
             if meta.resource_version.is_empty() {
                 meta.resource_version = rv;
             }
-            let write = self.state.registry.update(d.object, status_only, dry_run);
+            let writer = FieldManager::Update(UpdateWriter { manager, subresource, reset });
+            let write = self.state.registry.update(d.object, status_only, dry_run, writer);
             match self.state.call(verb, info.kind, &self.key(), write).await {
                 Ok(obj) => return Ok((obj, d.warnings)),
                 Err(ApiError::Conflict { .. }) if attempt < PATCH_ATTEMPTS && !explicit => continue,
@@ -248,17 +280,88 @@ impl Call<'_> {
     }
 
     async fn patch(&self, status_only: bool) -> Result<Response<ResponseBody>, StatusError> {
-        let kind = patch::PatchKind::from_type(media::patch_type(&self.req.headers))?;
+        let patch_type = media::patch_type(&self.req.headers);
+        if patch_type == Some(media::PatchType::Apply) {
+            return self.apply(status_only).await;
+        }
+        if self.req.query.get("force").is_some() {
+            return Err(options_invalid(
+                "PatchOptions",
+                "force",
+                "Forbidden: may not be specified for non-apply patch",
+            ));
+        }
+        let kind = patch::PatchKind::from_type(patch_type)?;
         let doc: Value = serde_json::from_slice(&self.req.body)
             .or_else(|_| serde_yaml::from_slice(&self.req.body))
             .map_err(|e| StatusError::bad_request(format!("the patch is not valid JSON: {e}")))?;
         let dry_run = self.dry_run()?;
+        let manager = self.manager("PatchOptions")?;
         let info = self.path.info;
         let verb = if status_only { "patch_status" } else { "patch" };
+        let subresource = if status_only { "status" } else { "" };
         let (obj, warnings) = self
-            .read_modify_write(verb, status_only, dry_run, |current| patch::apply(kind, info, current, &doc))
+            .read_modify_write(verb, (&manager, subresource), dry_run, |current| {
+                patch::apply(kind, info, current, &doc)
+            })
             .await?;
         Ok(with_warnings(encode::object(StatusCode::OK, self.output, self.include_object(), &obj), &warnings))
+    }
+
+    /// Server-side apply: the configuration merged into the object (created when absent: 201), the
+    /// applier's managed fields replaced by the configuration's fields, conflicts refused unless `force`.
+    /// Retried when someone else wrote (or created the object) between the read and the write.
+    async fn apply(&self, status_only: bool) -> Result<Response<ResponseBody>, StatusError> {
+        let info = self.path.info;
+        let q = &self.req.query;
+        let manager = q.get("fieldManager").unwrap_or("").to_string();
+        if manager.is_empty() {
+            return Err(options_invalid(
+                "PatchOptions",
+                "fieldManager",
+                "Required value: is required for apply patch",
+            ));
+        }
+        managed_fields::check_manager(&manager)
+            .map_err(|e| options_invalid("PatchOptions", "fieldManager", &e))?;
+        let force = q.bool("force");
+        let dry_run = self.dry_run()?;
+        FieldValidation::from_query(q)?;
+        let config = patch::apply::parse(&self.req.body, info, self.namespace(), self.name())?;
+        let subresource = if status_only { "status" } else { "" };
+        let verb = if status_only { "apply_status" } else { "apply" };
+        for attempt in 1..=PATCH_ATTEMPTS {
+            let current = match self.state.registry.get(info.kind, self.namespace(), self.name()).await {
+                Ok(o) => Some(o),
+                Err(ApiError::NotFound { .. }) if !status_only => None,
+                Err(e) => return Err(self.err(e)),
+            };
+            let now = registry::now_rfc3339();
+            let opts = patch::apply::Options { manager: &manager, force, subresource, now: &now };
+            let applied = patch::apply::apply(info, current.as_ref(), &config, &opts)?;
+            let mut object = applied.object;
+            self.check_identity(&mut object)?;
+            let writer = FieldManager::Applied { managed: &applied.managed, applier: &applied.applier };
+            let key = self.key();
+            let written = match &current {
+                None => {
+                    let create = self.state.registry.create(object, dry_run, writer);
+                    self.state.call(verb, info.kind, &key, create).await.map(|o| (o, StatusCode::CREATED))
+                }
+                Some(c) => {
+                    object.meta_mut().resource_version = c.meta().resource_version.clone();
+                    let update = self.state.registry.update(object, status_only, dry_run, writer);
+                    self.state.call(verb, info.kind, &key, update).await.map(|o| (o, StatusCode::OK))
+                }
+            };
+            match written {
+                Ok((obj, code)) => return Ok(encode::object(code, self.output, self.include_object(), &obj)),
+                Err(ApiError::Conflict { .. } | ApiError::AlreadyExists { .. })
+                    if attempt < PATCH_ATTEMPTS => {}
+                Err(e) => return Err(self.err(e)),
+            }
+        }
+        unreachable!("the last attempt returns")
     }
 
     /// The DeleteOptions of a DELETE: its body (JSON or YAML, or protobuf as client-go's typed clients send
@@ -431,8 +534,10 @@ impl Call<'_> {
                 } else {
                     Some(patch::PatchKind::from_type(media::patch_type(&self.req.headers))?)
                 };
+                let manager =
+                    self.manager(if method == Method::PUT { "UpdateOptions" } else { "PatchOptions" })?;
                 let (obj, _) = self
-                    .read_modify_write("scale", false, dry_run, |mut current| {
+                    .read_modify_write("scale", (&manager, "scale"), dry_run, |mut current| {
                         let scale = scale_of(&current);
                         let wanted = match kind {
                             None => body.clone(),
@@ -483,6 +588,30 @@ fn scale_selector(selector: &Value) -> String {
         return String::new();
     }
     navarch_api::table_columns::selector_string(selector)
+}
+
+/// Kubernetes' 422 for request options (`PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required
+/// value: is required for apply patch`): `detail` is `<Reason>: <message>`.
+fn options_invalid(options: &str, field: &str, detail: &str) -> StatusError {
+    let reason = match detail.split(':').next().unwrap_or("") {
+        "Required value" => "FieldValueRequired",
+        "Forbidden" => "FieldValueForbidden",
+        "Too long" => "FieldValueTooLong",
+        _ => "FieldValueInvalid",
+    };
+    StatusError {
+        details: Some(Box::new(Details {
+            group: "meta.k8s.io".into(),
+            kind: options.to_string(),
+            causes: vec![Cause { reason, message: detail.to_string(), field: field.to_string() }],
+            ..Default::default()
+        })),
+        ..StatusError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid",
+            format!("{options}.meta.k8s.io \"\" is invalid: {field}: {detail}"),
+        )
+    }
 }
 
 /// Adds a `Warning` header per message (`299 - "<message>"`), as Kubernetes does.

@@ -300,6 +300,7 @@ impl Ctx {
             FieldType::Double => float(f64::from_bits(wire.fixed64().map_err(fail)?)).map_err(fail)?,
             FieldType::Message("Quantity") => quantity(wire.bytes().map_err(fail)?).map_err(fail)?,
             FieldType::Message("IntOrString") => int_or_string(wire.bytes().map_err(fail)?).map_err(fail)?,
+            FieldType::Message("FieldsV1") => fields_v1(wire.bytes().map_err(fail)?).map_err(fail)?,
             FieldType::Message(name) => {
                 let bytes = wire.bytes().map_err(fail)?;
                 let message = schema::message(name).ok_or_else(|| fail(format!("no schema for {name}")))?;
@@ -403,6 +404,25 @@ fn quantity(bytes: &[u8]) -> Result<Value, String> {
         }
     }
     Ok(Value::String(s))
+}
+
+/// `metav1.FieldsV1` (`Raw` = 1: JSON text) as the JSON value it holds; an empty one is `{}`.
+fn fields_v1(bytes: &[u8]) -> Result<Value, String> {
+    let mut value = Value::Object(Map::new());
+    let mut reader = Reader::new(bytes);
+    while let Some(item) = reader.next() {
+        match item? {
+            (1, wire) => {
+                let raw = wire.bytes()?;
+                if !raw.is_empty() {
+                    value =
+                        serde_json::from_slice(raw).map_err(|e| format!("FieldsV1 raw is not JSON: {e}"))?;
+                }
+            }
+            (n, _) => return Err(format!("unknown field {n} of a FieldsV1")),
+        }
+    }
+    Ok(value)
 }
 
 /// `intstr.IntOrString` (`type` = 1: 0 int, 1 string; `intVal` = 2; `strVal` = 3) as a number or a string.
@@ -936,11 +956,20 @@ mod tests {
             format!("{}: a length-delimited value where a varint was expected", e.path)
         );
         // A field number upstream has and navarch lacks: named.
-        let entry = [ld(1, "kubectl"), ld(7, ld(1, "{}"))].concat();
-        let e = decode_kind("ConfigMap", &ld(1, [ld(1, "c"), ld(17, entry)].concat())).err().unwrap();
+        let e = decode_kind("Job", &[meta("j"), ld(2, ld(17, ld(1, "x")))].concat()).err().unwrap();
+        assert_eq!(e.to_string(), r#"unknown field "spec.scheduling" (protobuf field 17 of JobSpec)"#);
+        // managedFields' fieldsV1 holds raw JSON.
+        let entry = [ld(1, "kubectl"), ld(2, "Update"), ld(7, ld(1, r#"{"f:data":{"f:a":{}}}"#))].concat();
+        let v = decode_kind("ConfigMap", &ld(1, [ld(1, "c"), ld(17, entry)].concat())).unwrap();
         assert_eq!(
-            e.to_string(),
-            r#"unknown field "metadata.managedFields[0].fieldsV1" (protobuf field 7 of ManagedFieldsEntry)"#
+            v["metadata"]["managedFields"],
+            json!([{"manager": "kubectl", "operation": "Update", "fieldsV1": {"f:data": {"f:a": {}}}}])
+        );
+        let entry = [ld(1, "kubectl"), ld(7, ld(1, "{"))].concat();
+        let e = decode_kind("ConfigMap", &ld(1, [ld(1, "c"), ld(17, entry)].concat())).err().unwrap();
+        assert!(
+            e.to_string().starts_with("metadata.managedFields[0].fieldsV1: FieldsV1 raw is not JSON"),
+            "{e}"
         );
         // A number nobody knows.
         let e = decode_kind("Deployment", &port(vi(99, 1))).err().unwrap();

@@ -188,7 +188,7 @@ pub static NUMBERS: &[(&str, &[(u32, &str)])] = &[
     ("LocalObjectReference", &[(1, "name")]),
     ("LocalVolumeSource", &[(1, "path"), (2, "fsType")]),
     ("ManagedFieldsEntry", &[(1, "manager"), (2, "operation"), (3, "apiVersion"), (4, "time"),
-        (6, "fieldsType"), (7, "-fieldsV1"), (8, "subresource")]),
+        (6, "fieldsType"), (7, "fieldsV1"), (8, "subresource")]),
     ("ModifyVolumeStatus", &[(1, "targetVolumeAttributesClassName"), (2, "status")]),
     ("NFSVolumeSource", &[(1, "server"), (2, "path"), (3, "readOnly")]),
     ("Namespace", &[(1, "metadata"), (2, "spec"), (3, "status")]),
@@ -487,7 +487,7 @@ mod tests {
     use super::*;
 
     /// Messages decoded by hand, and navarch's own message upstream does not have.
-    const NO_TABLE: &[&str] = &["IntOrString", "Quantity", "LocalVolumeSourceRef"];
+    const NO_TABLE: &[&str] = &["FieldsV1", "IntOrString", "Quantity", "LocalVolumeSourceRef"];
     /// navarch fields with no upstream field number, besides the `apiVersion`/`kind` of kinds (those come
     /// from the envelope).
     const NOT_UPSTREAM: &[(&str, &str)] = &[
@@ -589,7 +589,11 @@ mod tests {
             Some(Entry::Field { name: "ephemeralContainers", table: Some("EphemeralContainer") })
         );
         assert_eq!(entry(table("Volume").unwrap(), 2), Some(Entry::Inline("VolumeSource")));
-        assert_eq!(entry(table("ManagedFieldsEntry").unwrap(), 7), Some(Entry::Missing("fieldsV1")));
+        assert_eq!(
+            entry(table("ManagedFieldsEntry").unwrap(), 7),
+            Some(Entry::Field { name: "fieldsV1", table: None })
+        );
+        assert_eq!(entry(table("JobSpec").unwrap(), 17), Some(Entry::Missing("scheduling")));
         assert_eq!(entry(spec, 999), None);
     }
 }

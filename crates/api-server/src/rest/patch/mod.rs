@@ -1,5 +1,7 @@
 //! Patches on an object's JSON form: JSON patch (RFC 6902), JSON merge patch (RFC 7386) and
-//! Kubernetes' strategic merge patch ([`strategic`]).
+//! Kubernetes' strategic merge patch ([`super::strategic`]); server-side apply is [`apply`].
+
+pub mod apply;
 
 use navarch_api::KindInfo;
 use serde_json::Value;
@@ -20,8 +22,9 @@ impl PatchKind {
             Some(PatchType::Json) => Ok(PatchKind::Json),
             Some(PatchType::Merge) => Ok(PatchKind::Merge),
             Some(PatchType::StrategicMerge) => Ok(PatchKind::StrategicMerge),
+            // Served by `apply` on objects and their status; not on other subresources.
             Some(PatchType::Apply) => Err(StatusError::unsupported_media_type(
-                "application/apply-patch+yaml (server-side apply is not served yet)",
+                "application/apply-patch+yaml (server-side apply is served on objects and their status only)",
             )),
             None => Err(StatusError::unsupported_media_type(
                 "a PATCH needs Content-Type application/json-patch+json, application/merge-patch+json or application/strategic-merge-patch+json",
