@@ -1,5 +1,6 @@
 """The Python client's streams against navarch: `kubernetes.stream.stream` exec (WebSocket,
-v5/v4.channel.k8s.io), with output, stdin and the exit code from the error channel."""
+v5/v4.channel.k8s.io), with output, stdin and the exit code from the error channel; and
+`kubernetes.stream.portforward` (WebSocket, v4.channel.k8s.io with the ports in the query)."""
 
 import os
 import time
@@ -7,7 +8,7 @@ import uuid
 
 import pytest
 from kubernetes import client
-from kubernetes.stream import stream
+from kubernetes.stream import portforward, stream
 
 IMAGE = os.environ.get("NAVARCH_TEST_IMAGE", "busybox:1.36")
 NS = "default"
@@ -25,7 +26,8 @@ def pod():
         "metadata": {"name": name},
         "spec": {
             "terminationGracePeriodSeconds": 0,
-            "containers": [{"name": "c", "image": IMAGE, "command": ["sleep", "3600"]}],
+            "containers": [{"name": "c", "image": IMAGE, "command": [
+                "sh", "-c", "mkdir -p /www && echo hello from the pod > /www/index.html && exec httpd -f -p 80 -h /www"]}],
         },
     })
     deadline = time.time() + 90
@@ -63,3 +65,22 @@ def test_exec_stdin_separate_streams_and_exit_code(pod):
     assert out == "got ping\n", out
     assert err == "bad\n", err
     assert resp.returncode == 4
+
+
+def test_portforward(pod):
+    core, name = pod
+    for _ in range(3):
+        pf = portforward(core.connect_get_namespaced_pod_portforward, name, NS, ports="80")
+        sock = pf.socket(80)
+        sock.setblocking(True)
+        sock.settimeout(20)
+        sock.sendall(b"GET / HTTP/1.0\r\nHost: pod\r\n\r\n")
+        reply = b""
+        while True:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+        sock.close()
+        assert reply.startswith(b"HTTP/1.") and b"hello from the pod" in reply, reply
+        assert pf.error(80) is None, pf.error(80)

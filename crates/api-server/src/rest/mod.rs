@@ -15,6 +15,7 @@ pub mod objects;
 pub mod patch;
 pub mod path;
 pub mod portforward;
+pub mod portforward_channels;
 pub mod protobuf;
 pub mod query;
 pub mod remotecommand;

@@ -1,6 +1,7 @@
 //! The pod subresources that switch protocols: `exec` and `attach` (a WebSocket carrying Kubernetes'
 //! channel protocol, [`super::remotecommand`]) and `portforward` (SPDY/3.1, tunnelled in a WebSocket
-//! or on the raw upgraded connection). They are routed here before the request body is read, since
+//! or on the raw upgraded connection; or, for the Python client, Kubernetes' older WebSocket channel
+//! protocol, [`super::portforward_channels`]). They are routed here before the request body is read, since
 //! the connection itself is what they take over.
 
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use hyper_util::rt::TokioIo;
 use super::path::ResourcePath;
 use super::query::Query;
 use super::status::StatusError;
-use super::{ResponseBody, portforward, remotecommand, websocket};
+use super::{ResponseBody, portforward, portforward_channels, remotecommand, websocket};
 use crate::state::ApiState;
 
 /// The subresource of `r` served by this module, if it is one.
@@ -45,7 +46,7 @@ pub async fn serve<B>(
         "exec" | "attach" => {
             remotecommand::serve(state, &path, headers, &query, upgrade, subresource == "attach").await
         }
-        _ => port_forward(state, &path, headers, upgrade).await,
+        _ => port_forward(state, &path, headers, &query, upgrade).await,
     }
 }
 
@@ -61,6 +62,7 @@ async fn port_forward(
     state: Arc<ApiState>,
     path: &ResourcePath,
     headers: &HeaderMap,
+    query: &Query,
     upgrade: OnUpgrade,
 ) -> Result<Response<ResponseBody>, StatusError> {
     let (namespace, name) = (path.namespace.as_deref().unwrap_or(""), path.name.as_deref().unwrap_or(""));
@@ -70,16 +72,33 @@ async fn port_forward(
     let key = format!("{namespace}/{name}");
     let (tasks, shutdown) = (state.tasks.clone(), state.shutdown.clone());
     if websocket::wants_upgrade(headers, "websocket") {
-        let protocol = websocket::choose_protocol(headers, &[PORT_FORWARD_WEBSOCKET])?;
+        let protocol =
+            websocket::choose_protocol(headers, &[PORT_FORWARD_WEBSOCKET, portforward_channels::PROTOCOL])?;
+        // The channel protocol names its ports in the query: checked before the 101.
+        let channel_ports = if protocol == portforward_channels::PROTOCOL {
+            Some(portforward_channels::ports(query)?)
+        } else {
+            None
+        };
         let answer = websocket::accept(headers, protocol)?;
         tasks.clone().spawn(async move {
-            match websocket::socket(upgrade).await {
-                Ok(ws) => {
+            let ws = match websocket::socket(upgrade).await {
+                Ok(ws) => ws,
+                Err(e) => {
+                    tracing::debug!(pod = %key, error = %e, "the port-forward upgrade did not complete");
+                    return;
+                }
+            };
+            match channel_ports {
+                Some(ports) => {
+                    tokio::select! {
+                        _ = portforward_channels::serve(state, pod, ws, ports) => {}
+                        _ = shutdown.cancelled() => {}
+                    }
+                }
+                None => {
                     let io = websocket::byte_stream(ws, &tasks, shutdown);
                     portforward::serve(state, pod, io).await;
-                }
-                Err(e) => {
-                    tracing::debug!(pod = %key, error = %e, "the port-forward upgrade did not complete")
                 }
             }
         });
