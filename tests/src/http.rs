@@ -1,5 +1,6 @@
 //! A minimal HTTP/1.0 client for loopback: the `/readyz`, `/healthz` and `/metrics` of the daemons, the
-//! registry's API and raw requests to the api-server's REST API, without a client library.
+//! registry's API and raw requests to the api-server's REST API, without a client library
+//! ([`http_json`]: one JSON request and its JSON answer, from async tests).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -65,4 +66,28 @@ pub fn http_request(
 /// A minimal HTTP/1.0 GET on loopback: (status code, body).
 pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     http_get_with_headers(addr, path, &[]).map(|r| (r.status, r.body))
+}
+
+/// One REST request with a JSON `body` (sent as `content_type` when not empty), run off the caller's
+/// runtime: the status and the answer as JSON (`Null` when it is not JSON).
+pub async fn http_json(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: Option<&serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let (method, path, content_type) = (method.to_string(), path.to_string(), content_type.to_string());
+    let body = body.map(|b| serde_json::to_vec(b).expect("a JSON body"));
+    let resp = tokio::task::spawn_blocking(move || {
+        let mut headers = vec![("User-Agent", "navarch-tests/1.0 (linux/amd64)")];
+        if !content_type.is_empty() {
+            headers.push(("Content-Type", content_type.as_str()));
+        }
+        http_request(addr, &method, &path, &headers, body.as_deref())
+    })
+    .await
+    .expect("the request's thread")
+    .unwrap_or_else(|| panic!("no answer from {addr}"));
+    (resp.status, serde_json::from_str(&resp.body).unwrap_or_default())
 }

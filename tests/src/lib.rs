@@ -19,10 +19,11 @@
 //!   kubeconfig and cache of its own.
 //!
 //! Shared by them and the tests: [`eventually`] (`poll.rs`), the one way tests wait for something;
-//! [`http_get`] (`http.rs`); and `process.rs`: [`free_port`], [`ChildProcess`] and the binaries, found in
-//! the cargo target directory of the running test (`target/<profile>/`) or in `$NAVARCH_BIN_DIR`
-//! ([`binary`] builds a missing one with cargo). Every child process is killed when its handle is
-//! dropped, so a failing test leaves nothing running. `bench.rs` measures for the benchmark binaries.
+//! [`http_get`] and [`http_json`] (`http.rs`); and `process.rs`: [`free_port`], [`ChildProcess`] and
+//! the binaries, found in the cargo target directory of the running test (`target/<profile>/`) or in
+//! `$NAVARCH_BIN_DIR` ([`binary`] builds a missing one with cargo). Every child process is killed when
+//! its handle is dropped, so a failing test leaves nothing running. `bench.rs` measures for the
+//! benchmark binaries.
 
 #![forbid(unsafe_code)]
 
@@ -46,7 +47,7 @@ pub use containerd::Containerd;
 pub use daemon::Daemon;
 pub use env::TestEnv;
 pub use etcd::Etcd;
-pub use http::{HttpResponse, http_get, http_get_with_headers, http_request};
+pub use http::{HttpResponse, http_get, http_get_with_headers, http_json, http_request};
 pub use kubectl::{Kubectl, KubectlOutput};
 pub use kubelet::Kubelet;
 pub use node_env::{NodeEnv, ready_node};

@@ -32,6 +32,8 @@ spec:
         - containerPort: 80
         env:
         - {name: MODE, value: prod}
+        resources:
+          limits: {cpu: 1, memory: 64Mi}
 "#;
 
 /// The deployment `web` as JSON, with its managed fields.

@@ -1,11 +1,11 @@
 //! The real kubectl (1.32) looking inside running pods through the api-server's streams, on one real
 //! node (containerd, runc, CNI, the registry's test images): `exec` (exit codes, stdin, stderr,
-//! Kubernetes' errors), `cp` both ways, and `attach`.
+//! Kubernetes' errors), `cp` both ways, `attach`, and `debug` (an ephemeral container in the pod).
 
 use std::time::Duration;
 
 use navarch_api::v1::Pod;
-use navarch_tests::{Kubectl, NodeEnv, eventually};
+use navarch_tests::{Kubectl, NodeEnv, eventually, ready_node};
 
 fn pod(yaml: &str) -> Pod {
     serde_yaml::from_str(yaml).unwrap()
@@ -115,12 +115,50 @@ async fn cp_five_mebibytes_in_and_out() {
     assert!(std::fs::read(&back).unwrap() == data, "the copy back differs");
 }
 
-/// A tmux server of its own, killed on drop.
+/// A tmux server of its own, killed on drop, running one kubectl ([`Tmux::kubectl`]).
 struct Tmux {
     socket: String,
+    /// Where kubectl's exit status is written.
+    status: std::path::PathBuf,
 }
 
 impl Tmux {
+    /// `kubectl <args>` (with `k`'s kubeconfig and cache) in a `width`×`height` terminal of a tmux server
+    /// named after `name` and this process; the pane stays 30 s after kubectl exits.
+    fn kubectl(k: &Kubectl, name: &str, args: &str, (width, height): (u16, u16)) -> Tmux {
+        let kubeconfig = k.kubeconfig();
+        let home = kubeconfig.parent().unwrap().display().to_string();
+        let status = kubeconfig.with_file_name(format!("exit-status-{name}"));
+        let shell = format!(
+            "KUBECONFIG={} HOME={home} kubectl --cache-dir={home}/cache {args}; echo $? > {}; sleep 30",
+            kubeconfig.display(),
+            status.display()
+        );
+        let tmux = Tmux { socket: format!("navarch-{name}-{}", std::process::id()), status };
+        tmux.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            &width.to_string(),
+            "-y",
+            &height.to_string(),
+            &shell,
+        ]);
+        tmux
+    }
+
+    /// kubectl's exit status, once it has exited.
+    async fn exit_status(&self) -> String {
+        eventually("kubectl to exit", Duration::from_secs(20), async || {
+            std::fs::read_to_string(&self.status).ok().filter(|s| !s.is_empty())
+        })
+        .await
+        .trim()
+        .to_string()
+    }
+
     fn run(&self, args: &[&str]) -> String {
         let out = std::process::Command::new("tmux").arg("-L").arg(&self.socket).args(args).output().unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
@@ -148,15 +186,7 @@ impl Drop for Tmux {
 #[tokio::test]
 async fn exec_it_gives_a_terminal_that_resizes_and_exits() {
     let (_e, k) = start().await;
-    let kubeconfig = k.kubeconfig();
-    let home = kubeconfig.parent().unwrap().display().to_string();
-    let status = format!("{home}/exit-status");
-    let shell = format!(
-        "KUBECONFIG={} HOME={home} kubectl --cache-dir={home}/cache exec -it web -- sh; echo $? > {status}; sleep 30",
-        kubeconfig.display()
-    );
-    let tmux = Tmux { socket: format!("navarch-test-{}", std::process::id()) };
-    tmux.run(&["new-session", "-d", "-s", "t", "-x", "100", "-y", "30", &shell]);
+    let tmux = Tmux::kubectl(&k, "exec", "exec -it web -- sh", (100, 30));
     tmux.screen_shows("/ #").await;
     tmux.run(&["send-keys", "-t", "t", "echo answer $((6*7))", "Enter"]);
     tmux.screen_shows("answer 42").await;
@@ -167,11 +197,7 @@ async fn exec_it_gives_a_terminal_that_resizes_and_exits() {
     tmux.run(&["send-keys", "-t", "t", "clear; stty size", "Enter"]);
     tmux.screen_shows("40 120").await;
     tmux.run(&["send-keys", "-t", "t", "exit 5", "Enter"]);
-    eventually("kubectl exec -it to exit", Duration::from_secs(20), async || {
-        std::fs::read_to_string(&status).ok().filter(|s| !s.is_empty())
-    })
-    .await;
-    assert_eq!(std::fs::read_to_string(&status).unwrap().trim(), "5");
+    assert_eq!(tmux.exit_status().await, "5");
 }
 
 #[tokio::test]
@@ -320,17 +346,80 @@ spec:
     phase(&e, "echoer", "Succeeded").await;
 
     // A terminal: kubectl attach -it in tmux.
-    let kubeconfig = k.kubeconfig();
-    let home = kubeconfig.parent().unwrap().display().to_string();
-    let shell = format!(
-        "KUBECONFIG={} HOME={home} kubectl --cache-dir={home}/cache attach -it term; sleep 30",
-        kubeconfig.display()
-    );
-    let tmux = Tmux { socket: format!("navarch-attach-{}", std::process::id()) };
-    tmux.run(&["new-session", "-d", "-s", "t", "-x", "100", "-y", "30", &shell]);
+    let tmux = Tmux::kubectl(&k, "attach", "attach -it term", (100, 30));
     tmux.screen_shows("If you don't see a command prompt, try pressing enter.").await;
     tmux.run(&["send-keys", "-t", "t", "", "Enter"]);
     tmux.screen_shows("/ #").await;
     tmux.run(&["send-keys", "-t", "t", "echo attached $((6*7))", "Enter"]);
     tmux.screen_shows("attached 42").await;
+}
+
+/// `kubectl debug`: an ephemeral container added to the running pod, sharing its network, and with
+/// `--target` the target's processes; run once, its exit recorded; neither rerun nor lost by a kubelet
+/// restart; removed with the pod.
+#[tokio::test]
+async fn debug_reaches_the_targets_processes() {
+    let (mut e, k) = start().await;
+    let jsonpath =
+        async |path: &str| k.ok(&["get", "pod", "web", "-o", &format!("jsonpath={{{path}}}")]).await;
+    // A field of an ephemeral container's status (empty while it has none).
+    let status_of = async |name: &str, field: &str| {
+        jsonpath(&format!(".status.ephemeralContainerStatuses[?(@.name==\"{name}\")].{field}")).await
+    };
+    let tmux = Tmux::kubectl(&k, "debug", "debug -it web --image=busybox:1.36 --target=web", (120, 40));
+    tmux.screen_shows("If you don't see a command prompt, try pressing enter.").await;
+    tmux.run(&["send-keys", "-t", "t", "", "Enter"]);
+    tmux.screen_shows("/ #").await;
+    // The target's processes: its `sleep 3600` is in the debugging container's PID namespace.
+    tmux.run(&["send-keys", "-t", "t", "ps", "Enter"]);
+    tmux.screen_shows("sleep 3600").await;
+    tmux.run(&["send-keys", "-t", "t", "exit", "Enter"]);
+    assert_eq!(tmux.exit_status().await, "0");
+    let name = jsonpath(".spec.ephemeralContainers[0].name").await;
+    assert!(name.starts_with("debugger-"), "{name}");
+    assert_eq!(jsonpath(".spec.ephemeralContainers[0].targetContainerName").await, "web");
+    eventually(e.kubelet.with_log("the debugger's exit recorded"), Duration::from_secs(30), async || {
+        (status_of(&name, "state.terminated.reason").await == "Completed").then_some(())
+    })
+    .await;
+    assert_eq!(status_of(&name, "state.terminated.exitCode").await, "0");
+
+    // Without -i: it runs its command; it is in the pod's network (its hostname and IP).
+    let command = "hostname; ip -o -4 addr show eth0; sleep 3600";
+    let out = k.run(&["debug", "web", "--image=busybox:1.36", "-c", "net", "--", "sh", "-c", command]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    eventually(e.kubelet.with_log("the net container running"), Duration::from_secs(30), async || {
+        (!status_of("net", "state.running.startedAt").await.is_empty()).then_some(())
+    })
+    .await;
+    let ip = jsonpath(".status.podIP").await;
+    let logs = eventually("the net container's output", Duration::from_secs(20), async || {
+        let logs = k.ok(&["logs", "web", "-c", "net"]).await;
+        logs.contains(&format!("inet {ip}/")).then_some(logs)
+    })
+    .await;
+    assert!(logs.starts_with("web\n"), "{logs}");
+    // Neither counts in readiness, and the app container was left alone.
+    assert_eq!(status_of("net", "ready").await, "false");
+    assert_eq!(jsonpath(".status.conditions[?(@.type==\"Ready\")].status").await, "True");
+    assert_eq!(jsonpath(".status.containerStatuses[0].restartCount").await, "0");
+
+    // A kubelet restart: the finished one is not run again, the running one is the same container.
+    let ids = jsonpath(".status.ephemeralContainerStatuses[*].containerID").await;
+    e.kubelet.restart();
+    ready_node(&e.c, &e.kubelet).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let after = jsonpath(".status.ephemeralContainerStatuses[*].containerID").await;
+    assert_eq!(after, ids, "{}", e.kubelet.log());
+    assert_eq!(status_of(&name, "state.terminated.reason").await, "Completed");
+    assert!(!status_of("net", "state.running.startedAt").await.is_empty(), "{}", e.kubelet.log());
+    assert_eq!(jsonpath(".status.ephemeralContainerStatuses[*].restartCount").await, "0 0");
+    assert!(k.ok(&["logs", "web", "-c", "net"]).await.contains(&ip));
+
+    // Removed with the pod.
+    k.ok(&["delete", "pod", "web", "--wait=false"]).await;
+    eventually(e.kubelet.with_log("the pod's containers removed"), Duration::from_secs(60), async || {
+        e.ctd.container_ids().is_empty().then_some(())
+    })
+    .await;
 }

@@ -690,3 +690,57 @@ async fn pulls_over_tls_with_a_configured_ca_and_refuses_an_untrusted_one() {
     })
     .await;
 }
+
+/// Ephemeral containers (added through `pods/ephemeralcontainers`, as `kubectl debug` does): one starts
+/// while the pod is still initializing; one whose target is not running yet waits, as Kubernetes says it
+/// (`CreateContainerConfigError`, `unable to find target container main`), and starts once it runs; when
+/// the pod finishes, those still running are stopped (SIGKILL after the grace period for a `sleep`, which
+/// as its PID namespace's first process ignores SIGTERM).
+#[tokio::test]
+async fn ephemeral_containers_wait_for_their_target_and_end_with_the_pod() {
+    use serde_json::json;
+    let NodeEnv { env, registry: _registry, ctd: _ctd, kubelet, pods, node, .. } = NodeEnv::start().await;
+    pods.create(&from_yaml::<Pod>(&format!(
+        "{{metadata: {{name: short}}, spec: {{nodeName: {node}, restartPolicy: Never, terminationGracePeriodSeconds: 2, initContainers: [{{name: init, image: busybox:1.36, command: [sleep, '6']}}], containers: [{{name: main, image: busybox:1.36, command: [sleep, '8']}}]}}}}"
+    )))
+    .await
+    .unwrap();
+    let add = async |c: serde_json::Value| {
+        let patch = json!({"spec": {"ephemeralContainers": [c]}});
+        let path = "/api/v1/namespaces/default/pods/short/ephemeralcontainers";
+        let strategic = "application/strategic-merge-patch+json";
+        let (code, body) =
+            navarch_tests::http_json(env.api_server_addr(), "PATCH", path, strategic, Some(&patch)).await;
+        assert_eq!(code, 200, "{body}");
+    };
+    add(json!({"name": "watch", "image": "busybox:1.36", "targetContainerName": "main", "command": ["sleep", "3600"]})).await;
+    add(json!({"name": "idle", "image": "busybox:1.36", "command": ["sleep", "3600"]})).await;
+    let state = async |name: &str| -> Option<(String, navarch_api::v1::ContainerState)> {
+        let st = pods.get("short").await.ok()?.status?;
+        let s = st.ephemeral_container_statuses.into_iter().find(|s| s.name == name)?;
+        Some((st.phase, s.state?))
+    };
+    let waiting =
+        eventually(kubelet.with_log("watch waiting for its target"), Duration::from_secs(30), async || {
+            state("watch").await?.1.waiting.filter(|w| w.reason == "CreateContainerConfigError")
+        })
+        .await;
+    assert_eq!(waiting.message, "unable to find target container main");
+    let (phase, _) = eventually(kubelet.with_log("idle running"), Duration::from_secs(30), async || {
+        state("idle").await.filter(|(_, s)| s.running.is_some())
+    })
+    .await;
+    assert_eq!(phase, "Pending", "idle should run while the pod initializes");
+    eventually(kubelet.with_log("watch running beside main"), Duration::from_secs(30), async || {
+        state("watch").await?.1.running
+    })
+    .await;
+    // main ends: the pod has succeeded and nothing of it runs any more.
+    let (phase, idle) =
+        eventually(kubelet.with_log("idle stopped with the pod"), Duration::from_secs(40), async || {
+            state("idle").await.and_then(|(phase, s)| Some((phase, s.terminated?)))
+        })
+        .await;
+    assert_eq!((phase.as_str(), idle.exit_code), ("Succeeded", 137), "{idle:?}");
+    assert!(state("watch").await.unwrap().1.terminated.is_some());
+}

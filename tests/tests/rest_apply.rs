@@ -177,6 +177,12 @@ async fn apply_creates_updates_conflicts_and_forces() {
     assert_eq!(managers(&forced), ["a:Apply", "c:Apply"], "b owned only replicas");
     assert!(forced["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"].get("f:replicas").is_none());
 
+    // A resourceVersion in the configuration is a precondition.
+    let mut stale = deployment(1);
+    stale["metadata"]["resourceVersion"] = json!("1");
+    let (code, s) = call(a, "PATCH", &format!("{web}?fieldManager=a"), APPLY, Some(stale)).await;
+    assert_eq!((code, s["reason"].as_str().unwrap()), (409, "Conflict"), "{s}");
+
     // `a` drops its container port: gone from the object (nobody else owns it).
     let mut fewer = deployment(1);
     fewer["spec"]["template"]["spec"]["containers"][0].as_object_mut().unwrap().remove("ports");

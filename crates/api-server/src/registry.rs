@@ -27,6 +27,8 @@ use crate::storage::{Sidecar, Storage, StorageError, Write, decode_continue, enc
 use crate::validation;
 use crate::watch_cache::FieldSelector;
 
+pub mod ephemeral;
+
 /// Namespaces that exist from the start.
 pub const INITIAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
 /// Namespaces that cannot be deleted.
@@ -452,7 +454,8 @@ impl Registry {
     }
 
     /// Replaces an object (`status_only`: replaces only its status); `manager` records the write in its
-    /// managed fields.
+    /// managed fields. A write through `pods/<name>/ephemeralcontainers` (the writer's subresource) changes
+    /// only the pod's ephemeral containers ([`ephemeral`]).
     pub async fn update(
         &self,
         obj: Object,
@@ -483,6 +486,8 @@ impl Registry {
             }
             let mut new = if status_only {
                 with_status_of(old.clone(), &obj)
+            } else if ephemeral::through_subresource(&manager) {
+                ephemeral::prepare_update(&obj, &old)?
             } else {
                 let mut n = with_status_of(obj.clone(), &old);
                 n.set_type_meta();
@@ -522,7 +527,11 @@ impl Registry {
             if spec_part(&new) != spec_part(&old) {
                 new.meta_mut().generation = old.meta().generation + 1;
             }
-            check_valid(&new, Some(&old))?;
+            if ephemeral::through_subresource(&manager) {
+                ephemeral::check_valid(&new, &old)?;
+            } else {
+                check_valid(&new, Some(&old))?;
+            }
             let removing = !new.meta().deletion_timestamp.is_empty() && !deletion_blocked(&new);
             let mut plan = if removing { None } else { plan_service(&self.services, &mut new, Some(&old))? };
             if plan.is_some() && spec_part(&new) != spec_part(&old) {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::{Stream, StreamExt};
+use navarch_api::managed_fields::UpdateWriter;
 use navarch_api::proto::api_server_server::ApiServer;
 use navarch_api::proto::{self, ApiResource, DiscoveryResponse};
 use navarch_api::{KINDS, Object, kubelet_proto};
@@ -14,7 +15,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::error::ApiError;
-use crate::registry::{DeleteOptions, FieldManager, ListOptions, kind_of};
+use crate::registry::{DeleteOptions, FieldManager, ListOptions, ephemeral, kind_of};
 use crate::state::ApiState;
 use crate::watch_stream::{WatchItem, WatchParams};
 
@@ -43,6 +44,25 @@ impl Service {
         f: impl Future<Output = Result<T, ApiError>>,
     ) -> Result<Response<T>, Status> {
         self.0.call(verb, kind, key, f).await.map(Response::new).map_err(Status::from)
+    }
+
+    /// Update, UpdateStatus and UpdateEphemeralContainers: the object written through `subresource` (`""`,
+    /// `status` or `ephemeralcontainers`, which decides what of it is taken).
+    async fn replace(
+        &self,
+        req: Request<proto::UpdateRequest>,
+        verb: &'static str,
+        subresource: &'static str,
+    ) -> Result<Response<proto::Object>, Status> {
+        let manager = manager(&req);
+        let req = req.into_inner();
+        let obj = decode_object(req.object).map_err(Status::from)?;
+        let (kind, key) = (obj.kind(), obj.key());
+        self.call(verb, kind, &key, async {
+            let fm = FieldManager::Update(UpdateWriter { manager: &manager, subresource, reset: false });
+            Ok(self.0.registry.update(obj, subresource == "status", req.dry_run, fm).await?.to_proto())
+        })
+        .await
     }
 }
 
@@ -110,30 +130,21 @@ impl ApiServer for Service {
     }
 
     async fn update(&self, req: Request<proto::UpdateRequest>) -> Result<Response<proto::Object>, Status> {
-        let manager = manager(&req);
-        let req = req.into_inner();
-        let obj = decode_object(req.object).map_err(Status::from)?;
-        let (kind, key) = (obj.kind(), obj.key());
-        self.call("update", kind, &key, async {
-            let fm = FieldManager::update(&manager);
-            Ok(self.0.registry.update(obj, false, req.dry_run, fm).await?.to_proto())
-        })
-        .await
+        self.replace(req, "update", "").await
     }
 
     async fn update_status(
         &self,
         req: Request<proto::UpdateRequest>,
     ) -> Result<Response<proto::Object>, Status> {
-        let manager = manager(&req);
-        let req = req.into_inner();
-        let obj = decode_object(req.object).map_err(Status::from)?;
-        let (kind, key) = (obj.kind(), obj.key());
-        self.call("update_status", kind, &key, async {
-            let fm = FieldManager::update(&manager);
-            Ok(self.0.registry.update(obj, true, req.dry_run, fm).await?.to_proto())
-        })
-        .await
+        self.replace(req, "update_status", "status").await
+    }
+
+    async fn update_ephemeral_containers(
+        &self,
+        req: Request<proto::UpdateRequest>,
+    ) -> Result<Response<proto::Object>, Status> {
+        self.replace(req, "update_ephemeralcontainers", ephemeral::SUBRESOURCE).await
     }
 
     async fn delete(

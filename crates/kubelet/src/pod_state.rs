@@ -2,6 +2,10 @@
 //! every container), decide the next step (start which container, or wait, and how long the crash
 //! loop back-off still is) and compute the pod's status (phase, conditions, container statuses) as
 //! Kubernetes does.
+//!
+//! Ephemeral containers (`kubectl debug`) run once each, beside this: [`pending_ephemeral`] names those
+//! not started yet; they never restart, count neither in the phase nor in readiness, and have their
+//! own statuses (`ephemeralContainerStatuses`).
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
@@ -63,6 +67,26 @@ pub struct Extra {
     /// Container name → startup probe passed (absent: no result yet, so started only without a
     /// startup probe).
     pub started: HashMap<String, bool>,
+}
+
+/// What part a container plays in its pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Init,
+    App,
+    /// Added to the running pod (`kubectl debug`): run once, never restarted.
+    Ephemeral,
+}
+
+impl Role {
+    /// Init or app container, as an attempt's `init` flag says (ephemeral attempts are not init).
+    pub fn of_init(init: bool) -> Role {
+        if init { Role::Init } else { Role::App }
+    }
+
+    pub fn is_init(self) -> bool {
+        self == Role::Init
+    }
 }
 
 /// The next thing to do for a pod.
@@ -181,6 +205,16 @@ pub fn next_step(pod: &Pod, attempts: &[Attempt], now: SystemTime) -> Step {
     Step::Wait(soonest)
 }
 
+/// The ephemeral containers to start: those without an attempt yet, in order. Each runs once: after
+/// it has started (whatever became of it), it is never started again.
+pub fn pending_ephemeral<'a>(pod: &'a Pod, attempts: &[Attempt]) -> Vec<&'a Container> {
+    let Some(spec) = pod.spec.as_ref() else { return Vec::new() };
+    if terminal(pod, attempts) {
+        return Vec::new();
+    }
+    spec.ephemeral_containers.iter().filter(|c| latest(attempts, &c.name, false).0.is_none()).collect()
+}
+
 /// Kubernetes' pod phase from its containers.
 pub fn phase(pod: &Pod, attempts: &[Attempt]) -> String {
     let Some(spec) = pod.spec.as_ref() else { return "Pending".into() };
@@ -259,11 +293,13 @@ fn terminated_of(a: &Attempt) -> Option<ContainerStateTerminated> {
 fn container_status(
     pod: &Pod,
     c: &Container,
-    init: bool,
+    role: Role,
     attempts: &[Attempt],
     extra: &Extra,
     now: SystemTime,
 ) -> ContainerStatus {
+    let init = role.is_init();
+    let ephemeral = role == Role::Ephemeral;
     let (last, previous) = latest(attempts, &c.name, init);
     let mut st = ContainerStatus {
         name: c.name.clone(),
@@ -284,7 +320,11 @@ fn container_status(
         None => {
             let (r, m) =
                 extra.waiting.get(&c.name).cloned().unwrap_or(("ContainerCreating".into(), String::new()));
-            let r = if init && r == "ContainerCreating" { "PodInitializing".to_string() } else { r };
+            // Kubernetes' default for ephemeral containers: PodInitializing when the pod has init
+            // containers.
+            let has_init = pod.spec.as_ref().is_some_and(|s| !s.init_containers.is_empty());
+            let initializing = init || (ephemeral && has_init);
+            let r = if initializing && r == "ContainerCreating" { "PodInitializing".to_string() } else { r };
             st.state = Some(waiting(&r, &m));
         }
         Some(a) => {
@@ -301,21 +341,23 @@ fn container_status(
                     // No result yet for a probe the container has (its probe worker has not
                     // reported for this attempt): not started / not ready, as Kubernetes' initial
                     // results. Without the probe: started and ready while running.
+                    // An ephemeral container has no probes, no `started`, and is never ready.
                     let started = extra.started.get(&c.name).copied().unwrap_or(c.startup_probe.is_none());
-                    st.started = Some(started);
+                    st.started = (!ephemeral).then_some(started);
                     let ready = extra.ready.get(&c.name).copied().unwrap_or(c.readiness_probe.is_none());
-                    st.ready = started && ready && !init;
+                    st.ready = started && ready && !init && !ephemeral;
                     if let Some(p) = previous {
                         st.last_state = Some(terminated(p));
                     }
                 }
                 AttemptState::Created => {
                     st.state = Some(waiting("ContainerCreating", ""));
-                    st.started = Some(false);
+                    st.started = (!ephemeral).then_some(false);
                 }
                 AttemptState::Exited { .. } => {
-                    st.started = Some(false);
-                    match restart_due(pod, a) {
+                    st.started = (!ephemeral).then_some(false);
+                    let due = if ephemeral { None } else { restart_due(pod, a) };
+                    match due {
                         Some(due) if extra.waiting.contains_key(&c.name) || due > now => {
                             let (r, m) = extra.waiting.get(&c.name).cloned().unwrap_or_else(|| {
                                 let delay = backoff(a.attempt, a);
@@ -378,10 +420,11 @@ pub fn status(
     let old = pod.status.clone().unwrap_or_default();
     let spec = pod.spec.clone().unwrap_or_default();
     let now_s = rfc3339(now);
-    let init_statuses: Vec<ContainerStatus> =
-        spec.init_containers.iter().map(|c| container_status(pod, c, true, attempts, extra, now)).collect();
-    let statuses: Vec<ContainerStatus> =
-        spec.containers.iter().map(|c| container_status(pod, c, false, attempts, extra, now)).collect();
+    let statuses_of = |list: &[Container], role| -> Vec<ContainerStatus> {
+        list.iter().map(|c| container_status(pod, c, role, attempts, extra, now)).collect()
+    };
+    let init_statuses = statuses_of(&spec.init_containers, Role::Init);
+    let statuses = statuses_of(&spec.containers, Role::App);
     let phase = phase(pod, attempts);
     let inited = initialized(pod, attempts);
     let all_ready = !statuses.is_empty() && statuses.iter().all(|s| s.ready);
@@ -430,6 +473,7 @@ pub fn status(
         start_time,
         init_container_statuses: init_statuses,
         container_statuses: statuses,
+        ephemeral_container_statuses: statuses_of(&spec.ephemeral_containers, Role::Ephemeral),
         qos_class: navarch_api::qos::qos_class(&spec.containers),
         ..old
     }
@@ -539,6 +583,52 @@ mod tests {
             ..Extra::default()
         };
         assert_eq!(ready(&passed), [(true, Some(true)), (true, Some(true)), (true, Some(true))]);
+    }
+
+    /// An ephemeral container runs once: pending until it has an attempt, never restarted whatever the
+    /// restart policy, not counted in the phase or readiness, reported in its own statuses.
+    #[test]
+    fn ephemeral_containers_run_once_beside_the_pod() {
+        let p = pod(
+            "{metadata: {name: p}, spec: {containers: [{name: a}], ephemeralContainers: [{name: d1, image: busybox}, {name: d2, image: busybox}]}}",
+        );
+        let names = |a: &[Attempt]| -> Vec<String> {
+            pending_ephemeral(&p, a).iter().map(|c| c.name.clone()).collect()
+        };
+        let mut a = vec![att("a", false, 0, AttemptState::Running)];
+        assert_eq!(names(&a), ["d1", "d2"]);
+        let s = status(&p, &a, &Extra::default(), "", "", t(1));
+        let waiting = &s.ephemeral_container_statuses[0];
+        assert_eq!(waiting.state.as_ref().unwrap().waiting.as_ref().unwrap().reason, "ContainerCreating");
+        assert_eq!((waiting.ready, waiting.started), (false, None));
+        a.push(att("d1", false, 0, AttemptState::Running));
+        a.push(att("d2", false, 0, exited(1, 5)));
+        assert!(names(&a).is_empty());
+        // Not restarted, and the app containers' steps are unaffected.
+        assert_eq!(next_step(&p, &a, t(100)), Step::Wait(None));
+        let s = status(&p, &a, &Extra::default(), "", "", t(100));
+        assert_eq!(s.phase, "Running");
+        assert_eq!(s.container_statuses.len(), 1);
+        let ready = s.conditions.iter().find(|c| c.r#type == "Ready").unwrap();
+        assert_eq!(ready.status, "True");
+        let [running, done] = &s.ephemeral_container_statuses[..] else { panic!("{s:?}") };
+        assert_eq!((running.name.as_str(), running.ready, running.started), ("d1", false, None));
+        assert!(running.state.as_ref().unwrap().running.is_some());
+        let term = done.state.as_ref().unwrap().terminated.as_ref().unwrap();
+        assert_eq!((term.exit_code, term.reason.as_str(), done.restart_count), (1, "Error", 0));
+        // A pod with init containers: waiting ones say PodInitializing, as Kubernetes'.
+        let p = pod(
+            "{spec: {initContainers: [{name: i}], containers: [{name: a}], ephemeralContainers: [{name: d}]}}",
+        );
+        let s = status(&p, &[], &Extra::default(), "", "", t(1));
+        let w = s.ephemeral_container_statuses[0].state.clone().unwrap().waiting.unwrap();
+        assert_eq!(w.reason, "PodInitializing");
+        // A finished pod starts none.
+        let mut p =
+            pod("{spec: {restartPolicy: Never, containers: [{name: a}], ephemeralContainers: [{name: d}]}}");
+        assert!(pending_ephemeral(&p, &[att("a", false, 0, exited(0, 1))]).is_empty());
+        p.spec.as_mut().unwrap().restart_policy = "Always".into();
+        assert_eq!(pending_ephemeral(&p, &[att("a", false, 0, exited(0, 1))]).len(), 1);
     }
 
     #[test]

@@ -3,6 +3,9 @@
 //! takes one step toward the pod's spec (network, volumes, the next container to start, or the
 //! graceful stop of a deleted pod), and writes the pod's status when it changed. All state lives in
 //! containerd and on disk, so a restarted kubelet re-adopts running containers as they are.
+//! Ephemeral containers (`kubectl debug`) are started beside those steps: [`ephemeral`].
+
+pub mod ephemeral;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,7 +22,7 @@ use crate::containerd::{Containerd, RuntimeError, TaskState};
 use crate::image::{ImageError, PulledImage, Puller, Reference};
 use crate::metrics::KubeletMetrics;
 use crate::network::{Cni, CniPlugins, KernelNamespaces, Namespaces, NetworkError};
-use crate::pod_state::{self, Attempt, AttemptState, Extra, Step};
+use crate::pod_state::{self, Attempt, AttemptState, Extra, Role, Step};
 use crate::probes::ProbeManager;
 use crate::spec::{self, BindMount, SpecError, SpecInput};
 use crate::volumes::{self, VolumeError};
@@ -282,6 +285,11 @@ impl PodWorker {
         if pod_state::terminal(&pod, &attempts) {
             // Done: nothing will run again; give the address back, keep containers for logs.
             self.probes.forget(&m.uid);
+            if let Some(wait) = self.stop_ephemeral(&pod, &attempts).await? {
+                let ip = pod.status.as_ref().map(|s| s.pod_ip.clone()).unwrap_or_default();
+                self.write_status(&pod, &attempts, &ip).await?;
+                return Ok(Action::requeue(wait));
+            }
             if !host_network {
                 self.teardown_network(&pod).await?;
             }
@@ -314,7 +322,7 @@ impl PodWorker {
             Step::Start { name, init, attempt } => {
                 let c = container_of(&pod, &name, init).cloned();
                 match c {
-                    Some(c) => match self.start(&pod, &c, init, attempt, &ip, &vols).await {
+                    Some(c) => match self.start(&pod, &c, Role::of_init(init), attempt, &ip, &vols).await {
                         Ok(()) => Action::requeue(Duration::ZERO),
                         Err(wait) => wait,
                     },
@@ -324,6 +332,7 @@ impl PodWorker {
             Step::Wait(Some(d)) => Action::requeue(d.min(RESYNC).min(kill_wait.unwrap_or(RESYNC))),
             Step::Wait(None) => Action::requeue(kill_wait.unwrap_or(RESYNC)),
         };
+        let next = self.start_ephemeral(&pod, &attempts, &ip, &vols, next).await;
         let attempts = self.observe(&m.uid).await?;
         self.write_status(&pod, &attempts, &ip).await?;
         self.record_pod_start(&pod, &attempts);
@@ -417,7 +426,7 @@ impl PodWorker {
         &self,
         pod: &Pod,
         c: &Container,
-        init: bool,
+        role: Role,
         attempt: u32,
         ip: &str,
         vols: &HashMap<String, PathBuf>,
@@ -456,7 +465,15 @@ impl PodWorker {
                 });
             }
         }
+        let pid_namespace = match role {
+            Role::Ephemeral => match self.target_pid_namespace(pod, c).await {
+                Ok(ns) => ns,
+                Err(e) => return Err(config_error(e.to_string())),
+            },
+            Role::Init | Role::App => None,
+        };
         let host_network = pod.spec.as_ref().is_some_and(|s| s.host_network);
+        let init = role.is_init();
         let id = container_id(&m.uid, &c.name, init, attempt);
         let input = SpecInput {
             pod: &status_pod,
@@ -469,6 +486,7 @@ impl PodWorker {
             } else {
                 self.paths.netns(&m.uid).display().to_string()
             },
+            pid_namespace,
             cgroups_path: crate::cgroups::Cgroups::container_path(&m.uid, &id),
         };
         let spec = match spec::build(&input) {
@@ -492,6 +510,9 @@ impl PodWorker {
             (LABEL_LOG.to_string(), log.display().to_string()),
         ]);
         labels.extend(stdio.labels());
+        if role == Role::Ephemeral {
+            labels.insert(ephemeral::LABEL_EPHEMERAL.to_string(), true.to_string());
+        }
         let create_started = Instant::now();
         let created = async {
             std::fs::create_dir_all(&log_dir).map_err(io_err(&log_dir))?;

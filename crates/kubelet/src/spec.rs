@@ -1,7 +1,8 @@
 //! The OCI runtime spec (runc's config.json) for one container of a pod: process (command and args
 //! by Kubernetes' rules against the image's Entrypoint/Cmd, env, user, capabilities), the pod's
-//! shared network namespace, bind mounts of volumes and of the pod's hosts/resolv.conf/hostname, and
-//! cgroup limits from `resources`. Pure: everything it needs is passed in.
+//! shared network namespace (and, for an ephemeral container with a target, the target's PID
+//! namespace), bind mounts of volumes and of the pod's hosts/resolv.conf/hostname, and cgroup limits
+//! from `resources`. Pure: everything it needs is passed in.
 
 use navarch_api::v1::{Container, Pod};
 use serde_json::{Value, json};
@@ -92,6 +93,9 @@ pub struct SpecInput<'a> {
     pub mounts: Vec<BindMount>,
     /// The pod's network namespace (a bind-mounted nsfs file).
     pub netns_path: String,
+    /// A PID namespace to join instead of a new one: an ephemeral container's target's
+    /// (`/proc/<pid>/ns/pid`, [`pid_namespace_of`]).
+    pub pid_namespace: Option<String>,
     /// cgroup path, e.g. `/navarch/pod<uid>/<container id>`.
     pub cgroups_path: String,
 }
@@ -258,6 +262,12 @@ pub fn resources(container: &Container) -> Result<Value, SpecError> {
     Ok(res)
 }
 
+/// The PID namespace of a running process, as a path runc joins (what containerd's CRI plugin gives an
+/// ephemeral container targeting another container: its task's).
+pub fn pid_namespace_of(pid: u32) -> String {
+    format!("/proc/{pid}/ns/pid")
+}
+
 /// The whole runtime spec.
 pub fn build(input: &SpecInput) -> Result<Value, SpecError> {
     let c = input.container;
@@ -326,11 +336,15 @@ pub fn build(input: &SpecInput) -> Result<Value, SpecError> {
         mounts.push(json!({"destination": m.container_path, "type": "bind", "source": m.host_path, "options": options}));
     }
     // hostNetwork pods (no netns path) stay in the host's network (and UTS) namespace.
+    let pid = match &input.pid_namespace {
+        Some(path) => json!({"type": "pid", "path": path}),
+        None => json!({"type": "pid"}),
+    };
     let namespaces = if input.netns_path.is_empty() {
-        json!([{"type": "pid"}, {"type": "ipc"}, {"type": "mount"}])
+        json!([pid, {"type": "ipc"}, {"type": "mount"}])
     } else {
         json!([
-            {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"},
+            pid, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"},
             {"type": "network", "path": input.netns_path},
         ])
     };
@@ -446,6 +460,7 @@ mod tests {
             env: vec![],
             mounts: vec![],
             netns_path: String::new(),
+            pid_namespace: None,
             cgroups_path: String::new(),
         };
         assert_eq!(user(&input(&img)).unwrap(), (1000, 6));
@@ -467,6 +482,7 @@ mod tests {
             env: vec![("B".into(), "b".into())],
             mounts: vec![BindMount { host_path: "/h".into(), container_path: "/c".into(), read_only: true }],
             netns_path: "/run/netns/x".into(),
+            pid_namespace: None,
             cgroups_path: "/navarch/p/c".into(),
         })
         .unwrap();
@@ -474,6 +490,7 @@ mod tests {
         assert_eq!(spec["process"]["env"], json!(["PATH=/bin", "HOSTNAME=web", "B=b"]));
         assert_eq!(spec["root"]["readonly"], true);
         assert_eq!(spec["linux"]["namespaces"][4]["path"], "/run/netns/x");
+        assert_eq!(spec["linux"]["namespaces"][0], json!({"type": "pid"}));
         assert_eq!(
             spec["mounts"].as_array().unwrap().last().unwrap()["options"],
             json!(["rbind", "rprivate", "ro"])
@@ -488,10 +505,13 @@ mod tests {
             env: vec![],
             mounts: vec![],
             netns_path: String::new(),
+            pid_namespace: Some(pid_namespace_of(42)),
             cgroups_path: String::new(),
         })
         .unwrap();
         assert_eq!(spec["process"]["terminal"], true);
+        // An ephemeral container with a target joins the target's PID namespace.
+        assert_eq!(spec["linux"]["namespaces"][0], json!({"type": "pid", "path": "/proc/42/ns/pid"}));
         assert_eq!(spec["process"]["env"], json!(["PATH=/bin", "B=img", "HOSTNAME=web", "TERM=xterm"]));
     }
 }

@@ -63,6 +63,11 @@ fn subresources(k: &KindInfo) -> Vec<Subresource> {
             verbs: &["create"],
         });
         subs.push(Subresource { name: "log", response: ("", "v1", "Pod"), verbs: &["get"] });
+        subs.push(Subresource {
+            name: "ephemeralcontainers",
+            response: ("", "v1", "Pod"),
+            verbs: &["get", "patch", "update"],
+        });
         for (name, kind) in [
             ("attach", "PodAttachOptions"),
             ("exec", "PodExecOptions"),
@@ -268,7 +273,13 @@ mod tests {
         assert_eq!(pods["scope"], "Namespaced");
         assert_eq!(pods["shortNames"], json!(["po"]));
         assert_eq!(pods["categories"], json!(["all"]));
-        assert!(pods["subresources"].as_array().unwrap().iter().any(|s| s["subresource"] == "status"));
+        let subresource = |name: &str| {
+            pods["subresources"].as_array().unwrap().iter().find(|s| s["subresource"] == name).cloned()
+        };
+        assert!(subresource("status").is_some());
+        let ephemeral = subresource("ephemeralcontainers").unwrap();
+        assert_eq!(ephemeral["responseKind"], json!({"group": "", "version": "v1", "kind": "Pod"}));
+        assert_eq!(ephemeral["verbs"], json!(["get", "patch", "update"]));
 
         let apis = aggregated(false, "v2");
         let names: Vec<&str> = apis["items"]

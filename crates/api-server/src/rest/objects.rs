@@ -3,6 +3,8 @@
 //! subresources. Every write names its field manager (`fieldManager`, else the User-Agent's product), which
 //! the registry records in `metadata.managedFields`.
 
+use std::pin::Pin;
+
 use http::{HeaderValue, Method, Response, StatusCode};
 use navarch_api::Object;
 use navarch_api::managed_fields::{self, UpdateWriter};
@@ -19,6 +21,8 @@ use super::{ResponseBody, RestRequest, patch, watch};
 use crate::error::ApiError;
 use crate::registry::{self, DeleteOptions, FieldManager, ListOptions};
 use crate::state::ApiState;
+
+mod ephemeral;
 
 /// How often a patch is retried when the object changed between its read and its write.
 const PATCH_ATTEMPTS: usize = 5;
@@ -46,33 +50,48 @@ pub async fn handle(
     let c = Call { state, path, req, output };
     let sub = c.path.subresource.clone();
     let named = c.path.name.is_some();
-    match (sub.as_deref(), named, method) {
+    let reply: Reply<'_> = match (sub.as_deref(), named, method) {
         (None, false, Method::GET) if c.req.query.bool("watch") => {
-            watch::serve(c.state, &c.path, &c.req, c.output).await
+            boxed(|| watch::serve(c.state, &c.path, &c.req, c.output))
         }
-        (None, false, Method::GET) => c.list().await,
+        (None, false, Method::GET) => boxed(|| c.list()),
         (None, false, Method::POST) if info.namespaced && c.path.namespace.is_none() => {
-            Err(StatusError::method_not_allowed(&Method::POST))
+            return Err(StatusError::method_not_allowed(&Method::POST));
         }
-        (None, false, Method::POST) => c.create().await,
-        (None, false, Method::DELETE) => c.delete_collection().await,
-        (None | Some("status"), true, Method::GET) => c.get().await,
-        (None, true, Method::PUT) => c.update(false).await,
-        (Some("status"), true, Method::PUT) if info.has_status => c.update(true).await,
-        (None, true, Method::PATCH) => c.patch(false).await,
-        (Some("status"), true, Method::PATCH) if info.has_status => c.patch(true).await,
-        (None, true, Method::DELETE) => c.delete().await,
-        (Some("scale"), true, m) if super::discovery::SCALABLE.contains(&info.kind) => c.scale(m).await,
-        (Some("binding"), true, Method::POST) if info.kind == "Pod" => c.bind().await,
-        (Some("eviction"), true, Method::POST) if info.kind == "Pod" => c.evict().await,
+        (None, false, Method::POST) => boxed(|| c.create()),
+        (None, false, Method::DELETE) => boxed(|| c.delete_collection()),
+        (None | Some("status"), true, Method::GET) => boxed(|| c.get()),
+        (None, true, Method::PUT) => boxed(|| c.update(false)),
+        (Some("status"), true, Method::PUT) if info.has_status => boxed(|| c.update(true)),
+        (None, true, Method::PATCH) => boxed(|| c.patch(false)),
+        (Some("status"), true, Method::PATCH) if info.has_status => boxed(|| c.patch(true)),
+        (None, true, Method::DELETE) => boxed(|| c.delete()),
+        (Some("scale"), true, m) if super::discovery::SCALABLE.contains(&info.kind) => boxed(|| c.scale(m)),
+        (Some("binding"), true, Method::POST) if info.kind == "Pod" => boxed(|| c.bind()),
+        (Some("eviction"), true, Method::POST) if info.kind == "Pod" => boxed(|| c.evict()),
         (Some("log"), true, Method::GET) if info.kind == "Pod" => {
-            super::logs::serve(c.state, &c.path, &c.req).await
+            boxed(|| super::logs::serve(c.state, &c.path, &c.req))
         }
+        (Some("ephemeralcontainers"), true, m) if info.kind == "Pod" => boxed(|| c.ephemeral_containers(m)),
         (Some("status" | "scale" | "binding" | "eviction" | "log"), true, m) | (None, _, m) => {
-            Err(StatusError::method_not_allowed(&m))
+            return Err(StatusError::method_not_allowed(&m));
         }
-        _ => Err(StatusError::no_such_path()),
-    }
+        _ => return Err(StatusError::no_such_path()),
+    };
+    reply.await
+}
+
+/// A handler's reply, boxed.
+type Reply<'a> = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, StatusError>> + Send + 'a>>;
+
+/// `make()`'s future, made and boxed here. Unoptimized builds give every temporary of a function its own
+/// stack slot: had `handle` made each arm's future itself, all of them (some hundreds of KiB each) would sit
+/// on its stack at once, close to the 2 MiB of a runtime thread with a request's deepest decoding on top.
+fn boxed<'a, F>(make: impl FnOnce() -> F) -> Reply<'a>
+where
+    F: Future<Output = Result<Response<ResponseBody>, StatusError>> + Send + 'a,
+{
+    Box::pin(make())
 }
 
 impl Call<'_> {
@@ -282,7 +301,8 @@ impl Call<'_> {
     async fn patch(&self, status_only: bool) -> Result<Response<ResponseBody>, StatusError> {
         let patch_type = media::patch_type(&self.req.headers);
         if patch_type == Some(media::PatchType::Apply) {
-            return self.apply(status_only).await;
+            // Boxed: its future is large (see `boxed`).
+            return boxed(|| self.apply(status_only)).await;
         }
         if self.req.query.get("force").is_some() {
             return Err(options_invalid(
@@ -336,6 +356,15 @@ impl Call<'_> {
                 Err(ApiError::NotFound { .. }) if !status_only => None,
                 Err(e) => return Err(self.err(e)),
             };
+            // A resourceVersion in the configuration is a precondition, as in any write.
+            let wanted = config["metadata"]["resourceVersion"].as_str().filter(|v| !v.is_empty());
+            if let (Some(c), Some(rv)) = (&current, wanted)
+                && c.meta().resource_version != rv
+            {
+                return Err(
+                    self.err(ApiError::Conflict { plural: info.plural.into(), name: self.name().into() })
+                );
+            }
             let now = registry::now_rfc3339();
             let opts = patch::apply::Options { manager: &manager, force, subresource, now: &now };
             let applied = patch::apply::apply(info, current.as_ref(), &config, &opts)?;

@@ -109,7 +109,7 @@ pub async fn serve(state: Arc<ApiState>, pod: Pod, ws: Socket, ports: Vec<u16>) 
                 let Some((&channel, payload)) = data.split_first() else { continue };
                 let channel = channel as usize;
                 // Data channels only; what a client writes on an error channel means nothing.
-                if channel % 2 == 0
+                if channel.is_multiple_of(2)
                     && !payload.is_empty()
                     && let Some(Some(tx)) = inputs.get(channel / 2)
                 {

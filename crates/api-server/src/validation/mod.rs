@@ -91,6 +91,22 @@ pub fn validate(obj: &Object, old: Option<&Object>) -> Vec<FieldError> {
     errs.into_vec()
 }
 
+/// Validates a write through `pods/<name>/ephemeralcontainers` (Kubernetes'
+/// `ValidatePodEphemeralContainersUpdate`): `new` is the stored pod `old` with the request's ephemeral
+/// containers, defaulted. Only pods have the subresource.
+pub fn validate_ephemeral_containers_update(new: &Object, old: &Object) -> Vec<FieldError> {
+    let mut errs = Errors::default();
+    let (Object::Pod(new_pod), Object::Pod(old_pod)) = (new, old) else {
+        errs.forbidden(&Path::new("kind"), format!("{} has no ephemeral containers", new.kind()));
+        return errs.into_vec();
+    };
+    let meta_path = Path::new("metadata");
+    meta::validate_object_meta(new.meta(), new.info(), name_rule(new), &meta_path, &mut errs);
+    meta::validate_object_meta_update(new.meta(), old.meta(), &meta_path, &mut errs);
+    pod::validate_ephemeral_containers_update(new_pod, old_pod, &mut errs);
+    errs.into_vec()
+}
+
 /// Which syntax a kind's names must follow.
 fn name_rule(obj: &Object) -> meta::NameRule {
     match obj {

@@ -129,6 +129,8 @@ pub fn last_applied_allowed(live: &Value, root: Ty, api_version: &str) -> Option
     if applied["apiVersion"].as_str() != Some(api_version) {
         return None;
     }
+    let Ty::Struct(kind) = root else { return None };
+    let applied = typed::canonical(kind.name, &applied)?;
     let set = typed::field_set(&applied, root, true).ok()?;
     let cmp = typed::compare(Some(&applied), Some(live), root).ok()?;
     Some(set.difference(&cmp.modified).difference(&cmp.added).difference(&cmp.removed))

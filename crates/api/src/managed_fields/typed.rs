@@ -436,6 +436,31 @@ fn walk_compare(
     Ok((out, change))
 }
 
+/// `v`, an object of `kind` as a client wrote it, with each value it gives in the form the api-server
+/// stores and writes (`cpu: 1` is `"1"`, a file mode `0644` is `420`), so that it compares with stored
+/// objects by meaning. What the value says stays as it is: fields it gives with a zero value, or null, are
+/// kept; fields it does not give are not added. `None` when `v` is not an object of `kind`.
+pub fn canonical(kind: &str, v: &Value) -> Option<Value> {
+    let yaml = serde_yaml::to_value(v).ok()?;
+    let object = crate::Object::from_value(kind, yaml).ok()?;
+    let stored = serde_json::to_value(&object).ok()?;
+    Some(canonical_values(v, Some(&stored)))
+}
+
+fn canonical_values(given: &Value, stored: Option<&Value>) -> Value {
+    match (given, stored) {
+        (Value::Object(g), Some(Value::Object(s))) => {
+            Value::Object(g.iter().map(|(k, gv)| (k.clone(), canonical_values(gv, s.get(k)))).collect())
+        }
+        (Value::Array(g), Some(Value::Array(s))) if g.len() == s.len() => {
+            Value::Array(g.iter().zip(s).map(|(gv, sv)| canonical_values(gv, Some(sv))).collect())
+        }
+        (Value::Null, _) => Value::Null,
+        (_, Some(sv)) if !sv.is_object() && !sv.is_array() => sv.clone(),
+        (gv, _) => gv.clone(),
+    }
+}
+
 /// `set` with every struct field that has paths below it made a member too (structured-merge-diff's
 /// `EnsureNamedFieldsAreMembers`): owning `spec.strategy.type` then also owns `spec.strategy`, but owning
 /// a label does not own `labels`' keys' parent map, nor a list item its list.
@@ -570,6 +595,22 @@ mod tests {
             compare(Some(&json!({})), Some(&json!({"spec": {"paused": true, "strategy": {}}})), deployment())
                 .unwrap();
         assert_eq!(paths(&c.added), [".spec.paused", ".spec.strategy"]);
+    }
+
+    #[test]
+    fn canonical_forms_keep_what_was_given() {
+        let given = json!({"apiVersion": "apps/v1", "kind": "Deployment", "spec": {"paused": false, "replicas": 0,
+            "template": {"metadata": {"creationTimestamp": null}, "spec": {"containers": [{"name": "c",
+                "resources": {"limits": {"cpu": 1, "memory": "64Mi"}}}],
+                "volumes": [{"name": "v", "configMap": {"name": "x", "defaultMode": "0644"}}]}}}});
+        let c = canonical("Deployment", &given).unwrap();
+        let spec = &c["spec"]["template"]["spec"];
+        assert_eq!(spec["containers"][0]["resources"]["limits"], json!({"cpu": "1", "memory": "64Mi"}));
+        assert_eq!(spec["volumes"][0]["configMap"]["defaultMode"], 420);
+        assert_eq!(c["spec"]["paused"], false, "a given zero value stays");
+        assert_eq!(c["spec"]["template"]["metadata"]["creationTimestamp"], Value::Null);
+        assert!(spec["containers"][0].get("image").is_none(), "nothing is added");
+        assert_eq!(canonical("Deployment", &json!({"spec": {"replicas": "x"}})), None);
     }
 
     #[test]

@@ -138,6 +138,9 @@ pub fn apply(
 ) -> Result<Applied, StatusError> {
     check_typed(info, config)?;
     let root = typed::root(info.kind).ok_or_else(|| typed_error(info, config, "no schema for the kind"))?;
+    // Compared and merged in the stored form (`cpu: 1` is "1"); the annotation keeps what was sent.
+    let canonical = typed::canonical(info.kind, config)
+        .ok_or_else(|| typed_error(info, config, "not an object of the kind"))?;
     let internal = |e: ManagedFieldsError| {
         StatusError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -162,7 +165,7 @@ pub fn apply(
         .and_then(|l| last_applied_allowed(l, root, info.api_version));
     let req = ApplyRequest {
         live: live.as_ref(),
-        config,
+        config: &canonical,
         root,
         scope: Scope { subresource: opts.subresource, has_status: info.has_status },
         manager: opts.manager,

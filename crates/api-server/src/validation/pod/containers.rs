@@ -8,6 +8,7 @@ use navarch_api::names;
 use navarch_api::v1::*;
 
 use super::env::validate_env;
+use super::ephemeral::validate_ephemeral_container;
 use super::resources::{ResourceScope, validate_resources};
 use super::security::validate_security_context;
 use super::volumes::validate_volume_mounts;
@@ -51,24 +52,15 @@ pub(super) fn validate_container(
     match (kind, c.restart_policy.as_deref()) {
         (_, None) => {}
         (ContainerKind::Init, Some(p)) => errs.one_of(&path.child("restartPolicy"), p, &["Always"]),
-        (_, Some(_)) => {
+        (ContainerKind::Regular, Some(_)) => {
             errs.forbidden(&path.child("restartPolicy"), "may not be set for non-init containers")
         }
+        // Outside the fields an ephemeral container may set, like its ports.
+        (ContainerKind::Ephemeral, Some(_)) => {}
     }
 
     if kind == ContainerKind::Ephemeral {
-        for (set, field) in [
-            (!c.ports.is_empty(), "ports"),
-            (c.liveness_probe.is_some(), "livenessProbe"),
-            (c.readiness_probe.is_some(), "readinessProbe"),
-            (c.startup_probe.is_some(), "startupProbe"),
-            (c.lifecycle.is_some(), "lifecycle"),
-            (c.resources.as_ref().is_some_and(|r| r != &ResourceRequirements::default()), "resources"),
-        ] {
-            if set {
-                errs.forbidden(&path.child(field), "cannot be set for an Ephemeral Container");
-            }
-        }
+        validate_ephemeral_container(c, path, ctx, errs);
     } else {
         validate_container_ports(c, path, ctx, errs);
     }

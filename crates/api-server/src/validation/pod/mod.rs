@@ -10,6 +10,8 @@
 //! * [`defaults`]: everything Kubernetes fills in on a pod spec;
 //! * [`containers`]: containers, their ports, probes and lifecycle hooks;
 //! * [`env`]: environment variables and the field references of the downward API;
+//! * [`ephemeral`]: what ephemeral containers may not set, and what a write through
+//!   `pods/ephemeralcontainers` may change;
 //! * [`resources`]: resource requests, limits and overhead;
 //! * [`security`]: pod and container security contexts;
 //! * [`scheduling`]: node selectors, affinity, tolerations and topology spread;
@@ -19,6 +21,7 @@
 mod containers;
 mod defaults;
 mod env;
+mod ephemeral;
 mod resources;
 mod scheduling;
 mod security;
@@ -34,6 +37,7 @@ pub(super) use self::containers::validate_port_num_or_name;
 use self::containers::{ContainerKind, validate_container, validate_host_ports};
 pub(super) use self::defaults::{default_pod, default_pod_template, default_pvc_spec};
 pub(super) use self::env::config_key;
+pub(super) use self::ephemeral::validate_ephemeral_containers_update;
 use self::resources::{ResourceScope, validate_resource_list, validate_resources};
 use self::scheduling::{validate_affinity, validate_toleration, validate_topology_spread};
 use self::security::validate_pod_security_context;
