@@ -52,6 +52,14 @@ pub fn value(body: &[u8], format: BodyFormat, message: Option<&str>) -> Result<V
     }
 }
 
+/// Parses a body that is JSON (or, from hand-written clients, YAML) into `T`; `what` names the body in
+/// the error (`the patch`, `DeleteOptions`).
+pub fn json_or_yaml<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, StatusError> {
+    serde_json::from_slice(body)
+        .or_else(|_| serde_yaml::from_slice(body))
+        .map_err(|e| StatusError::bad_request(format!("{what} is not valid JSON: {e}")))
+}
+
 /// A decoded object and the warnings for fields that were dropped.
 pub struct Decoded {
     pub object: Object,

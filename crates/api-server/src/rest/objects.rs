@@ -312,9 +312,7 @@ impl Call<'_> {
             ));
         }
         let kind = patch::PatchKind::from_type(patch_type)?;
-        let doc: Value = serde_json::from_slice(&self.req.body)
-            .or_else(|_| serde_yaml::from_slice(&self.req.body))
-            .map_err(|e| StatusError::bad_request(format!("the patch is not valid JSON: {e}")))?;
+        let doc: Value = decode::json_or_yaml(&self.req.body, "the patch")?;
         let dry_run = self.dry_run()?;
         let manager = self.manager("PatchOptions")?;
         let info = self.path.info;
@@ -431,9 +429,7 @@ impl Call<'_> {
         let body: Body = if body.iter().all(u8::is_ascii_whitespace) {
             Body::default()
         } else {
-            serde_json::from_slice(body)
-                .or_else(|_| serde_yaml::from_slice(body))
-                .map_err(|e| StatusError::bad_request(format!("DeleteOptions: {e}")))?
+            decode::json_or_yaml(body, "DeleteOptions")?
         };
         let q = &self.req.query;
         let policy = body
@@ -555,9 +551,7 @@ impl Call<'_> {
                 .map_err(|e| self.err(e))?,
             Method::PUT | Method::PATCH => {
                 let dry_run = self.dry_run()?;
-                let body: Value = serde_json::from_slice(&self.req.body)
-                    .or_else(|_| serde_yaml::from_slice(&self.req.body))
-                    .map_err(|e| StatusError::bad_request(format!("the body is not valid JSON: {e}")))?;
+                let body: Value = decode::json_or_yaml(&self.req.body, "the body")?;
                 let kind = if method == Method::PUT {
                     None
                 } else {

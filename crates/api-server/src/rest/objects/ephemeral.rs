@@ -38,9 +38,7 @@ impl Call<'_> {
             }
             Method::PATCH => {
                 let kind = PatchKind::from_type(media::patch_type(&self.req.headers))?;
-                let doc: Value = serde_json::from_slice(&self.req.body)
-                    .or_else(|_| serde_yaml::from_slice(&self.req.body))
-                    .map_err(|e| StatusError::bad_request(format!("the patch is not valid JSON: {e}")))?;
+                let doc: Value = super::decode::json_or_yaml(&self.req.body, "the patch")?;
                 let dry_run = self.dry_run()?;
                 let manager = self.manager("PatchOptions")?;
                 let info = self.path.info;
