@@ -704,8 +704,9 @@ fn scenario_9_kubectl_seeds() {
 fn scenario_10_kubectl_streams() {
     println!("[10] kubectl exec, cp, logs and port-forward into pods on the nodes");
     let t = Instant::now();
-    let ns = ["-n", NS];
-    let k = |args: &[&str]| kubectl(&[&ns[..], args].concat());
+    // In `default`, as scenario 9: scenario 8 deleted the namespace e2e.
+    let k = |args: &[&str]| kubectl(args);
+    k(&["delete", "pod", "streams", "pf-nginx", "--ignore-not-found", "--wait=true"]);
     k(&[
         "run",
         "streams",
@@ -720,10 +721,7 @@ fn scenario_10_kubectl_streams() {
     k(&["wait", "--for=condition=Ready", "pod/streams", "pod/pf-nginx", "--timeout=120s"]);
     // exec: output and exit status across the api-server → kubelet relay.
     assert_eq!(k(&["exec", "streams", "--", "echo", "hi"]), "hi\n");
-    let out = Command::new("kubectl")
-        .args(["-n", NS, "exec", "streams", "--", "sh", "-c", "exit 3"])
-        .output()
-        .unwrap();
+    let out = Command::new("kubectl").args(["exec", "streams", "--", "sh", "-c", "exit 3"]).output().unwrap();
     assert_eq!(out.status.code(), Some(3), "kubectl exec of exit 3: {out:?}");
     // cp both ways, a MiB of data.
     let dir = std::env::temp_dir().join(format!("navarch-e2e-cp-{}", std::process::id()));
@@ -741,7 +739,7 @@ fn scenario_10_kubectl_streams() {
     // port-forward from this host to nginx in its pod.
     let port = navarch_tests::free_port().to_string();
     let mut forward = Command::new("kubectl")
-        .args(["-n", NS, "port-forward", "pod/pf-nginx", &format!("{port}:80")])
+        .args(["port-forward", "pod/pf-nginx", &format!("{port}:80")])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
