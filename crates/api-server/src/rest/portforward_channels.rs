@@ -44,11 +44,9 @@ pub fn ports(q: &Query) -> Result<Vec<u16>, StatusError> {
     Ok(ports)
 }
 
+/// Port `i`'s channels are `2i` and `2i + 1`.
 fn frame(channel: usize, data: &[u8]) -> Message {
-    let mut b = Vec::with_capacity(data.len() + 1);
-    b.push(channel as u8);
-    b.extend_from_slice(data);
-    Message::Binary(Bytes::from(b))
+    websocket::channel_message(channel as u8, data)
 }
 
 type PortOutput = BoxStream<'static, (usize, Result<Vec<u8>, String>)>;

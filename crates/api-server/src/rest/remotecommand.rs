@@ -168,13 +168,6 @@ struct Session {
     attach: bool,
 }
 
-fn frame(channel: u8, data: &[u8]) -> Message {
-    let mut b = Vec::with_capacity(data.len() + 1);
-    b.push(channel);
-    b.extend_from_slice(data);
-    Message::Binary(Bytes::from(b))
-}
-
 impl Session {
     async fn run(
         self,
@@ -191,7 +184,7 @@ impl Session {
         } else {
             ERROR
         };
-        if sink.send(frame(hello, &[])).await.is_err() {
+        if sink.send(websocket::channel_message(hello, &[])).await.is_err() {
             return;
         }
         let status = match output {
@@ -212,7 +205,7 @@ impl Session {
                 }
             }
         };
-        let _ = sink.send(frame(ERROR, status.to_string().as_bytes())).await;
+        let _ = sink.send(websocket::channel_message(ERROR, status.to_string().as_bytes())).await;
         let _ = sink.send(websocket::normal_close()).await;
         // Wait briefly for the client's close answer so the close handshake completes.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
@@ -279,7 +272,7 @@ impl Session {
                 None => return Some(internal_error("the kubelet ended the stream without an exit status")),
             };
             for (channel, data) in [(STDOUT, &out.stdout), (STDERR, &out.stderr)] {
-                if !data.is_empty() && sink.send(frame(channel, data)).await.is_err() {
+                if !data.is_empty() && sink.send(websocket::channel_message(channel, data)).await.is_err() {
                     return None;
                 }
             }

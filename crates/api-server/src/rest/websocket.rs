@@ -93,6 +93,14 @@ pub async fn socket(upgrade: OnUpgrade) -> Result<Socket, hyper::Error> {
     Ok(WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await)
 }
 
+/// A binary message of Kubernetes' WebSocket channel protocols: the channel byte, then the data.
+pub fn channel_message(channel: u8, data: &[u8]) -> Message {
+    let mut b = Vec::with_capacity(data.len() + 1);
+    b.push(channel);
+    b.extend_from_slice(data);
+    Message::Binary(Bytes::from(b))
+}
+
 /// A normal close (1000).
 pub fn normal_close() -> Message {
     Message::Close(Some(CloseFrame { code: CloseCode::Normal, reason: "".into() }))
