@@ -30,6 +30,7 @@ pub mod service;
 pub mod spdy;
 pub mod state;
 pub mod storage;
+pub mod user_info;
 pub mod validation;
 pub mod watch_cache;
 pub mod watch_stream;
