@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help up down status e2e node-stop node-start node-cut node-restore kill deps build release test unit lint fmt bench-api bench-scheduler bench-pod-startup bench-proxy bench-streams logs images vagrant-lint vagrant-box vagrant-up vagrant-provision vagrant-smoke vagrant-down role-test
+.PHONY: help up down status e2e node-stop node-start node-cut node-restore kill deps build release test unit lint fmt bench-api bench-scheduler bench-pod-startup bench-proxy bench-streams bench-rbac logs images vagrant-lint vagrant-box vagrant-up vagrant-provision vagrant-smoke vagrant-down role-test
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -79,6 +79,9 @@ bench-proxy: ## kube-proxy: full sync of 10,000 Services x 5 endpoints, change-t
 	$(CARGO) build --release --workspace --bins
 	$(CARGO) run --release -p navarch-tests --bin bench-proxy -- $(ARGS)
 
+bench-rbac: ## RBAC decision p50/p99 (allowed, denied, under binding churn) with 10,000 RoleBindings beside 10 (release)
+	$(CARGO) run --release -p api-server --bin bench-rbac -- $(ARGS)
+
 images: ## offline test images (busybox, serve-hostname) as OCI layouts in .navarch/images
 	@scripts/images.sh build .navarch/images
 
@@ -89,6 +92,9 @@ logs: ## follow the component logs of `make up`
 ANSIBLE_ENV := ANSIBLE_CONFIG=$(CURDIR)/ansible/ansible.cfg
 VAGRANT_INVENTORY := ansible/inventory/vagrant.ini
 VAGRANT_MASTER := 192.168.56.11
+# The admin's kubeconfig (TLS, client certificate), copied here from the master by the play.
+VAGRANT_KUBECONFIG := $(CURDIR)/.navarch/vagrant/admin.kubeconfig
+VAGRANT_PLAY = $(ANSIBLE_ENV) ansible-playbook -i $(VAGRANT_INVENTORY) ansible/site.yml -e navarch_local_kubeconfig=$(VAGRANT_KUBECONFIG)
 # The box: navarch/bookworm64 when `make vagrant-box` has built it, else the public debian/bookworm64.
 NAVARCH_BOX ?= $(shell vagrant box list 2>/dev/null | awk '$$1 == "navarch/bookworm64" {print $$1; exit}' | grep . || echo debian/bookworm64)
 # Plain QEMU emulation unless the kernel offers real KVM (kvm_intel or kvm_amd; kvm-pvm does not count).
@@ -120,22 +126,23 @@ vagrant-up: release ## VMs (vagrant up) + provisioning (ansible-playbook site.ym
 	  echo "vagrant-up: starting virtlogd and libvirtd (no systemd on this machine)"; \
 	  pgrep -x virtlogd >/dev/null || virtlogd -d; libvirtd -d; sleep 2; fi
 	cd vagrant && $(VAGRANT_ENV) vagrant up
-	$(ANSIBLE_ENV) ansible-playbook -i $(VAGRANT_INVENTORY) ansible/site.yml
+	$(VAGRANT_PLAY)
 	scripts/images.sh build .navarch/images
 	scripts/images.sh push .navarch/images $(VAGRANT_MASTER):5000
-	@echo "navctl on this host: navctl --server $(VAGRANT_MASTER):6443 get nodes (or export NAVCTL_SERVER=$(VAGRANT_MASTER):6443)"
+	@echo "navctl on this host: navctl --kubeconfig $(VAGRANT_KUBECONFIG) get nodes (or export NAVCTL_KUBECONFIG=$(VAGRANT_KUBECONFIG))"
 
 vagrant-provision: ## run ansible/site.yml against the running VMs again (a second run reports changed=0)
-	$(ANSIBLE_ENV) ansible-playbook -i $(VAGRANT_INVENTORY) ansible/site.yml
+	$(VAGRANT_PLAY)
 
 vagrant-smoke: release ## the smoke test from this host against the VM cluster (e2e --vagrant: nodes, Deployment, Service, DNS, NodePort, logs, exec, VM failover)
-	$(VAGRANT_ENV) NAVCTL_SERVER=$(VAGRANT_MASTER):6443 target/release/e2e --vagrant
+	$(VAGRANT_ENV) NAVCTL_KUBECONFIG=$(VAGRANT_KUBECONFIG) NAVCTL_SERVER=$(VAGRANT_MASTER):6443 target/release/e2e --vagrant
 
 role-test: release ## per-role tests of ansible/ in systemd-nspawn containers (molecule-style: converge, idempotence, verify); needs make vagrant-box's rootfs.tar
 	ansible/tests/roles.sh $(ARGS)
 
 vagrant-down: ## destroy the VMs (disks and libvirt networks go with them) and the box's copy in libvirt's pool (KEEP_BOX_VOLUME=1 keeps it)
 	cd vagrant && $(VAGRANT_ENV) vagrant destroy -f
+	rm -f $(VAGRANT_KUBECONFIG)
 	@if [ "$(KEEP_BOX_VOLUME)" != 1 ] && command -v virsh >/dev/null && virsh -c qemu:///system pool-info default >/dev/null 2>&1; then \
 	  for v in $$(virsh -c qemu:///system vol-list default | awk '$$1 ~ /^$(subst /,-VAGRANTSLASH-,$(NAVARCH_BOX))_vagrant_box_image_/ {print $$1}'); do \
 	    virsh -c qemu:///system vol-delete --pool default $$v >/dev/null && echo "vagrant-down: removed the box volume $$v"; done; fi

@@ -20,6 +20,8 @@
 #   logs/<c>.log     one log per component (kubelet-node-1.log, kube-proxy-node-1.log, ...)
 #   run/<c>.pid      one pid file per component
 #   nodes/node-i/    each node's kubelet directories
+#   pki/             the cluster's CAs, certificates and keys (navarch-pki; kubeadm's layout)
+#   kubeconfigs/     one kubeconfig per component identity (scheduler, controller-manager, kubelet-node-i, ...)
 # navctl's config goes to ~/.navarch/config.yaml.
 set -euo pipefail
 
@@ -68,6 +70,9 @@ NAVCTL_CONFIG="$NAVCTL_CONFIG_DIR/config.yaml"
 KUBECONFIG_FILE="$HOME_DIR/kubeconfig"
 USER_KUBECONFIG="${USER_KUBECONFIG:-${HOME}/.kube/config}"
 NAVCTL_LINK="/usr/local/bin/navctl"
+PKI="$HOME_DIR/pki"
+KUBECONFIGS="$HOME_DIR/kubeconfigs"
+API_URL="https://$HOST_IP:$API_PORT"
 
 # Components not built yet: name and the issue that builds them.
 NOT_YET=()
@@ -113,7 +118,26 @@ start_bg() { # name, command...
   echo $! >"$RUN/$name.pid"
 }
 
-etcd_healthy() { ETCDCTL_API=3 etcdctl --endpoints="http://127.0.0.1:$ETCD_CLIENT_PORT" endpoint health >/dev/null 2>&1; }
+etcd_healthy() {
+  ETCDCTL_API=3 etcdctl --endpoints="https://127.0.0.1:$ETCD_CLIENT_PORT" --cacert="$PKI/etcd/ca.crt" \
+    --cert="$PKI/apiserver-etcd-client.crt" --key="$PKI/apiserver-etcd-client.key" endpoint health >/dev/null 2>&1
+}
+
+# The cluster's PKI (idempotent: what exists and is still good is kept) and a kubeconfig per
+# component identity, each with its own client certificate.
+pki_up() {
+  "$BIN/navarch-pki" --dir "$PKI" init --api-server-ip "$HOST_IP" --etcd-ip 127.0.0.1 | sed 's/^/pki: /'
+  mkdir -p "$KUBECONFIGS"
+  chmod 0700 "$KUBECONFIGS"
+  local c
+  for c in scheduler controller-manager kube-proxy cluster-dns admin; do
+    component_kubeconfig "$c" "$c"
+  done
+}
+
+component_kubeconfig() { # cert stem, kubeconfig name
+  "$BIN/navarch-pki" --dir "$PKI" kubeconfig --cert "$1" --server "$API_URL" --out "$KUBECONFIGS/$2.kubeconfig" >/dev/null
+}
 
 cmd_up() {
   [ "$(id -u)" -eq 0 ] || die "make up must run as root (it installs packages and creates network namespaces, bridges and routes): try sudo make up"
@@ -129,6 +153,7 @@ cmd_up() {
   (cd "$ROOT" && cargo build --release --workspace --bins)
 
   mkdir -p "$LOGS" "$RUN" "$HOME_DIR/etcd"
+  pki_up
   network_up
 
   if running etcd; then
@@ -137,11 +162,14 @@ cmd_up() {
     rm -f "$RUN/etcd.pid"
     port_busy "$ETCD_CLIENT_PORT" && die "port $ETCD_CLIENT_PORT is in use by a process that is not ours (set ETCD_CLIENT_PORT)"
     port_busy "$ETCD_PEER_PORT" && die "port $ETCD_PEER_PORT is in use by a process that is not ours (set ETCD_PEER_PORT)"
-    say "starting etcd on 127.0.0.1:$ETCD_CLIENT_PORT"
+    say "starting etcd on 127.0.0.1:$ETCD_CLIENT_PORT (TLS, client certificates of the etcd CA only)"
     start_bg etcd etcd --name=navarch --data-dir="$HOME_DIR/etcd" \
-      --listen-client-urls="http://127.0.0.1:$ETCD_CLIENT_PORT" --advertise-client-urls="http://127.0.0.1:$ETCD_CLIENT_PORT" \
-      --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
-      --initial-cluster="navarch=http://127.0.0.1:$ETCD_PEER_PORT" --log-level=warn
+      --listen-client-urls="https://127.0.0.1:$ETCD_CLIENT_PORT" --advertise-client-urls="https://127.0.0.1:$ETCD_CLIENT_PORT" \
+      --listen-peer-urls="https://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls="https://127.0.0.1:$ETCD_PEER_PORT" \
+      --initial-cluster="navarch=https://127.0.0.1:$ETCD_PEER_PORT" --log-level=warn \
+      --cert-file="$PKI/etcd/server.crt" --key-file="$PKI/etcd/server.key" --client-cert-auth --trusted-ca-file="$PKI/etcd/ca.crt" \
+      --peer-cert-file="$PKI/etcd/peer.crt" --peer-key-file="$PKI/etcd/peer.key" --peer-client-cert-auth \
+      --peer-trusted-ca-file="$PKI/etcd/ca.crt"
   fi
   wait_for etcd 60 etcd_healthy
 
@@ -153,7 +181,13 @@ cmd_up() {
     say "starting api-server on $HOST_IP:$API_PORT"
     RUST_LOG="${RUST_LOG:-info}" start_bg api-server "$BIN/api-server" \
       --listen="$HOST_IP:$API_PORT" --http-listen="127.0.0.1:$API_HTTP_PORT" \
-      --etcd-endpoints="http://127.0.0.1:$ETCD_CLIENT_PORT" --service-cluster-ip-range="$SERVICE_CIDR"
+      --etcd-endpoints="https://127.0.0.1:$ETCD_CLIENT_PORT" --service-cluster-ip-range="$SERVICE_CIDR" \
+      --etcd-cafile="$PKI/etcd/ca.crt" --etcd-certfile="$PKI/apiserver-etcd-client.crt" --etcd-keyfile="$PKI/apiserver-etcd-client.key" \
+      --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" --client-ca-file="$PKI/ca.crt" \
+      --kubelet-certificate-authority="$PKI/ca.crt" --kubelet-client-certificate="$PKI/apiserver-kubelet-client.crt" \
+      --kubelet-client-key="$PKI/apiserver-kubelet-client.key" \
+      --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
+      --encryption-provider-config="$PKI/encryption-config.yaml" ${API_SERVER_ARGS:-}
   fi
   wait_for api-server 60 http_ok "$API_HTTP_PORT" /readyz
 
@@ -163,7 +197,7 @@ cmd_up() {
     rm -f "$RUN/scheduler.pid"
     say "starting scheduler"
     port_busy "$SCHED_HTTP_PORT" && die "port $SCHED_HTTP_PORT is in use by a process that is not ours (set SCHED_HTTP_PORT)"
-    RUST_LOG="${RUST_LOG:-info}" start_bg scheduler "$BIN/scheduler" --server="$HOST_IP:$API_PORT" \
+    RUST_LOG="${RUST_LOG:-info}" start_bg scheduler "$BIN/scheduler" --kubeconfig="$KUBECONFIGS/scheduler.kubeconfig" \
       --http-listen="127.0.0.1:$SCHED_HTTP_PORT"
   fi
   wait_for scheduler 30 http_ok "$SCHED_HTTP_PORT" /healthz
@@ -174,7 +208,7 @@ cmd_up() {
     rm -f "$RUN/controller-manager.pid"
     say "starting controller-manager"
     port_busy "$CM_HTTP_PORT" && die "port $CM_HTTP_PORT is in use by a process that is not ours (set CM_HTTP_PORT)"
-    RUST_LOG="${RUST_LOG:-info}" start_bg controller-manager "$BIN/controller-manager" --server="$HOST_IP:$API_PORT" \
+    RUST_LOG="${RUST_LOG:-info}" start_bg controller-manager "$BIN/controller-manager" --kubeconfig="$KUBECONFIGS/controller-manager.kubeconfig" \
       --http-listen="127.0.0.1:$CM_HTTP_PORT" ${CM_ARGS:-}
   fi
   wait_for controller-manager 30 http_ok "$CM_HTTP_PORT" /healthz
@@ -184,7 +218,7 @@ cmd_up() {
   for i in $(seq 1 "$NODES"); do start_node "$i"; done
 
   mkdir -p "$NAVCTL_CONFIG_DIR"
-  printf 'server: %s:%s\nnamespace: default\n' "$HOST_IP" "$API_PORT" >"$NAVCTL_CONFIG"
+  printf 'server: %s:%s\nnamespace: default\nkubeconfig: %s\n' "$HOST_IP" "$API_PORT" "$KUBECONFIG_FILE" >"$NAVCTL_CONFIG"
   if [ ! -e "$NAVCTL_LINK" ] || [ "$(readlink "$NAVCTL_LINK" || true)" = "$BIN/navctl" ]; then
     ln -sfn "$BIN/navctl" "$NAVCTL_LINK"
   fi
@@ -307,7 +341,7 @@ EOF2
     rm -f "$RUN/cluster-dns.pid"
     port_busy "$DNS_HTTP_PORT" && die "port $DNS_HTTP_PORT is in use by a process that is not ours (set DNS_HTTP_PORT)"
     say "starting cluster-dns on $HOST_IP:53 (Service kube-system/kube-dns $DNS_SERVICE_IP; no forwarding outside the cluster)"
-    RUST_LOG="${RUST_LOG:-info}" start_bg cluster-dns "$BIN/cluster-dns" --server="$HOST_IP:$API_PORT" \
+    RUST_LOG="${RUST_LOG:-info}" start_bg cluster-dns "$BIN/cluster-dns" --kubeconfig="$KUBECONFIGS/cluster-dns.kubeconfig" \
       --http-listen="127.0.0.1:$DNS_HTTP_PORT" --listen="$HOST_IP:53" --advertise-address="$HOST_IP" \
       --service-ip="$DNS_SERVICE_IP" --upstream=''
   fi
@@ -326,7 +360,7 @@ start_node() {
     rm -f "$RUN/kube-proxy-$name.pid"
     say "starting kube-proxy on $name"
     RUST_LOG="${RUST_LOG:-info}" start_bg "kube-proxy-$name" nsenter --net="/run/netns/$(node_ns "$i")" -- \
-      "$BIN/kube-proxy" --server="$HOST_IP:$API_PORT" --hostname-override="$name" \
+      "$BIN/kube-proxy" --kubeconfig="$KUBECONFIGS/kube-proxy.kubeconfig" --hostname-override="$name" \
       --http-listen="$ip:$PROXY_HTTP_PORT" --cluster-cidr="$CLUSTER_CIDR" --service-cluster-ip-range="$SERVICE_CIDR"
   fi
   wait_for "kube-proxy-$name" 30 http_ok_at "$ip" "$PROXY_HTTP_PORT" /healthz
@@ -340,8 +374,12 @@ start_kubelet() {
   else
     rm -f "$RUN/kubelet-$name.pid"
     say "starting kubelet on $name ($ip, pod CIDR $(node_pod_cidr "$i"))"
+    "$BIN/navarch-pki" --dir "$PKI" node --name "$name" --ip "$ip" | sed 's/^/pki: /'
+    component_kubeconfig "nodes/$name/kubelet-client" "kubelet-$name"
     RUST_LOG="${RUST_LOG:-info}" start_bg "kubelet-$name" nsenter --net="/run/netns/$(node_ns "$i")" -- \
-      "$BIN/kubelet" --server="$HOST_IP:$API_PORT" --node-name="$name" --node-ip="$ip" \
+      "$BIN/kubelet" --kubeconfig="$KUBECONFIGS/kubelet-$name.kubeconfig" --node-name="$name" --node-ip="$ip" \
+      --tls-cert-file="$PKI/nodes/$name/kubelet-serving.crt" --tls-private-key-file="$PKI/nodes/$name/kubelet-serving.key" \
+      --client-ca-file="$PKI/ca.crt" \
       --containerd-socket="$CTD_SOCK" --containerd-namespace="$(node_ns "$i")" \
       --root-dir="$dir/root" --run-dir="$dir/run" --log-dir="$dir/logs" \
       --pod-cidr="$(node_pod_cidr "$i")" --bridge="$BRIDGE" --cluster-cidr="$CLUSTER_CIDR" --service-cluster-ip-range="$SERVICE_CIDR" \
@@ -392,25 +430,7 @@ stop() { # name
 # .navarch/kubeconfig, and the context, cluster and user "navarch" in the user's kubeconfig, made
 # current. Needs kubectl for the merge (without it, only our own file is written).
 write_kubeconfig() {
-  cat >"$KUBECONFIG_FILE" <<EOF2
-apiVersion: v1
-kind: Config
-clusters:
-- name: navarch
-  cluster:
-    server: http://$HOST_IP:$API_PORT
-contexts:
-- name: navarch
-  context:
-    cluster: navarch
-    user: navarch
-    namespace: default
-current-context: navarch
-users:
-- name: navarch
-  user: {}
-preferences: {}
-EOF2
+  cp "$KUBECONFIGS/admin.kubeconfig" "$KUBECONFIG_FILE"
   chmod 0600 "$KUBECONFIG_FILE"
   if ! command -v kubectl >/dev/null 2>&1; then
     say "kubeconfig: $KUBECONFIG_FILE (kubectl not found: $USER_KUBECONFIG left alone)"
@@ -418,11 +438,12 @@ EOF2
   fi
   mkdir -p "$(dirname "$USER_KUBECONFIG")"
   local k=(env KUBECONFIG="$USER_KUBECONFIG" kubectl config)
-  "${k[@]}" set-cluster navarch --server="http://$HOST_IP:$API_PORT" >/dev/null
-  "${k[@]}" set-credentials navarch >/dev/null
+  "${k[@]}" set-cluster navarch --server="$API_URL" --certificate-authority="$PKI/ca.crt" --embed-certs >/dev/null
+  "${k[@]}" set-credentials navarch --client-certificate="$PKI/admin.crt" --client-key="$PKI/admin.key" --embed-certs >/dev/null
   "${k[@]}" set-context navarch --cluster=navarch --user=navarch --namespace=default >/dev/null
   "${k[@]}" use-context navarch >/dev/null
-  say "kubeconfig: $KUBECONFIG_FILE; context navarch is current in $USER_KUBECONFIG"
+  chmod 0600 "$USER_KUBECONFIG"
+  say "kubeconfig: $KUBECONFIG_FILE (user kubernetes-admin, group navarch:cluster-admins); context navarch is current in $USER_KUBECONFIG"
 }
 
 # Removes what write_kubeconfig merged into the user's kubeconfig, and nothing else.

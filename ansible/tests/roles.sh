@@ -80,7 +80,9 @@ for tool in systemd-nspawn ip tar ansible-playbook ansible-inventory python3 ssh
 done
 [ -f "$ROOTFS_TAR" ] || die "$ROOTFS_TAR not found (make vagrant-box)"
 [ -f "$SSH_KEY" ] || die "$SSH_KEY not found (Vagrant's insecure key)"
-[ -x "$NAVARCH_BIN_DIR/api-server" ] || die "$NAVARCH_BIN_DIR/api-server not found (cargo build --release)"
+for b in api-server navarch-pki navctl; do
+  [ -x "$NAVARCH_BIN_DIR/$b" ] || die "$NAVARCH_BIN_DIR/$b not found (cargo build --release)"
+done
 if ip link show "$BRIDGE" >/dev/null 2>&1; then
   die "bridge $BRIDGE exists: another run in progress, or a leftover (ip link del $BRIDGE)"
 fi
@@ -201,6 +203,7 @@ cleanup() {
     wait "$CHILD" 2>/dev/null
   fi
   destroy_all
+  rm -f "$WORK_DIR"/*-admin.kubeconfig
   net_down
   remove_cgroups
   [ "$NSPAWN_RUN_DIR_EXISTED" = 1 ] || rm -rf /run/systemd/nspawn
@@ -313,9 +316,14 @@ EOF
   echo "  ${#HOSTS[@]} container(s) up: $(for l in "${HOSTS[@]}"; do printf '%s ' "$l"; done)"
 }
 
+# The admin's kubeconfig the converge writes on this host (navarch_local_kubeconfig, as make vagrant-up
+# does), for verify's navctl: removed by destroy.
+local_kubeconfig() { echo "$WORK_DIR/$(basename "$1")-admin.kubeconfig"; }
+
 playbook() {  # scenario dir, playbook, log file
   local cmd=(ansible-playbook -i "$1/hosts.ini" "$1/$2"
-             -e "navarch_bin_dir=$NAVARCH_BIN_DIR" -e "navarch_deploy_dir=$ROOT/deploy")
+             -e "navarch_bin_dir=$NAVARCH_BIN_DIR" -e "navarch_deploy_dir=$ROOT/deploy"
+             -e "navarch_local_kubeconfig=$(local_kubeconfig "$1")")
   if [ "$VERBOSE" = 1 ]; then
     run "${cmd[@]}" > >(tee "$3") 2>&1
   else
@@ -342,7 +350,7 @@ idempotence() {
 
 verify() { playbook "$1" verify.yml "$LOG_DIR/$(basename "$1")/verify.log"; }
 
-destroy() { destroy_all; remove_cgroups; }
+destroy() { rm -f "$(local_kubeconfig "$1")"; destroy_all; remove_cgroups; }
 
 # Runs one phase: name, function, scenario dir. Prints PASS/FAIL and the duration.
 PHASE_FAILED=0

@@ -1,5 +1,5 @@
 """The official Kubernetes Python client against navarch (a real api-server, scheduler,
-controller-manager and kubelet started by tests/tests/python_client.rs, which sets NAVARCH_API)."""
+controller-manager and kubelet started by tests/tests/python_client.rs, which sets NAVARCH_KUBECONFIG)."""
 
 import json
 import os
@@ -7,7 +7,7 @@ import time
 import uuid
 
 import pytest
-from kubernetes import client, watch
+from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
 IMAGE = os.environ.get("NAVARCH_TEST_IMAGE", "busybox:1.36")
@@ -17,7 +17,8 @@ NS = "default"
 @pytest.fixture(scope="session")
 def api():
     cfg = client.Configuration()
-    cfg.host = os.environ["NAVARCH_API"]
+    # The api-server's address, its CA and the admin's client certificate (TLS only).
+    config.load_kube_config(config_file=os.environ["NAVARCH_KUBECONFIG"], client_configuration=cfg)
     return client.ApiClient(cfg)
 
 

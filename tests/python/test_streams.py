@@ -7,7 +7,7 @@ import time
 import uuid
 
 import pytest
-from kubernetes import client
+from kubernetes import client, config
 from kubernetes.stream import portforward, stream
 
 IMAGE = os.environ.get("NAVARCH_TEST_IMAGE", "busybox:1.36")
@@ -17,7 +17,8 @@ NS = "default"
 @pytest.fixture(scope="module")
 def pod():
     cfg = client.Configuration()
-    cfg.host = os.environ["NAVARCH_API"]
+    # The api-server's address, its CA and the admin's client certificate (TLS only).
+    config.load_kube_config(config_file=os.environ["NAVARCH_KUBECONFIG"], client_configuration=cfg)
     core = client.CoreV1Api(client.ApiClient(cfg))
     name = f"py-stream-{uuid.uuid4().hex[:6]}"
     core.create_namespaced_pod(NS, {

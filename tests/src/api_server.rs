@@ -2,16 +2,22 @@
 //! once `/readyz` answers 200; SIGKILLed on drop. Crash safety is tested with
 //! [`ApiServer::kill9`] / [`ApiServer::restart`] (same ports); the log goes to a file whose tail is
 //! printed if startup fails.
+//!
+//! It runs as in a real cluster: its port is TLS only (the certificates of the etcd's [`TestPki`]),
+//! clients are authenticated by certificates of the cluster CA, it reaches etcd over TLS with its
+//! etcd client certificate and kubelets with its kubelet client certificate. The admin port
+//! (`/readyz`, `/metrics`) stays plain HTTP.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 
 use tempfile::TempDir;
 
-use crate::Etcd;
-use crate::http::http_get;
+use crate::http::{Rest, http_get};
 use crate::process::{ChildProcess, binary, free_port, log_to};
+use crate::{Etcd, TestPki};
 
 /// The real api-server binary.
 pub struct ApiServer {
@@ -21,6 +27,7 @@ pub struct ApiServer {
     http_port: u16,
     etcd_endpoint: String,
     extra_args: Vec<String>,
+    pki: Arc<TestPki>,
 }
 
 impl ApiServer {
@@ -38,6 +45,7 @@ impl ApiServer {
             http_port: free_port(),
             etcd_endpoint: etcd.endpoint(),
             extra_args: args.iter().map(|s| s.to_string()).collect(),
+            pki: etcd.pki().clone(),
         };
         s.spawn().await;
         s
@@ -55,11 +63,21 @@ impl ApiServer {
     async fn spawn(&mut self) {
         let bin = binary("api-server", "api-server");
         let log = self.log_path();
+        let file = |rel: &str| self.pki.path(rel).display().to_string();
         let child = log_to(
             Command::new(bin)
                 .arg(format!("--listen=127.0.0.1:{}", self.port))
                 .arg(format!("--http-listen=127.0.0.1:{}", self.http_port))
                 .arg(format!("--etcd-endpoints={}", self.etcd_endpoint))
+                .arg(format!("--tls-cert-file={}", file("apiserver.crt")))
+                .arg(format!("--tls-private-key-file={}", file("apiserver.key")))
+                .arg(format!("--client-ca-file={}", file("ca.crt")))
+                .arg(format!("--etcd-cafile={}", file("etcd/ca.crt")))
+                .arg(format!("--etcd-certfile={}", file("apiserver-etcd-client.crt")))
+                .arg(format!("--etcd-keyfile={}", file("apiserver-etcd-client.key")))
+                .arg(format!("--kubelet-certificate-authority={}", file("ca.crt")))
+                .arg(format!("--kubelet-client-certificate={}", file("apiserver-kubelet-client.crt")))
+                .arg(format!("--kubelet-client-key={}", file("apiserver-kubelet-client.key")))
                 .args(&self.extra_args)
                 .env("RUST_LOG", std::env::var("NAVARCH_TEST_LOG").unwrap_or_else(|_| "info".into()))
                 .env_remove("NAVARCH_APISERVER_CONFIG")
@@ -77,8 +95,35 @@ impl ApiServer {
             .await;
     }
 
+    /// Its TLS port (gRPC and REST).
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// `https://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("https://{}", self.addr())
+    }
+
+    /// The cluster's PKI (the etcd's).
+    pub fn pki(&self) -> &Arc<TestPki> {
+        &self.pki
+    }
+
+    /// The connection of the identity `<stem>` of the PKI (`admin`, `scheduler`, a user's stem).
+    pub fn connection(&self, stem: &str) -> navarch_client::Connection {
+        self.pki.connection(stem, &self.url())
+    }
+
+    /// A kubeconfig file for `<stem>` against this api-server.
+    pub fn kubeconfig_file(&self, stem: &str) -> PathBuf {
+        let text = self.pki.kubeconfig(stem, &self.url());
+        self.pki.write_kubeconfig(&format!("{stem}-{}", self.port), &text)
+    }
+
+    /// Raw REST requests as `<stem>`.
+    pub fn rest(&self, stem: &str) -> Rest {
+        Rest::new(self.addr(), self.pki.rustls_config(Some(stem), &[b"http/1.1"]))
     }
 
     pub fn http_addr(&self) -> SocketAddr {

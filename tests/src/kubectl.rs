@@ -1,8 +1,8 @@
 //! [`Kubectl`]: the installed `kubectl` (the real one, 1.32 behind the machine's dispatcher) against an
-//! api-server, with its own kubeconfig and discovery cache in a temporary directory (the user's
-//! `~/.kube` is never read or written).
+//! api-server, with its own kubeconfig (the cluster CA and a client certificate: the admin's, or any
+//! user's) and discovery cache in a temporary directory (the user's `~/.kube` is never read or
+//! written).
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -10,6 +10,8 @@ use std::time::Duration;
 use tempfile::TempDir;
 use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
+
+use crate::ApiServer;
 
 /// What a kubectl run printed.
 pub struct KubectlOutput {
@@ -29,14 +31,20 @@ pub struct Kubectl {
 }
 
 impl Kubectl {
-    /// A kubeconfig whose only context points at `server` (plain HTTP), namespace `default`.
-    pub fn new(server: SocketAddr) -> Kubectl {
+    /// kubectl as the admin (`kubernetes-admin`, group `navarch:cluster-admins`) against `api`,
+    /// namespace `default`.
+    pub fn new(api: &ApiServer) -> Kubectl {
+        Kubectl::with_kubeconfig(&api.pki().admin_kubeconfig(&api.url()))
+    }
+
+    /// kubectl as `user` in `groups` (a certificate issued by the cluster CA) against `api`.
+    pub fn as_user(api: &ApiServer, user: &str, groups: &[&str]) -> Kubectl {
+        Kubectl::with_kubeconfig(&api.pki().user_kubeconfig(user, groups, &api.url()))
+    }
+
+    /// kubectl with the kubeconfig `config` (its text).
+    pub fn with_kubeconfig(config: &str) -> Kubectl {
         let dir = tempfile::Builder::new().prefix("navarch-kubectl-").tempdir().expect("temp dir");
-        let config = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster: {{server: \"http://{server}\"}}\n\
-             contexts:\n- name: t\n  context: {{cluster: t, user: t, namespace: default}}\n\
-             users:\n- name: t\n  user: {{}}\ncurrent-context: t\n"
-        );
         std::fs::write(dir.path().join("kubeconfig"), config).expect("writing the kubeconfig");
         Kubectl { dir }
     }

@@ -1,6 +1,10 @@
 //! [`Kubelet`]: the built `kubelet` binary on this machine against a [`Containerd`], an
 //! [`ApiServer`] and a [`Registry`] (as the docker.io mirror), with its own node name, bridge, pod CIDR
 //! and directories. On drop it is killed and the host networking it set up is removed.
+//!
+//! It has the node's certificates of the cluster's [`TestPki`](crate::TestPki): it connects to the
+//! api-server as `system:node:<name>` and serves its API (which the api-server dials) with a serving
+//! certificate for 127.0.0.1, to clients with a certificate of the cluster CA.
 
 use std::fmt::Display;
 use std::net::SocketAddr;
@@ -51,8 +55,13 @@ impl Kubelet {
         let pod_cidr = format!("10.244.{}.0/24", 20 + n % 230);
         let d = dir.path();
         let http_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("address");
+        let certs = api.pki().node(&node_name, &["127.0.0.1".parse().expect("an address")]);
+        let kubeconfig = api.kubeconfig_file(&format!("nodes/{node_name}/kubelet-client"));
         let args: Vec<String> = vec![
-            format!("--server=http://{}", api.addr()),
+            format!("--kubeconfig={}", kubeconfig.display()),
+            format!("--tls-cert-file={}", certs.serving_cert.display()),
+            format!("--tls-private-key-file={}", certs.serving_key.display()),
+            format!("--client-ca-file={}", api.pki().cluster().ca_cert().display()),
             format!("--node-name={node_name}"),
             format!("--node-ip=127.0.0.1"),
             format!("--containerd-socket={}", containerd.socket().display()),

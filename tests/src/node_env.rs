@@ -4,8 +4,10 @@
 
 use std::time::Duration;
 
+use navarch_api::kubelet_proto::kubelet_client::KubeletClient;
 use navarch_api::v1::{Node, Pod};
 use navarch_client::{Api, Client};
+use tonic::transport::Channel;
 
 use crate::{Containerd, Kubelet, Registry, TestEnv, eventually};
 
@@ -41,7 +43,14 @@ impl NodeEnv {
         let st = nodes.get(&self.node).await.unwrap().status.unwrap();
         let ip = st.addresses.iter().find(|a| a.r#type == "InternalIP").unwrap().address.clone();
         let port = st.daemon_endpoints.unwrap().kubelet_endpoint.unwrap().port;
-        format!("http://{ip}:{port}")
+        format!("https://{ip}:{port}")
+    }
+
+    /// A client of the node's kubelet API as the api-server calls it (TLS, its certificate checked
+    /// against the cluster CA, presenting the api-server's kubelet client certificate).
+    pub async fn kubelet_client(&self) -> KubeletClient<Channel> {
+        let url = self.kubelet_url().await;
+        KubeletClient::new(self.env.pki().grpc_channel("apiserver-kubelet-client", &url).await)
     }
 }
 

@@ -190,7 +190,7 @@ async fn bind_after_changes_through_another_api_server() {
     let env = TestEnv::start().await;
     let other = navarch_tests::ApiServer::start(&env.etcd).await;
     let a = env.client().await;
-    let b = navarch_client::Client::connect(&format!("http://{}", other.addr())).await.unwrap();
+    let b = navarch_client::Client::connect(&other.connection("admin")).await.unwrap();
     let pods_a: Api<Pod> = a.api("default");
     let pods_b: Api<Pod> = b.api("default");
 
@@ -369,13 +369,13 @@ async fn slow_watcher_is_dropped_not_buffered() {
 #[tokio::test]
 async fn kill9_during_create_storm_loses_nothing_acknowledged() {
     let mut env = TestEnv::start().await;
-    let addr = env.api_server_addr().to_string();
+    let conn = env.api_server.connection("admin");
     let acked = Arc::new(std::sync::Mutex::new(BTreeSet::new()));
     let mut workers = Vec::new();
     for w in 0..8 {
-        let (addr, acked) = (addr.clone(), acked.clone());
+        let (conn, acked) = (conn.clone(), acked.clone());
         workers.push(tokio::spawn(async move {
-            let c = navarch_client::Client::connect_lazy(&addr).unwrap();
+            let c = navarch_client::Client::connect_lazy(&conn).unwrap();
             let cms: Api<ConfigMap> = c.api("default");
             for i in 0..300 {
                 let name = format!("storm-{w}-{i}");
@@ -531,13 +531,9 @@ async fn survives_an_etcd_kill9_and_restart() {
 #[tokio::test]
 async fn rest_watch_from_a_compacted_version_is_an_error_event() {
     let (env, _cms, old) = expired_configmap_version().await;
-    let addr = env.api_server_addr();
     let path =
         format!("/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={old}&timeoutSeconds=2");
-    let resp = tokio::task::spawn_blocking(move || navarch_tests::http_get_with_headers(addr, &path, &[]))
-        .await
-        .unwrap()
-        .expect("a response");
+    let resp = env.rest().request_async("GET", &path, &[], None).await;
     assert_eq!(resp.status, 200, "{resp:?}");
     let event: serde_json::Value = serde_json::from_str(resp.body.lines().next().unwrap()).unwrap();
     assert_eq!(event["type"], "ERROR", "{event}");

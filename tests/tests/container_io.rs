@@ -7,12 +7,11 @@
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use navarch_api::kubelet_proto::kubelet_client::KubeletClient;
 use navarch_api::kubelet_proto::{ExecInput, ExecOutput, ExecStart, LogsRequest, TerminalSize};
 use navarch_api::v1::Pod;
 use navarch_api::{Resource, rfc3339};
 use navarch_client::Client;
-use navarch_tests::{NodeEnv, eventually, http_get_with_headers};
+use navarch_tests::{NodeEnv, eventually};
 
 fn from_yaml<T: serde::de::DeserializeOwned>(y: &str) -> T {
     serde_yaml::from_str(y).unwrap()
@@ -117,7 +116,8 @@ spec:
         "/api/v1/namespaces/default/pods/talker/log?container=both&timestamps=true&sinceTime={}",
         last_time.replace(':', "%3A")
     );
-    let r = http_get_with_headers(e.env.api_server.addr(), &path, &[]).unwrap();
+    let rest = e.env.rest();
+    let r = rest.get_with_headers(&path, &[]).unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body.starts_with(&last_time[..19]), "{}", r.body);
     let recent = logs(&e.c, LogsRequest { since_seconds: Some(1), ..req.clone() }).await.unwrap();
@@ -129,12 +129,9 @@ spec:
         .unwrap_err()
         .to_string();
     assert!(err.contains("at most one of `sinceTime` or `sinceSeconds` may be specified"), "{err}");
-    let r = http_get_with_headers(
-        e.env.api_server.addr(),
-        "/api/v1/namespaces/default/pods/talker/log?container=both&sinceSeconds=0",
-        &[],
-    )
-    .unwrap();
+    let r = rest
+        .get_with_headers("/api/v1/namespaces/default/pods/talker/log?container=both&sinceSeconds=0", &[])
+        .unwrap();
     assert_eq!(r.status, 422, "{}", r.body);
     assert!(
         r.body.contains(
@@ -145,8 +142,7 @@ spec:
     );
     // A container that has not started: a 400 saying what it waits for.
     let r = eventually(e.kubelet.with_log("nopull waiting"), Duration::from_secs(60), async || {
-        let r =
-            http_get_with_headers(e.env.api_server.addr(), "/api/v1/namespaces/default/pods/stuck/log", &[])?;
+        let r = rest.get_with_headers("/api/v1/namespaces/default/pods/stuck/log", &[])?;
         r.body.contains("is waiting to start").then_some(r)
     })
     .await;
@@ -218,13 +214,13 @@ type Input = futures::channel::mpsc::UnboundedSender<ExecInput>;
 
 /// An attach session on the kubelet: its input, and its output (or the kubelet's refusal).
 async fn attach(
-    url: &str,
+    e: &NodeEnv,
     p: &Pod,
     container: &str,
     stdin: bool,
     size: Option<TerminalSize>,
 ) -> Result<(Input, impl Stream<Item = Result<ExecOutput, String>> + Unpin), String> {
-    let mut client = KubeletClient::connect(url.to_string()).await.unwrap();
+    let mut client = e.kubelet_client().await;
     let m = p.meta();
     let start = ExecStart {
         namespace: m.namespace.clone(),
@@ -305,11 +301,10 @@ spec:
         .await
         .unwrap();
     let pod = running(&e, "attached").await;
-    let url = e.kubelet_url().await;
 
     // Two sessions on one container: what one types, both see.
-    let (typist, mut out1) = attach(&url, &pod, "shared", true, None).await.unwrap();
-    let (_watcher, mut out2) = attach(&url, &pod, "shared", false, None).await.unwrap();
+    let (typist, mut out1) = attach(&e, &pod, "shared", true, None).await.unwrap();
+    let (_watcher, mut out2) = attach(&e, &pod, "shared", false, None).await.unwrap();
     typist.unbounded_send(stdin("hello\n")).unwrap();
     read_until(&mut out1, "got hello").await;
     read_until(&mut out2, "got hello").await;
@@ -317,7 +312,7 @@ spec:
     // container's stdin stays open for the next one.
     typist.unbounded_send(ExecInput { stdin_closed: true, ..Default::default() }).unwrap();
     assert_eq!(read_to_end(&mut out1).await.1, None);
-    let (again, mut out3) = attach(&url, &pod, "shared", true, None).await.unwrap();
+    let (again, mut out3) = attach(&e, &pod, "shared", true, None).await.unwrap();
     again.unbounded_send(stdin("again\n")).unwrap();
     read_until(&mut out3, "got again").await;
     read_until(&mut out2, "got again").await;
@@ -325,7 +320,7 @@ spec:
 
     // stdinOnce: ending the session's stdin closes the container's; it exits, the session gets
     // its exit code.
-    let (typist, mut out) = attach(&url, &pod, "once", true, None).await.unwrap();
+    let (typist, mut out) = attach(&e, &pod, "once", true, None).await.unwrap();
     typist.unbounded_send(stdin("only\n")).unwrap();
     read_until(&mut out, "got only").await;
     typist.unbounded_send(ExecInput { stdin_closed: true, ..Default::default() }).unwrap();
@@ -340,7 +335,7 @@ spec:
 
     // A terminal: the shell's prompt and echo come as stdout; resizes reach it.
     let size = Some(TerminalSize { width: 100, height: 40 });
-    let (keys, mut screen) = attach(&url, &pod, "term", true, size).await.unwrap();
+    let (keys, mut screen) = attach(&e, &pod, "term", true, size).await.unwrap();
     keys.unbounded_send(stdin("echo $((6*7))\n")).unwrap();
     read_until(&mut screen, "42").await;
     keys.unbounded_send(stdin("stty size\n")).unwrap();
@@ -355,14 +350,14 @@ spec:
     drop(keys);
 
     // Refusals: stdin on a container without it, a container that is not running.
-    let err = attach(&url, &pod, "deaf", true, None).await.err().unwrap();
+    let err = attach(&e, &pod, "deaf", true, None).await.err().unwrap();
     assert!(err.starts_with("FailedPrecondition: "), "{err}");
     assert!(
         err.contains(r#"stdin: container "deaf" in pod "default/attached" does not have stdin enabled"#),
         "{err}"
     );
     // Without stdin it may attach (to no output).
-    let _detached = attach(&url, &pod, "deaf", false, None).await.unwrap();
-    let err = attach(&url, &pod, "once", false, None).await.err().unwrap();
+    let _detached = attach(&e, &pod, "deaf", false, None).await.unwrap();
+    let err = attach(&e, &pod, "once", false, None).await.err().unwrap();
     assert!(err.starts_with("FailedPrecondition: ") && err.contains("is not running"), "{err}");
 }

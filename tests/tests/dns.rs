@@ -369,7 +369,9 @@ async fn servfail_for_cluster_names_until_the_stores_are_synced() {
     let upstream = FakeUpstream::start().await;
     let dns_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let http = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let mut dns = spawn_dns(&format!("127.0.0.1:{}", free_port()), dns_addr, http, upstream.addr, None);
+    let pki = navarch_tests::TestPki::new();
+    let kubeconfig = pki.kubeconfig_file("cluster-dns", &format!("https://127.0.0.1:{}", free_port()));
+    let mut dns = spawn_dns(&kubeconfig, dns_addr, http, upstream.addr, None);
     eventually("cluster-dns to start", Duration::from_secs(30), async || {
         http_get(http, "/healthz").is_some()
     })
@@ -384,14 +386,14 @@ async fn servfail_for_cluster_names_until_the_stores_are_synced() {
 
 /// A cluster-dns process of our own (so that it can get a SIGTERM).
 fn spawn_dns(
-    server: &str,
+    kubeconfig: &std::path::Path,
     listen: SocketAddr,
     http: SocketAddr,
     upstream: SocketAddr,
     advertise: Option<&str>,
 ) -> ChildProcess {
     let mut cmd = Command::new(binary("cluster-dns", "cluster-dns"));
-    cmd.arg(format!("--server={server}"))
+    cmd.arg(format!("--kubeconfig={}", kubeconfig.display()))
         .arg(format!("--listen={listen}"))
         .arg(format!("--http-listen={http}"))
         .arg(format!("--upstream={upstream}"))
@@ -423,15 +425,15 @@ async fn registers_as_kube_dns_and_leaves_on_sigterm() {
     let env = TestEnv::start().await;
     let client = env.client().await;
     let upstream = FakeUpstream::start().await;
-    let server = env.api_server_addr().to_string();
+    let kubeconfig = env.api_server.kubeconfig_file("cluster-dns");
     // Two instances, as on two nodes: same port, different loopback addresses.
     let dns_port = free_port();
     let addr1 = SocketAddr::from(([127, 0, 0, 2], dns_port));
     let addr2 = SocketAddr::from(([127, 0, 0, 3], dns_port));
     let (http1, http2) =
         (SocketAddr::from(([127, 0, 0, 1], free_port())), SocketAddr::from(([127, 0, 0, 1], free_port())));
-    let mut one = spawn_dns(&server, addr1, http1, upstream.addr, Some("10.0.0.53"));
-    let _two = spawn_dns(&server, addr2, http2, upstream.addr, Some("10.0.0.54"));
+    let mut one = spawn_dns(&kubeconfig, addr1, http1, upstream.addr, Some("10.0.0.53"));
+    let _two = spawn_dns(&kubeconfig, addr2, http2, upstream.addr, Some("10.0.0.54"));
     wait_healthy(http1).await;
     wait_healthy(http2).await;
 

@@ -5,13 +5,11 @@
 //! Kubernetes' 422s; a plain update of the pod may not touch them. gRPC: `UpdateEphemeralContainers`, the
 //! same rules.
 
-use std::net::SocketAddr;
-
 use navarch_api::Object;
 use navarch_api::proto::UpdateRequest;
 use navarch_api::proto::api_server_client::ApiServerClient;
 use navarch_api::v1::Pod;
-use navarch_tests::{TestEnv, http_json};
+use navarch_tests::{Rest, TestEnv};
 use serde_json::{Value, json};
 
 const PODS: &str = "/api/v1/namespaces/default/pods";
@@ -32,13 +30,13 @@ fn adding(containers: Value) -> Value {
 
 /// The 422 of a refused write: its message and its one cause's field.
 async fn refused(
-    addr: SocketAddr,
+    rest: &Rest,
     method: &str,
     path: &str,
     content_type: &str,
     body: &Value,
 ) -> (String, String) {
-    let (code, s) = http_json(addr, method, path, content_type, Some(body)).await;
+    let (code, s) = rest.json(method, path, content_type, Some(body)).await;
     assert_eq!((code, s["reason"].as_str()), (422, Some("Invalid")), "{s}");
     let causes = s["details"]["causes"].as_array().unwrap();
     assert_eq!(causes.len(), 1, "{s}");
@@ -48,21 +46,21 @@ async fn refused(
 #[tokio::test]
 async fn ephemeral_containers_are_added_never_changed_or_removed() {
     let env = TestEnv::start().await;
-    let a = env.api_server_addr();
+    let a = env.rest();
     let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "labels": {"app": "web"}},
         "spec": {"containers": [{"name": "web", "image": "busybox:1.36", "command": ["sleep", "3600"]}]}});
-    let (code, s) = http_json(a, "POST", PODS, "application/json", Some(&pod)).await;
+    let (code, s) = a.json("POST", PODS, "application/json", Some(&pod)).await;
     assert_eq!(code, 201, "{s}");
 
     // Discovery: the subresource, with its verbs and the kind it answers.
-    let (_, v1) = http_json(a, "GET", "/api/v1", "", None).await;
+    let (_, v1) = a.json("GET", "/api/v1", "", None).await;
     let sub = v1["resources"].as_array().unwrap().iter().find(|r| r["name"] == "pods/ephemeralcontainers");
     assert_eq!(
         sub.map(|r| (r["kind"].clone(), r["verbs"].clone())),
         Some((json!("Pod"), json!(["get", "patch", "update"]))),
         "{v1}"
     );
-    let (code, got) = http_json(a, "GET", EPHEMERAL, "", None).await;
+    let (code, got) = a.json("GET", EPHEMERAL, "", None).await;
     assert_eq!(
         (code, got["kind"].as_str(), got["metadata"]["name"].as_str()),
         (200, Some("Pod"), Some("web"))
@@ -72,7 +70,7 @@ async fn ephemeral_containers_are_added_never_changed_or_removed() {
     let mut patch = adding(json!([debugger("debugger-1")]));
     patch["metadata"] = json!({"labels": {"app": "changed"}});
     patch["spec"]["containers"] = json!([{"name": "web", "image": "busybox:latest"}]);
-    let (code, p) = http_json(a, "PATCH", EPHEMERAL, STRATEGIC, Some(&patch)).await;
+    let (code, p) = a.json("PATCH", EPHEMERAL, STRATEGIC, Some(&patch)).await;
     assert_eq!(code, 200, "{p}");
     assert_eq!(p["kind"], "Pod");
     let e = &p["spec"]["ephemeralContainers"];
@@ -99,23 +97,23 @@ async fn ephemeral_containers_are_added_never_changed_or_removed() {
     // third.
     let append =
         json!([{"op": "add", "path": "/spec/ephemeralContainers/-", "value": debugger("debugger-2")}]);
-    let (code, p) = http_json(a, "PATCH", EPHEMERAL, JSON_PATCH, Some(&append)).await;
+    let (code, p) = a.json("PATCH", EPHEMERAL, JSON_PATCH, Some(&append)).await;
     assert_eq!((code, p["spec"]["ephemeralContainers"].as_array().map(Vec::len)), (200, Some(2)), "{p}");
     let both = adding(p["spec"]["ephemeralContainers"].clone());
-    let (code, p) = http_json(a, "PATCH", EPHEMERAL, MERGE, Some(&both)).await;
+    let (code, p) = a.json("PATCH", EPHEMERAL, MERGE, Some(&both)).await;
     assert_eq!(code, 200, "{p}");
     let mut put = p.clone();
     put["spec"]["ephemeralContainers"].as_array_mut().unwrap().push(debugger("debugger-3"));
-    let (code, p) = http_json(a, "PUT", EPHEMERAL, "application/json", Some(&put)).await;
+    let (code, p) = a.json("PUT", EPHEMERAL, "application/json", Some(&put)).await;
     assert_eq!((code, p["spec"]["ephemeralContainers"].as_array().map(Vec::len)), (200, Some(3)), "{p}");
     // A PUT with a stale resourceVersion is a conflict, as any update.
-    let (code, s) = http_json(a, "PUT", EPHEMERAL, "application/json", Some(&put)).await;
+    let (code, s) = a.json("PUT", EPHEMERAL, "application/json", Some(&put)).await;
     assert_eq!((code, s["reason"].as_str()), (409, Some("Conflict")), "{s}");
 
     // Changing or removing one.
     let change =
         json!([{"op": "replace", "path": "/spec/ephemeralContainers/0/image", "value": "busybox:latest"}]);
-    let (message, field) = refused(a, "PATCH", EPHEMERAL, JSON_PATCH, &change).await;
+    let (message, field) = refused(&a, "PATCH", EPHEMERAL, JSON_PATCH, &change).await;
     assert!(
         message.starts_with(
             "Pod \"web\" is invalid: spec.ephemeralContainers[debugger-1]: Forbidden: existing ephemeral containers \"debugger-1\" may not be changed\n"
@@ -125,7 +123,7 @@ async fn ephemeral_containers_are_added_never_changed_or_removed() {
     assert!(message.contains("-\timage: \"busybox:1.36\"\n+\timage: \"busybox:latest\""), "{message}");
     assert_eq!(field, "spec.ephemeralContainers[debugger-1]");
     let remove = json!([{"op": "remove", "path": "/spec/ephemeralContainers/1"}]);
-    let (message, field) = refused(a, "PATCH", EPHEMERAL, JSON_PATCH, &remove).await;
+    let (message, field) = refused(&a, "PATCH", EPHEMERAL, JSON_PATCH, &remove).await;
     assert_eq!(
         message,
         "Pod \"web\" is invalid: spec.ephemeralContainers: Forbidden: existing ephemeral containers \"debugger-2\" may not be removed\n"
@@ -159,12 +157,12 @@ async fn ephemeral_containers_are_added_never_changed_or_removed() {
     ] {
         let mut c = debugger("debugger-4");
         c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-        let (message, field) = refused(a, "PATCH", EPHEMERAL, STRATEGIC, &adding(json!([c]))).await;
+        let (message, field) = refused(&a, "PATCH", EPHEMERAL, STRATEGIC, &adding(json!([c]))).await;
         assert_eq!(field, format!("spec.ephemeralContainers[3].{path}"), "{message}");
         assert_eq!(message, format!("Pod \"web\" is invalid: {field}: {reason}"));
     }
     let (message, field) =
-        refused(a, "PATCH", EPHEMERAL, STRATEGIC, &adding(json!([{"name": "debugger-4"}]))).await;
+        refused(&a, "PATCH", EPHEMERAL, STRATEGIC, &adding(json!([{"name": "debugger-4"}]))).await;
     assert_eq!(
         (message.as_str(), field.as_str()),
         (
@@ -175,17 +173,17 @@ async fn ephemeral_containers_are_added_never_changed_or_removed() {
 
     // The pod itself: an update may not touch them, as Kubernetes refuses it.
     let (message, field) =
-        refused(a, "PATCH", &format!("{PODS}/web"), STRATEGIC, &adding(json!([debugger("debugger-4")])))
+        refused(&a, "PATCH", &format!("{PODS}/web"), STRATEGIC, &adding(json!([debugger("debugger-4")])))
             .await;
     assert_eq!(field, "spec.ephemeralContainers");
     assert!(message.contains("Forbidden: pod updates may not change fields other than"), "{message}");
     // Only pods have the subresource; it takes no POST or DELETE.
     let (code, _) =
-        http_json(a, "GET", "/api/v1/namespaces/default/services/web/ephemeralcontainers", "", None).await;
+        a.json("GET", "/api/v1/namespaces/default/services/web/ephemeralcontainers", "", None).await;
     assert_eq!(code, 404);
-    let (code, s) = http_json(a, "DELETE", EPHEMERAL, "", None).await;
+    let (code, s) = a.json("DELETE", EPHEMERAL, "", None).await;
     assert_eq!((code, s["reason"].as_str()), (405, Some("MethodNotAllowed")), "{s}");
-    let (_, p) = http_json(a, "GET", &format!("{PODS}/web"), "", None).await;
+    let (_, p) = a.json("GET", &format!("{PODS}/web"), "", None).await;
     assert_eq!(p["spec"]["ephemeralContainers"].as_array().map(Vec::len), Some(3), "{p}");
 }
 
@@ -198,7 +196,7 @@ async fn the_grpc_door_adds_them_and_refuses_removals() {
     )
     .unwrap();
     pods.create(&pod).await.unwrap();
-    let mut grpc = ApiServerClient::connect(format!("http://{}", env.api_server_addr())).await.unwrap();
+    let mut grpc = ApiServerClient::new(env.grpc_channel().await);
     let request = |p: &Pod| UpdateRequest { object: Some(Object::Pod(p.clone()).to_proto()), dry_run: false };
 
     let mut p = pods.get("web").await.unwrap();

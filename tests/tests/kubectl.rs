@@ -9,7 +9,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 async fn start() -> (TestEnv, Kubectl) {
     let env = TestEnv::start().await;
-    let k = Kubectl::new(env.api_server_addr());
+    let k = Kubectl::new(&env.api_server);
     (env, k)
 }
 

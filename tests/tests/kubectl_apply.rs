@@ -8,7 +8,7 @@ use serde_json::Value;
 
 async fn start() -> (TestEnv, Kubectl) {
     let env = TestEnv::start().await;
-    let k = Kubectl::new(env.api_server_addr());
+    let k = Kubectl::new(&env.api_server);
     (env, k)
 }
 

@@ -23,7 +23,7 @@ async fn phase(e: &NodeEnv, name: &str, phase: &str) {
 
 async fn start() -> (NodeEnv, Kubectl) {
     let e = NodeEnv::start().await;
-    let k = Kubectl::new(e.env.api_server_addr());
+    let k = Kubectl::new(&e.env.api_server);
     let node = &e.node;
     e.pods
         .create(&pod(&format!(
@@ -86,11 +86,8 @@ async fn exec_exit_codes_stdin_stderr_and_errors() {
         "error: cannot exec into a container in a completed pod; current phase is Succeeded"
     );
     // The same through the API directly (no client-side check): Kubernetes' 400.
-    let (code, body) = navarch_tests::http_get(
-        e.env.api_server_addr(),
-        "/api/v1/namespaces/default/pods/done/exec?command=true&stdout=true",
-    )
-    .unwrap();
+    let (code, body) =
+        e.env.rest().get("/api/v1/namespaces/default/pods/done/exec?command=true&stdout=true").unwrap();
     assert_eq!(code, 400, "{body}");
     assert!(
         body.contains("cannot exec into a container in a completed pod; current phase is Succeeded"),

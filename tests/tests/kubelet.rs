@@ -709,8 +709,7 @@ async fn ephemeral_containers_wait_for_their_target_and_end_with_the_pod() {
         let patch = json!({"spec": {"ephemeralContainers": [c]}});
         let path = "/api/v1/namespaces/default/pods/short/ephemeralcontainers";
         let strategic = "application/strategic-merge-patch+json";
-        let (code, body) =
-            navarch_tests::http_json(env.api_server_addr(), "PATCH", path, strategic, Some(&patch)).await;
+        let (code, body) = env.rest().json("PATCH", path, strategic, Some(&patch)).await;
         assert_eq!(code, 200, "{body}");
     };
     add(json!({"name": "watch", "image": "busybox:1.36", "targetContainerName": "main", "command": ["sleep", "3600"]})).await;

@@ -26,25 +26,30 @@ impl std::fmt::Debug for Out {
     }
 }
 
-/// Runs navctl against one api-server, isolated from the user's config.
+/// Runs navctl against one api-server, isolated from the user's config: its own `$HOME` whose
+/// `.navarch/config.yaml` names the kubeconfig to use, as `make up` writes it.
 struct Navctl {
-    server: String,
     home: PathBuf,
 }
 
 impl Navctl {
-    fn new(server: String) -> Navctl {
+    /// With the config file `kubeconfig: <kubeconfig>`, or no config file.
+    fn new(kubeconfig: Option<&std::path::Path>) -> Navctl {
         let home = std::env::temp_dir().join(format!("navctl-it-{}-{}", std::process::id(), rand_suffix()));
-        std::fs::create_dir_all(&home).unwrap();
-        Navctl { server, home }
+        std::fs::create_dir_all(home.join(".navarch")).unwrap();
+        if let Some(k) = kubeconfig {
+            std::fs::write(home.join(".navarch/config.yaml"), format!("kubeconfig: {}\n", k.display())).unwrap();
+        }
+        Navctl { home }
     }
 
     fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(navctl_bin());
         c.args(args)
-            .env("NAVCTL_SERVER", &self.server)
             .env("HOME", &self.home)
+            .env_remove("NAVCTL_SERVER")
             .env_remove("NAVCTL_CONFIG")
+            .env_remove("NAVCTL_KUBECONFIG")
             .kill_on_drop(true);
         c
     }
@@ -100,7 +105,7 @@ fn rand_suffix() -> u64 {
 
 async fn start() -> (TestEnv, Navctl) {
     let env = TestEnv::start().await;
-    let navctl = Navctl::new(env.api_server_addr().to_string());
+    let navctl = Navctl::new(Some(&env.admin_kubeconfig()));
     (env, navctl)
 }
 
@@ -469,4 +474,43 @@ async fn get_watch_survives_an_api_server_restart() {
     // The watch resumes from its last resourceVersion (or relists) and shows the change.
     read_until(&mut lines, |l| l.starts_with("after ")).await;
     child.kill().await.unwrap();
+}
+
+/// Credentials: the kubeconfig of the config file (as `make up` writes it), `--kubeconfig` over it,
+/// `--server` over its address; without one no command connects; a client certificate the cluster
+/// CA did not sign is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn connects_with_the_kubeconfig_of_its_config() {
+    let (env, navctl) = start().await;
+    let view = navctl.ok(&["config", "view"]).await;
+    let kubeconfig = env.admin_kubeconfig();
+    assert!(view.contains(&format!("kubeconfig: {}\n", kubeconfig.display())), "{view}");
+    assert!(view.contains(&format!("server: {}\n", env.api_server_url())), "{view}");
+    assert!(view.contains("# kubeconfig from the config file ") && view.contains("a client certificate"), "{view}");
+    navctl.ok(&["get", "ns", "default"]).await;
+    // --server replaces only the address: the same credentials against the same api-server.
+    let addr = env.api_server_addr().to_string();
+    navctl.ok(&["--server", &addr, "get", "ns", "default"]).await;
+
+    // No kubeconfig anywhere: a clear error, nothing sent.
+    let bare = Navctl::new(None);
+    let out = bare.run(&["get", "pods"]).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.starts_with("error: no credentials: set kubeconfig in ~/.navarch/config.yaml (make up writes it)"),
+        "{out:?}"
+    );
+    let view = bare.ok(&["config", "view"]).await;
+    assert!(view.contains("kubeconfig: null\n"), "{view}");
+    // --kubeconfig gives them.
+    let flag = format!("--kubeconfig={}", kubeconfig.display());
+    assert!(bare.ok(&[&flag, "get", "ns", "default"]).await.contains("default"));
+
+    // A client certificate of another CA (the right CA for the server): refused.
+    let stranger = navarch_tests::TestPki::new();
+    let (cert, key) = stranger.identity_pem("admin");
+    let text = navarch_pki::cluster::kubeconfig("x", &env.api_server_url(), &env.pki().ca_pem(), &cert, &key, "default");
+    let foreign = stranger.write_kubeconfig("foreign", &text);
+    let out = bare.run(&[&format!("--kubeconfig={}", foreign.display()), "get", "ns", "default"]).await;
+    assert_ne!(out.code, 0, "{out:?}");
 }

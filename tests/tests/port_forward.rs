@@ -9,7 +9,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use navarch_api::Resource;
-use navarch_api::kubelet_proto::kubelet_client::KubeletClient;
 use navarch_api::kubelet_proto::{PortForwardInput, PortForwardStart};
 use navarch_api::v1::Pod;
 use navarch_tests::{Daemon, Kubectl, NodeEnv, eventually, free_port, http_get};
@@ -53,13 +52,13 @@ async fn running(e: &NodeEnv, name: &str) -> Pod {
 /// Forwards one connection to `port` of pod `uid` through the kubelet: sends `request`, then the
 /// half close; returns what came back and the error the kubelet reported, or the call's error.
 async fn forward(
-    url: &str,
+    e: &NodeEnv,
     p: &Pod,
     uid: &str,
     port: i32,
     request: &[u8],
 ) -> Result<(String, String), String> {
-    let mut client = KubeletClient::connect(url.to_string()).await.unwrap();
+    let mut client = e.kubelet_client().await;
     let m = p.meta();
     let start =
         PortForwardStart { namespace: m.namespace.clone(), name: m.name.clone(), uid: uid.to_string(), port };
@@ -92,20 +91,19 @@ async fn the_kubelet_forwards_into_the_pods_network_namespace() {
     let p = running(&e, "web").await;
     let uid = p.meta().uid.clone();
     let ip = p.status.as_ref().unwrap().pod_ip.clone();
-    let url = e.kubelet_url().await;
 
-    let (body, error) = forward(&url, &p, &uid, 80, GET).await.unwrap();
+    let (body, error) = forward(&e, &p, &uid, 80, GET).await.unwrap();
     assert!(body.starts_with("HTTP/1.1 200 OK") && body.contains("Welcome to nginx!"), "{body}\n{error}");
     assert_eq!(error, "");
     // A listener on the pod's localhost only: reachable through the forward, not on the pod IP.
-    let (body, error) = forward(&url, &p, &uid, 8081, GET).await.unwrap();
+    let (body, error) = forward(&e, &p, &uid, 8081, GET).await.unwrap();
     assert!(body.starts_with("HTTP/1.1 200 OK") && body.ends_with("\r\n\r\nlocal\n"), "{body}\n{error}");
     let direct =
         std::net::TcpStream::connect_timeout(&format!("{ip}:8081").parse().unwrap(), Duration::from_secs(2));
     assert!(direct.is_err(), "8081 answers on the pod IP {ip}");
 
     // Nothing listens: containerd's words, naming the pod's network namespace.
-    let (body, error) = forward(&url, &p, &uid, 81, GET).await.unwrap();
+    let (body, error) = forward(&e, &p, &uid, 81, GET).await.unwrap();
     assert_eq!(body, "");
     let netns = e.kubelet.log_dir().parent().unwrap().join("run/netns").join(&uid);
     let expected = format!(
@@ -115,9 +113,9 @@ async fn the_kubelet_forwards_into_the_pods_network_namespace() {
     assert!(error.starts_with(&expected), "{error}\nexpected {expected}");
 
     // A pod the node does not have.
-    let e404 = forward(&url, &p, "no-such-uid", 80, GET).await.unwrap_err();
+    let e404 = forward(&e, &p, "no-such-uid", 80, GET).await.unwrap_err();
     assert_eq!(e404, "pod not found (\"web_default\")");
-    let bad = forward(&url, &p, &uid, 0, GET).await.unwrap_err();
+    let bad = forward(&e, &p, &uid, 0, GET).await.unwrap_err();
     assert_eq!(bad, "port: Invalid value: 0: must be between 1 and 65535");
 }
 
@@ -228,7 +226,7 @@ async fn cluster() -> (NodeEnv, Kubectl, Vec<Daemon>) {
         Daemon::start(&e.env, "scheduler", "scheduler", &[]),
         Daemon::start(&e.env, "controller-manager", "controller-manager", &[]),
     ];
-    let k = Kubectl::new(e.env.api_server_addr());
+    let k = Kubectl::new(&e.env.api_server);
     e.pods.create(&web_pod("web", &e.node)).await.unwrap();
     let objects = r#"
 apiVersion: v1

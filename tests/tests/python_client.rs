@@ -37,7 +37,7 @@ async fn pytest_suite_with_the_python_client() {
     let out = tokio::process::Command::new(&python)
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "--color=no"])
         .arg(root.join("tests/python"))
-        .env("NAVARCH_API", format!("http://{}", env.api_server_addr()))
+        .env("NAVARCH_KUBECONFIG", env.admin_kubeconfig())
         .current_dir(&root)
         .kill_on_drop(true)
         .output();

@@ -4,34 +4,20 @@
 //! the status subresource, the manager of every write (`fieldManager`, the User-Agent's product, gRPC's
 //! user-agent), and managedFields sent in a body (replaced, reset).
 
-use std::net::SocketAddr;
-
-use navarch_tests::{HttpResponse, TestEnv, http_request};
+use navarch_tests::{Rest, TestEnv};
 use serde_json::{Value, json};
 
 const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/default/deployments";
 const APPLY: &str = "application/apply-patch+yaml";
 
 /// One request, off the test's runtime.
-async fn call(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    content_type: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let (method, path, content_type) = (method.to_string(), path.to_string(), content_type.to_string());
-    let resp: HttpResponse = tokio::task::spawn_blocking(move || {
-        let bytes = body.map(|b| serde_json::to_vec(&b).unwrap());
-        let mut headers = vec![("User-Agent", "rest-test/1.0 (linux/amd64)")];
-        if !content_type.is_empty() {
-            headers.push(("Content-Type", content_type.as_str()));
-        }
-        http_request(addr, &method, &path, &headers, bytes.as_deref())
-    })
-    .await
-    .unwrap()
-    .expect("a response");
+async fn call(rest: &Rest, method: &str, path: &str, content_type: &str, body: Option<Value>) -> (u16, Value) {
+    let bytes = body.map(|b| serde_json::to_vec(&b).unwrap());
+    let mut headers = vec![("User-Agent", "rest-test/1.0 (linux/amd64)")];
+    if !content_type.is_empty() {
+        headers.push(("Content-Type", content_type));
+    }
+    let resp = rest.request_async(method, path, &headers, bytes).await;
     let v = serde_json::from_str(&resp.body).unwrap_or(Value::Null);
     (resp.status, v)
 }
@@ -66,7 +52,8 @@ fn managers(obj: &Value) -> Vec<String> {
 #[tokio::test]
 async fn apply_errors_are_kubernetes_errors() {
     let env = TestEnv::start().await;
-    let a = env.api_server_addr();
+    let rest = env.rest();
+    let a = &rest;
     let web = format!("{DEPLOYMENTS}/web");
     let (code, s) = call(a, "PATCH", &web, APPLY, Some(deployment(1))).await;
     assert_eq!(code, 422, "{s}");
@@ -126,7 +113,8 @@ async fn apply_errors_are_kubernetes_errors() {
 #[tokio::test]
 async fn apply_creates_updates_conflicts_and_forces() {
     let env = TestEnv::start().await;
-    let a = env.api_server_addr();
+    let rest = env.rest();
+    let a = &rest;
     let web = format!("{DEPLOYMENTS}/web");
 
     // A dry run creates nothing.
@@ -203,7 +191,8 @@ async fn apply_creates_updates_conflicts_and_forces() {
 #[tokio::test]
 async fn every_write_records_its_manager() {
     let env = TestEnv::start().await;
-    let a = env.api_server_addr();
+    let rest = env.rest();
+    let a = &rest;
     let cms = "/api/v1/namespaces/default/configmaps";
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}});
     let (code, created) = call(a, "POST", cms, "application/json", Some(cm)).await;

@@ -426,7 +426,7 @@ async fn dry_run_allocates_nothing() {
     let c = env.client().await;
     let svcs: Api<Service> = c.api("default");
     svcs.create(&service("taken", "NodePort", "10.96.4.4", &[30444])).await.unwrap();
-    let mut grpc = ApiServerClient::connect(format!("http://{}", env.api_server_addr())).await.unwrap();
+    let mut grpc = ApiServerClient::new(env.grpc_channel().await);
     let request = |s: &Service| {
         let mut s = s.clone();
         s.meta_mut().namespace = "default".into();

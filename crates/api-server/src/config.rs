@@ -8,11 +8,12 @@
 //! [`crate::allocation`].
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use navarch_api::well_known;
 use navarch_daemon::DaemonConfig;
-use navarch_daemon::config::duration;
+use navarch_daemon::config::{duration, optional_duration};
 use serde::{Deserialize, Serialize};
 
 use crate::allocation::{IpRange, PortRange};
@@ -54,6 +55,78 @@ pub struct Config {
     /// Ports that Service node ports are allocated from, inclusive.
     #[arg(long, default_value = well_known::SERVICE_NODE_PORT_RANGE)]
     pub service_node_port_range: PortRange,
+    /// The serving certificate (PEM, with its chain) of both doors. Required: the api-server only
+    /// speaks TLS.
+    #[arg(long)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The serving certificate's private key.
+    #[arg(long)]
+    pub tls_private_key_file: Option<PathBuf>,
+    /// CA bundle client certificates must chain to; a verified certificate's CN is the user and its
+    /// O the groups. Required.
+    #[arg(long)]
+    pub client_ca_file: Option<PathBuf>,
+    /// Requests without credentials are `system:anonymous` (group `system:unauthenticated`), which the
+    /// default policy lets reach only health and version; false: they get 401.
+    #[arg(long, action = clap::ArgAction::Set, default_value_t = true)]
+    pub anonymous_auth: bool,
+    /// CA bundle of etcd's serving certificate (TLS to etcd: the endpoints are `https://`).
+    #[arg(long)]
+    pub etcd_cafile: Option<PathBuf>,
+    /// Client certificate presented to etcd.
+    #[arg(long)]
+    pub etcd_certfile: Option<PathBuf>,
+    #[arg(long)]
+    pub etcd_keyfile: Option<PathBuf>,
+    /// Client certificate presented to kubelets (logs, exec, attach, port-forward, stats).
+    #[arg(long)]
+    pub kubelet_client_certificate: Option<PathBuf>,
+    #[arg(long)]
+    pub kubelet_client_key: Option<PathBuf>,
+    /// CA bundle kubelets' serving certificates must chain to. Required.
+    #[arg(long)]
+    pub kubelet_certificate_authority: Option<PathBuf>,
+    /// Public keys (PEM) that verify ServiceAccount tokens (repeatable or comma-separated; keep an
+    /// old key here while its tokens are still in use).
+    #[arg(long, value_delimiter = ',')]
+    pub service_account_key_file: Vec<PathBuf>,
+    /// Private key (PEM, ECDSA P-256) that signs new ServiceAccount tokens (TokenRequest).
+    #[arg(long)]
+    pub service_account_signing_key_file: Option<PathBuf>,
+    /// `iss` of ServiceAccount tokens; further values are accepted in tokens (issuer rotation).
+    #[arg(long, value_delimiter = ',', default_value = "https://kubernetes.default.svc.cluster.local")]
+    pub service_account_issuer: Vec<String>,
+    /// Audiences a token must name to authenticate to this api-server (default: the issuers).
+    #[arg(long, value_delimiter = ',')]
+    pub api_audiences: Vec<String>,
+    /// Longest lifetime a TokenRequest may ask for (e.g. 24h; unset: no cap beyond Kubernetes' 2^32 s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(default, with = "optional_duration")]
+    pub service_account_max_token_expiration: Option<Duration>,
+    /// Bootstrap tokens (`<id>.<secret>`, Secrets `kube-system/bootstrap-token-<id>`) authenticate: new
+    /// nodes join with one.
+    #[arg(long, action = clap::ArgAction::Set, default_value_t = true)]
+    pub enable_bootstrap_token_auth: bool,
+    /// Kubernetes' EncryptionConfiguration file: which resources are encrypted in etcd, with which
+    /// providers and keys (see README, "Encryption at rest"). Unset: values are stored as they are.
+    #[arg(long)]
+    pub encryption_provider_config: Option<PathBuf>,
+    /// Kubernetes' audit policy (`audit.k8s.io/v1 Policy`): which requests are logged at which level.
+    /// Unset: nothing is audited.
+    #[arg(long)]
+    pub audit_policy_file: Option<PathBuf>,
+    /// The audit log (one JSON event per line); `-` is standard output. Unset: nothing is audited.
+    #[arg(long)]
+    pub audit_log_path: Option<PathBuf>,
+    /// Size in megabytes at which the audit log is rotated (0: 100).
+    #[arg(long, default_value_t = 0)]
+    pub audit_log_maxsize: u64,
+    /// Rotated audit logs kept (0: all, subject to the maximum age).
+    #[arg(long, default_value_t = 0)]
+    pub audit_log_maxbackup: usize,
+    /// Days a rotated audit log is kept (0: no limit).
+    #[arg(long, default_value_t = 0)]
+    pub audit_log_maxage: u64,
 }
 
 impl DaemonConfig for Config {
@@ -68,6 +141,26 @@ impl DaemonConfig for Config {
         }
         if self.watcher_buffer == 0 || self.watch_history == 0 {
             return Err("watch_history and watcher_buffer: must be at least 1".into());
+        }
+        for (key, value) in [
+            ("tls_cert_file", &self.tls_cert_file),
+            ("tls_private_key_file", &self.tls_private_key_file),
+            ("client_ca_file", &self.client_ca_file),
+            ("kubelet_certificate_authority", &self.kubelet_certificate_authority),
+        ] {
+            if value.is_none() {
+                return Err(format!("{key}: required (the api-server only serves TLS and verifies kubelets)"));
+            }
+        }
+        if self.kubelet_client_certificate.is_some() != self.kubelet_client_key.is_some() {
+            return Err("kubelet_client_certificate and kubelet_client_key: give both or neither".into());
+        }
+        if self.etcd_certfile.is_some() != self.etcd_keyfile.is_some() {
+            return Err("etcd_certfile and etcd_keyfile: give both or neither".into());
+        }
+        let etcd_tls = self.etcd_endpoints.iter().filter(|e| e.starts_with("https://")).count();
+        if etcd_tls > 0 && (etcd_tls != self.etcd_endpoints.len() || self.etcd_cafile.is_none()) {
+            return Err("etcd_endpoints: https:// endpoints need etcd_cafile, and all endpoints the same scheme".into());
         }
         Ok(())
     }
@@ -109,9 +202,35 @@ mod range_text {
 mod tests {
     use super::*;
 
+    /// The files every api-server needs (never read by these tests).
+    const TLS: &[&str] = &[
+        "--tls-cert-file=/pki/apiserver.crt",
+        "--tls-private-key-file=/pki/apiserver.key",
+        "--client-ca-file=/pki/ca.crt",
+        "--kubelet-certificate-authority=/pki/ca.crt",
+    ];
+
+    fn config(args: &[&str], env: &[(&str, &str)]) -> Result<Config, String> {
+        let all: Vec<&str> = TLS.iter().chain(args).copied().collect();
+        navarch_daemon::resolve_args::<Config>(&all, env)
+    }
+
+    fn config_yaml(yaml: &str, env: &[(&str, &str)]) -> Result<Config, String> {
+        navarch_daemon::resolve_yaml::<Config>(yaml, TLS, env)
+    }
+
+    #[test]
+    fn tls_is_required() {
+        let e = navarch_daemon::resolve_args::<Config>(&[], &[]).unwrap_err();
+        assert!(e.starts_with("tls_cert_file: required"), "{e}");
+        let e = config(&["--etcd-endpoints=https://a:2379"], &[]).unwrap_err();
+        assert!(e.contains("etcd_cafile"), "{e}");
+        config(&["--etcd-endpoints=https://a:2379", "--etcd-cafile=/pki/etcd/ca.crt"], &[]).unwrap();
+        assert!(config(&["--kubelet-client-key=/k"], &[]).is_err());
+    }
+
     #[test]
     fn defaults_and_checks() {
-        let config = navarch_daemon::resolve_args::<Config>;
         let c = config(&[], &[]).unwrap();
         assert_eq!((c.listen.port(), c.http_listen.port()), (6443, 6444));
         assert_eq!(c.etcd_endpoints, ["http://127.0.0.1:2379"]);
@@ -134,13 +253,12 @@ mod tests {
 
     #[test]
     fn service_ranges() {
-        let config = navarch_daemon::resolve_args::<Config>;
         let c = config(&[], &[]).unwrap();
         assert_eq!(c.service_cluster_ip_range.to_string(), "10.96.0.0/12");
         assert_eq!(c.service_node_port_range.to_string(), "30000-32767");
         let ranges = "service_cluster_ip_range: 10.100.0.0/24\nservice_node_port_range: 31000-31999\n";
         let env = [("NAVARCH_APISERVER_SERVICE_NODE_PORT_RANGE", "32000-32099")];
-        let c = navarch_daemon::resolve_yaml::<Config>(ranges, &[], &env).unwrap();
+        let c = config_yaml(ranges, &env).unwrap();
         assert_eq!(c.service_cluster_ip_range.to_string(), "10.100.0.0/24", "file beats default");
         assert_eq!(c.service_node_port_range.to_string(), "32000-32099", "env beats file");
         for (range, reason) in [
@@ -157,7 +275,7 @@ mod tests {
             let e = config(&[], &[("NAVARCH_APISERVER_SERVICE_NODE_PORT_RANGE", range)]).unwrap_err();
             assert!(e.starts_with("NAVARCH_APISERVER_SERVICE_NODE_PORT_RANGE: "), "{range}: {e}");
         }
-        let e = navarch_daemon::resolve_yaml::<Config>("service_cluster_ip_range: 10.96.0.5/16\n", &[], &[])
+        let e = config_yaml("service_cluster_ip_range: 10.96.0.5/16\n", &[])
             .unwrap_err();
         assert!(e.contains("service_cluster_ip_range: 10.96.0.5/16 is not a network address"), "{e}");
     }

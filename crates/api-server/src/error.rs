@@ -60,6 +60,7 @@ impl ApiError {
             StorageError::BadContinue => ApiError::BadRequest("continue: invalid continue token".into()),
             StorageError::Etcd(e) => ApiError::Unavailable(e.to_string()),
             StorageError::Taken(keys) => ApiError::Internal(format!("allocation keys taken: {keys:?}")),
+            e @ StorageError::Transform { .. } => ApiError::Internal(e.to_string()),
         }
     }
 }

@@ -15,7 +15,7 @@ use navarch_api::kubelet_proto::{
 };
 use navarch_api::v1::{Node, Pod};
 use navarch_api::{Object, Resource};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use crate::error::ApiError;
 use crate::registry::{ListOptions, Registry};
@@ -26,6 +26,9 @@ const DEFAULT_KUBELET_PORT: i32 = navarch_api::well_known::KUBELET_API_PORT as i
 
 pub struct KubeletRelay {
     pub registry: Arc<Registry>,
+    /// TLS to kubelets: their serving certificates are verified against `--kubelet-certificate-authority`,
+    /// and the api-server presents `--kubelet-client-certificate`.
+    pub tls: ClientTlsConfig,
 }
 
 /// The container a request means: the named one (app, init or ephemeral), or the pod's only one.
@@ -69,7 +72,7 @@ pub fn kubelet_address(node: &Node) -> Result<String, ApiError> {
         .filter(|p| *p > 0 && *p < 65536)
         .unwrap_or(DEFAULT_KUBELET_PORT);
     let host = if ip.contains(':') { format!("[{ip}]") } else { ip };
-    Ok(format!("http://{host}:{port}"))
+    Ok(format!("https://{host}:{port}"))
 }
 
 /// Kubernetes' checks of PodLogOptions (`ValidatePodLogOptions`, a 422 naming PodLogOptions),
@@ -141,6 +144,8 @@ impl KubeletRelay {
         let addr = kubelet_address(node)?;
         let endpoint = Endpoint::from_shared(addr.clone())
             .map_err(|e| ApiError::Internal(format!("kubelet address {addr}: {e}")))?
+            .tls_config(self.tls.clone())
+            .map_err(|e| ApiError::Internal(format!("kubelet TLS for {addr}: {e}")))?
             .connect_timeout(CONNECT_TIMEOUT);
         let channel = endpoint.connect().await.map_err(|e| {
             ApiError::Backend(format!(
@@ -416,12 +421,12 @@ mod tests {
             "{metadata: {name: n1}, status: {addresses: [{type: Hostname, address: n1}, {type: InternalIP, address: 10.0.0.5}], daemonEndpoints: {kubeletEndpoint: {Port: 10333}}}}",
         )
         .unwrap();
-        assert_eq!(kubelet_address(&n).unwrap(), "http://10.0.0.5:10333");
+        assert_eq!(kubelet_address(&n).unwrap(), "https://10.0.0.5:10333");
         let bare: Node = serde_yaml::from_str(
             "{metadata: {name: n2}, status: {addresses: [{type: InternalIP, address: '::1'}]}}",
         )
         .unwrap();
-        assert_eq!(kubelet_address(&bare).unwrap(), "http://[::1]:10250");
+        assert_eq!(kubelet_address(&bare).unwrap(), "https://[::1]:10250");
         let none: Node = serde_yaml::from_str("{metadata: {name: n3}}").unwrap();
         assert!(kubelet_address(&none).is_err());
     }

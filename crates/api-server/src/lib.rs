@@ -14,12 +14,18 @@
 #![forbid(unsafe_code)]
 
 pub mod allocation;
+pub mod audit;
+pub mod authenticate;
+pub mod authn;
+pub mod authz;
 pub mod codec;
 pub mod config;
+pub mod encryption;
 pub mod error;
 pub mod field_selector;
 pub mod health;
 pub mod kubelet_relay;
+pub mod local_store;
 pub mod metrics;
 pub mod openapi;
 pub mod recent_writes;
@@ -69,13 +75,103 @@ pub enum RunError {
     Listen { addr: std::net::SocketAddr, source: std::io::Error },
     #[error(transparent)]
     Admin(#[from] navarch_daemon::LifecycleError),
+    #[error(transparent)]
+    Pki(#[from] navarch_pki::PkiError),
+    #[error("--encryption-provider-config: error while parsing file: {0}")]
+    Encryption(#[from] encryption::ConfigError),
+    #[error("service account keys: {0}")]
+    ServiceAccountKeys(#[from] authn::KeyError),
+    #[error("service account tokens: {0}")]
+    ServiceAccountTokens(#[from] authn::service_account::ConfigError),
+}
+
+/// The settings of ServiceAccount tokens.
+fn token_config(config: &Config) -> authn::TokenConfig {
+    let mut tokens = authn::TokenConfig::new(config.service_account_issuer.clone());
+    tokens.api_audiences = config.api_audiences.clone();
+    tokens.max_expiration = config.service_account_max_token_expiration;
+    tokens
+}
+
+/// The stores token authentication reads, and the bearer-token authenticator over them.
+fn cluster_tokens(
+    config: &Config,
+    state: &Arc<state::ApiState>,
+) -> Result<Option<Arc<dyn authenticate::BearerTokens>>, RunError> {
+    let tokens = token_config(config);
+    tokens.validate()?;
+    let service_accounts = if config.service_account_key_file.is_empty() {
+        tracing::warn!("no --service-account-key-file: ServiceAccount tokens do not authenticate");
+        None
+    } else {
+        let keys = authn::VerifyingKeys::from_pem_files(&config.service_account_key_file)?;
+        Some(authn::TokenAuthenticator::new(&tokens, keys))
+    };
+    let audiences = tokens.api_audiences().to_vec();
+    let bootstrap = config.enable_bootstrap_token_auth.then(|| authn::BootstrapAuthenticator::new(audiences.clone()));
+    if service_accounts.is_none() && bootstrap.is_none() {
+        return Ok(None);
+    }
+    let store = |kind, namespace| local_store::LocalStore::start(state, kind, namespace, None);
+    let objects = Arc::new(authenticate::BoundStores {
+        service_accounts: store("ServiceAccount", ""),
+        pods: store("Pod", ""),
+        nodes: store("Node", ""),
+        secrets: store("Secret", ""),
+        bootstrap_secrets: store("Secret", "kube-system"),
+    });
+    let bearer = authn::BearerTokenAuthenticator { service_accounts, bootstrap };
+    Ok(Some(Arc::new(authenticate::ClusterTokens { bearer, audiences, objects })))
+}
+
+/// How values are stored: encrypted as `--encryption-provider-config` says, or as they are.
+fn encryption_at_rest(config: &Config) -> Result<encryption::Transformers, RunError> {
+    let Some(path) = &config.encryption_provider_config else {
+        return Ok(encryption::Transformers::default());
+    };
+    let transformers = encryption::Transformers::load(path, &config.etcd_prefix)?;
+    tracing::info!(resources = ?transformers.summary(), "encryption at rest");
+    Ok(transformers)
+}
+
+/// A required path of the configuration (checked by `Config::finish`).
+fn required(path: &Option<std::path::PathBuf>) -> &std::path::Path {
+    path.as_deref().unwrap_or(std::path::Path::new(""))
+}
+
+fn read_pem(path: &std::path::Path) -> Result<Vec<u8>, RunError> {
+    Ok(navarch_pki::files::read(path)?)
+}
+
+/// TLS to etcd when its endpoints are `https://`.
+fn etcd_tls(config: &Config) -> Result<Option<etcd_client::TlsOptions>, RunError> {
+    let Some(ca) = &config.etcd_cafile else { return Ok(None) };
+    let mut tls = etcd_client::TlsOptions::new().ca_certificate(etcd_client::Certificate::from_pem(read_pem(ca)?));
+    if let (Some(cert), Some(key)) = (&config.etcd_certfile, &config.etcd_keyfile) {
+        tls = tls.identity(etcd_client::Identity::from_pem(read_pem(cert)?, read_pem(key)?));
+    }
+    Ok(Some(tls))
+}
+
+/// TLS to kubelets.
+fn kubelet_tls(config: &Config) -> Result<tonic::transport::ClientTlsConfig, RunError> {
+    let ca = read_pem(required(&config.kubelet_certificate_authority))?;
+    let mut tls = tonic::transport::ClientTlsConfig::new().ca_certificate(tonic::transport::Certificate::from_pem(ca));
+    if let (Some(cert), Some(key)) = (&config.kubelet_client_certificate, &config.kubelet_client_key) {
+        tls = tls.identity(tonic::transport::Identity::from_pem(read_pem(cert)?, read_pem(key)?));
+    }
+    Ok(tls)
 }
 
 async fn connect_etcd(
     config: &Config,
     shutdown: &CancellationToken,
 ) -> Result<etcd_client::Client, RunError> {
-    let opts = etcd_client::ConnectOptions::new()
+    let mut opts = etcd_client::ConnectOptions::new();
+    if let Some(tls) = etcd_tls(config)? {
+        opts = opts.with_tls(tls);
+    }
+    let opts = opts
         .with_connect_timeout(Duration::from_secs(5))
         .with_timeout(Duration::from_secs(30))
         .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
@@ -106,6 +202,15 @@ pub async fn run(daemon: Daemon<Config>) -> Result<(), RunError> {
 
 async fn serve(daemon: &Daemon<Config>, token: CancellationToken) -> Result<(), RunError> {
     let config = &daemon.config;
+    let transformers = encryption_at_rest(config)?;
+    let tls = navarch_pki::tls::server_config(
+        required(&config.tls_cert_file),
+        required(&config.tls_private_key_file),
+        config.client_ca_file.as_deref(),
+        navarch_pki::tls::ClientAuth::Optional,
+        &[b"h2", b"http/1.1"],
+    )?;
+    let kubelet_tls = kubelet_tls(config)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| RunError::Listen { addr: config.listen, source })?;
@@ -114,7 +219,7 @@ async fn serve(daemon: &Daemon<Config>, token: CancellationToken) -> Result<(), 
     for _ in 1..ETCD_CONNECTIONS {
         pool.push(connect_etcd(config, &token).await?);
     }
-    let storage = Storage::new(etcd.clone(), pool);
+    let storage = Storage::new(etcd.clone(), pool).with_transformers(transformers.clone());
     let ranges =
         allocation::Ranges { ips: config.service_cluster_ip_range, ports: config.service_node_port_range };
     let registry = Arc::new(Registry::new(storage.clone(), &config.etcd_prefix, ranges));
@@ -151,7 +256,11 @@ async fn serve(daemon: &Daemon<Config>, token: CancellationToken) -> Result<(), 
     let mut caches = HashMap::new();
     for info in KINDS.iter() {
         let prefix = codec::kind_prefix(&config.etcd_prefix, info);
-        let cfg = WatchCacheConfig { history: config.watch_history, watcher_buffer: config.watcher_buffer };
+        let cfg = WatchCacheConfig {
+            history: config.watch_history,
+            watcher_buffer: config.watcher_buffer,
+            transformers: transformers.clone(),
+        };
         let cache = WatchCache::start(etcd.clone(), prefix, info, cfg, token.child_token())
             .await
             .map_err(|e| RunError::WatchCache { kind: info.kind, reason: e.to_string() })?;
@@ -160,7 +269,7 @@ async fn serve(daemon: &Daemon<Config>, token: CancellationToken) -> Result<(), 
     caches_ready.store(true, Ordering::Release);
 
     let state = Arc::new(state::ApiState {
-        kubelets: kubelet_relay::KubeletRelay { registry: registry.clone() },
+        kubelets: kubelet_relay::KubeletRelay { registry: registry.clone(), tls: kubelet_tls },
         registry,
         caches,
         metrics,
@@ -171,9 +280,13 @@ async fn serve(daemon: &Daemon<Config>, token: CancellationToken) -> Result<(), 
     let grpc = ApiServerServer::new(service::Service(state.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let tokens = cluster_tokens(config, &state)?;
     let front = server::FrontDoor::new(grpc, rest::RestApi::new(state));
-    tracing::info!(listen = %config.listen, etcd = ?config.etcd_endpoints, "api-server serving gRPC and REST");
-    server::serve(listener, front, token.clone(), config.shutdown_timeout).await;
+    let authenticator =
+        Arc::new(authenticate::Authenticator { anonymous: config.anonymous_auth, tokens: tokens.into_iter().collect() });
+    let service = authenticate::Authenticate::new(front, authenticator);
+    tracing::info!(listen = %config.listen, etcd = ?config.etcd_endpoints, "api-server serving gRPC and REST over TLS");
+    server::serve(listener, service, tls, token.clone(), config.shutdown_timeout).await;
     token.cancel();
     tasks.close();
     if tokio::time::timeout(config.shutdown_timeout, tasks.wait()).await.is_err() {

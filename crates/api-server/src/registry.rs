@@ -132,7 +132,19 @@ fn clear_status(o: &mut Object) {
     macro_rules! clear {
         ($($k:ident),*) => { match o { $(Object::$k(x) => navarch_api::Resource::clear_status(x),)* _ => {} } };
     }
-    clear!(Namespace, Node, Pod, Service, ReplicaSet, Deployment, DaemonSet, StatefulSet, Job, CronJob);
+    clear!(
+        Namespace,
+        Node,
+        Pod,
+        Service,
+        ReplicaSet,
+        Deployment,
+        DaemonSet,
+        StatefulSet,
+        Job,
+        CronJob,
+        CertificateSigningRequest
+    );
 }
 
 /// `new` with `status` taken from `from` (kinds without a status subresource are returned unchanged).
@@ -149,6 +161,7 @@ fn with_status_of(mut new: Object, from: &Object) -> Object {
         (Object::StatefulSet(n), Object::StatefulSet(f)) => n.copy_status_from(f),
         (Object::Job(n), Object::Job(f)) => n.copy_status_from(f),
         (Object::CronJob(n), Object::CronJob(f)) => n.copy_status_from(f),
+        (Object::CertificateSigningRequest(n), Object::CertificateSigningRequest(f)) => n.copy_status_from(f),
         _ => {}
     }
     new
@@ -537,8 +550,10 @@ impl Registry {
             if plan.is_some() && spec_part(&new) != spec_part(&old) {
                 new.meta_mut().generation = old.meta().generation + 1; // the plan may fill in ipFamilies
             }
-            if new == old {
-                return Ok(old); // nothing changed: no write, same resourceVersion
+            // Nothing changed: no write, same resourceVersion; unless the stored form is stale (an older
+            // encryption key), which a write moves to the current one, as in Kubernetes.
+            if new == old && !stored.stale {
+                return Ok(old);
             }
             if dry_run {
                 if let Some(plan) = plan.as_mut().filter(|p| !p.is_empty()) {

@@ -7,6 +7,10 @@
 //! the upgraded stream is then served by a task of [`crate::rest::upgrade`], owned by the state's task
 //! tracker and ended by the same shutdown token.
 //!
+//! Every connection is TLS (rustls, ALPN `h2` and `http/1.1`); a plaintext client fails the handshake.
+//! The client certificate the handshake verified, and the peer's address, go into every request's
+//! extensions ([`ConnectionInfo`]) for authentication and audit.
+//!
 //! Shutdown: the listener closes, every connection is asked to finish gracefully (HTTP/2 GOAWAY,
 //! HTTP/1.1 closes after the request in flight), and the caller bounds the wait.
 
@@ -26,6 +30,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use std::sync::Arc;
+
+use tokio_rustls::TlsAcceptor;
+
+use crate::authenticate::ConnectionInfo;
 use crate::rest::{ResponseBody, RestApi};
 use crate::service::Service;
 
@@ -35,6 +44,8 @@ const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a client may take to send an HTTP/1.1 request's headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a client may take to complete the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Routes each request to gRPC or REST.
 #[derive(Clone)]
@@ -76,9 +87,60 @@ impl tower_service::Service<Request<Incoming>> for FrontDoor {
     }
 }
 
-/// Serves connections from `listener` until `shutdown`, then asks every connection to finish and waits
-/// for them at most `drain`.
-pub async fn serve(listener: TcpListener, front: FrontDoor, shutdown: CancellationToken, drain: Duration) {
+/// Puts the connection's [`ConnectionInfo`] into each request of the connection.
+#[derive(Clone)]
+struct WithConnection<S> {
+    inner: S,
+    info: ConnectionInfo,
+}
+
+impl<S, B> tower_service::Service<Request<B>> for WithConnection<S>
+where
+    S: tower_service::Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> S::Future {
+        req.extensions_mut().insert(self.info.clone());
+        self.inner.call(req)
+    }
+}
+
+/// The subject of the client certificate a TLS connection verified, if any.
+fn client_certificate(conn: &rustls::ServerConnection) -> Option<navarch_pki::SubjectNames> {
+    let cert = conn.peer_certificates()?.first()?;
+    match navarch_pki::subject_names(cert) {
+        Ok(names) => Some(names),
+        Err(e) => {
+            // rustls verified it, so this does not happen with certificates of our CA.
+            tracing::warn!(error = %e, "reading a verified client certificate's subject");
+            None
+        }
+    }
+}
+
+/// Serves TLS connections from `listener` until `shutdown`, then asks every connection to finish and
+/// waits for them at most `drain`. `service` is the whole request stack (authentication, audit, the
+/// front door).
+pub async fn serve<S>(
+    listener: TcpListener,
+    service: S,
+    tls: Arc<rustls::ServerConfig>,
+    shutdown: CancellationToken,
+    drain: Duration,
+) where
+    S: tower_service::Service<Request<Incoming>, Response = Response<ResponseBody>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
     let mut builder = Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).keep_alive(true);
     builder
@@ -88,6 +150,7 @@ pub async fn serve(listener: TcpListener, front: FrontDoor, shutdown: Cancellati
         .keep_alive_timeout(KEEPALIVE_TIMEOUT)
         // As tonic's server: no limit on concurrent streams (a daemon's watches share one connection).
         .max_concurrent_streams(None);
+    let acceptor = TlsAcceptor::from(tls);
     let connections = TaskTracker::new();
     loop {
         let accepted = tokio::select! {
@@ -107,10 +170,24 @@ pub async fn serve(listener: TcpListener, front: FrontDoor, shutdown: Cancellati
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "TCP_NODELAY");
         }
-        let service = TowerToHyperService::new(front.clone());
+        let service = service.clone();
         let builder = builder.clone();
         let shutdown = shutdown.clone();
+        let acceptor = acceptor.clone();
         connections.spawn(async move {
+            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::info!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::info!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let info = ConnectionInfo { peer, client_cert: client_certificate(stream.get_ref().1) };
+            let service = TowerToHyperService::new(WithConnection { inner: service, info });
             let mut conn = pin!(builder.serve_connection_with_upgrades(TokioIo::new(stream), service));
             let result = tokio::select! {
                 r = conn.as_mut() => r,

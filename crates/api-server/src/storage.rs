@@ -1,6 +1,11 @@
 //! The api-server's narrow view of etcd: create-if-absent, get, paged list at a revision,
 //! compare-and-swap update and delete. The watch cache is the only other code that talks to etcd.
 //!
+//! Object values pass through the [`Transformers`] of `--encryption-provider-config` ([`crate::encryption`]):
+//! every create and update is written in the stored form of its key (encrypted for the resources the
+//! configuration covers), and every value read (get, list) is turned back into plaintext; a value that
+//! cannot be (a missing key, a tampered value) is [`StorageError::Transform`], naming its key.
+//!
 //! A write may carry a [`Sidecar`]: keys created (if absent) and deleted in the same etcd transaction as
 //! the object itself. Services keep their allocated cluster IPs and node ports that way
 //! ([`crate::allocation`]): the object and its allocations are committed together or not at all.
@@ -11,6 +16,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use etcd_client::{Compare, CompareOp, GetOptions, KvClient, Txn, TxnOp, TxnOpResponse};
+
+use crate::encryption::{TransformError, Transformers};
 
 /// Why a storage call failed.
 #[derive(Debug, thiserror::Error)]
@@ -32,14 +39,21 @@ pub enum StorageError {
     Taken(Vec<String>),
     #[error("etcd: {0}")]
     Etcd(#[from] etcd_client::Error),
+    /// A value could not be decrypted (or encrypted) with the configured providers.
+    #[error("unable to transform key {key:?}: {source}")]
+    Transform { key: String, source: TransformError },
 }
 
 /// A stored value with its revisions.
 #[derive(Debug, Clone)]
 pub struct Stored {
     pub key: String,
+    /// The plaintext value.
     pub value: Vec<u8>,
     pub mod_revision: i64,
+    /// Stored with an encryption provider or key other than the current first one: a write of the same
+    /// object would store it differently (the registry rewrites it even when nothing changed).
+    pub stale: bool,
 }
 
 /// One page of a list.
@@ -88,6 +102,7 @@ pub struct Storage {
     kv: Arc<[KvClient]>,
     next: Arc<AtomicUsize>,
     client: etcd_client::Client,
+    transformers: Transformers,
 }
 
 fn compacted(e: &etcd_client::Error) -> bool {
@@ -125,7 +140,35 @@ impl Storage {
             .chain(pool.iter())
             .map(|c| c.kv_client().max_decoding_message_size(MAX_ETCD_MESSAGE))
             .collect();
-        Storage { kv: kv.into(), next: Arc::new(AtomicUsize::new(0)), client }
+        Storage {
+            kv: kv.into(),
+            next: Arc::new(AtomicUsize::new(0)),
+            client,
+            transformers: Transformers::default(),
+        }
+    }
+
+    /// Stores object values in the form `transformers` gives their keys (encryption at rest).
+    pub fn with_transformers(mut self, transformers: Transformers) -> Storage {
+        self.transformers = transformers;
+        self
+    }
+
+    /// A stored value, in plaintext.
+    fn stored(&self, key: String, value: &[u8], mod_revision: i64) -> Result<Stored, StorageError> {
+        match self.transformers.from_storage(&key, value) {
+            Ok(plain) => {
+                Ok(Stored { value: plain.value.into_owned(), mod_revision, stale: plain.stale, key })
+            }
+            Err(source) => Err(StorageError::Transform { key, source }),
+        }
+    }
+
+    /// The form in which `value` is written at `key`.
+    fn to_storage(&self, key: &str, value: Vec<u8>) -> Result<Vec<u8>, StorageError> {
+        self.transformers
+            .to_storage(key, value)
+            .map_err(|source| StorageError::Transform { key: key.to_string(), source })
     }
 
     fn kv(&self) -> KvClient {
@@ -144,7 +187,7 @@ impl Storage {
     pub async fn get(&self, key: &str) -> Result<Stored, StorageError> {
         let resp = self.kv().get(key, None).await?;
         let kv = resp.kvs().first().ok_or_else(|| StorageError::NotFound(key.to_string()))?;
-        Ok(Stored { key: key.to_string(), value: kv.value().to_vec(), mod_revision: kv.mod_revision() })
+        self.stored(key.to_string(), kv.value(), kv.mod_revision())
     }
 
     /// Replaces the value at `key` if its mod_revision is still `expected`. Returns the new revision.
@@ -162,12 +205,14 @@ impl Storage {
     /// (`AlreadyExists` / `Conflict`), then claims that exist (`Taken`, every one of them).
     pub async fn write(&self, key: &str, write: Write, side: &Sidecar) -> Result<i64, StorageError> {
         let (compare, op, expected) = match write {
-            Write::Create(value) => {
-                (Compare::create_revision(key, CompareOp::Equal, 0), TxnOp::put(key, value, None), None)
-            }
+            Write::Create(value) => (
+                Compare::create_revision(key, CompareOp::Equal, 0),
+                TxnOp::put(key, self.to_storage(key, value)?, None),
+                None,
+            ),
             Write::Update { expected, value } => (
                 Compare::mod_revision(key, CompareOp::Equal, expected),
-                TxnOp::put(key, value, None),
+                TxnOp::put(key, self.to_storage(key, value)?, None),
                 Some(expected),
             ),
             Write::Delete { expected } => (
@@ -325,12 +370,10 @@ impl Storage {
         let items: Vec<Stored> = resp
             .kvs()
             .iter()
-            .map(|kv| Stored {
-                key: String::from_utf8_lossy(kv.key()).into_owned(),
-                value: kv.value().to_vec(),
-                mod_revision: kv.mod_revision(),
+            .map(|kv| {
+                self.stored(String::from_utf8_lossy(kv.key()).into_owned(), kv.value(), kv.mod_revision())
             })
-            .collect();
+            .collect::<Result<_, _>>()?;
         let remaining = (resp.count() - items.len() as i64).max(0);
         Ok(Page { items, revision: if revision > 0 { revision } else { rev }, more: resp.more(), remaining })
     }

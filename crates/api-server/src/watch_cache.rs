@@ -39,6 +39,7 @@ use tracing::Instrument;
 use self::fanout::{BufferedEvent, LIVE, RESET, State, Watcher};
 pub use self::fanout::{WatchFilter, transition};
 use self::upstream::{Upstream, progress_is_ordered, watched_prefix};
+use crate::encryption::Transformers;
 pub use crate::field_selector::FieldSelector;
 
 /// How often [`WatchCache::wait_for_revision`] repeats its request for a progress notification.
@@ -53,11 +54,13 @@ pub struct WatchCacheConfig {
     pub history: usize,
     /// Queue length of each watcher; a watcher whose queue is full is dropped with `Expired`.
     pub watcher_buffer: usize,
+    /// How stored values turn into plaintext (encryption at rest); the default reads them as they are.
+    pub transformers: Transformers,
 }
 
 impl Default for WatchCacheConfig {
     fn default() -> Self {
-        WatchCacheConfig { history: 5000, watcher_buffer: 1000 }
+        WatchCacheConfig { history: 5000, watcher_buffer: 1000, transformers: Transformers::default() }
     }
 }
 
@@ -238,6 +241,7 @@ impl WatchCache {
             prefix: prefix.clone(),
             cancel: cancel.clone(),
             ordered_progress,
+            transformers: cfg.transformers,
         };
         let span = tracing::info_span!("watch_cache", kind = kind.kind);
         tokio::spawn(upstream.run(start).instrument(span));

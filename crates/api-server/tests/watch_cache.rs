@@ -142,7 +142,7 @@ async fn delete(etcd: &mut Client, ns: &str, name: &str) -> i64 {
 }
 
 fn config(history: usize, watcher_buffer: usize) -> WatchCacheConfig {
-    WatchCacheConfig { history, watcher_buffer }
+    WatchCacheConfig { history, watcher_buffer, ..WatchCacheConfig::default() }
 }
 
 async fn start_cache(etcd: &Client, cfg: WatchCacheConfig, shutdown: &CancellationToken) -> Arc<WatchCache> {

@@ -121,6 +121,19 @@ pub fn port_name(v: &str) -> Vec<String> {
     }
 }
 
+/// A name that is one path segment of a URL (`path.IsValidPathSegmentName`): not `.` or `..`, no `/` or
+/// `%`. Kubernetes' rule for the names of RBAC objects, and what every name must be to be addressable.
+pub fn path_segment_name(v: &str) -> Vec<String> {
+    if let Some(whole) = [".", ".."].into_iter().find(|w| v == *w) {
+        return vec![format!("may not be '{whole}'")];
+    }
+    ["/", "%"]
+        .into_iter()
+        .filter(|part| v.contains(part))
+        .map(|part| format!("may not contain '{part}'"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,5 +153,12 @@ mod tests {
         assert!(!label_value("-x").is_empty());
         assert!(port_name("http").is_empty());
         assert!(!port_name("8080").is_empty());
+        for ok in ["system:controller:x", "Admin", "a.b", "...", "x..", "", "é"] {
+            assert!(path_segment_name(ok).is_empty(), "{ok}");
+        }
+        assert_eq!(path_segment_name("."), ["may not be '.'"]);
+        assert_eq!(path_segment_name(".."), ["may not be '..'"]);
+        assert_eq!(path_segment_name("a/b%c"), ["may not contain '/'", "may not contain '%'"]);
+        assert_eq!(path_segment_name("%2F"), ["may not contain '%'"]);
     }
 }

@@ -290,6 +290,29 @@ kinds! {
         api_version: "coordination.k8s.io/v1", plural: "leases", namespaced: true, short_names: [], status: false,
         fields: |o| {},
     },
+    Role {
+        api_version: "rbac.authorization.k8s.io/v1", plural: "roles", namespaced: true, short_names: [],
+        status: false, fields: |o| {},
+    },
+    RoleBinding {
+        api_version: "rbac.authorization.k8s.io/v1", plural: "rolebindings", namespaced: true, short_names: [],
+        status: false, fields: |o| {},
+    },
+    ClusterRole {
+        api_version: "rbac.authorization.k8s.io/v1", plural: "clusterroles", namespaced: false, short_names: [],
+        status: false, fields: |o| {},
+    },
+    ClusterRoleBinding {
+        api_version: "rbac.authorization.k8s.io/v1", plural: "clusterrolebindings", namespaced: false,
+        short_names: [], status: false, fields: |o| {},
+    },
+    CertificateSigningRequest {
+        api_version: "certificates.k8s.io/v1", plural: "certificatesigningrequests", namespaced: false,
+        short_names: ["csr"], status: true,
+        fields: |o| {
+            "spec.signerName" => o.spec.as_ref().map(|s| s.signer_name.clone()).unwrap_or_default(),
+        },
+    },
 }
 
 /// Finds a kind by its name, lower-case singular, plural or short name (`Pod`, `pod`, `pods`, `po`),

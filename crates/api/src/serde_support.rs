@@ -1,13 +1,14 @@
 //! Serde helpers used by the generated types (see build.rs) and the hand-written serde of the value types
-//! whose JSON form is not their proto form: [`Quantity`], [`IntOrString`] and [`FieldsV1`] (raw JSON bytes in
-//! proto, the JSON object itself in JSON and YAML).
+//! whose JSON form is not their proto form: [`Quantity`], [`IntOrString`], [`FieldsV1`] (raw JSON bytes in
+//! proto, the JSON object itself in JSON and YAML) and [`ExtraValue`] (a message in proto, whose maps cannot
+//! hold lists; the list of strings itself in JSON and YAML).
 
 use std::fmt;
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::v1::{FieldsV1, IntOrString, Quantity};
+use crate::v1::{ExtraValue, FieldsV1, IntOrString, Quantity};
 
 /// `skip_serializing_if` for scalars: Kubernetes omits empty values from its output.
 pub fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -183,5 +184,46 @@ impl<'de> Deserialize<'de> for FieldsV1 {
             return Ok(FieldsV1::default());
         }
         Ok(FieldsV1 { raw: serde_json::to_vec(&v).map_err(de::Error::custom)? })
+    }
+}
+
+impl ExtraValue {
+    pub fn new<S: Into<String>>(items: impl IntoIterator<Item = S>) -> Self {
+        ExtraValue { items: items.into_iter().map(Into::into).collect() }
+    }
+}
+
+impl Serialize for ExtraValue {
+    /// The list of strings (`["a", "b"]`, `[]` when empty), as Kubernetes' `ExtraValue []string`.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.items.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for ExtraValue {
+    /// A list of strings; `null` is the empty list.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(ExtraValue { items: Option::<Vec<String>>::deserialize(d)?.unwrap_or_default() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[test]
+    fn extra_values_are_lists_of_strings() {
+        let extra: BTreeMap<String, ExtraValue> =
+            serde_json::from_str(r#"{"scopes": ["a", "b"], "none": [], "null": null}"#).unwrap();
+        assert_eq!(extra["scopes"], ExtraValue::new(["a", "b"]));
+        assert!(extra["none"].items.is_empty() && extra["null"].items.is_empty());
+        assert_eq!(serde_json::to_string(&extra).unwrap(), r#"{"none":[],"null":[],"scopes":["a","b"]}"#);
+        for bad in [r#""a""#, "1", r#"{"items": ["a"]}"#, r#"[1]"#, r#"[["a"]]"#] {
+            assert!(serde_json::from_str::<ExtraValue>(bad).is_err(), "{bad}");
+        }
+        let yaml: ExtraValue = serde_yaml::from_str("[x, 'y']").unwrap();
+        assert_eq!(yaml.items, ["x", "y"]);
     }
 }

@@ -10,8 +10,11 @@ use navarch_api::kubelet_proto::{ExecInput, ExecOutput, LogsRequest};
 use navarch_api::proto::api_server_client::ApiServerClient;
 use navarch_api::proto::{self, DiscoveryResponse};
 use navarch_api::{Object, Resource};
-use tonic::transport::{Channel, Endpoint};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
+use crate::connection::{Connection, Token};
 use crate::error::{Error, Result};
 
 /// Maximum message size accepted from the api-server (large lists).
@@ -20,7 +23,23 @@ const MAX_MESSAGE_BYTES: usize = 256 << 20;
 /// A connection to the api-server. Cheap to clone; clones share the connection.
 #[derive(Clone, Debug)]
 pub struct Client {
-    grpc: ApiServerClient<Channel>,
+    grpc: ApiServerClient<InterceptedService<Channel, Bearer>>,
+}
+
+/// Adds `authorization: Bearer <token>` to every call when the connection has a token.
+#[derive(Clone, Debug, Default)]
+pub struct Bearer(Option<Token>);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> std::result::Result<tonic::Request<()>, tonic::Status> {
+        if let Some(token) = self.0.as_ref().and_then(Token::current) {
+            let value = format!("Bearer {token}")
+                .parse()
+                .map_err(|_| tonic::Status::unauthenticated("the bearer token is not a valid header value"))?;
+            req.metadata_mut().insert("authorization", value);
+        }
+        Ok(req)
+    }
 }
 
 /// Parameters of a list call.
@@ -96,37 +115,45 @@ fn user_agent() -> String {
     format!("{program}/{} ({}/{})", env!("CARGO_PKG_VERSION"), std::env::consts::OS, std::env::consts::ARCH)
 }
 
-fn endpoint(addr: &str) -> Result<Endpoint> {
-    let url = if addr.contains("://") { addr.to_string() } else { format!("http://{addr}") };
-    let endpoint = Endpoint::from_shared(url)
-        .map(|e| {
-            e.connect_timeout(Duration::from_secs(5))
-                .tcp_nodelay(true)
-                .http2_keep_alive_interval(Duration::from_secs(20))
-                .keep_alive_while_idle(true)
-        })
-        .map_err(|source| Error::Connect { addr: addr.to_string(), source })?;
-    endpoint.user_agent(user_agent()).map_err(|source| Error::Connect { addr: addr.to_string(), source })
+fn endpoint(conn: &Connection) -> Result<Endpoint> {
+    let addr = conn.server.as_str();
+    let connect_error = |source| Error::Connect { addr: addr.to_string(), source };
+    if !addr.starts_with("https://") {
+        return Err(Error::Config(format!("{addr}: the api-server is only reached over TLS (https://host:port)")));
+    }
+    let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&conn.ca_pem));
+    if let Some((cert, key)) = &conn.identity {
+        tls = tls.identity(Identity::from_pem(cert, key));
+    }
+    let endpoint = Endpoint::from_shared(addr.to_string())
+        .map_err(connect_error)?
+        .tls_config(tls)
+        .map_err(connect_error)?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(20))
+        .keep_alive_while_idle(true);
+    endpoint.user_agent(user_agent()).map_err(connect_error)
 }
 
 impl Client {
     /// Connects now; fails if the api-server cannot be reached.
-    pub async fn connect(addr: &str) -> Result<Client> {
-        let channel = endpoint(addr)?
+    pub async fn connect(conn: &Connection) -> Result<Client> {
+        let channel = endpoint(conn)?
             .connect()
             .await
-            .map_err(|source| Error::Connect { addr: addr.to_string(), source })?;
-        Ok(Client::from_channel(channel))
+            .map_err(|source| Error::Connect { addr: conn.server.clone(), source })?;
+        Ok(Client::from_channel(channel, conn))
     }
 
     /// Connects on first use and reconnects after failures: for daemons that start before the api-server.
-    pub fn connect_lazy(addr: &str) -> Result<Client> {
-        Ok(Client::from_channel(endpoint(addr)?.connect_lazy()))
+    pub fn connect_lazy(conn: &Connection) -> Result<Client> {
+        Ok(Client::from_channel(endpoint(conn)?.connect_lazy(), conn))
     }
 
-    pub fn from_channel(channel: Channel) -> Client {
+    fn from_channel(channel: Channel, conn: &Connection) -> Client {
         Client {
-            grpc: ApiServerClient::new(channel)
+            grpc: ApiServerClient::with_interceptor(channel, Bearer(conn.token.clone()))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         }

@@ -23,6 +23,9 @@ pub enum Error {
     Unavailable(String),
     #[error("api-server error ({code:?}): {message}")]
     Api { code: Code, message: String },
+    /// A kubeconfig or credential that cannot be used.
+    #[error("{0}")]
+    Config(String),
     #[error("connecting to {addr}: {source}")]
     Connect {
         addr: String,

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod connection;
 pub mod controller;
 pub mod error;
 pub mod events;
@@ -20,6 +21,7 @@ pub use client::{
     Api, ByteStream, Client, DeleteParams, Deleted, ListParams, ObjectList, WatchEvent, WatchParams,
     WatchStream,
 };
+pub use connection::{Connection, Token, TokenFile};
 pub use controller::{Action, Controller};
 pub use error::{Error, Result};
 pub use events::{EventRecorder, object_ref};

@@ -20,8 +20,12 @@ use crate::forward::{nameservers_from_resolv_conf, parse_upstream};
 )]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// api-server address.
-    #[arg(long, default_value = well_known::API_SERVER)]
+    /// kubeconfig with the api-server's address, its CA and this component's credentials (client
+    /// certificate or token). Required: the api-server only accepts authenticated TLS clients.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// api-server address (`host:port` or `https://host:port`), overriding the kubeconfig's.
+    #[arg(long, default_value = "", hide_default_value = true)]
     pub server: String,
     /// HTTP address for /healthz, /readyz and /metrics.
     #[arg(long, default_value = well_known::CLUSTER_DNS_ADMIN)]
@@ -127,7 +131,7 @@ mod tests {
 
         // Defaults; upstreams from resolv.conf without the loopback stub resolver.
         let c = config(&["--resolv-conf", resolv], &[]).unwrap();
-        assert_eq!((c.server.as_str(), c.cluster_domain.as_str()), ("127.0.0.1:6443", "cluster.local"));
+        assert_eq!((c.server.as_str(), c.cluster_domain.as_str()), ("", "cluster.local"));
         assert_eq!(
             (c.listen, c.http_listen),
             ("0.0.0.0:53".parse().unwrap(), "127.0.0.1:9153".parse().unwrap())

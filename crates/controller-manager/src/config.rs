@@ -3,6 +3,7 @@
 //! `navarch_daemon::config`). `pod_subnets` and `node_lifecycle` are derived from the settings.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use navarch_api::{Ipv4Cidr, well_known};
@@ -17,8 +18,12 @@ use crate::node_lifecycle::LifecycleConfig;
 #[command(name = "controller-manager", version, about = "navarch controller-manager: ReplicaSets and more")]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// api-server address.
-    #[arg(long, default_value = well_known::API_SERVER)]
+    /// kubeconfig with the api-server's address, its CA and this component's credentials (client
+    /// certificate or token). Required: the api-server only accepts authenticated TLS clients.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// api-server address (`host:port` or `https://host:port`), overriding the kubeconfig's.
+    #[arg(long, default_value = "", hide_default_value = true)]
     pub server: String,
     /// HTTP address for /healthz, /readyz and /metrics.
     #[arg(long, default_value = well_known::CONTROLLER_MANAGER_ADMIN)]

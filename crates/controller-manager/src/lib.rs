@@ -10,11 +10,13 @@
 //! * [`node_lifecycle`]: silent nodes become Unknown, get tainted, and lose their pods.
 //! * [`namespaces`]: namespace deletion, the `default` ServiceAccount.
 //! * [`garbage_collector`]: ownerReferences: background, foreground and orphan deletion.
+//! * [`clusterrole_aggregation`]: aggregated ClusterRoles get the rules of the ClusterRoles they select.
 //! * [`config`]: the daemon's settings (resolved by the daemon shell); [`run`]: one shared reflector per
 //!   kind, each controller's `spawn`, leader election.
 
 #![forbid(unsafe_code)]
 
+pub mod clusterrole_aggregation;
 pub mod config;
 pub mod deployment;
 pub mod endpoints;

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use navarch_api::v1::{
-    ConfigMap, CronJob, DaemonSet, Deployment, Endpoints, Job, Lease, Namespace, Node, Pod, ReplicaSet,
-    Secret, Service, ServiceAccount, StatefulSet,
+    ClusterRole, ConfigMap, CronJob, DaemonSet, Deployment, Endpoints, Job, Lease, Namespace, Node, Pod,
+    ReplicaSet, Secret, Service, ServiceAccount, StatefulSet,
 };
 use navarch_client::{Action, Client, Controller, EventRecorder, SharedReflector, WatcherConfig};
 use navarch_daemon::{Admin, Daemon, Election, run_elected};
@@ -62,6 +62,7 @@ informers! {
     leases: Lease = "kube-node-lease",
     namespaces: Namespace = "",
     service_accounts: ServiceAccount = "",
+    cluster_roles: ClusterRole = "",
 }
 
 /// What each controller's `spawn` wires itself into: the client, the shared reflectors (subscribe to
@@ -138,15 +139,15 @@ pub async fn run_controllers(client: Client, cfg: Config, shutdown: Cancellation
     crate::node_lifecycle::spawn(&mut w, cfg.node_lifecycle);
     crate::namespaces::spawn(&mut w);
     crate::garbage_collector::spawn(&mut w);
+    crate::clusterrole_aggregation::spawn(&mut w);
     w.run().await;
 }
 
 /// The controller-manager: the admin server, then the controllers while this instance leads the
 /// `kube-controller-manager` Lease (or alone), until shutdown.
 pub async fn run(daemon: Daemon<Config>) -> anyhow::Result<()> {
-    use anyhow::Context;
     let cfg = &daemon.config;
-    let client = Client::connect_lazy(&cfg.server).context("api-server address")?;
+    let client = Client::connect_lazy(&navarch_client::Connection::for_daemon(cfg.kubeconfig.as_deref(), &cfg.server)?)?;
     daemon.serve_admin(Admin::new(""), cfg.http_listen).await?;
     tracing::info!(server = %cfg.server, "controller-manager starting");
     let election = Election {

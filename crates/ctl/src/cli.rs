@@ -13,9 +13,14 @@ use crate::printers::Format;
     propagate_version = true
 )]
 pub struct Cli {
-    /// The api-server address (HOST:PORT); else $NAVCTL_SERVER, else the config file, else 127.0.0.1:6443.
+    /// The api-server address (HOST:PORT or https://HOST:PORT); else $NAVCTL_SERVER, else the config
+    /// file's `server`, else the kubeconfig's.
     #[arg(long, global = true, value_name = "ADDR")]
     pub server: Option<String>,
+    /// The kubeconfig with the api-server's CA and the credentials to connect with; else
+    /// $NAVCTL_KUBECONFIG, else the config file's `kubeconfig` (written by `make up`).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub kubeconfig: Option<std::path::PathBuf>,
     /// The namespace scope for this request.
     #[arg(short = 'n', long, global = true, value_name = "NAMESPACE")]
     pub namespace: Option<String>,

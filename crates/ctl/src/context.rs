@@ -67,9 +67,8 @@ impl Context {
     pub async fn client(&self) -> anyhow::Result<&Client> {
         self.client
             .get_or_try_init(|| async {
-                Client::connect(&self.config.server)
-                    .await
-                    .map_err(|e| errors::general(e, &self.config.server))
+                let connection = self.config.connection()?;
+                Client::connect(connection).await.map_err(|e| errors::general(e, &self.config.server))
             })
             .await
     }

@@ -73,7 +73,7 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         context::emit(&String::from_utf8_lossy(&out));
         return Ok(Outcome::Success);
     }
-    let config = config::resolve(&config::Inputs::from_process(cli.server, cli.namespace))?;
+    let config = config::resolve(&config::Inputs::from_process(cli.server, cli.namespace, cli.kubeconfig))?;
     let ctx = Context::new(config);
     match cli.command {
         Command::Apply(a) => apply::run(&ctx, &a).await,

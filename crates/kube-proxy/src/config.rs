@@ -3,6 +3,7 @@
 //! `navarch_daemon::config`).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use navarch_api::{Ipv4Cidr, well_known};
 use navarch_daemon::DaemonConfig;
@@ -12,8 +13,12 @@ use serde::{Deserialize, Serialize};
 #[command(name = "kube-proxy", version, about = "navarch kube-proxy: Services through nftables")]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// api-server address.
-    #[arg(long, default_value = well_known::API_SERVER)]
+    /// kubeconfig with the api-server's address, its CA and this component's credentials (client
+    /// certificate or token). Required: the api-server only accepts authenticated TLS clients.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// api-server address (`host:port` or `https://host:port`), overriding the kubeconfig's.
+    #[arg(long, default_value = "", hide_default_value = true)]
     pub server: String,
     /// HTTP address for /healthz, /readyz and /metrics.
     #[arg(long, default_value = well_known::KUBE_PROXY_ADMIN)]

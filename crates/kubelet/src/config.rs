@@ -20,8 +20,12 @@ use crate::image::Mirrors;
 #[command(name = "kubelet", version, about = "navarch kubelet: runs this node's pods on containerd")]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// api-server address.
-    #[arg(long, default_value = well_known::API_SERVER)]
+    /// kubeconfig with the api-server's address, its CA and this component's credentials (client
+    /// certificate or token). Required: the api-server only accepts authenticated TLS clients.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// api-server address (`host:port` or `https://host:port`), overriding the kubeconfig's.
+    #[arg(long, default_value = "", hide_default_value = true)]
     pub server: String,
     /// This node's name (default: the kernel hostname, lowercased).
     #[arg(long, default_value = "", hide_default_value = true)]
@@ -89,10 +93,18 @@ pub struct Config {
     #[arg(long, default_value = well_known::KUBELET_ADMIN)]
     pub http_listen: SocketAddr,
     /// gRPC address of the kubelet API (logs, exec, stats), which the api-server dials at the
-    /// node's InternalIP and this port. Default: the node IP, port 10250. It has no
-    /// authentication: bind it only where the api-server alone can reach it.
+    /// node's InternalIP and this port. Default: the node IP, port 10250. TLS only; clients present a
+    /// certificate of `client_ca_file`.
     #[arg(long)]
     pub grpc_listen: Option<SocketAddr>,
+    /// The kubelet API's serving certificate (its SANs: the node's name and InternalIP). Required.
+    #[arg(long)]
+    pub tls_cert_file: Option<PathBuf>,
+    #[arg(long)]
+    pub tls_private_key_file: Option<PathBuf>,
+    /// CA bundle the kubelet API's clients' certificates must chain to. Required.
+    #[arg(long)]
+    pub client_ca_file: Option<PathBuf>,
     /// Size at which a container's log file is rotated, a quantity (e.g. 10Mi).
     #[arg(long, default_value = "10Mi")]
     pub container_log_max_size: String,
@@ -259,7 +271,7 @@ mod tests {
     fn defaults_and_derived() {
         let config = navarch_daemon::resolve_args::<Config>;
         let c = config(&["--node-name", "n1"], &[]).unwrap();
-        assert_eq!((c.server.as_str(), c.containerd_namespace.as_str()), ("127.0.0.1:6443", "navarch"));
+        assert_eq!((c.server.as_str(), c.containerd_namespace.as_str()), ("", "navarch"));
         assert_eq!((c.heartbeat, c.allow_pod_egress), (Duration::from_secs(10), false));
         assert!(!c.node_ip.is_empty());
         assert_eq!(c.log_rotation, crate::logs::Rotation { max_size: 10 << 20, max_files: 5 });

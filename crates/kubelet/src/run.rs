@@ -230,11 +230,37 @@ async fn forward_task_exits(
     }
 }
 
+/// The kubelet API's TLS: its serving certificate, and client certificates required (of the cluster CA).
+fn api_tls(cfg: &Config) -> anyhow::Result<tonic::transport::ServerTlsConfig> {
+    let read = |p: &Option<std::path::PathBuf>, what: &str| -> anyhow::Result<Vec<u8>> {
+        let p = p.as_ref().with_context(|| format!("{what}: required (the kubelet API serves TLS only)"))?;
+        std::fs::read(p).with_context(|| format!("{what}: reading {}", p.display()))
+    };
+    let identity = tonic::transport::Identity::from_pem(
+        read(&cfg.tls_cert_file, "tls_cert_file")?,
+        read(&cfg.tls_private_key_file, "tls_private_key_file")?,
+    );
+    let ca = tonic::transport::Certificate::from_pem(read(&cfg.client_ca_file, "client_ca_file")?);
+    Ok(tonic::transport::ServerTlsConfig::new().identity(identity).client_ca_root(ca))
+}
+
 /// The kubelet API (logs, exec, stats) for the api-server.
-async fn serve_grpc(listener: tokio::net::TcpListener, api: KubeletApi, shutdown: CancellationToken) {
+async fn serve_grpc(
+    listener: tokio::net::TcpListener,
+    api: KubeletApi,
+    tls: tonic::transport::ServerTlsConfig,
+    shutdown: CancellationToken,
+) {
     use navarch_api::kubelet_proto::kubelet_server::KubeletServer;
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    let r = tonic::transport::Server::builder()
+    let mut server = match tonic::transport::Server::builder().tls_config(tls) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "kubelet API TLS configuration");
+            return;
+        }
+    };
+    let r = server
         .add_service(KubeletServer::new(api))
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await;
@@ -276,7 +302,7 @@ pub async fn run(daemon: Daemon<Config>) -> anyhow::Result<()> {
         Ok(n) => tracing::info!(containers = n, "reading the output of running containers again"),
         Err(e) => tracing::warn!(error = %e, "reopening the stdio of running containers"),
     }
-    let client = Client::connect_lazy(&cfg.server).context("api-server address")?;
+    let client = Client::connect_lazy(&navarch_client::Connection::for_daemon(cfg.kubeconfig.as_deref(), &cfg.server)?)?;
     crate::netcfg::setup_host(
         &cfg.bridge,
         &cfg.cluster_cidr.to_string(),
@@ -368,7 +394,7 @@ pub async fn run(daemon: Daemon<Config>) -> anyhow::Result<()> {
     let grpc = tokio::net::TcpListener::bind(cfg.grpc_listen())
         .await
         .with_context(|| format!("listening on {}", cfg.grpc_listen()))?;
-    tasks.spawn(serve_grpc(grpc, api, shutdown.clone()));
+    tasks.spawn(serve_grpc(grpc, api, api_tls(cfg)?, shutdown.clone()));
     tasks.spawn(rotate_logs(cfg.log_dir.clone(), cfg.log_rotation, io.live_logs().clone(), shutdown.clone()));
 
     // Task exits from containerd → the pod's key. (containerd answers a subscription only with

@@ -2,6 +2,7 @@
 //! daemon shell (flag > `NAVARCH_SCHEDULER_*` > `--config` YAML > default; see `navarch_daemon::config`).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use navarch_api::well_known;
 use navarch_daemon::DaemonConfig;
@@ -13,8 +14,12 @@ use crate::scheduler::SchedulerConfig;
 #[command(name = "scheduler", version, about = "navarch scheduler: binds pending pods to nodes that fit")]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// api-server address.
-    #[arg(long, default_value = well_known::API_SERVER)]
+    /// kubeconfig with the api-server's address, its CA and this component's credentials (client
+    /// certificate or token). Required: the api-server only accepts authenticated TLS clients.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// api-server address (`host:port` or `https://host:port`), overriding the kubeconfig's.
+    #[arg(long, default_value = "", hide_default_value = true)]
     pub server: String,
     /// Only pods with this spec.schedulerName are scheduled (also the Lease's name).
     #[arg(long, default_value = "default-scheduler")]
@@ -84,7 +89,7 @@ mod tests {
             resolve::<Config>(&["--leader-elect=false"], &[("NAVARCH_SCHEDULER_NAME", "from-env")]).unwrap();
         assert_eq!((c.scheduler_name.as_str(), c.leader_elect), ("from-env", false));
         let c = resolve::<Config>(&[], &[]).unwrap();
-        assert_eq!((c.server.as_str(), c.scheduler_name.as_str()), ("127.0.0.1:6443", "default-scheduler"));
+        assert_eq!((c.server.as_str(), c.scheduler_name.as_str()), ("", "default-scheduler"));
         assert_eq!((c.http_listen.port(), c.leader_elect), (10259, true));
     }
 }

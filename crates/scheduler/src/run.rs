@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
 use navarch_client::Client;
 use navarch_daemon::{Admin, Daemon, Election, run_elected};
 
@@ -13,7 +12,7 @@ use crate::scheduler::Scheduler;
 
 pub async fn run(daemon: Daemon<Config>) -> anyhow::Result<()> {
     let config = &daemon.config;
-    let client = Client::connect_lazy(&config.server).context("api-server address")?;
+    let client = Client::connect_lazy(&navarch_client::Connection::for_daemon(config.kubeconfig.as_deref(), &config.server)?)?;
     let cfg = config.scheduler();
     let mut admin = Admin::new("");
     let metrics = Arc::new(SchedulerMetrics::register(admin.registry()));

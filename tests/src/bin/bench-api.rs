@@ -2,8 +2,8 @@
 //! same run (same concurrency, same value size), the api-server's memory with every pod stored, and watch
 //! fan-out delivery latency to many concurrent watchers.
 //!
-//! The same creates through the REST API (JSON bodies over keep-alive HTTP/1.1, as kubectl and client
-//! libraries send them) beside gRPC, and the time of `kubectl get pods -A` with `--list-pods` pods
+//! The same creates through the REST API (JSON bodies over keep-alive HTTP/1.1 in TLS, as kubectl and
+//! client libraries send them) beside gRPC, and the time of `kubectl get pods -A` with `--list-pods` pods
 //! stored beside `navctl get pods -A`.
 //!
 //! Flags: `--pods N` (20000), `--concurrency C` (64), `--watchers W` (1000), `--watch-events E` (100),
@@ -148,13 +148,13 @@ async fn main() {
     let value_size = pod("bench-pod-000000".into()).encode_to_vec().len() + 250; // + server-set metadata
 
     // Baseline: raw etcd puts, same concurrency and value size, create-if-absent like the api-server.
-    let endpoint = etcd.endpoint();
+    let (endpoint, options) = (etcd.endpoint(), etcd.connect_options());
     let raw = drive(
         a.pods,
         a.concurrency,
         || {
-            let endpoint = endpoint.clone();
-            async move { etcd_client::Client::connect([endpoint], None).await.expect("etcd").kv_client() }
+            let (endpoint, options) = (endpoint.clone(), options.clone());
+            async move { etcd_client::Client::connect([endpoint], Some(options)).await.expect("etcd").kv_client() }
         },
         move |mut kv, i| {
             Box::pin(async move {
@@ -174,13 +174,13 @@ async fn main() {
     .await;
 
     let mut server = ApiServer::start(&etcd).await;
-    let addr = server.addr().to_string();
+    let conn = server.connection("admin");
     let api = drive(
         a.pods,
         a.concurrency,
         || {
-            let addr = addr.clone();
-            async move { Client::connect(&addr).await.expect("api-server").api::<Pod>("default") }
+            let conn = conn.clone();
+            async move { Client::connect(&conn).await.expect("api-server").api::<Pod>("default") }
         },
         |pods: Api<Pod>, i| {
             Box::pin(async move {
@@ -194,7 +194,7 @@ async fn main() {
     let rest = drive(
         a.pods,
         a.concurrency,
-        || rest_connection(addr.clone()),
+        || rest_connection(&server),
         |mut conn: RestConnection, i| {
             Box::pin(async move {
                 conn.create_pod(&pod(format!("rest-pod-{i:06}"))).await;
@@ -236,7 +236,7 @@ async fn main() {
     println!("api-server RSS with {} pods stored: {rss:.1} MiB (goal < 100 MB)", a.pods);
 
     // Watch fan-out: W watchers on pods, E creates, latency from create start to each delivery.
-    let client = Client::connect(&addr).await.expect("api-server");
+    let client = Client::connect(&conn).await.expect("api-server");
     let pods = client.api::<Pod>("default");
     let rv = pods
         .list(&navarch_client::ListParams { limit: 1, ..Default::default() })
@@ -249,7 +249,7 @@ async fn main() {
     let setup = Instant::now();
     for w in 0..a.watchers {
         // A few connections shared by the watchers, as informers in one process share one.
-        let c = if w % 50 == 0 { Client::connect(&addr).await.expect("api-server") } else { client.clone() };
+        let c = if w % 50 == 0 { Client::connect(&conn).await.expect("api-server") } else { client.clone() };
         let mut stream = c
             .api::<Pod>("default")
             .watch(&WatchParams { resource_version: rv.clone(), ..Default::default() })
@@ -307,14 +307,21 @@ struct RestConnection {
     sender: hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>,
 }
 
-async fn rest_connection(addr: String) -> RestConnection {
-    let stream = tokio::net::TcpStream::connect(&addr).await.expect("api-server");
-    stream.set_nodelay(true).expect("TCP_NODELAY");
-    let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-        .await
-        .expect("HTTP/1.1 handshake");
-    tokio::spawn(conn);
-    RestConnection { sender }
+/// TLS as the admin, as kubectl connects.
+fn rest_connection(server: &ApiServer) -> impl Future<Output = RestConnection> + use<> {
+    let addr = server.addr();
+    let tls = server.pki().rustls_config(Some("admin"), &[b"http/1.1"]);
+    async move {
+        let stream = tokio::net::TcpStream::connect(addr).await.expect("api-server");
+        stream.set_nodelay(true).expect("TCP_NODELAY");
+        let name = rustls_pki_types::ServerName::IpAddress(addr.ip().into());
+        let stream = tokio_rustls::TlsConnector::from(tls).connect(name, stream).await.expect("TLS handshake");
+        let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("HTTP/1.1 handshake");
+        tokio::spawn(conn);
+        RestConnection { sender }
+    }
 }
 
 impl RestConnection {
@@ -340,13 +347,13 @@ impl RestConnection {
 async fn list_all_namespaces(pods: usize, concurrency: usize) {
     let etcd = Etcd::start().await;
     let mut server = ApiServer::start(&etcd).await;
-    let addr = server.addr().to_string();
+    let conn = server.connection("admin");
     drive(
         pods,
         concurrency,
         || {
-            let addr = addr.clone();
-            async move { Client::connect(&addr).await.expect("api-server").api::<Pod>("default") }
+            let conn = conn.clone();
+            async move { Client::connect(&conn).await.expect("api-server").api::<Pod>("default") }
         },
         |api: Api<Pod>, i| {
             Box::pin(async move {
@@ -356,7 +363,8 @@ async fn list_all_namespaces(pods: usize, concurrency: usize) {
         },
     )
     .await;
-    let kubectl = navarch_tests::Kubectl::new(server.addr());
+    let kubectl = navarch_tests::Kubectl::new(&server);
+    let kubeconfig = server.kubeconfig_file("admin");
     let navctl = navarch_tests::binary("ctl", "navctl");
     let time = async |run: &dyn Fn() -> tokio::process::Command| {
         let mut times = Vec::new();
@@ -376,7 +384,9 @@ async fn list_all_namespaces(pods: usize, concurrency: usize) {
     let k = time(&|| kubectl.command(&["get", "pods", "-A"])).await;
     let n = time(&|| {
         let mut c = tokio::process::Command::new(&navctl);
-        c.arg(format!("--server={addr}")).args(["get", "pods", "-A"]).env("HOME", std::env::temp_dir());
+        c.arg(format!("--kubeconfig={}", kubeconfig.display()))
+            .args(["get", "pods", "-A"])
+            .env("HOME", std::env::temp_dir());
         c
     })
     .await;

@@ -112,8 +112,7 @@ async fn run(nodes: usize, existing: usize, measured: usize, concurrency: usize)
     println!("\n== {nodes} nodes, {existing} existing pods, {measured} measured pods (C={concurrency})");
     let etcd = Etcd::start().await;
     let server = ApiServer::start(&etcd).await;
-    let addr = server.addr().to_string();
-    let client = Client::connect(&addr).await.expect("api-server");
+    let client = Client::connect(&server.connection("admin")).await.expect("api-server");
     let node_api: Api<Node> = client.api("");
     let t = Instant::now();
     let next = Arc::new(AtomicUsize::new(0));
@@ -147,7 +146,7 @@ async fn run(nodes: usize, existing: usize, measured: usize, concurrency: usize)
     let ceiling = ceiling_n as f64 / ceiling_t.as_secs_f64();
 
     let scheduler = Command::new(binary("scheduler", "scheduler"))
-        .arg(format!("--server={addr}"))
+        .arg(format!("--kubeconfig={}", server.kubeconfig_file("scheduler").display()))
         .arg("--leader-elect=false")
         .arg(format!("--http-listen=127.0.0.1:{}", navarch_tests::free_port()))
         .env("RUST_LOG", "warn")

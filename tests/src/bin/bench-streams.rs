@@ -56,7 +56,7 @@ async fn main() {
         }
     }
     let e = NodeEnv::start().await;
-    let k = Kubectl::new(e.env.api_server_addr());
+    let k = Kubectl::new(&e.env.api_server);
     let node = &e.node;
     let pod: Pod = serde_yaml::from_str(&format!(
         "{{metadata: {{name: web}}, spec: {{nodeName: {node}, terminationGracePeriodSeconds: 0, containers: [{{name: web, image: 'busybox:1.36', command: [sh, -c, 'mkdir -p /www && dd if=/dev/zero of=/www/big bs=1M count={mib} 2>/dev/null && touch /www/ready && exec httpd -f -p 80 -h /www']}}]}}}}"

@@ -29,7 +29,7 @@
 //! use; they always run). Every run starts from a fresh namespace `e2e`.
 //!
 //! `--vagrant` is `make vagrant-smoke`: the smoke test against the VM cluster of `make vagrant-up`
-//! (navctl reaches it through `NAVCTL_SERVER`): scenarios 1 and 2, then node failover by powering
+//! (navctl reaches it through `NAVCTL_SERVER` and `NAVCTL_KUBECONFIG`): scenarios 1 and 2, then node failover by powering
 //! off the VM of the last worker (`virsh destroy`, or `vagrant halt --force` on other providers;
 //! then `vagrant up` brings it back). The VMs may run under plain QEMU emulation, so every wait
 //! is allowed three times as long.
@@ -55,12 +55,40 @@ fn root() -> std::path::PathBuf {
     navarch_tests::workspace_root()
 }
 
+/// The admin kubeconfig `make up` wrote (the api-server's address, its CA and a client certificate):
+/// `$NAVARCH_HOME/kubeconfig` (default `.navarch/kubeconfig` in the checkout), else the `kubeconfig`
+/// entry of navctl's config file (`$NAVCTL_CONFIG` or `~/.navarch/config.yaml`). `None` on the VM
+/// cluster, whose credentials navctl takes from its own configuration.
+fn kubeconfig() -> Option<std::path::PathBuf> {
+    static FOUND: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            if vagrant() {
+                return None;
+            }
+            let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+            let home = var("NAVARCH_HOME").map(std::path::PathBuf::from).unwrap_or_else(|| root().join(".navarch"));
+            let made = home.join("kubeconfig");
+            if made.exists() {
+                return Some(made);
+            }
+            let config = var("NAVCTL_CONFIG")
+                .map(std::path::PathBuf::from)
+                .or_else(|| var("HOME").map(|h| std::path::PathBuf::from(h).join(".navarch/config.yaml")))?;
+            let text = std::fs::read_to_string(config).ok()?;
+            let value: serde_yaml::Value = serde_yaml::from_str(&text).ok()?;
+            value.get("kubeconfig")?.as_str().map(std::path::PathBuf::from)
+        })
+        .clone()
+}
+
 /// `navctl ARGS`: stdout, or the failure with its stderr.
 fn navctl_try(args: &[&str]) -> Result<String, String> {
-    let out = Command::new(root().join("target/release/navctl"))
-        .args(args)
-        .output()
-        .map_err(|e| format!("navctl: {e}"))?;
+    let mut command = Command::new(root().join("target/release/navctl"));
+    if let Some(k) = kubeconfig() {
+        command.arg(format!("--kubeconfig={}", k.display()));
+    }
+    let out = command.args(args).output().map_err(|e| format!("navctl: {e}"))?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).to_string())
     } else {
@@ -631,13 +659,18 @@ fn scenario_8_delete_namespace(c: &Cluster) {
     );
 }
 
+/// `kubectl` with the kubeconfig `make up` wrote.
+fn kubectl_command() -> Command {
+    let mut c = Command::new("kubectl");
+    if let Some(k) = kubeconfig() {
+        c.env("KUBECONFIG", k);
+    }
+    c
+}
+
 /// `kubectl ARGS` with the kubeconfig `make up` wrote: stdout, or the failure with its stderr.
 fn kubectl_try(args: &[&str]) -> Result<String, String> {
-    let out = Command::new("kubectl")
-        .env("KUBECONFIG", root().join(".navarch/kubeconfig"))
-        .args(args)
-        .output()
-        .map_err(|e| format!("kubectl: {e}"))?;
+    let out = kubectl_command().args(args).output().map_err(|e| format!("kubectl: {e}"))?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).to_string())
     } else {
@@ -721,7 +754,7 @@ fn scenario_10_kubectl_streams() {
     k(&["wait", "--for=condition=Ready", "pod/streams", "pod/pf-nginx", "--timeout=120s"]);
     // exec: output and exit status across the api-server → kubelet relay.
     assert_eq!(k(&["exec", "streams", "--", "echo", "hi"]), "hi\n");
-    let out = Command::new("kubectl").args(["exec", "streams", "--", "sh", "-c", "exit 3"]).output().unwrap();
+    let out = kubectl_command().args(["exec", "streams", "--", "sh", "-c", "exit 3"]).output().unwrap();
     assert_eq!(out.status.code(), Some(3), "kubectl exec of exit 3: {out:?}");
     // cp both ways, a MiB of data.
     let dir = std::env::temp_dir().join(format!("navarch-e2e-cp-{}", std::process::id()));
@@ -738,7 +771,7 @@ fn scenario_10_kubectl_streams() {
     assert!(last.starts_with("line "), "{last}");
     // port-forward from this host to nginx in its pod.
     let port = navarch_tests::free_port().to_string();
-    let mut forward = Command::new("kubectl")
+    let mut forward = kubectl_command()
         .args(["port-forward", "pod/pf-nginx", &format!("{port}:80")])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -772,10 +805,12 @@ fn main() {
     VAGRANT.set(vm).unwrap();
     // The VM cluster gets the smoke test: 1, 2 and a stopped VM.
     let run = |n: u32| !vm && only.as_ref().is_none_or(|o| o.contains(&n));
-    assert!(
-        navctl_try(&["get", "nodes"]).is_ok(),
-        "no cluster answers: start one with make up (then make e2e), or make vagrant-up with NAVCTL_SERVER set"
-    );
+    if let Err(e) = navctl_try(&["get", "nodes"]) {
+        panic!(
+            "no cluster answers: start one with make up (then make e2e), or make vagrant-up with NAVCTL_SERVER \
+             and NAVCTL_KUBECONFIG set\n{e}"
+        );
+    }
     if navctl_try(&["get", "namespace", NS]).is_ok() {
         println!("removing the namespace {NS} left by an earlier run");
         navctl(&["delete", "namespace", NS]);

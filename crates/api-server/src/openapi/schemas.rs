@@ -79,6 +79,8 @@ fn message_schema(msg: &Message) -> Value {
         }
         // Any JSON object (a trie of field paths), as Kubernetes describes it.
         "FieldsV1" => json!({"type": "object"}),
+        // A user's extra values: Kubernetes' `[]string`.
+        "ExtraValue" => json!({"type": "array", "items": {"type": "string"}}),
         _ => {
             let properties: Map<String, Value> =
                 msg.fields.iter().map(|f| (f.json_name.to_string(), field_schema(msg, f))).collect();

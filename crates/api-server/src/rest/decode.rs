@@ -66,6 +66,50 @@ pub struct Decoded {
     pub warnings: Vec<String>,
 }
 
+/// `<Kind> in version "<version>" cannot be handled as a <Kind>: <reason>`, Kubernetes' words for a body it
+/// cannot read.
+fn cannot_handle(kind: &str, api_version: &str, reason: impl std::fmt::Display) -> StatusError {
+    let version = api_version.rsplit('/').next().unwrap_or(api_version);
+    StatusError::bad_request(format!("{kind} in version {version:?} cannot be handled as a {kind}: {reason}"))
+}
+
+/// Checks that `value` is an object whose own `kind` and `apiVersion`, where it has them, are the
+/// request's.
+fn check_type_meta(value: &Value, kind: &str, api_version: &str) -> Result<(), StatusError> {
+    let Value::Mapping(map) = value else {
+        return Err(cannot_handle(kind, api_version, "the body must be an object"));
+    };
+    let text = |key: &str| map.get(key).and_then(Value::as_str).unwrap_or("").to_string();
+    let (own_kind, own_api_version) = (text("kind"), text("apiVersion"));
+    if !own_kind.is_empty() && own_kind != kind {
+        return Err(StatusError::bad_request(format!(
+            "the kind of the object ({own_kind}) does not match the kind of the request ({kind})"
+        )));
+    }
+    if !own_api_version.is_empty() && own_api_version != api_version {
+        return Err(StatusError::bad_request(format!(
+            "the API version in the data ({own_api_version}) does not match the expected API version ({api_version})"
+        )));
+    }
+    Ok(())
+}
+
+/// Reads a request body whose shape is no stored kind — the review kinds (`SelfSubjectAccessReview`,
+/// `SubjectAccessReview`, `LocalSubjectAccessReview`, `SelfSubjectRulesReview`, `TokenReview`,
+/// `SelfSubjectReview`) and `TokenRequest` — as navarch's message `T`, named `kind`, of `api_version`
+/// (`authorization.k8s.io/v1`): JSON, YAML, or Kubernetes protobuf (kubectl's `auth can-i`, `create token`,
+/// `auth whoami`). `kind`/`apiVersion` must be absent or match; unknown fields and wrong types are refused.
+pub fn message<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    format: BodyFormat,
+    kind: &str,
+    api_version: &str,
+) -> Result<T, StatusError> {
+    let value = value(body, format, Some(kind))?;
+    check_type_meta(&value, kind, api_version)?;
+    serde_yaml::from_value(value).map_err(|e| cannot_handle(kind, api_version, e))
+}
+
 /// Reads an object of kind `info` from `value`: `kind`/`apiVersion` must be absent or match, unknown
 /// fields are handled per `validation`.
 pub fn object(
@@ -73,30 +117,8 @@ pub fn object(
     mut value: Value,
     validation: FieldValidation,
 ) -> Result<Decoded, StatusError> {
-    let version = info.api_version.rsplit('/').next().unwrap_or(info.api_version);
-    let cannot = |reason: String| {
-        StatusError::bad_request(format!(
-            "{kind} in version {version:?} cannot be handled as a {kind}: {reason}",
-            kind = info.kind
-        ))
-    };
-    let Value::Mapping(map) = &value else {
-        return Err(cannot("the body must be an object".into()));
-    };
-    let text = |key: &str| map.get(key).and_then(Value::as_str).unwrap_or("").to_string();
-    let (kind, api_version) = (text("kind"), text("apiVersion"));
-    if !kind.is_empty() && kind != info.kind {
-        return Err(StatusError::bad_request(format!(
-            "the kind of the object ({kind}) does not match the kind of the request ({})",
-            info.kind
-        )));
-    }
-    if !api_version.is_empty() && api_version != info.api_version {
-        return Err(StatusError::bad_request(format!(
-            "the API version in the data ({api_version}) does not match the expected API version ({})",
-            info.api_version
-        )));
-    }
+    let cannot = |reason: String| cannot_handle(info.kind, info.api_version, reason);
+    check_type_meta(&value, info.kind, info.api_version)?;
     let mut warnings = Vec::new();
     loop {
         match Object::from_value(info.kind, value.clone()) {

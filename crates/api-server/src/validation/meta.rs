@@ -22,6 +22,8 @@ pub(super) enum NameRule {
     Dns1123SubdomainMax(usize),
     Dns1123Label,
     Dns1035Label,
+    /// Any single URL path segment (RBAC objects, CertificateSigningRequests).
+    PathSegment,
 }
 
 impl NameRule {
@@ -37,6 +39,7 @@ impl NameRule {
             }
             NameRule::Dns1123Label => names::dns1123_label(v),
             NameRule::Dns1035Label => names::dns1035_label(v),
+            NameRule::PathSegment => names::path_segment_name(v),
         }
     }
 }

@@ -12,14 +12,16 @@
 //! are the registry's to carry over from the stored object on update; they are not checked here.
 //!
 //! This file only dispatches by kind. The kinds live in `pod` (pods and pod templates), `workloads`,
-//! `batch`, `service`, `other` and `meta` (object metadata); the field paths, error constructors
-//! and value helpers they all share are `field`'s.
+//! `batch`, `service`, `rbac`, `certificates`, `other` and `meta` (object metadata); the field paths,
+//! error constructors and value helpers they all share are `field`'s.
 
 mod batch;
+pub mod certificates;
 mod field;
 mod meta;
 mod other;
 mod pod;
+pub mod rbac;
 mod service;
 #[cfg(test)]
 mod testing;
@@ -45,7 +47,15 @@ pub fn apply_defaults(obj: &mut Object) {
         Object::StatefulSet(o) => workloads::default_stateful_set(o),
         Object::Job(o) => batch::default_job(o),
         Object::CronJob(o) => batch::default_cron_job(o),
-        Object::ConfigMap(_) | Object::ServiceAccount(_) | Object::Event(_) | Object::Lease(_) => {}
+        Object::RoleBinding(o) => rbac::default_role_binding(o),
+        Object::ClusterRoleBinding(o) => rbac::default_cluster_role_binding(o),
+        Object::CertificateSigningRequest(o) => certificates::default_certificate_signing_request(o),
+        Object::ConfigMap(_)
+        | Object::ServiceAccount(_)
+        | Object::Event(_)
+        | Object::Lease(_)
+        | Object::Role(_)
+        | Object::ClusterRole(_) => {}
     }
 }
 
@@ -87,6 +97,17 @@ pub fn validate(obj: &Object, old: Option<&Object>) -> Vec<FieldError> {
         Object::Job(o) => batch::validate_job(o, old_as!(Job), &mut errs),
         Object::CronJob(o) => batch::validate_cron_job(o, &mut errs),
         Object::Lease(o) => other::validate_lease(o, &mut errs),
+        Object::Role(o) => rbac::validate_role(o, &mut errs),
+        Object::ClusterRole(o) => rbac::validate_cluster_role(o, &mut errs),
+        Object::RoleBinding(o) => rbac::validate_role_binding(o, old_as!(RoleBinding), &mut errs),
+        Object::ClusterRoleBinding(o) => {
+            rbac::validate_cluster_role_binding(o, old_as!(ClusterRoleBinding), &mut errs)
+        }
+        Object::CertificateSigningRequest(o) => certificates::validate_certificate_signing_request(
+            o,
+            old_as!(CertificateSigningRequest),
+            &mut errs,
+        ),
     }
     errs.into_vec()
 }
@@ -114,6 +135,13 @@ fn name_rule(obj: &Object) -> meta::NameRule {
         Object::Service(_) => meta::NameRule::Dns1035Label,
         // Jobs get an 11-character suffix (`-<minutes>`) and must stay a 63-character label.
         Object::CronJob(_) => meta::NameRule::Dns1123SubdomainMax(52),
+        // RBAC objects may have any name that is one URL path segment (`system:controller:...`);
+        // CertificateSigningRequests too (Kubernetes checks nothing more).
+        Object::Role(_)
+        | Object::ClusterRole(_)
+        | Object::RoleBinding(_)
+        | Object::ClusterRoleBinding(_)
+        | Object::CertificateSigningRequest(_) => meta::NameRule::PathSegment,
         _ => meta::NameRule::Dns1123Subdomain,
     }
 }

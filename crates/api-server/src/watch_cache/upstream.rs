@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::fanout::BufferedEvent;
 use super::{CachedEvent, EventType, Shared};
 use crate::codec;
+use crate::encryption::Transformers;
 
 /// How often the upstream watch asks etcd for a progress notification, so that [`WatchCache::revision`]
 /// advances while the kind has no events (bookmarks rely on it).
@@ -48,10 +49,25 @@ pub(super) fn watched_prefix(key_prefix: &str, kind: &KindInfo) -> String {
     }
 }
 
+/// Decrypts (as configured) and decodes one stored value.
+fn decode_stored(
+    kind: &KindInfo,
+    transformers: &Transformers,
+    kv: &KeyValue,
+    rev: i64,
+) -> Result<Object, String> {
+    let key = String::from_utf8_lossy(kv.key());
+    let plain = transformers
+        .from_storage(&key, kv.value())
+        .map_err(|e| format!("unable to transform key {key:?}: {e}"))?;
+    codec::decode_value(kind.kind, &plain.value, rev).map_err(|e| e.to_string())
+}
+
 /// Turns one etcd event into a buffered event. `Err` explains why it cannot be used.
 fn decode_event(
     kind: &KindInfo,
     prefix: &str,
+    transformers: &Transformers,
     event_type: EtcdEventType,
     kv: Option<&KeyValue>,
     prev: Option<&KeyValue>,
@@ -59,11 +75,11 @@ fn decode_event(
     let kv = kv.ok_or("event without a key-value")?;
     let rev = kv.mod_revision();
     let decode_prev = |p: &KeyValue, rev: i64| {
-        codec::decode_value(kind.kind, p.value(), rev).map_err(|e| format!("previous value: {e}"))
+        decode_stored(kind, transformers, p, rev).map_err(|e| format!("previous value: {e}"))
     };
     match event_type {
         EtcdEventType::Put => {
-            let obj = codec::decode_value(kind.kind, kv.value(), rev).map_err(|e| e.to_string())?;
+            let obj = decode_stored(kind, transformers, kv, rev)?;
             let created = prev.is_none() || kv.create_revision() == kv.mod_revision();
             if created {
                 return Ok(BufferedEvent::new(CachedEvent::new(EventType::Added, obj, rev), None));
@@ -148,6 +164,7 @@ pub(super) struct Upstream {
     pub(super) prefix: String,
     pub(super) cancel: CancellationToken,
     pub(super) ordered_progress: bool,
+    pub(super) transformers: Transformers,
 }
 
 impl Upstream {
@@ -305,7 +322,8 @@ impl Upstream {
         for ev in resp.events() {
             let rev = ev.kv().map(|kv| kv.mod_revision()).unwrap_or(0);
             last = last.max(rev);
-            match decode_event(kind, &self.prefix, ev.event_type(), ev.kv(), ev.prev_kv()) {
+            match decode_event(kind, &self.prefix, &self.transformers, ev.event_type(), ev.kv(), ev.prev_kv())
+            {
                 Ok(e) => entries.push(e),
                 Err(reason) => {
                     let key =

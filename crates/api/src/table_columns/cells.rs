@@ -1,6 +1,6 @@
 //! The cells of each kind's row, following the upstream printers' logic (`printPod`, `printNode`...).
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
@@ -126,8 +126,78 @@ pub(super) fn row(kind: &str, o: &Value, now: SystemTime) -> Vec<Value> {
         }
         "ConfigMap" => vec![name(), count(map_len(o, "data") + map_len(o, "binaryData")), age()],
         "Lease" => vec![name(), s(str_at(o, "spec.holderIdentity")), age()],
+        "Role" | "ClusterRole" => vec![name(), s(created_at(o))],
+        "RoleBinding" | "ClusterRoleBinding" => {
+            let role = format!("{}/{}", str_at(o, "roleRef.kind"), str_at(o, "roleRef.name"));
+            let mut row = vec![name(), s(role), age()];
+            row.extend(subjects(list_at(o, "subjects")).map(|names| s(names.join(", "))));
+            row
+        }
+        "CertificateSigningRequest" => {
+            let requested = match at(o, "spec.expirationSeconds").as_i64() {
+                Some(seconds) if seconds < -1 => "<invalid>".to_string(),
+                Some(seconds) => age::human_duration(Duration::from_secs(seconds.max(0).unsigned_abs())),
+                None => "<none>".to_string(),
+            };
+            vec![
+                name(),
+                age(),
+                s(or_none(str_at(o, "spec.signerName"))),
+                s(str_at(o, "spec.username")),
+                s(requested),
+                s(csr_condition(o)),
+            ]
+        }
         _ => vec![name(), age()],
     }
+}
+
+/// The default table's `Created At`: the creation time as RFC 3339 (Go's zero time when there is none).
+fn created_at(o: &Value) -> &str {
+    match str_at(o, "metadata.creationTimestamp") {
+        "" => "0001-01-01T00:00:00Z",
+        ts => ts,
+    }
+}
+
+/// The users, groups and ServiceAccounts (`namespace/name`) of a binding's subjects, in order
+/// (`rbac.SubjectsStrings`); subjects of other kinds are left out.
+fn subjects(subjects: &[Value]) -> [Vec<String>; 3] {
+    let [mut users, mut groups, mut service_accounts] = [Vec::new(), Vec::new(), Vec::new()];
+    for subject in subjects {
+        let name = str_at(subject, "name").to_string();
+        match str_at(subject, "kind") {
+            "User" => users.push(name),
+            "Group" => groups.push(name),
+            "ServiceAccount" => service_accounts.push(match str_at(subject, "namespace") {
+                "" => name,
+                namespace => format!("{namespace}/{name}"),
+            }),
+            _ => {}
+        }
+    }
+    [users, groups, service_accounts]
+}
+
+/// A CertificateSigningRequest's CONDITION (`extractCSRStatus`): Denied over Approved over Pending, then
+/// `,Failed` and `,Issued` when they hold.
+fn csr_condition(o: &Value) -> String {
+    let conditions = list_at(o, "status.conditions");
+    let has = |ty: &str| conditions.iter().any(|c| str_at(c, "type") == ty);
+    let mut condition = if has("Denied") {
+        "Denied".to_string()
+    } else if has("Approved") {
+        "Approved".to_string()
+    } else {
+        "Pending".to_string()
+    };
+    if has("Failed") {
+        condition.push_str(",Failed");
+    }
+    if !str_at(o, "status.certificate").is_empty() {
+        condition.push_str(",Issued");
+    }
+    condition
 }
 
 fn map_len(v: &Value, path: &str) -> usize {

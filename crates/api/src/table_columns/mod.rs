@@ -165,6 +165,24 @@ const SERVICE_ACCOUNT: &[ColumnDefinition] =
 const CONFIG_MAP: &[ColumnDefinition] = table![col("Data", "string", "Number of keys.")];
 const LEASE: &[ColumnDefinition] = table![col("Holder", "string", "The identity that holds the lease.")];
 
+/// Roles and ClusterRoles have no printer upstream: the api-server's default table (`NAME`, `CREATED AT`).
+const ROLE: &[ColumnDefinition] =
+    &[NAME, col("Created At", "date", "When the object was created (RFC 3339, UTC).")];
+const ROLE_BINDING: &[ColumnDefinition] = table![
+    col("Role", "string", "The role granted: its kind and name.");
+    wide("Users", "string", "Users in the roleBinding"),
+    wide("Groups", "string", "Groups in the roleBinding"),
+    wide("ServiceAccounts", "string", "ServiceAccounts in the roleBinding"),
+];
+const CERTIFICATE_SIGNING_REQUEST: &[ColumnDefinition] = &[
+    NAME,
+    AGE,
+    col("SignerName", "string", "The signer asked to issue the certificate."),
+    col("Requestor", "string", "The user who created the request."),
+    col("RequestedDuration", "string", "How long the certificate is asked to be valid."),
+    col("Condition", "string", "Approved or Denied (or Pending), then Failed and Issued when they hold."),
+];
+
 /// Kinds without a printer of their own.
 const DEFAULT: &[ColumnDefinition] = table![];
 
@@ -186,6 +204,9 @@ fn definitions(kind: &str) -> &'static [ColumnDefinition] {
         "Deployment" => DEPLOYMENT,
         "ConfigMap" => CONFIG_MAP,
         "Lease" => LEASE,
+        "Role" | "ClusterRole" => ROLE,
+        "RoleBinding" | "ClusterRoleBinding" => ROLE_BINDING,
+        "CertificateSigningRequest" => CERTIFICATE_SIGNING_REQUEST,
         _ => DEFAULT,
     }
 }

@@ -363,6 +363,77 @@ fn workload_and_small_kind_cells() {
 }
 
 #[test]
+fn rbac_cells() {
+    assert_eq!(names("Role", 0), ["Name", "Created At"]);
+    assert_eq!(names("ClusterRole", 0), ["Name", "Created At"]);
+    assert_eq!(columns("Role")[1].type_, "date");
+    let role = "metadata: {name: pod-reader, creationTimestamp: \"2024-05-01T09:00:00Z\"}\n\
+                rules: [{verbs: [get], apiGroups: [''], resources: [pods]}]\n";
+    assert_eq!(row("Role", role), ["pod-reader", "2024-05-01T09:00:00Z"]);
+    assert_eq!(row("ClusterRole", "metadata: {name: x}\n")[1], "0001-01-01T00:00:00Z");
+
+    for kind in ["RoleBinding", "ClusterRoleBinding"] {
+        assert_eq!(names(kind, 0), ["Name", "Role", "Age"], "{kind}");
+        assert_eq!(names(kind, 1), ["Users", "Groups", "ServiceAccounts"], "{kind}");
+    }
+    let binding = "metadata: {name: b, creationTimestamp: \"2024-05-01T09:00:00Z\"}\n\
+                   roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}\n\
+                   subjects:\n\
+                   - {kind: User, name: alice}\n\
+                   - {kind: ServiceAccount, name: sa, namespace: default}\n\
+                   - {kind: Group, name: devs}\n\
+                   - {kind: User, name: bob}\n\
+                   - {kind: ServiceAccount, name: bare}\n\
+                   - {kind: Robot, name: r2}\n";
+    assert_eq!(
+        row("RoleBinding", binding),
+        ["b", "ClusterRole/view", "60m", "alice, bob", "devs", "default/sa, bare"]
+    );
+    assert_eq!(row("ClusterRoleBinding", "metadata: {name: e}\n")[1..], ["/", "<unknown>", "", "", ""]);
+}
+
+#[test]
+fn certificate_signing_request_cells() {
+    assert_eq!(
+        names("CertificateSigningRequest", 0),
+        ["Name", "Age", "SignerName", "Requestor", "RequestedDuration", "Condition"]
+    );
+    let csr = "metadata: {name: alice, creationTimestamp: \"2024-05-01T09:59:00Z\"}\n\
+               spec: {signerName: kubernetes.io/kube-apiserver-client, username: admin, expirationSeconds: 86400}\n";
+    assert_eq!(
+        row("CertificateSigningRequest", csr),
+        ["alice", "60s", "kubernetes.io/kube-apiserver-client", "admin", "24h", "Pending"]
+    );
+    let condition = |status: &str| pick("CertificateSigningRequest", status, &["Condition"]).remove(0);
+    assert_eq!(condition("status: {conditions: [{type: Approved, status: 'True'}]}\n"), "Approved");
+    assert_eq!(
+        condition("status: {conditions: [{type: Approved}, {type: Denied}, {type: Failed}]}\n"),
+        "Denied,Failed"
+    );
+    assert_eq!(
+        condition("status: {conditions: [{type: Approved}], certificate: LS0tLQ==}\n"),
+        "Approved,Issued"
+    );
+    assert_eq!(condition("status: {certificate: LS0tLQ==}\n"), "Pending,Issued");
+    let empty =
+        pick("CertificateSigningRequest", "metadata: {name: x}\n", &["SignerName", "RequestedDuration"]);
+    assert_eq!(empty, ["<none>", "<none>"]);
+    let duration = |seconds: &str| {
+        pick(
+            "CertificateSigningRequest",
+            &format!("spec: {{expirationSeconds: {seconds}}}\n"),
+            &["RequestedDuration"],
+        )
+        .remove(0)
+    };
+    assert_eq!(duration("600"), "10m");
+    assert_eq!(duration("0"), "0s");
+    assert_eq!(duration("-1"), "0s");
+    assert_eq!(duration("-5"), "<invalid>");
+    assert_eq!(duration("2147483647"), "68y");
+}
+
+#[test]
 fn event_cells() {
     let e = "metadata: {name: web.17a}\n\
              involvedObject: {kind: Pod, name: web, fieldPath: 'spec.containers{app}'}\n\

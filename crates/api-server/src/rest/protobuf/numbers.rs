@@ -2,9 +2,10 @@
 //! carries which of navarch's JSON fields.
 //!
 //! The numbers are facts of Kubernetes' wire format, read from the `generated.proto` files of `k8s.io/api`
-//! (core/v1, apps/v1, batch/v1, coordination/v1, policy/v1) and `k8s.io/apimachinery` (pkg/apis/meta/v1)
-//! at their 1.37 development head; Kubernetes never renumbers or reuses a field, so they hold for every
-//! release (kubectl 1.32 included). They also agree with the `protobuf:"…"` tags of the Go types.
+//! (core/v1, apps/v1, batch/v1, coordination/v1, policy/v1, rbac/v1, authentication/v1, authorization/v1,
+//! certificates/v1) and `k8s.io/apimachinery` (pkg/apis/meta/v1) at their 1.37 development head; Kubernetes
+//! never renumbers or reuses a field, so they hold for every release (kubectl 1.32 included). They also
+//! agree with the `protobuf:"…"` tags of the Go types.
 //!
 //! A table is named after the navarch message it decodes (which has the same name upstream), except a few
 //! upstream messages that navarch folds into another one (`VolumeSource`, `ProbeHandler`,
@@ -16,7 +17,8 @@
 //!   `Table` into the enclosing object;
 //! - `"-name"`: an upstream field navarch does not have (decoding it is an error unless it is empty).
 //!
-//! `Quantity` and `IntOrString` have no table: they are decoded by hand (their JSON is a string, a number).
+//! `Quantity`, `IntOrString` and `ExtraValue` have no table: they are decoded by hand (their JSON is a
+//! string, a number, a list of strings).
 
 /// By table name; each table by field number.
 #[rustfmt::skip]
@@ -24,6 +26,7 @@ pub static NUMBERS: &[(&str, &[(u32, &str)])] = &[
     ("AWSElasticBlockStoreVolumeSource", &[(1, "volumeID"), (2, "fsType"), (3, "partition"),
         (4, "readOnly")]),
     ("Affinity", &[(1, "nodeAffinity"), (2, "podAffinity"), (3, "podAntiAffinity")]),
+    ("AggregationRule", &[(1, "clusterRoleSelectors")]),
     ("AppArmorProfile", &[(1, "type"), (2, "localhostProfile")]),
     ("AttachedVolume", &[(1, "name"), (2, "devicePath")]),
     ("AzureDiskVolumeSource", &[(1, "diskName"), (2, "diskURI"), (3, "cachingMode"), (4, "fsType"),
@@ -31,6 +34,7 @@ pub static NUMBERS: &[(&str, &[(u32, &str)])] = &[
     ("AzureFilePersistentVolumeSource", &[(1, "secretName"), (2, "shareName"), (3, "readOnly"),
         (4, "secretNamespace")]),
     ("AzureFileVolumeSource", &[(1, "secretName"), (2, "shareName"), (3, "readOnly")]),
+    ("BoundObjectReference", &[(1, "kind"), (2, "apiVersion"), (3, "name"), (4, "uid")]),
     ("CSIPersistentVolumeSource", &[(1, "driver"), (2, "volumeHandle"), (3, "readOnly"), (4, "fsType"),
         (5, "volumeAttributes"), (6, "controllerPublishSecretRef"), (7, "nodeStageSecretRef"),
         (8, "nodePublishSecretRef"), (9, "controllerExpandSecretRef"), (10, "nodeExpandSecretRef")]),
@@ -41,9 +45,17 @@ pub static NUMBERS: &[(&str, &[(u32, &str)])] = &[
         (5, "secretRef"), (6, "readOnly")]),
     ("CephFSVolumeSource", &[(1, "monitors"), (2, "path"), (3, "user"), (4, "secretFile"),
         (5, "secretRef"), (6, "readOnly")]),
+    ("CertificateSigningRequest", &[(1, "metadata"), (2, "spec"), (3, "status")]),
+    ("CertificateSigningRequestCondition", &[(1, "type"), (2, "reason"), (3, "message"),
+        (4, "lastUpdateTime"), (5, "lastTransitionTime"), (6, "status")]),
+    ("CertificateSigningRequestSpec", &[(1, "request"), (2, "username"), (3, "uid"), (4, "groups"),
+        (5, "usages"), (6, "extra"), (7, "signerName"), (8, "expirationSeconds")]),
+    ("CertificateSigningRequestStatus", &[(1, "conditions"), (2, "certificate")]),
     ("CinderPersistentVolumeSource", &[(1, "volumeID"), (2, "fsType"), (3, "readOnly"), (4, "secretRef")]),
     ("CinderVolumeSource", &[(1, "volumeID"), (2, "fsType"), (3, "readOnly"), (4, "secretRef")]),
     ("ClientIPConfig", &[(1, "timeoutSeconds")]),
+    ("ClusterRole", &[(1, "metadata"), (2, "rules"), (3, "aggregationRule")]),
+    ("ClusterRoleBinding", &[(1, "metadata"), (2, "subjects"), (3, "roleRef")]),
     ("ClusterTrustBundleProjection", &[(1, "name"), (2, "signerName"), (3, "labelSelector"),
         (4, "path"), (5, "optional"), (6, "user")]),
     ("Condition", &[(1, "type"), (2, "status"), (3, "observedGeneration"), (4, "lastTransitionTime"),
@@ -132,6 +144,8 @@ pub static NUMBERS: &[(&str, &[(u32, &str)])] = &[
     ("EvictionResponder", &[(1, "name"), (2, "priority")]),
     ("ExecAction", &[(1, "command")]),
     ("FCVolumeSource", &[(1, "targetWWNs"), (2, "lun"), (3, "fsType"), (4, "readOnly"), (5, "wwids")]),
+    ("FieldSelectorAttributes", &[(1, "rawSelector"), (2, "requirements")]),
+    ("FieldSelectorRequirement", &[(1, "key"), (2, "operator"), (3, "values")]),
     ("FileKeySelector", &[(1, "volumeName"), (2, "path"), (3, "key"), (4, "optional")]),
     ("FlexPersistentVolumeSource", &[(1, "driver"), (2, "fsType"), (3, "secretRef"), (4, "readOnly"),
         (5, "options")]),
@@ -172,6 +186,7 @@ pub static NUMBERS: &[(&str, &[(u32, &str)])] = &[
     ("JobTemplateSpec", &[(1, "metadata"), (2, "spec")]),
     ("KeyToPath", &[(1, "key"), (2, "path"), (3, "mode"), (4, "user")]),
     ("LabelSelector", &[(1, "matchLabels"), (2, "matchExpressions")]),
+    ("LabelSelectorAttributes", &[(1, "rawSelector"), (2, "requirements")]),
     ("LabelSelectorRequirement", &[(1, "key"), (2, "operator"), (3, "values")]),
     ("Lease", &[(1, "metadata"), (2, "spec")]),
     ("LeaseSpec", &[(1, "holderIdentity"), (2, "leaseDurationSeconds"), (3, "acquireTime"),
@@ -186,6 +201,7 @@ pub static NUMBERS: &[(&str, &[(u32, &str)])] = &[
     ("LoadBalancerIngress", &[(1, "ip"), (2, "hostname"), (3, "ipMode"), (4, "ports")]),
     ("LoadBalancerStatus", &[(1, "ingress")]),
     ("LocalObjectReference", &[(1, "name")]),
+    ("LocalSubjectAccessReview", &[(1, "metadata"), (2, "spec"), (3, "status")]),
     ("LocalVolumeSource", &[(1, "path"), (2, "fsType")]),
     ("ManagedFieldsEntry", &[(1, "manager"), (2, "operation"), (3, "apiVersion"), (4, "time"),
         (6, "fieldsType"), (7, "fieldsV1"), (8, "subresource")]),
@@ -226,6 +242,8 @@ pub static NUMBERS: &[(&str, &[(u32, &str)])] = &[
     ("NodeSystemInfo", &[(1, "machineID"), (2, "systemUUID"), (3, "bootID"), (4, "kernelVersion"),
         (5, "osImage"), (6, "containerRuntimeVersion"), (7, "kubeletVersion"), (8, "kubeProxyVersion"),
         (9, "operatingSystem"), (10, "architecture"), (11, "swap")]),
+    ("NonResourceAttributes", &[(1, "path"), (2, "verb")]),
+    ("NonResourceRule", &[(1, "verbs"), (2, "nonResourceURLs")]),
     ("ObjectFieldSelector", &[(1, "apiVersion"), (2, "fieldPath")]),
     ("ObjectMeta", &[(1, "name"), (2, "generateName"), (3, "namespace"), (4, "selfLink"), (5, "uid"),
         (6, "resourceVersion"), (7, "generation"), (8, "creationTimestamp"), (9, "deletionTimestamp"),
@@ -311,6 +329,8 @@ pub static NUMBERS: &[(&str, &[(u32, &str)])] = &[
     ("PodTemplate", &[(1, "metadata"), (2, "template")]),
     ("PodTemplateSpec", &[(1, "metadata"), (2, "spec")]),
     ("PodVolumeHealth", &[(1, "name"), (2, "healthConditions"), (3, "lastTransitionTime")]),
+    ("PolicyRule", &[(1, "verbs"), (2, "apiGroups"), (3, "resources"), (4, "resourceNames"),
+        (5, "nonResourceURLs")]),
     ("PortStatus", &[(1, "port"), (2, "protocol"), (3, "error")]),
     ("PortworxVolumeSource", &[(1, "volumeID"), (2, "fsType"), (3, "readOnly")]),
     ("Preconditions", &[(1, "uid"), (2, "resourceVersion")]),
@@ -339,6 +359,8 @@ pub static NUMBERS: &[(&str, &[(u32, &str)])] = &[
         (4, "minReadySeconds")]),
     ("ReplicationControllerStatus", &[(1, "replicas"), (2, "fullyLabeledReplicas"),
         (3, "observedGeneration"), (4, "readyReplicas"), (5, "availableReplicas"), (6, "conditions")]),
+    ("ResourceAttributes", &[(1, "namespace"), (2, "verb"), (3, "group"), (4, "version"),
+        (5, "resource"), (6, "subresource"), (7, "name"), (8, "fieldSelector"), (9, "labelSelector")]),
     ("ResourceClaim", &[(1, "name"), (2, "request")]),
     ("ResourceFieldSelector", &[(1, "containerName"), (2, "resource"), (3, "divisor")]),
     ("ResourceHealth", &[(1, "resourceID"), (2, "health"), (6, "message")]),
@@ -346,7 +368,11 @@ pub static NUMBERS: &[(&str, &[(u32, &str)])] = &[
     ("ResourceQuotaSpec", &[(1, "hard"), (2, "scopes"), (3, "scopeSelector")]),
     ("ResourceQuotaStatus", &[(1, "hard"), (2, "used")]),
     ("ResourceRequirements", &[(1, "limits"), (2, "requests"), (3, "claims")]),
+    ("ResourceRule", &[(1, "verbs"), (2, "apiGroups"), (3, "resources"), (4, "resourceNames")]),
     ("ResourceStatus", &[(1, "name"), (2, "resources")]),
+    ("Role", &[(1, "metadata"), (2, "rules")]),
+    ("RoleBinding", &[(1, "metadata"), (2, "subjects"), (3, "roleRef")]),
+    ("RoleRef", &[(1, "apiGroup"), (2, "kind"), (3, "name")]),
     ("RollingUpdateDaemonSet", &[(1, "maxUnavailable"), (2, "maxSurge")]),
     ("RollingUpdateDeployment", &[(1, "maxUnavailable"), (2, "maxSurge")]),
     ("RollingUpdateStatefulSetStrategy", &[(1, "partition"), (2, "maxUnavailable")]),
@@ -371,6 +397,12 @@ pub static NUMBERS: &[(&str, &[(u32, &str)])] = &[
         (4, "runAsUser"), (5, "runAsNonRoot"), (6, "readOnlyRootFilesystem"),
         (7, "allowPrivilegeEscalation"), (8, "runAsGroup"), (9, "procMount"), (10, "windowsOptions"),
         (11, "seccompProfile"), (12, "appArmorProfile")]),
+    ("SelfSubjectAccessReview", &[(1, "metadata"), (2, "spec"), (3, "status")]),
+    ("SelfSubjectAccessReviewSpec", &[(1, "resourceAttributes"), (2, "nonResourceAttributes")]),
+    ("SelfSubjectReview", &[(1, "metadata"), (2, "status")]),
+    ("SelfSubjectReviewStatus", &[(1, "userInfo")]),
+    ("SelfSubjectRulesReview", &[(1, "metadata"), (2, "spec"), (3, "status")]),
+    ("SelfSubjectRulesReviewSpec", &[(1, "namespace")]),
     ("Service", &[(1, "metadata"), (2, "spec"), (3, "status")]),
     ("ServiceAccount", &[(1, "metadata"), (2, "secrets"), (3, "imagePullSecrets"),
         (4, "automountServiceAccountToken")]),
@@ -404,11 +436,24 @@ pub static NUMBERS: &[(&str, &[(u32, &str)])] = &[
         (4, "readOnly"), (5, "secretRef")]),
     ("StorageOSVolumeSource", &[(1, "volumeName"), (2, "volumeNamespace"), (3, "fsType"),
         (4, "readOnly"), (5, "secretRef")]),
+    ("Subject", &[(1, "kind"), (2, "apiGroup"), (3, "name"), (4, "namespace")]),
+    ("SubjectAccessReview", &[(1, "metadata"), (2, "spec"), (3, "status")]),
+    ("SubjectAccessReviewSpec", &[(1, "resourceAttributes"), (2, "nonResourceAttributes"), (3, "user"),
+        (4, "groups"), (5, "extra"), (6, "uid")]),
+    ("SubjectAccessReviewStatus", &[(1, "allowed"), (2, "reason"), (3, "evaluationError"), (4, "denied")]),
+    ("SubjectRulesReviewStatus", &[(1, "resourceRules"), (2, "nonResourceRules"), (3, "incomplete"),
+        (4, "evaluationError")]),
     ("SuccessPolicy", &[(1, "rules")]),
     ("SuccessPolicyRule", &[(1, "succeededIndexes"), (2, "succeededCount")]),
     ("Sysctl", &[(1, "name"), (2, "value")]),
     ("TCPSocketAction", &[(1, "port"), (2, "host")]),
     ("Taint", &[(1, "key"), (2, "value"), (3, "effect"), (4, "timeAdded")]),
+    ("TokenRequest", &[(1, "metadata"), (2, "spec"), (3, "status")]),
+    ("TokenRequestSpec", &[(1, "audiences"), (3, "boundObjectRef"), (4, "expirationSeconds")]),
+    ("TokenRequestStatus", &[(1, "token"), (2, "expirationTimestamp")]),
+    ("TokenReview", &[(1, "metadata"), (2, "spec"), (3, "status")]),
+    ("TokenReviewSpec", &[(1, "token"), (2, "audiences")]),
+    ("TokenReviewStatus", &[(1, "authenticated"), (2, "user"), (3, "error"), (4, "audiences")]),
     ("Toleration", &[(1, "key"), (2, "operator"), (3, "value"), (4, "effect"), (5, "tolerationSeconds")]),
     ("TopologySpreadConstraint", &[(1, "maxSkew"), (2, "topologyKey"), (3, "whenUnsatisfiable"),
         (4, "labelSelector"), (5, "minDomains"), (6, "nodeAffinityPolicy"), (7, "nodeTaintsPolicy"),
@@ -416,6 +461,7 @@ pub static NUMBERS: &[(&str, &[(u32, &str)])] = &[
     ("TypedLocalObjectReference", &[(1, "apiGroup"), (2, "kind"), (3, "name")]),
     ("TypedObjectReference", &[(1, "apiGroup"), (2, "kind"), (3, "name"), (4, "namespace")]),
     ("UncountedTerminatedPods", &[(1, "succeeded"), (2, "failed")]),
+    ("UserInfo", &[(1, "username"), (2, "uid"), (3, "groups"), (4, "extra")]),
     ("Volume", &[(1, "name"), (2, "..VolumeSource")]),
     ("VolumeDevice", &[(1, "name"), (2, "devicePath")]),
     ("VolumeHealthCondition", &[(1, "status"), (2, "reason"), (3, "message")]),
@@ -487,7 +533,7 @@ mod tests {
     use super::*;
 
     /// Messages decoded by hand, and navarch's own message upstream does not have.
-    const NO_TABLE: &[&str] = &["FieldsV1", "IntOrString", "Quantity", "LocalVolumeSourceRef"];
+    const NO_TABLE: &[&str] = &["FieldsV1", "IntOrString", "Quantity", "ExtraValue", "LocalVolumeSourceRef"];
     /// navarch fields with no upstream field number, besides the `apiVersion`/`kind` of kinds (those come
     /// from the envelope).
     const NOT_UPSTREAM: &[(&str, &str)] = &[

@@ -1,0 +1,173 @@
+//! The rules of navarch's controller-manager: Kubernetes' `system:kube-controller-manager` role plus
+//! the rules of the `system:controller:*` role of each controller navarch runs (Kubernetes gives every
+//! controller its own ServiceAccount; navarch runs them under one identity), without duplicates.
+
+use crate::authz::policy::PolicyRule;
+
+use super::{
+    APPS, AUTHENTICATION, AUTHORIZATION, CERTIFICATES, COORDINATION, CORE, EXTENSIONS, RBAC, READ,
+    events_rule, named, rule,
+};
+
+/// `system:kube-controller-manager`'s rules.
+pub(super) fn rules() -> Vec<PolicyRule> {
+    let mut out: Vec<PolicyRule> = Vec::new();
+    let controllers = [
+        base(),
+        deployment_controller(),
+        replicaset_controller(),
+        node_controller(),
+        endpoint_controller(),
+        namespace_controller(),
+        service_account_controller(),
+        garbage_collector(),
+        service_controller(),
+        clusterrole_aggregation_controller(),
+        certificate_controller(),
+        root_ca_cert_publisher(),
+    ];
+    for rule in controllers.into_iter().flatten() {
+        if !out.contains(&rule) {
+            out.push(rule);
+        }
+    }
+    out
+}
+
+/// Kubernetes' `system:kube-controller-manager`: leader election on its lease, the secrets and
+/// ServiceAccounts of the token controller, delegated authentication and authorization, and
+/// list/watch on everything for the shared informers.
+fn base() -> Vec<PolicyRule> {
+    vec![
+        events_rule(),
+        rule(&["create"], &[COORDINATION], &["leases"]),
+        named(&["get", "update"], &[COORDINATION], &["leases"], &["kube-controller-manager"]),
+        rule(&["create"], &[CORE], &["secrets", "serviceaccounts"]),
+        rule(&["delete"], &[CORE], &["secrets"]),
+        rule(&["get"], &[CORE], &["namespaces", "secrets", "serviceaccounts", "configmaps"]),
+        rule(&["update"], &[CORE], &["secrets", "serviceaccounts"]),
+        rule(&["create"], &[AUTHENTICATION], &["tokenreviews"]),
+        rule(&["create"], &[AUTHORIZATION], &["subjectaccessreviews"]),
+        rule(&["list", "watch"], &["*"], &["*"]),
+        rule(&["create"], &[CORE], &["serviceaccounts/token"]),
+    ]
+}
+
+/// `system:controller:deployment-controller`.
+fn deployment_controller() -> Vec<PolicyRule> {
+    vec![
+        rule(&["get", "list", "watch", "update"], &[APPS, EXTENSIONS], &["deployments"]),
+        rule(&["update"], &[APPS, EXTENSIONS], &["deployments/status"]),
+        rule(&["update"], &[APPS, EXTENSIONS], &["deployments/finalizers"]),
+        rule(
+            &["get", "list", "watch", "create", "update", "patch", "delete"],
+            &[APPS, EXTENSIONS],
+            &["replicasets"],
+        ),
+        // Pods are only relabelled, for adoption.
+        rule(&["get", "list", "watch", "update"], &[CORE], &["pods"]),
+        events_rule(),
+    ]
+}
+
+/// `system:controller:replicaset-controller`.
+fn replicaset_controller() -> Vec<PolicyRule> {
+    vec![
+        rule(&["get", "list", "watch", "update"], &[APPS, EXTENSIONS], &["replicasets"]),
+        rule(&["update"], &[APPS, EXTENSIONS], &["replicasets/status"]),
+        rule(&["update"], &[APPS, EXTENSIONS], &["replicasets/finalizers"]),
+        rule(&["list", "watch", "patch", "create", "delete"], &[CORE], &["pods"]),
+        events_rule(),
+    ]
+}
+
+/// `system:controller:node-controller` (node lifecycle; Kubernetes' node IPAM controller runs with
+/// the same identity).
+fn node_controller() -> Vec<PolicyRule> {
+    vec![
+        rule(&["get", "list", "update", "delete", "patch", "watch"], &[CORE], &["nodes"]),
+        rule(&["patch", "update"], &[CORE], &["nodes/status"]),
+        // Marking pods not ready when their node is.
+        rule(&["patch", "update"], &[CORE], &["pods/status"]),
+        // Evicting pods from unreachable nodes.
+        rule(&["list", "get", "delete", "watch"], &[CORE], &["pods"]),
+        events_rule(),
+    ]
+}
+
+/// `system:controller:endpoint-controller`.
+fn endpoint_controller() -> Vec<PolicyRule> {
+    vec![
+        rule(READ, &[CORE], &["services", "pods"]),
+        rule(&["get", "list", "create", "update", "delete", "watch"], &[CORE], &["endpoints"]),
+        rule(&["create"], &[CORE], &["endpoints/restricted"]),
+        events_rule(),
+    ]
+}
+
+/// `system:controller:namespace-controller`: deletes everything in a terminating namespace.
+fn namespace_controller() -> Vec<PolicyRule> {
+    vec![
+        rule(&["get", "list", "watch", "delete"], &[CORE], &["namespaces"]),
+        rule(&["update"], &[CORE], &["namespaces/finalize", "namespaces/status"]),
+        rule(&["get", "list", "delete", "deletecollection", "watch"], &["*"], &["*"]),
+    ]
+}
+
+/// `system:controller:service-account-controller`.
+fn service_account_controller() -> Vec<PolicyRule> {
+    vec![rule(&["create"], &[CORE], &["serviceaccounts"]), events_rule()]
+}
+
+/// `system:controller:generic-garbage-collector`: reads and updates owner references of, and
+/// deletes, anything.
+fn garbage_collector() -> Vec<PolicyRule> {
+    vec![rule(&["get", "list", "watch", "patch", "update", "delete"], &["*"], &["*"]), events_rule()]
+}
+
+/// `system:controller:service-controller` (LoadBalancer Services).
+fn service_controller() -> Vec<PolicyRule> {
+    vec![
+        rule(READ, &[CORE], &["services"]),
+        rule(&["patch", "update"], &[CORE], &["services/status"]),
+        rule(&["list", "watch"], &[CORE], &["nodes"]),
+        events_rule(),
+    ]
+}
+
+/// `system:controller:clusterrole-aggregation-controller`: `escalate` so it may write any rule into
+/// an aggregated role.
+fn clusterrole_aggregation_controller() -> Vec<PolicyRule> {
+    vec![rule(&["escalate", "get", "list", "watch", "update", "patch"], &[RBAC], &["clusterroles"])]
+}
+
+/// `system:controller:certificate-controller` (CSR signing, approving and cleaning).
+fn certificate_controller() -> Vec<PolicyRule> {
+    vec![
+        rule(&["get", "list", "watch", "delete"], &[CERTIFICATES], &["certificatesigningrequests"]),
+        rule(
+            &["update"],
+            &[CERTIFICATES],
+            &["certificatesigningrequests/status", "certificatesigningrequests/approval"],
+        ),
+        named(&["approve"], &[CERTIFICATES], &["signers"], &["kubernetes.io/kube-apiserver-client-kubelet"]),
+        named(
+            &["sign"],
+            &[CERTIFICATES],
+            &["signers"],
+            &[
+                "kubernetes.io/kube-apiserver-client",
+                "kubernetes.io/kube-apiserver-client-kubelet",
+                "kubernetes.io/kubelet-serving",
+                "kubernetes.io/legacy-unknown",
+            ],
+        ),
+        rule(&["create"], &[AUTHORIZATION], &["subjectaccessreviews"]),
+        events_rule(),
+    ]
+}
+
+/// `system:controller:root-ca-cert-publisher` (`kube-root-ca.crt` in every namespace).
+fn root_ca_cert_publisher() -> Vec<PolicyRule> {
+    vec![rule(&["create", "update"], &[CORE], &["configmaps"]), events_rule()]
+}
