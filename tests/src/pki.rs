@@ -35,7 +35,9 @@ fn read(path: &Path) -> Vec<u8> {
 
 /// A file-name-safe form of a user name.
 fn stem_of(user: &str, groups: &[&str]) -> String {
-    let clean = |s: &str| s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect::<String>();
+    let clean = |s: &str| {
+        s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect::<String>()
+    };
     let mut stem = format!("users/{}", clean(user));
     for g in groups {
         stem.push('+');
@@ -91,7 +93,9 @@ impl TestPki {
     pub fn user(&self, user: &str, groups: &[&str]) -> String {
         let stem = stem_of(user, groups);
         let _guard = self.issuing.lock().unwrap_or_else(|p| p.into_inner());
-        self.pki.user(&stem, user, groups).unwrap_or_else(|e| panic!("issuing a certificate for {user}: {e}"));
+        self.pki
+            .user(&stem, user, groups)
+            .unwrap_or_else(|e| panic!("issuing a certificate for {user}: {e}"));
         stem
     }
 

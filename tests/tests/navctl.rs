@@ -38,7 +38,8 @@ impl Navctl {
         let home = std::env::temp_dir().join(format!("navctl-it-{}-{}", std::process::id(), rand_suffix()));
         std::fs::create_dir_all(home.join(".navarch")).unwrap();
         if let Some(k) = kubeconfig {
-            std::fs::write(home.join(".navarch/config.yaml"), format!("kubeconfig: {}\n", k.display())).unwrap();
+            std::fs::write(home.join(".navarch/config.yaml"), format!("kubeconfig: {}\n", k.display()))
+                .unwrap();
         }
         Navctl { home }
     }
@@ -486,7 +487,10 @@ async fn connects_with_the_kubeconfig_of_its_config() {
     let kubeconfig = env.admin_kubeconfig();
     assert!(view.contains(&format!("kubeconfig: {}\n", kubeconfig.display())), "{view}");
     assert!(view.contains(&format!("server: {}\n", env.api_server_url())), "{view}");
-    assert!(view.contains("# kubeconfig from the config file ") && view.contains("a client certificate"), "{view}");
+    assert!(
+        view.contains("# kubeconfig from the config file ") && view.contains("a client certificate"),
+        "{view}"
+    );
     navctl.ok(&["get", "ns", "default"]).await;
     // --server replaces only the address: the same credentials against the same api-server.
     let addr = env.api_server_addr().to_string();
@@ -497,7 +501,9 @@ async fn connects_with_the_kubeconfig_of_its_config() {
     let out = bare.run(&["get", "pods"]).await;
     assert_eq!(out.code, 1, "{out:?}");
     assert!(
-        out.stderr.starts_with("error: no credentials: set kubeconfig in ~/.navarch/config.yaml (make up writes it)"),
+        out.stderr.starts_with(
+            "error: no credentials: set kubeconfig in ~/.navarch/config.yaml (make up writes it)"
+        ),
         "{out:?}"
     );
     let view = bare.ok(&["config", "view"]).await;
@@ -509,7 +515,14 @@ async fn connects_with_the_kubeconfig_of_its_config() {
     // A client certificate of another CA (the right CA for the server): refused.
     let stranger = navarch_tests::TestPki::new();
     let (cert, key) = stranger.identity_pem("admin");
-    let text = navarch_pki::cluster::kubeconfig("x", &env.api_server_url(), &env.pki().ca_pem(), &cert, &key, "default");
+    let text = navarch_pki::cluster::kubeconfig(
+        "x",
+        &env.api_server_url(),
+        &env.pki().ca_pem(),
+        &cert,
+        &key,
+        "default",
+    );
     let foreign = stranger.write_kubeconfig("foreign", &text);
     let out = bare.run(&[&format!("--kubeconfig={}", foreign.display()), "get", "ns", "default"]).await;
     assert_ne!(out.code, 0, "{out:?}");

@@ -11,7 +11,13 @@ const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/default/deployments";
 const APPLY: &str = "application/apply-patch+yaml";
 
 /// One request, off the test's runtime.
-async fn call(rest: &Rest, method: &str, path: &str, content_type: &str, body: Option<Value>) -> (u16, Value) {
+async fn call(
+    rest: &Rest,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let bytes = body.map(|b| serde_json::to_vec(&b).unwrap());
     let mut headers = vec![("User-Agent", "rest-test/1.0 (linux/amd64)")];
     if !content_type.is_empty() {

@@ -122,7 +122,11 @@ fn with_authenticated(mut user: UserInfo) -> UserInfo {
 }
 
 impl Authenticator {
-    pub fn authenticate(&self, headers: &http::HeaderMap, connection: Option<&ConnectionInfo>) -> Result<UserInfo, AuthenticationError> {
+    pub fn authenticate(
+        &self,
+        headers: &http::HeaderMap,
+        connection: Option<&ConnectionInfo>,
+    ) -> Result<UserInfo, AuthenticationError> {
         if let Some(cert) = connection.and_then(|c| c.client_cert.as_ref()) {
             if cert.common_name.is_empty() {
                 return Err(AuthenticationError::EmptyCommonName);
@@ -170,6 +174,28 @@ pub fn unauthorized<B>(req: &Request<B>) -> Response<ResponseBody> {
     }
 }
 
+/// What requests without credentials may reach: Kubernetes' `system:public-info-viewer` paths.
+fn is_public(path: &str) -> bool {
+    matches!(path, "/healthz" | "/livez" | "/readyz" | "/version" | "/version/")
+        || path.starts_with("/healthz/")
+        || path.starts_with("/livez/")
+        || path.starts_with("/readyz/")
+}
+
+/// The 403 an anonymous request gets anywhere else (Kubernetes' words for a non-resource path).
+fn anonymous_forbidden<B>(req: &Request<B>) -> Response<ResponseBody> {
+    let message = format!(
+        "forbidden: User \"system:anonymous\" cannot {} path \"{}\"",
+        req.method().as_str().to_ascii_lowercase(),
+        req.uri().path()
+    );
+    if is_grpc(req) {
+        tonic::Status::permission_denied(message).into_http()
+    } else {
+        encode::error(&StatusError::new(StatusCode::FORBIDDEN, "Forbidden", message))
+    }
+}
+
 /// The service that authenticates, then hands the request (with its [`UserInfo`]) to `inner`.
 #[derive(Clone)]
 pub struct Authenticate<S> {
@@ -203,6 +229,10 @@ where
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let user = self.authenticator.authenticate(req.headers(), req.extensions().get::<ConnectionInfo>());
         match user {
+            Ok(user) if user.is_anonymous() && !is_public(req.uri().path()) => {
+                let resp = anonymous_forbidden(&req);
+                Box::pin(async move { Ok(resp) })
+            }
             Ok(user) => {
                 req.extensions_mut().insert(user);
                 let mut inner = self.inner.clone();
@@ -246,10 +276,16 @@ mod tests {
         let a = Authenticator { anonymous: true, tokens: vec![Arc::new(Fixed)] };
         let cert = ConnectionInfo {
             peer: "127.0.0.1:1".parse().unwrap(),
-            client_cert: Some(SubjectNames { common_name: "alice".into(), organizations: vec!["devs".into()] }),
+            client_cert: Some(SubjectNames {
+                common_name: "alice".into(),
+                organizations: vec!["devs".into()],
+            }),
         };
         let u = a.authenticate(&headers(Some("Bearer bad")), Some(&cert)).unwrap();
-        assert_eq!((u.name.as_str(), u.groups.clone()), ("alice", vec!["devs".to_string(), AUTHENTICATED_GROUP.into()]));
+        assert_eq!(
+            (u.name.as_str(), u.groups.clone()),
+            ("alice", vec!["devs".to_string(), AUTHENTICATED_GROUP.into()])
+        );
         let u = a.authenticate(&headers(Some("Bearer good")), None).unwrap();
         assert_eq!(u.groups, [AUTHENTICATED_GROUP]);
         assert!(a.authenticate(&headers(Some("Bearer bad")), None).is_err());

@@ -149,7 +149,9 @@ impl DaemonConfig for Config {
             ("kubelet_certificate_authority", &self.kubelet_certificate_authority),
         ] {
             if value.is_none() {
-                return Err(format!("{key}: required (the api-server only serves TLS and verifies kubelets)"));
+                return Err(format!(
+                    "{key}: required (the api-server only serves TLS and verifies kubelets)"
+                ));
             }
         }
         if self.kubelet_client_certificate.is_some() != self.kubelet_client_key.is_some() {
@@ -160,7 +162,10 @@ impl DaemonConfig for Config {
         }
         let etcd_tls = self.etcd_endpoints.iter().filter(|e| e.starts_with("https://")).count();
         if etcd_tls > 0 && (etcd_tls != self.etcd_endpoints.len() || self.etcd_cafile.is_none()) {
-            return Err("etcd_endpoints: https:// endpoints need etcd_cafile, and all endpoints the same scheme".into());
+            return Err(
+                "etcd_endpoints: https:// endpoints need etcd_cafile, and all endpoints the same scheme"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -275,8 +280,7 @@ mod tests {
             let e = config(&[], &[("NAVARCH_APISERVER_SERVICE_NODE_PORT_RANGE", range)]).unwrap_err();
             assert!(e.starts_with("NAVARCH_APISERVER_SERVICE_NODE_PORT_RANGE: "), "{range}: {e}");
         }
-        let e = config_yaml("service_cluster_ip_range: 10.96.0.5/16\n", &[])
-            .unwrap_err();
+        let e = config_yaml("service_cluster_ip_range: 10.96.0.5/16\n", &[]).unwrap_err();
         assert!(e.contains("service_cluster_ip_range: 10.96.0.5/16 is not a network address"), "{e}");
     }
 }

@@ -108,7 +108,8 @@ fn cluster_tokens(
         Some(authn::TokenAuthenticator::new(&tokens, keys))
     };
     let audiences = tokens.api_audiences().to_vec();
-    let bootstrap = config.enable_bootstrap_token_auth.then(|| authn::BootstrapAuthenticator::new(audiences.clone()));
+    let bootstrap =
+        config.enable_bootstrap_token_auth.then(|| authn::BootstrapAuthenticator::new(audiences.clone()));
     if service_accounts.is_none() && bootstrap.is_none() {
         return Ok(None);
     }
@@ -146,7 +147,8 @@ fn read_pem(path: &std::path::Path) -> Result<Vec<u8>, RunError> {
 /// TLS to etcd when its endpoints are `https://`.
 fn etcd_tls(config: &Config) -> Result<Option<etcd_client::TlsOptions>, RunError> {
     let Some(ca) = &config.etcd_cafile else { return Ok(None) };
-    let mut tls = etcd_client::TlsOptions::new().ca_certificate(etcd_client::Certificate::from_pem(read_pem(ca)?));
+    let mut tls =
+        etcd_client::TlsOptions::new().ca_certificate(etcd_client::Certificate::from_pem(read_pem(ca)?));
     if let (Some(cert), Some(key)) = (&config.etcd_certfile, &config.etcd_keyfile) {
         tls = tls.identity(etcd_client::Identity::from_pem(read_pem(cert)?, read_pem(key)?));
     }
@@ -156,7 +158,8 @@ fn etcd_tls(config: &Config) -> Result<Option<etcd_client::TlsOptions>, RunError
 /// TLS to kubelets.
 fn kubelet_tls(config: &Config) -> Result<tonic::transport::ClientTlsConfig, RunError> {
     let ca = read_pem(required(&config.kubelet_certificate_authority))?;
-    let mut tls = tonic::transport::ClientTlsConfig::new().ca_certificate(tonic::transport::Certificate::from_pem(ca));
+    let mut tls =
+        tonic::transport::ClientTlsConfig::new().ca_certificate(tonic::transport::Certificate::from_pem(ca));
     if let (Some(cert), Some(key)) = (&config.kubelet_client_certificate, &config.kubelet_client_key) {
         tls = tls.identity(tonic::transport::Identity::from_pem(read_pem(cert)?, read_pem(key)?));
     }
@@ -282,8 +285,10 @@ async fn serve(daemon: &Daemon<Config>, token: CancellationToken) -> Result<(), 
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let tokens = cluster_tokens(config, &state)?;
     let front = server::FrontDoor::new(grpc, rest::RestApi::new(state));
-    let authenticator =
-        Arc::new(authenticate::Authenticator { anonymous: config.anonymous_auth, tokens: tokens.into_iter().collect() });
+    let authenticator = Arc::new(authenticate::Authenticator {
+        anonymous: config.anonymous_auth,
+        tokens: tokens.into_iter().collect(),
+    });
     let service = authenticate::Authenticate::new(front, authenticator);
     tracing::info!(listen = %config.listen, etcd = ?config.etcd_endpoints, "api-server serving gRPC and REST over TLS");
     server::serve(listener, service, tls, token.clone(), config.shutdown_timeout).await;

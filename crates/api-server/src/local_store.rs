@@ -45,9 +45,17 @@ const RETRY: Duration = Duration::from_secs(1);
 
 impl LocalStore {
     /// Starts a store of `kind` in `namespace` (empty: all) as a task of the api-server.
-    pub fn start(state: &Arc<ApiState>, kind: &'static str, namespace: &str, on_change: Option<OnChange>) -> Arc<LocalStore> {
-        let store =
-            Arc::new(LocalStore { kind, objects: RwLock::new(HashMap::new()), synced: AtomicBool::new(false) });
+    pub fn start(
+        state: &Arc<ApiState>,
+        kind: &'static str,
+        namespace: &str,
+        on_change: Option<OnChange>,
+    ) -> Arc<LocalStore> {
+        let store = Arc::new(LocalStore {
+            kind,
+            objects: RwLock::new(HashMap::new()),
+            synced: AtomicBool::new(false),
+        });
         let (s, state2, ns) = (store.clone(), state.clone(), namespace.to_string());
         state.tasks.spawn(async move {
             loop {
@@ -64,7 +72,12 @@ impl LocalStore {
     }
 
     /// One list, then the watch from its revision until it ends.
-    async fn sync(&self, state: &ApiState, namespace: &str, on_change: Option<&OnChange>) -> Result<(), String> {
+    async fn sync(
+        &self,
+        state: &ApiState,
+        namespace: &str,
+        on_change: Option<&OnChange>,
+    ) -> Result<(), String> {
         let opts = ListOptions { namespace: namespace.to_string(), ..ListOptions::default() };
         let list = state.registry.list(self.kind, &opts).await.map_err(|e| e.to_string())?;
         let items: Vec<Arc<Object>> = list.items.into_iter().map(Arc::new).collect();

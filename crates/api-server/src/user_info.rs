@@ -63,7 +63,11 @@ mod tests {
 
     #[test]
     fn identities() {
-        let node = UserInfo { name: "system:node:node-1".into(), groups: vec![NODES_GROUP.into()], ..UserInfo::default() };
+        let node = UserInfo {
+            name: "system:node:node-1".into(),
+            groups: vec![NODES_GROUP.into()],
+            ..UserInfo::default()
+        };
         assert_eq!(node.node_name(), Some("node-1"));
         let not_node = UserInfo { name: "system:node:node-1".into(), ..UserInfo::default() };
         assert_eq!(not_node.node_name(), None, "the group is required");

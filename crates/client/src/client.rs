@@ -31,11 +31,14 @@ pub struct Client {
 pub struct Bearer(Option<Token>);
 
 impl Interceptor for Bearer {
-    fn call(&mut self, mut req: tonic::Request<()>) -> std::result::Result<tonic::Request<()>, tonic::Status> {
+    fn call(
+        &mut self,
+        mut req: tonic::Request<()>,
+    ) -> std::result::Result<tonic::Request<()>, tonic::Status> {
         if let Some(token) = self.0.as_ref().and_then(Token::current) {
-            let value = format!("Bearer {token}")
-                .parse()
-                .map_err(|_| tonic::Status::unauthenticated("the bearer token is not a valid header value"))?;
+            let value = format!("Bearer {token}").parse().map_err(|_| {
+                tonic::Status::unauthenticated("the bearer token is not a valid header value")
+            })?;
             req.metadata_mut().insert("authorization", value);
         }
         Ok(req)
@@ -119,7 +122,9 @@ fn endpoint(conn: &Connection) -> Result<Endpoint> {
     let addr = conn.server.as_str();
     let connect_error = |source| Error::Connect { addr: addr.to_string(), source };
     if !addr.starts_with("https://") {
-        return Err(Error::Config(format!("{addr}: the api-server is only reached over TLS (https://host:port)")));
+        return Err(Error::Config(format!(
+            "{addr}: the api-server is only reached over TLS (https://host:port)"
+        )));
     }
     let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&conn.ca_pem));
     if let Some((cert, key)) = &conn.identity {

@@ -139,7 +139,13 @@ struct Context {
 }
 
 /// A value given inline (`*-data`, base64) or as a file path relative to the kubeconfig.
-fn data_or_file(base: &Path, data: &Option<String>, file: &Option<PathBuf>, what: &str, path: &Path) -> Result<Option<Vec<u8>>> {
+fn data_or_file(
+    base: &Path,
+    data: &Option<String>,
+    file: &Option<PathBuf>,
+    what: &str,
+    path: &Path,
+) -> Result<Option<Vec<u8>>> {
     if let Some(d) = data {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(d.trim())
@@ -149,7 +155,9 @@ fn data_or_file(base: &Path, data: &Option<String>, file: &Option<PathBuf>, what
     match file {
         Some(f) => {
             let f = base.join(f);
-            std::fs::read(&f).map(Some).map_err(|e| config_error(path, format!("{what} {}: {e}", f.display())))
+            std::fs::read(&f)
+                .map(Some)
+                .map_err(|e| config_error(path, format!("{what} {}: {e}", f.display())))
         }
         None => Ok(None),
     }
@@ -166,7 +174,6 @@ impl Connection {
             .iter()
             .find(|c| c.name == config.current_context)
             .or_else(|| (config.contexts.len() == 1).then(|| &config.contexts[0]))
-            
             .map(|c| &c.context)
             .ok_or_else(|| config_error(path, format!("no context {:?}", config.current_context)))?;
         let cluster = config
@@ -176,11 +183,23 @@ impl Connection {
             .map(|c| &c.cluster)
             .ok_or_else(|| config_error(path, format!("no cluster {:?}", context.cluster)))?;
         let default_user = User::default();
-        let user = config.users.iter().find(|u| u.name == context.user).map(|u| &u.user).unwrap_or(&default_user);
-        let ca_pem =
-            data_or_file(base, &cluster.certificate_authority_data, &cluster.certificate_authority, "certificate-authority", path)?
-                .ok_or_else(|| config_error(path, "the cluster has no certificate-authority(-data)"))?;
-        let cert = data_or_file(base, &user.client_certificate_data, &user.client_certificate, "client-certificate", path)?;
+        let user =
+            config.users.iter().find(|u| u.name == context.user).map(|u| &u.user).unwrap_or(&default_user);
+        let ca_pem = data_or_file(
+            base,
+            &cluster.certificate_authority_data,
+            &cluster.certificate_authority,
+            "certificate-authority",
+            path,
+        )?
+        .ok_or_else(|| config_error(path, "the cluster has no certificate-authority(-data)"))?;
+        let cert = data_or_file(
+            base,
+            &user.client_certificate_data,
+            &user.client_certificate,
+            "client-certificate",
+            path,
+        )?;
         let key = data_or_file(base, &user.client_key_data, &user.client_key, "client-key", path)?;
         let identity = match (cert, key) {
             (Some(c), Some(k)) => Some((c, k)),
@@ -195,13 +214,17 @@ impl Connection {
         if cluster.server.is_empty() {
             return Err(config_error(path, "the cluster has no server"));
         }
-        Ok((Connection { server: cluster.server.clone(), ca_pem, identity, token }, context.namespace.clone()))
+        Ok((
+            Connection { server: cluster.server.clone(), ca_pem, identity, token },
+            context.namespace.clone(),
+        ))
     }
 
     /// In a pod: the mounted ServiceAccount token and CA, and `KUBERNETES_SERVICE_HOST`/`PORT`.
     pub fn in_cluster() -> Result<Connection> {
         const DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
-        let host = std::env::var("KUBERNETES_SERVICE_HOST").map_err(|_| Error::Config("KUBERNETES_SERVICE_HOST is not set".into()))?;
+        let host = std::env::var("KUBERNETES_SERVICE_HOST")
+            .map_err(|_| Error::Config("KUBERNETES_SERVICE_HOST is not set".into()))?;
         let port = std::env::var("KUBERNETES_SERVICE_PORT").unwrap_or_else(|_| "443".into());
         let ca_path = Path::new(DIR).join("ca.crt");
         let ca_pem = std::fs::read(&ca_path).map_err(|e| config_error(&ca_path, e))?;
@@ -218,7 +241,9 @@ impl Connection {
     /// that is not empty.
     pub fn for_daemon(kubeconfig: Option<&Path>, server: &str) -> Result<Connection> {
         let path = kubeconfig.ok_or_else(|| {
-            Error::Config("kubeconfig: required (the api-server only accepts authenticated TLS clients)".into())
+            Error::Config(
+                "kubeconfig: required (the api-server only accepts authenticated TLS clients)".into(),
+            )
         })?;
         let (conn, _) = Connection::from_kubeconfig(path)?;
         Ok(if server.is_empty() { conn } else { conn.with_server(server) })
@@ -252,16 +277,20 @@ mod tests {
         let path = dir.path().join("kubeconfig");
         std::fs::write(&path, &config).unwrap();
         let (c, ns) = Connection::from_kubeconfig(&path).unwrap();
-        assert_eq!((c.server.as_str(), ns.as_str(), c.ca_pem.as_slice()), ("https://10.0.0.1:6443", "ns", b"CA".as_slice()));
+        assert_eq!(
+            (c.server.as_str(), ns.as_str(), c.ca_pem.as_slice()),
+            ("https://10.0.0.1:6443", "ns", b"CA".as_slice())
+        );
         assert_eq!(c.identity, Some((b"CERT".to_vec(), b"KEY".to_vec())));
         std::fs::write(&path, config.replace("current-context: x", "current-context: y")).unwrap();
         let (c, _) = Connection::from_kubeconfig(&path).unwrap();
         assert_eq!(c.token.unwrap().current().as_deref(), Some("tok"));
         std::fs::write(&path, config.replace("current-context: x", "current-context: z")).unwrap();
         assert!(Connection::from_kubeconfig(&path).unwrap_err().to_string().contains("no context \"z\""));
-        assert_eq!(Connection::from_kubeconfig(&path).map(|_| ()).is_err(), true);
         assert_eq!(
-            Connection { server: String::new(), ca_pem: vec![], identity: None, token: None }.with_server("h:1").server,
+            Connection { server: String::new(), ca_pem: vec![], identity: None, token: None }
+                .with_server("h:1")
+                .server,
             "https://h:1"
         );
     }

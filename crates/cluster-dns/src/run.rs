@@ -105,7 +105,10 @@ async fn keep_registered(reg: Registration, stores: Stores, changed: Arc<Notify>
 
 pub async fn run(daemon: Daemon<Config>) -> Result<(), Error> {
     let (cfg, shutdown) = (&daemon.config, daemon.shutdown.clone());
-    let client = Client::connect_lazy(&navarch_client::Connection::for_daemon(cfg.kubeconfig.as_deref(), &cfg.server)?)?;
+    let client = Client::connect_lazy(&navarch_client::Connection::for_daemon(
+        cfg.kubeconfig.as_deref(),
+        &cfg.server,
+    )?)?;
     let mut admin = Admin::new("");
     let metrics = Arc::new(DnsMetrics::register(admin.registry()));
     admin.liveness("stores", Admin::flag_check(metrics.ready.clone(), "stores not synced"));

@@ -147,7 +147,10 @@ pub async fn run_controllers(client: Client, cfg: Config, shutdown: Cancellation
 /// `kube-controller-manager` Lease (or alone), until shutdown.
 pub async fn run(daemon: Daemon<Config>) -> anyhow::Result<()> {
     let cfg = &daemon.config;
-    let client = Client::connect_lazy(&navarch_client::Connection::for_daemon(cfg.kubeconfig.as_deref(), &cfg.server)?)?;
+    let client = Client::connect_lazy(&navarch_client::Connection::for_daemon(
+        cfg.kubeconfig.as_deref(),
+        &cfg.server,
+    )?)?;
     daemon.serve_admin(Admin::new(""), cfg.http_listen).await?;
     tracing::info!(server = %cfg.server, "controller-manager starting");
     let election = Election {

@@ -106,7 +106,10 @@ pub async fn run(daemon: Daemon<Config>) -> anyhow::Result<()> {
         println!("kube-proxy: removed table ip {} and the ClusterIP routes", crate::nft::TABLE);
         return Ok(());
     }
-    let client = Client::connect_lazy(&navarch_client::Connection::for_daemon(cfg.kubeconfig.as_deref(), &cfg.server)?)?;
+    let client = Client::connect_lazy(&navarch_client::Connection::for_daemon(
+        cfg.kubeconfig.as_deref(),
+        &cfg.server,
+    )?)?;
     let mut admin = Admin::new("");
     let metrics = Arc::new(ProxyMetrics::register(admin.registry()));
     admin.liveness("sync", Admin::flag_check(metrics.healthy.clone(), "not synced"));

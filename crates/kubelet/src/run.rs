@@ -302,7 +302,10 @@ pub async fn run(daemon: Daemon<Config>) -> anyhow::Result<()> {
         Ok(n) => tracing::info!(containers = n, "reading the output of running containers again"),
         Err(e) => tracing::warn!(error = %e, "reopening the stdio of running containers"),
     }
-    let client = Client::connect_lazy(&navarch_client::Connection::for_daemon(cfg.kubeconfig.as_deref(), &cfg.server)?)?;
+    let client = Client::connect_lazy(&navarch_client::Connection::for_daemon(
+        cfg.kubeconfig.as_deref(),
+        &cfg.server,
+    )?)?;
     crate::netcfg::setup_host(
         &cfg.bridge,
         &cfg.cluster_cidr.to_string(),

@@ -12,7 +12,10 @@ use crate::scheduler::Scheduler;
 
 pub async fn run(daemon: Daemon<Config>) -> anyhow::Result<()> {
     let config = &daemon.config;
-    let client = Client::connect_lazy(&navarch_client::Connection::for_daemon(config.kubeconfig.as_deref(), &config.server)?)?;
+    let client = Client::connect_lazy(&navarch_client::Connection::for_daemon(
+        config.kubeconfig.as_deref(),
+        &config.server,
+    )?)?;
     let cfg = config.scheduler();
     let mut admin = Admin::new("");
     let metrics = Arc::new(SchedulerMetrics::register(admin.registry()));

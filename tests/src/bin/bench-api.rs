@@ -149,29 +149,32 @@ async fn main() {
 
     // Baseline: raw etcd puts, same concurrency and value size, create-if-absent like the api-server.
     let (endpoint, options) = (etcd.endpoint(), etcd.connect_options());
-    let raw = drive(
-        a.pods,
-        a.concurrency,
-        || {
-            let (endpoint, options) = (endpoint.clone(), options.clone());
-            async move { etcd_client::Client::connect([endpoint], Some(options)).await.expect("etcd").kv_client() }
-        },
-        move |mut kv, i| {
-            Box::pin(async move {
-                let key = format!("/bench/raw/{i:08}");
-                let txn = etcd_client::Txn::new()
-                    .when([etcd_client::Compare::create_revision(
-                        key.clone(),
-                        etcd_client::CompareOp::Equal,
-                        0,
-                    )])
-                    .and_then([etcd_client::TxnOp::put(key, vec![b'x'; value_size], None)]);
-                kv.txn(txn).await.expect("etcd txn");
-                kv
-            })
-        },
-    )
-    .await;
+    let raw =
+        drive(
+            a.pods,
+            a.concurrency,
+            || {
+                let (endpoint, options) = (endpoint.clone(), options.clone());
+                async move {
+                    etcd_client::Client::connect([endpoint], Some(options)).await.expect("etcd").kv_client()
+                }
+            },
+            move |mut kv, i| {
+                Box::pin(async move {
+                    let key = format!("/bench/raw/{i:08}");
+                    let txn = etcd_client::Txn::new()
+                        .when([etcd_client::Compare::create_revision(
+                            key.clone(),
+                            etcd_client::CompareOp::Equal,
+                            0,
+                        )])
+                        .and_then([etcd_client::TxnOp::put(key, vec![b'x'; value_size], None)]);
+                    kv.txn(txn).await.expect("etcd txn");
+                    kv
+                })
+            },
+        )
+        .await;
 
     let mut server = ApiServer::start(&etcd).await;
     let conn = server.connection("admin");
@@ -315,7 +318,8 @@ fn rest_connection(server: &ApiServer) -> impl Future<Output = RestConnection> +
         let stream = tokio::net::TcpStream::connect(addr).await.expect("api-server");
         stream.set_nodelay(true).expect("TCP_NODELAY");
         let name = rustls_pki_types::ServerName::IpAddress(addr.ip().into());
-        let stream = tokio_rustls::TlsConnector::from(tls).connect(name, stream).await.expect("TLS handshake");
+        let stream =
+            tokio_rustls::TlsConnector::from(tls).connect(name, stream).await.expect("TLS handshake");
         let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
             .expect("HTTP/1.1 handshake");

@@ -67,7 +67,8 @@ fn kubeconfig() -> Option<std::path::PathBuf> {
                 return None;
             }
             let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
-            let home = var("NAVARCH_HOME").map(std::path::PathBuf::from).unwrap_or_else(|| root().join(".navarch"));
+            let home =
+                var("NAVARCH_HOME").map(std::path::PathBuf::from).unwrap_or_else(|| root().join(".navarch"));
             let made = home.join("kubeconfig");
             if made.exists() {
                 return Some(made);
