@@ -187,7 +187,9 @@ cmd_up() {
       --kubelet-certificate-authority="$PKI/ca.crt" --kubelet-client-certificate="$PKI/apiserver-kubelet-client.crt" \
       --kubelet-client-key="$PKI/apiserver-kubelet-client.key" \
       --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
-      --encryption-provider-config="$PKI/encryption-config.yaml" ${API_SERVER_ARGS:-}
+      --encryption-provider-config="$PKI/encryption-config.yaml" \
+      --audit-policy-file="$ROOT/deploy/config/audit-policy.yaml" --audit-log-path="$LOGS/audit.log" \
+      --audit-log-maxsize=100 --audit-log-maxbackup=3 ${API_SERVER_ARGS:-}
   fi
   wait_for api-server 60 http_ok "$API_HTTP_PORT" /readyz
 

@@ -6,7 +6,8 @@
 //! It runs as in a real cluster: its port is TLS only (the certificates of the etcd's [`TestPki`]),
 //! clients are authenticated by certificates of the cluster CA, it reaches etcd over TLS with its
 //! etcd client certificate and kubelets with its kubelet client certificate. The admin port
-//! (`/readyz`, `/metrics`) stays plain HTTP.
+//! (`/readyz`, `/metrics`) stays plain HTTP. The ServiceAccount admission plugin is off unless the test
+//! passes `--disable-admission-plugins` itself (`--disable-admission-plugins=` turns it on).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -78,6 +79,13 @@ impl ApiServer {
                 .arg(format!("--kubelet-certificate-authority={}", file("ca.crt")))
                 .arg(format!("--kubelet-client-certificate={}", file("apiserver-kubelet-client.crt")))
                 .arg(format!("--kubelet-client-key={}", file("apiserver-kubelet-client.key")))
+                // No controller-manager makes the `default` ServiceAccount and `kube-root-ca.crt` here:
+                // pods get no token volume unless a test names the admission plugins itself (as in
+                // Kubernetes' integration tests).
+                .args(
+                    (!self.extra_args.iter().any(|a| a.starts_with("--disable-admission-plugins")))
+                        .then_some("--disable-admission-plugins=ServiceAccount"),
+                )
                 .args(&self.extra_args)
                 .env("RUST_LOG", std::env::var("NAVARCH_TEST_LOG").unwrap_or_else(|_| "info".into()))
                 .env_remove("NAVARCH_APISERVER_CONFIG")

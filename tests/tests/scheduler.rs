@@ -224,6 +224,6 @@ async fn two_schedulers_only_the_leader_binds() {
     assert_eq!(scheduled, 40, "one binding per pod");
     let (a, b) = (scheduled_count(a_metrics), scheduled_count(b_metrics));
     assert_eq!((a, b), (40, 0), "only the first scheduler (the leader) acted");
-    let lease = c.api::<navarch_api::v1::Lease>("kube-system").get("default-scheduler").await.unwrap();
+    let lease = c.api::<navarch_api::v1::Lease>("kube-system").get("kube-scheduler").await.unwrap();
     assert!(lease.spec.unwrap().holder_identity.is_some_and(|h| !h.is_empty()));
 }

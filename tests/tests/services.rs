@@ -51,7 +51,8 @@ fn node_ports(s: &Service) -> Vec<i32> {
     spec(s).ports.iter().map(|p| p.node_port).collect()
 }
 
-/// The keys under `prefix` in etcd, without the prefix, with their values.
+/// The keys under `prefix` in etcd, without the prefix, with their values; but those of the api-server's
+/// own `default/kubernetes` Service.
 async fn allocations(env: &TestEnv, prefix: &str) -> Vec<(String, String)> {
     let mut c = env.etcd.client().await;
     let resp = c.get(prefix, Some(etcd_client::GetOptions::new().with_prefix())).await.unwrap();
@@ -61,7 +62,16 @@ async fn allocations(env: &TestEnv, prefix: &str) -> Vec<(String, String)> {
             let k = String::from_utf8_lossy(kv.key());
             (k.trim_start_matches(prefix).to_string(), String::from_utf8_lossy(kv.value()).into_owned())
         })
+        .filter(|(_, owner)| !owner.starts_with("default/kubernetes/"))
         .collect()
+}
+
+/// The api-server's `default/kubernetes` Service, once it has made it.
+async fn kubernetes_service(svcs: &Api<Service>) -> Service {
+    navarch_tests::eventually("default/kubernetes", std::time::Duration::from_secs(20), async || {
+        svcs.get_opt("kubernetes").await.ok()?
+    })
+    .await
 }
 
 async fn allocated(env: &TestEnv, prefix: &str) -> BTreeSet<String> {
@@ -106,12 +116,13 @@ async fn cluster_ips_allocated_given_and_refused() {
     let uid = &a.meta().uid;
     assert_eq!(allocations(&env, IP_KEYS).await, [(ip.to_string(), format!("default/a/{uid}"))]);
 
-    // Given: honoured, also the first address (kept for the `kubernetes` Service, never picked).
+    // Given: honoured. The first address is never picked: the api-server's `kubernetes` Service has it.
     let b = svcs.create(&service("b", "ClusterIP", "10.96.0.20", &[])).await.unwrap();
     assert_eq!(spec(&b).cluster_ip, "10.96.0.20");
     assert_eq!(spec(&b).cluster_i_ps, ["10.96.0.20"]);
-    let k = svcs.create(&service("k", "ClusterIP", "10.96.0.1", &[])).await.unwrap();
-    assert_eq!(spec(&k).cluster_ip, "10.96.0.1");
+    assert_eq!(spec(&kubernetes_service(&svcs).await).cluster_ip, "10.96.0.1");
+    let err = invalid(svcs.create(&service("k", "ClusterIP", "10.96.0.1", &[])).await.unwrap_err());
+    assert!(err.contains("\"10.96.0.1\": provided IP is already allocated"), "{err}");
     let mut only_ips = service("ips", "ClusterIP", "", &[]);
     only_ips.spec.as_mut().unwrap().cluster_i_ps = vec!["10.96.0.30".into()];
     let only_ips = svcs.create(&only_ips).await.unwrap();
@@ -137,7 +148,7 @@ async fn cluster_ips_allocated_given_and_refused() {
         assert!(matches!(svcs.get(name).await, Err(Error::NotFound(_))));
     }
     let ips = allocated(&env, IP_KEYS).await;
-    assert_eq!(ips, BTreeSet::from([ip.to_string(), "10.96.0.20".into(), "10.96.0.1".into()]));
+    assert_eq!(ips, BTreeSet::from([ip.to_string(), "10.96.0.20".into()]));
 
     // Headless and ExternalName: no IP.
     let h = svcs.create(&service("headless", "ClusterIP", "None", &[])).await.unwrap();
@@ -500,8 +511,8 @@ async fn a_full_range_is_a_clear_error() {
         "Service \"s5\": spec.clusterIP: Internal error: failed to allocate a serviceIP: range is full (the range of valid IPs is 10.100.0.0/29)"
     );
     assert!(matches!(svcs.get("s5").await, Err(Error::NotFound(_))), "nothing stored");
-    // The reserved first address can still be given; headless Services need none.
-    svcs.create(&service("kubernetes", "ClusterIP", "10.100.0.1", &[])).await.unwrap();
+    // The reserved first address is the `kubernetes` Service's; headless Services need none.
+    assert_eq!(spec(&kubernetes_service(&svcs).await).cluster_ip, "10.100.0.1");
     svcs.create(&service("headless", "ClusterIP", "None", &[])).await.unwrap();
     let err = invalid(svcs.create(&service("x", "ClusterIP", "10.100.0.9", &[])).await.unwrap_err());
     assert!(err.contains("The range of valid IPs is 10.100.0.0/29"), "{err}");
@@ -520,5 +531,5 @@ async fn a_full_range_is_a_clear_error() {
         m.contains("spec.ports[0].nodePort: Internal error: failed to allocate a nodePort: range is full"),
         "{m}"
     );
-    assert_eq!(allocated(&env, IP_KEYS).await.len(), 5, "no IP kept for the failed create");
+    assert_eq!(allocated(&env, IP_KEYS).await.len(), 4, "no IP kept for the failed create");
 }

@@ -21,9 +21,14 @@ use navarch_pki::SubjectNames;
 
 use navarch_api::Object;
 
+use crate::audit::{AuditLayer, ImpersonatedBy};
 use crate::authn::{BearerTokenAuthenticator, BootstrapSecrets, BoundObjects, LiveObject, LivePod};
+use crate::error::ApiError;
+use crate::impersonation;
 use crate::local_store::LocalStore;
+use crate::request_context;
 use crate::rest::{ResponseBody, StatusError, encode};
+use crate::state::Security;
 use crate::user_info::{AUTHENTICATED_GROUP, UserInfo};
 
 /// What the listener knows about a request's connection, put into every request's extensions.
@@ -57,6 +62,10 @@ pub trait BearerTokens: Send + Sync {
 pub struct Authenticator {
     pub anonymous: bool,
     pub tokens: Vec<Arc<dyn BearerTokens>>,
+    /// Checks impersonation (`Impersonate-*` headers); without it they are refused.
+    pub security: Option<Arc<Security>>,
+    /// Records refused credentials in the audit log.
+    pub audit: Option<AuditLayer>,
 }
 
 /// The cluster's token authenticators ([`crate::authn`]) over the api-server's local stores: a token
@@ -174,25 +183,12 @@ pub fn unauthorized<B>(req: &Request<B>) -> Response<ResponseBody> {
     }
 }
 
-/// What requests without credentials may reach: Kubernetes' `system:public-info-viewer` paths.
-fn is_public(path: &str) -> bool {
-    matches!(path, "/healthz" | "/livez" | "/readyz" | "/version" | "/version/")
-        || path.starts_with("/healthz/")
-        || path.starts_with("/livez/")
-        || path.starts_with("/readyz/")
-}
-
-/// The 403 an anonymous request gets anywhere else (Kubernetes' words for a non-resource path).
-fn anonymous_forbidden<B>(req: &Request<B>) -> Response<ResponseBody> {
-    let message = format!(
-        "forbidden: User \"system:anonymous\" cannot {} path \"{}\"",
-        req.method().as_str().to_ascii_lowercase(),
-        req.uri().path()
-    );
+/// An error of this layer in the door's format.
+fn error_response<B>(req: &Request<B>, e: ApiError) -> Response<ResponseBody> {
     if is_grpc(req) {
-        tonic::Status::permission_denied(message).into_http()
+        tonic::Status::from(e).into_http()
     } else {
-        encode::error(&StatusError::new(StatusCode::FORBIDDEN, "Forbidden", message))
+        encode::error(&StatusError::from_api(e, None))
     }
 }
 
@@ -229,19 +225,48 @@ where
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let user = self.authenticator.authenticate(req.headers(), req.extensions().get::<ConnectionInfo>());
         match user {
-            Ok(user) if user.is_anonymous() && !is_public(req.uri().path()) => {
-                let resp = anonymous_forbidden(&req);
-                Box::pin(async move { Ok(resp) })
+            Ok(user) if impersonation::requested(req.headers()) => {
+                let Some(security) = &self.authenticator.security else {
+                    let resp =
+                        error_response(&req, ApiError::Forbidden("impersonation is not available".into()));
+                    return Box::pin(async move { Ok(resp) });
+                };
+                match impersonation::impersonate(&security.authorization, &user, req.headers()) {
+                    Ok(Some(as_user)) => {
+                        tracing::debug!(user = %user.name, as_user = %as_user.name, "impersonation");
+                        req.extensions_mut().insert(ImpersonatedBy(user));
+                        req.extensions_mut().insert(as_user.clone());
+                        let mut inner = self.inner.clone();
+                        Box::pin(request_context::with_user(as_user, async move { inner.call(req).await }))
+                    }
+                    Ok(None) => {
+                        req.extensions_mut().insert(user.clone());
+                        let mut inner = self.inner.clone();
+                        Box::pin(request_context::with_user(user, async move { inner.call(req).await }))
+                    }
+                    Err(e) => {
+                        let resp = error_response(&req, e);
+                        Box::pin(async move { Ok(resp) })
+                    }
+                }
             }
             Ok(user) => {
-                req.extensions_mut().insert(user);
+                req.extensions_mut().insert(user.clone());
                 let mut inner = self.inner.clone();
-                Box::pin(async move { inner.call(req).await })
+                Box::pin(request_context::with_user(user, async move { inner.call(req).await }))
             }
             Err(e) => {
                 let peer = req.extensions().get::<ConnectionInfo>().map(|c| c.peer);
                 tracing::info!(?peer, path = req.uri().path(), reason = %e, "unauthorized request");
-                let resp = unauthorized(&req);
+                let audit_id = self
+                    .authenticator
+                    .audit
+                    .as_ref()
+                    .and_then(|a| a.record_failed_authentication(&req, "Unauthorized"));
+                let mut resp = unauthorized(&req);
+                if let Some(id) = audit_id.and_then(|id| http::HeaderValue::from_str(&id).ok()) {
+                    resp.headers_mut().insert(crate::audit::AUDIT_ID_HEADER, id);
+                }
                 Box::pin(async move { Ok(resp) })
             }
         }
@@ -273,7 +298,7 @@ mod tests {
 
     #[test]
     fn union_of_authenticators() {
-        let a = Authenticator { anonymous: true, tokens: vec![Arc::new(Fixed)] };
+        let a = Authenticator { anonymous: true, tokens: vec![Arc::new(Fixed)], security: None, audit: None };
         let cert = ConnectionInfo {
             peer: "127.0.0.1:1".parse().unwrap(),
             client_cert: Some(SubjectNames {
@@ -293,7 +318,7 @@ mod tests {
         assert!(a.authenticate(&headers(Some("Basic eDp5")), None).is_err());
         assert!(a.authenticate(&headers(Some("Bearer ")), None).is_err());
         assert!(a.authenticate(&headers(None), None).unwrap().is_anonymous());
-        let strict = Authenticator { anonymous: false, tokens: vec![] };
+        let strict = Authenticator { anonymous: false, tokens: vec![], security: None, audit: None };
         assert!(strict.authenticate(&headers(None), None).is_err());
     }
 }

@@ -127,6 +127,29 @@ pub struct Config {
     /// Days a rotated audit log is kept (0: no limit).
     #[arg(long, default_value_t = 0)]
     pub audit_log_maxage: u64,
+    /// Admission plugins turned off that are on by default (comma-separated): `ServiceAccount`.
+    #[arg(long, value_delimiter = ',')]
+    pub disable_admission_plugins: Vec<String>,
+    /// The address pods reach this api-server at: the Endpoints of the `default/kubernetes` Service
+    /// (default: the `listen` address unless that is 0.0.0.0; a loopback address gets no Endpoints).
+    #[arg(long)]
+    pub advertise_address: Option<std::net::IpAddr>,
+}
+
+/// The admission plugins `disable_admission_plugins` may name (those on by default).
+pub const DEFAULT_ADMISSION_PLUGINS: &[&str] = &[crate::admission::service_account::PLUGIN];
+
+impl Config {
+    /// Whether the admission plugin `name` runs.
+    pub fn admission_enabled(&self, name: &str) -> bool {
+        !self.disable_admission_plugins.iter().any(|p| p == name)
+    }
+
+    /// The address the `kubernetes` Service's Endpoints name: `advertise_address`, else the listen
+    /// address unless unspecified.
+    pub fn advertised(&self) -> Option<std::net::IpAddr> {
+        self.advertise_address.or_else(|| Some(self.listen.ip()).filter(|ip| !ip.is_unspecified()))
+    }
 }
 
 impl DaemonConfig for Config {
@@ -159,6 +182,22 @@ impl DaemonConfig for Config {
         }
         if self.etcd_certfile.is_some() != self.etcd_keyfile.is_some() {
             return Err("etcd_certfile and etcd_keyfile: give both or neither".into());
+        }
+        self.disable_admission_plugins.retain(|p| !p.is_empty());
+        if let Some(p) =
+            self.disable_admission_plugins.iter().find(|p| !DEFAULT_ADMISSION_PLUGINS.contains(&p.as_str()))
+        {
+            return Err(format!(
+                "disable_admission_plugins: unknown plugin {p:?} (known: {})",
+                DEFAULT_ADMISSION_PLUGINS.join(", ")
+            ));
+        }
+        if let Some(a) = self.advertise_address
+            && (a.is_loopback() || a.is_unspecified() || a.is_multicast())
+        {
+            return Err(format!(
+                "advertise_address: {a}: must be an address pods can reach (not loopback, unspecified or multicast)"
+            ));
         }
         let etcd_tls = self.etcd_endpoints.iter().filter(|e| e.starts_with("https://")).count();
         if etcd_tls > 0 && (etcd_tls != self.etcd_endpoints.len() || self.etcd_cafile.is_none()) {
@@ -254,6 +293,24 @@ mod tests {
         )
         .unwrap();
         assert_eq!((c.etcd_endpoints.len(), c.watcher_buffer), (2, 77));
+    }
+
+    #[test]
+    fn admission_plugins_and_advertise_address() {
+        let c = config(&[], &[]).unwrap();
+        assert!(c.admission_enabled("ServiceAccount"));
+        assert_eq!(c.advertised(), Some("127.0.0.1".parse().unwrap()));
+        let c =
+            config(&["--disable-admission-plugins=ServiceAccount", "--listen=0.0.0.0:6443"], &[]).unwrap();
+        assert!(!c.admission_enabled("ServiceAccount"));
+        assert_eq!(c.advertised(), None);
+        let c = config(&["--disable-admission-plugins=", "--advertise-address=10.0.0.5"], &[]).unwrap();
+        assert!(c.disable_admission_plugins.is_empty());
+        assert_eq!(c.advertised(), Some("10.0.0.5".parse().unwrap()));
+        let e = config(&["--disable-admission-plugins=Nope"], &[]).unwrap_err();
+        assert_eq!(e, "disable_admission_plugins: unknown plugin \"Nope\" (known: ServiceAccount)");
+        let e = config(&["--advertise-address=127.0.0.1"], &[]).unwrap_err();
+        assert!(e.starts_with("advertise_address: 127.0.0.1: must be"), "{e}");
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub enum ApiError {
     /// protected namespace).
     #[error("{0}")]
     Forbidden(String),
+    /// Authorization refused the request (Kubernetes' 403 `Forbidden`; gRPC `PERMISSION_DENIED`).
+    #[error("{0}")]
+    Denied(String),
     /// A pool the request needs is used up (no free cluster IP or node port).
     #[error("{0}")]
     Exhausted(String),
@@ -79,6 +82,7 @@ impl From<ApiError> for Status {
             ApiError::AlreadyExists { .. } => Status::already_exists(e.to_string()),
             ApiError::Conflict { .. } => Status::aborted(e.to_string()),
             ApiError::Precondition(_) | ApiError::Forbidden(_) => Status::failed_precondition(e.to_string()),
+            ApiError::Denied(_) => Status::permission_denied(e.to_string()),
             ApiError::Exhausted(_) => Status::resource_exhausted(e.to_string()),
             ApiError::Expired(_) => Status::out_of_range(e.to_string()),
             ApiError::Unavailable(detail) => {
@@ -104,6 +108,7 @@ impl ApiError {
             ApiError::AlreadyExists { .. } => "AlreadyExists",
             ApiError::Conflict { .. } => "Aborted",
             ApiError::Precondition(_) | ApiError::Forbidden(_) => "FailedPrecondition",
+            ApiError::Denied(_) => "PermissionDenied",
             ApiError::Exhausted(_) => "ResourceExhausted",
             ApiError::Expired(_) => "OutOfRange",
             ApiError::Unavailable(_) => "Unavailable",

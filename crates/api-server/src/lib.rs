@@ -13,10 +13,12 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod allocation;
 pub mod audit;
 pub mod authenticate;
 pub mod authn;
+pub mod authorization;
 pub mod authz;
 pub mod codec;
 pub mod config;
@@ -24,12 +26,16 @@ pub mod encryption;
 pub mod error;
 pub mod field_selector;
 pub mod health;
+pub mod impersonation;
 pub mod kubelet_relay;
+pub mod kubernetes_service;
 pub mod local_store;
 pub mod metrics;
 pub mod openapi;
 pub mod recent_writes;
 pub mod registry;
+pub mod request_context;
+pub mod request_info;
 pub mod rest;
 pub mod server;
 pub mod service;
@@ -79,6 +85,8 @@ pub enum RunError {
     Pki(#[from] navarch_pki::PkiError),
     #[error("--encryption-provider-config: error while parsing file: {0}")]
     Encryption(#[from] encryption::ConfigError),
+    #[error("audit: {0}")]
+    Audit(#[from] audit::AuditError),
     #[error("service account keys: {0}")]
     ServiceAccountKeys(#[from] authn::KeyError),
     #[error("service account tokens: {0}")]
@@ -97,9 +105,18 @@ fn token_config(config: &Config) -> authn::TokenConfig {
 fn cluster_tokens(
     config: &Config,
     state: &Arc<state::ApiState>,
-) -> Result<Option<Arc<dyn authenticate::BearerTokens>>, RunError> {
+    pods: Arc<local_store::LocalStore>,
+) -> Result<(Arc<authenticate::BoundStores>, Option<Arc<authenticate::ClusterTokens>>), RunError> {
     let tokens = token_config(config);
     tokens.validate()?;
+    let store = |kind, namespace| local_store::LocalStore::start(state, kind, namespace, None);
+    let objects = Arc::new(authenticate::BoundStores {
+        service_accounts: store("ServiceAccount", ""),
+        pods,
+        nodes: store("Node", ""),
+        secrets: store("Secret", ""),
+        bootstrap_secrets: store("Secret", "kube-system"),
+    });
     let service_accounts = if config.service_account_key_file.is_empty() {
         tracing::warn!("no --service-account-key-file: ServiceAccount tokens do not authenticate");
         None
@@ -111,18 +128,60 @@ fn cluster_tokens(
     let bootstrap =
         config.enable_bootstrap_token_auth.then(|| authn::BootstrapAuthenticator::new(audiences.clone()));
     if service_accounts.is_none() && bootstrap.is_none() {
-        return Ok(None);
+        return Ok((objects, None));
     }
-    let store = |kind, namespace| local_store::LocalStore::start(state, kind, namespace, None);
-    let objects = Arc::new(authenticate::BoundStores {
-        service_accounts: store("ServiceAccount", ""),
-        pods: store("Pod", ""),
-        nodes: store("Node", ""),
-        secrets: store("Secret", ""),
-        bootstrap_secrets: store("Secret", "kube-system"),
-    });
     let bearer = authn::BearerTokenAuthenticator { service_accounts, bootstrap };
-    Ok(Some(Arc::new(authenticate::ClusterTokens { bearer, audiences, objects })))
+    Ok((objects.clone(), Some(Arc::new(authenticate::ClusterTokens { bearer, audiences, objects }))))
+}
+
+/// The signer of TokenRequests.
+fn token_issuer(config: &Config) -> Result<Option<Arc<authn::TokenIssuer>>, RunError> {
+    let Some(path) = &config.service_account_signing_key_file else { return Ok(None) };
+    let key = authn::SigningKey::from_pem_file(path)?;
+    Ok(Some(Arc::new(authn::TokenIssuer::new(key, &token_config(config))?)))
+}
+
+/// Authentication's and authorization's state: stores, the RBAC index, the default policy.
+async fn security(config: &Config, state: &Arc<state::ApiState>) -> Result<Arc<state::Security>, RunError> {
+    // The Node authorizer's graph follows the same Pod store tokens are checked against.
+    let graph = Arc::new(authz::node::NodeGraph::new());
+    let pods = local_store::LocalStore::start(state, "Pod", "", Some(graph.on_change()));
+    let (bound, tokens) = cluster_tokens(config, state, pods)?;
+    let rbac = Arc::new(authz::RbacAuthorizer::new());
+    let rbac_stores = authorization::feed::start(state, &rbac);
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match authorization::default_policy::reconcile(&state.registry).await {
+            Ok(0) => break,
+            Ok(n) => {
+                tracing::info!(objects = n, "default RBAC policy reconciled");
+                break;
+            }
+            Err(e) => tracing::warn!(error = %e, "reconciling the default RBAC policy"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = state.shutdown.cancelled() => break,
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+    // Serve only once the index holds the stored policy: before that every request would be refused.
+    while !rbac_stores.synced() && !state.shutdown.is_cancelled() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    state.registry.set_admission(Arc::new(authorization::admission::SecurityAdmission {
+        rbac: rbac.clone(),
+        bound: bound.clone(),
+    }));
+    let node: Arc<dyn authorization::Authorizer> = Arc::new(authz::node::NodeAuthorizer::new(graph));
+    let authorization = authorization::Authorization::new(rbac, vec![node]);
+    Ok(Arc::new(state::Security {
+        authorization,
+        rbac_stores,
+        bound,
+        tokens,
+        token_issuer: token_issuer(config)?,
+    }))
 }
 
 /// How values are stored: encrypted as `--encryption-provider-config` says, or as they are.
@@ -225,7 +284,10 @@ async fn serve(daemon: &Daemon<Config>, token: CancellationToken) -> Result<(), 
     let storage = Storage::new(etcd.clone(), pool).with_transformers(transformers.clone());
     let ranges =
         allocation::Ranges { ips: config.service_cluster_ip_range, ports: config.service_node_port_range };
-    let registry = Arc::new(Registry::new(storage.clone(), &config.etcd_prefix, ranges));
+    let registry = Arc::new(
+        Registry::new(storage.clone(), &config.etcd_prefix, ranges)
+            .with_service_account_admission(config.admission_enabled(admission::service_account::PLUGIN)),
+    );
     let mut admin = Admin::new("");
     let metrics = Arc::new(metrics::Metrics::register(admin.registry()));
     let caches_ready = Arc::new(AtomicBool::new(false));
@@ -255,6 +317,8 @@ async fn serve(daemon: &Daemon<Config>, token: CancellationToken) -> Result<(), 
         }
     }
     tracing::info!(cluster_ips = %ranges.ips, node_ports = %ranges.ports, "service ranges");
+    let kubernetes = kubernetes_service::KubernetesService::from_config(config);
+    tasks.spawn(kubernetes_service::run(registry.clone(), kubernetes, token.child_token()));
 
     let mut caches = HashMap::new();
     for info in KINDS.iter() {
@@ -272,6 +336,7 @@ async fn serve(daemon: &Daemon<Config>, token: CancellationToken) -> Result<(), 
     caches_ready.store(true, Ordering::Release);
 
     let state = Arc::new(state::ApiState {
+        security: std::sync::OnceLock::new(),
         kubelets: kubelet_relay::KubeletRelay { registry: registry.clone(), tls: kubelet_tls },
         registry,
         caches,
@@ -283,15 +348,33 @@ async fn serve(daemon: &Daemon<Config>, token: CancellationToken) -> Result<(), 
     let grpc = ApiServerServer::new(service::Service(state.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let tokens = cluster_tokens(config, &state)?;
+    let security = security(config, &state).await?;
+    let _ = state.security.set(security.clone());
     let front = server::FrontDoor::new(grpc, rest::RestApi::new(state));
+    let tokens = security.tokens.iter().map(|t| t.clone() as Arc<dyn authenticate::BearerTokens>).collect();
+    let audit = audit::start(config)?;
     let authenticator = Arc::new(authenticate::Authenticator {
         anonymous: config.anonymous_auth,
-        tokens: tokens.into_iter().collect(),
+        tokens,
+        security: Some(security),
+        audit: audit.as_ref().map(|a| a.layer.clone()),
     });
-    let service = authenticate::Authenticate::new(front, authenticator);
     tracing::info!(listen = %config.listen, etcd = ?config.etcd_endpoints, "api-server serving gRPC and REST over TLS");
-    server::serve(listener, service, tls, token.clone(), config.shutdown_timeout).await;
+    let drain = config.shutdown_timeout;
+    match audit {
+        Some(audit) => {
+            let service = authenticate::Authenticate::new(
+                tower_layer::Layer::layer(&audit.layer, front),
+                authenticator,
+            );
+            server::serve(listener, service, tls, token.clone(), drain).await;
+            audit.log.close().await;
+        }
+        None => {
+            let service = authenticate::Authenticate::new(front, authenticator);
+            server::serve(listener, service, tls, token.clone(), drain).await;
+        }
+    }
     token.cancel();
     tasks.close();
     if tokio::time::timeout(config.shutdown_timeout, tasks.wait()).await.is_err() {

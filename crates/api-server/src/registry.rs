@@ -10,7 +10,7 @@
 //! same etcd transaction as the Service.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use navarch_api::managed_fields::{self, Managed, ManagerId, UpdateWriter};
@@ -96,6 +96,33 @@ pub struct Registry {
     recent_pods: RecentWrites,
     /// Cluster IPs and node ports of Services.
     services: ServiceAllocator,
+    /// Kubernetes' ServiceAccount admission on pod creates ([`crate::admission::service_account`]).
+    service_account_admission: bool,
+    /// Validating admission of writes made for a request's user (set once at start).
+    admission: std::sync::OnceLock<Arc<dyn Admission>>,
+}
+
+/// What a write does, for admission.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteOperation {
+    Create,
+    /// `subresource` is `""`, `status` or `ephemeralcontainers`.
+    Update {
+        subresource: &'static str,
+    },
+    Delete,
+}
+
+/// Validating admission: may `user` make this write? Called with the object as it will be stored (and
+/// the stored one for updates and deletes), after validation, before etcd.
+pub trait Admission: Send + Sync {
+    fn admit(
+        &self,
+        user: &crate::user_info::UserInfo,
+        operation: WriteOperation,
+        new: Option<&Object>,
+        old: Option<&Object>,
+    ) -> Result<(), ApiError>;
 }
 
 pub fn now_rfc3339() -> String {
@@ -219,7 +246,34 @@ impl Registry {
             prefix: prefix.trim_end_matches('/').to_string(),
             namespaces: RwLock::new(HashMap::new()),
             recent_pods: RecentWrites::new(RECENT_PODS),
+            service_account_admission: true,
+            admission: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Sets the admission step of writes made for requests (once).
+    pub fn set_admission(&self, admission: Arc<dyn Admission>) {
+        let _ = self.admission.set(admission);
+    }
+
+    /// Admission of a write, when it is made for a request.
+    fn admit_write(
+        &self,
+        operation: WriteOperation,
+        new: Option<&Object>,
+        old: Option<&Object>,
+    ) -> Result<(), ApiError> {
+        let (Some(admission), Some(user)) = (self.admission.get(), crate::request_context::current_user())
+        else {
+            return Ok(());
+        };
+        admission.admit(&user, operation, new, old)
+    }
+
+    /// Turns the ServiceAccount admission of pod creates on (the default) or off.
+    pub fn with_service_account_admission(mut self, on: bool) -> Registry {
+        self.service_account_admission = on;
+        self
     }
 
     pub fn services(&self) -> &ServiceAllocator {
@@ -336,6 +390,9 @@ impl Registry {
         }
         let generate = obj.meta().name.is_empty() && !obj.meta().generate_name.is_empty();
         validation::apply_defaults(&mut obj);
+        if self.service_account_admission && matches!(obj, Object::Pod(_)) {
+            self.admit_pod(&mut obj).await?;
+        }
         // A new pod's status is Kubernetes' initial one, whatever the request said.
         if let Object::Pod(p) = &mut obj {
             let containers = p.spec.as_ref().map(|s| s.containers.as_slice()).unwrap_or_default();
@@ -357,6 +414,9 @@ impl Registry {
                 obj.meta_mut().name = format!("{base}{}", random_suffix());
             }
             check_valid(&obj, None)?;
+            if attempt == 0 {
+                self.admit_write(WriteOperation::Create, Some(&obj), None)?;
+            }
             if info.namespaced {
                 self.check_namespace(&obj.meta().namespace.clone()).await?;
             }
@@ -388,6 +448,20 @@ impl Registry {
             }
         }
         unreachable!("the loop returns")
+    }
+
+    /// The ServiceAccount admission of a pod being created (its namespace checked first, as
+    /// Kubernetes' NamespaceLifecycle plugin runs before it).
+    async fn admit_pod(&self, obj: &mut Object) -> Result<(), ApiError> {
+        let m = obj.meta();
+        let namespace = m.namespace.clone();
+        let name = if m.name.is_empty() { m.generate_name.clone() } else { m.name.clone() };
+        self.check_namespace(&namespace).await?;
+        let Object::Pod(pod) = obj else { return Ok(()) };
+        let retry = crate::admission::service_account::Retry::default();
+        crate::admission::service_account::admit_pod(pod, &namespace, self, retry)
+            .await
+            .map_err(|e| ApiError::Forbidden(format!("pods {name:?} is forbidden: {e}")))
     }
 
     pub async fn get(&self, kind: &str, namespace: &str, name: &str) -> Result<Object, ApiError> {
@@ -540,11 +614,14 @@ impl Registry {
             if spec_part(&new) != spec_part(&old) {
                 new.meta_mut().generation = old.meta().generation + 1;
             }
-            if ephemeral::through_subresource(&manager) {
+            let subresource = if ephemeral::through_subresource(&manager) {
                 ephemeral::check_valid(&new, &old)?;
+                ephemeral::SUBRESOURCE
             } else {
                 check_valid(&new, Some(&old))?;
-            }
+                if status_only { "status" } else { "" }
+            };
+            self.admit_write(WriteOperation::Update { subresource }, Some(&new), Some(&old))?;
             let removing = !new.meta().deletion_timestamp.is_empty() && !deletion_blocked(&new);
             let mut plan = if removing { None } else { plan_service(&self.services, &mut new, Some(&old))? };
             if plan.is_some() && spec_part(&new) != spec_part(&old) {

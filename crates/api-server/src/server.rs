@@ -67,7 +67,11 @@ fn is_grpc<B>(req: &Request<B>) -> bool {
         .is_some_and(|v| v.starts_with("application/grpc"))
 }
 
-impl tower_service::Service<Request<Incoming>> for FrontDoor {
+impl<B> tower_service::Service<Request<B>> for FrontDoor
+where
+    B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
+{
     type Response = Response<ResponseBody>;
     type Error = Infallible;
     type Future = BoxFuture<'static, Result<Response<ResponseBody>, Infallible>>;
@@ -76,7 +80,7 @@ impl tower_service::Service<Request<Incoming>> for FrontDoor {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+    fn call(&mut self, req: Request<B>) -> Self::Future {
         if is_grpc(&req) {
             let mut grpc = self.grpc.clone();
             Box::pin(async move { tower_service::Service::call(&mut grpc, req).await })

@@ -10,13 +10,22 @@ use futures::{Stream, StreamExt};
 use navarch_api::managed_fields::UpdateWriter;
 use navarch_api::proto::api_server_server::ApiServer;
 use navarch_api::proto::{self, ApiResource, DiscoveryResponse};
+use navarch_api::v1::{
+    LocalSubjectAccessReview, SelfSubjectAccessReview, SelfSubjectReview, SelfSubjectRulesReview,
+    SubjectAccessReview, TokenRequest, TokenReview,
+};
 use navarch_api::{KINDS, Object, kubelet_proto};
+use prost::Message;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use crate::audit::{OutcomeRecorder, RequestOutcome};
+use crate::authz::Attributes;
 use crate::error::ApiError;
 use crate::registry::{DeleteOptions, FieldManager, ListOptions, ephemeral, kind_of};
+use crate::rest::reviews::{self, access, identity, token};
 use crate::state::ApiState;
+use crate::user_info::UserInfo;
 use crate::watch_stream::{WatchItem, WatchParams};
 
 /// The gRPC front door over the shared [`ApiState`].
@@ -35,7 +44,58 @@ fn manager<T>(req: &Request<T>) -> String {
     navarch_api::managed_fields::manager_from_user_agent(ua)
 }
 
+/// Who made a gRPC request (the authentication layer put it there).
+fn user<T>(req: &Request<T>) -> UserInfo {
+    req.extensions().get::<UserInfo>().cloned().unwrap_or_else(UserInfo::anonymous)
+}
+
+/// What a gRPC request asks to do, as the REST request doing the same is authorized.
+pub struct GrpcAction<'a> {
+    pub verb: &'a str,
+    pub kind: &'a str,
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub subresource: &'a str,
+    pub field_selector: &'a str,
+}
+
 impl Service {
+    /// Authorizes a request (403 `PermissionDenied` with Kubernetes' message when refused).
+    fn authorize(&self, extensions: &tonic::Extensions, action: GrpcAction<'_>) -> Result<(), Status> {
+        let user = extensions.get::<UserInfo>().cloned().unwrap_or_else(UserInfo::anonymous);
+        let info = kind_of(action.kind).map_err(Status::from)?;
+        let (group, version) = info.api_version.rsplit_once('/').unwrap_or(("", info.api_version));
+        let namespace = if info.namespaced { action.namespace } else { "" };
+        let mut name = action.name.to_string();
+        if name.is_empty()
+            && matches!(action.verb, "list" | "watch")
+            && let Some(n) = action.field_selector.strip_prefix("metadata.name=").filter(|n| !n.contains(','))
+        {
+            name = n.trim_start_matches('=').to_string();
+        }
+        let attributes = Attributes::resource(user, action.verb, group, info.plural)
+            .namespace(namespace)
+            .name(name)
+            .subresource(action.subresource)
+            .api_version(version)
+            .field_selector(action.field_selector);
+        let decided = self.0.security().map(|s| s.authorization.authorize(&attributes));
+        if let Some(recorder) = extensions.get::<OutcomeRecorder>() {
+            recorder.record(RequestOutcome {
+                attributes: Some((&attributes).into()),
+                authorization: decided.as_ref().ok().map(Into::into),
+                annotations: Vec::new(),
+            });
+        }
+        match decided {
+            Ok(d) if d.is_allowed() => Ok(()),
+            Ok(d) => {
+                Err(Status::from(ApiError::Denied(crate::authz::forbidden(&attributes, d.reason()).message)))
+            }
+            Err(e) => Err(Status::from(e)),
+        }
+    }
+
     async fn call<T>(
         &self,
         verb: &'static str,
@@ -55,14 +115,52 @@ impl Service {
         subresource: &'static str,
     ) -> Result<Response<proto::Object>, Status> {
         let manager = manager(&req);
+        let extensions = req.extensions().clone();
         let req = req.into_inner();
         let obj = decode_object(req.object).map_err(Status::from)?;
         let (kind, key) = (obj.kind(), obj.key());
+        let meta = obj.meta();
+        let action = GrpcAction {
+            verb: "update",
+            kind,
+            namespace: &meta.namespace,
+            name: &meta.name,
+            subresource,
+            field_selector: "",
+        };
+        self.authorize(&extensions, action)?;
         self.call(verb, kind, &key, async {
             let fm = FieldManager::Update(UpdateWriter { manager: &manager, subresource, reset: false });
             Ok(self.0.registry.update(obj, subresource == "status", req.dry_run, fm).await?.to_proto())
         })
         .await
+    }
+}
+
+/// A review's protobuf (`Object.raw` of the Review call).
+fn decode_review<T: prost::Message + Default>(raw: &[u8]) -> Result<T, Status> {
+    T::decode(raw).map_err(|e| Status::invalid_argument(format!("object: {e}")))
+}
+
+impl Service {
+    /// Authorizes `attributes` as a request's own (the Review call's, whose resource is no stored kind),
+    /// recording the outcome for the audit log like [`Service::authorize`].
+    fn check(&self, extensions: &tonic::Extensions, attributes: &Attributes) -> Result<(), Status> {
+        let decided = self.0.security().map(|s| s.authorization.authorize(attributes));
+        if let Some(recorder) = extensions.get::<OutcomeRecorder>() {
+            recorder.record(RequestOutcome {
+                attributes: Some(attributes.into()),
+                authorization: decided.as_ref().ok().map(Into::into),
+                annotations: Vec::new(),
+            });
+        }
+        match decided {
+            Ok(d) if d.is_allowed() => Ok(()),
+            Ok(d) => {
+                Err(Status::from(ApiError::Denied(crate::authz::forbidden(attributes, d.reason()).message)))
+            }
+            Err(e) => Err(Status::from(e)),
+        }
     }
 }
 
@@ -88,9 +186,14 @@ type WatchResponseStream = Pin<Box<dyn Stream<Item = Result<proto::WatchEvent, S
 impl ApiServer for Service {
     async fn create(&self, req: Request<proto::CreateRequest>) -> Result<Response<proto::Object>, Status> {
         let manager = manager(&req);
+        let extensions = req.extensions().clone();
         let req = req.into_inner();
         let obj = decode_object(req.object).map_err(Status::from)?;
         let (kind, key) = (obj.kind(), obj.key());
+        let namespace = &obj.meta().namespace;
+        let action =
+            GrpcAction { verb: "create", kind, namespace, name: "", subresource: "", field_selector: "" };
+        self.authorize(&extensions, action)?;
         self.call("create", kind, &key, async {
             let fm = FieldManager::update(&manager);
             Ok(self.0.registry.create(obj, req.dry_run, fm).await?.to_proto())
@@ -99,7 +202,17 @@ impl ApiServer for Service {
     }
 
     async fn get(&self, req: Request<proto::GetRequest>) -> Result<Response<proto::Object>, Status> {
+        let extensions = req.extensions().clone();
         let r = req.into_inner();
+        let action = GrpcAction {
+            verb: "get",
+            kind: &r.kind,
+            namespace: &r.namespace,
+            name: &r.name,
+            subresource: "",
+            field_selector: "",
+        };
+        self.authorize(&extensions, action)?;
         let key = format!("{}/{}", r.namespace, r.name);
         self.call("get", &r.kind, &key, async {
             Ok(self.0.registry.get(&r.kind, &r.namespace, &r.name).await?.to_proto())
@@ -108,7 +221,17 @@ impl ApiServer for Service {
     }
 
     async fn list(&self, req: Request<proto::ListRequest>) -> Result<Response<proto::ObjectList>, Status> {
+        let extensions = req.extensions().clone();
         let r = req.into_inner();
+        let action = GrpcAction {
+            verb: "list",
+            kind: &r.kind,
+            namespace: &r.namespace,
+            name: "",
+            subresource: "",
+            field_selector: &r.field_selector,
+        };
+        self.authorize(&extensions, action)?;
         let opts = ListOptions {
             namespace: r.namespace.clone(),
             label_selector: r.label_selector,
@@ -151,7 +274,17 @@ impl ApiServer for Service {
         &self,
         req: Request<proto::DeleteRequest>,
     ) -> Result<Response<proto::DeleteResponse>, Status> {
+        let extensions = req.extensions().clone();
         let r = req.into_inner();
+        let action = GrpcAction {
+            verb: "delete",
+            kind: &r.kind,
+            namespace: &r.namespace,
+            name: &r.name,
+            subresource: "",
+            field_selector: "",
+        };
+        self.authorize(&extensions, action)?;
         let opts = DeleteOptions {
             grace_period_seconds: r.grace_period_seconds,
             propagation_policy: r.propagation_policy,
@@ -168,7 +301,17 @@ impl ApiServer for Service {
     }
 
     async fn bind(&self, req: Request<proto::BindRequest>) -> Result<Response<proto::Object>, Status> {
+        let extensions = req.extensions().clone();
         let r = req.into_inner();
+        let action = GrpcAction {
+            verb: "create",
+            kind: "Pod",
+            namespace: &r.namespace,
+            name: &r.name,
+            subresource: "binding",
+            field_selector: "",
+        };
+        self.authorize(&extensions, action)?;
         let key = format!("{}/{}", r.namespace, r.name);
         self.call("bind", "Pod", &key, async {
             Ok(self.0.registry.bind(&r.namespace, &r.name, &r.uid, &r.node_name).await?.to_proto())
@@ -178,8 +321,10 @@ impl ApiServer for Service {
 
     async fn discovery(
         &self,
-        _req: Request<proto::DiscoveryRequest>,
+        req: Request<proto::DiscoveryRequest>,
     ) -> Result<Response<DiscoveryResponse>, Status> {
+        let attributes = Attributes::non_resource(user(&req), "get", "/api");
+        self.0.security().and_then(|s| s.authorization.check(&attributes)).map_err(Status::from)?;
         let verbs = |status: bool| {
             let mut v: Vec<String> = ["create", "get", "list", "update", "delete", "watch"]
                 .iter()
@@ -212,7 +357,17 @@ impl ApiServer for Service {
         &self,
         req: Request<kubelet_proto::LogsRequest>,
     ) -> Result<Response<Self::PodLogsStream>, Status> {
+        let extensions = req.extensions().clone();
         let r = req.into_inner();
+        let action = GrpcAction {
+            verb: "get",
+            kind: "Pod",
+            namespace: &r.namespace,
+            name: &r.name,
+            subresource: "log",
+            field_selector: "",
+        };
+        self.authorize(&extensions, action)?;
         let key = format!("{}/{}", r.namespace, r.name);
         self.call("logs", "Pod", &key, self.0.kubelets.logs(r)).await
     }
@@ -221,17 +376,40 @@ impl ApiServer for Service {
         &self,
         req: Request<tonic::Streaming<kubelet_proto::ExecInput>>,
     ) -> Result<Response<Self::PodExecStream>, Status> {
+        let extensions = req.extensions().clone();
         let mut input = req.into_inner();
         let first = input
             .message()
             .await?
             .ok_or_else(|| Status::invalid_argument("start: Required value (the first message)"))?;
+        let (namespace, name) =
+            first.start.as_ref().map(|s| (s.namespace.as_str(), s.name.as_str())).unwrap_or_default();
+        let action = GrpcAction {
+            verb: "create",
+            kind: "Pod",
+            namespace,
+            name,
+            subresource: "exec",
+            field_selector: "",
+        };
+        self.authorize(&extensions, action)?;
         let key = first.start.as_ref().map(|s| format!("{}/{}", s.namespace, s.name)).unwrap_or_default();
         self.call("exec", "Pod", &key, self.0.kubelets.exec(first, input)).await
     }
 
     async fn top(&self, req: Request<proto::TopRequest>) -> Result<Response<proto::TopResponse>, Status> {
+        let extensions = req.extensions().clone();
         let r = req.into_inner();
+        // Node usage comes from the kubelets' stats: `nodes/stats` (pods' usage is part of it).
+        let action = GrpcAction {
+            verb: "get",
+            kind: "Node",
+            namespace: "",
+            name: &r.node_name,
+            subresource: "stats",
+            field_selector: "",
+        };
+        self.authorize(&extensions, action)?;
         self.call("top", "Node", &r.node_name, async {
             let (nodes, errors) = self.0.kubelets.top(&r.node_name).await?;
             Ok(proto::TopResponse { nodes, errors })
@@ -241,7 +419,17 @@ impl ApiServer for Service {
 
     async fn watch(&self, req: Request<proto::WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
         let start = Instant::now();
+        let extensions = req.extensions().clone();
         let r = req.into_inner();
+        let action = GrpcAction {
+            verb: "watch",
+            kind: &r.kind,
+            namespace: &r.namespace,
+            name: "",
+            subresource: "",
+            field_selector: &r.field_selector,
+        };
+        self.authorize(&extensions, action)?;
         let params = WatchParams {
             kind: r.kind.clone(),
             namespace: r.namespace,
@@ -256,5 +444,105 @@ impl ApiServer for Service {
         let kind = kind_of(&r.kind).map_err(Status::from)?.kind;
         let stream = ReceiverStream::new(rx).map(move |item| proto_item(kind, item));
         Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn review(&self, req: Request<proto::Object>) -> Result<Response<proto::Object>, Status> {
+        let extensions = req.extensions().clone();
+        let user = user(&req);
+        let o = req.into_inner();
+        let resource = reviews::by_kind(&o.kind).ok_or_else(|| {
+            let kinds: Vec<String> = reviews::REVIEWS.iter().map(|r| format!("{:?}", r.kind)).collect();
+            Status::invalid_argument(format!(
+                "kind: Unsupported value: {:?}: supported values: {}",
+                o.kind,
+                kinds.join(", ")
+            ))
+        })?;
+        let security = self.0.security().map_err(Status::from)?;
+        let authorization = &security.authorization;
+        // Every review needs `create` on its resource (in its namespace for the local one).
+        let allow = |namespace: &str| {
+            let attributes = Attributes::resource(user.clone(), "create", resource.group, resource.plural)
+                .namespace(namespace)
+                .api_version("v1");
+            self.check(&extensions, &attributes)
+        };
+        let failed = |e: crate::rest::StatusError| reviews::grpc_status(&e);
+        let raw = match resource.kind {
+            "SelfSubjectAccessReview" => {
+                let r = decode_review::<SelfSubjectAccessReview>(&o.raw)?;
+                allow("")?;
+                let mut r = access::self_subject_access_review(authorization, &user, r).map_err(failed)?;
+                (r.api_version, r.kind) = (resource.api_version.into(), resource.kind.into());
+                r.encode_to_vec()
+            }
+            "SubjectAccessReview" => {
+                let r = decode_review::<SubjectAccessReview>(&o.raw)?;
+                allow("")?;
+                let mut r = access::subject_access_review(authorization, r).map_err(failed)?;
+                (r.api_version, r.kind) = (resource.api_version.into(), resource.kind.into());
+                r.encode_to_vec()
+            }
+            "LocalSubjectAccessReview" => {
+                let r = decode_review::<LocalSubjectAccessReview>(&o.raw)?;
+                allow(r.metadata.as_ref().map(|m| m.namespace.as_str()).unwrap_or_default())?;
+                let mut r = access::local_subject_access_review(authorization, r).map_err(failed)?;
+                (r.api_version, r.kind) = (resource.api_version.into(), resource.kind.into());
+                r.encode_to_vec()
+            }
+            "SelfSubjectRulesReview" => {
+                let r = decode_review::<SelfSubjectRulesReview>(&o.raw)?;
+                allow("")?;
+                let mut r = access::self_subject_rules_review(authorization, &user, r).map_err(failed)?;
+                (r.api_version, r.kind) = (resource.api_version.into(), resource.kind.into());
+                r.encode_to_vec()
+            }
+            "TokenReview" => {
+                let r = decode_review::<TokenReview>(&o.raw)?;
+                allow("")?;
+                let mut r = identity::token_review(security.tokens.as_deref(), r).map_err(failed)?;
+                (r.api_version, r.kind) = (resource.api_version.into(), resource.kind.into());
+                r.encode_to_vec()
+            }
+            _ => {
+                decode_review::<SelfSubjectReview>(&o.raw)?;
+                allow("")?;
+                let mut r = identity::self_subject_review(&user, std::time::SystemTime::now());
+                (r.api_version, r.kind) = (resource.api_version.into(), resource.kind.into());
+                r.encode_to_vec()
+            }
+        };
+        Ok(Response::new(proto::Object { kind: resource.kind.to_string(), raw }))
+    }
+
+    async fn create_token(
+        &self,
+        req: Request<proto::CreateTokenRequest>,
+    ) -> Result<Response<TokenRequest>, Status> {
+        let extensions = req.extensions().clone();
+        let r = req.into_inner();
+        let action = GrpcAction {
+            verb: "create",
+            kind: "ServiceAccount",
+            namespace: &r.namespace,
+            name: &r.name,
+            subresource: "token",
+            field_selector: "",
+        };
+        self.authorize(&extensions, action)?;
+        let security = self.0.security().map_err(Status::from)?;
+        let request = r.token_request.unwrap_or_default();
+        let issued = token::create(&self.0, security, &r.namespace, &r.name, request)
+            .await
+            .map_err(|e| reviews::grpc_status(&e))?;
+        let mut answer = issued.request;
+        (answer.api_version, answer.kind) = (token::API_VERSION.into(), "TokenRequest".into());
+        let mut resp = Response::new(answer);
+        for w in issued.warnings {
+            if let Ok(v) = w.parse() {
+                resp.metadata_mut().append("warning", v);
+            }
+        }
+        Ok(resp)
     }
 }

@@ -3,12 +3,14 @@
 
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use navarch_api::kubelet_proto::{ExecInput, ExecOutput, LogsRequest};
 use navarch_api::proto::api_server_client::ApiServerClient;
 use navarch_api::proto::{self, DiscoveryResponse};
+use navarch_api::v1::TokenRequest;
 use navarch_api::{Object, Resource};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
@@ -24,26 +26,72 @@ const MAX_MESSAGE_BYTES: usize = 256 << 20;
 #[derive(Clone, Debug)]
 pub struct Client {
     grpc: ApiServerClient<InterceptedService<Channel, Bearer>>,
+    channel: Channel,
+    bearer: Bearer,
 }
 
-/// Adds `authorization: Bearer <token>` to every call when the connection has a token.
+/// Adds `authorization: Bearer <token>` to every call when the connection has a token, and the
+/// impersonation headers when the client acts as someone else ([`Client::impersonating`]).
 #[derive(Clone, Debug, Default)]
-pub struct Bearer(Option<Token>);
+pub struct Bearer {
+    token: Option<Token>,
+    impersonate: Option<Arc<Impersonation>>,
+}
+
+/// Acting as another user (`--as`, `--as-group`): the api-server runs the calls as `user` in `groups`
+/// if the real user may `impersonate` them (Kubernetes' `Impersonate-User` / `Impersonate-Group`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Impersonation {
+    pub user: String,
+    pub groups: Vec<String>,
+}
 
 impl Interceptor for Bearer {
     fn call(
         &mut self,
         mut req: tonic::Request<()>,
     ) -> std::result::Result<tonic::Request<()>, tonic::Status> {
-        if let Some(token) = self.0.as_ref().and_then(Token::current) {
+        if let Some(token) = self.token.as_ref().and_then(Token::current) {
             let value = format!("Bearer {token}").parse().map_err(|_| {
                 tonic::Status::unauthenticated("the bearer token is not a valid header value")
             })?;
             req.metadata_mut().insert("authorization", value);
         }
+        if let Some(imp) = &self.impersonate {
+            let invalid =
+                |what: &str| tonic::Status::invalid_argument(format!("{what} is not a valid header value"));
+            let user = imp.user.parse().map_err(|_| invalid("the user to impersonate"))?;
+            req.metadata_mut().insert("impersonate-user", user);
+            for group in &imp.groups {
+                let group = group.parse().map_err(|_| invalid("a group to impersonate"))?;
+                req.metadata_mut().append("impersonate-group", group);
+            }
+        }
         Ok(req)
     }
 }
+
+/// The kinds [`Client::review`] asks: answered with their status filled in, never stored.
+pub trait Review: prost::Message + Default {
+    const KIND: &'static str;
+}
+
+macro_rules! reviews {
+    ($($kind:ident),*) => {
+        $(impl Review for navarch_api::v1::$kind {
+            const KIND: &'static str = stringify!($kind);
+        })*
+    };
+}
+
+reviews!(
+    SelfSubjectAccessReview,
+    SubjectAccessReview,
+    LocalSubjectAccessReview,
+    SelfSubjectRulesReview,
+    TokenReview,
+    SelfSubjectReview
+);
 
 /// Parameters of a list call.
 #[derive(Clone, Debug, Default)]
@@ -157,11 +205,24 @@ impl Client {
     }
 
     fn from_channel(channel: Channel, conn: &Connection) -> Client {
+        Client::with_bearer(channel, Bearer { token: conn.token.clone(), impersonate: None })
+    }
+
+    fn with_bearer(channel: Channel, bearer: Bearer) -> Client {
         Client {
-            grpc: ApiServerClient::with_interceptor(channel, Bearer(conn.token.clone()))
+            grpc: ApiServerClient::with_interceptor(channel.clone(), bearer.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            channel,
+            bearer,
         }
+    }
+
+    /// This client acting as another user (same connection): every call carries the impersonation
+    /// headers. `None` acts as itself again.
+    pub fn impersonating(&self, impersonation: Option<Impersonation>) -> Client {
+        let bearer = Bearer { impersonate: impersonation.map(Arc::new), ..self.bearer.clone() };
+        Client::with_bearer(self.channel.clone(), bearer)
     }
 
     /// A typed handle on one kind, in `namespace` (ignored for cluster-scoped kinds; empty for all
@@ -297,6 +358,32 @@ impl Client {
         input: impl Stream<Item = ExecInput> + Send + 'static,
     ) -> Result<tonic::Streaming<ExecOutput>> {
         Ok(self.grpc.clone().pod_exec(input).await?.into_inner())
+    }
+
+    /// Asks a review (SelfSubjectAccessReview, SubjectAccessReview, LocalSubjectAccessReview,
+    /// SelfSubjectRulesReview, TokenReview, SelfSubjectReview): the answer is `review` with its status
+    /// filled in, as Kubernetes answers the POST of it.
+    pub async fn review<T: Review>(&self, review: &T) -> Result<T> {
+        let req = proto::Object { kind: T::KIND.into(), raw: review.encode_to_vec() };
+        let resp = self.grpc.clone().review(req).await?.into_inner();
+        T::decode(resp.raw.as_slice())
+            .map_err(|e| navarch_api::Error::Decode { kind: T::KIND.into(), reason: e.to_string() }.into())
+    }
+
+    /// A token of the ServiceAccount `namespace/name` (the serviceaccounts/token subresource): the
+    /// answer's `status.token`, valid until `status.expirationTimestamp` and for `spec.audiences`.
+    pub async fn create_token(
+        &self,
+        namespace: &str,
+        name: &str,
+        request: &TokenRequest,
+    ) -> Result<TokenRequest> {
+        let req = proto::CreateTokenRequest {
+            namespace: namespace.into(),
+            name: name.into(),
+            token_request: Some(request.clone()),
+        };
+        Ok(self.grpc.clone().create_token(req).await?.into_inner())
     }
 
     /// CPU and memory usage of the nodes and their pods, from the kubelets.

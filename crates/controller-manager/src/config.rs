@@ -60,6 +60,10 @@ pub struct Config {
     /// Seconds pods without their own toleration stay on an unreachable or not-ready node.
     #[arg(long, default_value_t = 300)]
     pub default_toleration_seconds: u64,
+    /// CA bundle (PEM) published to every namespace as ConfigMap `kube-root-ca.crt` (pods verify the
+    /// api-server with it). Default: the CA of `kubeconfig`.
+    #[arg(long)]
+    pub root_ca_file: Option<PathBuf>,
     /// Derived: the cluster CIDR cut into node subnets.
     #[arg(skip)]
     #[serde(skip)]

@@ -11,6 +11,7 @@
 //! * [`namespaces`]: namespace deletion, the `default` ServiceAccount.
 //! * [`garbage_collector`]: ownerReferences: background, foreground and orphan deletion.
 //! * [`clusterrole_aggregation`]: aggregated ClusterRoles get the rules of the ClusterRoles they select.
+//! * [`root_ca_publisher`]: the ConfigMap `kube-root-ca.crt` (the cluster's CA bundle) in every namespace.
 //! * [`config`]: the daemon's settings (resolved by the daemon shell); [`run`]: one shared reflector per
 //!   kind, each controller's `spawn`, leader election.
 
@@ -25,5 +26,6 @@ pub mod namespaces;
 pub mod node_ipam;
 pub mod node_lifecycle;
 pub mod replicaset;
+pub mod root_ca_publisher;
 pub mod run;
 pub mod service_lb;

@@ -7,6 +7,7 @@ use std::fmt::Display;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use navarch_api::v1::{
     ClusterRole, ConfigMap, CronJob, DaemonSet, Deployment, Endpoints, Job, Lease, Namespace, Node, Pod,
     ReplicaSet, Secret, Service, ServiceAccount, StatefulSet,
@@ -128,8 +129,9 @@ impl Wiring {
     }
 }
 
-/// Runs the controllers until `shutdown` (called while this instance leads).
-pub async fn run_controllers(client: Client, cfg: Config, shutdown: CancellationToken) {
+/// Runs the controllers until `shutdown` (called while this instance leads); `root_ca` is the PEM
+/// bundle the root CA publisher publishes.
+pub async fn run_controllers(client: Client, cfg: Config, root_ca: String, shutdown: CancellationToken) {
     let mut w = Wiring::new(client, cfg.workers, shutdown);
     crate::replicaset::spawn(&mut w);
     crate::deployment::spawn(&mut w);
@@ -140,6 +142,7 @@ pub async fn run_controllers(client: Client, cfg: Config, shutdown: Cancellation
     crate::namespaces::spawn(&mut w);
     crate::garbage_collector::spawn(&mut w);
     crate::clusterrole_aggregation::spawn(&mut w);
+    crate::root_ca_publisher::spawn(&mut w, root_ca);
     w.run().await;
 }
 
@@ -147,10 +150,15 @@ pub async fn run_controllers(client: Client, cfg: Config, shutdown: Cancellation
 /// `kube-controller-manager` Lease (or alone), until shutdown.
 pub async fn run(daemon: Daemon<Config>) -> anyhow::Result<()> {
     let cfg = &daemon.config;
-    let client = Client::connect_lazy(&navarch_client::Connection::for_daemon(
-        cfg.kubeconfig.as_deref(),
-        &cfg.server,
-    )?)?;
+    let connection = navarch_client::Connection::for_daemon(cfg.kubeconfig.as_deref(), &cfg.server)?;
+    let root_ca = match &cfg.root_ca_file {
+        Some(path) => {
+            std::fs::read(path).with_context(|| format!("root_ca_file: reading {}", path.display()))?
+        }
+        None => connection.ca_pem.clone(),
+    };
+    let root_ca = String::from_utf8(root_ca).context("root_ca_file: not a PEM bundle (UTF-8)")?;
+    let client = Client::connect_lazy(&connection)?;
     daemon.serve_admin(Admin::new(""), cfg.http_listen).await?;
     tracing::info!(server = %cfg.server, "controller-manager starting");
     let election = Election {
@@ -159,7 +167,7 @@ pub async fn run(daemon: Daemon<Config>) -> anyhow::Result<()> {
         identity: cfg.identity.as_deref(),
     };
     run_elected(&client, election, daemon.shutdown.clone(), |stop| {
-        run_controllers(client.clone(), cfg.clone(), stop)
+        run_controllers(client.clone(), cfg.clone(), root_ca.clone(), stop)
     })
     .await;
     Ok(())

@@ -24,6 +24,13 @@ pub struct Cli {
     /// The namespace scope for this request.
     #[arg(short = 'n', long, global = true, value_name = "NAMESPACE")]
     pub namespace: Option<String>,
+    /// Username to impersonate for the operation (a user or a ServiceAccount,
+    /// `system:serviceaccount:NS:NAME`).
+    #[arg(long = "as", global = true, value_name = "USER")]
+    pub as_user: Option<String>,
+    /// Group to impersonate for the operation (repeatable).
+    #[arg(long = "as-group", global = true, value_name = "GROUP")]
+    pub as_group: Vec<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -32,8 +39,8 @@ pub struct Cli {
 pub enum Command {
     /// Create or update objects from manifests (client-side apply).
     Apply(FileArgs),
-    /// Create objects from manifests; fails for objects that exist.
-    Create(FileArgs),
+    /// Create objects from manifests (fails for objects that exist), or a ServiceAccount token.
+    Create(CreateArgs),
     /// Replace objects with the manifests' content.
     Replace(FileArgs),
     /// Display one or many objects.
@@ -69,6 +76,9 @@ pub enum Command {
     /// Show CPU and memory usage of nodes or pods (from the kubelets' cgroup readings).
     #[command(subcommand)]
     Top(TopCommand),
+    /// Inspect authorization: `can-i`, `whoami`.
+    #[command(subcommand)]
+    Auth(AuthCommand),
     /// Print the client and server versions.
     Version,
     /// Print the kinds the api-server serves.
@@ -81,6 +91,83 @@ pub enum Command {
     /// navctl's configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+/// `create -f FILE`, or `create token SERVICE_ACCOUNT`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct CreateArgs {
+    #[command(subcommand)]
+    pub command: Option<CreateCommand>,
+    #[command(flatten)]
+    pub files: FileArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CreateCommand {
+    /// Request a ServiceAccount token (printed without a newline unless on a terminal).
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The ServiceAccount, in the current namespace.
+    #[arg(value_name = "SERVICE_ACCOUNT_NAME")]
+    pub name: String,
+    /// Requested lifetime (`10m`, `1h`); the server's default (1h) when unset. The server may shorten it.
+    #[arg(long)]
+    pub duration: Option<String>,
+    /// Audience of the token (repeatable); the api-server's audiences when unset.
+    #[arg(long)]
+    pub audience: Vec<String>,
+    /// Kind of an object to bind the token to: Pod, Secret or Node. Requires --bound-object-name.
+    #[arg(long)]
+    pub bound_object_kind: Option<String>,
+    /// Name of the object to bind the token to: the token stops working when it is deleted.
+    #[arg(long)]
+    pub bound_object_name: Option<String>,
+    /// UID of the object to bind the token to (default: its current uid).
+    #[arg(long)]
+    pub bound_object_uid: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// Check whether an action is allowed: `can-i VERB TYPE[/NAME]`, `can-i VERB /URL`, or `--list`.
+    /// Prints yes (exit 0) or no (exit 1).
+    #[command(name = "can-i")]
+    CanI(CanIArgs),
+    /// Print who the api-server takes you for (username, uid, groups, extra).
+    Whoami(WhoamiArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CanIArgs {
+    /// VERB and TYPE[/NAME] (or a non-resource URL starting with /); none with --list.
+    #[arg(value_name = "ARGS")]
+    pub args: Vec<String>,
+    /// Check the action in all namespaces.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// Print nothing; only the exit status answers.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// A subresource, such as log or scale.
+    #[arg(long, default_value = "")]
+    pub subresource: String,
+    /// List every allowed action in the namespace.
+    #[arg(long)]
+    pub list: bool,
+    /// With --list: no header line.
+    #[arg(long)]
+    pub no_headers: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WhoamiArgs {
+    /// Output format: json or yaml (default: a table).
+    #[arg(short = 'o', long)]
+    pub output: Option<String>,
 }
 
 #[derive(Debug, Args)]

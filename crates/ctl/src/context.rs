@@ -30,6 +30,8 @@ impl Outcome {
 pub struct Context {
     pub config: Config,
     client: OnceCell<Client>,
+    /// `--as` / `--as-group`.
+    impersonation: Option<navarch_client::Impersonation>,
 }
 
 /// Writes to stdout; output to a closed pipe (`navctl get pods | head -1`) ends the process quietly.
@@ -51,7 +53,13 @@ pub fn say(line: impl AsRef<str>) {
 
 impl Context {
     pub fn new(config: Config) -> Context {
-        Context { config, client: OnceCell::new() }
+        Context { config, client: OnceCell::new(), impersonation: None }
+    }
+
+    /// Every call acts as another user (`--as`, `--as-group`); `None`: as the configured one.
+    pub fn impersonating(mut self, impersonation: Option<navarch_client::Impersonation>) -> Context {
+        self.impersonation = impersonation;
+        self
     }
 
     /// The namespace commands work in (`-n`, else the config file's, else `default`).
@@ -68,7 +76,9 @@ impl Context {
         self.client
             .get_or_try_init(|| async {
                 let connection = self.config.connection()?;
-                Client::connect(connection).await.map_err(|e| errors::general(e, &self.config.server))
+                let client =
+                    Client::connect(connection).await.map_err(|e| errors::general(e, &self.config.server))?;
+                Ok::<_, anyhow::Error>(client.impersonating(self.impersonation.clone()))
             })
             .await
     }

@@ -1,10 +1,12 @@
 //! navctl: the kubectl-like command-line client of the navarch api-server.
 //!
 //! Owns the command line (apply, create, replace, get, describe, delete, label, annotate, scale, expose, set image, rollout (status, history, undo, pause, resume, restart), cordon, uncordon, drain, logs, exec,
-//! top, version, api-resources, completion, config view), kubectl's output formats and messages, and client-side
-//! apply. Exit status: 0 success, 1 any error, 2 usage error.
+//! top, auth can-i, auth whoami, create token, version, api-resources, completion, config view),
+//! `--as`/`--as-group` impersonation, kubectl's output formats and messages, and client-side apply.
+//! Exit status: 0 success, 1 any error, 2 usage error.
 
 mod apply;
+mod auth;
 mod cli;
 mod config;
 mod context;
@@ -33,7 +35,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use cli::{Cli, Command, ConfigCommand};
+use cli::{AuthCommand, Cli, Command, ConfigCommand, CreateCommand};
 use context::{Context, Outcome};
 
 fn main() -> ExitCode {
@@ -74,10 +76,20 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Success);
     }
     let config = config::resolve(&config::Inputs::from_process(cli.server, cli.namespace, cli.kubeconfig))?;
-    let ctx = Context::new(config);
+    if cli.as_user.is_none() && !cli.as_group.is_empty() {
+        anyhow::bail!("requesting uid, groups or user-extra for  without impersonating a user");
+    }
+    let impersonation =
+        cli.as_user.map(|user| navarch_client::Impersonation { user, groups: cli.as_group.clone() });
+    let ctx = Context::new(config).impersonating(impersonation);
     match cli.command {
         Command::Apply(a) => apply::run(&ctx, &a).await,
-        Command::Create(a) => create::create(&ctx, &a).await,
+        Command::Create(a) => match &a.command {
+            Some(CreateCommand::Token(t)) => auth::create_token(&ctx, t).await,
+            None => create::create(&ctx, &a.files).await,
+        },
+        Command::Auth(AuthCommand::CanI(a)) => auth::can_i(&ctx, &a).await,
+        Command::Auth(AuthCommand::Whoami(a)) => auth::whoami(&ctx, &a).await,
         Command::Replace(a) => create::replace(&ctx, &a).await,
         Command::Get(a) => get::run(&ctx, &a).await,
         Command::Describe(a) => describe::run(&ctx, &a).await,

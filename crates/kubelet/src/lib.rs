@@ -6,7 +6,8 @@
 //! * [`image`]: references, registry mirrors, pulling and unpacking.
 //! * [`network`]: per-pod network namespaces and the CNI plugin chain.
 //! * [`spec`]: the OCI runtime spec of a container.
-//! * [`volumes`]: pod volumes on the host, container environments.
+//! * [`volumes`]: pod volumes on the host, container environments; [`token`]: the ServiceAccount
+//!   tokens of projected volumes, renewed before they expire.
 //! * [`pod_state`]: the pure decisions (next step, back-off, status); [`pods`]: the per-pod sync.
 //! * [`probes`]: startup, liveness and readiness probes; [`exec`]: commands run in containers;
 //!   [`port_forward`]: connections into a pod's network namespace.
@@ -36,6 +37,7 @@ pub mod probes;
 pub mod run;
 pub mod server;
 pub mod spec;
+pub mod token;
 // The crate's only `unsafe` (denied everywhere else by the workspace lints): the system calls that
 // nix has no safe wrapper for, each block with its `// SAFETY:` argument.
 #[allow(unsafe_code)]

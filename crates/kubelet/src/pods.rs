@@ -25,6 +25,7 @@ use crate::network::{Cni, CniPlugins, KernelNamespaces, Namespaces, NetworkError
 use crate::pod_state::{self, Attempt, AttemptState, Extra, Role, Step};
 use crate::probes::ProbeManager;
 use crate::spec::{self, BindMount, SpecError, SpecInput};
+use crate::token::TokenManager;
 use crate::volumes::{self, VolumeError};
 
 pub const LABEL_POD_UID: &str = "io.navarch.pod.uid";
@@ -120,6 +121,8 @@ pub struct PodWorker {
     pub metrics: Arc<KubeletMetrics>,
     /// Containers' stdio: FIFOs read into the logs, attach.
     pub io: ContainerIo,
+    /// ServiceAccount tokens of the pods' projected volumes.
+    pub tokens: TokenManager,
     memory: Mutex<Memory>,
 }
 
@@ -171,8 +174,14 @@ impl PodWorker {
             probes,
             metrics,
             io,
+            tokens: TokenManager::default(),
             memory: Mutex::new(Memory::default()),
         }
+    }
+
+    /// Where volumes and environments come from: the api-server, tokens through [`Self::tokens`].
+    fn sources(&self) -> volumes::ApiSources<'_> {
+        volumes::ApiSources { client: &self.client, tokens: &self.tokens }
     }
 
     fn event(&self, pod: &Pod, kind: &'static str, reason: &'static str, message: String) {
@@ -310,7 +319,7 @@ impl PodWorker {
         self.write_etc_files(&pod, &pod_dir, &ip)?;
         self.probes.sync(&pod, &attempts, &ip);
         let kill_wait = self.kill_unhealthy(&pod, &attempts).await?;
-        let vols = match volumes::prepare(&pod, &pod_dir, &self.client).await {
+        let vols = match volumes::prepare(&pod, &pod_dir, &self.sources()).await {
             Ok(v) => v,
             Err(e) => {
                 self.set_waiting_all(&pod, &attempts, "CreateContainerConfigError", &e.to_string());
@@ -444,7 +453,7 @@ impl PodWorker {
         let mut status_pod = pod.clone();
         status_pod.status.get_or_insert_with(Default::default).pod_ip = ip.to_string();
         status_pod.status.get_or_insert_with(Default::default).host_ip = self.node_ip.clone();
-        let env = match volumes::env(&status_pod, c, &self.client).await {
+        let env = match volumes::env(&status_pod, c, &self.sources()).await {
             Ok(e) => e,
             Err(e @ VolumeError::Config(_)) => return Err(config_error(e.to_string())),
             Err(e) => return Err(config_error(e.to_string())),
@@ -860,6 +869,7 @@ impl PodWorker {
             let _ = std::fs::remove_dir_all(self.paths.logs(ns, n, uid));
         }
         self.probes.forget(uid);
+        self.tokens.forget_pod(uid);
         let mut mem = self.memory.lock().expect("memory lock");
         mem.waiting.remove(uid);
         mem.pod_start.remove(uid);

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use futures::StreamExt;
 use navarch_api::Resource;
-use navarch_api::v1::{ConfigMap, Node, Pod, Secret};
+use navarch_api::v1::{Node, Pod};
 use navarch_client::{Action, Client, Controller, EventRecorder, ObjectRef, Store, WatcherConfig};
 use navarch_daemon::{Admin, Daemon};
 use tokio_util::sync::CancellationToken;
@@ -119,52 +119,37 @@ async fn node_status_loop(
     }
 }
 
-fn uses_config_map(pod: &Pod, name: &str) -> bool {
-    let spec = match &pod.spec {
-        Some(s) => s,
-        None => return false,
-    };
-    spec.volumes.iter().any(|v| {
-        v.config_map.as_ref().is_some_and(|c| c.name == name)
-            || v.projected.as_ref().is_some_and(|p| {
-                p.sources.iter().any(|s| s.config_map.as_ref().is_some_and(|c| c.name == name))
-            })
-    }) || spec.containers.iter().chain(spec.init_containers.iter()).any(|c| {
-        c.env_from.iter().any(|e| e.config_map_ref.as_ref().is_some_and(|r| r.name == name))
-            || c.env.iter().any(|e| {
-                e.value_from
-                    .as_ref()
-                    .and_then(|v| v.config_map_key_ref.as_ref())
-                    .is_some_and(|r| r.name == name)
-            })
+/// How often pods with ConfigMap, Secret or projected volumes are synced again (their contents
+/// re-read from the api-server).
+const VOLUME_REFRESH: Duration = Duration::from_secs(15);
+
+/// Whether a pod has volumes whose contents come from the api-server.
+fn uses_api_volumes(pod: &Pod) -> bool {
+    pod.spec.as_ref().is_some_and(|s| {
+        s.volumes.iter().any(|v| v.config_map.is_some() || v.secret.is_some() || v.projected.is_some())
     })
 }
 
-fn uses_secret(pod: &Pod, name: &str) -> bool {
-    let spec = match &pod.spec {
-        Some(s) => s,
-        None => return false,
-    };
-    spec.volumes.iter().any(|v| {
-        v.secret.as_ref().is_some_and(|s| s.secret_name == name)
-            || v.projected
-                .as_ref()
-                .is_some_and(|p| p.sources.iter().any(|s| s.secret.as_ref().is_some_and(|c| c.name == name)))
-    }) || spec.containers.iter().chain(spec.init_containers.iter()).any(|c| {
-        c.env_from.iter().any(|e| e.secret_ref.as_ref().is_some_and(|r| r.name == name))
-            || c.env.iter().any(|e| {
-                e.value_from.as_ref().and_then(|v| v.secret_key_ref.as_ref()).is_some_and(|r| r.name == name)
-            })
-    })
-}
-
-fn referencing(store: &Store<Pod>, ns: &str, pred: impl Fn(&Pod) -> bool) -> Vec<ObjectRef> {
-    store
-        .state()
-        .iter()
-        .filter(|p| p.meta().namespace == ns && pred(p))
-        .map(|p| ObjectRef::from_obj(p.as_ref()))
-        .collect()
+async fn refresh_api_volumes(
+    store: Store<Pod>,
+    resync: tokio::sync::mpsc::Sender<Vec<ObjectRef>>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(VOLUME_REFRESH) => {}
+        }
+        let keys: Vec<ObjectRef> = store
+            .state()
+            .iter()
+            .filter(|p| uses_api_volumes(p))
+            .map(|p| ObjectRef::from_obj(p.as_ref()))
+            .collect();
+        if !keys.is_empty() && resync.send(keys).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Removes the remains of pods that no longer exist: at once when a pod leaves the store (deleted
@@ -402,22 +387,17 @@ pub async fn run(daemon: Daemon<Config>) -> anyhow::Result<()> {
 
     // Task exits from containerd → the pod's key. (containerd answers a subscription only with
     // its first event, so the subscription runs in its own task.)
+    let resync_tx_volumes = resync_tx.clone();
     tasks.spawn(forward_task_exits(ctd.clone(), resync_tx, shutdown.clone()));
     let resyncs = futures::stream::poll_fn(move |cx| resync_rx.poll_recv(cx));
     let pods_cfg = WatcherConfig::default().fields(&format!("spec.nodeName={}", cfg.node_name));
     let controller = Controller::new(client.api::<Pod>(""), pods_cfg).concurrency(cfg.workers);
     let store = controller.store();
-    let (s1, s2) = (store.clone(), store.clone());
-    let controller = controller
-        .triggered_by(resyncs)
-        .watches(client.api::<ConfigMap>(""), WatcherConfig::default(), move |cm: &ConfigMap| {
-            let m = cm.meta();
-            referencing(&s1, &m.namespace, |p| uses_config_map(p, &m.name))
-        })
-        .watches(client.api::<Secret>(""), WatcherConfig::default(), move |s: &Secret| {
-            let m = s.meta();
-            referencing(&s2, &m.namespace, |p| uses_secret(p, &m.name))
-        });
+    // A node may read only the ConfigMaps and Secrets its own pods use, by name (the Node
+    // authorizer), not watch them all: pods with such volumes are synced again every
+    // VOLUME_REFRESH, which reads them again (Kubernetes' `Cache` change-detection strategy).
+    tasks.spawn(refresh_api_volumes(store.clone(), resync_tx_volumes, shutdown.clone()));
+    let controller = controller.triggered_by(resyncs);
     tasks.spawn(orphan_sweep(worker.clone(), store, shutdown.clone()));
     tracing::info!(node = %cfg.node_name, "kubelet running");
     controller

@@ -1,17 +1,24 @@
 //! A pod's volumes on the host and its containers' environment: emptyDir (a directory, or tmpfs
-//! for `medium: Memory`), hostPath, configMap, secret, downwardAPI and projected (their files
-//! written atomically through a `..data` symlink swap, as Kubernetes does, and rewritten when the
-//! objects change), and env from values, configMaps, secrets and the downward API.
+//! for `medium: Memory`), hostPath, configMap, secret, downwardAPI and projected (configMaps,
+//! secrets, the downward API and ServiceAccount tokens bound to the pod — the `kube-api-access-*`
+//! volume — their files written atomically through a `..data` symlink swap, as Kubernetes does, and
+//! rewritten when the objects change or a token is renewed), and env from values, configMaps,
+//! secrets and the downward API, plus the `kubernetes` Service's variables (`KUBERNETES_SERVICE_HOST`,
+//! `KUBERNETES_SERVICE_PORT`, the docker-link `KUBERNETES_PORT*`) that in-cluster clients read.
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
-use navarch_api::v1::{ConfigMap, Container, KeyToPath, ObjectFieldSelector, Pod, Secret, Volume};
+use navarch_api::v1::{
+    BoundObjectReference, ConfigMap, Container, KeyToPath, ObjectFieldSelector, Pod, Secret, Service,
+    ServiceAccountTokenProjection, TokenRequest, TokenRequestSpec, Volume,
+};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 
 use crate::spec::BindMount;
+use crate::token::TokenManager;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VolumeError {
@@ -27,24 +34,48 @@ pub enum VolumeError {
 
 type Result<T> = std::result::Result<T, VolumeError>;
 
-/// Where configMaps and secrets come from (the api-server; a map in tests).
+/// Where configMaps, secrets, Services and ServiceAccount tokens come from (the api-server; maps in
+/// tests).
 pub trait Sources: Send + Sync {
     fn config_map(&self, ns: &str, name: &str) -> impl Future<Output = Result<Option<ConfigMap>>> + Send;
     fn secret(&self, ns: &str, name: &str) -> impl Future<Output = Result<Option<Secret>>> + Send;
+    fn service(&self, ns: &str, name: &str) -> impl Future<Output = Result<Option<Service>>> + Send;
+    /// A token of the ServiceAccount `ns/name` as `request` asks (cached and renewed by the kubelet).
+    fn service_account_token(
+        &self,
+        ns: &str,
+        name: &str,
+        request: &TokenRequest,
+    ) -> impl Future<Output = Result<String>> + Send;
 }
 
-impl Sources for navarch_client::Client {
+/// The kubelet's sources: the api-server, with its tokens cached and renewed by a [`TokenManager`].
+pub struct ApiSources<'a> {
+    pub client: &'a navarch_client::Client,
+    pub tokens: &'a TokenManager,
+}
+
+fn lookup(what: String) -> impl FnOnce(navarch_client::Error) -> VolumeError {
+    move |e| VolumeError::Lookup { what, message: e.to_string() }
+}
+
+impl Sources for ApiSources<'_> {
     async fn config_map(&self, ns: &str, name: &str) -> Result<Option<ConfigMap>> {
-        self.api::<ConfigMap>(ns).get_opt(name).await.map_err(|e| VolumeError::Lookup {
-            what: format!("configmap {ns}/{name}"),
-            message: e.to_string(),
-        })
+        self.client.api::<ConfigMap>(ns).get_opt(name).await.map_err(lookup(format!("configmap {ns}/{name}")))
     }
     async fn secret(&self, ns: &str, name: &str) -> Result<Option<Secret>> {
-        self.api::<Secret>(ns)
-            .get_opt(name)
-            .await
-            .map_err(|e| VolumeError::Lookup { what: format!("secret {ns}/{name}"), message: e.to_string() })
+        self.client.api::<Secret>(ns).get_opt(name).await.map_err(lookup(format!("secret {ns}/{name}")))
+    }
+    async fn service(&self, ns: &str, name: &str) -> Result<Option<Service>> {
+        self.client.api::<Service>(ns).get_opt(name).await.map_err(lookup(format!("service {ns}/{name}")))
+    }
+    async fn service_account_token(&self, ns: &str, name: &str, request: &TokenRequest) -> Result<String> {
+        let fetch = || async { self.client.create_token(ns, name, request).await.map_err(|e| e.to_string()) };
+        let tr = self.tokens.token(ns, name, request, fetch).await.map_err(|e| VolumeError::Lookup {
+            what: format!("a token of serviceaccount {ns}/{name}"),
+            message: e.to_string(),
+        })?;
+        Ok(tr.status.map(|s| s.token).unwrap_or_default())
     }
 }
 
@@ -368,10 +399,10 @@ async fn prepare_one<S: Sources>(
             if let Some(d) = &src.downward_api {
                 project_downward(pod, &d.items, mode, &mut files)?;
             }
-            if src.service_account_token.is_some() {
-                return Err(VolumeError::Config(format!(
-                    "volume {name}: serviceAccountToken projections are not supported yet"
-                )));
+            if let Some(t) = &src.service_account_token {
+                let account = service_account_of(pod);
+                let token = sources.service_account_token(ns, &account, &token_request(pod, t)).await?;
+                files.push((t.path.clone(), token.into_bytes(), mode));
             }
         }
     } else {
@@ -381,6 +412,36 @@ async fn prepare_one<S: Sources>(
     }
     write_atomic(name, dir, &files)?;
     Ok(dir.to_path_buf())
+}
+
+/// The pod's ServiceAccount (`default` if it names none, as the api-server defaults it).
+fn service_account_of(pod: &Pod) -> String {
+    let spec = pod.spec.as_ref();
+    let name = spec.map(|s| s.service_account_name.as_str()).filter(|n| !n.is_empty());
+    let name = name.or_else(|| spec.map(|s| s.service_account.as_str()).filter(|n| !n.is_empty()));
+    name.unwrap_or("default").to_string()
+}
+
+/// The TokenRequest of a projection, as Kubernetes' kubelet asks it: bound to the pod, for the
+/// projection's audience (none: the api-server's own) and lifetime (default an hour). The file's mode
+/// stays the volume's (Kubernetes uses 0600 only with fsGroup, which this kubelet does not apply).
+pub fn token_request(pod: &Pod, t: &ServiceAccountTokenProjection) -> TokenRequest {
+    let m = meta(pod);
+    TokenRequest {
+        api_version: "authentication.k8s.io/v1".into(),
+        kind: "TokenRequest".into(),
+        spec: Some(TokenRequestSpec {
+            audiences: if t.audience.is_empty() { vec![] } else { vec![t.audience.clone()] },
+            expiration_seconds: Some(t.expiration_seconds.unwrap_or(3600)),
+            bound_object_ref: Some(BoundObjectReference {
+                kind: "Pod".into(),
+                api_version: "v1".into(),
+                name: m.name,
+                uid: m.uid,
+            }),
+        }),
+        ..Default::default()
+    }
 }
 
 fn is_mountpoint(dir: &Path) -> bool {
@@ -442,9 +503,56 @@ pub fn mounts(c: &Container, volumes: &HashMap<String, PathBuf>) -> Result<Vec<B
     Ok(out)
 }
 
-/// The container's environment: envFrom first, then env (later wins), `$(VAR)` expanded.
+/// The Service pods reach the api-server through; its variables are in every container.
+pub const MASTER_SERVICE: (&str, &str) = ("default", "kubernetes");
+
+/// The variables Kubernetes' kubelet gives containers for a Service (`envvars.FromServices`):
+/// `<NAME>_SERVICE_HOST`, `<NAME>_SERVICE_PORT` (the first port), `<NAME>_SERVICE_PORT_<PORT NAME>`,
+/// and Docker's link variables `<NAME>_PORT`, `<NAME>_PORT_<port>_<PROTO>{,_PROTO,_PORT,_ADDR}`.
+/// None for a Service without a cluster IP.
+pub fn service_env(svc: &Service) -> Vec<(String, String)> {
+    let name = |s: &str| s.replace('-', "_").to_uppercase();
+    let spec = svc.spec.clone().unwrap_or_default();
+    let ip = spec.cluster_ip.as_str();
+    if ip.is_empty() || ip == "None" || spec.ports.is_empty() {
+        return vec![];
+    }
+    let prefix = name(&meta_of(svc).name);
+    let mut out = vec![
+        (format!("{prefix}_SERVICE_HOST"), ip.to_string()),
+        (format!("{prefix}_SERVICE_PORT"), spec.ports[0].port.to_string()),
+    ];
+    for p in spec.ports.iter().filter(|p| !p.name.is_empty()) {
+        out.push((format!("{prefix}_SERVICE_PORT_{}", name(&p.name)), p.port.to_string()));
+    }
+    let host = |port: i32| if ip.contains(':') { format!("[{ip}]:{port}") } else { format!("{ip}:{port}") };
+    for (i, p) in spec.ports.iter().enumerate() {
+        let protocol = if p.protocol.is_empty() { "TCP" } else { p.protocol.as_str() };
+        let url = format!("{}://{}", protocol.to_lowercase(), host(p.port));
+        if i == 0 {
+            out.push((format!("{prefix}_PORT"), url.clone()));
+        }
+        let pp = format!("{prefix}_PORT_{}_{}", p.port, protocol.to_uppercase());
+        out.push((pp.clone(), url));
+        out.push((format!("{pp}_PROTO"), protocol.to_lowercase()));
+        out.push((format!("{pp}_PORT"), p.port.to_string()));
+        out.push((format!("{pp}_ADDR"), ip.to_string()));
+    }
+    out
+}
+
+fn meta_of(svc: &Service) -> navarch_api::v1::ObjectMeta {
+    svc.metadata.clone().unwrap_or_default()
+}
+
+/// The container's environment: envFrom first, then env (later wins), `$(VAR)` expanded (from those
+/// and the [`MASTER_SERVICE`]'s variables), then the Service's variables the container did not set.
 pub async fn env<S: Sources>(pod: &Pod, c: &Container, sources: &S) -> Result<Vec<(String, String)>> {
     let ns = meta(pod).namespace;
+    let services = match sources.service(MASTER_SERVICE.0, MASTER_SERVICE.1).await? {
+        Some(svc) => service_env(&svc),
+        None => vec![],
+    };
     let mut out: Vec<(String, String)> = Vec::new();
     let set = |out: &mut Vec<(String, String)>, k: String, v: String| {
         out.retain(|(key, _)| *key != k);
@@ -476,7 +584,10 @@ pub async fn env<S: Sources>(pod: &Pod, c: &Container, sources: &S) -> Result<Ve
     };
     for e in &c.env {
         let value = match &e.value_from {
-            None => crate::spec::expand(&e.value, &out),
+            None => {
+                let known: Vec<(String, String)> = services.iter().chain(&out).cloned().collect();
+                crate::spec::expand(&e.value, &known)
+            }
             Some(src) => {
                 if let Some(f) = &src.field_ref {
                     field_value(pod, f)?
@@ -500,6 +611,11 @@ pub async fn env<S: Sources>(pod: &Pod, c: &Container, sources: &S) -> Result<Ve
             }
         };
         set(&mut out, e.name.clone(), value);
+    }
+    for (k, v) in services {
+        if !out.iter().any(|(key, _)| *key == k) {
+            out.push((k, v));
+        }
     }
     Ok(out)
 }
@@ -525,6 +641,10 @@ mod tests {
     struct Fake {
         cms: Mutex<HashMap<String, ConfigMap>>,
         secrets: HashMap<String, Secret>,
+        services: HashMap<String, Service>,
+        /// The token requests asked, as (namespace, account, request).
+        tokens: Mutex<Vec<(String, String, TokenRequest)>>,
+        token: Mutex<String>,
     }
 
     impl Sources for Fake {
@@ -534,12 +654,28 @@ mod tests {
         async fn secret(&self, _: &str, name: &str) -> Result<Option<Secret>> {
             Ok(self.secrets.get(name).cloned())
         }
+        async fn service(&self, ns: &str, name: &str) -> Result<Option<Service>> {
+            Ok(self.services.get(&format!("{ns}/{name}")).cloned())
+        }
+        async fn service_account_token(
+            &self,
+            ns: &str,
+            name: &str,
+            request: &TokenRequest,
+        ) -> Result<String> {
+            self.tokens.lock().unwrap().push((ns.into(), name.into(), request.clone()));
+            Ok(self.token.lock().unwrap().clone())
+        }
     }
 
     fn fake() -> Fake {
         let cm: ConfigMap = serde_yaml::from_str("{metadata: {name: cfg}, data: {a: '1', b: two}}").unwrap();
         let s: Secret = serde_yaml::from_str("{metadata: {name: sec}, data: {pw: aHVudGVyMg==}}").unwrap();
-        Fake { cms: Mutex::new([("cfg".into(), cm)].into()), secrets: [("sec".into(), s)].into() }
+        Fake {
+            cms: Mutex::new([("cfg".into(), cm)].into()),
+            secrets: [("sec".into(), s)].into(),
+            ..Default::default()
+        }
     }
 
     fn pod(y: &str) -> Pod {
@@ -608,6 +744,96 @@ mod tests {
         let p =
             pod("{spec: {containers: [], volumes: [{name: v, configMap: {name: nope, optional: true}}]}}");
         prepare(&p, dir.path(), &fake()).await.unwrap();
+    }
+
+    /// The volume the api-server's ServiceAccount admission adds.
+    const KUBE_API_ACCESS: &str = "{name: kube-api-access-x2b4c, projected: {defaultMode: 420, sources: [\
+        {serviceAccountToken: {expirationSeconds: 3607, path: token}}, \
+        {configMap: {name: kube-root-ca.crt, items: [{key: ca.crt, path: ca.crt}]}}, \
+        {downwardAPI: {items: [{path: namespace, fieldRef: {apiVersion: v1, fieldPath: metadata.namespace}}]}}]}}";
+
+    #[tokio::test]
+    async fn kube_api_access_has_a_bound_token_the_ca_and_the_namespace() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = pod(&format!(
+            "{{metadata: {{name: web, namespace: ns, uid: u-1}}, spec: {{serviceAccountName: builder, containers: [], volumes: [{KUBE_API_ACCESS}]}}}}"
+        ));
+        let f = fake();
+        let ca: ConfigMap =
+            serde_yaml::from_str("{metadata: {name: kube-root-ca.crt}, data: {ca.crt: PEM}}").unwrap();
+        f.cms.lock().unwrap().insert("kube-root-ca.crt".into(), ca);
+        *f.token.lock().unwrap() = "jwt-1".into();
+        let vols = prepare(&p, dir.path(), &f).await.unwrap();
+        let v = &vols["kube-api-access-x2b4c"];
+        assert_eq!(std::fs::read_to_string(v.join("token")).unwrap(), "jwt-1");
+        assert_eq!(std::fs::read_to_string(v.join("ca.crt")).unwrap(), "PEM");
+        assert_eq!(std::fs::read_to_string(v.join("namespace")).unwrap(), "ns");
+        assert_eq!(std::fs::metadata(v.join("token")).unwrap().permissions().mode() & 0o777, 0o644);
+        let (ns, account, req) = f.tokens.lock().unwrap()[0].clone();
+        assert_eq!((ns.as_str(), account.as_str()), ("ns", "builder"));
+        let expected: TokenRequest = serde_yaml::from_str(
+            "{apiVersion: authentication.k8s.io/v1, kind: TokenRequest, spec: {expirationSeconds: 3607, \
+             boundObjectRef: {kind: Pod, apiVersion: v1, name: web, uid: u-1}}}",
+        )
+        .unwrap();
+        assert_eq!(req, expected);
+        // A renewed token replaces the file atomically.
+        let first = std::fs::read_link(v.join("..data")).unwrap();
+        *f.token.lock().unwrap() = "jwt-2".into();
+        prepare(&p, dir.path(), &f).await.unwrap();
+        assert_eq!(std::fs::read_to_string(v.join("token")).unwrap(), "jwt-2");
+        assert_ne!(std::fs::read_link(v.join("..data")).unwrap(), first);
+        // Without the CA ConfigMap the volume cannot be made (as in Kubernetes).
+        f.cms.lock().unwrap().remove("kube-root-ca.crt");
+        let e = prepare(&p, dir.path(), &f).await.unwrap_err();
+        assert_eq!(e.to_string(), "configmap \"kube-root-ca.crt\" not found");
+    }
+
+    #[test]
+    fn token_requests_ask_the_projections_audience_and_lifetime() {
+        let p = pod("{metadata: {name: web, uid: u}, spec: {containers: []}}");
+        let t: ServiceAccountTokenProjection = serde_yaml::from_str("{path: t, audience: vault}").unwrap();
+        let spec = token_request(&p, &t).spec.unwrap();
+        assert_eq!((spec.audiences, spec.expiration_seconds), (vec!["vault".to_string()], Some(3600)));
+        assert_eq!(service_account_of(&p), "default");
+    }
+
+    #[tokio::test]
+    async fn the_kubernetes_service_is_in_every_environment() {
+        let svc: Service = serde_yaml::from_str(
+            "{metadata: {name: kubernetes, namespace: default}, spec: {clusterIP: 10.96.0.1, ports: [{name: https, port: 443, protocol: TCP, targetPort: 6443}]}}",
+        )
+        .unwrap();
+        let expected = [
+            ("KUBERNETES_SERVICE_HOST", "10.96.0.1"),
+            ("KUBERNETES_SERVICE_PORT", "443"),
+            ("KUBERNETES_SERVICE_PORT_HTTPS", "443"),
+            ("KUBERNETES_PORT", "tcp://10.96.0.1:443"),
+            ("KUBERNETES_PORT_443_TCP", "tcp://10.96.0.1:443"),
+            ("KUBERNETES_PORT_443_TCP_PROTO", "tcp"),
+            ("KUBERNETES_PORT_443_TCP_PORT", "443"),
+            ("KUBERNETES_PORT_443_TCP_ADDR", "10.96.0.1"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        assert_eq!(service_env(&svc), expected);
+        let mut f = fake();
+        f.services.insert("default/kubernetes".into(), svc);
+        let p = pod(
+            "{metadata: {namespace: ns}, spec: {containers: [{name: c, env: [{name: API, value: 'https://$(KUBERNETES_SERVICE_HOST):$(KUBERNETES_SERVICE_PORT)'}, {name: KUBERNETES_SERVICE_PORT, value: '8443'}]}]}}",
+        );
+        let env = env(&p, &p.spec.as_ref().unwrap().containers[0], &f).await.unwrap();
+        let get = |k: &str| env.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("API"), Some("https://10.96.0.1:443"));
+        assert_eq!(get("KUBERNETES_SERVICE_PORT"), Some("8443"), "the container's own value wins");
+        assert_eq!(get("KUBERNETES_PORT_443_TCP_ADDR"), Some("10.96.0.1"));
+        assert_eq!(env.iter().filter(|(k, _)| k == "KUBERNETES_SERVICE_PORT").count(), 1);
+        // Headless or missing: nothing.
+        let headless: Service =
+            serde_yaml::from_str("{metadata: {name: h}, spec: {clusterIP: None, ports: [{port: 1}]}}")
+                .unwrap();
+        assert!(service_env(&headless).is_empty());
+        let env = super::env(&p, &p.spec.as_ref().unwrap().containers[0], &fake()).await.unwrap();
+        assert!(env.iter().all(|(k, _)| !k.starts_with("KUBERNETES_PORT")));
     }
 
     #[test]

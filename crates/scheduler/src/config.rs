@@ -21,7 +21,8 @@ pub struct Config {
     /// api-server address (`host:port` or `https://host:port`), overriding the kubeconfig's.
     #[arg(long, default_value = "", hide_default_value = true)]
     pub server: String,
-    /// Only pods with this spec.schedulerName are scheduled (also the Lease's name).
+    /// Only pods with this spec.schedulerName are scheduled (also the Lease's name, except for
+    /// `default-scheduler`, whose Lease is Kubernetes' `kube-scheduler`).
     #[arg(long, default_value = "default-scheduler")]
     pub scheduler_name: String,
     /// Percentage of nodes to score (0: Kubernetes' adaptive default).

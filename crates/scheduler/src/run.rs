@@ -21,11 +21,14 @@ pub async fn run(daemon: Daemon<Config>) -> anyhow::Result<()> {
     let metrics = Arc::new(SchedulerMetrics::register(admin.registry()));
     daemon.serve_admin(admin, config.http_listen).await?;
     tracing::info!(server = %config.server, name = %cfg.scheduler_name, "scheduler starting");
-    let election = Election {
-        elect: config.leader_elect,
-        lease: &cfg.scheduler_name,
-        identity: config.identity.as_deref(),
+    // Kubernetes' lease for the default scheduler is `kube-scheduler` (what its RBAC role may update);
+    // a second scheduler elects through a lease named after itself.
+    let lease = if cfg.scheduler_name == "default-scheduler" {
+        "kube-scheduler"
+    } else {
+        cfg.scheduler_name.as_str()
     };
+    let election = Election { elect: config.leader_elect, lease, identity: config.identity.as_deref() };
     run_elected(&client, election, daemon.shutdown.clone(), |stop| {
         Scheduler::new(client.clone(), cfg.clone(), metrics.clone()).run(stop)
     })

@@ -147,6 +147,17 @@ impl RequestAttributes {
                     path,
                 }
             }
+            // The review kinds (SubjectAccessReview, TokenReview, ...): resources, only created.
+            Ok(Target::Review(r)) => RequestAttributes {
+                verb: resource_verb.to_string(),
+                resource_request: true,
+                api_group: r.resource.group.to_string(),
+                api_version: split_api_version(r.resource.api_version).1.to_string(),
+                resource: r.resource.plural.to_string(),
+                namespace: r.namespace.unwrap_or_default(),
+                path,
+                ..RequestAttributes::default()
+            },
             Ok(Target::CustomResourceDefinitions) => RequestAttributes {
                 verb: resource_verb.to_string(),
                 resource_request: true,

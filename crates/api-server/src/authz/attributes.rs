@@ -46,6 +46,9 @@ pub struct Attributes {
     pub name: String,
     pub is_resource_request: bool,
     pub path: String,
+    /// The request's field selector as sent (`spec.nodeName=node-1`), empty when none: the Node
+    /// authorizer lets a kubelet list and watch only its own pods.
+    pub field_selector: String,
 }
 
 impl Attributes {
@@ -84,6 +87,11 @@ impl Attributes {
 
     pub fn subresource(mut self, subresource: impl Into<String>) -> Attributes {
         self.subresource = subresource.into();
+        self
+    }
+
+    pub fn field_selector(mut self, field_selector: impl Into<String>) -> Attributes {
+        self.field_selector = field_selector.into();
         self
     }
 

@@ -13,6 +13,7 @@ pub mod bootstrap;
 pub mod escalation;
 pub mod forbidden;
 pub mod go_format;
+pub mod node;
 pub mod policy;
 pub mod rbac;
 pub mod rules;

@@ -5,6 +5,7 @@
 use navarch_api::{KINDS, KindInfo};
 use serde_json::{Value, json};
 
+use super::reviews::{self, ReviewResource};
 use super::status::group_of;
 
 /// The Kubernetes version navarch reports. kubectl (and its dispatcher, which picks the bundled kubectl
@@ -55,6 +56,10 @@ fn subresources(k: &KindInfo) -> Vec<Subresource> {
             verbs: &["get", "patch", "update"],
         });
     }
+    if k.kind == "ServiceAccount" {
+        let response = ("authentication.k8s.io", "v1", "TokenRequest");
+        subs.push(Subresource { name: "token", response, verbs: &["create"] });
+    }
     if k.kind == "Pod" {
         subs.push(Subresource { name: "binding", response: ("", "v1", "Binding"), verbs: &["create"] });
         subs.push(Subresource {
@@ -86,6 +91,7 @@ fn group_versions() -> Vec<&'static str> {
             gvs.push(k.api_version);
         }
     }
+    gvs.extend(reviews::GROUP_VERSIONS);
     gvs
 }
 
@@ -136,7 +142,10 @@ pub fn aggregated(core: bool, discovery_version: &str) -> Value {
             let versions: Vec<Value> = gvs
                 .iter()
                 .map(|gv| {
-                    let resources: Vec<Value> = kinds_in(gv).map(aggregated_resource).collect();
+                    let resources: Vec<Value> = kinds_in(gv)
+                        .map(aggregated_resource)
+                        .chain(reviews::in_group_version(gv).map(aggregated_review))
+                        .collect();
                     json!({"version": version_of(gv), "resources": resources, "freshness": "Current"})
                 })
                 .collect();
@@ -179,6 +188,17 @@ fn aggregated_resource(k: &'static KindInfo) -> Value {
         r["subresources"] = json!(subs);
     }
     r
+}
+
+/// A review kind: only `create`, no subresources.
+fn aggregated_review(r: &ReviewResource) -> Value {
+    json!({
+        "resource": r.plural,
+        "responseKind": {"group": r.group, "version": version_of(r.api_version), "kind": r.kind},
+        "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
+        "singularResource": r.singular,
+        "verbs": ["create"],
+    })
 }
 
 /// Legacy `/api`.
@@ -250,6 +270,15 @@ pub fn resource_list(gv: &str) -> Value {
             resources.push(r);
         }
     }
+    for r in reviews::in_group_version(gv) {
+        resources.push(json!({
+            "name": r.plural,
+            "singularName": r.singular,
+            "namespaced": r.namespaced,
+            "kind": r.kind,
+            "verbs": ["create"],
+        }));
+    }
     json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources})
 }
 
@@ -290,6 +319,43 @@ mod tests {
             .collect();
         assert!(names.contains(&"apps") && names.contains(&"batch"), "{names:?}");
         assert!(!names.contains(&""));
+    }
+
+    #[test]
+    fn review_kinds_and_the_token_subresource() {
+        let apis = aggregated(false, "v2");
+        let group = |name: &str| {
+            apis["items"].as_array().unwrap().iter().find(|g| g["metadata"]["name"] == name).cloned().unwrap()
+        };
+        let authz = group("authorization.k8s.io");
+        let resources = authz["versions"][0]["resources"].as_array().unwrap();
+        let names: Vec<&str> = resources.iter().map(|r| r["resource"].as_str().unwrap()).collect();
+        assert_eq!(
+            names,
+            [
+                "localsubjectaccessreviews",
+                "selfsubjectaccessreviews",
+                "selfsubjectrulesreviews",
+                "subjectaccessreviews"
+            ]
+        );
+        assert_eq!(resources[0]["scope"], "Namespaced");
+        assert_eq!(resources[1]["verbs"], json!(["create"]));
+        assert_eq!(group("authentication.k8s.io")["versions"][0]["resources"][1]["resource"], "tokenreviews");
+
+        let l = resource_list("authentication.k8s.io/v1");
+        assert_eq!(l["resources"][0]["name"], "selfsubjectreviews");
+        assert_eq!(l["resources"][0]["verbs"], json!(["create"]));
+        let core = resource_list("v1");
+        let token =
+            core["resources"].as_array().unwrap().iter().find(|r| r["name"] == "serviceaccounts/token");
+        let token = token.unwrap();
+        assert_eq!(
+            (&token["group"], &token["version"], &token["kind"]),
+            (&json!("authentication.k8s.io"), &json!("v1"), &json!("TokenRequest"))
+        );
+        assert_eq!(token["verbs"], json!(["create"]));
+        assert!(groups()["groups"].as_array().unwrap().iter().any(|g| g["name"] == "authorization.k8s.io"));
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod portforward_channels;
 pub mod protobuf;
 pub mod query;
 pub mod remotecommand;
+pub mod reviews;
 pub mod status;
 pub mod strategic;
 pub mod table;
@@ -33,7 +34,11 @@ use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use tracing::Instrument;
 
+use crate::audit::{OutcomeRecorder, RequestOutcome};
+use crate::error::ApiError;
+use crate::request_info;
 use crate::state::ApiState;
+use crate::user_info::UserInfo;
 use path::Target;
 use query::Query;
 pub use status::StatusError;
@@ -56,6 +61,8 @@ pub struct RestRequest {
     pub query: Query,
     pub headers: http::HeaderMap,
     pub body: Bytes,
+    /// Who is asking (the authentication layer's answer; anonymous when it gave none).
+    pub user: UserInfo,
 }
 
 impl RestApi {
@@ -69,6 +76,26 @@ impl RestApi {
         B: hyper::body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        // Authorization, from the path alone, before anything is read or routed.
+        let user = req.extensions().get::<UserInfo>().cloned().unwrap_or_else(UserInfo::anonymous);
+        let attributes =
+            request_info::rest_attributes(user, req.method(), req.uri().path(), req.uri().query());
+        let decided = self.state.security().map(|s| s.authorization.authorize(&attributes));
+        if let Some(recorder) = req.extensions().get::<OutcomeRecorder>() {
+            recorder.record(RequestOutcome {
+                attributes: Some((&attributes).into()),
+                authorization: decided.as_ref().ok().map(Into::into),
+                annotations: Vec::new(),
+            });
+        }
+        match decided {
+            Ok(d) if d.is_allowed() => {}
+            Ok(d) => {
+                let status = crate::authz::forbidden(&attributes, d.reason());
+                return encode::error(&StatusError::from_api(ApiError::Denied(status.message), None));
+            }
+            Err(e) => return encode::error(&StatusError::from_api(e, None)),
+        }
         let target = match path::parse(req.uri().path()) {
             // exec, attach and port-forward take over the connection: routed before the body is read.
             Ok(Target::Resource(r)) if upgrade::streaming_subresource(&r).is_some() => {
@@ -98,6 +125,7 @@ impl RestApi {
             query: Query::parse(parts.uri.query()),
             headers: parts.headers,
             body,
+            user: parts.extensions.get::<UserInfo>().cloned().unwrap_or_else(UserInfo::anonymous),
         };
         let span = tracing::debug_span!("rest", method = %req.method, path = parts.uri.path());
         let result = match target {
@@ -111,6 +139,7 @@ impl RestApi {
         let read_only = matches!(req.method, Method::GET | Method::HEAD);
         match target {
             Target::Resource(r) => objects::handle(&self.state, r, req).await,
+            Target::Review(r) => reviews::handle(&self.state, r, req).await,
             _ if !read_only => Err(StatusError::method_not_allowed(&req.method)),
             Target::Version => Ok(encode::json(StatusCode::OK, &discovery::version())),
             Target::CoreGroup | Target::Groups => {

@@ -68,6 +68,12 @@ pub async fn handle(
         (None, true, Method::DELETE) => boxed(|| c.delete()),
         (Some("scale"), true, m) if super::discovery::SCALABLE.contains(&info.kind) => boxed(|| c.scale(m)),
         (Some("binding"), true, Method::POST) if info.kind == "Pod" => boxed(|| c.bind()),
+        (Some("token"), true, Method::POST) if info.kind == "ServiceAccount" => {
+            boxed(|| super::reviews::token_request(c.state, &c.path, &c.req))
+        }
+        (Some("token"), true, m) if info.kind == "ServiceAccount" => {
+            return Err(StatusError::method_not_allowed(&m));
+        }
         (Some("eviction"), true, Method::POST) if info.kind == "Pod" => boxed(|| c.evict()),
         (Some("log"), true, Method::GET) if info.kind == "Pod" => {
             boxed(|| super::logs::serve(c.state, &c.path, &c.req))

@@ -7,6 +7,8 @@
 
 use navarch_api::{KINDS, KindInfo};
 
+use super::reviews;
+
 /// What a request path names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
@@ -27,6 +29,8 @@ pub enum Target {
     /// `/openapi/v3/<api/v1 | apis/<group>/<version>>`.
     OpenApiDocument(String),
     Resource(ResourcePath),
+    /// A review kind (`/apis/authorization.k8s.io/v1/selfsubjectaccessreviews`, ...): only POSTed.
+    Review(super::reviews::ReviewPath),
     /// `/apis/apiextensions.k8s.io/v1/customresourcedefinitions`: navarch has no custom resources, and
     /// says so with an empty list (kubectl's validation asks it for kinds it does not know).
     CustomResourceDefinitions,
@@ -65,16 +69,39 @@ pub fn parse(path: &str) -> Result<Target, NotFound> {
         ["openapi", "v2"] => Ok(Target::OpenApiV2),
         ["openapi", "v3"] => Ok(Target::OpenApiIndex),
         ["openapi", "v3", rest @ ..] if !rest.is_empty() => Ok(Target::OpenApiDocument(rest.join("/"))),
-        ["apis", group] if KINDS.iter().any(|k| k.api_version.starts_with(&format!("{group}/"))) => {
+        ["apis", group]
+            if KINDS.iter().any(|k| k.api_version.starts_with(&format!("{group}/")))
+                || reviews::REVIEWS.iter().any(|r| r.group == *group) =>
+        {
             Ok(Target::Group(group.to_string()))
         }
         ["apis", "apiextensions.k8s.io", "v1", "customresourcedefinitions"] => {
             Ok(Target::CustomResourceDefinitions)
         }
+        ["apis", group, version, rest @ ..]
+            if reviews::serves_group_version(&format!("{group}/{version}")) =>
+        {
+            review(format!("{group}/{version}"), rest)
+        }
         ["api", "v1", rest @ ..] => below_group_version("v1".to_string(), rest),
         ["apis", group, version, rest @ ..] => below_group_version(format!("{group}/{version}"), rest),
         _ => Err(NotFound),
     }
+}
+
+/// Below a review group-version: `<plural>`, or `namespaces/<ns>/<plural>` for the namespaced one.
+fn review(gv: String, rest: &[&str]) -> Result<Target, NotFound> {
+    let (namespace, plural) = match rest {
+        [] => return Ok(Target::GroupVersion(gv)),
+        [plural] => (None, *plural),
+        ["namespaces", ns, plural] if !ns.is_empty() => (Some(ns.to_string()), *plural),
+        _ => return Err(NotFound),
+    };
+    let resource = reviews::find(&gv, plural).ok_or(NotFound)?;
+    if resource.namespaced != namespace.is_some() {
+        return Err(NotFound);
+    }
+    Ok(Target::Review(reviews::ReviewPath { resource, namespace }))
 }
 
 fn below_group_version(gv: String, rest: &[&str]) -> Result<Target, NotFound> {
@@ -156,6 +183,36 @@ mod tests {
         assert_eq!((r.info.kind, r.subresource.as_deref()), ("Namespace", Some("status")));
         let r = res("/api/v1/namespaces");
         assert_eq!((r.info.kind, r.name), ("Namespace", None));
+    }
+
+    #[test]
+    fn review_paths() {
+        let review = |path: &str| match parse(path) {
+            Ok(Target::Review(r)) => (r.resource.kind, r.namespace),
+            other => panic!("{path}: {other:?}"),
+        };
+        assert_eq!(
+            review("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"),
+            ("SelfSubjectAccessReview", None)
+        );
+        assert_eq!(review("/apis/authentication.k8s.io/v1/tokenreviews/"), ("TokenReview", None));
+        assert_eq!(
+            review("/apis/authorization.k8s.io/v1/namespaces/dev/localsubjectaccessreviews"),
+            ("LocalSubjectAccessReview", Some("dev".into()))
+        );
+        assert_eq!(parse("/apis/authorization.k8s.io/v1/localsubjectaccessreviews"), Err(NotFound));
+        assert_eq!(
+            parse("/apis/authorization.k8s.io/v1/namespaces/dev/selfsubjectaccessreviews"),
+            Err(NotFound)
+        );
+        assert_eq!(parse("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews/x"), Err(NotFound));
+        assert_eq!(parse("/apis/authorization.k8s.io"), Ok(Target::Group("authorization.k8s.io".into())));
+        assert_eq!(
+            parse("/apis/authentication.k8s.io/v1"),
+            Ok(Target::GroupVersion("authentication.k8s.io/v1".into()))
+        );
+        let r = res("/api/v1/namespaces/default/serviceaccounts/default/token");
+        assert_eq!((r.info.kind, r.subresource.as_deref()), ("ServiceAccount", Some("token")));
     }
 
     #[test]

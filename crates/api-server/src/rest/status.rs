@@ -161,7 +161,9 @@ impl StatusError {
                 )
             },
             ApiError::Precondition(m) => StatusError::new(StatusCode::CONFLICT, "Conflict", m),
-            ApiError::Forbidden(m) => StatusError::new(StatusCode::FORBIDDEN, "Forbidden", m),
+            ApiError::Forbidden(m) | ApiError::Denied(m) => {
+                StatusError::new(StatusCode::FORBIDDEN, "Forbidden", m)
+            }
             ApiError::Exhausted(m) => StatusError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "InternalError",

@@ -249,6 +249,24 @@ impl Index {
         }
     }
 
+    /// Forgets every object of one kind (`Role`, `ClusterRole`, `RoleBinding`, `ClusterRoleBinding`),
+    /// before a relist of that kind adds them again.
+    pub fn clear_kind(&mut self, kind: &str) {
+        match kind {
+            "Role" => self.roles.clear(),
+            "ClusterRole" => self.cluster_roles.clear(),
+            "RoleBinding" => {
+                self.role_bindings.clear();
+                self.namespace_subjects.clear();
+            }
+            "ClusterRoleBinding" => {
+                self.cluster_role_bindings.clear();
+                self.cluster_subjects = SubjectIndex::default();
+            }
+            _ => {}
+        }
+    }
+
     pub fn counts(&self) -> IndexCounts {
         IndexCounts {
             roles: self.roles.values().map(HashMap::len).sum(),

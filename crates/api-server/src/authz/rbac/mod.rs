@@ -183,6 +183,11 @@ impl RbacAuthorizer {
         self.write().upsert_cluster_role_binding(binding);
     }
 
+    /// Forgets every object of one kind (before its relist adds them again).
+    pub fn clear_kind(&self, kind: &str) {
+        self.write().clear_kind(kind);
+    }
+
     pub fn remove_cluster_role_binding(&self, name: &str) {
         self.write().remove_cluster_role_binding(name);
     }

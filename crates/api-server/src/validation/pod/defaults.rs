@@ -148,6 +148,10 @@ fn default_volume(v: &mut Volume) {
             if let Some(d) = s.downward_api.as_mut() {
                 default_downward_files(&mut d.items);
             }
+            // An hour, as Kubernetes' SetDefaults_ServiceAccountTokenProjection.
+            if let Some(t) = s.service_account_token.as_mut() {
+                t.expiration_seconds.get_or_insert(3600);
+            }
         }
     }
     if let Some(h) = v.host_path.as_mut() {

@@ -1,0 +1,70 @@
+//! Authorization as the api-server runs it: the chain of authorizers every request passes (the Node
+//! authorizer for kubelets, then RBAC), fed from the api-server's own [`LocalStore`]s, and the default
+//! RBAC policy written at start.
+//!
+//! The engine (rule matching, the index, escalation checks, the default policy's data) is
+//! [`crate::authz`]; this module connects it to storage: [`convert`] maps the stored kinds to its types,
+//! [`feed`] keeps the index current from watch events, [`default_policy`] reconciles Kubernetes' default
+//! roles and bindings into etcd (missing rules and subjects added; objects annotated
+//! `rbac.authorization.kubernetes.io/autoupdate: "false"` left alone).
+
+pub mod admission;
+pub mod convert;
+pub mod default_policy;
+pub mod feed;
+
+use std::sync::Arc;
+
+use crate::authz::{Attributes, Decision, RbacAuthorizer, forbidden};
+use crate::error::ApiError;
+
+/// One authorizer of the chain.
+pub trait Authorizer: Send + Sync {
+    fn authorize(&self, attributes: &Attributes) -> Decision;
+}
+
+impl Authorizer for RbacAuthorizer {
+    fn authorize(&self, attributes: &Attributes) -> Decision {
+        RbacAuthorizer::authorize(self, attributes)
+    }
+}
+
+/// The authorizers, asked in order: the first `Allow` or `Deny` decides; all `NoOpinion` is a refusal.
+pub struct Authorization {
+    pub rbac: Arc<RbacAuthorizer>,
+    chain: Vec<Arc<dyn Authorizer>>,
+}
+
+impl Authorization {
+    /// `before_rbac`: authorizers asked first (the Node authorizer).
+    pub fn new(rbac: Arc<RbacAuthorizer>, before_rbac: Vec<Arc<dyn Authorizer>>) -> Authorization {
+        let mut chain = before_rbac;
+        chain.push(rbac.clone());
+        Authorization { rbac, chain }
+    }
+
+    pub fn authorize(&self, attributes: &Attributes) -> Decision {
+        let mut reasons = Vec::new();
+        for authorizer in &self.chain {
+            match authorizer.authorize(attributes) {
+                Decision::NoOpinion(reason) => {
+                    if !reason.is_empty() {
+                        reasons.push(reason);
+                    }
+                }
+                decided => return decided,
+            }
+        }
+        Decision::NoOpinion(reasons.join(", "))
+    }
+
+    /// `Ok` when allowed, else the 403 with Kubernetes' message.
+    pub fn check(&self, attributes: &Attributes) -> Result<Decision, ApiError> {
+        let decision = self.authorize(attributes);
+        if decision.is_allowed() {
+            return Ok(decision);
+        }
+        let status = forbidden(attributes, decision.reason());
+        Err(ApiError::Denied(status.message))
+    }
+}
