@@ -170,7 +170,10 @@ async fn both_doors_refuse_the_same_way() {
     );
     // The components' identities hold what they need and no more.
     let scheduler = Kubectl::with_kubeconfig(&env.pki().kubeconfig("scheduler", &env.api_server_url()));
-    assert_eq!(scheduler.run(&["auth", "can-i", "create", "pods/binding"]).await.stdout.trim(), "yes");
+    assert_eq!(
+        scheduler.run(&["auth", "can-i", "create", "pods", "--subresource=binding"]).await.stdout.trim(),
+        "yes"
+    );
     assert_eq!(scheduler.run(&["auth", "can-i", "get", "secrets"]).await.stdout.trim(), "no");
     let proxy = Kubectl::with_kubeconfig(&env.pki().kubeconfig("kube-proxy", &env.api_server_url()));
     assert_eq!(proxy.run(&["auth", "can-i", "watch", "services"]).await.stdout.trim(), "yes");

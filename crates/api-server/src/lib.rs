@@ -148,7 +148,6 @@ async fn security(config: &Config, state: &Arc<state::ApiState>) -> Result<Arc<s
     let pods = local_store::LocalStore::start(state, "Pod", "", Some(graph.on_change()));
     let (bound, tokens) = cluster_tokens(config, state, pods)?;
     let rbac = Arc::new(authz::RbacAuthorizer::new());
-    let rbac_stores = authorization::feed::start(state, &rbac);
     let mut delay = Duration::from_millis(200);
     loop {
         match authorization::default_policy::reconcile(&state.registry).await {
@@ -165,7 +164,9 @@ async fn security(config: &Config, state: &Arc<state::ApiState>) -> Result<Arc<s
         }
         delay = (delay * 2).min(Duration::from_secs(5));
     }
-    // Serve only once the index holds the stored policy: before that every request would be refused.
+    // The stores start after the defaults are written, so their first list has them; requests are
+    // served once the index holds the stored policy (before that every request would be refused).
+    let rbac_stores = authorization::feed::start(state, &rbac);
     while !rbac_stores.synced() && !state.shutdown.is_cancelled() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

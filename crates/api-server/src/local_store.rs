@@ -41,7 +41,8 @@ fn key(o: &Object) -> (String, String) {
     (m.namespace.clone(), m.name.clone())
 }
 
-const RETRY: Duration = Duration::from_secs(1);
+/// Pause before a relist (after a watch ended or a list failed).
+const RETRY: Duration = Duration::from_millis(200);
 
 impl LocalStore {
     /// Starts a store of `kind` in `namespace` (empty: all) as a task of the api-server.

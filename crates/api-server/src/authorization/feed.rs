@@ -44,11 +44,21 @@ fn apply(rbac: &RbacAuthorizer, object: &Object, deleted: bool) {
 fn on_change(rbac: Arc<RbacAuthorizer>, kind: &'static str) -> OnChange {
     Arc::new(move |change: StoreChange<'_>| match change {
         StoreChange::Reset(items) => {
-            // A relist of one kind: drop what the index has of it, then add what is there now.
-            rbac.clear_kind(kind);
+            // A relist of one kind: its objects replaced at once.
+            let (mut roles, mut cluster_roles, mut role_bindings, mut cluster_role_bindings) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for o in items {
-                apply(&rbac, o, false);
+                match &**o {
+                    Object::Role(r) => roles.push(convert::role(r)),
+                    Object::ClusterRole(r) => cluster_roles.push(convert::cluster_role(r)),
+                    Object::RoleBinding(b) => role_bindings.push(convert::role_binding(b)),
+                    Object::ClusterRoleBinding(b) => {
+                        cluster_role_bindings.push(convert::cluster_role_binding(b))
+                    }
+                    _ => {}
+                }
             }
+            rbac.reset_kind(kind, roles, cluster_roles, role_bindings, cluster_role_bindings);
         }
         StoreChange::Upsert(o) => apply(&rbac, o, false),
         StoreChange::Delete(o) => apply(&rbac, o, true),

@@ -183,9 +183,22 @@ impl RbacAuthorizer {
         self.write().upsert_cluster_role_binding(binding);
     }
 
-    /// Forgets every object of one kind (before its relist adds them again).
-    pub fn clear_kind(&self, kind: &str) {
-        self.write().clear_kind(kind);
+    /// Replaces every object of one kind at once (a relist of that kind): readers see the old set or
+    /// the new one, never a mix or nothing.
+    pub fn reset_kind(
+        &self,
+        kind: &str,
+        roles: Vec<Role>,
+        cluster_roles: Vec<ClusterRole>,
+        role_bindings: Vec<RoleBinding>,
+        cluster_role_bindings: Vec<ClusterRoleBinding>,
+    ) {
+        let mut index = self.write();
+        index.clear_kind(kind);
+        roles.into_iter().for_each(|r| index.upsert_role(r));
+        cluster_roles.into_iter().for_each(|r| index.upsert_cluster_role(r));
+        role_bindings.into_iter().for_each(|b| index.upsert_role_binding(b));
+        cluster_role_bindings.into_iter().for_each(|b| index.upsert_cluster_role_binding(b));
     }
 
     pub fn remove_cluster_role_binding(&self, name: &str) {
