@@ -79,21 +79,7 @@ impl Service {
             .subresource(action.subresource)
             .api_version(version)
             .field_selector(action.field_selector);
-        let decided = self.0.security().map(|s| s.authorization.authorize(&attributes));
-        if let Some(recorder) = extensions.get::<OutcomeRecorder>() {
-            recorder.record(RequestOutcome {
-                attributes: Some((&attributes).into()),
-                authorization: decided.as_ref().ok().map(Into::into),
-                annotations: Vec::new(),
-            });
-        }
-        match decided {
-            Ok(d) if d.is_allowed() => Ok(()),
-            Ok(d) => {
-                Err(Status::from(ApiError::Denied(crate::authz::forbidden(&attributes, d.reason()).message)))
-            }
-            Err(e) => Err(Status::from(e)),
-        }
+        self.check(extensions, &attributes)
     }
 
     async fn call<T>(
@@ -143,8 +129,8 @@ fn decode_review<T: prost::Message + Default>(raw: &[u8]) -> Result<T, Status> {
 }
 
 impl Service {
-    /// Authorizes `attributes` as a request's own (the Review call's, whose resource is no stored kind),
-    /// recording the outcome for the audit log like [`Service::authorize`].
+    /// Authorizes `attributes` as the request's own, recording the outcome for the audit log (the
+    /// Review call uses it directly: its resource is no stored kind).
     fn check(&self, extensions: &tonic::Extensions, attributes: &Attributes) -> Result<(), Status> {
         let decided = self.0.security().map(|s| s.authorization.authorize(attributes));
         if let Some(recorder) = extensions.get::<OutcomeRecorder>() {
