@@ -18,6 +18,7 @@
 //! * [`node`]: the Node object, its Lease and conditions; [`metrics`]: Prometheus metrics;
 //!   [`run`]: wiring it all together.
 
+pub mod api_auth;
 pub mod cgroups;
 pub mod config;
 pub mod container_io;

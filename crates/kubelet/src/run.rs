@@ -226,7 +226,11 @@ fn api_tls(cfg: &Config) -> anyhow::Result<tonic::transport::ServerTlsConfig> {
         read(&cfg.tls_private_key_file, "tls_private_key_file")?,
     );
     let ca = tonic::transport::Certificate::from_pem(read(&cfg.client_ca_file, "client_ca_file")?);
-    Ok(tonic::transport::ServerTlsConfig::new().identity(identity).client_ca_root(ca))
+    // Client certificates are optional: a bearer token (checked by the api-server) is the other way in.
+    Ok(tonic::transport::ServerTlsConfig::new()
+        .identity(identity)
+        .client_ca_root(ca)
+        .client_auth_optional(true))
 }
 
 /// The kubelet API (logs, exec, stats) for the api-server.
@@ -377,6 +381,7 @@ pub async fn run(daemon: Daemon<Config>) -> anyhow::Result<()> {
         cfg.node_name.clone(),
         shutdown.clone(),
         io.clone(),
+        Arc::new(crate::api_auth::ApiAuth::new(client.clone(), cfg.node_name.clone())),
     );
     let api_tasks = api.tasks.clone();
     let grpc = tokio::net::TcpListener::bind(cfg.grpc_listen())

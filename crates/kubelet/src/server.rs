@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::Stream;
@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::api_auth::ApiAuth;
 use crate::cgroups::{Cgroups, Usage, node_usage};
 use crate::container_io::{AttachError, AttachTarget, ContainerIo};
 use crate::containerd::{ContainerRecord, Containerd, RuntimeError, TaskState};
@@ -80,6 +81,8 @@ pub struct KubeletApi {
     pub shutdown: CancellationToken,
     /// Containers' stdio: who writes the logs, attach sessions.
     pub io: ContainerIo,
+    /// Who may call (delegated to the api-server).
+    pub auth: Arc<ApiAuth>,
     last: Mutex<Option<Sample>>,
 }
 
@@ -107,8 +110,10 @@ impl KubeletApi {
         node_name: String,
         shutdown: CancellationToken,
         io: ContainerIo,
+        auth: Arc<ApiAuth>,
     ) -> KubeletApi {
         KubeletApi {
+            auth,
             ctd,
             run_dir,
             node_name,
@@ -257,6 +262,7 @@ impl Kubelet for KubeletApi {
         &self,
         req: Request<LogsRequest>,
     ) -> Result<Response<Self::ContainerLogsStream>, Status> {
+        self.auth.check(&req, "get", "proxy").await?;
         let r = req.into_inner();
         let span = tracing::debug_span!("logs", pod = %format!("{}/{}", r.namespace, r.name), container = %r.container);
         let _enter = span.enter();
@@ -299,6 +305,7 @@ impl Kubelet for KubeletApi {
     }
 
     async fn exec(&self, req: Request<Streaming<ExecInput>>) -> Result<Response<Self::ExecStream>, Status> {
+        self.auth.check(&req, "create", "proxy").await?;
         let mut input = req.into_inner();
         let start =
             input.message().await?.and_then(|m| m.start).ok_or_else(|| {
@@ -408,6 +415,7 @@ impl Kubelet for KubeletApi {
         &self,
         req: Request<Streaming<ExecInput>>,
     ) -> Result<Response<Self::AttachStream>, Status> {
+        self.auth.check(&req, "create", "proxy").await?;
         let mut input = req.into_inner();
         let start =
             input.message().await?.and_then(|m| m.start).ok_or_else(|| {
@@ -441,6 +449,7 @@ impl Kubelet for KubeletApi {
     ) -> Result<Response<Self::PortForwardStream>, Status> {
         use crate::port_forward::{PortForwardError, pod_network, serve};
         use tracing::Instrument;
+        self.auth.check(&req, "create", "proxy").await?;
         let mut input = req.into_inner();
         let start =
             input.message().await?.and_then(|m| m.start).ok_or_else(|| {
@@ -458,7 +467,8 @@ impl Kubelet for KubeletApi {
         Ok(Response::new(receiver_stream(rx)))
     }
 
-    async fn stats(&self, _req: Request<StatsRequest>) -> Result<Response<StatsResponse>, Status> {
+    async fn stats(&self, req: Request<StatsRequest>) -> Result<Response<StatsResponse>, Status> {
+        self.auth.check(&req, "get", "stats").await?;
         Ok(Response::new(KubeletApi::stats(self).await?))
     }
 }
