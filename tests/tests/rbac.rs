@@ -179,3 +179,63 @@ async fn both_doors_refuse_the_same_way() {
     assert_eq!(proxy.run(&["auth", "can-i", "watch", "services"]).await.stdout.trim(), "yes");
     assert_eq!(proxy.run(&["auth", "can-i", "create", "pods"]).await.stdout.trim(), "no");
 }
+
+/// A kubelet asks for tokens only of pods bound to it (the Node authorizer's graph, then
+/// NodeRestriction on the bound pod), and reads only its pods' Secrets.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_gets_only_its_own_pods_tokens_and_secrets() {
+    use navarch_api::v1::{ServiceAccount, TokenRequest};
+    let etcd = navarch_tests::Etcd::start().await;
+    let pki = etcd.pki().clone();
+    let file = |f: &str| pki.path(f).display().to_string();
+    let args = [
+        format!("--service-account-signing-key-file={}", file("sa.key")),
+        format!("--service-account-key-file={}", file("sa.pub")),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let api_server = navarch_tests::ApiServer::start_with(&etcd, &args).await;
+    let env = TestEnv { api_server, etcd };
+    let admin = env.client().await;
+    let mut sa = ServiceAccount::default();
+    sa.metadata.get_or_insert_default().name = "app".into();
+    admin.api::<ServiceAccount>("default").create(&sa).await.unwrap();
+    let pod = |name: &str, node: &str, secret: &str| -> Pod {
+        serde_yaml::from_str(&format!(
+            "metadata: {{name: {name}}}\nspec:\n  nodeName: {node}\n  serviceAccountName: app\n  containers: [{{name: c, image: busybox}}]\n  \
+             volumes: [{{name: s, secret: {{secretName: {secret}}}}}]\n"
+        ))
+        .unwrap()
+    };
+    let pods = admin.api::<Pod>("default");
+    let on1 = pods.create(&pod("on-1", "node-1", "s1")).await.unwrap();
+    let on2 = pods.create(&pod("on-2", "node-2", "s2")).await.unwrap();
+    pki.node("node-1", &["127.0.0.1".parse().unwrap()]);
+    let node1 = env.client_as("nodes/node-1/kubelet-client").await;
+    let bound = |p: &Pod| -> TokenRequest {
+        let m = p.metadata.as_ref().unwrap();
+        serde_yaml::from_str(&format!(
+            "spec: {{boundObjectRef: {{kind: Pod, apiVersion: v1, name: {}, uid: {}}}}}",
+            m.name, m.uid
+        ))
+        .unwrap()
+    };
+    eventually("node-1 gets a token for its own pod", WAIT, async || {
+        node1.create_token("default", "app", &bound(&on1)).await.is_ok()
+    })
+    .await;
+    let err = node1.create_token("default", "app", &bound(&on2)).await.unwrap_err().to_string();
+    assert!(err.contains("forbidden") || err.contains("Forbidden"), "a token of node-2's pod: {err}");
+    // Secrets: its pod's (even before it exists: Forbidden, not NotFound), never another node's.
+    let secrets = node1.api::<navarch_api::v1::Secret>("default");
+    let err = secrets.get("s2").await.unwrap_err().to_string();
+    assert!(err.contains(r#"User "system:node:node-1" cannot get resource "secrets""#), "{err}");
+    let err = secrets.get("s1").await.unwrap_err().to_string();
+    assert!(err.contains("not found"), "its own pod's Secret is readable (absent here): {err}");
+    let err = secrets.list(&Default::default()).await.unwrap_err().to_string();
+    assert!(err.contains("forbidden"), "no listing Secrets: {err}");
+    // Nor may it touch another node's pod.
+    let mut moved = on2.clone();
+    moved.metadata.as_mut().unwrap().labels.insert("x".into(), "y".into());
+    let err = node1.api::<Pod>("default").update(&moved).await.unwrap_err().to_string();
+    assert!(err.contains("forbidden") || err.contains("Forbidden"), "{err}");
+}

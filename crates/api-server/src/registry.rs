@@ -390,6 +390,11 @@ impl Registry {
         }
         let generate = obj.meta().name.is_empty() && !obj.meta().generate_name.is_empty();
         validation::apply_defaults(&mut obj);
+        // A CSR's requester is who sent it, and it starts without status (Kubernetes' strategy).
+        if let Object::CertificateSigningRequest(csr) = &mut obj {
+            let user = crate::request_context::current_user();
+            validation::certificates::prepare_for_create(csr, user.as_ref());
+        }
         if self.service_account_admission && matches!(obj, Object::Pod(_)) {
             self.admit_pod(&mut obj).await?;
         }
@@ -580,6 +585,18 @@ impl Registry {
                 n.set_type_meta();
                 n
             };
+            // A CSR's spec never changes; its status only through `status` (Approved/Denied only
+            // through `approval`, which navarch does not serve yet).
+            if let (Object::CertificateSigningRequest(n), Object::CertificateSigningRequest(o)) =
+                (&mut new, &old)
+            {
+                let write = if status_only {
+                    validation::certificates::CsrWrite::Status
+                } else {
+                    validation::certificates::CsrWrite::Object
+                };
+                validation::certificates::prepare_for_update(n, o, write, &now_rfc3339());
+            }
             {
                 let (o, m) = (old.meta(), new.meta_mut());
                 m.namespace = namespace.clone();

@@ -133,6 +133,16 @@ pub async fn create(
     if namespace.is_empty() {
         return Err(StatusError::bad_request("namespace is required"));
     }
+    // NodeRestriction: a kubelet asks only for tokens bound to a pod running on it.
+    if let Some(user) = crate::request_context::current_user() {
+        let lookup = |kind: &str, ns: &str, n: &str| match kind {
+            "Pod" => security.bound.pods.get(ns, n),
+            "Node" => security.bound.nodes.get("", n),
+            _ => None,
+        };
+        crate::admission::node_restriction::admit_token_request(&user, namespace, name, &request, &lookup)
+            .map_err(registry_error)?;
+    }
     let meta = request.metadata.get_or_insert_with(ObjectMeta::default);
     if !meta.name.is_empty() && meta.name != name {
         let e = format!(
