@@ -14,8 +14,27 @@ use crate::poll::{describe, eventually};
 /// How long a component may take to become ready.
 pub(crate) const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
+/// A free TCP port on 127.0.0.1 for a daemon to listen on: one that binds now, taken below the
+/// kernel's ephemeral range (32768+) so that no outgoing connection (the tests make many, each from an
+/// ephemeral port) can take it between this check and the daemon's bind. Ports are handed out in turn
+/// from a per-process starting point, so parallel tests do not pick the same one.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % COUNT,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..COUNT {
+        let port = (FIRST + NEXT.fetch_add(1, Ordering::SeqCst) % COUNT) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0").expect("binding an ephemeral port").local_addr().unwrap().port()
 }
 
