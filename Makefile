@@ -59,7 +59,7 @@ lint: ## clippy -D warnings and rustfmt --check
 fmt: ## format the code
 	$(CARGO) fmt --all
 
-bench-api: ## api-server create rate/latency beside raw etcd puts, RSS, watch fan-out (release)
+bench-api: ## api-server creates/s and p50/p99 secured (TLS, cert authn, RBAC, audit) beside minimal security and raw etcd puts, RSS, watch fan-out (release)
 	$(CARGO) build --release -p api-server --bin api-server
 	$(CARGO) run --release -p navarch-tests --bin bench-api -- $(ARGS)
 

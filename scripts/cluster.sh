@@ -21,7 +21,9 @@
 #   run/<c>.pid      one pid file per component
 #   nodes/node-i/    each node's kubelet directories
 #   pki/             the cluster's CAs, certificates and keys (navarch-pki; kubeadm's layout)
-#   kubeconfigs/     one kubeconfig per component identity (scheduler, controller-manager, kubelet-node-i, ...)
+#   kubeconfigs/     one kubeconfig per control-plane identity (scheduler, controller-manager, cluster-dns, admin)
+#   join/            the join token and the bootstrap kubeconfig nodes start from; each node's kubelet and
+#                    kube-proxy write their own kubeconfig (and the kubelet its serving certificate) in nodes/node-i/
 # navctl's config goes to ~/.navarch/config.yaml.
 set -euo pipefail
 
@@ -72,6 +74,7 @@ USER_KUBECONFIG="${USER_KUBECONFIG:-${HOME}/.kube/config}"
 NAVCTL_LINK="/usr/local/bin/navctl"
 PKI="$HOME_DIR/pki"
 KUBECONFIGS="$HOME_DIR/kubeconfigs"
+JOIN_DIR="$HOME_DIR/join"
 API_URL="https://$HOST_IP:$API_PORT"
 
 # Components not built yet: name and the issue that builds them.
@@ -130,10 +133,43 @@ pki_up() {
   mkdir -p "$KUBECONFIGS"
   chmod 0700 "$KUBECONFIGS"
   local c
-  for c in scheduler controller-manager kube-proxy cluster-dns admin; do
+  for c in scheduler controller-manager cluster-dns admin; do
     component_kubeconfig "$c" "$c"
   done
 }
+
+# The join token (kubeadm's bootstrap token) every node joins with: its Secret
+# kube-system/bootstrap-token-<id>, and the bootstrap kubeconfig a node starts from (the api-server's
+# address, the cluster CA and the token; no key of the cluster's). With it a node's kubelet asks for its
+# client and serving certificates, and its kube-proxy for system:kube-proxy's, through
+# CertificateSigningRequests the controller-manager approves and signs. Kept in join/ (0700) so that
+# `make up NODES=3` later joins node-3 with the same token.
+join_token_up() {
+  mkdir -p "$JOIN_DIR"
+  chmod 0700 "$JOIN_DIR"
+  if [ ! -s "$JOIN_DIR/token" ]; then
+    (umask 077; printf '%s.%s\n' "$(random_chars 6)" "$(random_chars 16)" >"$JOIN_DIR/token")
+  fi
+  local token; token="$(cat "$JOIN_DIR/token")"
+  "$BIN/navctl" --kubeconfig "$KUBECONFIGS/admin.kubeconfig" apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Secret
+metadata:
+  name: bootstrap-token-${token%%.*}
+  namespace: kube-system
+type: bootstrap.kubernetes.io/token
+stringData:
+  description: "make up's join token"
+  token-id: "${token%%.*}"
+  token-secret: "${token#*.}"
+  usage-bootstrap-authentication: "true"
+EOF
+  "$BIN/navarch-pki" --dir "$PKI" bootstrap-kubeconfig --token "$token" --server "$API_URL" \
+    --out "$JOIN_DIR/bootstrap.kubeconfig" >/dev/null
+  say "join token ${token%%.*}.**** in $JOIN_DIR (nodes join with it)"
+}
+
+random_chars() { tr -dc 'a-z0-9' </dev/urandom | head -c "$1"; }
 
 component_kubeconfig() { # cert stem, kubeconfig name
   "$BIN/navarch-pki" --dir "$PKI" kubeconfig --cert "$1" --server "$API_URL" --out "$KUBECONFIGS/$2.kubeconfig" >/dev/null
@@ -211,9 +247,11 @@ cmd_up() {
     say "starting controller-manager"
     port_busy "$CM_HTTP_PORT" && die "port $CM_HTTP_PORT is in use by a process that is not ours (set CM_HTTP_PORT)"
     RUST_LOG="${RUST_LOG:-info}" start_bg controller-manager "$BIN/controller-manager" --kubeconfig="$KUBECONFIGS/controller-manager.kubeconfig" \
-      --http-listen="127.0.0.1:$CM_HTTP_PORT" ${CM_ARGS:-}
+      --http-listen="127.0.0.1:$CM_HTTP_PORT" \
+      --cluster-signing-cert-file="$PKI/ca.crt" --cluster-signing-key-file="$PKI/ca.key" ${CM_ARGS:-}
   fi
   wait_for controller-manager 30 http_ok "$CM_HTTP_PORT" /healthz
+  join_token_up
 
   start_shared
   local i
@@ -362,7 +400,8 @@ start_node() {
     rm -f "$RUN/kube-proxy-$name.pid"
     say "starting kube-proxy on $name"
     RUST_LOG="${RUST_LOG:-info}" start_bg "kube-proxy-$name" nsenter --net="/run/netns/$(node_ns "$i")" -- \
-      "$BIN/kube-proxy" --kubeconfig="$KUBECONFIGS/kube-proxy.kubeconfig" --hostname-override="$name" \
+      "$BIN/kube-proxy" --bootstrap-kubeconfig="$JOIN_DIR/bootstrap.kubeconfig" --kubeconfig="$dir/kube-proxy.kubeconfig" \
+      --hostname-override="$name" \
       --http-listen="$ip:$PROXY_HTTP_PORT" --cluster-cidr="$CLUSTER_CIDR" --service-cluster-ip-range="$SERVICE_CIDR"
   fi
   wait_for "kube-proxy-$name" 30 http_ok_at "$ip" "$PROXY_HTTP_PORT" /healthz
@@ -376,12 +415,9 @@ start_kubelet() {
   else
     rm -f "$RUN/kubelet-$name.pid"
     say "starting kubelet on $name ($ip, pod CIDR $(node_pod_cidr "$i"))"
-    "$BIN/navarch-pki" --dir "$PKI" node --name "$name" --ip "$ip" | sed 's/^/pki: /'
-    component_kubeconfig "nodes/$name/kubelet-client" "kubelet-$name"
     RUST_LOG="${RUST_LOG:-info}" start_bg "kubelet-$name" nsenter --net="/run/netns/$(node_ns "$i")" -- \
-      "$BIN/kubelet" --kubeconfig="$KUBECONFIGS/kubelet-$name.kubeconfig" --node-name="$name" --node-ip="$ip" \
-      --tls-cert-file="$PKI/nodes/$name/kubelet-serving.crt" --tls-private-key-file="$PKI/nodes/$name/kubelet-serving.key" \
-      --client-ca-file="$PKI/ca.crt" \
+      "$BIN/kubelet" --bootstrap-kubeconfig="$JOIN_DIR/bootstrap.kubeconfig" --kubeconfig="$dir/kubelet.kubeconfig" \
+      --cert-dir="$dir/pki" --node-name="$name" --node-ip="$ip" \
       --containerd-socket="$CTD_SOCK" --containerd-namespace="$(node_ns "$i")" \
       --root-dir="$dir/root" --run-dir="$dir/run" --log-dir="$dir/logs" \
       --pod-cidr="$(node_pod_cidr "$i")" --bridge="$BRIDGE" --cluster-cidr="$CLUSTER_CIDR" --service-cluster-ip-range="$SERVICE_CIDR" \

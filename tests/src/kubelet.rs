@@ -48,6 +48,27 @@ impl Kubelet {
         registry: &Registry,
         extra: &[String],
     ) -> Kubelet {
+        Kubelet::start_inner(api, containerd, registry, None, extra)
+    }
+
+    /// A kubelet that joins with only `bootstrap_kubeconfig` (a join token): it asks for its client and
+    /// serving certificates through CertificateSigningRequests.
+    pub async fn join(
+        api: &ApiServer,
+        containerd: &Containerd,
+        registry: &Registry,
+        bootstrap_kubeconfig: &std::path::Path,
+    ) -> Kubelet {
+        Kubelet::start_inner(api, containerd, registry, Some(bootstrap_kubeconfig), &[])
+    }
+
+    fn start_inner(
+        api: &ApiServer,
+        containerd: &Containerd,
+        registry: &Registry,
+        bootstrap_kubeconfig: Option<&std::path::Path>,
+        extra: &[String],
+    ) -> Kubelet {
         let dir = tempfile::Builder::new().prefix("navarch-kubelet-").tempdir().expect("temp dir");
         let n = (std::process::id() % 200) + NEXT_SUBNET.fetch_add(1, Ordering::SeqCst);
         let node_name = format!("node-{}", free_port());
@@ -55,29 +76,40 @@ impl Kubelet {
         let pod_cidr = format!("10.244.{}.0/24", 20 + n % 230);
         let d = dir.path();
         let http_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("address");
-        let certs = api.pki().node(&node_name, &["127.0.0.1".parse().expect("an address")]);
-        let kubeconfig = api.kubeconfig_file(&format!("nodes/{node_name}/kubelet-client"));
-        let args: Vec<String> = vec![
-            format!("--kubeconfig={}", kubeconfig.display()),
-            format!("--tls-cert-file={}", certs.serving_cert.display()),
-            format!("--tls-private-key-file={}", certs.serving_key.display()),
-            format!("--client-ca-file={}", api.pki().cluster().ca_cert().display()),
-            format!("--node-name={node_name}"),
-            format!("--node-ip=127.0.0.1"),
-            format!("--containerd-socket={}", containerd.socket().display()),
-            format!("--root-dir={}", d.join("root").display()),
-            format!("--run-dir={}", d.join("run").display()),
-            format!("--log-dir={}", d.join("logs").display()),
-            format!("--pod-cidr={pod_cidr}"),
-            format!("--bridge={bridge}"),
-            format!("--registry-mirror=docker.io={}", registry.url()),
-            format!("--http-listen={http_addr}"),
-            format!("--grpc-listen=127.0.0.1:{}", free_port()),
-            "--heartbeat=2s".into(),
-        ]
-        .into_iter()
-        .chain(extra.iter().cloned())
-        .collect();
+        let credentials = match bootstrap_kubeconfig {
+            Some(bootstrap) => vec![
+                format!("--bootstrap-kubeconfig={}", bootstrap.display()),
+                format!("--kubeconfig={}", d.join("kubelet.kubeconfig").display()),
+            ],
+            None => {
+                let certs = api.pki().node(&node_name, &["127.0.0.1".parse().expect("an address")]);
+                let kubeconfig = api.kubeconfig_file(&format!("nodes/{node_name}/kubelet-client"));
+                vec![
+                    format!("--kubeconfig={}", kubeconfig.display()),
+                    format!("--tls-cert-file={}", certs.serving_cert.display()),
+                    format!("--tls-private-key-file={}", certs.serving_key.display()),
+                    format!("--client-ca-file={}", api.pki().cluster().ca_cert().display()),
+                ]
+            }
+        };
+        let args: Vec<String> = credentials
+            .into_iter()
+            .chain([
+                format!("--node-name={node_name}"),
+                "--node-ip=127.0.0.1".to_string(),
+                format!("--containerd-socket={}", containerd.socket().display()),
+                format!("--root-dir={}", d.join("root").display()),
+                format!("--run-dir={}", d.join("run").display()),
+                format!("--log-dir={}", d.join("logs").display()),
+                format!("--pod-cidr={pod_cidr}"),
+                format!("--bridge={bridge}"),
+                format!("--registry-mirror=docker.io={}", registry.url()),
+                format!("--http-listen={http_addr}"),
+                format!("--grpc-listen=127.0.0.1:{}", free_port()),
+                "--heartbeat=2s".into(),
+            ])
+            .chain(extra.iter().cloned())
+            .collect();
         let mut k =
             Kubelet { process: ChildProcess::default(), dir, args, node_name, bridge, pod_cidr, http_addr };
         LIVE_KUBELETS.fetch_add(1, Ordering::SeqCst);

@@ -49,7 +49,7 @@ mod process;
 mod registry;
 
 pub use api_server::ApiServer;
-pub use bench::{percentile, rss_bytes};
+pub use bench::{CpuSample, percentile, rss_bytes};
 pub use containerd::Containerd;
 pub use daemon::{Daemon, identity};
 pub use env::TestEnv;

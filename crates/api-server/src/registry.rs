@@ -27,6 +27,7 @@ use crate::storage::{Sidecar, Storage, StorageError, Write, decode_continue, enc
 use crate::validation;
 use crate::watch_cache::FieldSelector;
 
+pub mod approval;
 pub mod ephemeral;
 
 /// Namespaces that exist from the start.
@@ -106,7 +107,7 @@ pub struct Registry {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WriteOperation {
     Create,
-    /// `subresource` is `""`, `status` or `ephemeralcontainers`.
+    /// `subresource` is `""`, `status`, `ephemeralcontainers` or `approval`.
     Update {
         subresource: &'static str,
     },
@@ -547,7 +548,8 @@ impl Registry {
 
     /// Replaces an object (`status_only`: replaces only its status); `manager` records the write in its
     /// managed fields. A write through `pods/<name>/ephemeralcontainers` (the writer's subresource) changes
-    /// only the pod's ephemeral containers ([`ephemeral`]).
+    /// only the pod's ephemeral containers ([`ephemeral`]); one through
+    /// `certificatesigningrequests/<name>/approval` only the request's conditions ([`approval`]).
     pub async fn update(
         &self,
         obj: Object,
@@ -564,6 +566,7 @@ impl Registry {
         if status_only && !info.has_status {
             return Err(ApiError::BadRequest(format!("{} have no status subresource", info.plural)));
         }
+        let subresource = write_subresource(&manager, status_only);
         let key = self.key(info, &namespace, &name);
         let want_rv = obj.meta().resource_version.clone();
         for _ in 0..CAS_RETRIES {
@@ -576,27 +579,20 @@ impl Registry {
             if !obj.meta().uid.is_empty() && obj.meta().uid != old.meta().uid {
                 return Err(uid_mismatch(&obj.meta().uid, &old.meta().uid));
             }
-            let mut new = if status_only {
-                with_status_of(old.clone(), &obj)
-            } else if ephemeral::through_subresource(&manager) {
-                ephemeral::prepare_update(&obj, &old)?
-            } else {
-                let mut n = with_status_of(obj.clone(), &old);
-                n.set_type_meta();
-                n
+            let mut new = match subresource {
+                "status" => with_status_of(old.clone(), &obj),
+                ephemeral::SUBRESOURCE => ephemeral::prepare_update(&obj, &old)?,
+                // The request's status: its conditions are what an approval writes.
+                approval::SUBRESOURCE => approval::prepare_update(&obj)?,
+                _ => {
+                    let mut n = with_status_of(obj.clone(), &old);
+                    n.set_type_meta();
+                    n
+                }
             };
-            // A CSR's spec never changes; its status only through `status` (Approved/Denied only
-            // through `approval`, which navarch does not serve yet).
-            if let (Object::CertificateSigningRequest(n), Object::CertificateSigningRequest(o)) =
-                (&mut new, &old)
-            {
-                let write = if status_only {
-                    validation::certificates::CsrWrite::Status
-                } else {
-                    validation::certificates::CsrWrite::Object
-                };
-                validation::certificates::prepare_for_update(n, o, write, &now_rfc3339());
-            }
+            // A CSR's spec never changes; its status only through `status`, Approved and Denied only
+            // through `approval`.
+            approval::keep_to_endpoint(&mut new, &old, subresource, &now_rfc3339());
             {
                 let (o, m) = (old.meta(), new.meta_mut());
                 m.namespace = namespace.clone();
@@ -631,13 +627,11 @@ impl Registry {
             if spec_part(&new) != spec_part(&old) {
                 new.meta_mut().generation = old.meta().generation + 1;
             }
-            let subresource = if ephemeral::through_subresource(&manager) {
+            if subresource == ephemeral::SUBRESOURCE {
                 ephemeral::check_valid(&new, &old)?;
-                ephemeral::SUBRESOURCE
             } else {
                 check_valid(&new, Some(&old))?;
-                if status_only { "status" } else { "" }
-            };
+            }
             self.admit_write(WriteOperation::Update { subresource }, Some(&new), Some(&old))?;
             let removing = !new.meta().deletion_timestamp.is_empty() && !deletion_blocked(&new);
             let mut plan = if removing { None } else { plan_service(&self.services, &mut new, Some(&old))? };
@@ -930,6 +924,20 @@ impl Registry {
             }
         }
         Err(ApiError::Conflict { plural: "pods".into(), name: name.into() })
+    }
+}
+
+/// The subresource an update goes through, as admission sees it: `status` for a status write, the
+/// writer's `ephemeralcontainers` or `approval`, else `""` (the object; a `scale` write is one of it).
+fn write_subresource(manager: &FieldManager<'_>, status_only: bool) -> &'static str {
+    if status_only {
+        "status"
+    } else if ephemeral::through_subresource(manager) {
+        ephemeral::SUBRESOURCE
+    } else if approval::through_subresource(manager) {
+        approval::SUBRESOURCE
+    } else {
+        ""
     }
 }
 

@@ -22,7 +22,7 @@ use tonic::{Request, Response, Status};
 use crate::audit::{OutcomeRecorder, RequestOutcome};
 use crate::authz::Attributes;
 use crate::error::ApiError;
-use crate::registry::{DeleteOptions, FieldManager, ListOptions, ephemeral, kind_of};
+use crate::registry::{DeleteOptions, FieldManager, ListOptions, approval, ephemeral, kind_of};
 use crate::rest::reviews::{self, access, identity, token};
 use crate::state::ApiState;
 use crate::user_info::UserInfo;
@@ -92,8 +92,9 @@ impl Service {
         self.0.call(verb, kind, key, f).await.map(Response::new).map_err(Status::from)
     }
 
-    /// Update, UpdateStatus and UpdateEphemeralContainers: the object written through `subresource` (`""`,
-    /// `status` or `ephemeralcontainers`, which decides what of it is taken).
+    /// Update, UpdateStatus, UpdateEphemeralContainers and UpdateApproval: the object written through
+    /// `subresource` (`""`, `status`, `ephemeralcontainers` or `approval`, which decides what of it is
+    /// taken and how the request is authorized).
     async fn replace(
         &self,
         req: Request<proto::UpdateRequest>,
@@ -256,6 +257,13 @@ impl ApiServer for Service {
         self.replace(req, "update_ephemeralcontainers", ephemeral::SUBRESOURCE).await
     }
 
+    async fn update_approval(
+        &self,
+        req: Request<proto::UpdateRequest>,
+    ) -> Result<Response<proto::Object>, Status> {
+        self.replace(req, "update_approval", approval::SUBRESOURCE).await
+    }
+
     async fn delete(
         &self,
         req: Request<proto::DeleteRequest>,
@@ -311,13 +319,16 @@ impl ApiServer for Service {
     ) -> Result<Response<DiscoveryResponse>, Status> {
         let attributes = Attributes::non_resource(user(&req), "get", "/api");
         self.0.security().and_then(|s| s.authorization.check(&attributes)).map_err(Status::from)?;
-        let verbs = |status: bool| {
+        let verbs = |k: &navarch_api::KindInfo| {
             let mut v: Vec<String> = ["create", "get", "list", "update", "delete", "watch"]
                 .iter()
                 .map(|s| s.to_string())
                 .collect();
-            if status {
+            if k.has_status {
                 v.push("update_status".into());
+            }
+            if k.kind == "CertificateSigningRequest" {
+                v.push("update_approval".into());
             }
             v
         };
@@ -329,7 +340,7 @@ impl ApiServer for Service {
                 plural: k.plural.into(),
                 short_names: k.short_names.iter().map(|s| s.to_string()).collect(),
                 namespaced: k.namespaced,
-                verbs: verbs(k.has_status),
+                verbs: verbs(k),
             })
             .collect();
         Ok(Response::new(DiscoveryResponse { server_version: env!("CARGO_PKG_VERSION").into(), resources }))

@@ -263,15 +263,29 @@ impl Client {
     }
 
     pub async fn update(&self, obj: &Object) -> Result<Object> {
-        let req = proto::UpdateRequest { object: Some(obj.to_proto()), dry_run: false };
-        let resp = self.grpc.clone().update(req).await?.into_inner();
-        Ok(Object::from_proto(&resp)?)
+        Ok(Object::from_proto(&self.replace(Through::Object, obj.to_proto()).await?)?)
     }
 
     pub async fn update_status(&self, obj: &Object) -> Result<Object> {
-        let req = proto::UpdateRequest { object: Some(obj.to_proto()), dry_run: false };
-        let resp = self.grpc.clone().update_status(req).await?.into_inner();
-        Ok(Object::from_proto(&resp)?)
+        Ok(Object::from_proto(&self.replace(Through::Status, obj.to_proto()).await?)?)
+    }
+
+    /// Writes a CertificateSigningRequest's conditions through its `approval` subresource (what `kubectl
+    /// certificate approve` does): only `status.conditions` of `obj` is taken. Needs `approve` on its signer.
+    pub async fn update_approval(&self, obj: &Object) -> Result<Object> {
+        Ok(Object::from_proto(&self.replace(Through::Approval, obj.to_proto()).await?)?)
+    }
+
+    /// Replaces `object` through the endpoint `through`.
+    async fn replace(&self, through: Through, object: proto::Object) -> Result<proto::Object> {
+        let req = proto::UpdateRequest { object: Some(object), dry_run: false };
+        let mut grpc = self.grpc.clone();
+        let resp = match through {
+            Through::Object => grpc.update(req).await?,
+            Through::Status => grpc.update_status(req).await?,
+            Through::Approval => grpc.update_approval(req).await?,
+        };
+        Ok(resp.into_inner())
     }
 
     pub async fn delete(
@@ -392,6 +406,14 @@ impl Client {
     }
 }
 
+/// The endpoint an update goes through: the object, its `status`, a CertificateSigningRequest's `approval`.
+#[derive(Clone, Copy, Debug)]
+enum Through {
+    Object,
+    Status,
+    Approval,
+}
+
 /// A stream of bytes from the api-server (logs).
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Vec<u8>>> + Send>>;
 
@@ -486,14 +508,20 @@ impl<K: Resource> Api<K> {
 
     /// Replaces `obj` (its namespace defaults to this handle's).
     pub async fn update(&self, obj: &K) -> Result<K> {
-        let req = proto::UpdateRequest { object: Some(object_of(&self.in_namespace(obj))), dry_run: false };
-        let resp = self.client.grpc.clone().update(req).await?.into_inner();
-        Ok(decode_typed(&resp.raw)?)
+        self.replace(Through::Object, obj).await
     }
 
     pub async fn update_status(&self, obj: &K) -> Result<K> {
-        let req = proto::UpdateRequest { object: Some(object_of(&self.in_namespace(obj))), dry_run: false };
-        let resp = self.client.grpc.clone().update_status(req).await?.into_inner();
+        self.replace(Through::Status, obj).await
+    }
+
+    /// [`Client::update_approval`]: the conditions of a CertificateSigningRequest, through `approval`.
+    pub async fn update_approval(&self, obj: &K) -> Result<K> {
+        self.replace(Through::Approval, obj).await
+    }
+
+    async fn replace(&self, through: Through, obj: &K) -> Result<K> {
+        let resp = self.client.replace(through, object_of(&self.in_namespace(obj))).await?;
         Ok(decode_typed(&resp.raw)?)
     }
 

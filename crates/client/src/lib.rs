@@ -3,10 +3,12 @@
 //! Owns the connection to the api-server ([`Client`], typed [`Api<K>`]), and the controller runtime built
 //! on it, modelled on kube-runtime: the watcher (list, then watch from the last resourceVersion; relist
 //! when expired; jittered backoff), the reflector store, the shared reflector (one watch → one store →
-//! any number of subscribers), and the controller runner.
+//! any number of subscribers), and the controller runner; [`bootstrap`]: a component's first
+//! credentials from a join token, through a CertificateSigningRequest.
 
 #![forbid(unsafe_code)]
 
+pub mod bootstrap;
 pub mod client;
 pub mod connection;
 pub mod controller;

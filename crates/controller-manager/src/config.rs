@@ -64,6 +64,18 @@ pub struct Config {
     /// api-server with it). Default: the CA of `kubeconfig`.
     #[arg(long)]
     pub root_ca_file: Option<PathBuf>,
+    /// The CA certificate (PEM) CertificateSigningRequests of Kubernetes' signers are signed with
+    /// (`kube-apiserver-client`, `kube-apiserver-client-kubelet`, `kubelet-serving`). Without it and
+    /// its key, requests are approved but not signed.
+    #[arg(long)]
+    pub cluster_signing_cert_file: Option<PathBuf>,
+    /// That CA's private key (PEM).
+    #[arg(long)]
+    pub cluster_signing_key_file: Option<PathBuf>,
+    /// The longest validity of a signed certificate (a request's `expirationSeconds` may ask for less).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "8760h")]
+    #[serde(with = "duration")]
+    pub cluster_signing_duration: Duration,
     /// Derived: the cluster CIDR cut into node subnets.
     #[arg(skip)]
     #[serde(skip)]
@@ -80,6 +92,18 @@ impl DaemonConfig for Config {
     fn finish(&mut self) -> Result<(), String> {
         if self.workers == 0 {
             return Err("workers: must be at least 1".into());
+        }
+        // An empty path is no path (a config template's way of leaving it unset).
+        for f in [&mut self.cluster_signing_cert_file, &mut self.cluster_signing_key_file] {
+            if f.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+                *f = None;
+            }
+        }
+        if self.cluster_signing_cert_file.is_some() != self.cluster_signing_key_file.is_some() {
+            return Err("cluster_signing_cert_file and cluster_signing_key_file: give both or neither".into());
+        }
+        if self.cluster_signing_duration < Duration::from_secs(600) {
+            return Err("cluster_signing_duration: must be at least 10m".into());
         }
         if self.node_monitor_period.is_zero() {
             return Err("node_monitor_period: must be more than 0".into());

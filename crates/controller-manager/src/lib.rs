@@ -12,11 +12,14 @@
 //! * [`garbage_collector`]: ownerReferences: background, foreground and orphan deletion.
 //! * [`clusterrole_aggregation`]: aggregated ClusterRoles get the rules of the ClusterRoles they select.
 //! * [`root_ca_publisher`]: the ConfigMap `kube-root-ca.crt` (the cluster's CA bundle) in every namespace.
+//! * [`certificates`]: CertificateSigningRequests approved (node client and serving certificates,
+//!   kube-proxy's), signed from the cluster CA, and cleaned up: how a node joins with a bootstrap token.
 //! * [`config`]: the daemon's settings (resolved by the daemon shell); [`run`]: one shared reflector per
 //!   kind, each controller's `spawn`, leader election.
 
 #![forbid(unsafe_code)]
 
+pub mod certificates;
 pub mod clusterrole_aggregation;
 pub mod config;
 pub mod deployment;

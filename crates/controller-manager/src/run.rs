@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use navarch_api::v1::{
-    ClusterRole, ConfigMap, CronJob, DaemonSet, Deployment, Endpoints, Job, Lease, Namespace, Node, Pod,
-    ReplicaSet, Secret, Service, ServiceAccount, StatefulSet,
+    CertificateSigningRequest, ClusterRole, ConfigMap, CronJob, DaemonSet, Deployment, Endpoints, Job, Lease,
+    Namespace, Node, Pod, ReplicaSet, Secret, Service, ServiceAccount, StatefulSet,
 };
 use navarch_client::{Action, Client, Controller, EventRecorder, SharedReflector, WatcherConfig};
 use navarch_daemon::{Admin, Daemon, Election, run_elected};
@@ -64,6 +64,7 @@ informers! {
     namespaces: Namespace = "",
     service_accounts: ServiceAccount = "",
     cluster_roles: ClusterRole = "",
+    certificate_signing_requests: CertificateSigningRequest = "",
 }
 
 /// What each controller's `spawn` wires itself into: the client, the shared reflectors (subscribe to
@@ -129,9 +130,20 @@ impl Wiring {
     }
 }
 
-/// Runs the controllers until `shutdown` (called while this instance leads); `root_ca` is the PEM
-/// bundle the root CA publisher publishes.
-pub async fn run_controllers(client: Client, cfg: Config, root_ca: String, shutdown: CancellationToken) {
+/// What the controllers are given besides the client and settings: the PEM bundle the root CA
+/// publisher publishes, and the CA the CSR signer issues from (if configured).
+pub struct Credentials {
+    pub root_ca: String,
+    pub signing: Option<Arc<crate::certificates::Signing>>,
+}
+
+/// Runs the controllers until `shutdown` (called while this instance leads).
+pub async fn run_controllers(
+    client: Client,
+    cfg: Config,
+    credentials: Arc<Credentials>,
+    shutdown: CancellationToken,
+) {
     let mut w = Wiring::new(client, cfg.workers, shutdown);
     crate::replicaset::spawn(&mut w);
     crate::deployment::spawn(&mut w);
@@ -142,7 +154,8 @@ pub async fn run_controllers(client: Client, cfg: Config, root_ca: String, shutd
     crate::namespaces::spawn(&mut w);
     crate::garbage_collector::spawn(&mut w);
     crate::clusterrole_aggregation::spawn(&mut w);
-    crate::root_ca_publisher::spawn(&mut w, root_ca);
+    crate::root_ca_publisher::spawn(&mut w, credentials.root_ca.clone());
+    crate::certificates::spawn(&mut w, credentials.signing.clone());
     w.run().await;
 }
 
@@ -158,6 +171,18 @@ pub async fn run(daemon: Daemon<Config>) -> anyhow::Result<()> {
         None => connection.ca_pem.clone(),
     };
     let root_ca = String::from_utf8(root_ca).context("root_ca_file: not a PEM bundle (UTF-8)")?;
+    let signing = match (&cfg.cluster_signing_cert_file, &cfg.cluster_signing_key_file) {
+        (Some(cert), Some(key)) => {
+            let authority = navarch_pki::Authority::load(cert, key).context("the cluster signing CA")?;
+            tracing::info!(cert = %cert.display(), "signing CertificateSigningRequests");
+            Some(Arc::new(crate::certificates::Signing {
+                authority,
+                max_validity: cfg.cluster_signing_duration,
+            }))
+        }
+        _ => None,
+    };
+    let credentials = Arc::new(Credentials { root_ca, signing });
     let client = Client::connect_lazy(&connection)?;
     daemon.serve_admin(Admin::new(""), cfg.http_listen).await?;
     tracing::info!(server = %cfg.server, "controller-manager starting");
@@ -167,7 +192,7 @@ pub async fn run(daemon: Daemon<Config>) -> anyhow::Result<()> {
         identity: cfg.identity.as_deref(),
     };
     run_elected(&client, election, daemon.shutdown.clone(), |stop| {
-        run_controllers(client.clone(), cfg.clone(), root_ca.clone(), stop)
+        run_controllers(client.clone(), cfg.clone(), credentials.clone(), stop)
     })
     .await;
     Ok(())

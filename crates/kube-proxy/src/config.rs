@@ -20,6 +20,12 @@ pub struct Config {
     /// api-server address (`host:port` or `https://host:port`), overriding the kubeconfig's.
     #[arg(long, default_value = "", hide_default_value = true)]
     pub server: String,
+    /// kubeconfig with a join (bootstrap) token, the api-server's address and its CA. While
+    /// `kubeconfig` holds no usable `system:kube-proxy` client certificate, kube-proxy asks for one
+    /// with it (a CertificateSigningRequest of signer `kubernetes.io/kube-apiserver-client`, which the
+    /// controller-manager approves and signs) and writes `kubeconfig`.
+    #[arg(long)]
+    pub bootstrap_kubeconfig: Option<PathBuf>,
     /// HTTP address for /healthz, /readyz and /metrics.
     #[arg(long, default_value = well_known::KUBE_PROXY_ADMIN)]
     pub http_listen: SocketAddr,
@@ -45,6 +51,11 @@ impl DaemonConfig for Config {
     const ENV_PREFIX: &'static str = "NAVARCH_KUBE_PROXY";
 
     fn finish(&mut self) -> Result<(), String> {
+        if self.bootstrap_kubeconfig.is_some() && self.kubeconfig.is_none() {
+            return Err(
+                "kubeconfig: required with bootstrap_kubeconfig (where the credentials are written)".into()
+            );
+        }
         if self.proxy_mode != "nftables" {
             return Err(format!(
                 "proxy_mode: {:?}: only \"nftables\" is implemented (one table of its own, verdict maps, O(changes) updates)",

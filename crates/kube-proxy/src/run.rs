@@ -98,6 +98,11 @@ fn follow<K: Resource>(
     reflector.spawn(tasks, stop)
 }
 
+/// kube-proxy's user.
+const KUBE_PROXY_USER: &str = "system:kube-proxy";
+/// How long kube-proxy waits for its certificate before giving up (to be restarted).
+const BOOTSTRAP_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+
 pub async fn run(daemon: Daemon<Config>) -> anyhow::Result<()> {
     let cfg = &daemon.config;
     let shutdown = daemon.shutdown.clone();
@@ -105,6 +110,25 @@ pub async fn run(daemon: Daemon<Config>) -> anyhow::Result<()> {
         cleanup(&Tools).await.context("cleaning up")?;
         println!("kube-proxy: removed table ip {} and the ClusterIP routes", crate::nft::TABLE);
         return Ok(());
+    }
+    if let (Some(bootstrap), Some(kubeconfig)) = (&cfg.bootstrap_kubeconfig, &cfg.kubeconfig) {
+        let ask = navarch_client::bootstrap::CertificateAsk {
+            leaf: navarch_pki::Leaf::client(KUBE_PROXY_USER, &[]),
+            signer_name: "kubernetes.io/kube-apiserver-client",
+            usages: &["digital signature", "client auth"],
+            name_prefix: "kube-proxy-csr-",
+        };
+        let wait = navarch_client::bootstrap::ensure_kubeconfig(
+            kubeconfig,
+            bootstrap,
+            &cfg.server,
+            &ask,
+            BOOTSTRAP_WAIT,
+        );
+        tokio::select! {
+            r = wait => { r.with_context(|| format!("bootstrapping the client certificate with {}", bootstrap.display()))?; }
+            _ = shutdown.cancelled() => return Ok(()),
+        }
     }
     let client = Client::connect_lazy(&navarch_client::Connection::for_daemon(
         cfg.kubeconfig.as_deref(),

@@ -27,6 +27,12 @@ pub struct Config {
     /// api-server address (`host:port` or `https://host:port`), overriding the kubeconfig's.
     #[arg(long, default_value = "", hide_default_value = true)]
     pub server: String,
+    /// kubeconfig with a join (bootstrap) token, the api-server's address and its CA. While
+    /// `kubeconfig` holds no usable client certificate, the kubelet asks for one with it (a
+    /// CertificateSigningRequest the controller-manager approves and signs) and writes `kubeconfig`:
+    /// Kubernetes' TLS bootstrapping.
+    #[arg(long)]
+    pub bootstrap_kubeconfig: Option<PathBuf>,
     /// This node's name (default: the kernel hostname, lowercased).
     #[arg(long, default_value = "", hide_default_value = true)]
     pub node_name: String,
@@ -64,11 +70,14 @@ pub struct Config {
     /// The Service range (an unreachable route covers it). `--service-cidr` is its older name.
     #[arg(long, alias = "service-cidr", default_value = well_known::SERVICE_CLUSTER_IP_RANGE)]
     pub service_cluster_ip_range: Ipv4Cidr,
-    /// Let pods send to addresses outside the cluster's ranges (off: such packets are rejected).
+    /// Let pods send to addresses outside the cluster's ranges (off: such packets are rejected). The
+    /// node network stays guarded either way (see `pod_egress_allowed`).
     #[arg(long, action = clap::ArgAction::Set, default_value_t = false)]
     pub allow_pod_egress: bool,
-    /// Ranges besides the cluster's that pods may reach when egress is off (comma-separated CIDRs,
-    /// e.g. the node network where a host-side cluster DNS listens).
+    /// The node network (comma-separated CIDRs, e.g. where a host-side cluster DNS and the api-server
+    /// listen): pods reach it only for DNS (port 53) and the api-server's port. With egress off, the
+    /// only addresses outside the cluster's ranges pods reach at all; with egress on, joined by the
+    /// subnets of the host's own addresses.
     #[arg(long, value_delimiter = ',')]
     pub pod_egress_allowed: Vec<Ipv4Cidr>,
     /// Cluster DNS server IPs written into pods' resolv.conf (comma-separated).
@@ -97,12 +106,18 @@ pub struct Config {
     /// certificate of `client_ca_file`.
     #[arg(long)]
     pub grpc_listen: Option<SocketAddr>,
-    /// The kubelet API's serving certificate (its SANs: the node's name and InternalIP). Required.
+    /// The kubelet API's serving certificate (its SANs: the node's name and InternalIP). Without it,
+    /// the kubelet asks the cluster for one (signer `kubernetes.io/kubelet-serving`) once its Node is
+    /// registered, and keeps it in `cert_dir`.
     #[arg(long)]
     pub tls_cert_file: Option<PathBuf>,
     #[arg(long)]
     pub tls_private_key_file: Option<PathBuf>,
-    /// CA bundle the kubelet API's clients' certificates must chain to. Required.
+    /// Where the serving certificate the kubelet asked for is kept (default: `<root_dir>/pki`).
+    #[arg(long)]
+    pub cert_dir: Option<PathBuf>,
+    /// CA bundle the kubelet API's clients' certificates must chain to (default: the CA of
+    /// `kubeconfig`, which signs the api-server's client certificate).
     #[arg(long)]
     pub client_ca_file: Option<PathBuf>,
     /// Size at which a container's log file is rotated, a quantity (e.g. 10Mi).
@@ -227,6 +242,14 @@ impl DaemonConfig for Config {
         if self.node_ip.is_empty() {
             self.node_ip = host_ipv4();
         }
+        if self.tls_cert_file.is_some() != self.tls_private_key_file.is_some() {
+            return Err("tls_cert_file and tls_private_key_file: give both or neither".into());
+        }
+        if self.bootstrap_kubeconfig.is_some() && self.kubeconfig.is_none() {
+            return Err(
+                "kubeconfig: required with bootstrap_kubeconfig (where the credentials are written)".into()
+            );
+        }
         if self.grpc_listen.is_none() {
             let ip = self.node_ip.parse().unwrap_or([127, 0, 0, 1].into());
             self.grpc_listen = Some(SocketAddr::new(ip, well_known::KUBELET_API_PORT));
@@ -257,6 +280,11 @@ impl DaemonConfig for Config {
 }
 
 impl Config {
+    /// Where a requested serving certificate is kept.
+    pub fn cert_dir(&self) -> PathBuf {
+        self.cert_dir.clone().unwrap_or_else(|| self.root_dir.join("pki"))
+    }
+
     /// The kubelet API's address (set by `finish`).
     pub fn grpc_listen(&self) -> SocketAddr {
         self.grpc_listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], well_known::KUBELET_API_PORT)))

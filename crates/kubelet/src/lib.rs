@@ -23,6 +23,7 @@ pub mod cgroups;
 pub mod config;
 pub mod container_io;
 pub mod containerd;
+pub mod credentials;
 pub mod cri_log;
 pub mod exec;
 pub mod image;

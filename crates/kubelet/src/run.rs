@@ -215,24 +215,6 @@ async fn forward_task_exits(
     }
 }
 
-/// The kubelet API's TLS: its serving certificate, and client certificates required (of the cluster CA).
-fn api_tls(cfg: &Config) -> anyhow::Result<tonic::transport::ServerTlsConfig> {
-    let read = |p: &Option<std::path::PathBuf>, what: &str| -> anyhow::Result<Vec<u8>> {
-        let p = p.as_ref().with_context(|| format!("{what}: required (the kubelet API serves TLS only)"))?;
-        std::fs::read(p).with_context(|| format!("{what}: reading {}", p.display()))
-    };
-    let identity = tonic::transport::Identity::from_pem(
-        read(&cfg.tls_cert_file, "tls_cert_file")?,
-        read(&cfg.tls_private_key_file, "tls_private_key_file")?,
-    );
-    let ca = tonic::transport::Certificate::from_pem(read(&cfg.client_ca_file, "client_ca_file")?);
-    // Client certificates are optional: a bearer token (checked by the api-server) is the other way in.
-    Ok(tonic::transport::ServerTlsConfig::new()
-        .identity(identity)
-        .client_ca_root(ca)
-        .client_auth_optional(true))
-}
-
 /// The kubelet API (logs, exec, stats) for the api-server.
 async fn serve_grpc(
     listener: tokio::net::TcpListener,
@@ -291,19 +273,25 @@ pub async fn run(daemon: Daemon<Config>) -> anyhow::Result<()> {
         Ok(n) => tracing::info!(containers = n, "reading the output of running containers again"),
         Err(e) => tracing::warn!(error = %e, "reopening the stdio of running containers"),
     }
-    let client = Client::connect_lazy(&navarch_client::Connection::for_daemon(
-        cfg.kubeconfig.as_deref(),
-        &cfg.server,
-    )?)?;
-    crate::netcfg::setup_host(
-        &cfg.bridge,
-        &cfg.cluster_cidr.to_string(),
-        &cfg.service_cluster_ip_range.to_string(),
-        cfg.allow_pod_egress,
-        &cfg.pod_egress_allowed.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
-    )
+    crate::credentials::ensure_client(cfg, &shutdown).await?;
+    let connection = navarch_client::Connection::for_daemon(cfg.kubeconfig.as_deref(), &cfg.server)?;
+    let client = Client::connect_lazy(&connection)?;
+    let guard = crate::netcfg::setup_host(&crate::netcfg::HostNet {
+        bridge: &cfg.bridge,
+        cluster_cidr: cfg.cluster_cidr,
+        service_cidr: cfg.service_cluster_ip_range,
+        allow_egress: cfg.allow_pod_egress,
+        pod_egress_allowed: &cfg.pod_egress_allowed,
+        api_server_port: crate::netcfg::server_port(&connection.server)?,
+    })
     .await
-    .context("setting up the host's routes and egress guard")?;
+    .context("setting up the host's routes and the pods' guard")?;
+    tracing::info!(
+        node_network = ?guard.node_network.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+        api_server_port = guard.api_server_port,
+        egress = guard.allow_egress,
+        "pods reach the node network only for DNS and the api-server"
+    );
     let settings = NodeSettings {
         name: cfg.node_name.clone(),
         ip: cfg.node_ip.clone(),
@@ -387,7 +375,9 @@ pub async fn run(daemon: Daemon<Config>) -> anyhow::Result<()> {
     let grpc = tokio::net::TcpListener::bind(cfg.grpc_listen())
         .await
         .with_context(|| format!("listening on {}", cfg.grpc_listen()))?;
-    tasks.spawn(serve_grpc(grpc, api, api_tls(cfg)?, shutdown.clone()));
+    let identity = crate::credentials::serving_identity(cfg, &client, &connection.ca_pem, &shutdown).await?;
+    let tls = crate::credentials::api_tls(identity, crate::credentials::client_ca(cfg, &connection)?);
+    tasks.spawn(serve_grpc(grpc, api, tls, shutdown.clone()));
     tasks.spawn(rotate_logs(cfg.log_dir.clone(), cfg.log_rotation, io.live_logs().clone(), shutdown.clone()));
 
     // Task exits from containerd → the pod's key. (containerd answers a subscription only with

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType, SerialNumber,
+    KeyUsagePurpose, PublicKeyData, SanType, SerialNumber,
 };
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use time::OffsetDateTime;
@@ -84,7 +84,7 @@ pub struct Authority {
     cert_der: CertificateDer<'static>,
 }
 
-fn generate_error(what: &str) -> impl FnOnce(rcgen::Error) -> PkiError + '_ {
+pub(crate) fn generate_error(what: &str) -> impl FnOnce(rcgen::Error) -> PkiError + '_ {
     move |source| PkiError::Generate { what: what.to_string(), source }
 }
 
@@ -108,6 +108,102 @@ fn ca_params(common_name: &str) -> CertificateParams {
     params.key_usages =
         vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     params
+}
+
+/// A new ECDSA P-256 key.
+pub(crate) fn new_key() -> Result<KeyPair> {
+    KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(generate_error("a key"))
+}
+
+/// What a certificate for `leaf` says: subject, names and usages (no validity, serial or issuer).
+pub(crate) fn leaf_params(leaf: &Leaf) -> Result<CertificateParams> {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    // rcgen keeps one value per attribute type: a second group goes in as the same OID (2.5.4.10)
+    // spelled as a custom type. Two groups at most.
+    match leaf.organizations.as_slice() {
+        [] => {}
+        [one] => params.distinguished_name.push(DnType::OrganizationName, one.as_str()),
+        [one, two] => {
+            params.distinguished_name.push(DnType::OrganizationName, one.as_str());
+            params.distinguished_name.push(DnType::CustomDnType(vec![2, 5, 4, 10]), two.as_str());
+        }
+        _ => {
+            return Err(PkiError::Tls(format!(
+                "{}: a certificate carries at most two groups (organizations)",
+                leaf.common_name
+            )));
+        }
+    }
+    params.distinguished_name.push(DnType::CommonName, leaf.common_name.as_str());
+    for name in &leaf.dns_names {
+        let name = name.as_str().try_into().map_err(generate_error(name))?;
+        params.subject_alt_names.push(SanType::DnsName(name));
+    }
+    params.subject_alt_names.extend(leaf.ip_addresses.iter().map(|ip| SanType::IpAddress(*ip)));
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.extended_key_usages = match leaf.kind {
+        LeafKind::Server => vec![ExtendedKeyUsagePurpose::ServerAuth],
+        LeafKind::Client => vec![ExtendedKeyUsagePurpose::ClientAuth],
+        LeafKind::ServerAndClient => {
+            vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth]
+        }
+    };
+    Ok(params)
+}
+
+/// Whether `cert` is signed by the CA `ca`, is what `leaf` asks for (subject, names, usage) and is still
+/// valid `remaining` from now.
+pub fn verify_issued(
+    ca: &CertificateDer<'_>,
+    cert: &CertificateDer<'_>,
+    leaf: &Leaf,
+    remaining: Duration,
+) -> bool {
+    let Ok(anchor) = webpki::anchor_from_trusted_cert(ca) else { return false };
+    let Ok(end_entity) = webpki::EndEntityCert::try_from(cert) else { return false };
+    let Some(at) = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .and_then(|now| now.checked_add(remaining))
+    else {
+        return false;
+    };
+    let usages: &[webpki::KeyUsage] = match leaf.kind {
+        LeafKind::Server => &[webpki::KeyUsage::server_auth()],
+        LeafKind::Client => &[webpki::KeyUsage::client_auth()],
+        LeafKind::ServerAndClient => &[webpki::KeyUsage::server_auth(), webpki::KeyUsage::client_auth()],
+    };
+    for usage in usages {
+        let verified = end_entity.verify_for_usage(
+            webpki::ALL_VERIFICATION_ALGS,
+            std::slice::from_ref(&anchor),
+            &[],
+            UnixTime::since_unix_epoch(at),
+            *usage,
+            None,
+            None,
+        );
+        if verified.is_err() {
+            return false;
+        }
+    }
+    let names = leaf
+        .dns_names
+        .iter()
+        .filter_map(|n| ServerName::try_from(n.as_str()).ok())
+        .chain(leaf.ip_addresses.iter().map(|ip| ServerName::IpAddress((*ip).into())));
+    for name in names {
+        if end_entity.verify_is_valid_for_subject_name(&name).is_err() {
+            return false;
+        }
+    }
+    let Ok(subject) = subject_names(cert) else { return false };
+    let mut wanted = leaf.organizations.clone();
+    wanted.sort();
+    let mut have = subject.organizations;
+    have.sort();
+    subject.common_name == leaf.common_name && have == wanted
 }
 
 impl Authority {
@@ -173,96 +269,28 @@ impl Authority {
 
     /// Issues `leaf` with a new key.
     pub fn issue(&self, leaf: &Leaf) -> Result<Issued> {
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(generate_error("a key"))?;
-        let mut params = CertificateParams::default();
-        params.distinguished_name = rcgen::DistinguishedName::new();
-        // rcgen keeps one value per attribute type: a second group goes in as the same OID (2.5.4.10)
-        // spelled as a custom type. Two groups at most.
-        match leaf.organizations.as_slice() {
-            [] => {}
-            [one] => params.distinguished_name.push(DnType::OrganizationName, one.as_str()),
-            [one, two] => {
-                params.distinguished_name.push(DnType::OrganizationName, one.as_str());
-                params.distinguished_name.push(DnType::CustomDnType(vec![2, 5, 4, 10]), two.as_str());
-            }
-            _ => {
-                return Err(PkiError::Tls(format!(
-                    "{}: a certificate carries at most two groups (organizations)",
-                    leaf.common_name
-                )));
-            }
-        }
-        params.distinguished_name.push(DnType::CommonName, leaf.common_name.as_str());
-        for name in &leaf.dns_names {
-            let name = name.as_str().try_into().map_err(generate_error(name))?;
-            params.subject_alt_names.push(SanType::DnsName(name));
-        }
-        params.subject_alt_names.extend(leaf.ip_addresses.iter().map(|ip| SanType::IpAddress(*ip)));
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
-        params.extended_key_usages = match leaf.kind {
-            LeafKind::Server => vec![ExtendedKeyUsagePurpose::ServerAuth],
-            LeafKind::Client => vec![ExtendedKeyUsagePurpose::ClientAuth],
-            LeafKind::ServerAndClient => {
-                vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth]
-            }
-        };
+        let key = new_key()?;
+        let cert_pem = self.sign_key(leaf, &key)?;
+        Ok(Issued { cert_pem, key_pem: key.serialize_pem() })
+    }
+
+    /// Issues `leaf` for a key somebody else holds (a signing request's), as PEM.
+    pub fn sign_key(&self, leaf: &Leaf, public_key: &impl PublicKeyData) -> Result<String> {
+        let mut params = leaf_params(leaf)?;
         params.use_authority_key_identifier_extension = true;
         let now = OffsetDateTime::now_utc();
         params.not_before = offset(now, BACKDATE, false);
         params.not_after = offset(now, leaf.validity, true);
         params.serial_number = Some(random_serial());
         let issuer = Issuer::from_params(&self.params, &self.key);
-        let cert = params.signed_by(&key, &issuer).map_err(generate_error(&leaf.common_name))?;
-        Ok(Issued { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+        let cert = params.signed_by(public_key, &issuer).map_err(generate_error(&leaf.common_name))?;
+        Ok(cert.pem())
     }
 
     /// Whether `cert` is signed by this CA, is what `leaf` asks for (subject, names, usage) and is still
     /// valid `remaining` from now.
     pub fn verifies(&self, cert: &CertificateDer<'_>, leaf: &Leaf, remaining: Duration) -> bool {
-        let Ok(anchor) = webpki::anchor_from_trusted_cert(&self.cert_der) else { return false };
-        let Ok(end_entity) = webpki::EndEntityCert::try_from(cert) else { return false };
-        let Some(at) = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .ok()
-            .and_then(|now| now.checked_add(remaining))
-        else {
-            return false;
-        };
-        let usages: &[webpki::KeyUsage] = match leaf.kind {
-            LeafKind::Server => &[webpki::KeyUsage::server_auth()],
-            LeafKind::Client => &[webpki::KeyUsage::client_auth()],
-            LeafKind::ServerAndClient => &[webpki::KeyUsage::server_auth(), webpki::KeyUsage::client_auth()],
-        };
-        for usage in usages {
-            let verified = end_entity.verify_for_usage(
-                webpki::ALL_VERIFICATION_ALGS,
-                std::slice::from_ref(&anchor),
-                &[],
-                UnixTime::since_unix_epoch(at),
-                *usage,
-                None,
-                None,
-            );
-            if verified.is_err() {
-                return false;
-            }
-        }
-        let names = leaf
-            .dns_names
-            .iter()
-            .filter_map(|n| ServerName::try_from(n.as_str()).ok())
-            .chain(leaf.ip_addresses.iter().map(|ip| ServerName::IpAddress((*ip).into())));
-        for name in names {
-            if end_entity.verify_is_valid_for_subject_name(&name).is_err() {
-                return false;
-            }
-        }
-        let Ok(subject) = subject_names(cert) else { return false };
-        let mut wanted = leaf.organizations.clone();
-        wanted.sort();
-        let mut have = subject.organizations;
-        have.sort();
-        subject.common_name == leaf.common_name && have == wanted
+        verify_issued(&self.cert_der, cert, leaf, remaining)
     }
 
     /// Issues `leaf` into `cert_path`/`key_path` unless they already hold a certificate of this CA for the

@@ -299,6 +299,17 @@ pub fn kubeconfig(
     )
 }
 
+/// A kubeconfig that authenticates with a bearer `token` (a join token's bootstrap kubeconfig).
+pub fn token_kubeconfig(name: &str, server: &str, ca_pem: &[u8], token: &str) -> String {
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: {name}\n  cluster:\n    server: {server}\n    \
+         certificate-authority-data: {}\nusers:\n- name: {name}\n  user:\n    token: {token}\ncontexts:\n- name: {name}\n  \
+         context:\n    cluster: {name}\n    user: {name}\ncurrent-context: {name}\npreferences: {{}}\n",
+        b64(ca_pem),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,18 +8,21 @@
 //!   per-node kubelet certificates), created idempotently: what exists and is still good is kept.
 //! * [`tls`]: rustls server and client configurations from those files, always with the `ring` provider.
 //! * [`subject`]: the user a verified client certificate names (CN, O), read from its DER.
+//! * [`csr`]: PKCS#10 signing requests, made by a joining node and read back by the signer.
 //!
-//! Keys are written 0600; CA keys are only read by the tool that issues (never by a daemon).
+//! Keys are written 0600; CA keys are only read on the machine that made them: by this tool and by
+//! the controller-manager's CSR signer (Kubernetes' `--cluster-signing-key-file`).
 
 #![forbid(unsafe_code)]
 
 pub mod authority;
 pub mod cluster;
+pub mod csr;
 pub mod files;
 pub mod subject;
 pub mod tls;
 
-pub use authority::{Authority, Leaf, LeafKind};
+pub use authority::{Authority, Leaf, LeafKind, verify_issued};
 pub use cluster::{ClusterPki, ComponentIdentity, InitOptions, NodeCerts};
 pub use subject::{SubjectError, SubjectNames, subject_names};
 

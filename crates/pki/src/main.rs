@@ -5,6 +5,7 @@
 //! navarch-pki node --dir PKI --name node-1 --ip 10.250.0.11
 //! navarch-pki user --dir PKI --name alice --group devs --out alice
 //! navarch-pki kubeconfig --dir PKI --cert admin --server https://10.250.0.1:6443 --out admin.kubeconfig
+//! navarch-pki bootstrap-kubeconfig --dir PKI --token abcdef.0123456789abcdef --server https://... --out F
 //! ```
 
 #![forbid(unsafe_code)]
@@ -79,6 +80,17 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// A joining node's bootstrap kubeconfig: the api-server's address, the cluster CA of the
+    /// directory, and a join (bootstrap) token — no key of the cluster's.
+    BootstrapKubeconfig {
+        /// `<id>.<secret>`, backed by the Secret `kube-system/bootstrap-token-<id>`.
+        #[arg(long)]
+        token: String,
+        #[arg(long)]
+        server: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -117,6 +129,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 &files::read(&key)?,
                 &namespace,
             );
+            files::write(&out, config.as_bytes(), true)
+                .with_context(|| format!("writing {}", out.display()))?;
+            vec![out.display().to_string()]
+        }
+        Command::BootstrapKubeconfig { token, server, out } => {
+            let valid = token.split_once('.').is_some_and(|(id, secret)| {
+                let ok = |s: &str, n| {
+                    s.len() == n && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                };
+                ok(id, 6) && ok(secret, 16)
+            });
+            anyhow::ensure!(valid, "--token: a bootstrap token is [a-z0-9]{{6}}.[a-z0-9]{{16}}");
+            let config = cluster::token_kubeconfig("navarch", &server, &files::read(&pki.ca_cert())?, &token);
             files::write(&out, config.as_bytes(), true)
                 .with_context(|| format!("writing {}", out.display()))?;
             vec![out.display().to_string()]

@@ -18,9 +18,9 @@ pub enum SubjectError {
     Malformed(&'static str),
 }
 
-const SEQUENCE: u8 = 0x30;
-const SET: u8 = 0x31;
-const OID: u8 = 0x06;
+pub(crate) const SEQUENCE: u8 = 0x30;
+pub(crate) const SET: u8 = 0x31;
+pub(crate) const OID: u8 = 0x06;
 const VERSION_TAG: u8 = 0xa0;
 /// 2.5.4.3 and 2.5.4.10.
 const OID_COMMON_NAME: &[u8] = &[0x55, 0x04, 0x03];
@@ -33,7 +33,7 @@ const TELETEX_STRING: u8 = 0x14;
 const IA5_STRING: u8 = 0x16;
 
 /// One DER element: its tag and contents; the rest of the input after it.
-fn element(input: &[u8]) -> Result<(u8, &[u8], &[u8]), SubjectError> {
+pub(crate) fn element(input: &[u8]) -> Result<(u8, &[u8], &[u8]), SubjectError> {
     let (&tag, rest) = input.split_first().ok_or(SubjectError::Malformed("truncated"))?;
     if tag & 0x1f == 0x1f {
         return Err(SubjectError::Malformed("high tag numbers are not used in certificates"));
@@ -59,7 +59,7 @@ fn element(input: &[u8]) -> Result<(u8, &[u8], &[u8]), SubjectError> {
     Ok((tag, contents, rest))
 }
 
-fn expect(input: &[u8], want: u8) -> Result<(&[u8], &[u8]), SubjectError> {
+pub(crate) fn expect(input: &[u8], want: u8) -> Result<(&[u8], &[u8]), SubjectError> {
     let (tag, contents, rest) = element(input)?;
     if tag != want {
         return Err(SubjectError::Malformed("unexpected element"));
@@ -90,7 +90,12 @@ pub fn subject_names(cert_der: &[u8]) -> Result<SubjectNames, SubjectError> {
     for _ in 0..4 {
         rest = element(rest)?.2;
     }
-    let (mut rdns, _) = expect(rest, SEQUENCE)?;
+    let (rdns, _) = expect(rest, SEQUENCE)?;
+    read_name(rdns)
+}
+
+/// CN (the last one) and every O of a `Name`'s contents (its RDNs).
+pub(crate) fn read_name(mut rdns: &[u8]) -> Result<SubjectNames, SubjectError> {
     let mut names = SubjectNames::default();
     while !rdns.is_empty() {
         let (set, after) = expect(rdns, SET)?;

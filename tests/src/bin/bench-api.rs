@@ -1,38 +1,56 @@
-//! `make bench-api`: the api-server's create throughput and latency beside raw etcd puts measured in the
-//! same run (same concurrency, same value size), the api-server's memory with every pod stored, and watch
-//! fan-out delivery latency to many concurrent watchers.
+//! `make bench-api`: the api-server's create throughput and latency with its security on beside the
+//! same api-server binary with as little security as it runs with, and beside raw etcd puts (same
+//! concurrency, same value size), all measured in the same run; the api-server's memory with every pod
+//! stored, and watch fan-out delivery latency to many concurrent watchers.
 //!
-//! The same creates through the REST API (JSON bodies over keep-alive HTTP/1.1 in TLS, as kubectl and
-//! client libraries send them) beside gRPC, and the time of `kubectl get pods -A` with `--list-pods` pods
-//! stored beside `navctl get pods -A`.
+//! Secured, as a cluster runs it: TLS, the client authenticated by its certificate as a user without
+//! groups whom only a RoleBinding in `default` allows the creates (RBAC walks the bindings of
+//! `system:authenticated` first: no superuser group short-circuits it), the Node authorizer before
+//! RBAC, ServiceAccount token keys loaded, and the audit log at `deploy/config/audit-policy.yaml`
+//! written to a file (pod creates are logged at `Request` level, with their bodies). Baseline: the
+//! api-server cannot run without TLS, client-certificate authentication or the Node,RBAC chain (it has
+//! no flag for that), so the baseline keeps them and lacks the rest: no audit log, and the client is the
+//! admin, allowed by the `cluster-admin` ClusterRoleBinding of its group. Each runs `--rounds` times
+//! on a fresh etcd and api-server, alternating (secured, baseline, baseline, secured for 2), and each
+//! figure sums its runs.
 //!
-//! Flags: `--pods N` (20000), `--concurrency C` (64), `--watchers W` (1000), `--watch-events E` (100),
-//! `--list-pods L` (5000).
+//! The creates go through both doors as clients send them: gRPC (navarch's client) and REST (JSON
+//! bodies over keep-alive HTTP/1.1 in TLS, as kubectl and client libraries send them). Then the time of
+//! `kubectl get pods -A` with `--list-pods` pods stored beside `navctl get pods -A`.
+//!
+//! Flags: `--pods N` (20000 per door and run), `--concurrency C` (64), `--rounds R` (2),
+//! `--watchers W` (1000), `--watch-events E` (100), `--list-pods L` (5000).
 
 #![forbid(unsafe_code)]
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use navarch_api::Resource;
-use navarch_api::v1::{Container, ObjectMeta, Pod, PodSpec, Quantity, ResourceRequirements};
-use navarch_client::{Api, Client, WatchEvent, WatchParams};
-use navarch_tests::{ApiServer, Etcd, percentile};
+use navarch_api::v1::{
+    Container, ObjectMeta, Pod, PodSpec, Quantity, ResourceRequirements, Role, RoleBinding,
+};
+use navarch_client::{Api, Client, Connection, ListParams, WatchEvent, WatchParams};
+use navarch_tests::{ApiServer, CpuSample, Etcd, eventually, percentile, workspace_root};
 use prost::Message;
+use tempfile::TempDir;
 use tokio::sync::Mutex;
 
 struct Args {
     pods: usize,
     concurrency: usize,
+    rounds: usize,
     watchers: usize,
     watch_events: usize,
     list_pods: usize,
 }
 
 fn args() -> Args {
-    let mut a = Args { pods: 20_000, concurrency: 64, watchers: 1000, watch_events: 100, list_pods: 5000 };
+    let mut a =
+        Args { pods: 20_000, concurrency: 64, rounds: 2, watchers: 1000, watch_events: 100, list_pods: 5000 };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value =
@@ -40,12 +58,14 @@ fn args() -> Args {
         match flag.as_str() {
             "--pods" => a.pods = value(),
             "--concurrency" => a.concurrency = value(),
+            "--rounds" => a.rounds = value(),
             "--watchers" => a.watchers = value(),
             "--watch-events" => a.watch_events = value(),
             "--list-pods" => a.list_pods = value(),
             other => panic!("unknown flag {other}"),
         }
     }
+    assert!(a.rounds > 0, "--rounds must be at least 1");
     a
 }
 
@@ -82,10 +102,30 @@ fn pod(name: String) -> Pod {
     p
 }
 
+/// Measured operations: how long they took altogether and each one's latency (sorted).
+#[derive(Default)]
 struct Stats {
-    rate: f64,
-    p50: Duration,
-    p99: Duration,
+    count: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Stats {
+    fn rate(&self) -> f64 {
+        self.count as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn p(&self, quantile: f64) -> Duration {
+        percentile(&self.latencies, quantile)
+    }
+
+    /// Adds another run: operations over the total time, latencies pooled.
+    fn add(&mut self, run: Stats) {
+        self.count += run.count;
+        self.elapsed += run.elapsed;
+        self.latencies.extend(run.latencies);
+        self.latencies.sort();
+    }
 }
 
 /// Runs `total` operations over `concurrency` workers; each worker gets its own connection from `make`.
@@ -124,9 +164,44 @@ where
         t.await.expect("worker");
     }
     let elapsed = start.elapsed();
-    let mut l = latencies.lock().await.clone();
-    l.sort();
-    Stats { rate: total as f64 / elapsed.as_secs_f64(), p50: percentile(&l, 0.5), p99: percentile(&l, 0.99) }
+    let mut latencies = std::mem::take(&mut *latencies.lock().await);
+    latencies.sort();
+    Stats { count: total, elapsed, latencies }
+}
+
+/// `total` pods `<prefix>-<i>` created in `default` through the gRPC door as `conn`'s identity.
+async fn grpc_creates(conn: &Connection, prefix: &'static str, total: usize, concurrency: usize) -> Stats {
+    drive(
+        total,
+        concurrency,
+        || {
+            let conn = conn.clone();
+            async move { Client::connect(&conn).await.expect("api-server").api::<Pod>("default") }
+        },
+        move |pods: Api<Pod>, i| {
+            Box::pin(async move {
+                pods.create(&pod(format!("{prefix}-{i:06}"))).await.expect("create");
+                pods
+            })
+        },
+    )
+    .await
+}
+
+/// The same creates through the REST door (JSON, keep-alive HTTP/1.1 in TLS) as `stem`.
+async fn rest_creates(server: &ApiServer, stem: &str, total: usize, concurrency: usize) -> Stats {
+    drive(
+        total,
+        concurrency,
+        || rest_connection(server, stem),
+        |mut conn: RestConnection, i| {
+            Box::pin(async move {
+                conn.create_pod(&pod(format!("rest-pod-{i:06}"))).await;
+                conn
+            })
+        },
+    )
+    .await
 }
 
 fn rss_mib(pid: u32) -> f64 {
@@ -137,17 +212,195 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
+/// The api-server's security in a run.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Security {
+    /// As little as the binary runs with: TLS, client certificates and Node,RBAC stay (they cannot be
+    /// turned off); no audit log; the client is the admin (the `cluster-admin` binding of its group).
+    Baseline,
+    /// TLS, the client certificate of [`BENCH_USER`] allowed by a RoleBinding, Node,RBAC,
+    /// ServiceAccount token keys, the audit log at `deploy/config/audit-policy.yaml` to a file.
+    Secured,
+}
+
+/// The secured runs' client: a certificate without groups, allowed only by the RoleBinding
+/// [`bind_bench_user`] makes.
+const BENCH_USER: &str = "bench-user";
+
+/// The order of round `round` of `rounds`: alternating, the last one ending with [`Security::Secured`]
+/// (whose api-server then serves the watch fan-out).
+fn order(round: usize, rounds: usize) -> [Security; 2] {
+    if (rounds - 1 - round).is_multiple_of(2) {
+        [Security::Baseline, Security::Secured]
+    } else {
+        [Security::Secured, Security::Baseline]
+    }
+}
+
+/// A fresh etcd and api-server for one run, and the identity (PKI stem) the benchmark's clients use.
+struct Cluster {
+    server: ApiServer,
+    _etcd: Etcd,
+    stem: String,
+    /// The audit log's directory (secured runs).
+    audit: Option<TempDir>,
+}
+
+impl Cluster {
+    async fn start(security: Security) -> Cluster {
+        let etcd = Etcd::start().await;
+        if security == Security::Baseline {
+            let server = ApiServer::start(&etcd).await;
+            return Cluster { server, _etcd: etcd, stem: "admin".into(), audit: None };
+        }
+        let audit = tempfile::Builder::new().prefix("navarch-bench-audit-").tempdir().expect("temp dir");
+        let pki = etcd.pki().clone();
+        let file = |f: &str| pki.path(f).display().to_string();
+        let policy = workspace_root().join("deploy/config/audit-policy.yaml");
+        let args = [
+            format!("--audit-policy-file={}", policy.display()),
+            format!("--audit-log-path={}", audit.path().join("audit.log").display()),
+            format!("--service-account-key-file={}", file("sa.pub")),
+            format!("--service-account-signing-key-file={}", file("sa.key")),
+        ];
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let server = ApiServer::start_with(&etcd, &args).await;
+        let stem = bind_bench_user(&server).await;
+        Cluster { server, _etcd: etcd, stem, audit: Some(audit) }
+    }
+
+    fn connection(&self) -> Connection {
+        self.server.connection(&self.stem)
+    }
+}
+
+/// Lets [`BENCH_USER`] create, read and watch pods in `default` (a Role and a RoleBinding, made by the
+/// admin) and returns its PKI stem once the api-server's RBAC index has both; checks that it may do
+/// nothing more with pods elsewhere.
+async fn bind_bench_user(server: &ApiServer) -> String {
+    let admin = Client::connect(&server.connection("admin")).await.expect("api-server");
+    let role: Role = serde_yaml::from_str(
+        "metadata: {name: bench-pods}\nrules: [{apiGroups: [''], resources: [pods], verbs: [create, get, list, watch]}]\n",
+    )
+    .expect("a Role");
+    admin.api::<Role>("default").create(&role).await.expect("creating the Role");
+    let binding: RoleBinding = serde_yaml::from_str(&format!(
+        "metadata: {{name: bench-pods}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: bench-pods}}\n\
+         subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: {BENCH_USER}}}]\n"
+    ))
+    .expect("a RoleBinding");
+    admin.api::<RoleBinding>("default").create(&binding).await.expect("creating the RoleBinding");
+    let stem = server.pki().user(BENCH_USER, &[]);
+    let user = Client::connect(&server.connection(&stem)).await.expect("api-server");
+    let first = ListParams { limit: 1, ..Default::default() };
+    let pods = user.api::<Pod>("default");
+    eventually("the bench user may list pods in default", Duration::from_secs(10), async || {
+        pods.list(&first).await
+    })
+    .await;
+    match user.api::<Pod>("kube-system").list(&first).await {
+        Err(e) => assert!(e.to_string().contains("forbidden"), "listing pods in kube-system: {e}"),
+        Ok(_) => panic!("{BENCH_USER} may list pods in kube-system: RBAC is not what it should be"),
+    }
+    stem
+}
+
+/// The creates [`BENCH_USER`] made that the audit log holds (`ResponseComplete` events), every event,
+/// and the log's bytes (rotated files included).
+#[derive(Default)]
+struct AuditFigures {
+    creates: usize,
+    events: usize,
+    bytes: u64,
+}
+
+impl AuditFigures {
+    fn read(dir: &Path) -> AuditFigures {
+        let mut out = AuditFigures::default();
+        let user = format!(r#""username":"{BENCH_USER}""#);
+        for entry in std::fs::read_dir(dir).expect("the audit log's directory") {
+            let text =
+                std::fs::read_to_string(entry.expect("a directory entry").path()).expect("an audit log");
+            out.bytes += text.len() as u64;
+            for line in text.lines() {
+                out.events += 1;
+                out.creates += usize::from(
+                    line.contains(r#""verb":"create""#)
+                        && line.contains(r#""stage":"ResponseComplete""#)
+                        && line.contains(&user),
+                );
+            }
+        }
+        out
+    }
+
+    /// What the log holds once the writer has caught up with `expected` creates (it writes in the
+    /// background; waits up to 10 s, then takes what is there: events dropped on a full queue never come).
+    async fn settled(dir: &Path, expected: usize) -> AuditFigures {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let figures = AuditFigures::read(dir);
+            if figures.creates >= expected || Instant::now() > deadline {
+                return figures;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    fn add(&mut self, other: AuditFigures) {
+        self.creates += other.creates;
+        self.events += other.events;
+        self.bytes += other.bytes;
+    }
+}
+
+/// One security setting's figures over its runs.
+#[derive(Default)]
+struct Totals {
+    grpc: Stats,
+    rest: Stats,
+    /// The api-server's RSS after the gRPC creates of its last run.
+    rss_mib: f64,
+    audit: AuditFigures,
+    /// The largest share of the CPU other processes took during one of its runs' creates.
+    others: f64,
+}
+
+/// One run: a fresh cluster, the gRPC creates, the RSS, the REST creates (and, secured, the audit log's
+/// count of them). Returns the cluster, still running.
+async fn run(security: Security, a: &Args, totals: &mut Totals) -> Cluster {
+    let cluster = Cluster::start(security).await;
+    let cpu = CpuSample::now();
+    totals.grpc.add(grpc_creates(&cluster.connection(), "bench-pod", a.pods, a.concurrency).await);
+    totals.rss_mib = cluster.server.pid().map(rss_mib).unwrap_or(0.0);
+    totals.rest.add(rest_creates(&cluster.server, &cluster.stem, a.pods, a.concurrency).await);
+    totals.others = totals.others.max(CpuSample::now().others_since(&cpu));
+    if let Some(dir) = &cluster.audit {
+        totals.audit.add(AuditFigures::settled(dir.path(), 2 * a.pods).await);
+    }
+    cluster
+}
+
+fn row(label: &str, s: &Stats) {
+    println!("{label:<34} {:>12.0} {:>12} {:>12}", s.rate(), ms(s.p(0.5)), ms(s.p(0.99)));
+}
+
+fn ratio(secured: &Stats, baseline: &Stats) -> f64 {
+    100.0 * secured.rate() / baseline.rate()
+}
+
 #[tokio::main]
 async fn main() {
     let a = args();
     println!(
-        "bench-api: {} pods, concurrency {}, {} watchers x {} events",
-        a.pods, a.concurrency, a.watchers, a.watch_events
+        "bench-api: {} pods per door and run, concurrency {}, {} round(s) of secured and baseline runs, \
+         {} watchers x {} events",
+        a.pods, a.concurrency, a.rounds, a.watchers, a.watch_events
     );
-    let etcd = Etcd::start().await;
     let value_size = pod("bench-pod-000000".into()).encode_to_vec().len() + 250; // + server-set metadata
 
-    // Baseline: raw etcd puts, same concurrency and value size, create-if-absent like the api-server.
+    // Raw etcd puts, same concurrency and value size, create-if-absent like the api-server.
+    let etcd = Etcd::start().await;
     let (endpoint, options) = (etcd.endpoint(), etcd.connect_options());
     let raw =
         drive(
@@ -175,37 +428,18 @@ async fn main() {
             },
         )
         .await;
+    drop(etcd);
 
-    let mut server = ApiServer::start(&etcd).await;
-    let conn = server.connection("admin");
-    let api = drive(
-        a.pods,
-        a.concurrency,
-        || {
-            let conn = conn.clone();
-            async move { Client::connect(&conn).await.expect("api-server").api::<Pod>("default") }
-        },
-        |pods: Api<Pod>, i| {
-            Box::pin(async move {
-                pods.create(&pod(format!("bench-pod-{i:06}"))).await.expect("create");
-                pods
-            })
-        },
-    )
-    .await;
-    let rss = server.pid().map(rss_mib).unwrap_or(0.0);
-    let rest = drive(
-        a.pods,
-        a.concurrency,
-        || rest_connection(&server),
-        |mut conn: RestConnection, i| {
-            Box::pin(async move {
-                conn.create_pod(&pod(format!("rest-pod-{i:06}"))).await;
-                conn
-            })
-        },
-    )
-    .await;
+    let (mut secured, mut baseline) = (Totals::default(), Totals::default());
+    let mut last = None;
+    for round in 0..a.rounds {
+        for security in order(round, a.rounds) {
+            drop(last.take()); // one cluster at a time
+            let totals = if security == Security::Secured { &mut secured } else { &mut baseline };
+            last = Some(run(security, &a, totals).await);
+        }
+    }
+    let cluster = last.expect("a run");
 
     println!();
     println!(
@@ -215,42 +449,82 @@ async fn main() {
         "p50",
         "p99"
     );
+    row("raw etcd txn put", &raw);
+    row("gRPC create Pod, baseline", &baseline.grpc);
+    row("gRPC create Pod, secured", &secured.grpc);
+    row("REST create Pod (JSON), baseline", &baseline.rest);
+    row("REST create Pod (JSON), secured", &secured.rest);
     println!(
-        "{:<34} {:>12.0} {:>12} {:>12}",
-        "raw etcd txn put (baseline)",
-        raw.rate,
-        ms(raw.p50),
-        ms(raw.p99)
-    );
-    println!("{:<34} {:>12.0} {:>12} {:>12}", "api-server create Pod", api.rate, ms(api.p50), ms(api.p99));
-    println!(
-        "api-server / raw etcd: {:.0}% (goal >= 50%); p99 create {} (goal < 50 ms at C=64)",
-        100.0 * api.rate / raw.rate,
-        ms(api.p99)
+        "secured / baseline: gRPC {:.0}%, REST {:.0}% (goal >= 85%); p99 gRPC {} vs {}, REST {} vs {}",
+        ratio(&secured.grpc, &baseline.grpc),
+        ratio(&secured.rest, &baseline.rest),
+        ms(secured.grpc.p(0.99)),
+        ms(baseline.grpc.p(0.99)),
+        ms(secured.rest.p(0.99)),
+        ms(baseline.rest.p(0.99)),
     );
     println!(
-        "{:<34} {:>12.0} {:>12} {:>12}",
-        "REST create Pod (JSON)",
-        rest.rate,
-        ms(rest.p50),
-        ms(rest.p99)
+        "  secured: TLS; client certificate of {BENCH_USER:?} (no groups) allowed by a RoleBinding in default; \
+         Node,RBAC; audit log at deploy/config/audit-policy.yaml to a file: {} of {} creates logged \
+         ({} events, {:.1} MiB)",
+        secured.audit.creates,
+        secured.grpc.count + secured.rest.count,
+        secured.audit.events,
+        secured.audit.bytes as f64 / (1024.0 * 1024.0)
     );
-    println!("REST / gRPC: {:.0}% (goal >= 70%)", 100.0 * rest.rate / api.rate);
-    println!("api-server RSS with {} pods stored: {rss:.1} MiB (goal < 100 MB)", a.pods);
+    println!(
+        "  baseline: the least the api-server runs with; TLS, client-certificate authentication and \
+         Node,RBAC cannot be turned off, so it lacks only the audit log and a non-admin client (the admin's \
+         group is bound to cluster-admin)"
+    );
+    println!(
+        "  each: {} run(s) of {} creates per door on a fresh etcd + api-server, in the order {}",
+        a.rounds,
+        a.pods,
+        (0..a.rounds)
+            .flat_map(|r| order(r, a.rounds))
+            .map(|s| format!("{s:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let others = secured.others.max(baseline.others);
+    println!(
+        "  other processes took at most {:.1}% of the CPU during a run{}",
+        100.0 * others,
+        if others > 0.05 {
+            ": the machine was not quiet, these figures are disturbed (run again)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "api-server (secured, gRPC) / raw etcd: {:.0}% (goal >= 50%); p99 create {} (goal < 50 ms at C={})",
+        100.0 * secured.grpc.rate() / raw.rate(),
+        ms(secured.grpc.p(0.99)),
+        a.concurrency
+    );
+    println!("REST / gRPC, secured: {:.0}% (goal >= 70%)", 100.0 * secured.rest.rate() / secured.grpc.rate());
+    println!(
+        "api-server RSS with {} pods stored: secured {:.1} MiB, baseline {:.1} MiB (goal < 100 MB)",
+        a.pods, secured.rss_mib, baseline.rss_mib
+    );
 
-    // Watch fan-out: W watchers on pods, E creates, latency from create start to each delivery.
+    watch_fan_out(cluster, a.watchers, a.watch_events).await;
+    list_all_namespaces(a.list_pods, a.concurrency).await;
+}
+
+/// Watch fan-out on the last (secured) run's api-server: W watchers on pods as the bench user, E
+/// creates, latency from create start to each delivery.
+async fn watch_fan_out(mut cluster: Cluster, watchers: usize, events: usize) {
+    let conn = cluster.connection();
     let client = Client::connect(&conn).await.expect("api-server");
     let pods = client.api::<Pod>("default");
-    let rv = pods
-        .list(&navarch_client::ListParams { limit: 1, ..Default::default() })
-        .await
-        .expect("list")
-        .resource_version;
-    let sent_at: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(vec![None; a.watch_events]));
+    let rv = pods.list(&ListParams { limit: 1, ..Default::default() }).await.expect("list").resource_version;
+    let sent_at: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(vec![None; events]));
     let delays: Arc<Mutex<Vec<Duration>>> = Arc::new(Mutex::new(Vec::new()));
     let mut watch_tasks = Vec::new();
     let setup = Instant::now();
-    for w in 0..a.watchers {
+    for w in 0..watchers {
         // A few connections shared by the watchers, as informers in one process share one.
         let c = if w % 50 == 0 { Client::connect(&conn).await.expect("api-server") } else { client.clone() };
         let mut stream = c
@@ -258,7 +532,7 @@ async fn main() {
             .watch(&WatchParams { resource_version: rv.clone(), ..Default::default() })
             .await
             .expect("watch");
-        let (sent_at, delays, n) = (sent_at.clone(), delays.clone(), a.watch_events);
+        let (sent_at, delays) = (sent_at.clone(), delays.clone());
         watch_tasks.push(tokio::spawn(async move {
             let mut seen = 0;
             while let Some(ev) = stream.next().await {
@@ -272,14 +546,18 @@ async fn main() {
                     delays.lock().await.push(t.elapsed());
                 }
                 seen += 1;
-                if seen == n {
+                if seen == events {
                     break;
                 }
             }
         }));
     }
-    println!("{} watchers open in {:.2} s", a.watchers, setup.elapsed().as_secs_f64());
-    for i in 0..a.watch_events {
+    println!();
+    println!(
+        "{watchers} watchers open in {:.2} s (secured api-server, as {BENCH_USER})",
+        setup.elapsed().as_secs_f64()
+    );
+    for i in 0..events {
         sent_at.lock().await[i] = Some(Instant::now());
         pods.create(&pod(format!("watch-pod-{i:06}"))).await.expect("create");
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -290,19 +568,16 @@ async fn main() {
     println!(
         "watch fan-out: {} deliveries of {} expected; p50 {}, p99 {}{}",
         d.len(),
-        a.watchers * a.watch_events,
+        watchers * events,
         ms(percentile(&d, 0.5)),
         ms(percentile(&d, 0.99)),
         if wait.is_err() { " (timed out waiting for some watchers)" } else { "" }
     );
     println!(
-        "api-server RSS with {} watchers: {:.1} MiB",
-        a.watchers,
-        server.pid().map(rss_mib).unwrap_or(0.0)
+        "api-server RSS with {watchers} watchers: {:.1} MiB",
+        cluster.server.pid().map(rss_mib).unwrap_or(0.0)
     );
-    server.kill9();
-    drop(etcd);
-    list_all_namespaces(a.list_pods, a.concurrency).await;
+    cluster.server.kill9();
 }
 
 /// One keep-alive HTTP/1.1 connection to the REST API.
@@ -310,10 +585,10 @@ struct RestConnection {
     sender: hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>,
 }
 
-/// TLS as the admin, as kubectl connects.
-fn rest_connection(server: &ApiServer) -> impl Future<Output = RestConnection> + use<> {
+/// TLS with `stem`'s client certificate, as kubectl connects.
+fn rest_connection(server: &ApiServer, stem: &str) -> impl Future<Output = RestConnection> + use<> {
     let addr = server.addr();
-    let tls = server.pki().rustls_config(Some("admin"), &[b"http/1.1"]);
+    let tls = server.pki().rustls_config(Some(stem), &[b"http/1.1"]);
     async move {
         let stream = tokio::net::TcpStream::connect(addr).await.expect("api-server");
         stream.set_nodelay(true).expect("TCP_NODELAY");
@@ -351,22 +626,7 @@ impl RestConnection {
 async fn list_all_namespaces(pods: usize, concurrency: usize) {
     let etcd = Etcd::start().await;
     let mut server = ApiServer::start(&etcd).await;
-    let conn = server.connection("admin");
-    drive(
-        pods,
-        concurrency,
-        || {
-            let conn = conn.clone();
-            async move { Client::connect(&conn).await.expect("api-server").api::<Pod>("default") }
-        },
-        |api: Api<Pod>, i| {
-            Box::pin(async move {
-                api.create(&pod(format!("list-pod-{i:06}"))).await.expect("create");
-                api
-            })
-        },
-    )
-    .await;
+    grpc_creates(&server.connection("admin"), "list-pod", pods, concurrency).await;
     let kubectl = navarch_tests::Kubectl::new(&server);
     let kubeconfig = server.kubeconfig_file("admin");
     let navctl = navarch_tests::binary("ctl", "navctl");

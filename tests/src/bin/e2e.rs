@@ -23,6 +23,12 @@
 //!    this host at the Service's ClusterIP
 //! 10. kubectl's streams into pods on the nodes: `exec` (with an exit status), `cp` both ways, `logs`,
 //!     and requests from this host through `kubectl port-forward`
+//! 11. attacks, each refused and audited (`e2e/attacks.rs`): from a busybox pod on node-1, TCP to the
+//!     kubelet APIs of node-2 and of node-1 (by its IP and through the pod's gateway), the registry
+//!     and etcd (the pods' network guard; DNS and the api-server still reached); its ServiceAccount
+//!     token listing Secrets (403, `forbid`); with node-1's kubelet credentials, a Secret of a
+//!     node-2 pod, a missing Secret, a label on node-2 and a non-mirror pod (Forbidden); plaintext
+//!     HTTP to the api-server and a kubelet API; a forged `alg: none` token (401)
 //!
 //! Needs root (it cuts links and reads containerd) and a running `make up` cluster with at least
 //! two Ready nodes. Flags: `--only N[,N...]` runs some scenarios (1 and 2 set up what the others
@@ -42,6 +48,9 @@ use std::time::{Duration, Instant};
 
 use navarch_tests::eventually_blocking;
 
+#[path = "e2e/attacks.rs"]
+mod attacks;
+
 const NS: &str = "e2e";
 
 /// Set by `--vagrant`: the cluster is the VMs of vagrant/Vagrantfile.
@@ -53,6 +62,14 @@ fn vagrant() -> bool {
 
 fn root() -> std::path::PathBuf {
     navarch_tests::workspace_root()
+}
+
+/// `make up`'s state: `$NAVARCH_HOME`, default `.navarch/` in the checkout.
+fn navarch_home() -> std::path::PathBuf {
+    std::env::var_os("NAVARCH_HOME")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root().join(".navarch"))
 }
 
 /// The admin kubeconfig `make up` wrote (the api-server's address, its CA and a client certificate):
@@ -67,9 +84,7 @@ fn kubeconfig() -> Option<std::path::PathBuf> {
                 return None;
             }
             let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
-            let home =
-                var("NAVARCH_HOME").map(std::path::PathBuf::from).unwrap_or_else(|| root().join(".navarch"));
-            let made = home.join("kubeconfig");
+            let made = navarch_home().join("kubeconfig");
             if made.exists() {
                 return Some(made);
             }
@@ -163,10 +178,14 @@ fn cluster(cmd: &str, vars: &[(&str, &str)]) {
     );
 }
 
-fn apply(yaml: &str) {
+fn apply_try(yaml: &str) -> Result<String, String> {
     let f = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(f.path(), yaml).unwrap();
-    nv(&["apply", "-f", f.path().to_str().unwrap()]);
+    nv_try(&["apply", "-f", f.path().to_str().unwrap()])
+}
+
+fn apply(yaml: &str) {
+    apply_try(yaml).unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// How long a wait of `secs` seconds may take: three times as long on the VM cluster (`--vagrant`).
@@ -636,7 +655,7 @@ spec:
 
 fn containers_of_namespace(node_ns: &str) -> usize {
     let out = Command::new("ctr")
-        .args(["-a", root().join(".navarch/containerd/containerd.sock").to_str().unwrap(), "-n", node_ns])
+        .args(["-a", navarch_home().join("containerd/containerd.sock").to_str().unwrap(), "-n", node_ns])
         .args(["containers", "ls", "-q", &format!("labels.\"io.navarch.pod.namespace\"=={NS}")])
         .output()
         .expect("ctr");
@@ -671,7 +690,12 @@ fn kubectl_command() -> Command {
 
 /// `kubectl ARGS` with the kubeconfig `make up` wrote: stdout, or the failure with its stderr.
 fn kubectl_try(args: &[&str]) -> Result<String, String> {
-    let out = kubectl_command().args(args).output().map_err(|e| format!("kubectl: {e}"))?;
+    run_kubectl(kubectl_command(), args)
+}
+
+/// `command ARGS` (a kubectl): stdout, or the failure with its stderr.
+fn run_kubectl(mut command: Command, args: &[&str]) -> Result<String, String> {
+    let out = command.args(args).output().map_err(|e| format!("kubectl: {e}"))?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).to_string())
     } else {
@@ -848,6 +872,9 @@ fn main() {
     }
     if run(10) {
         scenario_10_kubectl_streams();
+    }
+    if run(11) {
+        attacks::scenario_11_attacks(&c);
     }
     if vm {
         scenario_vm_failure(&c);

@@ -1,8 +1,10 @@
 //! Admission: the checks and changes a write passes after authorization and before storage, on what
 //! the request carries and what is stored — Kubernetes' NodeRestriction ([`node_restriction`]: kubelets
-//! write only their own Node, Lease and pods, and ask for tokens only for their pods) and
-//! ServiceAccount ([`service_account`]) plugins.
+//! write only their own Node, Lease and pods, and ask for tokens only for their pods), ServiceAccount
+//! ([`service_account`]), and CertificateApproval and CertificateSigning ([`certificates`]: approving
+//! and issuing a CertificateSigningRequest are permissions on its signer) plugins.
 
+pub mod certificates;
 pub mod node_restriction;
 pub mod service_account;
 

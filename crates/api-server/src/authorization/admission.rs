@@ -1,14 +1,16 @@
 //! The api-server's validating admission of writes made for a request's user (the registry calls it
 //! through [`crate::registry::Admission`]): RBAC's escalation prevention on Roles, ClusterRoles and their
-//! bindings (a user may grant only what it holds, unless it has `escalate` / `bind`), then
-//! NodeRestriction for kubelets ([`crate::admission::node_restriction`]).
+//! bindings (a user may grant only what it holds, unless it has `escalate` / `bind`), CertificateApproval
+//! and CertificateSigning (`approve` / `sign` on a CertificateSigningRequest's signer,
+//! [`crate::admission::certificates`]), then NodeRestriction for kubelets
+//! ([`crate::admission::node_restriction`]).
 
 use std::sync::Arc;
 
 use navarch_api::Object;
 
 use super::convert;
-use crate::admission::node_restriction;
+use crate::admission::{certificates, node_restriction};
 use crate::authenticate::BoundStores;
 use crate::authz::rbac::RoleRefError;
 use crate::authz::{RbacAuthorizer, RbacWriteError};
@@ -79,6 +81,9 @@ impl Admission for SecurityAdmission {
                 _ => Ok(()),
             };
             checked.map_err(rbac_error)?;
+        }
+        if let WriteOperation::Update { subresource } = operation {
+            certificates::admit(self.rbac.as_ref(), user, subresource, new, old)?;
         }
         let (verb, subresource) = match operation {
             WriteOperation::Create => ("create", ""),

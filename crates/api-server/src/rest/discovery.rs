@@ -46,6 +46,10 @@ fn version_of(api_version: &str) -> &str {
 fn subresources(k: &KindInfo) -> Vec<Subresource> {
     let own = (group_of(k.api_version), version_of(k.api_version), k.kind);
     let mut subs = Vec::new();
+    // Kubernetes lists a CertificateSigningRequest's `approval` before its `status`.
+    if k.kind == "CertificateSigningRequest" {
+        subs.push(Subresource { name: "approval", response: own, verbs: &["get", "patch", "update"] });
+    }
     if k.has_status {
         subs.push(Subresource { name: "status", response: own, verbs: &["get", "patch", "update"] });
     }
@@ -356,6 +360,42 @@ mod tests {
         );
         assert_eq!(token["verbs"], json!(["create"]));
         assert!(groups()["groups"].as_array().unwrap().iter().any(|g| g["name"] == "authorization.k8s.io"));
+    }
+
+    #[test]
+    fn a_csr_has_approval_and_status() {
+        let apis = aggregated(false, "v2");
+        let group = apis["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["metadata"]["name"] == "certificates.k8s.io")
+            .unwrap();
+        let csr = &group["versions"][0]["resources"][0];
+        assert_eq!(csr["resource"], "certificatesigningrequests");
+        let own =
+            json!({"group": "certificates.k8s.io", "version": "v1", "kind": "CertificateSigningRequest"});
+        let verbs = json!(["get", "patch", "update"]);
+        assert_eq!(
+            csr["subresources"],
+            json!([
+                {"subresource": "approval", "responseKind": own, "verbs": verbs},
+                {"subresource": "status", "responseKind": own, "verbs": verbs},
+            ])
+        );
+        let l = resource_list("certificates.k8s.io/v1");
+        let names: Vec<&str> =
+            l["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+        assert_eq!(
+            names,
+            [
+                "certificatesigningrequests",
+                "certificatesigningrequests/approval",
+                "certificatesigningrequests/status"
+            ]
+        );
+        assert_eq!(l["resources"][1]["kind"], "CertificateSigningRequest");
+        assert!(l["resources"][1].get("group").is_none(), "its own group and version");
     }
 
     #[test]

@@ -1,13 +1,15 @@
 //! The object endpoints: get, list (and watch), create, update, patch (server-side apply included),
-//! delete and deletecollection on a kind's collection or object, and the `status`, `scale` and `binding`
-//! subresources. Every write names its field manager (`fieldManager`, else the User-Agent's product), which
-//! the registry records in `metadata.managedFields`.
+//! delete and deletecollection on a kind's collection or object, the `status`, `scale` and `binding`
+//! subresources, and a CertificateSigningRequest's `approval` (get, update and patch, served like `status`;
+//! [`crate::registry::approval`] keeps such a write to the request's conditions). Every write names its
+//! field manager (`fieldManager`, else the User-Agent's product), which the registry records in
+//! `metadata.managedFields`.
 
 use std::pin::Pin;
 
 use http::{HeaderValue, Method, Response, StatusCode};
-use navarch_api::Object;
 use navarch_api::managed_fields::{self, UpdateWriter};
+use navarch_api::{KindInfo, Object};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -19,7 +21,7 @@ use super::query;
 use super::status::{Cause, Details, StatusError};
 use super::{ResponseBody, RestRequest, patch, watch};
 use crate::error::ApiError;
-use crate::registry::{self, DeleteOptions, FieldManager, ListOptions};
+use crate::registry::{self, DeleteOptions, FieldManager, ListOptions, approval};
 use crate::state::ApiState;
 
 mod ephemeral;
@@ -50,6 +52,8 @@ pub async fn handle(
     let c = Call { state, path, req, output };
     let sub = c.path.subresource.clone();
     let named = c.path.name.is_some();
+    let written = written_through(info, sub.as_deref());
+    let through = written.unwrap_or_default();
     let reply: Reply<'_> = match (sub.as_deref(), named, method) {
         (None, false, Method::GET) if c.req.query.bool("watch") => {
             boxed(|| watch::serve(c.state, &c.path, &c.req, c.output))
@@ -61,10 +65,9 @@ pub async fn handle(
         (None, false, Method::POST) => boxed(|| c.create()),
         (None, false, Method::DELETE) => boxed(|| c.delete_collection()),
         (None | Some("status"), true, Method::GET) => boxed(|| c.get()),
-        (None, true, Method::PUT) => boxed(|| c.update(false)),
-        (Some("status"), true, Method::PUT) if info.has_status => boxed(|| c.update(true)),
-        (None, true, Method::PATCH) => boxed(|| c.patch(false)),
-        (Some("status"), true, Method::PATCH) if info.has_status => boxed(|| c.patch(true)),
+        (Some(_), true, Method::GET) if written.is_some() => boxed(|| c.get()),
+        (_, true, Method::PUT) if written.is_some() => boxed(|| c.update(through)),
+        (_, true, Method::PATCH) if written.is_some() => boxed(|| c.patch(through)),
         (None, true, Method::DELETE) => boxed(|| c.delete()),
         (Some("scale"), true, m) if super::discovery::SCALABLE.contains(&info.kind) => boxed(|| c.scale(m)),
         (Some("binding"), true, Method::POST) if info.kind == "Pod" => boxed(|| c.bind()),
@@ -79,12 +82,35 @@ pub async fn handle(
             boxed(|| super::logs::serve(c.state, &c.path, &c.req))
         }
         (Some("ephemeralcontainers"), true, m) if info.kind == "Pod" => boxed(|| c.ephemeral_containers(m)),
+        (Some(_), true, m) if written.is_some() => return Err(StatusError::method_not_allowed(&m)),
         (Some("status" | "scale" | "binding" | "eviction" | "log"), true, m) | (None, _, m) => {
             return Err(StatusError::method_not_allowed(&m));
         }
         _ => return Err(StatusError::no_such_path()),
     };
     reply.await
+}
+
+/// The subresource a PUT or PATCH of `<object>[/<sub>]` writes the object through: `""` (the object itself),
+/// `status` of a kind that has one, `approval` of a CertificateSigningRequest; `None` for other paths.
+fn written_through(info: &KindInfo, sub: Option<&str>) -> Option<&'static str> {
+    match sub {
+        None => Some(""),
+        Some("status") if info.has_status => Some("status"),
+        Some(approval::SUBRESOURCE) if info.kind == "CertificateSigningRequest" => {
+            Some(approval::SUBRESOURCE)
+        }
+        _ => None,
+    }
+}
+
+/// What a write through `subresource` is measured as: `(update verb, patch verb)`.
+fn write_verbs(subresource: &str) -> (&'static str, &'static str) {
+    match subresource {
+        "status" => ("update_status", "patch_status"),
+        approval::SUBRESOURCE => ("update_approval", "patch_approval"),
+        _ => ("update", "patch"),
+    }
 }
 
 /// A handler's reply, boxed.
@@ -235,17 +261,17 @@ impl Call<'_> {
         ))
     }
 
-    async fn update(&self, status_only: bool) -> Result<Response<ResponseBody>, StatusError> {
+    /// A PUT of the object through `subresource` ([`written_through`]).
+    async fn update(&self, subresource: &'static str) -> Result<Response<ResponseBody>, StatusError> {
         let (d, reset) = self.body_object()?;
         let dry_run = self.dry_run()?;
         let manager = self.manager("UpdateOptions")?;
-        let subresource = if status_only { "status" } else { "" };
         let writer = FieldManager::Update(UpdateWriter { manager: &manager, subresource, reset });
-        let verb = if status_only { "update_status" } else { "update" };
+        let status_only = subresource == "status";
         let obj = self
             .state
             .call(
-                verb,
+                write_verbs(subresource).0,
                 self.path.info.kind,
                 &self.key(),
                 self.state.registry.update(d.object, status_only, dry_run, writer),
@@ -304,11 +330,13 @@ impl Call<'_> {
         }
     }
 
-    async fn patch(&self, status_only: bool) -> Result<Response<ResponseBody>, StatusError> {
+    /// A PATCH of the object through `subresource` ([`written_through`]); server-side apply is served
+    /// on the object and its status.
+    async fn patch(&self, subresource: &'static str) -> Result<Response<ResponseBody>, StatusError> {
         let patch_type = media::patch_type(&self.req.headers);
-        if patch_type == Some(media::PatchType::Apply) {
+        if patch_type == Some(media::PatchType::Apply) && subresource != approval::SUBRESOURCE {
             // Boxed: its future is large (see `boxed`).
-            return boxed(|| self.apply(status_only)).await;
+            return boxed(|| self.apply(subresource == "status")).await;
         }
         if self.req.query.get("force").is_some() {
             return Err(options_invalid(
@@ -322,10 +350,8 @@ impl Call<'_> {
         let dry_run = self.dry_run()?;
         let manager = self.manager("PatchOptions")?;
         let info = self.path.info;
-        let verb = if status_only { "patch_status" } else { "patch" };
-        let subresource = if status_only { "status" } else { "" };
         let (obj, warnings) = self
-            .read_modify_write(verb, (&manager, subresource), dry_run, |current| {
+            .read_modify_write(write_verbs(subresource).1, (&manager, subresource), dry_run, |current| {
                 patch::apply(kind, info, current, &doc)
             })
             .await?;

@@ -375,10 +375,12 @@ fn seconds(t: &str) -> u64 {
 }
 
 /// What a write goes through, which decides the fields it may own: the object itself never owns `status`
-/// of a kind with a status subresource; a status write owns only `status`.
+/// of a kind with a status subresource; a status write owns only `status`; a CertificateSigningRequest's
+/// `approval` write owns what it changed (its conditions, maybe metadata: the registry keeps the spec and
+/// the certificate as stored).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Scope<'a> {
-    /// `""`, `"status"`, `"scale"`.
+    /// `""`, `"status"`, `"scale"`, `"approval"`.
     pub subresource: &'a str,
     pub has_status: bool,
 }
@@ -389,6 +391,7 @@ impl Scope<'_> {
         let status = PathElement::field("status");
         match self.subresource {
             "status" => set.only_subtree(&status),
+            "approval" => set,
             _ if self.has_status => set.without_subtree(&status),
             _ => set,
         }

@@ -192,6 +192,25 @@ fn status_is_not_owned_through_the_object_and_only_status_through_status() {
 }
 
 #[test]
+fn an_approval_owns_the_conditions_it_wrote() {
+    let root = typed::root("CertificateSigningRequest").unwrap();
+    let old = json!({"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
+        "metadata": {"name": "c"}, "spec": {"signerName": "example.com/a"}});
+    let mut new = old.clone();
+    new["status"] = json!({"conditions": [{"type": "Approved", "status": "True"}]});
+    let mut m = Managed::default();
+    let scope = Scope { subresource: "approval", has_status: true };
+    let id = ManagerId::update("kubectl-certificate", "certificates.k8s.io/v1", "approval");
+    update(&mut m, Some(&old), &new, root, &scope, &id, NOW).unwrap();
+    let own = owned(&m, &id);
+    assert!(own.iter().any(|p| p.starts_with(".status.conditions")), "{own:?}");
+    assert_eq!(
+        id.to_string(),
+        r#""kubectl-certificate" with subresource "approval" using certificates.k8s.io/v1"#
+    );
+}
+
+#[test]
 fn updates_move_changed_fields_and_keep_their_time_when_nothing_changed() {
     let mut m = Managed::default();
     let created = deployment(1, "a");

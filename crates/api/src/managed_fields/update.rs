@@ -51,7 +51,7 @@ pub fn update(
 pub struct UpdateWriter<'a> {
     /// The field manager (`fieldManager`, or the User-Agent's product); empty is `unknown`.
     pub manager: &'a str,
-    /// `""`, `"status"` or `"scale"`.
+    /// `""`, `"status"`, `"scale"` or `"approval"`.
     pub subresource: &'a str,
     /// The request sent `metadata.managedFields: []` (an empty list resets them).
     pub reset: bool,

@@ -141,7 +141,9 @@ fn clusterrole_aggregation_controller() -> Vec<PolicyRule> {
     vec![rule(&["escalate", "get", "list", "watch", "update", "patch"], &[RBAC], &["clusterroles"])]
 }
 
-/// `system:controller:certificate-controller` (CSR signing, approving and cleaning).
+/// `system:controller:certificate-controller` (CSR signing, approving and cleaning). Kubernetes'
+/// approver approves only kubelet client certificates; navarch's also approves kubelet serving
+/// certificates and kube-proxy client certificates (`kubernetes.io/kube-apiserver-client`).
 fn certificate_controller() -> Vec<PolicyRule> {
     vec![
         rule(&["get", "list", "watch", "delete"], &[CERTIFICATES], &["certificatesigningrequests"]),
@@ -150,7 +152,16 @@ fn certificate_controller() -> Vec<PolicyRule> {
             &[CERTIFICATES],
             &["certificatesigningrequests/status", "certificatesigningrequests/approval"],
         ),
-        named(&["approve"], &[CERTIFICATES], &["signers"], &["kubernetes.io/kube-apiserver-client-kubelet"]),
+        named(
+            &["approve"],
+            &[CERTIFICATES],
+            &["signers"],
+            &[
+                "kubernetes.io/kube-apiserver-client",
+                "kubernetes.io/kube-apiserver-client-kubelet",
+                "kubernetes.io/kubelet-serving",
+            ],
+        ),
         named(
             &["sign"],
             &[CERTIFICATES],

@@ -9,9 +9,10 @@
 //! carries the rules of the `system:controller:*` roles of the controllers navarch runs
 //! (`controller_manager.rs`). navarch's own additions: the `system:navarch:cluster-dns` ClusterRole
 //! (reading Services, Endpoints, EndpointSlices, Namespaces) and Role in `kube-system` (registering
-//! itself as `kube-dns`), and bindings for navarch's admin certificates' group, cluster-dns, the
-//! api-server's kubelet client and node TLS bootstrapping (named `navarch:*`, as kubeadm names its
-//! own).
+//! itself as `kube-dns`), the `navarch:certificatesigningrequests:kubeproxyclient` ClusterRole (a
+//! joining node's kube-proxy asking for its client certificate), and bindings for navarch's admin
+//! certificates' group, cluster-dns, the api-server's kubelet client and node TLS bootstrapping (named
+//! `navarch:*`, as kubeadm names its own `kubeadm:*`).
 
 mod controller_manager;
 pub mod reconcile;
@@ -61,6 +62,10 @@ pub const AGGREGATE_TO_VIEW: &str = "rbac.authorization.k8s.io/aggregate-to-view
 pub const CLUSTER_ADMINS_GROUP: &str = "navarch:cluster-admins";
 /// Bootstrap tokens' group (kubelet TLS bootstrapping).
 pub const BOOTSTRAPPERS_GROUP: &str = "system:bootstrappers";
+/// The ClusterRole whose `create` on `certificatesigningrequests/kubeproxyclient` lets a CSR for a
+/// `system:kube-proxy` client certificate be approved (the controller-manager asks a SubjectAccessReview of
+/// its requester).
+pub const KUBE_PROXY_CLIENT_ROLE: &str = "navarch:certificatesigningrequests:kubeproxyclient";
 /// The user and role of the cluster DNS server.
 pub const CLUSTER_DNS_USER: &str = "system:navarch:cluster-dns";
 pub const SCHEDULER_USER: &str = "system:kube-scheduler";
@@ -235,6 +240,10 @@ pub fn cluster_roles() -> Vec<ClusterRole> {
         cluster_role(
             "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
             vec![rule(&["create"], &[CERTIFICATES], &["certificatesigningrequests/selfnodeclient"])],
+        ),
+        cluster_role(
+            KUBE_PROXY_CLIENT_ROLE,
+            vec![rule(&["create"], &[CERTIFICATES], &["certificatesigningrequests/kubeproxyclient"])],
         ),
         cluster_role(
             "system:service-account-issuer-discovery",
@@ -515,6 +524,20 @@ pub fn cluster_role_bindings() -> Vec<ClusterRoleBinding> {
             "system:kubelet-api-admin",
             vec![Subject::user(APISERVER_KUBELET_CLIENT_USER)],
         ),
+    ];
+    bindings.extend(node_join_bindings());
+    bindings.sort_by(|a, b| a.name.cmp(&b.name));
+    bindings
+}
+
+/// What a node joining with a bootstrap token needs. The first three are the ones kubeadm makes
+/// (`kubeadm:kubelet-bootstrap`, `kubeadm:node-autoapprove-bootstrap`,
+/// `kubeadm:node-autoapprove-certificate-rotation`), named `navarch:*` here: bootstrap tokens may create
+/// CertificateSigningRequests and have their kubelet client certificate approved, nodes have theirs
+/// renewed. The fourth is navarch's: bootstrap tokens may also have a `system:kube-proxy` client
+/// certificate approved, for the node's kube-proxy.
+fn node_join_bindings() -> Vec<ClusterRoleBinding> {
+    vec![
         binding(
             "navarch:kubelet-bootstrap",
             "system:node-bootstrapper",
@@ -530,9 +553,12 @@ pub fn cluster_role_bindings() -> Vec<ClusterRoleBinding> {
             "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
             vec![Subject::group(NODES_GROUP)],
         ),
-    ];
-    bindings.sort_by(|a, b| a.name.cmp(&b.name));
-    bindings
+        binding(
+            "navarch:kube-proxy-autoapprove-bootstrap",
+            KUBE_PROXY_CLIENT_ROLE,
+            vec![Subject::group(BOOTSTRAPPERS_GROUP)],
+        ),
+    ]
 }
 
 /// The default Roles: cluster-dns's self-registration in `kube-system` (creating the Service and the

@@ -86,6 +86,7 @@ fn metadata_and_uniqueness() {
         "system:node-bootstrapper",
         "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
         "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+        "navarch:certificatesigningrequests:kubeproxyclient",
         "system:service-account-issuer-discovery",
         "system:monitoring",
         "system:node",
@@ -347,6 +348,18 @@ fn controller_manager() {
         res("sign", "certificates.k8s.io", "signers").name("kubernetes.io/kube-apiserver-client")
     ));
     assert!(!can(&rbac, res("sign", "certificates.k8s.io", "signers").name("example.com/custom")));
+    for signer in [
+        "kubernetes.io/kube-apiserver-client-kubelet",
+        "kubernetes.io/kubelet-serving",
+        "kubernetes.io/kube-apiserver-client",
+    ] {
+        assert!(can(&rbac, res("approve", "certificates.k8s.io", "signers").name(signer)), "{signer}");
+    }
+    assert!(!can(
+        &rbac,
+        res("approve", "certificates.k8s.io", "signers").name("kubernetes.io/legacy-unknown")
+    ));
+    assert!(!can(&rbac, res("approve", "certificates.k8s.io", "signers").name("kubernetes.io/*")));
     assert!(can(
         &rbac,
         res("update", "coordination.k8s.io", "leases")
@@ -406,11 +419,15 @@ fn node_components_and_bootstrap() {
     };
     assert!(can(&rbac, csr(&bootstrapper, "create", "")));
     assert!(can(&rbac, csr(&bootstrapper, "create", "nodeclient")));
+    assert!(can(&rbac, csr(&bootstrapper, "create", "kubeproxyclient")));
     assert!(!can(&rbac, csr(&bootstrapper, "create", "selfnodeclient")));
     assert!(!can(&rbac, csr(&bootstrapper, "update", "approval")));
+    assert!(!can(&rbac, csr(&bootstrapper, "update", "status")));
 
     let node = user("system:node:n1", &["system:nodes", "system:authenticated"]);
     assert!(can(&rbac, csr(&node, "create", "selfnodeclient")));
+    assert!(!can(&rbac, csr(&node, "create", "kubeproxyclient")), "only bootstrap tokens");
+    assert!(!can(&rbac, csr(&node, "update", "approval")));
     assert!(
         !can(&rbac, Attributes::resource(node, "get", "", "pods").namespace("ns")),
         "system:node is bound to nobody: the Node authorizer decides"
@@ -423,6 +440,47 @@ fn node_components_and_bootstrap() {
     assert!(can(&rbac, Attributes::non_resource(sa.clone(), "get", "/openid/v1/jwks")));
     assert!(can(&rbac, Attributes::non_resource(sa.clone(), "get", "/.well-known/openid-configuration")));
     assert!(!can(&rbac, Attributes::resource(sa, "get", "", "pods").namespace("ns")));
+}
+
+#[test]
+fn node_join_bindings_are_kubeadms_and_navarchs() {
+    let bindings = cluster_role_bindings();
+    let bound = |name: &str| {
+        let b = bindings.iter().find(|b| b.name == name).unwrap_or_else(|| panic!("no binding {name}"));
+        let subjects: Vec<(&str, &str)> =
+            b.subjects.iter().map(|s| (s.kind.as_str(), s.name.as_str())).collect();
+        (b.role_ref.name.as_str(), subjects)
+    };
+    assert_eq!(
+        bound("navarch:kubelet-bootstrap"),
+        ("system:node-bootstrapper", vec![("Group", "system:bootstrappers")])
+    );
+    assert_eq!(
+        bound("navarch:node-autoapprove-bootstrap"),
+        (
+            "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
+            vec![("Group", "system:bootstrappers")]
+        )
+    );
+    assert_eq!(
+        bound("navarch:node-autoapprove-certificate-rotation"),
+        (
+            "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+            vec![("Group", "system:nodes")]
+        )
+    );
+    assert_eq!(
+        bound("navarch:kube-proxy-autoapprove-bootstrap"),
+        ("navarch:certificatesigningrequests:kubeproxyclient", vec![("Group", "system:bootstrappers")])
+    );
+    assert_eq!(
+        role("navarch:certificatesigningrequests:kubeproxyclient").rules,
+        vec![PolicyRule::resource(
+            &["create"],
+            &["certificates.k8s.io"],
+            &["certificatesigningrequests/kubeproxyclient"]
+        )]
+    );
 }
 
 #[test]
