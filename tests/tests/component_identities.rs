@@ -300,7 +300,8 @@ async fn scheduler_binds_pods_and_reads_what_scheduling_needs() {
 async fn kube_proxy_reads_services_endpoints_and_nodes_only() {
     let (_env, proxy) = component("kube-proxy", "system:kube-proxy").await;
     let rules = proxy.rules("default").await;
-    // The whole list: system:node-proxier and what every user has.
+    // The whole list: system:node-proxier, what every user has, and asking for its next client
+    // certificate (navarch's kube-proxy runs with one, not with a ServiceAccount token).
     let mut expected = vec![
         ("services", &[] as &[&str], &["list", "watch"] as &[&str]),
         ("endpoints", &[], &["list", "watch"]),
@@ -308,6 +309,8 @@ async fn kube_proxy_reads_services_endpoints_and_nodes_only() {
         ("nodes", &[], &["get", "list", "watch"]),
         ("events", &[], &["create", "patch", "update"]),
         ("events.events.k8s.io", &[], &["create", "patch", "update"]),
+        ("certificatesigningrequests.certificates.k8s.io", &[], &["create", "get", "list", "watch"]),
+        ("certificatesigningrequests.certificates.k8s.io/kubeproxyclient", &[], &["create"]),
     ];
     expected.extend(basic_lines());
     assert_eq!(rules.resource_lines(), lines_of(&expected), "{}", rules.text);

@@ -311,3 +311,59 @@ async fn a_kubelet_joins_with_only_the_token() {
     .await;
     kubectl.ok(&["delete", "pod", "hello", "--grace-period=0", "--force"]).await;
 }
+
+/// Certificates shorter-lived than a day (`--cluster-signing-duration=10m`) are renewed at the next
+/// start by the node and kube-proxy as themselves, once the join token is gone: the node through
+/// `selfnodeclient`, kube-proxy through `kubeproxyclient`.
+#[tokio::test]
+async fn short_lived_certificates_are_renewed_as_themselves() {
+    let env = TestEnv::start().await;
+    let pki = env.pki();
+    let file = |f: &str| pki.path(f).display().to_string();
+    let args = [
+        "--leader-elect=false".to_string(),
+        format!("--cluster-signing-cert-file={}", file("ca.crt")),
+        format!("--cluster-signing-key-file={}", file("ca.key")),
+        "--cluster-signing-duration=10m".to_string(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let _cm = Daemon::start(&env, "controller-manager", "controller-manager", &args);
+    let admin = env.client().await;
+    create_token(&admin, TOKEN_ID, "0123456789abcdef", None).await;
+    let bootstrap = bootstrap_kubeconfig(&env, TOKEN);
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = CertificateAsk {
+        leaf: Leaf::client("system:kube-proxy", &[]),
+        signer_name: "kubernetes.io/kube-apiserver-client",
+        usages: &["digital signature", "client auth"],
+        name_prefix: "kube-proxy-csr-",
+    };
+    let (node_kubeconfig, proxy_kubeconfig) =
+        (dir.path().join("kubelet.kubeconfig"), dir.path().join("kube-proxy.kubeconfig"));
+    // The token authenticates once the api-server has seen its Secret: ensure_kubeconfig waits.
+    assert!(ensure_kubeconfig(&node_kubeconfig, &bootstrap, "", &node_client("node-7"), WAIT).await.unwrap());
+    assert!(ensure_kubeconfig(&proxy_kubeconfig, &bootstrap, "", &proxy, WAIT).await.unwrap());
+    admin
+        .api::<Secret>("kube-system")
+        .delete(&format!("bootstrap-token-{TOKEN_ID}"), &Default::default())
+        .await
+        .unwrap();
+    // Without the token, a second start renews each as itself.
+    let first = std::fs::read(&node_kubeconfig).unwrap();
+    assert!(ensure_kubeconfig(&node_kubeconfig, &bootstrap, "", &node_client("node-7"), WAIT).await.unwrap());
+    assert_ne!(first, std::fs::read(&node_kubeconfig).unwrap(), "a new certificate");
+    assert_eq!(whoami(&node_kubeconfig).await.0, "system:node:node-7");
+    assert!(ensure_kubeconfig(&proxy_kubeconfig, &bootstrap, "", &proxy, WAIT).await.unwrap());
+    assert_eq!(whoami(&proxy_kubeconfig).await.0, "system:kube-proxy");
+    let requesters: Vec<String> = admin
+        .api::<CertificateSigningRequest>("")
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter_map(|c| c.spec.as_ref().map(|s| s.username.clone()))
+        .collect();
+    assert!(requesters.contains(&"system:node:node-7".to_string()), "{requesters:?}");
+    assert!(requesters.contains(&"system:kube-proxy".to_string()), "{requesters:?}");
+}

@@ -131,19 +131,25 @@ pub async fn request_certificate(client: &Client, ask: &CertificateAsk, timeout:
 
 /// Whether `cert_pem` was issued by one of `ca_pem`'s CAs for `leaf` and is valid for a while yet.
 pub fn still_good(ca_pem: &[u8], cert_pem: &[u8], leaf: &Leaf) -> bool {
+    issued_for(ca_pem, cert_pem, leaf, RENEW_BEFORE)
+}
+
+/// Whether `cert_pem` was issued by one of `ca_pem`'s CAs for `leaf` and is valid `remaining` from now.
+fn issued_for(ca_pem: &[u8], cert_pem: &[u8], leaf: &Leaf, remaining: Duration) -> bool {
     let (Ok(cas), Ok(certs)) = (
         navarch_pki::files::certificates_from_pem(ca_pem),
         navarch_pki::files::certificates_from_pem(cert_pem),
     ) else {
         return false;
     };
-    cas.iter().any(|ca| navarch_pki::verify_issued(ca, &certs[0], leaf, RENEW_BEFORE))
+    cas.iter().any(|ca| navarch_pki::verify_issued(ca, &certs[0], leaf, remaining))
 }
 
-/// Makes sure `kubeconfig` holds a good client certificate for `ask.leaf`: kept if it does, else asked
-/// for with the credentials of `bootstrap_kubeconfig` (its address overridden by `server` when that is
-/// not empty) and written there (0600), with the bootstrap kubeconfig's address and CA. Returns whether
-/// it asked.
+/// Makes sure `kubeconfig` holds a good client certificate for `ask.leaf`: kept while it is valid for
+/// more than a day; renewed as itself while it is still valid (a node's `selfnodeclient`, as Kubernetes'
+/// kubelet rotates its certificate); else asked for with the credentials of `bootstrap_kubeconfig`. The
+/// address is overridden by `server` when that is not empty. The new certificate is written to
+/// `kubeconfig` (0600) with the bootstrap kubeconfig's address and CA. Returns whether it asked.
 pub async fn ensure_kubeconfig(
     kubeconfig: &Path,
     bootstrap_kubeconfig: &Path,
@@ -152,29 +158,49 @@ pub async fn ensure_kubeconfig(
     timeout: Duration,
 ) -> Result<bool> {
     let bootstrap = Connection::for_daemon(Some(bootstrap_kubeconfig), server);
-    // Kept while issued by the bootstrap kubeconfig's CA (a cluster made anew has another), or by its
-    // own CA when the bootstrap kubeconfig is gone.
-    if let Ok((current, _)) = Connection::from_kubeconfig(kubeconfig)
-        && let Some((cert, _)) = &current.identity
-        && still_good(bootstrap.as_ref().map_or(&current.ca_pem, |b| &b.ca_pem), cert, &ask.leaf)
-    {
-        return Ok(false);
+    let current = Connection::from_kubeconfig(kubeconfig).ok().and_then(|(c, _)| {
+        let cert = c.identity.as_ref()?.0.clone();
+        Some((c, cert))
+    });
+    // Issued by the bootstrap kubeconfig's CA (a cluster made anew has another), or by its own CA when
+    // the bootstrap kubeconfig is gone.
+    let mut renew_as_itself = None;
+    if let Some((current, cert)) = current {
+        let ca = bootstrap.as_ref().map_or(current.ca_pem.as_slice(), |b| b.ca_pem.as_slice());
+        if issued_for(ca, &cert, &ask.leaf, RENEW_BEFORE) {
+            return Ok(false);
+        }
+        if issued_for(ca, &cert, &ask.leaf, Duration::ZERO) {
+            renew_as_itself = Some(if server.is_empty() { current } else { current.with_server(server) });
+        }
     }
-    let connection = bootstrap?;
-    if connection.token.is_none() && connection.identity.is_none() {
-        return Err(Error::Config(format!(
-            "{}: the bootstrap kubeconfig has no token (or client certificate)",
-            bootstrap_kubeconfig.display()
-        )));
-    }
-    tracing::info!(kubeconfig = %kubeconfig.display(), "no usable credentials yet: asking for a client certificate");
+    let connection = match renew_as_itself {
+        Some(current) => {
+            tracing::info!(kubeconfig = %kubeconfig.display(), "the client certificate expires soon: renewing it as itself");
+            current
+        }
+        None => {
+            let connection = bootstrap?;
+            if connection.token.is_none() && connection.identity.is_none() {
+                return Err(Error::Config(format!(
+                    "{}: the bootstrap kubeconfig has no token (or client certificate)",
+                    bootstrap_kubeconfig.display()
+                )));
+            }
+            tracing::info!(kubeconfig = %kubeconfig.display(), "no usable credentials yet: asking for a client certificate");
+            connection
+        }
+    };
     let client = Client::connect_lazy(&connection)?;
     let issued = request_certificate(&client, ask, timeout).await?;
-    // The bootstrap kubeconfig's own address (`server` overrides it at every start anyway).
-    let (bootstrap, _) = Connection::from_kubeconfig(bootstrap_kubeconfig)?;
+    // The address written is the kubeconfigs' own, not `server` (which overrides it at every start).
+    let address = match Connection::from_kubeconfig(bootstrap_kubeconfig) {
+        Ok((b, _)) => b.server,
+        Err(_) => Connection::from_kubeconfig(kubeconfig)?.0.server,
+    };
     let text = navarch_pki::cluster::kubeconfig(
         "navarch",
-        &bootstrap.server,
+        &address,
         &connection.ca_pem,
         issued.cert_pem.as_bytes(),
         issued.key_pem.as_bytes(),

@@ -556,7 +556,15 @@ fn node_join_bindings() -> Vec<ClusterRoleBinding> {
         binding(
             "navarch:kube-proxy-autoapprove-bootstrap",
             KUBE_PROXY_CLIENT_ROLE,
-            vec![Subject::group(BOOTSTRAPPERS_GROUP)],
+            // Joining (the token), and renewing as itself.
+            vec![Subject::group(BOOTSTRAPPERS_GROUP), Subject::user(KUBE_PROXY_USER)],
+        ),
+        // kube-proxy runs with a client certificate (not a ServiceAccount token as in kubeadm): it asks
+        // for the next one itself, as a node does.
+        binding(
+            "navarch:kube-proxy-certificate-rotation",
+            "system:node-bootstrapper",
+            vec![Subject::user(KUBE_PROXY_USER)],
         ),
     ]
 }

@@ -471,7 +471,14 @@ fn node_join_bindings_are_kubeadms_and_navarchs() {
     );
     assert_eq!(
         bound("navarch:kube-proxy-autoapprove-bootstrap"),
-        ("navarch:certificatesigningrequests:kubeproxyclient", vec![("Group", "system:bootstrappers")])
+        (
+            "navarch:certificatesigningrequests:kubeproxyclient",
+            vec![("Group", "system:bootstrappers"), ("User", "system:kube-proxy")]
+        )
+    );
+    assert_eq!(
+        bound("navarch:kube-proxy-certificate-rotation"),
+        ("system:node-bootstrapper", vec![("User", "system:kube-proxy")])
     );
     assert_eq!(
         role("navarch:certificatesigningrequests:kubeproxyclient").rules,
