@@ -22,17 +22,22 @@ const TOKEN_ID: &str = "abcdef";
 const TOKEN: &str = "abcdef.0123456789abcdef";
 const WAIT: Duration = Duration::from_secs(30);
 
-/// The controller-manager, signing with the cluster CA.
-fn controller_manager(env: &TestEnv) -> Daemon {
+/// The controller-manager, signing with the cluster CA, with `extra` flags.
+fn controller_manager_with(env: &TestEnv, extra: &[&str]) -> Daemon {
     let pki = env.pki();
     let file = |f: &str| pki.path(f).display().to_string();
-    let args = [
+    let mut args = vec![
         "--leader-elect=false".to_string(),
         format!("--cluster-signing-cert-file={}", file("ca.crt")),
         format!("--cluster-signing-key-file={}", file("ca.key")),
     ];
+    args.extend(extra.iter().map(|a| a.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     Daemon::start(env, "controller-manager", "controller-manager", &args)
+}
+
+fn controller_manager(env: &TestEnv) -> Daemon {
+    controller_manager_with(env, &[])
 }
 
 /// The token's Secret, as `kubectl create secret generic bootstrap-token-abcdef --type
@@ -318,16 +323,7 @@ async fn a_kubelet_joins_with_only_the_token() {
 #[tokio::test]
 async fn short_lived_certificates_are_renewed_as_themselves() {
     let env = TestEnv::start().await;
-    let pki = env.pki();
-    let file = |f: &str| pki.path(f).display().to_string();
-    let args = [
-        "--leader-elect=false".to_string(),
-        format!("--cluster-signing-cert-file={}", file("ca.crt")),
-        format!("--cluster-signing-key-file={}", file("ca.key")),
-        "--cluster-signing-duration=10m".to_string(),
-    ];
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let _cm = Daemon::start(&env, "controller-manager", "controller-manager", &args);
+    let _cm = controller_manager_with(&env, &["--cluster-signing-duration=10m"]);
     let admin = env.client().await;
     create_token(&admin, TOKEN_ID, "0123456789abcdef", None).await;
     let bootstrap = bootstrap_kubeconfig(&env, TOKEN);
