@@ -372,7 +372,10 @@ impl PodWorker {
     async fn kill_unhealthy(&self, pod: &Pod, attempts: &[Attempt]) -> Result<Option<Duration>, SyncError> {
         let running = |id: &str| attempts.iter().any(|a| a.id == id && a.state == AttemptState::Running);
         for k in self.probes.take_kills(&pod.meta().uid) {
-            if !running(&k.container_id) {
+            // A container already being stopped keeps its first SIGTERM's time: a probe that goes on
+            // failing during the grace period must not push the SIGKILL back.
+            let stopping = self.memory.lock().expect("memory lock").killing.contains_key(&k.container_id);
+            if !running(&k.container_id) || stopping {
                 continue;
             }
             self.event(pod, "Normal", "Killing", k.message.clone());
