@@ -85,23 +85,11 @@ async fn whoami(kubeconfig: &std::path::Path) -> (String, Vec<String>) {
 }
 
 fn node_client(name: &str) -> CertificateAsk {
-    CertificateAsk {
-        leaf: Leaf::client(&format!("system:node:{name}"), &["system:nodes"]),
-        signer_name: "kubernetes.io/kube-apiserver-client-kubelet",
-        usages: &["digital signature", "client auth"],
-        name_prefix: "node-csr-",
-    }
+    CertificateAsk::node_client(name)
 }
 
 fn node_serving(name: &str, ip: &str) -> CertificateAsk {
-    let mut leaf = Leaf::server(&format!("system:node:{name}"), &[name.to_string()], &[ip.parse().unwrap()]);
-    leaf.organizations = vec!["system:nodes".into()];
-    CertificateAsk {
-        leaf,
-        signer_name: "kubernetes.io/kubelet-serving",
-        usages: &["digital signature", "server auth"],
-        name_prefix: "csr-",
-    }
+    CertificateAsk::node_serving(name, ip.parse().unwrap())
 }
 
 #[tokio::test]
@@ -205,12 +193,7 @@ async fn a_node_and_its_kube_proxy_join_with_the_token() {
 
     // kube-proxy: system:kube-proxy from the same token, and what it may do.
     let proxy_kubeconfig = dir.path().join("kube-proxy.kubeconfig");
-    let proxy = CertificateAsk {
-        leaf: Leaf::client("system:kube-proxy", &[]),
-        signer_name: "kubernetes.io/kube-apiserver-client",
-        usages: &["digital signature", "client auth"],
-        name_prefix: "kube-proxy-csr-",
-    };
+    let proxy = CertificateAsk::kube_proxy();
     ensure_kubeconfig(&proxy_kubeconfig, &bootstrap, "", &proxy, WAIT).await.unwrap();
     assert_eq!(whoami(&proxy_kubeconfig).await.0, "system:kube-proxy");
     // Any other user of that signer is not approved by the controller.
@@ -328,12 +311,7 @@ async fn short_lived_certificates_are_renewed_as_themselves() {
     create_token(&admin, TOKEN_ID, "0123456789abcdef", None).await;
     let bootstrap = bootstrap_kubeconfig(&env, TOKEN);
     let dir = tempfile::tempdir().unwrap();
-    let proxy = CertificateAsk {
-        leaf: Leaf::client("system:kube-proxy", &[]),
-        signer_name: "kubernetes.io/kube-apiserver-client",
-        usages: &["digital signature", "client auth"],
-        name_prefix: "kube-proxy-csr-",
-    };
+    let proxy = CertificateAsk::kube_proxy();
     let (node_kubeconfig, proxy_kubeconfig) =
         (dir.path().join("kubelet.kubeconfig"), dir.path().join("kube-proxy.kubeconfig"));
     // The token authenticates once the api-server has seen its Secret: ensure_kubeconfig waits.

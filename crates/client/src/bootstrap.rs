@@ -36,6 +36,43 @@ pub struct CertificateAsk {
     pub name_prefix: &'static str,
 }
 
+impl CertificateAsk {
+    /// A node's client certificate: `system:node:<name>` in `system:nodes`, signer
+    /// `kubernetes.io/kube-apiserver-client-kubelet`.
+    pub fn node_client(node: &str) -> CertificateAsk {
+        CertificateAsk {
+            leaf: Leaf::client(&format!("system:node:{node}"), &[NODES_GROUP]),
+            signer_name: "kubernetes.io/kube-apiserver-client-kubelet",
+            usages: &["digital signature", "client auth"],
+            name_prefix: "node-csr-",
+        }
+    }
+
+    /// A node's serving certificate for its name and `ip`, signer `kubernetes.io/kubelet-serving`.
+    pub fn node_serving(node: &str, ip: std::net::IpAddr) -> CertificateAsk {
+        let mut leaf = Leaf::server(&format!("system:node:{node}"), &[node.to_string()], &[ip]);
+        leaf.organizations = vec![NODES_GROUP.into()];
+        CertificateAsk {
+            leaf,
+            signer_name: "kubernetes.io/kubelet-serving",
+            usages: &["digital signature", "server auth"],
+            name_prefix: "csr-",
+        }
+    }
+
+    /// kube-proxy's client certificate: `system:kube-proxy`, signer `kubernetes.io/kube-apiserver-client`.
+    pub fn kube_proxy() -> CertificateAsk {
+        CertificateAsk {
+            leaf: Leaf::client("system:kube-proxy", &[]),
+            signer_name: "kubernetes.io/kube-apiserver-client",
+            usages: &["digital signature", "client auth"],
+            name_prefix: "kube-proxy-csr-",
+        }
+    }
+}
+
+const NODES_GROUP: &str = "system:nodes";
+
 /// An issued certificate and its key, PEM.
 #[derive(Clone, Debug)]
 pub struct Issued {

@@ -98,8 +98,6 @@ fn follow<K: Resource>(
     reflector.spawn(tasks, stop)
 }
 
-/// kube-proxy's user.
-const KUBE_PROXY_USER: &str = "system:kube-proxy";
 /// How long kube-proxy waits for its certificate before giving up (to be restarted).
 const BOOTSTRAP_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
 
@@ -112,12 +110,7 @@ pub async fn run(daemon: Daemon<Config>) -> anyhow::Result<()> {
         return Ok(());
     }
     if let (Some(bootstrap), Some(kubeconfig)) = (&cfg.bootstrap_kubeconfig, &cfg.kubeconfig) {
-        let ask = navarch_client::bootstrap::CertificateAsk {
-            leaf: navarch_pki::Leaf::client(KUBE_PROXY_USER, &[]),
-            signer_name: "kubernetes.io/kube-apiserver-client",
-            usages: &["digital signature", "client auth"],
-            name_prefix: "kube-proxy-csr-",
-        };
+        let ask = navarch_client::bootstrap::CertificateAsk::kube_proxy();
         let wait = navarch_client::bootstrap::ensure_kubeconfig(
             kubeconfig,
             bootstrap,

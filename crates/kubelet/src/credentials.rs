@@ -12,20 +12,12 @@ use std::time::Duration;
 use anyhow::Context;
 use navarch_client::bootstrap::{CertificateAsk, ensure_kubeconfig, request_certificate, still_good};
 use navarch_client::{Client, Connection};
-use navarch_pki::Leaf;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 
 /// How long the kubelet waits for a certificate before giving up (and exiting, to be restarted).
 const WAIT: Duration = Duration::from_secs(600);
-pub const NODE_CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client-kubelet";
-pub const SERVING_SIGNER: &str = "kubernetes.io/kubelet-serving";
-const NODES_GROUP: &str = "system:nodes";
-
-fn user(cfg: &Config) -> String {
-    format!("system:node:{}", cfg.node_name)
-}
 
 /// Waits for `work` unless shutdown comes first.
 async fn until_shutdown<T>(
@@ -44,12 +36,7 @@ pub async fn ensure_client(cfg: &Config, shutdown: &CancellationToken) -> anyhow
     let (Some(bootstrap), Some(kubeconfig)) = (&cfg.bootstrap_kubeconfig, &cfg.kubeconfig) else {
         return Ok(());
     };
-    let ask = CertificateAsk {
-        leaf: Leaf::client(&user(cfg), &[NODES_GROUP]),
-        signer_name: NODE_CLIENT_SIGNER,
-        usages: &["digital signature", "client auth"],
-        name_prefix: "node-csr-",
-    };
+    let ask = CertificateAsk::node_client(&cfg.node_name);
     let asked = until_shutdown(shutdown, async {
         ensure_kubeconfig(kubeconfig, bootstrap, &cfg.server, &ask, WAIT)
             .await
@@ -77,21 +64,14 @@ pub async fn serving_identity(
         return Ok((read(cert, "tls_cert_file")?, read(key, "tls_private_key_file")?));
     }
     let ip = cfg.node_ip.parse().with_context(|| format!("node_ip {:?}: not an IP address", cfg.node_ip))?;
-    let mut leaf = Leaf::server(&user(cfg), std::slice::from_ref(&cfg.node_name), &[ip]);
-    leaf.organizations = vec![NODES_GROUP.into()];
+    let ask = CertificateAsk::node_serving(&cfg.node_name, ip);
     let dir = cfg.cert_dir();
     let (cert_path, key_path) = (dir.join("kubelet-server.crt"), dir.join("kubelet-server.key"));
     if let (Ok(cert), Ok(key)) = (std::fs::read(&cert_path), std::fs::read(&key_path))
-        && still_good(ca_pem, &cert, &leaf)
+        && still_good(ca_pem, &cert, &ask.leaf)
     {
         return Ok((cert, key));
     }
-    let ask = CertificateAsk {
-        leaf,
-        signer_name: SERVING_SIGNER,
-        usages: &["digital signature", "server auth"],
-        name_prefix: "csr-",
-    };
     let issued = until_shutdown(shutdown, async {
         request_certificate(client, &ask, WAIT).await.context("asking for the kubelet's serving certificate")
     })
