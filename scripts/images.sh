@@ -4,6 +4,7 @@
 #   scripts/images.sh build OUTDIR            OUTDIR/busybox         tags latest, 1.36
 #                                             OUTDIR/serve-hostname  tags 1.0, 2.0
 #                                             OUTDIR/nginx           tags latest, <major.minor> (1.22 on Debian 12)
+#                                             OUTDIR/curl            tags latest, <major.minor> (7.88 on Debian 12)
 #   scripts/images.sh push OUTDIR REGISTRY    -> REGISTRY/library/<name>:<tag>  (REGISTRY like 127.0.0.1:5000)
 #
 # The rootfs is Debian's busybox-static (/bin/busybox) with a symlink in /bin for every applet, /etc/passwd,
@@ -17,20 +18,24 @@
 # kernel has IPv6. It has one more shared layer: Debian's nginx binary (nginx package, mime.types from
 # nginx-common) and exactly the shared libraries it links plus the dynamic loader, taken from Debian's
 # library packages (not the host's files), and the config, users nginx (101) and www-data (33).
+# curl behaves like curlimages/curl (Entrypoint /entrypoint.sh, Cmd curl, user curl_user as 100:101): Debian's curl
+# packaged the same way (busybox's wget cannot talk TLS to the api-server: its ClientHello lacks
+# signature_algorithms, which rustls requires).
 #
-# Only the nginx image needs the network, and only Debian's apt mirror: its .deb files (apt's candidates,
-# ~5.5 MB) are fetched with `apt-get download` unless apt's cache or OUTDIR/debs (kept from the previous
-# build) has them with the right SHA256. The package versions are read offline from apt's lists.
+# Only nginx and curl need the network, and only Debian's apt mirror: their .deb files (apt's candidates
+# and the library packages they depend on, recursively; ~15 MB) are fetched with `apt-get download` unless
+# apt's cache or OUTDIR/debs (kept from the previous build) has them with the right SHA256. The package
+# versions are read offline from apt's lists.
 #
-# Idempotent: `build` skips when OUTDIR/.stamp matches this script, the busybox binary and the nginx
+# Idempotent: `build` skips when OUTDIR/.stamp matches this script, the busybox binary and the Debian
 # packages (name, version, SHA256), otherwise it builds into a temporary directory beside OUTDIR and swaps
 # it in; `push` overwrites the tags.
 # Needs: umoci, skopeo, busybox-static, coreutils (Debian packages, see scripts/deps.sh), and apt/dpkg with
-# current package lists (apt-get update) for nginx.
+# current package lists (apt-get update) for nginx and curl.
 set -euo pipefail
 
 BUSYBOX=${BUSYBOX:-/bin/busybox}
-NGINX_DEBS="" # the directory of the nginx image's .deb files, while it is built
+DEBS="" # while building: the directory of the images' .deb files, one subdirectory per image
 SCRIPT="$(readlink -f "${BASH_SOURCE[0]}")"
 
 usage() {
@@ -148,38 +153,49 @@ tag_config_serve-hostname() {
     --history.created_by="serve-hostname $2 (navarch scripts/images.sh)"
 }
 
-# The Debian packages of the nginx image, one "NAME VERSION FILE SHA256" line each (FILE named as apt-get
-# download names it): apt's candidates, read offline from apt's lists, of nginx, nginx-common (mime.types)
-# and the library packages nginx depends on.
-nginx_packages() {
-  local arch deps p info
+# debian_packages ROOT [EXTRA...]: the Debian packages of an image, one "NAME VERSION FILE SHA256" line each
+# (FILE named as apt-get download names it): apt's candidates, read offline from apt's lists, of ROOT, of
+# the library packages it depends on (Depends and Pre-Depends, through library packages only: nginx-common's
+# iproute2 is not followed), and of the EXTRA packages.
+debian_packages() {
+  local arch root=$1 names
   arch=$(dpkg --print-architecture)
-  deps=$(apt-cache show --no-all-versions "nginx:$arch" 2>/dev/null | sed -n 's/^Depends: //p')
-  if [ -z "$deps" ]; then
-    echo "images: apt knows no nginx package for $arch (run apt-get update)" >&2
-    return 1
-  fi
-  for p in nginx nginx-common $(echo "$deps" | tr ',' '\n' | sed 's/^ *//; s/[ (|:].*//' | grep -E '^(lib|zlib)' | sort -u); do
-    info=$(apt-cache show --no-all-versions "$p:$arch" 2>/dev/null |
-      awk '/^Version:/ {v = $2} /^Architecture:/ {a = $2} /^SHA256:/ {s = $2} END {if (v != "" && s != "") print v, a, s}')
-    [ -n "$info" ] || { echo "images: apt knows no $p package for $arch (run apt-get update)" >&2; return 1; }
-    # shellcheck disable=SC2086
-    set -- $info
-    echo "$p $1 ${p}_${1//:/%3a}_$2.deb $3"
-  done
+  shift
+  # One apt-cache call for the dependency graph (each call costs about a second), walked breadth-first
+  # from ROOT through library packages only.
+  names=$(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks --no-replaces \
+    --no-enhances "$root:$arch" 2>/dev/null | awk -v root="$root" '
+      function lib(p) { return p ~ /^(lib|zlib)/ }
+      /^[^ ]/ { sub(/:.*/, ""); pkg = $0; next }
+      /^ *\|?(Pre)?Depends: / { d = $2; sub(/:.*/, "", d); if (lib(d)) deps[pkg] = deps[pkg] " " d }
+      END {
+        queue[1] = root; seen[root] = 1; n = 1
+        for (i = 1; i <= n; i++) {
+          k = split(deps[queue[i]], ds, " ")
+          for (j = 1; j <= k; j++) if (!(ds[j] in seen)) { seen[ds[j]] = 1; queue[++n] = ds[j]; print ds[j] }
+        }
+      }')
+  [ -n "$names" ] || { echo "images: apt knows no $root package for $arch (run apt-get update)" >&2; return 1; }
+  # One apt-cache call for the candidates' versions and checksums.
+  # shellcheck disable=SC2046
+  apt-cache show --no-all-versions $(printf '%s:'"$arch"'\n' "$root" $names "$@") 2>/dev/null | awk '
+    /^Package:/ {p = $2} /^Version:/ {v = $2} /^Architecture:/ {a = $2} /^SHA256:/ {s = $2}
+    /^$/ { if (p != "" && s != "") { f = v; gsub(/:/, "%3a", f); print p, v, p "_" f "_" a ".deb", s }; p = v = a = s = "" }
+    END { if (p != "" && s != "") { f = v; gsub(/:/, "%3a", f); print p, v, p "_" f "_" a ".deb", s } }' | sort -u
 }
 
-# The nginx image's tags: latest and the upstream major.minor of the Debian nginx version (1.22.1-9 -> 1.22).
-nginx_tags() {
+# debian_tags PACKAGES NAME: an image's tags: latest and the upstream major.minor of the Debian version of
+# package NAME in PACKAGES (debian_packages lines): nginx 1.22.1-9 -> 1.22, curl 7.88.1-10 -> 7.88.
+debian_tags() {
   local v
-  v=$(echo "$1" | awk '$1 == "nginx" {print $2}')
+  v=$(echo "$1" | awk -v name="$2" '$1 == name {print $2}')
   v=${v#*:}
   echo latest "$(echo "$v" | grep -oE '^[0-9]+\.[0-9]+')"
 }
 
 sha256_of() { sha256sum <"$1" | cut -d' ' -f1; }
 
-# fetch_debs DIR OLDDIR PACKAGES: the .deb files of PACKAGES (nginx_packages lines) into DIR, copied from
+# fetch_debs DIR OLDDIR PACKAGES: the .deb files of PACKAGES (debian_packages lines) into DIR, copied from
 # OLDDIR or apt's cache when there with the right SHA256, else downloaded (apt-get download checks them).
 fetch_debs() {
   local dir=$1 old=$2 name version file sum f want=()
@@ -314,31 +330,46 @@ exec "$@"
 EOF
 }
 
-# image_layer_nginx ROOTFS WORKDIR: nginx, its libraries and loader from the .debs in $NGINX_DEBS, config.
-image_layer_nginx() {
-  local r=$1 st=$2/debs-root deb loader libpath list so arrow path rest
-  mkdir -p "$st"
-  for deb in "$NGINX_DEBS"/*.deb; do dpkg-deb -x "$deb" "$st"; done
-  install -D -m 0755 "$st/usr/sbin/nginx" "$r/usr/sbin/nginx"
-  # The libraries nginx links, as the packages' own loader resolves them among the packages' files only
-  # (no host library, no ld.so.cache), copied to the same paths; the loader itself to nginx's PT_INTERP.
+# install_linked ROOTFS STAGING BINARY...: each BINARY (a path inside STAGING, where the image's .debs are
+# extracted) into ROOTFS, with exactly the shared libraries it links, as the packages' own loader resolves
+# them among the packages' files only (no host library, no ld.so.cache), copied to the same paths, and the
+# loader itself to the binary's PT_INTERP; then the packages' licenses.
+install_linked() {
+  local r=$1 st=$2 bin loader libpath list so arrow path rest f
+  shift 2
   loader=$(find "$st" -type f \( -name 'ld-linux*.so*' -o -name 'ld64.so*' \) | head -n 1)
-  [ -n "$loader" ] || { echo "images: no dynamic loader in the nginx packages" >&2; return 1; }
+  [ -n "$loader" ] || { echo "images: no dynamic loader in the packages" >&2; return 1; }
   libpath=$(find "$st" \( -type f -o -type l \) -name '*.so*' -printf '%h\n' | sort -u | paste -sd: -)
-  list=$("$loader" --inhibit-cache --library-path "$libpath" --list "$st/usr/sbin/nginx") ||
-    { echo "images: nginx's libraries are not all in the packages:" >&2; echo "$list" >&2; return 1; }
-  while read -r so arrow path rest; do
-    [ "$arrow" = "=>" ] || continue
-    case "$path" in
-      "$loader") install -D -m 0755 "$path" "$r$so" ;;
-      "$st"/*) install -D -m 0644 "$path" "$r${path#"$st"}" ;;
-      *) echo "images: nginx needs $so, found outside the packages: $path" >&2; return 1 ;;
-    esac
-  done <<<"$list"
-  # The packages' licenses.
-  for deb in "$st"/usr/share/doc/*/copyright; do
-    install -D -m 0644 "$deb" "$r${deb#"$st"}"
+  for bin in "$@"; do
+    install -D -m 0755 "$st$bin" "$r$bin"
+    list=$("$loader" --inhibit-cache --library-path "$libpath" --list "$st$bin") ||
+      { echo "images: $bin's libraries are not all in the packages:" >&2; echo "$list" >&2; return 1; }
+    while read -r so arrow path rest; do
+      [ "$arrow" = "=>" ] || continue
+      case "$path" in
+        "$loader") install -D -m 0755 "$path" "$r$so" ;;
+        "$st"/*) install -D -m 0644 "$path" "$r${path#"$st"}" ;;
+        *) echo "images: $bin needs $so, found outside the packages: $path" >&2; return 1 ;;
+      esac
+    done <<<"$list"
   done
+  for f in "$st"/usr/share/doc/*/copyright; do
+    install -D -m 0644 "$f" "$r${f#"$st"}"
+  done
+}
+
+# extract_debs DIR STAGING: every .deb of DIR unpacked into STAGING.
+extract_debs() {
+  local deb
+  mkdir -p "$2"
+  for deb in "$1"/*.deb; do dpkg-deb -x "$deb" "$2"; done
+}
+
+# image_layer_nginx ROOTFS WORKDIR: nginx, its libraries and loader from the .debs in $DEBS/nginx, config.
+image_layer_nginx() {
+  local r=$1 st=$2/debs-root
+  extract_debs "$DEBS/nginx" "$st"
+  install_linked "$r" "$st" /usr/sbin/nginx
 
   install -D -m 0644 "$st/etc/nginx/mime.types" "$r/etc/nginx/mime.types"
   mkdir -p "$r/etc/nginx/conf.d" "$r/usr/share/nginx/html"
@@ -348,7 +379,7 @@ image_layer_nginx() {
   nginx_50x >"$r/usr/share/nginx/html/50x.html"
   nginx_entrypoint >"$r/docker-entrypoint.sh"
   chmod 0755 "$r/docker-entrypoint.sh"
-  printf '%s\n' 'passwd: files' 'group: files' 'shadow: files' 'hosts: files dns' >"$r/etc/nsswitch.conf"
+  nsswitch_conf >"$r/etc/nsswitch.conf"
   printf '%s\n' 'www-data:x:33:33:www-data:/var/www:/bin/false' \
     'nginx:x:101:101:nginx user:/nonexistent:/bin/false' >>"$r/etc/passwd"
   printf '%s\n' 'www-data:x:33:' 'nginx:x:101:' >>"$r/etc/group"
@@ -367,7 +398,47 @@ tag_config_nginx() {
     --history.created_by="nginx $2 (navarch scripts/images.sh)"
 }
 
-# stamp NGINX_PACKAGES: the build inputs: this script, the busybox binary and the nginx packages.
+nsswitch_conf() {
+  printf '%s\n' 'passwd: files' 'group: files' 'shadow: files' 'hosts: files dns'
+}
+
+# curl behaves like curlimages/curl: `kubectl run -it --rm c --image=curl -- curl -s URL` or arguments
+# alone (`-- -s URL`); runs as curl_user, written 100:101 (the kubelet takes only numeric image users).
+# Debian's curl and the libraries it links; no CA bundle (pass --cacert, e.g. the pod's
+# /var/run/secrets/kubernetes.io/serviceaccount/ca.crt).
+curl_entrypoint() {
+  cat <<'EOF'
+#!/bin/sh
+# navarch curl test image. Like curlimages/curl's entrypoint: arguments that are options (or no command)
+# are curl's.
+set -e
+if [ "${1#-}" != "$1" ] || [ -z "$(command -v "$1")" ]; then
+  set -- curl "$@"
+fi
+exec "$@"
+EOF
+}
+
+# image_layer_curl ROOTFS WORKDIR: curl, its libraries and loader from the .debs in $DEBS/curl.
+image_layer_curl() {
+  local r=$1 st=$2/debs-root
+  extract_debs "$DEBS/curl" "$st"
+  install_linked "$r" "$st" /usr/bin/curl
+  curl_entrypoint >"$r/entrypoint.sh"
+  chmod 0755 "$r/entrypoint.sh"
+  nsswitch_conf >"$r/etc/nsswitch.conf"
+  echo 'curl_user:x:100:101:curl_user:/home/curl_user:/bin/sh' >>"$r/etc/passwd"
+  echo 'curl_group:x:101:' >>"$r/etc/group"
+  install -d -m 0755 -o 100 -g 101 "$r/home/curl_user"
+}
+tag_layer_curl() { :; }
+tag_config_curl() {
+  umoci config --image "$1" --config.entrypoint=/entrypoint.sh --clear=config.cmd --config.cmd=curl \
+    --config.user=100:101 --config.workingdir=/home/curl_user \
+    --history.created_by="curl $2 (navarch scripts/images.sh)"
+}
+
+# stamp PACKAGES: the build inputs: this script, the busybox binary and the images' Debian packages.
 stamp() {
   sha256sum "$SCRIPT" "$(readlink -f "$BUSYBOX")" | awk '{print $1}' | tr -d '\n'
   echo " $(oci_arch)"
@@ -378,9 +449,10 @@ cmd_build() {
   local out=$1
   need umoci sha256sum apt-cache apt-get dpkg-deb
   [ -x "$BUSYBOX" ] || { echo "images: $BUSYBOX missing (apt install busybox-static)" >&2; exit 1; }
-  local pkgs want
-  pkgs=$(nginx_packages)
-  want=$(stamp "$pkgs")
+  local nginx_pkgs curl_pkgs want
+  nginx_pkgs=$(debian_packages nginx nginx-common)
+  curl_pkgs=$(debian_packages curl)
+  want=$(stamp "$nginx_pkgs$curl_pkgs")
   if [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$want" ]; then
     echo "images: $out is up to date"
     return
@@ -394,10 +466,13 @@ cmd_build() {
   build_base "$tmp/base" "$tmp/work"
   build_image busybox "$tmp/base" "$tmp/busybox" "$tmp/work/busybox" latest 1.36
   build_image serve-hostname "$tmp/base" "$tmp/serve-hostname" "$tmp/work/serve-hostname" 1.0 2.0
-  fetch_debs "$tmp/debs" "$out/debs" "$pkgs"
-  NGINX_DEBS="$tmp/debs"
+  fetch_debs "$tmp/debs/nginx" "$out/debs/nginx" "$nginx_pkgs"
+  fetch_debs "$tmp/debs/curl" "$out/debs/curl" "$curl_pkgs"
+  DEBS="$tmp/debs"
   # shellcheck disable=SC2046
-  build_image nginx "$tmp/base" "$tmp/nginx" "$tmp/work/nginx" $(nginx_tags "$pkgs")
+  build_image nginx "$tmp/base" "$tmp/nginx" "$tmp/work/nginx" $(debian_tags "$nginx_pkgs" nginx)
+  # shellcheck disable=SC2046
+  build_image curl "$tmp/base" "$tmp/curl" "$tmp/work/curl" $(debian_tags "$curl_pkgs" curl)
   rm -rf "$tmp/base" "$tmp/work"
   echo "$want" >"$tmp/.stamp"
   # Swap in: a reader sees the old or the new directory (a concurrent build may win; both are complete).
@@ -411,13 +486,13 @@ cmd_build() {
   fi
   trap - EXIT
   echo "images: built in $out"
-  du -sh "$out"/busybox "$out"/serve-hostname "$out"/nginx
+  du -sh "$out"/busybox "$out"/serve-hostname "$out"/nginx "$out"/curl
 }
 
 cmd_push() {
   local out=$1 reg=$2 name tag
   need skopeo
-  for name in busybox serve-hostname nginx; do
+  for name in busybox serve-hostname nginx curl; do
     [ -f "$out/$name/index.json" ] || { echo "images: $out/$name missing (run: $0 build $out)" >&2; exit 1; }
     # The tags of the layout, from its index.json (org.opencontainers.image.ref.name annotations).
     for tag in $(grep -o '"org.opencontainers.image.ref.name":"[^"]*"' "$out/$name/index.json" | cut -d'"' -f4); do

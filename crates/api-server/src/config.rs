@@ -127,6 +127,11 @@ pub struct Config {
     /// Days a rotated audit log is kept (0: no limit).
     #[arg(long, default_value_t = 0)]
     pub audit_log_maxage: u64,
+    /// The authorizers every request passes, in order (comma-separated): `Node`, `RBAC`, `AlwaysAllow`,
+    /// `AlwaysDeny`. The first that allows or denies decides. `AlwaysAllow` alone turns authorization
+    /// off (benchmark baselines; never on a real cluster).
+    #[arg(long, value_delimiter = ',', default_value = "Node,RBAC")]
+    pub authorization_mode: Vec<String>,
     /// Admission plugins turned off that are on by default (comma-separated): `ServiceAccount`.
     #[arg(long, value_delimiter = ',')]
     pub disable_admission_plugins: Vec<String>,
@@ -183,6 +188,8 @@ impl DaemonConfig for Config {
         if self.etcd_certfile.is_some() != self.etcd_keyfile.is_some() {
             return Err("etcd_certfile and etcd_keyfile: give both or neither".into());
         }
+        crate::authorization::Mode::parse_all(&self.authorization_mode)
+            .map_err(|e| format!("authorization_mode: {e}"))?;
         self.disable_admission_plugins.retain(|p| !p.is_empty());
         if let Some(p) =
             self.disable_admission_plugins.iter().find(|p| !DEFAULT_ADMISSION_PLUGINS.contains(&p.as_str()))
@@ -293,6 +300,20 @@ mod tests {
         )
         .unwrap();
         assert_eq!((c.etcd_endpoints.len(), c.watcher_buffer), (2, 77));
+    }
+
+    #[test]
+    fn authorization_modes() {
+        assert_eq!(config(&[], &[]).unwrap().authorization_mode, ["Node", "RBAC"]);
+        config(&["--authorization-mode=AlwaysAllow"], &[]).unwrap();
+        let e = config(&["--authorization-mode=RBAC,ABAC"], &[]).unwrap_err();
+        assert_eq!(
+            e,
+            "authorization_mode: authorization-mode \"ABAC\" is not a valid mode (valid: Node, RBAC, AlwaysAllow, AlwaysDeny)"
+        );
+        let e = config(&["--authorization-mode=RBAC,RBAC"], &[]).unwrap_err();
+        assert_eq!(e, "authorization_mode: authorization-mode \"RBAC\" has mode specified more than once");
+        assert!(config(&["--authorization-mode="], &[]).is_err());
     }
 
     #[test]

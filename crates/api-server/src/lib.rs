@@ -89,6 +89,8 @@ pub enum RunError {
     Audit(#[from] audit::AuditError),
     #[error("service account keys: {0}")]
     ServiceAccountKeys(#[from] authn::KeyError),
+    #[error("authorization_mode: {0}")]
+    AuthorizationMode(String),
     #[error("service account tokens: {0}")]
     ServiceAccountTokens(#[from] authn::service_account::ConfigError),
 }
@@ -175,7 +177,12 @@ async fn security(config: &Config, state: &Arc<state::ApiState>) -> Result<Arc<s
         bound: bound.clone(),
     }));
     let node: Arc<dyn authorization::Authorizer> = Arc::new(authz::node::NodeAuthorizer::new(graph));
-    let authorization = authorization::Authorization::new(rbac, vec![node]);
+    let modes =
+        authorization::Mode::parse_all(&config.authorization_mode).map_err(RunError::AuthorizationMode)?;
+    if modes.contains(&authorization::Mode::AlwaysAllow) {
+        tracing::warn!(modes = ?config.authorization_mode, "authorization-mode AlwaysAllow: every request is allowed");
+    }
+    let authorization = authorization::Authorization::with_modes(&modes, rbac, node);
     Ok(Arc::new(state::Security {
         authorization,
         rbac_stores,

@@ -7,10 +7,10 @@
 //! groups whom only a RoleBinding in `default` allows the creates (RBAC walks the bindings of
 //! `system:authenticated` first: no superuser group short-circuits it), the Node authorizer before
 //! RBAC, ServiceAccount token keys loaded, and the audit log at `deploy/config/audit-policy.yaml`
-//! written to a file (pod creates are logged at `Request` level, with their bodies). Baseline: the
-//! api-server cannot run without TLS, client-certificate authentication or the Node,RBAC chain (it has
-//! no flag for that), so the baseline keeps them and lacks the rest: no audit log, and the client is the
-//! admin, allowed by the `cluster-admin` ClusterRoleBinding of its group. Each runs `--rounds` times
+//! written to a file (pod creates are logged at `Request` level, with their bodies). Baseline: the same
+//! binary with everything off that can be: `--authorization-mode=AlwaysAllow`, no client certificate
+//! (the client is `system:anonymous`), no audit log, no ServiceAccount keys. TLS stays: the api-server,
+//! like kube-apiserver since 1.20, has no plaintext port. Each runs `--rounds` times
 //! on a fresh etcd and api-server, alternating (secured, baseline, baseline, secured for 2), and each
 //! figure sums its runs.
 //!
@@ -188,8 +188,9 @@ async fn grpc_creates(conn: &Connection, prefix: &'static str, total: usize, con
     .await
 }
 
-/// The same creates through the REST door (JSON, keep-alive HTTP/1.1 in TLS) as `stem`.
-async fn rest_creates(server: &ApiServer, stem: &str, total: usize, concurrency: usize) -> Stats {
+/// The same creates through the REST door (JSON, keep-alive HTTP/1.1 in TLS) as `stem` (`None`:
+/// without a client certificate).
+async fn rest_creates(server: &ApiServer, stem: Option<&str>, total: usize, concurrency: usize) -> Stats {
     drive(
         total,
         concurrency,
@@ -215,8 +216,8 @@ fn ms(d: Duration) -> String {
 /// The api-server's security in a run.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Security {
-    /// As little as the binary runs with: TLS, client certificates and Node,RBAC stay (they cannot be
-    /// turned off); no audit log; the client is the admin (the `cluster-admin` binding of its group).
+    /// As little as the binary runs with: TLS only (it has no plaintext port); authorization
+    /// `AlwaysAllow`; the client anonymous (no certificate); no audit log.
     Baseline,
     /// TLS, the client certificate of [`BENCH_USER`] allowed by a RoleBinding, Node,RBAC,
     /// ServiceAccount token keys, the audit log at `deploy/config/audit-policy.yaml` to a file.
@@ -237,11 +238,12 @@ fn order(round: usize, rounds: usize) -> [Security; 2] {
     }
 }
 
-/// A fresh etcd and api-server for one run, and the identity (PKI stem) the benchmark's clients use.
+/// A fresh etcd and api-server for one run, and the identity (PKI stem) the benchmark's clients use
+/// (`None`: anonymous).
 struct Cluster {
     server: ApiServer,
     _etcd: Etcd,
-    stem: String,
+    stem: Option<String>,
     /// The audit log's directory (secured runs).
     audit: Option<TempDir>,
 }
@@ -250,8 +252,8 @@ impl Cluster {
     async fn start(security: Security) -> Cluster {
         let etcd = Etcd::start().await;
         if security == Security::Baseline {
-            let server = ApiServer::start(&etcd).await;
-            return Cluster { server, _etcd: etcd, stem: "admin".into(), audit: None };
+            let server = ApiServer::start_with(&etcd, &["--authorization-mode=AlwaysAllow"]).await;
+            return Cluster { server, _etcd: etcd, stem: None, audit: None };
         }
         let audit = tempfile::Builder::new().prefix("navarch-bench-audit-").tempdir().expect("temp dir");
         let pki = etcd.pki().clone();
@@ -266,11 +268,14 @@ impl Cluster {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let server = ApiServer::start_with(&etcd, &args).await;
         let stem = bind_bench_user(&server).await;
-        Cluster { server, _etcd: etcd, stem, audit: Some(audit) }
+        Cluster { server, _etcd: etcd, stem: Some(stem), audit: Some(audit) }
     }
 
     fn connection(&self) -> Connection {
-        self.server.connection(&self.stem)
+        match &self.stem {
+            Some(stem) => self.server.connection(stem),
+            None => Connection { identity: None, ..self.server.connection("admin") },
+        }
     }
 }
 
@@ -373,7 +378,7 @@ async fn run(security: Security, a: &Args, totals: &mut Totals) -> Cluster {
     let cpu = CpuSample::now();
     totals.grpc.add(grpc_creates(&cluster.connection(), "bench-pod", a.pods, a.concurrency).await);
     totals.rss_mib = cluster.server.pid().map(rss_mib).unwrap_or(0.0);
-    totals.rest.add(rest_creates(&cluster.server, &cluster.stem, a.pods, a.concurrency).await);
+    totals.rest.add(rest_creates(&cluster.server, cluster.stem.as_deref(), a.pods, a.concurrency).await);
     totals.others = totals.others.max(CpuSample::now().others_since(&cpu));
     if let Some(dir) = &cluster.audit {
         totals.audit.add(AuditFigures::settled(dir.path(), 2 * a.pods).await);
@@ -473,9 +478,8 @@ async fn main() {
         secured.audit.bytes as f64 / (1024.0 * 1024.0)
     );
     println!(
-        "  baseline: the least the api-server runs with; TLS, client-certificate authentication and \
-         Node,RBAC cannot be turned off, so it lacks only the audit log and a non-admin client (the admin's \
-         group is bound to cluster-admin)"
+        "  baseline: the least the api-server runs with: TLS (no plaintext port), \
+         --authorization-mode=AlwaysAllow, an anonymous client (no certificate), no audit log"
     );
     println!(
         "  each: {} run(s) of {} creates per door on a fresh etcd + api-server, in the order {}",
@@ -585,10 +589,10 @@ struct RestConnection {
     sender: hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>,
 }
 
-/// TLS with `stem`'s client certificate, as kubectl connects.
-fn rest_connection(server: &ApiServer, stem: &str) -> impl Future<Output = RestConnection> + use<> {
+/// TLS with `stem`'s client certificate (`None`: without one), as kubectl connects.
+fn rest_connection(server: &ApiServer, stem: Option<&str>) -> impl Future<Output = RestConnection> + use<> {
     let addr = server.addr();
-    let tls = server.pki().rustls_config(Some(stem), &[b"http/1.1"]);
+    let tls = server.pki().rustls_config(stem, &[b"http/1.1"]);
     async move {
         let stream = tokio::net::TcpStream::connect(addr).await.expect("api-server");
         stream.set_nodelay(true).expect("TCP_NODELAY");

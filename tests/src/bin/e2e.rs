@@ -237,6 +237,23 @@ fn serving(selector: &str) -> Vec<PodView> {
     pods(selector).into_iter().filter(|p| p.ready && !p.deleting && p.phase == "Running").collect()
 }
 
+/// Whether every Node is Ready and carries none of the node controller's `node.kubernetes.io/` taints.
+fn nodes_schedulable() -> bool {
+    let Ok(text) = navctl_try(&["get", "nodes", "-o", "json"]) else { return false };
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    let nodes = v["items"].as_array().cloned().unwrap_or_default();
+    !nodes.is_empty()
+        && nodes.iter().all(|n| {
+            let ready = n["status"]["conditions"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
+            let tainted = n["spec"]["taints"].as_array().is_some_and(|t| {
+                t.iter().any(|t| t["key"].as_str().is_some_and(|k| k.starts_with("node.kubernetes.io/")))
+            });
+            ready && !tainted
+        })
+}
+
 fn node_ready(node: &str) -> bool {
     let v: serde_json::Value = serde_json::from_str(&navctl(&["get", "node", node, "-o", "json"])).unwrap();
     v["status"]["conditions"]
@@ -846,6 +863,10 @@ fn main() {
     if navctl_try(&["get", "namespace", NS]).is_err() {
         apply(&format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {NS}}}\n"));
     }
+    // A cluster started again on kept data (make down; make up) has its Nodes from before: wait until
+    // every kubelet has reported in again and the node controller has lifted its not-ready and
+    // unreachable taints, or the first Deployment lands on one node.
+    eventually_blocking("every node Ready without a node.kubernetes.io/ taint", allow(90), nodes_schedulable);
     let started = Instant::now();
     let nodes = scenario_1_deployment();
     let c = scenario_2_networking(nodes);

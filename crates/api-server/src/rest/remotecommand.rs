@@ -41,6 +41,13 @@ const RESIZE: u8 = 4;
 /// v5: `[CLOSE, channel]` ends a channel.
 const CLOSE: u8 = 255;
 
+/// How long the process's output is held after the `101`. client-go (kubectl 1.32) starts reading the
+/// socket in one goroutine and creates its streams in another, and drops data that arrives for a stream
+/// not yet created ("Unknown stream id 1, discarding message"): output sent right behind the `101`, as a
+/// fast command's is here (the kubelet stream opens before the `101`), can be lost. Kubernetes' own
+/// path reaches the kubelet only after the upgrade, which gives the client this time.
+const OUTPUT_HOLD: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// How much client input may wait for the kubelet.
 const INPUT_QUEUE: usize = 16;
 
@@ -264,6 +271,7 @@ impl Session {
         sink: &mut futures::stream::SplitSink<Socket, Message>,
         mut output: tonic::Streaming<ExecOutput>,
     ) -> Option<Value> {
+        tokio::time::sleep(OUTPUT_HOLD).await;
         loop {
             let out = match output.next().await {
                 Some(Ok(o)) => o,

@@ -2,17 +2,19 @@
 //! for authorization, 403 for admission, 401 for authentication) or never reach the API at all (the
 //! pods' guard of `crates/kubelet/src/netcfg.rs`, TLS):
 //!
-//! 1. from a busybox pod on the first node, TCP to the kubelet API of the second node, and of its
+//! 1. from a pod on the first node (the `curl` test image: busybox's tools and curl), TCP to the kubelet API of the second node, and of its
 //!    own node by node IP and through the pod's default gateway; to its kubelet's HTTP port, the
 //!    image registry and etcd's port on the node network: refused (and those that listen for this
 //!    host shown to, so the refusal is the guard's). DNS and the api-server (by address and by the
 //!    `kubernetes` Service) must still answer;
 //! 2. etcd: where it listens (the running etcd's `--listen-client-urls`); when that is loopback,
 //!    the node-network address refuses its port from this host too;
-//! 3. the pod's own ServiceAccount token listing the Secrets of its namespace and of kube-system:
-//!    403, audited as `forbid`. The token is read in the pod and used from this host: busybox's own
-//!    TLS sends no signature_algorithms extension, which the api-server's TLS 1.2 requires, so
-//!    busybox wget in the pod cannot talk to the api-server at all;
+//! 3. in the pod, curl with its mounted ServiceAccount token and `ca.crt` to
+//!    `https://kubernetes.default.svc` (the api-server's certificate verified): listing the Secrets of
+//!    its namespace and of kube-system: 403, audited as `forbid`. A second pod whose ServiceAccount a
+//!    Role allows `list pods` gets exactly that: its namespace's pods (200, also through
+//!    `$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT`), and 403 for one pod by name, for the pods
+//!    of kube-system and of all namespaces, and for Secrets;
 //! 4. the first node's kubelet credentials (the kubeconfig its kubelet runs with, see
 //!    [`node_kubeconfig`]): a Secret used only by a pod on the second node and a missing Secret
 //!    (Forbidden, not NotFound), a label on the second Node (kubectl reads it first): refused by
@@ -39,12 +41,15 @@ const ATTACKER: &str = "attacker";
 const VICTIM: &str = "victim";
 const VICTIM_SECRET: &str = "victim-secret";
 const ROGUE: &str = "rogue";
+/// The pod, ServiceAccount and Role that may list pods in the scenario's namespace.
+const READER: &str = "pod-reader";
+/// The `curl` test image of `scripts/images.sh` (busybox's tools, curl, user 100).
+const CURL_IMAGE: &str = "curl:latest";
 /// The kubelet API's port when a Node does not say (`status.daemonEndpoints`).
 const KUBELET_API_PORT: u16 = 10250;
 /// `make up`'s kubelet HTTP port (healthz, metrics) and image registry port.
 const KUBELET_HTTP_PORT: u16 = 10248;
 const REGISTRY_PORT: u16 = 5000;
-const TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 
 /// The audit log's events written since [`AuditLog::open`].
 struct AuditLog {
@@ -356,7 +361,7 @@ spec:
   nodeName: {attacker_node}
   terminationGracePeriodSeconds: 1
   containers:
-  - {{name: c, image: busybox:1.36, command: [sleep, '36000']}}
+  - {{name: c, image: {CURL_IMAGE}, command: [sleep, '36000']}}
 ---
 apiVersion: v1
 kind: Pod
@@ -370,6 +375,33 @@ spec:
     command: [sleep, '36000']
     volumeMounts: [{{name: s, mountPath: /secret}}]
   volumes: [{{name: s, secret: {{secretName: {VICTIM_SECRET}}}}}]
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: {READER}}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: {READER}}}
+rules:
+- {{apiGroups: [""], resources: [pods], verbs: [list]}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: {READER}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: {READER}}}
+subjects:
+- {{kind: ServiceAccount, name: {READER}}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: {READER}, labels: {{role: {READER}}}}}
+spec:
+  serviceAccountName: {READER}
+  nodeName: {victim_node}
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {{name: c, image: {CURL_IMAGE}, command: [sleep, '36000']}}
 "#
     )
 }
@@ -403,23 +435,82 @@ fn get_with_token(api_server: &str, path: &str, token: &str) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr).trim())
 }
 
-/// The pod's own ServiceAccount token against the Secrets of its namespace and kube-system. (Read in
-/// the pod, used from this host: busybox's own TLS sends no signature_algorithms extension, which
-/// the api-server's TLS 1.2 requires, so busybox wget cannot speak to the api-server at all.)
-fn token_attacks(api_server: &str, audit: &AuditLog) {
+/// A GET of `path` from inside `pod` with curl, as in-cluster clients do: the mounted token as the
+/// bearer, the mounted `ca.crt` verifying the api-server at `base` (`https://kubernetes.default.svc`,
+/// or a shell expression such as `https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT`): the
+/// HTTP status and the body.
+fn get_in_pod(pod: &str, base: &str, path: &str) -> (String, String) {
+    let script = format!(
+        "sa=/var/run/secrets/kubernetes.io/serviceaccount\n\
+         curl -sS --max-time 10 --cacert $sa/ca.crt -H \"Authorization: Bearer $(cat $sa/token)\" \
+         -w '\\n%{{http_code}}' \"{base}{path}\""
+    );
+    let out = nv(&["exec", pod, "--", "sh", "-c", &script]);
+    let (body, code) = out.trim_end().rsplit_once('\n').unwrap_or(("", out.trim()));
+    (code.to_string(), body.to_string())
+}
+
+const IN_CLUSTER: &str = "https://kubernetes.default.svc";
+
+/// The attacking pod's own (default) ServiceAccount token, used in the pod, against the Secrets of
+/// its namespace and kube-system.
+fn token_attacks(audit: &AuditLog) {
     let t = Instant::now();
-    let token = nv(&["exec", ATTACKER, "--", "cat", TOKEN]);
     let user = format!("system:serviceaccount:{NS}:default");
     let namespaces = [NS, "kube-system"];
     for ns in namespaces {
-        let code = get_with_token(api_server, &format!("/api/v1/namespaces/{ns}/secrets"), token.trim());
-        assert_eq!(code, "403", "{ATTACKER}'s ServiceAccount token listing the Secrets of {ns}");
+        let (code, body) = get_in_pod(ATTACKER, IN_CLUSTER, &format!("/api/v1/namespaces/{ns}/secrets"));
+        assert_eq!(code, "403", "{ATTACKER}'s ServiceAccount token listing the Secrets of {ns}: {body}");
         let decision = audit.decision(&user, "list", ("secrets", ns, ""), 403);
         assert_eq!(decision, "forbid", "the audit event of {user} listing Secrets in {ns}");
     }
     println!(
-        "    {ATTACKER}'s ServiceAccount token, list Secrets in {}: 403, audited as {user}, forbid ({})",
+        "    {ATTACKER}'s ServiceAccount token in the pod (curl, ca.crt), list Secrets in {}: 403, \
+         audited as {user}, forbid ({})",
         namespaces.join(" and "),
+        secs(t.elapsed())
+    );
+}
+
+/// The pod whose ServiceAccount may list pods in its namespace gets exactly that, from inside.
+fn role_in_pod(audit: &AuditLog) {
+    let t = Instant::now();
+    let user = format!("system:serviceaccount:{NS}:{READER}");
+    for base in [IN_CLUSTER, "https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT"] {
+        let (code, body) = get_in_pod(READER, base, &format!("/api/v1/namespaces/{NS}/pods"));
+        assert_eq!(code, "200", "{READER} listing the pods of {NS} at {base}: {body}");
+        let list: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+        assert_eq!(list["kind"], "PodList", "{body}");
+        let names: Vec<&str> = list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["metadata"]["name"].as_str())
+            .collect();
+        assert!(names.contains(&ATTACKER) && names.contains(&READER), "{READER} listed {names:?}");
+    }
+    assert_eq!(audit.decision(&user, "list", ("pods", NS, ""), 200), "allow");
+    let refused = [
+        (format!("/api/v1/namespaces/{NS}/pods/{ATTACKER}"), ("get", "pods", NS, ATTACKER)),
+        ("/api/v1/namespaces/kube-system/pods".to_string(), ("list", "pods", "kube-system", "")),
+        ("/api/v1/pods".to_string(), ("list", "pods", "", "")),
+        (format!("/api/v1/namespaces/{NS}/secrets"), ("list", "secrets", NS, "")),
+    ];
+    for (path, (verb, resource, namespace, name)) in &refused {
+        let (code, body) = get_in_pod(READER, IN_CLUSTER, path);
+        assert_eq!(code, "403", "{READER} GET {path}: {body}");
+        let status: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+        let message = status["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(&format!("User \"{user}\" cannot {verb} resource \"{resource}\"")),
+            "{body}"
+        );
+        assert_eq!(audit.decision(&user, verb, (resource, namespace, name), 403), "forbid", "{path}");
+    }
+    println!(
+        "    {READER} (Role: list pods in {NS}) from inside the pod: list pods 200 (by name and by \
+         $KUBERNETES_SERVICE_HOST), 403 for {} ({})",
+        refused.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>().join(", "),
         secs(t.elapsed())
     );
 }
@@ -547,18 +638,24 @@ pub fn scenario_11_attacks(c: &Cluster) {
     let yaml = pods_yaml(&c.nodes[0].0, &c.nodes[1].0);
     // (its ServiceAccount may be missing for a moment after the namespace is made)
     eventually_blocking("the attacking and victim pods created", allow(30), || apply_try(&yaml));
-    eventually_blocking(format!("{ATTACKER} running"), allow(60), || {
-        !serving(&format!("role={ATTACKER}")).is_empty()
-    });
+    for pod in [ATTACKER, READER] {
+        eventually_blocking(format!("{pod} running"), allow(60), || {
+            !serving(&format!("role={pod}")).is_empty()
+        });
+    }
     let (api_server, api_service) = api_server_addresses();
     let etcd = etcd_address();
     println!("    pods ready in {}", secs(t.elapsed()));
     network_attacks(c, &api_server, &api_service, etcd);
     etcd_attack(&api_server, etcd);
-    token_attacks(&api_server, &audit);
+    token_attacks(&audit);
+    role_in_pod(&audit);
     node_attacks(c, &audit);
     protocol_attacks(c, &api_server, &audit);
-    let _ = nv_try(&["delete", "pod", ATTACKER, VICTIM, "--now", "--wait=false"]);
+    let _ = nv_try(&["delete", "pod", ATTACKER, VICTIM, READER, "--now", "--wait=false"]);
+    let _ = nv_try(&["delete", "rolebinding", READER]);
+    let _ = nv_try(&["delete", "role", READER]);
+    let _ = nv_try(&["delete", "serviceaccount", READER]);
     let _ = nv_try(&["delete", "secret", VICTIM_SECRET]);
     println!("    all attacks refused in {}", secs(t.elapsed()));
 }

@@ -297,3 +297,21 @@ fn through_the_authorization_chain() {
         "secrets \"missing\" is forbidden: User \"system:node:node-1\" cannot get resource \"secrets\" in API group \"\" in the namespace \"default\": no relationship found between node 'node-1' and this object"
     );
 }
+
+#[test]
+fn authorization_modes_build_the_chain() {
+    use crate::authorization::{Authorization, Authorizer, Mode};
+    use crate::authz::RbacAuthorizer;
+    let node: Arc<dyn Authorizer> = Arc::new(authorizer());
+    let rbac = Arc::new(RbacAuthorizer::default());
+    let chain = |modes: &[Mode]| Authorization::with_modes(modes, rbac.clone(), node.clone());
+    let (related, missing) =
+        (req("get", "secrets", "default", "vol-secret"), req("get", "secrets", "default", "missing"));
+    assert!(chain(&[Mode::AlwaysAllow]).check(&missing).is_ok());
+    assert!(chain(&[Mode::Node, Mode::Rbac]).check(&missing).is_err());
+    // The Node authorizer has no opinion on an unrelated Secret: the next mode decides.
+    assert!(chain(&[Mode::Node, Mode::Rbac, Mode::AlwaysAllow]).check(&missing).is_ok());
+    assert!(chain(&[Mode::AlwaysDeny, Mode::Node]).check(&related).is_err());
+    assert!(chain(&[Mode::Node, Mode::AlwaysDeny]).check(&related).is_ok());
+    assert!(chain(&[Mode::Rbac]).check(&related).is_err());
+}
