@@ -9,10 +9,10 @@ use std::time::Duration;
 use futures::StreamExt;
 use navarch_api::v1::{ConfigMap, ObjectMeta};
 use navarch_client::{
-    Action, Api, Controller, DeleteParams, Event, LeaderElector, LeaseConfig, ObjectRef, Store,
+    Action, Api, Client, Controller, DeleteParams, Event, LeaderElector, LeaseConfig, ObjectRef, Store,
     WatcherConfig, reflector, store, watcher,
 };
-use navarch_tests::{TestEnv, eventually};
+use navarch_tests::{ApiServer, TestEnv, eventually};
 use tokio_util::sync::CancellationToken;
 
 fn cm(name: &str, v: &str) -> ConfigMap {
@@ -89,16 +89,19 @@ async fn compaction_forces_a_relist_that_converges() {
     tokio::time::timeout(Duration::from_secs(20), reader.wait_until_ready()).await.unwrap();
     assert_eq!(inits.load(Ordering::SeqCst), 1);
 
-    // While the watcher is cut off, far more changes than the history holds, then a compaction.
+    // While the watcher is cut off (its api-server down), far more changes than the history holds,
+    // through a second api-server on the same etcd, then a compaction; only then does the watcher's
+    // api-server come back, so the watcher cannot resume and must relist.
     env.api_server.kill9();
-    env.api_server.restart().await;
-    let api2: Api<ConfigMap> = env.client().await.api("default");
+    let other = ApiServer::start(&env.etcd).await;
+    let api2: Api<ConfigMap> = Client::connect(&other.connection("admin")).await.unwrap().api("default");
     for i in 0..30 {
         set(&api2, &format!("c{i}"), "x").await;
     }
     set(&api2, "a", "final").await;
     api2.delete("c0", &DeleteParams::default()).await.unwrap();
     env.etcd.compact().await;
+    env.api_server.restart().await;
 
     let mut want: BTreeMap<String, String> = (1..30).map(|i| (format!("c{i}"), "x".to_string())).collect();
     want.insert("a".into(), "final".into());
