@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use navarch_api::Resource;
-use navarch_api::v1::{Pod, PodCondition, ReplicaSet};
+use navarch_api::v1::{Pod, PodCondition, ReplicaSet, ReplicationController};
 use navarch_client::{Api, DeleteParams, ListParams};
 use navarch_tests::{Daemon, TestEnv, eventually};
 
@@ -93,6 +93,57 @@ async fn replicaset_converges_adopts_scales_and_survives_a_restart() {
     cm = start_controller_manager(&env);
     settle_pods(&pods, "web", 4).await;
     drop(cm);
+}
+
+#[tokio::test]
+async fn replication_controller_runs_like_a_replicaset() {
+    let env = TestEnv::start().await;
+    let c = env.client().await;
+    let pods: Api<Pod> = c.api("default");
+    let rcs: Api<ReplicationController> = c.api("default");
+    let _cm = start_controller_manager(&env);
+    // No selector: Kubernetes defaults it (and the labels) to the template's labels.
+    let rc = rcs
+        .create(&from_yaml(
+            "{metadata: {name: legacy}, spec: {replicas: 3, template: {metadata: {labels: {app: legacy}}, spec: {containers: [{name: c, image: busybox:1.36}]}}}}",
+        ))
+        .await
+        .unwrap();
+    let spec = rc.spec.clone().unwrap();
+    assert_eq!(spec.selector.get("app").map(String::as_str), Some("legacy"));
+    assert_eq!(rc.meta().labels.get("app").map(String::as_str), Some("legacy"));
+    let three = settle_pods(&pods, "legacy", 3).await;
+    for p in &three {
+        let owner = p.meta().owner_references.iter().find(|r| r.controller == Some(true)).expect("owned");
+        assert_eq!(
+            (owner.api_version.as_str(), owner.kind.as_str(), owner.uid.as_str()),
+            ("v1", "ReplicationController", rc.meta().uid.as_str())
+        );
+        assert!(p.meta().name.starts_with("legacy-"), "{}", p.meta().name);
+    }
+    let mut cur = rcs.get("legacy").await.unwrap();
+    cur.spec.as_mut().unwrap().replicas = Some(1);
+    rcs.update(&cur).await.unwrap();
+    settle_pods(&pods, "legacy", 1).await;
+    eventually("the ReplicationController's status", Duration::from_secs(20), async || {
+        let rc = rcs.get("legacy").await.unwrap();
+        let st = rc.status.clone().unwrap_or_default();
+        if st.replicas == 1
+            && st.fully_labeled_replicas == 1
+            && st.observed_generation == rc.meta().generation
+        {
+            Ok(())
+        } else {
+            Err(format!("status {st:?} at generation {}", rc.meta().generation))
+        }
+    })
+    .await;
+    // Deleting it takes its pods along (the garbage collector follows the ownerReferences).
+    rcs.delete("legacy", &DeleteParams::default()).await.unwrap();
+    eventually("the pods of the deleted ReplicationController gone", Duration::from_secs(30), async || {
+        active_pods(&pods, "legacy").await.is_empty()
+    })
+    .await;
 }
 
 async fn pods_of(pods: &Api<Pod>, app: &str) -> Vec<Pod> {

@@ -135,6 +135,59 @@ async fn seed_commands_and_get_formats() {
     assert!(nodes.stderr.contains("No resources found"), "{nodes:?}");
 }
 
+/// Kubernetes' documentation's ReplicationController (without its selector: defaulted from the labels).
+const REPLICATION_CONTROLLER: &str = r#"apiVersion: v1
+kind: ReplicationController
+metadata:
+  name: nginx
+spec:
+  replicas: 3
+  template:
+    metadata:
+      name: nginx
+      labels:
+        app: nginx
+    spec:
+      containers:
+      - name: nginx
+        image: nginx
+        ports:
+        - containerPort: 80
+"#;
+
+#[tokio::test]
+async fn replication_controllers_get_scale_describe() {
+    let (_env, k) = start().await;
+    let f = k.write("rc.yaml", REPLICATION_CONTROLLER);
+    assert_eq!(
+        k.ok(&["apply", "-f", f.to_str().unwrap()]).await.trim(),
+        "replicationcontroller/nginx created"
+    );
+    let table = k.ok(&["get", "rc", "-o", "wide"]).await;
+    let lines: Vec<Vec<&str>> = table.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(lines[0], ["NAME", "DESIRED", "CURRENT", "READY", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"]);
+    assert_eq!((lines[1][0], lines[1][1], lines[1][7]), ("nginx", "3", "app=nginx"), "{table}");
+    assert_eq!(
+        k.ok(&["scale", "rc", "nginx", "--replicas=1"]).await.trim(),
+        "replicationcontroller/nginx scaled"
+    );
+    let got = k
+        .ok(&[
+            "get",
+            "replicationcontrollers",
+            "nginx",
+            "-o",
+            "jsonpath={.spec.replicas} {.spec.selector.app}",
+        ])
+        .await;
+    assert_eq!(got, "1 nginx");
+    let described = k.ok(&["describe", "rc", "nginx"]).await;
+    assert!(described.contains("Selector:") && described.contains("app=nginx"), "{described}");
+    let all = k.ok(&["get", "all"]).await;
+    assert!(all.contains("replicationcontroller/nginx"), "{all}");
+    assert_eq!(k.ok(&["delete", "rc", "nginx"]).await.trim(), "replicationcontroller \"nginx\" deleted");
+}
+
 #[tokio::test]
 async fn apply_patch_scale_and_delete() {
     let (_env, k) = start().await;

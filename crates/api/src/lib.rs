@@ -58,4 +58,4 @@ pub mod well_known;
 
 pub use cidr::{CidrError, Ipv4Cidr};
 pub use error::Error;
-pub use resource::{KINDS, KindInfo, Object, Resource, kind_info};
+pub use resource::{CATEGORY_ALL, KINDS, KindInfo, Object, Resource, kind_info};

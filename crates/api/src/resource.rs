@@ -197,6 +197,19 @@ macro_rules! kinds {
     };
 }
 
+/// Kinds in the `all` category (`kubectl get all`), in Kubernetes' order.
+pub const CATEGORY_ALL: &[&str] = &[
+    "Pod",
+    "Service",
+    "ReplicationController",
+    "DaemonSet",
+    "Deployment",
+    "ReplicaSet",
+    "StatefulSet",
+    "Job",
+    "CronJob",
+];
+
 kinds! {
     Namespace {
         api_version: "v1", plural: "namespaces", namespaced: false, short_names: ["ns"], status: true,
@@ -260,6 +273,12 @@ kinds! {
     },
     ReplicaSet {
         api_version: "apps/v1", plural: "replicasets", namespaced: true, short_names: ["rs"], status: true,
+        fields: |o| {
+            "status.replicas" => o.status.as_ref().map(|s| s.replicas).unwrap_or_default().to_string(),
+        },
+    },
+    ReplicationController {
+        api_version: "v1", plural: "replicationcontrollers", namespaced: true, short_names: ["rc"], status: true,
         fields: |o| {
             "status.replicas" => o.status.as_ref().map(|s| s.replicas).unwrap_or_default().to_string(),
         },

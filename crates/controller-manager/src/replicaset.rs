@@ -1,4 +1,6 @@
-//! The ReplicaSet controller: keeps exactly `spec.replicas` active pods matching the selector.
+//! The ReplicaSet controller: keeps exactly `spec.replicas` active pods matching the selector. As in
+//! Kubernetes, the same controller runs ReplicationControllers (`v1`, an equality selector): each kind
+//! is seen as a ReplicaSet through [`ReplicaOwner`], and its pods are owned by the kind itself.
 //!
 //! The decisions are pure ([`plan`], [`status`], [`deletion_order`]) and unit-tested; the reconcile
 //! loop ([`ReplicaSetController`]) applies them: adopt matching orphans and release pods that stopped
@@ -13,10 +15,15 @@ use std::time::{Duration, Instant, SystemTime};
 
 use navarch_api::Resource;
 use navarch_api::selector::Selector;
-use navarch_api::v1::{ObjectMeta, OwnerReference, Pod, ReplicaSet, ReplicaSetStatus};
-use navarch_client::{Action, Client, Controller, DeleteParams, EventRecorder, ObjectRef, Store, object_ref};
+use navarch_api::v1::{
+    LabelSelector, ObjectMeta, OwnerReference, Pod, ReplicaSet, ReplicaSetCondition, ReplicaSetSpec,
+    ReplicaSetStatus, ReplicationController, ReplicationControllerCondition, ReplicationControllerStatus,
+};
+use navarch_client::{
+    Action, Client, Controller, DeleteParams, EventRecorder, ObjectRef, SharedReflector, Store, object_ref,
+};
 
-use crate::run::{Reconciler, Wiring};
+use crate::run::{Informers, Reconciler, Wiring};
 
 /// How long unmet expectations block a ReplicaSet before it acts anyway (Kubernetes: 5 minutes).
 const EXPECTATIONS_TIMEOUT: Duration = Duration::from_secs(300);
@@ -172,8 +179,86 @@ pub fn status(rs: &ReplicaSet, owned: &[&Pod], now: SystemTime) -> ReplicaSetSta
     }
 }
 
-/// A pod for `rs` from its template, owned by it, with a name of the ReplicaSet's plus a suffix.
-pub fn pod_from_template(rs: &ReplicaSet) -> Pod {
+/// A kind the replica controller runs: ReplicaSet, and ReplicationController seen as one.
+pub trait ReplicaOwner: Resource + Clone + PartialEq + Send + Sync + 'static {
+    /// The object as a ReplicaSet: the same metadata, replicas, template and minReadySeconds, its
+    /// selector as a LabelSelector, its status.
+    fn as_replica_set(&self) -> ReplicaSet;
+    /// The object with `status` (computed for its ReplicaSet view) as its status.
+    fn with_status(&self, status: &ReplicaSetStatus) -> Self;
+}
+
+impl ReplicaOwner for ReplicaSet {
+    fn as_replica_set(&self) -> ReplicaSet {
+        self.clone()
+    }
+
+    fn with_status(&self, status: &ReplicaSetStatus) -> ReplicaSet {
+        ReplicaSet { status: Some(status.clone()), ..self.clone() }
+    }
+}
+
+impl ReplicaOwner for ReplicationController {
+    fn as_replica_set(&self) -> ReplicaSet {
+        let spec = self.spec.clone().unwrap_or_default();
+        let status = self.status.clone().map(|s| ReplicaSetStatus {
+            replicas: s.replicas,
+            fully_labeled_replicas: s.fully_labeled_replicas,
+            ready_replicas: s.ready_replicas,
+            available_replicas: s.available_replicas,
+            terminating_replicas: None,
+            observed_generation: s.observed_generation,
+            conditions: s
+                .conditions
+                .into_iter()
+                .map(|c| ReplicaSetCondition {
+                    r#type: c.r#type,
+                    status: c.status,
+                    last_transition_time: c.last_transition_time,
+                    reason: c.reason,
+                    message: c.message,
+                })
+                .collect(),
+        });
+        ReplicaSet {
+            metadata: self.metadata.clone(),
+            spec: Some(ReplicaSetSpec {
+                replicas: spec.replicas,
+                min_ready_seconds: spec.min_ready_seconds,
+                selector: Some(LabelSelector { match_labels: spec.selector, ..Default::default() }),
+                template: spec.template,
+            }),
+            status,
+            ..Default::default()
+        }
+    }
+
+    fn with_status(&self, s: &ReplicaSetStatus) -> ReplicationController {
+        let status = ReplicationControllerStatus {
+            replicas: s.replicas,
+            fully_labeled_replicas: s.fully_labeled_replicas,
+            ready_replicas: s.ready_replicas,
+            available_replicas: s.available_replicas,
+            observed_generation: s.observed_generation,
+            conditions: s
+                .conditions
+                .iter()
+                .map(|c| ReplicationControllerCondition {
+                    r#type: c.r#type.clone(),
+                    status: c.status.clone(),
+                    last_transition_time: c.last_transition_time.clone(),
+                    reason: c.reason.clone(),
+                    message: c.message.clone(),
+                })
+                .collect(),
+        };
+        ReplicationController { status: Some(status), ..self.clone() }
+    }
+}
+
+/// A pod for `rs` (the ReplicaSet view of a `K`) from its template, owned by it, with a name of the
+/// owner's plus a suffix.
+pub fn pod_from_template<K: ReplicaOwner>(rs: &ReplicaSet) -> Pod {
     let spec = rs.spec.clone().unwrap_or_default();
     let template = spec.template.unwrap_or_default();
     let tm = template.metadata.unwrap_or_default();
@@ -185,7 +270,7 @@ pub fn pod_from_template(rs: &ReplicaSet) -> Pod {
             labels: tm.labels,
             annotations: tm.annotations,
             finalizers: tm.finalizers,
-            owner_references: vec![owner_ref(rs)],
+            owner_references: vec![owner_ref::<K>(rs)],
             ..Default::default()
         }),
         spec: template.spec,
@@ -195,10 +280,11 @@ pub fn pod_from_template(rs: &ReplicaSet) -> Pod {
     pod
 }
 
-pub fn owner_ref(rs: &ReplicaSet) -> OwnerReference {
+/// The controller ownerReference to `rs`, the ReplicaSet view of a `K`.
+pub fn owner_ref<K: ReplicaOwner>(rs: &ReplicaSet) -> OwnerReference {
     OwnerReference {
-        api_version: "apps/v1".into(),
-        kind: "ReplicaSet".into(),
+        api_version: K::API_VERSION.into(),
+        kind: K::KIND.into(),
         name: rs.meta().name.clone(),
         uid: rs.meta().uid.clone(),
         controller: Some(true),
@@ -214,17 +300,24 @@ struct Expectation {
     at: Option<Instant>,
 }
 
-/// The reconcile side of the ReplicaSet controller.
-pub struct ReplicaSetController {
+/// The reconcile side of the replica controller, for ReplicaSets or ReplicationControllers (`K`).
+pub struct ReplicaSetController<K> {
     pub client: Client,
     pub pods: Store<Pod>,
     pub events: EventRecorder,
     expectations: Mutex<HashMap<String, Expectation>>,
+    kind: std::marker::PhantomData<fn() -> K>,
 }
 
-impl ReplicaSetController {
-    pub fn new(client: Client, pods: Store<Pod>, events: EventRecorder) -> ReplicaSetController {
-        ReplicaSetController { client, pods, events, expectations: Mutex::new(HashMap::new()) }
+impl<K: ReplicaOwner> ReplicaSetController<K> {
+    pub fn new(client: Client, pods: Store<Pod>, events: EventRecorder) -> ReplicaSetController<K> {
+        ReplicaSetController {
+            client,
+            pods,
+            events,
+            expectations: Mutex::new(HashMap::new()),
+            kind: std::marker::PhantomData,
+        }
     }
 
     /// Whether the pod cache has caught up with this ReplicaSet's own writes (or they timed out).
@@ -250,10 +343,11 @@ impl ReplicaSetController {
     }
 }
 
-impl Reconciler<ReplicaSet> for ReplicaSetController {
+impl<K: ReplicaOwner> Reconciler<K> for ReplicaSetController<K> {
     type Error = ReplicaSetError;
 
-    async fn reconcile(&self, rs: Arc<ReplicaSet>) -> Result<Action, ReplicaSetError> {
+    async fn reconcile(&self, owner: Arc<K>) -> Result<Action, ReplicaSetError> {
+        let rs = Arc::new(owner.as_replica_set());
         let m = rs.meta();
         let key = format!("{}/{}", m.namespace, m.name);
         if !self.pods.is_ready() {
@@ -264,14 +358,14 @@ impl Reconciler<ReplicaSet> for ReplicaSetController {
             self.pods.state().into_iter().filter(|p| p.meta().namespace == m.namespace).collect();
         let names: HashSet<String> = pods.iter().map(|p| p.meta().name.clone()).collect();
         let api = self.client.api::<Pod>(&m.namespace);
-        let rs_api = self.client.api::<ReplicaSet>(&m.namespace);
+        let rs_api = self.client.api::<K>(&m.namespace);
         let satisfied = self.satisfied(&key, &names);
         let plan = plan(&rs, &pods)?;
         tracing::debug!(replicaset = %key, satisfied, ?plan, "plan");
         for name in &plan.adopt {
             if let Some(p) = pods.iter().find(|p| &p.meta().name == name) {
                 let mut p = (**p).clone();
-                p.meta_mut().owner_references.push(owner_ref(&rs));
+                p.meta_mut().owner_references.push(owner_ref::<K>(&rs));
                 if let Err(e) = api.update(&p).await {
                     tracing::debug!(pod = %name, error = %e, "adopting a pod");
                 }
@@ -288,7 +382,7 @@ impl Reconciler<ReplicaSet> for ReplicaSetController {
         }
         if satisfied {
             if plan.create > 0 {
-                self.create_pods(&rs, &key, plan.create).await;
+                self.create_pods(&owner, &rs, &key, plan.create).await;
             }
             if !plan.delete.is_empty() {
                 let mut deleted = Vec::new();
@@ -300,7 +394,7 @@ impl Reconciler<ReplicaSet> for ReplicaSetController {
                         Ok(_) => {
                             deleted.push(name.clone());
                             self.events.record(
-                                object_ref(rs.as_ref()),
+                                object_ref(owner.as_ref()),
                                 "Normal",
                                 "SuccessfulDelete",
                                 format!("Deleted pod: {name}"),
@@ -323,9 +417,8 @@ impl Reconciler<ReplicaSet> for ReplicaSetController {
             .map(|p| p.as_ref())
             .collect();
         let new_status = status(&rs, &owned, SystemTime::now());
-        if rs.status.as_ref() != Some(&new_status) {
-            let mut updated = (*rs).clone();
-            updated.status = Some(new_status.clone());
+        let updated = owner.with_status(&new_status);
+        if updated != *owner {
             match rs_api.update_status(&updated).await {
                 Ok(_) | Err(navarch_client::Error::NotFound(_)) => {}
                 Err(e) => return Err(e.into()),
@@ -344,15 +437,15 @@ impl Reconciler<ReplicaSet> for ReplicaSetController {
     }
 }
 
-impl ReplicaSetController {
+impl<K: ReplicaOwner> ReplicaSetController<K> {
     /// Creates `n` pods in slow-start batches (1, 2, 4, ...), stopping at the first failure.
-    async fn create_pods(&self, rs: &Arc<ReplicaSet>, key: &str, n: usize) {
+    async fn create_pods(&self, owner: &K, rs: &ReplicaSet, key: &str, n: usize) {
         let api = self.client.api::<Pod>(&rs.meta().namespace);
         let mut done = 0;
         let mut batch = 1;
         while done < n {
             let size = batch.min(n - done);
-            let template = pod_from_template(rs);
+            let template = pod_from_template::<K>(rs);
             let results = futures::future::join_all((0..size).map(|_| api.create(&template))).await;
             let mut failed = None;
             let mut created = Vec::new();
@@ -361,7 +454,7 @@ impl ReplicaSetController {
                     Ok(p) => {
                         let name = p.meta().name.clone();
                         self.events.record(
-                            object_ref(rs.as_ref()),
+                            object_ref(owner),
                             "Normal",
                             "SuccessfulCreate",
                             format!("Created pod: {name}"),
@@ -375,7 +468,7 @@ impl ReplicaSetController {
             self.expect(key, created, vec![]);
             if let Some(e) = failed {
                 self.events.record(
-                    object_ref(rs.as_ref()),
+                    object_ref(owner),
                     "Warning",
                     "FailedCreate",
                     format!("Error creating: {e}"),
@@ -388,21 +481,18 @@ impl ReplicaSetController {
     }
 }
 
-/// The ReplicaSets to re-sync when `pod` changes: its controller if that is a ReplicaSet, else (an
-/// orphan) every ReplicaSet of its namespace that selects it.
-pub fn replicasets_for(sets: &Store<ReplicaSet>, pod: &Pod) -> Vec<ObjectRef> {
+/// The `K`s to re-sync when `pod` changes: its controller if that is a `K`, else (an orphan) every
+/// `K` of its namespace that selects it.
+pub fn replicasets_for<K: ReplicaOwner>(sets: &Store<K>, pod: &Pod) -> Vec<ObjectRef> {
     let m = pod.meta();
     if let Some(owner) = controller_of(m) {
-        return if owner.kind == "ReplicaSet" {
-            vec![ObjectRef::new(&m.namespace, &owner.name)]
-        } else {
-            vec![]
-        };
+        return if owner.kind == K::KIND { vec![ObjectRef::new(&m.namespace, &owner.name)] } else { vec![] };
     }
     sets.state()
         .iter()
         .filter(|rs| rs.meta().namespace == m.namespace)
         .filter(|rs| {
+            let rs = rs.as_replica_set();
             Selector::from_label_selector(rs.spec.as_ref().and_then(|s| s.selector.as_ref()))
                 .is_ok_and(|s| !s.is_empty() && s.matches(&m.labels))
         })
@@ -415,12 +505,23 @@ pub fn replicasets_for(sets: &Store<ReplicaSet>, pod: &Pod) -> Vec<ObjectRef> {
 /// one watch, the store updated first, so a reconcile never reads a store older than the pod change
 /// that triggered it.
 pub fn spawn(w: &mut Wiring) {
-    let events = w.recorder("replicaset-controller");
-    let (sets, pods) = (w.informers.replicasets.store(), &w.informers.pods);
-    let controller = Controller::for_shared(&w.informers.replicasets)
+    spawn_for(w, |i| &i.replicasets, "replicaset-controller");
+}
+
+/// Runs the same controller for ReplicationControllers (Kubernetes' replicationmanager).
+pub fn spawn_replication_controllers(w: &mut Wiring) {
+    spawn_for(w, |i| &i.replication_controllers, "replication-controller");
+}
+
+/// Runs the controller for the `K`s of the shared reflector `sets` picks.
+fn spawn_for<K: ReplicaOwner>(w: &mut Wiring, sets: fn(&Informers) -> &SharedReflector<K>, component: &str) {
+    let events = w.recorder(component);
+    let sets = sets(&w.informers);
+    let (store, pods) = (sets.store(), &w.informers.pods);
+    let controller = Controller::for_shared(sets)
         .concurrency(w.workers)
-        .watches_shared(pods, move |p: &Pod| replicasets_for(&sets, p));
-    let ctx = Arc::new(ReplicaSetController::new(w.client.clone(), pods.store(), events));
+        .watches_shared(pods, move |p: &Pod| replicasets_for(&store, p));
+    let ctx = Arc::new(ReplicaSetController::<K>::new(w.client.clone(), pods.store(), events));
     w.controller(controller, ctx, Duration::from_secs(2));
 }
 
@@ -514,10 +615,33 @@ mod tests {
 
     #[test]
     fn template_pods_are_owned() {
-        let p = pod_from_template(&rs(1));
+        let p = pod_from_template::<ReplicaSet>(&rs(1));
         let m = p.meta();
         assert_eq!(m.generate_name, "web-");
         assert_eq!(m.labels.get("app").map(String::as_str), Some("web"));
         assert_eq!(controller_of(m).unwrap().uid, "rs-uid");
+    }
+
+    #[test]
+    fn replication_controllers_are_seen_as_replica_sets() {
+        let rc: ReplicationController = serde_yaml::from_str(
+            "{metadata: {name: web, namespace: ns, uid: rc-uid, generation: 3}, spec: {replicas: 2, minReadySeconds: 5, selector: {app: web}, template: {metadata: {labels: {app: web}}, spec: {containers: [{name: c, image: busybox}]}}}}",
+        )
+        .unwrap();
+        let view = rc.as_replica_set();
+        let pods = vec![pod("orphan", "app: web", None, ""), pod("other", "app: db", None, "")];
+        let p = plan(&view, &pods).unwrap();
+        assert_eq!((p.adopt, p.create), (vec!["orphan".to_string()], 1));
+        let pod = pod_from_template::<ReplicationController>(&view);
+        let owner = controller_of(pod.meta()).unwrap();
+        assert_eq!(
+            (owner.kind.as_str(), owner.api_version.as_str(), owner.uid.as_str()),
+            ("ReplicationController", "v1", "rc-uid")
+        );
+        let s = status(&view, &[], SystemTime::now());
+        let written = rc.with_status(&s);
+        assert_eq!(written.status.as_ref().unwrap().observed_generation, 3);
+        assert_eq!(written.with_status(&s), written, "unchanged status: no write");
+        assert_eq!(written.as_replica_set().status, Some(s));
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use navarch_api::v1::{
     CertificateSigningRequest, ClusterRole, ConfigMap, CronJob, DaemonSet, Deployment, Endpoints, Job, Lease,
-    Namespace, Node, Pod, ReplicaSet, Secret, Service, ServiceAccount, StatefulSet,
+    Namespace, Node, Pod, ReplicaSet, ReplicationController, Secret, Service, ServiceAccount, StatefulSet,
 };
 use navarch_client::{Action, Client, Controller, EventRecorder, SharedReflector, WatcherConfig};
 use navarch_daemon::{Admin, Daemon, Election, run_elected};
@@ -50,6 +50,7 @@ macro_rules! informers {
 informers! {
     pods: Pod = "",
     replicasets: ReplicaSet = "",
+    replication_controllers: ReplicationController = "",
     deployments: Deployment = "",
     daemonsets: DaemonSet = "",
     statefulsets: StatefulSet = "",
@@ -146,6 +147,7 @@ pub async fn run_controllers(
 ) {
     let mut w = Wiring::new(client, cfg.workers, shutdown);
     crate::replicaset::spawn(&mut w);
+    crate::replicaset::spawn_replication_controllers(&mut w);
     crate::deployment::spawn(&mut w);
     crate::endpoints::spawn(&mut w);
     crate::service_lb::spawn(&mut w);

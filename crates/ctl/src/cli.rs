@@ -53,9 +53,10 @@ pub enum Command {
     Label(MetadataArgs),
     /// Update the annotations of objects (`k=v` sets, `k-` removes).
     Annotate(MetadataArgs),
-    /// Set the replicas of a Deployment, ReplicaSet or StatefulSet.
+    /// Set the replicas of a Deployment, ReplicaSet, ReplicationController or StatefulSet.
     Scale(ScaleArgs),
-    /// Create a Service for a Deployment, ReplicaSet, Pod or Service (its selector or labels).
+    /// Create a Service for a Deployment, ReplicaSet, ReplicationController, Pod or Service (its selector
+    /// or labels).
     Expose(ExposeArgs),
     /// Change a field of objects (`set image`).
     #[command(subcommand)]

@@ -455,8 +455,13 @@ fn kind_specific(d: &mut Description, kind: &str, o: &Value) {
             pod_template(d, at(o, "spec.template"));
             conditions(d, o, "status.conditions", true);
         }
-        "ReplicaSet" | "StatefulSet" | "DaemonSet" | "Job" => {
-            d.field(0, "Selector", selector_string(at(o, "spec.selector")));
+        "ReplicaSet" | "ReplicationController" | "StatefulSet" | "DaemonSet" | "Job" => {
+            let selector = if kind == "ReplicationController" {
+                labels_string(at(o, "spec.selector"))
+            } else {
+                selector_string(at(o, "spec.selector"))
+            };
+            d.field(0, "Selector", selector);
             if kind != "DaemonSet" {
                 d.field(
                     0,

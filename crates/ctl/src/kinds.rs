@@ -58,10 +58,6 @@ pub fn object_ref(info: &KindInfo, name: &str) -> String {
     format!("{}/{name}", singular_ref(info))
 }
 
-/// What kubectl's `all` stands for.
-const ALL: &[&str] =
-    &["Pod", "Service", "DaemonSet", "Deployment", "ReplicaSet", "StatefulSet", "Job", "CronJob"];
-
 /// One kind and the names asked for (empty: every object of the kind).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selection {
@@ -108,7 +104,7 @@ pub fn parse_args(args: &[String]) -> anyhow::Result<Vec<Selection>> {
         let mut kinds = Vec::new();
         for name in args[0].split(',').filter(|k| !k.is_empty()) {
             if name == "all" {
-                kinds.extend(ALL.iter().filter_map(|k| kind_info(k)));
+                kinds.extend(navarch_api::CATEGORY_ALL.iter().filter_map(|k| kind_info(k)));
             } else {
                 kinds.push(resolve(name)?);
             }
@@ -157,6 +153,7 @@ mod tests {
             ("svc", "Service"),
             ("deploy", "Deployment"),
             ("rs", "ReplicaSet"),
+            ("rc", "ReplicationController"),
             ("ds", "DaemonSet"),
             ("sts", "StatefulSet"),
             ("ns", "Namespace"),
@@ -221,12 +218,9 @@ mod tests {
     fn all_expands_to_workloads() {
         let sel = parse_args(&strings(&["all"])).unwrap();
         let kinds: Vec<&str> = sel.iter().map(|s| s.kind.kind).collect();
-        assert_eq!(
-            kinds,
-            ["Pod", "Service", "DaemonSet", "Deployment", "ReplicaSet", "StatefulSet", "Job", "CronJob"]
-        );
+        assert_eq!(kinds, navarch_api::CATEGORY_ALL);
         let sel = parse_args(&strings(&["cm,all"])).unwrap();
-        assert_eq!(sel.len(), 9);
+        assert_eq!(sel.len(), 10);
     }
 
     #[test]

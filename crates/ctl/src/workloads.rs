@@ -24,6 +24,7 @@ fn replicas_of(o: &mut Object) -> Option<&mut Option<i32>> {
     match o {
         Object::Deployment(d) => d.spec.as_mut().map(|s| &mut s.replicas),
         Object::ReplicaSet(r) => r.spec.as_mut().map(|s| &mut s.replicas),
+        Object::ReplicationController(r) => r.spec.as_mut().map(|s| &mut s.replicas),
         Object::StatefulSet(s) => s.spec.as_mut().map(|s| &mut s.replicas),
         _ => None,
     }
@@ -34,6 +35,7 @@ fn pod_spec_of(o: &mut Object) -> Option<&mut PodSpec> {
         Object::Pod(p) => return p.spec.as_mut(),
         Object::Deployment(d) => d.spec.as_mut()?.template.as_mut(),
         Object::ReplicaSet(r) => r.spec.as_mut()?.template.as_mut(),
+        Object::ReplicationController(r) => r.spec.as_mut()?.template.as_mut(),
         Object::DaemonSet(d) => d.spec.as_mut()?.template.as_mut(),
         Object::StatefulSet(s) => s.spec.as_mut()?.template.as_mut(),
         Object::Job(j) => j.spec.as_mut()?.template.as_mut(),
@@ -92,6 +94,7 @@ fn exposable(o: &mut Object) -> Option<(std::collections::BTreeMap<String, Strin
         Object::ReplicaSet(r) => {
             r.spec.as_ref().and_then(|s| s.selector.as_ref()).map(|s| s.match_labels.clone())
         }
+        Object::ReplicationController(r) => r.spec.as_ref().map(|s| s.selector.clone()),
         Object::StatefulSet(s) => {
             s.spec.as_ref().and_then(|s| s.selector.as_ref()).map(|s| s.match_labels.clone())
         }

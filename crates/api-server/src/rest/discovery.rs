@@ -2,7 +2,7 @@
 //! `/apis`) and legacy (`/api`, `/apis`, `/apis/<group>`, then an `APIResourceList` per group-version),
 //! both built from `navarch_api::KINDS` and the subresources this API serves.
 
-use navarch_api::{KINDS, KindInfo};
+use navarch_api::{CATEGORY_ALL, KINDS, KindInfo};
 use serde_json::{Value, json};
 
 use super::reviews::{self, ReviewResource};
@@ -13,21 +13,8 @@ use super::status::group_of;
 pub const KUBERNETES_MAJOR: &str = "1";
 pub const KUBERNETES_MINOR: &str = "32";
 
-/// Kinds listed in the `all` category (`kubectl get all`), as in Kubernetes.
-const CATEGORY_ALL: &[&str] = &[
-    "Pod",
-    "Service",
-    "ReplicationController",
-    "DaemonSet",
-    "Deployment",
-    "ReplicaSet",
-    "StatefulSet",
-    "Job",
-    "CronJob",
-];
-
 /// Kinds with the `scale` subresource.
-pub const SCALABLE: &[&str] = &["Deployment", "ReplicaSet", "StatefulSet"];
+pub const SCALABLE: &[&str] = &["Deployment", "ReplicaSet", "StatefulSet", "ReplicationController"];
 
 const VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
 

@@ -567,7 +567,7 @@ impl Call<'_> {
         ))
     }
 
-    /// `autoscaling/v1 Scale` of a Deployment, ReplicaSet or StatefulSet.
+    /// `autoscaling/v1 Scale` of a Deployment, ReplicaSet, StatefulSet or ReplicationController.
     async fn scale(&self, method: Method) -> Result<Response<ResponseBody>, StatusError> {
         let info = self.path.info;
         let obj = match method {
@@ -593,7 +593,7 @@ impl Call<'_> {
                     self.manager(if method == Method::PUT { "UpdateOptions" } else { "PatchOptions" })?;
                 let (obj, _) = self
                     .read_modify_write("scale", (&manager, "scale"), dry_run, |mut current| {
-                        let scale = scale_of(&current);
+                        let scale = scale_of(&current, info.kind);
                         let wanted = match kind {
                             None => body.clone(),
                             Some(k) => patch::apply_untyped(k, scale, &body)?,
@@ -612,12 +612,15 @@ impl Call<'_> {
             }
             m => return Err(StatusError::method_not_allowed(&m)),
         };
-        Ok(encode::json(StatusCode::OK, &scale_of(&encode::object_value(&obj))))
+        Ok(encode::json(StatusCode::OK, &scale_of(&encode::object_value(&obj), info.kind)))
     }
 }
 
-/// The Scale of an object's JSON form.
-fn scale_of(obj: &Value) -> Value {
+/// The Scale of an object's JSON form (a `kind`: a ReplicationController's selector is a label map).
+fn scale_of(obj: &Value, kind: &str) -> Value {
+    let selector = &obj["spec"]["selector"];
+    let selector =
+        if kind == "ReplicationController" { json!({"matchLabels": selector}) } else { selector.clone() };
     let meta = &obj["metadata"];
     json!({
         "kind": "Scale",
@@ -632,7 +635,7 @@ fn scale_of(obj: &Value) -> Value {
         "spec": {"replicas": obj["spec"]["replicas"].as_i64().unwrap_or(1)},
         "status": {
             "replicas": obj["status"]["replicas"].as_i64().unwrap_or(0),
-            "selector": scale_selector(&obj["spec"]["selector"]),
+            "selector": scale_selector(&selector),
         },
     })
 }

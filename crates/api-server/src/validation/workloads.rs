@@ -1,6 +1,7 @@
-//! apps/v1 workloads — ReplicaSet, Deployment, DaemonSet, StatefulSet: Kubernetes' defaults
-//! (`SetDefaults_Deployment`, ...) and validation (`ValidateDeployment`, ..., and what an update may not
-//! change: the selector always, most of a StatefulSet's spec).
+//! apps/v1 workloads — ReplicaSet, Deployment, DaemonSet, StatefulSet — and the v1
+//! ReplicationController: Kubernetes' defaults (`SetDefaults_Deployment`, ...) and validation
+//! (`ValidateDeployment`, ..., and what an update may not change: the selector always, but a
+//! ReplicationController's; most of a StatefulSet's spec).
 
 use navarch_api::names;
 use navarch_api::selector::Selector;
@@ -21,6 +22,27 @@ pub(super) fn default_replica_set(rs: &mut ReplicaSet) {
     let spec = rs.spec.get_or_insert_with(Default::default);
     spec.replicas.get_or_insert(1);
     pod::default_pod_template(spec.template.as_mut(), true);
+}
+
+/// Kubernetes' `SetDefaults_ReplicationController`: an empty selector, and empty labels, are the
+/// template's labels; one replica.
+pub(super) fn default_replication_controller(rc: &mut ReplicationController) {
+    let spec = rc.spec.get_or_insert_with(Default::default);
+    let template_labels = spec
+        .template
+        .as_ref()
+        .and_then(|t| t.metadata.as_ref())
+        .map(|m| m.labels.clone())
+        .unwrap_or_default();
+    if spec.selector.is_empty() {
+        spec.selector = template_labels.clone();
+    }
+    spec.replicas.get_or_insert(1);
+    pod::default_pod_template(spec.template.as_mut(), true);
+    let meta = rc.metadata.get_or_insert_with(Default::default);
+    if meta.labels.is_empty() {
+        meta.labels = template_labels;
+    }
 }
 
 pub(super) fn default_deployment(d: &mut Deployment) {
@@ -206,6 +228,18 @@ fn validate_replica_set_spec(spec: &ReplicaSetSpec, path: &Path, errs: &mut Erro
     optional_non_negative(spec.replicas, &path.child("replicas"), errs);
     errs.non_negative(&path.child("minReadySeconds"), spec.min_ready_seconds.into());
     validate_long_running(spec.selector.as_ref(), spec.template.as_ref(), "ReplicaSet", path, errs);
+}
+
+/// Kubernetes' `ValidateReplicationController`: as a ReplicaSet's spec, with an equality selector that
+/// an update may change.
+pub(super) fn validate_replication_controller(rc: &ReplicationController, errs: &mut Errors) {
+    let path = Path::new("spec");
+    let spec = rc.spec.clone().unwrap_or_default();
+    optional_non_negative(spec.replicas, &path.child("replicas"), errs);
+    errs.non_negative(&path.child("minReadySeconds"), spec.min_ready_seconds.into());
+    let selector = (!spec.selector.is_empty())
+        .then(|| LabelSelector { match_labels: spec.selector.clone(), ..Default::default() });
+    validate_long_running(selector.as_ref(), spec.template.as_ref(), "ReplicationController", &path, errs);
 }
 
 pub(super) fn validate_deployment(d: &Deployment, old: Option<&Deployment>, errs: &mut Errors) {
@@ -820,6 +854,66 @@ spec:
                 ),
             ],
         );
+    }
+
+    /// Kubernetes' documentation's ReplicationController.
+    const REPLICATION_CONTROLLER: &str = "\
+apiVersion: v1
+kind: ReplicationController
+metadata:
+  name: nginx
+  namespace: default
+spec:
+  replicas: 3
+  selector:
+    app: nginx
+  template:
+    metadata:
+      name: nginx
+      labels:
+        app: nginx
+    spec:
+      containers:
+      - name: nginx
+        image: nginx
+        ports:
+        - containerPort: 80
+";
+
+    #[test]
+    fn replication_controllers() {
+        assert_valid(REPLICATION_CONTROLLER);
+        // No selector: the template's labels, which become the object's labels too.
+        let navarch_api::Object::ReplicationController(rc) =
+            defaulted(&edit(REPLICATION_CONTROLLER, "  selector:\n    app: nginx\n", ""))
+        else {
+            panic!("a ReplicationController")
+        };
+        let spec = rc.spec.unwrap();
+        assert_eq!(spec.selector.get("app").map(String::as_str), Some("nginx"));
+        assert_eq!(rc.metadata.unwrap().labels.get("app").map(String::as_str), Some("nginx"));
+        assert_edit_errors(
+            REPLICATION_CONTROLLER,
+            &[
+                ("  replicas: 3\n", "  replicas: -1\n", "spec.replicas", "Invalid value: -1"),
+                (
+                    "  selector:\n    app: nginx\n",
+                    "  selector:\n    app: web\n",
+                    "spec.template.metadata.labels",
+                    "`selector` does not match template `labels`",
+                ),
+                (
+                    "    spec:\n      containers",
+                    "    spec:\n      restartPolicy: OnFailure\n      containers",
+                    "spec.template.spec.restartPolicy",
+                    "Unsupported value: \"OnFailure\": supported values: \"Always\"",
+                ),
+            ],
+        );
+        // Unlike the apps/v1 kinds', its selector may change.
+        let old = defaulted(REPLICATION_CONTROLLER);
+        let new = defaulted(&REPLICATION_CONTROLLER.replace("app: nginx", "app: web"));
+        assert!(super::super::validate(&new, Some(&old)).is_empty());
     }
 
     #[test]

@@ -29,7 +29,8 @@ pub(super) fn row(kind: &str, o: &Value, now: SystemTime) -> Vec<Value> {
     let template = |path: &str| containers(list_at(o, path));
     match kind {
         "Pod" => pod(o, now),
-        "ReplicaSet" => {
+        // The same printer upstream, a ReplicationController's selector being a label map.
+        "ReplicaSet" | "ReplicationController" => {
             let mut row = vec![
                 name(),
                 n(int_at(o, "spec.replicas")),
@@ -38,7 +39,11 @@ pub(super) fn row(kind: &str, o: &Value, now: SystemTime) -> Vec<Value> {
                 age(),
             ];
             row.extend(template("spec.template.spec.containers"));
-            row.push(s(selector_string(at(o, "spec.selector"))));
+            row.push(s(if kind == "ReplicationController" {
+                labels_string(at(o, "spec.selector"))
+            } else {
+                selector_string(at(o, "spec.selector"))
+            }));
             row
         }
         "DaemonSet" => {

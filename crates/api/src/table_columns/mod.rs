@@ -189,7 +189,7 @@ const DEFAULT: &[ColumnDefinition] = table![];
 fn definitions(kind: &str) -> &'static [ColumnDefinition] {
     match kind {
         "Pod" => POD,
-        "ReplicaSet" => REPLICA_SET,
+        "ReplicaSet" | "ReplicationController" => REPLICA_SET,
         "DaemonSet" => DAEMON_SET,
         "Job" => JOB,
         "CronJob" => CRON_JOB,

@@ -16,6 +16,7 @@ pub(super) fn rules() -> Vec<PolicyRule> {
         base(),
         deployment_controller(),
         replicaset_controller(),
+        replication_controller(),
         node_controller(),
         endpoint_controller(),
         namespace_controller(),
@@ -76,6 +77,17 @@ fn replicaset_controller() -> Vec<PolicyRule> {
         rule(&["get", "list", "watch", "update"], &[APPS, EXTENSIONS], &["replicasets"]),
         rule(&["update"], &[APPS, EXTENSIONS], &["replicasets/status"]),
         rule(&["update"], &[APPS, EXTENSIONS], &["replicasets/finalizers"]),
+        rule(&["list", "watch", "patch", "create", "delete"], &[CORE], &["pods"]),
+        events_rule(),
+    ]
+}
+
+/// `system:controller:replication-controller`.
+fn replication_controller() -> Vec<PolicyRule> {
+    vec![
+        rule(&["get", "list", "watch", "update"], &[CORE], &["replicationcontrollers"]),
+        rule(&["update"], &[CORE], &["replicationcontrollers/status"]),
+        rule(&["update"], &[CORE], &["replicationcontrollers/finalizers"]),
         rule(&["list", "watch", "patch", "create", "delete"], &[CORE], &["pods"]),
         events_rule(),
     ]
