@@ -972,3 +972,38 @@ async fn a_silent_node_is_tainted_and_its_pods_move() {
     heartbeat.abort();
     kubelet.abort();
 }
+
+#[tokio::test]
+async fn pods_of_a_deleted_node_are_garbage_collected() {
+    use navarch_api::v1::Node;
+    let env = TestEnv::start().await;
+    let c = env.client().await;
+    let pods: Api<Pod> = c.api("default");
+    let nodes: Api<Node> = c.api("");
+    for n in ["kept", "doomed"] {
+        nodes.create(&ready_node(n)).await.unwrap();
+    }
+    for (name, node) in [("on-kept", "kept"), ("on-doomed", "doomed"), ("terminating-on-doomed", "doomed")] {
+        pods.create(&from_yaml(&format!(
+            "{{metadata: {{name: {name}, labels: {{app: gc}}}}, spec: {{nodeName: {node}, containers: [{{name: c, image: busybox:1.36}}]}}}}"
+        )))
+        .await
+        .unwrap();
+    }
+    // Graceful deletion of a scheduled pod waits for its kubelet, which is gone with its Node.
+    pods.delete("terminating-on-doomed", &DeleteParams::default()).await.unwrap();
+    nodes.delete("doomed", &DeleteParams::default()).await.unwrap();
+    let _cm = start_controller_manager(&env);
+    let started = Instant::now();
+    // The 40 s quarantine, then the next 20 s check.
+    eventually("the pods of the deleted node gone", Duration::from_secs(100), async || {
+        let names: Vec<String> = pods_of(&pods, "gc").await.iter().map(|p| p.meta().name.clone()).collect();
+        if names == ["on-kept"] { Ok(()) } else { Err(format!("pods {names:?}")) }
+    })
+    .await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(39),
+        "not before the quarantine: {:?}",
+        started.elapsed()
+    );
+}

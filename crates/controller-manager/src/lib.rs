@@ -2,7 +2,7 @@
 //! (watch → store → per-key work queue → reconcile), one process, one leader at a time (Lease
 //! `kube-system/kube-controller-manager`).
 //!
-//! * [`replicaset`]: keeps `replicas` pods per ReplicaSet.
+//! * [`replicaset`]: keeps `replicas` pods per ReplicaSet (and per ReplicationController).
 //! * [`deployment`]: one ReplicaSet per template, rolled out by strategy.
 //! * [`endpoints`]: Endpoints of Services with selectors.
 //! * [`service_lb`]: LoadBalancer Services get the nodes' addresses (no cloud needed).
@@ -10,6 +10,7 @@
 //! * [`node_lifecycle`]: silent nodes become Unknown, get tainted, and lose their pods.
 //! * [`namespaces`]: namespace deletion, the `default` ServiceAccount.
 //! * [`garbage_collector`]: ownerReferences: background, foreground and orphan deletion.
+//! * [`pod_gc`]: pods of vanished Nodes, unscheduled terminating pods, finished pods beyond 12,500.
 //! * [`clusterrole_aggregation`]: aggregated ClusterRoles get the rules of the ClusterRoles they select.
 //! * [`root_ca_publisher`]: the ConfigMap `kube-root-ca.crt` (the cluster's CA bundle) in every namespace.
 //! * [`certificates`]: CertificateSigningRequests approved (node client and serving certificates,
@@ -28,6 +29,7 @@ pub mod garbage_collector;
 pub mod namespaces;
 pub mod node_ipam;
 pub mod node_lifecycle;
+pub mod pod_gc;
 pub mod replicaset;
 pub mod root_ca_publisher;
 pub mod run;

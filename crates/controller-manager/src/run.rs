@@ -155,6 +155,7 @@ pub async fn run_controllers(
     crate::node_lifecycle::spawn(&mut w, cfg.node_lifecycle);
     crate::namespaces::spawn(&mut w);
     crate::garbage_collector::spawn(&mut w);
+    crate::pod_gc::spawn(&mut w);
     crate::clusterrole_aggregation::spawn(&mut w);
     crate::root_ca_publisher::spawn(&mut w, credentials.root_ca.clone());
     crate::certificates::spawn(&mut w, credentials.signing.clone());
