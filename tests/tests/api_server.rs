@@ -166,6 +166,22 @@ async fn finalizers_block_deletion_and_graceful_pods() {
     // An unbound pod goes at once.
     pods.create(&pod("h")).await.unwrap();
     assert!(!pods.delete("h", &DeleteParams::default()).await.unwrap().pending);
+    // A bound pod whose last finalizer goes during its grace period still waits for its kubelet.
+    let mut held = pod("k");
+    held.meta_mut().finalizers = vec!["batch.kubernetes.io/job-tracking".into()];
+    pods.create(&held).await.unwrap();
+    c.bind("default", "k", "", "node-1").await.unwrap();
+    assert!(pods.delete("k", &DeleteParams::default()).await.unwrap().pending);
+    let mut freed = pods.get("k").await.unwrap();
+    freed.meta_mut().finalizers.clear();
+    pods.update(&freed).await.unwrap();
+    let left = pods.get("k").await.unwrap();
+    assert_eq!(left.meta().deletion_grace_period_seconds, Some(30), "still terminating");
+    let d = pods
+        .delete("k", &DeleteParams { grace_period_seconds: Some(0), ..Default::default() })
+        .await
+        .unwrap();
+    assert!(!d.pending);
 }
 
 #[tokio::test]

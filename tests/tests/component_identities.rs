@@ -388,6 +388,9 @@ async fn controller_manager_holds_its_controllers_rules_and_cannot_grant_rbac() 
         ("create", "replicasets.apps"),
         ("update", "deployments.apps/status"),
         ("update", "replicasets.apps/status"),
+        // The Job controller: status, and the tracking finalizer of pods.
+        ("update", "jobs.batch/status"),
+        ("update", "pods"),
         ("create", "endpoints"),
         ("update", "namespaces/finalize"),
         ("create", "serviceaccounts"),

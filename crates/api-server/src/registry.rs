@@ -635,7 +635,11 @@ impl Registry {
                 check_valid(&new, Some(&old))?;
             }
             self.admit_write(WriteOperation::Update { subresource }, Some(&new), Some(&old))?;
-            let removing = !new.meta().deletion_timestamp.is_empty() && !deletion_blocked(&new);
+            // The last finalizer gone ends a deletion, unless a pod is still within its grace period
+            // (Kubernetes' `ShouldDeleteDuringUpdate`): then its kubelet's final delete removes it.
+            let removing = !new.meta().deletion_timestamp.is_empty()
+                && !deletion_blocked(&new)
+                && new.meta().deletion_grace_period_seconds.unwrap_or(0) == 0;
             let mut plan = if removing { None } else { plan_service(&self.services, &mut new, Some(&old))? };
             if plan.is_some() && spec_part(&new) != spec_part(&old) {
                 new.meta_mut().generation = old.meta().generation + 1; // the plan may fill in ipFamilies

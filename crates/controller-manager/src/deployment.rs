@@ -22,11 +22,11 @@ use navarch_api::Resource;
 use navarch_api::selector::Selector;
 use navarch_api::v1::{
     Deployment, DeploymentCondition, DeploymentStatus, IntOrString, LabelSelector, ObjectMeta,
-    OwnerReference, PodTemplateSpec, ReplicaSet, ReplicaSetSpec,
+    PodTemplateSpec, ReplicaSet, ReplicaSetSpec,
 };
 use navarch_client::{Action, Client, Controller, DeleteParams, EventRecorder, Store, object_ref};
 
-use crate::replicaset::controller_of;
+use crate::pod_control::{controller_of, controller_ref};
 use crate::run::{Reconciler, Wiring};
 
 pub const HASH_LABEL: &str = "pod-template-hash";
@@ -462,7 +462,10 @@ impl DeploymentController {
     /// Makes `d` the controller of the orphan `rs` (a conflict retries from the store).
     async fn adopt(&self, d: &Deployment, rs: &ReplicaSet) -> Result<(), navarch_client::Error> {
         let mut u = rs.clone();
-        u.metadata.get_or_insert_with(Default::default).owner_references.push(owner_ref(d));
+        u.metadata
+            .get_or_insert_with(Default::default)
+            .owner_references
+            .push(controller_ref::<Deployment>(d.meta()));
         self.client.api::<ReplicaSet>(&rs.meta().namespace).update(&u).await?;
         tracing::info!(deployment = %d.meta().name, replicaset = %rs.meta().name, "adopted");
         Ok(())
@@ -506,7 +509,7 @@ impl DeploymentController {
                 namespace: m.namespace.clone(),
                 labels,
                 annotations: annotations_for_replica_set(d, revision),
-                owner_references: vec![owner_ref(d)],
+                owner_references: vec![controller_ref::<Deployment>(d.meta())],
                 ..Default::default()
             }),
             spec: Some(ReplicaSetSpec {
@@ -677,18 +680,6 @@ pub fn spawn(w: &mut Wiring) {
         Controller::for_shared(&w.informers.deployments).concurrency(w.workers).owns_shared(sets);
     let ctx = Arc::new(DeploymentController { client: w.client.clone(), sets: sets.store(), events });
     w.controller(controller, ctx, Duration::from_secs(1));
-}
-
-fn owner_ref(d: &Deployment) -> OwnerReference {
-    let m = d.meta();
-    OwnerReference {
-        api_version: "apps/v1".into(),
-        kind: "Deployment".into(),
-        name: m.name.clone(),
-        uid: m.uid.clone(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
-    }
 }
 
 #[cfg(test)]

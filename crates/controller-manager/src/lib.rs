@@ -4,6 +4,10 @@
 //!
 //! * [`replicaset`]: keeps `replicas` pods per ReplicaSet (and per ReplicationController).
 //! * [`deployment`]: one ReplicaSet per template, rolled out by strategy.
+//! * [`job`]: Jobs run their pods to completion, counting each ended pod exactly once; failed Jobs
+//!   (backoffLimit, deadline, pod failure policy), suspension, Indexed Jobs, TTL after finished.
+//! * [`pod_control`]: what pod-owning controllers share: controller ownerReferences, expectations,
+//!   slow-start pod creation.
 //! * [`endpoints`]: Endpoints of Services with selectors.
 //! * [`service_lb`]: LoadBalancer Services get the nodes' addresses (no cloud needed).
 //! * [`node_ipam`]: a pod CIDR for every Node.
@@ -26,9 +30,11 @@ pub mod config;
 pub mod deployment;
 pub mod endpoints;
 pub mod garbage_collector;
+pub mod job;
 pub mod namespaces;
 pub mod node_ipam;
 pub mod node_lifecycle;
+pub mod pod_control;
 pub mod pod_gc;
 pub mod replicaset;
 pub mod root_ca_publisher;

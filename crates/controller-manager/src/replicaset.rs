@@ -9,24 +9,23 @@
 //! status. Expectations keep it from acting twice while its pod cache catches up with its own
 //! writes. [`spawn`] wires it to the shared ReplicaSet and pod reflectors.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use navarch_api::Resource;
 use navarch_api::selector::Selector;
 use navarch_api::v1::{
-    LabelSelector, ObjectMeta, OwnerReference, Pod, ReplicaSet, ReplicaSetCondition, ReplicaSetSpec,
-    ReplicaSetStatus, ReplicationController, ReplicationControllerCondition, ReplicationControllerStatus,
+    LabelSelector, ObjectMeta, Pod, ReplicaSet, ReplicaSetCondition, ReplicaSetSpec, ReplicaSetStatus,
+    ReplicationController, ReplicationControllerCondition, ReplicationControllerStatus,
 };
 use navarch_client::{
     Action, Client, Controller, DeleteParams, EventRecorder, ObjectRef, SharedReflector, Store, object_ref,
 };
 
+use crate::pod_control::{Expectations, controller_of, controller_ref, create_in_batches, owners_of};
 use crate::run::{Informers, Reconciler, Wiring};
 
-/// How long unmet expectations block a ReplicaSet before it acts anyway (Kubernetes: 5 minutes).
-const EXPECTATIONS_TIMEOUT: Duration = Duration::from_secs(300);
 /// Pods created or deleted per reconcile at most (Kubernetes' burstReplicas).
 const BURST: usize = 500;
 
@@ -36,11 +35,6 @@ pub enum ReplicaSetError {
     Api(#[from] navarch_client::Error),
     #[error("spec.selector: {0}")]
     Selector(String),
-}
-
-/// The controller ownerReference of an object, if any.
-pub fn controller_of(m: &ObjectMeta) -> Option<&OwnerReference> {
-    m.owner_references.iter().find(|r| r.controller == Some(true))
 }
 
 pub fn is_active(p: &Pod) -> bool {
@@ -270,7 +264,7 @@ pub fn pod_from_template<K: ReplicaOwner>(rs: &ReplicaSet) -> Pod {
             labels: tm.labels,
             annotations: tm.annotations,
             finalizers: tm.finalizers,
-            owner_references: vec![owner_ref::<K>(rs)],
+            owner_references: vec![controller_ref::<K>(rs.meta())],
             ..Default::default()
         }),
         spec: template.spec,
@@ -280,32 +274,12 @@ pub fn pod_from_template<K: ReplicaOwner>(rs: &ReplicaSet) -> Pod {
     pod
 }
 
-/// The controller ownerReference to `rs`, the ReplicaSet view of a `K`.
-pub fn owner_ref<K: ReplicaOwner>(rs: &ReplicaSet) -> OwnerReference {
-    OwnerReference {
-        api_version: K::API_VERSION.into(),
-        kind: K::KIND.into(),
-        name: rs.meta().name.clone(),
-        uid: rs.meta().uid.clone(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
-    }
-}
-
-/// Writes a ReplicaSet made (pods created and deleted) and not yet seen in the pod cache.
-#[derive(Debug, Default)]
-struct Expectation {
-    created: HashSet<String>,
-    deleted: HashSet<String>,
-    at: Option<Instant>,
-}
-
 /// The reconcile side of the replica controller, for ReplicaSets or ReplicationControllers (`K`).
 pub struct ReplicaSetController<K> {
     pub client: Client,
     pub pods: Store<Pod>,
     pub events: EventRecorder,
-    expectations: Mutex<HashMap<String, Expectation>>,
+    expectations: Expectations,
     kind: std::marker::PhantomData<fn() -> K>,
 }
 
@@ -315,31 +289,9 @@ impl<K: ReplicaOwner> ReplicaSetController<K> {
             client,
             pods,
             events,
-            expectations: Mutex::new(HashMap::new()),
+            expectations: Expectations::default(),
             kind: std::marker::PhantomData,
         }
-    }
-
-    /// Whether the pod cache has caught up with this ReplicaSet's own writes (or they timed out).
-    fn satisfied(&self, key: &str, names: &HashSet<String>) -> bool {
-        let mut all = self.expectations.lock().expect("expectations lock");
-        let Some(e) = all.get_mut(key) else { return true };
-        e.created.retain(|n| !names.contains(n));
-        e.deleted.retain(|n| names.contains(n));
-        let done = (e.created.is_empty() && e.deleted.is_empty())
-            || e.at.is_some_and(|t| t.elapsed() >= EXPECTATIONS_TIMEOUT);
-        if done {
-            all.remove(key);
-        }
-        done
-    }
-
-    fn expect(&self, key: &str, created: Vec<String>, deleted: Vec<String>) {
-        let mut all = self.expectations.lock().expect("expectations lock");
-        let e = all.entry(key.to_string()).or_default();
-        e.created.extend(created);
-        e.deleted.extend(deleted);
-        e.at = Some(Instant::now());
     }
 }
 
@@ -356,16 +308,15 @@ impl<K: ReplicaOwner> Reconciler<K> for ReplicaSetController<K> {
         }
         let pods: Vec<Arc<Pod>> =
             self.pods.state().into_iter().filter(|p| p.meta().namespace == m.namespace).collect();
-        let names: HashSet<String> = pods.iter().map(|p| p.meta().name.clone()).collect();
         let api = self.client.api::<Pod>(&m.namespace);
         let rs_api = self.client.api::<K>(&m.namespace);
-        let satisfied = self.satisfied(&key, &names);
+        let satisfied = self.expectations.satisfied(&key, pods.iter().map(|p| p.as_ref()));
         let plan = plan(&rs, &pods)?;
         tracing::debug!(replicaset = %key, satisfied, ?plan, "plan");
         for name in &plan.adopt {
             if let Some(p) = pods.iter().find(|p| &p.meta().name == name) {
                 let mut p = (**p).clone();
-                p.meta_mut().owner_references.push(owner_ref::<K>(&rs));
+                p.meta_mut().owner_references.push(controller_ref::<K>(rs.meta()));
                 if let Err(e) = api.update(&p).await {
                     tracing::debug!(pod = %name, error = %e, "adopting a pod");
                 }
@@ -382,7 +333,16 @@ impl<K: ReplicaOwner> Reconciler<K> for ReplicaSetController<K> {
         }
         if satisfied {
             if plan.create > 0 {
-                self.create_pods(&owner, &rs, &key, plan.create).await;
+                let pods = vec![pod_from_template::<K>(&rs); plan.create];
+                create_in_batches(
+                    &api,
+                    &self.events,
+                    &object_ref(owner.as_ref()),
+                    &key,
+                    &self.expectations,
+                    pods,
+                )
+                .await;
             }
             if !plan.delete.is_empty() {
                 let mut deleted = Vec::new();
@@ -404,7 +364,7 @@ impl<K: ReplicaOwner> Reconciler<K> for ReplicaSetController<K> {
                         Err(e) => tracing::warn!(pod = %name, error = %e, "deleting a surplus pod"),
                     }
                 }
-                self.expect(&key, vec![], deleted);
+                self.expectations.expect(&key, vec![], deleted);
             }
         }
         // Status from the pods this ReplicaSet owns now.
@@ -437,67 +397,10 @@ impl<K: ReplicaOwner> Reconciler<K> for ReplicaSetController<K> {
     }
 }
 
-impl<K: ReplicaOwner> ReplicaSetController<K> {
-    /// Creates `n` pods in slow-start batches (1, 2, 4, ...), stopping at the first failure.
-    async fn create_pods(&self, owner: &K, rs: &ReplicaSet, key: &str, n: usize) {
-        let api = self.client.api::<Pod>(&rs.meta().namespace);
-        let mut done = 0;
-        let mut batch = 1;
-        while done < n {
-            let size = batch.min(n - done);
-            let template = pod_from_template::<K>(rs);
-            let results = futures::future::join_all((0..size).map(|_| api.create(&template))).await;
-            let mut failed = None;
-            let mut created = Vec::new();
-            for r in results {
-                match r {
-                    Ok(p) => {
-                        let name = p.meta().name.clone();
-                        self.events.record(
-                            object_ref(owner),
-                            "Normal",
-                            "SuccessfulCreate",
-                            format!("Created pod: {name}"),
-                        );
-                        created.push(name);
-                    }
-                    Err(e) => failed = Some(e),
-                }
-            }
-            done += created.len();
-            self.expect(key, created, vec![]);
-            if let Some(e) = failed {
-                self.events.record(
-                    object_ref(owner),
-                    "Warning",
-                    "FailedCreate",
-                    format!("Error creating: {e}"),
-                );
-                tracing::warn!(replicaset = %key, error = %e, "creating pods");
-                return;
-            }
-            batch *= 2;
-        }
-    }
-}
-
 /// The `K`s to re-sync when `pod` changes: its controller if that is a `K`, else (an orphan) every
 /// `K` of its namespace that selects it.
 pub fn replicasets_for<K: ReplicaOwner>(sets: &Store<K>, pod: &Pod) -> Vec<ObjectRef> {
-    let m = pod.meta();
-    if let Some(owner) = controller_of(m) {
-        return if owner.kind == K::KIND { vec![ObjectRef::new(&m.namespace, &owner.name)] } else { vec![] };
-    }
-    sets.state()
-        .iter()
-        .filter(|rs| rs.meta().namespace == m.namespace)
-        .filter(|rs| {
-            let rs = rs.as_replica_set();
-            Selector::from_label_selector(rs.spec.as_ref().and_then(|s| s.selector.as_ref()))
-                .is_ok_and(|s| !s.is_empty() && s.matches(&m.labels))
-        })
-        .map(|rs| ObjectRef::from_obj(rs.as_ref()))
-        .collect()
+    owners_of(sets, pod, |rs| rs.as_replica_set().spec.and_then(|s| s.selector))
 }
 
 /// Runs the ReplicaSet controller: ReplicaSets, re-synced when a pod they own (or an orphan they

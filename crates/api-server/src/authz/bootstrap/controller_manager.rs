@@ -5,7 +5,7 @@
 use crate::authz::policy::PolicyRule;
 
 use super::{
-    APPS, AUTHENTICATION, AUTHORIZATION, CERTIFICATES, COORDINATION, CORE, EXTENSIONS, RBAC, READ,
+    APPS, AUTHENTICATION, AUTHORIZATION, BATCH, CERTIFICATES, COORDINATION, CORE, EXTENSIONS, RBAC, READ,
     events_rule, named, rule,
 };
 
@@ -17,6 +17,8 @@ pub(super) fn rules() -> Vec<PolicyRule> {
         deployment_controller(),
         replicaset_controller(),
         replication_controller(),
+        job_controller(),
+        ttl_after_finished_controller(),
         node_controller(),
         endpoint_controller(),
         namespace_controller(),
@@ -91,6 +93,23 @@ fn replication_controller() -> Vec<PolicyRule> {
         rule(&["list", "watch", "patch", "create", "delete"], &[CORE], &["pods"]),
         events_rule(),
     ]
+}
+
+/// `system:controller:job-controller`. navarch's client has no patch: the tracking finalizer is
+/// removed from pods (and adopted pods are labelled) with `update`, which Kubernetes' role lacks.
+fn job_controller() -> Vec<PolicyRule> {
+    vec![
+        rule(&["get", "list", "watch", "update", "patch"], &[BATCH], &["jobs"]),
+        rule(&["update", "patch"], &[BATCH], &["jobs/status"]),
+        rule(&["update"], &[BATCH], &["jobs/finalizers"]),
+        rule(&["list", "watch", "create", "delete", "update", "patch"], &[CORE], &["pods"]),
+        events_rule(),
+    ]
+}
+
+/// `system:controller:ttl-after-finished-controller`: deletes finished Jobs whose TTL has passed.
+fn ttl_after_finished_controller() -> Vec<PolicyRule> {
+    vec![rule(&["get", "list", "watch", "delete"], &[BATCH], &["jobs"]), events_rule()]
 }
 
 /// `system:controller:node-controller` (node lifecycle; Kubernetes' node IPAM controller runs with
