@@ -98,6 +98,7 @@ static REQUIRED: &[(&str, &[&str])] = &[
     ("PodFailurePolicy", &["rules"]),
     ("PodFailurePolicyOnExitCodesRequirement", &["operator", "values"]),
     ("PodFailurePolicyOnPodConditionsPattern", &["type", "status"]),
+    ("PodDisruptionBudgetStatus", &["disruptionsAllowed", "currentHealthy", "desiredHealthy", "expectedPods"]),
     ("PodFailurePolicyRule", &["action"]),
     ("PodIP", &["ip"]),
     ("PodOS", &["name"]),
