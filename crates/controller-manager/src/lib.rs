@@ -4,6 +4,7 @@
 //!
 //! * [`replicaset`]: keeps `replicas` pods per ReplicaSet (and per ReplicationController).
 //! * [`deployment`]: one ReplicaSet per template, rolled out by strategy.
+//! * [`disruption`]: PodDisruptionBudgets' status: how many pods may be evicted now.
 //! * [`endpoints`]: Endpoints of Services with selectors.
 //! * [`service_lb`]: LoadBalancer Services get the nodes' addresses (no cloud needed).
 //! * [`node_ipam`]: a pod CIDR for every Node.
@@ -24,6 +25,7 @@ pub mod certificates;
 pub mod clusterrole_aggregation;
 pub mod config;
 pub mod deployment;
+pub mod disruption;
 pub mod endpoints;
 pub mod garbage_collector;
 pub mod namespaces;

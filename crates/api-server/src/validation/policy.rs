@@ -167,7 +167,7 @@ spec:
                 (
                     "      app: web\n",
                     "      app: -web-\n",
-                    "spec.selector.matchLabels",
+                    "spec.selector.matchLabels[app]",
                     "Invalid value: \"-web-\"",
                 ),
                 (

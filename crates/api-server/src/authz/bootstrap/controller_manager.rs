@@ -5,7 +5,7 @@
 use crate::authz::policy::PolicyRule;
 
 use super::{
-    APPS, AUTHENTICATION, AUTHORIZATION, CERTIFICATES, COORDINATION, CORE, EXTENSIONS, RBAC, READ,
+    APPS, AUTHENTICATION, AUTHORIZATION, CERTIFICATES, COORDINATION, CORE, EXTENSIONS, POLICY, RBAC, READ,
     events_rule, named, rule,
 };
 
@@ -17,6 +17,7 @@ pub(super) fn rules() -> Vec<PolicyRule> {
         deployment_controller(),
         replicaset_controller(),
         replication_controller(),
+        disruption_controller(),
         node_controller(),
         endpoint_controller(),
         namespace_controller(),
@@ -89,6 +90,22 @@ fn replication_controller() -> Vec<PolicyRule> {
         rule(&["update"], &[CORE], &["replicationcontrollers/status"]),
         rule(&["update"], &[CORE], &["replicationcontrollers/finalizers"]),
         rule(&["list", "watch", "patch", "create", "delete"], &[CORE], &["pods"]),
+        events_rule(),
+    ]
+}
+
+/// `system:controller:disruption-controller`: reads budgets and the scale of pods' controllers, writes
+/// the budgets' status.
+fn disruption_controller() -> Vec<PolicyRule> {
+    vec![
+        rule(READ, &[EXTENSIONS, APPS], &["deployments"]),
+        rule(READ, &[APPS, EXTENSIONS], &["replicasets"]),
+        rule(READ, &[CORE], &["replicationcontrollers"]),
+        rule(READ, &[POLICY], &["poddisruptionbudgets"]),
+        rule(READ, &[APPS], &["statefulsets"]),
+        rule(&["update"], &[POLICY], &["poddisruptionbudgets/status"]),
+        rule(&["get"], &["*"], &["*/scale"]),
+        rule(&["patch", "update"], &[CORE], &["pods/status"]),
         events_rule(),
     ]
 }
