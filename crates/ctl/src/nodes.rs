@@ -191,7 +191,7 @@ pub async fn drain(ctx: &Context, a: &DrainArgs) -> anyhow::Result<Outcome> {
     }
     let deadline = (!a.timeout.is_zero()).then(|| Instant::now() + a.timeout);
     let results =
-        futures::future::join_all(to_evict.iter().map(|p| evict_and_wait(&client, p, a, deadline))).await;
+        futures::future::join_all(to_evict.iter().map(|p| evict_and_wait(client, p, a, deadline))).await;
     let errors: Vec<String> = results.into_iter().filter_map(Result::err).collect();
     if !errors.is_empty() {
         bail!(

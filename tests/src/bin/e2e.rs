@@ -29,6 +29,9 @@
 //!     token listing Secrets (403, `forbid`); with node-1's kubelet credentials, a Secret of a
 //!     node-2 pod, a missing Secret, a label on node-2 and a non-mirror pod (Forbidden); plaintext
 //!     HTTP to the api-server and a kubelet API; a forged `alg: none` token (401)
+//! 12. `navctl drain` of a node hosting 2 of 3 replicas of a Deployment whose PodDisruptionBudget says
+//!     `minAvailable: 2` (`e2e/disruption.rs`): the drain completes, retrying the eviction the budget
+//!     refuses, and the available replicas (sampled every 100 ms) never fall below 2
 //!
 //! Needs root (it cuts links and reads containerd) and a running `make up` cluster with at least
 //! two Ready nodes. Flags: `--only N[,N...]` runs some scenarios (1 and 2 set up what the others
@@ -50,6 +53,8 @@ use navarch_tests::eventually_blocking;
 
 #[path = "e2e/attacks.rs"]
 mod attacks;
+#[path = "e2e/disruption.rs"]
+mod disruption;
 
 const NS: &str = "e2e";
 
@@ -98,13 +103,19 @@ fn kubeconfig() -> Option<std::path::PathBuf> {
         .clone()
 }
 
-/// `navctl ARGS`: stdout, or the failure with its stderr.
-fn navctl_try(args: &[&str]) -> Result<String, String> {
+/// The command `navctl ARGS` (the release build, with `make up`'s kubeconfig).
+fn navctl_command(args: &[&str]) -> Command {
     let mut command = Command::new(root().join("target/release/navctl"));
     if let Some(k) = kubeconfig() {
         command.arg(format!("--kubeconfig={}", k.display()));
     }
-    let out = command.args(args).output().map_err(|e| format!("navctl: {e}"))?;
+    command.args(args);
+    command
+}
+
+/// `navctl ARGS`: stdout, or the failure with its stderr.
+fn navctl_try(args: &[&str]) -> Result<String, String> {
+    let out = navctl_command(args).output().map_err(|e| format!("navctl: {e}"))?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).to_string())
     } else {
@@ -896,6 +907,10 @@ fn main() {
     }
     if run(11) {
         attacks::scenario_11_attacks(&c);
+    }
+    // Last: its drain deletes the bare client pod of the first node (--force).
+    if run(12) {
+        disruption::scenario_12_drain_with_budget(&c);
     }
     if vm {
         scenario_vm_failure(&c);
