@@ -21,6 +21,8 @@
 //!   [`NodeEnv::start`] (`node_env.rs`) a whole one-node cluster (without controllers).
 //! * [`Daemon::start`] (`daemon.rs`) runs any other daemon of the workspace against a [`TestEnv`], as
 //!   its own identity ([`identity`]).
+//! * [`registered_node`] and [`play_kubelet`] (`stand_ins.rs`) stand in for kubelets where controllers run
+//!   without them.
 //! * [`Kubectl::new`] (`kubectl.rs`) runs the installed kubectl against an api-server as the admin
 //!   ([`Kubectl::as_user`]: as anyone), with a kubeconfig and cache of its own.
 //!
@@ -47,6 +49,7 @@ mod pki;
 mod poll;
 mod process;
 mod registry;
+mod stand_ins;
 
 pub use api_server::ApiServer;
 pub use bench::{CpuSample, percentile, rss_bytes};
@@ -62,3 +65,4 @@ pub use pki::TestPki;
 pub use poll::{BLOCKING_POLL_INTERVAL, Outcome, POLL_INTERVAL, describe, eventually, eventually_blocking};
 pub use process::{ChildProcess, bin_dir, binary, free_port, workspace_root};
 pub use registry::Registry;
+pub use stand_ins::{play_kubelet, registered_node};

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use navarch_api::Resource;
 use navarch_api::v1::{Pod, PodCondition, ReplicaSet, ReplicationController};
 use navarch_client::{Api, DeleteParams, ListParams};
-use navarch_tests::{Daemon, TestEnv, eventually};
+use navarch_tests::{Daemon, TestEnv, eventually, play_kubelet, registered_node};
 
 fn start_controller_manager(env: &TestEnv) -> Daemon {
     Daemon::start(env, "controller-manager", "controller-manager", &[])
@@ -321,34 +321,6 @@ async fn namespaces_get_a_default_service_account_and_are_emptied_on_deletion() 
 
 /// Plays the kubelet for every pod: Running and Ready shortly after it appears (never Ready when
 /// its image has "broken" in its name).
-fn play_kubelet(pods: Api<Pod>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut n = 0;
-        loop {
-            for p in pods.list(&Default::default()).await.unwrap().items {
-                let ready =
-                    p.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.r#type == "Ready"));
-                if !ready && p.meta().deletion_timestamp.is_empty() {
-                    n += 1;
-                    let mut p = p.clone();
-                    let st = p.status.get_or_insert_with(Default::default);
-                    st.phase = "Running".into();
-                    st.pod_ip = format!("10.244.9.{}", n % 250 + 1);
-                    let broken = p.spec.as_ref().unwrap().containers[0].image.contains("broken");
-                    let st = p.status.get_or_insert_with(Default::default);
-                    st.conditions = vec![PodCondition {
-                        r#type: "Ready".into(),
-                        status: if broken { "False" } else { "True" }.into(),
-                        ..Default::default()
-                    }];
-                    let _ = pods.update_status(&p).await;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    })
-}
-
 #[tokio::test]
 async fn navctl_scale_set_image_and_rollout_status() {
     let env = TestEnv::start().await;
@@ -789,14 +761,6 @@ async fn settle_pods(pods: &Api<Pod>, app: &str, n: usize) -> Vec<Pod> {
     l
 }
 
-/// A Node as a kubelet registers it: Ready, room for pods.
-fn ready_node(name: &str) -> navarch_api::v1::Node {
-    let now = humantime::format_rfc3339_micros(std::time::SystemTime::now());
-    from_yaml(&format!(
-        "{{metadata: {{name: {name}}}, status: {{allocatable: {{cpu: '4', memory: 8Gi, pods: '110'}}, capacity: {{cpu: '4', memory: 8Gi, pods: '110'}}, conditions: [{{type: Ready, status: 'True', reason: KubeletReady, lastHeartbeatTime: '{now}'}}]}}}}"
-    ))
-}
-
 #[tokio::test]
 async fn cordon_uncordon_and_drain() {
     use navarch_api::v1::{Deployment, Node};
@@ -805,7 +769,7 @@ async fn cordon_uncordon_and_drain() {
     let pods: Api<Pod> = c.api("default");
     let nodes: Api<Node> = c.api("");
     for n in ["n1", "n2"] {
-        nodes.create(&ready_node(n)).await.unwrap();
+        nodes.create(&registered_node(n)).await.unwrap();
     }
     let _scheduler = Daemon::start(&env, "scheduler", "scheduler", &[]);
     let _cm = start_controller_manager(&env);
@@ -858,7 +822,7 @@ async fn a_silent_node_is_tainted_and_its_pods_move() {
     let leases: Api<Lease> = c.api("kube-node-lease");
     let now = || humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string();
     for n in ["n1", "n2"] {
-        nodes.create(&ready_node(n)).await.unwrap();
+        nodes.create(&registered_node(n)).await.unwrap();
     }
     // Both nodes' kubelets renew their Leases, until n2's stops.
     let n2_alive = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
@@ -981,7 +945,7 @@ async fn pods_of_a_deleted_node_are_garbage_collected() {
     let pods: Api<Pod> = c.api("default");
     let nodes: Api<Node> = c.api("");
     for n in ["kept", "doomed"] {
-        nodes.create(&ready_node(n)).await.unwrap();
+        nodes.create(&registered_node(n)).await.unwrap();
     }
     for (name, node) in [("on-kept", "kept"), ("on-doomed", "doomed"), ("terminating-on-doomed", "doomed")] {
         pods.create(&from_yaml(&format!(

@@ -47,6 +47,14 @@ pub enum ApiError {
     /// A kubelet's answer, relayed as it is (its messages are meant for clients).
     #[error("{}", .0.message())]
     Relayed(Box<Status>),
+    /// Not now, maybe later (an eviction a PodDisruptionBudget refuses): Kubernetes' 429 with its
+    /// causes (`(reason, message)`) and a suggested wait (0: none); gRPC `RESOURCE_EXHAUSTED`.
+    #[error("{message}")]
+    TooManyRequests { message: String, causes: Vec<(&'static str, String)>, retry_after_seconds: i32 },
+    /// A request the server cannot serve as asked (a pod with several PodDisruptionBudgets): Kubernetes'
+    /// bare `Failure` Status with code 500 and this message; gRPC `INTERNAL` with it.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl ApiError {
@@ -95,6 +103,8 @@ impl From<ApiError> for Status {
             }
             ApiError::Backend(_) => Status::unavailable(e.to_string()),
             ApiError::Relayed(s) => Status::new(s.code(), s.message()),
+            ApiError::TooManyRequests { message, .. } => Status::resource_exhausted(message.clone()),
+            ApiError::Unsupported(m) => Status::internal(m.clone()),
         }
     }
 }
@@ -115,6 +125,8 @@ impl ApiError {
             ApiError::Internal(_) => "Internal",
             ApiError::Backend(_) => "Unavailable",
             ApiError::Relayed(_) => "Relayed",
+            ApiError::TooManyRequests { .. } => "ResourceExhausted",
+            ApiError::Unsupported(_) => "Internal",
         }
     }
 }

@@ -24,6 +24,7 @@ pub mod codec;
 pub mod config;
 pub mod encryption;
 pub mod error;
+pub mod eviction;
 pub mod field_selector;
 pub mod health;
 pub mod impersonation;

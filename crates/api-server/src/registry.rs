@@ -172,6 +172,7 @@ fn clear_status(o: &mut Object) {
         StatefulSet,
         Job,
         CronJob,
+        PodDisruptionBudget,
         CertificateSigningRequest
     );
 }
@@ -191,6 +192,7 @@ fn with_status_of(mut new: Object, from: &Object) -> Object {
         (Object::StatefulSet(n), Object::StatefulSet(f)) => n.copy_status_from(f),
         (Object::Job(n), Object::Job(f)) => n.copy_status_from(f),
         (Object::CronJob(n), Object::CronJob(f)) => n.copy_status_from(f),
+        (Object::PodDisruptionBudget(n), Object::PodDisruptionBudget(f)) => n.copy_status_from(f),
         (Object::CertificateSigningRequest(n), Object::CertificateSigningRequest(f)) => n.copy_status_from(f),
         _ => {}
     }

@@ -124,6 +124,17 @@ impl Service {
     }
 }
 
+/// The options of a Delete or Evict call.
+fn delete_options(r: &proto::DeleteRequest) -> DeleteOptions {
+    DeleteOptions {
+        grace_period_seconds: r.grace_period_seconds,
+        propagation_policy: r.propagation_policy.clone(),
+        precondition_uid: r.precondition_uid.clone(),
+        precondition_resource_version: r.precondition_resource_version.clone(),
+        dry_run: r.dry_run,
+    }
+}
+
 /// A review's protobuf (`Object.raw` of the Review call).
 fn decode_review<T: prost::Message + Default>(raw: &[u8]) -> Result<T, Status> {
     T::decode(raw).map_err(|e| Status::invalid_argument(format!("object: {e}")))
@@ -279,16 +290,38 @@ impl ApiServer for Service {
             field_selector: "",
         };
         self.authorize(&extensions, action)?;
-        let opts = DeleteOptions {
-            grace_period_seconds: r.grace_period_seconds,
-            propagation_policy: r.propagation_policy,
-            precondition_uid: r.precondition_uid,
-            precondition_resource_version: r.precondition_resource_version,
-            dry_run: r.dry_run,
-        };
+        let opts = delete_options(&r);
         let key = format!("{}/{}", r.namespace, r.name);
         self.call("delete", &r.kind, &key, async {
             let (obj, pending) = self.0.registry.delete(&r.kind, &r.namespace, &r.name, &opts).await?;
+            Ok(proto::DeleteResponse { object: Some(obj.to_proto()), pending })
+        })
+        .await
+    }
+
+    async fn evict(
+        &self,
+        req: Request<proto::DeleteRequest>,
+    ) -> Result<Response<proto::DeleteResponse>, Status> {
+        let extensions = req.extensions().clone();
+        let r = req.into_inner();
+        if !r.kind.is_empty() && r.kind != "Pod" {
+            return Err(Status::invalid_argument(format!("kind: only pods are evicted, not {}", r.kind)));
+        }
+        let action = GrpcAction {
+            verb: "create",
+            kind: "Pod",
+            namespace: &r.namespace,
+            name: &r.name,
+            subresource: "eviction",
+            field_selector: "",
+        };
+        self.authorize(&extensions, action)?;
+        let opts = delete_options(&r);
+        let key = format!("{}/{}", r.namespace, r.name);
+        self.call("evict", "Pod", &key, async {
+            let (obj, pending) =
+                crate::eviction::evict(&self.0.registry, &r.namespace, &r.name, &opts).await?;
             Ok(proto::DeleteResponse { object: Some(obj.to_proto()), pending })
         })
         .await

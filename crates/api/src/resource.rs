@@ -305,6 +305,10 @@ kinds! {
         api_version: "batch/v1", plural: "cronjobs", namespaced: true, short_names: ["cj"], status: true,
         fields: |o| {},
     },
+    PodDisruptionBudget {
+        api_version: "policy/v1", plural: "poddisruptionbudgets", namespaced: true, short_names: ["pdb"],
+        status: true, fields: |o| {},
+    },
     Lease {
         api_version: "coordination.k8s.io/v1", plural: "leases", namespaced: true, short_names: [], status: false,
         fields: |o| {},

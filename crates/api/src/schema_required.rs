@@ -94,6 +94,7 @@ static REQUIRED: &[(&str, &[&str])] = &[
     ("PodAffinityTerm", &["topologyKey"]),
     ("PodCertificateProjection", &["signerName", "keyType"]),
     ("PodCondition", &["type", "status"]),
+    ("PodDisruptionBudgetStatus", &["disruptionsAllowed", "currentHealthy", "desiredHealthy", "expectedPods"]),
     ("PodExtendedResourceClaimStatus", &["requestMappings", "resourceClaimName"]),
     ("PodFailurePolicy", &["rules"]),
     ("PodFailurePolicyOnExitCodesRequirement", &["operator", "values"]),

@@ -134,6 +134,27 @@ pub struct DeleteParams {
     pub precondition_resource_version: String,
 }
 
+fn delete_request(kind: &str, namespace: &str, name: &str, p: &DeleteParams) -> proto::DeleteRequest {
+    proto::DeleteRequest {
+        kind: kind.into(),
+        namespace: namespace.into(),
+        name: name.into(),
+        grace_period_seconds: p.grace_period_seconds,
+        propagation_policy: p.propagation_policy.clone(),
+        precondition_uid: p.precondition_uid.clone(),
+        precondition_resource_version: p.precondition_resource_version.clone(),
+        dry_run: false,
+    }
+}
+
+fn deleted(resp: proto::DeleteResponse) -> Result<Deleted<Object>> {
+    let object = resp.object.as_ref().map(Object::from_proto).transpose()?.ok_or_else(|| Error::Api {
+        code: tonic::Code::Internal,
+        message: "delete response without object".into(),
+    })?;
+    Ok(Deleted { object, pending: resp.pending })
+}
+
 /// Result of a delete: the object as last stored, and whether it still exists (finalizers or graceful
 /// pod termination pending).
 #[derive(Clone, Debug)]
@@ -295,22 +316,15 @@ impl Client {
         name: &str,
         p: &DeleteParams,
     ) -> Result<Deleted<Object>> {
-        let req = proto::DeleteRequest {
-            kind: kind.into(),
-            namespace: namespace.into(),
-            name: name.into(),
-            grace_period_seconds: p.grace_period_seconds,
-            propagation_policy: p.propagation_policy.clone(),
-            precondition_uid: p.precondition_uid.clone(),
-            precondition_resource_version: p.precondition_resource_version.clone(),
-            dry_run: false,
-        };
-        let resp = self.grpc.clone().delete(req).await?.into_inner();
-        let object = resp.object.as_ref().map(Object::from_proto).transpose()?.ok_or_else(|| Error::Api {
-            code: tonic::Code::Internal,
-            message: "delete response without object".into(),
-        })?;
-        Ok(Deleted { object, pending: resp.pending })
+        let resp = self.grpc.clone().delete(delete_request(kind, namespace, name, p)).await?.into_inner();
+        deleted(resp)
+    }
+
+    /// Evicts a pod (the pods/eviction subresource): deleted with `p` if its PodDisruptionBudget allows
+    /// it; a refusal is `Error::Api` with code `ResourceExhausted` (Kubernetes' 429): try again later.
+    pub async fn evict(&self, namespace: &str, name: &str, p: &DeleteParams) -> Result<Deleted<Object>> {
+        let resp = self.grpc.clone().evict(delete_request("Pod", namespace, name, p)).await?.into_inner();
+        deleted(resp)
     }
 
     /// Watches one kind. The stream ends with `Err(Error::Expired)` when the server cannot continue from

@@ -10,7 +10,8 @@ use std::time::Duration;
 use anyhow::Context;
 use navarch_api::v1::{
     CertificateSigningRequest, ClusterRole, ConfigMap, CronJob, DaemonSet, Deployment, Endpoints, Job, Lease,
-    Namespace, Node, Pod, ReplicaSet, ReplicationController, Secret, Service, ServiceAccount, StatefulSet,
+    Namespace, Node, Pod, PodDisruptionBudget, ReplicaSet, ReplicationController, Secret, Service,
+    ServiceAccount, StatefulSet,
 };
 use navarch_client::{Action, Client, Controller, EventRecorder, SharedReflector, WatcherConfig};
 use navarch_daemon::{Admin, Daemon, Election, run_elected};
@@ -56,6 +57,7 @@ informers! {
     statefulsets: StatefulSet = "",
     jobs: Job = "",
     cronjobs: CronJob = "",
+    pod_disruption_budgets: PodDisruptionBudget = "",
     services: Service = "",
     endpoints: Endpoints = "",
     configmaps: ConfigMap = "",
@@ -150,6 +152,7 @@ pub async fn run_controllers(
     crate::replicaset::spawn_replication_controllers(&mut w);
     crate::deployment::spawn(&mut w);
     crate::job::spawn(&mut w);
+    crate::disruption::spawn(&mut w);
     crate::endpoints::spawn(&mut w);
     crate::service_lb::spawn(&mut w);
     crate::node_ipam::spawn(&mut w, cfg.pod_subnets);

@@ -288,6 +288,9 @@ pub struct DrainArgs {
     /// Also delete pods no controller manages (they are gone for good).
     #[arg(long)]
     pub force: bool,
+    /// Delete the pods instead of evicting them: PodDisruptionBudgets are not asked.
+    #[arg(long)]
+    pub disable_eviction: bool,
     /// Seconds each pod gets to stop (-1: the pod's own terminationGracePeriodSeconds).
     #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
     pub grace_period: i64,

@@ -1,7 +1,9 @@
 //! `navctl cordon`, `uncordon` and `drain`, with kubectl's messages and refusals: drain cordons
-//! the node, then deletes its pods (unmanaged pods only with `--force`, DaemonSet pods skipped
-//! with `--ignore-daemonsets`, emptyDir pods only with `--delete-emptydir-data`; mirror pods are
-//! never touched) and waits until they are gone.
+//! the node, then evicts its pods through the eviction subresource, all at once (unmanaged pods only
+//! with `--force`, DaemonSet pods skipped with `--ignore-daemonsets`, emptyDir pods only with
+//! `--delete-emptydir-data`; mirror pods are never touched; `--disable-eviction` deletes instead),
+//! asking again every 5 s for a pod whose PodDisruptionBudget refuses (429), and waits until they are
+//! gone (`--timeout` bounds it all).
 
 use std::time::{Duration, Instant};
 
@@ -68,6 +70,80 @@ fn refusal(p: &Pod, a: &DrainArgs) -> Option<&'static str> {
     None
 }
 
+/// How long kubectl waits before asking again for an eviction a PodDisruptionBudget refused.
+const EVICTION_RETRY: Duration = Duration::from_secs(5);
+
+/// Whether `e` is the api-server's refusal of an eviction for now (Kubernetes' 429 TooManyRequests).
+fn too_many_requests(e: &navarch_client::Error) -> bool {
+    matches!(e, navarch_client::Error::Api { code: tonic::Code::ResourceExhausted, .. })
+}
+
+/// Evicts `p` (or deletes it with `--disable-eviction`), asking again every [`EVICTION_RETRY`] while its
+/// PodDisruptionBudget refuses, then waits until it is gone; prints kubectl's lines. The error is
+/// kubectl's `error when evicting pods/"x" -n "ns": ...`.
+async fn evict_and_wait(
+    client: &navarch_client::Client,
+    p: &Pod,
+    a: &DrainArgs,
+    deadline: Option<Instant>,
+) -> Result<(), String> {
+    let m = p.meta();
+    let what = format!("pods/{:?} -n {:?}", m.name, m.namespace);
+    let timed_out = || {
+        format!(
+            "error when evicting {what}: global timeout reached: {}",
+            humantime::format_duration(a.timeout)
+        )
+    };
+    let params = DeleteParams {
+        grace_period_seconds: (a.grace_period >= 0).then_some(a.grace_period),
+        precondition_uid: m.uid.clone(),
+        ..Default::default()
+    };
+    say(format!("evicting pod {}/{}", m.namespace, m.name));
+    loop {
+        let result = if a.disable_eviction {
+            client.delete("Pod", &m.namespace, &m.name, &params).await
+        } else {
+            client.evict(&m.namespace, &m.name, &params).await
+        };
+        match result {
+            Ok(_) | Err(navarch_client::Error::NotFound(_)) | Err(navarch_client::Error::Conflict(_)) => {
+                break;
+            }
+            Err(e) if too_many_requests(&e) => {
+                let message = match &e {
+                    navarch_client::Error::Api { message, .. } => message.clone(),
+                    e => e.to_string(),
+                };
+                eprintln!(
+                    "error when evicting {what} (will retry after {}): {message}",
+                    humantime::format_duration(EVICTION_RETRY)
+                );
+                if deadline.is_some_and(|d| Instant::now() + EVICTION_RETRY > d) {
+                    return Err(timed_out());
+                }
+                tokio::time::sleep(EVICTION_RETRY).await;
+            }
+            Err(e) => return Err(format!("error when evicting {what}: {e}")),
+        }
+    }
+    let api: Api<Pod> = client.api(&m.namespace);
+    loop {
+        match api.get_opt(&m.name).await {
+            Ok(Some(now)) if now.meta().uid == m.uid => {}
+            Ok(_) => break,
+            Err(e) => return Err(format!("error when waiting for pod {:?} to terminate: {e}", m.name)),
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(timed_out());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    say(format!("pod/{} evicted", m.name));
+    Ok(())
+}
+
 pub async fn drain(ctx: &Context, a: &DrainArgs) -> anyhow::Result<Outcome> {
     let name = node_name(&a.node)?;
     set_unschedulable(ctx, &name, true).await?;
@@ -114,33 +190,14 @@ pub async fn drain(ctx: &Context, a: &DrainArgs) -> anyhow::Result<Outcome> {
         eprintln!("Warning: ignoring DaemonSet-managed Pods: {}", daemon_pods.join(", "));
     }
     let deadline = (!a.timeout.is_zero()).then(|| Instant::now() + a.timeout);
-    for p in &to_evict {
-        let m = p.meta();
-        say(format!("evicting pod {}/{}", m.namespace, m.name));
-        let params = DeleteParams {
-            grace_period_seconds: (a.grace_period >= 0).then_some(a.grace_period),
-            precondition_uid: m.uid.clone(),
-            ..Default::default()
-        };
-        match client.api::<Pod>(&m.namespace).delete(&m.name, &params).await {
-            Ok(_) | Err(navarch_client::Error::NotFound(_)) | Err(navarch_client::Error::Conflict(_)) => {}
-            Err(e) => bail!("deleting pod {}/{}: {e}", m.namespace, m.name),
-        }
-    }
-    for p in &to_evict {
-        let m = p.meta();
-        let api: Api<Pod> = client.api(&m.namespace);
-        loop {
-            match api.get_opt(&m.name).await? {
-                Some(now) if now.meta().uid == m.uid => {}
-                _ => break,
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                bail!("drain did not complete within {}", humantime::format_duration(a.timeout));
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        say(format!("pod/{} evicted", m.name));
+    let results =
+        futures::future::join_all(to_evict.iter().map(|p| evict_and_wait(client, p, a, deadline))).await;
+    let errors: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+    if !errors.is_empty() {
+        bail!(
+            "unable to drain node {name:?} due to error: [{}], continuing command...\nThere are pending nodes to be drained:\n {name}",
+            errors.join(", ")
+        );
     }
     say(format!("node/{name} drained"));
     Ok(Outcome::Success)

@@ -31,6 +31,9 @@
 //!     HTTP to the api-server and a kubelet API; a forged `alg: none` token (401)
 //! 12. Jobs (`e2e/jobs.rs`): completions with parallelism, backoffLimit, Indexed, deadline, TTL, and
 //!     a 20-completion Job across a kill -9 of the controller-manager: exactly 20 pods
+//! 14. `navctl drain` of a node hosting 2 of 3 replicas of a Deployment whose PodDisruptionBudget says
+//!     `minAvailable: 2` (`e2e/disruption.rs`): the drain completes, retrying the eviction the budget
+//!     refuses, and the available replicas (sampled every 100 ms) never fall below 2
 //!
 //! Needs root (it cuts links and reads containerd) and a running `make up` cluster with at least
 //! two Ready nodes. Flags: `--only N[,N...]` runs some scenarios (1 and 2 set up what the others
@@ -52,6 +55,8 @@ use navarch_tests::eventually_blocking;
 
 #[path = "e2e/attacks.rs"]
 mod attacks;
+#[path = "e2e/disruption.rs"]
+mod disruption;
 #[path = "e2e/jobs.rs"]
 mod jobs;
 
@@ -102,13 +107,19 @@ fn kubeconfig() -> Option<std::path::PathBuf> {
         .clone()
 }
 
-/// `navctl ARGS`: stdout, or the failure with its stderr.
-fn navctl_try(args: &[&str]) -> Result<String, String> {
+/// The command `navctl ARGS` (the release build, with `make up`'s kubeconfig).
+fn navctl_command(args: &[&str]) -> Command {
     let mut command = Command::new(root().join("target/release/navctl"));
     if let Some(k) = kubeconfig() {
         command.arg(format!("--kubeconfig={}", k.display()));
     }
-    let out = command.args(args).output().map_err(|e| format!("navctl: {e}"))?;
+    command.args(args);
+    command
+}
+
+/// `navctl ARGS`: stdout, or the failure with its stderr.
+fn navctl_try(args: &[&str]) -> Result<String, String> {
+    let out = navctl_command(args).output().map_err(|e| format!("navctl: {e}"))?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).to_string())
     } else {
@@ -914,6 +925,10 @@ fn main() {
     }
     if run(12) {
         jobs::scenario_12_jobs();
+    }
+    // Last: its drain deletes the bare client pod of the first node (--force).
+    if run(14) {
+        disruption::scenario_14_drain_with_budget(&c);
     }
     if vm {
         scenario_vm_failure(&c);

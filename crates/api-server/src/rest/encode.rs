@@ -20,8 +20,15 @@ pub fn with_type(code: StatusCode, content_type: &str, value: &impl Serialize) -
     full(code, content_type, serde_json::to_vec(value).expect("API values always serialize"))
 }
 
+/// A `Status` error; with a suggested wait, also the `Retry-After` header, as Kubernetes sends it.
 pub fn error(e: &StatusError) -> Response<ResponseBody> {
-    full(e.code, media::JSON, e.to_json())
+    let mut resp = full(e.code, media::JSON, e.to_json());
+    if let Some(wait) = e.details.as_ref().map(|d| d.retry_after_seconds).filter(|s| *s > 0)
+        && let Ok(v) = http::HeaderValue::from_str(&wait.to_string())
+    {
+        resp.headers_mut().insert(http::header::RETRY_AFTER, v);
+    }
+    resp
 }
 
 /// An object's JSON form with `kind` and `apiVersion` set.

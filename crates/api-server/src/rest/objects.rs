@@ -544,7 +544,7 @@ impl Call<'_> {
     }
 
     /// `policy/v1 Eviction` (what `kubectl drain` posts, as protobuf): deletes the pod with the eviction's
-    /// DeleteOptions. PodDisruptionBudgets are not checked yet (they come with the workloads issue).
+    /// DeleteOptions if its PodDisruptionBudget allows it ([`crate::eviction`]; a refusal is a 429).
     async fn evict(&self) -> Result<Response<ResponseBody>, StatusError> {
         let format =
             media::body_format(&self.req.headers).map_err(|t| StatusError::unsupported_media_type(&t))?;
@@ -559,8 +559,8 @@ impl Call<'_> {
         let options =
             v.get("deleteOptions").map(|o| serde_json::to_vec(o).unwrap_or_default()).unwrap_or_default();
         let opts = self.delete_options_from(&options)?;
-        let delete = self.state.registry.delete("Pod", self.namespace(), self.name(), &opts);
-        self.state.call("evict", "Pod", &self.key(), delete).await.map_err(|e| self.err(e))?;
+        let evict = crate::eviction::evict(&self.state.registry, self.namespace(), self.name(), &opts);
+        self.state.call("evict", "Pod", &self.key(), evict).await.map_err(|e| self.err(e))?;
         Ok(encode::json(
             StatusCode::CREATED,
             &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),

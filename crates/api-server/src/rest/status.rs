@@ -30,12 +30,20 @@ pub struct Details {
     pub uid: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub causes: Vec<Cause>,
+    /// How long the client should wait before retrying (also the `Retry-After` header); 0: not said.
+    #[serde(rename = "retryAfterSeconds", skip_serializing_if = "is_zero")]
+    pub retry_after_seconds: i32,
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Cause {
     pub reason: &'static str,
     pub message: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub field: String,
 }
 
@@ -47,6 +55,8 @@ struct StatusBody<'a> {
     metadata: serde_json::Map<String, serde_json::Value>,
     status: &'static str,
     message: &'a str,
+    /// Empty for a bare `Failure` (Kubernetes omits it).
+    #[serde(skip_serializing_if = "str::is_empty")]
     reason: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     details: Option<&'a Details>,
@@ -189,6 +199,18 @@ impl StatusError {
             ApiError::Backend(m) => {
                 StatusError::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", m)
             }
+            ApiError::TooManyRequests { message, causes, retry_after_seconds } => StatusError {
+                details: Some(Box::new(Details {
+                    causes: causes
+                        .into_iter()
+                        .map(|(reason, message)| Cause { reason, message, field: String::new() })
+                        .collect(),
+                    retry_after_seconds,
+                    ..Default::default()
+                })),
+                ..StatusError::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", message)
+            },
+            ApiError::Unsupported(m) => StatusError::new(StatusCode::INTERNAL_SERVER_ERROR, "", m),
             ApiError::Relayed(s) => {
                 let (code, reason) = match s.code() {
                     tonic::Code::NotFound => (StatusCode::NOT_FOUND, "NotFound"),

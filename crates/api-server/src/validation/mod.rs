@@ -12,7 +12,7 @@
 //! are the registry's to carry over from the stored object on update; they are not checked here.
 //!
 //! This file only dispatches by kind. The kinds live in `pod` (pods and pod templates), `workloads`,
-//! `batch`, `service`, `rbac`, `certificates`, `other` and `meta` (object metadata); the field paths,
+//! `batch`, `policy`, `service`, `rbac`, `certificates`, `other` and `meta` (object metadata); the field paths,
 //! error constructors and value helpers they all share are `field`'s.
 
 mod batch;
@@ -21,6 +21,7 @@ mod field;
 mod meta;
 mod other;
 mod pod;
+pub mod policy;
 pub mod rbac;
 mod service;
 #[cfg(test)]
@@ -56,7 +57,8 @@ pub fn apply_defaults(obj: &mut Object) {
         | Object::Event(_)
         | Object::Lease(_)
         | Object::Role(_)
-        | Object::ClusterRole(_) => {}
+        | Object::ClusterRole(_)
+        | Object::PodDisruptionBudget(_) => {}
     }
 }
 
@@ -98,6 +100,7 @@ pub fn validate(obj: &Object, old: Option<&Object>) -> Vec<FieldError> {
         Object::StatefulSet(o) => workloads::validate_stateful_set(o, old_as!(StatefulSet), &mut errs),
         Object::Job(o) => batch::validate_job(o, old_as!(Job), &mut errs),
         Object::CronJob(o) => batch::validate_cron_job(o, &mut errs),
+        Object::PodDisruptionBudget(o) => policy::validate_pod_disruption_budget(o, &mut errs),
         Object::Lease(o) => other::validate_lease(o, &mut errs),
         Object::Role(o) => rbac::validate_role(o, &mut errs),
         Object::ClusterRole(o) => rbac::validate_cluster_role(o, &mut errs),

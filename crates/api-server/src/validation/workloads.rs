@@ -145,7 +145,7 @@ fn optional_non_negative(v: Option<i32>, path: &Path, errs: &mut Errors) {
 }
 
 /// An absolute number (≥ 0) or a percentage (`25%`, at most 100%); returns whether it is zero.
-fn validate_int_or_percent(v: Option<&IntOrString>, path: &Path, errs: &mut Errors) -> bool {
+pub(super) fn validate_int_or_percent(v: Option<&IntOrString>, path: &Path, errs: &mut Errors) -> bool {
     let Some(v) = v else { return true };
     if let Some(n) = v.as_int() {
         errs.non_negative(path, n.into());

@@ -131,6 +131,16 @@ pub(super) fn row(kind: &str, o: &Value, now: SystemTime) -> Vec<Value> {
         }
         "ConfigMap" => vec![name(), count(map_len(o, "data") + map_len(o, "binaryData")), age()],
         "Lease" => vec![name(), s(str_at(o, "spec.holderIdentity")), age()],
+        "PodDisruptionBudget" => {
+            // An IntOrString as its text; `N/A` when unset.
+            let bound = |path: &str| match at(o, path) {
+                Value::Null => s("N/A"),
+                Value::String(v) => s(v.as_str()),
+                v => s(v.to_string()),
+            };
+            let allowed = int_at(o, "status.disruptionsAllowed");
+            vec![name(), bound("spec.minAvailable"), bound("spec.maxUnavailable"), n(allowed), age()]
+        }
         "Role" | "ClusterRole" => vec![name(), s(created_at(o))],
         "RoleBinding" | "ClusterRoleBinding" => {
             let role = format!("{}/{}", str_at(o, "roleRef.kind"), str_at(o, "roleRef.name"));

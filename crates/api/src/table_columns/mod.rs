@@ -183,6 +183,12 @@ const CERTIFICATE_SIGNING_REQUEST: &[ColumnDefinition] = &[
     col("Condition", "string", "Approved or Denied (or Pending), then Failed and Issued when they hold."),
 ];
 
+const POD_DISRUPTION_BUDGET: &[ColumnDefinition] = table![
+    col("Min Available", "string", "The minimum number of pods that must be available."),
+    col("Max Unavailable", "string", "The maximum number of pods that may be unavailable."),
+    col("Allowed Disruptions", "integer", "Calculated number of pods that may be disrupted at this time."),
+];
+
 /// Kinds without a printer of their own.
 const DEFAULT: &[ColumnDefinition] = table![];
 
@@ -207,6 +213,7 @@ fn definitions(kind: &str) -> &'static [ColumnDefinition] {
         "Role" | "ClusterRole" => ROLE,
         "RoleBinding" | "ClusterRoleBinding" => ROLE_BINDING,
         "CertificateSigningRequest" => CERTIFICATE_SIGNING_REQUEST,
+        "PodDisruptionBudget" => POD_DISRUPTION_BUDGET,
         _ => DEFAULT,
     }
 }

@@ -5,8 +5,8 @@
 use crate::authz::policy::PolicyRule;
 
 use super::{
-    APPS, AUTHENTICATION, AUTHORIZATION, BATCH, CERTIFICATES, COORDINATION, CORE, EXTENSIONS, RBAC, READ,
-    events_rule, named, rule,
+    APPS, AUTHENTICATION, AUTHORIZATION, BATCH, CERTIFICATES, COORDINATION, CORE, EXTENSIONS, POLICY, RBAC,
+    READ, events_rule, named, rule,
 };
 
 /// `system:kube-controller-manager`'s rules.
@@ -19,6 +19,7 @@ pub(super) fn rules() -> Vec<PolicyRule> {
         replication_controller(),
         job_controller(),
         ttl_after_finished_controller(),
+        disruption_controller(),
         node_controller(),
         endpoint_controller(),
         namespace_controller(),
@@ -103,6 +104,22 @@ fn job_controller() -> Vec<PolicyRule> {
         rule(&["update", "patch"], &[BATCH], &["jobs/status"]),
         rule(&["update"], &[BATCH], &["jobs/finalizers"]),
         rule(&["list", "watch", "create", "delete", "update", "patch"], &[CORE], &["pods"]),
+        events_rule(),
+    ]
+}
+
+/// `system:controller:disruption-controller`: reads budgets and the scale of pods' controllers, writes
+/// the budgets' status.
+fn disruption_controller() -> Vec<PolicyRule> {
+    vec![
+        rule(READ, &[EXTENSIONS, APPS], &["deployments"]),
+        rule(READ, &[APPS, EXTENSIONS], &["replicasets"]),
+        rule(READ, &[CORE], &["replicationcontrollers"]),
+        rule(READ, &[POLICY], &["poddisruptionbudgets"]),
+        rule(READ, &[APPS], &["statefulsets"]),
+        rule(&["update"], &[POLICY], &["poddisruptionbudgets/status"]),
+        rule(&["get"], &["*"], &["*/scale"]),
+        rule(&["patch", "update"], &[CORE], &["pods/status"]),
         events_rule(),
     ]
 }

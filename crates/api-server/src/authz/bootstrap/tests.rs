@@ -340,6 +340,9 @@ fn controller_manager() {
         ("update", "", "configmaps", ""),
         ("create", "events.k8s.io", "events", ""),
         ("watch", "", "secrets", ""),
+        ("update", "policy", "poddisruptionbudgets", "status"),
+        ("get", "policy", "poddisruptionbudgets", ""),
+        ("get", "apps", "deployments", "scale"),
     ] {
         assert!(
             can(&rbac, res(verb, group, resource).namespace("ns").subresource(sub)),
