@@ -4,6 +4,7 @@
 //!
 //! * [`replicaset`]: keeps `replicas` pods per ReplicaSet (and per ReplicationController).
 //! * [`deployment`]: one ReplicaSet per template, rolled out by strategy.
+//! * [`daemonset`]: one pod per eligible node, rolled out by strategy, with ControllerRevision history.
 //! * [`job`]: Jobs run their pods to completion, counting each ended pod exactly once; failed Jobs
 //!   (backoffLimit, deadline, pod failure policy), suspension, Indexed Jobs, TTL after finished.
 //! * [`pod_control`]: what pod-owning controllers share: controller ownerReferences, expectations,
@@ -27,6 +28,7 @@
 pub mod certificates;
 pub mod clusterrole_aggregation;
 pub mod config;
+pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
 pub mod garbage_collector;
