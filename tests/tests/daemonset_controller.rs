@@ -138,21 +138,9 @@ async fn daemonset_places_rolls_and_undoes() {
         assert_eq!((owner.kind.as_str(), owner.uid.as_str()), ("DaemonSet", ds.meta().uid.as_str()));
         assert!(p.meta().labels.contains_key("controller-revision-hash"));
         assert_eq!(p.meta().labels.get("pod-template-generation").map(String::as_str), Some("1"));
-        let terms = &p
-            .spec
-            .as_ref()
-            .unwrap()
-            .affinity
-            .as_ref()
-            .unwrap()
-            .node_affinity
-            .as_ref()
-            .unwrap()
-            .required_during_scheduling_ignored_during_execution
-            .as_ref()
-            .unwrap()
-            .node_selector_terms;
-        assert_eq!(terms[0].match_fields[0].values, [node.clone()]);
+        let v = serde_json::to_value(p).unwrap();
+        let term = &v["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"];
+        assert_eq!(term["nodeSelectorTerms"][0]["matchFields"][0]["values"][0], node.as_str(), "{v}");
     }
     eventually("the DaemonSet's status", Duration::from_secs(30), async || {
         let d = sets.get("agent").await.unwrap();
