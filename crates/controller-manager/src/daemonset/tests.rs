@@ -65,7 +65,7 @@ fn eligibility_follows_selector_affinity_taints_and_node_name() {
         "template: {metadata: {labels: {app: agent}}, spec: {nodeSelector: {node-role: edge}, containers: [{name: c, image: x}]}}",
     );
     assert_eq!(node_should_run(&edge, &node("n1", "")), run(false, false));
-    assert_eq!(node_should_run(&edge, &node("n1", "")).should_continue_running, false);
+    assert!(!node_should_run(&edge, &node("n1", "")).should_continue_running);
     let labelled = "metadata: {name: n2, labels: {node-role: edge}}\n";
     assert_eq!(node_should_run(&edge, &serde_yaml::from_str(labelled).unwrap()), run(true, true));
     let affinity = ds(
@@ -206,10 +206,10 @@ fn rolling_update_stays_within_max_unavailable() {
     // A new pod not yet available uses the budget; an unavailable old pod is replaced regardless.
     let new_a = pod("new-a", "a", "new", "Running", false, 2);
     let sick_c = pod("old-c", "c", "old", "Running", false, 1);
-    let pods = [&new_a, &refs[1], &sick_c, &refs[3]];
+    let pods = [&new_a, refs[1], &sick_c, refs[3]];
     assert_eq!(rolling_update(&view(&d, &nodes, &pods)).delete, ["old-c"]);
     let ready_a = pod("new-a", "a", "new", "Running", true, 2);
-    let pods = [&ready_a, &refs[1], &refs[2], &refs[3]];
+    let pods = [&ready_a, refs[1], refs[2], refs[3]];
     assert_eq!(rolling_update(&view(&d, &nodes, &pods)).delete, ["old-b"]);
 }
 
