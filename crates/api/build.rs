@@ -17,7 +17,7 @@ use prost_types::{DescriptorProto, FieldDescriptorProto, FileDescriptorProto, Fi
 
 const TYPES_PACKAGE: &str = "navarch.api.v1";
 /// Messages whose serde is hand-written in `src/serde_support.rs`.
-const CUSTOM_SERDE: &[&str] = &["Quantity", "IntOrString", "FieldsV1", "ExtraValue"];
+const CUSTOM_SERDE: &[&str] = &["Quantity", "IntOrString", "FieldsV1", "RawExtension", "ExtraValue"];
 /// Permission-bit fields, which manifests often write in octal (`defaultMode: 0644`).
 const FILE_MODE_FIELDS: &[&str] = &["defaultMode", "mode"];
 

@@ -168,7 +168,7 @@ impl ObjectFields for Object {
     fn field(&self, path: &str) -> Option<String> {
         object_field!(self, path;
             Namespace, Node, Pod, Service, Endpoints, ConfigMap, Secret, ServiceAccount, Event,
-            ReplicaSet, ReplicationController, Deployment, DaemonSet, StatefulSet, Job, CronJob, PodDisruptionBudget, Lease, Role, RoleBinding,
+            ReplicaSet, ReplicationController, Deployment, DaemonSet, ControllerRevision, StatefulSet, Job, CronJob, PodDisruptionBudget, Lease, Role, RoleBinding,
             ClusterRole, ClusterRoleBinding, CertificateSigningRequest)
     }
 }

@@ -395,6 +395,7 @@ impl Registry {
         }
         let generate = obj.meta().name.is_empty() && !obj.meta().generate_name.is_empty();
         validation::apply_defaults(&mut obj);
+        validation::prepare_write(&mut obj, None);
         // A CSR's requester is who sent it, and it starts without status (Kubernetes' strategy).
         if let Object::CertificateSigningRequest(csr) = &mut obj {
             let user = crate::request_context::current_user();
@@ -611,6 +612,7 @@ impl Registry {
             // Defaults see the stored server-owned metadata (uid, deletionTimestamp).
             if !status_only {
                 validation::apply_defaults(&mut new);
+                validation::prepare_write(&mut new, Some(&old));
             }
             if !old.meta().deletion_timestamp.is_empty() {
                 let added: Vec<&String> =

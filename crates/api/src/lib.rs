@@ -46,6 +46,7 @@ pub mod managed_fields;
 pub mod manifest;
 pub mod merge_patch;
 pub mod names;
+pub mod node_affinity;
 pub mod qos;
 pub mod quantity;
 pub mod resource;

@@ -291,6 +291,10 @@ kinds! {
         api_version: "apps/v1", plural: "daemonsets", namespaced: true, short_names: ["ds"], status: true,
         fields: |o| {},
     },
+    ControllerRevision {
+        api_version: "apps/v1", plural: "controllerrevisions", namespaced: true, short_names: [], status: false,
+        fields: |o| {},
+    },
     StatefulSet {
         api_version: "apps/v1", plural: "statefulsets", namespaced: true, short_names: ["sts"], status: true,
         fields: |o| {},

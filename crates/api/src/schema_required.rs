@@ -33,6 +33,7 @@ static REQUIRED: &[(&str, &[&str])] = &[
     ("ContainerRestartRuleOnExitCodes", &["operator"]),
     ("ContainerStateTerminated", &["exitCode"]),
     ("ContainerStatus", &["name", "ready", "restartCount", "image", "imageID"]),
+    ("ControllerRevision", &["revision"]),
     ("CronJobSpec", &["schedule", "jobTemplate"]),
     ("DaemonEndpoint", &["Port"]),
     ("DaemonSetCondition", &["type", "status"]),

@@ -1,6 +1,6 @@
 //! Serde helpers used by the generated types (see build.rs) and the hand-written serde of the value types
-//! whose JSON form is not their proto form: [`Quantity`], [`IntOrString`], [`FieldsV1`] (raw JSON bytes in
-//! proto, the JSON object itself in JSON and YAML) and [`ExtraValue`] (a message in proto, whose maps cannot
+//! whose JSON form is not their proto form: [`Quantity`], [`IntOrString`], [`FieldsV1`] and [`RawExtension`]
+//! (raw JSON bytes in proto, the JSON value itself in JSON and YAML) and [`ExtraValue`] (a message in proto, whose maps cannot
 //! hold lists; the list of strings itself in JSON and YAML).
 
 use std::fmt;
@@ -8,7 +8,7 @@ use std::fmt;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::v1::{ExtraValue, FieldsV1, IntOrString, Quantity};
+use crate::v1::{ExtraValue, FieldsV1, IntOrString, Quantity, RawExtension};
 
 /// `skip_serializing_if` for scalars: Kubernetes omits empty values from its output.
 pub fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -161,29 +161,65 @@ impl FieldsV1 {
     }
 }
 
+impl RawExtension {
+    /// An embedded object from its JSON value.
+    pub fn from_value(v: &serde_json::Value) -> Self {
+        RawExtension { raw: serde_json::to_vec(v).unwrap_or_default() }
+    }
+
+    /// The JSON value held (`None` when empty or not JSON).
+    pub fn value(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.raw).ok()
+    }
+}
+
+/// The JSON value whose text `raw` holds (`empty` when there is none). Only valid JSON is ever stored (it
+/// comes from JSON, or from the api-server's own encoding); bytes that are not JSON are written as a
+/// string rather than lost.
+fn serialize_raw_json<S: Serializer>(raw: &[u8], empty: serde_json::Value, s: S) -> Result<S::Ok, S::Error> {
+    if raw.is_empty() {
+        return empty.serialize(s);
+    }
+    match serde_json::from_slice::<serde_json::Value>(raw) {
+        Ok(v) => v.serialize(s),
+        Err(_) => s.serialize_str(&String::from_utf8_lossy(raw)),
+    }
+}
+
+/// Any JSON value, kept as its compact JSON text (`null` is empty).
+fn deserialize_raw_json<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    let v = serde_json::Value::deserialize(d)?;
+    if v.is_null() {
+        return Ok(Vec::new());
+    }
+    serde_json::to_vec(&v).map_err(de::Error::custom)
+}
+
 impl Serialize for FieldsV1 {
-    /// The JSON object itself (`{}` when empty). Only valid JSON is ever stored (it comes from JSON, or from
-    /// the api-server's own encoding); bytes that are not JSON are written as a string rather than lost.
+    /// The JSON object itself (`{}` when empty).
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if self.raw.is_empty() {
-            return serde_json::Map::new().serialize(s);
-        }
-        match serde_json::from_slice::<serde_json::Value>(&self.raw) {
-            Ok(v) => v.serialize(s),
-            Err(_) => s.serialize_str(&String::from_utf8_lossy(&self.raw)),
-        }
+        serialize_raw_json(&self.raw, serde_json::Value::Object(Default::default()), s)
     }
 }
 
 impl<'de> Deserialize<'de> for FieldsV1 {
-    /// Any JSON value, kept as its compact JSON text (`null` is empty); whether it is a valid field set is
-    /// for the api-server's field manager to judge.
+    /// Any JSON value; whether it is a valid field set is for the api-server's field manager to judge.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = serde_json::Value::deserialize(d)?;
-        if v.is_null() {
-            return Ok(FieldsV1::default());
-        }
-        Ok(FieldsV1 { raw: serde_json::to_vec(&v).map_err(de::Error::custom)? })
+        Ok(FieldsV1 { raw: deserialize_raw_json(d)? })
+    }
+}
+
+impl Serialize for RawExtension {
+    /// The embedded JSON itself (`null` when empty, as Kubernetes writes a nil `Raw`).
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serialize_raw_json(&self.raw, serde_json::Value::Null, s)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawExtension {
+    /// Any JSON value (`null` is empty), kept as its JSON text.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(RawExtension { raw: deserialize_raw_json(d)? })
     }
 }
 

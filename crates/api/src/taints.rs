@@ -23,6 +23,16 @@ pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
     }
 }
 
+/// The first taint of `taints` picked by `filter` that no toleration of `tolerations` tolerates
+/// (Kubernetes' `FindMatchingUntoleratedTaint`).
+pub fn untolerated<'a>(
+    tolerations: &[Toleration],
+    taints: &'a [Taint],
+    filter: impl Fn(&Taint) -> bool,
+) -> Option<&'a Taint> {
+    taints.iter().filter(|t| filter(t)).find(|taint| !tolerations.iter().any(|t| tolerates(t, taint)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -110,8 +110,17 @@ pub fn rolling_step(
 
 /// A short stable hash of a pod template (the `pod-template-hash` value).
 pub fn template_hash(t: &PodTemplateSpec) -> String {
-    // FNV-1a over the template's JSON, as a short lower-case string.
-    let json = serde_json::to_vec(t).unwrap_or_default();
+    template_hash_with(t, None)
+}
+
+/// [`template_hash`] with a collision count mixed in when there is one (Kubernetes' `ComputeHash`): a
+/// name taken by another template gets a new hash after the owner's collisionCount is raised.
+pub fn template_hash_with(t: &PodTemplateSpec, collision_count: Option<i32>) -> String {
+    // FNV-1a over the template's JSON (and the count), as a short lower-case string.
+    let mut json = serde_json::to_vec(t).unwrap_or_default();
+    if let Some(c) = collision_count {
+        json.extend_from_slice(&c.to_le_bytes());
+    }
     let mut h: u64 = 0xcbf29ce484222325;
     for b in json {
         h ^= b as u64;

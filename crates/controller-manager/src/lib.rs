@@ -4,6 +4,7 @@
 //!
 //! * [`replicaset`]: keeps `replicas` pods per ReplicaSet (and per ReplicationController).
 //! * [`deployment`]: one ReplicaSet per template, rolled out by strategy.
+//! * [`daemonset`]: one pod per eligible node, rolled out by strategy, with ControllerRevision history.
 //! * [`disruption`]: PodDisruptionBudgets' status: how many pods may be evicted now.
 //! * [`job`]: Jobs run their pods to completion, counting each ended pod exactly once; failed Jobs
 //!   (backoffLimit, deadline, pod failure policy), suspension, Indexed Jobs, TTL after finished.
@@ -28,6 +29,7 @@
 pub mod certificates;
 pub mod clusterrole_aggregation;
 pub mod config;
+pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
 pub mod endpoints;

@@ -56,6 +56,58 @@ pub fn owners_of<K: Resource>(
         .collect()
 }
 
+/// The objects (pods, ControllerRevisions) of an owner's namespace as its controller sees them.
+#[derive(Debug)]
+pub struct Claim<'a, K> {
+    /// Objects it controls (and orphans it adopts).
+    pub mine: Vec<&'a K>,
+    /// Orphans matching its selector, to take ownership of.
+    pub adopt: Vec<&'a K>,
+    /// Objects it controls whose labels no longer match, to let go.
+    pub release: Vec<&'a K>,
+}
+
+impl<K> Default for Claim<'_, K> {
+    fn default() -> Self {
+        Claim { mine: Vec::new(), adopt: Vec::new(), release: Vec::new() }
+    }
+}
+
+/// Sorts `objects` by ownership to the owner with metadata `owner` and `selector` (Kubernetes'
+/// `ControllerRefManager`): its own that match are its, its own that stopped matching are released,
+/// orphans that match are adopted when `adopting`; objects being deleted are neither adopted nor
+/// released. An empty or invalid selector matches nothing.
+pub fn claim_objects<'a, K: Resource>(
+    owner: &ObjectMeta,
+    selector: Option<&LabelSelector>,
+    adopting: bool,
+    objects: &[&'a K],
+) -> Claim<'a, K> {
+    let selector = Selector::from_label_selector(selector).ok();
+    let mut out = Claim::default();
+    for &o in objects {
+        let m = o.meta();
+        let matches = selector.as_ref().is_some_and(|s| !s.is_empty() && s.matches(&m.labels));
+        let deleting = !m.deletion_timestamp.is_empty();
+        match controller_of(m) {
+            Some(r) if r.uid == owner.uid => {
+                if matches {
+                    out.mine.push(o);
+                } else if !deleting {
+                    out.release.push(o);
+                }
+            }
+            Some(_) => {}
+            None if matches && adopting && !deleting => {
+                out.adopt.push(o);
+                out.mine.push(o);
+            }
+            None => {}
+        }
+    }
+    out
+}
+
 /// Pods an owner created and deleted that its pod cache does not show yet.
 #[derive(Debug, Default)]
 struct Pending {

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use navarch_api::v1::{
-    CertificateSigningRequest, ClusterRole, ConfigMap, CronJob, DaemonSet, Deployment, Endpoints, Job, Lease,
-    Namespace, Node, Pod, PodDisruptionBudget, ReplicaSet, ReplicationController, Secret, Service,
-    ServiceAccount, StatefulSet,
+    CertificateSigningRequest, ClusterRole, ConfigMap, ControllerRevision, CronJob, DaemonSet, Deployment,
+    Endpoints, Job, Lease, Namespace, Node, Pod, PodDisruptionBudget, ReplicaSet, ReplicationController,
+    Secret, Service, ServiceAccount, StatefulSet,
 };
 use navarch_client::{Action, Client, Controller, EventRecorder, SharedReflector, WatcherConfig};
 use navarch_daemon::{Admin, Daemon, Election, run_elected};
@@ -54,6 +54,7 @@ informers! {
     replication_controllers: ReplicationController = "",
     deployments: Deployment = "",
     daemonsets: DaemonSet = "",
+    controller_revisions: ControllerRevision = "",
     statefulsets: StatefulSet = "",
     jobs: Job = "",
     cronjobs: CronJob = "",
@@ -151,6 +152,7 @@ pub async fn run_controllers(
     crate::replicaset::spawn(&mut w);
     crate::replicaset::spawn_replication_controllers(&mut w);
     crate::deployment::spawn(&mut w);
+    crate::daemonset::spawn(&mut w);
     crate::job::spawn(&mut w);
     crate::disruption::spawn(&mut w);
     crate::endpoints::spawn(&mut w);

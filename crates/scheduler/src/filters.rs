@@ -1,10 +1,8 @@
 //! Filters: can this pod run on this node? Each returns kube-scheduler's reason when it cannot, so the
 //! unschedulable message reads like Kubernetes' (`0/3 nodes are available: 2 Insufficient cpu, ...`).
 
-use std::collections::BTreeMap;
-
 use navarch_api::selector::Selector;
-use navarch_api::v1::{NodeSelectorRequirement, NodeSelectorTerm, Pod, PodAffinityTerm, Taint, Toleration};
+use navarch_api::v1::{Pod, PodAffinityTerm, Taint, Toleration};
 
 use crate::node_info::NodeInfo;
 use crate::resources::Resources;
@@ -75,53 +73,10 @@ pub fn fit_resources(req: &Resources, node: &NodeInfo) -> Vec<String> {
     r
 }
 
-fn requirement_matches(r: &NodeSelectorRequirement, value: Option<&str>) -> bool {
-    let num = |s: &str| s.parse::<i64>().ok();
-    match r.operator.as_str() {
-        "In" => value.is_some_and(|v| r.values.iter().any(|x| x == v)),
-        "NotIn" => value.is_none_or(|v| !r.values.iter().any(|x| x == v)),
-        "Exists" => value.is_some(),
-        "DoesNotExist" => value.is_none(),
-        "Gt" => {
-            matches!((value.and_then(num), r.values.first().and_then(|x| num(x))), (Some(v), Some(x)) if v > x)
-        }
-        "Lt" => {
-            matches!((value.and_then(num), r.values.first().and_then(|x| num(x))), (Some(v), Some(x)) if v < x)
-        }
-        _ => false,
-    }
-}
-
-/// A node selector term: its expressions on labels and fields all hold (an empty term matches nothing).
-pub fn term_matches(term: &NodeSelectorTerm, labels: &BTreeMap<String, String>, node_name: &str) -> bool {
-    if term.match_expressions.is_empty() && term.match_fields.is_empty() {
-        return false;
-    }
-    term.match_expressions.iter().all(|r| requirement_matches(r, labels.get(&r.key).map(String::as_str)))
-        && term.match_fields.iter().all(|r| {
-            let v = (r.key == "metadata.name").then_some(node_name);
-            requirement_matches(r, v)
-        })
-}
+pub use navarch_api::node_affinity::term_matches;
 
 pub fn matches_node_selector_and_affinity(pod: &Pod, node: &NodeInfo) -> bool {
-    let Some(spec) = pod.spec.as_ref() else { return true };
-    let meta = node.node.metadata.as_ref();
-    let empty = BTreeMap::new();
-    let labels = meta.map(|m| &m.labels).unwrap_or(&empty);
-    let name = meta.map(|m| m.name.as_str()).unwrap_or("");
-    if !spec.node_selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
-        return false;
-    }
-    let required = spec
-        .affinity
-        .as_ref()
-        .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|na| na.required_during_scheduling_ignored_during_execution.as_ref());
-    match required {
-        None => true,
-        Some(sel) => sel.node_selector_terms.iter().any(|t| term_matches(t, labels, name)),
-    }
+    pod.spec.as_ref().is_none_or(|spec| navarch_api::node_affinity::matches_node(spec, &node.node))
 }
 
 fn tolerations(pod: &Pod) -> &[Toleration] {
@@ -132,10 +87,9 @@ pub use navarch_api::taints::tolerates;
 
 /// The first NoSchedule/NoExecute taint the pod does not tolerate.
 pub fn untolerated_taint<'a>(pod: &Pod, taints: &'a [Taint]) -> Option<&'a Taint> {
-    taints
-        .iter()
-        .filter(|t| t.effect == "NoSchedule" || t.effect == "NoExecute")
-        .find(|taint| !tolerations(pod).iter().any(|t| tolerates(t, taint)))
+    navarch_api::taints::untolerated(tolerations(pod), taints, |t| {
+        t.effect == "NoSchedule" || t.effect == "NoExecute"
+    })
 }
 
 /// (protocol, hostIP, hostPort) the pod wants.

@@ -31,6 +31,9 @@
 //!     HTTP to the api-server and a kubelet API; a forged `alg: none` token (401)
 //! 12. Jobs (`e2e/jobs.rs`): completions with parallelism, backoffLimit, Indexed, deadline, TTL, and
 //!     a 20-completion Job across a kill -9 of the controller-manager: exactly 20 pods
+//! 13. DaemonSets (`e2e/daemonsets.rs`): one pod on each node, a `node-role=edge` nodeSelector, an
+//!     image update rolling node by node within maxUnavailable, `kubectl rollout undo`, a cordon that
+//!     evicts nothing
 //! 14. `navctl drain` of a node hosting 2 of 3 replicas of a Deployment whose PodDisruptionBudget says
 //!     `minAvailable: 2` (`e2e/disruption.rs`): the drain completes, retrying the eviction the budget
 //!     refuses, and the available replicas (sampled every 100 ms) never fall below 2
@@ -55,6 +58,8 @@ use navarch_tests::eventually_blocking;
 
 #[path = "e2e/attacks.rs"]
 mod attacks;
+#[path = "e2e/daemonsets.rs"]
+mod daemonsets;
 #[path = "e2e/disruption.rs"]
 mod disruption;
 #[path = "e2e/jobs.rs"]
@@ -925,6 +930,9 @@ fn main() {
     }
     if run(12) {
         jobs::scenario_12_jobs();
+    }
+    if run(13) {
+        daemonsets::scenario_13_daemonsets();
     }
     // Last: its drain deletes the bare client pod of the first node (--force).
     if run(14) {

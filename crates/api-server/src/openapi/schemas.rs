@@ -25,6 +25,7 @@ pub(super) fn schema_name(message: &str) -> String {
     match message {
         "Quantity" => "io.k8s.apimachinery.pkg.api.resource.Quantity".into(),
         "IntOrString" => "io.k8s.apimachinery.pkg.util.intstr.IntOrString".into(),
+        "RawExtension" => "io.k8s.apimachinery.pkg.runtime.RawExtension".into(),
         _ => {
             let file = schema::message(message).map_or("core", |m| m.file);
             match file {
@@ -79,6 +80,8 @@ fn message_schema(msg: &Message) -> Value {
         }
         // Any JSON object (a trie of field paths), as Kubernetes describes it.
         "FieldsV1" => json!({"type": "object"}),
+        // An embedded object of any kind (a ControllerRevision's data), as Kubernetes describes it.
+        "RawExtension" => json!({"type": "object"}),
         // A user's extra values: Kubernetes' `[]string`.
         "ExtraValue" => json!({"type": "array", "items": {"type": "string"}}),
         _ => {

@@ -56,9 +56,22 @@ pub fn apply_defaults(obj: &mut Object) {
         | Object::ServiceAccount(_)
         | Object::Event(_)
         | Object::Lease(_)
+        | Object::ControllerRevision(_)
         | Object::Role(_)
         | Object::ClusterRole(_)
         | Object::PodDisruptionBudget(_) => {}
+    }
+}
+
+/// What the kind's strategy sets on create (`old` None) and on an update of more than the status,
+/// after defaulting: a DaemonSet's template generation.
+pub fn prepare_write(obj: &mut Object, old: Option<&Object>) {
+    if let Object::DaemonSet(ds) = obj {
+        let old = match old {
+            Some(Object::DaemonSet(o)) => Some(o),
+            _ => None,
+        };
+        workloads::prepare_daemon_set(ds, old);
     }
 }
 
@@ -98,6 +111,9 @@ pub fn validate(obj: &Object, old: Option<&Object>) -> Vec<FieldError> {
         Object::Deployment(o) => workloads::validate_deployment(o, old_as!(Deployment), &mut errs),
         Object::DaemonSet(o) => workloads::validate_daemon_set(o, old_as!(DaemonSet), &mut errs),
         Object::StatefulSet(o) => workloads::validate_stateful_set(o, old_as!(StatefulSet), &mut errs),
+        Object::ControllerRevision(o) => {
+            workloads::validate_controller_revision(o, old_as!(ControllerRevision), &mut errs)
+        }
         Object::Job(o) => batch::validate_job(o, old_as!(Job), &mut errs),
         Object::CronJob(o) => batch::validate_cron_job(o, &mut errs),
         Object::PodDisruptionBudget(o) => policy::validate_pod_disruption_budget(o, &mut errs),

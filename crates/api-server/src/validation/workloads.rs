@@ -3,6 +3,7 @@
 //! (`ValidateDeployment`, ..., and what an update may not change: the selector always, but a
 //! ReplicationController's; most of a StatefulSet's spec).
 
+use navarch_api::Resource;
 use navarch_api::names;
 use navarch_api::selector::Selector;
 use navarch_api::v1::*;
@@ -71,6 +72,25 @@ pub(super) fn default_daemon_set(ds: &mut DaemonSet) {
     }
     spec.revision_history_limit.get_or_insert(DEFAULT_REVISION_HISTORY_LIMIT);
     pod::default_pod_template(spec.template.as_mut(), true);
+}
+
+/// The annotation holding a DaemonSet's template generation (Kubernetes' internal
+/// `spec.templateGeneration`, which apps/v1 carries as this annotation).
+pub const TEMPLATE_GENERATION: &str = "deprecated.daemonset.template.generation";
+
+/// What Kubernetes' DaemonSet strategy sets on create (`old` None) and update: the template generation, 1
+/// at first, one more each time the pod template changes.
+pub(crate) fn prepare_daemon_set(ds: &mut DaemonSet, old: Option<&DaemonSet>) {
+    let template_of = |d: &DaemonSet| d.spec.as_ref().and_then(|s| s.template.clone());
+    let generation = match old {
+        None => 1,
+        Some(old) => {
+            let current: i64 =
+                old.meta().annotations.get(TEMPLATE_GENERATION).and_then(|g| g.parse().ok()).unwrap_or(1);
+            if template_of(ds) != template_of(old) { current + 1 } else { current }
+        }
+    };
+    ds.meta_mut().annotations.insert(TEMPLATE_GENERATION.into(), generation.to_string());
 }
 
 pub(super) fn default_stateful_set(ss: &mut StatefulSet) {
@@ -275,6 +295,21 @@ fn validate_deployment_strategy(strategy: Option<&DeploymentStrategy>, path: &Pa
             validate_unavailable_and_surge(ru.max_unavailable.as_ref(), ru.max_surge.as_ref(), &rp, errs);
         }
         _ => {}
+    }
+}
+
+/// Kubernetes' `ValidateControllerRevision` (and `...Update`: `data` never changes).
+pub(super) fn validate_controller_revision(
+    cr: &ControllerRevision,
+    old: Option<&ControllerRevision>,
+    errs: &mut Errors,
+) {
+    if cr.data.as_ref().is_none_or(|d| d.raw.is_empty()) {
+        errs.required(&Path::new("data"), "data is mandatory");
+    }
+    errs.non_negative(&Path::new("revision"), cr.revision);
+    if old.is_some_and(|old| old.data != cr.data) {
+        errs.immutable(&Path::new("data"));
     }
 }
 

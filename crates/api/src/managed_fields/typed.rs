@@ -74,7 +74,7 @@ pub enum Ty {
 
 /// A message whose JSON is a scalar.
 fn is_scalar_message(name: &str) -> bool {
-    matches!(name, "Quantity" | "IntOrString" | "FieldsV1")
+    matches!(name, "Quantity" | "IntOrString" | "FieldsV1" | "RawExtension")
 }
 
 impl Elem {

@@ -141,6 +141,7 @@ pub(super) fn row(kind: &str, o: &Value, now: SystemTime) -> Vec<Value> {
             let allowed = int_at(o, "status.disruptionsAllowed");
             vec![name(), bound("spec.minAvailable"), bound("spec.maxUnavailable"), n(allowed), age()]
         }
+        "ControllerRevision" => vec![name(), s(revision_controller(o)), n(int_at(o, "revision")), age()],
         "Role" | "ClusterRole" => vec![name(), s(created_at(o))],
         "RoleBinding" | "ClusterRoleBinding" => {
             let role = format!("{}/{}", str_at(o, "roleRef.kind"), str_at(o, "roleRef.name"));
@@ -213,6 +214,21 @@ fn csr_condition(o: &Value) -> String {
         condition.push_str(",Issued");
     }
     condition
+}
+
+/// A ControllerRevision's controller as `<kind>.<group>/<name>` in lower case (`daemonset.apps/x`), or
+/// `<none>` (printControllerRevision).
+fn revision_controller(o: &Value) -> String {
+    let Some(r) = list_at(o, "metadata.ownerReferences").iter().find(|r| bool_at(r, "controller")) else {
+        return "<none>".into();
+    };
+    let group = str_at(r, "apiVersion").rsplit_once('/').map(|(g, _)| g).unwrap_or("");
+    let kind = if group.is_empty() {
+        str_at(r, "kind").to_string()
+    } else {
+        format!("{}.{group}", str_at(r, "kind"))
+    };
+    format!("{}/{}", kind.to_lowercase(), str_at(r, "name"))
 }
 
 fn map_len(v: &Value, path: &str) -> usize {

@@ -163,6 +163,11 @@ const SECRET: &[ColumnDefinition] =
 const SERVICE_ACCOUNT: &[ColumnDefinition] =
     table![col("Secrets", "string", "Number of secrets the service account refers to.")];
 const CONFIG_MAP: &[ColumnDefinition] = table![col("Data", "string", "Number of keys.")];
+const CONTROLLER_REVISION: &[ColumnDefinition] = table![
+    col("Controller", "string", "Controller of the object"),
+    col("Revision", "number", "Revision indicates the revision of the state represented by Data."),
+];
+
 const LEASE: &[ColumnDefinition] = table![col("Holder", "string", "The identity that holds the lease.")];
 
 /// Roles and ClusterRoles have no printer upstream: the api-server's default table (`NAME`, `CREATED AT`).
@@ -210,6 +215,7 @@ fn definitions(kind: &str) -> &'static [ColumnDefinition] {
         "Deployment" => DEPLOYMENT,
         "ConfigMap" => CONFIG_MAP,
         "Lease" => LEASE,
+        "ControllerRevision" => CONTROLLER_REVISION,
         "Role" | "ClusterRole" => ROLE,
         "RoleBinding" | "ClusterRoleBinding" => ROLE_BINDING,
         "CertificateSigningRequest" => CERTIFICATE_SIGNING_REQUEST,

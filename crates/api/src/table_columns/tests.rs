@@ -46,7 +46,11 @@ fn every_kind_has_a_table_with_a_cell_per_column() {
         assert!(cols.len() >= 2, "{}", info.kind);
         assert_eq!(cols.iter().filter(|c| c.format == "name").count(), 1, "{}: one name column", info.kind);
         for c in &cols {
-            assert!(matches!(c.type_, "string" | "integer" | "boolean" | "date"), "{}: {c:?}", info.kind);
+            assert!(
+                matches!(c.type_, "string" | "integer" | "number" | "boolean" | "date"),
+                "{}: {c:?}",
+                info.kind
+            );
             assert!(matches!(c.priority, 0 | 1) && !c.description.is_empty(), "{}: {c:?}", info.kind);
         }
         // An empty object and a typed default object both give a full row.
@@ -356,6 +360,9 @@ fn workload_and_small_kind_cells() {
     assert_eq!(row("Secret", secret)[..3], ["s", "Opaque", "2"]);
     assert_eq!(row("ServiceAccount", "metadata: {name: default}\nsecrets: [{name: t}]\n")[1], "1");
     assert_eq!(row("Lease", "metadata: {name: l}\nspec: {holderIdentity: node-a}\n")[1], "node-a");
+    let cr = "metadata: {name: ds-1, ownerReferences: [{apiVersion: apps/v1, kind: DaemonSet, name: ds, uid: u, controller: true}]}\nrevision: 3\ndata: {}\n";
+    assert_eq!(row("ControllerRevision", cr)[1..3], ["daemonset.apps/ds", "3"]);
+    assert_eq!(row("ControllerRevision", "metadata: {name: x}\nrevision: 1\n")[1], "<none>");
     assert_eq!(row("Namespace", "metadata: {name: ns}\nstatus: {phase: Terminating}\n")[1], "Terminating");
     let sts = "metadata: {name: db}\nspec: {replicas: 3, template: {spec: {containers: [{name: pg, image: postgres}]}}}\n\
                status: {readyReplicas: 1}\n";

@@ -10,16 +10,15 @@ use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 use navarch_api::Resource;
-use navarch_api::selector::Selector;
 use navarch_api::v1::{Job, JobCondition, JobStatus, Pod, UncountedTerminatedPods};
 
 use super::indexes::Intervals;
 use super::pods::{
-    Verdict, completion_index, failure_verdict, finished_time, has_finalizer, is_deleting, is_failed,
-    is_succeeded, is_terminating, only_replace_failed, restarts,
+    Verdict, completion_index, failure_verdict, finished_time, has_finalizer, is_failed, is_succeeded,
+    is_terminating, only_replace_failed, restarts,
 };
 use super::{is_indexed, is_suspended, spec_of};
-use crate::pod_control::controller_of;
+use crate::pod_control::{Claim, claim_objects};
 use crate::replicaset::{deletion_order, is_active, is_ready};
 
 /// Pods created or deleted per sync at most (Kubernetes' `MaxPodCreateDeletePerSync`).
@@ -102,43 +101,11 @@ pub fn ensure_condition(
     }
 }
 
-/// The Job's pods as its controller sees them.
-#[derive(Debug, Default)]
-pub struct Claim<'a> {
-    /// Pods it controls (and orphans it adopts).
-    pub mine: Vec<&'a Pod>,
-    /// Orphans matching its selector, to take ownership of.
-    pub adopt: Vec<&'a Pod>,
-    /// Pods it controls whose labels no longer match, to let go.
-    pub release: Vec<&'a Pod>,
-}
-
 /// Sorts the pods of the Job's namespace by ownership (Kubernetes' `ClaimPods`): orphans are adopted
 /// only while the Job is not being deleted, nor finished.
-pub fn claim<'a>(job: &Job, pods: &[&'a Pod]) -> Claim<'a> {
-    let selector = Selector::from_label_selector(spec_of(job).selector.as_ref()).ok();
+pub fn claim<'a>(job: &Job, pods: &[&'a Pod]) -> Claim<'a, Pod> {
     let adopting = job.meta().deletion_timestamp.is_empty() && !is_finished(job);
-    let mut out = Claim::default();
-    for &p in pods {
-        let m = p.meta();
-        let matches = selector.as_ref().is_some_and(|s| !s.is_empty() && s.matches(&m.labels));
-        match controller_of(m) {
-            Some(r) if r.uid == job.meta().uid => {
-                if matches {
-                    out.mine.push(p);
-                } else if !is_deleting(p) {
-                    out.release.push(p);
-                }
-            }
-            Some(_) => {}
-            None if matches && adopting && !is_deleting(p) => {
-                out.adopt.push(p);
-                out.mine.push(p);
-            }
-            None => {}
-        }
-    }
-    out
+    claim_objects(job.meta(), spec_of(job).selector.as_ref(), adopting, pods)
 }
 
 /// What one sync starts from: the Job, its pods, and what the controller remembers.

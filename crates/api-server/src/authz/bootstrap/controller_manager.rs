@@ -17,6 +17,7 @@ pub(super) fn rules() -> Vec<PolicyRule> {
         deployment_controller(),
         replicaset_controller(),
         replication_controller(),
+        daemon_set_controller(),
         job_controller(),
         ttl_after_finished_controller(),
         disruption_controller(),
@@ -92,6 +93,25 @@ fn replication_controller() -> Vec<PolicyRule> {
         rule(&["update"], &[CORE], &["replicationcontrollers/status"]),
         rule(&["update"], &[CORE], &["replicationcontrollers/finalizers"]),
         rule(&["list", "watch", "patch", "create", "delete"], &[CORE], &["pods"]),
+        events_rule(),
+    ]
+}
+
+/// `system:controller:daemon-set-controller`. navarch's client has no patch: pods are adopted and
+/// released with `update`, which Kubernetes' role lacks.
+fn daemon_set_controller() -> Vec<PolicyRule> {
+    vec![
+        rule(&["get", "list", "watch"], &[APPS, EXTENSIONS], &["daemonsets"]),
+        rule(&["update"], &[APPS, EXTENSIONS], &["daemonsets/status"]),
+        rule(&["update"], &[APPS, EXTENSIONS], &["daemonsets/finalizers"]),
+        rule(&["list", "watch"], &[CORE], &["nodes"]),
+        rule(&["list", "watch", "create", "delete", "update", "patch"], &[CORE], &["pods"]),
+        rule(&["create"], &[CORE], &["pods/binding"]),
+        rule(
+            &["get", "list", "watch", "create", "delete", "update", "patch"],
+            &[APPS],
+            &["controllerrevisions"],
+        ),
         events_rule(),
     ]
 }

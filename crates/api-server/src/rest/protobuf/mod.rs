@@ -303,7 +303,9 @@ impl Ctx {
             FieldType::Double => float(f64::from_bits(wire.fixed64().map_err(fail)?)).map_err(fail)?,
             FieldType::Message("Quantity") => quantity(wire.bytes().map_err(fail)?).map_err(fail)?,
             FieldType::Message("IntOrString") => int_or_string(wire.bytes().map_err(fail)?).map_err(fail)?,
-            FieldType::Message("FieldsV1") => fields_v1(wire.bytes().map_err(fail)?).map_err(fail)?,
+            FieldType::Message(m @ ("FieldsV1" | "RawExtension")) => {
+                raw_json(m, wire.bytes().map_err(fail)?).map_err(fail)?
+            }
             FieldType::Message("ExtraValue") => extra_value(wire.bytes().map_err(fail)?).map_err(fail)?,
             FieldType::Message(name) => {
                 let bytes = wire.bytes().map_err(fail)?;
@@ -410,9 +412,10 @@ fn quantity(bytes: &[u8]) -> Result<Value, String> {
     Ok(Value::String(s))
 }
 
-/// `metav1.FieldsV1` (`Raw` = 1: JSON text) as the JSON value it holds; an empty one is `{}`.
-fn fields_v1(bytes: &[u8]) -> Result<Value, String> {
-    let mut value = Value::Object(Map::new());
+/// `metav1.FieldsV1` or `runtime.RawExtension` (`message`; `Raw` = 1: JSON text) as the JSON value it
+/// holds; an empty FieldsV1 is `{}`, an empty RawExtension `null`.
+fn raw_json(message: &str, bytes: &[u8]) -> Result<Value, String> {
+    let mut value = if message == "FieldsV1" { Value::Object(Map::new()) } else { Value::Null };
     let mut reader = Reader::new(bytes);
     while let Some(item) = reader.next() {
         match item? {
@@ -420,10 +423,10 @@ fn fields_v1(bytes: &[u8]) -> Result<Value, String> {
                 let raw = wire.bytes()?;
                 if !raw.is_empty() {
                     value =
-                        serde_json::from_slice(raw).map_err(|e| format!("FieldsV1 raw is not JSON: {e}"))?;
+                        serde_json::from_slice(raw).map_err(|e| format!("{message} raw is not JSON: {e}"))?;
                 }
             }
-            (n, _) => return Err(format!("unknown field {n} of a FieldsV1")),
+            (n, _) => return Err(format!("unknown field {n} of a {message}")),
         }
     }
     Ok(value)

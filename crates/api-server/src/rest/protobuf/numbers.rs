@@ -91,6 +91,7 @@ pub static NUMBERS: &[(&str, &[(u32, &str)])] = &[
         (10, "allocatedResources"), (11, "resources"), (12, "volumeMounts"), (13, "user"),
         (14, "allocatedResourcesStatus"), (15, "stopSignal")]),
     ("ContainerUser", &[(1, "linux")]),
+    ("ControllerRevision", &[(1, "metadata"), (2, "data"), (3, "revision")]),
     ("CronJob", &[(1, "metadata"), (2, "spec"), (3, "status")]),
     ("CronJobSpec", &[(1, "schedule"), (2, "startingDeadlineSeconds"), (3, "concurrencyPolicy"),
         (4, "suspend"), (5, "jobTemplate"), (6, "successfulJobsHistoryLimit"),
@@ -539,7 +540,8 @@ mod tests {
     use super::*;
 
     /// Messages decoded by hand, and navarch's own message upstream does not have.
-    const NO_TABLE: &[&str] = &["FieldsV1", "IntOrString", "Quantity", "ExtraValue", "LocalVolumeSourceRef"];
+    const NO_TABLE: &[&str] =
+        &["FieldsV1", "RawExtension", "IntOrString", "Quantity", "ExtraValue", "LocalVolumeSourceRef"];
     /// navarch fields with no upstream field number, besides the `apiVersion`/`kind` of kinds (those come
     /// from the envelope).
     const NOT_UPSTREAM: &[(&str, &str)] = &[

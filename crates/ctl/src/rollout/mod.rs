@@ -1,7 +1,10 @@
 //! `navctl rollout status|history|undo|pause|resume|restart` for Deployments, with kubectl's
 //! messages. History is the Deployment's ReplicaSets (their `deployment.kubernetes.io/revision`
 //! annotation); undo copies an old revision's pod template back into the Deployment, and the
-//! Deployment controller rolls it out as the newest revision.
+//! Deployment controller rolls it out as the newest revision. `status`, `history` and `undo` of
+//! DaemonSets are in [`daemonset`].
+
+mod daemonset;
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -60,6 +63,15 @@ pub fn rollout_progress(d: &Deployment) -> Result<Option<String>, String> {
 
 pub async fn run(ctx: &Context, cmd: &RolloutCommand) -> anyhow::Result<Outcome> {
     match cmd {
+        RolloutCommand::Status { resource, timeout } if daemonset::named(resource) => {
+            daemonset::status(ctx, resource, *timeout).await
+        }
+        RolloutCommand::History { resource, revision } if daemonset::named(resource) => {
+            daemonset::history(ctx, resource, *revision).await
+        }
+        RolloutCommand::Undo { resource, to_revision } if daemonset::named(resource) => {
+            daemonset::undo(ctx, resource, *to_revision).await
+        }
         RolloutCommand::Status { resource, timeout } => status(ctx, resource, *timeout).await,
         RolloutCommand::History { resource, revision } => history(ctx, resource, *revision).await,
         RolloutCommand::Undo { resource, to_revision } => undo(ctx, resource, *to_revision).await,
@@ -91,29 +103,43 @@ async fn fetch(
     Ok((api, d))
 }
 
-/// Writes the Deployment's spec (and change-cause annotation) as `d` has them. These commands change
-/// nothing else, so when a controller wrote in between (a conflict) the change is carried onto the
-/// latest version and written again, as kubectl's patches would apply.
+/// Writes the Deployment's spec (and change-cause annotation) as `d` has them.
 async fn store(
     ctx: &Context,
     api: &Api<Deployment>,
     kind: &'static KindInfo,
     d: &Deployment,
 ) -> anyhow::Result<()> {
-    let name = &d.meta().name;
+    store_with(ctx, api, kind, d, |latest, d| {
+        latest.spec = d.spec.clone();
+        let annotations = &mut latest.meta_mut().annotations;
+        match d.meta().annotations.get(CHANGE_CAUSE) {
+            Some(c) => annotations.insert(CHANGE_CAUSE.into(), c.clone()),
+            None => annotations.remove(CHANGE_CAUSE),
+        };
+    })
+    .await
+}
+
+/// Writes `obj`. These commands change only what `carry` copies, so when a controller wrote in
+/// between (a conflict) the change is carried onto the latest version and written again, as kubectl's
+/// patches would apply.
+async fn store_with<K: Resource>(
+    ctx: &Context,
+    api: &Api<K>,
+    kind: &'static KindInfo,
+    obj: &K,
+    carry: impl Fn(&mut K, &K),
+) -> anyhow::Result<()> {
+    let name = &obj.meta().name;
     let describe = |e| ctx.describe(e, Verb::Update, Target { kind, name, source: None });
-    let mut next = d.clone();
+    let mut next = obj.clone();
     for attempt in 1.. {
         match api.update(&next).await {
             Ok(_) => return Ok(()),
             Err(navarch_client::Error::Conflict(_)) if attempt < Context::CONFLICT_ATTEMPTS => {
                 let mut latest = api.get(name).await.map_err(describe)?;
-                latest.spec = d.spec.clone();
-                let annotations = &mut latest.metadata.get_or_insert_with(Default::default).annotations;
-                match d.meta().annotations.get(CHANGE_CAUSE) {
-                    Some(c) => annotations.insert(CHANGE_CAUSE.into(), c.clone()),
-                    None => annotations.remove(CHANGE_CAUSE),
-                };
+                carry(&mut latest, obj);
                 next = latest;
             }
             Err(e) => return Err(describe(e)),
@@ -279,24 +305,28 @@ async fn status(ctx: &Context, resource: &[String], timeout: Option<Duration>) -
         {
             bail!("timed out waiting for the condition");
         }
-        // Wake on the next change of this Deployment (or after a second).
-        let params = WatchParams {
-            field_selector: format!("metadata.name={name}"),
-            resource_version: d.metadata.as_ref().map(|m| m.resource_version.clone()).unwrap_or_default(),
-            ..Default::default()
-        };
-        if let Ok(mut w) = api.watch(&params).await {
-            let _ = tokio::time::timeout(Duration::from_secs(1), async {
-                while let Some(ev) = w.next().await {
-                    if matches!(ev, Ok(WatchEvent::Modified(_)) | Ok(WatchEvent::Deleted(_)) | Err(_)) {
-                        return;
-                    }
+        next_change(&api, &d).await;
+    }
+}
+
+/// Waits for the next change of `obj` (or a second).
+async fn next_change<K: Resource>(api: &Api<K>, obj: &K) {
+    let params = WatchParams {
+        field_selector: format!("metadata.name={}", obj.meta().name),
+        resource_version: obj.meta().resource_version.clone(),
+        ..Default::default()
+    };
+    if let Ok(mut w) = api.watch(&params).await {
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while let Some(ev) = w.next().await {
+                if matches!(ev, Ok(WatchEvent::Modified(_)) | Ok(WatchEvent::Deleted(_)) | Err(_)) {
+                    return;
                 }
-            })
-            .await;
-        } else {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
+            }
+        })
+        .await;
+    } else {
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
