@@ -6,6 +6,8 @@
 //! * [`deployment`]: one ReplicaSet per template, rolled out by strategy.
 //! * [`job`]: Jobs run their pods to completion, counting each ended pod exactly once; failed Jobs
 //!   (backoffLimit, deadline, pod failure policy), suspension, Indexed Jobs, TTL after finished.
+//! * [`cronjob`]: CronJobs create a Job at each time of their schedule (time zones, missed runs,
+//!   concurrency policy, suspension, history limits).
 //! * [`pod_control`]: what pod-owning controllers share: controller ownerReferences, expectations,
 //!   slow-start pod creation.
 //! * [`endpoints`]: Endpoints of Services with selectors.
@@ -27,6 +29,7 @@
 pub mod certificates;
 pub mod clusterrole_aggregation;
 pub mod config;
+pub mod cronjob;
 pub mod deployment;
 pub mod endpoints;
 pub mod garbage_collector;
