@@ -98,6 +98,29 @@ impl Civil {
     }
 }
 
+impl Civil {
+    /// Go's `time.RFC1123Z`: `Mon, 02 Jan 2006 15:04:05 -0700`.
+    pub fn rfc1123z(&self) -> String {
+        const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+        const MONTHS: [&str; 12] =
+            ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+        let sign = if self.offset < 0 { '-' } else { '+' };
+        let o = self.offset.unsigned_abs();
+        format!(
+            "{}, {:02} {} {:04} {:02}:{:02}:{:02} {sign}{:02}{:02}",
+            DAYS[self.weekday as usize],
+            self.day,
+            MONTHS[self.month as usize - 1],
+            self.year,
+            self.hour,
+            self.minute,
+            self.second,
+            o / 3600,
+            o % 3600 / 60
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +142,8 @@ mod tests {
         let c = Civil::from_wall(1_709_164_800 + 3600, 3600);
         assert_eq!(c.rfc3339(), "2024-02-29T01:00:00+01:00");
         assert_eq!(Civil::from_wall(0, 0).rfc3339(), "1970-01-01T00:00:00Z");
+        assert_eq!(Civil::from_wall(0, 0).rfc1123z(), "Thu, 01 Jan 1970 00:00:00 +0000");
+        assert_eq!(c.rfc1123z(), "Thu, 29 Feb 2024 01:00:00 +0100");
         assert_eq!(Civil::from_wall(0, -(5 * 3600 + 1800)).rfc3339(), "1970-01-01T00:00:00-05:30");
     }
 }

@@ -180,18 +180,5 @@ pub fn beyond_history(cj: &CronJob, jobs: &[Arc<Job>]) -> Vec<Arc<Job>> {
 /// Go's `time.RFC1123Z` in UTC (`Mon, 02 Jan 2006 15:04:05 +0000`), as the `MissSchedule` event
 /// shows the missed time.
 pub fn rfc1123z(t: i64) -> String {
-    const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-    const MONTHS: [&str; 12] =
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let c = Zone::utc().civil(t);
-    format!(
-        "{}, {:02} {} {:04} {:02}:{:02}:{:02} +0000",
-        DAYS[c.weekday as usize],
-        c.day,
-        MONTHS[c.month as usize - 1],
-        c.year,
-        c.hour,
-        c.minute,
-        c.second
-    )
+    Zone::utc().civil(t).rfc1123z()
 }

@@ -18,6 +18,7 @@ pub(super) fn rules() -> Vec<PolicyRule> {
         replicaset_controller(),
         replication_controller(),
         job_controller(),
+        cronjob_controller(),
         ttl_after_finished_controller(),
         node_controller(),
         endpoint_controller(),
@@ -103,6 +104,18 @@ fn job_controller() -> Vec<PolicyRule> {
         rule(&["update", "patch"], &[BATCH], &["jobs/status"]),
         rule(&["update"], &[BATCH], &["jobs/finalizers"]),
         rule(&["list", "watch", "create", "delete", "update", "patch"], &[CORE], &["pods"]),
+        events_rule(),
+    ]
+}
+
+/// `system:controller:cronjob-controller`: creates, replaces and prunes the Jobs of CronJobs.
+fn cronjob_controller() -> Vec<PolicyRule> {
+    vec![
+        rule(&["get", "list", "watch", "update"], &[BATCH], &["cronjobs"]),
+        rule(&["get", "list", "watch", "create", "update", "delete", "patch"], &[BATCH], &["jobs"]),
+        rule(&["update"], &[BATCH], &["cronjobs/status"]),
+        rule(&["update"], &[BATCH], &["cronjobs/finalizers"]),
+        rule(&["list", "delete"], &[CORE], &["pods"]),
         events_rule(),
     ]
 }
