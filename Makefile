@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help up down status e2e node-stop node-start node-cut node-restore kill deps build release test unit lint fmt bench-api bench-scheduler bench-pod-startup bench-proxy bench-streams bench-rbac fuzz logs images vagrant-lint vagrant-box vagrant-up vagrant-provision vagrant-smoke vagrant-down role-test
+.PHONY: help up down status e2e node-stop node-start node-cut node-restore kill deps build release test unit lint fmt bench-api bench-scheduler bench-pod-startup bench-proxy bench-streams bench-rbac bench-job fuzz logs images vagrant-lint vagrant-box vagrant-up vagrant-provision vagrant-smoke vagrant-down role-test
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -78,6 +78,10 @@ bench-streams: ## kubectl exec latency beside ctr task exec, port-forward throug
 bench-proxy: ## kube-proxy: full sync of 10,000 Services x 5 endpoints, change-to-live p50/p99, rules touched (release, root)
 	$(CARGO) build --release --workspace --bins
 	$(CARGO) run --release -p navarch-tests --bin bench-proxy -- $(ARGS)
+
+bench-job: ## a 200-completion Job (parallelism 20) on the running make up cluster beside the same pods created directly (release)
+	$(CARGO) build --release -p navarch-tests --bin bench-job
+	target/release/bench-job $(ARGS)
 
 fuzz: ## mutation fuzzing of bearer-token and client-certificate parsing, SECONDS=600 per target (release; 30 min by default)
 	$(CARGO) run --release -p api-server --bin fuzz -- --seconds $(or $(SECONDS),600) $(ARGS)

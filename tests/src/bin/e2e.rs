@@ -29,6 +29,8 @@
 //!     token listing Secrets (403, `forbid`); with node-1's kubelet credentials, a Secret of a
 //!     node-2 pod, a missing Secret, a label on node-2 and a non-mirror pod (Forbidden); plaintext
 //!     HTTP to the api-server and a kubelet API; a forged `alg: none` token (401)
+//! 12. Jobs (`e2e/jobs.rs`): completions with parallelism, backoffLimit, Indexed, deadline, TTL, and
+//!     a 20-completion Job across a kill -9 of the controller-manager: exactly 20 pods
 //!
 //! Needs root (it cuts links and reads containerd) and a running `make up` cluster with at least
 //! two Ready nodes. Flags: `--only N[,N...]` runs some scenarios (1 and 2 set up what the others
@@ -50,6 +52,8 @@ use navarch_tests::eventually_blocking;
 
 #[path = "e2e/attacks.rs"]
 mod attacks;
+#[path = "e2e/jobs.rs"]
+mod jobs;
 
 const NS: &str = "e2e";
 
@@ -186,6 +190,17 @@ fn apply_try(yaml: &str) -> Result<String, String> {
 
 fn apply(yaml: &str) {
     apply_try(yaml).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Creates the namespace `e2e` again when an earlier scenario (8) deleted it, and waits for its
+/// `default` ServiceAccount (pods need it).
+fn ensure_namespace() {
+    if navctl_try(&["get", "namespace", NS]).is_err() {
+        apply(&format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {NS}}}\n"));
+    }
+    eventually_blocking("the default ServiceAccount", allow(30), || {
+        nv_try(&["get", "serviceaccount", "default"]).is_ok()
+    });
 }
 
 /// How long a wait of `secs` seconds may take: three times as long on the VM cluster (`--vagrant`).
@@ -896,6 +911,9 @@ fn main() {
     }
     if run(11) {
         attacks::scenario_11_attacks(&c);
+    }
+    if run(12) {
+        jobs::scenario_12_jobs();
     }
     if vm {
         scenario_vm_failure(&c);

@@ -632,9 +632,7 @@ pub fn scenario_11_attacks(c: &Cluster) {
     let t = Instant::now();
     let audit = AuditLog::open();
     // Scenario 8 deletes the namespace.
-    if navctl_try(&["get", "namespace", NS]).is_err() {
-        apply_try(&format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {NS}}}\n")).unwrap();
-    }
+    super::ensure_namespace();
     let yaml = pods_yaml(&c.nodes[0].0, &c.nodes[1].0);
     // (its ServiceAccount may be missing for a moment after the namespace is made)
     eventually_blocking("the attacking and victim pods created", allow(30), || apply_try(&yaml));
