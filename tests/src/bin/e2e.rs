@@ -31,6 +31,8 @@
 //!     HTTP to the api-server and a kubelet API; a forged `alg: none` token (401)
 //! 12. Jobs (`e2e/jobs.rs`): completions with parallelism, backoffLimit, Indexed, deadline, TTL, and
 //!     a 20-completion Job across a kill -9 of the controller-manager: exactly 20 pods
+//! 13. CronJobs (`e2e/cronjobs.rs`): a Job every minute, history limit, Forbid, Replace,
+//!     `kubectl create job --from=cronjob/x`, suspend, kubectl's columns
 //!
 //! Needs root (it cuts links and reads containerd) and a running `make up` cluster with at least
 //! two Ready nodes. Flags: `--only N[,N...]` runs some scenarios (1 and 2 set up what the others
@@ -52,6 +54,8 @@ use navarch_tests::eventually_blocking;
 
 #[path = "e2e/attacks.rs"]
 mod attacks;
+#[path = "e2e/cronjobs.rs"]
+mod cronjobs;
 #[path = "e2e/jobs.rs"]
 mod jobs;
 
@@ -914,6 +918,9 @@ fn main() {
     }
     if run(12) {
         jobs::scenario_12_jobs();
+    }
+    if run(13) {
+        cronjobs::scenario_13_cronjobs();
     }
     if vm {
         scenario_vm_failure(&c);
