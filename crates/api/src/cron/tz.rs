@@ -444,7 +444,7 @@ mod tests {
     fn posix_rules() {
         let paris = parse_rule("CET-1CEST,M3.5.0,M10.5.0/3").unwrap();
         assert_eq!(paris.std, 3600);
-        let (dst, start, end) = paris.dst.clone().unwrap();
+        let (dst, start, end) = paris.dst.unwrap();
         assert_eq!(dst, 7200);
         // 2024-03-31T01:00:00Z and 2024-10-27T01:00:00Z.
         assert_eq!(start.instant(2024, 3600), 1_711_846_800);

@@ -132,7 +132,8 @@ pub fn scenario_13_cronjobs() {
     eventually_blocking("slow skipped its second run", allow(60), || {
         events_of("slow").iter().any(|r| r == "JobAlreadyActive").then_some(())
     });
-    assert_eq!(jobs_of("slow").iter().map(|j| j.0.clone()).collect::<Vec<_>>(), [slow_first.0.clone()]);
+    let slow: Vec<String> = jobs_of("slow").into_iter().map(|j| j.0).collect();
+    assert_eq!(slow, [slow_first.0], "Forbid started nothing while its Job runs");
     assert!(events_of("swap").iter().any(|r| r == "SuccessfulDelete"));
     println!(
         "    {second} kept alone, {swapped} replaced {}, slow skipped, in {}",
