@@ -39,6 +39,8 @@ pub use generated::navarch::apiserver::v1 as proto;
 pub use generated::navarch::kubelet::v1 as kubelet_proto;
 
 pub mod cidr;
+/// Cron schedules (Kubernetes' CronJob syntax), their next activations, and IANA time zones.
+pub mod cron;
 /// PodDisruptionBudget rules shared by the eviction subresource and the disruption controller.
 pub mod disruption;
 pub mod error;

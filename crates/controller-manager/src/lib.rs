@@ -8,6 +8,8 @@
 //! * [`disruption`]: PodDisruptionBudgets' status: how many pods may be evicted now.
 //! * [`job`]: Jobs run their pods to completion, counting each ended pod exactly once; failed Jobs
 //!   (backoffLimit, deadline, pod failure policy), suspension, Indexed Jobs, TTL after finished.
+//! * [`cronjob`]: CronJobs create a Job at each time of their schedule (time zones, missed runs,
+//!   concurrency policy, suspension, history limits).
 //! * [`pod_control`]: what pod-owning controllers share: controller ownerReferences, expectations,
 //!   slow-start pod creation.
 //! * [`endpoints`]: Endpoints of Services with selectors.
@@ -29,6 +31,7 @@
 pub mod certificates;
 pub mod clusterrole_aggregation;
 pub mod config;
+pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod disruption;

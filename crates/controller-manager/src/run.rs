@@ -155,6 +155,7 @@ pub async fn run_controllers(
     crate::daemonset::spawn(&mut w);
     crate::job::spawn(&mut w);
     crate::disruption::spawn(&mut w);
+    crate::cronjob::spawn(&mut w);
     crate::endpoints::spawn(&mut w);
     crate::service_lb::spawn(&mut w);
     crate::node_ipam::spawn(&mut w, cfg.pod_subnets);

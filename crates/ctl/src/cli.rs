@@ -94,7 +94,7 @@ pub enum Command {
     Config(ConfigCommand),
 }
 
-/// `create -f FILE`, or `create token SERVICE_ACCOUNT`.
+/// `create -f FILE`, `create token SERVICE_ACCOUNT`, or `create job NAME`.
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct CreateArgs {
@@ -108,6 +108,23 @@ pub struct CreateArgs {
 pub enum CreateCommand {
     /// Request a ServiceAccount token (printed without a newline unless on a terminal).
     Token(TokenArgs),
+    /// Create a Job: from a CronJob's job template (`--from=cronjob/NAME`, run it now) or an image.
+    Job(JobArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct JobArgs {
+    /// The Job's name.
+    pub name: String,
+    /// The CronJob whose job template to use: `cronjob/NAME`.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// The image of the Job's one container.
+    #[arg(long)]
+    pub image: Option<String>,
+    /// The container's command (after `--`).
+    #[arg(last = true)]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]

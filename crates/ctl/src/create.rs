@@ -1,9 +1,14 @@
-//! `navctl create -f` (fails for objects that exist) and `navctl replace -f` (full replacement, with
-//! optimistic concurrency on the manifest's resourceVersion when it has one).
+//! `navctl create -f` (fails for objects that exist), `navctl create job` (from a CronJob's job
+//! template, or an image) and `navctl replace -f` (full replacement, with optimistic concurrency on
+//! the manifest's resourceVersion when it has one).
 
-use navarch_api::Object;
+use anyhow::bail;
+use navarch_api::v1::{
+    Container, CronJob, Job, JobSpec, ObjectMeta, OwnerReference, PodSpec, PodTemplateSpec,
+};
+use navarch_api::{Object, Resource};
 
-use crate::cli::FileArgs;
+use crate::cli::{FileArgs, JobArgs};
 use crate::context::{Context, Outcome, say};
 use crate::errors::{Target, Unreachable, Verb};
 use crate::manifests::{self, Manifest};
@@ -67,4 +72,83 @@ pub async fn replace(ctx: &Context, args: &FileArgs) -> anyhow::Result<Outcome> 
         client.update(&obj).await.map_err(|e| ctx.describe(e, Verb::Replace, target))
     })
     .await
+}
+
+/// kubectl's `create job NAME --from=cronjob/CRONJOB`: the CronJob's job template, annotated
+/// `cronjob.kubernetes.io/instantiate: manual` and owned by the CronJob; or `--image IMAGE [-- CMD]`.
+pub async fn create_job(ctx: &Context, args: &JobArgs) -> anyhow::Result<Outcome> {
+    let job = match (&args.from, &args.image) {
+        (None, None) => bail!("either --image or --from must be specified"),
+        (Some(_), Some(_)) => bail!("--image and --from are mutually exclusive"),
+        (Some(from), None) => {
+            let (kind, name) = from.split_once('/').unwrap_or(("", from));
+            let kind = crate::kinds::resolve(kind)
+                .ok()
+                .filter(|k| k.kind == CronJob::KIND)
+                .ok_or_else(|| anyhow::anyhow!("from must be an existing cronjob: {from}"))?;
+            let Object::CronJob(cj) = ctx.get(kind, ctx.namespace(), name).await? else {
+                bail!("from must be an existing cronjob: {from}")
+            };
+            job_from_cronjob(&args.name, &cj)
+        }
+        (None, Some(image)) => Job {
+            metadata: Some(ObjectMeta { name: args.name.clone(), ..Default::default() }),
+            spec: Some(JobSpec {
+                template: Some(PodTemplateSpec {
+                    spec: Some(PodSpec {
+                        containers: vec![Container {
+                            name: args.name.clone(),
+                            image: image.clone(),
+                            command: args.command.clone(),
+                            ..Default::default()
+                        }],
+                        restart_policy: "Never".into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    };
+    let mut job = job;
+    job.metadata.get_or_insert_with(Default::default).namespace = ctx.namespace().to_string();
+    job.set_type_meta();
+    let client = ctx.client().await?;
+    let kind = crate::kinds::resolve("job")?;
+    let stored = client
+        .create(&Object::Job(job))
+        .await
+        .map_err(|e| ctx.describe(e, Verb::Create, Target { kind, name: &args.name, source: None }))?;
+    say(format!("{} created", printers::name_of(&stored)));
+    Ok(Outcome::Success)
+}
+
+/// The Job kubectl makes from a CronJob: the template's labels, annotations (plus
+/// `cronjob.kubernetes.io/instantiate: manual`) and spec, controlled by the CronJob.
+pub fn job_from_cronjob(name: &str, cj: &CronJob) -> Job {
+    let template = cj.spec.as_ref().and_then(|s| s.job_template.clone()).unwrap_or_default();
+    let tm = template.metadata.unwrap_or_default();
+    let mut annotations = tm.annotations;
+    annotations.insert("cronjob.kubernetes.io/instantiate".into(), "manual".into());
+    let m = cj.meta();
+    Job {
+        metadata: Some(ObjectMeta {
+            name: name.to_string(),
+            labels: tm.labels,
+            annotations,
+            owner_references: vec![OwnerReference {
+                api_version: CronJob::API_VERSION.into(),
+                kind: CronJob::KIND.into(),
+                name: m.name.clone(),
+                uid: m.uid.clone(),
+                controller: Some(true),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        spec: template.spec,
+        ..Default::default()
+    }
 }

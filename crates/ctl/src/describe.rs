@@ -485,6 +485,44 @@ fn kind_specific(d: &mut Description, kind: &str, o: &Value) {
             pod_template(d, at(o, "spec.template"));
             conditions(d, o, "status.conditions", true);
         }
+        "CronJob" => {
+            let unset = |v: &Value| scalar(v).unwrap_or_else(|| "<unset>".into());
+            d.field(0, "Schedule", str_at(o, "spec.schedule"));
+            if let Some(tz) = at(o, "spec.timeZone").as_str() {
+                d.field(0, "Time Zone", tz);
+            }
+            d.field(0, "Concurrency Policy", str_at(o, "spec.concurrencyPolicy"));
+            let suspend = at(o, "spec.suspend").as_bool().unwrap_or(false);
+            d.field(0, "Suspend", if suspend { "True" } else { "False" });
+            d.field(0, "Successful Job History Limit", unset(at(o, "spec.successfulJobsHistoryLimit")));
+            d.field(0, "Failed Job History Limit", unset(at(o, "spec.failedJobsHistoryLimit")));
+            d.field(0, "Starting Deadline Seconds", unset(at(o, "spec.startingDeadlineSeconds")));
+            let job = at(o, "spec.jobTemplate.spec");
+            let selector = at(job, "selector");
+            d.field(
+                0,
+                "Selector",
+                if selector.is_null() { "<unset>".into() } else { selector_string(selector) },
+            );
+            d.field(0, "Parallelism", unset(at(job, "parallelism")));
+            d.field(0, "Completions", unset(at(job, "completions")));
+            if !at(job, "activeDeadlineSeconds").is_null() {
+                d.field(
+                    0,
+                    "Active Deadline Seconds",
+                    format!("{}s", unset(at(job, "activeDeadlineSeconds"))),
+                );
+            }
+            pod_template(d, at(job, "template"));
+            let last = str_at(o, "status.lastScheduleTime");
+            d.field(
+                0,
+                "Last Schedule Time",
+                if last.is_empty() { "<unset>".into() } else { describe_time(last) },
+            );
+            let active: Vec<&str> = list_at(o, "status.active").iter().map(|r| str_at(r, "name")).collect();
+            d.field(0, "Active Jobs", if active.is_empty() { NONE.to_string() } else { active.join(", ") });
+        }
         "Service" => {
             d.field(0, "Selector", labels_string(at(o, "spec.selector")));
             d.field(0, "Type", str_at(o, "spec.type"));

@@ -1,6 +1,6 @@
 //! navctl: the kubectl-like command-line client of the navarch api-server.
 //!
-//! Owns the command line (apply, create, replace, get, describe, delete, label, annotate, scale, expose, set image, rollout (status, history, undo, pause, resume, restart), cordon, uncordon, drain, logs, exec,
+//! Owns the command line (apply, create (-f, token, job), replace, get, describe, delete, label, annotate, scale, expose, set image, rollout (status, history, undo, pause, resume, restart), cordon, uncordon, drain, logs, exec,
 //! top, auth can-i, auth whoami, create token, version, api-resources, completion, config view),
 //! `--as`/`--as-group` impersonation, kubectl's output formats and messages, and client-side apply.
 //! Exit status: 0 success, 1 any error, 2 usage error.
@@ -86,6 +86,7 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Apply(a) => apply::run(&ctx, &a).await,
         Command::Create(a) => match &a.command {
             Some(CreateCommand::Token(t)) => auth::create_token(&ctx, t).await,
+            Some(CreateCommand::Job(j)) => create::create_job(&ctx, j).await,
             None => create::create(&ctx, &a.files).await,
         },
         Command::Auth(AuthCommand::CanI(a)) => auth::can_i(&ctx, &a).await,

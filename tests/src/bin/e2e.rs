@@ -34,7 +34,9 @@
 //! 13. DaemonSets (`e2e/daemonsets.rs`): one pod on each node, a `node-role=edge` nodeSelector, an
 //!     image update rolling node by node within maxUnavailable, `kubectl rollout undo`, a cordon that
 //!     evicts nothing
-//! 14. `navctl drain` of a node hosting 2 of 3 replicas of a Deployment whose PodDisruptionBudget says
+//! 14. CronJobs (`e2e/cronjobs.rs`): a Job every minute, history limit, Forbid, Replace,
+//!     `kubectl create job --from=cronjob/x`, suspend, kubectl's columns
+//! 15. `navctl drain` of a node hosting 2 of 3 replicas of a Deployment whose PodDisruptionBudget says
 //!     `minAvailable: 2` (`e2e/disruption.rs`): the drain completes, retrying the eviction the budget
 //!     refuses, and the available replicas (sampled every 100 ms) never fall below 2
 //!
@@ -58,6 +60,8 @@ use navarch_tests::eventually_blocking;
 
 #[path = "e2e/attacks.rs"]
 mod attacks;
+#[path = "e2e/cronjobs.rs"]
+mod cronjobs;
 #[path = "e2e/daemonsets.rs"]
 mod daemonsets;
 #[path = "e2e/disruption.rs"]
@@ -934,9 +938,12 @@ fn main() {
     if run(13) {
         daemonsets::scenario_13_daemonsets();
     }
-    // Last: its drain deletes the bare client pod of the first node (--force).
     if run(14) {
-        disruption::scenario_14_drain_with_budget(&c);
+        cronjobs::scenario_14_cronjobs();
+    }
+    // Last: its drain deletes the bare client pod of the first node (--force).
+    if run(15) {
+        disruption::scenario_15_drain_with_budget(&c);
     }
     if vm {
         scenario_vm_failure(&c);

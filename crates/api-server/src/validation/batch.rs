@@ -2,6 +2,7 @@
 //! selector generated from the uid) and validation (`ValidateJob`, `ValidateCronJob`, including the cron
 //! schedule syntax Kubernetes accepts: five fields or a `@` descriptor).
 
+use navarch_api::cron::{Schedule, Zone};
 use navarch_api::names;
 use navarch_api::v1::*;
 
@@ -321,14 +322,17 @@ pub(super) fn validate_cron_job(cj: &CronJob, errs: &mut Errors) {
     let sp = path.child("schedule");
     if spec.schedule.is_empty() {
         errs.required(&sp, "");
-    } else if spec.schedule.contains("TZ") {
-        errs.invalid(
-            &sp,
-            q(&spec.schedule),
-            "cannot use TZ or CRON_TZ in schedule, use timeZone field instead",
-        );
-    } else if let Err(e) = parse_schedule(&spec.schedule) {
-        errs.invalid(&sp, q(&spec.schedule), e);
+    } else {
+        if let Err(e) = Schedule::parse(&spec.schedule) {
+            errs.invalid(&sp, q(&spec.schedule), e.to_string());
+        }
+        if spec.schedule.contains("TZ") {
+            errs.invalid(
+                &sp,
+                q(&spec.schedule),
+                "cannot use TZ or CRON_TZ in schedule, use timeZone field instead",
+            );
+        }
     }
     if let Some(tz) = spec.time_zone.as_deref() {
         validate_time_zone(tz, &path.child("timeZone"), errs);
@@ -373,7 +377,8 @@ pub(super) fn validate_cron_job(cj: &CronJob, errs: &mut Errors) {
     }
 }
 
-/// Syntax of an IANA time zone name (`Europe/Berlin`, `UTC`); `Local` is not explicit enough.
+/// An IANA time zone name (`Europe/Berlin`, `UTC`) the system's zone database has, as Kubernetes'
+/// `time.LoadLocation` check; `Local` is not explicit enough.
 fn validate_time_zone(tz: &str, path: &Path, errs: &mut Errors) {
     if tz.is_empty() {
         errs.invalid(path, q(tz), "timeZone must be nil or non-empty string");
@@ -397,140 +402,12 @@ fn validate_time_zone(tz: &str, path: &Path, errs: &mut Errors) {
     };
     if !tz.split('/').all(part_ok) {
         errs.invalid(path, q(tz), format!("unknown time zone {tz}"));
+        return;
     }
-}
-
-// --- cron schedules ---
-
-/// One of the five fields of a cron schedule.
-struct CronField {
-    min: u32,
-    max: u32,
-    /// Names for the values from `min` on (months, weekdays).
-    names: &'static [&'static str],
-}
-
-const MINUTES: CronField = CronField { min: 0, max: 59, names: &[] };
-const HOURS: CronField = CronField { min: 0, max: 23, names: &[] };
-const DAYS_OF_MONTH: CronField = CronField { min: 1, max: 31, names: &[] };
-const MONTHS: CronField = CronField {
-    min: 1,
-    max: 12,
-    names: &["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"],
-};
-const DAYS_OF_WEEK: CronField =
-    CronField { min: 0, max: 6, names: &["sun", "mon", "tue", "wed", "thu", "fri", "sat"] };
-
-/// Checks a schedule as Kubernetes' cron parser (standard 5-field syntax with descriptors) does; the error
-/// reads like that parser's.
-pub(crate) fn parse_schedule(schedule: &str) -> Result<(), String> {
-    let s = schedule.trim();
-    if s.is_empty() {
-        return Err("empty spec string".to_string());
+    // The zone must exist in the system's time zone database.
+    if let Err(e) = Zone::load(tz) {
+        errs.invalid(path, q(tz), e.to_string());
     }
-    if let Some(descriptor) = s.strip_prefix('@') {
-        return match descriptor {
-            "yearly" | "annually" | "monthly" | "weekly" | "daily" | "midnight" | "hourly" => Ok(()),
-            d if d.starts_with("every ") => {
-                let dur = d["every ".len()..].trim();
-                parse_go_duration(dur).map_err(|e| format!("failed to parse duration {s}: {e}"))
-            }
-            _ => Err(format!("unrecognized descriptor: {s}")),
-        };
-    }
-    let fields: Vec<&str> = s.split_whitespace().collect();
-    if fields.len() != 5 {
-        return Err(format!("expected exactly 5 fields, found {}: {s}", fields.len()));
-    }
-    for (field, spec) in fields.iter().zip([&MINUTES, &HOURS, &DAYS_OF_MONTH, &MONTHS, &DAYS_OF_WEEK]) {
-        for expr in field.split(',') {
-            parse_range(expr, spec)?;
-        }
-    }
-    Ok(())
-}
-
-fn parse_value(v: &str, f: &CronField, expr: &str) -> Result<u32, String> {
-    let lower = v.to_ascii_lowercase();
-    if let Some(i) = f.names.iter().position(|n| *n == lower) {
-        return Ok(f.min + i as u32);
-    }
-    if v.starts_with('-') {
-        return Err(format!("negative number ({v}) not allowed: {expr}"));
-    }
-    v.parse::<u32>().map_err(|e| format!("failed to parse int from {v}: {e}"))
-}
-
-/// `*`, `?`, `N`, `N-M`, each optionally `/step`.
-fn parse_range(expr: &str, f: &CronField) -> Result<(), String> {
-    let mut parts = expr.split('/');
-    let range = parts.next().unwrap_or_default();
-    let step = parts.next();
-    if parts.next().is_some() {
-        return Err(format!("too many slashes: {expr}"));
-    }
-    let (start, end) = if range == "*" || range == "?" {
-        (f.min, f.max)
-    } else {
-        let mut bounds = range.split('-');
-        let lo = parse_value(bounds.next().unwrap_or_default(), f, expr)?;
-        let hi = match bounds.next() {
-            Some(h) => parse_value(h, f, expr)?,
-            None if step.is_some() => f.max,
-            None => lo,
-        };
-        if bounds.next().is_some() {
-            return Err(format!("too many hyphens: {expr}"));
-        }
-        (lo, hi)
-    };
-    if let Some(step) = step {
-        let n = step.parse::<u32>().map_err(|e| format!("failed to parse int from {step}: {e}"))?;
-        if n == 0 {
-            return Err(format!("step of range should be a positive number: {expr}"));
-        }
-    }
-    if start < f.min {
-        return Err(format!("beginning of range ({start}) below minimum ({}): {expr}", f.min));
-    }
-    if end > f.max {
-        return Err(format!("end of range ({end}) above maximum ({}): {expr}", f.max));
-    }
-    if start > end {
-        return Err(format!("beginning of range ({start}) beyond end of range ({end}): {expr}"));
-    }
-    Ok(())
-}
-
-/// Go's `time.ParseDuration` syntax (`1h30m`, `90s`, `1.5h`), as `@every` takes.
-fn parse_go_duration(s: &str) -> Result<(), String> {
-    let bad = || format!("time: invalid duration {}", q(s));
-    let mut rest = s.strip_prefix(['+', '-']).unwrap_or(s);
-    if rest == "0" {
-        return Ok(());
-    }
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        let num = &rest[..num_len];
-        if num.is_empty() || num == "." || num.matches('.').count() > 1 {
-            return Err(bad());
-        }
-        rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        if !matches!(unit, "ns" | "us" | "µs" | "μs" | "ms" | "s" | "m" | "h") {
-            return Err(if unit.is_empty() {
-                format!("time: missing unit in duration {}", q(s))
-            } else {
-                format!("time: unknown unit {} in duration {}", q(unit), q(s))
-            });
-        }
-        rest = &rest[unit_len..];
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -585,6 +462,8 @@ spec:
     #[test]
     fn realistic_manifests_validate() {
         assert_valid(CRON_JOB);
+        assert_valid(&edit(CRON_JOB, "  schedule:", "  timeZone: Europe/Paris\n  schedule:"));
+        assert_valid(&edit(CRON_JOB, "\"* * * * *\"", "\"0 9 * * MON-FRI\""));
         assert_valid(JOB);
     }
 
@@ -779,6 +658,18 @@ spec:
             ("  schedule:", "  timeZone: ../etc/passwd\n  schedule:", "spec.timeZone", "unknown time zone"),
             (
                 "  schedule:",
+                "  timeZone: Mars/Olympus\n  schedule:",
+                "spec.timeZone",
+                "Invalid value: \"Mars/Olympus\": unknown time zone Mars/Olympus",
+            ),
+            (
+                "\"* * * * *\"",
+                "\"0 0 1 * * *\"",
+                "spec.schedule",
+                "Invalid value: \"0 0 1 * * *\": expected exactly 5 fields, found 6: [0 0 1 * * *]",
+            ),
+            (
+                "  schedule:",
                 "  concurrencyPolicy: Sometimes\n  schedule:",
                 "spec.concurrencyPolicy",
                 "Unsupported value: \"Sometimes\": supported values: \"Allow\", \"Forbid\", \"Replace\"",
@@ -823,51 +714,5 @@ spec:
         assert_edit_errors(CRON_JOB, cases);
         let long_name = edit(CRON_JOB, "  name: hello\n", &format!("  name: {}\n", "a".repeat(53)));
         assert_error(&long_name, "metadata.name", "must be no more than 52 characters");
-    }
-
-    #[test]
-    fn schedules() {
-        for ok in [
-            "* * * * *",
-            "*/5 * * * *",
-            "0 0 * * 0",
-            "0 9-17/2 * * mon-fri",
-            "15,45 3 1,15 JAN,jul ?",
-            "0 0 29 2 *",
-            "5 4 * * SUN",
-            "@hourly",
-            "@daily",
-            "@midnight",
-            "@weekly",
-            "@monthly",
-            "@yearly",
-            "@annually",
-            "@every 1h30m",
-            "@every 90s",
-            " 0 * * * * ",
-        ] {
-            assert_eq!(parse_schedule(ok), Ok(()), "{ok}");
-        }
-        for (bad, why) in [
-            ("* * * * * *", "expected exactly 5 fields, found 6"),
-            ("60 * * * *", "above maximum (59)"),
-            ("* 24 * * *", "above maximum (23)"),
-            ("* * 0 * *", "below minimum (1)"),
-            ("* * * 13 *", "above maximum (12)"),
-            ("* * * * 7", "above maximum (6)"),
-            ("5-1 * * * *", "beyond end of range"),
-            ("*/0 * * * *", "step of range should be a positive number"),
-            ("a * * * *", "failed to parse int from a"),
-            ("1/2/3 * * * *", "too many slashes"),
-            ("1-2-3 * * * *", "too many hyphens"),
-            ("* * * foo *", "failed to parse int from foo"),
-            ("@every", "unrecognized descriptor"),
-            ("@every 5", "missing unit"),
-            ("@every 5y", "unknown unit"),
-            ("", "empty spec string"),
-        ] {
-            let err = parse_schedule(bad).unwrap_err();
-            assert!(err.contains(why), "{bad}: {err}");
-        }
     }
 }

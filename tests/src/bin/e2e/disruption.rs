@@ -1,4 +1,4 @@
-//! Scenario 14: `navctl drain` honours a PodDisruptionBudget. A Deployment `budgeted` of 3 replicas is
+//! Scenario 15: `navctl drain` honours a PodDisruptionBudget. A Deployment `budgeted` of 3 replicas is
 //! placed with 2 on the first node and 1 on the second (by cordoning one node, then the other, while it
 //! scales), under a budget `minAvailable: 2`. While `navctl drain` empties the first node, a sampler
 //! counts the available replicas (Running, Ready, not being deleted) every 100 ms: never fewer than 2.
@@ -65,8 +65,8 @@ fn place(node: &str, other: &str) {
     nv(&["uncordon", node]);
 }
 
-pub fn scenario_14_drain_with_budget(c: &Cluster) {
-    println!("[14] navctl drain under a PodDisruptionBudget (minAvailable: 2 of 3)");
+pub fn scenario_15_drain_with_budget(c: &Cluster) {
+    println!("[15] navctl drain under a PodDisruptionBudget (minAvailable: 2 of 3)");
     let (node, other) = (c.nodes[0].0.as_str(), c.nodes[1].0.as_str());
     let t = Instant::now();
     place(node, other);

@@ -19,6 +19,7 @@ pub(super) fn rules() -> Vec<PolicyRule> {
         replication_controller(),
         daemon_set_controller(),
         job_controller(),
+        cronjob_controller(),
         ttl_after_finished_controller(),
         disruption_controller(),
         node_controller(),
@@ -140,6 +141,18 @@ fn disruption_controller() -> Vec<PolicyRule> {
         rule(&["update"], &[POLICY], &["poddisruptionbudgets/status"]),
         rule(&["get"], &["*"], &["*/scale"]),
         rule(&["patch", "update"], &[CORE], &["pods/status"]),
+        events_rule(),
+    ]
+}
+
+/// `system:controller:cronjob-controller`: creates, replaces and prunes the Jobs of CronJobs.
+fn cronjob_controller() -> Vec<PolicyRule> {
+    vec![
+        rule(&["get", "list", "watch", "update"], &[BATCH], &["cronjobs"]),
+        rule(&["get", "list", "watch", "create", "update", "delete", "patch"], &[BATCH], &["jobs"]),
+        rule(&["update"], &[BATCH], &["cronjobs/status"]),
+        rule(&["update"], &[BATCH], &["cronjobs/finalizers"]),
+        rule(&["list", "delete"], &[CORE], &["pods"]),
         events_rule(),
     ]
 }
