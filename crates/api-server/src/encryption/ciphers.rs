@@ -374,9 +374,16 @@ mod tests {
     fn tampered_and_truncated_values_fail_cleanly() {
         for alg in [Algorithm::AesCbc, Algorithm::AesGcm, Algorithm::Secretbox] {
             let k = key(alg, &[9; 32]);
-            let sealed = k.seal(b"the secret value, long enough for two blocks", b"/k").unwrap();
+            let plain = b"the secret value, long enough for two blocks";
+            let sealed = k.seal(plain, b"/k").unwrap();
+            // AES-CBC is not authenticated: a cut at a block boundary, or a wrong key, yields valid
+            // padding about once in 256 (the IV is random), so there it must only not give the value.
+            let refused = |r: Result<Vec<u8>, TransformError>| match r {
+                Err(_) => true,
+                Ok(v) => alg == Algorithm::AesCbc && v != plain,
+            };
             for cut in 0..sealed.len() {
-                assert!(k.open(&sealed[..cut], b"/k").is_err(), "{alg:?} cut at {cut}");
+                assert!(refused(k.open(&sealed[..cut], b"/k")), "{alg:?} cut at {cut}");
             }
             if alg != Algorithm::AesCbc {
                 // Authenticated: any flipped bit is detected.
@@ -387,7 +394,7 @@ mod tests {
                 }
             }
             let other = key(alg, &[8; 32]);
-            assert!(other.open(&sealed, b"/k").is_err(), "{alg:?} wrong key");
+            assert!(refused(other.open(&sealed, b"/k")), "{alg:?} wrong key");
         }
     }
 
