@@ -6,7 +6,9 @@
 //!    two runs only the newest finished Job is kept;
 //! 2. Forbid with a pod sleeping 300 s: the next minute starts nothing (`JobAlreadyActive`);
 //! 3. Replace with the same pod: the next minute deletes the running Job and starts a new one;
-//! 4. `kubectl create job --from=cronjob/tick` runs one now (annotation `instantiate: manual`);
+//! 4. `kubectl create job --from=cronjob/manual` (a CronJob created suspended, with the default history
+//!    limits: tick's limit of 1 would prune the Job as soon as it finished, as Kubernetes does) runs one
+//!    now (annotation `instantiate: manual`), and the suspended CronJob starts none of its own;
 //! 5. `suspend: true` (a merge patch with kubectl): no new Job the next minute;
 //! 6. `kubectl get cronjobs` shows kubectl's columns.
 
@@ -83,6 +85,7 @@ pub fn scenario_14_cronjobs() {
     apply(&cronjob("tick", "  successfulJobsHistoryLimit: 1\n", "date"));
     apply(&cronjob("slow", "  concurrencyPolicy: Forbid\n", "sleep 300"));
     apply(&cronjob("swap", "  concurrencyPolicy: Replace\n", "sleep 300"));
+    apply(&cronjob("manual", "  suspend: true\n", "date"));
 
     // 1. The first run: a Job named after its minute, Complete, its pod's output in the logs.
     let first = eventually_blocking("tick's first Job Complete", allow(150), || {
@@ -107,7 +110,7 @@ pub fn scenario_14_cronjobs() {
 
     // 4. Run one now, by hand.
     assert_eq!(
-        kubectl(&["create", "job", "by-hand", "--from=cronjob/tick", "-n", super::NS]).trim(),
+        kubectl(&["create", "job", "by-hand", "--from=cronjob/manual", "-n", super::NS]).trim(),
         "job.batch/by-hand created"
     );
     let by_hand = json(&["get", "job", "by-hand", "-o", "json"]).expect("by-hand");
@@ -116,7 +119,7 @@ pub fn scenario_14_cronjobs() {
         "{by_hand}"
     );
     eventually_blocking("by-hand Complete", allow(60), || {
-        jobs_of("tick").iter().any(|(n, done, _)| n == "by-hand" && done == "Complete").then_some(())
+        jobs_of("manual").iter().any(|(n, done, _)| n == "by-hand" && done == "Complete").then_some(())
     });
 
     // 2, 3 and the history limit, the next minute.
@@ -167,7 +170,9 @@ pub fn scenario_14_cronjobs() {
     );
     assert!(table.lines().any(|l| l.starts_with("tick") && l.contains("True")), "{table}");
     println!("    suspend, get cronjobs: ok in {}", secs(t.elapsed()));
-    for name in ["tick", "slow", "swap"] {
+    let manual: Vec<String> = jobs_of("manual").into_iter().map(|j| j.0).collect();
+    assert_eq!(manual, ["by-hand"], "the suspended CronJob started no Job of its own");
+    for name in ["tick", "slow", "swap", "manual"] {
         nv(&["delete", "cronjob", name]);
     }
 }

@@ -2,7 +2,9 @@
 //! placed with 2 on the first node and 1 on the second (by cordoning one node, then the other, while it
 //! scales), under a budget `minAvailable: 2`. While `navctl drain` empties the first node, a sampler
 //! counts the available replicas (Running, Ready, not being deleted) every 100 ms: never fewer than 2.
-//! The drain must complete, its output showing the eviction the budget refused and retried. Then the
+//! The drain must complete, its output showing the eviction the budget refused and retried (a
+//! replacement is Ready only after its readiness probe's 3 s initial delay, so the second eviction finds
+//! the budget spent: without that delay it may find the first replacement Ready already). Then the
 //! node is uncordoned and the Deployment and budget removed.
 
 use std::sync::Arc;
@@ -31,7 +33,7 @@ spec:
       - name: web
         image: serve-hostname:1.0
         ports: [{{containerPort: 9376}}]
-        readinessProbe: {{httpGet: {{path: /, port: 9376}}, periodSeconds: 1}}
+        readinessProbe: {{httpGet: {{path: /, port: 9376}}, initialDelaySeconds: 3, periodSeconds: 1}}
 "#
     )
 }
