@@ -63,6 +63,17 @@ impl Intervals {
         self.0.iter().map(|(a, b)| b - a + 1).sum()
     }
 
+    /// How many of these indexes `other` has too.
+    pub fn overlap(&self, other: &Intervals) -> i32 {
+        let mut n = 0;
+        for &(a, b) in &self.0 {
+            for &(c, d) in &other.0 {
+                n += (b.min(d) - a.max(c) + 1).max(0);
+            }
+        }
+        n
+    }
+
     /// The `count` lowest indexes below `completions` that are not in these intervals.
     pub fn first_missing(&self, count: usize, completions: i32) -> Vec<i32> {
         let mut out = Vec::with_capacity(count);

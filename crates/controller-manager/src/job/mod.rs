@@ -10,7 +10,8 @@
 //!   without the finalizer has been counted.
 //! * Failures beyond `backoffLimit`, a `FailJob` rule of the pod failure policy, or
 //!   `activeDeadlineSeconds` passed make the Job fail: `FailureTarget`, its pods deleted, then `Failed`.
-//!   Enough successes give `SuccessCriteriaMet`, then `Complete`. Failed pods are replaced after an
+//!   Enough successes, or a rule of an Indexed Job's `successPolicy` met (the other pods are then
+//!   stopped), give `SuccessCriteriaMet`, then `Complete`. Failed pods are replaced after an
 //!   exponential back-off (10 s doubling, at most 6 minutes).
 //! * A finished Job with `ttlSecondsAfterFinished` is deleted (background propagation) once that has
 //!   passed; a Job being deleted, or gone, only has the finalizers of its pods removed.

@@ -222,6 +222,11 @@ pub fn assess<'a>(v: &View<'a>) -> Assessment<'a> {
             requeue = Some(allowed - elapsed);
         }
     }
+    if finished.is_none()
+        && let Some(message) = success_policy_met(job, &succeeded_indexes)
+    {
+        finished = Some(new_condition(SUCCESS_CRITERIA_MET, "True", "SuccessPolicy", &message, v.now));
+    }
     Assessment {
         ready: active.iter().filter(|p| is_ready(p)).count() as i32,
         terminating: v.pods.iter().filter(|p| is_terminating(p)).count() as i32,
@@ -236,6 +241,26 @@ pub fn assess<'a>(v: &View<'a>) -> Assessment<'a> {
         prev_succeeded_indexes,
         succeeded_indexes,
     }
+}
+
+/// Whether the succeeded indexes of an Indexed Job meet a rule of its `successPolicy` (Kubernetes'
+/// `matchSuccessPolicy`, rules in order): all of the rule's `succeededIndexes`, or `succeededCount` of
+/// them (of all indexes when the rule lists none). The message names the first rule met.
+fn success_policy_met(job: &Job, succeeded: &Intervals) -> Option<String> {
+    let spec = spec_of(job);
+    let policy = spec.success_policy.as_ref().filter(|_| is_indexed(job) && succeeded.total() > 0)?;
+    let completions = spec.completions.unwrap_or_default();
+    let met = |rule: &navarch_api::v1::SuccessPolicyRule| match &rule.succeeded_indexes {
+        Some(listed) => {
+            let required = Intervals::parse(listed, completions);
+            let done = required.overlap(succeeded);
+            required.total() > 0
+                && (done == required.total() || rule.succeeded_count.is_some_and(|c| done >= c))
+        }
+        None => rule.succeeded_count.is_some_and(|c| succeeded.total() >= c),
+    };
+    let index = policy.rules.iter().position(met)?;
+    Some(format!("Matched rules at index {index}"))
 }
 
 /// The message of the first failed pod that a `FailJob` rule matches.

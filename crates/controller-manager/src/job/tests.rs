@@ -565,3 +565,40 @@ fn conditions_change_only_when_they_differ() {
     assert!(ensure_condition(&mut list, SUSPENDED, "False", "JobResumed", "Job resumed", t(9)));
     assert_eq!((list.len(), list[0].last_transition_time.as_str()), (1, at(9).as_str()));
 }
+
+#[test]
+fn success_policy_completes_an_indexed_job_early() {
+    let spec = "completions: 5, parallelism: 5, completionMode: Indexed, successPolicy: {rules: [{succeededIndexes: '0,2-3'}, {succeededCount: 2}]}";
+    let j = job(spec, "");
+    // One index done: no rule met yet.
+    let pods = [indexed(pod("a", "Succeeded"), 4), indexed(pod("b", "Running"), 1)];
+    let s = sync(&j, &pods, t(1));
+    assert_eq!(s.a_finished, None);
+    // Two indexes: the second rule (any 2) is met; the running pods go, not counted as failed.
+    let pods = [
+        indexed(pod("a", "Succeeded"), 4),
+        indexed(pod("c", "Succeeded"), 0),
+        indexed(pod("b", "Running"), 1),
+        indexed(pod("d", "Running"), 2),
+    ];
+    let s = sync(&j, &pods, t(2));
+    assert_eq!(s.a_finished.as_deref(), Some(SUCCESS_CRITERIA_MET));
+    let victims: Vec<&str> = s.plan.delete.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(victims, ["b", "d"]);
+    assert!(s.plan.create.is_empty());
+    let st = &s.tracking.status;
+    assert_eq!(types(st), [(SUCCESS_CRITERIA_MET, "True", "SuccessPolicy")]);
+    assert_eq!(st.conditions[0].message, "Matched rules at index 1");
+    assert!(st.uncounted_terminated_pods.as_ref().unwrap().failed.is_empty(), "stopped pods are no failures");
+    assert_eq!(s.tracking.finished.as_ref().unwrap().r#type, COMPLETE);
+    assert_eq!(s.tracking.finished.as_ref().unwrap().reason, "SuccessPolicy");
+
+    // Listed indexes: all of them, or succeededCount of them; indexes outside the list do not count.
+    let spec = "completions: 6, parallelism: 6, completionMode: Indexed, successPolicy: {rules: [{succeededIndexes: '1-4', succeededCount: 3}]}";
+    let j = job(spec, "completedIndexes: '1,3,5', succeeded: 3");
+    let s = sync(&j, &[indexed(pod("x", "Running"), 2)], t(3));
+    assert_eq!(s.a_finished, None, "only 1 and 3 of 1-4");
+    let j = job(spec, "completedIndexes: '1-3,5', succeeded: 4");
+    let s = sync(&j, &[indexed(pod("x", "Running"), 4)], t(4));
+    assert_eq!(s.a_finished.as_deref(), Some(SUCCESS_CRITERIA_MET));
+}

@@ -6,6 +6,8 @@
 //!    exactly 2 failed pods (the second one after the 10 s back-off);
 //! 3. an Indexed Job of 3: each index 0..2 runs once (`JOB_COMPLETION_INDEX` printed by the pod,
 //!    the index annotation), `completedIndexes: 0-2`;
+//!    with a `successPolicy` (`succeededIndexes: "0"`), an Indexed Job of 3 whose other indexes sleep
+//!    300 s completes as soon as index 0 succeeded (reason `SuccessPolicy`), its other pods deleted;
 //! 4. `activeDeadlineSeconds: 3` on a pod sleeping 300 s: `Failed`, reason `DeadlineExceeded`, the
 //!    pod deleted;
 //! 5. `ttlSecondsAfterFinished: 2`: the finished Job and its pods deleted;
@@ -94,6 +96,11 @@ pub fn scenario_12_jobs() {
         "echo index=$JOB_COMPLETION_INDEX",
     ));
     apply(&job("deadline", "  activeDeadlineSeconds: 3\n", "sleep 300"));
+    apply(&job(
+        "early",
+        "  completions: 3\n  parallelism: 3\n  completionMode: Indexed\n  successPolicy: {rules: [{succeededIndexes: '0'}]}\n",
+        "[ $JOB_COMPLETION_INDEX = 0 ] || sleep 300",
+    ));
     apply(&job("ttl", "  ttlSecondsAfterFinished: 2\n", "true"));
 
     // 1. Never more than `parallelism` pods running or pending, sampled while it runs.
@@ -136,6 +143,15 @@ pub fn scenario_12_jobs() {
     printed.sort();
     assert_eq!(printed, ["0", "1", "2"], "each index exactly once: {pods:?}");
 
+    // 3b. successPolicy: done when index 0 is.
+    let early = finished("early", "Complete", 90);
+    assert_eq!(condition(&early, "Complete").as_deref(), Some("SuccessPolicy"), "{early}");
+    assert_eq!(condition(&early, "SuccessCriteriaMet").as_deref(), Some("SuccessPolicy"), "{early}");
+    assert_eq!(early["status"]["completedIndexes"], "0", "{early}");
+    eventually_blocking("the early Job's other pods stopped", allow(30), || {
+        job_pods("early").iter().all(|(_, ph, del, _)| *del || ph == "Failed" || ph == "Succeeded")
+    });
+
     // 4. activeDeadlineSeconds.
     let deadline = finished("deadline", "Failed", 60);
     assert_eq!(condition(&deadline, "Failed").as_deref(), Some("DeadlineExceeded"), "{deadline}");
@@ -164,7 +180,7 @@ pub fn scenario_12_jobs() {
     assert_eq!(pods.len(), 20, "no extra pod: {:?}", phases(&pods));
     assert_eq!(phases(&pods).get("Succeeded"), Some(&20));
     println!("    20 of 20 across a controller-manager kill -9, 20 pods, in {}", secs(t6.elapsed()));
-    for name in ["count", "fail", "indexed", "deadline", "twenty"] {
+    for name in ["count", "fail", "indexed", "early", "deadline", "twenty"] {
         nv(&["delete", "job", name]);
     }
 }
