@@ -455,24 +455,86 @@ fn kind_specific(d: &mut Description, kind: &str, o: &Value) {
             pod_template(d, at(o, "spec.template"));
             conditions(d, o, "status.conditions", true);
         }
-        "ReplicaSet" | "ReplicationController" | "StatefulSet" | "DaemonSet" | "Job" => {
+        "DaemonSet" => {
+            d.field(0, "Selector", selector_string(at(o, "spec.selector")));
+            let node_selector = labels_string(at(o, "spec.template.spec.nodeSelector"));
+            d.field(
+                0,
+                "Node-Selector",
+                if node_selector.is_empty() { NONE.to_string() } else { node_selector },
+            );
+            let count = |k: &str| int_at(o, &format!("status.{k}")).to_string();
+            d.field(0, "Desired Number of Nodes Scheduled", count("desiredNumberScheduled"));
+            d.field(0, "Current Number of Nodes Scheduled", count("currentNumberScheduled"));
+            d.field(0, "Number of Nodes Scheduled with Up-to-date Pods", count("updatedNumberScheduled"));
+            d.field(0, "Number of Nodes Scheduled with Available Pods", count("numberAvailable"));
+            d.field(0, "Number of Nodes Misscheduled", count("numberMisscheduled"));
+            d.field(
+                0,
+                "Pods Status",
+                format!(
+                    "{} Ready / {} Unavailable",
+                    int_at(o, "status.numberReady"),
+                    int_at(o, "status.numberUnavailable")
+                ),
+            );
+            pod_template(d, at(o, "spec.template"));
+            conditions(d, o, "status.conditions", true);
+        }
+        "Job" => {
+            let unset = |v: &Value| scalar(v).unwrap_or_else(|| "<unset>".into());
+            d.field(0, "Selector", selector_string(at(o, "spec.selector")));
+            d.field(0, "Parallelism", unset(at(o, "spec.parallelism")));
+            d.field(0, "Completions", unset(at(o, "spec.completions")));
+            d.field(0, "Completion Mode", str_at(o, "spec.completionMode"));
+            let suspend = at(o, "spec.suspend").as_bool().unwrap_or(false);
+            d.field(0, "Suspend", suspend.to_string());
+            d.field(0, "Backoff Limit", unset(at(o, "spec.backoffLimit")));
+            let started = str_at(o, "status.startTime");
+            if !started.is_empty() {
+                d.field(0, "Start Time", describe_time(started));
+            }
+            let completed = str_at(o, "status.completionTime");
+            if !completed.is_empty() {
+                d.field(0, "Completed At", describe_time(completed));
+            }
+            if !at(o, "spec.activeDeadlineSeconds").is_null() {
+                d.field(
+                    0,
+                    "Active Deadline Seconds",
+                    format!("{}s", unset(at(o, "spec.activeDeadlineSeconds"))),
+                );
+            }
+            d.field(
+                0,
+                "Pods Statuses",
+                format!(
+                    "{} Active ({} Ready) / {} Succeeded / {} Failed",
+                    int_at(o, "status.active"),
+                    int_at(o, "status.ready"),
+                    int_at(o, "status.succeeded"),
+                    int_at(o, "status.failed")
+                ),
+            );
+            if str_at(o, "spec.completionMode") == "Indexed" {
+                let done = str_at(o, "status.completedIndexes");
+                d.field(0, "Completed Indexes", if done.is_empty() { "<none>" } else { done });
+            }
+            pod_template(d, at(o, "spec.template"));
+            conditions(d, o, "status.conditions", true);
+        }
+        "ReplicaSet" | "ReplicationController" | "StatefulSet" => {
             let selector = if kind == "ReplicationController" {
                 labels_string(at(o, "spec.selector"))
             } else {
                 selector_string(at(o, "spec.selector"))
             };
             d.field(0, "Selector", selector);
-            if kind != "DaemonSet" {
-                d.field(
-                    0,
-                    "Replicas",
-                    format!(
-                        "{} current / {} desired",
-                        int_at(o, "status.replicas"),
-                        int_at(o, "spec.replicas")
-                    ),
-                );
-            }
+            d.field(
+                0,
+                "Replicas",
+                format!("{} current / {} desired", int_at(o, "status.replicas"), int_at(o, "spec.replicas")),
+            );
             if let Some(status) = at(o, "status").as_object() {
                 let line: Vec<String> = status
                     .iter()
@@ -760,5 +822,36 @@ BinaryData
 Events:             <none>
 "
         );
+    }
+
+    #[test]
+    fn job_and_daemon_set_descriptions_show_their_own_counts() {
+        let parse = |y: &str| navarch_api::manifest::parse(y, "t").unwrap().remove(0);
+        let job = parse(
+            "apiVersion: batch/v1\nkind: Job\nmetadata: {name: pi, namespace: default}\nspec:\n  parallelism: 2\n  completions: 5\n  completionMode: Indexed\n  backoffLimit: 6\n  suspend: false\n  selector: {matchLabels: {job-name: pi}}\n  template: {spec: {restartPolicy: Never, containers: [{name: c, image: busybox}]}}\nstatus: {active: 2, ready: 1, succeeded: 3, completedIndexes: 0-2}\n",
+        );
+        let out = describe(&job, Some(&[]), SystemTime::now());
+        for line in [
+            "Parallelism:",
+            "Completion Mode:",
+            "Pods Statuses:",
+            "2 Active (1 Ready) / 3 Succeeded / 0 Failed",
+            "Completed Indexes:",
+        ] {
+            assert!(out.contains(line), "{line:?} in\n{out}");
+        }
+        assert!(!out.contains("Replicas:"), "{out}");
+        let ds = parse(
+            "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: agent, namespace: default}\nspec:\n  selector: {matchLabels: {app: agent}}\n  template: {metadata: {labels: {app: agent}}, spec: {nodeSelector: {node-role: edge}, containers: [{name: c, image: busybox}]}}\nstatus: {desiredNumberScheduled: 2, currentNumberScheduled: 2, updatedNumberScheduled: 1, numberAvailable: 2, numberReady: 2}\n",
+        );
+        let out = describe(&ds, Some(&[]), SystemTime::now());
+        let value = |key: &str| {
+            let line = out.lines().find(|l| l.starts_with(key)).unwrap_or_default();
+            line[key.len().min(line.len())..].trim().to_string()
+        };
+        assert_eq!(value("Node-Selector:"), "node-role=edge", "{out}");
+        assert_eq!(value("Desired Number of Nodes Scheduled:"), "2", "{out}");
+        assert_eq!(value("Number of Nodes Scheduled with Up-to-date Pods:"), "1", "{out}");
+        assert_eq!(value("Pods Status:"), "2 Ready / 0 Unavailable", "{out}");
     }
 }
