@@ -22,7 +22,7 @@ use super::plan::{
     is_finished, manage, track, ttl_remaining,
 };
 use super::pods::{has_finalizer, is_terminal, owner_ref, pod_for};
-use super::{JobError, MANAGED_BY, TRACKING_FINALIZER, spec_of};
+use super::{JobError, MANAGED_BY, TRACKING_FINALIZER, per_index, spec_of};
 use crate::pod_control::{Expectations, controller_of, create_in_batches};
 use crate::run::Reconciler;
 
@@ -245,7 +245,20 @@ impl JobController {
             self.with_memory(key, |m| m.rm_finalizers.extend(freed));
         }
         if !plan.create.is_empty() {
-            let pods = plan.create.iter().map(|ix| pod_for(job, *ix)).collect();
+            let pods = plan
+                .create
+                .iter()
+                .map(|ix| {
+                    let mut pod = pod_for(job, *ix);
+                    if let Some(ix) = ix.filter(|_| per_index::applies(job)) {
+                        per_index::annotate(
+                            &mut pod,
+                            plan.index_failures.get(&ix).copied().unwrap_or_default(),
+                        );
+                    }
+                    pod
+                })
+                .collect();
             let (created, e) =
                 create_in_batches(&api, &self.events, &object_ref(job), key, &self.expectations, pods).await;
             out.created = created as i32;

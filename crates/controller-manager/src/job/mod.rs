@@ -16,11 +16,16 @@
 //! * A finished Job with `ttlSecondsAfterFinished` is deleted (background propagation) once that has
 //!   passed; a Job being deleted, or gone, only has the finalizers of its pods removed.
 //!
+//! * With `backoffLimitPerIndex` ([`per_index`]), each index of an Indexed Job has its own failure
+//!   count and back-off; failed indexes are not run again, and fail the Job once the others ended or
+//!   more than `maxFailedIndexes` failed.
+//!
 //! [`plan`] holds the decisions (pure, unit-tested), [`pods`] what is read from and written into pods,
 //! [`indexes`] completion index sets, [`controller`] the reconcile loop that applies the decisions.
 
 pub mod controller;
 pub mod indexes;
+pub mod per_index;
 pub mod plan;
 pub mod pods;
 #[cfg(test)]

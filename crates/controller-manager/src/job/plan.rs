@@ -13,6 +13,7 @@ use navarch_api::Resource;
 use navarch_api::v1::{Job, JobCondition, JobStatus, Pod, UncountedTerminatedPods};
 
 use super::indexes::Intervals;
+use super::per_index;
 use super::pods::{
     Verdict, completion_index, failure_verdict, finished_time, has_finalizer, is_failed, is_succeeded,
     is_terminating, only_replace_failed, restarts,
@@ -156,6 +157,8 @@ pub struct Assessment<'a> {
     /// Completed indexes in the status, and with the newly succeeded ones.
     pub prev_succeeded_indexes: Intervals,
     pub succeeded_indexes: Intervals,
+    /// With backoffLimitPerIndex: the indexes that failed (no longer run).
+    pub failed_indexes: Intervals,
 }
 
 /// Counts the pods and decides whether the Job is failing (pod failure policy, backoffLimit, active
@@ -198,6 +201,9 @@ pub fn assess<'a>(v: &View<'a>) -> Assessment<'a> {
     let start_time =
         if old.start_time.is_empty() && !suspended { rfc3339(v.now) } else { old.start_time.clone() };
 
+    let failed_indexes =
+        if per_index::applies(job) { per_index::failed_indexes(job, &v.pods) } else { Intervals::default() };
+    let completions = spec.completions.unwrap_or_default();
     let mut finished = None;
     let mut requeue = None;
     if let Some(c) = condition(status, SUCCESS_CRITERIA_MET).filter(|c| c.status == "True") {
@@ -209,6 +215,12 @@ pub fn assess<'a>(v: &View<'a>) -> Assessment<'a> {
     } else if failed > spec.backoff_limit.unwrap_or(6) || past_backoff_limit_on_failure(job, &v.pods) {
         let message = "Job has reached the specified backoff limit";
         finished = Some(new_condition(FAILURE_TARGET, "True", "BackoffLimitExceeded", message, v.now));
+    } else if spec.max_failed_indexes.is_some_and(|most| failed_indexes.total() > most) {
+        let message = "Job has exceeded the specified maximal number of failed indexes";
+        finished = Some(new_condition(FAILURE_TARGET, "True", "MaxFailedIndexesExceeded", message, v.now));
+    } else if failed_indexes.total() > 0 && failed_indexes.merge(&succeeded_indexes).total() >= completions {
+        let message = "Job has failed indexes";
+        finished = Some(new_condition(FAILURE_TARGET, "True", "FailedIndexes", message, v.now));
     } else if let Some(deadline) = spec.active_deadline_seconds.filter(|_| !suspended) {
         // Resuming restarts the clock (the start time is reset below, in `track`).
         let resuming = is_true(status, SUSPENDED);
@@ -240,6 +252,7 @@ pub fn assess<'a>(v: &View<'a>) -> Assessment<'a> {
         requeue,
         prev_succeeded_indexes,
         succeeded_indexes,
+        failed_indexes,
     }
 }
 
@@ -306,6 +319,8 @@ pub struct Manage {
     pub wait: Option<Duration>,
     /// Whether the Job was managed (Kubernetes' `manageJob` ran): suspension conditions follow.
     pub managed: bool,
+    /// With backoffLimitPerIndex: per index, the (counted, ignored) failure counts its new pod carries.
+    pub index_failures: std::collections::BTreeMap<i32, (i32, i32)>,
 }
 
 fn victim(p: &Pod, uncount: bool) -> Victim {
@@ -372,7 +387,7 @@ pub fn manage(v: &View, a: &Assessment, satisfied: bool, backoff: Duration) -> M
         // Work queue: once one pod has succeeded, no new ones; the others run to their end.
         None if a.succeeded > 0 => active,
         None => parallelism,
-        Some(c) => (c - a.succeeded).clamp(0, parallelism),
+        Some(c) => (c - a.succeeded - a.failed_indexes.total()).clamp(0, parallelism),
     };
     let surplus = (active - want).max(0) as usize;
     let remove = active_for_removal(job, &a.active, surplus);
@@ -385,7 +400,8 @@ pub fn manage(v: &View, a: &Assessment, satisfied: bool, backoff: Duration) -> M
     if missing == 0 {
         return out;
     }
-    if !backoff.is_zero() {
+    // Independent indexes back off each on its own (below).
+    if !backoff.is_zero() && !per_index::applies(job) {
         out.wait = Some(backoff);
         return out;
     }
@@ -393,6 +409,13 @@ pub fn manage(v: &View, a: &Assessment, satisfied: bool, backoff: Duration) -> M
     out.create = if is_indexed(job) {
         let completions = spec.completions.unwrap_or_default();
         let mut taken = a.succeeded_indexes.with(a.active.iter().filter_map(|p| completion_index(p)));
+        taken = taken.merge(&a.failed_indexes);
+        if per_index::applies(job) {
+            let waiting = per_index::backoff_remaining(job, &v.pods, v.now);
+            taken = taken.with(waiting.keys().copied());
+            out.wait = waiting.values().min().copied();
+            out.index_failures = per_index::next_failure_counts(job, &v.pods, v.now);
+        }
         if only_replace_failed(job) {
             let ending = v.pods.iter().filter(|p| is_terminating(p));
             taken = taken.merge(&Intervals::default().with(ending.filter_map(|p| completion_index(p))));
@@ -516,6 +539,9 @@ pub fn track(v: &View, a: &Assessment, o: &Outcome) -> Tracking {
             capped = true;
             break;
         }
+    }
+    if per_index::applies(job) {
+        status.failed_indexes = Some(a.failed_indexes.to_string());
     }
     if is_indexed(job) {
         let indexes = a.succeeded_indexes.with(new_indexes);

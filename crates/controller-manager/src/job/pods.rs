@@ -112,7 +112,7 @@ pub enum Verdict {
     Ignore,
     /// `FailJob`: the Job fails, with this message.
     FailJob(String),
-    /// `FailIndex` (backoffLimitPerIndex, not implemented): counted like `Count`.
+    /// `FailIndex`: with backoffLimitPerIndex, the pod's index fails at once (the failure counts too).
     FailIndex,
 }
 

@@ -602,3 +602,68 @@ fn success_policy_completes_an_indexed_job_early() {
     let s = sync(&j, &[indexed(pod("x", "Running"), 4)], t(4));
     assert_eq!(s.a_finished.as_deref(), Some(SUCCESS_CRITERIA_MET));
 }
+
+fn failure_count(mut p: Pod, n: i32) -> Pod {
+    p.meta_mut().annotations.insert(super::per_index::INDEX_FAILURE_COUNT.into(), n.to_string());
+    p
+}
+
+fn ended_at(mut p: Pod, secs: u64) -> Pod {
+    let s = p.status.get_or_insert_with(Default::default);
+    s.conditions = vec![
+        serde_yaml::from_str(&format!(
+            "{{type: Ready, status: 'False', lastTransitionTime: '{}'}}",
+            at(secs)
+        ))
+        .unwrap(),
+    ];
+    p
+}
+
+#[test]
+fn backoff_limit_per_index_fails_indexes_on_their_own() {
+    let spec = "completions: 3, parallelism: 3, completionMode: Indexed, backoffLimitPerIndex: 1";
+    let j = job(spec, "");
+    // The first failure of index 1: retried after its own back-off (10 s), carrying its count; the
+    // other indexes run meanwhile, with no Job-wide back-off.
+    let pods = [
+        indexed(failure_count(ended_at(pod("a", "Failed"), 0), 0), 1),
+        indexed(failure_count(pod("b", "Running"), 0), 0),
+    ];
+    let s = sync_with(&j, &pods, t(4), &HashSet::new(), Duration::from_secs(10));
+    assert_eq!(s.plan.create, [Some(2)], "index 1 waits, index 2 starts");
+    assert_eq!(s.plan.wait, Some(Duration::from_secs(6)));
+    assert_eq!(s.tracking.status.failed_indexes.as_deref(), Some(""));
+    let s = sync_with(&j, &pods, t(11), &HashSet::new(), Duration::from_secs(10));
+    assert_eq!(s.plan.create, [Some(1), Some(2)]);
+    assert_eq!(s.plan.index_failures.get(&1), Some(&(1, 0)), "the replacement carries 1 failure");
+    // Its second failure reaches the limit: index 1 failed, not run again; the Job goes on.
+    let pods = [
+        indexed(failure_count(counted(ended_at(pod("a", "Failed"), 0)), 0), 1),
+        indexed(failure_count(ended_at(pod("c", "Failed"), 20), 1), 1),
+        indexed(pod("b", "Running"), 0),
+        indexed(pod("d", "Running"), 2),
+    ];
+    let j = job(spec, "failed: 1, failedIndexes: ''");
+    let s = sync(&j, &pods, t(30));
+    assert_eq!(s.a_finished, None);
+    assert!(s.plan.create.is_empty());
+    assert_eq!(s.tracking.status.failed_indexes.as_deref(), Some("1"));
+    assert_eq!(s.failed, 2);
+    // Once every other index succeeded: Failed, reason FailedIndexes.
+    let j = job(spec, "failed: 2, failedIndexes: '1'");
+    let pods = [indexed(pod("b", "Succeeded"), 0), indexed(pod("d", "Succeeded"), 2)];
+    let s = sync(&j, &pods, t(40));
+    assert_eq!(s.a_finished.as_deref(), Some(FAILURE_TARGET));
+    assert_eq!(types(&s.tracking.status)[0], (FAILURE_TARGET, "True", "FailedIndexes"));
+    assert_eq!(s.tracking.status.completed_indexes, "0,2");
+
+    // maxFailedIndexes: beyond it, the Job fails at once.
+    let spec = "completions: 4, parallelism: 4, completionMode: Indexed, backoffLimitPerIndex: 0, maxFailedIndexes: 1";
+    let j = job(spec, "failedIndexes: '0'");
+    let pods = [indexed(failure_count(pod("e", "Failed"), 0), 3), indexed(pod("f", "Running"), 1)];
+    let s = sync(&j, &pods, t(50));
+    assert_eq!(s.a_finished.as_deref(), Some(FAILURE_TARGET));
+    assert_eq!(types(&s.tracking.status)[0], (FAILURE_TARGET, "True", "MaxFailedIndexesExceeded"));
+    assert_eq!(s.plan.delete.len(), 1, "the running pod is stopped");
+}

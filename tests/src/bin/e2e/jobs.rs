@@ -8,6 +8,8 @@
 //!    the index annotation), `completedIndexes: 0-2`;
 //!    with a `successPolicy` (`succeededIndexes: "0"`), an Indexed Job of 3 whose other indexes sleep
 //!    300 s completes as soon as index 0 succeeded (reason `SuccessPolicy`), its other pods deleted;
+//!    with `backoffLimitPerIndex: 0`, an Indexed Job of 2 whose index 1 exits 1: `Failed`, reason
+//!    `FailedIndexes`, `failedIndexes: 1`, `completedIndexes: 0`, one pod per index;
 //! 4. `activeDeadlineSeconds: 3` on a pod sleeping 300 s: `Failed`, reason `DeadlineExceeded`, the
 //!    pod deleted;
 //! 5. `ttlSecondsAfterFinished: 2`: the finished Job and its pods deleted;
@@ -97,6 +99,11 @@ pub fn scenario_12_jobs() {
     ));
     apply(&job("deadline", "  activeDeadlineSeconds: 3\n", "sleep 300"));
     apply(&job(
+        "per-index",
+        "  completions: 2\n  parallelism: 2\n  completionMode: Indexed\n  backoffLimitPerIndex: 0\n",
+        "[ $JOB_COMPLETION_INDEX = 0 ]",
+    ));
+    apply(&job(
         "early",
         "  completions: 3\n  parallelism: 3\n  completionMode: Indexed\n  successPolicy: {rules: [{succeededIndexes: '0'}]}\n",
         "[ $JOB_COMPLETION_INDEX = 0 ] || sleep 300",
@@ -152,6 +159,13 @@ pub fn scenario_12_jobs() {
         job_pods("early").iter().all(|(_, ph, del, _)| *del || ph == "Failed" || ph == "Succeeded")
     });
 
+    // 3c. backoffLimitPerIndex: index 1 fails alone, the Job fails once index 0 is done.
+    let per_index = finished("per-index", "Failed", 90);
+    assert_eq!(condition(&per_index, "Failed").as_deref(), Some("FailedIndexes"), "{per_index}");
+    assert_eq!(per_index["status"]["failedIndexes"], "1", "{per_index}");
+    assert_eq!(per_index["status"]["completedIndexes"], "0", "{per_index}");
+    assert_eq!(job_pods("per-index").len(), 2, "index 1 not retried");
+
     // 4. activeDeadlineSeconds.
     let deadline = finished("deadline", "Failed", 60);
     assert_eq!(condition(&deadline, "Failed").as_deref(), Some("DeadlineExceeded"), "{deadline}");
@@ -180,7 +194,7 @@ pub fn scenario_12_jobs() {
     assert_eq!(pods.len(), 20, "no extra pod: {:?}", phases(&pods));
     assert_eq!(phases(&pods).get("Succeeded"), Some(&20));
     println!("    20 of 20 across a controller-manager kill -9, 20 pods, in {}", secs(t6.elapsed()));
-    for name in ["count", "fail", "indexed", "early", "deadline", "twenty"] {
+    for name in ["count", "fail", "indexed", "early", "per-index", "deadline", "twenty"] {
         nv(&["delete", "job", name]);
     }
 }
