@@ -5,9 +5,10 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use navarch_api::Resource;
 use navarch_api::v1::{Node, Pod, PodDisruptionBudget, ReplicaSet};
-use navarch_client::{Api, DeleteParams, ListParams};
+use navarch_client::{Api, DeleteParams, ListParams, WatchEvent, WatchParams};
 use navarch_tests::{Daemon, Kubectl, TestEnv, eventually, play_kubelet, registered_node};
 use serde_json::{Value, json};
 
@@ -177,6 +178,39 @@ async fn budget_status_and_the_eviction_subresource() {
                 "code": 500,
             })
         )
+    );
+
+    // An eviction marks the pod `DisruptionTarget` before it deletes it (what a Job's pod failure
+    // policy can match), as Kubernetes does: a watch sees the condition, then the deletion.
+    budgets.delete("pct", &DeleteParams::default()).await.unwrap();
+    settled(&budgets, "web", (3, 3, 2, 1)).await;
+    let list = pods.list(&ListParams::default()).await.unwrap();
+    let mut watch = pods
+        .watch(&WatchParams {
+            resource_version: list.resource_version,
+            field_selector: format!("metadata.name={}", three[2]),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let (code, body) = evict(&env, &three[2]).await;
+    assert_eq!(code, 201, "{body}");
+    let marked = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(ev) = watch.next().await {
+            if let WatchEvent::Modified(p) = ev.unwrap() {
+                let conditions = p.status.map(|s| s.conditions).unwrap_or_default();
+                if let Some(c) = conditions.into_iter().find(|c| c.r#type == "DisruptionTarget") {
+                    return c;
+                }
+            }
+        }
+        panic!("the watch ended");
+    })
+    .await
+    .expect("a DisruptionTarget condition on the evicted pod");
+    assert_eq!(
+        (marked.status.as_str(), marked.reason.as_str(), marked.message.as_str()),
+        ("True", "EvictionByEvictionAPI", "Eviction API: evicting")
     );
     kubelet.abort();
 }

@@ -13,13 +13,15 @@
 //!   `DisruptionBudget` cause. One disruption is spent and the pod recorded in `status.disruptedPods` in
 //!   one status write, conditional on the budget's resourceVersion (re-read and retried on conflict), and
 //!   only then is the pod deleted, so two evictions can never spend the same disruption.
+//! * Every eviction that deletes first marks the pod with the condition `DisruptionTarget`
+//!   (`EvictionByEvictionAPI`), as Kubernetes does since 1.31.
 
 use std::time::Duration;
 
 use navarch_api::disruption::{self, ALWAYS_ALLOW};
 use navarch_api::managed_fields::UpdateWriter;
 use navarch_api::selector::Selector;
-use navarch_api::v1::{Pod, PodDisruptionBudget};
+use navarch_api::v1::{Pod, PodCondition, PodDisruptionBudget};
 use navarch_api::{Object, Resource};
 use tracing::Instrument;
 
@@ -55,7 +57,7 @@ pub async fn evict(
         if enforces_resource_version(&pod) && o.precondition_resource_version.is_empty() {
             o.precondition_resource_version = pod.meta().resource_version.clone();
         }
-        match registry.delete("Pod", namespace, name, &o).await {
+        match mark_and_delete(registry, namespace, name, &o).await {
             Err(e @ (ApiError::Conflict { .. } | ApiError::Precondition(_)))
                 if opts.precondition_resource_version.is_empty() && attempt + 1 < RETRY_STEPS =>
             {
@@ -74,7 +76,7 @@ pub async fn evict(
         ));
     }
     let Some(pdb) = budgets.pop() else {
-        return registry.delete("Pod", namespace, name, opts).await;
+        return mark_and_delete(registry, namespace, name, opts).await;
     };
     let pdb_name = pdb.meta().name.clone();
     if !disruption::is_pod_ready(&pod) && unhealthy_pod_evictable(&pdb) {
@@ -84,7 +86,7 @@ pub async fn evict(
         if own_precondition {
             o.precondition_resource_version = pod.meta().resource_version.clone();
         }
-        return match registry.delete("Pod", namespace, name, &o).await {
+        return match mark_and_delete(registry, namespace, name, &o).await {
             Err(ApiError::Conflict { .. } | ApiError::Precondition(_)) if own_precondition => {
                 Err(still_processing(&pdb_name))
             }
@@ -93,7 +95,77 @@ pub async fn evict(
     }
     let span = tracing::debug_span!("spend_disruption", pdb = %format!("{namespace}/{pdb_name}"), pod = name);
     spend_disruption(registry, pdb, name, opts.dry_run).instrument(span).await?;
-    registry.delete("Pod", namespace, name, opts).await
+    mark_and_delete(registry, namespace, name, opts).await
+}
+
+/// Kubernetes' `addConditionAndDeletePod`: unless it is a dry run, the pod first gets the condition
+/// `DisruptionTarget` (True, `EvictionByEvictionAPI`, `Eviction API: evicting`; what a Job's pod failure
+/// policy can match) in a status write on its latest stored version, held to the delete's preconditions;
+/// then it is deleted, a resourceVersion precondition moved to the version that write made.
+async fn mark_and_delete(
+    registry: &Registry,
+    namespace: &str,
+    name: &str,
+    opts: &DeleteOptions,
+) -> Result<(Object, bool), ApiError> {
+    let mut opts = opts.clone();
+    if !opts.dry_run {
+        let mut attempt = 0;
+        let written = loop {
+            let mut pod = get_pod(registry, namespace, name).await?;
+            let m = pod.meta();
+            if !opts.precondition_uid.is_empty() && opts.precondition_uid != m.uid {
+                return Err(crate::registry::uid_mismatch(&opts.precondition_uid, &m.uid));
+            }
+            if !opts.precondition_resource_version.is_empty()
+                && opts.precondition_resource_version != m.resource_version
+            {
+                return Err(ApiError::Conflict { plural: "pods".into(), name: name.into() });
+            }
+            if !disruption_target(&mut pod, &crate::registry::now_rfc3339()) {
+                break None;
+            }
+            let writer = UpdateWriter { manager: SERVER_MANAGER, subresource: "status", reset: false };
+            match registry.update(Object::Pod(pod), true, false, FieldManager::Update(writer)).await {
+                Ok(o) => break Some(o),
+                // Changed meanwhile: the condition goes on the newer version.
+                Err(ApiError::Conflict { .. }) if attempt + 1 < RETRY_STEPS => attempt += 1,
+                Err(e) => return Err(e),
+            }
+        };
+        if let Some(o) = written.filter(|_| !opts.precondition_resource_version.is_empty()) {
+            opts.precondition_resource_version = o.meta().resource_version.clone();
+        }
+    }
+    registry.delete("Pod", namespace, name, &opts).await
+}
+
+/// Sets the pod's `DisruptionTarget` condition for an eviction; whether it changed.
+fn disruption_target(pod: &mut Pod, now: &str) -> bool {
+    let wanted = PodCondition {
+        r#type: "DisruptionTarget".into(),
+        status: "True".into(),
+        reason: "EvictionByEvictionAPI".into(),
+        message: "Eviction API: evicting".into(),
+        last_transition_time: now.into(),
+        ..Default::default()
+    };
+    let conditions = &mut pod.status.get_or_insert_with(Default::default).conditions;
+    match conditions.iter_mut().find(|c| c.r#type == wanted.r#type) {
+        Some(c) if c.status == wanted.status && c.reason == wanted.reason && c.message == wanted.message => {
+            false
+        }
+        Some(c) => {
+            let transition =
+                if c.status == wanted.status { c.last_transition_time.clone() } else { now.into() };
+            *c = PodCondition { last_transition_time: transition, ..wanted };
+            true
+        }
+        None => {
+            conditions.push(wanted);
+            true
+        }
+    }
 }
 
 async fn get_pod(registry: &Registry, namespace: &str, name: &str) -> Result<Pod, ApiError> {
@@ -240,6 +312,26 @@ mod tests {
 
     fn pod(y: &str) -> Pod {
         serde_yaml::from_str(y).unwrap()
+    }
+
+    #[test]
+    fn the_disruption_target_condition_is_set_once() {
+        let mut p = pod(
+            "{metadata: {name: p}, status: {phase: Running, conditions: [{type: Ready, status: 'True'}]}}",
+        );
+        assert!(disruption_target(&mut p, "2026-01-01T00:00:00Z"));
+        assert!(!disruption_target(&mut p, "2026-01-01T00:00:09Z"), "already there: no write");
+        let c = &p.status.as_ref().unwrap().conditions;
+        assert_eq!(c.len(), 2);
+        assert_eq!(
+            (
+                c[1].r#type.as_str(),
+                c[1].status.as_str(),
+                c[1].reason.as_str(),
+                c[1].last_transition_time.as_str()
+            ),
+            ("DisruptionTarget", "True", "EvictionByEvictionAPI", "2026-01-01T00:00:00Z")
+        );
     }
 
     #[test]

@@ -982,7 +982,8 @@ fn record_managed_fields(
     }
 }
 
-fn uid_mismatch(wanted: &str, stored: &str) -> ApiError {
+/// The error of a delete whose UID precondition does not hold.
+pub(crate) fn uid_mismatch(wanted: &str, stored: &str) -> ApiError {
     ApiError::Precondition(format!(
         "Precondition failed: UID in precondition: {wanted}, UID in object meta: {stored}"
     ))
