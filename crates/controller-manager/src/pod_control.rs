@@ -157,6 +157,33 @@ impl Expectations {
     }
 }
 
+/// How often a controller forgets what it remembers of owners that are gone (once a minute), so that
+/// memory does not grow with every owner ever seen.
+#[derive(Debug)]
+pub struct PruneClock {
+    last: Mutex<Instant>,
+}
+
+impl Default for PruneClock {
+    fn default() -> PruneClock {
+        PruneClock { last: Mutex::new(Instant::now()) }
+    }
+}
+
+impl PruneClock {
+    const EVERY: Duration = Duration::from_secs(60);
+
+    /// Whether a minute has passed since the last time this said yes (and starts the next minute).
+    pub fn due(&self) -> bool {
+        let mut last = self.last.lock().expect("prune clock lock");
+        if last.elapsed() < Self::EVERY {
+            return false;
+        }
+        *last = Instant::now();
+        true
+    }
+}
+
 /// Creates `pods` for `owner` (its key `key`) in slow-start batches (1, 2, 4, ...) with the
 /// `SuccessfulCreate` events, remembering each created pod in `expectations`; stops at the first
 /// batch with a failure (a `FailedCreate` event). How many were created, and that failure.

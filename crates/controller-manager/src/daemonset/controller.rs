@@ -17,11 +17,8 @@ use super::history::{self, HistoryPlan};
 use super::placement::{fits, pod_for_node};
 use super::plan::{self, FailedBackoff, View};
 use super::{DaemonSetError, REVISION_HASH_LABEL, spec_of};
-use crate::pod_control::{Expectations, claim_objects, controller_ref, create_in_batches};
+use crate::pod_control::{Expectations, PruneClock, claim_objects, controller_ref, create_in_batches};
 use crate::run::Reconciler;
-
-/// How often the memory of DaemonSets that are gone is dropped.
-const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 /// The reconcile side of the DaemonSet controller.
 pub struct DaemonSetController {
@@ -35,7 +32,7 @@ pub struct DaemonSetController {
     expectations: Expectations,
     /// Per DaemonSet, the back-off of replacing failed pods on each node.
     backoff: Mutex<HashMap<String, FailedBackoff>>,
-    pruned: Mutex<Instant>,
+    pruned: PruneClock,
 }
 
 impl DaemonSetController {
@@ -56,18 +53,14 @@ impl DaemonSetController {
             events,
             expectations: Expectations::default(),
             backoff: Mutex::new(HashMap::new()),
-            pruned: Mutex::new(Instant::now()),
+            pruned: PruneClock::default(),
         }
     }
 
     /// Drops what is remembered of DaemonSets that are gone (at most once a minute).
     fn prune_memory(&self) {
-        {
-            let mut at = self.pruned.lock().expect("prune lock");
-            if at.elapsed() < PRUNE_EVERY {
-                return;
-            }
-            *at = Instant::now();
+        if !self.pruned.due() {
+            return;
         }
         let live: HashSet<String> = self.sets.keys().iter().map(ToString::to_string).collect();
         let now = Instant::now();

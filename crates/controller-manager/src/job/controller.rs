@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
 use navarch_api::Resource;
@@ -23,13 +23,11 @@ use super::plan::{
 };
 use super::pods::{has_finalizer, is_terminal, owner_ref, pod_for};
 use super::{JobError, MANAGED_BY, TRACKING_FINALIZER, per_index, spec_of};
-use crate::pod_control::{Expectations, controller_of, create_in_batches};
+use crate::pod_control::{Expectations, PruneClock, controller_of, create_in_batches};
 use crate::run::Reconciler;
 
 /// Finalizer removals (and pod deletions) in flight at once per Job.
 const PARALLEL_WRITES: usize = 16;
-/// How often the memory of Jobs that are gone is dropped.
-const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 /// What the controller remembers of one Job.
 #[derive(Debug, Default)]
@@ -50,7 +48,7 @@ pub struct JobController {
     memory: Mutex<HashMap<String, Memory>>,
     /// Pods it created and deleted that its pod cache does not show yet.
     expectations: Expectations,
-    pruned: Mutex<Instant>,
+    pruned: PruneClock,
 }
 
 fn revision(job: &Job) -> Option<u64> {
@@ -66,7 +64,7 @@ impl JobController {
             events,
             memory: Mutex::new(HashMap::new()),
             expectations: Expectations::default(),
-            pruned: Mutex::new(Instant::now()),
+            pruned: PruneClock::default(),
         }
     }
 
@@ -77,12 +75,8 @@ impl JobController {
 
     /// Drops what is remembered of Jobs no longer in the cache (at most once a minute).
     fn prune(&self) {
-        {
-            let mut at = self.pruned.lock().expect("prune lock");
-            if at.elapsed() < PRUNE_EVERY {
-                return;
-            }
-            *at = Instant::now();
+        if !self.pruned.due() {
+            return;
         }
         let live: HashSet<String> = self.jobs.keys().iter().map(ToString::to_string).collect();
         self.memory.lock().expect("job memory lock").retain(|k, _| live.contains(k));
