@@ -168,8 +168,9 @@ impl ObjectFields for Object {
     fn field(&self, path: &str) -> Option<String> {
         object_field!(self, path;
             Namespace, Node, Pod, Service, Endpoints, ConfigMap, Secret, ServiceAccount, Event,
-            ReplicaSet, ReplicationController, Deployment, DaemonSet, ControllerRevision, StatefulSet, Job, CronJob, PodDisruptionBudget, Lease, Role, RoleBinding,
-            ClusterRole, ClusterRoleBinding, CertificateSigningRequest)
+            PersistentVolume, PersistentVolumeClaim, ReplicaSet, ReplicationController, Deployment, DaemonSet,
+            ControllerRevision, StatefulSet, Job, CronJob, PodDisruptionBudget, StorageClass, Lease, Role,
+            RoleBinding, ClusterRole, ClusterRoleBinding, CertificateSigningRequest)
     }
 }
 

@@ -271,6 +271,16 @@ kinds! {
             "reportingComponent" => o.reporting_component.clone(),
         },
     },
+    PersistentVolume {
+        api_version: "v1", plural: "persistentvolumes", namespaced: false, short_names: ["pv"], status: true,
+        fields: |o| {
+            "status.phase" => o.status.as_ref().map(|s| s.phase.clone()).unwrap_or_default(),
+        },
+    },
+    PersistentVolumeClaim {
+        api_version: "v1", plural: "persistentvolumeclaims", namespaced: true, short_names: ["pvc"],
+        status: true, fields: |o| {},
+    },
     ReplicaSet {
         api_version: "apps/v1", plural: "replicasets", namespaced: true, short_names: ["rs"], status: true,
         fields: |o| {
@@ -312,6 +322,10 @@ kinds! {
     PodDisruptionBudget {
         api_version: "policy/v1", plural: "poddisruptionbudgets", namespaced: true, short_names: ["pdb"],
         status: true, fields: |o| {},
+    },
+    StorageClass {
+        api_version: "storage.k8s.io/v1", plural: "storageclasses", namespaced: false, short_names: ["sc"],
+        status: false, fields: |o| {},
     },
     Lease {
         api_version: "coordination.k8s.io/v1", plural: "leases", namespaced: true, short_names: [], status: false,

@@ -59,7 +59,10 @@ pub fn apply_defaults(obj: &mut Object) {
         | Object::ControllerRevision(_)
         | Object::Role(_)
         | Object::ClusterRole(_)
-        | Object::PodDisruptionBudget(_) => {}
+        | Object::PodDisruptionBudget(_)
+        | Object::PersistentVolume(_)
+        | Object::PersistentVolumeClaim(_)
+        | Object::StorageClass(_) => {}
     }
 }
 
@@ -117,6 +120,7 @@ pub fn validate(obj: &Object, old: Option<&Object>) -> Vec<FieldError> {
         Object::Job(o) => batch::validate_job(o, old_as!(Job), &mut errs),
         Object::CronJob(o) => batch::validate_cron_job(o, &mut errs),
         Object::PodDisruptionBudget(o) => policy::validate_pod_disruption_budget(o, &mut errs),
+        Object::PersistentVolume(_) | Object::PersistentVolumeClaim(_) | Object::StorageClass(_) => {}
         Object::Lease(o) => other::validate_lease(o, &mut errs),
         Object::Role(o) => rbac::validate_role(o, &mut errs),
         Object::ClusterRole(o) => rbac::validate_cluster_role(o, &mut errs),
