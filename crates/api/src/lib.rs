@@ -56,6 +56,8 @@ pub mod resource;
 pub mod rfc3339;
 pub mod schema;
 pub mod selector;
+/// Persistent storage: annotations, finalizers, classes and which volume fits a claim.
+pub mod storage;
 /// The columns and cells of each kind's table (`kubectl get`), shared by the api-server's Tables and navctl.
 pub mod table_columns;
 pub mod taints;
