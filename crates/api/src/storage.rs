@@ -223,7 +223,7 @@ mod tests {
              status: {{phase: Available}}\n"
         ))
     }
-    fn names<'a>(v: Option<&'a PersistentVolume>) -> &'a str {
+    fn names(v: Option<&PersistentVolume>) -> &str {
         v.map(|p| p.metadata.as_ref().unwrap().name.as_str()).unwrap_or("-")
     }
 
