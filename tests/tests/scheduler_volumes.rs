@@ -79,7 +79,8 @@ async fn add_node(nodes: &Api<Node>, n: Node) {
 /// Creates the volume and marks it Available (the PV controller's part, absent here).
 async fn add_volume(volumes: &Api<PersistentVolume>, v: PersistentVolume) {
     let mut created = volumes.create(&v).await.unwrap();
-    created.status = Some(navarch_api::v1::PersistentVolumeStatus { phase: "Available".into(), ..Default::default() });
+    created.status =
+        Some(navarch_api::v1::PersistentVolumeStatus { phase: "Available".into(), ..Default::default() });
     volumes.update_status(&created).await.unwrap();
 }
 

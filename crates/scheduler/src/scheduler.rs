@@ -71,7 +71,10 @@ enum Input {
     Pods(Box<Event<Pod>>),
     /// A claim, volume or class was added or changed (the stores already hold it).
     Storage(StorageChange),
-    Bound { key: String, result: Result<(), BindError> },
+    Bound {
+        key: String,
+        result: Result<(), BindError>,
+    },
 }
 
 /// Which storage change may make pods schedulable (Kubernetes' queueing hints of VolumeBinding).
@@ -179,7 +182,12 @@ impl Failures {
 /// `0/3 nodes are available: 1 node(s) had untolerated taint {a: b}, 2 Insufficient cpu. preemption: 0/3
 /// nodes are available: 1 Preemption is not helpful for scheduling, 2 No preemption victims found for
 /// incoming pod.`
-pub fn unschedulable_message(total: usize, pod: &Pod, prefilter: Option<&str>, failures: &Failures) -> String {
+pub fn unschedulable_message(
+    total: usize,
+    pod: &Pod,
+    prefilter: Option<&str>,
+    failures: &Failures,
+) -> String {
     let list = match prefilter {
         Some(p) => vec![p.to_string()],
         None => {
@@ -332,9 +340,10 @@ impl Scheduler {
             Input::Storage(change) => {
                 self.volumes.prune();
                 match change {
-                    StorageChange::Claim(c) => {
-                        self.retry_if(|p| p.meta().namespace == c.namespace && volumes::pod_claims(p).iter().any(|u| u.name == c.name))
-                    }
+                    StorageChange::Claim(c) => self.retry_if(|p| {
+                        p.meta().namespace == c.namespace
+                            && volumes::pod_claims(p).iter().any(|u| u.name == c.name)
+                    }),
                     StorageChange::Any => self.retry_if(volumes::has_claims),
                 }
             }
@@ -467,8 +476,8 @@ impl Scheduler {
         self.queue.extend(deferred);
     }
 
-    /// Kubernetes' volume PreFilter for a pod using claims: `Ok(None)` for pods without any (no store is
-    /// read), `Err(reason)` when no node can take it. `Ok(Some(None))`... see [`VolumePrefilter`].
+    /// Kubernetes' volume PreFilter (VolumeRestrictions, VolumeBinding). Pods without claims read no
+    /// store.
     fn prefilter_volumes(&self, pod: &Pod) -> VolumePrefilter {
         if !volumes::has_claims(pod) {
             return VolumePrefilter::NoClaims;
@@ -566,7 +575,11 @@ impl Scheduler {
                 _ => Ok(()),
             };
             let result = match result {
-                Ok(()) => client.bind(&m.namespace, &m.name, &m.uid, &chosen).await.map(|_| ()).map_err(BindError::Pod),
+                Ok(()) => client
+                    .bind(&m.namespace, &m.name, &m.uid, &chosen)
+                    .await
+                    .map(|_| ())
+                    .map_err(BindError::Pod),
                 Err(e) => Err(e),
             };
             match &result {
@@ -783,13 +796,18 @@ mod tests {
     #[test]
     fn message_like_kubernetes() {
         let pod = |extra: &str| -> Pod {
-            serde_yaml::from_str(&format!("metadata: {{name: p, namespace: d}}\nspec: {{containers: []{extra}}}\n"))
-                .unwrap()
+            serde_yaml::from_str(&format!(
+                "metadata: {{name: p, namespace: d}}\nspec: {{containers: []{extra}}}\n"
+            ))
+            .unwrap()
         };
         let mut f = Failures::default();
         f.add(vec!["Insufficient cpu".to_string()]);
         f.add(vec!["Insufficient cpu".to_string()]);
-        f.add(vec!["node(s) had untolerated taint {dedicated: gpu}".to_string(), "Insufficient cpu".to_string()]);
+        f.add(vec![
+            "node(s) had untolerated taint {dedicated: gpu}".to_string(),
+            "Insufficient cpu".to_string(),
+        ]);
         assert_eq!(f.preemption_might_help, 2, "a taint is unresolvable");
         // Reasons with their counts, sorted as strings (as Kubernetes' FitError does).
         assert_eq!(
@@ -808,7 +826,10 @@ mod tests {
             "0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, 3 Insufficient cpu. \
              preemption: not eligible due to preemptionPolicy=Never."
         );
-        assert_eq!(unschedulable_message(0, &pod(""), None, &Failures::default()), "0/0 nodes are available.");
+        assert_eq!(
+            unschedulable_message(0, &pod(""), None, &Failures::default()),
+            "0/0 nodes are available."
+        );
     }
 
     #[test]

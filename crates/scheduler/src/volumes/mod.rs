@@ -35,7 +35,8 @@ pub const REASON_BIND_CONFLICT: &str = "node(s) didn't find available persistent
 /// A bound claim's volume is not reachable from the node (ErrReasonNodeConflict).
 pub const REASON_NODE_CONFLICT: &str = "node(s) had volume node affinity conflict";
 /// A bound claim's volume does not exist (ErrReasonPVNotExist).
-pub const REASON_PV_NOT_EXIST: &str = "node(s) unavailable due to one or more pvc(s) bound to non-existent pv(s)";
+pub const REASON_PV_NOT_EXIST: &str =
+    "node(s) unavailable due to one or more pvc(s) bound to non-existent pv(s)";
 /// A ReadWriteOncePod claim is already used by a scheduled pod (VolumeRestrictions).
 pub const REASON_RWOP_CONFLICT: &str =
     "node has pod using PersistentVolumeClaim with the same name and ReadWriteOncePod access mode";
@@ -53,9 +54,9 @@ pub struct ClaimUse {
 
 /// Whether any of the pod's volumes uses a claim (no lookups: what pods without claims pay).
 pub fn has_claims(pod: &Pod) -> bool {
-    pod.spec
-        .as_ref()
-        .is_some_and(|s| s.volumes.iter().any(|v| v.persistent_volume_claim.is_some() || v.ephemeral.is_some()))
+    pod.spec.as_ref().is_some_and(|s| {
+        s.volumes.iter().any(|v| v.persistent_volume_claim.is_some() || v.ephemeral.is_some())
+    })
 }
 
 /// The claims of the pod's volumes, in volume order.
@@ -288,7 +289,9 @@ impl VolumeCache {
                 name => self.class(name),
             };
             match class {
-                Some(class) if !prebound && storage::binding_mode(&class) == BINDING_WAIT_FOR_FIRST_CONSUMER => {
+                Some(class)
+                    if !prebound && storage::binding_mode(&class) == BINDING_WAIT_FOR_FIRST_CONSUMER =>
+                {
                     out.delayed.push(Delayed { claim: pvc, class });
                 }
                 _ => immediate = true,

@@ -59,7 +59,8 @@ impl PodVolumes {
         }
         let mut chosen: HashSet<&str> = HashSet::new();
         for d in to_match {
-            let free = self.volumes.iter().map(Arc::as_ref).filter(|pv| !chosen.contains(pv.meta().name.as_str()));
+            let free =
+                self.volumes.iter().map(Arc::as_ref).filter(|pv| !chosen.contains(pv.meta().name.as_str()));
             match storage::best_volume_for_claim(free, &d.claim, Some(node)) {
                 Some(pv) => {
                     chosen.insert(pv.meta().name.as_str());

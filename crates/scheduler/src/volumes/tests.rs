@@ -44,7 +44,9 @@ fn volume(name: &str, class: &str, size: &str, node: &str) -> PersistentVolume {
 }
 
 fn class(name: &str, provisioner: &str, mode: &str, extra: &str) -> StorageClass {
-    yaml(&format!("metadata: {{name: {name}}}\nprovisioner: {provisioner}\nvolumeBindingMode: {mode}\n{extra}"))
+    yaml(&format!(
+        "metadata: {{name: {name}}}\nprovisioner: {provisioner}\nvolumeBindingMode: {mode}\n{extra}"
+    ))
 }
 
 /// A pod in `d` with the given volumes (YAML flow list items).
@@ -109,7 +111,10 @@ fn pods_without_claims_need_nothing() {
 #[test]
 fn missing_deleting_lost_and_foreign_claims_fit_nowhere() {
     let (c, _) = cache(vec![], vec![], vec![]);
-    assert_eq!(prefilter(&c, &pod("p", &uses("data"))).unwrap_err(), r#"persistentvolumeclaim "data" not found"#);
+    assert_eq!(
+        prefilter(&c, &pod("p", &uses("data"))).unwrap_err(),
+        r#"persistentvolumeclaim "data" not found"#
+    );
     let eph = pod("p", "{name: scratch, ephemeral: {volumeClaimTemplate: {spec: {}}}}");
     assert_eq!(
         prefilter(&c, &eph).unwrap_err(),
@@ -173,7 +178,11 @@ fn bound_claims_follow_their_volume_node_affinity() {
 #[test]
 fn wait_for_first_consumer_claims_bind_a_reachable_volume_or_are_provisioned() {
     let (c, _) = cache(
-        vec![claim("data", "local", "1Gi", ""), claim("dyn", "lp", "1Gi", ""), claim("zoned", "zb", "1Gi", "")],
+        vec![
+            claim("data", "local", "1Gi", ""),
+            claim("dyn", "lp", "1Gi", ""),
+            claim("zoned", "zb", "1Gi", ""),
+        ],
         vec![volume("pv-2", "local", "2Gi", "node-2"), volume("pv-small", "local", "500Mi", "node-1")],
         vec![
             local(),
@@ -271,7 +280,8 @@ fn read_write_once_pod_claims_admit_one_pod() {
     let rwop = yaml::<PersistentVolumeClaim>(
         "metadata: {name: solo, namespace: d}\nspec: {accessModes: [ReadWriteOncePod], storageClassName: lp}\n",
     );
-    let (c, _) = cache(vec![rwop], vec![], vec![class("lp", "navarch.io/local-path", "WaitForFirstConsumer", "")]);
+    let (c, _) =
+        cache(vec![rwop], vec![], vec![class("lp", "navarch.io/local-path", "WaitForFirstConsumer", "")]);
     let p = pod("p", &uses("solo"));
     let other = pod("other", &uses("solo"));
     let v = c.prefilter(&p, |name| pod_uses_claim(&other, "d", name)).unwrap();
@@ -312,5 +322,7 @@ fn assumed_claims_show_until_the_store_moves_on() {
     let seen = c.claim("d", "dyn").unwrap();
     assert!(seen.meta().annotations.contains_key("volume.kubernetes.io/selected-node"));
     c.forget_claim(&ObjectRef::new("d", "dyn"));
-    assert!(!c.claim("d", "dyn").unwrap().meta().annotations.contains_key("volume.kubernetes.io/selected-node"));
+    assert!(
+        !c.claim("d", "dyn").unwrap().meta().annotations.contains_key("volume.kubernetes.io/selected-node")
+    );
 }
