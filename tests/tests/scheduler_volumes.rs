@@ -163,6 +163,40 @@ async fn volume_binding_places_pods_and_explains_unsatisfiable_claims() {
     let annotated = claims.get("scratch").await.unwrap();
     assert_eq!(annotated.metadata.unwrap().annotations.get("volume.kubernetes.io/selected-node"), Some(&on));
 
+    // Two pods created together race for one volume: exactly one gets it, the other waits.
+    classes.create(&class("race", "kubernetes.io/no-provisioner")).await.unwrap();
+    let mut race_pv = local_volume("race-pv", "node-1");
+    race_pv.spec.as_mut().unwrap().storage_class_name = "race".into();
+    add_volume(&volumes, race_pv).await;
+    for i in 1..=2 {
+        claims.create(&claim(&format!("race-{i}"), "race", "1Gi")).await.unwrap();
+    }
+    let (r1, r2) = (pod("racer-1", "race-1"), pod("racer-2", "race-2"));
+    let (a, b) = tokio::join!(pods.create(&r1), pods.create(&r2));
+    a.unwrap();
+    b.unwrap();
+    let winner = eventually("one racer bound", Duration::from_secs(30), async || {
+        let bound: Vec<String> = futures::future::join_all(["racer-1", "racer-2"].map(|n| pods.get(n)))
+            .await
+            .into_iter()
+            .map(|p| p.unwrap())
+            .filter(|p| !p.spec.as_ref().unwrap().node_name.is_empty())
+            .map(|p| p.metadata.unwrap().name)
+            .collect();
+        (bound.len() == 1).then(|| bound[0].clone())
+    })
+    .await;
+    let loser = if winner == "racer-1" { "racer-2" } else { "racer-1" };
+    wait_unschedulable(
+        &pods,
+        loser,
+        "0/2 nodes are available: 2 node(s) didn't find available persistent volumes to bind. preemption: 0/2 \
+         nodes are available: 2 Preemption is not helpful for scheduling.",
+    )
+    .await;
+    let taken_by = volumes.get("race-pv").await.unwrap().spec.unwrap().claim_ref.unwrap().name;
+    assert_eq!(taken_by, winner.replace("racer", "race"));
+
     // A missing claim.
     pods.create(&pod("orphan", "nothing")).await.unwrap();
     wait_unschedulable(
