@@ -132,7 +132,8 @@ pub struct Config {
     /// off (benchmark baselines; never on a real cluster).
     #[arg(long, value_delimiter = ',', default_value = "Node,RBAC")]
     pub authorization_mode: Vec<String>,
-    /// Admission plugins turned off that are on by default (comma-separated): `ServiceAccount`.
+    /// Admission plugins turned off that are on by default (comma-separated): `ServiceAccount`,
+    /// `DefaultStorageClass`, `StorageObjectInUseProtection`.
     #[arg(long, value_delimiter = ',')]
     pub disable_admission_plugins: Vec<String>,
     /// The address pods reach this api-server at: the Endpoints of the `default/kubernetes` Service
@@ -142,7 +143,11 @@ pub struct Config {
 }
 
 /// The admission plugins `disable_admission_plugins` may name (those on by default).
-pub const DEFAULT_ADMISSION_PLUGINS: &[&str] = &[crate::admission::service_account::PLUGIN];
+pub const DEFAULT_ADMISSION_PLUGINS: &[&str] = &[
+    crate::admission::service_account::PLUGIN,
+    crate::admission::storage::DEFAULT_STORAGE_CLASS,
+    crate::admission::storage::STORAGE_OBJECT_IN_USE_PROTECTION,
+];
 
 impl Config {
     /// Whether the admission plugin `name` runs.

@@ -352,6 +352,17 @@ fn controller_manager() {
         ("update", "policy", "poddisruptionbudgets", "status"),
         ("get", "policy", "poddisruptionbudgets", ""),
         ("get", "apps", "deployments", "scale"),
+        ("create", "", "persistentvolumeclaims", ""),
+        ("delete", "", "persistentvolumeclaims", ""),
+        ("update", "", "persistentvolumeclaims", ""),
+        ("update", "", "persistentvolumeclaims", "status"),
+        ("update", "apps", "statefulsets", "status"),
+        ("update", "apps", "statefulsets", "finalizers"),
+        ("create", "", "persistentvolumes", ""),
+        ("delete", "", "persistentvolumes", ""),
+        ("update", "", "persistentvolumes", "status"),
+        ("get", "storage.k8s.io", "storageclasses", ""),
+        ("create", "storage.k8s.io", "storageclasses", ""),
     ] {
         assert!(
             can(&rbac, res(verb, group, resource).namespace("ns").subresource(sub)),
@@ -382,6 +393,8 @@ fn controller_manager() {
             .name("kube-controller-manager")
     ));
     assert!(!can(&rbac, res("create", "rbac.authorization.k8s.io", "clusterrolebindings")));
+    assert!(!can(&rbac, res("update", "storage.k8s.io", "storageclasses").name("local-path")));
+    assert!(!can(&rbac, res("delete", "storage.k8s.io", "storageclasses").name("local-path")));
     assert!(!can(&rbac, res("create", "", "pods").namespace("ns").name("p").subresource("exec")));
     let cm_rules = role("system:kube-controller-manager").rules;
     let distinct: HashSet<&PolicyRule> = cm_rules.iter().collect();

@@ -42,7 +42,8 @@ use self::resources::{ResourceScope, validate_resource_list, validate_resources}
 use self::scheduling::{validate_affinity, validate_toleration, validate_topology_spread};
 use self::security::validate_pod_security_context;
 use self::update::validate_pod_spec_update;
-pub(super) use self::volumes::validate_pvc_spec;
+pub(super) use self::scheduling::validate_node_selector;
+pub(super) use self::volumes::{no_backsteps, validate_access_modes, validate_host_path, validate_nfs, validate_pvc_spec};
 use self::volumes::validate_volumes;
 use super::field::{Errors, Path, is_ip, q};
 use super::meta::{self, Unique};
