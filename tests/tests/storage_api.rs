@@ -81,10 +81,13 @@ async fn storage_kinds_through_kubectl() {
     assert_eq!(claim["metadata"]["finalizers"], serde_json::json!(["kubernetes.io/pvc-protection"]));
     assert_eq!(claim["status"]["phase"], "Pending");
     assert_eq!(claim["spec"]["volumeMode"], "Filesystem");
-    let none = CLAIM.replace("name: data", "name: classless").replace("spec:\n", "spec:\n  storageClassName: \"\"\n");
+    let none = CLAIM
+        .replace("name: data", "name: classless")
+        .replace("spec:\n", "spec:\n  storageClassName: \"\"\n");
     k.apply(&none, &[]).await;
     assert_eq!(json(&k, &["get", "pvc", "classless"]).await["spec"]["storageClassName"], "");
-    let pinned = CLAIM.replace("name: data", "name: pinned").replace("spec:\n", "spec:\n  storageClassName: manual\n");
+    let pinned =
+        CLAIM.replace("name: data", "name: pinned").replace("spec:\n", "spec:\n  storageClassName: manual\n");
     k.apply(&pinned, &[]).await;
 
     // StorageObjectInUseProtection and the volume's defaults.
@@ -96,22 +99,51 @@ async fn storage_kinds_through_kubectl() {
 
     // kubectl's columns.
     let sc = table(&k.ok(&["get", "sc"]).await);
-    assert_eq!(sc[0], ["NAME", "PROVISIONER", "RECLAIMPOLICY", "VOLUMEBINDINGMODE", "ALLOWVOLUMEEXPANSION", "AGE"]);
-    assert_eq!(sc[1][..5], ["local-path (default)", "navarch.io/local-path", "Delete", "WaitForFirstConsumer", "false"]);
+    assert_eq!(
+        sc[0],
+        ["NAME", "PROVISIONER", "RECLAIMPOLICY", "VOLUMEBINDINGMODE", "ALLOWVOLUMEEXPANSION", "AGE"]
+    );
+    assert_eq!(
+        sc[1][..5],
+        ["local-path (default)", "navarch.io/local-path", "Delete", "WaitForFirstConsumer", "false"]
+    );
     assert_eq!(sc[2][..5], ["manual", "kubernetes.io/no-provisioner", "Retain", "Immediate", "true"]);
     let pvs = table(&k.ok(&["get", "pv"]).await);
     assert_eq!(
         pvs[0],
-        ["NAME", "CAPACITY", "ACCESS MODES", "RECLAIM POLICY", "STATUS", "CLAIM", "STORAGECLASS", "VOLUMEATTRIBUTESCLASS", "REASON", "AGE"]
+        [
+            "NAME",
+            "CAPACITY",
+            "ACCESS MODES",
+            "RECLAIM POLICY",
+            "STATUS",
+            "CLAIM",
+            "STORAGECLASS",
+            "VOLUMEATTRIBUTESCLASS",
+            "REASON",
+            "AGE"
+        ]
     );
-    assert_eq!(pvs[1][..8], ["pv-manual", "5Gi", "RWO,ROX", "Retain", "Pending", "default/pinned", "manual", "<unset>"]);
+    assert_eq!(
+        pvs[1][..8],
+        ["pv-manual", "5Gi", "RWO,ROX", "Retain", "Pending", "default/pinned", "manual", "<unset>"]
+    );
     let wide = table(&k.ok(&["get", "pv", "-o", "wide"]).await);
     assert_eq!(wide[0].last().unwrap(), "VOLUMEMODE");
     assert_eq!(wide[1].last().unwrap(), "Filesystem");
     let pvcs = table(&k.ok(&["get", "pvc"]).await);
     assert_eq!(
         pvcs[0],
-        ["NAME", "STATUS", "VOLUME", "CAPACITY", "ACCESS MODES", "STORAGECLASS", "VOLUMEATTRIBUTESCLASS", "AGE"]
+        [
+            "NAME",
+            "STATUS",
+            "VOLUME",
+            "CAPACITY",
+            "ACCESS MODES",
+            "STORAGECLASS",
+            "VOLUMEATTRIBUTESCLASS",
+            "AGE"
+        ]
     );
     // Unbound claims show no volume, capacity or access modes (empty cells).
     let data = pvcs.iter().find(|r| r[0] == "data").unwrap();
@@ -122,10 +154,10 @@ async fn storage_kinds_through_kubectl() {
     assert!(together.contains("storageclass.storage.k8s.io/local-path (default)"), "{together}");
 
     // A bad claim: Kubernetes' messages.
-    let bad = CLAIM.replace("name: data", "name: bad").replace("[ReadWriteOnce]", "[ReadWriteSometimes]").replace(
-        "    requests: {storage: 1Gi}\n",
-        "    requests: {}\n",
-    );
+    let bad = CLAIM
+        .replace("name: data", "name: bad")
+        .replace("[ReadWriteOnce]", "[ReadWriteSometimes]")
+        .replace("    requests: {storage: 1Gi}\n", "    requests: {}\n");
     let out = k.apply(&bad, &[]).await;
     assert_ne!(out.code, 0, "{out:?}");
     assert!(out.stderr.contains(r#"The PersistentVolumeClaim "bad" is invalid: "#), "{out:?}");
@@ -134,7 +166,8 @@ async fn storage_kinds_through_kubectl() {
         "{out:?}"
     );
     assert!(out.stderr.contains("spec.resources[storage]: Required value"), "{out:?}");
-    let sourceless = VOLUME.replace("name: pv-manual", "name: pv-bad").replace("  local: {path: /mnt/disks/one}\n", "");
+    let sourceless =
+        VOLUME.replace("name: pv-manual", "name: pv-bad").replace("  local: {path: /mnt/disks/one}\n", "");
     let out = k.apply(&sourceless, &[]).await;
     assert!(out.stderr.contains("spec: Required value: must specify a volume type"), "{out:?}");
 
@@ -153,18 +186,45 @@ async fn storage_kinds_through_kubectl() {
     k.ok(&["patch", "pvc", "pinned", "--subresource=status", "--type=merge", "-p", status]).await;
     let pvcs = table(&k.ok(&["get", "pvc", "pinned", "--no-headers"]).await);
     assert_eq!(pvcs[0][..6], ["pinned", "Bound", "pv-manual", "5Gi", "RWO,ROX", "manual"], "{pvcs:?}");
-    k.ok(&["patch", "pvc", "pinned", "--type=merge", "-p", r#"{"spec":{"resources":{"requests":{"storage":"6Gi"}}}}"#])
-        .await;
+    k.ok(&[
+        "patch",
+        "pvc",
+        "pinned",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"resources":{"requests":{"storage":"6Gi"}}}}"#,
+    ])
+    .await;
     let out = k
-        .fails(&["patch", "pvc", "pinned", "--type=merge", "-p", r#"{"spec":{"resources":{"requests":{"storage":"2Gi"}}}}"#])
+        .fails(&[
+            "patch",
+            "pvc",
+            "pinned",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"resources":{"requests":{"storage":"2Gi"}}}}"#,
+        ])
         .await;
-    assert!(out.stderr.contains("spec.resources.requests.storage: Forbidden: field can not be less than status.capacity"), "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "spec.resources.requests.storage: Forbidden: field can not be less than status.capacity"
+        ),
+        "{out:?}"
+    );
 
     // A phase change through the status subresource moves lastPhaseTransitionTime.
     let before = pv["status"]["lastPhaseTransitionTime"].clone();
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    k.ok(&["patch", "pv", "pv-manual", "--subresource=status", "--type=merge", "-p", r#"{"status":{"phase":"Bound"}}"#])
-        .await;
+    k.ok(&[
+        "patch",
+        "pv",
+        "pv-manual",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"phase":"Bound"}}"#,
+    ])
+    .await;
     let after = json(&k, &["get", "pv", "pv-manual"]).await;
     assert_eq!(after["status"]["phase"], "Bound");
     assert_ne!(after["status"]["lastPhaseTransitionTime"], before, "{after}");

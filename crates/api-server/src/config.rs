@@ -334,7 +334,10 @@ mod tests {
         assert!(c.disable_admission_plugins.is_empty());
         assert_eq!(c.advertised(), Some("10.0.0.5".parse().unwrap()));
         let e = config(&["--disable-admission-plugins=Nope"], &[]).unwrap_err();
-        assert_eq!(e, "disable_admission_plugins: unknown plugin \"Nope\" (known: ServiceAccount)");
+        assert_eq!(
+            e,
+            "disable_admission_plugins: unknown plugin \"Nope\" (known: ServiceAccount, DefaultStorageClass, StorageObjectInUseProtection)"
+        );
         let e = config(&["--advertise-address=127.0.0.1"], &[]).unwrap_err();
         assert!(e.starts_with("advertise_address: 127.0.0.1: must be"), "{e}");
     }

@@ -298,7 +298,8 @@ async fn serve(daemon: &Daemon<Config>, token: CancellationToken) -> Result<(), 
             .with_service_account_admission(config.admission_enabled(admission::service_account::PLUGIN))
             .with_storage_admission(admission::storage::Plugins {
                 default_storage_class: config.admission_enabled(admission::storage::DEFAULT_STORAGE_CLASS),
-                in_use_protection: config.admission_enabled(admission::storage::STORAGE_OBJECT_IN_USE_PROTECTION),
+                in_use_protection: config
+                    .admission_enabled(admission::storage::STORAGE_OBJECT_IN_USE_PROTECTION),
             }),
     );
     let mut admin = Admin::new("");

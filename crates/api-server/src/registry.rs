@@ -282,7 +282,8 @@ impl Registry {
     /// StorageClass store synced; right after start it waits a little for it, then refuses (Kubernetes'
     /// "not yet ready to handle request").
     async fn admit_storage(&self, obj: &mut Object) -> Result<(), ApiError> {
-        let needs_classes = self.storage_admission.default_storage_class && matches!(obj, Object::PersistentVolumeClaim(_));
+        let needs_classes =
+            self.storage_admission.default_storage_class && matches!(obj, Object::PersistentVolumeClaim(_));
         let classes = match self.storage_classes.get() {
             Some(store) if needs_classes => {
                 for _ in 0..100 {

@@ -73,7 +73,9 @@ pub fn volume_class(pv: &PersistentVolume) -> &str {
 /// `IsDefaultAnnotation`).
 pub fn is_default_class(sc: &StorageClass) -> bool {
     let Some(m) = sc.metadata.as_ref() else { return false };
-    [ANN_DEFAULT_CLASS, ANN_BETA_DEFAULT_CLASS].iter().any(|k| m.annotations.get(*k).is_some_and(|v| v == "true"))
+    [ANN_DEFAULT_CLASS, ANN_BETA_DEFAULT_CLASS]
+        .iter()
+        .any(|k| m.annotations.get(*k).is_some_and(|v| v == "true"))
 }
 
 /// The class given to claims that name none (Kubernetes' `GetDefaultClass`): of the default classes, the

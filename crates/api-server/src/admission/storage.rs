@@ -16,7 +16,9 @@
 use std::sync::Arc;
 
 use navarch_api::Object;
-use navarch_api::storage::{ANN_BETA_STORAGE_CLASS, FINALIZER_PV_PROTECTION, FINALIZER_PVC_PROTECTION, default_class};
+use navarch_api::storage::{
+    ANN_BETA_STORAGE_CLASS, FINALIZER_PV_PROTECTION, FINALIZER_PVC_PROTECTION, default_class,
+};
 use navarch_api::v1::StorageClass;
 
 /// The plugins' names in `--disable-admission-plugins`.
@@ -43,7 +45,10 @@ pub fn admit(obj: &mut Object, plugins: Plugins, classes: &[Arc<Object>]) {
         Object::PersistentVolumeClaim(pvc) => {
             if plugins.default_storage_class {
                 let names_class = pvc.spec.as_ref().is_some_and(|s| s.storage_class_name.is_some())
-                    || pvc.metadata.as_ref().is_some_and(|m| m.annotations.contains_key(ANN_BETA_STORAGE_CLASS));
+                    || pvc
+                        .metadata
+                        .as_ref()
+                        .is_some_and(|m| m.annotations.contains_key(ANN_BETA_STORAGE_CLASS));
                 let classes = classes.iter().filter_map(|o| match o.as_ref() {
                     Object::StorageClass(sc) => Some(sc),
                     _ => None,
@@ -58,7 +63,9 @@ pub fn admit(obj: &mut Object, plugins: Plugins, classes: &[Arc<Object>]) {
                 add_finalizer(obj, FINALIZER_PVC_PROTECTION);
             }
         }
-        Object::PersistentVolume(_) if plugins.in_use_protection => add_finalizer(obj, FINALIZER_PV_PROTECTION),
+        Object::PersistentVolume(_) if plugins.in_use_protection => {
+            add_finalizer(obj, FINALIZER_PV_PROTECTION)
+        }
         _ => {}
     }
 }

@@ -136,7 +136,9 @@ pub fn validate(obj: &Object, old: Option<&Object>) -> Vec<FieldError> {
         Object::Job(o) => batch::validate_job(o, old_as!(Job), &mut errs),
         Object::CronJob(o) => batch::validate_cron_job(o, &mut errs),
         Object::PodDisruptionBudget(o) => policy::validate_pod_disruption_budget(o, &mut errs),
-        Object::PersistentVolume(o) => storage::validate_persistent_volume(o, old_as!(PersistentVolume), &mut errs),
+        Object::PersistentVolume(o) => {
+            storage::validate_persistent_volume(o, old_as!(PersistentVolume), &mut errs)
+        }
         Object::PersistentVolumeClaim(o) => {
             storage::validate_persistent_volume_claim(o, old_as!(PersistentVolumeClaim), &mut errs)
         }

@@ -8,7 +8,7 @@ use navarch_api::names;
 use navarch_api::selector::Selector;
 use navarch_api::v1::*;
 
-use super::field::{Errors, Path, changed_paths, q, set_if_empty};
+use super::field::{Errors, Path, q, set_if_empty};
 use super::meta::{self, Unique};
 use super::pod::{self, PodSpecRules};
 
@@ -361,7 +361,9 @@ pub(super) fn validate_stateful_set(ss: &StatefulSet, old: Option<&StatefulSet>,
     match spec.pod_management_policy.as_str() {
         "" => errs.required(&path.child("podManagementPolicy"), ""),
         "OrderedReady" | "Parallel" => {}
-        other => errs.invalid(&path.child("podManagementPolicy"), q(other), "must be 'OrderedReady' or 'Parallel'"),
+        other => {
+            errs.invalid(&path.child("podManagementPolicy"), q(other), "must be 'OrderedReady' or 'Parallel'")
+        }
     }
 
     let sp = path.child("updateStrategy");
@@ -1010,7 +1012,11 @@ spec:
     #[test]
     fn claim_template_specs_are_not_validated() {
         assert_valid(&edit(STATEFUL_SET, "      accessModes: [ \"ReadWriteOnce\" ]\n", ""));
-        assert_valid(&edit(STATEFUL_SET, "        requests:\n          storage: 1Gi\n", "        requests: {}\n"));
+        assert_valid(&edit(
+            STATEFUL_SET,
+            "        requests:\n          storage: 1Gi\n",
+            "        requests: {}\n",
+        ));
         let navarch_api::Object::StatefulSet(ss) = defaulted(STATEFUL_SET) else { unreachable!() };
         let claim = &ss.spec.unwrap().volume_claim_templates[0];
         assert_eq!(claim.status.as_ref().unwrap().phase, "Pending");

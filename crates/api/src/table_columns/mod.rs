@@ -220,7 +220,11 @@ const PERSISTENT_VOLUME_CLAIM: &[ColumnDefinition] = table![
 const STORAGE_CLASS: &[ColumnDefinition] = table![
     col("Provisioner", "string", "The program that makes the class's volumes."),
     col("ReclaimPolicy", "string", "What happens to the class's volumes when their claims are released."),
-    col("VolumeBindingMode", "string", "When claims of the class are bound: Immediate or WaitForFirstConsumer."),
+    col(
+        "VolumeBindingMode",
+        "string",
+        "When claims of the class are bound: Immediate or WaitForFirstConsumer."
+    ),
     col("AllowVolumeExpansion", "string", "Whether claims of the class may grow."),
 ];
 

@@ -15,12 +15,17 @@ fn s(v: impl Into<String>) -> Value {
 /// `helper.GetAccessModesAsString`: the modes present, abbreviated, in Kubernetes' fixed order.
 fn access_modes(modes: &[Value]) -> String {
     let has = |m: &str| modes.iter().any(|v| v.as_str() == Some(m));
-    [("ReadWriteOnce", "RWO"), ("ReadOnlyMany", "ROX"), ("ReadWriteMany", "RWX"), ("ReadWriteOncePod", "RWOP")]
-        .into_iter()
-        .filter(|(mode, _)| has(mode))
-        .map(|(_, short)| short)
-        .collect::<Vec<_>>()
-        .join(",")
+    [
+        ("ReadWriteOnce", "RWO"),
+        ("ReadOnlyMany", "ROX"),
+        ("ReadWriteMany", "RWX"),
+        ("ReadWriteOncePod", "RWOP"),
+    ]
+    .into_iter()
+    .filter(|(mode, _)| has(mode))
+    .map(|(_, short)| short)
+    .collect::<Vec<_>>()
+    .join(",")
 }
 
 /// A quantity as the printers show it: its text, `0` when absent (Go's zero Quantity).
@@ -94,7 +99,8 @@ pub(super) fn persistent_volume_claim(o: &Value, age: Value) -> Vec<Value> {
 
 pub(super) fn storage_class(o: &Value, age: Value) -> Vec<Value> {
     let mut name = str_at(o, "metadata.name").to_string();
-    let default = [ANN_DEFAULT_CLASS, ANN_BETA_DEFAULT_CLASS].iter().any(|k| annotation(o, k) == Some("true"));
+    let default =
+        [ANN_DEFAULT_CLASS, ANN_BETA_DEFAULT_CLASS].iter().any(|k| annotation(o, k) == Some("true"));
     if default {
         name.push_str(" (default)");
     }

@@ -130,7 +130,11 @@ fn statefulset_controller() -> Vec<PolicyRule> {
         rule(&["update"], &[APPS], &["statefulsets/status"]),
         rule(&["update"], &[APPS], &["statefulsets/finalizers"]),
         rule(&["get", "create", "delete", "update", "patch"], &[CORE], &["pods"]),
-        rule(&["get", "create", "delete", "update", "patch", "list", "watch"], &[APPS], &["controllerrevisions"]),
+        rule(
+            &["get", "create", "delete", "update", "patch", "list", "watch"],
+            &[APPS],
+            &["controllerrevisions"],
+        ),
         rule(&["get", "create"], &[CORE], &["persistentvolumeclaims"]),
         events_rule(),
         rule(&["update", "delete"], &[CORE], &["persistentvolumeclaims"]),

@@ -393,8 +393,6 @@ fn controller_manager() {
             .name("kube-controller-manager")
     ));
     assert!(!can(&rbac, res("create", "rbac.authorization.k8s.io", "clusterrolebindings")));
-    assert!(!can(&rbac, res("update", "storage.k8s.io", "storageclasses").name("local-path")));
-    assert!(!can(&rbac, res("delete", "storage.k8s.io", "storageclasses").name("local-path")));
     assert!(!can(&rbac, res("create", "", "pods").namespace("ns").name("p").subresource("exec")));
     let cm_rules = role("system:kube-controller-manager").rules;
     let distinct: HashSet<&PolicyRule> = cm_rules.iter().collect();

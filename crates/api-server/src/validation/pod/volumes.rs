@@ -256,7 +256,16 @@ pub(in crate::validation) fn validate_host_path(h: &HostPathVolumeSource, hp: &P
         errs.one_of(
             &hp.child("type"),
             t,
-            &["", "DirectoryOrCreate", "Directory", "FileOrCreate", "File", "Socket", "CharDevice", "BlockDevice"],
+            &[
+                "",
+                "DirectoryOrCreate",
+                "Directory",
+                "FileOrCreate",
+                "File",
+                "Socket",
+                "CharDevice",
+                "BlockDevice",
+            ],
         );
     }
 }
@@ -554,9 +563,11 @@ fn validate_data_sources(spec: &PersistentVolumeClaimSpec, path: &Path, errs: &m
         required_str(name, &p.child("name"), errs);
         required_str(kind, &p.child("kind"), errs);
         match group.unwrap_or("") {
-            "" if kind != "PersistentVolumeClaim" => {
-                errs.invalid(p, q(kind), "must be 'PersistentVolumeClaim' when referencing the default apiGroup")
-            }
+            "" if kind != "PersistentVolumeClaim" => errs.invalid(
+                p,
+                q(kind),
+                "must be 'PersistentVolumeClaim' when referencing the default apiGroup",
+            ),
             "" => {}
             g => errs.syntax(&p.child("apiGroup"), g, names::dns1123_subdomain(g)),
         }

@@ -71,11 +71,14 @@ pub(super) fn prepare_write(obj: &mut Object, old: Option<&Object>, now: &str) {
     match (obj, old) {
         (Object::PersistentVolume(pv), old) => {
             let old_class = match old {
-                Some(Object::PersistentVolume(o)) => o.spec.as_ref().and_then(|s| s.volume_attributes_class_name.clone()),
+                Some(Object::PersistentVolume(o)) => {
+                    o.spec.as_ref().and_then(|s| s.volume_attributes_class_name.clone())
+                }
                 _ => None,
             };
             if let Some(spec) = pv.spec.as_mut() {
-                spec.volume_attributes_class_name = spec.volume_attributes_class_name.take().filter(|_| old_class.is_some());
+                spec.volume_attributes_class_name =
+                    spec.volume_attributes_class_name.take().filter(|_| old_class.is_some());
             }
             if old.is_none() {
                 pv.status = Some(PersistentVolumeStatus {
@@ -93,13 +96,15 @@ pub(super) fn prepare_write(obj: &mut Object, old: Option<&Object>, now: &str) {
                 _ => None,
             };
             if let Some(spec) = pvc.spec.as_mut() {
-                spec.volume_attributes_class_name = spec.volume_attributes_class_name.take().filter(|_| old_class.is_some());
+                spec.volume_attributes_class_name =
+                    spec.volume_attributes_class_name.take().filter(|_| old_class.is_some());
                 if old.is_none() {
                     normalize_data_sources(spec);
                 }
             }
             if old.is_none() {
-                pvc.status = Some(PersistentVolumeClaimStatus { phase: "Pending".into(), ..Default::default() });
+                pvc.status =
+                    Some(PersistentVolumeClaimStatus { phase: "Pending".into(), ..Default::default() });
             }
         }
         _ => {}
@@ -150,7 +155,11 @@ fn normalize_data_sources(spec: &mut PersistentVolumeClaimSpec) {
 // PersistentVolume
 // ---------------------------------------------------------------------------------------------------------
 
-pub(super) fn validate_persistent_volume(pv: &PersistentVolume, old: Option<&PersistentVolume>, errs: &mut Errors) {
+pub(super) fn validate_persistent_volume(
+    pv: &PersistentVolume,
+    old: Option<&PersistentVolume>,
+    errs: &mut Errors,
+) {
     let default = PersistentVolumeSpec::default();
     let spec = pv.spec.as_ref().unwrap_or(&default);
     let path = Path::new("spec");
@@ -178,7 +187,10 @@ pub(super) fn validate_persistent_volume(pv: &PersistentVolume, old: Option<&Per
         && h.path.trim_end_matches('/').is_empty()
         && h.path.starts_with('/')
     {
-        errs.forbidden(&path.child("persistentVolumeReclaimPolicy"), "may not be 'recycle' for a hostPath mount of '/'");
+        errs.forbidden(
+            &path.child("persistentVolumeReclaimPolicy"),
+            "may not be 'recycle' for a hostPath mount of '/'",
+        );
     }
     if !spec.storage_class_name.is_empty() {
         let class = &spec.storage_class_name;
@@ -198,7 +210,10 @@ fn validate_capacity(capacity: &BTreeMap<String, Quantity>, cp: &Path, errs: &mu
         errs.required(cp, "");
     }
     if !capacity.contains_key("storage") || capacity.len() > 1 {
-        errs.add(cp, format!("Unsupported value: {}: supported values: \"storage\"", go_resource_list(capacity)));
+        errs.add(
+            cp,
+            format!("Unsupported value: {}: supported values: \"storage\"", go_resource_list(capacity)),
+        );
     }
     for (name, qty) in capacity {
         let p = cp.key(name);
@@ -270,7 +285,13 @@ fn validate_volume_sources(spec: &PersistentVolumeSpec, has_affinity: bool, path
     }
 }
 
-fn validate_source(spec: &PersistentVolumeSpec, field: &str, has_affinity: bool, p: &Path, errs: &mut Errors) {
+fn validate_source(
+    spec: &PersistentVolumeSpec,
+    field: &str,
+    has_affinity: bool,
+    p: &Path,
+    errs: &mut Errors,
+) {
     match field {
         "hostPath" => pod::validate_host_path(spec.host_path.as_ref().unwrap(), p, errs),
         "nfs" => pod::validate_nfs(spec.nfs.as_ref().unwrap(), p, errs),
@@ -282,7 +303,10 @@ fn validate_source(spec: &PersistentVolumeSpec, field: &str, has_affinity: bool,
                 pod::no_backsteps(&local.path, &p.child("path"), errs);
             }
             if !has_affinity {
-                errs.required(&Path::new("spec").child("nodeAffinity"), "Local volume requires node affinity");
+                errs.required(
+                    &Path::new("spec").child("nodeAffinity"),
+                    "Local volume requires node affinity",
+                );
             }
         }
         "iscsi" => {
@@ -346,7 +370,11 @@ fn validate_secret_reference(r: &SecretReference, p: &Path, errs: &mut Errors) {
 
 /// `ValidatePersistentVolumeUpdate`: the source and volume mode never change, node affinity once set
 /// does not either.
-fn validate_persistent_volume_update(spec: &PersistentVolumeSpec, old: &PersistentVolumeSpec, errs: &mut Errors) {
+fn validate_persistent_volume_update(
+    spec: &PersistentVolumeSpec,
+    old: &PersistentVolumeSpec,
+    errs: &mut Errors,
+) {
     let (mut new_source, old_source) = (source_of(spec), source_of(old));
     // A CSI volume may be given a controllerExpandSecretRef later.
     if let (Some(n), Some(o)) = (new_source.csi.as_mut(), old_source.csi.as_ref())
@@ -357,10 +385,17 @@ fn validate_persistent_volume_update(spec: &PersistentVolumeSpec, old: &Persiste
     let path = Path::new("spec").child("persistentvolumesource");
     let changed = changed_paths(&Path::new("spec"), &old_source, &new_source);
     if !changed.is_empty() {
-        errs.forbidden(&path, format!("spec.persistentvolumesource is immutable after creation\n{}", diff_lines(&changed)));
+        errs.forbidden(
+            &path,
+            format!("spec.persistentvolumesource is immutable after creation\n{}", diff_lines(&changed)),
+        );
     }
     if spec.volume_mode != old.volume_mode {
-        errs.invalid(&Path::new("volumeMode"), q(spec.volume_mode.as_deref().unwrap_or("")), "field is immutable");
+        errs.invalid(
+            &Path::new("volumeMode"),
+            q(spec.volume_mode.as_deref().unwrap_or("")),
+            "field is immutable",
+        );
     }
     if old.node_affinity.is_some() && spec.node_affinity != old.node_affinity {
         errs.immutable(&Path::new("nodeAffinity"));
@@ -411,8 +446,7 @@ fn diff_lines(changed: &[Path]) -> String {
 // PersistentVolumeClaim
 // ---------------------------------------------------------------------------------------------------------
 
-const CLAIM_SPEC_IMMUTABLE: &str =
-    "spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims";
+const CLAIM_SPEC_IMMUTABLE: &str = "spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims";
 
 pub(super) fn validate_persistent_volume_claim(
     pvc: &PersistentVolumeClaim,
@@ -440,7 +474,11 @@ fn annotation<'a>(m: Option<&'a ObjectMeta>, key: &str) -> Option<&'a String> {
 }
 
 /// `ValidatePersistentVolumeClaimUpdate`.
-fn validate_persistent_volume_claim_update(new: &PersistentVolumeClaim, old: &PersistentVolumeClaim, errs: &mut Errors) {
+fn validate_persistent_volume_claim_update(
+    new: &PersistentVolumeClaim,
+    old: &PersistentVolumeClaim,
+    errs: &mut Errors,
+) {
     let default = PersistentVolumeClaimSpec::default();
     let new_spec = new.spec.as_ref().unwrap_or(&default);
     let old_spec = old.spec.as_ref().unwrap_or(&default);
@@ -478,7 +516,11 @@ fn validate_persistent_volume_claim_update(new: &PersistentVolumeClaim, old: &Pe
     let bound = new.status.as_ref().is_some_and(|s| s.phase == "Bound");
     let new_storage = new_spec.resources.as_ref().and_then(|r| r.requests.get("storage"));
     if bound && let Some(size) = new_storage {
-        allowed.resources.get_or_insert_with(Default::default).requests.insert("storage".into(), size.clone());
+        allowed
+            .resources
+            .get_or_insert_with(Default::default)
+            .requests
+            .insert("storage".into(), size.clone());
     }
     allowed.volume_attributes_class_name = new_spec.volume_attributes_class_name.clone();
     let changed = changed_paths(&Path::new("spec"), &allowed, new_spec);
@@ -497,7 +539,11 @@ fn validate_persistent_volume_claim_update(new: &PersistentVolumeClaim, old: &Pe
         );
     }
     if new_spec.volume_mode != old_spec.volume_mode {
-        errs.invalid(&Path::new("volumeMode"), q(new_spec.volume_mode.as_deref().unwrap_or("")), "field is immutable");
+        errs.invalid(
+            &Path::new("volumeMode"),
+            q(new_spec.volume_mode.as_deref().unwrap_or("")),
+            "field is immutable",
+        );
     }
     if new_spec.volume_attributes_class_name != old_spec.volume_attributes_class_name {
         errs.forbidden(
