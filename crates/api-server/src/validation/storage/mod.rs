@@ -68,19 +68,14 @@ pub(super) fn default_storage_class(sc: &mut StorageClass) {
 /// On create (`old` None): a volume or claim starts with Kubernetes' initial status (a volume `Pending`
 /// since `now`); `volumeAttributesClassName` is dropped unless the stored object already had one.
 pub(super) fn prepare_write(obj: &mut Object, old: Option<&Object>, now: &str) {
-    match (obj, old) {
-        (Object::PersistentVolume(pv), old) => {
-            let old_class = match old {
-                Some(Object::PersistentVolume(o)) => {
-                    o.spec.as_ref().and_then(|s| s.volume_attributes_class_name.clone())
-                }
-                _ => None,
-            };
-            if let Some(spec) = pv.spec.as_mut() {
-                spec.volume_attributes_class_name =
-                    spec.volume_attributes_class_name.take().filter(|_| old_class.is_some());
+    let keep_class = old.is_some_and(|o| volume_attributes_class(o).is_some());
+    let create = old.is_none();
+    match obj {
+        Object::PersistentVolume(pv) => {
+            if let Some(spec) = pv.spec.as_mut().filter(|_| !keep_class) {
+                spec.volume_attributes_class_name = None;
             }
-            if old.is_none() {
+            if create {
                 pv.status = Some(PersistentVolumeStatus {
                     phase: "Pending".into(),
                     last_phase_transition_time: now.into(),
@@ -88,26 +83,30 @@ pub(super) fn prepare_write(obj: &mut Object, old: Option<&Object>, now: &str) {
                 });
             }
         }
-        (Object::PersistentVolumeClaim(pvc), old) => {
-            let old_class = match old {
-                Some(Object::PersistentVolumeClaim(o)) => {
-                    o.spec.as_ref().and_then(|s| s.volume_attributes_class_name.clone())
-                }
-                _ => None,
-            };
+        Object::PersistentVolumeClaim(pvc) => {
             if let Some(spec) = pvc.spec.as_mut() {
-                spec.volume_attributes_class_name =
-                    spec.volume_attributes_class_name.take().filter(|_| old_class.is_some());
-                if old.is_none() {
+                if !keep_class {
+                    spec.volume_attributes_class_name = None;
+                }
+                if create {
                     normalize_data_sources(spec);
                 }
             }
-            if old.is_none() {
+            if create {
                 pvc.status =
                     Some(PersistentVolumeClaimStatus { phase: "Pending".into(), ..Default::default() });
             }
         }
         _ => {}
+    }
+}
+
+/// The `volumeAttributesClassName` of a volume or claim.
+fn volume_attributes_class(o: &Object) -> Option<&String> {
+    match o {
+        Object::PersistentVolume(pv) => pv.spec.as_ref()?.volume_attributes_class_name.as_ref(),
+        Object::PersistentVolumeClaim(pvc) => pvc.spec.as_ref()?.volume_attributes_class_name.as_ref(),
+        _ => None,
     }
 }
 

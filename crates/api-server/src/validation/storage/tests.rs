@@ -319,63 +319,67 @@ fn persistent_volume_updates() {
 #[test]
 fn persistent_volume_claim_errors() {
     let modes = r#""ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod""#;
-    assert_error(
-        &edit(PVC, "  accessModes: [ReadWriteOnce]\n", ""),
-        "spec.accessModes",
-        "Required value: at least 1 access mode is required",
-    );
-    assert_error(
-        &edit(PVC, "[ReadWriteOnce]", "[ReadWriteOnce, Shared]"),
-        "spec.accessModes",
-        &format!("Unsupported value: \"Shared\": supported values: {modes}"),
-    );
-    assert_error(
-        &edit(PVC, "[ReadWriteOnce]", "[ReadWriteOncePod, ReadOnlyMany]"),
-        "spec.accessModes",
-        "Forbidden: may not use ReadWriteOncePod with other access modes",
-    );
-    assert_error(
-        &edit(PVC, "    requests:\n      storage: 3Gi\n", "    requests: {}\n"),
-        "spec.resources[storage]",
-        "Required value",
-    );
-    assert_error(
-        &edit(PVC, "storage: 3Gi", "storage: -1Gi"),
-        "spec.resources[storage]",
-        "Invalid value: \"-1Gi\": must be greater than zero",
-    );
-    assert_error(
-        &edit(PVC, "storageClassName: manual", "storageClassName: Fast!"),
-        "spec.storageClassName",
-        "Invalid value: \"Fast!\": a lowercase RFC 1123 subdomain",
-    );
-    assert_error(
-        &edit(PVC, "  storageClassName: manual\n", "  volumeMode: Raw\n"),
-        "spec.volumeMode",
-        "Unsupported value: \"Raw\": supported values: \"Block\", \"Filesystem\"",
-    );
-    assert_error(
-        &edit(
-            PVC,
-            "  storageClassName: manual\n",
-            "  selector: {matchExpressions: [{key: tier, operator: In}]}\n",
-        ),
-        "spec.selector.matchExpressions[0].values",
-        "Required value",
-    );
-    assert_error(
-        &edit(PVC, "  storageClassName: manual\n", "  dataSource: {kind: Secret, name: s}\n"),
-        "spec.dataSource",
-        "Invalid value: \"Secret\": must be 'PersistentVolumeClaim' when referencing the default apiGroup",
-    );
-    assert_error(
-        &edit(
-            PVC,
-            "  storageClassName: manual\n",
-            "  dataSource: {kind: PersistentVolumeClaim, name: a}\n  dataSourceRef: {kind: PersistentVolumeClaim, name: b}\n",
-        ),
-        "spec",
-        "Invalid value: spec.dataSource: must match dataSourceRef",
+    let unsupported = format!("Unsupported value: \"Shared\": supported values: {modes}");
+    let class = "  storageClassName: manual\n";
+    assert_edit_errors(
+        PVC,
+        &[
+            (
+                "  accessModes: [ReadWriteOnce]\n",
+                "",
+                "spec.accessModes",
+                "Required value: at least 1 access mode is required",
+            ),
+            ("[ReadWriteOnce]", "[ReadWriteOnce, Shared]", "spec.accessModes", &unsupported),
+            (
+                "[ReadWriteOnce]",
+                "[ReadWriteOncePod, ReadOnlyMany]",
+                "spec.accessModes",
+                "Forbidden: may not use ReadWriteOncePod with other access modes",
+            ),
+            (
+                "    requests:\n      storage: 3Gi\n",
+                "    requests: {}\n",
+                "spec.resources[storage]",
+                "Required value",
+            ),
+            (
+                "storage: 3Gi",
+                "storage: -1Gi",
+                "spec.resources[storage]",
+                "Invalid value: \"-1Gi\": must be greater than zero",
+            ),
+            (
+                "storageClassName: manual",
+                "storageClassName: Fast!",
+                "spec.storageClassName",
+                "Invalid value: \"Fast!\": a lowercase RFC 1123 subdomain",
+            ),
+            (
+                class,
+                "  volumeMode: Raw\n",
+                "spec.volumeMode",
+                "Unsupported value: \"Raw\": supported values: \"Block\", \"Filesystem\"",
+            ),
+            (
+                class,
+                "  selector: {matchExpressions: [{key: tier, operator: In}]}\n",
+                "spec.selector.matchExpressions[0].values",
+                "Required value",
+            ),
+            (
+                class,
+                "  dataSource: {kind: Secret, name: s}\n",
+                "spec.dataSource",
+                "Invalid value: \"Secret\": must be 'PersistentVolumeClaim' when referencing the default apiGroup",
+            ),
+            (
+                class,
+                "  dataSource: {kind: PersistentVolumeClaim, name: a}\n  dataSourceRef: {kind: PersistentVolumeClaim, name: b}\n",
+                "spec",
+                "Invalid value: spec.dataSource: must match dataSourceRef",
+            ),
+        ],
     );
 }
 
