@@ -38,7 +38,14 @@
 //!     `kubectl create job --from=cronjob/x`, suspend, kubectl's columns
 //! 15. `navctl drain` of a node hosting 2 of 3 replicas of a Deployment whose PodDisruptionBudget says
 //!     `minAvailable: 2` (`e2e/disruption.rs`): the drain completes, retrying the eviction the budget
-//!     refuses, and the available replicas (sampled every 100 ms) never fall below 2
+//!     refuses, and the available replicas (sampled every 100 ms) never fall below 2 (runs last)
+//! 16. persistent volumes (`e2e/storage.rs`): the default `local-path` class provisioning on the pod's
+//!     node, data across pods, reclaim Delete and Retain, a `local` volume pinning its pod, claims that
+//!     cannot bind and a bad access mode
+//! 17. StatefulSets (`e2e/statefulsets.rs`): ordered creation, stable DNS names and claims, scale down
+//!     and up keeping data, partitioned rolling update from the highest ordinal, rollout undo, refused
+//!     changes, a scale-up through kill -9 of controller-manager, scheduler and a kubelet (no ordinal
+//!     twice, no volume lost or leaked), and redis keeping a key through its pod's deletion
 //!
 //! Needs root (it cuts links and reads containerd) and a running `make up` cluster with at least
 //! two Ready nodes. Flags: `--only N[,N...]` runs some scenarios (1 and 2 set up what the others
@@ -70,6 +77,10 @@ mod daemonsets;
 mod disruption;
 #[path = "e2e/jobs.rs"]
 mod jobs;
+#[path = "e2e/statefulsets.rs"]
+mod statefulsets;
+#[path = "e2e/storage.rs"]
+mod storage;
 
 const NS: &str = "e2e";
 
@@ -760,6 +771,12 @@ fn main() {
     }
     if run(14) {
         cronjobs::scenario_14_cronjobs();
+    }
+    if run(16) {
+        storage::scenario_16_storage(&c.nodes);
+    }
+    if run(17) {
+        statefulsets::scenario_17_statefulsets(&c);
     }
     // Last: its drain deletes the bare client pod of the first node (--force).
     if run(15) {
