@@ -8,7 +8,7 @@
 use navarch_api::Resource;
 use navarch_api::storage::{ANN_BOUND_BY_CONTROLLER, ANN_SELECTED_NODE, volume_bound_to_claim};
 use navarch_api::v1::{ObjectReference, PersistentVolume, PersistentVolumeClaim};
-use navarch_client::Client;
+use navarch_client::{Client, ObjectRef};
 
 use super::NodeVolumes;
 
@@ -37,10 +37,14 @@ impl VolumeWrites {
         let volumes = client.api::<PersistentVolume>("");
         for pv in &self.volumes {
             volumes.update(pv).await?;
-            tracing::info!(pv = %pv.meta().name, claim = ?pv.spec.as_ref().and_then(|s| s.claim_ref.as_ref()).map(|r| format!("{}/{}", r.namespace, r.name)), "volume bound to claim");
+            if let Some(r) = pv.spec.as_ref().and_then(|s| s.claim_ref.as_ref()) {
+                tracing::info!(pv = %pv.meta().name, claim = %format!("{}/{}", r.namespace, r.name), "volume bound to claim");
+            }
         }
         for pvc in &self.claims {
             client.api::<PersistentVolumeClaim>(&pvc.meta().namespace).update(pvc).await?;
+            let node = pvc.meta().annotations.get(ANN_SELECTED_NODE).map(String::as_str).unwrap_or("");
+            tracing::info!(claim = %ObjectRef::from_obj(pvc), node, "claim to be provisioned on node");
         }
         Ok(())
     }
