@@ -1,6 +1,6 @@
 //! Volume scheduling for pods using PersistentVolumeClaims (`persistentVolumeClaim` volumes and generic
-//! `ephemeral` volumes, whose claim is `<pod>-<volume>`): Kubernetes' VolumeBinding and VolumeRestrictions
-//! (ReadWriteOncePod) plugins.
+//! `ephemeral` volumes, whose claim is `<pod>-<volume>`): Kubernetes' VolumeBinding, VolumeZone and
+//! VolumeRestrictions (ReadWriteOncePod) plugins.
 //!
 //! This module owns the scheduler's view of claims, volumes and classes: the reflector stores fed by the
 //! watches, overlaid with what the scheduler *assumed* (a volume it gave a claimRef, a claim it gave a
@@ -37,6 +37,8 @@ pub const REASON_NODE_CONFLICT: &str = "node(s) had volume node affinity conflic
 /// A bound claim's volume does not exist (ErrReasonPVNotExist).
 pub const REASON_PV_NOT_EXIST: &str =
     "node(s) unavailable due to one or more pvc(s) bound to non-existent pv(s)";
+/// A bound claim's volume is labelled with zones or regions the node is not in (VolumeZone).
+pub const REASON_ZONE_CONFLICT: &str = "node(s) had no available volume zone";
 /// A ReadWriteOncePod claim is already used by a scheduled pod (VolumeRestrictions).
 pub const REASON_RWOP_CONFLICT: &str =
     "node has pod using PersistentVolumeClaim with the same name and ReadWriteOncePod access mode";
@@ -120,6 +122,9 @@ impl PodVolumes {
     /// Every reason the node cannot take the pod's volumes (empty: they fit).
     pub fn reasons(&self, node: &navarch_api::v1::Node) -> Vec<&'static str> {
         let mut r = self.check_node(node).reasons;
+        if self.zone_conflict(node) {
+            r.push(REASON_ZONE_CONFLICT);
+        }
         if self.rwop_conflict {
             r.push(REASON_RWOP_CONFLICT);
         }

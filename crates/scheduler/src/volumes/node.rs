@@ -2,7 +2,8 @@
 //! reachable from the node; each unbound WaitForFirstConsumer claim gets the smallest fitting available
 //! volume reachable from the node (no two claims of the pod the same one), or else must be
 //! provisionable there (its class has a provisioner and its allowedTopologies admit the node); a claim
-//! already carrying a selected node fits that node only.
+//! already carrying a selected node fits that node only. And Kubernetes' VolumeZone: a bound volume
+//! labelled with zones or regions fits only nodes in one of them.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -11,7 +12,9 @@ use navarch_api::Resource;
 use navarch_api::storage::{self, ANN_SELECTED_NODE, NO_PROVISIONER};
 use navarch_api::v1::{Node, PersistentVolume, PersistentVolumeClaim, StorageClass};
 
-use super::{PodVolumes, REASON_BIND_CONFLICT, REASON_NODE_CONFLICT, REASON_PV_NOT_EXIST};
+use super::{
+    PodVolumes, REASON_BIND_CONFLICT, REASON_NODE_CONFLICT, REASON_PV_NOT_EXIST, REASON_ZONE_CONFLICT,
+};
 
 /// What the node means for the pod's claims.
 #[derive(Debug, Clone, Default)]
@@ -103,4 +106,34 @@ fn topology_admits(class: &StorageClass, node: &Node) -> bool {
             .iter()
             .all(|r| labels.get(&r.key).is_some_and(|v| r.values.iter().any(|want| want == v)))
     })
+}
+
+/// The zone and region labels VolumeZone compares, each with its GA spelling (tried on the node when
+/// the volume carries the beta one).
+const TOPOLOGY_LABELS: &[(&str, &str)] = &[
+    ("failure-domain.beta.kubernetes.io/zone", "topology.kubernetes.io/zone"),
+    ("failure-domain.beta.kubernetes.io/region", "topology.kubernetes.io/region"),
+    ("topology.kubernetes.io/zone", "topology.kubernetes.io/zone"),
+    ("topology.kubernetes.io/region", "topology.kubernetes.io/region"),
+];
+
+/// Kubernetes' VolumeZone: a node without zone or region labels admits every volume; otherwise each
+/// zone/region label of the volume (values joined by `__`) must list the node's value.
+pub fn volume_zone_fits(pv: &PersistentVolume, node: &Node) -> bool {
+    let labels = &node.meta().labels;
+    if !TOPOLOGY_LABELS.iter().any(|(k, _)| labels.contains_key(*k)) {
+        return true;
+    }
+    TOPOLOGY_LABELS.iter().all(|(key, ga)| {
+        let Some(wanted) = pv.meta().labels.get(*key) else { return true };
+        let value = labels.get(*key).or_else(|| labels.get(*ga));
+        value.is_some_and(|v| wanted.split("__").any(|w| w.trim() == v))
+    })
+}
+
+impl PodVolumes {
+    /// VolumeZone over the bound claims' volumes.
+    pub fn zone_conflict(&self, node: &Node) -> bool {
+        self.bound.iter().any(|(_, pv)| pv.as_ref().is_some_and(|pv| !volume_zone_fits(pv, node)))
+    }
 }

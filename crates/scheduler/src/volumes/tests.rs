@@ -176,6 +176,26 @@ fn bound_claims_follow_their_volume_node_affinity() {
 }
 
 #[test]
+fn bound_volumes_labelled_with_zones_need_a_node_in_one() {
+    let mut bound = claim("data", "local", "1Gi", ", annotations: {pv.kubernetes.io/bind-completed: 'yes'}");
+    bound.spec.as_mut().unwrap().volume_name = "pv-z".into();
+    let mut pv = volume("pv-z", "local", "1Gi", "");
+    pv.metadata
+        .as_mut()
+        .unwrap()
+        .labels
+        .insert("failure-domain.beta.kubernetes.io/zone".into(), "a__b".into());
+    let (c, _) = cache(vec![bound], vec![pv], vec![]);
+    let v = prefilter(&c, &pod("p", &uses("data"))).unwrap();
+    let zoned = |zone: &str| -> Node {
+        yaml(&format!("metadata: {{name: n, labels: {{topology.kubernetes.io/zone: {zone}}}}}\n"))
+    };
+    assert!(v.reasons(&zoned("b")).is_empty(), "the GA label matches the beta one, b is in a__b");
+    assert_eq!(v.reasons(&zoned("c")), vec![REASON_ZONE_CONFLICT]);
+    assert!(v.reasons(&node("node-1", "c")).is_empty(), "a node without zone labels is not checked");
+}
+
+#[test]
 fn wait_for_first_consumer_claims_bind_a_reachable_volume_or_are_provisioned() {
     let (c, _) = cache(
         vec![
