@@ -12,9 +12,7 @@ use navarch_api::Resource;
 use navarch_api::storage::{self, ANN_SELECTED_NODE, NO_PROVISIONER};
 use navarch_api::v1::{Node, PersistentVolume, PersistentVolumeClaim, StorageClass};
 
-use super::{
-    PodVolumes, REASON_BIND_CONFLICT, REASON_NODE_CONFLICT, REASON_PV_NOT_EXIST, REASON_ZONE_CONFLICT,
-};
+use super::{PodVolumes, REASON_BIND_CONFLICT, REASON_NODE_CONFLICT, REASON_PV_NOT_EXIST};
 
 /// What the node means for the pod's claims.
 #[derive(Debug, Clone, Default)]
