@@ -6,7 +6,7 @@ use crate::authz::policy::PolicyRule;
 
 use super::{
     APPS, AUTHENTICATION, AUTHORIZATION, BATCH, CERTIFICATES, COORDINATION, CORE, EXTENSIONS, POLICY, RBAC,
-    READ, events_rule, named, rule,
+    READ, STORAGE, events_rule, named, rule,
 };
 
 /// `system:kube-controller-manager`'s rules.
@@ -31,6 +31,9 @@ pub(super) fn rules() -> Vec<PolicyRule> {
         clusterrole_aggregation_controller(),
         certificate_controller(),
         root_ca_cert_publisher(),
+        persistent_volume_binder(),
+        pvc_protection_controller(),
+        pv_protection_controller(),
     ];
     for rule in controllers.into_iter().flatten() {
         if !out.contains(&rule) {
@@ -262,4 +265,38 @@ fn certificate_controller() -> Vec<PolicyRule> {
 /// `system:controller:root-ca-cert-publisher` (`kube-root-ca.crt` in every namespace).
 fn root_ca_cert_publisher() -> Vec<PolicyRule> {
     vec![rule(&["create", "update"], &[CORE], &["configmaps"]), events_rule()]
+}
+
+/// `system:controller:persistent-volume-binder`, plus `create` on StorageClasses: navarch's
+/// controller-manager makes the default class `local-path` when it is missing.
+fn persistent_volume_binder() -> Vec<PolicyRule> {
+    vec![
+        rule(&["get", "list", "watch", "update", "create", "delete"], &[CORE], &["persistentvolumes"]),
+        rule(&["update"], &[CORE], &["persistentvolumes/status"]),
+        rule(&["get", "list", "watch", "update"], &[CORE], &["persistentvolumeclaims"]),
+        rule(&["update"], &[CORE], &["persistentvolumeclaims/status"]),
+        rule(&["list", "watch", "get", "create", "delete"], &[CORE], &["pods"]),
+        rule(READ, &[STORAGE], &["storageclasses"]),
+        rule(&["get", "create", "update", "delete"], &[CORE], &["endpoints"]),
+        rule(&["get", "create", "delete"], &[CORE], &["services"]),
+        rule(&["get"], &[CORE], &["secrets"]),
+        rule(&["get", "list"], &[CORE], &["nodes"]),
+        rule(&["watch"], &[CORE], &["events"]),
+        events_rule(),
+        rule(&["create"], &[STORAGE], &["storageclasses"]),
+    ]
+}
+
+/// `system:controller:pvc-protection-controller`.
+fn pvc_protection_controller() -> Vec<PolicyRule> {
+    vec![
+        rule(&["get", "list", "watch", "update"], &[CORE], &["persistentvolumeclaims"]),
+        rule(&["list", "watch", "get"], &[CORE], &["pods"]),
+        events_rule(),
+    ]
+}
+
+/// `system:controller:pv-protection-controller`.
+fn pv_protection_controller() -> Vec<PolicyRule> {
+    vec![rule(&["get", "list", "watch", "update"], &[CORE], &["persistentvolumes"]), events_rule()]
 }

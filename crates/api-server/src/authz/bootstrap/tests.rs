@@ -383,6 +383,11 @@ fn controller_manager() {
     ));
     assert!(!can(&rbac, res("create", "rbac.authorization.k8s.io", "clusterrolebindings")));
     assert!(!can(&rbac, res("create", "", "pods").namespace("ns").name("p").subresource("exec")));
+    // The persistent volume binder and the protection controllers, and the default StorageClass.
+    assert!(can(&rbac, res("update", "", "persistentvolumes").subresource("status")));
+    assert!(can(&rbac, res("update", "", "persistentvolumeclaims").namespace("ns").subresource("status")));
+    assert!(can(&rbac, res("update", "", "persistentvolumeclaims").namespace("ns")));
+    assert!(can(&rbac, res("create", "storage.k8s.io", "storageclasses")));
     let cm_rules = role("system:kube-controller-manager").rules;
     let distinct: HashSet<&PolicyRule> = cm_rules.iter().collect();
     assert_eq!(distinct.len(), cm_rules.len(), "the union has no duplicate rules");
