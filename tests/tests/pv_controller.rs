@@ -78,6 +78,14 @@ async fn bound(
     .await
 }
 
+async fn claim_phase(claims: &Api<PersistentVolumeClaim>, name: &str, phase: &str) {
+    eventually(format!("claim {name} {phase}"), WAIT, async || {
+        let c = claims.get(name).await.unwrap();
+        if phase_of_claim(&c) == phase { Ok(()) } else { Err(format!("{:?}", c.status)) }
+    })
+    .await
+}
+
 async fn volume_phase(volumes: &Api<PersistentVolume>, name: &str, phase: &str) -> PersistentVolume {
     eventually(format!("volume {name} {phase}"), WAIT, async || {
         let v = volumes.get(name).await.unwrap();
@@ -130,8 +138,10 @@ async fn static_volumes_bind_release_and_fail_as_kubernetes() {
     ] {
         volumes.create(&v).await.unwrap();
     }
-    volume_phase(&volumes, "pv-1g", "Available").await;
-    volume_phase(&volumes, "pv-pre", "Available").await;
+    // (Only Available volumes are matched, as in Kubernetes.)
+    for v in ["pv-1g", "pv-2g", "pv-del", "pv-named", "pv-pre"] {
+        volume_phase(&volumes, v, "Available").await;
+    }
 
     // The smallest Available fit (1Gi is too small, pv-pre is reserved).
     claims.create(&claim("a", "1500Mi", ", storageClassName: ''")).await.unwrap();
@@ -169,7 +179,7 @@ async fn static_volumes_bind_release_and_fail_as_kubernetes() {
         "no persistent volumes available for this claim and no storage class is set",
     )
     .await;
-    assert_eq!(phase_of_claim(&claims.get("huge").await.unwrap()), "Pending");
+    claim_phase(&claims, "huge", "Pending").await;
     // A class that does not exist.
     claims.create(&claim("gold", "1Gi", ", storageClassName: gold")).await.unwrap();
     event_seen(
@@ -199,6 +209,7 @@ async fn static_volumes_bind_release_and_fail_as_kubernetes() {
     assert_eq!(phase_of_volume(&volumes.get("pv-2g").await.unwrap()), "Released", "Retain keeps it Released");
     // A freed 2Gi volume is not reused while Released: the next fitting claim waits.
     claims.create(&claim("c", "1500Mi", ", storageClassName: ''")).await.unwrap();
+    claim_phase(&claims, "c", "Pending").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(phase_of_claim(&claims.get("c").await.unwrap()), "Pending");
 
@@ -251,12 +262,11 @@ async fn wait_for_first_consumer_provisioning_and_claim_protection() {
         "waiting for first consumer to be created before binding",
     )
     .await;
-    let waiting = eventually("data protected", WAIT, async || {
+    let waiting = eventually("data protected and Pending", WAIT, async || {
         let c = claims.get("data").await.unwrap();
-        (c.meta().finalizers == ["kubernetes.io/pvc-protection"]).then_some(c)
+        (c.meta().finalizers == ["kubernetes.io/pvc-protection"] && phase_of_claim(&c) == "Pending").then_some(c)
     })
     .await;
-    assert_eq!(phase_of_claim(&waiting), "Pending");
     assert_eq!(annotation(&waiting, "volume.kubernetes.io/storage-provisioner"), None);
 
     // The scheduler picked a node: the claim goes to the provisioner.
@@ -393,6 +403,7 @@ async fn a_binding_interrupted_by_kill9_converges() {
     // Killed right after a claim appears: bound after the restart, to one volume only.
     volumes.create(&volume("pv-d", "1Gi", "Retain", "")).await.unwrap();
     volumes.create(&volume("pv-e", "1Gi", "Retain", "")).await.unwrap();
+    volume_phase(&volumes, "pv-d", "Available").await;
     volume_phase(&volumes, "pv-e", "Available").await;
     claims.create(&claim("quick", "1Gi", ", storageClassName: ''")).await.unwrap();
     cm.kill9();
