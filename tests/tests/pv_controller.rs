@@ -264,7 +264,8 @@ async fn wait_for_first_consumer_provisioning_and_claim_protection() {
     .await;
     let waiting = eventually("data protected and Pending", WAIT, async || {
         let c = claims.get("data").await.unwrap();
-        (c.meta().finalizers == ["kubernetes.io/pvc-protection"] && phase_of_claim(&c) == "Pending").then_some(c)
+        (c.meta().finalizers == ["kubernetes.io/pvc-protection"] && phase_of_claim(&c) == "Pending")
+            .then_some(c)
     })
     .await;
     assert_eq!(annotation(&waiting, "volume.kubernetes.io/storage-provisioner"), None);

@@ -114,12 +114,12 @@ fn wait_for_first_consumer_claims_wait_for_the_scheduler() {
         "waiting for first consumer to be created before binding",
     )));
     // Static volumes are the scheduler's to bind: the controller does not take them.
-    assert_eq!(step(&claim, &[static_pv.clone()], &[local.clone()]), waiting);
+    assert_eq!(step(&claim, std::slice::from_ref(&static_pv), std::slice::from_ref(&local)), waiting);
     // An unscheduled pod using the claim is named.
     let pod: Arc<Pod> = Arc::new(from_yaml(
         "metadata: {name: p, namespace: d}\nspec: {containers: [{name: c}], volumes: [{name: v, persistentVolumeClaim: {claimName: c}}]}\n",
     ));
-    let view = ClaimView { volumes: &[], classes: &[local.clone()], pods: &[pod] };
+    let view = ClaimView { volumes: &[], classes: std::slice::from_ref(&local), pods: &[pod] };
     assert_eq!(
         claim_step(&claim, &view),
         ClaimStep::Pending(Some(Note::normal("WaitForPodScheduled", "waiting for pod p to be scheduled")))
@@ -128,7 +128,7 @@ fn wait_for_first_consumer_claims_wait_for_the_scheduler() {
     let selected =
         pvc(", storageClassName: local-path", ", annotations: {volume.kubernetes.io/selected-node: n1}");
     assert_eq!(
-        step(&selected, &[static_pv], &[local.clone()]),
+        step(&selected, &[static_pv], std::slice::from_ref(&local)),
         ClaimStep::Provision("navarch.io/local-path".into())
     );
     let prebound =
@@ -178,7 +178,7 @@ fn claims_asking_for_a_volume_by_name() {
     assert_eq!(step(&claim, &[pv("v", "1Gi", "", "", "Available")], &[]), ClaimStep::Bind("v".into()));
     let taken = pv("v", "1Gi", "", "  claimRef: {name: other, namespace: d, uid: u9}\n", "Bound");
     let note = Note::warning("FailedBinding", "volume \"v\" already bound to a different claim.");
-    assert_eq!(step(&claim, &[taken.clone()], &[]), ClaimStep::Pending(Some(note.clone())));
+    assert_eq!(step(&claim, std::slice::from_ref(&taken), &[]), ClaimStep::Pending(Some(note.clone())));
     let by_controller = pvc(
         ", storageClassName: '', volumeName: v",
         ", annotations: {pv.kubernetes.io/bound-by-controller: 'yes'}",
