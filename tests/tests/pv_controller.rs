@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use navarch_api::Resource;
-use navarch_api::v1::{Event, PersistentVolume, PersistentVolumeClaim, Pod, StorageClass};
+use navarch_api::v1::{Event, ObjectReference, PersistentVolume, PersistentVolumeClaim, Pod, StorageClass};
 use navarch_client::{Api, Client, DeleteParams, ListParams};
 use navarch_tests::{Daemon, TestEnv, eventually};
 
@@ -39,6 +39,18 @@ fn claim(name: &str, size: &str, extra: &str) -> PersistentVolumeClaim {
     from_yaml(&format!(
         "{{metadata: {{name: {name}}}, spec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: {size}}}}}{extra}}}}}"
     ))
+}
+
+/// The `claimRef` the controller writes for claim `c`.
+fn claim_ref(c: &PersistentVolumeClaim) -> ObjectReference {
+    ObjectReference {
+        kind: "PersistentVolumeClaim".into(),
+        api_version: "v1".into(),
+        namespace: c.meta().namespace.clone(),
+        name: c.meta().name.clone(),
+        uid: c.meta().uid.clone(),
+        ..Default::default()
+    }
 }
 
 fn phase_of_claim(c: &PersistentVolumeClaim) -> &str {
@@ -357,27 +369,13 @@ async fn a_binding_interrupted_by_kill9_converges() {
     // 1. Only the volume's claimRef written.
     let half = claims.create(&claim("half", "1Gi", ", storageClassName: ''")).await.unwrap();
     let mut pv = volumes.get("pv-a").await.unwrap();
-    pv.spec.as_mut().unwrap().claim_ref = Some(navarch_api::v1::ObjectReference {
-        kind: "PersistentVolumeClaim".into(),
-        api_version: "v1".into(),
-        namespace: "default".into(),
-        name: "half".into(),
-        uid: half.meta().uid.clone(),
-        ..Default::default()
-    });
+    pv.spec.as_mut().unwrap().claim_ref = Some(claim_ref(&half));
     pv.meta_mut().annotations.insert("pv.kubernetes.io/bound-by-controller".into(), "yes".into());
     volumes.update(&pv).await.unwrap();
     // 2. Everything but the claim's status.
     let late = claims.create(&claim("late", "1Gi", ", storageClassName: ''")).await.unwrap();
     let mut pv = volumes.get("pv-b").await.unwrap();
-    pv.spec.as_mut().unwrap().claim_ref = Some(navarch_api::v1::ObjectReference {
-        kind: "PersistentVolumeClaim".into(),
-        api_version: "v1".into(),
-        namespace: "default".into(),
-        name: "late".into(),
-        uid: late.meta().uid.clone(),
-        ..Default::default()
-    });
+    pv.spec.as_mut().unwrap().claim_ref = Some(claim_ref(&late));
     let pv = volumes.update(&pv).await.unwrap();
     let mut pv = pv.clone();
     pv.status.get_or_insert_with(Default::default).phase = "Bound".into();
