@@ -18,6 +18,7 @@ pub(super) fn rules() -> Vec<PolicyRule> {
         replicaset_controller(),
         replication_controller(),
         daemon_set_controller(),
+        statefulset_controller(),
         job_controller(),
         cronjob_controller(),
         ttl_after_finished_controller(),
@@ -117,6 +118,26 @@ fn daemon_set_controller() -> Vec<PolicyRule> {
             &["controllerrevisions"],
         ),
         events_rule(),
+    ]
+}
+
+/// `system:controller:statefulset-controller` (with StatefulSetAutoDeletePVC's update and delete of
+/// claims). navarch's client has no patch: pods and claims are adopted and released with `update`.
+fn statefulset_controller() -> Vec<PolicyRule> {
+    vec![
+        rule(&["list", "watch"], &[CORE], &["pods"]),
+        rule(&["list", "watch"], &[APPS], &["statefulsets"]),
+        rule(&["update"], &[APPS], &["statefulsets/status"]),
+        rule(&["update"], &[APPS], &["statefulsets/finalizers"]),
+        rule(&["get", "create", "delete", "update", "patch"], &[CORE], &["pods"]),
+        rule(
+            &["get", "create", "delete", "update", "patch", "list", "watch"],
+            &[APPS],
+            &["controllerrevisions"],
+        ),
+        rule(&["get", "create"], &[CORE], &["persistentvolumeclaims"]),
+        events_rule(),
+        rule(&["update", "delete"], &[CORE], &["persistentvolumeclaims"]),
     ]
 }
 
@@ -267,8 +288,9 @@ fn root_ca_cert_publisher() -> Vec<PolicyRule> {
     vec![rule(&["create", "update"], &[CORE], &["configmaps"]), events_rule()]
 }
 
-/// `system:controller:persistent-volume-binder`, plus `create` on StorageClasses: navarch's
-/// controller-manager makes the default class `local-path` when it is missing.
+/// `system:controller:persistent-volume-binder` (Kubernetes' rules without those of the removed in-tree
+/// GlusterFS and OpenStack plugins). navarch's own addition: `create` of StorageClasses, for the default
+/// `local-path` class the PV controller makes at start when it is missing.
 fn persistent_volume_binder() -> Vec<PolicyRule> {
     vec![
         rule(&["get", "list", "watch", "update", "create", "delete"], &[CORE], &["persistentvolumes"]),
@@ -277,17 +299,15 @@ fn persistent_volume_binder() -> Vec<PolicyRule> {
         rule(&["update"], &[CORE], &["persistentvolumeclaims/status"]),
         rule(&["list", "watch", "get", "create", "delete"], &[CORE], &["pods"]),
         rule(READ, &[STORAGE], &["storageclasses"]),
-        rule(&["get", "create", "update", "delete"], &[CORE], &["endpoints"]),
-        rule(&["get", "create", "delete"], &[CORE], &["services"]),
-        rule(&["get"], &[CORE], &["secrets"]),
-        rule(&["get", "list"], &[CORE], &["nodes"]),
+        rule(&["create"], &[STORAGE], &["storageclasses"]),
+        // Watching the events of recycler pods.
         rule(&["watch"], &[CORE], &["events"]),
         events_rule(),
-        rule(&["create"], &[STORAGE], &["storageclasses"]),
     ]
 }
 
-/// `system:controller:pvc-protection-controller`.
+/// `system:controller:pvc-protection-controller`: removes `kubernetes.io/pvc-protection` from claims no
+/// pod uses.
 fn pvc_protection_controller() -> Vec<PolicyRule> {
     vec![
         rule(&["get", "list", "watch", "update"], &[CORE], &["persistentvolumeclaims"]),
@@ -296,7 +316,8 @@ fn pvc_protection_controller() -> Vec<PolicyRule> {
     ]
 }
 
-/// `system:controller:pv-protection-controller`.
+/// `system:controller:pv-protection-controller`: removes `kubernetes.io/pv-protection` from volumes no
+/// longer bound.
 fn pv_protection_controller() -> Vec<PolicyRule> {
     vec![rule(&["get", "list", "watch", "update"], &[CORE], &["persistentvolumes"]), events_rule()]
 }

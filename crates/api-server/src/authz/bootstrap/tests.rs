@@ -352,6 +352,17 @@ fn controller_manager() {
         ("update", "policy", "poddisruptionbudgets", "status"),
         ("get", "policy", "poddisruptionbudgets", ""),
         ("get", "apps", "deployments", "scale"),
+        ("create", "", "persistentvolumeclaims", ""),
+        ("delete", "", "persistentvolumeclaims", ""),
+        ("update", "", "persistentvolumeclaims", ""),
+        ("update", "", "persistentvolumeclaims", "status"),
+        ("update", "apps", "statefulsets", "status"),
+        ("update", "apps", "statefulsets", "finalizers"),
+        ("create", "", "persistentvolumes", ""),
+        ("delete", "", "persistentvolumes", ""),
+        ("update", "", "persistentvolumes", "status"),
+        ("get", "storage.k8s.io", "storageclasses", ""),
+        ("create", "storage.k8s.io", "storageclasses", ""),
     ] {
         assert!(
             can(&rbac, res(verb, group, resource).namespace("ns").subresource(sub)),
@@ -383,11 +394,6 @@ fn controller_manager() {
     ));
     assert!(!can(&rbac, res("create", "rbac.authorization.k8s.io", "clusterrolebindings")));
     assert!(!can(&rbac, res("create", "", "pods").namespace("ns").name("p").subresource("exec")));
-    // The persistent volume binder and the protection controllers, and the default StorageClass.
-    assert!(can(&rbac, res("update", "", "persistentvolumes").subresource("status")));
-    assert!(can(&rbac, res("update", "", "persistentvolumeclaims").namespace("ns").subresource("status")));
-    assert!(can(&rbac, res("update", "", "persistentvolumeclaims").namespace("ns")));
-    assert!(can(&rbac, res("create", "storage.k8s.io", "storageclasses")));
     let cm_rules = role("system:kube-controller-manager").rules;
     let distinct: HashSet<&PolicyRule> = cm_rules.iter().collect();
     assert_eq!(distinct.len(), cm_rules.len(), "the union has no duplicate rules");
