@@ -7,8 +7,8 @@ use std::sync::Arc;
 use navarch_api::Resource;
 use navarch_api::storage::{
     ANN_BIND_COMPLETED, ANN_BOUND_BY_CONTROLLER, ANN_PROVISIONED_BY, ANN_SELECTED_NODE,
-    BINDING_WAIT_FOR_FIRST_CONSUMER, best_volume_for_claim, binding_mode, claim_class, is_default_class,
-    volume_bound_to_claim, volume_mismatch,
+    BINDING_WAIT_FOR_FIRST_CONSUMER, best_volume_for_claim, binding_mode, claim_class, claim_names_class,
+    default_class, volume_bound_to_claim, volume_mismatch,
 };
 use navarch_api::v1::{PersistentVolume, PersistentVolumeClaim, Pod, StorageClass};
 
@@ -87,22 +87,6 @@ fn has_annotation<K: Resource>(o: &K, key: &str) -> bool {
 
 fn volume_name(pvc: &PersistentVolumeClaim) -> &str {
     pvc.spec.as_ref().map(|s| s.volume_name.as_str()).unwrap_or("")
-}
-
-/// Whether the claim names a class itself (`storageClassName` set, even to "", or the beta annotation):
-/// Kubernetes' `PersistentVolumeClaimHasClass`.
-pub fn claim_names_class(pvc: &PersistentVolumeClaim) -> bool {
-    pvc.spec.as_ref().is_some_and(|s| s.storage_class_name.is_some())
-        || has_annotation(pvc, navarch_api::storage::ANN_BETA_STORAGE_CLASS)
-}
-
-/// The default class (Kubernetes' `GetDefaultClass`): of the classes annotated default, the newest
-/// (then the first by name).
-pub fn default_class(classes: &[Arc<StorageClass>]) -> Option<&StorageClass> {
-    classes.iter().map(Arc::as_ref).filter(|c| is_default_class(c)).max_by(|a, b| {
-        let (a, b) = (a.meta(), b.meta());
-        a.creation_timestamp.cmp(&b.creation_timestamp).then_with(|| b.name.cmp(&a.name))
-    })
 }
 
 /// What the controller's stores hold, for one claim's sync.
@@ -192,7 +176,7 @@ fn unbound_claim_without_volume(pvc: &PersistentVolumeClaim, view: &ClaimView) -
         return ClaimStep::Bind(pv.meta().name.clone());
     }
     if !claim_names_class(pvc)
-        && let Some(default) = default_class(view.classes)
+        && let Some(default) = default_class(view.classes.iter().map(Arc::as_ref))
     {
         return ClaimStep::AssignClass(default.meta().name.clone());
     }
