@@ -116,7 +116,9 @@ async fn binds_to_fitting_nodes_and_explains_when_none_fits() {
     .await;
     assert_eq!(
         msg,
-        "0/3 nodes are available: 2 Insufficient cpu, 1 node(s) had untolerated taint {dedicated: gpu}."
+        "0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, 2 Insufficient cpu. preemption: \
+         0/3 nodes are available: 1 Preemption is not helpful for scheduling, 2 No preemption victims found for \
+         incoming pod."
     );
     // A fitting node appears: it binds there.
     add_node(&nodes, node("n3", "4", "")).await;

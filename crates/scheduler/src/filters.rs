@@ -6,11 +6,19 @@ use navarch_api::v1::{Pod, PodAffinityTerm, Taint, Toleration};
 
 use crate::node_info::NodeInfo;
 use crate::resources::Resources;
+use crate::volumes::{self, PodVolumes};
 
 pub const HOSTNAME_TOPOLOGY: &str = "kubernetes.io/hostname";
 
-/// Every reason `node` cannot take `pod` (empty: it fits).
-pub fn filter(pod: &Pod, req: &Resources, node: &NodeInfo, all: &[&NodeInfo]) -> Vec<String> {
+/// Every reason `node` cannot take `pod` (empty: it fits). `vols`: the pod's claims as the volume
+/// pre-filter found them (`None` for pods without claims).
+pub fn filter(
+    pod: &Pod,
+    req: &Resources,
+    node: &NodeInfo,
+    all: &[&NodeInfo],
+    vols: Option<&PodVolumes>,
+) -> Vec<String> {
     let mut reasons = Vec::new();
     let n = &node.node;
     let spec = n.spec.as_ref();
@@ -31,7 +39,24 @@ pub fn filter(pod: &Pod, req: &Resources, node: &NodeInfo, all: &[&NodeInfo]) ->
         reasons.push("node(s) didn't have free ports for the requested pod ports".to_string());
     }
     reasons.extend(anti_affinity(pod, node, all));
+    if let Some(v) = vols {
+        reasons.extend(v.reasons(&node.node).into_iter().map(String::from));
+    }
     reasons
+}
+
+/// Whether evicting pods could make the node fit: Kubernetes' preemption skips nodes whose failure is
+/// UnschedulableAndUnresolvable; only resources, host ports, anti-affinity and ReadWriteOncePod
+/// conflicts are `Unschedulable`.
+pub fn preemption_might_help(reasons: &[String]) -> bool {
+    reasons.iter().all(|r| {
+        r.starts_with("Insufficient ")
+            || r == "Too many pods"
+            || r == "node(s) didn't have free ports for the requested pod ports"
+            || r == "node(s) didn't match pod anti-affinity rules"
+            || r == "node(s) didn't satisfy existing pods anti-affinity rules"
+            || r == volumes::REASON_RWOP_CONFLICT
+    })
 }
 
 fn node_ready(node: &NodeInfo) -> bool {

@@ -3,7 +3,8 @@
 //! This crate owns the scheduling decision, kept free of I/O so it is unit-tested directly:
 //! [`resources`] (a pod's effective request, a node's allocatable), [`node_info`] (a node and the pods
 //! counted against it), [`filters`] (can this pod run there, and if not, Kubernetes' reason) and
-//! [`scores`] (which fitting node is best); and the loop that uses them ([`scheduler`]): nodes and pods
+//! [`scores`] (which fitting node is best), [`volumes`] (the pod's PersistentVolumeClaims: Kubernetes'
+//! volume binding); and the loop that uses them ([`scheduler`]): nodes and pods
 //! cached from watches, assume-then-bind, Unschedulable conditions and events, retries.
 
 #![forbid(unsafe_code)]
@@ -16,6 +17,7 @@ pub mod resources;
 pub mod run;
 pub mod scheduler;
 pub mod scores;
+pub mod volumes;
 
 #[cfg(test)]
 mod tests;

@@ -3,25 +3,34 @@
 //! next decision already counts it) and binds in the background; a failed bind forgets the assumption
 //! and requeues the pod. Pods that fit nowhere get `PodScheduled=False`/`Unschedulable` with Kubernetes'
 //! message and an Event, and are retried with backoff and whenever a node or pod changes.
+//!
+//! Pods using PersistentVolumeClaims also go through [`crate::volumes`]: claims, volumes and classes are
+//! kept in reflector stores; the chosen node's volume decision is assumed with the pod, written (volume
+//! claimRefs, claims' selected node) before the pod is bound, and reverted if any write fails.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use navarch_api::Resource;
-use navarch_api::v1::{Node, Pod, PodCondition};
-use navarch_client::{Client, Event, EventRecorder, WatcherConfig, object_ref, watcher};
+use navarch_api::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod, PodCondition, StorageClass};
+use navarch_client::store::Writer;
+use navarch_client::{
+    Client, Event, EventRecorder, ObjectRef, WatcherConfig, object_ref, reflector, store, watcher,
+};
 use rand::Rng;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::filters::filter;
+use crate::filters::{filter, preemption_might_help};
 use crate::metrics::SchedulerMetrics;
 use crate::node_info::{NodeInfo, pod_key};
 use crate::resources::pod_requests;
 use crate::scores::score;
+use crate::volumes::bind::VolumeWrites;
+use crate::volumes::{self, PodVolumes, VolumeCache};
 
 #[derive(Debug, Clone)]
 pub struct SchedulerConfig {
@@ -60,7 +69,43 @@ impl Default for SchedulerConfig {
 enum Input {
     Nodes(Box<Event<Node>>),
     Pods(Box<Event<Pod>>),
-    Bound { key: String, result: Result<(), navarch_client::Error> },
+    /// A claim, volume or class was added or changed (the stores already hold it).
+    Storage(StorageChange),
+    Bound {
+        key: String,
+        result: Result<(), BindError>,
+    },
+}
+
+/// Which storage change may make pods schedulable (Kubernetes' queueing hints of VolumeBinding).
+enum StorageChange {
+    /// The claim `namespace/name`: pods using it.
+    Claim(ObjectRef),
+    /// A volume or class, or a store's (re)list: pods using any claim.
+    Any,
+}
+
+/// Why binding a pod failed.
+#[derive(Debug, thiserror::Error)]
+enum BindError {
+    /// Writing its volumes' claimRefs or claims' selected node (Kubernetes' PreBind).
+    #[error("running PreBind plugin \"VolumeBinding\": {0}")]
+    Volumes(navarch_client::Error),
+    #[error(transparent)]
+    Pod(navarch_client::Error),
+}
+
+/// The write halves of the storage stores, until `run` starts their watches.
+struct StorageWriters {
+    claims: Writer<PersistentVolumeClaim>,
+    volumes: Writer<PersistentVolume>,
+    classes: Writer<StorageClass>,
+}
+
+/// What a pod's volume decision assumed, to revert if its writes or its binding fail.
+struct AssumedVolumes {
+    volumes: Vec<String>,
+    claims: Vec<ObjectRef>,
 }
 
 struct Pending {
@@ -89,6 +134,11 @@ pub struct Scheduler {
     next_start: usize,
     /// Threads for filtering large clusters.
     workers: usize,
+    /// Claims, volumes and classes, with what this scheduler assumed.
+    volumes: VolumeCache,
+    storage_writers: Option<StorageWriters>,
+    /// Per pod being bound: the volume writes assumed for it.
+    assumed_volumes: HashMap<String, AssumedVolumes>,
 }
 
 fn num_feasible_to_find(total: usize, pct: u32) -> usize {
@@ -100,16 +150,71 @@ fn num_feasible_to_find(total: usize, pct: u32) -> usize {
     (total * pct / 100).max(MIN)
 }
 
-/// Kubernetes' summary: `0/3 nodes are available: 2 Insufficient cpu, 1 node(s) had untolerated taint {...}.`
-pub fn unschedulable_message(total: usize, reasons: &BTreeMap<String, usize>) -> String {
-    let mut parts: Vec<(usize, &String)> = reasons.iter().map(|(r, n)| (*n, r)).collect();
-    parts.sort_by(|a, b| a.1.cmp(b.1));
-    let list: Vec<String> = parts.iter().map(|(n, r)| format!("{n} {r}")).collect();
-    if list.is_empty() {
-        format!("0/{total} nodes are available.")
-    } else {
-        format!("0/{total} nodes are available: {}.", list.join(", "))
+/// How many nodes failed for each reason, and on how many evicting pods could have helped.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Failures {
+    pub reasons: BTreeMap<String, usize>,
+    pub preemption_might_help: usize,
+}
+
+impl Failures {
+    /// Counts one node's reasons.
+    pub fn add(&mut self, reasons: Vec<String>) {
+        if preemption_might_help(&reasons) {
+            self.preemption_might_help += 1;
+        }
+        for r in reasons {
+            *self.reasons.entry(r).or_insert(0) += 1;
+        }
     }
+
+    fn merge(&mut self, other: Failures) {
+        self.preemption_might_help += other.preemption_might_help;
+        for (k, v) in other.reasons {
+            *self.reasons.entry(k).or_insert(0) += v;
+        }
+    }
+}
+
+/// Kubernetes' FitError message: the pre-filter's reason or each reason with its node count (sorted as
+/// strings), then what preemption found — navarch has no priorities to preempt by, so a node is either
+/// one preemption cannot help (UnschedulableAndUnresolvable) or one without victims:
+/// `0/3 nodes are available: 1 node(s) had untolerated taint {a: b}, 2 Insufficient cpu. preemption: 0/3
+/// nodes are available: 1 Preemption is not helpful for scheduling, 2 No preemption victims found for
+/// incoming pod.`
+pub fn unschedulable_message(
+    total: usize,
+    pod: &Pod,
+    prefilter: Option<&str>,
+    failures: &Failures,
+) -> String {
+    let list = match prefilter {
+        Some(p) => vec![p.to_string()],
+        None => {
+            let mut l: Vec<String> = failures.reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
+            l.sort();
+            l
+        }
+    };
+    if total == 0 || list.is_empty() {
+        return format!("0/{total} nodes are available.");
+    }
+    let never = pod.spec.as_ref().and_then(|s| s.preemption_policy.as_deref()) == Some("Never");
+    let preemption = if never {
+        "preemption: not eligible due to preemptionPolicy=Never.".to_string()
+    } else {
+        let helpful = if prefilter.is_some() { 0 } else { failures.preemption_might_help.min(total) };
+        let mut parts = Vec::new();
+        if total > helpful {
+            parts.push(format!("{} Preemption is not helpful for scheduling", total - helpful));
+        }
+        if helpful > 0 {
+            parts.push(format!("{helpful} No preemption victims found for incoming pod"));
+        }
+        parts.sort();
+        format!("preemption: 0/{total} nodes are available: {}.", parts.join(", "))
+    };
+    format!("0/{total} nodes are available: {}. {preemption}", list.join(", "))
 }
 
 fn is_pending_for(pod: &Pod, name: &str) -> bool {
@@ -126,6 +231,9 @@ fn is_pending_for(pod: &Pod, name: &str) -> bool {
 impl Scheduler {
     pub fn new(client: Client, cfg: SchedulerConfig, metrics: Arc<SchedulerMetrics>) -> Scheduler {
         let workers = cfg_workers(&cfg);
+        let (claims, claims_w) = store();
+        let (volumes, volumes_w) = store();
+        let (classes, classes_w) = store();
         Scheduler {
             client,
             metrics,
@@ -138,48 +246,39 @@ impl Scheduler {
             queue: VecDeque::new(),
             next_start: 0,
             workers,
+            volumes: VolumeCache::new(claims, volumes, classes),
+            storage_writers: Some(StorageWriters {
+                claims: claims_w,
+                volumes: volumes_w,
+                classes: classes_w,
+            }),
+            assumed_volumes: HashMap::new(),
         }
     }
 
     /// Runs until `shutdown`.
     pub async fn run(mut self, shutdown: CancellationToken) {
         let (tx, mut rx) = mpsc::channel::<Input>(4096);
-        let nodes = watcher(self.client.api::<Node>(""), WatcherConfig::default());
-        let pods = watcher(self.client.api::<Pod>(""), WatcherConfig::default());
-        let feed_nodes = {
-            let tx = tx.clone();
-            let shutdown = shutdown.clone();
-            tokio::spawn(async move {
-                let mut s = std::pin::pin!(nodes);
-                loop {
-                    tokio::select! {
-                        ev = s.next() => match ev {
-                            Some(Ok(e)) => { if tx.send(Input::Nodes(Box::new(e))).await.is_err() { return; } }
-                            Some(Err(e)) => tracing::warn!(error = %e, "watching nodes"),
-                            None => return,
-                        },
-                        _ = shutdown.cancelled() => return,
-                    }
-                }
-            })
-        };
-        let feed_pods = {
-            let tx = tx.clone();
-            let shutdown = shutdown.clone();
-            tokio::spawn(async move {
-                let mut s = std::pin::pin!(pods);
-                loop {
-                    tokio::select! {
-                        ev = s.next() => match ev {
-                            Some(Ok(e)) => { if tx.send(Input::Pods(Box::new(e))).await.is_err() { return; } }
-                            Some(Err(e)) => tracing::warn!(error = %e, "watching pods"),
-                            None => return,
-                        },
-                        _ = shutdown.cancelled() => return,
-                    }
-                }
-            })
-        };
+        let mut feeds = vec![
+            feed(watcher(self.client.api::<Node>(""), WatcherConfig::default()), &tx, &shutdown, |e| {
+                Some(Input::Nodes(Box::new(e)))
+            }),
+            feed(watcher(self.client.api::<Pod>(""), WatcherConfig::default()), &tx, &shutdown, |e| {
+                Some(Input::Pods(Box::new(e)))
+            }),
+        ];
+        if let Some(w) = self.storage_writers.take() {
+            let claims = reflector(w.claims, watcher(self.client.api(""), WatcherConfig::default()));
+            feeds.push(feed(claims, &tx, &shutdown, |e: Event<PersistentVolumeClaim>| match e {
+                Event::Apply(c) => Some(Input::Storage(StorageChange::Claim(ObjectRef::from_obj(&c)))),
+                Event::InitDone => Some(Input::Storage(StorageChange::Any)),
+                _ => None,
+            }));
+            let volumes = reflector(w.volumes, watcher(self.client.api(""), WatcherConfig::default()));
+            feeds.push(feed(volumes, &tx, &shutdown, storage_change::<PersistentVolume>));
+            let classes = reflector(w.classes, watcher(self.client.api(""), WatcherConfig::default()));
+            feeds.push(feed(classes, &tx, &shutdown, storage_change::<StorageClass>));
+        }
         let (events, sender) = EventRecorder::new(self.client.clone(), "default-scheduler", "", EVENT_QUEUE);
         self.events = Some(events);
         let recorder = tokio::spawn(sender);
@@ -197,8 +296,9 @@ impl Scheduler {
             }
             self.metrics.pending.set(self.pending.len() as i64);
         }
-        feed_nodes.abort();
-        feed_pods.abort();
+        for f in feeds {
+            f.abort();
+        }
         self.events = None;
         let _ = tokio::time::timeout(Duration::from_secs(2), recorder).await;
     }
@@ -237,20 +337,41 @@ impl Scheduler {
                     self.retry_unschedulable();
                 }
             },
-            Input::Bound { key, result } => match result {
-                Ok(()) => {}
-                Err(navarch_client::Error::NotFound(_)) => {
-                    self.forget(&key);
+            Input::Storage(change) => {
+                self.volumes.prune();
+                match change {
+                    StorageChange::Claim(c) => self.retry_if(|p| {
+                        p.meta().namespace == c.namespace
+                            && volumes::pod_claims(p).iter().any(|u| u.name == c.name)
+                    }),
+                    StorageChange::Any => self.retry_if(volumes::has_claims),
                 }
-                Err(e) => {
-                    tracing::warn!(pod = %key, error = %e, "bind failed; retrying");
-                    self.forget(&key);
-                    if let Some(p) = self.pending.get_mut(&key) {
-                        p.not_before = Instant::now() + backoff(&self.cfg, p.attempts);
-                        self.queue.push_back(key);
+            }
+            Input::Bound { key, result } => {
+                let assumed = self.assumed_volumes.remove(&key);
+                match result {
+                    Ok(()) => {}
+                    Err(BindError::Pod(navarch_client::Error::NotFound(_))) => {
+                        self.forget(&key);
+                    }
+                    Err(e) => {
+                        tracing::warn!(pod = %key, error = %e, "bind failed; retrying");
+                        self.forget(&key);
+                        if let Some(a) = assumed {
+                            a.volumes.iter().for_each(|v| self.volumes.forget_volume(v));
+                            a.claims.iter().for_each(|c| self.volumes.forget_claim(c));
+                        }
+                        if let Some(p) = self.pending.get_mut(&key) {
+                            p.not_before = Instant::now() + backoff(&self.cfg, p.attempts);
+                            if matches!(e, BindError::Volumes(_)) {
+                                let pod = p.pod.clone();
+                                self.record(pod, "Warning", "FailedScheduling", e.to_string());
+                            }
+                            self.queue.push_back(key);
+                        }
                     }
                 }
-            },
+            }
         }
     }
 
@@ -320,9 +441,14 @@ impl Scheduler {
     }
 
     fn retry_unschedulable(&mut self) {
+        self.retry_if(|_| true);
+    }
+
+    /// Retries now the pods waiting out a backoff for which `hint` says the change may help.
+    fn retry_if(&mut self, hint: impl Fn(&Pod) -> bool) {
         let now = Instant::now();
         for (key, p) in self.pending.iter_mut() {
-            if p.attempts > 0 && p.not_before > now {
+            if p.attempts > 0 && p.not_before > now && hint(&p.pod) {
                 p.not_before = now;
                 self.queue.push_back(key.clone());
             }
@@ -350,35 +476,81 @@ impl Scheduler {
         self.queue.extend(deferred);
     }
 
+    /// Kubernetes' volume PreFilter (VolumeRestrictions, VolumeBinding). Pods without claims read no
+    /// store.
+    fn prefilter_volumes(&self, pod: &Pod) -> VolumePrefilter {
+        if !volumes::has_claims(pod) {
+            return VolumePrefilter::NoClaims;
+        }
+        if !self.volumes.is_ready() {
+            return VolumePrefilter::NotReady;
+        }
+        let ns = pod.meta().namespace.as_str();
+        let in_use = |claim: &str| {
+            self.nodes.values().flat_map(|n| n.pods.values()).any(|p| volumes::pod_uses_claim(p, ns, claim))
+        };
+        match self.volumes.prefilter(pod, in_use) {
+            Ok(v) => VolumePrefilter::Claims(v),
+            Err(reason) => VolumePrefilter::Unschedulable(reason),
+        }
+    }
+
+    /// The pod fits nowhere: back to the queue with backoff; the PodScheduled condition and an event say
+    /// why (on the first attempt and every fifth).
+    fn unschedulable(&mut self, key: String, pod: Arc<Pod>, msg: String) {
+        self.metrics.attempt("unschedulable");
+        let p = self.pending.get_mut(&key).expect("pending pod");
+        p.attempts += 1;
+        p.not_before = Instant::now() + backoff(&self.cfg, p.attempts);
+        self.queue.push_back(key.clone());
+        tracing::debug!(pod = %key, %msg, "unschedulable");
+        if p.attempts == 1 || p.attempts.is_multiple_of(5) {
+            tokio::spawn(report_unschedulable(self.client.clone(), pod.clone(), msg.clone()));
+            self.record(pod, "Warning", "FailedScheduling", msg);
+        }
+    }
+
     fn schedule_one(&mut self, key: String, pod: Arc<Pod>, tx: &mpsc::Sender<Input>) {
+        let total = self.nodes.len();
+        let vols = match self.prefilter_volumes(&pod) {
+            VolumePrefilter::NoClaims => None,
+            VolumePrefilter::Claims(v) => Some(v),
+            VolumePrefilter::NotReady => {
+                // The claim stores are still listing: look again shortly, without counting an attempt.
+                if let Some(p) = self.pending.get_mut(&key) {
+                    p.not_before = Instant::now() + Duration::from_millis(200);
+                }
+                self.queue.push_back(key);
+                return;
+            }
+            VolumePrefilter::Unschedulable(reason) => {
+                let msg = unschedulable_message(total, &pod, Some(&reason), &Failures::default());
+                self.unschedulable(key, pod, msg);
+                return;
+            }
+        };
         let req = pod_requests(&pod);
         let all: Vec<&NodeInfo> = self.nodes.values().collect();
-        let total = all.len();
         let want = num_feasible_to_find(total, self.cfg.percentage_of_nodes_to_score);
-        let (found, reasons) = find_feasible(&pod, &req, &all, self.next_start, want, self.workers);
+        let (found, failures) =
+            find_feasible(&pod, &req, &all, self.next_start, want, self.workers, vols.as_ref());
         let feasible: Vec<&NodeInfo> = found.into_iter().map(|i| all[i]).collect();
         if total > 0 {
             self.next_start = (self.next_start + feasible.len().max(1)) % total;
         }
         if feasible.is_empty() {
-            self.metrics.attempt("unschedulable");
-            let msg = unschedulable_message(total, &reasons);
-            let p = self.pending.get_mut(&key).expect("pending pod");
-            p.attempts += 1;
-            p.not_before = Instant::now() + backoff(&self.cfg, p.attempts);
-            self.queue.push_back(key.clone());
-            tracing::debug!(pod = %key, %msg, "unschedulable");
-            if p.attempts == 1 || p.attempts.is_multiple_of(5) {
-                tokio::spawn(report_unschedulable(self.client.clone(), pod.clone(), msg.clone()));
-                self.record(pod, "Warning", "FailedScheduling", msg);
-            }
+            let msg = unschedulable_message(total, &pod, None, &failures);
+            self.unschedulable(key, pod, msg);
             return;
         }
         let scores = score(&pod, &req, &feasible);
         let best = scores.iter().copied().max().unwrap_or(0);
         let top: Vec<usize> =
             scores.iter().enumerate().filter(|(_, s)| **s == best).map(|(i, _)| i).collect();
-        let chosen = feasible[top[rand::rng().random_range(0..top.len())]].name().to_string();
+        let chosen_info = feasible[top[rand::rng().random_range(0..top.len())]];
+        let chosen = chosen_info.name().to_string();
+        // The volume decision on the chosen node, assumed with the pod.
+        let writes = vols.map(|v| VolumeWrites::plan(&v.check_node(&chosen_info.node), &chosen));
         // Assume: count the pod on the node now.
         let mut assumed = (*pod).clone();
         if let Some(s) = assumed.spec.as_mut() {
@@ -388,6 +560,9 @@ impl Scheduler {
             info.add_pod(Arc::new(assumed));
         }
         self.placed.insert(key.clone(), chosen.clone());
+        if let Some(w) = writes.as_ref().filter(|w| !w.is_empty()) {
+            self.assume_volumes(&key, w);
+        }
         let client = self.client.clone();
         let tx = tx.clone();
         let events = self.events.clone();
@@ -395,7 +570,18 @@ impl Scheduler {
         let first_seen = self.pending.get(&key).map(|p| p.first_seen).unwrap_or_else(Instant::now);
         tokio::spawn(async move {
             let m = pod.metadata.clone().unwrap_or_default();
-            let result = client.bind(&m.namespace, &m.name, &m.uid, &chosen).await.map(|_| ());
+            let result = match writes {
+                Some(w) if !w.is_empty() => w.write(&client).await.map_err(BindError::Volumes),
+                _ => Ok(()),
+            };
+            let result = match result {
+                Ok(()) => client
+                    .bind(&m.namespace, &m.name, &m.uid, &chosen)
+                    .await
+                    .map(|_| ())
+                    .map_err(BindError::Pod),
+                Err(e) => Err(e),
+            };
             match &result {
                 Ok(()) => {
                     metrics.attempt("scheduled");
@@ -412,6 +598,71 @@ impl Scheduler {
             let _ = tx.send(Input::Bound { key, result }).await;
         });
     }
+
+    /// Counts the volumes and claims as written until the watches show newer versions (or the writes
+    /// fail), so the next pod does not take the same volume.
+    fn assume_volumes(&mut self, key: &str, w: &VolumeWrites) {
+        let mut a = AssumedVolumes { volumes: Vec::new(), claims: Vec::new() };
+        for pv in &w.volumes {
+            a.volumes.push(pv.meta().name.clone());
+            self.volumes.assume_volume(pv.clone());
+        }
+        for pvc in &w.claims {
+            a.claims.push(ObjectRef::from_obj(pvc));
+            self.volumes.assume_claim(pvc.clone());
+        }
+        self.assumed_volumes.insert(key.to_string(), a);
+    }
+}
+
+/// What the volume pre-filter says about a pod.
+enum VolumePrefilter {
+    /// The pod uses no claim.
+    NoClaims,
+    /// The claim, volume and class stores have not listed yet.
+    NotReady,
+    /// No node can take the pod, for this reason.
+    Unschedulable(String),
+    /// The pod's claims, to check per node.
+    Claims(PodVolumes),
+}
+
+/// Feeds a watch's events, mapped to inputs (`None`: ignored), to the loop until shutdown.
+fn feed<K, S>(
+    events: S,
+    tx: &mpsc::Sender<Input>,
+    shutdown: &CancellationToken,
+    to_input: impl Fn(Event<K>) -> Option<Input> + Send + 'static,
+) -> tokio::task::JoinHandle<()>
+where
+    K: Resource,
+    S: Stream<Item = navarch_client::Result<Event<K>>> + Send + 'static,
+{
+    let (tx, shutdown) = (tx.clone(), shutdown.clone());
+    tokio::spawn(async move {
+        let mut s = std::pin::pin!(events);
+        loop {
+            tokio::select! {
+                ev = s.next() => match ev {
+                    Some(Ok(e)) => {
+                        if let Some(input) = to_input(e)
+                            && tx.send(input).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Some(Err(e)) => tracing::warn!(kind = K::KIND, error = %e, "watching"),
+                    None => return,
+                },
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    })
+}
+
+/// A volume or class added or changed, or a (re)list of them: pods using claims may fit now.
+fn storage_change<K>(e: Event<K>) -> Option<Input> {
+    matches!(e, Event::Apply(_) | Event::InitDone).then_some(Input::Storage(StorageChange::Any))
 }
 
 /// Below this many nodes filtering runs on the scheduling thread alone.
@@ -420,6 +671,7 @@ const PARALLEL_MIN_NODES: usize = 1000;
 /// Filters nodes starting at `start` (round robin) until `want` feasible ones are found; returns their
 /// indices in `all`, in scan order, and how many nodes failed for each reason. With `workers` > 1 and a
 /// large cluster, contiguous slices of the scan are filtered on parallel threads and merged in order.
+/// `vols`: the pod's claims from the volume pre-filter.
 pub fn find_feasible(
     pod: &Pod,
     req: &crate::resources::Resources,
@@ -427,26 +679,25 @@ pub fn find_feasible(
     start: usize,
     want: usize,
     workers: usize,
-) -> (Vec<usize>, BTreeMap<String, usize>) {
+    vols: Option<&PodVolumes>,
+) -> (Vec<usize>, Failures) {
     let total = all.len();
     let scan = |from: usize, to: usize| {
         let mut found = Vec::new();
-        let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+        let mut failures = Failures::default();
         for i in from..to {
             let idx = (start + i) % total;
-            let r = filter(pod, req, all[idx], all);
+            let r = filter(pod, req, all[idx], all, vols);
             if r.is_empty() {
                 found.push(idx);
                 if found.len() >= want {
                     break;
                 }
             } else {
-                for reason in r {
-                    *reasons.entry(reason).or_insert(0) += 1;
-                }
+                failures.add(r);
             }
         }
-        (found, reasons)
+        (found, failures)
     };
     if workers <= 1 || total < PARALLEL_MIN_NODES {
         return scan(0, total);
@@ -457,13 +708,13 @@ pub fn find_feasible(
     let next = std::sync::atomic::AtomicUsize::new(0);
     let found_count = std::sync::atomic::AtomicUsize::new(0);
     // Per worker: (scan position, node index) of each feasible node, and failure reasons.
-    type WorkerResult = (Vec<(usize, usize)>, BTreeMap<String, usize>);
+    type WorkerResult = (Vec<(usize, usize)>, Failures);
     let parts: Vec<WorkerResult> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 s.spawn(|| {
                     let mut found = Vec::new();
-                    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+                    let mut failures = Failures::default();
                     loop {
                         let from = next.fetch_add(BATCH, std::sync::atomic::Ordering::Relaxed);
                         if from >= total || found_count.load(std::sync::atomic::Ordering::Relaxed) >= want {
@@ -471,35 +722,31 @@ pub fn find_feasible(
                         }
                         for i in from..(from + BATCH).min(total) {
                             let idx = (start + i) % total;
-                            let r = filter(pod, req, all[idx], all);
+                            let r = filter(pod, req, all[idx], all, vols);
                             if r.is_empty() {
                                 found.push((i, idx));
                                 found_count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             } else {
-                                for reason in r {
-                                    *reasons.entry(reason).or_insert(0) += 1;
-                                }
+                                failures.add(r);
                             }
                         }
                     }
-                    (found, reasons)
+                    (found, failures)
                 })
             })
             .collect();
         handles.into_iter().map(|h| h.join().expect("filter thread")).collect()
     });
     let mut ordered: Vec<(usize, usize)> = Vec::new();
-    let mut reasons = BTreeMap::new();
+    let mut failures = Failures::default();
     for (f, r) in parts {
         ordered.extend(f);
-        for (k, v) in r {
-            *reasons.entry(k).or_insert(0) += v;
-        }
+        failures.merge(r);
     }
     ordered.sort_unstable();
     let mut found: Vec<usize> = ordered.into_iter().map(|(_, idx)| idx).collect();
     found.truncate(want);
-    (found, reasons)
+    (found, failures)
 }
 
 fn backoff(cfg: &SchedulerConfig, attempts: u32) -> Duration {
@@ -548,14 +795,41 @@ mod tests {
 
     #[test]
     fn message_like_kubernetes() {
-        let mut r = BTreeMap::new();
-        r.insert("Insufficient cpu".to_string(), 2);
-        r.insert("node(s) had untolerated taint {dedicated: gpu}".to_string(), 1);
+        let pod = |extra: &str| -> Pod {
+            serde_yaml::from_str(&format!(
+                "metadata: {{name: p, namespace: d}}\nspec: {{containers: []{extra}}}\n"
+            ))
+            .unwrap()
+        };
+        let mut f = Failures::default();
+        f.add(vec!["Insufficient cpu".to_string()]);
+        f.add(vec!["Insufficient cpu".to_string()]);
+        f.add(vec![
+            "node(s) had untolerated taint {dedicated: gpu}".to_string(),
+            "Insufficient cpu".to_string(),
+        ]);
+        assert_eq!(f.preemption_might_help, 2, "a taint is unresolvable");
+        // Reasons with their counts, sorted as strings (as Kubernetes' FitError does).
         assert_eq!(
-            unschedulable_message(3, &r),
-            "0/3 nodes are available: 2 Insufficient cpu, 1 node(s) had untolerated taint {dedicated: gpu}."
+            unschedulable_message(3, &pod(""), None, &f),
+            "0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, 3 Insufficient cpu. \
+             preemption: 0/3 nodes are available: 1 Preemption is not helpful for scheduling, 2 No preemption \
+             victims found for incoming pod."
         );
-        assert_eq!(unschedulable_message(0, &BTreeMap::new()), "0/0 nodes are available.");
+        assert_eq!(
+            unschedulable_message(2, &pod(""), Some(volumes::REASON_UNBOUND_IMMEDIATE), &Failures::default()),
+            "0/2 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: 0/2 nodes \
+             are available: 2 Preemption is not helpful for scheduling."
+        );
+        assert_eq!(
+            unschedulable_message(3, &pod(", preemptionPolicy: Never"), None, &f),
+            "0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, 3 Insufficient cpu. \
+             preemption: not eligible due to preemptionPolicy=Never."
+        );
+        assert_eq!(
+            unschedulable_message(0, &pod(""), None, &Failures::default()),
+            "0/0 nodes are available."
+        );
     }
 
     #[test]

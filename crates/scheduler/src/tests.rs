@@ -37,7 +37,7 @@ fn node(name: &str, extra: &str) -> NodeInfo {
 }
 
 fn reasons(p: &Pod, n: &NodeInfo) -> Vec<String> {
-    filter(p, &pod_requests(p), n, &[n])
+    filter(p, &pod_requests(p), n, &[n], None)
 }
 
 #[test]
@@ -243,13 +243,14 @@ fn parallel_filtering_matches_sequential() {
     let all: Vec<&NodeInfo> = nodes.iter().collect();
     let p = pod("");
     let req = pod_requests(&p);
-    let (seq, seq_reasons) = find_feasible(&p, &req, &all, 7, usize::MAX, 1);
-    let (par, par_reasons) = find_feasible(&p, &req, &all, 7, usize::MAX, 4);
+    let (seq, seq_reasons) = find_feasible(&p, &req, &all, 7, usize::MAX, 1, None);
+    let (par, par_reasons) = find_feasible(&p, &req, &all, 7, usize::MAX, 4, None);
     assert_eq!(seq, par, "same nodes in the same order");
     assert_eq!(seq_reasons, par_reasons);
     assert_eq!(seq.len(), 1000);
-    assert_eq!(seq_reasons.get("Too many pods"), Some(&500));
-    let (some, _) = find_feasible(&p, &req, &all, 0, 100, 4);
+    assert_eq!(seq_reasons.reasons.get("Too many pods"), Some(&500));
+    assert_eq!(seq_reasons.preemption_might_help, 500);
+    let (some, _) = find_feasible(&p, &req, &all, 0, 100, 4, None);
     assert_eq!(some.len(), 100);
     // Nothing fits: every node is scanned and every reason counted, in parallel too.
     let big = pod("").tap(|p| {
@@ -260,7 +261,7 @@ fn parallel_filtering_matches_sequential() {
             .requests
             .insert("cpu".into(), navarch_api::v1::Quantity::new("64"));
     });
-    let (none, r) = find_feasible(&big, &pod_requests(&big), &all, 0, 10, 4);
+    let (none, r) = find_feasible(&big, &pod_requests(&big), &all, 0, 10, 4, None);
     assert!(none.is_empty());
-    assert_eq!(r.get("Insufficient cpu"), Some(&1500));
+    assert_eq!(r.reasons.get("Insufficient cpu"), Some(&1500));
 }

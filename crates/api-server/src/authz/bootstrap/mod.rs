@@ -211,6 +211,15 @@ pub fn cluster_roles() -> Vec<ClusterRole> {
             ],
         ),
         cluster_role("system:kube-scheduler", scheduler_rules()),
+        // What the scheduler's volume binding reads and writes (claimRefs, claims' selected node).
+        cluster_role(
+            "system:volume-scheduler",
+            vec![
+                rule(&["get", "list", "watch", "update", "patch"], &[CORE], &["persistentvolumes"]),
+                rule(READ, &[STORAGE], &["storageclasses"]),
+                rule(&["get", "list", "watch", "update", "patch"], &[CORE], &["persistentvolumeclaims"]),
+            ],
+        ),
         cluster_role("system:kube-controller-manager", controller_manager::rules()),
         cluster_role(
             "system:node-proxier",
@@ -523,6 +532,7 @@ pub fn cluster_role_bindings() -> Vec<ClusterRoleBinding> {
             vec![Subject::user(CONTROLLER_MANAGER_USER)],
         ),
         binding("system:kube-scheduler", "system:kube-scheduler", vec![Subject::user(SCHEDULER_USER)]),
+        binding("system:volume-scheduler", "system:volume-scheduler", vec![Subject::user(SCHEDULER_USER)]),
         // Kubernetes keeps this binding without subjects: nodes are authorized by the Node authorizer.
         binding("system:node", "system:node", Vec::new()),
         binding(

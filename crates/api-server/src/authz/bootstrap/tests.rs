@@ -79,6 +79,7 @@ fn metadata_and_uniqueness() {
         "system:discovery",
         "system:public-info-viewer",
         "system:kube-scheduler",
+        "system:volume-scheduler",
         "system:kube-controller-manager",
         "system:node-proxier",
         "system:kubelet-api-admin",
@@ -308,6 +309,15 @@ fn scheduler() {
     ));
     assert!(!can(&rbac, res("create", "", "pods").namespace("ns")));
     assert!(!can(&rbac, res("get", "", "secrets").namespace("ns").name("s")));
+    // Volume binding (system:volume-scheduler).
+    for resource in ["persistentvolumes", "persistentvolumeclaims"] {
+        for verb in ["get", "list", "watch", "update", "patch"] {
+            assert!(can(&rbac, res(verb, "", resource).namespace("ns").name("x")), "{verb} {resource}");
+        }
+    }
+    assert!(can(&rbac, res("watch", "storage.k8s.io", "storageclasses")));
+    assert!(!can(&rbac, res("update", "storage.k8s.io", "storageclasses").name("x")));
+    assert!(!can(&rbac, res("delete", "", "persistentvolumes").name("x")));
 }
 
 #[test]
