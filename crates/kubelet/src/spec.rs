@@ -312,13 +312,14 @@ pub fn build(input: &SpecInput) -> Result<Value, SpecError> {
     let sc = c.security_context.as_ref();
     let privileged = sc.and_then(|s| s.privileged).unwrap_or(false);
     let caps = capabilities(c);
-    let supplemental: Vec<i64> = input
-        .pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.security_context.as_ref())
-        .map(|p| p.supplemental_groups.clone())
-        .unwrap_or_default();
+    // The pod's supplemental groups and its fsGroup (which owns its volumes), as Kubernetes gives them.
+    let pod_security = input.pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
+    let mut supplemental: Vec<i64> = pod_security.map(|p| p.supplemental_groups.clone()).unwrap_or_default();
+    if let Some(g) = pod_security.and_then(|p| p.fs_group)
+        && !supplemental.contains(&g)
+    {
+        supplemental.push(g);
+    }
     let no_new_privs = sc.and_then(|s| s.allow_privilege_escalation).map(|a| !a).unwrap_or(false);
 
     let mut mounts = vec![
