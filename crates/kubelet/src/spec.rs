@@ -514,5 +514,27 @@ mod tests {
         // An ephemeral container with a target joins the target's PID namespace.
         assert_eq!(spec["linux"]["namespaces"][0], json!({"type": "pid", "path": "/proc/42/ns/pid"}));
         assert_eq!(spec["process"]["env"], json!(["PATH=/bin", "B=img", "HOSTNAME=web", "TERM=xterm"]));
+        // The pod's fsGroup is one of the containers' groups, beside its supplemental groups (once).
+        let grouped: Pod = serde_yaml::from_str(
+            "{metadata: {name: web}, spec: {securityContext: {fsGroup: 2000, supplementalGroups: [5, 2000, 7]}, containers: []}}",
+        )
+        .unwrap();
+        let grouped_only: Pod =
+            serde_yaml::from_str("{metadata: {name: web}, spec: {securityContext: {fsGroup: 2000}, containers: []}}")
+                .unwrap();
+        for (p, gids) in [(&grouped, json!([5, 2000, 7])), (&grouped_only, json!([2000]))] {
+            let spec = build(&SpecInput {
+                pod: p,
+                container: &tty,
+                image_config: &img,
+                env: vec![],
+                mounts: vec![],
+                netns_path: String::new(),
+                pid_namespace: None,
+                cgroups_path: String::new(),
+            })
+            .unwrap();
+            assert_eq!(spec["process"]["user"]["additionalGids"], gids);
+        }
     }
 }

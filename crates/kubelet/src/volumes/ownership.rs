@@ -112,8 +112,8 @@ mod tests {
         std::fs::write(&target, "z").unwrap();
         set(&target, 0o600);
         std::os::unix::fs::symlink(&target, root.join("link")).unwrap();
-        // The test's own group: any user may give files its own group.
-        let gid = nix::unistd::getegid().as_raw();
+        // The test's own group (its temporary directory's): any user may give files its own group.
+        let gid = std::fs::metadata(t.path()).unwrap().gid();
         assert!(requires_change(&root, gid, false));
         assert_eq!(set_volume_ownership(&root, gid, false, None).unwrap(), 5);
         assert_eq!(mode(&root), 0o2770);
@@ -147,7 +147,7 @@ mod tests {
         std::fs::create_dir(&root).unwrap();
         std::fs::write(root.join("f"), "x").unwrap();
         set(&root.join("f"), 0o600);
-        let gid = nix::unistd::getegid().as_raw() as i64;
+        let gid = std::fs::metadata(t.path()).unwrap().gid() as i64;
         let marker = t.path().join("pod/volume-ownership/data");
         apply_once(marker.clone(), root.clone(), gid, None).await.unwrap();
         assert_eq!(mode(&root.join("f")), 0o660);

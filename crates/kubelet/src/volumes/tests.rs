@@ -1,6 +1,7 @@
 //! The volumes of a pod on the host and its containers' environment, against fake sources.
 
 use super::*;
+use std::os::unix::fs::MetadataExt;
 use std::sync::Mutex;
 
 #[derive(Default)]
@@ -90,11 +91,11 @@ async fn config_map_volume_updates_atomically() {
     );
     let f = fake();
     let vols = prepare(&p, dir.path(), &f).await.unwrap();
-    let v = &vols["v"];
+    let v = &vols["v"].path;
     assert_eq!(std::fs::read_to_string(v.join("a")).unwrap(), "1");
     assert_eq!(std::fs::metadata(v.join("b")).unwrap().permissions().mode() & 0o777, 0o600);
-    assert_eq!(std::fs::read_to_string(vols["s"].join("sub/password")).unwrap(), "hunter2");
-    assert!(vols["e"].is_dir());
+    assert_eq!(std::fs::read_to_string(vols["s"].path.join("sub/password")).unwrap(), "hunter2");
+    assert!(vols["e"].path.is_dir());
     let first = std::fs::read_link(v.join("..data")).unwrap();
     // Unchanged: nothing rewritten.
     prepare(&p, dir.path(), &f).await.unwrap();
@@ -138,7 +139,7 @@ async fn kube_api_access_has_a_bound_token_the_ca_and_the_namespace() {
     f.cms.lock().unwrap().insert("kube-root-ca.crt".into(), ca);
     *f.token.lock().unwrap() = "jwt-1".into();
     let vols = prepare(&p, dir.path(), &f).await.unwrap();
-    let v = &vols["kube-api-access-x2b4c"];
+    let v = &vols["kube-api-access-x2b4c"].path;
     assert_eq!(std::fs::read_to_string(v.join("token")).unwrap(), "jwt-1");
     assert_eq!(std::fs::read_to_string(v.join("ca.crt")).unwrap(), "PEM");
     assert_eq!(std::fs::read_to_string(v.join("namespace")).unwrap(), "ns");
@@ -273,7 +274,7 @@ async fn claims_wait_until_bound_then_mount_their_volumes() {
         "{{metadata: {{name: web, namespace: ns, uid: u}}, spec: {{securityContext: {{fsGroup: {}}}, containers: [], volumes: [\
          {{name: data, persistentVolumeClaim: {{claimName: data}}}}, {{name: logs, persistentVolumeClaim: {{claimName: logs, readOnly: true}}}}, \
          {{name: e, emptyDir: {{}}}}]}}}}",
-        nix::unistd::getegid().as_raw()
+        std::fs::metadata(t.path()).unwrap().gid()
     ));
     let f = fake();
     let pod_dir = base.join("pod");
@@ -286,6 +287,9 @@ async fn claims_wait_until_bound_then_mount_their_volumes() {
          error processing PVC ns/logs: failed to fetch PVC from API server: persistentvolumeclaims \"logs\" not found"
     );
     let data_dir = base.join("disks/data");
+    std::fs::create_dir_all(&data_dir).unwrap();
+    std::fs::write(data_dir.join("f"), "x").unwrap();
+    std::fs::set_permissions(data_dir.join("f"), std::fs::Permissions::from_mode(0o600)).unwrap();
     bound_claim(&f, "data", &format!("hostPath: {{path: {}, type: DirectoryOrCreate}}", data_dir.display()));
     bound_claim(&f, "logs", &format!("local: {{path: {}}}", base.join("disks/logs").display()));
     f.claims.lock().unwrap().get_mut("ns/logs").unwrap().status.as_mut().unwrap().phase = "Pending".into();
@@ -295,7 +299,8 @@ async fn claims_wait_until_bound_then_mount_their_volumes() {
         ["Unable to attach or mount volumes: unmounted volumes=[logs], unattached volumes=[], failed to process \
           volumes=[logs]: error processing PVC ns/logs: PVC is not bound"]
     );
-    assert!(data_dir.is_dir(), "DirectoryOrCreate made the hostPath");
+    // The volume that could be set up was, fsGroup and all (once for the pod).
+    assert_eq!(std::fs::metadata(data_dir.join("f")).unwrap().permissions().mode() & 0o777, 0o660);
     // Bound, but the local path is missing: a set-up failure.
     f.claims.lock().unwrap().get_mut("ns/logs").unwrap().status.as_mut().unwrap().phase = "Bound".into();
     let VolumeError::Unmounted(u) = prepare(&p, &pod_dir, &f).await.unwrap_err() else { panic!("unmounted") };
@@ -308,8 +313,6 @@ async fn claims_wait_until_bound_then_mount_their_volumes() {
     );
     assert_eq!(u.message(), "unmounted volumes=[logs], unattached volumes=[], failed to process volumes=[]: timed out waiting for the condition");
     std::fs::create_dir_all(base.join("disks/logs")).unwrap();
-    std::fs::write(data_dir.join("f"), "x").unwrap();
-    std::fs::set_permissions(data_dir.join("f"), std::fs::Permissions::from_mode(0o600)).unwrap();
     let vols = prepare(&p, &pod_dir, &f).await.unwrap();
     assert_eq!(vols["data"], host(&data_dir, false));
     assert_eq!(vols["logs"], host(&base.join("disks/logs"), true));
