@@ -69,12 +69,17 @@ async fn node_agent_provisions_and_deletes_its_own_volumes() {
 
     let volumes = admin.api::<PersistentVolume>("");
     let name = format!("pvc-{uid}");
-    let pv = eventually("the volume is provisioned", WAIT, async || volumes.get_opt(&name).await.ok().flatten()).await;
+    let pv =
+        eventually("the volume is provisioned", WAIT, async || volumes.get_opt(&name).await.ok().flatten())
+            .await;
     let dir = base.join(format!("pvc-{uid}_default_data"));
     assert!(dir.is_dir(), "{}", dir.display());
     let spec = pv.spec.clone().expect("spec");
     assert_eq!(spec.host_path.as_ref().map(|h| h.path.clone()), Some(dir.display().to_string()));
-    assert_eq!(spec.claim_ref.as_ref().map(|r| (r.name.as_str(), r.uid.as_str())), Some(("data", uid.as_str())));
+    assert_eq!(
+        spec.claim_ref.as_ref().map(|r| (r.name.as_str(), r.uid.as_str())),
+        Some(("data", uid.as_str()))
+    );
     assert_eq!(spec.persistent_volume_reclaim_policy, "Delete");
     assert_eq!(spec.capacity.get("storage").map(|q| q.string.clone()), Some("64Mi".to_string()));
     assert_eq!(navarch_api::local_path::affinity_node(&pv), Some("node-1"));
@@ -94,7 +99,10 @@ async fn node_agent_provisions_and_deletes_its_own_volumes() {
     assert_eq!(
         reasons,
         [
-            ("Provisioning".to_string(), "External provisioner is provisioning volume for claim \"default/data\"".to_string()),
+            (
+                "Provisioning".to_string(),
+                "External provisioner is provisioning volume for claim \"default/data\"".to_string()
+            ),
             ("ProvisioningSucceeded".to_string(), format!("Successfully provisioned volume {name}")),
         ]
     );
@@ -103,13 +111,19 @@ async fn node_agent_provisions_and_deletes_its_own_volumes() {
 
     // NodeRestriction: node-2 may not delete it; no node may make a volume that is not its own.
     let err = node2.api::<PersistentVolume>("").delete(&name, &DeleteParams::default()).await.unwrap_err();
-    assert!(err.to_string().contains("can only delete persistentvolumes with node affinity to itself"), "{err}");
+    assert!(
+        err.to_string().contains("can only delete persistentvolumes with node affinity to itself"),
+        "{err}"
+    );
     let mut foreign = pv.clone();
     foreign.metadata.as_mut().expect("meta").name = "sneaky".into();
     foreign.metadata.as_mut().expect("meta").resource_version.clear();
     foreign.metadata.as_mut().expect("meta").uid.clear();
     let err = node2.api::<PersistentVolume>("").create(&foreign).await.unwrap_err();
-    assert!(err.to_string().contains("can only create persistentvolumes with node affinity to itself"), "{err}");
+    assert!(
+        err.to_string().contains("can only create persistentvolumes with node affinity to itself"),
+        "{err}"
+    );
     foreign.metadata.as_mut().expect("meta").annotations.clear();
     let err = node1.api::<PersistentVolume>("").create(&foreign).await.unwrap_err();
     assert!(err.to_string().contains("provisioned by \"navarch.io/local-path\""), "{err}");
@@ -119,8 +133,10 @@ async fn node_agent_provisions_and_deletes_its_own_volumes() {
     let mut released = volumes.get(&name).await.expect("volume");
     released.status.get_or_insert_with(Default::default).phase = "Released".into();
     volumes.update_status(&released).await.expect("released");
-    eventually("the released volume is deleted", WAIT, async || volumes.get_opt(&name).await.ok().is_some_and(|v| v.is_none()))
-        .await;
+    eventually("the released volume is deleted", WAIT, async || {
+        volumes.get_opt(&name).await.ok().is_some_and(|v| v.is_none())
+    })
+    .await;
     assert!(!dir.exists(), "the directory is removed");
 
     shutdown.cancel();

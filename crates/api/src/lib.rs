@@ -44,6 +44,9 @@ pub mod cron;
 /// PodDisruptionBudget rules shared by the eviction subresource and the disruption controller.
 pub mod disruption;
 pub mod error;
+/// navarch's node-local provisioner's volumes: which node a volume is tied to, whether the
+/// provisioner made it.
+pub mod local_path;
 pub mod managed_fields;
 pub mod manifest;
 pub mod merge_patch;
@@ -58,9 +61,6 @@ pub mod schema;
 pub mod selector;
 /// Persistent storage: annotations, finalizers, classes and which volume fits a claim.
 pub mod storage;
-/// navarch's node-local provisioner's volumes: which node a volume is tied to, whether the
-/// provisioner made it.
-pub mod local_path;
 /// The columns and cells of each kind's table (`kubectl get`), shared by the api-server's Tables and navctl.
 pub mod table_columns;
 pub mod taints;

@@ -4,7 +4,9 @@
 //! and removes them) and the api-server's NodeRestriction (which lets a node touch only its own).
 
 use crate::storage::{ANN_PROVISIONED_BY, LOCAL_PATH_PROVISIONER};
-use crate::v1::{NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, PersistentVolume, VolumeNodeAffinity};
+use crate::v1::{
+    NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, PersistentVolume, VolumeNodeAffinity,
+};
 
 /// The node label the affinity names (set by every kubelet to its node's name).
 pub const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
@@ -63,7 +65,9 @@ mod tests {
 
     #[test]
     fn the_affinity_names_one_node() {
-        let mut v = pv("metadata: {name: pvc-1, annotations: {pv.kubernetes.io/provisioned-by: navarch.io/local-path}}\n");
+        let mut v = pv(
+            "metadata: {name: pvc-1, annotations: {pv.kubernetes.io/provisioned-by: navarch.io/local-path}}\n",
+        );
         v.spec.get_or_insert_with(Default::default).node_affinity = Some(node_affinity("node-1"));
         assert_eq!(affinity_node(&v), Some("node-1"));
         assert!(is_local_path_volume_of(&v, "node-1"));

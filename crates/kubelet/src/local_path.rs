@@ -24,15 +24,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use navarch_api::storage::{ANN_PROVISIONED_BY, ANN_SELECTED_NODE, LOCAL_PATH_PROVISIONER, class_reclaim_policy};
+use navarch_api::storage::{
+    ANN_PROVISIONED_BY, ANN_SELECTED_NODE, LOCAL_PATH_PROVISIONER, class_reclaim_policy,
+};
 use navarch_api::v1::{
     HostPathVolumeSource, ObjectMeta, ObjectReference, PersistentVolume, PersistentVolumeClaim,
     PersistentVolumeSpec, StorageClass,
 };
 use navarch_api::{Resource, local_path};
 use navarch_client::{
-    Action, Client, Controller, DeleteParams, EventRecorder, ObjectRef, SharedReflector, Store, WatcherConfig,
-    object_ref,
+    Action, Client, Controller, DeleteParams, EventRecorder, ObjectRef, SharedReflector, Store,
+    WatcherConfig, object_ref,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -78,9 +80,15 @@ pub fn contained(base: &Path, path: &Path) -> bool {
 
 /// The class a claim of this node waits for this provisioner with: its selected node is `node`, it is
 /// not bound nor being deleted, and its class (from `classes`) names `navarch.io/local-path`.
-pub fn class_to_provision(claim: &PersistentVolumeClaim, node: &str, classes: &Store<StorageClass>) -> Option<Arc<StorageClass>> {
+pub fn class_to_provision(
+    claim: &PersistentVolumeClaim,
+    node: &str,
+    classes: &Store<StorageClass>,
+) -> Option<Arc<StorageClass>> {
     let m = claim.meta();
-    if m.annotations.get(ANN_SELECTED_NODE).map(String::as_str) != Some(node) || !m.deletion_timestamp.is_empty() {
+    if m.annotations.get(ANN_SELECTED_NODE).map(String::as_str) != Some(node)
+        || !m.deletion_timestamp.is_empty()
+    {
         return None;
     }
     if claim.spec.as_ref().is_none_or(|s| !s.volume_name.is_empty()) {
@@ -94,7 +102,12 @@ pub fn class_to_provision(claim: &PersistentVolumeClaim, node: &str, classes: &S
 }
 
 /// The volume for `claim` of `class` on `node`, at `path`, pre-bound to the claim.
-pub fn volume_for(claim: &PersistentVolumeClaim, class: &StorageClass, node: &str, path: &Path) -> PersistentVolume {
+pub fn volume_for(
+    claim: &PersistentVolumeClaim,
+    class: &StorageClass,
+    node: &str,
+    path: &Path,
+) -> PersistentVolume {
     let m = claim.meta();
     let spec = claim.spec.clone().unwrap_or_default();
     let capacity = spec
@@ -106,7 +119,9 @@ pub fn volume_for(claim: &PersistentVolumeClaim, class: &StorageClass, node: &st
     let mut pv = PersistentVolume {
         metadata: Some(ObjectMeta {
             name: volume_name(&m.uid),
-            annotations: [(ANN_PROVISIONED_BY.to_string(), LOCAL_PATH_PROVISIONER.to_string())].into_iter().collect(),
+            annotations: [(ANN_PROVISIONED_BY.to_string(), LOCAL_PATH_PROVISIONER.to_string())]
+                .into_iter()
+                .collect(),
             ..Default::default()
         }),
         spec: Some(PersistentVolumeSpec {
@@ -127,7 +142,9 @@ pub fn volume_for(claim: &PersistentVolumeClaim, class: &StorageClass, node: &st
             persistent_volume_reclaim_policy: class_reclaim_policy(class).to_string(),
             storage_class_name: class.meta().name.clone(),
             mount_options: class.mount_options.clone(),
-            volume_mode: Some(spec.volume_mode.clone().filter(|m| !m.is_empty()).unwrap_or_else(|| "Filesystem".into())),
+            volume_mode: Some(
+                spec.volume_mode.clone().filter(|m| !m.is_empty()).unwrap_or_else(|| "Filesystem".into()),
+            ),
             node_affinity: Some(local_path::node_affinity(node)),
             ..Default::default()
         }),
@@ -148,7 +165,11 @@ pub fn due_for_deletion(pv: &PersistentVolume, node: &str) -> bool {
 
 /// The directories under `base` whose claim uid is in neither `volumes` (uids of `pvc-<uid>` volumes)
 /// nor `claims`.
-pub fn orphans(base: &Path, volumes: &HashSet<String>, claims: &HashSet<String>) -> std::io::Result<Vec<PathBuf>> {
+pub fn orphans(
+    base: &Path,
+    volumes: &HashSet<String>,
+    claims: &HashSet<String>,
+) -> std::io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let entries = match std::fs::read_dir(base) {
         Ok(e) => e,
@@ -316,8 +337,14 @@ impl LocalPath {
             return Ok(Action::await_change());
         }
         let key = format!("{}/{}", m.namespace, m.name);
-        let on_claim = |kind, reason, message: String| self.events.record(object_ref(claim.as_ref()), kind, reason, message);
-        on_claim("Normal", "Provisioning", format!("External provisioner is provisioning volume for claim {key:?}"));
+        let on_claim = |kind, reason, message: String| {
+            self.events.record(object_ref(claim.as_ref()), kind, reason, message)
+        };
+        on_claim(
+            "Normal",
+            "Provisioning",
+            format!("External provisioner is provisioning volume for claim {key:?}"),
+        );
         let path = self.base.join(dir_name(&claim));
         let failed = |e: &LocalPathError| {
             on_claim(
@@ -334,7 +361,11 @@ impl LocalPath {
         match self.client.api::<PersistentVolume>("").create(&pv).await {
             Ok(_) => {
                 tracing::info!(claim = %key, volume = %name, path = %path.display(), "volume provisioned");
-                on_claim("Normal", "ProvisioningSucceeded", format!("Successfully provisioned volume {name}"));
+                on_claim(
+                    "Normal",
+                    "ProvisioningSucceeded",
+                    format!("Successfully provisioned volume {name}"),
+                );
             }
             Err(navarch_client::Error::AlreadyExists(_)) => {}
             Err(e) => {
@@ -354,10 +385,8 @@ impl LocalPath {
         let m = pv.meta();
         let path = pv.spec.as_ref().and_then(|s| s.host_path.as_ref()).map(|h| PathBuf::from(&h.path));
         let Some(path) = path.filter(|p| contained(&self.base, p)) else {
-            let message = format!(
-                "refusing to remove the volume's path: not a directory of {}",
-                self.base.display()
-            );
+            let message =
+                format!("refusing to remove the volume's path: not a directory of {}", self.base.display());
             tracing::warn!(volume = %m.name, %message);
             self.events.record(object_ref(pv.as_ref()), "Warning", "VolumeFailedDelete", message);
             return Ok(Action::await_change());

@@ -519,9 +519,10 @@ mod tests {
             "{metadata: {name: web}, spec: {securityContext: {fsGroup: 2000, supplementalGroups: [5, 2000, 7]}, containers: []}}",
         )
         .unwrap();
-        let grouped_only: Pod =
-            serde_yaml::from_str("{metadata: {name: web}, spec: {securityContext: {fsGroup: 2000}, containers: []}}")
-                .unwrap();
+        let grouped_only: Pod = serde_yaml::from_str(
+            "{metadata: {name: web}, spec: {securityContext: {fsGroup: 2000}, containers: []}}",
+        )
+        .unwrap();
         for (p, gids) in [(&grouped, json!([5, 2000, 7])), (&grouped_only, json!([2000]))] {
             let spec = build(&SpecInput {
                 pod: p,

@@ -13,7 +13,8 @@ fn claim(extra_meta: &str, spec: &str) -> PersistentVolumeClaim {
     ))
 }
 
-const SPEC: &str = "storageClassName: local-path, accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}";
+const SPEC: &str =
+    "storageClassName: local-path, accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}";
 const SELECTED: &str = ", annotations: {volume.kubernetes.io/selected-node: node-1}";
 
 fn classes() -> Store<StorageClass> {

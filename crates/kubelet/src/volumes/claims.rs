@@ -56,7 +56,11 @@ pub struct MountPlan {
 
 /// Kubernetes' `getPVCExtractPV`: the claim may be used (it exists, is the pod's own if ephemeral, is
 /// not being deleted, is bound); returns the bound volume's name.
-pub fn check_claim(pod: &Pod, claim: &ClaimUse, pvc: Option<&PersistentVolumeClaim>) -> Result<String, String> {
+pub fn check_claim(
+    pod: &Pod,
+    claim: &ClaimUse,
+    pvc: Option<&PersistentVolumeClaim>,
+) -> Result<String, String> {
     let Some(pvc) = pvc else {
         return Err(format!(
             "failed to fetch PVC from API server: persistentvolumeclaims {:?} not found",
@@ -222,7 +226,9 @@ mod tests {
             check_claim(&p, &eph, Some(&claim(""))).unwrap_err(),
             "PVC ns/data-web was not created for pod ns/web (pod is not owner)"
         );
-        let owned = claim(", ownerReferences: [{apiVersion: v1, kind: Pod, name: web, uid: pod-uid, controller: true}]");
+        let owned = claim(
+            ", ownerReferences: [{apiVersion: v1, kind: Pod, name: web, uid: pod-uid, controller: true}]",
+        );
         assert_eq!(check_claim(&p, &eph, Some(&owned)), Ok("pv-1".to_string()));
     }
 
@@ -237,14 +243,24 @@ mod tests {
     fn volumes_to_mount_plans() {
         let rw = ClaimUse { name: "data-web".into(), read_only: false, ephemeral: false };
         let ro = ClaimUse { read_only: true, ..rw.clone() };
-        let host = plan("pv-1", "claim-uid", &rw, "data", Some(&volume("hostPath: {path: /srv/a, type: DirectoryOrCreate}")))
-            .unwrap();
+        let host = plan(
+            "pv-1",
+            "claim-uid",
+            &rw,
+            "data",
+            Some(&volume("hostPath: {path: /srv/a, type: DirectoryOrCreate}")),
+        )
+        .unwrap();
         assert_eq!(
             host.backing,
-            Backing::HostPath(HostPathVolumeSource { path: "/srv/a".into(), r#type: Some("DirectoryOrCreate".into()) })
+            Backing::HostPath(HostPathVolumeSource {
+                path: "/srv/a".into(),
+                r#type: Some("DirectoryOrCreate".into())
+            })
         );
         assert!(!host.read_only);
-        let local = plan("pv-1", "claim-uid", &ro, "data", Some(&volume("local: {path: /mnt/disk}"))).unwrap();
+        let local =
+            plan("pv-1", "claim-uid", &ro, "data", Some(&volume("local: {path: /mnt/disk}"))).unwrap();
         assert_eq!((local.backing, local.read_only), (Backing::Local { path: "/mnt/disk".into() }, true));
         let nfs = plan(
             "pv-1",
@@ -262,7 +278,11 @@ mod tests {
             "found PV object pv-1 but its pv.Spec.ClaimRef.UID claim-uid does not point to claim.UID other-uid"
         );
         let unbound: PersistentVolume = yaml("metadata: {name: pv-1}\nspec: {local: {path: /x}}");
-        assert!(plan("pv-1", "claim-uid", &rw, "data", Some(&unbound)).unwrap_err().contains("nil pv.Spec.ClaimRef"));
+        assert!(
+            plan("pv-1", "claim-uid", &rw, "data", Some(&unbound))
+                .unwrap_err()
+                .contains("nil pv.Spec.ClaimRef")
+        );
         assert_eq!(
             plan("pv-1", "claim-uid", &rw, "data", None).unwrap_err(),
             "failed to fetch PV pv-1 from API server: persistentvolumes \"pv-1\" not found"

@@ -25,8 +25,8 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use navarch_api::v1::{
     BoundObjectReference, ConfigMap, Container, HostPathVolumeSource, KeyToPath, ObjectFieldSelector,
-    PersistentVolume, PersistentVolumeClaim, Pod, Secret, Service, ServiceAccountTokenProjection, TokenRequest,
-    TokenRequestSpec, Volume,
+    PersistentVolume, PersistentVolumeClaim, Pod, Secret, Service, ServiceAccountTokenProjection,
+    TokenRequest, TokenRequestSpec, Volume,
 };
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 
@@ -78,7 +78,9 @@ impl Unmounted {
         } else {
             self.unprocessed.iter().map(|(_, e)| e.as_str()).collect::<Vec<_>>().join("; ")
         };
-        format!("unmounted volumes=[{unmounted}], unattached volumes=[], failed to process volumes=[{unprocessed}]: {cause}")
+        format!(
+            "unmounted volumes=[{unmounted}], unattached volumes=[], failed to process volumes=[{unprocessed}]: {cause}"
+        )
     }
 
     /// The `FailedMount` events: one per volume that failed to set up (`MountVolume.SetUp failed for
@@ -118,7 +120,11 @@ pub trait Sources: Send + Sync {
         name: &str,
         request: &TokenRequest,
     ) -> impl Future<Output = Result<String>> + Send;
-    fn claim(&self, ns: &str, name: &str) -> impl Future<Output = Result<Option<PersistentVolumeClaim>>> + Send;
+    fn claim(
+        &self,
+        ns: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<PersistentVolumeClaim>>> + Send;
     fn persistent_volume(&self, name: &str) -> impl Future<Output = Result<Option<PersistentVolume>>> + Send;
 }
 
@@ -444,7 +450,9 @@ async fn set_up_claim(
             (PathBuf::from(path), true)
         }
         claims::Backing::Nfs { server, path } => {
-            nfs::mount(server, path, dir, plan.read_only, &plan.mount_options).await.map_err(set_up_failed)?;
+            nfs::mount(server, path, dir, plan.read_only, &plan.mount_options)
+                .await
+                .map_err(set_up_failed)?;
             // Ownership of NFS files is the server's (root squash); Kubernetes' nfs plugin leaves it.
             (dir.to_path_buf(), false)
         }
@@ -477,13 +485,19 @@ fn host_path(name: &str, h: &HostPathVolumeSource) -> Result<PathBuf> {
             std::fs::OpenOptions::new().create(true).append(true).open(&p).map_err(io(name, &p))?;
         }
         "Directory" if !p.is_dir() => {
-            return Err(VolumeError::Config(format!("hostPath type check failed: {} is not a directory", h.path)));
+            return Err(VolumeError::Config(format!(
+                "hostPath type check failed: {} is not a directory",
+                h.path
+            )));
         }
         "File" if !p.is_file() => {
             return Err(VolumeError::Config(format!("hostPath type check failed: {} is not a file", h.path)));
         }
         "Socket" | "CharDevice" | "BlockDevice" if !p.exists() => {
-            return Err(VolumeError::Config(format!("hostPath type check failed: {} does not exist", h.path)));
+            return Err(VolumeError::Config(format!(
+                "hostPath type check failed: {} does not exist",
+                h.path
+            )));
         }
         _ => {}
     }

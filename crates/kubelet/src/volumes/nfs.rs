@@ -88,7 +88,14 @@ mod tests {
         );
         assert_eq!(
             mount_args("nfs.example", "/e", dir, true, &["nfsvers=4.1".into(), "ro".into(), "hard".into()]),
-            ["-t", "nfs", "-o", "nfsvers=4.1,ro,hard", "nfs.example:/e", "/var/lib/navarch/kubelet/pods/u/volumes/data"]
+            [
+                "-t",
+                "nfs",
+                "-o",
+                "nfsvers=4.1,ro,hard",
+                "nfs.example:/e",
+                "/var/lib/navarch/kubelet/pods/u/volumes/data"
+            ]
         );
         assert_eq!(mount_args("fd00::5", "/e", dir, false, &[])[2], "[fd00::5]:/e");
     }

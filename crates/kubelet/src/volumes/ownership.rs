@@ -44,7 +44,12 @@ fn change(path: &Path, gid: u32, read_only: bool) -> std::io::Result<()> {
 
 /// Applies the ownership under `root` as `policy` (`OnRootMismatch`, else `Always`) says; returns how
 /// many entries were changed (0 when skipped).
-pub fn set_volume_ownership(root: &Path, gid: u32, read_only: bool, policy: Option<&str>) -> std::io::Result<usize> {
+pub fn set_volume_ownership(
+    root: &Path,
+    gid: u32,
+    read_only: bool,
+    policy: Option<&str>,
+) -> std::io::Result<usize> {
     if policy == Some("OnRootMismatch") && !requires_change(root, gid, read_only) {
         return Ok(0);
     }

@@ -26,12 +26,7 @@ impl Sources for Fake {
     async fn service(&self, ns: &str, name: &str) -> Result<Option<Service>> {
         Ok(self.services.get(&format!("{ns}/{name}")).cloned())
     }
-    async fn service_account_token(
-        &self,
-        ns: &str,
-        name: &str,
-        request: &TokenRequest,
-    ) -> Result<String> {
+    async fn service_account_token(&self, ns: &str, name: &str, request: &TokenRequest) -> Result<String> {
         self.tokens.lock().unwrap().push((ns.into(), name.into(), request.clone()));
         Ok(self.token.lock().unwrap().clone())
     }
@@ -116,8 +111,7 @@ async fn missing_config_map_unless_optional() {
         prepare(&p, dir.path(), &fake()).await.unwrap_err().to_string(),
         "configmap \"nope\" not found"
     );
-    let p =
-        pod("{spec: {containers: [], volumes: [{name: v, configMap: {name: nope, optional: true}}]}}");
+    let p = pod("{spec: {containers: [], volumes: [{name: v, configMap: {name: nope, optional: true}}]}}");
     prepare(&p, dir.path(), &fake()).await.unwrap();
 }
 
@@ -204,8 +198,7 @@ async fn the_kubernetes_service_is_in_every_environment() {
     assert_eq!(env.iter().filter(|(k, _)| k == "KUBERNETES_SERVICE_PORT").count(), 1);
     // Headless or missing: nothing.
     let headless: Service =
-        serde_yaml::from_str("{metadata: {name: h}, spec: {clusterIP: None, ports: [{port: 1}]}}")
-            .unwrap();
+        serde_yaml::from_str("{metadata: {name: h}, spec: {clusterIP: None, ports: [{port: 1}]}}").unwrap();
     assert!(service_env(&headless).is_empty());
     let env = super::env(&p, &p.spec.as_ref().unwrap().containers[0], &fake()).await.unwrap();
     assert!(env.iter().all(|(k, _)| !k.starts_with("KUBERNETES_PORT")));
@@ -218,8 +211,7 @@ fn host(path: &Path, read_only: bool) -> HostVolume {
 #[test]
 fn sub_paths_stay_inside() {
     let c: Container =
-        serde_yaml::from_str("{name: c, volumeMounts: [{name: v, mountPath: /x, subPath: ../etc}]}")
-            .unwrap();
+        serde_yaml::from_str("{name: c, volumeMounts: [{name: v, mountPath: /x, subPath: ../etc}]}").unwrap();
     let vols = [("v".to_string(), host(Path::new("/tmp/v"), false))].into();
     assert!(mounts(&c, &vols, &[]).is_err());
     // Nor through a symbolic link made inside the volume.
@@ -296,8 +288,10 @@ async fn claims_wait_until_bound_then_mount_their_volumes() {
     let VolumeError::Unmounted(u) = prepare(&p, &pod_dir, &f).await.unwrap_err() else { panic!("unmounted") };
     assert_eq!(
         u.events(),
-        ["Unable to attach or mount volumes: unmounted volumes=[logs], unattached volumes=[], failed to process \
-          volumes=[logs]: error processing PVC ns/logs: PVC is not bound"]
+        [
+            "Unable to attach or mount volumes: unmounted volumes=[logs], unattached volumes=[], failed to process \
+          volumes=[logs]: error processing PVC ns/logs: PVC is not bound"
+        ]
     );
     // The volume that could be set up was, fsGroup and all (once for the pod).
     assert_eq!(std::fs::metadata(data_dir.join("f")).unwrap().permissions().mode() & 0o777, 0o660);
@@ -311,7 +305,10 @@ async fn claims_wait_until_bound_then_mount_their_volumes() {
             base.join("disks/logs").display().to_string()
         )]
     );
-    assert_eq!(u.message(), "unmounted volumes=[logs], unattached volumes=[], failed to process volumes=[]: timed out waiting for the condition");
+    assert_eq!(
+        u.message(),
+        "unmounted volumes=[logs], unattached volumes=[], failed to process volumes=[]: timed out waiting for the condition"
+    );
     std::fs::create_dir_all(base.join("disks/logs")).unwrap();
     let vols = prepare(&p, &pod_dir, &f).await.unwrap();
     assert_eq!(vols["data"], host(&data_dir, false));

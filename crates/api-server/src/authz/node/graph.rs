@@ -136,7 +136,9 @@ impl NodeGraph {
                 let fresh: HashMap<String, (String, String)> = objects
                     .iter()
                     .filter_map(|o| match o.as_ref() {
-                        Object::PersistentVolume(pv) => volume_edge(pv).map(|claim| (pv.meta().name.clone(), claim)),
+                        Object::PersistentVolume(pv) => {
+                            volume_edge(pv).map(|claim| (pv.meta().name.clone(), claim))
+                        }
                         _ => None,
                     })
                     .collect();

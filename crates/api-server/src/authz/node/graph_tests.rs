@@ -305,7 +305,8 @@ fn volumes_reach_the_nodes_of_their_claims() {
     let volumes = g.on_volume_change();
     g.apply(StoreChange::Upsert(&pod(EVERYTHING)));
     let bound = volume("metadata: {name: pv-data}\nspec: {claimRef: {namespace: default, name: data-claim}}");
-    let scratch = volume("metadata: {name: pv-scratch}\nspec: {claimRef: {namespace: default, name: web-scratch}}");
+    let scratch =
+        volume("metadata: {name: pv-scratch}\nspec: {claimRef: {namespace: default, name: web-scratch}}");
     let elsewhere = volume("metadata: {name: pv-other}\nspec: {claimRef: {namespace: ns, name: data-claim}}");
     let free = volume("metadata: {name: pv-free}\nspec: {}");
     volumes(StoreChange::Reset(&[bound.clone(), elsewhere.clone(), free.clone()]));

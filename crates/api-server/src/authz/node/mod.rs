@@ -119,7 +119,9 @@ impl NodeAuthorizer {
                         self.get_or_rules(node, ObjectType::PersistentVolumeClaim, a)
                     };
                 }
-                (CORE, "persistentvolumes") => return self.get_or_rules(node, ObjectType::PersistentVolume, a),
+                (CORE, "persistentvolumes") => {
+                    return self.get_or_rules(node, ObjectType::PersistentVolume, a);
+                }
                 (STORAGE, "volumeattachments") => return self.get(node, ObjectType::VolumeAttachment, a),
                 (CORE, "serviceaccounts") => return self.create_token(node, a),
                 (COORDINATION, "leases") => return lease(node, a),
@@ -167,7 +169,10 @@ impl NodeAuthorizer {
 
     /// `get` through the graph; any other verb on the object itself as the static rules say.
     fn get_or_rules(&self, node: &str, ty: ObjectType, a: &Attributes) -> Decision {
-        if a.verb != verbs::GET && a.subresource.is_empty() && self.node_rules.iter().any(|r| rule_allows(a, r)) {
+        if a.verb != verbs::GET
+            && a.subresource.is_empty()
+            && self.node_rules.iter().any(|r| rule_allows(a, r))
+        {
             return allow();
         }
         self.get(node, ty, a)
