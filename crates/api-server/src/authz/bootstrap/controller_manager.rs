@@ -6,7 +6,7 @@ use crate::authz::policy::PolicyRule;
 
 use super::{
     APPS, AUTHENTICATION, AUTHORIZATION, BATCH, CERTIFICATES, COORDINATION, CORE, EXTENSIONS, POLICY, RBAC,
-    READ, events_rule, named, rule,
+    READ, STORAGE, events_rule, named, rule,
 };
 
 /// `system:kube-controller-manager`'s rules.
@@ -18,6 +18,7 @@ pub(super) fn rules() -> Vec<PolicyRule> {
         replicaset_controller(),
         replication_controller(),
         daemon_set_controller(),
+        statefulset_controller(),
         job_controller(),
         cronjob_controller(),
         ttl_after_finished_controller(),
@@ -31,6 +32,9 @@ pub(super) fn rules() -> Vec<PolicyRule> {
         clusterrole_aggregation_controller(),
         certificate_controller(),
         root_ca_cert_publisher(),
+        persistent_volume_binder(),
+        pvc_protection_controller(),
+        pv_protection_controller(),
     ];
     for rule in controllers.into_iter().flatten() {
         if !out.contains(&rule) {
@@ -114,6 +118,26 @@ fn daemon_set_controller() -> Vec<PolicyRule> {
             &["controllerrevisions"],
         ),
         events_rule(),
+    ]
+}
+
+/// `system:controller:statefulset-controller` (with StatefulSetAutoDeletePVC's update and delete of
+/// claims). navarch's client has no patch: pods and claims are adopted and released with `update`.
+fn statefulset_controller() -> Vec<PolicyRule> {
+    vec![
+        rule(&["list", "watch"], &[CORE], &["pods"]),
+        rule(&["list", "watch"], &[APPS], &["statefulsets"]),
+        rule(&["update"], &[APPS], &["statefulsets/status"]),
+        rule(&["update"], &[APPS], &["statefulsets/finalizers"]),
+        rule(&["get", "create", "delete", "update", "patch"], &[CORE], &["pods"]),
+        rule(
+            &["get", "create", "delete", "update", "patch", "list", "watch"],
+            &[APPS],
+            &["controllerrevisions"],
+        ),
+        rule(&["get", "create"], &[CORE], &["persistentvolumeclaims"]),
+        events_rule(),
+        rule(&["update", "delete"], &[CORE], &["persistentvolumeclaims"]),
     ]
 }
 
@@ -262,4 +286,38 @@ fn certificate_controller() -> Vec<PolicyRule> {
 /// `system:controller:root-ca-cert-publisher` (`kube-root-ca.crt` in every namespace).
 fn root_ca_cert_publisher() -> Vec<PolicyRule> {
     vec![rule(&["create", "update"], &[CORE], &["configmaps"]), events_rule()]
+}
+
+/// `system:controller:persistent-volume-binder` (Kubernetes' rules without those of the removed in-tree
+/// GlusterFS and OpenStack plugins). navarch's own addition: `create` of StorageClasses, for the default
+/// `local-path` class the PV controller makes at start when it is missing.
+fn persistent_volume_binder() -> Vec<PolicyRule> {
+    vec![
+        rule(&["get", "list", "watch", "update", "create", "delete"], &[CORE], &["persistentvolumes"]),
+        rule(&["update"], &[CORE], &["persistentvolumes/status"]),
+        rule(&["get", "list", "watch", "update"], &[CORE], &["persistentvolumeclaims"]),
+        rule(&["update"], &[CORE], &["persistentvolumeclaims/status"]),
+        rule(&["list", "watch", "get", "create", "delete"], &[CORE], &["pods"]),
+        rule(READ, &[STORAGE], &["storageclasses"]),
+        rule(&["create"], &[STORAGE], &["storageclasses"]),
+        // Watching the events of recycler pods.
+        rule(&["watch"], &[CORE], &["events"]),
+        events_rule(),
+    ]
+}
+
+/// `system:controller:pvc-protection-controller`: removes `kubernetes.io/pvc-protection` from claims no
+/// pod uses.
+fn pvc_protection_controller() -> Vec<PolicyRule> {
+    vec![
+        rule(&["get", "list", "watch", "update"], &[CORE], &["persistentvolumeclaims"]),
+        rule(&["list", "watch", "get"], &[CORE], &["pods"]),
+        events_rule(),
+    ]
+}
+
+/// `system:controller:pv-protection-controller`: removes `kubernetes.io/pv-protection` from volumes no
+/// longer bound.
+fn pv_protection_controller() -> Vec<PolicyRule> {
+    vec![rule(&["get", "list", "watch", "update"], &[CORE], &["persistentvolumes"]), events_rule()]
 }
