@@ -133,11 +133,24 @@ async fn node_agent_provisions_and_deletes_its_own_volumes() {
     let mut released = volumes.get(&name).await.expect("volume");
     released.status.get_or_insert_with(Default::default).phase = "Released".into();
     volumes.update_status(&released).await.expect("released");
-    eventually("the released volume is deleted", WAIT, async || {
-        volumes.get_opt(&name).await.ok().is_some_and(|v| v.is_none())
+    let deleting = eventually("the released volume is deleted", WAIT, async || {
+        let v = volumes.get_opt(&name).await.ok()?;
+        match v {
+            Some(v) if v.meta().deletion_timestamp.is_empty() => None,
+            other => Some(other),
+        }
     })
     .await;
     assert!(!dir.exists(), "the directory is removed");
+    // The pv-protection finalizer (StorageObjectInUseProtection) keeps it until its controller lets go.
+    if let Some(mut v) = deleting {
+        v.metadata.as_mut().expect("meta").finalizers.clear();
+        volumes.update(&v).await.expect("finalizer removed");
+    }
+    eventually("the volume is gone", WAIT, async || {
+        volumes.get_opt(&name).await.ok().is_some_and(|v| v.is_none())
+    })
+    .await;
 
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(10), agent).await.expect("the agent stops").expect("no panic");

@@ -395,6 +395,10 @@ impl LocalPath {
             self.events.record(object_ref(pv.as_ref()), "Warning", "VolumeFailedDelete", e.to_string());
             return Err(e);
         }
+        if !m.deletion_timestamp.is_empty() {
+            // Deleted already; the pv-protection finalizer's controller finishes it.
+            return Ok(Action::await_change());
+        }
         let params = DeleteParams { precondition_uid: m.uid.clone(), ..Default::default() };
         match self.client.api::<PersistentVolume>("").delete(&m.name, &params).await {
             Ok(_) | Err(navarch_client::Error::NotFound(_)) | Err(navarch_client::Error::Conflict(_)) => {}
