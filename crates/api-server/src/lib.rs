@@ -149,6 +149,8 @@ async fn security(config: &Config, state: &Arc<state::ApiState>) -> Result<Arc<s
     // The Node authorizer's graph follows the same Pod store tokens are checked against.
     let graph = Arc::new(authz::node::NodeGraph::new());
     let pods = local_store::LocalStore::start(state, "Pod", "", Some(graph.on_change()));
+    // ... and the volumes, which reach a node through the claims of its pods.
+    local_store::LocalStore::start(state, "PersistentVolume", "", Some(graph.on_volume_change()));
     let (bound, tokens) = cluster_tokens(config, state, pods)?;
     let rbac = Arc::new(authz::RbacAuthorizer::new());
     let mut delay = Duration::from_millis(200);

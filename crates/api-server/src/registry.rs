@@ -777,6 +777,9 @@ impl Registry {
             if !opts.precondition_uid.is_empty() && opts.precondition_uid != old.meta().uid {
                 return Err(uid_mismatch(&opts.precondition_uid, &old.meta().uid));
             }
+            // Validating admission sees the object deleted (NodeRestriction: a node deletes only its
+            // own pods, Node, Lease and local-path volumes).
+            self.admit_write(WriteOperation::Delete, None, Some(&old))?;
             if !opts.precondition_resource_version.is_empty()
                 && opts.precondition_resource_version != stored.mod_revision.to_string()
             {

@@ -44,6 +44,9 @@ pub mod cron;
 /// PodDisruptionBudget rules shared by the eviction subresource and the disruption controller.
 pub mod disruption;
 pub mod error;
+/// navarch's node-local provisioner's volumes: which node a volume is tied to, whether the
+/// provisioner made it.
+pub mod local_path;
 pub mod managed_fields;
 pub mod manifest;
 pub mod merge_patch;

@@ -6,6 +6,7 @@
 //! * [`image`]: references, registry mirrors, pulling and unpacking.
 //! * [`network`]: per-pod network namespaces and the CNI plugin chain.
 //! * [`spec`]: the OCI runtime spec of a container.
+//! * [`local_path`]: the local-path provisioner's node agent (volumes of claims placed on this node).
 //! * [`volumes`]: pod volumes on the host, container environments; [`token`]: the ServiceAccount
 //!   tokens of projected volumes, renewed before they expire.
 //! * [`pod_state`]: the pure decisions (next step, back-off, status); [`pods`]: the per-pod sync.
@@ -27,6 +28,7 @@ pub mod credentials;
 pub mod cri_log;
 pub mod exec;
 pub mod image;
+pub mod local_path;
 pub mod logs;
 pub mod metrics;
 pub mod netcfg;

@@ -47,6 +47,10 @@ const RESYNC: Duration = Duration::from_secs(30);
 const SIGTERM: u32 = 15;
 const SIGKILL: u32 = 9;
 const DEFAULT_GRACE: i64 = 30;
+/// How soon a pod waiting for its volumes (claims to be bound) is tried again.
+const MOUNT_RETRY: Duration = Duration::from_secs(2);
+/// How often an unchanged `FailedMount` warning is repeated.
+const MOUNT_EVENT_REPEAT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -95,6 +99,8 @@ struct Memory {
     killing: HashMap<String, (Instant, Duration)>,
     /// Pod uid → its start-up, for the pod start metric.
     pod_start: HashMap<String, PodStart>,
+    /// Pod uid → the `FailedMount` messages last reported, and when.
+    mount_failures: HashMap<String, (Vec<String>, Instant)>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -320,7 +326,16 @@ impl PodWorker {
         self.probes.sync(&pod, &attempts, &ip);
         let kill_wait = self.kill_unhealthy(&pod, &attempts).await?;
         let vols = match volumes::prepare(&pod, &pod_dir, &self.sources()).await {
-            Ok(v) => v,
+            Ok(v) => {
+                self.memory.lock().expect("memory lock").mount_failures.remove(&m.uid);
+                v
+            }
+            Err(VolumeError::Unmounted(u)) => {
+                // Kubernetes' WaitForAttachAndMount: the containers stay ContainerCreating.
+                self.report_mount_failures(&pod, u.events());
+                self.write_status(&pod, &attempts, &ip).await?;
+                return Ok(Action::requeue(MOUNT_RETRY));
+            }
             Err(e) => {
                 self.set_waiting_all(&pod, &attempts, "CreateContainerConfigError", &e.to_string());
                 self.write_status(&pod, &attempts, &ip).await?;
@@ -346,6 +361,29 @@ impl PodWorker {
         self.write_status(&pod, &attempts, &ip).await?;
         self.record_pod_start(&pod, &attempts);
         Ok(next)
+    }
+
+    /// `FailedMount` warnings: when they change, and again every [`MOUNT_EVENT_REPEAT`] while they
+    /// last (the pod is retried far more often than that).
+    fn report_mount_failures(&self, pod: &Pod, messages: Vec<String>) {
+        let uid = pod.meta().uid.clone();
+        let due = {
+            let mut mem = self.memory.lock().expect("memory lock");
+            let due = match mem.mount_failures.get(&uid) {
+                Some((last, at)) => *last != messages || at.elapsed() >= MOUNT_EVENT_REPEAT,
+                None => true,
+            };
+            if due {
+                mem.mount_failures.insert(uid, (messages.clone(), Instant::now()));
+            }
+            due
+        };
+        if due {
+            for message in messages {
+                tracing::info!(%message, "volumes not ready");
+                self.event(pod, "Warning", "FailedMount", message);
+            }
+        }
     }
 
     /// Observes the pod's start-up time once all its app containers first run.
@@ -441,7 +479,7 @@ impl PodWorker {
         role: Role,
         attempt: u32,
         ip: &str,
-        vols: &HashMap<String, PathBuf>,
+        vols: &volumes::HostVolumes,
     ) -> Result<(), Action> {
         let m = pod.meta().clone();
         let image = match self.ensure_image(pod, c).await {
@@ -461,7 +499,7 @@ impl PodWorker {
             Err(e @ VolumeError::Config(_)) => return Err(config_error(e.to_string())),
             Err(e) => return Err(config_error(e.to_string())),
         };
-        let mut mounts = match volumes::mounts(c, vols) {
+        let mut mounts = match volumes::mounts(c, vols, &env) {
             Ok(m) => m,
             Err(e) => return Err(config_error(e.to_string())),
         };
@@ -876,6 +914,7 @@ impl PodWorker {
         let mut mem = self.memory.lock().expect("memory lock");
         mem.waiting.remove(uid);
         mem.pod_start.remove(uid);
+        mem.mount_failures.remove(uid);
         mem.pull_backoff.retain(|(u, _), _| u != uid);
         Ok(())
     }

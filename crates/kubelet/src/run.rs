@@ -1,7 +1,8 @@
 //! Wiring: connect to containerd and the api-server, prepare the host's network, register the
 //! Node, then run the heartbeat, the node status loop, the pod controller (pods bound here,
 //! re-synced on containerd task exits and on changes of the configMaps and secrets they use), the
-//! orphan sweep, and its metrics on the shell's admin server, until shutdown.
+//! orphan sweep, the local-path provisioner's agent, and its metrics on the shell's admin server, until
+//! shutdown.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -315,6 +316,21 @@ pub async fn run(daemon: Daemon<Config>) -> anyhow::Result<()> {
     let (events, event_sender) = EventRecorder::new(client.clone(), "kubelet", &cfg.node_name, EVENT_QUEUE);
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(event_sender);
+    // The local-path provisioner's node agent reports as the provisioner, like an external one.
+    let (provisioner_events, provisioner_event_sender) = EventRecorder::new(
+        client.clone(),
+        navarch_api::storage::LOCAL_PATH_PROVISIONER,
+        &cfg.node_name,
+        EVENT_QUEUE,
+    );
+    tasks.spawn(provisioner_event_sender);
+    tasks.spawn(crate::local_path::LocalPath::run(
+        client.clone(),
+        cfg.node_name.clone(),
+        cfg.root_dir.clone(),
+        provisioner_events,
+        shutdown.clone(),
+    ));
     // Pod keys to sync again from outside the watches: containerd task exits and probe results.
     let (resync_tx, mut resync_rx) = tokio::sync::mpsc::channel::<Vec<ObjectRef>>(256);
     let mut admin = Admin::new("");

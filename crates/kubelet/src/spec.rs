@@ -312,13 +312,14 @@ pub fn build(input: &SpecInput) -> Result<Value, SpecError> {
     let sc = c.security_context.as_ref();
     let privileged = sc.and_then(|s| s.privileged).unwrap_or(false);
     let caps = capabilities(c);
-    let supplemental: Vec<i64> = input
-        .pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.security_context.as_ref())
-        .map(|p| p.supplemental_groups.clone())
-        .unwrap_or_default();
+    // The pod's supplemental groups and its fsGroup (which owns its volumes), as Kubernetes gives them.
+    let pod_security = input.pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
+    let mut supplemental: Vec<i64> = pod_security.map(|p| p.supplemental_groups.clone()).unwrap_or_default();
+    if let Some(g) = pod_security.and_then(|p| p.fs_group)
+        && !supplemental.contains(&g)
+    {
+        supplemental.push(g);
+    }
     let no_new_privs = sc.and_then(|s| s.allow_privilege_escalation).map(|a| !a).unwrap_or(false);
 
     let mut mounts = vec![
@@ -513,5 +514,28 @@ mod tests {
         // An ephemeral container with a target joins the target's PID namespace.
         assert_eq!(spec["linux"]["namespaces"][0], json!({"type": "pid", "path": "/proc/42/ns/pid"}));
         assert_eq!(spec["process"]["env"], json!(["PATH=/bin", "B=img", "HOSTNAME=web", "TERM=xterm"]));
+        // The pod's fsGroup is one of the containers' groups, beside its supplemental groups (once).
+        let grouped: Pod = serde_yaml::from_str(
+            "{metadata: {name: web}, spec: {securityContext: {fsGroup: 2000, supplementalGroups: [5, 2000, 7]}, containers: []}}",
+        )
+        .unwrap();
+        let grouped_only: Pod = serde_yaml::from_str(
+            "{metadata: {name: web}, spec: {securityContext: {fsGroup: 2000}, containers: []}}",
+        )
+        .unwrap();
+        for (p, gids) in [(&grouped, json!([5, 2000, 7])), (&grouped_only, json!([2000]))] {
+            let spec = build(&SpecInput {
+                pod: p,
+                container: &tty,
+                image_config: &img,
+                env: vec![],
+                mounts: vec![],
+                netns_path: String::new(),
+                pid_namespace: None,
+                cgroups_path: String::new(),
+            })
+            .unwrap();
+            assert_eq!(spec["process"]["user"]["additionalGids"], gids);
+        }
     }
 }

@@ -9,6 +9,9 @@
 //!   setting only the labels kubelets may set (not `node-restriction.kubernetes.io/`, and of the
 //!   `kubernetes.io` / `k8s.io` namespaces only the kubelet's well-known ones);
 //! * touch only the Lease (in `kube-node-lease`) and CSINode named like itself;
+//! * create and delete only PersistentVolumes of navarch's local-path provisioner (annotated
+//!   `pv.kubernetes.io/provisioned-by: navarch.io/local-path`) tied to itself by their node affinity
+//!   (`kubernetes.io/hostname In [<node>]`), and change none;
 //! * ask for ServiceAccount tokens only bound to a pod running on it ([`admit_token_request`]).
 //!
 //! Refusals are `ApiError::Forbidden` with Kubernetes' messages (`pods "web" is forbidden: node
@@ -18,7 +21,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use navarch_api::v1::{Node, Pod, TokenRequest};
+use navarch_api::local_path;
+use navarch_api::storage::LOCAL_PATH_PROVISIONER;
+use navarch_api::v1::{Node, PersistentVolume, Pod, TokenRequest};
 use navarch_api::{Object, Resource};
 
 use crate::authz::attributes::verbs;
@@ -141,6 +146,7 @@ pub fn admit(
         },
         Some(Object::Node(_)) => admit_node(&r),
         Some(Object::Lease(_)) => admit_lease(&r),
+        Some(Object::PersistentVolume(_)) => admit_persistent_volume(&r),
         _ => Ok(()),
     }
 }
@@ -351,6 +357,41 @@ fn admit_node(r: &Request<'_>) -> Result<(), ApiError> {
             }
         }
         Operation::Delete => {}
+    }
+    Ok(())
+}
+
+fn volume_of(o: Option<&Object>) -> Option<&PersistentVolume> {
+    match o {
+        Some(Object::PersistentVolume(v)) => Some(v),
+        _ => None,
+    }
+}
+
+/// PersistentVolumes: a node (its local-path provisioner) creates and deletes only the provisioner's
+/// volumes tied to itself.
+fn admit_persistent_volume(r: &Request<'_>) -> Result<(), ApiError> {
+    let qnode = quote(r.node);
+    let provisioner = quote(LOCAL_PATH_PROVISIONER);
+    let (volume, verb) = match r.op {
+        Operation::Create => (volume_of(r.new).ok_or_else(|| r.missing())?, "create"),
+        Operation::Delete => (volume_of(r.old).ok_or_else(|| r.missing())?, "delete"),
+        Operation::Update => {
+            return Err(r.forbidden(format!(
+                "unexpected operation {}, node {qnode} can only create and delete persistentvolumes",
+                quote(r.op.as_str())
+            )));
+        }
+    };
+    if !local_path::provisioned_by_local_path(volume) {
+        return Err(r.forbidden(format!(
+            "node {qnode} can only {verb} persistentvolumes provisioned by {provisioner}"
+        )));
+    }
+    if local_path::affinity_node(volume) != Some(r.node) {
+        return Err(r.forbidden(format!(
+            "node {qnode} can only {verb} persistentvolumes with node affinity to itself"
+        )));
     }
     Ok(())
 }

@@ -419,3 +419,49 @@ fn tokens_bound_to_own_pods_only() {
     let alice = UserInfo { name: "alice".into(), ..UserInfo::default() };
     assert!(admit_token_request(&alice, "default", "builder", &token_request("spec: {}"), LOOKUP).is_ok());
 }
+
+/// A local-path volume: provisioned by `by`, tied to `node`.
+fn local_volume(by: &str, node: &str) -> Object {
+    obj(
+        "PersistentVolume",
+        &format!(
+            "metadata: {{name: pvc-1, annotations: {{pv.kubernetes.io/provisioned-by: {by}}}}}\n\
+             spec: {{hostPath: {{path: /var/lib/navarch/kubelet/local-path/pvc-1_default_data}}, \
+             nodeAffinity: {{required: {{nodeSelectorTerms: [{{matchExpressions: [{{key: \
+             kubernetes.io/hostname, operator: In, values: [{node}]}}]}}]}}}}}}"
+        ),
+    )
+}
+
+#[test]
+fn local_path_volumes_of_its_own_only() {
+    let mine = local_volume("navarch.io/local-path", "node-1");
+    assert!(admit(&node1(), "create", Some(&mine), None, "", LOOKUP).is_ok());
+    assert!(admit(&node1(), "delete", None, Some(&mine), "", LOOKUP).is_ok());
+    let theirs = local_volume("navarch.io/local-path", "node-2");
+    assert_eq!(
+        forbidden(admit(&node1(), "create", Some(&theirs), None, "", LOOKUP)),
+        "persistentvolumes \"pvc-1\" is forbidden: node \"node-1\" can only create persistentvolumes with node affinity to itself"
+    );
+    assert_eq!(
+        forbidden(admit(&node1(), "delete", None, Some(&theirs), "", LOOKUP)),
+        "persistentvolumes \"pvc-1\" is forbidden: node \"node-1\" can only delete persistentvolumes with node affinity to itself"
+    );
+    let foreign = local_volume("example.com/nfs", "node-1");
+    assert_eq!(
+        forbidden(admit(&node1(), "delete", None, Some(&foreign), "", LOOKUP)),
+        "persistentvolumes \"pvc-1\" is forbidden: node \"node-1\" can only delete persistentvolumes provisioned by \"navarch.io/local-path\""
+    );
+    let bare = obj("PersistentVolume", "metadata: {name: pvc-1}\nspec: {hostPath: {path: /etc}}");
+    assert_eq!(
+        forbidden(admit(&node1(), "create", Some(&bare), None, "", LOOKUP)),
+        "persistentvolumes \"pvc-1\" is forbidden: node \"node-1\" can only create persistentvolumes provisioned by \"navarch.io/local-path\""
+    );
+    assert_eq!(
+        forbidden(admit(&node1(), "update", Some(&mine), Some(&mine), "", LOOKUP)),
+        "persistentvolumes \"pvc-1\" is forbidden: unexpected operation \"UPDATE\", node \"node-1\" can only create and delete persistentvolumes"
+    );
+    // Other users are not NodeRestriction's business.
+    let admin = UserInfo { name: "admin".into(), ..UserInfo::default() };
+    assert!(admit(&admin, "create", Some(&bare), None, "", LOOKUP).is_ok());
+}

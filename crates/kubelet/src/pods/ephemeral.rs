@@ -16,7 +16,6 @@
 //! period).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use navarch_api::Resource;
@@ -59,7 +58,7 @@ impl PodWorker {
         pod: &Pod,
         attempts: &[Attempt],
         ip: &str,
-        vols: &HashMap<String, PathBuf>,
+        vols: &crate::volumes::HostVolumes,
         next: Action,
     ) -> Action {
         let m = pod.meta();

@@ -490,6 +490,11 @@ fn node_rules() -> Vec<PolicyRule> {
         rule(&["create"], &[CORE], &["pods/eviction"]),
         rule(READ, &[CORE], &["secrets", "configmaps"]),
         rule(&["get"], &[CORE], &["persistentvolumeclaims", "persistentvolumes"]),
+        // navarch's local-path provisioner runs in the kubelet: it follows claims, volumes and classes,
+        // and creates and deletes the volumes of its node (NodeRestriction narrows these to its own).
+        rule(&["list", "watch"], &[CORE], &["persistentvolumeclaims", "persistentvolumes"]),
+        rule(&["create", "delete"], &[CORE], &["persistentvolumes"]),
+        rule(&["get", "list", "watch"], &[STORAGE], &["storageclasses"]),
         rule(&["get"], &[CORE], &["endpoints"]),
         rule(&["create", "get", "list", "watch"], &[CERTIFICATES], &["certificatesigningrequests"]),
         rule(&["delete", "create", "update", "get", "patch"], &[COORDINATION], &["leases"]),

@@ -5,8 +5,11 @@
 //! serves goes through a pod (pod → node; secret, configmap, ServiceAccount and PVC → pod → node), so
 //! the graph here is flattened into an index: for each object (type, namespace, name), the nodes it
 //! reaches and through how many pods. A decision is one read lock and three hash lookups; a pod change
-//! touches only that pod's references. Persistent volumes (PVC → PV → secret) and VolumeAttachments
-//! (→ node) have their types already; they get entries once navarch serves those kinds.
+//! touches only that pod's references. PersistentVolumes reach a node through the claim their `claimRef`
+//! names (Kubernetes' `pv → pvc` edge), kept from the api-server's PersistentVolume store
+//! ([`NodeGraph::on_volume_change`]) as a map volume → claim and resolved when asked. The secrets of
+//! persistent volumes (PV → secret) and VolumeAttachments (→ node) have their types already; they get
+//! entries once navarch's volumes use them.
 //!
 //! Only pods bound to a node (`spec.nodeName` set) count. A mirror pod (annotated
 //! `kubernetes.io/config.mirror`) reaches its node but gives it nothing else, as in Kubernetes: a node
@@ -15,7 +18,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use navarch_api::v1::Pod;
+use navarch_api::v1::{PersistentVolume, Pod};
 use navarch_api::{Object, Resource};
 
 use super::references::PodReferences;
@@ -79,6 +82,8 @@ struct Inner {
     reach: [ByName; ObjectType::COUNT],
     /// Interned node names.
     nodes: HashMap<Arc<str>, u32>,
+    /// PersistentVolume name → the claim (namespace, name) its `claimRef` names.
+    volumes: HashMap<String, (String, String)>,
 }
 
 /// The relationships between nodes and the objects their pods use. Cheap to share (`Arc`), safe to
@@ -105,7 +110,9 @@ impl NodeGraph {
                         fresh.upsert(pod);
                     }
                 }
-                *self.write() = fresh;
+                let mut inner = self.write();
+                fresh.volumes = std::mem::take(&mut inner.volumes);
+                *inner = fresh;
             }
             StoreChange::Upsert(o) => {
                 if let Object::Pod(pod) = o.as_ref() {
@@ -119,6 +126,51 @@ impl NodeGraph {
                 }
             }
         }
+    }
+
+    /// Applies one change of a PersistentVolume store: a relist replaces every volume → claim edge, an
+    /// upsert sets the volume's, a delete removes it. Objects of other kinds are ignored.
+    pub fn apply_volumes(&self, change: StoreChange<'_>) {
+        match change {
+            StoreChange::Reset(objects) => {
+                let fresh: HashMap<String, (String, String)> = objects
+                    .iter()
+                    .filter_map(|o| match o.as_ref() {
+                        Object::PersistentVolume(pv) => {
+                            volume_edge(pv).map(|claim| (pv.meta().name.clone(), claim))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                self.write().volumes = fresh;
+            }
+            StoreChange::Upsert(o) => {
+                if let Object::PersistentVolume(pv) = o.as_ref() {
+                    self.upsert_volume(pv);
+                }
+            }
+            StoreChange::Delete(o) => {
+                if let Object::PersistentVolume(pv) = o.as_ref() {
+                    self.write().volumes.remove(&pv.meta().name);
+                }
+            }
+        }
+    }
+
+    /// Adds or updates one PersistentVolume's edge to its claim (none without a `claimRef`).
+    pub fn upsert_volume(&self, pv: &PersistentVolume) {
+        let name = pv.meta().name.clone();
+        let mut inner = self.write();
+        match volume_edge(pv) {
+            Some(claim) => inner.volumes.insert(name, claim),
+            None => inner.volumes.remove(&name),
+        };
+    }
+
+    /// The callback to hand a PersistentVolume [`crate::local_store::LocalStore`].
+    pub fn on_volume_change(self: &Arc<Self>) -> OnChange {
+        let graph = self.clone();
+        Arc::new(move |change| graph.apply_volumes(change))
     }
 
     /// Adds or updates one pod (what [`NodeGraph::apply`] does for an upsert).
@@ -139,12 +191,15 @@ impl NodeGraph {
     }
 
     /// Whether the object reaches `node` through a pod bound to it.
+    /// (PersistentVolumes are cluster-scoped: `namespace` is ignored; they reach the nodes of the
+    /// claim their `claimRef` names.)
     pub fn has_path(&self, node: &str, object: ObjectType, namespace: &str, name: &str) -> bool {
         let inner = self.read();
-        inner.reach[object.index()]
-            .get(namespace)
-            .and_then(|names| names.get(name))
-            .is_some_and(|reach| reach.contains_key(node))
+        if object == ObjectType::PersistentVolume {
+            let Some((claim_namespace, claim)) = inner.volumes.get(name) else { return false };
+            return inner.reaches(node, ObjectType::PersistentVolumeClaim, claim_namespace, claim);
+        }
+        inner.reaches(node, object, namespace, name)
     }
 
     /// How many bound pods the graph holds.
@@ -184,7 +239,20 @@ fn edges(pod: &Pod, name: &str) -> Vec<(ObjectType, String)> {
     edges
 }
 
+/// The claim (namespace, name) a volume's `claimRef` names, if it names one.
+fn volume_edge(pv: &PersistentVolume) -> Option<(String, String)> {
+    let r = pv.spec.as_ref()?.claim_ref.as_ref()?;
+    (!r.name.is_empty() && !r.namespace.is_empty()).then(|| (r.namespace.clone(), r.name.clone()))
+}
+
 impl Inner {
+    fn reaches(&self, node: &str, object: ObjectType, namespace: &str, name: &str) -> bool {
+        self.reach[object.index()]
+            .get(namespace)
+            .and_then(|names| names.get(name))
+            .is_some_and(|reach| reach.contains_key(node))
+    }
+
     fn upsert(&mut self, pod: &Pod) {
         let Some(meta) = pod.metadata.as_ref() else {
             return;

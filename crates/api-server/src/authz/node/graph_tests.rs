@@ -293,3 +293,40 @@ fn concurrent_reads_while_pods_change() {
     }
     assert_eq!(g.pod_count(), 0);
 }
+
+fn volume(yaml: &str) -> Arc<Object> {
+    let value: serde_yaml::Value = serde_yaml::from_str(yaml).expect("test YAML");
+    Arc::new(Object::from_value("PersistentVolume", value).expect("test volume"))
+}
+
+#[test]
+fn volumes_reach_the_nodes_of_their_claims() {
+    let g = Arc::new(NodeGraph::new());
+    let volumes = g.on_volume_change();
+    g.apply(StoreChange::Upsert(&pod(EVERYTHING)));
+    let bound = volume("metadata: {name: pv-data}\nspec: {claimRef: {namespace: default, name: data-claim}}");
+    let scratch =
+        volume("metadata: {name: pv-scratch}\nspec: {claimRef: {namespace: default, name: web-scratch}}");
+    let elsewhere = volume("metadata: {name: pv-other}\nspec: {claimRef: {namespace: ns, name: data-claim}}");
+    let free = volume("metadata: {name: pv-free}\nspec: {}");
+    volumes(StoreChange::Reset(&[bound.clone(), elsewhere.clone(), free.clone()]));
+    let pv = |node: &str, name: &str| g.has_path(node, ObjectType::PersistentVolume, "", name);
+    assert!(pv("node-1", "pv-data"));
+    assert!(!pv("node-2", "pv-data"));
+    assert!(!pv("node-1", "pv-other"), "a claim of the same name in another namespace");
+    assert!(!pv("node-1", "pv-free"));
+    assert!(!pv("node-1", "pv-scratch"));
+    volumes(StoreChange::Upsert(&scratch));
+    assert!(pv("node-1", "pv-scratch"));
+    // A relist of the pods keeps the volumes; the pod's removal takes the path away.
+    g.apply(StoreChange::Reset(&[pod(EVERYTHING)]));
+    assert!(pv("node-1", "pv-data"));
+    g.apply(StoreChange::Delete(&pod(EVERYTHING)));
+    assert!(!pv("node-1", "pv-data"));
+    g.apply(StoreChange::Upsert(&pod(EVERYTHING)));
+    // The volume released (claimRef cleared) or deleted: no path.
+    volumes(StoreChange::Upsert(&volume("metadata: {name: pv-data}\nspec: {}")));
+    assert!(!pv("node-1", "pv-data"));
+    volumes(StoreChange::Delete(&scratch));
+    assert!(!pv("node-1", "pv-scratch"));
+}

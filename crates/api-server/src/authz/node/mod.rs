@@ -4,7 +4,10 @@
 //!
 //! * Secrets and ConfigMaps: read (`get`, or `list`/`watch` of one object named by a `metadata.name`
 //!   field selector) only when a pod bound to the node references them; PersistentVolumeClaims,
-//!   PersistentVolumes and VolumeAttachments: `get` only, likewise (PVC status: `update`/`patch`).
+//!   PersistentVolumes and VolumeAttachments: `get` only, likewise (PVC status: `update`/`patch`; a
+//!   PersistentVolume is related through the claim its `claimRef` names). Other verbs on claims and
+//!   volumes are the static rules' (navarch's local-path provisioner in the kubelet lists and watches
+//!   them and creates and deletes volumes; NodeRestriction narrows those writes to its own).
 //! * ServiceAccounts: only `create` of `serviceaccounts/token` for an account a pod on the node runs
 //!   as (NodeRestriction then requires the token to be bound to such a pod).
 //! * Pods: `get` of its own pods, `list`/`watch` only with the field selector `spec.nodeName=<node>`
@@ -113,10 +116,12 @@ impl NodeAuthorizer {
                     return if a.subresource == "status" {
                         self.status_update(node, ObjectType::PersistentVolumeClaim, a)
                     } else {
-                        self.get(node, ObjectType::PersistentVolumeClaim, a)
+                        self.get_or_rules(node, ObjectType::PersistentVolumeClaim, a)
                     };
                 }
-                (CORE, "persistentvolumes") => return self.get(node, ObjectType::PersistentVolume, a),
+                (CORE, "persistentvolumes") => {
+                    return self.get_or_rules(node, ObjectType::PersistentVolume, a);
+                }
                 (STORAGE, "volumeattachments") => return self.get(node, ObjectType::VolumeAttachment, a),
                 (CORE, "serviceaccounts") => return self.create_token(node, a),
                 (COORDINATION, "leases") => return lease(node, a),
@@ -160,6 +165,17 @@ impl NodeAuthorizer {
             return no_opinion("cannot get subresource");
         }
         self.related(node, ty, a)
+    }
+
+    /// `get` through the graph; any other verb on the object itself as the static rules say.
+    fn get_or_rules(&self, node: &str, ty: ObjectType, a: &Attributes) -> Decision {
+        if a.verb != verbs::GET
+            && a.subresource.is_empty()
+            && self.node_rules.iter().any(|r| rule_allows(a, r))
+        {
+            return allow();
+        }
+        self.get(node, ty, a)
     }
 
     /// `update`/`patch` of one object's status.

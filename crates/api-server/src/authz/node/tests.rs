@@ -102,8 +102,15 @@ fn claims_get_only() {
     assert!(allowed(&a.authorize(&req("get", "persistentvolumeclaims", "default", "data-claim"))));
     assert!(allowed(&a.authorize(&req("get", "persistentvolumeclaims", "default", "web-scratch"))));
     refused(a.authorize(&req("get", "persistentvolumeclaims", "default", "nope")), NO_RELATIONSHIP);
+    // The local-path provisioner's verbs come from the static rules; writes of claims do not.
+    assert!(allowed(&a.authorize(&req("list", "persistentvolumeclaims", "", ""))));
+    assert!(allowed(&a.authorize(&req("watch", "persistentvolumeclaims", "", ""))));
     refused(
-        a.authorize(&req("list", "persistentvolumeclaims", "default", "data-claim")),
+        a.authorize(&req("create", "persistentvolumeclaims", "default", "data-claim")),
+        "can only get individual resources of this type",
+    );
+    refused(
+        a.authorize(&req("delete", "persistentvolumeclaims", "default", "data-claim")),
         "can only get individual resources of this type",
     );
     assert!(allowed(
@@ -113,8 +120,34 @@ fn claims_get_only() {
         a.authorize(&req("get", "persistentvolumeclaims", "default", "data-claim").subresource("status")),
         "can only get/update/patch this type",
     );
-    // No PersistentVolumes are related yet.
+    // A volume is related through the claim its claimRef names.
     refused(a.authorize(&req("get", "persistentvolumes", "", "pv-1")), NO_RELATIONSHIP);
+    a.graph().upsert_volume(&volume("pv-1", "default", "data-claim"));
+    a.graph().upsert_volume(&volume("pv-2", "default", "other-claim"));
+    assert!(allowed(&a.authorize(&req("get", "persistentvolumes", "", "pv-1"))));
+    refused(a.authorize(&req("get", "persistentvolumes", "", "pv-2")), NO_RELATIONSHIP);
+    for verb in ["list", "watch", "create", "delete"] {
+        assert!(allowed(&a.authorize(&req(verb, "persistentvolumes", "", "pv-2"))), "{verb}");
+    }
+    for verb in ["update", "patch"] {
+        refused(
+            a.authorize(&req(verb, "persistentvolumes", "", "pv-1")),
+            "can only get individual resources of this type",
+        );
+    }
+    let storage = |verb: &str| {
+        Attributes::resource(node_user("node-1"), verb, "storage.k8s.io", "storageclasses").name("local-path")
+    };
+    assert!(allowed(&a.authorize(&storage("get"))));
+    assert!(allowed(&a.authorize(&storage("watch"))));
+    refused(a.authorize(&storage("delete")), "");
+}
+
+fn volume(name: &str, namespace: &str, claim: &str) -> navarch_api::v1::PersistentVolume {
+    serde_yaml::from_str(&format!(
+        "metadata: {{name: {name}}}\nspec: {{claimRef: {{namespace: {namespace}, name: {claim}}}}}"
+    ))
+    .expect("test volume")
 }
 
 #[test]

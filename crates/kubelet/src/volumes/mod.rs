@@ -5,6 +5,18 @@
 //! rewritten when the objects change or a token is renewed), and env from values, configMaps,
 //! secrets and the downward API, plus the `kubernetes` Service's variables (`KUBERNETES_SERVICE_HOST`,
 //! `KUBERNETES_SERVICE_PORT`, the docker-link `KUBERNETES_PORT*`) that in-cluster clients read.
+//!
+//! * [`claims`]: `persistentVolumeClaim` and generic `ephemeral` volumes, through their bound
+//!   PersistentVolume (`hostPath`, `local`, or `nfs` through [`nfs`]); until every claim can be used the
+//!   pod waits ([`VolumeError::Unmounted`], Kubernetes' `FailedMount`);
+//! * [`ownership`]: the pod's `fsGroup` on its persistent volumes.
+//!
+//! Containers mount volumes at their `volumeMounts` ([`mounts`]): `subPath` / `subPathExpr` inside the
+//! volume, read-only when the mount or the volume says so.
+
+pub mod claims;
+pub mod nfs;
+pub mod ownership;
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::PermissionsExt;
@@ -12,8 +24,9 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use navarch_api::v1::{
-    BoundObjectReference, ConfigMap, Container, KeyToPath, ObjectFieldSelector, Pod, Secret, Service,
-    ServiceAccountTokenProjection, TokenRequest, TokenRequestSpec, Volume,
+    BoundObjectReference, ConfigMap, Container, HostPathVolumeSource, KeyToPath, ObjectFieldSelector,
+    PersistentVolume, PersistentVolumeClaim, Pod, Secret, Service, ServiceAccountTokenProjection,
+    TokenRequest, TokenRequestSpec, Volume,
 };
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 
@@ -30,7 +43,67 @@ pub enum VolumeError {
     Io { volume: String, path: PathBuf, source: std::io::Error },
     #[error("looking up {what}: {message}")]
     Lookup { what: String, message: String },
+    /// Volumes that cannot be set up yet (claims not bound, volumes missing, mounts failing): the pod
+    /// waits in ContainerCreating and the kubelet reports `FailedMount`.
+    #[error("{}", .0.message())]
+    Unmounted(Unmounted),
 }
+
+/// The claim volumes a pod waits for.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Unmounted {
+    /// (pod volume, why it cannot be used): Kubernetes' "failed to process volumes".
+    pub unprocessed: Vec<(String, String)>,
+    /// (pod volume, the event's message): the volume is known but could not be set up.
+    pub failed: Vec<(String, String)>,
+}
+
+impl Unmounted {
+    fn is_empty(&self) -> bool {
+        self.unprocessed.is_empty() && self.failed.is_empty()
+    }
+
+    /// Kubernetes' `WaitForAttachAndMount` error: `unmounted volumes=[data], unattached volumes=[],
+    /// failed to process volumes=[data]: error processing PVC ns/data: PVC is not bound`.
+    pub fn message(&self) -> String {
+        let names = |v: &mut dyn Iterator<Item = &String>| {
+            let mut n: Vec<&str> = v.map(String::as_str).collect();
+            n.sort_unstable();
+            n.join(" ")
+        };
+        let unmounted = names(&mut self.unprocessed.iter().chain(&self.failed).map(|(n, _)| n));
+        let unprocessed = names(&mut self.unprocessed.iter().map(|(n, _)| n));
+        let cause = if self.unprocessed.is_empty() {
+            "timed out waiting for the condition".to_string()
+        } else {
+            self.unprocessed.iter().map(|(_, e)| e.as_str()).collect::<Vec<_>>().join("; ")
+        };
+        format!(
+            "unmounted volumes=[{unmounted}], unattached volumes=[], failed to process volumes=[{unprocessed}]: {cause}"
+        )
+    }
+
+    /// The `FailedMount` events: one per volume that failed to set up (`MountVolume.SetUp failed for
+    /// volume ...`), and `Unable to attach or mount volumes: ...` when claims cannot be used.
+    pub fn events(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.failed.iter().map(|(_, m)| m.clone()).collect();
+        if !self.unprocessed.is_empty() {
+            out.push(format!("Unable to attach or mount volumes: {}", self.message()));
+        }
+        out
+    }
+}
+
+/// A pod volume on the host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostVolume {
+    pub path: PathBuf,
+    /// Containers must mount it read-only (a read-only claim or volume source).
+    pub read_only: bool,
+}
+
+/// Volume name → where it is on the host.
+pub type HostVolumes = HashMap<String, HostVolume>;
 
 type Result<T> = std::result::Result<T, VolumeError>;
 
@@ -47,6 +120,12 @@ pub trait Sources: Send + Sync {
         name: &str,
         request: &TokenRequest,
     ) -> impl Future<Output = Result<String>> + Send;
+    fn claim(
+        &self,
+        ns: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<PersistentVolumeClaim>>> + Send;
+    fn persistent_volume(&self, name: &str) -> impl Future<Output = Result<Option<PersistentVolume>>> + Send;
 }
 
 /// The kubelet's sources: the api-server, with its tokens cached and renewed by a [`TokenManager`].
@@ -76,6 +155,14 @@ impl Sources for ApiSources<'_> {
             message: e.to_string(),
         })?;
         Ok(tr.status.map(|s| s.token).unwrap_or_default())
+    }
+    async fn claim(&self, ns: &str, name: &str) -> Result<Option<PersistentVolumeClaim>> {
+        let api = self.client.api::<PersistentVolumeClaim>(ns);
+        api.get_opt(name).await.map_err(lookup(format!("persistentvolumeclaim {ns}/{name}")))
+    }
+    async fn persistent_volume(&self, name: &str) -> Result<Option<PersistentVolume>> {
+        let api = self.client.api::<PersistentVolume>("");
+        api.get_opt(name).await.map_err(lookup(format!("persistentvolume {name}")))
     }
 }
 
@@ -308,16 +395,113 @@ pub fn volume_dir(pod_dir: &Path, name: &str) -> PathBuf {
     pod_dir.join("volumes").join(name)
 }
 
-/// Materialises every volume of the pod under `pod_dir`; returns volume name → host path.
-pub async fn prepare<S: Sources>(pod: &Pod, pod_dir: &Path, sources: &S) -> Result<HashMap<String, PathBuf>> {
+/// Materialises every volume of the pod under `pod_dir`; returns volume name → host path. Claim
+/// volumes that cannot be set up yet are all reported together ([`VolumeError::Unmounted`]).
+pub async fn prepare<S: Sources>(pod: &Pod, pod_dir: &Path, sources: &S) -> Result<HostVolumes> {
     let ns = meta(pod).namespace;
     let mut out = HashMap::new();
+    let mut waiting = Unmounted::default();
     for v in pod.spec.iter().flat_map(|s| s.volumes.iter()) {
         let dir = volume_dir(pod_dir, &v.name);
+        if let Some(claim) = claims::claim_of(pod, v) {
+            let plan = match claims::resolve(pod, &v.name, &claim, sources).await {
+                Ok(plan) => plan,
+                Err(e) => {
+                    waiting.unprocessed.push((v.name.clone(), e));
+                    continue;
+                }
+            };
+            match set_up_claim(pod, &v.name, &plan, pod_dir, &dir).await {
+                Ok(h) => out.insert(v.name.clone(), h),
+                Err(e) => {
+                    waiting.failed.push((v.name.clone(), e));
+                    continue;
+                }
+            };
+            continue;
+        }
         let path = prepare_one(pod, &ns, v, &dir, sources).await?;
-        out.insert(v.name.clone(), path);
+        out.insert(v.name.clone(), HostVolume { path, read_only: false });
+    }
+    if !waiting.is_empty() {
+        return Err(VolumeError::Unmounted(waiting));
     }
     Ok(out)
+}
+
+/// Sets up a claim's volume as planned; the error is the `FailedMount` event's message.
+async fn set_up_claim(
+    pod: &Pod,
+    name: &str,
+    plan: &claims::MountPlan,
+    pod_dir: &Path,
+    dir: &Path,
+) -> std::result::Result<HostVolume, String> {
+    let set_up_failed = |e: String| format!("MountVolume.SetUp failed for volume {:?} : {e}", plan.volume);
+    let (path, owned) = match &plan.backing {
+        claims::Backing::HostPath(h) => (host_path(name, h).map_err(|e| set_up_failed(e.to_string()))?, true),
+        claims::Backing::Local { path } => {
+            if !Path::new(path).exists() {
+                return Err(format!(
+                    "MountVolume.NewMounter initialization failed for volume {:?} : path {path:?} does not exist",
+                    plan.volume
+                ));
+            }
+            (PathBuf::from(path), true)
+        }
+        claims::Backing::Nfs { server, path } => {
+            nfs::mount(server, path, dir, plan.read_only, &plan.mount_options)
+                .await
+                .map_err(set_up_failed)?;
+            // Ownership of NFS files is the server's (root squash); Kubernetes' nfs plugin leaves it.
+            (dir.to_path_buf(), false)
+        }
+    };
+    let security = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
+    if let Some(gid) = security.and_then(|s| s.fs_group)
+        && owned
+        && !plan.read_only
+    {
+        let policy = security.and_then(|s| s.fs_group_change_policy.clone());
+        let marker = pod_dir.join("volume-ownership").join(name);
+        ownership::apply_once(marker, path.clone(), gid, policy)
+            .await
+            .map_err(|e| set_up_failed(format!("applying fsGroup {gid}: {e}")))?;
+    }
+    Ok(HostVolume { path, read_only: plan.read_only })
+}
+
+/// A hostPath on the node, checked or created as its `type` says.
+fn host_path(name: &str, h: &HostPathVolumeSource) -> Result<PathBuf> {
+    let p = PathBuf::from(&h.path);
+    match h.r#type.as_deref().unwrap_or("") {
+        "DirectoryOrCreate" => {
+            std::fs::create_dir_all(&p).map_err(io(name, &p))?;
+        }
+        "FileOrCreate" => {
+            if let Some(parent) = p.parent() {
+                std::fs::create_dir_all(parent).map_err(io(name, parent))?;
+            }
+            std::fs::OpenOptions::new().create(true).append(true).open(&p).map_err(io(name, &p))?;
+        }
+        "Directory" if !p.is_dir() => {
+            return Err(VolumeError::Config(format!(
+                "hostPath type check failed: {} is not a directory",
+                h.path
+            )));
+        }
+        "File" if !p.is_file() => {
+            return Err(VolumeError::Config(format!("hostPath type check failed: {} is not a file", h.path)));
+        }
+        "Socket" | "CharDevice" | "BlockDevice" if !p.exists() => {
+            return Err(VolumeError::Config(format!(
+                "hostPath type check failed: {} does not exist",
+                h.path
+            )));
+        }
+        _ => {}
+    }
+    Ok(p)
 }
 
 async fn prepare_one<S: Sources>(
@@ -337,38 +521,7 @@ async fn prepare_one<S: Sources>(
         return Ok(dir.to_path_buf());
     }
     if let Some(h) = &v.host_path {
-        let p = PathBuf::from(&h.path);
-        match h.r#type.as_deref().unwrap_or("") {
-            "DirectoryOrCreate" => {
-                std::fs::create_dir_all(&p).map_err(io(name, &p))?;
-            }
-            "FileOrCreate" => {
-                if let Some(parent) = p.parent() {
-                    std::fs::create_dir_all(parent).map_err(io(name, parent))?;
-                }
-                std::fs::OpenOptions::new().create(true).append(true).open(&p).map_err(io(name, &p))?;
-            }
-            "Directory" if !p.is_dir() => {
-                return Err(VolumeError::Config(format!(
-                    "hostPath type check failed: {} is not a directory",
-                    h.path
-                )));
-            }
-            "File" if !p.is_file() => {
-                return Err(VolumeError::Config(format!(
-                    "hostPath type check failed: {} is not a file",
-                    h.path
-                )));
-            }
-            "Socket" | "CharDevice" | "BlockDevice" if !p.exists() => {
-                return Err(VolumeError::Config(format!(
-                    "hostPath type check failed: {} does not exist",
-                    h.path
-                )));
-            }
-            _ => {}
-        }
-        return Ok(p);
+        return host_path(name, h);
     }
     let mut files: Projected = Vec::new();
     if let Some(c) = &v.config_map {
@@ -444,7 +597,7 @@ pub fn token_request(pod: &Pod, t: &ServiceAccountTokenProjection) -> TokenReque
     }
 }
 
-fn is_mountpoint(dir: &Path) -> bool {
+pub(crate) fn is_mountpoint(dir: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     match (std::fs::metadata(dir), dir.parent().map(std::fs::metadata)) {
         (Ok(m), Some(Ok(p))) => m.dev() != p.dev(),
@@ -457,12 +610,16 @@ fn mount_tmpfs(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Unmounts tmpfs volumes and removes the pod's directory.
+/// Unmounts the pod's mounted volumes (tmpfs, NFS) and removes the pod's directory — never while a
+/// volume is still mounted, whose files are not the pod's to remove.
 pub fn cleanup(pod_dir: &Path) -> std::io::Result<()> {
     if let Ok(entries) = std::fs::read_dir(pod_dir.join("volumes")) {
         for e in entries.flatten() {
             if is_mountpoint(&e.path()) {
                 let _ = umount2(&e.path(), MntFlags::MNT_DETACH);
+                if is_mountpoint(&e.path()) {
+                    return Err(std::io::Error::other(format!("{} is still mounted", e.path().display())));
+                }
             }
         }
     }
@@ -472,35 +629,49 @@ pub fn cleanup(pod_dir: &Path) -> std::io::Result<()> {
     }
 }
 
-/// The container's bind mounts for its volumeMounts.
-pub fn mounts(c: &Container, volumes: &HashMap<String, PathBuf>) -> Result<Vec<BindMount>> {
+/// The container's bind mounts for its volumeMounts: `subPath`, or `subPathExpr` with `$(VAR)` expanded
+/// from the container's environment `env`; read-only when the mount or the volume is.
+pub fn mounts(c: &Container, volumes: &HostVolumes, env: &[(String, String)]) -> Result<Vec<BindMount>> {
     let mut out = Vec::new();
     for m in &c.volume_mounts {
-        let host = volumes
+        let volume = volumes
             .get(&m.name)
             .ok_or_else(|| VolumeError::Config(format!("volumeMounts: volume {:?} not found", m.name)))?;
-        let host = if m.sub_path.is_empty() {
-            host.clone()
+        let sub = if m.sub_path_expr.is_empty() {
+            m.sub_path.clone()
         } else {
-            if m.sub_path.starts_with('/') || m.sub_path.split('/').any(|c| c == "..") {
-                return Err(VolumeError::Config(format!(
-                    "subPath {:?} must be relative without '..'",
-                    m.sub_path
-                )));
-            }
-            let p = host.join(&m.sub_path);
-            if !p.exists() {
-                std::fs::create_dir_all(&p).map_err(io(&m.name, &p))?;
-            }
-            p
+            crate::spec::expand(&m.sub_path_expr, env)
         };
+        let host = if sub.is_empty() { volume.path.clone() } else { sub_path(&m.name, &volume.path, &sub)? };
         out.push(BindMount {
             host_path: host.display().to_string(),
             container_path: m.mount_path.clone(),
-            read_only: m.read_only,
+            read_only: m.read_only || volume.read_only,
         });
     }
     Ok(out)
+}
+
+/// The directory `sub` of a volume (made if missing), which must stay inside the volume once symbolic
+/// links are resolved: a container must not reach the host through a link it made in its volume.
+fn sub_path(name: &str, root: &Path, sub: &str) -> Result<PathBuf> {
+    if sub.starts_with('/') || sub.split('/').any(|c| c == "..") {
+        return Err(VolumeError::Config(format!("subPath {sub:?} must be relative without '..'")));
+    }
+    let p = root.join(sub);
+    if std::fs::symlink_metadata(&p).is_err() {
+        std::fs::create_dir_all(&p).map_err(io(name, &p))?;
+    }
+    let real_root = root.canonicalize().map_err(io(name, root))?;
+    let real = p.canonicalize().map_err(io(name, &p))?;
+    if !real.starts_with(&real_root) {
+        return Err(VolumeError::Config(format!(
+            "subpath {:?} not within volume path {:?}",
+            real.display().to_string(),
+            real_root.display().to_string()
+        )));
+    }
+    Ok(real)
 }
 
 /// The Service pods reach the api-server through; its variables are in every container.
@@ -633,215 +804,4 @@ fn resource_field(c: &Container, resource: &str) -> Result<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::Mutex;
-
-    #[derive(Default)]
-    struct Fake {
-        cms: Mutex<HashMap<String, ConfigMap>>,
-        secrets: HashMap<String, Secret>,
-        services: HashMap<String, Service>,
-        /// The token requests asked, as (namespace, account, request).
-        tokens: Mutex<Vec<(String, String, TokenRequest)>>,
-        token: Mutex<String>,
-    }
-
-    impl Sources for Fake {
-        async fn config_map(&self, _: &str, name: &str) -> Result<Option<ConfigMap>> {
-            Ok(self.cms.lock().unwrap().get(name).cloned())
-        }
-        async fn secret(&self, _: &str, name: &str) -> Result<Option<Secret>> {
-            Ok(self.secrets.get(name).cloned())
-        }
-        async fn service(&self, ns: &str, name: &str) -> Result<Option<Service>> {
-            Ok(self.services.get(&format!("{ns}/{name}")).cloned())
-        }
-        async fn service_account_token(
-            &self,
-            ns: &str,
-            name: &str,
-            request: &TokenRequest,
-        ) -> Result<String> {
-            self.tokens.lock().unwrap().push((ns.into(), name.into(), request.clone()));
-            Ok(self.token.lock().unwrap().clone())
-        }
-    }
-
-    fn fake() -> Fake {
-        let cm: ConfigMap = serde_yaml::from_str("{metadata: {name: cfg}, data: {a: '1', b: two}}").unwrap();
-        let s: Secret = serde_yaml::from_str("{metadata: {name: sec}, data: {pw: aHVudGVyMg==}}").unwrap();
-        Fake {
-            cms: Mutex::new([("cfg".into(), cm)].into()),
-            secrets: [("sec".into(), s)].into(),
-            ..Default::default()
-        }
-    }
-
-    fn pod(y: &str) -> Pod {
-        serde_yaml::from_str(y).unwrap()
-    }
-
-    #[tokio::test]
-    async fn env_from_everywhere() {
-        let p = pod(
-            "{metadata: {name: web, namespace: ns, labels: {app: x}}, status: {podIP: 10.0.0.9}, spec: {containers: [{name: c, envFrom: [{configMapRef: {name: cfg}, prefix: P_}], env: [{name: A, value: a}, {name: B, value: '$(A)-$(P_a)'}, {name: PW, valueFrom: {secretKeyRef: {name: sec, key: pw}}}, {name: N, valueFrom: {fieldRef: {fieldPath: metadata.name}}}, {name: IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}, {name: L, valueFrom: {fieldRef: {fieldPath: \"metadata.labels['app']\"}}}]}]}}",
-        );
-        let c = &p.spec.as_ref().unwrap().containers[0];
-        let env = env(&p, c, &fake()).await.unwrap();
-        let get = |k: &str| env.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
-        assert_eq!(get("P_a"), Some("1"));
-        assert_eq!(get("B"), Some("a-1"));
-        assert_eq!(get("PW"), Some("hunter2"));
-        assert_eq!(get("N"), Some("web"));
-        assert_eq!(get("IP"), Some("10.0.0.9"));
-        assert_eq!(get("L"), Some("x"));
-    }
-
-    #[tokio::test]
-    async fn missing_key_is_a_config_error() {
-        let p = pod(
-            "{metadata: {namespace: ns}, spec: {containers: [{name: c, env: [{name: X, valueFrom: {configMapKeyRef: {name: cfg, key: nope}}}]}]}}",
-        );
-        let c = &p.spec.as_ref().unwrap().containers[0];
-        let err = env(&p, c, &fake()).await.unwrap_err();
-        assert_eq!(err.to_string(), "couldn't find key nope in ConfigMap ns/cfg");
-    }
-
-    #[tokio::test]
-    async fn config_map_volume_updates_atomically() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = pod(
-            "{metadata: {namespace: ns}, spec: {containers: [], volumes: [{name: v, configMap: {name: cfg, defaultMode: 0600}}, {name: s, secret: {secretName: sec, items: [{key: pw, path: sub/password}]}}, {name: e, emptyDir: {}}]}}",
-        );
-        let f = fake();
-        let vols = prepare(&p, dir.path(), &f).await.unwrap();
-        let v = &vols["v"];
-        assert_eq!(std::fs::read_to_string(v.join("a")).unwrap(), "1");
-        assert_eq!(std::fs::metadata(v.join("b")).unwrap().permissions().mode() & 0o777, 0o600);
-        assert_eq!(std::fs::read_to_string(vols["s"].join("sub/password")).unwrap(), "hunter2");
-        assert!(vols["e"].is_dir());
-        let first = std::fs::read_link(v.join("..data")).unwrap();
-        // Unchanged: nothing rewritten.
-        prepare(&p, dir.path(), &f).await.unwrap();
-        assert_eq!(std::fs::read_link(v.join("..data")).unwrap(), first);
-        // Changed: new content, key removed, old directory gone.
-        f.cms.lock().unwrap().get_mut("cfg").unwrap().data = [("a".to_string(), "9".to_string())].into();
-        prepare(&p, dir.path(), &f).await.unwrap();
-        assert_eq!(std::fs::read_to_string(v.join("a")).unwrap(), "9");
-        assert!(!v.join("b").exists());
-        assert!(!v.join(&first).exists());
-    }
-
-    #[tokio::test]
-    async fn missing_config_map_unless_optional() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = pod("{spec: {containers: [], volumes: [{name: v, configMap: {name: nope}}]}}");
-        assert_eq!(
-            prepare(&p, dir.path(), &fake()).await.unwrap_err().to_string(),
-            "configmap \"nope\" not found"
-        );
-        let p =
-            pod("{spec: {containers: [], volumes: [{name: v, configMap: {name: nope, optional: true}}]}}");
-        prepare(&p, dir.path(), &fake()).await.unwrap();
-    }
-
-    /// The volume the api-server's ServiceAccount admission adds.
-    const KUBE_API_ACCESS: &str = "{name: kube-api-access-x2b4c, projected: {defaultMode: 420, sources: [\
-        {serviceAccountToken: {expirationSeconds: 3607, path: token}}, \
-        {configMap: {name: kube-root-ca.crt, items: [{key: ca.crt, path: ca.crt}]}}, \
-        {downwardAPI: {items: [{path: namespace, fieldRef: {apiVersion: v1, fieldPath: metadata.namespace}}]}}]}}";
-
-    #[tokio::test]
-    async fn kube_api_access_has_a_bound_token_the_ca_and_the_namespace() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = pod(&format!(
-            "{{metadata: {{name: web, namespace: ns, uid: u-1}}, spec: {{serviceAccountName: builder, containers: [], volumes: [{KUBE_API_ACCESS}]}}}}"
-        ));
-        let f = fake();
-        let ca: ConfigMap =
-            serde_yaml::from_str("{metadata: {name: kube-root-ca.crt}, data: {ca.crt: PEM}}").unwrap();
-        f.cms.lock().unwrap().insert("kube-root-ca.crt".into(), ca);
-        *f.token.lock().unwrap() = "jwt-1".into();
-        let vols = prepare(&p, dir.path(), &f).await.unwrap();
-        let v = &vols["kube-api-access-x2b4c"];
-        assert_eq!(std::fs::read_to_string(v.join("token")).unwrap(), "jwt-1");
-        assert_eq!(std::fs::read_to_string(v.join("ca.crt")).unwrap(), "PEM");
-        assert_eq!(std::fs::read_to_string(v.join("namespace")).unwrap(), "ns");
-        assert_eq!(std::fs::metadata(v.join("token")).unwrap().permissions().mode() & 0o777, 0o644);
-        let (ns, account, req) = f.tokens.lock().unwrap()[0].clone();
-        assert_eq!((ns.as_str(), account.as_str()), ("ns", "builder"));
-        let expected: TokenRequest = serde_yaml::from_str(
-            "{apiVersion: authentication.k8s.io/v1, kind: TokenRequest, spec: {expirationSeconds: 3607, \
-             boundObjectRef: {kind: Pod, apiVersion: v1, name: web, uid: u-1}}}",
-        )
-        .unwrap();
-        assert_eq!(req, expected);
-        // A renewed token replaces the file atomically.
-        let first = std::fs::read_link(v.join("..data")).unwrap();
-        *f.token.lock().unwrap() = "jwt-2".into();
-        prepare(&p, dir.path(), &f).await.unwrap();
-        assert_eq!(std::fs::read_to_string(v.join("token")).unwrap(), "jwt-2");
-        assert_ne!(std::fs::read_link(v.join("..data")).unwrap(), first);
-        // Without the CA ConfigMap the volume cannot be made (as in Kubernetes).
-        f.cms.lock().unwrap().remove("kube-root-ca.crt");
-        let e = prepare(&p, dir.path(), &f).await.unwrap_err();
-        assert_eq!(e.to_string(), "configmap \"kube-root-ca.crt\" not found");
-    }
-
-    #[test]
-    fn token_requests_ask_the_projections_audience_and_lifetime() {
-        let p = pod("{metadata: {name: web, uid: u}, spec: {containers: []}}");
-        let t: ServiceAccountTokenProjection = serde_yaml::from_str("{path: t, audience: vault}").unwrap();
-        let spec = token_request(&p, &t).spec.unwrap();
-        assert_eq!((spec.audiences, spec.expiration_seconds), (vec!["vault".to_string()], Some(3600)));
-        assert_eq!(service_account_of(&p), "default");
-    }
-
-    #[tokio::test]
-    async fn the_kubernetes_service_is_in_every_environment() {
-        let svc: Service = serde_yaml::from_str(
-            "{metadata: {name: kubernetes, namespace: default}, spec: {clusterIP: 10.96.0.1, ports: [{name: https, port: 443, protocol: TCP, targetPort: 6443}]}}",
-        )
-        .unwrap();
-        let expected = [
-            ("KUBERNETES_SERVICE_HOST", "10.96.0.1"),
-            ("KUBERNETES_SERVICE_PORT", "443"),
-            ("KUBERNETES_SERVICE_PORT_HTTPS", "443"),
-            ("KUBERNETES_PORT", "tcp://10.96.0.1:443"),
-            ("KUBERNETES_PORT_443_TCP", "tcp://10.96.0.1:443"),
-            ("KUBERNETES_PORT_443_TCP_PROTO", "tcp"),
-            ("KUBERNETES_PORT_443_TCP_PORT", "443"),
-            ("KUBERNETES_PORT_443_TCP_ADDR", "10.96.0.1"),
-        ]
-        .map(|(k, v)| (k.to_string(), v.to_string()));
-        assert_eq!(service_env(&svc), expected);
-        let mut f = fake();
-        f.services.insert("default/kubernetes".into(), svc);
-        let p = pod(
-            "{metadata: {namespace: ns}, spec: {containers: [{name: c, env: [{name: API, value: 'https://$(KUBERNETES_SERVICE_HOST):$(KUBERNETES_SERVICE_PORT)'}, {name: KUBERNETES_SERVICE_PORT, value: '8443'}]}]}}",
-        );
-        let env = env(&p, &p.spec.as_ref().unwrap().containers[0], &f).await.unwrap();
-        let get = |k: &str| env.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
-        assert_eq!(get("API"), Some("https://10.96.0.1:443"));
-        assert_eq!(get("KUBERNETES_SERVICE_PORT"), Some("8443"), "the container's own value wins");
-        assert_eq!(get("KUBERNETES_PORT_443_TCP_ADDR"), Some("10.96.0.1"));
-        assert_eq!(env.iter().filter(|(k, _)| k == "KUBERNETES_SERVICE_PORT").count(), 1);
-        // Headless or missing: nothing.
-        let headless: Service =
-            serde_yaml::from_str("{metadata: {name: h}, spec: {clusterIP: None, ports: [{port: 1}]}}")
-                .unwrap();
-        assert!(service_env(&headless).is_empty());
-        let env = super::env(&p, &p.spec.as_ref().unwrap().containers[0], &fake()).await.unwrap();
-        assert!(env.iter().all(|(k, _)| !k.starts_with("KUBERNETES_PORT")));
-    }
-
-    #[test]
-    fn sub_paths_stay_inside() {
-        let c: Container =
-            serde_yaml::from_str("{name: c, volumeMounts: [{name: v, mountPath: /x, subPath: ../etc}]}")
-                .unwrap();
-        let vols = [("v".to_string(), PathBuf::from("/tmp/v"))].into();
-        assert!(mounts(&c, &vols).is_err());
-    }
-}
+mod tests;
