@@ -31,6 +31,7 @@
 pub mod certificates;
 pub mod clusterrole_aggregation;
 pub mod config;
+pub mod controller_history;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
