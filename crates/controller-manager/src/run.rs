@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use navarch_api::v1::{
     CertificateSigningRequest, ClusterRole, ConfigMap, ControllerRevision, CronJob, DaemonSet, Deployment,
-    Endpoints, Job, Lease, Namespace, Node, Pod, PodDisruptionBudget, ReplicaSet, ReplicationController,
+    Endpoints, Job, Lease, Namespace, Node, PersistentVolumeClaim, Pod, PodDisruptionBudget, ReplicaSet, ReplicationController,
     Secret, Service, ServiceAccount, StatefulSet,
 };
 use navarch_client::{Action, Client, Controller, EventRecorder, SharedReflector, WatcherConfig};
@@ -56,6 +56,7 @@ informers! {
     daemonsets: DaemonSet = "",
     controller_revisions: ControllerRevision = "",
     statefulsets: StatefulSet = "",
+    persistent_volume_claims: PersistentVolumeClaim = "",
     jobs: Job = "",
     cronjobs: CronJob = "",
     pod_disruption_budgets: PodDisruptionBudget = "",
@@ -153,6 +154,7 @@ pub async fn run_controllers(
     crate::replicaset::spawn_replication_controllers(&mut w);
     crate::deployment::spawn(&mut w);
     crate::daemonset::spawn(&mut w);
+    crate::statefulset::spawn(&mut w);
     crate::job::spawn(&mut w);
     crate::disruption::spawn(&mut w);
     crate::cronjob::spawn(&mut w);
