@@ -18,6 +18,7 @@ pub(super) fn rules() -> Vec<PolicyRule> {
         replicaset_controller(),
         replication_controller(),
         daemon_set_controller(),
+        statefulset_controller(),
         job_controller(),
         cronjob_controller(),
         ttl_after_finished_controller(),
@@ -113,6 +114,26 @@ fn daemon_set_controller() -> Vec<PolicyRule> {
             &[APPS],
             &["controllerrevisions"],
         ),
+        events_rule(),
+    ]
+}
+
+/// `system:controller:statefulset-controller`. navarch's client has no patch: pods and revisions are
+/// adopted and released, and claims get their retention owners, with `update`.
+fn statefulset_controller() -> Vec<PolicyRule> {
+    vec![
+        rule(&["list", "watch"], &[CORE], &["pods"]),
+        rule(&["get", "list", "watch"], &[APPS], &["statefulsets"]),
+        rule(&["update"], &[APPS], &["statefulsets/status"]),
+        rule(&["update"], &[APPS], &["statefulsets/finalizers"]),
+        rule(&["get", "create", "delete", "update", "patch"], &[CORE], &["pods"]),
+        rule(
+            &["get", "create", "delete", "update", "patch", "list", "watch"],
+            &[APPS],
+            &["controllerrevisions"],
+        ),
+        rule(&["get", "create"], &[CORE], &["persistentvolumeclaims"]),
+        rule(&["update", "delete"], &[CORE], &["persistentvolumeclaims"]),
         events_rule(),
     ]
 }
