@@ -175,8 +175,12 @@ async fn claims(api: &Api<PersistentVolumeClaim>) -> Vec<(String, String)> {
 }
 
 async fn edit_set(sets: &Api<StatefulSet>, f: impl Fn(&mut StatefulSet)) {
+    edit_set_named(sets, "web", f).await
+}
+
+async fn edit_set_named(sets: &Api<StatefulSet>, name: &str, f: impl Fn(&mut StatefulSet)) {
     for _ in 0..10 {
-        let mut s = sets.get("web").await.unwrap();
+        let mut s = sets.get(name).await.unwrap();
         f(&mut s);
         match sets.update(&s).await {
             Ok(_) => return,
@@ -258,6 +262,11 @@ async fn statefulset_orders_keeps_claims_rolls_and_survives_restarts() {
         if ok { Ok(()) } else { Err(format!("{st:?}")) }
     })
     .await;
+    let (code, described, err) = env.navctl(&["describe", "statefulset", "web"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(described.contains("Replicas:           3 desired | 3 total"), "{described}");
+    assert!(described.contains("Pods Status:        3 Running / 0 Waiting / 0 Succeeded / 0 Failed"), "{described}");
+    assert!(described.contains("Volume Claims:") && described.contains("[ReadWriteOnce]"), "{described}");
     let k = Kubectl::new(&env.api_server);
     let events = k.ok(&["get", "events"]).await;
     assert!(events.contains("create Claim data-web-0 Pod web-0 in StatefulSet web success"), "{events}");
@@ -276,7 +285,9 @@ async fn statefulset_orders_keeps_claims_rolls_and_survives_restarts() {
     assert_eq!(claims(&pvcs).await, first_claims, "the same claims");
 
     // Scale 3 → 1 → 3: the claims stay.
-    edit_set(&sets, |s| s.spec.as_mut().unwrap().replicas = Some(1)).await;
+    let (code, scaled, err) = env.navctl(&["scale", "statefulset", "web", "--replicas=1"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(scaled.contains("statefulset.apps/web scaled"), "{scaled}");
     settled(&pods, &[("web-0", "nginx:1")]).await;
     assert_eq!(claims(&pvcs).await, first_claims, "scaling down keeps the claims");
     edit_set(&sets, |s| s.spec.as_mut().unwrap().replicas = Some(3)).await;
@@ -298,6 +309,9 @@ async fn statefulset_orders_keeps_claims_rolls_and_survives_restarts() {
     assert_eq!((st.current_replicas, st.updated_replicas), (2, 1));
     let partitioned = k.ok(&["rollout", "status", "statefulset/web", "--timeout=30s"]).await;
     assert!(partitioned.contains("partitioned roll out complete: 1 new pods have been updated"), "{partitioned}");
+    let (code, ours, err) = env.navctl(&["rollout", "status", "statefulset/web", "--timeout=30s"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(ours, partitioned, "navctl says what kubectl says");
     edit_set(&sets, |s| {
         let strategy = s.spec.as_mut().unwrap().update_strategy.as_mut().unwrap();
         strategy.rolling_update.get_or_insert_with(Default::default).partition = Some(0);
@@ -316,6 +330,16 @@ async fn statefulset_orders_keeps_claims_rolls_and_survives_restarts() {
     assert!(status.contains("partitioned roll out complete: 3 new pods have been updated"), "{status}");
     let revs = revisions.list(&ListParams::default()).await.unwrap().items;
     assert_eq!(revs.len(), 2, "the first revision was reused: {revs:?}");
+    // navctl's history and undo: back to nginx:2 and again to nginx:1.
+    let (code, history, err) = env.navctl(&["rollout", "history", "statefulset/web"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(history.contains("statefulset.apps/web") && history.contains("REVISION  CHANGE-CAUSE"), "{history}");
+    let (code, undone, err) = env.navctl(&["rollout", "undo", "statefulset/web"]).await;
+    assert_eq!((code, undone.trim()), (0, "statefulset.apps/web rolled back"), "{err}");
+    settled(&pods, &[("web-0", "nginx:2"), ("web-1", "nginx:2"), ("web-2", "nginx:2")]).await;
+    let (code, _, err) = env.navctl(&["rollout", "undo", "statefulset/web"]).await;
+    assert_eq!(code, 0, "{err}");
+    settled(&pods, &[("web-0", "nginx:1"), ("web-1", "nginx:1"), ("web-2", "nginx:1")]).await;
 
     // kill -9 of the controller-manager in a scale-up: it converges, in order, no ordinal twice.
     edit_set(&sets, |s| s.spec.as_mut().unwrap().replicas = Some(6)).await;
@@ -339,6 +363,60 @@ async fn statefulset_orders_keeps_claims_rolls_and_survives_restarts() {
     )
     .await;
     assert_eq!(claims(&pvcs).await.len(), 6);
+
+    // Retention policy Delete/Delete (Parallel): the set owns the claims; a claim of a pod scaled away
+    // is owned by that pod and goes with it; the rest go with the set.
+    ordered.store(false, Ordering::Relaxed);
+    let db = WEB
+        .replace("name: web}", "name: db}")
+        .replace("app: web", "app: db")
+        .replace("serviceName: web", "serviceName: db")
+        .replace("replicas: 3", "replicas: 2\n  podManagementPolicy: Parallel\n  persistentVolumeClaimRetentionPolicy: {whenDeleted: Delete, whenScaled: Delete}");
+    let db_set = sets.create(&from_yaml(&db)).await.unwrap();
+    let db_claims = async || -> Vec<(String, Vec<String>)> {
+        let mut out: Vec<(String, Vec<String>)> = pvcs
+            .list(&ListParams { label_selector: "app=db".into(), ..Default::default() })
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|c| {
+                let owners = c.meta().owner_references.iter().map(|r| format!("{}/{}", r.kind, r.name)).collect();
+                (c.meta().name.clone(), owners)
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    eventually("db's claims owned by the set", Duration::from_secs(30), async || {
+        let now = db_claims().await;
+        let want = vec![
+            ("data-db-0".to_string(), vec!["StatefulSet/db".to_string()]),
+            ("data-db-1".to_string(), vec!["StatefulSet/db".to_string()]),
+        ];
+        if now == want { Ok(()) } else { Err(format!("{now:?}")) }
+    })
+    .await;
+    edit_set_named(&sets, "db", |s| s.spec.as_mut().unwrap().replicas = Some(1)).await;
+    eventually("data-db-1 gone with db-1", Duration::from_secs(30), async || {
+        let now = db_claims().await;
+        let gone = pods.get_opt("db-1").await.unwrap().is_none();
+        if gone && now == [("data-db-0".to_string(), vec!["StatefulSet/db".to_string()])] {
+            Ok(())
+        } else {
+            Err(format!("{now:?}"))
+        }
+    })
+    .await;
+    sets.delete("db", &DeleteParams::default()).await.unwrap();
+    eventually("db's pods and claims gone with it", Duration::from_secs(30), async || {
+        let now = db_claims().await;
+        let left = pods.get_opt("db-0").await.unwrap().is_some();
+        if now.is_empty() && !left { Ok(()) } else { Err(format!("{now:?} db-0 left: {left}")) }
+    })
+    .await;
+    let _ = db_set;
+    assert_eq!(claims(&pvcs).await.len(), 6, "web's claims are kept");
 
     stop.store(true, Ordering::Relaxed);
     let _ = samples.await;
