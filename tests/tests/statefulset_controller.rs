@@ -113,7 +113,8 @@ fn sampler(
                     violations.push(format!("web-{o} has {} pods", ps.len()));
                 }
                 let p = ps[0];
-                let new = known.insert(p.meta().name.clone(), p.meta().uid.clone()).as_ref() != Some(&p.meta().uid);
+                let new =
+                    known.insert(p.meta().name.clone(), p.meta().uid.clone()).as_ref() != Some(&p.meta().uid);
                 if new && ordered.load(Ordering::Relaxed) {
                     let lower_ready = by_ordinal.range(..o).all(|(_, q)| is_ready(q[0]));
                     let contiguous = by_ordinal.range(..o).count() == usize::try_from(*o).unwrap();
@@ -237,7 +238,10 @@ async fn statefulset_orders_keeps_claims_rolls_and_survives_restarts() {
     assert_eq!(volume.persistent_volume_claim.as_ref().unwrap().claim_name, "data-web-1");
     let owner = web1.meta().owner_references.iter().find(|r| r.controller == Some(true)).unwrap();
     assert_eq!((owner.kind.as_str(), owner.uid.as_str()), ("StatefulSet", set.meta().uid.as_str()));
-    assert_eq!(web1.meta().labels.get("statefulset.kubernetes.io/pod-name").map(String::as_str), Some("web-1"));
+    assert_eq!(
+        web1.meta().labels.get("statefulset.kubernetes.io/pod-name").map(String::as_str),
+        Some("web-1")
+    );
     assert_eq!(web1.meta().labels.get("apps.kubernetes.io/pod-index").map(String::as_str), Some("1"));
 
     // The headless Service's Endpoints name each pod (its DNS name web-N.web.default.svc).
@@ -254,18 +258,22 @@ async fn statefulset_orders_keeps_claims_rolls_and_survives_restarts() {
     eventually("the StatefulSet's status", Duration::from_secs(30), async || {
         let s = sets.get("web").await.unwrap();
         let st = s.status.clone().unwrap_or_default();
-        let ok = (st.replicas, st.ready_replicas, st.available_replicas, st.current_replicas, st.updated_replicas)
-            == (3, 3, 3, 3, 3)
-            && st.observed_generation == s.meta().generation
-            && !st.update_revision.is_empty()
-            && st.current_revision == st.update_revision;
+        let ok =
+            (st.replicas, st.ready_replicas, st.available_replicas, st.current_replicas, st.updated_replicas)
+                == (3, 3, 3, 3, 3)
+                && st.observed_generation == s.meta().generation
+                && !st.update_revision.is_empty()
+                && st.current_revision == st.update_revision;
         if ok { Ok(()) } else { Err(format!("{st:?}")) }
     })
     .await;
     let (code, described, err) = env.navctl(&["describe", "statefulset", "web"]).await;
     assert_eq!(code, 0, "{err}");
     assert!(described.contains("Replicas:           3 desired | 3 total"), "{described}");
-    assert!(described.contains("Pods Status:        3 Running / 0 Waiting / 0 Succeeded / 0 Failed"), "{described}");
+    assert!(
+        described.contains("Pods Status:        3 Running / 0 Waiting / 0 Succeeded / 0 Failed"),
+        "{described}"
+    );
     assert!(described.contains("Volume Claims:") && described.contains("[ReadWriteOnce]"), "{described}");
     let k = Kubectl::new(&env.api_server);
     let events = k.ok(&["get", "events"]).await;
@@ -308,7 +316,10 @@ async fn statefulset_orders_keeps_claims_rolls_and_survives_restarts() {
     assert_ne!(st.current_revision, st.update_revision);
     assert_eq!((st.current_replicas, st.updated_replicas), (2, 1));
     let partitioned = k.ok(&["rollout", "status", "statefulset/web", "--timeout=30s"]).await;
-    assert!(partitioned.contains("partitioned roll out complete: 1 new pods have been updated"), "{partitioned}");
+    assert!(
+        partitioned.contains("partitioned roll out complete: 1 new pods have been updated"),
+        "{partitioned}"
+    );
     let (code, ours, err) = env.navctl(&["rollout", "status", "statefulset/web", "--timeout=30s"]).await;
     assert_eq!(code, 0, "{err}");
     assert_eq!(ours, partitioned, "navctl says what kubectl says");
@@ -333,7 +344,10 @@ async fn statefulset_orders_keeps_claims_rolls_and_survives_restarts() {
     // navctl's history and undo: back to nginx:2 and again to nginx:1.
     let (code, history, err) = env.navctl(&["rollout", "history", "statefulset/web"]).await;
     assert_eq!(code, 0, "{err}");
-    assert!(history.contains("statefulset.apps/web") && history.contains("REVISION  CHANGE-CAUSE"), "{history}");
+    assert!(
+        history.contains("statefulset.apps/web") && history.contains("REVISION  CHANGE-CAUSE"),
+        "{history}"
+    );
     let (code, undone, err) = env.navctl(&["rollout", "undo", "statefulset/web"]).await;
     assert_eq!((code, undone.trim()), (0, "statefulset.apps/web rolled back"), "{err}");
     settled(&pods, &[("web-0", "nginx:2"), ("web-1", "nginx:2"), ("web-2", "nginx:2")]).await;
@@ -381,7 +395,8 @@ async fn statefulset_orders_keeps_claims_rolls_and_survives_restarts() {
             .items
             .into_iter()
             .map(|c| {
-                let owners = c.meta().owner_references.iter().map(|r| format!("{}/{}", r.kind, r.name)).collect();
+                let owners =
+                    c.meta().owner_references.iter().map(|r| format!("{}/{}", r.kind, r.name)).collect();
                 (c.meta().name.clone(), owners)
             })
             .collect();

@@ -8,7 +8,6 @@
 //! another template raises the owner's `status.collisionCount`; old revisions beyond
 //! `revisionHistoryLimit` that nothing uses are deleted.
 
-
 use navarch_api::Resource;
 use navarch_api::v1::{
     ControllerRevision, DaemonSet, ObjectMeta, PodTemplateSpec, RawExtension, StatefulSet,
@@ -102,7 +101,8 @@ pub fn hash_of<O: HistoryOwner>(owner: &O) -> String {
 pub fn snapshot<O: HistoryOwner>(owner: &O, revision: i64) -> ControllerRevision {
     let hash = hash_of(owner);
     let m = owner.meta();
-    let mut labels = owner.template().and_then(|t| t.metadata.as_ref()).map(|t| t.labels.clone()).unwrap_or_default();
+    let mut labels =
+        owner.template().and_then(|t| t.metadata.as_ref()).map(|t| t.labels.clone()).unwrap_or_default();
     labels.insert(REVISION_HASH_LABEL.into(), hash.clone());
     let mut cr = ControllerRevision {
         metadata: Some(ObjectMeta {
@@ -239,7 +239,11 @@ pub async fn construct<O: HistoryOwner>(
 
 /// Creates the revision of the owner's template numbered `number`; on a name taken by another
 /// template, raises the owner's collisionCount (the next sync hashes anew).
-async fn create<O: HistoryOwner>(client: &Client, owner: &O, number: i64) -> Result<ControllerRevision, HistoryError> {
+async fn create<O: HistoryOwner>(
+    client: &Client,
+    owner: &O,
+    number: i64,
+) -> Result<ControllerRevision, HistoryError> {
     let api = client.api::<ControllerRevision>(&owner.meta().namespace);
     let cr = snapshot(owner, number);
     let name = cr.meta().name.clone();

@@ -54,7 +54,7 @@ pub async fn run(ctx: &Context, args: &DescribeArgs) -> anyhow::Result<Outcome> 
                 emit("\n\n");
             }
             first = false;
-            emit(&describe_with(&o, events.as_deref(), &pods, SystemTime::now()));
+            emit(&describe(&o, events.as_deref(), &pods, SystemTime::now()));
         }
     }
     Ok(Outcome::from_failed(failed))
@@ -809,13 +809,9 @@ pub fn describe_pod_template(t: &Value) -> String {
     d.render()
 }
 
-/// The full description of one object.
-pub fn describe(o: &Object, events: Option<&[Value]>, now: SystemTime) -> String {
-    describe_with(o, events, &[], now)
-}
-
-/// [`describe`] with the pods the object controls (for the kinds whose description counts them).
-pub fn describe_with(o: &Object, events: Option<&[Value]>, pods: &[Value], now: SystemTime) -> String {
+/// The full description of one object (`pods`: those it controls, for the kinds whose description
+/// counts them).
+pub fn describe(o: &Object, events: Option<&[Value]>, pods: &[Value], now: SystemTime) -> String {
     let v = crate::printers::to_value(o);
     let mut d = Description::default();
     common(&mut d, &v, o.info().namespaced);
@@ -836,11 +832,17 @@ mod tests {
         )
         .unwrap()
         .remove(0);
-        let pods = [serde_json::json!({"status": {"phase": "Running"}}), serde_json::json!({"status": {"phase": "Pending"}})];
-        let out = describe_with(&sts, Some(&[]), &pods, SystemTime::now());
+        let pods = [
+            serde_json::json!({"status": {"phase": "Running"}}),
+            serde_json::json!({"status": {"phase": "Pending"}}),
+        ];
+        let out = describe(&sts, Some(&[]), &pods, SystemTime::now());
         assert!(out.contains("Replicas:           3 desired | 2 total\n"), "{out}");
         assert!(out.contains("Update Strategy:    RollingUpdate\n  Partition:"), "{out}");
-        assert!(out.contains("Pods Status:        1 Running / 1 Waiting / 0 Succeeded / 0 Failed\n"), "{out}");
+        assert!(
+            out.contains("Pods Status:        1 Running / 1 Waiting / 0 Succeeded / 0 Failed\n"),
+            "{out}"
+        );
         assert!(out.contains("Volume Claims:\n  Name:"), "{out}");
         assert!(out.contains("Capacity:") && out.contains("1Gi") && out.contains("[ReadWriteOnce]"), "{out}");
     }
@@ -867,7 +869,7 @@ mod tests {
         )
         .unwrap()
         .remove(0);
-        let out = describe(&node, None, SystemTime::now());
+        let out = describe(&node, None, &[], SystemTime::now());
         assert!(out.contains("Taints:             node.kubernetes.io/unreachable:NoExecute\n"), "{out}");
         assert!(out.contains("Unschedulable:      true\n"), "{out}");
         assert!(out.contains("  Ready   Unknown"), "{out}");
@@ -884,7 +886,7 @@ mod tests {
         )
         .unwrap()
         .remove(0);
-        let out = describe(&cm, Some(&[]), SystemTime::now());
+        let out = describe(&cm, Some(&[]), &[], SystemTime::now());
         assert_eq!(
             out,
             "\
@@ -916,7 +918,7 @@ Events:             <none>
         let job = parse(
             "apiVersion: batch/v1\nkind: Job\nmetadata: {name: pi, namespace: default}\nspec:\n  parallelism: 2\n  completions: 5\n  completionMode: Indexed\n  backoffLimit: 6\n  suspend: false\n  selector: {matchLabels: {job-name: pi}}\n  template: {spec: {restartPolicy: Never, containers: [{name: c, image: busybox}]}}\nstatus: {active: 2, ready: 1, succeeded: 3, completedIndexes: 0-2}\n",
         );
-        let out = describe(&job, Some(&[]), SystemTime::now());
+        let out = describe(&job, Some(&[]), &[], SystemTime::now());
         for line in [
             "Parallelism:",
             "Completion Mode:",
@@ -930,7 +932,7 @@ Events:             <none>
         let ds = parse(
             "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: agent, namespace: default}\nspec:\n  selector: {matchLabels: {app: agent}}\n  template: {metadata: {labels: {app: agent}}, spec: {nodeSelector: {node-role: edge}, containers: [{name: c, image: busybox}]}}\nstatus: {desiredNumberScheduled: 2, currentNumberScheduled: 2, updatedNumberScheduled: 1, numberAvailable: 2, numberReady: 2}\n",
         );
-        let out = describe(&ds, Some(&[]), SystemTime::now());
+        let out = describe(&ds, Some(&[]), &[], SystemTime::now());
         let value = |key: &str| {
             let line = out.lines().find(|l| l.starts_with(key)).unwrap_or_default();
             line[key.len().min(line.len())..].trim().to_string()

@@ -46,10 +46,7 @@ pub fn claims_for(set: &StatefulSet, ordinal: i32) -> Vec<PersistentVolumeClaim>
 /// The retention policy as (whenDeleted is Delete, whenScaled is Delete).
 fn policy(set: &StatefulSet) -> (bool, bool) {
     let p = spec_of(set).persistent_volume_claim_retention_policy.as_ref();
-    (
-        p.is_some_and(|p| p.when_deleted == DELETE),
-        p.is_some_and(|p| p.when_scaled == DELETE),
-    )
+    (p.is_some_and(|p| p.when_deleted == DELETE), p.is_some_and(|p| p.when_scaled == DELETE))
 }
 
 /// A plain (non-controller) owner reference to `m` of kind `K`.
@@ -74,8 +71,9 @@ pub fn retention_refs(
     in_range: bool,
 ) -> Option<Vec<OwnerReference>> {
     let (when_deleted, when_scaled) = policy(set);
-    let by_pod = when_scaled && !in_range && !pod.meta().uid.is_empty();
-    let by_set = when_deleted && !(when_scaled && !in_range);
+    let scaled_away = when_scaled && !in_range;
+    let by_pod = scaled_away && !pod.meta().uid.is_empty();
+    let by_set = when_deleted && !scaled_away;
     let set_uid = &set.meta().uid;
     let pod_uid = &pod.meta().uid;
     let mut out: Vec<OwnerReference> = current

@@ -175,8 +175,10 @@ impl StatefulSetController {
             // The cache is behind: the pod is there.
             Err(navarch_client::Error::AlreadyExists(_)) => Ok(Flow::Wait),
             Err(e) => {
-                let message =
-                    format!("create Pod {pod_name} in StatefulSet {set_name} failed error: {}", api_message(&e));
+                let message = format!(
+                    "create Pod {pod_name} in StatefulSet {set_name} failed error: {}",
+                    api_message(&e)
+                );
                 self.event(set, false, "FailedCreate", message.clone());
                 Err(StatefulSetError::Writes(message))
             }
@@ -184,7 +186,13 @@ impl StatefulSetController {
     }
 
     /// Deletes a pod of the set (its uid as a precondition), with the event.
-    async fn delete_pod(&self, set: &StatefulSet, key: &str, name: &str, uid: &str) -> Result<(), StatefulSetError> {
+    async fn delete_pod(
+        &self,
+        set: &StatefulSet,
+        key: &str,
+        name: &str,
+        uid: &str,
+    ) -> Result<(), StatefulSetError> {
         let params = DeleteParams { precondition_uid: uid.to_string(), ..Default::default() };
         let set_name = &set.meta().name;
         match self.client.api::<Pod>(&set.meta().namespace).delete(name, &params).await {
@@ -314,12 +322,8 @@ impl StatefulSetController {
         let revisions = Revisions { current, update: (update.meta().name.clone(), template) };
 
         let satisfied = self.expectations.satisfied(key, claimed.mine.iter().copied());
-        let view = View {
-            set,
-            pods: &claimed.mine,
-            update_revision: &revisions.update.0,
-            now: SystemTime::now(),
-        };
+        let view =
+            View { set, pods: &claimed.mine, update_revision: &revisions.update.0, now: SystemTime::now() };
         let mut requeue = None;
         let mut result = Ok(());
         if satisfied {

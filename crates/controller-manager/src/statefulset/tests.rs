@@ -179,8 +179,18 @@ fn rolling_update_from_the_highest_ordinal_down_to_the_partition() {
     assert_eq!(updates(&run(&wide, &old)), [delete(2, Why::Update), delete(1, Why::Update)]);
     let one_down = [up(0, "old"), up(1, "old"), pod(2, "new", "Running", false)];
     assert_eq!(updates(&run(&wide, &one_down)), [delete(1, Why::Update)]);
-    assert_eq!(max_unavailable(&set("updateStrategy: {type: RollingUpdate, rollingUpdate: {maxUnavailable: '50%'}}")), 1);
-    assert_eq!(max_unavailable(&set("replicas: 10\nupdateStrategy: {type: RollingUpdate, rollingUpdate: {maxUnavailable: '50%'}}")), 5);
+    assert_eq!(
+        max_unavailable(&set(
+            "updateStrategy: {type: RollingUpdate, rollingUpdate: {maxUnavailable: '50%'}}"
+        )),
+        1
+    );
+    assert_eq!(
+        max_unavailable(&set(
+            "replicas: 10\nupdateStrategy: {type: RollingUpdate, rollingUpdate: {maxUnavailable: '50%'}}"
+        )),
+        5
+    );
     // OnDelete: nothing is replaced.
     let on_delete = set("updateStrategy: {type: OnDelete}");
     assert_eq!(updates(&run(&on_delete, &old)), []);
@@ -231,7 +241,9 @@ fn pods_get_identity_labels_and_claims() {
 #[test]
 fn claim_owners_follow_the_retention_policy() {
     let policy = |deleted: &str, scaled: &str| {
-        set(&format!("persistentVolumeClaimRetentionPolicy: {{whenDeleted: {deleted}, whenScaled: {scaled}}}"))
+        set(&format!(
+            "persistentVolumeClaimRetentionPolicy: {{whenDeleted: {deleted}, whenScaled: {scaled}}}"
+        ))
     };
     let p = up(1, "new");
     let kinds = |refs: Option<Vec<navarch_api::v1::OwnerReference>>| -> Option<Vec<String>> {

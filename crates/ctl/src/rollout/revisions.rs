@@ -84,7 +84,10 @@ impl Revisioned for StatefulSet {
         if let Some(want) = spec.replicas
             && st.ready_replicas < want
         {
-            return Ok(Progress::Waiting(format!("Waiting for {} pods to be ready...", want - st.ready_replicas)));
+            return Ok(Progress::Waiting(format!(
+                "Waiting for {} pods to be ready...",
+                want - st.ready_replicas
+            )));
         }
         if let Some(ru) = strategy.rolling_update.as_ref() {
             if let (Some(want), Some(partition)) = (spec.replicas, ru.partition)
@@ -207,7 +210,11 @@ pub fn template_of(cr: &ControllerRevision) -> anyhow::Result<PodTemplateSpec> {
     Ok(serde_json::from_value(template)?)
 }
 
-pub async fn history<K: Revisioned>(ctx: &Context, resource: &[String], revision: Option<i64>) -> anyhow::Result<Outcome> {
+pub async fn history<K: Revisioned>(
+    ctx: &Context,
+    resource: &[String],
+    revision: Option<i64>,
+) -> anyhow::Result<Outcome> {
     let (kind, _, ds) = fetch::<K>(ctx, resource).await?;
     let revs = revisions(ctx, &ds).await?;
     let obj = kinds::object_ref(kind, &ds.meta().name);
@@ -231,7 +238,11 @@ pub async fn history<K: Revisioned>(ctx: &Context, resource: &[String], revision
     Ok(Outcome::Success)
 }
 
-pub async fn undo<K: Revisioned>(ctx: &Context, resource: &[String], to_revision: i64) -> anyhow::Result<Outcome> {
+pub async fn undo<K: Revisioned>(
+    ctx: &Context,
+    resource: &[String],
+    to_revision: i64,
+) -> anyhow::Result<Outcome> {
     let (kind, api, mut ds) = fetch::<K>(ctx, resource).await?;
     let obj = kinds::object_ref(kind, &ds.meta().name);
     ensure!(to_revision >= 0, "unable to find specified revision {to_revision} in history");
@@ -280,10 +291,13 @@ mod tests {
     #[test]
     fn statefulset_lines_like_kubectl() {
         let sts = |spec: &str, status: &str| -> StatefulSet {
-            serde_yaml::from_str(&format!("{{metadata: {{name: web, generation: 2}}, spec: {spec}, status: {status}}}"))
-                .unwrap()
+            serde_yaml::from_str(&format!(
+                "{{metadata: {{name: web, generation: 2}}, spec: {spec}, status: {status}}}"
+            ))
+            .unwrap()
         };
-        let partitioned = "{replicas: 3, updateStrategy: {type: RollingUpdate, rollingUpdate: {partition: 2}}}";
+        let partitioned =
+            "{replicas: 3, updateStrategy: {type: RollingUpdate, rollingUpdate: {partition: 2}}}";
         let p = |spec, status| sts(spec, status).progress().unwrap();
         assert_eq!(
             p(partitioned, "{observedGeneration: 1}"),
@@ -305,11 +319,19 @@ mod tests {
         );
         let plain = "{replicas: 3, updateStrategy: {type: RollingUpdate}}";
         assert_eq!(
-            p(plain, "{observedGeneration: 2, readyReplicas: 3, updatedReplicas: 1, currentRevision: web-a, updateRevision: web-b}"),
-            Progress::Waiting("waiting for statefulset rolling update to complete 1 pods at revision web-b...".into())
+            p(
+                plain,
+                "{observedGeneration: 2, readyReplicas: 3, updatedReplicas: 1, currentRevision: web-a, updateRevision: web-b}"
+            ),
+            Progress::Waiting(
+                "waiting for statefulset rolling update to complete 1 pods at revision web-b...".into()
+            )
         );
         assert_eq!(
-            p(plain, "{observedGeneration: 2, readyReplicas: 3, currentReplicas: 3, currentRevision: web-b, updateRevision: web-b}"),
+            p(
+                plain,
+                "{observedGeneration: 2, readyReplicas: 3, currentReplicas: 3, currentRevision: web-b, updateRevision: web-b}"
+            ),
             Progress::Done("statefulset rolling update complete 3 pods at revision web-b...".into())
         );
         assert!(sts("{updateStrategy: {type: OnDelete}}", "{}").progress().is_err());
