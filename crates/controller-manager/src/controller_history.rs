@@ -31,35 +31,28 @@ pub trait HistoryOwner: Resource {
     fn history_limit(&self) -> Option<i32>;
 }
 
-impl HistoryOwner for DaemonSet {
-    fn template(&self) -> Option<&PodTemplateSpec> {
-        self.spec.as_ref()?.template.as_ref()
-    }
-    fn collision_count(&self) -> Option<i32> {
-        self.status.as_ref()?.collision_count
-    }
-    fn set_collision_count(&mut self, count: i32) {
-        self.status.get_or_insert_with(Default::default).collision_count = Some(count);
-    }
-    fn history_limit(&self) -> Option<i32> {
-        self.spec.as_ref()?.revision_history_limit
-    }
+/// `HistoryOwner` for kinds with `spec.template`, `spec.revisionHistoryLimit` and
+/// `status.collisionCount`.
+macro_rules! history_owner {
+    ($($kind:ty),*) => {$(
+        impl HistoryOwner for $kind {
+            fn template(&self) -> Option<&PodTemplateSpec> {
+                self.spec.as_ref()?.template.as_ref()
+            }
+            fn collision_count(&self) -> Option<i32> {
+                self.status.as_ref()?.collision_count
+            }
+            fn set_collision_count(&mut self, count: i32) {
+                self.status.get_or_insert_with(Default::default).collision_count = Some(count);
+            }
+            fn history_limit(&self) -> Option<i32> {
+                self.spec.as_ref()?.revision_history_limit
+            }
+        }
+    )*};
 }
 
-impl HistoryOwner for StatefulSet {
-    fn template(&self) -> Option<&PodTemplateSpec> {
-        self.spec.as_ref()?.template.as_ref()
-    }
-    fn collision_count(&self) -> Option<i32> {
-        self.status.as_ref()?.collision_count
-    }
-    fn set_collision_count(&mut self, count: i32) {
-        self.status.get_or_insert_with(Default::default).collision_count = Some(count);
-    }
-    fn history_limit(&self) -> Option<i32> {
-        self.spec.as_ref()?.revision_history_limit
-    }
-}
+history_owner!(DaemonSet, StatefulSet);
 
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {

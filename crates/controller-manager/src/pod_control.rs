@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use navarch_api::Resource;
 use navarch_api::selector::Selector;
 use navarch_api::v1::{LabelSelector, ObjectMeta, ObjectReference, OwnerReference, Pod};
-use navarch_client::{Api, Client, EventRecorder, ObjectRef, Store};
+use navarch_client::{Action, Api, Client, EventRecorder, ObjectRef, Store};
 
 /// How long unmet expectations hold an owner back before it acts anyway (Kubernetes: 5 minutes).
 const EXPECTATIONS_TIMEOUT: Duration = Duration::from_secs(300);
@@ -127,6 +127,17 @@ pub async fn adopt_and_release<O: Resource, K: Resource>(client: &Client, owner:
             tracing::debug!(kind = K::KIND, name = %o.meta().name, error = %e, "releasing");
         }
     }
+}
+
+/// When a pod owner's sync looks again: at `requeue` if the plan asked, within a second while some pod
+/// is ready but not yet available (minReadySeconds: availability changes with time alone), else after
+/// 5 minutes, or 5 seconds while expectations are unmet.
+pub fn next_sync(satisfied: bool, requeue: Option<Duration>, awaiting_availability: bool) -> Action {
+    let second = Duration::from_secs(1);
+    let requeue =
+        if awaiting_availability { Some(requeue.map_or(second, |r| r.min(second))) } else { requeue };
+    let idle = if satisfied { Duration::from_secs(300) } else { Duration::from_secs(5) };
+    Action::requeue(requeue.map_or(idle, |r| r.min(idle)))
 }
 
 /// Pods an owner created and deleted that its pod cache does not show yet.

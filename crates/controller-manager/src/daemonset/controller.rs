@@ -17,7 +17,9 @@ use super::placement::{fits, pod_for_node};
 use super::plan::{self, FailedBackoff, View};
 use super::{DaemonSetError, spec_of};
 use crate::controller_history::{self as history, Budget};
-use crate::pod_control::{Expectations, PruneClock, adopt_and_release, claim_objects, create_in_batches};
+use crate::pod_control::{
+    Expectations, PruneClock, adopt_and_release, claim_objects, create_in_batches, next_sync,
+};
 use crate::run::Reconciler;
 
 /// The reconcile side of the DaemonSet controller.
@@ -187,12 +189,8 @@ impl DaemonSetController {
                 Err(e) => return Err(e.into()),
             }
         }
-        // Availability changes with time alone when minReadySeconds is set.
-        if spec_of(ds).min_ready_seconds > 0 && status.number_available < status.number_ready {
-            requeue = Some(requeue.map_or(Duration::from_secs(1), |r| r.min(Duration::from_secs(1))));
-        }
-        let idle = if satisfied { Duration::from_secs(300) } else { Duration::from_secs(5) };
-        Ok(Action::requeue(requeue.map_or(idle, |r| r.min(idle))))
+        let awaiting = spec_of(ds).min_ready_seconds > 0 && status.number_available < status.number_ready;
+        Ok(next_sync(satisfied, requeue, awaiting))
     }
 }
 

@@ -18,7 +18,7 @@ use super::plan::{self, Step, View};
 use super::pods::{Revision, new_pod, revision_for};
 use super::{StatefulSetError, ordinal_of, pod_name, replicas, spec_of, start_ordinal, status};
 use crate::controller_history::{self as history, Budget};
-use crate::pod_control::{Expectations, PruneClock, adopt_and_release, claim_objects};
+use crate::pod_control::{Expectations, PruneClock, adopt_and_release, claim_objects, next_sync};
 use crate::run::Reconciler;
 
 /// The reconcile side of the StatefulSet controller.
@@ -357,12 +357,9 @@ impl StatefulSetController {
             }
         }
         result?;
-        // Availability changes with time alone when minReadySeconds is set.
-        if spec_of(set).min_ready_seconds > 0 && status.available_replicas < status.ready_replicas {
-            requeue = Some(Duration::from_secs(1));
-        }
-        let idle = if satisfied { Duration::from_secs(300) } else { Duration::from_secs(5) };
-        Ok(Action::requeue(requeue.map_or(idle, |r| r.min(idle))))
+        let awaiting =
+            spec_of(set).min_ready_seconds > 0 && status.available_replicas < status.ready_replicas;
+        Ok(next_sync(satisfied, requeue, awaiting))
     }
 }
 
