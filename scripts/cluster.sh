@@ -373,7 +373,7 @@ EOF2
   wait_for registry 30 http_ok_at "$HOST_IP" "$REGISTRY_PORT" /v2/
   "$ROOT/scripts/images.sh" build "$HOME_DIR/images"
   "$ROOT/scripts/images.sh" push "$HOME_DIR/images" "$HOST_IP:$REGISTRY_PORT" >/dev/null
-  say "images busybox:latest, busybox:1.36, serve-hostname:1.0, serve-hostname:2.0, nginx:latest, curl:latest served as docker.io/library/*"
+  say "images busybox:latest, busybox:1.36, serve-hostname:1.0, serve-hostname:2.0, nginx:latest, curl:latest, redis:latest served as docker.io/library/*"
 
   if running cluster-dns; then
     say "cluster-dns already running (pid $(pid_of cluster-dns))"

@@ -5,6 +5,7 @@
 #                                             OUTDIR/serve-hostname  tags 1.0, 2.0
 #                                             OUTDIR/nginx           tags latest, <major.minor> (1.22 on Debian 12)
 #                                             OUTDIR/curl            tags latest, <major.minor> (7.88 on Debian 12)
+#                                             OUTDIR/redis           tags latest, <major.minor> (7.0 on Debian 12)
 #   scripts/images.sh push OUTDIR REGISTRY    -> REGISTRY/library/<name>:<tag>  (REGISTRY like 127.0.0.1:5000)
 #
 # The rootfs is Debian's busybox-static (/bin/busybox) with a symlink in /bin for every applet, /etc/passwd,
@@ -21,8 +22,14 @@
 # curl behaves like curlimages/curl (Entrypoint /entrypoint.sh, Cmd curl, user curl_user as 100:101): Debian's curl
 # packaged the same way (busybox's wget cannot talk TLS to the api-server: its ClientHello lacks
 # signature_algorithms, which rustls requires).
+# redis behaves like the official image for a StatefulSet's database: Entrypoint docker-entrypoint.sh, Cmd
+# redis-server, WORKDIR /data, port 6379; run as root, the entrypoint gives /data to user redis (999) and
+# starts redis-server as that user (busybox su instead of gosu); arguments that are options or a .conf file
+# are redis-server's. The official image builds redis with protected mode off; the entrypoint passes
+# --protected-mode no instead (unless the command sets it). Debian's redis-tools has the server binary
+# (redis-check-rdb, which is redis-server by argv[0]) and redis-cli.
 #
-# Only nginx and curl need the network, and only Debian's apt mirror: their .deb files (apt's candidates
+# Only nginx, curl and redis need the network, and only Debian's apt mirror: their .deb files (apt's candidates
 # and the library packages they depend on, recursively; ~15 MB) are fetched with `apt-get download` unless
 # apt's cache or OUTDIR/debs (kept from the previous build) has them with the right SHA256. The package
 # versions are read offline from apt's lists.
@@ -432,6 +439,50 @@ image_layer_curl() {
   install -d -m 0755 -o 100 -g 101 "$r/home/curl_user"
 }
 tag_layer_curl() { :; }
+
+redis_entrypoint() {
+  cat <<'EOF'
+#!/bin/sh
+# navarch redis test image. Like the official image's entrypoint: options or a .conf file first mean
+# redis-server; as root, /data is given to user redis and the server runs as redis.
+set -e
+if [ "${1#-}" != "$1" ] || [ "${1%.conf}" != "$1" ]; then
+  set -- redis-server "$@"
+fi
+if [ "$1" = redis-server ]; then
+  case " $* " in
+    *" --protected-mode "*) ;;
+    *) set -- "$@" --protected-mode no ;;
+  esac
+  if [ "$(id -u)" = 0 ]; then
+    find . \! -user redis -exec chown redis '{}' +
+    exec su -s /bin/sh -c 'exec "$0" "$@"' -- redis "$@"
+  fi
+fi
+exec "$@"
+EOF
+}
+
+# image_layer_redis ROOTFS WORKDIR: redis-server (as Debian links it: a name of redis-check-rdb) and
+# redis-cli, their libraries and loader from the .debs in $DEBS/redis; user redis; /data.
+image_layer_redis() {
+  local r=$1 st=$2/debs-root
+  extract_debs "$DEBS/redis" "$st"
+  install_linked "$r" "$st" /usr/bin/redis-check-rdb /usr/bin/redis-cli
+  ln -sf redis-check-rdb "$r/usr/bin/redis-server"
+  redis_entrypoint >"$r/usr/local/bin/docker-entrypoint.sh"
+  chmod 0755 "$r/usr/local/bin/docker-entrypoint.sh"
+  nsswitch_conf >"$r/etc/nsswitch.conf"
+  echo 'redis:x:999:999:redis:/home/redis:/bin/sh' >>"$r/etc/passwd"
+  echo 'redis:x:999:' >>"$r/etc/group"
+  install -d -m 0755 -o 999 -g 999 "$r/data" "$r/home/redis"
+}
+tag_layer_redis() { :; }
+tag_config_redis() {
+  umoci config --image "$1" --config.entrypoint=docker-entrypoint.sh --clear=config.cmd --config.cmd=redis-server \
+    --config.workingdir=/data --config.exposedports=6379/tcp --config.volume=/data \
+    --history.created_by="redis $2 (navarch scripts/images.sh)"
+}
 tag_config_curl() {
   umoci config --image "$1" --config.entrypoint=/entrypoint.sh --clear=config.cmd --config.cmd=curl \
     --config.user=100:101 --config.workingdir=/home/curl_user \
@@ -449,10 +500,11 @@ cmd_build() {
   local out=$1
   need umoci sha256sum apt-cache apt-get dpkg-deb
   [ -x "$BUSYBOX" ] || { echo "images: $BUSYBOX missing (apt install busybox-static)" >&2; exit 1; }
-  local nginx_pkgs curl_pkgs want
+  local nginx_pkgs curl_pkgs redis_pkgs want
   nginx_pkgs=$(debian_packages nginx nginx-common)
   curl_pkgs=$(debian_packages curl)
-  want=$(stamp "$nginx_pkgs$curl_pkgs")
+  redis_pkgs=$(debian_packages redis-tools)
+  want=$(stamp "$nginx_pkgs$curl_pkgs$redis_pkgs")
   if [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$want" ]; then
     echo "images: $out is up to date"
     return
@@ -468,11 +520,14 @@ cmd_build() {
   build_image serve-hostname "$tmp/base" "$tmp/serve-hostname" "$tmp/work/serve-hostname" 1.0 2.0
   fetch_debs "$tmp/debs/nginx" "$out/debs/nginx" "$nginx_pkgs"
   fetch_debs "$tmp/debs/curl" "$out/debs/curl" "$curl_pkgs"
+  fetch_debs "$tmp/debs/redis" "$out/debs/redis" "$redis_pkgs"
   DEBS="$tmp/debs"
   # shellcheck disable=SC2046
   build_image nginx "$tmp/base" "$tmp/nginx" "$tmp/work/nginx" $(debian_tags "$nginx_pkgs" nginx)
   # shellcheck disable=SC2046
   build_image curl "$tmp/base" "$tmp/curl" "$tmp/work/curl" $(debian_tags "$curl_pkgs" curl)
+  # shellcheck disable=SC2046
+  build_image redis "$tmp/base" "$tmp/redis" "$tmp/work/redis" $(debian_tags "$redis_pkgs" redis-tools)
   rm -rf "$tmp/base" "$tmp/work"
   echo "$want" >"$tmp/.stamp"
   # Swap in: a reader sees the old or the new directory (a concurrent build may win; both are complete).
@@ -486,13 +541,13 @@ cmd_build() {
   fi
   trap - EXIT
   echo "images: built in $out"
-  du -sh "$out"/busybox "$out"/serve-hostname "$out"/nginx "$out"/curl
+  du -sh "$out"/busybox "$out"/serve-hostname "$out"/nginx "$out"/curl "$out"/redis
 }
 
 cmd_push() {
   local out=$1 reg=$2 name tag
   need skopeo
-  for name in busybox serve-hostname nginx curl; do
+  for name in busybox serve-hostname nginx curl redis; do
     [ -f "$out/$name/index.json" ] || { echo "images: $out/$name missing (run: $0 build $out)" >&2; exit 1; }
     # The tags of the layout, from its index.json (org.opencontainers.image.ref.name annotations).
     for tag in $(grep -o '"org.opencontainers.image.ref.name":"[^"]*"' "$out/$name/index.json" | cut -d'"' -f4); do

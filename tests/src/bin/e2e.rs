@@ -38,7 +38,14 @@
 //!     `kubectl create job --from=cronjob/x`, suspend, kubectl's columns
 //! 15. `navctl drain` of a node hosting 2 of 3 replicas of a Deployment whose PodDisruptionBudget says
 //!     `minAvailable: 2` (`e2e/disruption.rs`): the drain completes, retrying the eviction the budget
-//!     refuses, and the available replicas (sampled every 100 ms) never fall below 2
+//!     refuses, and the available replicas (sampled every 100 ms) never fall below 2 (runs last)
+//! 16. persistent volumes (`e2e/storage.rs`): the default `local-path` class provisioning on the pod's
+//!     node, data across pods, reclaim Delete and Retain, a `local` volume pinning its pod, claims that
+//!     cannot bind and a bad access mode
+//! 17. StatefulSets (`e2e/statefulsets.rs`): ordered creation, stable DNS names and claims, scale down
+//!     and up keeping data, partitioned rolling update from the highest ordinal, rollout undo, refused
+//!     changes, a scale-up through kill -9 of controller-manager, scheduler and a kubelet (no ordinal
+//!     twice, no volume lost or leaked), and redis keeping a key through its pod's deletion
 //!
 //! Needs root (it cuts links and reads containerd) and a running `make up` cluster with at least
 //! two Ready nodes. Flags: `--only N[,N...]` runs some scenarios (1 and 2 set up what the others
@@ -60,6 +67,8 @@ use navarch_tests::eventually_blocking;
 
 #[path = "e2e/attacks.rs"]
 mod attacks;
+#[path = "e2e/commands.rs"]
+mod commands;
 #[path = "e2e/cronjobs.rs"]
 mod cronjobs;
 #[path = "e2e/daemonsets.rs"]
@@ -68,166 +77,20 @@ mod daemonsets;
 mod disruption;
 #[path = "e2e/jobs.rs"]
 mod jobs;
+#[path = "e2e/statefulsets.rs"]
+mod statefulsets;
+#[path = "e2e/storage.rs"]
+mod storage;
 
 const NS: &str = "e2e";
 
+use commands::{
+    allow, apply, apply_try, cluster, ensure_namespace, kubectl, kubectl_command, kubectl_try, navarch_home,
+    navctl, navctl_command, navctl_try, nv, nv_try, run_kubectl,
+};
+
 /// Set by `--vagrant`: the cluster is the VMs of vagrant/Vagrantfile.
 static VAGRANT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-
-fn vagrant() -> bool {
-    VAGRANT.get().copied().unwrap_or(false)
-}
-
-fn root() -> std::path::PathBuf {
-    navarch_tests::workspace_root()
-}
-
-/// `make up`'s state: `$NAVARCH_HOME`, default `.navarch/` in the checkout.
-fn navarch_home() -> std::path::PathBuf {
-    std::env::var_os("NAVARCH_HOME")
-        .filter(|v| !v.is_empty())
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| root().join(".navarch"))
-}
-
-/// The admin kubeconfig `make up` wrote (the api-server's address, its CA and a client certificate):
-/// `$NAVARCH_HOME/kubeconfig` (default `.navarch/kubeconfig` in the checkout), else the `kubeconfig`
-/// entry of navctl's config file (`$NAVCTL_CONFIG` or `~/.navarch/config.yaml`). `None` on the VM
-/// cluster, whose credentials navctl takes from its own configuration.
-fn kubeconfig() -> Option<std::path::PathBuf> {
-    static FOUND: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
-    FOUND
-        .get_or_init(|| {
-            if vagrant() {
-                return None;
-            }
-            let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
-            let made = navarch_home().join("kubeconfig");
-            if made.exists() {
-                return Some(made);
-            }
-            let config = var("NAVCTL_CONFIG")
-                .map(std::path::PathBuf::from)
-                .or_else(|| var("HOME").map(|h| std::path::PathBuf::from(h).join(".navarch/config.yaml")))?;
-            let text = std::fs::read_to_string(config).ok()?;
-            let value: serde_yaml::Value = serde_yaml::from_str(&text).ok()?;
-            value.get("kubeconfig")?.as_str().map(std::path::PathBuf::from)
-        })
-        .clone()
-}
-
-/// The command `navctl ARGS` (the release build, with `make up`'s kubeconfig).
-fn navctl_command(args: &[&str]) -> Command {
-    let mut command = Command::new(root().join("target/release/navctl"));
-    if let Some(k) = kubeconfig() {
-        command.arg(format!("--kubeconfig={}", k.display()));
-    }
-    command.args(args);
-    command
-}
-
-/// `navctl ARGS`: stdout, or the failure with its stderr.
-fn navctl_try(args: &[&str]) -> Result<String, String> {
-    let out = navctl_command(args).output().map_err(|e| format!("navctl: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).to_string())
-    } else {
-        Err(format!(
-            "navctl {}: {}{}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr),
-            String::from_utf8_lossy(&out.stdout)
-        ))
-    }
-}
-
-fn navctl(args: &[&str]) -> String {
-    navctl_try(args).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// `navctl VERB -n e2e ARGS...` (before any `--` of exec).
-fn in_ns<'a>(args: &[&'a str]) -> Vec<&'a str> {
-    let mut a = vec![args[0], "-n", NS];
-    a.extend(&args[1..]);
-    a
-}
-
-fn nv(args: &[&str]) -> String {
-    navctl(&in_ns(args))
-}
-
-fn nv_try(args: &[&str]) -> Result<String, String> {
-    navctl_try(&in_ns(args))
-}
-
-/// `scripts/cluster.sh CMD` with `VARS` (what `make node-stop NODE=1` etc. run); on the VM cluster,
-/// `vm-stop` and `vm-start` of worker `NODE` through Vagrant.
-fn cluster(cmd: &str, vars: &[(&str, &str)]) {
-    let mut command = if vagrant() {
-        let node = vars.iter().find(|(k, _)| *k == "NODE").map(|(_, v)| *v).expect("NODE");
-        let machine = format!("worker-{node}");
-        // A libvirt domain is powered off at once (vagrant-libvirt's `halt --force` first waits
-        // a minute for an ACPI shutdown); other providers through `vagrant halt --force`.
-        let libvirt_id = root().join("vagrant/.vagrant/machines").join(&machine).join("libvirt/id");
-        let domain = std::fs::read_to_string(libvirt_id).ok().map(|s| s.trim().to_string());
-        let mut c;
-        match (cmd, domain) {
-            ("vm-stop", Some(uuid)) => {
-                c = Command::new("virsh");
-                c.args(["--connect", "qemu:///system", "destroy", &uuid]);
-            }
-            ("vm-stop", None) => {
-                c = Command::new("vagrant");
-                c.args(["halt", "--force", &machine]);
-            }
-            ("vm-start", _) => {
-                c = Command::new("vagrant");
-                c.args(["up", &machine]);
-            }
-            _ => panic!("{cmd}: not available on the VM cluster"),
-        }
-        c.current_dir(root().join("vagrant"));
-        c
-    } else {
-        let mut c = Command::new(root().join("scripts/cluster.sh"));
-        c.arg(cmd).envs(vars.iter().copied());
-        c
-    };
-    let out = command.output().expect("scripts/cluster.sh or vagrant");
-    assert!(
-        out.status.success(),
-        "{cmd} {vars:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn apply_try(yaml: &str) -> Result<String, String> {
-    let f = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(f.path(), yaml).unwrap();
-    nv_try(&["apply", "-f", f.path().to_str().unwrap()])
-}
-
-fn apply(yaml: &str) {
-    apply_try(yaml).unwrap_or_else(|e| panic!("{e}"));
-}
-
-/// Creates the namespace `e2e` again when an earlier scenario (8) deleted it, and waits for its
-/// `default` ServiceAccount (pods need it).
-fn ensure_namespace() {
-    if navctl_try(&["get", "namespace", NS]).is_err() {
-        apply(&format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {NS}}}\n"));
-    }
-    eventually_blocking("the default ServiceAccount", allow(30), || {
-        nv_try(&["get", "serviceaccount", "default"]).is_ok()
-    });
-}
-
-/// How long a wait of `secs` seconds may take: three times as long on the VM cluster (`--vagrant`).
-fn allow(secs: u64) -> Duration {
-    let timeout = Duration::from_secs(secs);
-    if vagrant() { timeout * 3 } else { timeout }
-}
 
 /// A pod as `navctl get pods -o json` shows it.
 #[derive(Debug, Clone)]
@@ -731,38 +594,6 @@ fn scenario_8_delete_namespace(c: &Cluster) {
     );
 }
 
-/// `kubectl` with the kubeconfig `make up` wrote.
-fn kubectl_command() -> Command {
-    let mut c = Command::new("kubectl");
-    if let Some(k) = kubeconfig() {
-        c.env("KUBECONFIG", k);
-    }
-    c
-}
-
-/// `kubectl ARGS` with the kubeconfig `make up` wrote: stdout, or the failure with its stderr.
-fn kubectl_try(args: &[&str]) -> Result<String, String> {
-    run_kubectl(kubectl_command(), args)
-}
-
-/// `command ARGS` (a kubectl): stdout, or the failure with its stderr.
-fn run_kubectl(mut command: Command, args: &[&str]) -> Result<String, String> {
-    let out = command.args(args).output().map_err(|e| format!("kubectl: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).to_string())
-    } else {
-        Err(format!(
-            "kubectl {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
-
-fn kubectl(args: &[&str]) -> String {
-    kubectl_try(args).unwrap_or_else(|e| panic!("{e}"))
-}
-
 fn scenario_9_kubectl_seeds() {
     println!("[9] the articles' kubectl commands, verbatim");
     let t = Instant::now();
@@ -940,6 +771,12 @@ fn main() {
     }
     if run(14) {
         cronjobs::scenario_14_cronjobs();
+    }
+    if run(16) {
+        storage::scenario_16_storage(&c.nodes);
+    }
+    if run(17) {
+        statefulsets::scenario_17_statefulsets(&c);
     }
     // Last: its drain deletes the bare client pod of the first node (--force).
     if run(15) {
