@@ -14,6 +14,7 @@ use navarch_client::{Action, Client, DeleteParams, EventRecorder, ObjectRef, Sto
 use tracing::Instrument;
 
 use super::claims::{claims_for, is_stale, retention_refs};
+use super::events::{Event, Verb, claim_event, pod_event};
 use super::plan::{self, Step, View};
 use super::pods::{Revision, new_pod, revision_for};
 use super::{StatefulSetError, ordinal_of, pod_name, replicas, spec_of, start_ordinal, status};
@@ -83,9 +84,10 @@ impl StatefulSetController {
         self.claims.get(&ObjectRef::new(namespace, name))
     }
 
-    fn event(&self, set: &StatefulSet, ok: bool, reason: &'static str, message: String) {
-        let kind = if ok { "Normal" } else { "Warning" };
-        self.events.record(object_ref(set), kind, reason, message);
+    /// Records `e` about `set`; returns its message.
+    fn record(&self, set: &StatefulSet, e: Event) -> String {
+        self.events.record(object_ref(set), e.kind, e.reason, e.message.clone());
+        e.message
     }
 
     /// Creates the claims of `pod` (of `ordinal`) that do not exist (`createPersistentVolumeClaims`),
@@ -108,23 +110,13 @@ impl StatefulSetController {
                 claim.meta_mut().owner_references = refs;
             }
             match api.create(&claim).await {
-                Ok(_) => self.event(
-                    set,
-                    true,
-                    "SuccessfulCreate",
-                    format!("create Claim {name} Pod {pod_name} in StatefulSet {set_name} success"),
-                ),
+                Ok(_) => {
+                    self.record(set, claim_event(Verb::Create, set_name, pod_name, &name, None));
+                }
                 Err(navarch_client::Error::AlreadyExists(_)) => {}
                 Err(e) => {
                     let message = api_message(&e);
-                    self.event(
-                        set,
-                        false,
-                        "FailedCreate",
-                        format!(
-                            "create Claim {name} for Pod {pod_name} in StatefulSet {set_name} failed error: {message}"
-                        ),
-                    );
+                    self.record(set, claim_event(Verb::Create, set_name, pod_name, &name, Some(&message)));
                     first_error.get_or_insert(format!("failed to create PVC {name}: {message}"));
                 }
             }
@@ -157,29 +149,20 @@ impl StatefulSetController {
             return Ok(Flow::Wait);
         }
         if let Err(e) = self.create_claims(set, &pod, ordinal).await {
-            let message = format!("create Pod {pod_name} in StatefulSet {set_name} failed error: {e}");
-            self.event(set, false, "FailedCreate", message.clone());
+            let message = self.record(set, pod_event(Verb::Create, set_name, pod_name, Some(&e)));
             return Err(StatefulSetError::Writes(message));
         }
         match self.client.api::<Pod>(ns).create(&pod).await {
             Ok(_) => {
                 self.expectations.expect(key, vec![pod_name.clone()], vec![]);
-                self.event(
-                    set,
-                    true,
-                    "SuccessfulCreate",
-                    format!("create Pod {pod_name} in StatefulSet {set_name} successful"),
-                );
+                self.record(set, pod_event(Verb::Create, set_name, pod_name, None));
                 Ok(Flow::Continue)
             }
             // The cache is behind: the pod is there.
             Err(navarch_client::Error::AlreadyExists(_)) => Ok(Flow::Wait),
             Err(e) => {
-                let message = format!(
-                    "create Pod {pod_name} in StatefulSet {set_name} failed error: {}",
-                    api_message(&e)
-                );
-                self.event(set, false, "FailedCreate", message.clone());
+                let error = api_message(&e);
+                let message = self.record(set, pod_event(Verb::Create, set_name, pod_name, Some(&error)));
                 Err(StatefulSetError::Writes(message))
             }
         }
@@ -198,19 +181,13 @@ impl StatefulSetController {
         match self.client.api::<Pod>(&set.meta().namespace).delete(name, &params).await {
             Ok(_) => {
                 self.expectations.expect(key, vec![], vec![name.to_string()]);
-                self.event(
-                    set,
-                    true,
-                    "SuccessfulDelete",
-                    format!("delete Pod {name} in StatefulSet {set_name} successful"),
-                );
+                self.record(set, pod_event(Verb::Delete, set_name, name, None));
                 Ok(())
             }
             Err(navarch_client::Error::NotFound(_) | navarch_client::Error::FailedPrecondition(_)) => Ok(()),
             Err(e) => {
-                let message =
-                    format!("delete Pod {name} in StatefulSet {set_name} failed error: {}", api_message(&e));
-                self.event(set, false, "FailedDelete", message.clone());
+                let error = api_message(&e);
+                let message = self.record(set, pod_event(Verb::Delete, set_name, name, Some(&error)));
                 Err(StatefulSetError::Writes(message))
             }
         }
@@ -235,13 +212,10 @@ impl StatefulSetController {
                 match api.update(&claim).await {
                     Ok(_) | Err(navarch_client::Error::NotFound(_)) => {}
                     Err(e) => {
-                        let message = format!(
-                            "update Pod {} in StatefulSet {} failed error: {}",
-                            pod.meta().name,
-                            set.meta().name,
-                            api_message(&e)
-                        );
-                        self.event(set, false, "FailedUpdate", message.clone());
+                        let error = api_message(&e);
+                        let (set_name, pod_name) = (&set.meta().name, &pod.meta().name);
+                        let message =
+                            self.record(set, pod_event(Verb::Update, set_name, pod_name, Some(&error)));
                         return Err(StatefulSetError::Writes(message));
                     }
                 }

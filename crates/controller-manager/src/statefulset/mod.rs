@@ -28,11 +28,13 @@
 //! * **Status** ([`status`]): replicas, ready, available, current and updated counts, revisions,
 //!   observedGeneration, collisionCount.
 //!
-//! [`controller`] holds the reconcile loop that applies these decisions; [`spawn`] wires it to the
+//! [`controller`] holds the reconcile loop that applies these decisions, with the events of
+//! [`events`] (Kubernetes' wording); [`spawn`] wires it to the
 //! shared StatefulSet, pod, PersistentVolumeClaim and ControllerRevision reflectors.
 
 pub mod claims;
 pub mod controller;
+pub mod events;
 pub mod plan;
 pub mod pods;
 pub mod status;

@@ -6,6 +6,7 @@ use navarch_api::Resource;
 use navarch_api::v1::{Pod, StatefulSet};
 
 use super::claims::{claim_name, claims_for, is_stale, retention_refs};
+use super::events::{Verb, claim_event, pod_event};
 use super::plan::{Plan, Step, View, Why, max_unavailable, plan};
 use super::pods::{Revision, identity_matches, new_pod, revision_for};
 use super::{parent_and_ordinal, status};
@@ -294,4 +295,31 @@ fn status_counts_and_completes_the_rollout() {
     let st = status::compute(&set(""), &refs, "old", "new", Some(1), SystemTime::now());
     assert_eq!((st.current_revision.as_str(), st.current_replicas, st.available_replicas), ("new", 3, 3));
     assert_eq!(st.collision_count, Some(1));
+}
+
+#[test]
+fn events_are_worded_as_kubernetes() {
+    let e = claim_event(Verb::Create, "web", "web-0", "data-web-0", None);
+    assert_eq!((e.kind, e.reason), ("Normal", "SuccessfulCreate"));
+    assert_eq!(e.message, "create Claim data-web-0 Pod web-0 in StatefulSet web success");
+    let e = claim_event(
+        Verb::Create,
+        "web",
+        "web-0",
+        "data-web-0",
+        Some("spec.resources[storage]: Required value"),
+    );
+    assert_eq!((e.kind, e.reason), ("Warning", "FailedCreate"));
+    assert_eq!(
+        e.message,
+        "create Claim data-web-0 for Pod web-0 in StatefulSet web failed error: spec.resources[storage]: Required value"
+    );
+    let e = pod_event(Verb::Create, "web", "web-2", None);
+    assert_eq!(
+        (e.reason, e.message.as_str()),
+        ("SuccessfulCreate", "create Pod web-2 in StatefulSet web successful")
+    );
+    let e = pod_event(Verb::Delete, "web", "web-1", Some("boom"));
+    assert_eq!((e.kind, e.reason), ("Warning", "FailedDelete"));
+    assert_eq!(e.message, "delete Pod web-1 in StatefulSet web failed error: boom");
 }
