@@ -132,7 +132,8 @@ pub struct Config {
     /// off (benchmark baselines; never on a real cluster).
     #[arg(long, value_delimiter = ',', default_value = "Node,RBAC")]
     pub authorization_mode: Vec<String>,
-    /// Admission plugins turned off that are on by default (comma-separated): `ServiceAccount`.
+    /// Admission plugins turned off that are on by default (comma-separated): `ServiceAccount`,
+    /// `DefaultStorageClass`, `StorageObjectInUseProtection`.
     #[arg(long, value_delimiter = ',')]
     pub disable_admission_plugins: Vec<String>,
     /// The address pods reach this api-server at: the Endpoints of the `default/kubernetes` Service
@@ -142,7 +143,11 @@ pub struct Config {
 }
 
 /// The admission plugins `disable_admission_plugins` may name (those on by default).
-pub const DEFAULT_ADMISSION_PLUGINS: &[&str] = &[crate::admission::service_account::PLUGIN];
+pub const DEFAULT_ADMISSION_PLUGINS: &[&str] = &[
+    crate::admission::service_account::PLUGIN,
+    crate::admission::storage::DEFAULT_STORAGE_CLASS,
+    crate::admission::storage::STORAGE_OBJECT_IN_USE_PROTECTION,
+];
 
 impl Config {
     /// Whether the admission plugin `name` runs.
@@ -329,7 +334,10 @@ mod tests {
         assert!(c.disable_admission_plugins.is_empty());
         assert_eq!(c.advertised(), Some("10.0.0.5".parse().unwrap()));
         let e = config(&["--disable-admission-plugins=Nope"], &[]).unwrap_err();
-        assert_eq!(e, "disable_admission_plugins: unknown plugin \"Nope\" (known: ServiceAccount)");
+        assert_eq!(
+            e,
+            "disable_admission_plugins: unknown plugin \"Nope\" (known: ServiceAccount, DefaultStorageClass, StorageObjectInUseProtection)"
+        );
         let e = config(&["--advertise-address=127.0.0.1"], &[]).unwrap_err();
         assert!(e.starts_with("advertise_address: 127.0.0.1: must be"), "{e}");
     }

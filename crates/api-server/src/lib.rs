@@ -295,7 +295,12 @@ async fn serve(daemon: &Daemon<Config>, token: CancellationToken) -> Result<(), 
         allocation::Ranges { ips: config.service_cluster_ip_range, ports: config.service_node_port_range };
     let registry = Arc::new(
         Registry::new(storage.clone(), &config.etcd_prefix, ranges)
-            .with_service_account_admission(config.admission_enabled(admission::service_account::PLUGIN)),
+            .with_service_account_admission(config.admission_enabled(admission::service_account::PLUGIN))
+            .with_storage_admission(admission::storage::Plugins {
+                default_storage_class: config.admission_enabled(admission::storage::DEFAULT_STORAGE_CLASS),
+                in_use_protection: config
+                    .admission_enabled(admission::storage::STORAGE_OBJECT_IN_USE_PROTECTION),
+            }),
     );
     let mut admin = Admin::new("");
     let metrics = Arc::new(metrics::Metrics::register(admin.registry()));
@@ -357,6 +362,8 @@ async fn serve(daemon: &Daemon<Config>, token: CancellationToken) -> Result<(), 
     let grpc = ApiServerServer::new(service::Service(state.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    // DefaultStorageClass reads the StorageClasses from the api-server's own store.
+    state.registry.set_storage_classes(local_store::LocalStore::start(&state, "StorageClass", "", None));
     let security = security(config, &state).await?;
     let _ = state.security.set(security.clone());
     let front = server::FrontDoor::new(grpc, rest::RestApi::new(state));

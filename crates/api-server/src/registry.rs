@@ -101,6 +101,11 @@ pub struct Registry {
     service_account_admission: bool,
     /// Validating admission of writes made for a request's user (set once at start).
     admission: std::sync::OnceLock<Arc<dyn Admission>>,
+    /// Kubernetes' DefaultStorageClass and StorageObjectInUseProtection plugins on creates of claims and
+    /// volumes ([`crate::admission::storage`]).
+    storage_admission: crate::admission::storage::Plugins,
+    /// The StorageClasses DefaultStorageClass picks from (the api-server's own store, set once at start).
+    storage_classes: std::sync::OnceLock<Arc<crate::local_store::LocalStore>>,
 }
 
 /// What a write does, for admission.
@@ -257,7 +262,50 @@ impl Registry {
             recent_pods: RecentWrites::new(RECENT_PODS),
             service_account_admission: true,
             admission: std::sync::OnceLock::new(),
+            storage_admission: Default::default(),
+            storage_classes: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Which storage admission plugins run on creates of claims and volumes (all by default).
+    pub fn with_storage_admission(mut self, plugins: crate::admission::storage::Plugins) -> Registry {
+        self.storage_admission = plugins;
+        self
+    }
+
+    /// Sets the store of StorageClasses DefaultStorageClass reads (once).
+    pub fn set_storage_classes(&self, store: Arc<crate::local_store::LocalStore>) {
+        let _ = self.storage_classes.set(store);
+    }
+
+    /// The storage admission of a claim or volume being created. DefaultStorageClass needs the
+    /// StorageClass store synced; right after start it waits a little for it, then refuses (Kubernetes'
+    /// "not yet ready to handle request").
+    async fn admit_storage(&self, obj: &mut Object) -> Result<(), ApiError> {
+        let needs_classes =
+            self.storage_admission.default_storage_class && matches!(obj, Object::PersistentVolumeClaim(_));
+        let classes = match self.storage_classes.get() {
+            Some(store) if needs_classes => {
+                for _ in 0..100 {
+                    if store.is_synced() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                if !store.is_synced() {
+                    let m = obj.meta();
+                    let name = if m.name.is_empty() { &m.generate_name } else { &m.name };
+                    return Err(ApiError::Forbidden(format!(
+                        "{} {name:?} is forbidden: not yet ready to handle request",
+                        obj.info().plural
+                    )));
+                }
+                store.list()
+            }
+            _ => Vec::new(),
+        };
+        crate::admission::storage::admit(obj, self.storage_admission, &classes);
+        Ok(())
     }
 
     /// Sets the admission step of writes made for requests (once).
@@ -407,6 +455,9 @@ impl Registry {
         }
         if self.service_account_admission && matches!(obj, Object::Pod(_)) {
             self.admit_pod(&mut obj).await?;
+        }
+        if matches!(obj, Object::PersistentVolumeClaim(_) | Object::PersistentVolume(_)) {
+            self.admit_storage(&mut obj).await?;
         }
         // A new pod's status is Kubernetes' initial one, whatever the request said.
         if let Object::Pod(p) = &mut obj {
@@ -602,6 +653,9 @@ impl Registry {
             // A CSR's spec never changes; its status only through `status`, Approved and Denied only
             // through `approval`.
             approval::keep_to_endpoint(&mut new, &old, subresource, &now_rfc3339());
+            if subresource == "status" {
+                validation::prepare_status_write(&mut new, &old);
+            }
             {
                 let (o, m) = (old.meta(), new.meta_mut());
                 m.namespace = namespace.clone();

@@ -370,6 +370,8 @@ static FIELD_RULES: &[FieldRule] = &[
     atomic("ServiceSpec", "ipFamilies"),
     map("ServiceStatus", "conditions", &["type"]).patch(Merge, Some("type")),
     atomic("StatefulSetSpec", "volumeClaimTemplates"),
+    atomic("StorageClass", "mountOptions"),
+    atomic("StorageClass", "allowedTopologies"),
     map("StatefulSetStatus", "conditions", &["type"]).patch(Merge, Some("type")),
     atomic("SubjectAccessReviewSpec", "groups"),
     atomic("SubjectRulesReviewStatus", "resourceRules"),
@@ -378,6 +380,8 @@ static FIELD_RULES: &[FieldRule] = &[
     atomic("TokenRequestSpec", "audiences"),
     atomic("TokenReviewSpec", "audiences"),
     atomic("TokenReviewStatus", "audiences"),
+    atomic("TopologySelectorLabelRequirement", "values"),
+    atomic("TopologySelectorTerm", "matchLabelExpressions"),
     atomic("TopologySpreadConstraint", "matchLabelKeys"),
     set("UncountedTerminatedPods", "succeeded"),
     set("UncountedTerminatedPods", "failed"),
@@ -408,6 +412,7 @@ static ATOMIC_STRUCTS: &[&str] = &[
     "SecretKeySelector",
     "SecretReference",
     "Subject",
+    "TopologySelectorTerm",
     "TypedLocalObjectReference",
 ];
 

@@ -27,6 +27,8 @@ pub const ANN_SELECTED_NODE: &str = "volume.kubernetes.io/selected-node";
 pub const ANN_BETA_STORAGE_CLASS: &str = "volume.beta.kubernetes.io/storage-class";
 /// Marks the StorageClass given to claims that name none.
 pub const ANN_DEFAULT_CLASS: &str = "storageclass.kubernetes.io/is-default-class";
+/// Its beta spelling, still honoured.
+pub const ANN_BETA_DEFAULT_CLASS: &str = "storageclass.beta.kubernetes.io/is-default-class";
 /// Keeps a claim while a pod uses it.
 pub const FINALIZER_PVC_PROTECTION: &str = "kubernetes.io/pvc-protection";
 /// Keeps a volume while it is bound.
@@ -67,9 +69,24 @@ pub fn volume_class(pv: &PersistentVolume) -> &str {
     pv.spec.as_ref().map(|s| s.storage_class_name.as_str()).unwrap_or("")
 }
 
-/// Whether the class carries `is-default-class: "true"`.
+/// Whether the class carries `is-default-class: "true"` (or the beta annotation, as Kubernetes'
+/// `IsDefaultAnnotation`).
 pub fn is_default_class(sc: &StorageClass) -> bool {
-    sc.metadata.as_ref().and_then(|m| m.annotations.get(ANN_DEFAULT_CLASS)).is_some_and(|v| v == "true")
+    let Some(m) = sc.metadata.as_ref() else { return false };
+    [ANN_DEFAULT_CLASS, ANN_BETA_DEFAULT_CLASS]
+        .iter()
+        .any(|k| m.annotations.get(*k).is_some_and(|v| v == "true"))
+}
+
+/// The class given to claims that name none (Kubernetes' `GetDefaultClass`): of the default classes, the
+/// newest (by creationTimestamp; the first name on a tie); `None` when no class is the default.
+pub fn default_class<'a>(classes: impl IntoIterator<Item = &'a StorageClass>) -> Option<&'a StorageClass> {
+    let key = |sc: &'a StorageClass| {
+        let m = sc.metadata.as_ref();
+        let created = m.and_then(|m| crate::rfc3339::parse(&m.creation_timestamp).ok());
+        (created, std::cmp::Reverse(m.map(|m| m.name.as_str()).unwrap_or("")))
+    };
+    classes.into_iter().filter(|sc| is_default_class(sc)).max_by_key(|sc| key(sc))
 }
 
 /// The class's binding mode, `Immediate` when unset.
@@ -296,6 +313,25 @@ mod tests {
     }
 
     #[test]
+    fn the_newest_default_class_wins() {
+        let class = |name: &str, created: &str, default: &str| -> StorageClass {
+            from_yaml(&format!(
+                "metadata: {{name: {name}, creationTimestamp: '{created}', annotations: \
+                 {{storageclass.kubernetes.io/is-default-class: '{default}'}}}}\nprovisioner: p\n"
+            ))
+            .unwrap()
+        };
+        let name = |sc: Option<&StorageClass>| sc.map(|s| s.metadata.as_ref().unwrap().name.clone());
+        let old = class("old", "2024-01-01T00:00:00Z", "true");
+        let new = class("new", "2024-02-01T00:00:00Z", "true");
+        let newer_not_default = class("x", "2024-03-01T00:00:00Z", "false");
+        let twin = class("a-twin", "2024-02-01T00:00:00Z", "true");
+        assert_eq!(name(default_class([&old, &new, &newer_not_default])), Some("new".into()));
+        assert_eq!(name(default_class([&new, &twin])), Some("a-twin".into()));
+        assert_eq!(name(default_class([&newer_not_default])), None);
+    }
+
+    #[test]
     fn classes_from_spec_or_beta_annotation() {
         let c = pvc("metadata: {name: c, annotations: {volume.beta.kubernetes.io/storage-class: old}}\n");
         assert_eq!(claim_class(&c), "old");
@@ -306,6 +342,11 @@ mod tests {
         )
         .unwrap();
         assert!(is_default_class(&sc));
+        let beta: StorageClass = from_yaml(
+            "metadata: {name: b, annotations: {storageclass.beta.kubernetes.io/is-default-class: 'true'}}\n",
+        )
+        .unwrap();
+        assert!(is_default_class(&beta));
         assert_eq!(binding_mode(&sc), "Immediate");
         assert_eq!(class_reclaim_policy(&sc), "Delete");
     }

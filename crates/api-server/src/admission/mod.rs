@@ -1,12 +1,14 @@
 //! Admission: the checks and changes a write passes after authorization and before storage, on what
 //! the request carries and what is stored — Kubernetes' NodeRestriction ([`node_restriction`]: kubelets
 //! write only their own Node, Lease and pods, and ask for tokens only for their pods), ServiceAccount
-//! ([`service_account`]), and CertificateApproval and CertificateSigning ([`certificates`]: approving
-//! and issuing a CertificateSigningRequest are permissions on its signer) plugins.
+//! ([`service_account`]), CertificateApproval and CertificateSigning ([`certificates`]: approving
+//! and issuing a CertificateSigningRequest are permissions on its signer), and DefaultStorageClass and
+//! StorageObjectInUseProtection ([`storage`]) plugins.
 
 pub mod certificates;
 pub mod node_restriction;
 pub mod service_account;
+pub mod storage;
 
 #[cfg(test)]
 mod node_restriction_tests;

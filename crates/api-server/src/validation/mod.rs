@@ -12,7 +12,7 @@
 //! are the registry's to carry over from the stored object on update; they are not checked here.
 //!
 //! This file only dispatches by kind. The kinds live in `pod` (pods and pod templates), `workloads`,
-//! `batch`, `policy`, `service`, `rbac`, `certificates`, `other` and `meta` (object metadata); the field paths,
+//! `batch`, `policy`, `service`, `storage`, `rbac`, `certificates`, `other` and `meta` (object metadata); the field paths,
 //! error constructors and value helpers they all share are `field`'s.
 
 mod batch;
@@ -24,6 +24,7 @@ mod pod;
 pub mod policy;
 pub mod rbac;
 mod service;
+mod storage;
 #[cfg(test)]
 mod testing;
 mod workloads;
@@ -52,6 +53,9 @@ pub fn apply_defaults(obj: &mut Object) {
         Object::RoleBinding(o) => rbac::default_role_binding(o),
         Object::ClusterRoleBinding(o) => rbac::default_cluster_role_binding(o),
         Object::CertificateSigningRequest(o) => certificates::default_certificate_signing_request(o),
+        Object::PersistentVolume(o) => storage::default_persistent_volume(o),
+        Object::PersistentVolumeClaim(o) => storage::default_persistent_volume_claim(o),
+        Object::StorageClass(o) => storage::default_storage_class(o),
         Object::ConfigMap(_)
         | Object::ServiceAccount(_)
         | Object::Event(_)
@@ -59,23 +63,35 @@ pub fn apply_defaults(obj: &mut Object) {
         | Object::ControllerRevision(_)
         | Object::Role(_)
         | Object::ClusterRole(_)
-        | Object::PodDisruptionBudget(_)
-        | Object::PersistentVolume(_)
-        | Object::PersistentVolumeClaim(_)
-        | Object::StorageClass(_) => {}
+        | Object::PodDisruptionBudget(_) => {}
     }
 }
 
 /// What the kind's strategy sets on create (`old` None) and on an update of more than the status,
-/// after defaulting: a DaemonSet's template generation.
+/// after defaulting: a DaemonSet's template generation; a new PersistentVolume's or claim's initial status.
 pub fn prepare_write(obj: &mut Object, old: Option<&Object>) {
-    if let Object::DaemonSet(ds) = obj {
-        let old = match old {
-            Some(Object::DaemonSet(o)) => Some(o),
-            _ => None,
-        };
-        workloads::prepare_daemon_set(ds, old);
+    match obj {
+        Object::DaemonSet(ds) => {
+            let old = match old {
+                Some(Object::DaemonSet(o)) => Some(o),
+                _ => None,
+            };
+            workloads::prepare_daemon_set(ds, old);
+        }
+        Object::PersistentVolume(_) | Object::PersistentVolumeClaim(_) => {
+            storage::prepare_write(obj, old, &now());
+        }
+        _ => {}
     }
+}
+
+/// What the kind's strategy sets on a status write: a PersistentVolume's `lastPhaseTransitionTime`.
+pub fn prepare_status_write(new: &mut Object, old: &Object) {
+    storage::prepare_status_write(new, old, &now());
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
 /// Validates `obj`; `old` is the stored object on update (then immutable fields are checked too).
@@ -120,7 +136,13 @@ pub fn validate(obj: &Object, old: Option<&Object>) -> Vec<FieldError> {
         Object::Job(o) => batch::validate_job(o, old_as!(Job), &mut errs),
         Object::CronJob(o) => batch::validate_cron_job(o, &mut errs),
         Object::PodDisruptionBudget(o) => policy::validate_pod_disruption_budget(o, &mut errs),
-        Object::PersistentVolume(_) | Object::PersistentVolumeClaim(_) | Object::StorageClass(_) => {}
+        Object::PersistentVolume(o) => {
+            storage::validate_persistent_volume(o, old_as!(PersistentVolume), &mut errs)
+        }
+        Object::PersistentVolumeClaim(o) => {
+            storage::validate_persistent_volume_claim(o, old_as!(PersistentVolumeClaim), &mut errs)
+        }
+        Object::StorageClass(o) => storage::validate_storage_class(o, old_as!(StorageClass), &mut errs),
         Object::Lease(o) => other::validate_lease(o, &mut errs),
         Object::Role(o) => rbac::validate_role(o, &mut errs),
         Object::ClusterRole(o) => rbac::validate_cluster_role(o, &mut errs),

@@ -8,7 +8,7 @@ use navarch_api::names;
 use navarch_api::selector::Selector;
 use navarch_api::v1::*;
 
-use super::field::{Errors, Path, changed_paths, q, set_if_empty};
+use super::field::{Errors, Path, q, set_if_empty};
 use super::meta::{self, Unique};
 use super::pod::{self, PodSpecRules};
 
@@ -113,8 +113,9 @@ pub(super) fn default_stateful_set(ss: &mut StatefulSet) {
     let retention = spec.persistent_volume_claim_retention_policy.get_or_insert_with(Default::default);
     set_if_empty(&mut retention.when_deleted, "Retain");
     set_if_empty(&mut retention.when_scaled, "Retain");
+    // The templates are claims, defaulted as claims (their status `Pending` included, as Kubernetes shows).
     for claim in &mut spec.volume_claim_templates {
-        pod::default_pvc_spec(claim.spec.get_or_insert_with(Default::default));
+        super::storage::default_persistent_volume_claim(claim);
     }
     pod::default_pod_template(spec.template.as_mut(), true);
 }
@@ -354,20 +355,23 @@ fn validate_daemon_set_strategy(strategy: Option<&DaemonSetUpdateStrategy>, path
     }
 }
 
+/// Kubernetes 1.32's message (1.33 made `revisionHistoryLimit` updatable too).
 const STATEFUL_SET_UPDATE_FORBIDDEN: &str = "updates to statefulset spec for fields other than 'replicas', \
-'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and \
-'minReadySeconds' are forbidden";
+'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are \
+forbidden";
 
 pub(super) fn validate_stateful_set(ss: &StatefulSet, old: Option<&StatefulSet>, errs: &mut Errors) {
     let path = Path::new("spec");
     let default = StatefulSetSpec::default();
     let spec = ss.spec.as_ref().unwrap_or(&default);
     optional_non_negative(spec.replicas, &path.child("replicas"), errs);
-    errs.required_one_of(
-        &path.child("podManagementPolicy"),
-        &spec.pod_management_policy,
-        &["OrderedReady", "Parallel"],
-    );
+    match spec.pod_management_policy.as_str() {
+        "" => errs.required(&path.child("podManagementPolicy"), ""),
+        "OrderedReady" | "Parallel" => {}
+        other => {
+            errs.invalid(&path.child("podManagementPolicy"), q(other), "must be 'OrderedReady' or 'Parallel'")
+        }
+    }
 
     let sp = path.child("updateStrategy");
     let strategy = spec.update_strategy.clone().unwrap_or_default();
@@ -413,8 +417,8 @@ pub(super) fn validate_stateful_set(ss: &StatefulSet, old: Option<&StatefulSet>,
                 claims.push(name);
             }
         }
-        meta::validate_template_meta(c.metadata.as_ref(), &p.child("metadata"), errs);
-        pod::validate_pvc_spec(c.spec.as_ref(), &p.child("spec"), errs);
+        // Kubernetes checks nothing else of the templates: a bad spec is reported when the StatefulSet
+        // controller creates the claim (its FailedCreate event carries the claim's validation errors).
     }
     let mut rules = PodSpecRules::long_running("StatefulSet");
     rules.claim_templates = claims;
@@ -434,12 +438,11 @@ pub(super) fn validate_stateful_set(ss: &StatefulSet, old: Option<&StatefulSet>,
         allowed.ordinals = spec.ordinals;
         allowed.template = spec.template.clone();
         allowed.update_strategy = spec.update_strategy.clone();
-        allowed.revision_history_limit = spec.revision_history_limit;
         allowed.persistent_volume_claim_retention_policy =
             spec.persistent_volume_claim_retention_policy.clone();
         allowed.min_ready_seconds = spec.min_ready_seconds;
-        for p in changed_paths(&path, &allowed, spec) {
-            errs.forbidden(&p, STATEFUL_SET_UPDATE_FORBIDDEN);
+        if allowed != *spec {
+            errs.forbidden(&path, STATEFUL_SET_UPDATE_FORBIDDEN);
         }
     }
 }
@@ -971,7 +974,7 @@ spec:
                 "  replicas: 3\n",
                 "  replicas: 3\n  podManagementPolicy: Random\n",
                 "spec.podManagementPolicy",
-                "Unsupported value: \"Random\"",
+                "Invalid value: \"Random\": must be 'OrderedReady' or 'Parallel'",
             ),
             (
                 "  replicas: 3\n",
@@ -998,24 +1001,6 @@ spec:
                 "Not found: \"data\"",
             ),
             (
-                "      accessModes: [ \"ReadWriteOnce\" ]\n",
-                "",
-                "spec.volumeClaimTemplates[0].spec.accessModes",
-                "at least 1 access mode is required",
-            ),
-            (
-                "      accessModes: [ \"ReadWriteOnce\" ]\n",
-                "      accessModes: [ ReadWriteSometimes ]\n",
-                "spec.volumeClaimTemplates[0].spec.accessModes[0]",
-                "Unsupported value: \"ReadWriteSometimes\"",
-            ),
-            (
-                "          storage: 1Gi\n",
-                "          storage: 0\n",
-                "spec.volumeClaimTemplates[0].spec.resources[storage]",
-                "must be greater than zero",
-            ),
-            (
                 "      name: www\n    spec:",
                 "      name: WWW\n    spec:",
                 "spec.volumeClaimTemplates[0].metadata.name",
@@ -1034,6 +1019,21 @@ spec:
         }
     }
 
+    /// Kubernetes validates nothing of a claim template's spec: the claim made from it is validated when
+    /// the controller creates it.
+    #[test]
+    fn claim_template_specs_are_not_validated() {
+        assert_valid(&edit(STATEFUL_SET, "      accessModes: [ \"ReadWriteOnce\" ]\n", ""));
+        assert_valid(&edit(
+            STATEFUL_SET,
+            "        requests:\n          storage: 1Gi\n",
+            "        requests: {}\n",
+        ));
+        let navarch_api::Object::StatefulSet(ss) = defaulted(STATEFUL_SET) else { unreachable!() };
+        let claim = &ss.spec.unwrap().volume_claim_templates[0];
+        assert_eq!(claim.status.as_ref().unwrap().phase, "Pending");
+    }
+
     #[test]
     fn stateful_set_update_rules() {
         let scaled = edit(STATEFUL_SET, "  replicas: 3\n", "  replicas: 5\n");
@@ -1041,18 +1041,20 @@ spec:
         let new_image = edit(STATEFUL_SET, "nginx-slim:0.24", "nginx-slim:0.25");
         assert!(update_errors(STATEFUL_SET, &new_image).is_empty());
         let renamed_service = edit(STATEFUL_SET, "  serviceName: nginx\n", "  serviceName: other\n");
-        assert_update_error(
-            STATEFUL_SET,
-            &renamed_service,
-            "spec.serviceName",
-            "Forbidden: updates to statefulset spec for fields other than 'replicas'",
-        );
+        let message = "Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', \
+                       'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and \
+                       'minReadySeconds' are forbidden";
+        assert_update_error(STATEFUL_SET, &renamed_service, "spec", message);
         let bigger = edit(STATEFUL_SET, "storage: 1Gi", "storage: 2Gi");
-        assert_update_error(
+        assert_update_error(STATEFUL_SET, &bigger, "spec", message);
+        // Kubernetes 1.32: revisionHistoryLimit is not among the updatable fields.
+        let history = edit(STATEFUL_SET, "  replicas: 3\n", "  replicas: 3\n  revisionHistoryLimit: 2\n");
+        assert_update_error(STATEFUL_SET, &history, "spec", message);
+        let retention = edit(
             STATEFUL_SET,
-            &bigger,
-            "spec.volumeClaimTemplates[0].spec.resources.requests.storage",
-            "Forbidden: updates to statefulset spec",
+            "  replicas: 3\n",
+            "  replicas: 3\n  persistentVolumeClaimRetentionPolicy: {whenDeleted: Delete, whenScaled: Delete}\n",
         );
+        assert!(update_errors(STATEFUL_SET, &retention).is_empty());
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod age;
 mod cells;
+mod storage;
 
 use std::time::SystemTime;
 
@@ -194,6 +195,39 @@ const POD_DISRUPTION_BUDGET: &[ColumnDefinition] = table![
     col("Allowed Disruptions", "integer", "Calculated number of pods that may be disrupted at this time."),
 ];
 
+const PERSISTENT_VOLUME: &[ColumnDefinition] = table![
+    col("Capacity", "string", "The volume's capacity (its storage)."),
+    col("Access Modes", "string", "The ways the volume can be mounted (RWO, ROX, RWX, RWOP)."),
+    col("Reclaim Policy", "string", "What happens to the volume when its claim is released."),
+    col("Status", "string", "The volume's phase; Terminating while it is being deleted."),
+    col("Claim", "string", "The claim bound to the volume, as namespace/name."),
+    col("StorageClass", "string", "StorageClass of the pv"),
+    col("VolumeAttributesClass", "string", "VolumeAttributesClass of the pv"),
+    col("Reason", "string", "Why the volume is in its phase (e.g. a failed recycle).");
+    wide("VolumeMode", "string", "Filesystem or Block."),
+];
+
+const PERSISTENT_VOLUME_CLAIM: &[ColumnDefinition] = table![
+    col("Status", "string", "The claim's phase; Terminating while it is being deleted."),
+    col("Volume", "string", "The volume bound to the claim."),
+    col("Capacity", "string", "The storage of the bound volume."),
+    col("Access Modes", "string", "The access modes of the bound volume (RWO, ROX, RWX, RWOP)."),
+    col("StorageClass", "string", "StorageClass of the pvc"),
+    col("VolumeAttributesClass", "string", "VolumeAttributesClass of the pvc");
+    wide("VolumeMode", "string", "Filesystem or Block."),
+];
+
+const STORAGE_CLASS: &[ColumnDefinition] = table![
+    col("Provisioner", "string", "The program that makes the class's volumes."),
+    col("ReclaimPolicy", "string", "What happens to the class's volumes when their claims are released."),
+    col(
+        "VolumeBindingMode",
+        "string",
+        "When claims of the class are bound: Immediate or WaitForFirstConsumer."
+    ),
+    col("AllowVolumeExpansion", "string", "Whether claims of the class may grow."),
+];
+
 /// Kinds without a printer of their own.
 const DEFAULT: &[ColumnDefinition] = table![];
 
@@ -220,6 +254,9 @@ fn definitions(kind: &str) -> &'static [ColumnDefinition] {
         "RoleBinding" | "ClusterRoleBinding" => ROLE_BINDING,
         "CertificateSigningRequest" => CERTIFICATE_SIGNING_REQUEST,
         "PodDisruptionBudget" => POD_DISRUPTION_BUDGET,
+        "PersistentVolume" => PERSISTENT_VOLUME,
+        "PersistentVolumeClaim" => PERSISTENT_VOLUME_CLAIM,
+        "StorageClass" => STORAGE_CLASS,
         _ => DEFAULT,
     }
 }

@@ -516,3 +516,102 @@ fn json_helpers() {
         "e,z notin (a,b)"
     );
 }
+
+#[test]
+fn storage_tables_are_kubectls() {
+    let names = |kind: &str| columns(kind).iter().map(|c| c.name).collect::<Vec<_>>();
+    assert_eq!(
+        names("PersistentVolume"),
+        [
+            "Name",
+            "Capacity",
+            "Access Modes",
+            "Reclaim Policy",
+            "Status",
+            "Claim",
+            "StorageClass",
+            "VolumeAttributesClass",
+            "Reason",
+            "Age",
+            "VolumeMode"
+        ]
+    );
+    assert_eq!(
+        names("PersistentVolumeClaim"),
+        [
+            "Name",
+            "Status",
+            "Volume",
+            "Capacity",
+            "Access Modes",
+            "StorageClass",
+            "VolumeAttributesClass",
+            "Age",
+            "VolumeMode"
+        ]
+    );
+    assert_eq!(
+        names("StorageClass"),
+        ["Name", "Provisioner", "ReclaimPolicy", "VolumeBindingMode", "AllowVolumeExpansion", "Age"]
+    );
+    assert_eq!(columns("PersistentVolume").last().unwrap().priority, 1, "VolumeMode is -o wide");
+
+    let pv = "metadata: {name: pv1, creationTimestamp: \"2024-05-01T09:00:00Z\"}\n\
+              spec: {capacity: {storage: 5Gi}, accessModes: [ReadWriteOncePod, ReadOnlyMany, ReadWriteOnce, ReadWriteMany],\n\
+              \x20 persistentVolumeReclaimPolicy: Retain, storageClassName: manual, volumeMode: Filesystem,\n\
+              \x20 claimRef: {namespace: default, name: data}}\n\
+              status: {phase: Bound}\n";
+    assert_eq!(
+        row("PersistentVolume", pv),
+        [
+            "pv1",
+            "5Gi",
+            "RWO,ROX,RWX,RWOP",
+            "Retain",
+            "Bound",
+            "default/data",
+            "manual",
+            "<unset>",
+            "",
+            "60m",
+            "Filesystem"
+        ]
+    );
+    let released = "metadata: {name: pv2, deletionTimestamp: \"2024-05-01T09:59:00Z\", annotations: \
+                    {volume.beta.kubernetes.io/storage-class: old}}\n\
+                    spec: {storageClassName: new, volumeAttributesClassName: gold}\nstatus: {phase: Released, reason: Gone}\n";
+    assert_eq!(
+        row("PersistentVolume", released)[1..10],
+        ["0", "", "", "Terminating", "", "old", "gold", "Gone", "<unknown>"]
+    );
+    assert_eq!(row("PersistentVolume", released)[10], "<unset>");
+
+    let pending = "metadata: {name: data, creationTimestamp: \"2024-05-01T09:58:00Z\"}\n\
+                   spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}, storageClassName: local-path, volumeMode: Filesystem}\n\
+                   status: {phase: Pending}\n";
+    assert_eq!(
+        row("PersistentVolumeClaim", pending),
+        ["data", "Pending", "", "", "", "local-path", "<unset>", "2m", "Filesystem"]
+    );
+    let bound = "metadata: {name: data}\nspec: {volumeName: pvc-1, accessModes: [ReadWriteOnce]}\n\
+                 status: {phase: Bound, capacity: {storage: 2Gi}, accessModes: [ReadWriteMany, ReadWriteOnce]}\n";
+    assert_eq!(row("PersistentVolumeClaim", bound)[1..6], ["Bound", "pvc-1", "2Gi", "RWO,RWX", ""]);
+
+    let default = "metadata: {name: local-path, annotations: {storageclass.kubernetes.io/is-default-class: \"true\"}}\n\
+                   provisioner: navarch.io/local-path\nvolumeBindingMode: WaitForFirstConsumer\n";
+    assert_eq!(
+        cells("StorageClass", &doc(default), now())[..5],
+        [
+            json!("local-path (default)"),
+            json!("navarch.io/local-path"),
+            json!("Delete"),
+            json!("WaitForFirstConsumer"),
+            json!(false)
+        ]
+    );
+    let beta = "metadata: {name: old, annotations: {storageclass.beta.kubernetes.io/is-default-class: \"true\"}}\n\
+                provisioner: p\nreclaimPolicy: Retain\nallowVolumeExpansion: true\n";
+    assert_eq!(row("StorageClass", beta)[..5], ["old (default)", "p", "Retain", "Immediate", "true"]);
+    let plain = "metadata: {name: x, annotations: {storageclass.kubernetes.io/is-default-class: \"false\"}}\nprovisioner: p\n";
+    assert_eq!(row("StorageClass", plain)[0], "x");
+}

@@ -6,7 +6,7 @@ use crate::authz::policy::PolicyRule;
 
 use super::{
     APPS, AUTHENTICATION, AUTHORIZATION, BATCH, CERTIFICATES, COORDINATION, CORE, EXTENSIONS, POLICY, RBAC,
-    READ, events_rule, named, rule,
+    READ, STORAGE, events_rule, named, rule,
 };
 
 /// `system:kube-controller-manager`'s rules.
@@ -32,6 +32,9 @@ pub(super) fn rules() -> Vec<PolicyRule> {
         clusterrole_aggregation_controller(),
         certificate_controller(),
         root_ca_cert_publisher(),
+        persistent_volume_binder(),
+        pvc_protection_controller(),
+        pv_protection_controller(),
     ];
     for rule in controllers.into_iter().flatten() {
         if !out.contains(&rule) {
@@ -118,12 +121,12 @@ fn daemon_set_controller() -> Vec<PolicyRule> {
     ]
 }
 
-/// `system:controller:statefulset-controller`. navarch's client has no patch: pods and revisions are
-/// adopted and released, and claims get their retention owners, with `update`.
+/// `system:controller:statefulset-controller` (with StatefulSetAutoDeletePVC's update and delete of
+/// claims). navarch's client has no patch: pods and claims are adopted and released with `update`.
 fn statefulset_controller() -> Vec<PolicyRule> {
     vec![
         rule(&["list", "watch"], &[CORE], &["pods"]),
-        rule(&["get", "list", "watch"], &[APPS], &["statefulsets"]),
+        rule(&["list", "watch"], &[APPS], &["statefulsets"]),
         rule(&["update"], &[APPS], &["statefulsets/status"]),
         rule(&["update"], &[APPS], &["statefulsets/finalizers"]),
         rule(&["get", "create", "delete", "update", "patch"], &[CORE], &["pods"]),
@@ -133,8 +136,8 @@ fn statefulset_controller() -> Vec<PolicyRule> {
             &["controllerrevisions"],
         ),
         rule(&["get", "create"], &[CORE], &["persistentvolumeclaims"]),
-        rule(&["update", "delete"], &[CORE], &["persistentvolumeclaims"]),
         events_rule(),
+        rule(&["update", "delete"], &[CORE], &["persistentvolumeclaims"]),
     ]
 }
 
@@ -283,4 +286,38 @@ fn certificate_controller() -> Vec<PolicyRule> {
 /// `system:controller:root-ca-cert-publisher` (`kube-root-ca.crt` in every namespace).
 fn root_ca_cert_publisher() -> Vec<PolicyRule> {
     vec![rule(&["create", "update"], &[CORE], &["configmaps"]), events_rule()]
+}
+
+/// `system:controller:persistent-volume-binder` (Kubernetes' rules without those of the removed in-tree
+/// GlusterFS and OpenStack plugins). navarch's own addition: `create` of StorageClasses, for the default
+/// `local-path` class the PV controller makes at start when it is missing.
+fn persistent_volume_binder() -> Vec<PolicyRule> {
+    vec![
+        rule(&["get", "list", "watch", "update", "create", "delete"], &[CORE], &["persistentvolumes"]),
+        rule(&["update"], &[CORE], &["persistentvolumes/status"]),
+        rule(&["get", "list", "watch", "update"], &[CORE], &["persistentvolumeclaims"]),
+        rule(&["update"], &[CORE], &["persistentvolumeclaims/status"]),
+        rule(&["list", "watch", "get", "create", "delete"], &[CORE], &["pods"]),
+        rule(READ, &[STORAGE], &["storageclasses"]),
+        rule(&["create"], &[STORAGE], &["storageclasses"]),
+        // Watching the events of recycler pods.
+        rule(&["watch"], &[CORE], &["events"]),
+        events_rule(),
+    ]
+}
+
+/// `system:controller:pvc-protection-controller`: removes `kubernetes.io/pvc-protection` from claims no
+/// pod uses.
+fn pvc_protection_controller() -> Vec<PolicyRule> {
+    vec![
+        rule(&["get", "list", "watch", "update"], &[CORE], &["persistentvolumeclaims"]),
+        rule(&["list", "watch", "get"], &[CORE], &["pods"]),
+        events_rule(),
+    ]
+}
+
+/// `system:controller:pv-protection-controller`: removes `kubernetes.io/pv-protection` from volumes no
+/// longer bound.
+fn pv_protection_controller() -> Vec<PolicyRule> {
+    vec![rule(&["get", "list", "watch", "update"], &[CORE], &["persistentvolumes"]), events_rule()]
 }

@@ -258,6 +258,18 @@ pub fn cluster_roles() -> Vec<ClusterRole> {
             )],
         ),
         cluster_role("system:node", node_rules()),
+        // For an out-of-tree dynamic provisioner (nobody is bound to it by default).
+        cluster_role(
+            "system:persistent-volume-provisioner",
+            vec![
+                rule(&["get", "list", "watch", "create", "delete"], &[CORE], &["persistentvolumes"]),
+                // update: for the lock annotations of claims.
+                rule(&["get", "list", "watch", "update"], &[CORE], &["persistentvolumeclaims"]),
+                rule(READ, &[STORAGE], &["storageclasses"]),
+                rule(&["watch"], &[CORE], &["events"]),
+                events_rule(),
+            ],
+        ),
         cluster_role(
             CLUSTER_DNS_USER,
             vec![

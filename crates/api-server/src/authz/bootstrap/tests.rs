@@ -352,6 +352,17 @@ fn controller_manager() {
         ("update", "policy", "poddisruptionbudgets", "status"),
         ("get", "policy", "poddisruptionbudgets", ""),
         ("get", "apps", "deployments", "scale"),
+        ("create", "", "persistentvolumeclaims", ""),
+        ("delete", "", "persistentvolumeclaims", ""),
+        ("update", "", "persistentvolumeclaims", ""),
+        ("update", "", "persistentvolumeclaims", "status"),
+        ("update", "apps", "statefulsets", "status"),
+        ("update", "apps", "statefulsets", "finalizers"),
+        ("create", "", "persistentvolumes", ""),
+        ("delete", "", "persistentvolumes", ""),
+        ("update", "", "persistentvolumes", "status"),
+        ("get", "storage.k8s.io", "storageclasses", ""),
+        ("create", "storage.k8s.io", "storageclasses", ""),
     ] {
         assert!(
             can(&rbac, res(verb, group, resource).namespace("ns").subresource(sub)),

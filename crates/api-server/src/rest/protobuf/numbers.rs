@@ -2,8 +2,8 @@
 //! carries which of navarch's JSON fields.
 //!
 //! The numbers are facts of Kubernetes' wire format, read from the `generated.proto` files of `k8s.io/api`
-//! (core/v1, apps/v1, batch/v1, coordination/v1, policy/v1, rbac/v1, authentication/v1, authorization/v1,
-//! certificates/v1) and `k8s.io/apimachinery` (pkg/apis/meta/v1) at their 1.37 development head; Kubernetes
+//! (core/v1, apps/v1, batch/v1, coordination/v1, policy/v1, rbac/v1, storage/v1, authentication/v1,
+//! authorization/v1, certificates/v1) and `k8s.io/apimachinery` (pkg/apis/meta/v1) at their 1.37 development head; Kubernetes
 //! never renumbers or reuses a field, so they hold for every release (kubectl 1.32 included). They also
 //! agree with the `protobuf:"…"` tags of the Go types.
 //!
@@ -439,6 +439,8 @@ pub static NUMBERS: &[(&str, &[(u32, &str)])] = &[
         (4, "currentReplicas"), (5, "updatedReplicas"), (6, "currentRevision"), (7, "updateRevision"),
         (9, "collisionCount"), (10, "conditions"), (11, "availableReplicas")]),
     ("StatefulSetUpdateStrategy", &[(1, "type"), (2, "rollingUpdate")]),
+    ("StorageClass", &[(1, "metadata"), (2, "provisioner"), (3, "parameters"), (4, "reclaimPolicy"),
+        (5, "mountOptions"), (6, "allowVolumeExpansion"), (7, "volumeBindingMode"), (8, "allowedTopologies")]),
     ("StorageOSPersistentVolumeSource", &[(1, "volumeName"), (2, "volumeNamespace"), (3, "fsType"),
         (4, "readOnly"), (5, "secretRef")]),
     ("StorageOSVolumeSource", &[(1, "volumeName"), (2, "volumeNamespace"), (3, "fsType"),
@@ -462,6 +464,8 @@ pub static NUMBERS: &[(&str, &[(u32, &str)])] = &[
     ("TokenReviewSpec", &[(1, "token"), (2, "audiences")]),
     ("TokenReviewStatus", &[(1, "authenticated"), (2, "user"), (3, "error"), (4, "audiences")]),
     ("Toleration", &[(1, "key"), (2, "operator"), (3, "value"), (4, "effect"), (5, "tolerationSeconds")]),
+    ("TopologySelectorLabelRequirement", &[(1, "key"), (2, "values")]),
+    ("TopologySelectorTerm", &[(1, "matchLabelExpressions")]),
     ("TopologySpreadConstraint", &[(1, "maxSkew"), (2, "topologyKey"), (3, "whenUnsatisfiable"),
         (4, "labelSelector"), (5, "minDomains"), (6, "nodeAffinityPolicy"), (7, "nodeTaintsPolicy"),
         (8, "matchLabelKeys")]),

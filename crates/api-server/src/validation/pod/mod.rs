@@ -39,11 +39,14 @@ pub(super) use self::defaults::{default_pod, default_pod_template, default_pvc_s
 pub(super) use self::env::config_key;
 pub(super) use self::ephemeral::validate_ephemeral_containers_update;
 use self::resources::{ResourceScope, validate_resource_list, validate_resources};
+pub(super) use self::scheduling::validate_node_selector;
 use self::scheduling::{validate_affinity, validate_toleration, validate_topology_spread};
 use self::security::validate_pod_security_context;
 use self::update::validate_pod_spec_update;
-pub(super) use self::volumes::validate_pvc_spec;
 use self::volumes::validate_volumes;
+pub(super) use self::volumes::{
+    no_backsteps, validate_access_modes, validate_host_path, validate_nfs, validate_pvc_spec,
+};
 use super::field::{Errors, Path, is_ip, q};
 use super::meta::{self, Unique};
 

@@ -63,7 +63,8 @@ fn validate_weight(w: i32, path: &Path, errs: &mut Errors) {
     }
 }
 
-fn validate_node_selector(s: &NodeSelector, path: &Path, errs: &mut Errors) {
+/// A node selector (of required node affinity, or a PersistentVolume's node affinity).
+pub(in crate::validation) fn validate_node_selector(s: &NodeSelector, path: &Path, errs: &mut Errors) {
     let p = path.child("nodeSelectorTerms");
     if s.node_selector_terms.is_empty() {
         errs.required(&p, "must have at least one node selector term");

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use navarch_api::names;
 use navarch_api::quantity;
+use navarch_api::storage::ACCESS_MODES;
 use navarch_api::v1::*;
 
 use super::env::{RESOURCE_FIELDS, VOLUME_FIELD_PATHS, validate_field_selector};
@@ -247,29 +248,44 @@ fn validate_downward_files(items: &[DownwardApiVolumeFile], path: &Path, errs: &
     }
 }
 
+/// A `hostPath` source (of a pod's volume or a PersistentVolume).
+pub(in crate::validation) fn validate_host_path(h: &HostPathVolumeSource, hp: &Path, errs: &mut Errors) {
+    absolute_path(&h.path, &hp.child("path"), errs);
+    no_backsteps(&h.path, &hp.child("path"), errs);
+    if let Some(t) = h.r#type.as_deref() {
+        errs.one_of(
+            &hp.child("type"),
+            t,
+            &[
+                "",
+                "DirectoryOrCreate",
+                "Directory",
+                "FileOrCreate",
+                "File",
+                "Socket",
+                "CharDevice",
+                "BlockDevice",
+            ],
+        );
+    }
+}
+
+/// Kubernetes' `validatePathNoBacksteps`.
+pub(in crate::validation) fn no_backsteps(v: &str, path: &Path, errs: &mut Errors) {
+    if v.split('/').any(|s| s == "..") {
+        errs.invalid(path, q(v), "must not contain '..'");
+    }
+}
+
+/// An `nfs` source (of a pod's volume or a PersistentVolume).
+pub(in crate::validation) fn validate_nfs(n: &NfsVolumeSource, np: &Path, errs: &mut Errors) {
+    required_str(&n.server, &np.child("server"), errs);
+    absolute_path(&n.path, &np.child("path"), errs);
+}
+
 fn validate_volume_source(v: &Volume, p: &Path, errs: &mut Errors) {
     if let Some(h) = &v.host_path {
-        let hp = p.child("hostPath");
-        absolute_path(&h.path, &hp.child("path"), errs);
-        if h.path.split('/').any(|s| s == "..") {
-            errs.invalid(&hp.child("path"), q(&h.path), "must not contain '..'");
-        }
-        if let Some(t) = h.r#type.as_deref() {
-            errs.one_of(
-                &hp.child("type"),
-                t,
-                &[
-                    "",
-                    "DirectoryOrCreate",
-                    "Directory",
-                    "FileOrCreate",
-                    "File",
-                    "Socket",
-                    "CharDevice",
-                    "BlockDevice",
-                ],
-            );
-        }
+        validate_host_path(h, &p.child("hostPath"), errs);
     }
     if let Some(e) = &v.empty_dir {
         let ep = p.child("emptyDir");
@@ -304,9 +320,7 @@ fn validate_volume_source(v: &Volume, p: &Path, errs: &mut Errors) {
         file_mode(c.default_mode, &cp.child("defaultMode"), errs);
     }
     if let Some(n) = &v.nfs {
-        let np = p.child("nfs");
-        required_str(&n.server, &np.child("server"), errs);
-        absolute_path(&n.path, &np.child("path"), errs);
+        validate_nfs(n, &p.child("nfs"), errs);
     }
     if let Some(c) = &v.persistent_volume_claim {
         required_str(&c.claim_name, &p.child("persistentVolumeClaim").child("claimName"), errs);
@@ -488,9 +502,26 @@ fn validate_projected(pr: &ProjectedVolumeSource, path: &Path, errs: &mut Errors
     }
 }
 
-const ACCESS_MODES: &[&str] = &["ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"];
+/// The access modes of a claim or volume (`spec.accessModes`): each one Kubernetes knows, and
+/// ReadWriteOncePod alone. Whether at least one is required (and the detail of that error) is the caller's.
+pub(in crate::validation) fn validate_access_modes(modes: &[String], ap: &Path, errs: &mut Errors) {
+    let (mut once_pod, mut other) = (false, false);
+    for m in modes {
+        if !ACCESS_MODES.contains(&m.as_str()) {
+            errs.not_supported(ap, m, ACCESS_MODES);
+        } else if m == "ReadWriteOncePod" {
+            once_pod = true;
+        } else {
+            other = true;
+        }
+    }
+    if once_pod && other {
+        errs.forbidden(ap, "may not use ReadWriteOncePod with other access modes");
+    }
+}
 
-/// A PersistentVolumeClaim spec (ephemeral volumes, StatefulSet volumeClaimTemplates).
+/// A PersistentVolumeClaim's spec (Kubernetes' `ValidatePersistentVolumeClaimSpec`; claims and ephemeral
+/// volumes).
 pub(in crate::validation) fn validate_pvc_spec(
     spec: Option<&PersistentVolumeClaimSpec>,
     path: &Path,
@@ -502,12 +533,7 @@ pub(in crate::validation) fn validate_pvc_spec(
     if spec.access_modes.is_empty() {
         errs.required(&ap, "at least 1 access mode is required");
     }
-    for (i, m) in spec.access_modes.iter().enumerate() {
-        errs.one_of(&ap.index(i), m, ACCESS_MODES);
-    }
-    if spec.access_modes.len() > 1 && spec.access_modes.iter().any(|m| m == "ReadWriteOncePod") {
-        errs.forbidden(&ap, "may not use ReadWriteOncePod with other access modes");
-    }
+    validate_access_modes(&spec.access_modes, &ap, errs);
     let rp = path.child("resources");
     let requests = spec.resources.as_ref().map(|r| &r.requests);
     match requests.and_then(|r| r.get("storage")) {
@@ -526,6 +552,45 @@ pub(in crate::validation) fn validate_pvc_spec(
     }
     if let Some(s) = &spec.selector {
         meta::validate_label_selector(s, &path.child("selector"), errs);
+    }
+    validate_data_sources(spec, path, errs);
+}
+
+/// `dataSource` and `dataSourceRef`: a name and kind each, a kind of the core group only
+/// PersistentVolumeClaim, and the two the same unless the reference names another namespace.
+fn validate_data_sources(spec: &PersistentVolumeClaimSpec, path: &Path, errs: &mut Errors) {
+    let check = |group: Option<&str>, kind: &str, name: &str, p: &Path, errs: &mut Errors| {
+        required_str(name, &p.child("name"), errs);
+        required_str(kind, &p.child("kind"), errs);
+        match group.unwrap_or("") {
+            "" if kind != "PersistentVolumeClaim" => errs.invalid(
+                p,
+                q(kind),
+                "must be 'PersistentVolumeClaim' when referencing the default apiGroup",
+            ),
+            "" => {}
+            g => errs.syntax(&p.child("apiGroup"), g, names::dns1123_subdomain(g)),
+        }
+    };
+    if let Some(d) = &spec.data_source {
+        check(d.api_group.as_deref(), &d.kind, &d.name, &path.child("dataSource"), errs);
+    }
+    if let Some(r) = &spec.data_source_ref {
+        let rp = path.child("dataSourceRef");
+        check(r.api_group.as_deref(), &r.kind, &r.name, &rp, errs);
+        if let Some(ns) = r.namespace.as_deref().filter(|n| !n.is_empty()) {
+            errs.syntax(&rp.child("namespace"), ns, names::dns1123_label(ns));
+        }
+    }
+    let ds = path.child("dataSource");
+    match (&spec.data_source, &spec.data_source_ref) {
+        (Some(_), Some(r)) if r.namespace.as_deref().is_some_and(|n| !n.is_empty()) => {
+            errs.invalid(path, &ds, "may not be specified when dataSourceRef.namespace is specified")
+        }
+        (Some(d), Some(r)) if (&d.api_group, &d.kind, &d.name) != (&r.api_group, &r.kind, &r.name) => {
+            errs.invalid(path, &ds, "must match dataSourceRef")
+        }
+        _ => {}
     }
 }
 
