@@ -162,6 +162,7 @@ async fn settled(pods: &Api<Pod>, want: &[(&str, &str)]) {
     .await;
 }
 
+/// The claims not being deleted (a deleted claim waits for the pvc-protection controller), by name.
 async fn claims(api: &Api<PersistentVolumeClaim>) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = api
         .list(&ListParams::default())
@@ -169,6 +170,7 @@ async fn claims(api: &Api<PersistentVolumeClaim>) -> Vec<(String, String)> {
         .unwrap()
         .items
         .into_iter()
+        .filter(|c| c.meta().deletion_timestamp.is_empty())
         .map(|c| (c.meta().name.clone(), c.meta().uid.clone()))
         .collect();
     out.sort();
@@ -394,6 +396,7 @@ async fn statefulset_orders_keeps_claims_rolls_and_survives_restarts() {
             .unwrap()
             .items
             .into_iter()
+            .filter(|c| c.meta().deletion_timestamp.is_empty())
             .map(|c| {
                 let owners =
                     c.meta().owner_references.iter().map(|r| format!("{}/{}", r.kind, r.name)).collect();
