@@ -4,7 +4,9 @@
 //! is ready), a claim per ordinal mounted by its pod, per-pod DNS names in the headless Service's
 //! Endpoints, a deleted pod back with the same claim, scale 3→1→3 keeping the claims, a rolling update
 //! from the highest ordinal stopped by a partition, kubectl's rollout history/undo/status, and kill -9 of
-//! the controller-manager during a scale-up (no ordinal ever has two pods; sampled throughout).
+//! the controller-manager during a scale-up (no ordinal ever has two pods; sampled throughout), the
+//! Delete retention policy (claims owned by the set, and by the pod of an ordinal scaled away), and a claim
+//! template without a storage request reported with the api-server's message.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -435,6 +437,25 @@ async fn statefulset_orders_keeps_claims_rolls_and_survives_restarts() {
     .await;
     let _ = db_set;
     assert_eq!(claims(&pvcs).await.len(), 6, "web's claims are kept");
+
+    // A claim template without a storage request: the api-server refuses the claim, the set reports it
+    // (and makes no pod).
+    let bad = WEB
+        .replace("name: web}", "name: nostorage}")
+        .replace("app: web", "app: nostorage")
+        .replace(", resources: {requests: {storage: 1Gi}}", "");
+    sets.create(&from_yaml(&bad)).await.unwrap();
+    let prefix = "create Claim data-nostorage-0 for Pod nostorage-0 in StatefulSet nostorage failed error: ";
+    let message = eventually("FailedCreate of the claim", Duration::from_secs(30), async || {
+        let events = k.ok(&["get", "events"]).await;
+        match events.lines().find(|l| l.contains(prefix)) {
+            Some(line) => Ok(line.to_string()),
+            None => Err(events),
+        }
+    })
+    .await;
+    assert!(message.contains("FailedCreate") && message.contains("spec.resources[storage]"), "{message}");
+    assert!(pods.get_opt("nostorage-0").await.unwrap().is_none(), "no pod without its claim");
 
     stop.store(true, Ordering::Relaxed);
     let _ = samples.await;
