@@ -60,6 +60,13 @@ pub fn claim_class(pvc: &PersistentVolumeClaim) -> &str {
         .unwrap_or("")
 }
 
+/// Whether the claim names a class itself — `storageClassName` set (even to "", no class) or the beta
+/// annotation — so that it is not given the default class (Kubernetes' `PersistentVolumeClaimHasClass`).
+pub fn claim_names_class(pvc: &PersistentVolumeClaim) -> bool {
+    pvc.spec.as_ref().is_some_and(|s| s.storage_class_name.is_some())
+        || pvc.metadata.as_ref().is_some_and(|m| m.annotations.contains_key(ANN_BETA_STORAGE_CLASS))
+}
+
 /// The class a volume belongs to: the beta annotation if present (it wins, as in Kubernetes), else
 /// `spec.storageClassName`.
 pub fn volume_class(pv: &PersistentVolume) -> &str {

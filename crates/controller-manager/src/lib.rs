@@ -26,6 +26,9 @@
 //! * [`root_ca_publisher`]: the ConfigMap `kube-root-ca.crt` (the cluster's CA bundle) in every namespace.
 //! * [`certificates`]: CertificateSigningRequests approved (node client and serving certificates,
 //!   kube-proxy's), signed from the cluster CA, and cleaned up: how a node joins with a bootstrap token.
+//! * [`volume`]: PersistentVolumeClaims bound to PersistentVolumes (phases, reclaim policies,
+//!   WaitForFirstConsumer, hand-off to the provisioner), the pvc-/pv-protection finalizers, the default
+//!   StorageClass `local-path`.
 //! * [`config`]: the daemon's settings (resolved by the daemon shell); [`run`]: one shared reflector per
 //!   kind, each controller's `spawn`, leader election.
 
@@ -52,3 +55,4 @@ pub mod root_ca_publisher;
 pub mod run;
 pub mod service_lb;
 pub mod statefulset;
+pub mod volume;

@@ -10,8 +10,9 @@ use std::time::Duration;
 use anyhow::Context;
 use navarch_api::v1::{
     CertificateSigningRequest, ClusterRole, ConfigMap, ControllerRevision, CronJob, DaemonSet, Deployment,
-    Endpoints, Job, Lease, Namespace, Node, PersistentVolumeClaim, Pod, PodDisruptionBudget, ReplicaSet,
-    ReplicationController, Secret, Service, ServiceAccount, StatefulSet,
+    Endpoints, Job, Lease, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod,
+    PodDisruptionBudget, ReplicaSet, ReplicationController, Secret, Service, ServiceAccount, StatefulSet,
+    StorageClass,
 };
 use navarch_client::{Action, Client, Controller, EventRecorder, SharedReflector, WatcherConfig};
 use navarch_daemon::{Admin, Daemon, Election, run_elected};
@@ -56,7 +57,6 @@ informers! {
     daemonsets: DaemonSet = "",
     controller_revisions: ControllerRevision = "",
     statefulsets: StatefulSet = "",
-    persistent_volume_claims: PersistentVolumeClaim = "",
     jobs: Job = "",
     cronjobs: CronJob = "",
     pod_disruption_budgets: PodDisruptionBudget = "",
@@ -70,6 +70,9 @@ informers! {
     service_accounts: ServiceAccount = "",
     cluster_roles: ClusterRole = "",
     certificate_signing_requests: CertificateSigningRequest = "",
+    persistent_volumes: PersistentVolume = "",
+    persistent_volume_claims: PersistentVolumeClaim = "",
+    storage_classes: StorageClass = "",
 }
 
 /// What each controller's `spawn` wires itself into: the client, the shared reflectors (subscribe to
@@ -168,6 +171,7 @@ pub async fn run_controllers(
     crate::clusterrole_aggregation::spawn(&mut w);
     crate::root_ca_publisher::spawn(&mut w, credentials.root_ca.clone());
     crate::certificates::spawn(&mut w, credentials.signing.clone());
+    crate::volume::spawn(&mut w);
     w.run().await;
 }
 

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use navarch_api::Object;
 use navarch_api::storage::{
-    ANN_BETA_STORAGE_CLASS, FINALIZER_PV_PROTECTION, FINALIZER_PVC_PROTECTION, default_class,
+    FINALIZER_PV_PROTECTION, FINALIZER_PVC_PROTECTION, claim_names_class, default_class,
 };
 use navarch_api::v1::StorageClass;
 
@@ -44,11 +44,7 @@ pub fn admit(obj: &mut Object, plugins: Plugins, classes: &[Arc<Object>]) {
     match obj {
         Object::PersistentVolumeClaim(pvc) => {
             if plugins.default_storage_class {
-                let names_class = pvc.spec.as_ref().is_some_and(|s| s.storage_class_name.is_some())
-                    || pvc
-                        .metadata
-                        .as_ref()
-                        .is_some_and(|m| m.annotations.contains_key(ANN_BETA_STORAGE_CLASS));
+                let names_class = claim_names_class(pvc);
                 let classes = classes.iter().filter_map(|o| match o.as_ref() {
                     Object::StorageClass(sc) => Some(sc),
                     _ => None,
