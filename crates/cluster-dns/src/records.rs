@@ -677,6 +677,34 @@ mod tests {
     }
 
     #[test]
+    fn statefulset_pods_by_name() {
+        // A StatefulSet's pods in the Endpoints of their governing headless Service, named by hostname.
+        let mut v = cluster();
+        v.svc("shop", "web", with_ip("None", vec![port("http", "TCP", 80)]));
+        v.eps(
+            "shop",
+            "web",
+            &[("10.244.1.10", "web-0"), ("10.244.2.11", "web-1")],
+            &[],
+            &[("http", "TCP", 80)],
+        );
+        let a = ask(&v, "web-0.web.shop.svc.cluster.local.", RecordType::A);
+        assert_eq!(show(&a.answers), ["web-0.web.shop.svc.cluster.local. A 10.244.1.10"]);
+        let a = ask(&v, "WEB-1.web.shop.svc.cluster.local.", RecordType::A);
+        // Case-insensitive; the answer keeps the question's case.
+        assert_eq!(show(&a.answers), ["WEB-1.web.shop.svc.cluster.local. A 10.244.2.11"]);
+        // An ordinal that does not run has no name; another namespace's web-0 neither.
+        assert!(is_negative(
+            &ask(&v, "web-2.web.shop.svc.cluster.local.", RecordType::A),
+            ResponseCode::NXDomain
+        ));
+        assert!(is_negative(
+            &ask(&v, "web-0.web.default.svc.cluster.local.", RecordType::A),
+            ResponseCode::NXDomain
+        ));
+    }
+
+    #[test]
     fn external_name() {
         let v = cluster();
         let a = ask(&v, "ext.default.svc.cluster.local.", RecordType::A);

@@ -277,4 +277,41 @@ mod tests {
         let s = subsets(&svc, &[pod("a", "10.0.0.2", true, "")]);
         assert_eq!(s[0].ports.iter().map(|p| p.port).collect::<Vec<_>>(), [80, 9100]);
     }
+
+    #[test]
+    fn hostnames_for_pods_of_the_governing_service_and_publish_not_ready() {
+        let headless = |publish: bool| -> Service {
+            serde_yaml::from_str(&format!(
+                "{{metadata: {{name: web, namespace: ns}}, spec: {{clusterIP: None, publishNotReadyAddresses: {publish}, selector: {{app: web}}, ports: [{{port: 80}}]}}}}"
+            ))
+            .unwrap()
+        };
+        let with_identity = |name: &str, ip: &str, ready: bool, subdomain: &str| -> Arc<Pod> {
+            let mut p = (*pod(name, ip, ready, "")).clone();
+            let spec = p.spec.as_mut().unwrap();
+            spec.hostname = name.into();
+            spec.subdomain = subdomain.into();
+            Arc::new(p)
+        };
+        let pods = vec![
+            with_identity("web-0", "10.0.0.1", true, "web"),
+            with_identity("web-1", "10.0.0.2", false, "web"),
+            // Another Service's subdomain: no hostname here (Kubernetes' rule).
+            with_identity("other-0", "10.0.0.3", true, "other"),
+        ];
+        let s = subsets(&headless(false), &pods);
+        let hosts = |a: &[EndpointAddress]| -> Vec<(String, String)> {
+            a.iter().map(|a| (a.ip.clone(), a.hostname.clone())).collect()
+        };
+        assert_eq!(
+            hosts(&s[0].addresses),
+            [("10.0.0.1".into(), "web-0".into()), ("10.0.0.3".into(), String::new())]
+        );
+        assert_eq!(hosts(&s[0].not_ready_addresses), [("10.0.0.2".into(), "web-1".into())]);
+        // publishNotReadyAddresses: every pod is an address (a StatefulSet's peers find each other
+        // before they are ready).
+        let s = subsets(&headless(true), &pods);
+        assert_eq!(s[0].addresses.len(), 3);
+        assert!(s[0].not_ready_addresses.is_empty());
+    }
 }

@@ -220,6 +220,8 @@ pub fn spawn(w: &mut Wiring) {
         follow(&inf.deployments),
         follow(&inf.daemonsets),
         follow(&inf.statefulsets),
+        follow(&inf.controller_revisions),
+        follow(&inf.persistent_volume_claims),
         follow(&inf.jobs),
         follow(&inf.cronjobs),
         follow(&inf.services),

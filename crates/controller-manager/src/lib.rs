@@ -5,6 +5,9 @@
 //! * [`replicaset`]: keeps `replicas` pods per ReplicaSet (and per ReplicationController).
 //! * [`deployment`]: one ReplicaSet per template, rolled out by strategy.
 //! * [`daemonset`]: one pod per eligible node, rolled out by strategy, with ControllerRevision history.
+//! * [`statefulset`]: pods with stable names, hostnames and claims (`<set>-<ordinal>`), created,
+//!   deleted and updated in order, with ControllerRevision history.
+//! * [`controller_history`]: the ControllerRevision history DaemonSets and StatefulSets share.
 //! * [`disruption`]: PodDisruptionBudgets' status: how many pods may be evicted now.
 //! * [`job`]: Jobs run their pods to completion, counting each ended pod exactly once; failed Jobs
 //!   (backoffLimit, deadline, pod failure policy), suspension, Indexed Jobs, TTL after finished.
@@ -34,6 +37,7 @@
 pub mod certificates;
 pub mod clusterrole_aggregation;
 pub mod config;
+pub mod controller_history;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
@@ -50,4 +54,5 @@ pub mod replicaset;
 pub mod root_ca_publisher;
 pub mod run;
 pub mod service_lb;
+pub mod statefulset;
 pub mod volume;

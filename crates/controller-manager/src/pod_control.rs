@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use navarch_api::Resource;
 use navarch_api::selector::Selector;
 use navarch_api::v1::{LabelSelector, ObjectMeta, ObjectReference, OwnerReference, Pod};
-use navarch_client::{Api, EventRecorder, ObjectRef, Store};
+use navarch_client::{Action, Api, Client, EventRecorder, ObjectRef, Store};
 
 /// How long unmet expectations hold an owner back before it acts anyway (Kubernetes: 5 minutes).
 const EXPECTATIONS_TIMEOUT: Duration = Duration::from_secs(300);
@@ -106,6 +106,38 @@ pub fn claim_objects<'a, K: Resource>(
         }
     }
     out
+}
+
+/// Takes the orphans `claim` adopts and lets go of those it releases, by the `owner`'s controller
+/// ownerReference (each a plain update; a failure is left to the next sync).
+pub async fn adopt_and_release<O: Resource, K: Resource>(client: &Client, owner: &O, claim: &Claim<'_, K>) {
+    let m = owner.meta();
+    let api = client.api::<K>(&m.namespace);
+    for o in &claim.adopt {
+        let mut o = (*o).clone();
+        o.meta_mut().owner_references.push(controller_ref::<O>(m));
+        if let Err(e) = api.update(&o).await {
+            tracing::debug!(kind = K::KIND, name = %o.meta().name, error = %e, "adopting");
+        }
+    }
+    for o in &claim.release {
+        let mut o = (*o).clone();
+        o.meta_mut().owner_references.retain(|r| r.uid != m.uid);
+        if let Err(e) = api.update(&o).await {
+            tracing::debug!(kind = K::KIND, name = %o.meta().name, error = %e, "releasing");
+        }
+    }
+}
+
+/// When a pod owner's sync looks again: at `requeue` if the plan asked, within a second while some pod
+/// is ready but not yet available (minReadySeconds: availability changes with time alone), else after
+/// 5 minutes, or 5 seconds while expectations are unmet.
+pub fn next_sync(satisfied: bool, requeue: Option<Duration>, awaiting_availability: bool) -> Action {
+    let second = Duration::from_secs(1);
+    let requeue =
+        if awaiting_availability { Some(requeue.map_or(second, |r| r.min(second))) } else { requeue };
+    let idle = if satisfied { Duration::from_secs(300) } else { Duration::from_secs(5) };
+    Action::requeue(requeue.map_or(idle, |r| r.min(idle)))
 }
 
 /// Pods an owner created and deleted that its pod cache does not show yet.

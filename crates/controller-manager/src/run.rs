@@ -157,6 +157,7 @@ pub async fn run_controllers(
     crate::replicaset::spawn_replication_controllers(&mut w);
     crate::deployment::spawn(&mut w);
     crate::daemonset::spawn(&mut w);
+    crate::statefulset::spawn(&mut w);
     crate::job::spawn(&mut w);
     crate::disruption::spawn(&mut w);
     crate::cronjob::spawn(&mut w);

@@ -49,14 +49,30 @@ pub async fn run(ctx: &Context, args: &DescribeArgs) -> anyhow::Result<Outcome> 
         };
         for o in objects {
             let events = events_for(ctx, &o).await?;
+            let pods = pods_for(ctx, &o).await?;
             if !first {
                 emit("\n\n");
             }
             first = false;
-            emit(&describe(&o, events.as_deref(), SystemTime::now()));
+            emit(&describe(&o, events.as_deref(), &pods, SystemTime::now()));
         }
     }
     Ok(Outcome::from_failed(failed))
+}
+
+/// The pods a StatefulSet controls (kubectl counts their phases); none for other kinds.
+async fn pods_for(ctx: &Context, o: &Object) -> anyhow::Result<Vec<Value>> {
+    let (Object::StatefulSet(_), Some(pod_kind)) = (o, kind_info("Pod")) else { return Ok(Vec::new()) };
+    let v = crate::printers::to_value(o);
+    let selector = map_lines(at(&v, "spec.selector.matchLabels"), "=", &[]).join(",");
+    let meta = o.meta();
+    let p = ListParams { namespace: meta.namespace.clone(), label_selector: selector, ..Default::default() };
+    let (pods, _) = ctx.list(pod_kind, &p, 500).await?;
+    Ok(pods
+        .iter()
+        .filter(|p| p.meta().owner_references.iter().any(|r| r.controller == Some(true) && r.uid == meta.uid))
+        .map(crate::printers::to_value)
+        .collect())
 }
 
 /// The events about `o`, oldest first; `None` when the server has no Event kind.
@@ -372,7 +388,54 @@ fn pod_template(d: &mut Description, t: &Value) {
     containers(d, 2, "Containers", list_at(t, "spec.containers"), &[]);
 }
 
-fn kind_specific(d: &mut Description, kind: &str, o: &Value) {
+/// kubectl's `describeStatefulSet` lines (`pods`: the pods it controls).
+fn statefulset(d: &mut Description, o: &Value, pods: &[Value]) {
+    d.field(0, "Selector", selector_string(at(o, "spec.selector")));
+    d.field(
+        0,
+        "Replicas",
+        format!("{} desired | {} total", int_at(o, "spec.replicas"), int_at(o, "status.replicas")),
+    );
+    d.field(0, "Update Strategy", str_at(o, "spec.updateStrategy.type"));
+    let ru = at(o, "spec.updateStrategy.rollingUpdate");
+    if let Some(partition) = scalar(at(ru, "partition")) {
+        d.field(2, "Partition", partition);
+        if let Some(max) = scalar(at(ru, "maxUnavailable")) {
+            d.field(2, "MaxUnavailable", max);
+        }
+    }
+    let count = |phase: &str| pods.iter().filter(|p| str_at(p, "status.phase") == phase).count();
+    d.field(
+        0,
+        "Pods Status",
+        format!(
+            "{} Running / {} Waiting / {} Succeeded / {} Failed",
+            count("Running"),
+            count("Pending"),
+            count("Succeeded"),
+            count("Failed")
+        ),
+    );
+    pod_template(d, at(o, "spec.template"));
+    let templates = list_at(o, "spec.volumeClaimTemplates");
+    if templates.is_empty() {
+        d.field(0, "Volume Claims", NONE);
+        return;
+    }
+    d.text(0, "Volume Claims:");
+    for t in templates {
+        d.field(2, "Name", str_at(t, "metadata.name"));
+        d.field(2, "StorageClass", str_at(t, "spec.storageClassName"));
+        d.multi(2, "Labels", map_lines(at(t, "metadata.labels"), "=", &[]));
+        d.multi(2, "Annotations", map_lines(at(t, "metadata.annotations"), "=", &[]));
+        let capacity = scalar(at(t, "spec.resources.requests.storage")).unwrap_or_else(|| "<default>".into());
+        d.field(2, "Capacity", capacity);
+        let modes: Vec<&str> = list_at(t, "spec.accessModes").iter().filter_map(Value::as_str).collect();
+        d.field(2, "Access Modes", format!("[{}]", modes.join(" ")));
+    }
+}
+
+fn kind_specific(d: &mut Description, kind: &str, o: &Value, pods: &[Value]) {
     match kind {
         "Pod" => {
             d.field(0, "Service Account", str_at(o, "spec.serviceAccountName"));
@@ -523,7 +586,8 @@ fn kind_specific(d: &mut Description, kind: &str, o: &Value) {
             pod_template(d, at(o, "spec.template"));
             conditions(d, o, "status.conditions", true);
         }
-        "ReplicaSet" | "ReplicationController" | "StatefulSet" => {
+        "StatefulSet" => statefulset(d, o, pods),
+        "ReplicaSet" | "ReplicationController" => {
             let selector = if kind == "ReplicationController" {
                 labels_string(at(o, "spec.selector"))
             } else {
@@ -745,12 +809,13 @@ pub fn describe_pod_template(t: &Value) -> String {
     d.render()
 }
 
-/// The full description of one object.
-pub fn describe(o: &Object, events: Option<&[Value]>, now: SystemTime) -> String {
+/// The full description of one object (`pods`: those it controls, for the kinds whose description
+/// counts them).
+pub fn describe(o: &Object, events: Option<&[Value]>, pods: &[Value], now: SystemTime) -> String {
     let v = crate::printers::to_value(o);
     let mut d = Description::default();
     common(&mut d, &v, o.info().namespaced);
-    kind_specific(&mut d, o.kind(), &v);
+    kind_specific(&mut d, o.kind(), &v, pods);
     events_section(&mut d, events, now);
     d.render()
 }
@@ -758,6 +823,29 @@ pub fn describe(o: &Object, events: Option<&[Value]>, now: SystemTime) -> String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statefulset_description_like_kubectl() {
+        let sts = navarch_api::manifest::parse(
+            "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: web, namespace: default}\nspec:\n  replicas: 3\n  selector: {matchLabels: {app: web}}\n  updateStrategy: {type: RollingUpdate, rollingUpdate: {partition: 2}}\n  template: {metadata: {labels: {app: web}}, spec: {containers: [{name: c, image: 'nginx:1'}]}}\n  volumeClaimTemplates: [{metadata: {name: data}, spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}}]\nstatus: {replicas: 2}\n",
+            "t",
+        )
+        .unwrap()
+        .remove(0);
+        let pods = [
+            serde_json::json!({"status": {"phase": "Running"}}),
+            serde_json::json!({"status": {"phase": "Pending"}}),
+        ];
+        let out = describe(&sts, Some(&[]), &pods, SystemTime::now());
+        assert!(out.contains("Replicas:           3 desired | 2 total\n"), "{out}");
+        assert!(out.contains("Update Strategy:    RollingUpdate\n  Partition:"), "{out}");
+        assert!(
+            out.contains("Pods Status:        1 Running / 1 Waiting / 0 Succeeded / 0 Failed\n"),
+            "{out}"
+        );
+        assert!(out.contains("Volume Claims:\n  Name:"), "{out}");
+        assert!(out.contains("Capacity:") && out.contains("1Gi") && out.contains("[ReadWriteOnce]"), "{out}");
+    }
 
     #[test]
     fn titles() {
@@ -781,7 +869,7 @@ mod tests {
         )
         .unwrap()
         .remove(0);
-        let out = describe(&node, None, SystemTime::now());
+        let out = describe(&node, None, &[], SystemTime::now());
         assert!(out.contains("Taints:             node.kubernetes.io/unreachable:NoExecute\n"), "{out}");
         assert!(out.contains("Unschedulable:      true\n"), "{out}");
         assert!(out.contains("  Ready   Unknown"), "{out}");
@@ -798,7 +886,7 @@ mod tests {
         )
         .unwrap()
         .remove(0);
-        let out = describe(&cm, Some(&[]), SystemTime::now());
+        let out = describe(&cm, Some(&[]), &[], SystemTime::now());
         assert_eq!(
             out,
             "\
@@ -830,7 +918,7 @@ Events:             <none>
         let job = parse(
             "apiVersion: batch/v1\nkind: Job\nmetadata: {name: pi, namespace: default}\nspec:\n  parallelism: 2\n  completions: 5\n  completionMode: Indexed\n  backoffLimit: 6\n  suspend: false\n  selector: {matchLabels: {job-name: pi}}\n  template: {spec: {restartPolicy: Never, containers: [{name: c, image: busybox}]}}\nstatus: {active: 2, ready: 1, succeeded: 3, completedIndexes: 0-2}\n",
         );
-        let out = describe(&job, Some(&[]), SystemTime::now());
+        let out = describe(&job, Some(&[]), &[], SystemTime::now());
         for line in [
             "Parallelism:",
             "Completion Mode:",
@@ -844,7 +932,7 @@ Events:             <none>
         let ds = parse(
             "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: agent, namespace: default}\nspec:\n  selector: {matchLabels: {app: agent}}\n  template: {metadata: {labels: {app: agent}}, spec: {nodeSelector: {node-role: edge}, containers: [{name: c, image: busybox}]}}\nstatus: {desiredNumberScheduled: 2, currentNumberScheduled: 2, updatedNumberScheduled: 1, numberAvailable: 2, numberReady: 2}\n",
         );
-        let out = describe(&ds, Some(&[]), SystemTime::now());
+        let out = describe(&ds, Some(&[]), &[], SystemTime::now());
         let value = |key: &str| {
             let line = out.lines().find(|l| l.starts_with(key)).unwrap_or_default();
             line[key.len().min(line.len())..].trim().to_string()

@@ -97,10 +97,17 @@ pub(super) fn default_stateful_set(ss: &mut StatefulSet) {
     let spec = ss.spec.get_or_insert_with(Default::default);
     spec.replicas.get_or_insert(1);
     set_if_empty(&mut spec.pod_management_policy, "OrderedReady");
+    // As Kubernetes: bounds (partition 0) only for a defaulted strategy or given bounds; an explicit
+    // `type: RollingUpdate` without them stays without (kubectl's rollout status tells the two apart).
     let strategy = spec.update_strategy.get_or_insert_with(Default::default);
-    set_if_empty(&mut strategy.r#type, "RollingUpdate");
-    if strategy.r#type == "RollingUpdate" {
-        strategy.rolling_update.get_or_insert_with(Default::default).partition.get_or_insert(0);
+    if strategy.r#type.is_empty() {
+        strategy.r#type = "RollingUpdate".into();
+        strategy.rolling_update.get_or_insert_with(Default::default);
+    }
+    if strategy.r#type == "RollingUpdate"
+        && let Some(bounds) = strategy.rolling_update.as_mut()
+    {
+        bounds.partition.get_or_insert(0);
     }
     spec.revision_history_limit.get_or_insert(DEFAULT_REVISION_HISTORY_LIMIT);
     let retention = spec.persistent_volume_claim_retention_policy.get_or_insert_with(Default::default);
@@ -707,6 +714,11 @@ spec:
         let strategy = spec.update_strategy.unwrap();
         assert_eq!(strategy.r#type, "RollingUpdate");
         assert_eq!(strategy.rolling_update.unwrap().partition, Some(0));
+        let explicit = STATEFUL_SET
+            .replace("  replicas: 3\n", "  replicas: 3\n  updateStrategy: {type: RollingUpdate}\n");
+        let navarch_api::Object::StatefulSet(e) = defaulted(&explicit) else { unreachable!() };
+        let strategy = e.spec.unwrap().update_strategy.unwrap();
+        assert_eq!((strategy.r#type.as_str(), strategy.rolling_update), ("RollingUpdate", None));
         let retention = spec.persistent_volume_claim_retention_policy.unwrap();
         assert_eq!((retention.when_deleted.as_str(), retention.when_scaled.as_str()), ("Retain", "Retain"));
         assert_eq!(spec.revision_history_limit, Some(10));

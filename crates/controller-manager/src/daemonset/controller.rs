@@ -13,11 +13,13 @@ use navarch_api::v1::{ControllerRevision, DaemonSet, Node, Pod};
 use navarch_client::{Action, Client, DeleteParams, EventRecorder, Store, object_ref};
 use tracing::Instrument;
 
-use super::history::{self, HistoryPlan};
 use super::placement::{fits, pod_for_node};
 use super::plan::{self, FailedBackoff, View};
-use super::{DaemonSetError, REVISION_HASH_LABEL, spec_of};
-use crate::pod_control::{Expectations, PruneClock, claim_objects, controller_ref, create_in_batches};
+use super::{DaemonSetError, spec_of};
+use crate::controller_history::{self as history, Budget};
+use crate::pod_control::{
+    Expectations, PruneClock, adopt_and_release, claim_objects, create_in_batches, next_sync,
+};
 use crate::run::Reconciler;
 
 /// The reconcile side of the DaemonSet controller.
@@ -68,96 +70,6 @@ impl DaemonSetController {
         backoff.retain(|k, _| live.contains(k));
         backoff.values_mut().for_each(|b| b.prune(now));
         self.expectations.retain(&live);
-    }
-
-    /// Takes matching orphans (pods or revisions) and lets go of those that stopped matching, by their
-    /// controller ownerReference.
-    async fn adopt_and_release<K: Resource>(&self, ds: &DaemonSet, adopt: &[&K], release: &[&K]) {
-        let api = self.client.api::<K>(&ds.meta().namespace);
-        for o in adopt {
-            let mut o = (*o).clone();
-            o.meta_mut().owner_references.push(controller_ref::<DaemonSet>(ds.meta()));
-            if let Err(e) = api.update(&o).await {
-                tracing::debug!(kind = K::KIND, name = %o.meta().name, error = %e, "adopting");
-            }
-        }
-        for o in release {
-            let mut o = (*o).clone();
-            o.meta_mut().owner_references.retain(|r| r.uid != ds.meta().uid);
-            if let Err(e) = api.update(&o).await {
-                tracing::debug!(kind = K::KIND, name = %o.meta().name, error = %e, "releasing");
-            }
-        }
-    }
-
-    /// Brings the revisions up to date (creating the current one if none matches) and returns the
-    /// current revision's hash and the old revisions.
-    async fn construct_history(
-        &self,
-        ds: &DaemonSet,
-        revisions: &[&ControllerRevision],
-    ) -> Result<(String, Vec<ControllerRevision>), DaemonSetError> {
-        let api = self.client.api::<ControllerRevision>(&ds.meta().namespace);
-        let HistoryPlan { current, renumber, duplicates, unlabelled, old, next } =
-            history::plan(ds, revisions);
-        let by_name = |n: &str| revisions.iter().find(|c| c.meta().name == n).map(|c| (*c).clone());
-        for name in &unlabelled {
-            if let Some(mut cr) = by_name(name) {
-                cr.meta_mut().labels.insert(REVISION_HASH_LABEL.into(), name.clone());
-                api.update(&cr).await?;
-            }
-        }
-        for name in &duplicates {
-            match api.delete(name, &DeleteParams::default()).await {
-                Ok(_) | Err(navarch_client::Error::NotFound(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        let hash = match current {
-            Some(name) => {
-                if let (Some(n), Some(mut cr)) = (renumber, by_name(&name)) {
-                    cr.revision = n;
-                    api.update(&cr).await?;
-                    tracing::debug!(revision = %name, number = n, "current revision renumbered");
-                }
-                history::hash_label(revisions, &name)
-            }
-            None => self.snapshot(ds, next).await?,
-        };
-        let old = old.iter().filter_map(|n| by_name(n)).collect();
-        Ok((hash, old))
-    }
-
-    /// Creates the revision of the current template; on a name taken by another template, raises the
-    /// DaemonSet's collisionCount (the next sync hashes anew).
-    async fn snapshot(&self, ds: &DaemonSet, number: i64) -> Result<String, DaemonSetError> {
-        let api = self.client.api::<ControllerRevision>(&ds.meta().namespace);
-        let cr = history::snapshot(ds, number);
-        let name = cr.meta().name.clone();
-        let hash = cr.meta().labels.get(REVISION_HASH_LABEL).cloned().unwrap_or_default();
-        match api.create(&cr).await {
-            Ok(_) => {
-                tracing::debug!(revision = %name, number, "revision created");
-                Ok(hash)
-            }
-            Err(navarch_client::Error::AlreadyExists(_)) => {
-                let existing = api.get(&name).await?;
-                if history::matches(ds, &existing) {
-                    return Ok(existing.meta().labels.get(REVISION_HASH_LABEL).cloned().unwrap_or(hash));
-                }
-                let sets = self.client.api::<DaemonSet>(&ds.meta().namespace);
-                let mut latest = sets.get(&ds.meta().name).await?;
-                let count = latest.status.as_ref().and_then(|s| s.collision_count);
-                if count != ds.status.as_ref().and_then(|s| s.collision_count) {
-                    return Err(DaemonSetError::History { name, reason: "stale collisionCount".into() });
-                }
-                let status = latest.status.get_or_insert_with(Default::default);
-                status.collision_count = Some(count.unwrap_or(0) + 1);
-                sets.update_status(&latest).await?;
-                Err(DaemonSetError::History { name, reason: "hash collision; collisionCount raised".into() })
-            }
-            Err(e) => Err(e.into()),
-        }
     }
 
     /// Creates daemon pods for `nodes` and deletes the pods `delete`, with their events and
@@ -214,7 +126,7 @@ impl DaemonSetController {
             self.pods.state().into_iter().filter(|p| p.meta().namespace == m.namespace).collect();
         let pod_refs: Vec<&Pod> = all_pods.iter().map(AsRef::as_ref).collect();
         let claimed = claim_objects(m, selector, adopting, &pod_refs);
-        self.adopt_and_release(ds, &claimed.adopt, &claimed.release).await;
+        adopt_and_release(&self.client, ds, &claimed).await;
         if !adopting {
             return Ok(Action::await_change());
         }
@@ -222,8 +134,9 @@ impl DaemonSetController {
             self.revisions.state().into_iter().filter(|c| c.meta().namespace == m.namespace).collect();
         let revision_refs: Vec<&ControllerRevision> = all_revisions.iter().map(AsRef::as_ref).collect();
         let revisions = claim_objects(m, selector, adopting, &revision_refs);
-        self.adopt_and_release(ds, &revisions.adopt, &revisions.release).await;
-        let (hash, old) = self.construct_history(ds, &revisions.mine).await?;
+        adopt_and_release(&self.client, ds, &revisions).await;
+        let (current, old) = history::construct(&self.client, ds, &revisions.mine).await?;
+        let hash = history::hash_label(&current);
 
         let satisfied = self.expectations.satisfied(key, pod_refs.iter().copied());
         let nodes: Vec<Arc<Node>> = self.nodes.state();
@@ -258,13 +171,15 @@ impl DaemonSetController {
                 self.apply(ds, key, &hash, &step.create_on, &step.delete, &claimed.mine).await;
             }
             let old_refs: Vec<&ControllerRevision> = old.iter().collect();
-            let api = self.client.api::<ControllerRevision>(&m.namespace);
-            for name in history::prune(ds, &old_refs, &claimed.mine) {
-                match api.delete(&name, &DeleteParams::default()).await {
-                    Ok(_) | Err(navarch_client::Error::NotFound(_)) => {}
-                    Err(e) => tracing::warn!(revision = %name, error = %e, "pruning a revision"),
-                }
-            }
+            let live: HashSet<&str> = claimed
+                .mine
+                .iter()
+                .filter_map(|p| p.meta().labels.get(history::REVISION_HASH_LABEL))
+                .map(String::as_str)
+                .collect();
+            let is_live = |c: &ControllerRevision| live.contains(history::hash_label(c).as_str());
+            let prune = history::prune(ds, &old_refs, is_live, Budget::AllOld);
+            history::delete(&self.client, &m.namespace, &prune).await;
         }
         let status = plan::status(&view, satisfied);
         if ds.status.as_ref() != Some(&status) {
@@ -274,12 +189,8 @@ impl DaemonSetController {
                 Err(e) => return Err(e.into()),
             }
         }
-        // Availability changes with time alone when minReadySeconds is set.
-        if spec_of(ds).min_ready_seconds > 0 && status.number_available < status.number_ready {
-            requeue = Some(requeue.map_or(Duration::from_secs(1), |r| r.min(Duration::from_secs(1))));
-        }
-        let idle = if satisfied { Duration::from_secs(300) } else { Duration::from_secs(5) };
-        Ok(Action::requeue(requeue.map_or(idle, |r| r.min(idle))))
+        let awaiting = spec_of(ds).min_ready_seconds > 0 && status.number_available < status.number_ready;
+        Ok(next_sync(satisfied, requeue, awaiting))
     }
 }
 

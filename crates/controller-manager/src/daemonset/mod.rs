@@ -14,11 +14,11 @@
 //!   (default 1) of the nodes that should run one, or with `maxSurge` starts the new pod first and
 //!   deletes the old one once the new one is available; `OnDelete` only gives new pods to nodes whose
 //!   pod was deleted.
-//! * **History** ([`history`]): one ControllerRevision per template, `<ds>-<hash>`, whose data is the
-//!   strategic merge patch that puts the template back (`{"spec":{"template":{...,"$patch":"replace"}}}`,
-//!   what `kubectl rollout undo` sends); the current one has the highest revision (an old one is reused
-//!   and renumbered when the template goes back to it); those beyond `revisionHistoryLimit` that no pod
-//!   uses are deleted.
+//! * **History** ([`crate::controller_history`], shared with StatefulSets): one ControllerRevision per
+//!   template, `<ds>-<hash>`, whose data is the strategic merge patch that puts the template back
+//!   (`{"spec":{"template":{...,"$patch":"replace"}}}`, what `kubectl rollout undo` sends); the current
+//!   one has the highest revision (an old one is reused and renumbered when the template goes back to
+//!   it); those beyond `revisionHistoryLimit` that no pod uses are deleted.
 //! * **Status** ([`plan::status`]): desired, current, ready, available, unavailable, updated and
 //!   misscheduled counts, observedGeneration (only when the pod cache showed every write it made).
 //!
@@ -26,7 +26,6 @@
 //! shared DaemonSet, pod, Node and ControllerRevision reflectors.
 
 pub mod controller;
-pub mod history;
 pub mod placement;
 pub mod plan;
 #[cfg(test)]
@@ -44,8 +43,7 @@ use crate::run::Wiring;
 
 pub use controller::DaemonSetController;
 
-/// The label naming the ControllerRevision (template) a daemon pod was made from.
-pub const REVISION_HASH_LABEL: &str = "controller-revision-hash";
+pub use crate::controller_history::REVISION_HASH_LABEL;
 /// The label holding the DaemonSet's template generation a pod was made from (deprecated upstream,
 /// still written and read).
 pub const TEMPLATE_GENERATION_LABEL: &str = "pod-template-generation";
@@ -58,8 +56,8 @@ pub enum DaemonSetError {
     Api(#[from] navarch_client::Error),
     #[error("spec.selector: {0}")]
     Selector(String),
-    #[error("revision {name}: {reason}")]
-    History { name: String, reason: String },
+    #[error(transparent)]
+    History(#[from] crate::controller_history::HistoryError),
 }
 
 /// The DaemonSet's spec (an empty one if unset).

@@ -3,9 +3,8 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use navarch_api::Resource;
-use navarch_api::v1::{ControllerRevision, DaemonSet, Node, Pod};
+use navarch_api::v1::{DaemonSet, Node, Pod};
 
-use super::history;
 use super::placement::{Fit, fits, node_should_run, pod_for_node, target_node};
 use super::plan::{FailedBackoff, Manage, View, manage, pods_by_node, rolling_update, status};
 use super::{REVISION_HASH_LABEL, TEMPLATE_GENERATION_LABEL};
@@ -269,55 +268,6 @@ fn status_counts() {
     let slow = ds("minReadySeconds: 2000000000");
     let s = status(&view(&slow, &[node("a", "")], &[&pa]), true);
     assert_eq!((s.number_ready, s.number_available), (1, 0));
-}
-
-fn revision(d: &DaemonSet, number: i64) -> ControllerRevision {
-    history::snapshot(d, number)
-}
-
-#[test]
-fn history_matches_reuses_and_prunes() {
-    let v1 = ds("");
-    let v2 = ds(
-        "template: {metadata: {labels: {app: agent}}, spec: {containers: [{name: c, image: 'busybox:1.37'}]}}",
-    );
-    let r1 = revision(&v1, 1);
-    assert_eq!(r1.meta().name, format!("agent-{}", history::hash_of(&v1)));
-    let data = r1.data.as_ref().unwrap().value().unwrap();
-    assert_eq!(data["spec"]["template"]["$patch"], "replace");
-    assert_eq!(data["spec"]["template"]["spec"]["containers"][0]["image"], "busybox:1.36");
-    assert_eq!(r1.meta().labels.get("app").map(String::as_str), Some("agent"));
-    assert_eq!(r1.meta().owner_references[0].kind, "DaemonSet");
-
-    // A new template: no match, the next number.
-    let p = history::plan(&v2, &[&r1]);
-    assert_eq!((p.current.clone(), p.next, p.old.clone()), (None, 2, vec![r1.meta().name.clone()]));
-    // Back to the first template: reused, renumbered above the others.
-    let r2 = revision(&v2, 2);
-    let p = history::plan(&v1, &[&r1, &r2]);
-    assert_eq!(p.current, Some(r1.meta().name.clone()));
-    assert_eq!(p.renumber, Some(3));
-    // Already the highest: nothing to renumber; a duplicate is deleted.
-    let mut dup = revision(&v1, 0);
-    dup.meta_mut().name = "agent-dup".into();
-    let p = history::plan(&v1, &[&r1, &dup]);
-    assert_eq!((p.renumber, p.duplicates.clone()), (None, vec!["agent-dup".to_string()]));
-
-    // Pruning beyond the limit, oldest first, never one a pod uses.
-    let limited = ds("revisionHistoryLimit: 1");
-    let olds: Vec<ControllerRevision> = (1..=3)
-        .map(|i| {
-            let mut r = revision(&v1, i);
-            r.meta_mut().name = format!("r{i}");
-            r.meta_mut().labels.insert(REVISION_HASH_LABEL.into(), format!("h{i}"));
-            r
-        })
-        .collect();
-    let refs: Vec<&ControllerRevision> = olds.iter().collect();
-    let user = pod("p", "a", "h1", "Running", true, 1);
-    assert_eq!(history::prune(&limited, &refs, &[&user]), ["r2", "r3"]);
-    assert_eq!(history::prune(&limited, &refs, &[]), ["r1", "r2"]);
-    assert!(history::prune(&ds(""), &refs, &[]).is_empty(), "default limit 10");
 }
 
 /// Small builders for the fixtures.

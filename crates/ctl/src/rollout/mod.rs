@@ -2,9 +2,9 @@
 //! messages. History is the Deployment's ReplicaSets (their `deployment.kubernetes.io/revision`
 //! annotation); undo copies an old revision's pod template back into the Deployment, and the
 //! Deployment controller rolls it out as the newest revision. `status`, `history` and `undo` of
-//! DaemonSets are in [`daemonset`].
+//! DaemonSets and StatefulSets (ControllerRevision history) are in [`revisions`].
 
-mod daemonset;
+mod revisions;
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -62,16 +62,10 @@ pub fn rollout_progress(d: &Deployment) -> Result<Option<String>, String> {
 }
 
 pub async fn run(ctx: &Context, cmd: &RolloutCommand) -> anyhow::Result<Outcome> {
+    if let Some(done) = revisions::run(ctx, cmd).await {
+        return done;
+    }
     match cmd {
-        RolloutCommand::Status { resource, timeout } if daemonset::named(resource) => {
-            daemonset::status(ctx, resource, *timeout).await
-        }
-        RolloutCommand::History { resource, revision } if daemonset::named(resource) => {
-            daemonset::history(ctx, resource, *revision).await
-        }
-        RolloutCommand::Undo { resource, to_revision } if daemonset::named(resource) => {
-            daemonset::undo(ctx, resource, *to_revision).await
-        }
         RolloutCommand::Status { resource, timeout } => status(ctx, resource, *timeout).await,
         RolloutCommand::History { resource, revision } => history(ctx, resource, *revision).await,
         RolloutCommand::Undo { resource, to_revision } => undo(ctx, resource, *to_revision).await,
