@@ -164,7 +164,9 @@ pub fn due_for_deletion(pv: &PersistentVolume, node: &str) -> bool {
 }
 
 /// The directories under `base` whose claim uid is in neither `volumes` (uids of `pvc-<uid>` volumes)
-/// nor `claims`.
+/// nor `claims`, and which are empty: what a crash between making the directory and creating its volume
+/// leaves. A directory with data is kept even without a volume (an administrator may have deleted a
+/// Retain volume by hand: its data stays theirs, as in Kubernetes).
 pub fn orphans(
     base: &Path,
     volumes: &HashSet<String>,
@@ -182,6 +184,7 @@ pub fn orphans(
         if let Some(uid) = claim_uid_of_dir(&name)
             && !volumes.contains(uid)
             && !claims.contains(uid)
+            && std::fs::read_dir(e.path())?.next().is_none()
         {
             out.push(e.path());
         }

@@ -117,14 +117,15 @@ async fn orphaned_directories_are_found_and_removed() {
     let t = tempfile::tempdir().unwrap();
     let base = t.path().join(DIR);
     assert!(orphans(&base, &HashSet::new(), &HashSet::new()).unwrap().is_empty(), "no directory yet");
-    for d in ["pvc-a_ns_one", "pvc-b_ns_two", "pvc-c_ns_three", "lost+found"] {
+    for d in ["pvc-a_ns_one", "pvc-b_ns_two", "pvc-c_ns_three", "pvc-d_ns_retained", "lost+found"] {
         make_dir(base.join(d)).await.unwrap();
     }
-    std::fs::write(base.join("pvc-c_ns_three/data"), "x").unwrap();
+    std::fs::write(base.join("pvc-a_ns_one/data"), "x").unwrap();
+    std::fs::write(base.join("pvc-d_ns_retained/data"), "x").unwrap();
     let volumes: HashSet<String> = ["a".to_string()].into();
     let claims: HashSet<String> = ["b".to_string()].into();
     let found = orphans(&base, &volumes, &claims).unwrap();
-    assert_eq!(found, vec![base.join("pvc-c_ns_three")]);
+    assert_eq!(found, vec![base.join("pvc-c_ns_three")], "empty and unowned only: data is never swept");
     remove_dir(found[0].clone()).await.unwrap();
     remove_dir(found[0].clone()).await.unwrap();
     assert!(!base.join("pvc-c_ns_three").exists());
