@@ -20,6 +20,8 @@
 //!   scheduled pod that has not ended uses it; `kubernetes.io/pv-protection` leaves a deleted volume once
 //!   it is not Bound. Both are added to objects that lack them (as Kubernetes' controllers do, behind
 //!   the admission plugin).
+//! * **Ephemeral volumes** ([`ephemeral`]): the claim `<pod>-<volume>` of each generic ephemeral volume,
+//!   controlled by its pod.
 //! * **Default class** ([`default_class`]): StorageClass `local-path` is created at start if absent.
 //!
 //! Level-triggered: every sync reads the reflector stores (and, before deciding a claim is gone or a
@@ -28,6 +30,7 @@
 pub mod binder;
 pub mod decide;
 pub mod default_class;
+pub mod ephemeral;
 pub mod protection;
 #[cfg(test)]
 mod tests;
@@ -155,5 +158,6 @@ pub fn spawn(w: &mut Wiring) {
     w.controller::<PersistentVolumeClaim, _>(claim_controller, binder.clone(), Duration::from_secs(1));
     w.controller::<PersistentVolume, _>(volume_controller, binder, Duration::from_secs(1));
     protection::spawn(w);
+    ephemeral::spawn(w);
     default_class::spawn(w);
 }
