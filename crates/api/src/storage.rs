@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 
 use crate::node_affinity;
 use crate::quantity::Amount;
+use crate::resource::Resource;
 use crate::selector::Selector;
-use crate::v1::{Node, PersistentVolume, PersistentVolumeClaim, StorageClass};
+use crate::v1::{Node, ObjectReference, PersistentVolume, PersistentVolumeClaim, StorageClass};
 
 /// Set by the PV controller on a claim once its binding is complete.
 pub const ANN_BIND_COMPLETED: &str = "pv.kubernetes.io/bind-completed";
@@ -224,6 +225,47 @@ pub fn best_volume_for_claim<'a>(
         }
     }
     best.map(|(pv, _)| pv)
+}
+
+/// The `claimRef` Kubernetes writes into a volume (`reference.GetReference` of the claim).
+pub fn claim_reference(pvc: &PersistentVolumeClaim) -> ObjectReference {
+    let m = pvc.meta();
+    ObjectReference {
+        kind: PersistentVolumeClaim::KIND.into(),
+        api_version: PersistentVolumeClaim::API_VERSION.into(),
+        namespace: m.namespace.clone(),
+        name: m.name.clone(),
+        uid: m.uid.clone(),
+        resource_version: m.resource_version.clone(),
+        ..Default::default()
+    }
+}
+
+/// The volume bound to the claim (Kubernetes' `GetBindVolumeToClaim`: its `claimRef`, and
+/// `pv.kubernetes.io/bound-by-controller` unless the user pre-bound it), or `None` if it already is.
+/// Written by the PV controller and by the scheduler's volume binding.
+pub fn bind_volume_to_claim(pv: &PersistentVolume, pvc: &PersistentVolumeClaim) -> Option<PersistentVolume> {
+    let by_controller = !volume_bound_to_claim(pv, pvc);
+    let m = pvc.meta();
+    let mut out = pv.clone();
+    let mut dirty = false;
+    let same = pv
+        .spec
+        .as_ref()
+        .and_then(|s| s.claim_ref.as_ref())
+        .is_some_and(|r| r.name == m.name && r.namespace == m.namespace && r.uid == m.uid);
+    if !same {
+        out.spec.get_or_insert_with(Default::default).claim_ref = Some(claim_reference(pvc));
+        dirty = true;
+    }
+    if by_controller && !out.meta().annotations.contains_key(ANN_BOUND_BY_CONTROLLER) {
+        out.meta_mut().annotations.insert(ANN_BOUND_BY_CONTROLLER.into(), "yes".into());
+        dirty = true;
+    }
+    dirty.then(|| {
+        out.set_type_meta();
+        out
+    })
 }
 
 #[cfg(test)]

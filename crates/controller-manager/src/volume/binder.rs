@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 use navarch_api::Resource;
 use navarch_api::storage::{
     ANN_BETA_STORAGE_PROVISIONER, ANN_BIND_COMPLETED, ANN_BOUND_BY_CONTROLLER, ANN_STORAGE_PROVISIONER,
-    volume_bound_to_claim,
+    bind_volume_to_claim,
 };
 use navarch_api::v1::{
-    ObjectReference, PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PersistentVolumeSpec, PersistentVolumeStatus, Pod, StorageClass,
+    PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeSpec,
+    PersistentVolumeStatus, Pod, StorageClass,
 };
 use navarch_client::{Action, Client, EventRecorder, ObjectRef, Store, object_ref};
 use tracing::Instrument;
@@ -80,45 +80,6 @@ fn claim_spec(pvc: &mut PersistentVolumeClaim) -> &mut PersistentVolumeClaimSpec
 
 fn volume_spec(pv: &mut PersistentVolume) -> &mut PersistentVolumeSpec {
     pv.spec.get_or_insert_with(Default::default)
-}
-
-/// The `claimRef` Kubernetes writes (`reference.GetReference` of the claim).
-fn claim_reference(pvc: &PersistentVolumeClaim) -> ObjectReference {
-    let m = pvc.meta();
-    ObjectReference {
-        kind: PersistentVolumeClaim::KIND.into(),
-        api_version: PersistentVolumeClaim::API_VERSION.into(),
-        namespace: m.namespace.clone(),
-        name: m.name.clone(),
-        uid: m.uid.clone(),
-        resource_version: m.resource_version.clone(),
-        ..Default::default()
-    }
-}
-
-/// The volume bound to the claim (Kubernetes' `GetBindVolumeToClaim`), or `None` if it already is.
-pub fn volume_bound_to(pv: &PersistentVolume, pvc: &PersistentVolumeClaim) -> Option<PersistentVolume> {
-    let by_controller = !volume_bound_to_claim(pv, pvc);
-    let m = pvc.meta();
-    let mut out = pv.clone();
-    let mut dirty = false;
-    let same = pv
-        .spec
-        .as_ref()
-        .and_then(|s| s.claim_ref.as_ref())
-        .is_some_and(|r| r.name == m.name && r.namespace == m.namespace && r.uid == m.uid);
-    if !same {
-        volume_spec(&mut out).claim_ref = Some(claim_reference(pvc));
-        dirty = true;
-    }
-    if by_controller && !out.meta().annotations.contains_key(ANN_BOUND_BY_CONTROLLER) {
-        out.meta_mut().annotations.insert(ANN_BOUND_BY_CONTROLLER.into(), "yes".into());
-        dirty = true;
-    }
-    dirty.then(|| {
-        out.set_type_meta();
-        out
-    })
 }
 
 /// The claim bound to the volume (Kubernetes' `bindClaimToVolume`), or `None` if it already is.
@@ -243,7 +204,7 @@ impl Binder {
     /// Kubernetes' `bind`: the volume's claimRef, its phase, the claim's binding, the claim's status.
     async fn bind(&self, pv: &PersistentVolume, pvc: &PersistentVolumeClaim) -> Result<(), VolumeError> {
         let mut pv = pv.clone();
-        if let Some(updated) = volume_bound_to(&pv, pvc) {
+        if let Some(updated) = bind_volume_to_claim(&pv, pvc) {
             pv = self.volume_api().update(&updated).await?;
             tracing::info!(volume = %pv.meta().name, "volume bound to claim");
         }

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use navarch_api::Resource;
 use navarch_api::v1::{PersistentVolume, PersistentVolumeClaim, Pod, StorageClass};
 
-use super::binder::{claim_bound_to, claim_status, volume_bound_to};
+use navarch_api::storage::bind_volume_to_claim;
+
+use super::binder::{claim_bound_to, claim_status};
 use super::claims_of_pod;
 use super::decide::{ClaimStep, ClaimView, Note, Reclaim, VolumeStep, claim_step, volume_step};
 use super::default_class::local_path_class;
@@ -265,7 +267,7 @@ fn reclaim_policies() {
 fn binding_writes_as_kubernetes() {
     let claim = pvc(", storageClassName: ''", ", resourceVersion: '7'");
     let free = pv("v", "2Gi", "", "", "Available");
-    let bound = volume_bound_to(&free, &claim).expect("claimRef written");
+    let bound = bind_volume_to_claim(&free, &claim).expect("claimRef written");
     let spec = bound.spec.as_ref().unwrap();
     let r = spec.claim_ref.as_ref().unwrap();
     assert_eq!(
@@ -277,10 +279,10 @@ fn binding_writes_as_kubernetes() {
         bound.meta().annotations.get("pv.kubernetes.io/bound-by-controller").map(String::as_str),
         Some("yes")
     );
-    assert!(volume_bound_to(&bound, &claim).is_none(), "already bound: nothing to write");
+    assert!(bind_volume_to_claim(&bound, &claim).is_none(), "already bound: nothing to write");
     // A user's pre-binding gets the UID, not the annotation.
     let prebound = pv("v", "2Gi", "", "  claimRef: {name: c, namespace: d}\n", "Available");
-    let done = volume_bound_to(&prebound, &claim).unwrap();
+    let done = bind_volume_to_claim(&prebound, &claim).unwrap();
     assert_eq!(done.spec.as_ref().unwrap().claim_ref.as_ref().unwrap().uid, "u1");
     assert!(!done.meta().annotations.contains_key("pv.kubernetes.io/bound-by-controller"));
 

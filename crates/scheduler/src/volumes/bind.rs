@@ -6,8 +6,8 @@
 //! someone else fails the write (a conflict) and the pod goes back to the queue instead of being bound.
 
 use navarch_api::Resource;
-use navarch_api::storage::{ANN_BOUND_BY_CONTROLLER, ANN_SELECTED_NODE, volume_bound_to_claim};
-use navarch_api::v1::{ObjectReference, PersistentVolume, PersistentVolumeClaim};
+use navarch_api::storage::{ANN_SELECTED_NODE, bind_volume_to_claim};
+use navarch_api::v1::{PersistentVolume, PersistentVolumeClaim};
 use navarch_client::{Client, ObjectRef};
 
 use super::NodeVolumes;
@@ -48,43 +48,6 @@ impl VolumeWrites {
         }
         Ok(())
     }
-}
-
-/// A reference to the claim as a volume's `claimRef` holds it.
-pub fn claim_reference(pvc: &PersistentVolumeClaim) -> ObjectReference {
-    let m = pvc.meta();
-    ObjectReference {
-        kind: "PersistentVolumeClaim".into(),
-        api_version: "v1".into(),
-        namespace: m.namespace.clone(),
-        name: m.name.clone(),
-        uid: m.uid.clone(),
-        resource_version: m.resource_version.clone(),
-        ..Default::default()
-    }
-}
-
-/// The volume bound to the claim (claimRef, and bound-by-controller unless the volume was pre-bound to
-/// it), or `None` if it already is.
-pub fn bind_volume_to_claim(pv: &PersistentVolume, pvc: &PersistentVolumeClaim) -> Option<PersistentVolume> {
-    let pre_bound = volume_bound_to_claim(pv, pvc);
-    let mut out = pv.clone();
-    let mut dirty = false;
-    let m = pvc.meta();
-    let same = pv
-        .spec
-        .as_ref()
-        .and_then(|s| s.claim_ref.as_ref())
-        .is_some_and(|r| r.name == m.name && r.namespace == m.namespace && r.uid == m.uid);
-    if !same {
-        out.spec.get_or_insert_with(Default::default).claim_ref = Some(claim_reference(pvc));
-        dirty = true;
-    }
-    if !pre_bound && !out.meta().annotations.contains_key(ANN_BOUND_BY_CONTROLLER) {
-        out.meta_mut().annotations.insert(ANN_BOUND_BY_CONTROLLER.into(), "yes".into());
-        dirty = true;
-    }
-    dirty.then_some(out)
 }
 
 /// The claim with `volume.kubernetes.io/selected-node: <node>`, or `None` if it already has it.

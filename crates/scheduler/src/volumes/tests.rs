@@ -5,7 +5,9 @@ use navarch_api::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod, Storag
 use navarch_client::store::Writer;
 use navarch_client::{Event, ObjectRef, store};
 
-use super::bind::{VolumeWrites, bind_volume_to_claim, select_node};
+use navarch_api::storage::bind_volume_to_claim;
+
+use super::bind::{VolumeWrites, select_node};
 use super::*;
 
 fn yaml<T: serde::de::DeserializeOwned>(y: &str) -> T {
