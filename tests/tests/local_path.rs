@@ -52,9 +52,13 @@ async fn node_agent_provisions_and_deletes_its_own_volumes() {
 
     let root = tempfile::tempdir().expect("temp dir");
     let base = root.path().join("local-path");
+    // An empty directory no volume or claim owns (a crash between mkdir and the volume's create) is
+    // swept; one with data stays (a Retain volume an administrator deleted by hand).
     let orphan = base.join("pvc-gone-uid_default_old");
     std::fs::create_dir_all(&orphan).expect("orphan");
-    std::fs::write(orphan.join("leftover"), "x").expect("orphan file");
+    let kept = base.join("pvc-kept-uid_default_retained");
+    std::fs::create_dir_all(&kept).expect("kept");
+    std::fs::write(kept.join("leftover"), "x").expect("kept file");
 
     let shutdown = CancellationToken::new();
     let (events, sender) = EventRecorder::new(node1.clone(), "navarch.io/local-path", "node-1", 100);
@@ -83,7 +87,8 @@ async fn node_agent_provisions_and_deletes_its_own_volumes() {
     assert_eq!(spec.persistent_volume_reclaim_policy, "Delete");
     assert_eq!(spec.capacity.get("storage").map(|q| q.string.clone()), Some("64Mi".to_string()));
     assert_eq!(navarch_api::local_path::affinity_node(&pv), Some("node-1"));
-    assert!(!orphan.exists(), "the orphaned directory is swept at start");
+    assert!(!orphan.exists(), "the empty orphaned directory is swept at start");
+    assert!(kept.join("leftover").exists(), "a directory with data is never swept");
     let reasons = eventually("the provisioning events", WAIT, async || {
         let events = admin.api::<Event>("default").list(&ListParams::default()).await.ok()?;
         let mut reasons: Vec<(String, String)> = events
