@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help up down status e2e node-stop node-start node-cut node-restore kill deps build release test unit lint fmt bench-api bench-scheduler bench-pod-startup bench-proxy bench-streams bench-rbac bench-job fuzz logs images vagrant-lint vagrant-box vagrant-up vagrant-provision vagrant-smoke vagrant-down role-test
+.PHONY: help up down status e2e node-stop node-start node-cut node-restore kill deps build release test unit lint fmt bench-api bench-scheduler bench-pod-startup bench-proxy bench-streams bench-rbac bench-job bench-hpa bench-quota fuzz logs images vagrant-lint vagrant-box vagrant-up vagrant-provision vagrant-smoke vagrant-down role-test
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -85,6 +85,13 @@ bench-job: ## a 200-completion Job (parallelism 20) on the running make up clust
 
 fuzz: ## mutation fuzzing of bearer-token and client-certificate parsing, SECONDS=600 per target (release; 30 min by default)
 	$(CARGO) run --release -p api-server --bin fuzz -- --seconds $(or $(SECONDS),600) $(ARGS)
+
+bench-hpa: ## the HorizontalPodAutoscaler's reaction (load start to new replica Ready) on the running make up cluster beside the metrics period and the pod start time (release)
+	$(CARGO) build --release -p navarch-tests --bin bench-hpa
+	target/release/bench-hpa $(ARGS)
+
+bench-quota: ## api-server create p50/p99 with 10 ResourceQuotas in the namespace beside none (release)
+	$(CARGO) run --release -p navarch-tests --bin bench-api -- --quota-only 5000 $(ARGS)
 
 bench-rbac: ## RBAC decision p50/p99 (allowed, denied, under binding churn) with 10,000 RoleBindings beside 10 (release)
 	$(CARGO) run --release -p api-server --bin bench-rbac -- $(ARGS)

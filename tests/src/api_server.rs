@@ -86,6 +86,11 @@ impl ApiServer {
                     (!self.extra_args.iter().any(|a| a.starts_with("--disable-admission-plugins")))
                         .then_some("--disable-admission-plugins=ServiceAccount"),
                 )
+                // Resource metrics every 2 s, so tests with kubelets see usage soon.
+                .args(
+                    (!self.extra_args.iter().any(|a| a.starts_with("--metric-resolution")))
+                        .then_some("--metric-resolution=2s"),
+                )
                 .args(&self.extra_args)
                 .env("RUST_LOG", std::env::var("NAVARCH_TEST_LOG").unwrap_or_else(|_| "info".into()))
                 .env_remove("NAVARCH_APISERVER_CONFIG")

@@ -103,6 +103,13 @@ impl Kubectl {
     }
 
     /// Runs kubectl and expects a failure; returns what it printed.
+    /// Runs `args` with `-o json` (it must succeed) and parses the output.
+    pub async fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        serde_json::from_str(&self.ok(&all).await).expect("kubectl printed JSON")
+    }
+
     pub async fn fails(&self, args: &[&str]) -> KubectlOutput {
         let out = self.run(args).await;
         assert_ne!(out.code, 0, "kubectl {args:?} should fail: {out:?}");

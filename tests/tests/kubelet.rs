@@ -585,16 +585,25 @@ spec:
     assert_eq!(code, 1);
     assert!(err.contains("pods \"missing\" not found"), "{err}");
 
-    // Usage from cgroups.
-    let top = c.top("").await.unwrap();
-    assert!(top.errors.is_empty(), "{:?}", top.errors);
-    let node_stats = top.nodes.iter().find(|n| n.node_name == node).unwrap();
-    assert!(node_stats.node_memory_working_set_bytes > 0);
-    let talker = node_stats.pods.iter().find(|p| p.name == "talker").expect("talker in stats");
+    // Usage from cgroups, through the resource metrics API (the api-server scrapes every 2 s here).
+    let pod_metrics = navarch_client::ListParams { namespace: "default".into(), ..Default::default() };
+    let talker = eventually(kubelet.with_log("talker's metrics"), Duration::from_secs(30), async || {
+        let list = c.list("PodMetrics", &pod_metrics).await.ok()?;
+        list.items.into_iter().find_map(|o| match o {
+            navarch_api::Object::PodMetrics(m) if m.metadata.as_ref()?.name == "talker" => Some(m),
+            _ => None,
+        })
+    })
+    .await;
     assert!(
-        talker.containers.iter().any(|c| c.name == "count" && c.memory_working_set_bytes > 0),
+        talker
+            .containers
+            .iter()
+            .any(|c| c.name == "count" && c.usage.get("memory").is_some_and(|m| m.string != "0")),
         "{talker:?}"
     );
+    let nodes = c.list("NodeMetrics", &Default::default()).await.unwrap();
+    assert!(nodes.items.iter().any(|o| o.meta().name == node), "{:?}", nodes.items);
     let (code, out, err) = env.navctl(&["top", "pods"]).await;
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("NAME") && out.contains("talker"), "{out}");

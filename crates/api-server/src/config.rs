@@ -86,6 +86,11 @@ pub struct Config {
     /// CA bundle kubelets' serving certificates must chain to. Required.
     #[arg(long)]
     pub kubelet_certificate_authority: Option<PathBuf>,
+    /// How often the resource metrics pipeline scrapes every Ready node's kubelet stats (metrics-server's
+    /// `--metric-resolution`; e.g. 15s). `metrics.k8s.io` serves the latest sample.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "15s")]
+    #[serde(with = "duration")]
+    pub metric_resolution: Duration,
     /// Public keys (PEM) that verify ServiceAccount tokens (repeatable or comma-separated; keep an
     /// old key here while its tokens are still in use).
     #[arg(long, value_delimiter = ',')]
@@ -133,7 +138,7 @@ pub struct Config {
     #[arg(long, value_delimiter = ',', default_value = "Node,RBAC")]
     pub authorization_mode: Vec<String>,
     /// Admission plugins turned off that are on by default (comma-separated): `ServiceAccount`,
-    /// `DefaultStorageClass`, `StorageObjectInUseProtection`.
+    /// `LimitRanger`, `DefaultStorageClass`, `StorageObjectInUseProtection`, `ResourceQuota`.
     #[arg(long, value_delimiter = ',')]
     pub disable_admission_plugins: Vec<String>,
     /// The address pods reach this api-server at: the Endpoints of the `default/kubernetes` Service
@@ -145,8 +150,10 @@ pub struct Config {
 /// The admission plugins `disable_admission_plugins` may name (those on by default).
 pub const DEFAULT_ADMISSION_PLUGINS: &[&str] = &[
     crate::admission::service_account::PLUGIN,
+    crate::admission::limit_range::PLUGIN,
     crate::admission::storage::DEFAULT_STORAGE_CLASS,
     crate::admission::storage::STORAGE_OBJECT_IN_USE_PROTECTION,
+    crate::admission::resource_quota::PLUGIN,
 ];
 
 impl Config {
@@ -174,6 +181,9 @@ impl DaemonConfig for Config {
         }
         if self.watcher_buffer == 0 || self.watch_history == 0 {
             return Err("watch_history and watcher_buffer: must be at least 1".into());
+        }
+        if self.metric_resolution < Duration::from_secs(1) {
+            return Err(format!("metric_resolution: must be at least 1s, got {:?}", self.metric_resolution));
         }
         for (key, value) in [
             ("tls_cert_file", &self.tls_cert_file),
@@ -299,6 +309,12 @@ mod tests {
             "etcd_prefix: must start with '/', got \"registry\""
         );
         assert!(config(&["--watcher-buffer", "0"], &[]).is_err());
+        assert_eq!(c.metric_resolution, Duration::from_secs(15));
+        assert_eq!(
+            config(&["--metric-resolution=30s"], &[]).unwrap().metric_resolution,
+            Duration::from_secs(30)
+        );
+        assert!(config(&["--metric-resolution=100ms"], &[]).is_err());
         let c = config(
             &["--etcd-endpoints", "http://a:2379,http://b:2379"],
             &[("NAVARCH_APISERVER_WATCHER_BUFFER", "77")],
@@ -336,7 +352,7 @@ mod tests {
         let e = config(&["--disable-admission-plugins=Nope"], &[]).unwrap_err();
         assert_eq!(
             e,
-            "disable_admission_plugins: unknown plugin \"Nope\" (known: ServiceAccount, DefaultStorageClass, StorageObjectInUseProtection)"
+            "disable_admission_plugins: unknown plugin \"Nope\" (known: ServiceAccount, LimitRanger, DefaultStorageClass, StorageObjectInUseProtection, ResourceQuota)"
         );
         let e = config(&["--advertise-address=127.0.0.1"], &[]).unwrap_err();
         assert!(e.starts_with("advertise_address: 127.0.0.1: must be"), "{e}");

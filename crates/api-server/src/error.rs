@@ -55,6 +55,10 @@ pub enum ApiError {
     /// bare `Failure` Status with code 500 and this message; gRPC `INTERNAL` with it.
     #[error("{0}")]
     Unsupported(String),
+    /// The resource does not serve this verb (a write or watch of the read-only resource metrics kinds):
+    /// Kubernetes' 405 MethodNotAllowed; gRPC `UNIMPLEMENTED`.
+    #[error("{0}")]
+    MethodNotAllowed(String),
 }
 
 impl ApiError {
@@ -105,6 +109,7 @@ impl From<ApiError> for Status {
             ApiError::Relayed(s) => Status::new(s.code(), s.message()),
             ApiError::TooManyRequests { message, .. } => Status::resource_exhausted(message.clone()),
             ApiError::Unsupported(m) => Status::internal(m.clone()),
+            ApiError::MethodNotAllowed(m) => Status::unimplemented(m.clone()),
         }
     }
 }
@@ -127,6 +132,7 @@ impl ApiError {
             ApiError::Relayed(_) => "Relayed",
             ApiError::TooManyRequests { .. } => "ResourceExhausted",
             ApiError::Unsupported(_) => "Internal",
+            ApiError::MethodNotAllowed(_) => "Unimplemented",
         }
     }
 }

@@ -168,9 +168,10 @@ impl ObjectFields for Object {
     fn field(&self, path: &str) -> Option<String> {
         object_field!(self, path;
             Namespace, Node, Pod, Service, Endpoints, ConfigMap, Secret, ServiceAccount, Event,
-            PersistentVolume, PersistentVolumeClaim, ReplicaSet, ReplicationController, Deployment, DaemonSet,
-            ControllerRevision, StatefulSet, Job, CronJob, PodDisruptionBudget, StorageClass, Lease, Role,
-            RoleBinding, ClusterRole, ClusterRoleBinding, CertificateSigningRequest)
+            LimitRange, PersistentVolume, PersistentVolumeClaim, ResourceQuota, ReplicaSet, ReplicationController,
+            Deployment, DaemonSet, ControllerRevision, StatefulSet, Job, CronJob, HorizontalPodAutoscaler,
+            PodDisruptionBudget, StorageClass, Lease, Role,
+            RoleBinding, ClusterRole, ClusterRoleBinding, CertificateSigningRequest, NodeMetrics, PodMetrics)
     }
 }
 

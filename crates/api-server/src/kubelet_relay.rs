@@ -1,6 +1,6 @@
-//! The subresources served by kubelets: pods/log, pods/exec, pods/portforward and node usage
-//! (top). The api-server checks the pod (bound, the container exists, not finished for exec),
-//! fills in the pod's uid, and relays the stream to the kubelet of the pod's node, dialled at the
+//! The subresources served by kubelets: pods/log, pods/exec, pods/portforward, and the stats the
+//! resource metrics pipeline scrapes. The api-server checks the pod (bound, the container exists, not
+//! finished for exec), fills in the pod's uid, and relays the stream to the kubelet of the pod's node, dialled at the
 //! node's InternalIP and its `status.daemonEndpoints.kubeletEndpoint.Port`, as Kubernetes'
 //! api-server does.
 
@@ -18,10 +18,9 @@ use navarch_api::{Object, Resource};
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use crate::error::ApiError;
-use crate::registry::{ListOptions, Registry};
+use crate::registry::Registry;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const STATS_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_KUBELET_PORT: i32 = navarch_api::well_known::KUBELET_API_PORT as i32;
 
 pub struct KubeletRelay {
@@ -243,44 +242,19 @@ impl KubeletRelay {
         Self::remote_command(client, start, false, input).await
     }
 
-    /// Usage from the kubelet of every node (or the named one); unreachable kubelets are listed
-    /// as errors.
-    pub async fn top(&self, node_name: &str) -> Result<(Vec<StatsResponse>, Vec<String>), ApiError> {
-        let nodes: Vec<Node> = if node_name.is_empty() {
-            self.registry
-                .list("Node", &ListOptions::default())
-                .await?
-                .items
-                .into_iter()
-                .filter_map(|o| match o {
-                    Object::Node(n) => Some(n),
-                    _ => None,
-                })
-                .collect()
-        } else {
-            vec![self.node(node_name).await?]
-        };
-        let calls = nodes.iter().map(|n| async move {
-            let name = n.meta().name.clone();
-            let r = tokio::time::timeout(STATS_TIMEOUT, async {
-                let mut c = self.client(n).await?;
-                c.stats(StatsRequest {}).await.map(|r| r.into_inner()).map_err(ApiError::from_backend)
-            })
-            .await;
-            match r {
-                Ok(Ok(s)) => Ok(s),
-                Ok(Err(e)) => Err(format!("node {name}: {e}")),
-                Err(_) => Err(format!("node {name}: the kubelet did not answer within {STATS_TIMEOUT:?}")),
-            }
-        });
-        let (mut ok, mut errors) = (Vec::new(), Vec::new());
-        for r in futures::future::join_all(calls).await {
-            match r {
-                Ok(s) => ok.push(s),
-                Err(e) => errors.push(e),
-            }
+    /// A node's usage and its pods' from its kubelet (the resource metrics pipeline's scrape), within
+    /// `timeout`; the error says why not, for the log.
+    pub async fn stats(&self, node: &Node, timeout: Duration) -> Result<StatsResponse, String> {
+        let r = tokio::time::timeout(timeout, async {
+            let mut c = self.client(node).await?;
+            c.stats(StatsRequest {}).await.map(|r| r.into_inner()).map_err(ApiError::from_backend)
+        })
+        .await;
+        match r {
+            Ok(Ok(s)) => Ok(s),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("the kubelet did not answer within {timeout:?}")),
         }
-        Ok((ok, errors))
     }
 }
 

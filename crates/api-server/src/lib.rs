@@ -5,8 +5,9 @@
 //! finalizers, graceful deletion, binding), the generic gRPC service of proto/navarch/apiserver/v1
 //! ([`service`]), watch fan-out (one etcd watch per kind, many cheap watchers: [`watch_cache`]), the
 //! health checks and Prometheus metrics on the daemon shell's admin server ([`health`], [`metrics`]),
-//! and the relay of pods/log, pods/exec, pods/portforward and usage to kubelets ([`kubelet_relay`];
-//! port-forward's SPDY/3.1 sessions: [`spdy`]). Services get their
+//! the relay of pods/log, pods/exec and pods/portforward to kubelets ([`kubelet_relay`]; port-forward's
+//! SPDY/3.1 sessions: [`spdy`]), and the resource metrics API `metrics.k8s.io` with the pipeline that
+//! scrapes the kubelets' stats ([`resource_metrics`]). Services get their
 //! cluster IPs and node ports from `--service-cluster-ip-range` (default `10.96.0.0/12`) and
 //! `--service-node-port-range` (default `30000-32767`), recorded in etcd in the same transaction as the
 //! Service ([`allocation`]).
@@ -37,6 +38,7 @@ pub mod recent_writes;
 pub mod registry;
 pub mod request_context;
 pub mod request_info;
+pub mod resource_metrics;
 pub mod rest;
 pub mod server;
 pub mod service;
@@ -337,7 +339,7 @@ async fn serve(daemon: &Daemon<Config>, token: CancellationToken) -> Result<(), 
     tasks.spawn(kubernetes_service::run(registry.clone(), kubernetes, token.child_token()));
 
     let mut caches = HashMap::new();
-    for info in KINDS.iter() {
+    for info in KINDS.iter().filter(|k| k.is_stored()) {
         let prefix = codec::kind_prefix(&config.etcd_prefix, info);
         let cfg = WatchCacheConfig {
             history: config.watch_history,
@@ -366,8 +368,30 @@ async fn serve(daemon: &Daemon<Config>, token: CancellationToken) -> Result<(), 
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     // DefaultStorageClass reads the StorageClasses from the api-server's own store.
     state.registry.set_storage_classes(local_store::LocalStore::start(&state, "StorageClass", "", None));
+    // LimitRanger reads the LimitRanges from the api-server's own store.
+    if config.admission_enabled(admission::limit_range::PLUGIN) {
+        state.registry.limit_ranger.set_store(local_store::LocalStore::start(&state, "LimitRange", "", None));
+    } else {
+        state.registry.limit_ranger.turn_off();
+    }
+    // ResourceQuota admission reads the quotas from the api-server's own store.
+    if config.admission_enabled(admission::resource_quota::PLUGIN) {
+        state.registry.resource_quota.set_store(local_store::LocalStore::start(
+            &state,
+            "ResourceQuota",
+            "",
+            None,
+        ));
+    }
     let security = security(config, &state).await?;
     let _ = state.security.set(security.clone());
+    // The resource metrics API reads labels from the Pod and Node stores authentication keeps.
+    let resource_metrics = Arc::new(resource_metrics::ResourceMetrics::new(
+        security.bound.pods.clone(),
+        security.bound.nodes.clone(),
+    ));
+    state.registry.set_resource_metrics(resource_metrics.clone());
+    resource_metrics::pipeline::start(&state, resource_metrics, config.metric_resolution);
     let front = server::FrontDoor::new(grpc, rest::RestApi::new(state));
     let tokens = security.tokens.iter().map(|t| t.clone() as Arc<dyn authenticate::BearerTokens>).collect();
     let audit = audit::start(config)?;

@@ -124,6 +124,15 @@ impl LocalStore {
         Err("watch ended".into())
     }
 
+    /// A store holding `objects`, synced and never updated (tests of what reads stores).
+    pub fn fixed(kind: &'static str, objects: Vec<Object>) -> Arc<LocalStore> {
+        Arc::new(LocalStore {
+            kind,
+            objects: RwLock::new(objects.into_iter().map(|o| (key(&o), Arc::new(o))).collect()),
+            synced: AtomicBool::new(true),
+        })
+    }
+
     pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<Object>> {
         let objects = self.objects.read().unwrap_or_else(|p| p.into_inner());
         objects.get(&(namespace.to_string(), name.to_string())).cloned()

@@ -28,11 +28,21 @@ pub struct KindLabels {
     pub kind: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScrapeLabels {
+    /// `success` or `failure`.
+    pub result: &'static str,
+}
+
 pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     pub latency: Family<VerbLabels, Histogram>,
     pub watchers: Family<KindLabels, Gauge<i64, AtomicI64>>,
     pub watch_events: Family<KindLabels, Counter>,
+    /// Kubelet stats scrapes of the resource metrics pipeline, by result.
+    pub resource_metrics_scrapes: Family<ScrapeLabels, Counter>,
+    /// How long a round of scrapes of every node took.
+    pub resource_metrics_round_duration: Histogram,
 }
 
 fn latency_histogram() -> Histogram {
@@ -65,7 +75,27 @@ impl Metrics {
                 "Watch events sent to clients by kind",
                 Family::default(),
             ),
+            resource_metrics_scrapes: registered(
+                r,
+                "resource_metrics_scrapes",
+                "Kubelet stats scrapes of the resource metrics pipeline by result",
+                Family::default(),
+            ),
+            resource_metrics_round_duration: registered(
+                r,
+                "resource_metrics_round_duration_seconds",
+                "Duration of a round of kubelet stats scrapes of every Ready node",
+                latency_histogram(),
+            ),
         }
+    }
+
+    pub fn resource_metrics_scrape(&self, result: &'static str) {
+        self.resource_metrics_scrapes.get_or_create(&ScrapeLabels { result }).inc();
+    }
+
+    pub fn resource_metrics_round(&self, seconds: f64) {
+        self.resource_metrics_round_duration.observe(seconds);
     }
 
     pub fn observe(&self, verb: &'static str, kind: &str, code: &'static str, seconds: f64) {

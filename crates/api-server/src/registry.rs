@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 use navarch_api::managed_fields::{self, Managed, ManagerId, UpdateWriter};
 use navarch_api::selector::Selector;
 use navarch_api::v1::PodCondition;
-use navarch_api::{KINDS, KindInfo, Object, kind_info};
+use navarch_api::{KindInfo, Object, kind_info};
 use rand::Rng;
 
 use crate::allocation::{self, AllocError, Plan, Ranges, ServiceAllocator};
@@ -27,8 +27,10 @@ use crate::storage::{Sidecar, Storage, StorageError, Write, decode_continue, enc
 use crate::validation;
 use crate::watch_cache::FieldSelector;
 
+mod admission_steps;
 pub mod approval;
 pub mod ephemeral;
+mod namespaces;
 
 /// Namespaces that exist from the start.
 pub const INITIAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
@@ -106,6 +108,12 @@ pub struct Registry {
     storage_admission: crate::admission::storage::Plugins,
     /// The StorageClasses DefaultStorageClass picks from (the api-server's own store, set once at start).
     storage_classes: std::sync::OnceLock<Arc<crate::local_store::LocalStore>>,
+    /// Kubernetes' ResourceQuota admission, last before the write ([`crate::admission::resource_quota`]).
+    pub(crate) resource_quota: crate::admission::resource_quota::QuotaAdmission,
+    /// Answers get and list of the resource metrics kinds, which are not stored (set once at start).
+    resource_metrics: std::sync::OnceLock<Arc<crate::resource_metrics::ResourceMetrics>>,
+    /// Kubernetes' LimitRanger on pod creates and claim writes ([`crate::admission::limit_range`]).
+    pub(crate) limit_ranger: crate::admission::limit_range::LimitRanger,
 }
 
 /// What a write does, for admission.
@@ -172,6 +180,7 @@ fn clear_status(o: &mut Object) {
         Service,
         PersistentVolume,
         PersistentVolumeClaim,
+        ResourceQuota,
         ReplicaSet,
         ReplicationController,
         Deployment,
@@ -179,6 +188,7 @@ fn clear_status(o: &mut Object) {
         StatefulSet,
         Job,
         CronJob,
+        HorizontalPodAutoscaler,
         PodDisruptionBudget,
         CertificateSigningRequest
     );
@@ -194,6 +204,7 @@ fn with_status_of(mut new: Object, from: &Object) -> Object {
         (Object::Service(n), Object::Service(f)) => n.copy_status_from(f),
         (Object::PersistentVolume(n), Object::PersistentVolume(f)) => n.copy_status_from(f),
         (Object::PersistentVolumeClaim(n), Object::PersistentVolumeClaim(f)) => n.copy_status_from(f),
+        (Object::ResourceQuota(n), Object::ResourceQuota(f)) => n.copy_status_from(f),
         (Object::ReplicaSet(n), Object::ReplicaSet(f)) => n.copy_status_from(f),
         (Object::ReplicationController(n), Object::ReplicationController(f)) => n.copy_status_from(f),
         (Object::Deployment(n), Object::Deployment(f)) => n.copy_status_from(f),
@@ -201,6 +212,7 @@ fn with_status_of(mut new: Object, from: &Object) -> Object {
         (Object::StatefulSet(n), Object::StatefulSet(f)) => n.copy_status_from(f),
         (Object::Job(n), Object::Job(f)) => n.copy_status_from(f),
         (Object::CronJob(n), Object::CronJob(f)) => n.copy_status_from(f),
+        (Object::HorizontalPodAutoscaler(n), Object::HorizontalPodAutoscaler(f)) => n.copy_status_from(f),
         (Object::PodDisruptionBudget(n), Object::PodDisruptionBudget(f)) => n.copy_status_from(f),
         (Object::CertificateSigningRequest(n), Object::CertificateSigningRequest(f)) => n.copy_status_from(f),
         _ => {}
@@ -264,6 +276,9 @@ impl Registry {
             admission: std::sync::OnceLock::new(),
             storage_admission: Default::default(),
             storage_classes: std::sync::OnceLock::new(),
+            resource_quota: Default::default(),
+            resource_metrics: std::sync::OnceLock::new(),
+            limit_ranger: Default::default(),
         }
     }
 
@@ -278,53 +293,22 @@ impl Registry {
         let _ = self.storage_classes.set(store);
     }
 
-    /// The storage admission of a claim or volume being created. DefaultStorageClass needs the
-    /// StorageClass store synced; right after start it waits a little for it, then refuses (Kubernetes'
-    /// "not yet ready to handle request").
-    async fn admit_storage(&self, obj: &mut Object) -> Result<(), ApiError> {
-        let needs_classes =
-            self.storage_admission.default_storage_class && matches!(obj, Object::PersistentVolumeClaim(_));
-        let classes = match self.storage_classes.get() {
-            Some(store) if needs_classes => {
-                for _ in 0..100 {
-                    if store.is_synced() {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                if !store.is_synced() {
-                    let m = obj.meta();
-                    let name = if m.name.is_empty() { &m.generate_name } else { &m.name };
-                    return Err(ApiError::Forbidden(format!(
-                        "{} {name:?} is forbidden: not yet ready to handle request",
-                        obj.info().plural
-                    )));
-                }
-                store.list()
-            }
-            _ => Vec::new(),
-        };
-        crate::admission::storage::admit(obj, self.storage_admission, &classes);
-        Ok(())
+    /// Sets what answers get and list of NodeMetrics and PodMetrics (once).
+    pub fn set_resource_metrics(&self, metrics: Arc<crate::resource_metrics::ResourceMetrics>) {
+        let _ = self.resource_metrics.set(metrics);
+    }
+
+    /// What serves a kind that is not stored (the resource metrics kinds).
+    fn resource_metrics(&self) -> Result<&crate::resource_metrics::ResourceMetrics, ApiError> {
+        self.resource_metrics
+            .get()
+            .map(|m| &**m)
+            .ok_or_else(|| ApiError::Backend("the resource metrics API is not serving yet".into()))
     }
 
     /// Sets the admission step of writes made for requests (once).
     pub fn set_admission(&self, admission: Arc<dyn Admission>) {
         let _ = self.admission.set(admission);
-    }
-
-    /// Admission of a write, when it is made for a request.
-    fn admit_write(
-        &self,
-        operation: WriteOperation,
-        new: Option<&Object>,
-        old: Option<&Object>,
-    ) -> Result<(), ApiError> {
-        let (Some(admission), Some(user)) = (self.admission.get(), crate::request_context::current_user())
-        else {
-            return Ok(());
-        };
-        admission.admit(&user, operation, new, old)
     }
 
     /// Turns the ServiceAccount admission of pod creates on (the default) or off.
@@ -370,50 +354,6 @@ impl Registry {
         Ok(())
     }
 
-    /// Whether `namespace` exists and may receive new objects.
-    async fn check_namespace(&self, namespace: &str) -> Result<(), ApiError> {
-        let cached = self.namespaces.read().expect("namespace cache lock").get(namespace).copied();
-        let terminating = match cached {
-            Some(t) => t,
-            None => {
-                let info = kind_of("Namespace")?;
-                let key = self.key(info, "", namespace);
-                let stored = self.storage.get(&key).await.map_err(|e| match e {
-                    StorageError::NotFound(_) => {
-                        ApiError::NotFound { plural: "namespaces".into(), name: namespace.into() }
-                    }
-                    e => ApiError::from_storage(e, "namespaces", namespace),
-                })?;
-                let obj = decode_value("Namespace", &stored.value, stored.mod_revision)
-                    .map_err(|e| ApiError::Internal(e.to_string()))?;
-                let t = !obj.meta().deletion_timestamp.is_empty();
-                self.note_namespace(namespace, Some(t));
-                t
-            }
-        };
-        if terminating {
-            return Err(ApiError::Forbidden(format!(
-                "unable to create new content in namespace {namespace} because it is being terminated"
-            )));
-        }
-        Ok(())
-    }
-
-    fn note_namespace(&self, name: &str, terminating: Option<bool>) {
-        let mut m = self.namespaces.write().expect("namespace cache lock");
-        match terminating {
-            Some(t) => m.insert(name.to_string(), t),
-            None => m.remove(name),
-        };
-    }
-
-    fn note_if_namespace(&self, obj: &Object, deleted: bool) {
-        if let Object::Namespace(_) = obj {
-            let t = if deleted { None } else { Some(!obj.meta().deletion_timestamp.is_empty()) };
-            self.note_namespace(&obj.meta().name, t);
-        }
-    }
-
     fn decode(&self, kind: &str, value: &[u8], rev: i64) -> Result<Object, ApiError> {
         decode_value(kind, value, rev)
             .map_err(|e| ApiError::Internal(format!("stored {kind} undecodable: {e}")))
@@ -427,6 +367,9 @@ impl Registry {
         manager: FieldManager<'_>,
     ) -> Result<Object, ApiError> {
         let info = obj.info();
+        if !info.is_stored() {
+            return Err(crate::resource_metrics::read_only(info, "create"));
+        }
         let now = now_rfc3339();
         obj.set_type_meta();
         {
@@ -456,6 +399,7 @@ impl Registry {
         if self.service_account_admission && matches!(obj, Object::Pod(_)) {
             self.admit_pod(&mut obj).await?;
         }
+        self.limit_ranger.default_pod(&mut obj, self).await?;
         if matches!(obj, Object::PersistentVolumeClaim(_) | Object::PersistentVolume(_)) {
             self.admit_storage(&mut obj).await?;
         }
@@ -481,10 +425,14 @@ impl Registry {
             }
             check_valid(&obj, None)?;
             if attempt == 0 {
+                self.limit_ranger.check(WriteOperation::Create, &obj, None, self).await?;
                 self.admit_write(WriteOperation::Create, Some(&obj), None)?;
             }
             if info.namespaced {
                 self.check_namespace(&obj.meta().namespace.clone()).await?;
+            }
+            if attempt == 0 {
+                self.resource_quota.admit(&obj, None, dry_run, self).await?;
             }
             let key = self.key(info, &obj.meta().namespace, &obj.meta().name);
             let written = match plan_service(&self.services, &mut obj, None)? {
@@ -516,22 +464,11 @@ impl Registry {
         unreachable!("the loop returns")
     }
 
-    /// The ServiceAccount admission of a pod being created (its namespace checked first, as
-    /// Kubernetes' NamespaceLifecycle plugin runs before it).
-    async fn admit_pod(&self, obj: &mut Object) -> Result<(), ApiError> {
-        let m = obj.meta();
-        let namespace = m.namespace.clone();
-        let name = if m.name.is_empty() { m.generate_name.clone() } else { m.name.clone() };
-        self.check_namespace(&namespace).await?;
-        let Object::Pod(pod) = obj else { return Ok(()) };
-        let retry = crate::admission::service_account::Retry::default();
-        crate::admission::service_account::admit_pod(pod, &namespace, self, retry)
-            .await
-            .map_err(|e| ApiError::Forbidden(format!("pods {name:?} is forbidden: {e}")))
-    }
-
     pub async fn get(&self, kind: &str, namespace: &str, name: &str) -> Result<Object, ApiError> {
         let info = kind_of(kind)?;
+        if !info.is_stored() {
+            return self.resource_metrics()?.get(info.kind, namespace, name);
+        }
         let key = self.key(info, namespace, name);
         let stored =
             self.storage.get(&key).await.map_err(|e| ApiError::from_storage(e, info.plural, name))?;
@@ -540,6 +477,9 @@ impl Registry {
 
     pub async fn list(&self, kind: &str, opts: &ListOptions) -> Result<ListResult, ApiError> {
         let info = kind_of(kind)?;
+        if !info.is_stored() {
+            return self.resource_metrics()?.list(info.kind, opts);
+        }
         let labels = Selector::parse(&opts.label_selector)
             .map_err(|e| ApiError::BadRequest(format!("labelSelector: {e}")))?;
         let fields = FieldSelector::parse(&opts.field_selector)
@@ -618,6 +558,9 @@ impl Registry {
         manager: FieldManager<'_>,
     ) -> Result<Object, ApiError> {
         let info = obj.info();
+        if !info.is_stored() {
+            return Err(crate::resource_metrics::read_only(info, "update"));
+        }
         let name = obj.meta().name.clone();
         let namespace = if info.namespaced { obj.meta().namespace.clone() } else { String::new() };
         if name.is_empty() {
@@ -696,12 +639,16 @@ impl Registry {
             } else {
                 check_valid(&new, Some(&old))?;
             }
+            self.limit_ranger.check(WriteOperation::Update { subresource }, &new, Some(&old), self).await?;
             self.admit_write(WriteOperation::Update { subresource }, Some(&new), Some(&old))?;
             // The last finalizer gone ends a deletion, unless a pod is still within its grace period
             // (Kubernetes' `ShouldDeleteDuringUpdate`): then its kubelet's final delete removes it.
             let removing = !new.meta().deletion_timestamp.is_empty()
                 && !deletion_blocked(&new)
                 && new.meta().deletion_grace_period_seconds.unwrap_or(0) == 0;
+            if subresource.is_empty() && !removing {
+                self.resource_quota.admit(&new, Some(&old), dry_run, self).await?;
+            }
             let mut plan = if removing { None } else { plan_service(&self.services, &mut new, Some(&old))? };
             if plan.is_some() && spec_part(&new) != spec_part(&old) {
                 new.meta_mut().generation = old.meta().generation + 1; // the plan may fill in ipFamilies
@@ -758,6 +705,9 @@ impl Registry {
         opts: &DeleteOptions,
     ) -> Result<(Object, bool), ApiError> {
         let info = kind_of(kind)?;
+        if !info.is_stored() {
+            return Err(crate::resource_metrics::read_only(info, "delete"));
+        }
         let namespace = if info.namespaced { namespace } else { "" };
         if info.kind == "Namespace" && PROTECTED_NAMESPACES.contains(&name) {
             return Err(ApiError::Forbidden(format!(
@@ -872,50 +822,6 @@ impl Registry {
             }
         }
         Err(ApiError::Conflict { plural: info.plural.into(), name: name.into() })
-    }
-
-    /// The last step of namespace deletion: once a terminating namespace holds nothing, its `kubernetes`
-    /// finalizer is removed and the namespace with it. (Deleting what it holds is the namespace
-    /// controller's job; this only finishes when that is done, by whoever did it.)
-    async fn finish_namespace_if_empty(&self, namespace: &str) {
-        let cached = self.namespaces.read().expect("namespace cache lock").get(namespace).copied();
-        if cached == Some(false) {
-            return;
-        }
-        let result: Result<(), ApiError> = async {
-            let mut ns = self.get("Namespace", "", namespace).await?;
-            let terminating = !ns.meta().deletion_timestamp.is_empty();
-            self.note_namespace(namespace, Some(terminating));
-            if !terminating || !self.namespace_is_empty(namespace).await? {
-                return Ok(());
-            }
-            if let Object::Namespace(n) = &mut ns
-                && let Some(spec) = n.spec.as_mut()
-            {
-                spec.finalizers.retain(|f| f != "kubernetes");
-            }
-            Box::pin(self.update(ns, false, false, FieldManager::update(SERVER_MANAGER))).await.map(|_| ())
-        }
-        .await;
-        match result {
-            Ok(()) | Err(ApiError::NotFound { .. }) | Err(ApiError::Conflict { .. }) => {}
-            Err(e) => tracing::warn!(namespace, error = %e, "finishing namespace deletion"),
-        }
-    }
-
-    async fn namespace_is_empty(&self, namespace: &str) -> Result<bool, ApiError> {
-        for info in KINDS.iter().filter(|k| k.namespaced) {
-            let prefix = namespace_prefix(&self.prefix, info, namespace);
-            if self
-                .storage
-                .any_under(&prefix)
-                .await
-                .map_err(|e| ApiError::from_storage(e, info.plural, ""))?
-            {
-                return Ok(false);
-            }
-        }
-        Ok(true)
     }
 
     /// Binds a pending pod to a node (pods/binding).

@@ -353,6 +353,9 @@ impl ApiServer for Service {
         let attributes = Attributes::non_resource(user(&req), "get", "/api");
         self.0.security().and_then(|s| s.authorization.check(&attributes)).map_err(Status::from)?;
         let verbs = |k: &navarch_api::KindInfo| {
+            if !k.is_stored() {
+                return vec!["get".to_string(), "list".to_string()];
+            }
             let mut v: Vec<String> = ["create", "get", "list", "update", "delete", "watch"]
                 .iter()
                 .map(|s| s.to_string())
@@ -425,26 +428,6 @@ impl ApiServer for Service {
         self.authorize(&extensions, action)?;
         let key = first.start.as_ref().map(|s| format!("{}/{}", s.namespace, s.name)).unwrap_or_default();
         self.call("exec", "Pod", &key, self.0.kubelets.exec(first, input)).await
-    }
-
-    async fn top(&self, req: Request<proto::TopRequest>) -> Result<Response<proto::TopResponse>, Status> {
-        let extensions = req.extensions().clone();
-        let r = req.into_inner();
-        // Node usage comes from the kubelets' stats: `nodes/stats` (pods' usage is part of it).
-        let action = GrpcAction {
-            verb: "get",
-            kind: "Node",
-            namespace: "",
-            name: &r.node_name,
-            subresource: "stats",
-            field_selector: "",
-        };
-        self.authorize(&extensions, action)?;
-        self.call("top", "Node", &r.node_name, async {
-            let (nodes, errors) = self.0.kubelets.top(&r.node_name).await?;
-            Ok(proto::TopResponse { nodes, errors })
-        })
-        .await
     }
 
     async fn watch(&self, req: Request<proto::WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {

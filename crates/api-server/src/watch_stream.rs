@@ -88,6 +88,9 @@ impl ApiState {
     /// watcher falls behind (after an [`WatchItem::End`]) or the server shuts down.
     pub async fn watch(&self, p: &WatchParams) -> Result<mpsc::Receiver<WatchItem>, ApiError> {
         let info = kind_of(&p.kind)?;
+        if !info.is_stored() {
+            return Err(crate::resource_metrics::read_only(info, "watch"));
+        }
         let cache = self
             .caches
             .get(info.kind)

@@ -38,12 +38,15 @@ pub use generated::navarch::apiserver::v1 as proto;
 /// The kubelet gRPC service (`navarch.kubelet.v1`): logs, exec, stats; relayed by the api-server.
 pub use generated::navarch::kubelet::v1 as kubelet_proto;
 
+/// HorizontalPodAutoscaler defaults, the scale of scalable kinds, and the autoscaling/v1 conversion.
+pub mod autoscaling;
 pub mod cidr;
 /// Cron schedules (Kubernetes' CronJob syntax), their next activations, and IANA time zones.
 pub mod cron;
 /// PodDisruptionBudget rules shared by the eviction subresource and the disruption controller.
 pub mod disruption;
 pub mod error;
+pub mod go_duration;
 /// navarch's node-local provisioner's volumes: which node a volume is tied to, whether the
 /// provisioner made it.
 pub mod local_path;
@@ -54,6 +57,8 @@ pub mod names;
 pub mod node_affinity;
 pub mod qos;
 pub mod quantity;
+/// ResourceQuota accounting shared by the api-server's admission and the resource quota controller.
+pub mod quota;
 pub mod resource;
 /// RFC 3339 times: parsing with offsets, Go's nanosecond formats (container logs).
 pub mod rfc3339;
@@ -64,6 +69,8 @@ pub mod storage;
 /// The columns and cells of each kind's table (`kubectl get`), shared by the api-server's Tables and navctl.
 pub mod table_columns;
 pub mod taints;
+/// Kinds also served at another API version, through JSON conversions at the REST layer.
+pub mod versions;
 pub mod well_known;
 
 pub use cidr::{CidrError, Ipv4Cidr};

@@ -1,4 +1,5 @@
-//! Resource quantities (`500m`, `128Mi`, `1.5Gi`, `2`, `1e3`), parsed exactly into nano-units.
+//! Resource quantities (`500m`, `128Mi`, `1.5Gi`, `2`, `1e3`), parsed exactly into nano-units, and printed
+//! back in Kubernetes' canonical form ([`canonical`]: `1000m` → `1`, `1.5` → `1500m`, `1024Mi` → `1Gi`).
 
 use std::cmp::Ordering;
 
@@ -34,6 +35,86 @@ impl Quantity {
     /// Parses the quantity; the error says why it is malformed.
     pub fn amount(&self) -> Result<Amount, Error> {
         parse(&self.string)
+    }
+}
+
+/// How a quantity was written, which decides how Kubernetes prints it (`resource.Format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// `1500m`, `2`, `5G`
+    DecimalSi,
+    /// `128Mi`, `1Gi`
+    BinarySi,
+    /// `1e3`
+    DecimalExponent,
+}
+
+/// The format of a quantity's text, by its suffix (as Kubernetes' parser decides it).
+pub fn format_of(s: &str) -> Format {
+    let suffix = s.trim().trim_start_matches(|c: char| c.is_ascii_digit() || matches!(c, '.' | '+' | '-'));
+    if suffix.ends_with('i') {
+        Format::BinarySi
+    } else if suffix.starts_with(['e', 'E']) && suffix.len() > 1 {
+        Format::DecimalExponent
+    } else {
+        Format::DecimalSi
+    }
+}
+
+impl Amount {
+    /// Kubernetes' `Quantity.String()` of this amount in `format`: the shortest exact mantissa with a
+    /// suffix of `format`'s family; BinarySI only for whole values of at least 1024 in magnitude.
+    pub fn canonical(self, format: Format) -> String {
+        if self.0 == 0 {
+            return "0".to_string();
+        }
+        if format == Format::BinarySi && self.0.abs() >= 1024 * NANO && self.0 % NANO == 0 {
+            let (mut m, mut exp) = (self.0 / NANO, 0usize);
+            while m % 1024 == 0 && exp < 6 {
+                m /= 1024;
+                exp += 1;
+            }
+            return format!("{m}{}", ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"][exp]);
+        }
+        // mantissa * 10^exp with the exponent a multiple of 3.
+        let (mut m, mut exp) = (self.0, -9i32);
+        while m % 10 == 0 {
+            m /= 10;
+            exp += 1;
+        }
+        match exp.rem_euclid(3) {
+            1 => (m, exp) = (m * 10, exp - 1),
+            2 => (m, exp) = (m * 100, exp - 2),
+            _ => {}
+        }
+        if format == Format::DecimalExponent {
+            return if exp == 0 { m.to_string() } else { format!("{m}e{exp}") };
+        }
+        while exp > 18 {
+            (m, exp) = (m * 10, exp - 1);
+        }
+        let suffix = match exp {
+            -9 => "n",
+            -6 => "u",
+            -3 => "m",
+            3 => "k",
+            6 => "M",
+            9 => "G",
+            12 => "T",
+            15 => "P",
+            18 => "E",
+            _ => "",
+        };
+        format!("{m}{suffix}")
+    }
+}
+
+/// A quantity's text in Kubernetes' canonical form (what Kubernetes stores and prints); text that does
+/// not parse is returned as it is.
+pub fn canonical(s: &str) -> String {
+    match parse(s) {
+        Ok(a) => a.canonical(format_of(s)),
+        Err(_) => s.to_string(),
     }
 }
 
@@ -100,9 +181,51 @@ pub fn parse(s: &str) -> Result<Amount, Error> {
     Ok(Amount(if neg { -nanos } else { nanos }))
 }
 
+/// A non-negative decimal quantity of `value × 10^-9` (cpu from nanocores) in Kubernetes' canonical form: the largest exponent that is a
+/// multiple of 3 with an integer mantissa (`1500000n` → `1500u`, `2000000000n` → `2`, `0`).
+pub fn format_decimal_nanos(value: u128) -> String {
+    Amount(value as i128).canonical(Format::DecimalSi)
+}
+
+/// A non-negative byte count as a binary quantity (memory) in Kubernetes' canonical form: the largest power of 1024 dividing it
+/// (`4096` → `4Ki`, `3145728` → `3Mi`); below 1024, or not a multiple of it, the plain number.
+pub fn format_binary(value: u128) -> String {
+    if value < 1024 {
+        return value.to_string();
+    }
+    let (mut mantissa, mut power) = (value, 0usize);
+    while mantissa % 1024 == 0 && power < 6 {
+        mantissa /= 1024;
+        power += 1;
+    }
+    let suffix = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"][power];
+    format!("{mantissa}{suffix}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_is_canonical_decimal_from_nanocores() {
+        assert_eq!(format_decimal_nanos(0), "0");
+        assert_eq!(format_decimal_nanos(123_456_789), "123456789n");
+        assert_eq!(format_decimal_nanos(1_500_000), "1500u");
+        assert_eq!(format_decimal_nanos(250_000_000), "250m");
+        assert_eq!(format_decimal_nanos(2_000_000_000), "2");
+        assert_eq!(format_decimal_nanos(7), "7n");
+    }
+
+    #[test]
+    fn memory_is_canonical_format_binary() {
+        assert_eq!(format_binary(0), "0");
+        assert_eq!(format_binary(1000), "1000");
+        assert_eq!(format_binary(4096), "4Ki");
+        assert_eq!(format_binary(2_814_136_320), "2748180Ki");
+        assert_eq!(format_binary(3 << 20), "3Mi");
+        assert_eq!(format_binary(4097), "4097");
+        assert_eq!(format_binary(1 << 30), "1Gi");
+    }
 
     #[test]
     fn parses() {
@@ -119,5 +242,38 @@ mod tests {
         for bad in ["", "abc", "1.2.3", "5Xi", ".", "1e", "m"] {
             assert!(parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn canonical_forms_as_kubernetes_prints_them() {
+        for (text, want) in [
+            ("1000m", "1"),
+            ("1.5", "1500m"),
+            ("0.5", "500m"),
+            ("2", "2"),
+            ("100m", "100m"),
+            ("0", "0"),
+            ("0Mi", "0"),
+            ("1024Mi", "1Gi"),
+            ("1.5Gi", "1536Mi"),
+            ("500Mi", "500Mi"),
+            ("0.5Ki", "512"),
+            ("512", "512"),
+            ("1000", "1k"),
+            ("1500", "1500"),
+            ("5G", "5G"),
+            ("1e3", "1e3"),
+            ("1500e0", "1500"),
+            ("1E", "1E"),
+            ("12345n", "12345n"),
+            ("1.2u", "1200n"),
+            ("-2000m", "-2"),
+        ] {
+            assert_eq!(canonical(text), want, "{text}");
+        }
+        assert_eq!(canonical("bogus"), "bogus");
+        assert_eq!(format_of("64Mi"), Format::BinarySi);
+        assert_eq!(format_of("1e3"), Format::DecimalExponent);
+        assert_eq!(format_of("1E"), Format::DecimalSi);
     }
 }

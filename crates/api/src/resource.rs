@@ -206,6 +206,7 @@ pub const CATEGORY_ALL: &[&str] = &[
     "Deployment",
     "ReplicaSet",
     "StatefulSet",
+    "HorizontalPodAutoscaler",
     "Job",
     "CronJob",
 ];
@@ -271,6 +272,10 @@ kinds! {
             "reportingComponent" => o.reporting_component.clone(),
         },
     },
+    LimitRange {
+        api_version: "v1", plural: "limitranges", namespaced: true, short_names: ["limits"], status: false,
+        fields: |o| {},
+    },
     PersistentVolume {
         api_version: "v1", plural: "persistentvolumes", namespaced: false, short_names: ["pv"], status: true,
         fields: |o| {
@@ -280,6 +285,10 @@ kinds! {
     PersistentVolumeClaim {
         api_version: "v1", plural: "persistentvolumeclaims", namespaced: true, short_names: ["pvc"],
         status: true, fields: |o| {},
+    },
+    ResourceQuota {
+        api_version: "v1", plural: "resourcequotas", namespaced: true, short_names: ["quota"], status: true,
+        fields: |o| {},
     },
     ReplicaSet {
         api_version: "apps/v1", plural: "replicasets", namespaced: true, short_names: ["rs"], status: true,
@@ -319,6 +328,10 @@ kinds! {
         api_version: "batch/v1", plural: "cronjobs", namespaced: true, short_names: ["cj"], status: true,
         fields: |o| {},
     },
+    HorizontalPodAutoscaler {
+        api_version: "autoscaling/v2", plural: "horizontalpodautoscalers", namespaced: true, short_names: ["hpa"],
+        status: true, fields: |o| {},
+    },
     PodDisruptionBudget {
         api_version: "policy/v1", plural: "poddisruptionbudgets", namespaced: true, short_names: ["pdb"],
         status: true, fields: |o| {},
@@ -354,16 +367,45 @@ kinds! {
             "spec.signerName" => o.spec.as_ref().map(|s| s.signer_name.clone()).unwrap_or_default(),
         },
     },
+    // The resource metrics API: served from the api-server's metrics pipeline, never stored. Last, so that
+    // `pods` and `nodes` name the core kinds.
+    NodeMetrics {
+        api_version: "metrics.k8s.io/v1beta1", plural: "nodes", namespaced: false, short_names: [],
+        status: false, fields: |o| {},
+    },
+    PodMetrics {
+        api_version: "metrics.k8s.io/v1beta1", plural: "pods", namespaced: true, short_names: [],
+        status: false, fields: |o| {},
+    },
 }
 
 /// Finds a kind by its name, lower-case singular, plural or short name (`Pod`, `pod`, `pods`, `po`),
 /// optionally qualified by group (`deployments.apps`).
+/// A group qualifier must be the kind's group (`pods.metrics.k8s.io` is PodMetrics, `pods` the core Pod),
+/// optionally with the version before it (`deployments.v1.apps`).
 pub fn kind_info(name: &str) -> Option<&'static KindInfo> {
-    let bare = name.split('.').next().unwrap_or(name);
+    let (bare, qualifier) = name.split_once('.').unwrap_or((name, ""));
     let lower = bare.to_ascii_lowercase();
     KINDS.iter().find(|k| {
-        k.kind == bare || k.singular == lower || k.plural == lower || k.short_names.contains(&lower.as_str())
+        let (group, version) = k.api_version.rsplit_once('/').unwrap_or(("", k.api_version));
+        let qualified = qualifier.is_empty()
+            || qualifier == group
+            || qualifier.strip_prefix(version).and_then(|g| g.strip_prefix('.')) == Some(group);
+        qualified
+            && (k.kind == bare
+                || k.singular == lower
+                || k.plural == lower
+                || k.short_names.contains(&lower.as_str()))
     })
+}
+
+impl KindInfo {
+    /// Whether objects of this kind live in etcd. The resource metrics kinds (`metrics.k8s.io`) do not:
+    /// the api-server answers their get and list from its metrics pipeline and refuses every write and
+    /// watch; they have no etcd keys and no watch caches.
+    pub fn is_stored(&self) -> bool {
+        !self.api_version.starts_with("metrics.k8s.io/")
+    }
 }
 
 impl Object {
@@ -375,5 +417,26 @@ impl Object {
     }
     pub fn from_proto(o: &crate::proto::Object) -> Result<Object, crate::Error> {
         Object::decode(&o.kind, &o.raw)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kind_info;
+
+    #[test]
+    fn plural_names_resolve_to_the_core_kinds_unless_qualified() {
+        let kind = |name: &str| kind_info(name).map(|k| k.kind);
+        assert_eq!(kind("pods"), Some("Pod"));
+        assert_eq!(kind("nodes"), Some("Node"));
+        assert_eq!(kind("pods.metrics.k8s.io"), Some("PodMetrics"));
+        assert_eq!(kind("nodes.v1beta1.metrics.k8s.io"), Some("NodeMetrics"));
+        assert_eq!(kind("podmetrics"), Some("PodMetrics"));
+        assert_eq!(kind("PodMetrics"), Some("PodMetrics"));
+        assert_eq!(kind("deployments.apps"), Some("Deployment"));
+        assert_eq!(kind("deploy.v1.apps"), Some("Deployment"));
+        assert_eq!(kind("deployments.batch"), None);
+        assert!(!kind_info("PodMetrics").unwrap().is_stored());
+        assert!(kind_info("Pod").unwrap().is_stored());
     }
 }

@@ -413,11 +413,6 @@ impl Client {
         };
         Ok(self.grpc.clone().create_token(req).await?.into_inner())
     }
-
-    /// CPU and memory usage of the nodes and their pods, from the kubelets.
-    pub async fn top(&self, node_name: &str) -> Result<proto::TopResponse> {
-        Ok(self.grpc.clone().top(proto::TopRequest { node_name: node_name.into() }).await?.into_inner())
-    }
 }
 
 /// The endpoint an update goes through: the object, its `status`, a CertificateSigningRequest's `approval`.

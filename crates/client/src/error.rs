@@ -53,6 +53,22 @@ impl From<Status> for Error {
 }
 
 impl Error {
+    /// The api-server's own message, without this client's class prefix (what Kubernetes' controllers put
+    /// in events: `pods "web-x" is forbidden: exceeded quota: ...`); other errors as they display.
+    pub fn server_message(&self) -> String {
+        match self {
+            Error::NotFound(m)
+            | Error::AlreadyExists(m)
+            | Error::Conflict(m)
+            | Error::Invalid(m)
+            | Error::FailedPrecondition(m)
+            | Error::Expired(m)
+            | Error::Unavailable(m)
+            | Error::Api { message: m, .. } => m.clone(),
+            e => e.to_string(),
+        }
+    }
+
     /// True for errors worth retrying after a pause (the server or the network is down).
     pub fn is_transient(&self) -> bool {
         matches!(self, Error::Unavailable(_) | Error::Connect { .. })

@@ -8,15 +8,17 @@
 //! another template raises the owner's `status.collisionCount`; old revisions beyond
 //! `revisionHistoryLimit` that nothing uses are deleted.
 
+use std::sync::Arc;
+
 use navarch_api::Resource;
 use navarch_api::v1::{
-    ControllerRevision, DaemonSet, ObjectMeta, PodTemplateSpec, RawExtension, StatefulSet,
+    ControllerRevision, DaemonSet, LabelSelector, ObjectMeta, PodTemplateSpec, RawExtension, StatefulSet,
 };
-use navarch_client::{Client, DeleteParams};
+use navarch_client::{Client, DeleteParams, Store};
 use serde_json::{Value, json};
 
 use crate::deployment::template_hash_with;
-use crate::pod_control::controller_ref;
+use crate::pod_control::{adopt_and_release, claim_objects, controller_ref};
 
 /// The label naming the revision a pod (or a ControllerRevision) belongs to.
 pub const REVISION_HASH_LABEL: &str = "controller-revision-hash";
@@ -190,6 +192,23 @@ pub fn prune<O: HistoryOwner>(
 /// The hash label of a revision (its name when it has none).
 pub fn hash_label(cr: &ControllerRevision) -> String {
     cr.meta().labels.get(REVISION_HASH_LABEL).cloned().unwrap_or_else(|| cr.meta().name.clone())
+}
+
+/// Claims the owner's revisions among `store`'s (those of its namespace its `selector` matches: orphans
+/// adopted, its own that stopped matching released), then brings them up to date as [`construct`] does.
+pub async fn claim_and_construct<O: HistoryOwner>(
+    client: &Client,
+    store: &Store<ControllerRevision>,
+    owner: &O,
+    selector: Option<&LabelSelector>,
+) -> Result<(ControllerRevision, Vec<ControllerRevision>), HistoryError> {
+    let m = owner.meta();
+    let all: Vec<Arc<ControllerRevision>> =
+        store.state().into_iter().filter(|c| c.meta().namespace == m.namespace).collect();
+    let refs: Vec<&ControllerRevision> = all.iter().map(AsRef::as_ref).collect();
+    let owned = claim_objects(m, selector, true, &refs);
+    adopt_and_release(client, owner, &owned).await;
+    construct(client, owner, &owned.mine).await
 }
 
 /// Brings the owner's revisions (`revisions`, those it controls) up to date: labels unlabelled ones,

@@ -30,7 +30,8 @@ impl Reconciler<Namespace> for NamespaceController {
             return Ok(Action::await_change());
         }
         let mut left = 0;
-        for kind in KINDS.iter().filter(|k| k.namespaced) {
+        // Everything stored in the namespace (the resource metrics kinds are served, never stored).
+        for kind in KINDS.iter().filter(|k| k.namespaced && k.is_stored()) {
             let list = self
                 .client
                 .list(kind.kind, &ListParams { namespace: name.clone(), ..Default::default() })

@@ -254,7 +254,8 @@ pub async fn create_in_batches(
         created_total += created.len();
         expectations.expect(key, created, vec![]);
         if let Some(e) = failed {
-            events.record(owner.clone(), "Warning", "FailedCreate", format!("Error creating: {e}"));
+            let message = format!("Error creating: {}", e.server_message());
+            events.record(owner.clone(), "Warning", "FailedCreate", message);
             tracing::warn!(owner = %key, error = %e, "creating pods");
             return (created_total, Some(e));
         }

@@ -10,9 +10,9 @@ use std::time::Duration;
 use anyhow::Context;
 use navarch_api::v1::{
     CertificateSigningRequest, ClusterRole, ConfigMap, ControllerRevision, CronJob, DaemonSet, Deployment,
-    Endpoints, Job, Lease, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod,
-    PodDisruptionBudget, ReplicaSet, ReplicationController, Secret, Service, ServiceAccount, StatefulSet,
-    StorageClass,
+    Endpoints, HorizontalPodAutoscaler, Job, Lease, Namespace, Node, PersistentVolume, PersistentVolumeClaim,
+    Pod, PodDisruptionBudget, ReplicaSet, ReplicationController, ResourceQuota, Secret, Service,
+    ServiceAccount, StatefulSet, StorageClass,
 };
 use navarch_client::{Action, Client, Controller, EventRecorder, SharedReflector, WatcherConfig};
 use navarch_daemon::{Admin, Daemon, Election, run_elected};
@@ -60,6 +60,7 @@ informers! {
     jobs: Job = "",
     cronjobs: CronJob = "",
     pod_disruption_budgets: PodDisruptionBudget = "",
+    horizontal_pod_autoscalers: HorizontalPodAutoscaler = "",
     services: Service = "",
     endpoints: Endpoints = "",
     configmaps: ConfigMap = "",
@@ -73,6 +74,7 @@ informers! {
     persistent_volumes: PersistentVolume = "",
     persistent_volume_claims: PersistentVolumeClaim = "",
     storage_classes: StorageClass = "",
+    resource_quotas: ResourceQuota = "",
 }
 
 /// What each controller's `spawn` wires itself into: the client, the shared reflectors (subscribe to
@@ -160,6 +162,7 @@ pub async fn run_controllers(
     crate::statefulset::spawn(&mut w);
     crate::job::spawn(&mut w);
     crate::disruption::spawn(&mut w);
+    crate::hpa::spawn(&mut w);
     crate::cronjob::spawn(&mut w);
     crate::endpoints::spawn(&mut w);
     crate::service_lb::spawn(&mut w);
@@ -172,6 +175,7 @@ pub async fn run_controllers(
     crate::root_ca_publisher::spawn(&mut w, credentials.root_ca.clone());
     crate::certificates::spawn(&mut w, credentials.signing.clone());
     crate::volume::spawn(&mut w);
+    crate::resource_quota::spawn(&mut w);
     w.run().await;
 }
 

@@ -55,6 +55,8 @@ pub enum Command {
     Annotate(MetadataArgs),
     /// Set the replicas of a Deployment, ReplicaSet, ReplicationController or StatefulSet.
     Scale(ScaleArgs),
+    /// Create a HorizontalPodAutoscaler for a Deployment, ReplicaSet, StatefulSet or ReplicationController.
+    Autoscale(AutoscaleArgs),
     /// Create a Service for a Deployment, ReplicaSet, ReplicationController, Pod or Service (its selector
     /// or labels).
     Expose(ExposeArgs),
@@ -229,6 +231,25 @@ pub struct ScaleArgs {
     pub replicas: i32,
 }
 
+#[derive(Debug, Args)]
+pub struct AutoscaleArgs {
+    /// KIND NAME or KIND/NAME.
+    #[arg(required = true, value_name = "RESOURCE")]
+    pub resource: Vec<String>,
+    /// The lower limit of replicas (the server's default, 1, when not given).
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    pub min: i32,
+    /// The upper limit of replicas.
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    pub max: i32,
+    /// The target average CPU utilization (percent of requests); the server's default (80) when not given.
+    #[arg(long, allow_negative_numbers = true)]
+    pub cpu_percent: Option<i32>,
+    /// The autoscaler's name (default: the target's).
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum SetCommand {
     /// Update container images: `navctl set image deployment/web web=serve-hostname:2.0`.
@@ -367,13 +388,22 @@ pub struct ExecArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum TopCommand {
-    /// CPU and memory of nodes.
+    /// CPU and memory of nodes (from the resource metrics API, metrics.k8s.io).
     #[command(alias = "nodes", alias = "no")]
     Node {
         /// One node.
         name: Option<String>,
+        /// Label selector.
+        #[arg(short = 'l', long)]
+        selector: Option<String>,
+        /// Sort by `cpu` or `memory` (largest first).
+        #[arg(long)]
+        sort_by: Option<String>,
+        /// Print no header line.
+        #[arg(long)]
+        no_headers: bool,
     },
-    /// CPU and memory of pods.
+    /// CPU and memory of pods (from the resource metrics API, metrics.k8s.io).
     #[command(alias = "pods", alias = "po")]
     Pod {
         /// One pod.
@@ -387,6 +417,15 @@ pub enum TopCommand {
         /// Label selector.
         #[arg(short = 'l', long)]
         selector: Option<String>,
+        /// Field selector (`metadata.name`, `metadata.namespace`).
+        #[arg(long)]
+        field_selector: Option<String>,
+        /// Sort by `cpu` or `memory` (largest first).
+        #[arg(long)]
+        sort_by: Option<String>,
+        /// Print no header line.
+        #[arg(long)]
+        no_headers: bool,
     },
 }
 

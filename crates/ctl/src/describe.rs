@@ -1,5 +1,9 @@
 //! `navctl describe`: kubectl-like sections (Name, Namespace, Labels, Annotations, kind-specific
-//! fields) and the object's Events.
+//! fields) and the object's Events; LimitRanges and ResourceQuotas in their own table shapes
+//! ([`limit_range`], [`quota`]).
+
+mod limit_range;
+mod quota;
 
 use std::time::SystemTime;
 
@@ -119,21 +123,21 @@ fn last_seen(e: &Value) -> &str {
 
 /// The lines of a description: `Key:  value` aligned per indentation level, or free text.
 #[derive(Default)]
-struct Description {
+pub(crate) struct Description {
     lines: Vec<(usize, String, Vec<String>)>,
 }
 
 const NONE: &str = "<none>";
 
 impl Description {
-    fn field(&mut self, indent: usize, key: &str, value: impl Into<String>) {
+    pub(crate) fn field(&mut self, indent: usize, key: &str, value: impl Into<String>) {
         self.lines.push((indent, format!("{key}:"), vec![value.into()]));
     }
     fn multi(&mut self, indent: usize, key: &str, values: Vec<String>) {
         let values = if values.is_empty() { vec![NONE.to_string()] } else { values };
         self.lines.push((indent, format!("{key}:"), values));
     }
-    fn text(&mut self, indent: usize, text: impl Into<String>) {
+    pub(crate) fn text(&mut self, indent: usize, text: impl Into<String>) {
         self.lines.push((indent, text.into(), Vec::new()));
     }
 
@@ -437,6 +441,7 @@ fn statefulset(d: &mut Description, o: &Value, pods: &[Value]) {
 
 fn kind_specific(d: &mut Description, kind: &str, o: &Value, pods: &[Value]) {
     match kind {
+        "HorizontalPodAutoscaler" => crate::describe_autoscaling::horizontal_pod_autoscaler(d, o),
         "Pod" => {
             d.field(0, "Service Account", str_at(o, "spec.serviceAccountName"));
             let node = match (str_at(o, "spec.nodeName"), str_at(o, "status.hostIP")) {
@@ -813,6 +818,13 @@ pub fn describe_pod_template(t: &Value) -> String {
 /// counts them).
 pub fn describe(o: &Object, events: Option<&[Value]>, pods: &[Value], now: SystemTime) -> String {
     let v = crate::printers::to_value(o);
+    if let Object::LimitRange(_) = o {
+        return limit_range::describe(&v);
+    }
+    // kubectl's quota description has no labels, annotations or events.
+    if let Object::ResourceQuota(_) = o {
+        return quota::describe(&v);
+    }
     let mut d = Description::default();
     common(&mut d, &v, o.info().namespaced);
     kind_specific(&mut d, o.kind(), &v, pods);

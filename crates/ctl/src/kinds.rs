@@ -220,7 +220,7 @@ mod tests {
         let kinds: Vec<&str> = sel.iter().map(|s| s.kind.kind).collect();
         assert_eq!(kinds, navarch_api::CATEGORY_ALL);
         let sel = parse_args(&strings(&["cm,all"])).unwrap();
-        assert_eq!(sel.len(), 10);
+        assert_eq!(sel.len(), 1 + navarch_api::CATEGORY_ALL.len());
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod context;
 mod create;
 mod delete;
 mod describe;
+mod describe_autoscaling;
 mod errors;
 mod exec;
 mod get;
@@ -98,6 +99,7 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Label(a) => metadata::run(&ctx, &a, metadata::Field::Labels).await,
         Command::Annotate(a) => metadata::run(&ctx, &a, metadata::Field::Annotations).await,
         Command::Scale(a) => workloads::scale(&ctx, &a).await,
+        Command::Autoscale(a) => workloads::autoscale(&ctx, &a).await,
         Command::Expose(a) => workloads::expose(&ctx, &a).await,
         Command::Set(cli::SetCommand::Image(a)) => workloads::set_image(&ctx, &a).await,
         Command::Rollout(r) => rollout::run(&ctx, &r).await,

@@ -1,11 +1,11 @@
-//! Commands on workloads: `navctl scale`, `navctl set image` and `navctl expose`, with kubectl's
+//! Commands on workloads: `navctl scale`, `navctl autoscale`, `navctl set image` and `navctl expose`, with kubectl's
 //! messages.
 
 use anyhow::{bail, ensure};
 use navarch_api::Object;
 use navarch_api::v1::PodSpec;
 
-use crate::cli::{ExposeArgs, ScaleArgs, SetImageArgs};
+use crate::cli::{AutoscaleArgs, ExposeArgs, ScaleArgs, SetImageArgs};
 use crate::context::{Context, Outcome, say};
 use crate::errors::{Target, Verb};
 use crate::kinds::{self, Selection};
@@ -18,16 +18,6 @@ pub fn one(args: &[String]) -> anyhow::Result<(Selection, String)> {
     );
     let name = sel[0].names[0].clone();
     Ok((sel.into_iter().next().expect("one selection"), name))
-}
-
-fn replicas_of(o: &mut Object) -> Option<&mut Option<i32>> {
-    match o {
-        Object::Deployment(d) => d.spec.as_mut().map(|s| &mut s.replicas),
-        Object::ReplicaSet(r) => r.spec.as_mut().map(|s| &mut s.replicas),
-        Object::ReplicationController(r) => r.spec.as_mut().map(|s| &mut s.replicas),
-        Object::StatefulSet(s) => s.spec.as_mut().map(|s| &mut s.replicas),
-        _ => None,
-    }
 }
 
 fn pod_spec_of(o: &mut Object) -> Option<&mut PodSpec> {
@@ -48,7 +38,9 @@ pub async fn scale(ctx: &Context, a: &ScaleArgs) -> anyhow::Result<Outcome> {
     ensure!(a.replicas >= 0, "--replicas: must be >= 0");
     let (sel, name) = one(&a.resource)?;
     ctx.modify(sel.kind, &name, |o| {
-        let Some(r) = replicas_of(o) else { bail!("{} cannot be scaled", kinds::plural_ref(sel.kind)) };
+        let Some(r) = navarch_api::autoscaling::replicas_mut(o) else {
+            bail!("{} cannot be scaled", kinds::plural_ref(sel.kind))
+        };
         *r = Some(a.replicas);
         Ok(())
     })
@@ -173,5 +165,57 @@ pub async fn expose(ctx: &Context, a: &ExposeArgs) -> anyhow::Result<Outcome> {
         .await
         .map_err(|e| ctx.describe(e, Verb::Create, Target { kind, name: &svc_name, source: None }))?;
     say(format!("service/{svc_name} exposed"));
+    Ok(Outcome::Success)
+}
+
+/// `kubectl autoscale`: an autoscaling/v2 HorizontalPodAutoscaler named after the target (or `--name`)
+/// keeping its pods' CPU at `--cpu-percent` (the server's default, 80%, when not given) between `--min`
+/// and `--max` replicas.
+pub async fn autoscale(ctx: &Context, a: &AutoscaleArgs) -> anyhow::Result<Outcome> {
+    use navarch_api::v1::{
+        CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, ObjectMeta,
+    };
+    let (sel, target) = one(&a.resource)?;
+    let kind = sel.kind;
+    ensure!(navarch_api::autoscaling::SCALABLE.contains(&kind.kind), "cannot autoscale a {}", kind.kind);
+    ensure!(a.max >= 1, "--max=MAXPODS is required and must be at least 1, max: {}", a.max);
+    ensure!(
+        a.max >= a.min,
+        "--max=MAXPODS must be larger or equal to --min=MINPODS, max: {}, min: {}",
+        a.max,
+        a.min
+    );
+    let name = a.name.clone().unwrap_or_else(|| target.clone());
+    let mut hpa = HorizontalPodAutoscaler {
+        metadata: Some(ObjectMeta {
+            name: name.clone(),
+            namespace: ctx.namespace().to_string(),
+            ..Default::default()
+        }),
+        spec: Some(HorizontalPodAutoscalerSpec {
+            scale_target_ref: Some(CrossVersionObjectReference {
+                kind: kind.kind.into(),
+                name: target,
+                api_version: kind.api_version.into(),
+            }),
+            min_replicas: (a.min > 0).then_some(a.min),
+            max_replicas: a.max,
+            metrics: a
+                .cpu_percent
+                .filter(|p| *p >= 0)
+                .map(|p| vec![navarch_api::autoscaling::resource_utilization_metric("cpu", p)])
+                .unwrap_or_default(),
+            behavior: None,
+        }),
+        ..Default::default()
+    };
+    navarch_api::Resource::set_type_meta(&mut hpa);
+    let hpa_kind = navarch_api::kind_info("HorizontalPodAutoscaler").expect("a kind");
+    ctx.client()
+        .await?
+        .create(&Object::HorizontalPodAutoscaler(hpa))
+        .await
+        .map_err(|e| ctx.describe(e, Verb::Create, Target { kind: hpa_kind, name: &name, source: None }))?;
+    say(format!("horizontalpodautoscaler.autoscaling/{name} autoscaled"));
     Ok(Outcome::Success)
 }

@@ -1,5 +1,6 @@
 //! The one admin HTTP server per process: `/healthz` and `/livez` (liveness checks), `/readyz`
-//! (readiness checks), `/metrics` (the daemon's one prometheus-client registry, OpenMetrics text).
+//! (readiness checks), `/metrics` (the daemon's one prometheus-client registry, OpenMetrics text),
+//! and any further metrics paths with registries of their own (the kubelet's `/metrics/cadvisor`).
 //! A daemon registers its metrics and checks on [`Admin`] while it sets up, then the shell serves it.
 
 use std::net::SocketAddr;
@@ -14,12 +15,17 @@ use futures::future::BoxFuture;
 use prometheus_client::registry::{Metric, Registry};
 use tokio_util::sync::CancellationToken;
 
+/// The content type of the metrics paths (OpenMetrics text, prometheus-client's encoding).
+pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
 /// A health check: `Ok` or the reason it fails.
 pub type Check = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
 /// The admin server's content, built while the daemon sets up.
 pub struct Admin {
     registry: Registry,
+    /// Further metrics paths, each with its registry.
+    endpoints: Vec<(&'static str, Registry)>,
     live: Vec<(&'static str, Check)>,
     ready: Vec<(&'static str, Check)>,
 }
@@ -28,12 +34,17 @@ impl Admin {
     /// An empty admin server; metric names get `prefix_` (e.g. `scheduler`), none when empty.
     pub fn new(prefix: &str) -> Admin {
         let registry = if prefix.is_empty() { Registry::default() } else { Registry::with_prefix(prefix) };
-        Admin { registry, live: Vec::new(), ready: Vec::new() }
+        Admin { registry, endpoints: Vec::new(), live: Vec::new(), ready: Vec::new() }
     }
 
     /// Where the daemon registers its metrics.
     pub fn registry(&mut self) -> &mut Registry {
         &mut self.registry
+    }
+
+    /// Serves `registry` at `path` too (e.g. `/metrics/cadvisor`), in the same format as `/metrics`.
+    pub fn metrics_endpoint(&mut self, path: &'static str, registry: Registry) {
+        self.endpoints.push((path, registry));
     }
 
     /// A check for `/healthz` and `/livez` (and `/readyz`: a process that is not live is not ready).
@@ -93,12 +104,18 @@ impl AdminServer {
 
     /// Serves until `shutdown`.
     pub async fn serve(self, shutdown: CancellationToken) -> std::io::Result<()> {
-        let app = Router::new()
+        let mut app = Router::new()
             .route("/healthz", get(live))
             .route("/livez", get(live))
             .route("/readyz", get(ready))
-            .route("/metrics", get(metrics))
-            .with_state(self.state);
+            .route("/metrics", get(metrics));
+        for (i, (path, _)) in self.state.endpoints.iter().enumerate() {
+            app = app.route(
+                path,
+                get(move |State(a): State<Arc<Admin>>| async move { openmetrics(&a.endpoints[i].1) }),
+            );
+        }
+        let app = app.with_state(self.state);
         if let Ok(addr) = self.listener.local_addr() {
             tracing::info!(%addr, "serving /healthz /livez /readyz /metrics");
         }
@@ -132,7 +149,11 @@ async fn ready(State(a): State<Arc<Admin>>) -> (StatusCode, String) {
 }
 
 async fn metrics(State(a): State<Arc<Admin>>) -> ([(&'static str, &'static str); 1], String) {
-    ([("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")], a.encode())
+    openmetrics(&a.registry)
+}
+
+fn openmetrics(r: &Registry) -> ([(&'static str, &'static str); 1], String) {
+    ([("content-type", OPENMETRICS_CONTENT_TYPE)], encode(r))
 }
 
 #[cfg(test)]
@@ -160,6 +181,9 @@ mod tests {
         c.inc();
         let synced = Arc::new(AtomicBool::new(false));
         admin.readiness("synced", Admin::flag_check(synced.clone(), "not synced yet"));
+        let mut extra = Registry::default();
+        extra.register("other", "Other things", Counter::<u64>::default());
+        admin.metrics_endpoint("/metrics/other", extra);
         let server = admin.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let addr = server.local_addr().unwrap();
         let stop = CancellationToken::new();
@@ -171,6 +195,9 @@ mod tests {
         let (code, body) = get(addr, "/metrics").await;
         assert_eq!(code, 200);
         assert!(body.contains("sample_things_total 1"), "{body}");
+        let (code, body) = get(addr, "/metrics/other").await;
+        assert_eq!(code, 200);
+        assert!(body.contains("other_total 0") && !body.contains("sample_things"), "{body}");
         stop.cancel();
         task.await.unwrap().unwrap();
     }

@@ -428,6 +428,19 @@ impl Containerd {
         Ok(format!("containerd://{}", r.into_inner().version))
     }
 
+    /// The snapshotter's root directory (where images' layers and containers' writable layers are:
+    /// the node's image filesystem), from the `root` its plugin exports; None if not exported.
+    pub async fn snapshotter_root(&self) -> Result<Option<std::path::PathBuf>> {
+        use containerd_client::services::v1::PluginsRequest;
+        use containerd_client::services::v1::introspection_client::IntrospectionClient;
+        let filter = format!("type==io.containerd.snapshotter.v1,id=={SNAPSHOTTER}");
+        let r = IntrospectionClient::new(self.channel.clone())
+            .plugins(PluginsRequest { filters: vec![filter] })
+            .await
+            .map_err(call("list plugins", SNAPSHOTTER))?;
+        Ok(r.into_inner().plugins.into_iter().find_map(|p| p.exports.get("root").map(Into::into)))
+    }
+
     /// Sets (adds or replaces) labels on a container, leaving the others.
     pub async fn set_labels(&self, id: &str, labels: HashMap<String, String>) -> Result<()> {
         let paths = labels.keys().map(|k| format!("labels.{k}")).collect();

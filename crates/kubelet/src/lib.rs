@@ -14,7 +14,8 @@
 //!   [`port_forward`]: connections into a pod's network namespace.
 //! * [`container_io`]: containers' stdio (FIFOs the kubelet reads into the logs, attach sessions);
 //!   [`cri_log`]: Kubernetes' CRI log format; [`logs`]: container log files (reading, following,
-//!   rotation); [`cgroups`]: usage and cleanup.
+//!   rotation); [`cgroups`]: usage and cleanup; [`stats`]: the resource usage sampler (CPU,
+//!   memory, network, filesystems) behind the stats API and the cAdvisor-style metrics.
 //! * [`server`]: the kubelet's gRPC API (logs, exec, attach, stats) that the api-server relays to.
 //! * [`node`]: the Node object, its Lease and conditions; [`metrics`]: Prometheus metrics;
 //!   [`run`]: wiring it all together.
@@ -41,6 +42,7 @@ pub mod probes;
 pub mod run;
 pub mod server;
 pub mod spec;
+pub mod stats;
 pub mod token;
 // The crate's only `unsafe` (denied everywhere else by the workspace lints): the system calls that
 // nix has no safe wrapper for, each block with its `// SAFETY:` argument.

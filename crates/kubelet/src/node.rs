@@ -36,10 +36,7 @@ fn meminfo(field: &str) -> u64 {
 
 /// Total and available bytes of the filesystem holding `path` ((0, 0) if it cannot be read).
 fn statvfs(path: &Path) -> (u64, u64) {
-    match nix::sys::statvfs::statvfs(path) {
-        Ok(s) => (s.blocks() * s.fragment_size(), s.blocks_available() * s.fragment_size()),
-        Err(_) => (0, 0),
-    }
+    crate::stats::host::statvfs(path).map(|f| (f.capacity_bytes, f.available_bytes)).unwrap_or((0, 0))
 }
 
 impl HostResources {

@@ -16,6 +16,7 @@ use navarch_client::{Action, Client, Controller, EventRecorder, ObjectRef, Store
 use navarch_daemon::{Admin, Daemon};
 use tokio_util::sync::CancellationToken;
 
+use crate::cgroups::Cgroups;
 use crate::config::Config;
 use crate::container_io::ContainerIo;
 use crate::containerd::Containerd;
@@ -26,8 +27,22 @@ use crate::node::{HostResources, NodeSettings};
 use crate::pods::{LABEL_POD_NAME, LABEL_POD_NAMESPACE, PodPaths, PodWorker};
 use crate::probes::{ProbeManager, Prober};
 use crate::server::KubeletApi;
+use crate::stats::prometheus::{SamplesCollector, Series};
+use crate::stats::{HostPaths, StatsCollector};
 
 const EVENT_QUEUE: usize = 1000;
+
+/// cAdvisor's series on `/metrics` (beside the kubelet's own) and alone on `/metrics/cadvisor`, and
+/// the resource metrics on `/metrics/resource`, as Kubernetes' kubelet serves them.
+fn register_stats_metrics(admin: &mut Admin, stats: &Arc<StatsCollector>) {
+    let collector = |series| Box::new(SamplesCollector { stats: stats.clone(), series });
+    admin.registry().register_collector(collector(Series::Cadvisor));
+    for (path, series) in Series::ALL {
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register_collector(collector(series));
+        admin.metrics_endpoint(path, registry);
+    }
+}
 
 async fn connect_containerd(cfg: &Config, shutdown: &CancellationToken) -> anyhow::Result<Containerd> {
     loop {
@@ -335,6 +350,17 @@ pub async fn run(daemon: Daemon<Config>) -> anyhow::Result<()> {
     let (resync_tx, mut resync_rx) = tokio::sync::mpsc::channel::<Vec<ObjectRef>>(256);
     let mut admin = Admin::new("");
     let metrics = Arc::new(KubeletMetrics::register(admin.registry()));
+    let stats = StatsCollector::new(
+        ctd.clone(),
+        HostPaths {
+            cgroups: Cgroups::default(),
+            proc_root: "/proc".into(),
+            root_dir: cfg.root_dir.clone(),
+            run_dir: cfg.run_dir.clone(),
+        },
+    );
+    register_stats_metrics(&mut admin, &stats);
+    tasks.spawn(stats.clone().run(shutdown.clone()));
     let probes = ProbeManager::new(
         Prober { ctd: ctd.clone(), run_dir: cfg.run_dir.clone() },
         resync_tx.clone(),
@@ -386,6 +412,7 @@ pub async fn run(daemon: Daemon<Config>) -> anyhow::Result<()> {
         shutdown.clone(),
         io.clone(),
         Arc::new(crate::api_auth::ApiAuth::new(client.clone(), cfg.node_name.clone())),
+        stats,
     );
     let api_tasks = api.tasks.clone();
     let grpc = tokio::net::TcpListener::bind(cfg.grpc_listen())

@@ -1,19 +1,18 @@
 //! The kubelet's gRPC API (proto/navarch/kubelet/v1), which the api-server relays to: container
-//! logs, exec into running containers, attach to them (`container_io`), and CPU/memory usage from
-//! cgroups. Containers are found by their containerd labels (pod uid, container name, attempt), so
+//! logs, exec into running containers, attach to them (`container_io`), and resource usage (the
+//! [`crate::stats`] sampler's latest samples). Containers are found by their containerd labels (pod uid, container name, attempt), so
 //! this works for pods adopted after a restart too. Errors go through [`KubeletApiError`]'s one
 //! mapping to `Status`.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use futures::Stream;
 use navarch_api::kubelet_proto::kubelet_server::Kubelet;
 use navarch_api::kubelet_proto::{
-    ContainerUsage, ExecInput, ExecOutput, LogChunk, LogsRequest, PodUsage, PortForwardInput,
+    ExecInput, ExecOutput, LogChunk, LogsRequest, MetricsRequest, MetricsResponse, PortForwardInput,
     PortForwardOutput, StatsRequest, StatsResponse,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -23,14 +22,12 @@ use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::api_auth::ApiAuth;
-use crate::cgroups::{Cgroups, Usage, node_usage};
 use crate::container_io::{AttachError, AttachTarget, ContainerIo};
 use crate::containerd::{ContainerRecord, Containerd, RuntimeError, TaskState};
 use crate::exec::{ExecError, ExecProcess, ExecSpec};
 use crate::logs::ReadOptions;
-use crate::pods::{
-    LABEL_ATTEMPT, LABEL_CONTAINER, LABEL_LOG, LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID,
-};
+use crate::pods::{LABEL_ATTEMPT, LABEL_CONTAINER, LABEL_LOG, LABEL_POD_UID};
+use crate::stats::StatsCollector;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KubeletApiError {
@@ -47,6 +44,8 @@ pub enum KubeletApiError {
     Runtime(#[from] RuntimeError),
     #[error("reading {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    #[error("no resource usage sampled yet")]
+    NoSamples,
 }
 
 impl From<KubeletApiError> for Status {
@@ -56,6 +55,7 @@ impl From<KubeletApiError> for Status {
             KubeletApiError::NotFound(_) => Status::not_found(e.to_string()),
             KubeletApiError::NotRunning(_) => Status::failed_precondition(e.to_string()),
             KubeletApiError::ExecFailed(_) => Status::unknown(e.to_string()),
+            KubeletApiError::NoSamples => Status::unavailable(e.to_string()),
             KubeletApiError::Runtime(_) | KubeletApiError::Io { .. } => {
                 tracing::warn!(error = %e, "kubelet API request failed");
                 Status::internal("the kubelet could not complete the request; see its log")
@@ -64,26 +64,18 @@ impl From<KubeletApiError> for Status {
     }
 }
 
-/// A usage sample, kept to turn cumulative CPU time into a rate.
-struct Sample {
-    at: Instant,
-    node: Usage,
-    containers: BTreeMap<String, Usage>,
-}
-
 pub struct KubeletApi {
     pub ctd: Containerd,
     pub run_dir: PathBuf,
     pub node_name: String,
-    pub cgroups: Cgroups,
-    pub proc_root: PathBuf,
+    /// The resource usage sampler.
+    pub stats: Arc<StatsCollector>,
     pub tasks: TaskTracker,
     pub shutdown: CancellationToken,
     /// Containers' stdio: who writes the logs, attach sessions.
     pub io: ContainerIo,
     /// Who may call (delegated to the api-server).
     pub auth: Arc<ApiAuth>,
-    last: Mutex<Option<Sample>>,
 }
 
 type OutStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -111,19 +103,9 @@ impl KubeletApi {
         shutdown: CancellationToken,
         io: ContainerIo,
         auth: Arc<ApiAuth>,
+        stats: Arc<StatsCollector>,
     ) -> KubeletApi {
-        KubeletApi {
-            auth,
-            ctd,
-            run_dir,
-            node_name,
-            cgroups: Cgroups::default(),
-            proc_root: PathBuf::from("/proc"),
-            tasks: TaskTracker::new(),
-            shutdown,
-            io,
-            last: Mutex::new(None),
-        }
+        KubeletApi { auth, ctd, run_dir, node_name, stats, tasks: TaskTracker::new(), shutdown, io }
     }
 
     async fn running_attempt(
@@ -146,69 +128,10 @@ impl KubeletApi {
         }
     }
 
-    fn sample(&self, ids: &[(String, String)]) -> Sample {
-        let mut containers = BTreeMap::new();
-        for (uid, id) in ids {
-            if let Some(u) = self.cgroups.container_usage(uid, id) {
-                containers.insert(id.clone(), u);
-            }
-        }
-        Sample { at: Instant::now(), node: node_usage(&self.proc_root).unwrap_or_default(), containers }
-    }
-
+    /// The last two samples as the answer (waiting a few seconds for the first ones after a start).
     async fn stats(&self) -> Result<StatsResponse, KubeletApiError> {
-        let recs = self.ctd.list_containers(&[]).await?;
-        let mut running = Vec::new();
-        for r in recs {
-            if r.labels.contains_key(LABEL_POD_UID)
-                && matches!(self.ctd.task_state(&r.id).await?, TaskState::Running { .. })
-            {
-                running.push(r);
-            }
-        }
-        let ids: Vec<(String, String)> =
-            running.iter().map(|r| (r.labels[LABEL_POD_UID].clone(), r.id.clone())).collect();
-        let fresh = |s: &Option<Sample>| s.as_ref().is_some_and(|s| s.at.elapsed() < Duration::from_secs(60));
-        let have_previous = fresh(&self.last.lock().expect("stats lock"));
-        if !have_previous {
-            let first = self.sample(&ids);
-            *self.last.lock().expect("stats lock") = Some(first);
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-        let now = self.sample(&ids);
-        let prev = self.last.lock().expect("stats lock").replace(Sample {
-            at: now.at,
-            node: now.node,
-            containers: now.containers.clone(),
-        });
-        let prev = prev.expect("a previous sample was just taken");
-        let window = now.at.duration_since(prev.at).as_secs_f64().max(0.001);
-        let rate = |a: u64, b: u64| ((a.saturating_sub(b)) as f64 / window) as u64;
-        let mut pods: BTreeMap<String, PodUsage> = BTreeMap::new();
-        for r in &running {
-            let Some(u) = now.containers.get(&r.id) else { continue };
-            let cpu = prev.containers.get(&r.id).map(|p| rate(u.cpu_ns, p.cpu_ns)).unwrap_or(0);
-            let uid = r.labels[LABEL_POD_UID].clone();
-            let pod = pods.entry(uid.clone()).or_insert_with(|| PodUsage {
-                namespace: r.labels.get(LABEL_POD_NAMESPACE).cloned().unwrap_or_default(),
-                name: r.labels.get(LABEL_POD_NAME).cloned().unwrap_or_default(),
-                uid,
-                containers: vec![],
-            });
-            pod.containers.push(ContainerUsage {
-                name: r.labels.get(LABEL_CONTAINER).cloned().unwrap_or_default(),
-                cpu_nano_cores: cpu,
-                memory_working_set_bytes: u.memory_working_set,
-            });
-        }
-        Ok(StatsResponse {
-            node_name: self.node_name.clone(),
-            node_cpu_nano_cores: rate(now.node.cpu_ns, prev.node.cpu_ns),
-            node_memory_working_set_bytes: now.node.memory_working_set,
-            pods: pods.into_values().collect(),
-            timestamp: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
-            window_seconds: window,
-        })
+        let samples = self.stats.wait(Duration::from_secs(5)).await.ok_or(KubeletApiError::NoSamples)?;
+        Ok(crate::stats::response::stats_response(&self.node_name, &samples))
     }
 }
 
@@ -470,5 +393,16 @@ impl Kubelet for KubeletApi {
     async fn stats(&self, req: Request<StatsRequest>) -> Result<Response<StatsResponse>, Status> {
         self.auth.check(&req, "get", "stats").await?;
         Ok(Response::new(KubeletApi::stats(self).await?))
+    }
+
+    async fn metrics(&self, req: Request<MetricsRequest>) -> Result<Response<MetricsResponse>, Status> {
+        self.auth.check(&req, "get", "metrics").await?;
+        let path = req.into_inner().path;
+        let series = crate::stats::prometheus::Series::at(&path)
+            .ok_or_else(|| KubeletApiError::NotFound(format!("no metrics at {path:?}")))?;
+        Ok(Response::new(MetricsResponse {
+            content_type: crate::stats::prometheus::CONTENT_TYPE.into(),
+            text: crate::stats::prometheus::text(&self.stats, series),
+        }))
     }
 }

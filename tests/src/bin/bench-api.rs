@@ -18,8 +18,12 @@
 //! bodies over keep-alive HTTP/1.1 in TLS, as kubectl and client libraries send them). Then the time of
 //! `kubectl get pods -A` with `--list-pods` pods stored beside `navctl get pods -A`.
 //!
+//! Last, the create latency with `--quotas` (10) ResourceQuotas in the namespace beside none (N/4 gRPC
+//! creates per run, fresh etcd + api-server each): every create is charged to every quota by admission.
+//!
 //! Flags: `--pods N` (20000 per door and run), `--concurrency C` (64), `--rounds R` (2),
-//! `--watchers W` (1000), `--watch-events E` (100), `--list-pods L` (5000).
+//! `--watchers W` (1000), `--watch-events E` (100), `--list-pods L` (5000), `--quotas Q` (10),
+//! `--quota-only N` (only the quota comparison, N creates per run: `make bench-quota`).
 
 #![forbid(unsafe_code)]
 
@@ -31,7 +35,8 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use navarch_api::Resource;
 use navarch_api::v1::{
-    Container, ObjectMeta, Pod, PodSpec, Quantity, ResourceRequirements, Role, RoleBinding,
+    Container, ObjectMeta, Pod, PodSpec, Quantity, ResourceQuota, ResourceQuotaSpec, ResourceQuotaStatus,
+    ResourceRequirements, Role, RoleBinding,
 };
 use navarch_client::{Api, Client, Connection, ListParams, WatchEvent, WatchParams};
 use navarch_tests::{ApiServer, CpuSample, Etcd, eventually, percentile, workspace_root};
@@ -46,11 +51,23 @@ struct Args {
     watchers: usize,
     watch_events: usize,
     list_pods: usize,
+    /// Only the ResourceQuota comparison, with this many creates per run (`--quota-only N`).
+    quota_only: Option<usize>,
+    /// ResourceQuotas in the namespace for that comparison (`--quotas Q`, 10).
+    quotas: usize,
 }
 
 fn args() -> Args {
-    let mut a =
-        Args { pods: 20_000, concurrency: 64, rounds: 2, watchers: 1000, watch_events: 100, list_pods: 5000 };
+    let mut a = Args {
+        pods: 20_000,
+        concurrency: 64,
+        rounds: 2,
+        watchers: 1000,
+        watch_events: 100,
+        list_pods: 5000,
+        quota_only: None,
+        quotas: 10,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value =
@@ -62,6 +79,8 @@ fn args() -> Args {
             "--watchers" => a.watchers = value(),
             "--watch-events" => a.watch_events = value(),
             "--list-pods" => a.list_pods = value(),
+            "--quota-only" => a.quota_only = Some(value()),
+            "--quotas" => a.quotas = value(),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -397,6 +416,10 @@ fn ratio(secured: &Stats, baseline: &Stats) -> f64 {
 #[tokio::main]
 async fn main() {
     let a = args();
+    if let Some(pods) = a.quota_only {
+        quota_admission(pods, a.concurrency, a.rounds, a.quotas).await;
+        return;
+    }
     println!(
         "bench-api: {} pods per door and run, concurrency {}, {} round(s) of secured and baseline runs, \
          {} watchers x {} events",
@@ -515,6 +538,75 @@ async fn main() {
 
     watch_fan_out(cluster, a.watchers, a.watch_events).await;
     list_all_namespaces(a.list_pods, a.concurrency).await;
+    quota_admission(a.pods / 4, a.concurrency, a.rounds, a.quotas).await;
+}
+
+/// The resources the benchmark's quotas constrain, one set per quota in turn (all generous: nothing
+/// is refused, every create is charged).
+const QUOTA_HARDS: &[&[(&str, &str)]] = &[
+    &[("pods", "1000000")],
+    &[("requests.cpu", "100k"), ("requests.memory", "100Ti")],
+    &[("limits.memory", "100Ti")],
+    &[("count/pods", "1000000")],
+    &[("cpu", "100k"), ("memory", "100Ti")],
+];
+
+/// `quotas` ResourceQuotas in `default`, with the status the resource quota controller would write
+/// (hard = spec.hard, nothing used): from then on admission charges each of them on every pod create.
+async fn make_quotas(conn: &Connection, quotas: usize) {
+    let api = Client::connect(conn).await.expect("api-server").api::<ResourceQuota>("default");
+    for i in 0..quotas {
+        let hard: std::collections::BTreeMap<String, Quantity> = QUOTA_HARDS[i % QUOTA_HARDS.len()]
+            .iter()
+            .map(|(k, v)| (k.to_string(), Quantity::new(*v)))
+            .collect();
+        let mut q = ResourceQuota {
+            metadata: Some(ObjectMeta { name: format!("quota-{i}"), ..Default::default() }),
+            spec: Some(ResourceQuotaSpec { hard: hard.clone(), ..Default::default() }),
+            ..Default::default()
+        };
+        q.set_type_meta();
+        let mut q = api.create(&q).await.expect("create quota");
+        let used = hard.keys().map(|k| (k.clone(), Quantity::new("0"))).collect();
+        q.status = Some(ResourceQuotaStatus { hard, used });
+        api.update_status(&q).await.expect("quota status");
+    }
+}
+
+/// The api-server's create latency with `quotas` ResourceQuotas in the namespace beside none: `pods`
+/// gRPC creates at `concurrency` on a fresh etcd + api-server each, `rounds` rounds alternating.
+async fn quota_admission(pods: usize, concurrency: usize, rounds: usize, quotas: usize) {
+    let (mut with, mut without) = (Stats::default(), Stats::default());
+    for round in 0..rounds {
+        let order = if round % 2 == 0 { [false, true] } else { [true, false] };
+        for with_quotas in order {
+            let etcd = Etcd::start().await;
+            let server = ApiServer::start_with(&etcd, &[]).await;
+            let conn = server.connection("admin");
+            if with_quotas {
+                make_quotas(&conn, quotas).await;
+            }
+            let run = grpc_creates(&conn, "quota-pod", pods, concurrency).await;
+            if with_quotas { with.add(run) } else { without.add(run) }
+        }
+    }
+    println!();
+    println!(
+        "{:<34} {:>12} {:>12} {:>12}",
+        format!("create Pod, gRPC, C={concurrency}"),
+        "per second",
+        "p50",
+        "p99"
+    );
+    row("no ResourceQuota in the namespace", &without);
+    row(&format!("{quotas} ResourceQuotas in the namespace"), &with);
+    println!(
+        "  {quotas} quotas charged on every create (pods, compute requests and limits, count/pods): p99 {} vs {}, \
+         throughput {:.0}% of none; {rounds} round(s) of {pods} creates each, fresh etcd + api-server per run",
+        ms(with.p(0.99)),
+        ms(without.p(0.99)),
+        100.0 * with.rate() / without.rate()
+    );
 }
 
 /// Watch fan-out on the last (secured) run's api-server: W watchers on pods as the bench user, E

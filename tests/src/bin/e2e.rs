@@ -46,6 +46,12 @@
 //!     and up keeping data, partitioned rolling update from the highest ordinal, rollout undo, refused
 //!     changes, a scale-up through kill -9 of controller-manager, scheduler and a kubelet (no ordinal
 //!     twice, no volume lost or leaked), and redis keeping a key through its pod's deletion
+//! 18. resource metrics and autoscaling (`e2e/autoscaling.rs`): `kubectl top` (a CPU burner at its
+//!     limit, every node), `kubectl autoscale` of a CPU-heavy Deployment scaling to >= 3 under load and
+//!     back to 1 after it, through a kill -9 of the controller-manager
+//! 19. namespace limits (`e2e/quota.rs`): ResourceQuota refusals in Kubernetes' words, a Deployment held at
+//!     what fits, 20 concurrent creates against `pods: 10`, LimitRange defaults and max, kill -9 of the
+//!     api-server and controller-manager never taking a quota over its hard limit
 //!
 //! Needs root (it cuts links and reads containerd) and a running `make up` cluster with at least
 //! two Ready nodes. Flags: `--only N[,N...]` runs some scenarios (1 and 2 set up what the others
@@ -67,6 +73,8 @@ use navarch_tests::eventually_blocking;
 
 #[path = "e2e/attacks.rs"]
 mod attacks;
+#[path = "e2e/autoscaling.rs"]
+mod autoscaling;
 #[path = "e2e/commands.rs"]
 mod commands;
 #[path = "e2e/cronjobs.rs"]
@@ -77,6 +85,8 @@ mod daemonsets;
 mod disruption;
 #[path = "e2e/jobs.rs"]
 mod jobs;
+#[path = "e2e/quota.rs"]
+mod quota;
 #[path = "e2e/statefulsets.rs"]
 mod statefulsets;
 #[path = "e2e/storage.rs"]
@@ -777,6 +787,12 @@ fn main() {
     }
     if run(17) {
         statefulsets::scenario_17_statefulsets(&c);
+    }
+    if run(18) {
+        autoscaling::scenario_18_autoscaling();
+    }
+    if run(19) {
+        quota::scenario_19_quota();
     }
     // Last: its drain deletes the bare client pod of the first node (--force).
     if run(15) {

@@ -2,11 +2,14 @@
 //! the request carries and what is stored — Kubernetes' NodeRestriction ([`node_restriction`]: kubelets
 //! write only their own Node, Lease and pods, and ask for tokens only for their pods), ServiceAccount
 //! ([`service_account`]), CertificateApproval and CertificateSigning ([`certificates`]: approving
-//! and issuing a CertificateSigningRequest are permissions on its signer), and DefaultStorageClass and
-//! StorageObjectInUseProtection ([`storage`]) plugins.
+//! and issuing a CertificateSigningRequest are permissions on its signer), DefaultStorageClass and
+//! StorageObjectInUseProtection ([`storage`]) and LimitRanger ([`limit_range`]) plugins, and ResourceQuota
+//! ([`resource_quota`]: last before the write, charging the namespace's quotas).
 
 pub mod certificates;
+pub mod limit_range;
 pub mod node_restriction;
+pub mod resource_quota;
 pub mod service_account;
 pub mod storage;
 

@@ -177,7 +177,8 @@ pub fn resolve(rules: &[Rule], kinds: &'static [KindInfo]) -> Result<Resolution,
     };
     let mut transformers: HashMap<GroupResource, Arc<Transformer>> = HashMap::new();
     let mut covered = Vec::new();
-    for kind in kinds {
+    // Only stored kinds have keys (the resource metrics kinds share their plurals with Pods and Nodes).
+    for kind in kinds.iter().filter(|k| k.is_stored()) {
         if let Some((rule, list)) = chosen(&GroupResource::of_kind(kind)) {
             let transformer =
                 transformers.entry(rule).or_insert_with(|| Arc::new(Transformer::new(list.clone()))).clone();
@@ -292,7 +293,9 @@ mod tests {
         let core = covered(&[rule(&["*."], Provider::Identity)]);
         assert!(core.contains(&("secrets", 1)) && core.contains(&("pods", 1)), "{core:?}");
         assert!(!core.iter().any(|(p, _)| *p == "deployments"), "{core:?}");
-        assert_eq!(covered(&[rule(&["*.*"], Provider::Identity)]).len(), navarch_api::KINDS.len());
+        let stored = navarch_api::KINDS.iter().filter(|k| k.is_stored()).count();
+        assert_eq!(covered(&[rule(&["*.*"], Provider::Identity)]).len(), stored);
+        assert!(covered(&[rule(&["*.metrics.k8s.io"], Provider::Identity)]).is_empty());
         assert_eq!(covered(&[rule(&["leases.coordination.k8s.io"], Provider::Identity)]), [("leases", 1)]);
         // Entries naming the same resource chain their providers; a later wildcard covers the rest.
         let chained = covered(&[

@@ -165,6 +165,13 @@ fn kind_paths(gv: &GroupVersion, info: &KindInfo, out: &mut Map<String, Value>) 
             k.op("deletecollection", op_id, format!("delete a collection of {kind}"), &k.gvk, parameters);
         ops.insert("delete".into(), delete.body(DELETE_OPTIONS, false).responses(&["200"], STATUS));
     }
+    // The resource metrics kinds are only read (get, list).
+    let read_only = |ops: &mut Map<String, Value>| {
+        if !info.is_stored() {
+            ops.retain(|verb, _| verb == "get");
+        }
+    };
+    read_only(&mut ops);
     insert_path(out, collection.clone(), ops, &scope_params);
 
     // The list across namespaces.
@@ -191,6 +198,7 @@ fn kind_paths(gv: &GroupVersion, info: &KindInfo, out: &mut Map<String, Value>) 
         .responses(&["200"], deleted);
     delete["responses"]["202"] = response("202", &kind_schema);
     ops.insert("delete".into(), delete);
+    read_only(&mut ops);
     insert_path(out, item.clone(), ops, &scope_params);
 
     // Subresources.

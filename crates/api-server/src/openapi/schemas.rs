@@ -31,6 +31,13 @@ pub(super) fn schema_name(message: &str) -> String {
             match file {
                 "meta" => format!("{META}.{message}"),
                 "pod" | "core" => format!("io.k8s.api.core.v1.{message}"),
+                // The resource metrics API's types live in k8s.io/metrics, not k8s.io/api.
+                "metrics" => format!("io.k8s.metrics.pkg.apis.metrics.v1beta1.{message}"),
+                // autoscaling/v2's shapes; the `V1` ones are autoscaling/v1's under their upstream names.
+                "autoscaling" => match message.strip_prefix("HorizontalPodAutoscalerV1") {
+                    Some(rest) => format!("{AUTOSCALING}.HorizontalPodAutoscaler{rest}"),
+                    None => format!("io.k8s.api.autoscaling.v2.{message}"),
+                },
                 other => format!("io.k8s.api.{other}.v1.{message}"),
             }
         }

@@ -107,6 +107,16 @@ fn every_kind_has_its_paths() {
             };
             let item = &d["paths"][format!("{collection}/{{name}}")];
             let gvk = gv.gvk(k.kind);
+            if !k.is_stored() {
+                // The resource metrics kinds: get and list only.
+                assert_eq!(item["get"]["x-kubernetes-group-version-kind"], gvk, "{collection}");
+                for method in ["put", "patch", "delete"] {
+                    assert!(item[method].is_null(), "{collection} {method}");
+                }
+                assert!(d["paths"][&collection]["post"].is_null(), "{collection}");
+                assert_eq!(d["paths"][&collection]["get"]["x-kubernetes-action"], "list", "{collection}");
+                continue;
+            }
             for method in ["get", "put", "patch", "delete"] {
                 assert_eq!(item[method]["x-kubernetes-group-version-kind"], gvk, "{collection} {method}");
             }
@@ -217,7 +227,8 @@ fn kinds_are_in_their_groups_package() {
     for k in KINDS.iter() {
         let (group, version) = split_api_version(k.api_version);
         let package = if group.is_empty() { "core" } else { group.split('.').next().unwrap() };
-        assert_eq!(schema_name(k.kind), format!("io.k8s.api.{package}.{version}.{}", k.kind));
+        let prefix = if package == "metrics" { "io.k8s.metrics.pkg.apis" } else { "io.k8s.api" };
+        assert_eq!(schema_name(k.kind), format!("{prefix}.{package}.{version}.{}", k.kind));
     }
 }
 

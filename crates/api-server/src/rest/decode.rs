@@ -111,7 +111,8 @@ pub fn message<T: serde::de::DeserializeOwned>(
 }
 
 /// Reads an object of kind `info` from `value`: `kind`/`apiVersion` must be absent or match, unknown
-/// fields are handled per `validation`.
+/// fields are handled per `validation`. A body of a version the kind is only served at (not stored) is
+/// converted to the stored version first.
 pub fn object(
     info: &KindInfo,
     mut value: Value,
@@ -119,6 +120,12 @@ pub fn object(
 ) -> Result<Decoded, StatusError> {
     let cannot = |reason: String| cannot_handle(info.kind, info.api_version, reason);
     check_type_meta(&value, info.kind, info.api_version)?;
+    if navarch_api::versions::served(info).is_some() {
+        let json = serde_json::to_value(&value).map_err(|e| cannot(e.to_string()))?;
+        let stored = navarch_api::versions::to_stored(info, json)
+            .map_err(|e| cannot(format!("strict decoding error: {e}")))?;
+        value = serde_yaml::to_value(&stored).map_err(|e| cannot(e.to_string()))?;
+    }
     let mut warnings = Vec::new();
     loop {
         match Object::from_value(info.kind, value.clone()) {

@@ -1,8 +1,11 @@
 //! `/version` and discovery: aggregated (`apidiscovery.k8s.io/v2`, one request for `/api` and one for
 //! `/apis`) and legacy (`/api`, `/apis`, `/apis/<group>`, then an `APIResourceList` per group-version),
-//! both built from `navarch_api::KINDS` and the subresources this API serves.
+//! both built from `navarch_api::KINDS` (plus the versions `navarch_api::versions` serves kinds at besides
+//! their stored one, listed after it so that the stored version is the group's preferred one) and the
+//! subresources this API serves.
 
-use navarch_api::{CATEGORY_ALL, KINDS, KindInfo};
+use navarch_api::versions::all_kinds;
+use navarch_api::{CATEGORY_ALL, KindInfo};
 use serde_json::{Value, json};
 
 use super::reviews::{self, ReviewResource};
@@ -14,9 +17,14 @@ pub const KUBERNETES_MAJOR: &str = "1";
 pub const KUBERNETES_MINOR: &str = "32";
 
 /// Kinds with the `scale` subresource.
-pub const SCALABLE: &[&str] = &["Deployment", "ReplicaSet", "StatefulSet", "ReplicationController"];
+pub use navarch_api::autoscaling::SCALABLE;
 
 const VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+
+/// The verbs of a kind: all of them, but only get and list for the resource metrics kinds (metrics-server's).
+fn verbs(k: &KindInfo) -> &'static [&'static str] {
+    if k.is_stored() { VERBS } else { &["get", "list"] }
+}
 
 /// A subresource as discovery describes it.
 struct Subresource {
@@ -77,7 +85,7 @@ fn subresources(k: &KindInfo) -> Vec<Subresource> {
 
 fn group_versions() -> Vec<&'static str> {
     let mut gvs: Vec<&str> = Vec::new();
-    for k in KINDS.iter() {
+    for k in all_kinds() {
         if !gvs.contains(&k.api_version) {
             gvs.push(k.api_version);
         }
@@ -87,7 +95,7 @@ fn group_versions() -> Vec<&'static str> {
 }
 
 fn kinds_in(gv: &str) -> impl Iterator<Item = &'static KindInfo> {
-    KINDS.iter().filter(move |k| k.api_version == gv)
+    all_kinds().filter(move |k| k.api_version == gv)
 }
 
 pub fn version() -> Value {
@@ -167,7 +175,7 @@ fn aggregated_resource(k: &'static KindInfo) -> Value {
         "responseKind": {"group": group_of(k.api_version), "version": version_of(k.api_version), "kind": k.kind},
         "scope": if k.namespaced { "Namespaced" } else { "Cluster" },
         "singularResource": k.singular,
-        "verbs": VERBS,
+        "verbs": verbs(k),
     });
     if !k.short_names.is_empty() {
         r["shortNames"] = json!(k.short_names);
@@ -237,7 +245,7 @@ pub fn resource_list(gv: &str) -> Value {
             "singularName": k.singular,
             "namespaced": k.namespaced,
             "kind": k.kind,
-            "verbs": VERBS,
+            "verbs": verbs(k),
         });
         if !k.short_names.is_empty() {
             r["shortNames"] = json!(k.short_names);
@@ -276,6 +284,42 @@ pub fn resource_list(gv: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_resource_metrics_group_is_discoverable_read_only() {
+        let groups = aggregated(false, "v2");
+        let metrics =
+            groups["items"].as_array().unwrap().iter().find(|g| g["metadata"]["name"] == "metrics.k8s.io");
+        let version = &metrics.expect("metrics.k8s.io is listed")["versions"][0];
+        assert_eq!(version["version"], "v1beta1");
+        let resources = version["resources"].as_array().unwrap();
+        let names: Vec<_> = resources.iter().map(|r| (r["resource"].clone(), r["scope"].clone())).collect();
+        assert_eq!(names, vec![(json!("nodes"), json!("Cluster")), (json!("pods"), json!("Namespaced"))]);
+        assert!(
+            resources.iter().all(|r| r["verbs"] == json!(["get", "list"]) && r.get("subresources").is_none())
+        );
+        assert_eq!(resources[1]["responseKind"]["kind"], "PodMetrics");
+        let legacy = resource_list("metrics.k8s.io/v1beta1");
+        let legacy = legacy["resources"].as_array().unwrap();
+        assert_eq!(legacy.len(), 2);
+        assert_eq!(legacy[0]["kind"], "NodeMetrics");
+        assert_eq!(legacy[0]["verbs"], json!(["get", "list"]));
+        assert!(groups_list_names().contains(&"metrics.k8s.io".to_string()));
+        // The core pods keep every verb.
+        let core = resource_list("v1");
+        let pods = core["resources"].as_array().unwrap().iter().find(|r| r["name"] == "pods").unwrap();
+        assert_eq!(pods["kind"], "Pod");
+        assert_eq!(pods["verbs"], json!(VERBS));
+    }
+
+    fn groups_list_names() -> Vec<String> {
+        groups()["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["name"].as_str().unwrap().to_string())
+            .collect()
+    }
 
     #[test]
     fn aggregated_core_and_groups() {

@@ -31,15 +31,16 @@ pub fn error(e: &StatusError) -> Response<ResponseBody> {
     resp
 }
 
-/// An object's JSON form with `kind` and `apiVersion` set.
-pub fn object_value(obj: &Object) -> Value {
+/// An object's JSON form with `kind` and `apiVersion` set, at the version `info` names (the stored one, or
+/// one the kind is also served at: `navarch_api::versions` converts).
+pub fn object_value(info: &KindInfo, obj: &Object) -> Value {
     let mut v = serde_json::to_value(obj).expect("API objects always serialize");
     if let Value::Object(m) = &mut v {
-        let info = obj.info();
-        m.insert("kind".into(), json!(info.kind));
-        m.insert("apiVersion".into(), json!(info.api_version));
+        let stored = obj.info();
+        m.insert("kind".into(), json!(stored.kind));
+        m.insert("apiVersion".into(), json!(stored.api_version));
     }
-    v
+    navarch_api::versions::from_stored(info, v)
 }
 
 /// What a list answers besides its items.
@@ -91,11 +92,12 @@ fn encoded(code: StatusCode, output: Output, value: &Value) -> Response<Response
     }
 }
 
-/// One object, as JSON, YAML or a one-row Table.
+/// One object, as JSON, YAML or a one-row Table, at `info`'s version.
 pub fn object(
     code: StatusCode,
     output: Output,
     include: IncludeObject,
+    info: &KindInfo,
     obj: &Object,
 ) -> Response<ResponseBody> {
     if output == Output::Table {
@@ -109,7 +111,7 @@ pub fn object(
         );
         return with_type(code, media::TABLE, &t);
     }
-    encoded(code, output, &object_value(obj))
+    encoded(code, output, &object_value(info, obj))
 }
 
 /// A list (`PodList`...), as JSON, YAML or a Table. `items` is never null.
@@ -124,7 +126,7 @@ pub fn list(
         let t = table::table(info, items, meta, include, SystemTime::now(), true);
         return with_type(StatusCode::OK, media::TABLE, &t);
     }
-    let items: Vec<Value> = items.iter().map(object_value).collect();
+    let items: Vec<Value> = items.iter().map(|o| object_value(info, o)).collect();
     let v = json!({
         "kind": format!("{}List", info.kind),
         "apiVersion": info.api_version,

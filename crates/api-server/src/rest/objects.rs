@@ -47,6 +47,15 @@ pub async fn handle(
     if info.namespaced && path.name.is_some() && path.namespace.is_none() {
         return Err(StatusError::no_such_path());
     }
+    // The resource metrics kinds are read-only: get and list, no subresources (metrics-server's routes).
+    if !info.is_stored() {
+        if path.subresource.is_some() {
+            return Err(StatusError::no_such_path());
+        }
+        if req.method != Method::GET || req.query.bool("watch") {
+            return Err(StatusError::method_not_supported());
+        }
+    }
     let output = Output::negotiate(&req.headers);
     let method = req.method.clone();
     let c = Call { state, path, req, output };
@@ -158,7 +167,7 @@ impl Call<'_> {
             .call("get", kind, &self.key(), self.state.registry.get(kind, self.namespace(), self.name()))
             .await
             .map_err(|e| self.err(e))?;
-        Ok(encode::object(StatusCode::OK, self.output, self.include_object(), &obj))
+        Ok(encode::object(StatusCode::OK, self.output, self.include_object(), self.path.info, &obj))
     }
 
     async fn list(&self) -> Result<Response<ResponseBody>, StatusError> {
@@ -189,7 +198,8 @@ impl Call<'_> {
     fn body_object(&self) -> Result<(decode::Decoded, bool), StatusError> {
         let format =
             media::body_format(&self.req.headers).map_err(|t| StatusError::unsupported_media_type(&t))?;
-        let value = decode::value(&self.req.body, format, Some(self.path.info.kind))?;
+        let message = navarch_api::versions::message(self.path.info);
+        let value = decode::value(&self.req.body, format, Some(message))?;
         let reset = value
             .get("metadata")
             .and_then(|m| m.get("managedFields"))
@@ -256,7 +266,7 @@ impl Call<'_> {
             .await
             .map_err(|e| self.err(e))?;
         Ok(with_warnings(
-            encode::object(StatusCode::CREATED, self.output, self.include_object(), &obj),
+            encode::object(StatusCode::CREATED, self.output, self.include_object(), self.path.info, &obj),
             &d.warnings,
         ))
     }
@@ -279,7 +289,7 @@ impl Call<'_> {
             .await
             .map_err(|e| self.err(e))?;
         Ok(with_warnings(
-            encode::object(StatusCode::OK, self.output, self.include_object(), &obj),
+            encode::object(StatusCode::OK, self.output, self.include_object(), self.path.info, &obj),
             &d.warnings,
         ))
     }
@@ -307,7 +317,7 @@ impl Call<'_> {
                 .await
                 .map_err(|e| self.err(e))?;
             let rv = current.meta().resource_version.clone();
-            let changed = change(encode::object_value(&current))?;
+            let changed = change(encode::object_value(info, &current))?;
             // A patch naming another resourceVersion is a precondition: its conflict is the client's.
             let explicit = changed["metadata"]["resourceVersion"].as_str().is_some_and(|v| v != rv);
             let reset = changed["metadata"]["managedFields"].as_array().is_some_and(Vec::is_empty);
@@ -355,7 +365,10 @@ impl Call<'_> {
                 patch::apply(kind, info, current, &doc)
             })
             .await?;
-        Ok(with_warnings(encode::object(StatusCode::OK, self.output, self.include_object(), &obj), &warnings))
+        Ok(with_warnings(
+            encode::object(StatusCode::OK, self.output, self.include_object(), self.path.info, &obj),
+            &warnings,
+        ))
     }
 
     /// Server-side apply: the configuration merged into the object (created when absent: 201), the
@@ -414,7 +427,15 @@ impl Call<'_> {
                 }
             };
             match written {
-                Ok((obj, code)) => return Ok(encode::object(code, self.output, self.include_object(), &obj)),
+                Ok((obj, code)) => {
+                    return Ok(encode::object(
+                        code,
+                        self.output,
+                        self.include_object(),
+                        self.path.info,
+                        &obj,
+                    ));
+                }
                 Err(ApiError::Conflict { .. } | ApiError::AlreadyExists { .. })
                     if attempt < PATCH_ATTEMPTS => {}
                 Err(e) => return Err(self.err(e)),
@@ -497,7 +518,7 @@ impl Call<'_> {
         // Kubernetes returns a pod (and any object still waiting for finalizers) itself, other
         // deleted objects as a Status.
         if pending || info.kind == "Pod" {
-            Ok(encode::object(StatusCode::OK, self.output, self.include_object(), &obj))
+            Ok(encode::object(StatusCode::OK, self.output, self.include_object(), self.path.info, &obj))
         } else {
             Ok(encode::deleted(info, &obj))
         }
@@ -612,7 +633,7 @@ impl Call<'_> {
             }
             m => return Err(StatusError::method_not_allowed(&m)),
         };
-        Ok(encode::json(StatusCode::OK, &scale_of(&encode::object_value(&obj), info.kind)))
+        Ok(encode::json(StatusCode::OK, &scale_of(&encode::object_value(info, &obj), info.kind)))
     }
 }
 

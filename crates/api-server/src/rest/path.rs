@@ -5,7 +5,8 @@
 //! `namespaces/<ns>/<plural>[/<name>[/<subresource>]]` (`/api/v1/namespaces/<name>[/status]` is a
 //! Namespace itself).
 
-use navarch_api::{KINDS, KindInfo};
+use navarch_api::KindInfo;
+use navarch_api::versions::all_kinds;
 
 use super::reviews;
 
@@ -50,13 +51,15 @@ pub struct ResourcePath {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotFound;
 
+/// The kind `plural` names in `group_version`: a stored kind, or one served there by conversion (the
+/// returned info's `api_version` is then that version's, which the request's decoding and encoding follow).
 fn kind_in(group_version: &str, plural: &str) -> Option<&'static KindInfo> {
-    KINDS.iter().find(|k| k.api_version == group_version && k.plural == plural)
+    all_kinds().find(|k| k.api_version == group_version && k.plural == plural)
 }
 
-/// Whether navarch serves any kind in `group_version` (`v1`, `apps/v1`).
+/// Whether navarch serves any kind in `group_version` (`v1`, `apps/v1`, `autoscaling/v1`).
 pub fn serves_group_version(group_version: &str) -> bool {
-    KINDS.iter().any(|k| k.api_version == group_version)
+    all_kinds().any(|k| k.api_version == group_version)
 }
 
 /// Parses a request path (without the query string).
@@ -70,7 +73,7 @@ pub fn parse(path: &str) -> Result<Target, NotFound> {
         ["openapi", "v3"] => Ok(Target::OpenApiIndex),
         ["openapi", "v3", rest @ ..] if !rest.is_empty() => Ok(Target::OpenApiDocument(rest.join("/"))),
         ["apis", group]
-            if KINDS.iter().any(|k| k.api_version.starts_with(&format!("{group}/")))
+            if all_kinds().any(|k| k.api_version.starts_with(&format!("{group}/")))
                 || reviews::REVIEWS.iter().any(|r| r.group == *group) =>
         {
             Ok(Target::Group(group.to_string()))

@@ -85,6 +85,25 @@ impl StatusError {
             format!("the server does not allow this method on the requested resource ({method})"),
         )
     }
+    /// A verb the resource does not serve, as Kubernetes' generic API server answers a route it has no
+    /// handler for (a write or watch of `metrics.k8s.io` through metrics-server).
+    pub fn method_not_supported() -> StatusError {
+        StatusError {
+            details: Some(Box::new(Details {
+                causes: vec![Cause {
+                    reason: "UnexpectedServerResponse",
+                    message: "405: Method Not Allowed".into(),
+                    field: String::new(),
+                }],
+                ..Default::default()
+            })),
+            ..StatusError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                "the server does not allow this method on the requested resource",
+            )
+        }
+    }
     pub fn unsupported_media_type(content_type: &str) -> StatusError {
         StatusError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -113,6 +132,22 @@ impl StatusError {
     /// Maps an error of a request on `info` (the kind the path names, when it names one).
     pub fn from_api(e: ApiError, info: Option<&KindInfo>) -> StatusError {
         let group = info.map(|i| group_of(i.api_version)).unwrap_or("");
+        // The resource metrics API names what is missing itself: the Pod or Node (`pods "x" not found`)
+        // or its metrics, qualified (`podmetrics.metrics.k8s.io "default/x" not found`), as metrics-server.
+        if let (ApiError::NotFound { plural, name }, Some(i)) = (&e, info)
+            && !i.is_stored()
+        {
+            let (resource, group) = plural.split_once('.').unwrap_or((plural, ""));
+            return StatusError {
+                details: Some(Box::new(Details {
+                    name: name.clone(),
+                    group: group.to_string(),
+                    kind: resource.to_string(),
+                    ..Default::default()
+                })),
+                ..StatusError::new(StatusCode::NOT_FOUND, "NotFound", format!("{plural} {name:?} not found"))
+            };
+        }
         let qualified =
             |plural: &str| if group.is_empty() { plural.to_string() } else { format!("{plural}.{group}") };
         let details = |name: &str, kind: &str| {
@@ -211,6 +246,7 @@ impl StatusError {
                 ..StatusError::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", message)
             },
             ApiError::Unsupported(m) => StatusError::new(StatusCode::INTERNAL_SERVER_ERROR, "", m),
+            ApiError::MethodNotAllowed(_) => StatusError::method_not_supported(),
             ApiError::Relayed(s) => {
                 let (code, reason) = match s.code() {
                     tonic::Code::NotFound => (StatusCode::NOT_FOUND, "NotFound"),

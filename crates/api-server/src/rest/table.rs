@@ -17,7 +17,7 @@ pub fn column_definitions(kind: &str) -> Vec<Value> {
 
 /// One row: the cells, and the object as asked.
 pub fn row(obj: &Object, include: IncludeObject, now: SystemTime) -> Value {
-    let value = object_value(obj);
+    let value = object_value(obj.info(), obj);
     let cells = table_columns::cells(obj.kind(), &value, now);
     let object = match include {
         IncludeObject::None => Value::Null,

@@ -36,7 +36,7 @@ struct EventEncoder {
 impl EventEncoder {
     fn object(&mut self, obj: &Object) -> Value {
         if self.output != Output::Table {
-            return object_value(obj);
+            return object_value(self.info, obj);
         }
         let first = std::mem::replace(&mut self.first, false);
         let meta = ListMeta { resource_version: obj.meta().resource_version.clone(), ..Default::default() };

@@ -12,17 +12,21 @@
 //! are the registry's to carry over from the stored object on update; they are not checked here.
 //!
 //! This file only dispatches by kind. The kinds live in `pod` (pods and pod templates), `workloads`,
-//! `batch`, `policy`, `service`, `storage`, `rbac`, `certificates`, `other` and `meta` (object metadata); the field paths,
+//! `batch`, `autoscaling`, `policy`, `quota`, `service`, `storage`, `limit_range`, `rbac`, `certificates`, `other` and `meta` (object metadata); the field paths,
 //! error constructors and value helpers they all share are `field`'s.
 
+mod autoscaling;
 mod batch;
 pub mod certificates;
 mod field;
+mod limit_range;
 mod meta;
 mod other;
 mod pod;
 pub mod policy;
+mod quota;
 pub mod rbac;
+mod resource_names;
 mod service;
 mod storage;
 #[cfg(test)]
@@ -50,12 +54,14 @@ pub fn apply_defaults(obj: &mut Object) {
         Object::StatefulSet(o) => workloads::default_stateful_set(o),
         Object::Job(o) => batch::default_job(o),
         Object::CronJob(o) => batch::default_cron_job(o),
+        Object::HorizontalPodAutoscaler(o) => autoscaling::default_horizontal_pod_autoscaler(o),
         Object::RoleBinding(o) => rbac::default_role_binding(o),
         Object::ClusterRoleBinding(o) => rbac::default_cluster_role_binding(o),
         Object::CertificateSigningRequest(o) => certificates::default_certificate_signing_request(o),
         Object::PersistentVolume(o) => storage::default_persistent_volume(o),
         Object::PersistentVolumeClaim(o) => storage::default_persistent_volume_claim(o),
         Object::StorageClass(o) => storage::default_storage_class(o),
+        Object::LimitRange(o) => limit_range::default_limit_range(o),
         Object::ConfigMap(_)
         | Object::ServiceAccount(_)
         | Object::Event(_)
@@ -63,12 +69,16 @@ pub fn apply_defaults(obj: &mut Object) {
         | Object::ControllerRevision(_)
         | Object::Role(_)
         | Object::ClusterRole(_)
-        | Object::PodDisruptionBudget(_) => {}
+        | Object::PodDisruptionBudget(_)
+        | Object::ResourceQuota(_)
+        | Object::NodeMetrics(_)
+        | Object::PodMetrics(_) => {}
     }
 }
 
 /// What the kind's strategy sets on create (`old` None) and on an update of more than the status,
-/// after defaulting: a DaemonSet's template generation; a new PersistentVolume's or claim's initial status.
+/// after defaulting: a DaemonSet's template generation; a new PersistentVolume's or claim's initial status;
+/// a new ResourceQuota's empty status.
 pub fn prepare_write(obj: &mut Object, old: Option<&Object>) {
     match obj {
         Object::DaemonSet(ds) => {
@@ -81,6 +91,8 @@ pub fn prepare_write(obj: &mut Object, old: Option<&Object>) {
         Object::PersistentVolume(_) | Object::PersistentVolumeClaim(_) => {
             storage::prepare_write(obj, old, &now());
         }
+        // A new quota starts without status: only the resource quota controller computes it.
+        Object::ResourceQuota(q) if old.is_none() => q.status = None,
         _ => {}
     }
 }
@@ -125,6 +137,7 @@ pub fn validate(obj: &Object, old: Option<&Object>) -> Vec<FieldError> {
         Object::Secret(o) => other::validate_secret(o, old_as!(Secret), &mut errs),
         Object::ServiceAccount(o) => other::validate_service_account(o, &mut errs),
         Object::Event(o) => other::validate_event(o, &mut errs),
+        Object::LimitRange(o) => limit_range::validate_limit_range(o, &mut errs),
         Object::ReplicaSet(o) => workloads::validate_replica_set(o, old_as!(ReplicaSet), &mut errs),
         Object::ReplicationController(o) => workloads::validate_replication_controller(o, &mut errs),
         Object::Deployment(o) => workloads::validate_deployment(o, old_as!(Deployment), &mut errs),
@@ -136,6 +149,7 @@ pub fn validate(obj: &Object, old: Option<&Object>) -> Vec<FieldError> {
         Object::Job(o) => batch::validate_job(o, old_as!(Job), &mut errs),
         Object::CronJob(o) => batch::validate_cron_job(o, &mut errs),
         Object::PodDisruptionBudget(o) => policy::validate_pod_disruption_budget(o, &mut errs),
+        Object::HorizontalPodAutoscaler(o) => autoscaling::validate_horizontal_pod_autoscaler(o, &mut errs),
         Object::PersistentVolume(o) => {
             storage::validate_persistent_volume(o, old_as!(PersistentVolume), &mut errs)
         }
@@ -143,6 +157,7 @@ pub fn validate(obj: &Object, old: Option<&Object>) -> Vec<FieldError> {
             storage::validate_persistent_volume_claim(o, old_as!(PersistentVolumeClaim), &mut errs)
         }
         Object::StorageClass(o) => storage::validate_storage_class(o, old_as!(StorageClass), &mut errs),
+        Object::ResourceQuota(o) => quota::validate_resource_quota(o, old_as!(ResourceQuota), &mut errs),
         Object::Lease(o) => other::validate_lease(o, &mut errs),
         Object::Role(o) => rbac::validate_role(o, &mut errs),
         Object::ClusterRole(o) => rbac::validate_cluster_role(o, &mut errs),
@@ -155,6 +170,8 @@ pub fn validate(obj: &Object, old: Option<&Object>) -> Vec<FieldError> {
             old_as!(CertificateSigningRequest),
             &mut errs,
         ),
+        // Never written: the metrics pipeline answers reads of these, writes are refused before here.
+        Object::NodeMetrics(_) | Object::PodMetrics(_) => {}
     }
     errs.into_vec()
 }

@@ -142,10 +142,13 @@ pub(super) fn row(kind: &str, o: &Value, now: SystemTime) -> Vec<Value> {
             vec![name(), bound("spec.minAvailable"), bound("spec.maxUnavailable"), n(allowed), age()]
         }
         "ControllerRevision" => vec![name(), s(revision_controller(o)), n(int_at(o, "revision")), age()],
+        "HorizontalPodAutoscaler" => super::autoscaling::horizontal_pod_autoscaler(o, age()),
         "PersistentVolume" => super::storage::persistent_volume(o, age()),
         "PersistentVolumeClaim" => super::storage::persistent_volume_claim(o, age()),
         "StorageClass" => super::storage::storage_class(o, age()),
-        "Role" | "ClusterRole" => vec![name(), s(created_at(o))],
+        "ResourceQuota" => super::quota::resource_quota(o, name(), age()),
+        "NodeMetrics" | "PodMetrics" => super::metrics::row(kind, o),
+        "Role" | "ClusterRole" | "LimitRange" => vec![name(), s(created_at(o))],
         "RoleBinding" | "ClusterRoleBinding" => {
             let role = format!("{}/{}", str_at(o, "roleRef.kind"), str_at(o, "roleRef.name"));
             let mut row = vec![name(), s(role), age()];

@@ -10,7 +10,11 @@
 //! are JSON strings, except the counts Kubernetes sends as integers, which are JSON numbers.
 
 pub mod age;
+/// The HorizontalPodAutoscaler's row and its TARGETS text (also what describe shows per metric).
+pub mod autoscaling;
 mod cells;
+mod metrics;
+mod quota;
 mod storage;
 
 use std::time::SystemTime;
@@ -171,7 +175,8 @@ const CONTROLLER_REVISION: &[ColumnDefinition] = table![
 
 const LEASE: &[ColumnDefinition] = table![col("Holder", "string", "The identity that holds the lease.")];
 
-/// Roles and ClusterRoles have no printer upstream: the api-server's default table (`NAME`, `CREATED AT`).
+/// Roles, ClusterRoles and LimitRanges have no printer upstream: the api-server's default table (`NAME`,
+/// `CREATED AT`).
 const ROLE: &[ColumnDefinition] =
     &[NAME, col("Created At", "date", "When the object was created (RFC 3339, UTC).")];
 const ROLE_BINDING: &[ColumnDefinition] = table![
@@ -193,6 +198,14 @@ const POD_DISRUPTION_BUDGET: &[ColumnDefinition] = table![
     col("Min Available", "string", "The minimum number of pods that must be available."),
     col("Max Unavailable", "string", "The maximum number of pods that may be unavailable."),
     col("Allowed Disruptions", "integer", "Calculated number of pods that may be disrupted at this time."),
+];
+
+const HORIZONTAL_POD_AUTOSCALER: &[ColumnDefinition] = table![
+    col("Reference", "string", "The workload whose scale the autoscaler sets, as Kind/name."),
+    col("Targets", "string", "The metrics' current values and targets."),
+    col("MinPods", "string", "The fewest replicas the autoscaler scales down to."),
+    col("MaxPods", "integer", "The most replicas the autoscaler scales up to."),
+    col("Replicas", "integer", "The target's replicas as the autoscaler last saw them."),
 ];
 
 const PERSISTENT_VOLUME: &[ColumnDefinition] = table![
@@ -228,6 +241,16 @@ const STORAGE_CLASS: &[ColumnDefinition] = table![
     col("AllowVolumeExpansion", "string", "Whether claims of the class may grow."),
 ];
 
+/// Age comes before the usage columns, as in Kubernetes.
+const RESOURCE_QUOTA: &[ColumnDefinition] = table![;
+    col("Request", "string", "Request represents a minimum amount of cpu/memory that a container may consume."),
+    col(
+        "Limit",
+        "string",
+        "Limits control the maximum amount of cpu/memory that a container may use independent of contention on the node."
+    ),
+];
+
 /// Kinds without a printer of their own.
 const DEFAULT: &[ColumnDefinition] = table![];
 
@@ -250,13 +273,16 @@ fn definitions(kind: &str) -> &'static [ColumnDefinition] {
         "ConfigMap" => CONFIG_MAP,
         "Lease" => LEASE,
         "ControllerRevision" => CONTROLLER_REVISION,
-        "Role" | "ClusterRole" => ROLE,
+        "Role" | "ClusterRole" | "LimitRange" => ROLE,
         "RoleBinding" | "ClusterRoleBinding" => ROLE_BINDING,
         "CertificateSigningRequest" => CERTIFICATE_SIGNING_REQUEST,
         "PodDisruptionBudget" => POD_DISRUPTION_BUDGET,
+        "HorizontalPodAutoscaler" => HORIZONTAL_POD_AUTOSCALER,
         "PersistentVolume" => PERSISTENT_VOLUME,
         "PersistentVolumeClaim" => PERSISTENT_VOLUME_CLAIM,
         "StorageClass" => STORAGE_CLASS,
+        "ResourceQuota" => RESOURCE_QUOTA,
+        "NodeMetrics" | "PodMetrics" => metrics::COLUMNS,
         _ => DEFAULT,
     }
 }

@@ -615,3 +615,22 @@ fn storage_tables_are_kubectls() {
     let plain = "metadata: {name: x, annotations: {storageclass.kubernetes.io/is-default-class: \"false\"}}\nprovisioner: p\n";
     assert_eq!(row("StorageClass", plain)[0], "x");
 }
+
+#[test]
+fn resource_quota_rows() {
+    let names: Vec<&str> = columns("ResourceQuota").iter().map(|c| c.name).collect();
+    assert_eq!(names, ["Name", "Age", "Request", "Limit"]);
+    let q = "metadata: {name: compute, creationTimestamp: \"2024-05-01T09:58:00Z\"}\n\
+             status: {hard: {requests.memory: 2Gi, pods: \"10\", limits.cpu: \"2\", limits.memory: 1.5Gi},\n\
+                      used: {requests.memory: \"0\", pods: \"3\", limits.cpu: 500m}}\n";
+    assert_eq!(
+        row("ResourceQuota", q),
+        [
+            "compute",
+            "2m",
+            "pods: 3/10, requests.memory: 0/2Gi",
+            "limits.cpu: 500m/2, limits.memory: 0/1536Mi"
+        ]
+    );
+    assert_eq!(row("ResourceQuota", "metadata: {name: new}\n")[2..], ["", ""]);
+}

@@ -130,12 +130,8 @@ impl DaemonSetController {
         if !adopting {
             return Ok(Action::await_change());
         }
-        let all_revisions: Vec<Arc<ControllerRevision>> =
-            self.revisions.state().into_iter().filter(|c| c.meta().namespace == m.namespace).collect();
-        let revision_refs: Vec<&ControllerRevision> = all_revisions.iter().map(AsRef::as_ref).collect();
-        let revisions = claim_objects(m, selector, adopting, &revision_refs);
-        adopt_and_release(&self.client, ds, &revisions).await;
-        let (current, old) = history::construct(&self.client, ds, &revisions.mine).await?;
+        let (current, old) =
+            history::claim_and_construct(&self.client, &self.revisions, ds, selector).await?;
         let hash = history::hash_label(&current);
 
         let satisfied = self.expectations.satisfied(key, pod_refs.iter().copied());

@@ -280,12 +280,8 @@ impl StatefulSetController {
         if !adopting {
             return Ok(Action::await_change());
         }
-        let all_revisions: Vec<Arc<ControllerRevision>> =
-            self.revisions.state().into_iter().filter(|c| c.meta().namespace == m.namespace).collect();
-        let revision_refs: Vec<&ControllerRevision> = all_revisions.iter().map(AsRef::as_ref).collect();
-        let owned = claim_objects(m, selector, adopting, &revision_refs);
-        adopt_and_release(&self.client, set, &owned).await;
-        let (update, old) = history::construct(&self.client, set, &owned.mine).await?;
+        let (update, old) =
+            history::claim_and_construct(&self.client, &self.revisions, set, selector).await?;
         let template = spec_of(set).template.clone().unwrap_or_default();
         let status_current = set.status.as_ref().map(|s| s.current_revision.as_str()).unwrap_or_default();
         let current = old

@@ -1,6 +1,6 @@
 //! Column alignment like kubectl's tabwriter (minimum cell width 6, padding 3, left-aligned, the last
 //! column unpadded). Widths are remembered across calls, so rows printed later by `get -w` line up with
-//! the table printed first.
+//! the table printed first. [`tabbed`] is Go's tabwriter as kubectl's describe uses it (`tabbedString`).
 
 const MIN_WIDTH: usize = 6;
 const PADDING: usize = 3;
@@ -43,6 +43,52 @@ impl Table {
     }
 }
 
+/// Go's `text/tabwriter` as kubectl's describers configure it (no minimum width, padding 2): every
+/// tab-terminated cell is padded to the widest cell of its column block (the run of adjacent lines
+/// that have a cell in that column); the text after a line's last tab is not aligned.
+pub fn tabbed(text: &str) -> String {
+    let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
+    let mut out = String::new();
+    format_block(&lines, 0, lines.len(), &mut Vec::new(), &mut out);
+    out
+}
+
+/// Go's `Writer.format`: lines `from..to` whose columns before `widths.len()` are sized.
+fn format_block(lines: &[Vec<&str>], from: usize, to: usize, widths: &mut Vec<usize>, out: &mut String) {
+    let column = widths.len();
+    let (mut start, mut this) = (from, from);
+    while this < to {
+        if column + 1 >= lines[this].len() {
+            this += 1;
+            continue;
+        }
+        write_lines(&lines[start..this], widths, out);
+        start = this;
+        let mut width = 0;
+        while this < to && column + 1 < lines[this].len() {
+            width = width.max(lines[this][column].chars().count() + 2);
+            this += 1;
+        }
+        widths.push(width);
+        format_block(lines, start, this, widths, out);
+        widths.pop();
+        start = this;
+    }
+    write_lines(&lines[start..to], widths, out);
+}
+
+fn write_lines(lines: &[Vec<&str>], widths: &[usize], out: &mut String) {
+    for cells in lines {
+        for (j, cell) in cells.iter().enumerate() {
+            out.push_str(cell);
+            if j + 1 < cells.len() && j < widths.len() {
+                out.extend(std::iter::repeat_n(' ', widths[j].saturating_sub(cell.chars().count())));
+            }
+        }
+        out.push('\n');
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,6 +110,21 @@ mod tests {
             "NAME          DATA   AGE\n\
              a             1      5s\n\
              longer-name   10     3m\n"
+        );
+    }
+
+    #[test]
+    fn tabbed_aligns_column_blocks_like_go() {
+        let out = tabbed(
+            "Name:\tlimits\nNamespace:\tdefault\nType\tResource\tMin\n----\t--------\t---\nContainer\tcpu\t-\n",
+        );
+        assert_eq!(
+            out,
+            "Name:       limits\n\
+             Namespace:  default\n\
+             Type        Resource  Min\n\
+             ----        --------  ---\n\
+             Container   cpu       -\n"
         );
     }
 

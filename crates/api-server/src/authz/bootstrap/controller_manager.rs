@@ -5,8 +5,8 @@
 use crate::authz::policy::PolicyRule;
 
 use super::{
-    APPS, AUTHENTICATION, AUTHORIZATION, BATCH, CERTIFICATES, COORDINATION, CORE, EXTENSIONS, POLICY, RBAC,
-    READ, STORAGE, events_rule, named, rule,
+    APPS, AUTHENTICATION, AUTHORIZATION, AUTOSCALING, BATCH, CERTIFICATES, COORDINATION, CORE, EXTENSIONS,
+    POLICY, RBAC, READ, STORAGE, events_rule, named, rule,
 };
 
 /// `system:kube-controller-manager`'s rules.
@@ -23,6 +23,7 @@ pub(super) fn rules() -> Vec<PolicyRule> {
         cronjob_controller(),
         ttl_after_finished_controller(),
         disruption_controller(),
+        horizontal_pod_autoscaler(),
         node_controller(),
         endpoint_controller(),
         namespace_controller(),
@@ -35,6 +36,7 @@ pub(super) fn rules() -> Vec<PolicyRule> {
         persistent_volume_binder(),
         pvc_protection_controller(),
         pv_protection_controller(),
+        resourcequota_controller(),
     ];
     for rule in controllers.into_iter().flatten() {
         if !out.contains(&rule) {
@@ -153,6 +155,16 @@ fn job_controller() -> Vec<PolicyRule> {
     ]
 }
 
+/// `system:controller:resourcequota-controller`: counts anything (list/watch on everything), writes the
+/// quotas' status.
+fn resourcequota_controller() -> Vec<PolicyRule> {
+    vec![
+        rule(&["list", "watch"], &["*"], &["*"]),
+        rule(&["update"], &[CORE], &["resourcequotas/status"]),
+        events_rule(),
+    ]
+}
+
 /// `system:controller:disruption-controller`: reads budgets and the scale of pods' controllers, writes
 /// the budgets' status.
 fn disruption_controller() -> Vec<PolicyRule> {
@@ -165,6 +177,24 @@ fn disruption_controller() -> Vec<PolicyRule> {
         rule(&["update"], &[POLICY], &["poddisruptionbudgets/status"]),
         rule(&["get"], &["*"], &["*/scale"]),
         rule(&["patch", "update"], &[CORE], &["pods/status"]),
+        events_rule(),
+    ]
+}
+
+/// `system:controller:horizontal-pod-autoscaler`: reads autoscalers, their targets' scale, pods and pod
+/// metrics, writes autoscalers' status and the scale. navarch sets the scale through the target object
+/// itself (`update` on the four scalable kinds), which Kubernetes' role reaches through `*/scale`.
+fn horizontal_pod_autoscaler() -> Vec<PolicyRule> {
+    vec![
+        rule(READ, &[AUTOSCALING], &["horizontalpodautoscalers"]),
+        rule(&["update"], &[AUTOSCALING], &["horizontalpodautoscalers/status"]),
+        rule(&["get", "update"], &["*"], &["*/scale"]),
+        rule(&["get", "update"], &[APPS], &["deployments", "replicasets", "statefulsets"]),
+        rule(&["get", "update"], &[CORE], &["replicationcontrollers"]),
+        rule(&["list"], &[CORE], &["pods"]),
+        rule(&["list"], &["metrics.k8s.io"], &["pods"]),
+        rule(&["get", "list"], &["custom.metrics.k8s.io"], &["*"]),
+        rule(&["get", "list"], &["external.metrics.k8s.io"], &["*"]),
         events_rule(),
     ]
 }

@@ -146,6 +146,17 @@ fn aggregated(name: &str, key: &str) -> ClusterRole {
     }
 }
 
+/// `system:aggregated-metrics-reader`, as metrics-server's manifest installs it: reading
+/// `metrics.k8s.io` (what `kubectl top` needs), aggregated into view, edit and admin.
+fn aggregated_metrics_reader() -> ClusterRole {
+    let mut role = cluster_role(
+        "system:aggregated-metrics-reader",
+        vec![rule(&["get", "list", "watch"], &["metrics.k8s.io"], &["pods", "nodes"])],
+    );
+    role.labels.insert("k8s-app".into(), "metrics-server".into());
+    [AGGREGATE_TO_ADMIN, AGGREGATE_TO_EDIT, AGGREGATE_TO_VIEW].into_iter().fold(role, labelled)
+}
+
 /// The default ClusterRoles, by name.
 pub fn cluster_roles() -> Vec<ClusterRole> {
     let mut roles = vec![
@@ -157,6 +168,7 @@ pub fn cluster_roles() -> Vec<ClusterRole> {
         labelled(cluster_role("system:aggregate-to-admin", aggregate_to_admin_rules()), AGGREGATE_TO_ADMIN),
         labelled(cluster_role("system:aggregate-to-edit", aggregate_to_edit_rules()), AGGREGATE_TO_EDIT),
         labelled(cluster_role("system:aggregate-to-view", aggregate_to_view_rules()), AGGREGATE_TO_VIEW),
+        aggregated_metrics_reader(),
         cluster_role(
             "system:basic-user",
             vec![

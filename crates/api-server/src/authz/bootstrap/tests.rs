@@ -204,7 +204,10 @@ fn aggregation_builds_admin_over_edit_over_view() {
     assert_eq!(covers(&admin, &edit), Ok(()));
     assert!(covers(&view, &edit).is_err());
     assert!(covers(&edit, &admin).is_err());
-    assert_eq!(view.rules, role("system:aggregate-to-view").rules);
+    let mut view_rules = role("system:aggregate-to-view").rules;
+    view_rules.extend(role("system:aggregated-metrics-reader").rules);
+    assert_eq!(view.rules, view_rules);
+    assert!(in_all_three_resource_metrics());
 
     let in_ns = |name: &str, verb: &str, group: &str, resource: &str, sub: &str| {
         let requested = PolicyRule::resource(&[verb], &[group], &[&*format!("{resource}{sub}")]);
@@ -543,4 +546,15 @@ fn escalation_with_the_default_policy() {
     wider.rules.push(PolicyRule::resource(&["list"], &[""], &["secrets"]));
     let err = rbac.check_cluster_role_write(&dns, &wider, None).unwrap_err();
     assert!(err.to_string().ends_with(r#"{APIGroups:[""], Resources:["secrets"], Verbs:["list"]}"#), "{err}");
+}
+
+/// view, edit and admin read `metrics.k8s.io` through `system:aggregated-metrics-reader`.
+fn in_all_three_resource_metrics() -> bool {
+    ["view", "edit", "admin"].iter().all(|name| {
+        let requested = [
+            PolicyRule::resource(&["list"], &["metrics.k8s.io"], &["pods"]),
+            PolicyRule::resource(&["get"], &["metrics.k8s.io"], &["nodes"]),
+        ];
+        crate::authz::rules::covers(&role(name).rules, &requested).is_ok()
+    })
 }

@@ -52,6 +52,9 @@ impl Call<'_> {
             }
             m => return Err(StatusError::method_not_allowed(&m)),
         };
-        Ok(with_warnings(encode::object(StatusCode::OK, self.output, self.include_object(), &obj), &warnings))
+        Ok(with_warnings(
+            encode::object(StatusCode::OK, self.output, self.include_object(), self.path.info, &obj),
+            &warnings,
+        ))
     }
 }

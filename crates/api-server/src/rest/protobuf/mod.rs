@@ -79,7 +79,8 @@ pub fn decode(info: &KindInfo, body: &[u8]) -> Result<Value, ProtobufError> {
 
 /// Decodes a Kubernetes protobuf request body holding navarch's `message` (a kind, or a shape that is no
 /// kind of its own, such as a pod's `Eviction` or `DeleteOptions`), numbered as upstream's message of the
-/// same name, into its JSON form. The envelope's kind, when it names one, must be `message`; its
+/// same name, into its JSON form. The envelope's kind, when it names one, must be `message` (or the kind
+/// whose other version `message` is: `HorizontalPodAutoscaler` for `HorizontalPodAutoscalerV1`); its
 /// apiVersion is passed on in the JSON for the caller to check.
 pub fn decode_message(message: &str, body: &[u8]) -> Result<Value, ProtobufError> {
     let schema = schema::message(message)
@@ -130,7 +131,7 @@ pub fn decode_message(message: &str, body: &[u8]) -> Result<Value, ProtobufError
         return Err(ProtobufError::at("", format!("unsupported content encoding {encoding:?}")));
     }
     let (api_version, kind) = type_meta;
-    if !kind.is_empty() && kind != schema.name {
+    if !kind.is_empty() && kind != navarch_api::versions::kind_of_message(schema.name) {
         return Err(ProtobufError::at(
             "",
             format!("the kind of the object ({kind}) does not match the kind of the request ({message})"),

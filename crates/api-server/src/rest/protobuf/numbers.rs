@@ -2,14 +2,16 @@
 //! carries which of navarch's JSON fields.
 //!
 //! The numbers are facts of Kubernetes' wire format, read from the `generated.proto` files of `k8s.io/api`
-//! (core/v1, apps/v1, batch/v1, coordination/v1, policy/v1, rbac/v1, storage/v1, authentication/v1,
+//! (core/v1, apps/v1, autoscaling/v1 and v2, batch/v1, coordination/v1, policy/v1, rbac/v1, storage/v1, authentication/v1,
 //! authorization/v1, certificates/v1) and `k8s.io/apimachinery` (pkg/apis/meta/v1) at their 1.37 development head; Kubernetes
 //! never renumbers or reuses a field, so they hold for every release (kubectl 1.32 included). They also
 //! agree with the `protobuf:"…"` tags of the Go types.
 //!
 //! A table is named after the navarch message it decodes (which has the same name upstream), except a few
 //! upstream messages that navarch folds into another one (`VolumeSource`, `ProbeHandler`,
-//! `PersistentVolumeSource`, `EphemeralContainer`). An entry's text is one of:
+//! `PersistentVolumeSource`, `EphemeralContainer`), and autoscaling/v1's shapes, which navarch names with a
+//! `V1` (`HorizontalPodAutoscalerV1Spec` is upstream's autoscaling/v1 `HorizontalPodAutoscalerSpec`). An
+//! entry's text is one of:
 //! - `"name"`: navarch's field `name`; a message value is decoded with the table of its navarch type;
 //! - `"name=Table"`: the same, but the message value is decoded with `Table` (upstream's
 //!   `PodSpec.ephemeralContainers` holds `EphemeralContainer`s, navarch's holds `Container`s);
@@ -76,9 +78,12 @@ pub static NUMBERS: &[(&str, &[(u32, &str)])] = &[
         (23, "resizePolicy"), (24, "restartPolicy"), (25, "restartPolicyRules")]),
     ("ContainerExtendedResourceRequest", &[(1, "containerName"), (2, "resourceName"), (3, "requestName")]),
     ("ContainerImage", &[(1, "names"), (2, "sizeBytes")]),
+    ("ContainerMetrics", &[(1, "name"), (2, "usage")]),
     ("ContainerPort", &[(1, "name"), (2, "hostPort"), (3, "containerPort"), (4, "protocol"),
         (5, "hostIP")]),
     ("ContainerResizePolicy", &[(1, "resourceName"), (2, "restartPolicy")]),
+    ("ContainerResourceMetricSource", &[(1, "name"), (2, "target"), (3, "container")]),
+    ("ContainerResourceMetricStatus", &[(1, "name"), (2, "current"), (3, "container")]),
     ("ContainerRestartRule", &[(1, "action"), (2, "exitCodes")]),
     ("ContainerRestartRuleOnExitCodes", &[(1, "operator"), (2, "values")]),
     ("ContainerState", &[(1, "waiting"), (2, "running"), (3, "terminated")]),
@@ -97,6 +102,7 @@ pub static NUMBERS: &[(&str, &[(u32, &str)])] = &[
         (4, "suspend"), (5, "jobTemplate"), (6, "successfulJobsHistoryLimit"),
         (7, "failedJobsHistoryLimit"), (8, "timeZone")]),
     ("CronJobStatus", &[(1, "active"), (4, "lastScheduleTime"), (5, "lastSuccessfulTime")]),
+    ("CrossVersionObjectReference", &[(1, "kind"), (2, "name"), (3, "apiVersion")]),
     ("DaemonEndpoint", &[(1, "Port")]),
     ("DaemonSet", &[(1, "metadata"), (2, "spec"), (3, "status")]),
     ("DaemonSetCondition", &[(1, "type"), (2, "status"), (3, "lastTransitionTime"), (4, "reason"),
@@ -144,6 +150,8 @@ pub static NUMBERS: &[(&str, &[(u32, &str)])] = &[
     ("Eviction", &[(1, "metadata"), (2, "deleteOptions")]),
     ("EvictionResponder", &[(1, "name"), (2, "priority")]),
     ("ExecAction", &[(1, "command")]),
+    ("ExternalMetricSource", &[(1, "metric"), (2, "target")]),
+    ("ExternalMetricStatus", &[(1, "metric"), (2, "current")]),
     ("FCVolumeSource", &[(1, "targetWWNs"), (2, "lun"), (3, "fsType"), (4, "readOnly"), (5, "wwids")]),
     ("FieldSelectorAttributes", &[(1, "rawSelector"), (2, "requirements")]),
     ("FieldSelectorRequirement", &[(1, "key"), (2, "operator"), (3, "values")]),
@@ -159,9 +167,24 @@ pub static NUMBERS: &[(&str, &[(u32, &str)])] = &[
     ("GlusterfsPersistentVolumeSource", &[(1, "endpoints"), (2, "path"), (3, "readOnly"),
         (4, "endpointsNamespace")]),
     ("GlusterfsVolumeSource", &[(1, "endpoints"), (2, "path"), (3, "readOnly")]),
+    ("HPAScalingPolicy", &[(1, "type"), (2, "value"), (3, "periodSeconds")]),
+    ("HPAScalingRules", &[(1, "selectPolicy"), (2, "policies"), (3, "stabilizationWindowSeconds"), (4, "-tolerance")]),
     ("HTTPGetAction", &[(1, "path"), (2, "port"), (3, "host"), (4, "scheme"), (5, "httpHeaders"),
         (6, "protocol")]),
     ("HTTPHeader", &[(1, "name"), (2, "value")]),
+    ("HorizontalPodAutoscaler", &[(1, "metadata"), (2, "spec"), (3, "status")]),
+    ("HorizontalPodAutoscalerBehavior", &[(1, "scaleUp"), (2, "scaleDown")]),
+    ("HorizontalPodAutoscalerCondition", &[(1, "type"), (2, "status"), (3, "lastTransitionTime"), (4, "reason"),
+        (5, "message")]),
+    ("HorizontalPodAutoscalerSpec", &[(1, "scaleTargetRef"), (2, "minReplicas"), (3, "maxReplicas"),
+        (4, "metrics"), (5, "behavior")]),
+    ("HorizontalPodAutoscalerStatus", &[(1, "observedGeneration"), (2, "lastScaleTime"), (3, "currentReplicas"),
+        (4, "desiredReplicas"), (5, "currentMetrics"), (6, "conditions")]),
+    ("HorizontalPodAutoscalerV1", &[(1, "metadata"), (2, "spec"), (3, "status")]),
+    ("HorizontalPodAutoscalerV1Spec", &[(1, "scaleTargetRef"), (2, "minReplicas"), (3, "maxReplicas"),
+        (4, "targetCPUUtilizationPercentage")]),
+    ("HorizontalPodAutoscalerV1Status", &[(1, "observedGeneration"), (2, "lastScaleTime"), (3, "currentReplicas"),
+        (4, "desiredReplicas"), (5, "currentCPUUtilizationPercentage")]),
     ("HostAlias", &[(1, "ip"), (2, "hostnames")]),
     ("HostIP", &[(1, "ip")]),
     ("HostPathVolumeSource", &[(1, "path"), (2, "type")]),
@@ -206,6 +229,13 @@ pub static NUMBERS: &[(&str, &[(u32, &str)])] = &[
     ("LocalVolumeSource", &[(1, "path"), (2, "fsType")]),
     ("ManagedFieldsEntry", &[(1, "manager"), (2, "operation"), (3, "apiVersion"), (4, "time"),
         (6, "fieldsType"), (7, "fieldsV1"), (8, "subresource")]),
+    ("MetricIdentifier", &[(1, "name"), (2, "selector")]),
+    ("MetricSpec", &[(1, "type"), (2, "object"), (3, "pods"), (4, "resource"), (5, "external"),
+        (7, "containerResource")]),
+    ("MetricStatus", &[(1, "type"), (2, "object"), (3, "pods"), (4, "resource"), (5, "external"),
+        (7, "containerResource")]),
+    ("MetricTarget", &[(1, "type"), (2, "value"), (3, "averageValue"), (4, "averageUtilization")]),
+    ("MetricValueStatus", &[(1, "value"), (2, "averageValue"), (3, "averageUtilization")]),
     ("ModifyVolumeStatus", &[(1, "targetVolumeAttributesClassName"), (2, "status")]),
     ("NFSVolumeSource", &[(1, "server"), (2, "path"), (3, "readOnly")]),
     ("Namespace", &[(1, "metadata"), (2, "spec"), (3, "status")]),
@@ -227,6 +257,7 @@ pub static NUMBERS: &[(&str, &[(u32, &str)])] = &[
     ("NodeConfigStatus", &[(1, "assigned"), (2, "active"), (3, "lastKnownGood"), (4, "error")]),
     ("NodeDaemonEndpoints", &[(1, "kubeletEndpoint")]),
     ("NodeFeatures", &[(1, "supplementalGroupsPolicy")]),
+    ("NodeMetrics", &[(1, "metadata"), (2, "timestamp"), (3, "window"), (4, "usage")]),
     ("NodePodPreemptionPolicy", &[(1, "disableResizePreemption")]),
     ("NodeRuntimeHandler", &[(1, "name"), (2, "features")]),
     ("NodeRuntimeHandlerFeatures", &[(1, "recursiveReadOnlyMounts"), (2, "userNamespaces")]),
@@ -250,6 +281,8 @@ pub static NUMBERS: &[(&str, &[(u32, &str)])] = &[
         (6, "resourceVersion"), (7, "generation"), (8, "creationTimestamp"), (9, "deletionTimestamp"),
         (10, "deletionGracePeriodSeconds"), (11, "labels"), (12, "annotations"),
         (13, "ownerReferences"), (14, "finalizers"), (17, "managedFields")]),
+    ("ObjectMetricSource", &[(1, "describedObject"), (2, "target"), (3, "metric")]),
+    ("ObjectMetricStatus", &[(1, "metric"), (2, "current"), (3, "describedObject")]),
     ("ObjectReference", &[(1, "kind"), (2, "namespace"), (3, "name"), (4, "uid"), (5, "apiVersion"),
         (6, "resourceVersion"), (7, "fieldPath")]),
     ("OwnerReference", &[(1, "kind"), (3, "name"), (4, "uid"), (5, "apiVersion"), (6, "controller"),
@@ -303,6 +336,7 @@ pub static NUMBERS: &[(&str, &[(u32, &str)])] = &[
     ("PodFailurePolicyOnPodConditionsPattern", &[(1, "type"), (2, "status")]),
     ("PodFailurePolicyRule", &[(1, "action"), (2, "onExitCodes"), (3, "onPodConditions")]),
     ("PodIP", &[(1, "ip")]),
+    ("PodMetrics", &[(1, "metadata"), (2, "timestamp"), (3, "window"), (4, "containers")]),
     ("PodOS", &[(1, "name")]),
     ("PodReadinessGate", &[(1, "conditionType")]),
     ("PodResourceClaim", &[(1, "name"), (3, "resourceClaimName"), (4, "resourceClaimTemplateName")]),
@@ -336,6 +370,8 @@ pub static NUMBERS: &[(&str, &[(u32, &str)])] = &[
     ("PodTemplate", &[(1, "metadata"), (2, "template")]),
     ("PodTemplateSpec", &[(1, "metadata"), (2, "spec")]),
     ("PodVolumeHealth", &[(1, "name"), (2, "healthConditions"), (3, "lastTransitionTime")]),
+    ("PodsMetricSource", &[(1, "metric"), (2, "target")]),
+    ("PodsMetricStatus", &[(1, "metric"), (2, "current")]),
     ("PolicyRule", &[(1, "verbs"), (2, "apiGroups"), (3, "resources"), (4, "resourceNames"),
         (5, "nonResourceURLs")]),
     ("PortStatus", &[(1, "port"), (2, "protocol"), (3, "error")]),
@@ -371,6 +407,8 @@ pub static NUMBERS: &[(&str, &[(u32, &str)])] = &[
     ("ResourceClaim", &[(1, "name"), (2, "request")]),
     ("ResourceFieldSelector", &[(1, "containerName"), (2, "resource"), (3, "divisor")]),
     ("ResourceHealth", &[(1, "resourceID"), (2, "health"), (6, "message")]),
+    ("ResourceMetricSource", &[(1, "name"), (2, "target")]),
+    ("ResourceMetricStatus", &[(1, "name"), (2, "current")]),
     ("ResourceQuota", &[(1, "metadata"), (2, "spec"), (3, "status")]),
     ("ResourceQuotaSpec", &[(1, "hard"), (2, "scopes"), (3, "scopeSelector")]),
     ("ResourceQuotaStatus", &[(1, "hard"), (2, "used")]),
