@@ -4,21 +4,16 @@
 use navarch_api::selector::Selector;
 use navarch_api::v1::{Pod, PodAffinityTerm, Taint, Toleration};
 
+use crate::cycle::Cycle;
 use crate::node_info::NodeInfo;
 use crate::resources::Resources;
-use crate::volumes::{self, PodVolumes};
+use crate::volumes;
 
 pub const HOSTNAME_TOPOLOGY: &str = "kubernetes.io/hostname";
 
-/// Every reason `node` cannot take `pod` (empty: it fits). `vols`: the pod's claims as the volume
-/// pre-filter found them (`None` for pods without claims).
-pub fn filter(
-    pod: &Pod,
-    req: &Resources,
-    node: &NodeInfo,
-    all: &[&NodeInfo],
-    vols: Option<&PodVolumes>,
-) -> Vec<String> {
+/// Every reason `node` cannot take the cycle's pod (empty: it fits).
+pub fn filter(cycle: &Cycle, node: &NodeInfo) -> Vec<String> {
+    let (pod, req, vols) = (cycle.pod, &cycle.req, cycle.vols);
     let mut reasons = Vec::new();
     let n = &node.node;
     let spec = n.spec.as_ref();
@@ -38,7 +33,7 @@ pub fn filter(
     if !host_ports_free(pod, node) {
         reasons.push("node(s) didn't have free ports for the requested pod ports".to_string());
     }
-    reasons.extend(anti_affinity(pod, node, all));
+    reasons.extend(anti_affinity(pod, node));
     if let Some(v) = vols {
         reasons.extend(v.reasons(&node.node).into_iter().map(String::from));
     }
@@ -170,7 +165,7 @@ fn required_anti_affinity(pod: &Pod) -> &[PodAffinityTerm] {
 
 /// Required pod anti-affinity on `kubernetes.io/hostname`, both ways: the pod's own terms against the pods
 /// on the node, and the node's pods' terms against the incoming pod.
-fn anti_affinity(pod: &Pod, node: &NodeInfo, _all: &[&NodeInfo]) -> Vec<String> {
+fn anti_affinity(pod: &Pod, node: &NodeInfo) -> Vec<String> {
     let mut reasons = Vec::new();
     let ns = pod.metadata.as_ref().map(|m| m.namespace.as_str()).unwrap_or("");
     let own = required_anti_affinity(pod);

@@ -9,7 +9,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cache;
 pub mod config;
+pub mod cycle;
 pub mod filters;
 pub mod metrics;
 pub mod node_info;

@@ -24,10 +24,11 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::cache::Cache;
+use crate::cycle::Cycle;
 use crate::filters::{filter, preemption_might_help};
 use crate::metrics::SchedulerMetrics;
 use crate::node_info::{NodeInfo, pod_key};
-use crate::resources::pod_requests;
 use crate::scores::score;
 use crate::volumes::bind::VolumeWrites;
 use crate::volumes::{self, PodVolumes, VolumeCache};
@@ -124,12 +125,9 @@ pub struct Scheduler {
     metrics: Arc<SchedulerMetrics>,
     events: Option<EventRecorder>,
     cfg: SchedulerConfig,
-    nodes: BTreeMap<String, NodeInfo>,
-    /// Where each bound or assumed pod is counted.
-    placed: HashMap<String, String>,
+    /// Nodes and the pods counted on them.
+    cache: Cache,
     pending: HashMap<String, Pending>,
-    /// Every bound, unfinished pod (also those on nodes not seen yet).
-    bound: HashMap<String, Arc<Pod>>,
     queue: VecDeque<String>,
     next_start: usize,
     /// Threads for filtering large clusters.
@@ -239,10 +237,8 @@ impl Scheduler {
             metrics,
             events: None,
             cfg,
-            nodes: BTreeMap::new(),
-            placed: HashMap::new(),
+            cache: Cache::default(),
             pending: HashMap::new(),
-            bound: HashMap::new(),
             queue: VecDeque::new(),
             next_start: 0,
             workers,
@@ -316,14 +312,7 @@ impl Scheduler {
                     Event::Init => {}
                     Event::InitApply(n) | Event::Apply(n) => self.upsert_node(n),
                     Event::InitDone => {}
-                    Event::Delete(n) => {
-                        let name = n.meta().name.clone();
-                        if let Some(info) = self.nodes.remove(&name) {
-                            for key in info.pods.keys() {
-                                self.placed.remove(key);
-                            }
-                        }
-                    }
+                    Event::Delete(n) => self.cache.remove_node(&n.meta().name),
                 }
                 self.retry_unschedulable();
             }
@@ -331,8 +320,7 @@ impl Scheduler {
                 Event::Init | Event::InitDone => {}
                 Event::InitApply(p) | Event::Apply(p) => self.upsert_pod(Arc::new(p)),
                 Event::Delete(p) => {
-                    self.bound.remove(&pod_key(&p));
-                    self.forget(&pod_key(&p));
+                    self.cache.delete(&pod_key(&p));
                     self.pending.remove(&pod_key(&p));
                     self.retry_unschedulable();
                 }
@@ -376,30 +364,11 @@ impl Scheduler {
     }
 
     fn upsert_node(&mut self, n: Node) {
-        let name = n.meta().name.clone();
-        let n = Arc::new(n);
-        match self.nodes.get_mut(&name) {
-            Some(info) => info.set_node(n),
-            None => {
-                let mut info = NodeInfo::new(n);
-                // Pods bound to this node before the node was seen.
-                for (key, pod) in &self.bound {
-                    if pod.spec.as_ref().is_some_and(|s| s.node_name == name) {
-                        info.add_pod(pod.clone());
-                        self.placed.insert(key.clone(), name.clone());
-                    }
-                }
-                self.nodes.insert(name, info);
-            }
-        }
+        self.cache.upsert_node(Arc::new(n));
     }
 
     fn forget(&mut self, key: &str) {
-        if let Some(node) = self.placed.remove(key)
-            && let Some(info) = self.nodes.get_mut(&node)
-        {
-            info.remove_pod(key);
-        }
+        self.cache.forget(key);
     }
 
     fn upsert_pod(&mut self, pod: Arc<Pod>) {
@@ -409,19 +378,10 @@ impl Scheduler {
         if !node.is_empty() {
             // Bound (by us or anyone): count it where it runs, replacing any assumption.
             self.pending.remove(&key);
-            self.forget(&key);
-            if finished {
-                self.bound.remove(&key);
-            } else {
-                self.bound.insert(key.clone(), pod.clone());
-                if let Some(info) = self.nodes.get_mut(&node) {
-                    info.add_pod(pod);
-                    self.placed.insert(key, node);
-                }
-            }
+            self.cache.bound(key, &node, pod, finished);
             return;
         }
-        if self.placed.contains_key(&key) {
+        if self.cache.placed(&key).is_some() {
             return; // assumed, bind in flight
         }
         if is_pending_for(&pod, &self.cfg.scheduler_name) {
@@ -460,7 +420,7 @@ impl Scheduler {
         let mut deferred = Vec::new();
         while let Some(key) = self.queue.pop_front() {
             let Some(p) = self.pending.get(&key) else { continue };
-            if self.placed.contains_key(&key) {
+            if self.cache.placed(&key).is_some() {
                 continue;
             }
             if p.not_before > now {
@@ -486,9 +446,8 @@ impl Scheduler {
             return VolumePrefilter::NotReady;
         }
         let ns = pod.meta().namespace.as_str();
-        let in_use = |claim: &str| {
-            self.nodes.values().flat_map(|n| n.pods.values()).any(|p| volumes::pod_uses_claim(p, ns, claim))
-        };
+        let in_use =
+            |claim: &str| self.cache.index().all().any(|(p, _)| volumes::pod_uses_claim(p, ns, claim));
         match self.volumes.prefilter(pod, in_use) {
             Ok(v) => VolumePrefilter::Claims(v),
             Err(reason) => VolumePrefilter::Unschedulable(reason),
@@ -511,7 +470,7 @@ impl Scheduler {
     }
 
     fn schedule_one(&mut self, key: String, pod: Arc<Pod>, tx: &mpsc::Sender<Input>) {
-        let total = self.nodes.len();
+        let total = self.cache.nodes().len();
         let vols = match self.prefilter_volumes(&pod) {
             VolumePrefilter::NoClaims => None,
             VolumePrefilter::Claims(v) => Some(v),
@@ -529,12 +488,10 @@ impl Scheduler {
                 return;
             }
         };
-        let req = pod_requests(&pod);
-        let all: Vec<&NodeInfo> = self.nodes.values().collect();
+        let cycle = Cycle::new(&pod, &self.cache, vols.as_ref());
         let want = num_feasible_to_find(total, self.cfg.percentage_of_nodes_to_score);
-        let (found, failures) =
-            find_feasible(&pod, &req, &all, self.next_start, want, self.workers, vols.as_ref());
-        let feasible: Vec<&NodeInfo> = found.into_iter().map(|i| all[i]).collect();
+        let (found, failures) = find_feasible(&cycle, self.next_start, want, self.workers);
+        let feasible: Vec<&NodeInfo> = found.into_iter().map(|i| cycle.nodes[i]).collect();
         if total > 0 {
             self.next_start = (self.next_start + feasible.len().max(1)) % total;
         }
@@ -543,23 +500,21 @@ impl Scheduler {
             self.unschedulable(key, pod, msg);
             return;
         }
-        let scores = score(&pod, &req, &feasible);
+        let scores = score(&cycle, &feasible);
         let best = scores.iter().copied().max().unwrap_or(0);
         let top: Vec<usize> =
             scores.iter().enumerate().filter(|(_, s)| **s == best).map(|(i, _)| i).collect();
         let chosen_info = feasible[top[rand::rng().random_range(0..top.len())]];
         let chosen = chosen_info.name().to_string();
         // The volume decision on the chosen node, assumed with the pod.
-        let writes = vols.map(|v| VolumeWrites::plan(&v.check_node(&chosen_info.node), &chosen));
+        let writes = vols.as_ref().map(|v| VolumeWrites::plan(&v.check_node(&chosen_info.node), &chosen));
         // Assume: count the pod on the node now.
         let mut assumed = (*pod).clone();
         if let Some(s) = assumed.spec.as_mut() {
             s.node_name = chosen.clone();
         }
-        if let Some(info) = self.nodes.get_mut(&chosen) {
-            info.add_pod(Arc::new(assumed));
-        }
-        self.placed.insert(key.clone(), chosen.clone());
+        drop(cycle);
+        self.cache.assume(key.clone(), &chosen, Arc::new(assumed));
         if let Some(w) = writes.as_ref().filter(|w| !w.is_empty()) {
             self.assume_volumes(&key, w);
         }
@@ -669,25 +624,17 @@ fn storage_change<K>(e: Event<K>) -> Option<Input> {
 const PARALLEL_MIN_NODES: usize = 1000;
 
 /// Filters nodes starting at `start` (round robin) until `want` feasible ones are found; returns their
-/// indices in `all`, in scan order, and how many nodes failed for each reason. With `workers` > 1 and a
-/// large cluster, contiguous slices of the scan are filtered on parallel threads and merged in order.
-/// `vols`: the pod's claims from the volume pre-filter.
-pub fn find_feasible(
-    pod: &Pod,
-    req: &crate::resources::Resources,
-    all: &[&NodeInfo],
-    start: usize,
-    want: usize,
-    workers: usize,
-    vols: Option<&PodVolumes>,
-) -> (Vec<usize>, Failures) {
+/// indices in `cycle.nodes`, in scan order, and how many nodes failed for each reason. With `workers` > 1
+/// and a large cluster, contiguous slices of the scan are filtered on parallel threads and merged in order.
+pub fn find_feasible(cycle: &Cycle, start: usize, want: usize, workers: usize) -> (Vec<usize>, Failures) {
+    let all = &cycle.nodes;
     let total = all.len();
     let scan = |from: usize, to: usize| {
         let mut found = Vec::new();
         let mut failures = Failures::default();
         for i in from..to {
             let idx = (start + i) % total;
-            let r = filter(pod, req, all[idx], all, vols);
+            let r = filter(cycle, all[idx]);
             if r.is_empty() {
                 found.push(idx);
                 if found.len() >= want {
@@ -722,7 +669,7 @@ pub fn find_feasible(
                         }
                         for i in from..(from + BATCH).min(total) {
                             let idx = (start + i) % total;
-                            let r = filter(pod, req, all[idx], all, vols);
+                            let r = filter(cycle, all[idx]);
                             if r.is_empty() {
                                 found.push((i, idx));
                                 found_count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -11,6 +11,7 @@
 
 use navarch_api::v1::Pod;
 
+use crate::cycle::Cycle;
 use crate::filters::{term_matches, tolerates};
 use crate::node_info::NodeInfo;
 use crate::resources::Resources;
@@ -106,8 +107,9 @@ fn normalize(raw: &[i64], higher_is_better: bool) -> Vec<i64> {
         .collect()
 }
 
-/// The weighted total score of each of `nodes` for `pod`.
-pub fn score(pod: &Pod, req: &Resources, nodes: &[&NodeInfo]) -> Vec<i64> {
+/// The weighted total score of each of `nodes` for the cycle's pod.
+pub fn score(cycle: &Cycle, nodes: &[&NodeInfo]) -> Vec<i64> {
+    let (pod, req) = (cycle.pod, &cycle.req);
     let affinity = normalize(&nodes.iter().map(|n| preferred_affinity(pod, n)).collect::<Vec<_>>(), true);
     let taints =
         normalize(&nodes.iter().map(|n| intolerable_prefer_no_schedule(pod, n)).collect::<Vec<_>>(), false);

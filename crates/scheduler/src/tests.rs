@@ -5,10 +5,13 @@ use std::sync::Arc;
 use navarch_api::v1::{Node, Pod};
 use navarch_api::{Object, manifest};
 
+use crate::cache::Cache;
+use crate::cycle::Cycle;
 use crate::filters::filter;
 use crate::node_info::NodeInfo;
 use crate::resources::pod_requests;
-use crate::scores::{self, score};
+use crate::scheduler::Failures;
+use crate::scores;
 
 fn pod(extra_spec: &str) -> Pod {
     let y = format!(
@@ -37,7 +40,20 @@ fn node(name: &str, extra: &str) -> NodeInfo {
 }
 
 fn reasons(p: &Pod, n: &NodeInfo) -> Vec<String> {
-    filter(p, &pod_requests(p), n, &[n], None)
+    let cache = Cache::default();
+    filter(&Cycle::with_nodes(p, vec![n], &cache, None), n)
+}
+
+/// The weighted scores of `nodes` for `p` (nodes built outside a cache).
+fn score(p: &Pod, nodes: &[&NodeInfo]) -> Vec<i64> {
+    let cache = Cache::default();
+    scores::score(&Cycle::with_nodes(p, nodes.to_vec(), &cache, None), nodes)
+}
+
+/// Feasible nodes among `all` for `p`, as the loop searches them.
+fn feasible(p: &Pod, all: &[&NodeInfo], start: usize, want: usize, workers: usize) -> (Vec<usize>, Failures) {
+    let cache = Cache::default();
+    crate::scheduler::find_feasible(&Cycle::with_nodes(p, all.to_vec(), &cache, None), start, want, workers)
 }
 
 #[test]
@@ -180,12 +196,12 @@ fn preferred_affinity_taints_and_spreading_order_nodes() {
     let a = node("a", "");
     let mut b = node("b", "");
     Arc::make_mut(&mut b.node).metadata.as_mut().unwrap().labels.insert("zone".into(), "b".into());
-    let s = score(&prefer, &pod_requests(&prefer), &[&a, &b]);
+    let s = score(&prefer, &[&a, &b]);
     assert!(s[1] > s[0], "{s:?}");
 
     let tainted = node("t", "spec:\n  taints: [{key: k, effect: PreferNoSchedule}]\n");
     let plain = node("u", "");
-    let s = score(&pod(""), &pod_requests(&pod("")), &[&tainted, &plain]);
+    let s = score(&pod(""), &[&tainted, &plain]);
     assert!(s[1] > s[0], "{s:?}");
 
     let owned = |name: &str| {
@@ -204,7 +220,7 @@ fn preferred_affinity_taints_and_spreading_order_nodes() {
     let y = node("y", "");
     let mut z = node("z", "");
     z.add_pod(Arc::new(named_pod("other", ""))); // same requests, different owner
-    let s = score(&owned("o2"), &pod_requests(&owned("o2")), &[&x, &z, &y]);
+    let s = score(&owned("o2"), &[&x, &z, &y]);
     assert!(s[1] > s[0], "spreads away from its siblings: {s:?}");
 }
 
@@ -232,7 +248,6 @@ fn node_updates_keep_pods() {
 
 #[test]
 fn parallel_filtering_matches_sequential() {
-    use crate::scheduler::find_feasible;
     let mut nodes: Vec<NodeInfo> = (0..1500).map(|i| node(&format!("n{i}"), "")).collect();
     // Every third node is full.
     for (i, n) in nodes.iter_mut().enumerate() {
@@ -242,15 +257,14 @@ fn parallel_filtering_matches_sequential() {
     }
     let all: Vec<&NodeInfo> = nodes.iter().collect();
     let p = pod("");
-    let req = pod_requests(&p);
-    let (seq, seq_reasons) = find_feasible(&p, &req, &all, 7, usize::MAX, 1, None);
-    let (par, par_reasons) = find_feasible(&p, &req, &all, 7, usize::MAX, 4, None);
+    let (seq, seq_reasons) = feasible(&p, &all, 7, usize::MAX, 1);
+    let (par, par_reasons) = feasible(&p, &all, 7, usize::MAX, 4);
     assert_eq!(seq, par, "same nodes in the same order");
     assert_eq!(seq_reasons, par_reasons);
     assert_eq!(seq.len(), 1000);
     assert_eq!(seq_reasons.reasons.get("Too many pods"), Some(&500));
     assert_eq!(seq_reasons.preemption_might_help, 500);
-    let (some, _) = find_feasible(&p, &req, &all, 0, 100, 4, None);
+    let (some, _) = feasible(&p, &all, 0, 100, 4);
     assert_eq!(some.len(), 100);
     // Nothing fits: every node is scanned and every reason counted, in parallel too.
     let big = pod("").tap(|p| {
@@ -261,7 +275,7 @@ fn parallel_filtering_matches_sequential() {
             .requests
             .insert("cpu".into(), navarch_api::v1::Quantity::new("64"));
     });
-    let (none, r) = find_feasible(&big, &pod_requests(&big), &all, 0, 10, 4, None);
+    let (none, r) = feasible(&big, &all, 0, 10, 4);
     assert!(none.is_empty());
     assert_eq!(r.reasons.get("Insufficient cpu"), Some(&1500));
 }
