@@ -366,9 +366,11 @@ impl ContainerIo {
     }
 }
 
-/// Reads one output FIFO until its end (true) or shutdown (false): each chunk goes to attach
-/// sessions and, as CRI entries, to the log. A line not ended yet is written as a piece when the
-/// reading stops, so nothing read is lost.
+/// Reads one output FIFO until its end (true) or shutdown (false): each chunk goes, as CRI entries,
+/// to the log and then to attach sessions. A line not ended yet is written as a piece when the
+/// reading stops, so nothing read is lost. The log is written on this task right after the read (a
+/// small append to a local file, not handed to the blocking pool), so a kill -9 of the kubelet can
+/// only lose what sits between one read and its write: microseconds, not a thread hop.
 async fn pump(
     stream: Stream,
     mut r: pipe::Receiver,
@@ -377,7 +379,7 @@ async fn pump(
     output: &broadcast::Sender<Output>,
     shutdown: &CancellationToken,
 ) -> bool {
-    let mut file = match tokio::fs::OpenOptions::new().create(true).append(true).open(log).await {
+    let mut file = match std::fs::OpenOptions::new().create(true).append(true).open(log) {
         Ok(f) => Some(f),
         Err(e) => {
             tracing::warn!(path = %log.display(), error = %e, "opening a container log; its output is not logged");
@@ -399,14 +401,14 @@ async fn pump(
                 break true;
             }
         };
+        enc.push(&buf[..n], SystemTime::now(), &mut entries);
+        append(&mut file, log, lock, &mut entries).await;
         let chunk = Bytes::copy_from_slice(&buf[..n]);
         // No session listening is fine.
         let _ = output.send(match stream {
             Stream::Stdout => Output::Stdout(chunk),
             Stream::Stderr => Output::Stderr(chunk),
         });
-        enc.push(&buf[..n], SystemTime::now(), &mut entries);
-        append(&mut file, log, lock, &mut entries).await;
     };
     enc.flush(SystemTime::now(), &mut entries);
     append(&mut file, log, lock, &mut entries).await;
@@ -415,7 +417,7 @@ async fn pump(
 
 /// Appends entries to the log under its lock (rotation waits meanwhile).
 async fn append(
-    file: &mut Option<tokio::fs::File>,
+    file: &mut Option<std::fs::File>,
     log: &Path,
     lock: &tokio::sync::Mutex<()>,
     entries: &mut Vec<u8>,
@@ -424,11 +426,7 @@ async fn append(
         && !entries.is_empty()
     {
         let _rotation_waits = lock.lock().await;
-        let written = async {
-            f.write_all(entries).await?;
-            f.flush().await
-        };
-        if let Err(e) = written.await {
+        if let Err(e) = std::io::Write::write_all(f, entries) {
             tracing::warn!(path = %log.display(), error = %e, "writing a container log");
         }
     }
