@@ -52,6 +52,11 @@
 //! 19. namespace limits (`e2e/quota.rs`): ResourceQuota refusals in Kubernetes' words, a Deployment held at
 //!     what fits, 20 concurrent creates against `pods: 10`, LimitRange defaults and max, kill -9 of the
 //!     api-server and controller-manager never taking a quota over its hard limit
+//! 20. scheduling policies (`e2e/scheduling.rs`): the nodes labelled into two zones; required pod
+//!     anti-affinity on zone (one replica per zone, the rest Pending with Kubernetes' reason), pod
+//!     affinity to a server's node, topology spreading 3/3 over zones and even over nodes, PriorityClasses
+//!     and preemption of the lowest-priority pods only (through a kill -9 of the scheduler), a
+//!     PodDisruptionBudget sparing its pod until nothing else fits
 //!
 //! Needs root (it cuts links and reads containerd) and a running `make up` cluster with at least
 //! two Ready nodes. Flags: `--only N[,N...]` runs some scenarios (1 and 2 set up what the others
@@ -87,6 +92,8 @@ mod disruption;
 mod jobs;
 #[path = "e2e/quota.rs"]
 mod quota;
+#[path = "e2e/scheduling.rs"]
+mod scheduling;
 #[path = "e2e/statefulsets.rs"]
 mod statefulsets;
 #[path = "e2e/storage.rs"]
@@ -793,6 +800,9 @@ fn main() {
     }
     if run(19) {
         quota::scenario_19_quota();
+    }
+    if run(20) {
+        scheduling::scenario_20_scheduling();
     }
     // Last: its drain deletes the bare client pod of the first node (--force).
     if run(15) {
