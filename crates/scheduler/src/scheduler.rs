@@ -86,10 +86,11 @@ enum Input {
         key: String,
         result: Result<(), BindError>,
     },
-    /// A preemption's writes are done: the victims now terminating.
+    /// A preemption's writes are done: the victims now terminating on `node`.
     Preempted {
         key: String,
-        terminating: Vec<String>,
+        node: String,
+        terminating: Vec<act::Victim>,
     },
 }
 
@@ -149,8 +150,8 @@ pub struct Scheduler {
     pdbs_writer: Option<Writer<PodDisruptionBudget>>,
     /// Preemptors whose writes are in flight: not retried until they are done.
     preempting: HashSet<String>,
-    /// Per preemptor: its victims still present; it does not preempt again until they are gone.
-    victims_of: HashMap<String, Vec<String>>,
+    /// Per preemptor: its node and victims; it does not preempt again while any of them is still there.
+    victims_of: HashMap<String, (String, Vec<act::Victim>)>,
     next_start: usize,
     /// Threads for filtering large clusters.
     workers: usize,
@@ -393,10 +394,10 @@ impl Scheduler {
                     }
                 }
             }
-            Input::Preempted { key, terminating } => {
+            Input::Preempted { key, node, terminating } => {
                 self.preempting.remove(&key);
                 if self.pending.contains_key(&key) && !terminating.is_empty() {
-                    self.victims_of.insert(key, terminating);
+                    self.victims_of.insert(key, (node, terminating));
                 }
             }
         }
@@ -637,8 +638,9 @@ impl Scheduler {
     /// preempted does not preempt again.
     fn preempt(&self, cycle: &Cycle, failures: &Failures) -> Outcome {
         let key = pod_key(cycle.pod);
-        if let Some(victims) = self.victims_of.get(&key)
-            && victims.iter().any(|v| self.cache.placed(v).is_some())
+        if let Some((node, victims)) = self.victims_of.get(&key)
+            && let Some(info) = self.cache.node(node)
+            && victims.iter().any(|v| info.pods.get(&v.key).is_some_and(|p| p.meta().uid == v.uid))
         {
             let message = preemption::NOT_ELIGIBLE_TERMINATING.to_string();
             return Outcome::Fail { message, clear_nomination: false };
@@ -661,11 +663,11 @@ impl Scheduler {
         match outcome {
             Outcome::Fail { message, clear_nomination } => {
                 let msg = unschedulable_message(total, None, failures, Some(&message));
-                let had = self.cache.nominated_mut().remove(&key).is_some()
+                let had = self.cache.nominated().node_of(&key).is_some()
                     || preemption::nominator::status_nomination(&pod).is_some();
                 let nomination = if clear_nomination && had { Nomination::Clear } else { Nomination::Keep };
-                if !clear_nomination && had {
-                    self.cache.nominated_mut().update(&key, pod.clone());
+                if clear_nomination {
+                    self.cache.nominated_mut().remove(&key);
                 }
                 self.unschedulable_with(key, pod, msg, nomination);
             }
@@ -688,8 +690,9 @@ impl Scheduler {
                     act::Plan { preemptor: pod, node, victims: victims.pods, lower_nominated, message: msg };
                 let (client, events, tx) = (self.client.clone(), self.events.clone(), tx.clone());
                 tokio::spawn(async move {
+                    let node = plan.node.clone();
                     let terminating = act::execute(client, events, plan).await;
-                    let _ = tx.send(Input::Preempted { key, terminating }).await;
+                    let _ = tx.send(Input::Preempted { key, node, terminating }).await;
                 });
             }
         }

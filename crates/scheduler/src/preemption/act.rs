@@ -96,6 +96,19 @@ pub struct Plan {
     pub message: String,
 }
 
+/// A victim being deleted: its key and UID (a pod of the same name later is another pod).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Victim {
+    pub key: String,
+    pub uid: String,
+}
+
+impl Victim {
+    fn of(pod: &Pod) -> Victim {
+        Victim { key: pod_key(pod), uid: pod.meta().uid.clone() }
+    }
+}
+
 /// Whether the preemptor, read again, is still the same pending pod nominated to `node`.
 async fn still_needed(api: &Api<Pod>, preemptor: &Pod, node: &str) -> bool {
     let Ok(Some(p)) = api.get_opt(&preemptor.meta().name).await else { return false };
@@ -137,9 +150,9 @@ async fn mark_victim(api: &Api<Pod>, victim: &Pod, scheduler: &str) -> Result<bo
     Err(navarch_client::Error::Conflict(format!("pod {} kept changing", pod_key(victim))))
 }
 
-/// Carries out `plan`; returns the keys of the victims now terminating (to wait for). Stops at the
+/// Carries out `plan`; returns the victims now terminating (to wait for). Stops at the
 /// first victim the preemptor no longer needs, or the first error.
-pub async fn execute(client: Client, events: Option<EventRecorder>, plan: Plan) -> Vec<String> {
+pub async fn execute(client: Client, events: Option<EventRecorder>, plan: Plan) -> Vec<Victim> {
     let preemptor = plan.preemptor.clone();
     let node = plan.node.as_str();
     if !report_unschedulable(
@@ -157,7 +170,7 @@ pub async fn execute(client: Client, events: Option<EventRecorder>, plan: Plan) 
     let mut terminating = Vec::new();
     for victim in &plan.victims {
         if !victim.meta().deletion_timestamp.is_empty() {
-            terminating.push(pod_key(victim)); // graceful deletion already started
+            terminating.push(Victim::of(victim)); // graceful deletion already started
             continue;
         }
         if !still_needed(&papi, &preemptor, node).await {
@@ -183,7 +196,7 @@ pub async fn execute(client: Client, events: Option<EventRecorder>, plan: Plan) 
             }
         }
         tracing::info!(victim = %pod_key(victim), preemptor = %pod_key(&preemptor), node, "preempted");
-        terminating.push(pod_key(victim));
+        terminating.push(Victim::of(victim));
         if let Some(ev) = &events {
             let msg = format!("Preempted by pod {} on node {node}", preemptor.meta().uid);
             ev.record(object_ref(victim.as_ref()), "Normal", "Preempted", msg);
