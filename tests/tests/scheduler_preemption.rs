@@ -77,9 +77,12 @@ fn preempted_condition(p: &Pod) -> Option<PodCondition> {
     p.status.as_ref()?.conditions.iter().find(|c| c.r#type == "DisruptionTarget").cloned()
 }
 
+/// The pods whose deletion the stand-in kubelets finished, with their DisruptionTarget condition.
+type Gone = Arc<Mutex<Vec<(String, Option<PodCondition>)>>>;
+
 /// Stands in for the kubelets: once enabled, finishes every graceful deletion (as a kubelet does once
 /// the containers stopped), remembering each pod's name and its DisruptionTarget condition.
-fn kubelets(pods: Api<Pod>, enabled: Arc<Mutex<bool>>) -> Arc<Mutex<Vec<(String, Option<PodCondition>)>>> {
+fn kubelets(pods: Api<Pod>, enabled: Arc<Mutex<bool>>) -> Gone {
     let gone = Arc::new(Mutex::new(Vec::new()));
     let g = gone.clone();
     tokio::spawn(async move {
@@ -100,7 +103,7 @@ fn kubelets(pods: Api<Pod>, enabled: Arc<Mutex<bool>>) -> Arc<Mutex<Vec<(String,
     gone
 }
 
-fn gone_names(gone: &Mutex<Vec<(String, Option<PodCondition>)>>) -> Vec<String> {
+fn gone_names(gone: &Gone) -> Vec<String> {
     let mut v: Vec<String> = gone.lock().unwrap().iter().map(|(n, _)| n.clone()).collect();
     v.sort();
     v

@@ -72,7 +72,11 @@ pub(crate) fn sync_state(state: &mut Cycle, pod: &Pod, node: &NodeInfo, added: b
 /// the cycle pod's (not the pod itself): the pod must fit both with and without them, as Kubernetes
 /// checks. Costs a plain [`filters::filter`] on nodes without nominated pods.
 pub fn filter(cycle: &Cycle, node: &NodeInfo) -> Vec<String> {
-    let nominated = cycle.cache.nominated().pods_on(node.name());
+    let nominator = cycle.cache.nominated();
+    if nominator.is_empty() {
+        return filters::filter(cycle, node);
+    }
+    let nominated = nominator.pods_on(node.name());
     if nominated.is_empty() {
         return filters::filter(cycle, node);
     }
