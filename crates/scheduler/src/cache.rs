@@ -9,6 +9,7 @@ use navarch_api::selector::{Requirement, Selector};
 use navarch_api::v1::{Node, Pod};
 
 use crate::node_info::NodeInfo;
+use crate::preemption::nominator::Nominator;
 
 /// Nodes and the pods on them.
 #[derive(Debug, Default)]
@@ -19,9 +20,19 @@ pub struct Cache {
     /// Every bound, unfinished pod (also those on nodes not seen yet).
     bound: HashMap<String, Arc<Pod>>,
     index: PodIndex,
+    /// Pending pods nominated to nodes by preemption.
+    nominated: Nominator,
 }
 
 impl Cache {
+    pub fn nominated(&self) -> &Nominator {
+        &self.nominated
+    }
+
+    pub fn nominated_mut(&mut self) -> &mut Nominator {
+        &mut self.nominated
+    }
+
     pub fn nodes(&self) -> &BTreeMap<String, NodeInfo> {
         &self.nodes
     }

@@ -9,7 +9,8 @@ use crate::node_info::NodeInfo;
 use crate::resources::{Resources, pod_requests};
 use crate::volumes::PodVolumes;
 
-/// The pod and its pre-computed state for one attempt.
+/// The pod and its pre-computed state for one attempt. Cloned by preemption to simulate removing pods.
+#[derive(Clone)]
 pub struct Cycle<'a> {
     pub pod: &'a Pod,
     /// The pod's effective request.

@@ -4,8 +4,9 @@
 //! [`resources`] (a pod's effective request, a node's allocatable), [`node_info`] (a node and the pods
 //! counted against it), [`filters`] (can this pod run there, and if not, Kubernetes' reason) and
 //! [`scores`] (which fitting node is best), [`volumes`] (the pod's PersistentVolumeClaims: Kubernetes'
-//! volume binding); and the loop that uses them ([`scheduler`]): nodes and pods
-//! cached from watches, assume-then-bind, Unschedulable conditions and events, retries.
+//! volume binding), [`preemption`] (which lower-priority pods to preempt for a pod that fits nowhere);
+//! and the loop that uses them ([`scheduler`]): nodes and pods cached from watches, a queue ordered by
+//! priority ([`queue`]), assume-then-bind, Unschedulable conditions and events, retries.
 
 #![forbid(unsafe_code)]
 
@@ -15,6 +16,8 @@ pub mod cycle;
 pub mod filters;
 pub mod metrics;
 pub mod node_info;
+pub mod preemption;
+pub mod queue;
 pub mod resources;
 pub mod run;
 pub mod scheduler;

@@ -4,18 +4,25 @@
 //! and requeues the pod. Pods that fit nowhere get `PodScheduled=False`/`Unschedulable` with Kubernetes'
 //! message and an Event, and are retried with backoff and whenever a node or pod changes.
 //!
+//! The queue is ordered by priority ([`crate::queue`]). A pod that fits nowhere may preempt pods of
+//! lower priority ([`crate::preemption`]): it is nominated to a node (counted there for pods of lower
+//! or equal priority), the victims are deleted in the background, and it is retried once they are gone.
+//! Everything is rebuilt from the watches after a restart (nominations from the pods' status).
+//!
 //! Pods using PersistentVolumeClaims also go through [`crate::volumes`]: claims, volumes and classes are
 //! kept in reflector stores; the chosen node's volume decision is assumed with the pod, written (volume
 //! claimRefs, claims' selected node) before the pod is bound, and reverted if any write fails.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use navarch_api::Resource;
-use navarch_api::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod, PodCondition, StorageClass};
-use navarch_client::store::Writer;
+use navarch_api::v1::{
+    Node, PersistentVolume, PersistentVolumeClaim, Pod, PodDisruptionBudget, StorageClass,
+};
+use navarch_client::store::{Store, Writer};
 use navarch_client::{
     Client, Event, EventRecorder, ObjectRef, WatcherConfig, object_ref, reflector, store, watcher,
 };
@@ -26,9 +33,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cache::Cache;
 use crate::cycle::Cycle;
-use crate::filters::{filter, preemption_might_help};
+use crate::filters::preemption_might_help;
 use crate::metrics::SchedulerMetrics;
 use crate::node_info::{NodeInfo, pod_key};
+use crate::preemption::act::{self, Nomination};
+use crate::preemption::{self, Outcome, filter, priority};
+use crate::queue::Queue;
 use crate::scores::score;
 use crate::volumes::bind::VolumeWrites;
 use crate::volumes::{self, PodVolumes, VolumeCache};
@@ -75,6 +85,12 @@ enum Input {
     Bound {
         key: String,
         result: Result<(), BindError>,
+    },
+    /// A preemption's writes are done: the victims now terminating on `node`.
+    Preempted {
+        key: String,
+        node: String,
+        terminating: Vec<act::Victim>,
     },
 }
 
@@ -128,7 +144,14 @@ pub struct Scheduler {
     /// Nodes and the pods counted on them.
     cache: Cache,
     pending: HashMap<String, Pending>,
-    queue: VecDeque<String>,
+    queue: Queue,
+    /// PodDisruptionBudgets, for choosing victims; the writer until `run` starts its watch.
+    pdbs: Store<PodDisruptionBudget>,
+    pdbs_writer: Option<Writer<PodDisruptionBudget>>,
+    /// Preemptors whose writes are in flight: not retried until they are done.
+    preempting: HashSet<String>,
+    /// Per preemptor: its node and victims; it does not preempt again while any of them is still there.
+    victims_of: HashMap<String, (String, Vec<act::Victim>)>,
     next_start: usize,
     /// Threads for filtering large clusters.
     workers: usize,
@@ -148,18 +171,28 @@ fn num_feasible_to_find(total: usize, pct: u32) -> usize {
     (total * pct / 100).max(MIN)
 }
 
-/// How many nodes failed for each reason, and on how many evicting pods could have helped.
+/// How many nodes failed for each reason, and on which evicting pods could have helped.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Failures {
     pub reasons: BTreeMap<String, usize>,
     pub preemption_might_help: usize,
+    /// The nodes (indices in the cycle's nodes, ascending) preemption might help: its candidates.
+    pub helpful: Vec<usize>,
 }
 
 impl Failures {
     /// Counts one node's reasons.
     pub fn add(&mut self, reasons: Vec<String>) {
+        self.add_node(usize::MAX, reasons);
+    }
+
+    /// Counts the reasons of the node at `idx` in the cycle's nodes.
+    pub fn add_node(&mut self, idx: usize, reasons: Vec<String>) {
         if preemption_might_help(&reasons) {
             self.preemption_might_help += 1;
+            if idx != usize::MAX {
+                self.helpful.push(idx);
+            }
         }
         for r in reasons {
             *self.reasons.entry(r).or_insert(0) += 1;
@@ -168,6 +201,7 @@ impl Failures {
 
     fn merge(&mut self, other: Failures) {
         self.preemption_might_help += other.preemption_might_help;
+        self.helpful.extend(other.helpful);
         for (k, v) in other.reasons {
             *self.reasons.entry(k).or_insert(0) += v;
         }
@@ -175,16 +209,16 @@ impl Failures {
 }
 
 /// Kubernetes' FitError message: the pre-filter's reason or each reason with its node count (sorted as
-/// strings), then what preemption found — navarch has no priorities to preempt by, so a node is either
-/// one preemption cannot help (UnschedulableAndUnresolvable) or one without victims:
+/// strings), then what preemption found when it could not help (`postfilter`, from
+/// [`preemption::preempt`]; none when it nominated the pod):
 /// `0/3 nodes are available: 1 node(s) had untolerated taint {a: b}, 2 Insufficient cpu. preemption: 0/3
 /// nodes are available: 1 Preemption is not helpful for scheduling, 2 No preemption victims found for
 /// incoming pod.`
 pub fn unschedulable_message(
     total: usize,
-    pod: &Pod,
     prefilter: Option<&str>,
     failures: &Failures,
+    postfilter: Option<&str>,
 ) -> String {
     let list = match prefilter {
         Some(p) => vec![p.to_string()],
@@ -197,22 +231,10 @@ pub fn unschedulable_message(
     if total == 0 || list.is_empty() {
         return format!("0/{total} nodes are available.");
     }
-    let never = pod.spec.as_ref().and_then(|s| s.preemption_policy.as_deref()) == Some("Never");
-    let preemption = if never {
-        "preemption: not eligible due to preemptionPolicy=Never.".to_string()
-    } else {
-        let helpful = if prefilter.is_some() { 0 } else { failures.preemption_might_help.min(total) };
-        let mut parts = Vec::new();
-        if total > helpful {
-            parts.push(format!("{} Preemption is not helpful for scheduling", total - helpful));
-        }
-        if helpful > 0 {
-            parts.push(format!("{helpful} No preemption victims found for incoming pod"));
-        }
-        parts.sort();
-        format!("preemption: 0/{total} nodes are available: {}.", parts.join(", "))
-    };
-    format!("0/{total} nodes are available: {}. {preemption}", list.join(", "))
+    match postfilter {
+        Some(p) => format!("0/{total} nodes are available: {}. preemption: {p}", list.join(", ")),
+        None => format!("0/{total} nodes are available: {}.", list.join(", ")),
+    }
 }
 
 fn is_pending_for(pod: &Pod, name: &str) -> bool {
@@ -232,6 +254,7 @@ impl Scheduler {
         let (claims, claims_w) = store();
         let (volumes, volumes_w) = store();
         let (classes, classes_w) = store();
+        let (pdbs, pdbs_w) = store();
         Scheduler {
             client,
             metrics,
@@ -239,7 +262,11 @@ impl Scheduler {
             cfg,
             cache: Cache::default(),
             pending: HashMap::new(),
-            queue: VecDeque::new(),
+            queue: Queue::default(),
+            pdbs,
+            pdbs_writer: Some(pdbs_w),
+            preempting: HashSet::new(),
+            victims_of: HashMap::new(),
             next_start: 0,
             workers,
             volumes: VolumeCache::new(claims, volumes, classes),
@@ -274,6 +301,10 @@ impl Scheduler {
             feeds.push(feed(volumes, &tx, &shutdown, storage_change::<PersistentVolume>));
             let classes = reflector(w.classes, watcher(self.client.api(""), WatcherConfig::default()));
             feeds.push(feed(classes, &tx, &shutdown, storage_change::<StorageClass>));
+        }
+        if let Some(w) = self.pdbs_writer.take() {
+            let pdbs = reflector(w, watcher(self.client.api(""), WatcherConfig::default()));
+            feeds.push(feed(pdbs, &tx, &shutdown, |_: Event<PodDisruptionBudget>| None));
         }
         let (events, sender) = EventRecorder::new(self.client.clone(), "default-scheduler", "", EVENT_QUEUE);
         self.events = Some(events);
@@ -320,8 +351,11 @@ impl Scheduler {
                 Event::Init | Event::InitDone => {}
                 Event::InitApply(p) | Event::Apply(p) => self.upsert_pod(Arc::new(p)),
                 Event::Delete(p) => {
-                    self.cache.delete(&pod_key(&p));
-                    self.pending.remove(&pod_key(&p));
+                    let key = pod_key(&p);
+                    self.cache.delete(&key);
+                    self.cache.nominated_mut().remove(&key);
+                    self.pending.remove(&key);
+                    self.victims_of.remove(&key);
                     self.retry_unschedulable();
                 }
             },
@@ -355,11 +389,25 @@ impl Scheduler {
                                 let pod = p.pod.clone();
                                 self.record(pod, "Warning", "FailedScheduling", e.to_string());
                             }
-                            self.queue.push_back(key);
+                            self.enqueue(key);
                         }
                     }
                 }
             }
+            Input::Preempted { key, node, terminating } => {
+                self.preempting.remove(&key);
+                if self.pending.contains_key(&key) && !terminating.is_empty() {
+                    self.victims_of.insert(key, (node, terminating));
+                }
+            }
+        }
+    }
+
+    /// Queues a pending pod by its priority.
+    fn enqueue(&mut self, key: String) {
+        if let Some(p) = self.pending.get(&key) {
+            let prio = priority(&p.pod);
+            self.queue.push(key, prio);
         }
     }
 
@@ -378,6 +426,8 @@ impl Scheduler {
         if !node.is_empty() {
             // Bound (by us or anyone): count it where it runs, replacing any assumption.
             self.pending.remove(&key);
+            self.cache.nominated_mut().remove(&key);
+            self.victims_of.remove(&key);
             self.cache.bound(key, &node, pod, finished);
             return;
         }
@@ -385,6 +435,7 @@ impl Scheduler {
             return; // assumed, bind in flight
         }
         if is_pending_for(&pod, &self.cfg.scheduler_name) {
+            self.cache.nominated_mut().update(&key, pod.clone());
             match self.pending.get_mut(&key) {
                 Some(p) => p.pod = pod,
                 None => {
@@ -392,11 +443,13 @@ impl Scheduler {
                         key.clone(),
                         Pending { pod, first_seen: Instant::now(), attempts: 0, not_before: Instant::now() },
                     );
-                    self.queue.push_back(key);
+                    self.enqueue(key);
                 }
             }
         } else {
             self.pending.remove(&key);
+            self.cache.nominated_mut().remove(&key);
+            self.victims_of.remove(&key);
         }
     }
 
@@ -407,33 +460,36 @@ impl Scheduler {
     /// Retries now the pods waiting out a backoff for which `hint` says the change may help.
     fn retry_if(&mut self, hint: impl Fn(&Pod) -> bool) {
         let now = Instant::now();
+        let mut ready = Vec::new();
         for (key, p) in self.pending.iter_mut() {
             if p.attempts > 0 && p.not_before > now && hint(&p.pod) {
                 p.not_before = now;
-                self.queue.push_back(key.clone());
+                ready.push(key.clone());
             }
+        }
+        for key in ready {
+            self.enqueue(key);
         }
     }
 
     fn schedule_ready(&mut self, tx: &mpsc::Sender<Input>) {
         let now = Instant::now();
         let mut deferred = Vec::new();
-        while let Some(key) = self.queue.pop_front() {
+        while let Some(key) = self.queue.pop() {
             let Some(p) = self.pending.get(&key) else { continue };
             if self.cache.placed(&key).is_some() {
                 continue;
             }
-            if p.not_before > now {
+            if p.not_before > now || self.preempting.contains(&key) {
                 deferred.push(key);
                 continue;
             }
             let pod = p.pod.clone();
             self.schedule_one(key, pod, tx);
         }
-        // Keep one queue entry per key.
-        deferred.sort();
-        deferred.dedup();
-        self.queue.extend(deferred);
+        for key in deferred {
+            self.enqueue(key);
+        }
     }
 
     /// Kubernetes' volume PreFilter (VolumeRestrictions, VolumeBinding). Pods without claims read no
@@ -457,14 +513,25 @@ impl Scheduler {
     /// The pod fits nowhere: back to the queue with backoff; the PodScheduled condition and an event say
     /// why (on the first attempt and every fifth).
     fn unschedulable(&mut self, key: String, pod: Arc<Pod>, msg: String) {
+        self.unschedulable_with(key, pod, msg, Nomination::Keep);
+    }
+
+    /// As [`Self::unschedulable`], also writing the pod's nomination (always, when it changes).
+    fn unschedulable_with(&mut self, key: String, pod: Arc<Pod>, msg: String, nomination: Nomination) {
         self.metrics.attempt("unschedulable");
         let p = self.pending.get_mut(&key).expect("pending pod");
         p.attempts += 1;
         p.not_before = Instant::now() + backoff(&self.cfg, p.attempts);
-        self.queue.push_back(key.clone());
+        let report = p.attempts == 1 || p.attempts.is_multiple_of(5) || nomination != Nomination::Keep;
+        self.enqueue(key.clone());
         tracing::debug!(pod = %key, %msg, "unschedulable");
-        if p.attempts == 1 || p.attempts.is_multiple_of(5) {
-            tokio::spawn(report_unschedulable(self.client.clone(), pod.clone(), msg.clone()));
+        if report {
+            tokio::spawn(act::report_unschedulable(
+                self.client.clone(),
+                pod.clone(),
+                msg.clone(),
+                nomination,
+            ));
             self.record(pod, "Warning", "FailedScheduling", msg);
         }
     }
@@ -479,27 +546,39 @@ impl Scheduler {
                 if let Some(p) = self.pending.get_mut(&key) {
                     p.not_before = Instant::now() + Duration::from_millis(200);
                 }
-                self.queue.push_back(key);
+                self.enqueue(key);
                 return;
             }
             VolumePrefilter::Unschedulable(reason) => {
-                let msg = unschedulable_message(total, &pod, Some(&reason), &Failures::default());
+                let post = preemption::prefilter_message(&pod, total);
+                let msg = unschedulable_message(total, Some(&reason), &Failures::default(), Some(&post));
                 self.unschedulable(key, pod, msg);
                 return;
             }
         };
         let cycle = Cycle::new(&pod, &self.cache, vols.as_ref());
-        let want = num_feasible_to_find(total, self.cfg.percentage_of_nodes_to_score);
-        let (found, failures) = find_feasible(&cycle, self.next_start, want, self.workers);
-        let feasible: Vec<&NodeInfo> = found.into_iter().map(|i| cycle.nodes[i]).collect();
-        if total > 0 {
-            self.next_start = (self.next_start + feasible.len().max(1)) % total;
-        }
-        if feasible.is_empty() {
-            let msg = unschedulable_message(total, &pod, None, &failures);
-            self.unschedulable(key, pod, msg);
-            return;
-        }
+        // A nominated pod tries its nominated node first (Kubernetes' evaluateNominatedNode).
+        let nominated = preemption::nominated_node(&cycle)
+            .and_then(|n| self.cache.node(n))
+            .filter(|n| filter(&cycle, n).is_empty());
+        let feasible: Vec<&NodeInfo> = match nominated {
+            Some(n) => vec![n],
+            None => {
+                let want = num_feasible_to_find(total, self.cfg.percentage_of_nodes_to_score);
+                let (found, failures) = find_feasible(&cycle, self.next_start, want, self.workers);
+                let feasible: Vec<&NodeInfo> = found.into_iter().map(|i| cycle.nodes[i]).collect();
+                if total > 0 {
+                    self.next_start = (self.next_start + feasible.len().max(1)) % total;
+                }
+                if feasible.is_empty() {
+                    let outcome = self.preempt(&cycle, &failures);
+                    drop(cycle);
+                    self.after_preemption(key, pod, total, &failures, outcome, tx);
+                    return;
+                }
+                feasible
+            }
+        };
         let scores = score(&cycle, &feasible);
         let best = scores.iter().copied().max().unwrap_or(0);
         let top: Vec<usize> =
@@ -514,6 +593,7 @@ impl Scheduler {
             s.node_name = chosen.clone();
         }
         drop(cycle);
+        self.cache.nominated_mut().remove(&key);
         self.cache.assume(key.clone(), &chosen, Arc::new(assumed));
         if let Some(w) = writes.as_ref().filter(|w| !w.is_empty()) {
             self.assume_volumes(&key, w);
@@ -552,6 +632,70 @@ impl Scheduler {
             }
             let _ = tx.send(Input::Bound { key, result }).await;
         });
+    }
+
+    /// Kubernetes' PostFilter for a pod that fits nowhere; a pod still waiting for the victims it
+    /// preempted does not preempt again.
+    fn preempt(&self, cycle: &Cycle, failures: &Failures) -> Outcome {
+        let key = pod_key(cycle.pod);
+        if let Some((node, victims)) = self.victims_of.get(&key)
+            && let Some(info) = self.cache.node(node)
+            && victims.iter().any(|v| info.pods.get(&v.key).is_some_and(|p| p.meta().uid == v.uid))
+        {
+            let message = preemption::NOT_ELIGIBLE_TERMINATING.to_string();
+            return Outcome::Fail { message, clear_nomination: false };
+        }
+        let offset = rand::rng().random_range(0..failures.helpful.len().max(1));
+        preemption::preempt(cycle, failures, &self.pdbs.state(), offset)
+    }
+
+    /// Records what preemption decided: the pod is unschedulable either way; with victims, it is
+    /// nominated to their node (in memory now, in its status by the task that deletes them).
+    fn after_preemption(
+        &mut self,
+        key: String,
+        pod: Arc<Pod>,
+        total: usize,
+        failures: &Failures,
+        outcome: Outcome,
+        tx: &mpsc::Sender<Input>,
+    ) {
+        match outcome {
+            Outcome::Fail { message, clear_nomination } => {
+                let msg = unschedulable_message(total, None, failures, Some(&message));
+                let had = self.cache.nominated().node_of(&key).is_some()
+                    || preemption::nominator::status_nomination(&pod).is_some();
+                let nomination = if clear_nomination && had { Nomination::Clear } else { Nomination::Keep };
+                if clear_nomination {
+                    self.cache.nominated_mut().remove(&key);
+                }
+                self.unschedulable_with(key, pod, msg, nomination);
+            }
+            Outcome::Preempt { node, victims, lower_nominated } => {
+                let msg = unschedulable_message(total, None, failures, None);
+                self.metrics.attempt("unschedulable");
+                tracing::info!(pod = %key, %node, victims = victims.pods.len(), "preempting");
+                self.cache.nominated_mut().nominate(&key, pod.clone(), &node);
+                for p in &lower_nominated {
+                    self.cache.nominated_mut().remove(&pod_key(p));
+                }
+                if let Some(p) = self.pending.get_mut(&key) {
+                    p.attempts += 1;
+                    p.not_before = Instant::now() + backoff(&self.cfg, p.attempts);
+                }
+                self.enqueue(key.clone());
+                self.preempting.insert(key.clone());
+                self.record(pod.clone(), "Warning", "FailedScheduling", msg.clone());
+                let plan =
+                    act::Plan { preemptor: pod, node, victims: victims.pods, lower_nominated, message: msg };
+                let (client, events, tx) = (self.client.clone(), self.events.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let node = plan.node.clone();
+                    let terminating = act::execute(client, events, plan).await;
+                    let _ = tx.send(Input::Preempted { key, node, terminating }).await;
+                });
+            }
+        }
     }
 
     /// Counts the volumes and claims as written until the watches show newer versions (or the writes
@@ -641,13 +785,15 @@ pub fn find_feasible(cycle: &Cycle, start: usize, want: usize, workers: usize) -
                     break;
                 }
             } else {
-                failures.add(r);
+                failures.add_node(idx, r);
             }
         }
         (found, failures)
     };
     if workers <= 1 || total < PARALLEL_MIN_NODES {
-        return scan(0, total);
+        let (found, mut failures) = scan(0, total);
+        failures.helpful.sort_unstable();
+        return (found, failures);
     }
     // Workers take batches of the scan from a shared counter and all stop once enough are found (the
     // shape of kube-scheduler's parallel filtering), so parallelism adds no extra filtering.
@@ -674,7 +820,7 @@ pub fn find_feasible(cycle: &Cycle, start: usize, want: usize, workers: usize) -
                                 found.push((i, idx));
                                 found_count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             } else {
-                                failures.add(r);
+                                failures.add_node(idx, r);
                             }
                         }
                     }
@@ -693,47 +839,12 @@ pub fn find_feasible(cycle: &Cycle, start: usize, want: usize, workers: usize) -
     ordered.sort_unstable();
     let mut found: Vec<usize> = ordered.into_iter().map(|(_, idx)| idx).collect();
     found.truncate(want);
+    failures.helpful.sort_unstable();
     (found, failures)
 }
 
 fn backoff(cfg: &SchedulerConfig, attempts: u32) -> Duration {
     cfg.initial_backoff.saturating_mul(1 << attempts.saturating_sub(1).min(10)).min(cfg.max_backoff)
-}
-
-fn now() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
-}
-
-async fn report_unschedulable(client: Client, pod: Arc<Pod>, msg: String) {
-    let api = client.api::<Pod>(&pod.meta().namespace);
-    for _ in 0..3 {
-        let Ok(Some(mut current)) = api.get_opt(&pod.meta().name).await else { return };
-        if current.spec.as_ref().is_some_and(|s| !s.node_name.is_empty()) {
-            return;
-        }
-        let status = current.status.get_or_insert_with(Default::default);
-        if status.phase.is_empty() {
-            status.phase = "Pending".into();
-        }
-        let cond = PodCondition {
-            r#type: "PodScheduled".into(),
-            status: "False".into(),
-            reason: "Unschedulable".into(),
-            message: msg.clone(),
-            last_transition_time: now(),
-            ..Default::default()
-        };
-        match status.conditions.iter_mut().find(|c| c.r#type == "PodScheduled") {
-            Some(c) if c.status == "False" && c.message == msg => break,
-            Some(c) => *c = cond,
-            None => status.conditions.push(cond),
-        }
-        match api.update_status(&current).await {
-            Ok(_) => break,
-            Err(navarch_client::Error::Conflict(_)) => continue,
-            Err(_) => return,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -749,34 +860,45 @@ mod tests {
             .unwrap()
         };
         let mut f = Failures::default();
-        f.add(vec!["Insufficient cpu".to_string()]);
-        f.add(vec!["Insufficient cpu".to_string()]);
-        f.add(vec![
-            "node(s) had untolerated taint {dedicated: gpu}".to_string(),
-            "Insufficient cpu".to_string(),
-        ]);
+        f.add_node(0, vec!["Insufficient cpu".to_string()]);
+        f.add_node(1, vec!["Insufficient cpu".to_string()]);
+        f.add_node(
+            2,
+            vec![
+                "node(s) had untolerated taint {dedicated: gpu}".to_string(),
+                "Insufficient cpu".to_string(),
+            ],
+        );
         assert_eq!(f.preemption_might_help, 2, "a taint is unresolvable");
-        // Reasons with their counts, sorted as strings (as Kubernetes' FitError does).
+        assert_eq!(f.helpful, [0, 1]);
+        // Reasons with their counts, sorted as strings (as Kubernetes' FitError does), then preemption's.
+        let post = "0/3 nodes are available: 1 Preemption is not helpful for scheduling, 2 No preemption \
+                    victims found for incoming pod.";
         assert_eq!(
-            unschedulable_message(3, &pod(""), None, &f),
+            unschedulable_message(3, None, &f, Some(post)),
             "0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, 3 Insufficient cpu. \
              preemption: 0/3 nodes are available: 1 Preemption is not helpful for scheduling, 2 No preemption \
              victims found for incoming pod."
         );
+        // Preemption nominated the pod: no preemption part (Kubernetes' PostFilter succeeded).
         assert_eq!(
-            unschedulable_message(2, &pod(""), Some(volumes::REASON_UNBOUND_IMMEDIATE), &Failures::default()),
+            unschedulable_message(3, None, &f, None),
+            "0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, 3 Insufficient cpu."
+        );
+        let post = preemption::prefilter_message(&pod(""), 2);
+        assert_eq!(
+            unschedulable_message(
+                2,
+                Some(volumes::REASON_UNBOUND_IMMEDIATE),
+                &Failures::default(),
+                Some(&post)
+            ),
             "0/2 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: 0/2 nodes \
              are available: 2 Preemption is not helpful for scheduling."
         );
-        assert_eq!(
-            unschedulable_message(3, &pod(", preemptionPolicy: Never"), None, &f),
-            "0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, 3 Insufficient cpu. \
-             preemption: not eligible due to preemptionPolicy=Never."
-        );
-        assert_eq!(
-            unschedulable_message(0, &pod(""), None, &Failures::default()),
-            "0/0 nodes are available."
-        );
+        let post = preemption::prefilter_message(&pod(", preemptionPolicy: Never"), 2);
+        assert_eq!(post, "not eligible due to preemptionPolicy=Never.");
+        assert_eq!(unschedulable_message(0, None, &Failures::default(), None), "0/0 nodes are available.");
     }
 
     #[test]
