@@ -4,14 +4,14 @@
 //! `spec.preemptionPolicy` from their class, or from the global default (whose name they then carry), and
 //! are refused for an unknown class or a priority of their own that disagrees; an update that leaves the
 //! priority out keeps it; a ResourceQuota scoped to `PriorityClass In [...]` charges the pods of those
-//! classes, the defaulted ones included; kubectl's `get priorityclass` columns and `describe`, navctl's
+//! classes, the defaulted ones included (the controller-manager's quota controller counts them); kubectl's `get priorityclass` columns and `describe`, navctl's
 //! the same.
 
 use std::time::Duration;
 
 use navarch_api::v1::{Pod, PriorityClass, ResourceQuota};
 use navarch_client::{Api, DeleteParams};
-use navarch_tests::{Kubectl, TestEnv, eventually};
+use navarch_tests::{Daemon, Kubectl, TestEnv, eventually};
 
 fn from_yaml<T: serde::de::DeserializeOwned>(y: &str) -> T {
     serde_yaml::from_str(y).unwrap()
@@ -50,20 +50,28 @@ async fn priority_classes_and_the_priority_admission() {
     let node = classes.get("system-node-critical").await.unwrap();
     assert_eq!((node.value, node.global_default), (2_000_001_000, false));
     assert_eq!(node.preemption_policy.as_deref(), Some("PreemptLowerPriority"));
-    assert_eq!(node.description, "Used for system critical pods that must not be moved from their current node.");
+    assert_eq!(
+        node.description,
+        "Used for system critical pods that must not be moved from their current node."
+    );
     assert_eq!(classes.get("system-cluster-critical").await.unwrap().value, 2_000_000_000);
     let e = refusal(classes.delete("system-node-critical", &DeleteParams::default()).await.unwrap_err());
     assert_eq!(
         e,
         "priorityclasses.scheduling.k8s.io \"system-node-critical\" is forbidden: this is a system priority class and cannot be deleted"
     );
-    let (code, status) =
-        env.rest().json("DELETE", "/apis/scheduling.k8s.io/v1/priorityclasses/system-cluster-critical", "", None).await;
+    let (code, status) = env
+        .rest()
+        .json("DELETE", "/apis/scheduling.k8s.io/v1/priorityclasses/system-cluster-critical", "", None)
+        .await;
     assert_eq!((code, status["reason"].as_str()), (403, Some("Forbidden")), "{status}");
 
     // Validation.
     let e = refusal(classes.create(&class("huge", "value: 1000000001")).await.unwrap_err());
-    assert!(e.contains("value: Forbidden: maximum allowed value of a user defined priority is 1000000000"), "{e}");
+    assert!(
+        e.contains("value: Forbidden: maximum allowed value of a user defined priority is 1000000000"),
+        "{e}"
+    );
     let e = refusal(classes.create(&class("system-mine", "value: 10")).await.unwrap_err());
     assert!(
         e.contains("metadata.name: Forbidden: priority class names with 'system-' prefix are reserved for system use only. error: system-mine is not a known system priority class"),
@@ -71,7 +79,10 @@ async fn priority_classes_and_the_priority_admission() {
     );
 
     // Classes; one global default only.
-    classes.create(&class("high", "value: 1000000, preemptionPolicy: Never, description: web")).await.unwrap();
+    classes
+        .create(&class("high", "value: 1000000, preemptionPolicy: Never, description: web"))
+        .await
+        .unwrap();
     classes.create(&class("normal", "value: 100, globalDefault: true")).await.unwrap();
     let e = refusal(classes.create(&class("other", "value: 5, globalDefault: true")).await.unwrap_err());
     assert_eq!(
@@ -126,13 +137,15 @@ async fn priority_classes_and_the_priority_admission() {
         ))
         .await
         .unwrap();
-    eventually("the quota counts the pod of class normal", Duration::from_secs(10), async || {
-        match pods.create(&pod("plain-2", "")).await {
-            Ok(_) => Ok(()),
-            Err(e) => Err(e.to_string()),
-        }
+    // The resource quota controller counts `plain` (class normal by default), not `web` or `agent`.
+    let _cm = Daemon::start(&env, "controller-manager", "controller-manager", &[]);
+    eventually("the quota counts the pod of class normal", Duration::from_secs(30), async || {
+        let q = quotas.get("normal-pods").await.unwrap();
+        let used = q.status.as_ref().and_then(|s| s.used.get("pods")).map(|v| v.string.clone());
+        if used.as_deref() == Some("1") { Ok(()) } else { Err(format!("{:?}", q.status)) }
     })
     .await;
+    pods.create(&pod("plain-2", "")).await.unwrap();
     let e = refusal(pods.create(&pod("plain-3", "")).await.unwrap_err());
     assert!(e.starts_with("pods \"plain-3\" is forbidden: exceeded quota: normal-pods, requested: pods=1, used: pods=2, limited: pods=2"), "{e}");
     // Pods of other classes are not charged.
@@ -160,6 +173,10 @@ async fn priority_classes_through_kubectl() {
     let manifest = "apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata: {name: high}\nvalue: 1000000\nglobalDefault: false\ndescription: \"For the web tier.\"\npreemptionPolicy: Never\n";
     let out = k.run_stdin(&["create", "-f", "-"], Some(manifest)).await;
     assert_eq!(out.stdout.trim(), "priorityclass.scheduling.k8s.io/high created", "{out:?}");
+
+    let out = k.ok(&["api-resources", "--api-group=scheduling.k8s.io", "--no-headers"]).await;
+    let words: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(words, ["priorityclasses", "pc", "scheduling.k8s.io/v1", "false", "PriorityClass"], "{out}");
 
     let out = k.ok(&["get", "priorityclass"]).await;
     let lines: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();

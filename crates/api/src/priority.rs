@@ -108,7 +108,10 @@ mod tests {
     fn system_classes_are_kubernetes_ones() {
         let classes = system_priority_classes();
         let pairs: Vec<(&str, i32)> = classes.iter().map(|c| (class_name(c), c.value)).collect();
-        assert_eq!(pairs, [("system-node-critical", 2_000_001_000), ("system-cluster-critical", 2_000_000_000)]);
+        assert_eq!(
+            pairs,
+            [("system-node-critical", 2_000_001_000), ("system-cluster-critical", 2_000_000_000)]
+        );
         assert!(is_system_class("system-node-critical"));
         assert!(!is_system_class("system-foo"));
         assert_eq!(system_class_value("system-cluster-critical"), Some(2_000_000_000));

@@ -39,7 +39,10 @@ const RESOURCE: &str = "priorityclasses.scheduling.k8s.io";
 /// Where classes are read when the store is not enough (the registry, i.e. etcd; a list in tests).
 pub trait PriorityClasses: Sync {
     /// The class named `name`, if it exists.
-    fn priority_class(&self, name: &str) -> impl Future<Output = Result<Option<PriorityClass>, ApiError>> + Send;
+    fn priority_class(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<PriorityClass>, ApiError>> + Send;
     /// Every class.
     fn priority_classes(&self) -> impl Future<Output = Result<Vec<PriorityClass>, ApiError>> + Send;
 }
@@ -135,7 +138,8 @@ impl Priority {
         source: &S,
     ) -> Result<(), ApiError> {
         let Object::PriorityClass(pc) = obj else { return Ok(()) };
-        let subresource = matches!(operation, WriteOperation::Update { subresource } if !subresource.is_empty());
+        let subresource =
+            matches!(operation, WriteOperation::Update { subresource } if !subresource.is_empty());
         if !self.on() || !pc.global_default || subresource || operation == WriteOperation::Delete {
             return Ok(());
         }
@@ -187,7 +191,9 @@ async fn wait_synced(store: &LocalStore) -> bool {
 pub fn admit_pod_spec(spec: &mut PodSpec, class: Option<&PriorityClass>) -> Result<(), String> {
     let (value, policy) = match class {
         Some(pc) => (pc.value, pc.preemption_policy.clone()),
-        None if spec.priority_class_name.is_empty() => (DEFAULT_PRIORITY, Some(PREEMPT_LOWER_PRIORITY.to_string())),
+        None if spec.priority_class_name.is_empty() => {
+            (DEFAULT_PRIORITY, Some(PREEMPT_LOWER_PRIORITY.to_string()))
+        }
         None => return Err(format!("no PriorityClass with name {} was found", spec.priority_class_name)),
     };
     if spec.priority_class_name.is_empty()

@@ -5,8 +5,8 @@
 //! Priority admission's check ([`crate::admission::priority`]), which sees the other classes.
 
 use navarch_api::priority::{
-    HIGHEST_USER_DEFINABLE_PRIORITY, PREEMPT_LOWER_PRIORITY, PREEMPTION_POLICIES, SYSTEM_PRIORITY_CLASS_PREFIX,
-    check_system_class,
+    HIGHEST_USER_DEFINABLE_PRIORITY, PREEMPT_LOWER_PRIORITY, PREEMPTION_POLICIES,
+    SYSTEM_PRIORITY_CLASS_PREFIX, check_system_class,
 };
 use navarch_api::v1::PriorityClass;
 
@@ -110,12 +110,21 @@ description: for important pods
             ],
         );
         // The built-in classes as defined validate.
-        assert_valid(&edit(PC, "name: high\nvalue: 1000", "name: system-cluster-critical\nvalue: 2000000000"));
+        assert_valid(&edit(
+            PC,
+            "name: high\nvalue: 1000",
+            "name: system-cluster-critical\nvalue: 2000000000",
+        ));
     }
 
     #[test]
     fn value_and_preemption_policy_are_immutable() {
-        assert_update_error(PC, &edit(PC, "value: 1000", "value: 1001"), "value", "Forbidden: may not be changed in an update.");
+        assert_update_error(
+            PC,
+            &edit(PC, "value: 1000", "value: 1001"),
+            "value",
+            "Forbidden: may not be changed in an update.",
+        );
         assert_update_error(
             PC,
             &edit(PC, "value: 1000", "value: 1000\npreemptionPolicy: Never"),

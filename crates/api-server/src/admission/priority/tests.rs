@@ -102,7 +102,8 @@ impl PriorityClasses for Classes {
 #[tokio::test]
 async fn only_one_global_default() {
     let plugin = Priority::default();
-    let existing = Classes(vec![class("normal", 500, true, "PreemptLowerPriority"), class("low", 1, false, "Never")]);
+    let existing =
+        Classes(vec![class("normal", 500, true, "PreemptLowerPriority"), class("low", 1, false, "Never")]);
     let second = Object::PriorityClass(class("other", 10, true, "PreemptLowerPriority"));
     let err = plugin.check_class(WriteOperation::Create, &second, &existing).await.unwrap_err();
     assert_eq!(
