@@ -138,7 +138,7 @@ pub struct Config {
     #[arg(long, value_delimiter = ',', default_value = "Node,RBAC")]
     pub authorization_mode: Vec<String>,
     /// Admission plugins turned off that are on by default (comma-separated): `ServiceAccount`,
-    /// `LimitRanger`, `DefaultStorageClass`, `StorageObjectInUseProtection`, `ResourceQuota`.
+    /// `LimitRanger`, `DefaultStorageClass`, `StorageObjectInUseProtection`, `Priority`, `ResourceQuota`.
     #[arg(long, value_delimiter = ',')]
     pub disable_admission_plugins: Vec<String>,
     /// The address pods reach this api-server at: the Endpoints of the `default/kubernetes` Service
@@ -153,6 +153,7 @@ pub const DEFAULT_ADMISSION_PLUGINS: &[&str] = &[
     crate::admission::limit_range::PLUGIN,
     crate::admission::storage::DEFAULT_STORAGE_CLASS,
     crate::admission::storage::STORAGE_OBJECT_IN_USE_PROTECTION,
+    crate::admission::priority::PLUGIN,
     crate::admission::resource_quota::PLUGIN,
 ];
 
@@ -352,7 +353,7 @@ mod tests {
         let e = config(&["--disable-admission-plugins=Nope"], &[]).unwrap_err();
         assert_eq!(
             e,
-            "disable_admission_plugins: unknown plugin \"Nope\" (known: ServiceAccount, LimitRanger, DefaultStorageClass, StorageObjectInUseProtection, ResourceQuota)"
+            "disable_admission_plugins: unknown plugin \"Nope\" (known: ServiceAccount, LimitRanger, DefaultStorageClass, StorageObjectInUseProtection, Priority, ResourceQuota)"
         );
         let e = config(&["--advertise-address=127.0.0.1"], &[]).unwrap_err();
         assert!(e.starts_with("advertise_address: 127.0.0.1: must be"), "{e}");

@@ -170,7 +170,7 @@ impl ObjectFields for Object {
             Namespace, Node, Pod, Service, Endpoints, ConfigMap, Secret, ServiceAccount, Event,
             LimitRange, PersistentVolume, PersistentVolumeClaim, ResourceQuota, ReplicaSet, ReplicationController,
             Deployment, DaemonSet, ControllerRevision, StatefulSet, Job, CronJob, HorizontalPodAutoscaler,
-            PodDisruptionBudget, StorageClass, Lease, Role,
+            PodDisruptionBudget, StorageClass, PriorityClass, Lease, Role,
             RoleBinding, ClusterRole, ClusterRoleBinding, CertificateSigningRequest, NodeMetrics, PodMetrics)
     }
 }

@@ -374,6 +374,12 @@ async fn serve(daemon: &Daemon<Config>, token: CancellationToken) -> Result<(), 
     } else {
         state.registry.limit_ranger.turn_off();
     }
+    // Priority admission reads the PriorityClasses from the api-server's own store.
+    if config.admission_enabled(admission::priority::PLUGIN) {
+        state.registry.priority.set_store(local_store::LocalStore::start(&state, "PriorityClass", "", None));
+    } else {
+        state.registry.priority.turn_off();
+    }
     // ResourceQuota admission reads the quotas from the api-server's own store.
     if config.admission_enabled(admission::resource_quota::PLUGIN) {
         state.registry.resource_quota.set_store(local_store::LocalStore::start(

@@ -114,6 +114,8 @@ pub struct Registry {
     resource_metrics: std::sync::OnceLock<Arc<crate::resource_metrics::ResourceMetrics>>,
     /// Kubernetes' LimitRanger on pod creates and claim writes ([`crate::admission::limit_range`]).
     pub(crate) limit_ranger: crate::admission::limit_range::LimitRanger,
+    /// Kubernetes' Priority admission on pod creates and PriorityClass writes ([`crate::admission::priority`]).
+    pub(crate) priority: crate::admission::priority::Priority,
 }
 
 /// What a write does, for admission.
@@ -279,6 +281,7 @@ impl Registry {
             resource_quota: Default::default(),
             resource_metrics: std::sync::OnceLock::new(),
             limit_ranger: Default::default(),
+            priority: Default::default(),
         }
     }
 
@@ -341,12 +344,17 @@ impl Registry {
         object_key(&self.prefix, info, namespace, name)
     }
 
-    /// Creates the initial namespaces if absent.
+    /// Creates the initial namespaces and the built-in PriorityClasses (`system-node-critical`,
+    /// `system-cluster-critical`) if absent.
     pub async fn bootstrap(&self) -> Result<(), ApiError> {
-        for name in INITIAL_NAMESPACES {
+        let namespaces = INITIAL_NAMESPACES.iter().map(|name| {
             let mut ns = navarch_api::v1::Namespace::default();
             navarch_api::Resource::meta_mut(&mut ns).name = name.to_string();
-            match self.create(Object::Namespace(ns), false, FieldManager::update(SERVER_MANAGER)).await {
+            Object::Namespace(ns)
+        });
+        let classes = navarch_api::priority::system_priority_classes().into_iter().map(Object::PriorityClass);
+        for obj in namespaces.chain(classes) {
+            match self.create(obj, false, FieldManager::update(SERVER_MANAGER)).await {
                 Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
                 Err(e) => return Err(e),
             }
@@ -400,6 +408,9 @@ impl Registry {
             self.admit_pod(&mut obj).await?;
         }
         self.limit_ranger.default_pod(&mut obj, self).await?;
+        if matches!(obj, Object::Pod(_)) {
+            self.priority.admit_pod(&mut obj, self).await?;
+        }
         if matches!(obj, Object::PersistentVolumeClaim(_) | Object::PersistentVolume(_)) {
             self.admit_storage(&mut obj).await?;
         }
@@ -426,6 +437,7 @@ impl Registry {
             check_valid(&obj, None)?;
             if attempt == 0 {
                 self.limit_ranger.check(WriteOperation::Create, &obj, None, self).await?;
+                self.priority.check_class(WriteOperation::Create, &obj, self).await?;
                 self.admit_write(WriteOperation::Create, Some(&obj), None)?;
             }
             if info.namespaced {
@@ -615,6 +627,9 @@ impl Registry {
                 validation::apply_defaults(&mut new);
                 validation::prepare_write(&mut new, Some(&old));
             }
+            if subresource.is_empty() {
+                self.priority.keep_on_update(&mut new, &old);
+            }
             if !old.meta().deletion_timestamp.is_empty() {
                 let added: Vec<&String> =
                     new.meta().finalizers.iter().filter(|f| !old.meta().finalizers.contains(f)).collect();
@@ -640,6 +655,7 @@ impl Registry {
                 check_valid(&new, Some(&old))?;
             }
             self.limit_ranger.check(WriteOperation::Update { subresource }, &new, Some(&old), self).await?;
+            self.priority.check_class(WriteOperation::Update { subresource }, &new, self).await?;
             self.admit_write(WriteOperation::Update { subresource }, Some(&new), Some(&old))?;
             // The last finalizer gone ends a deletion, unless a pod is still within its grace period
             // (Kubernetes' `ShouldDeleteDuringUpdate`): then its kubelet's final delete removes it.
@@ -714,6 +730,7 @@ impl Registry {
                 "namespaces {name:?} is forbidden: this namespace may not be deleted"
             )));
         }
+        crate::admission::priority::refuse_system_class_delete(info.kind, name)?;
         if let Some(g) = opts.grace_period_seconds.filter(|g| *g < 0) {
             return Err(ApiError::BadRequest(format!(
                 "gracePeriodSeconds: Invalid value: {g}: must be >= 0"

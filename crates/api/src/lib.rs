@@ -55,6 +55,8 @@ pub mod manifest;
 pub mod merge_patch;
 pub mod names;
 pub mod node_affinity;
+/// PriorityClasses: the system classes, reserved names and values, the global default.
+pub mod priority;
 pub mod qos;
 pub mod quantity;
 /// ResourceQuota accounting shared by the api-server's admission and the resource quota controller.

@@ -340,6 +340,10 @@ kinds! {
         api_version: "storage.k8s.io/v1", plural: "storageclasses", namespaced: false, short_names: ["sc"],
         status: false, fields: |o| {},
     },
+    PriorityClass {
+        api_version: "scheduling.k8s.io/v1", plural: "priorityclasses", namespaced: false, short_names: ["pc"],
+        status: false, fields: |o| {},
+    },
     Lease {
         api_version: "coordination.k8s.io/v1", plural: "leases", namespaced: true, short_names: [], status: false,
         fields: |o| {},

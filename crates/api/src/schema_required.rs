@@ -132,6 +132,7 @@ static REQUIRED: &[(&str, &[&str])] = &[
     ("PortStatus", &["port", "protocol"]),
     ("PortworxVolumeSource", &["volumeID"]),
     ("PreferredSchedulingTerm", &["weight", "preference"]),
+    ("PriorityClass", &["value"]),
     ("QuobyteVolumeSource", &["registry", "volume"]),
     ("RBDPersistentVolumeSource", &["monitors", "image"]),
     ("RBDVolumeSource", &["monitors", "image"]),

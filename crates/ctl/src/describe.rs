@@ -1,8 +1,9 @@
 //! `navctl describe`: kubectl-like sections (Name, Namespace, Labels, Annotations, kind-specific
 //! fields) and the object's Events; LimitRanges and ResourceQuotas in their own table shapes
-//! ([`limit_range`], [`quota`]).
+//! ([`limit_range`], [`quota`]), PriorityClasses with kubectl's fields ([`priority_class`]).
 
 mod limit_range;
+mod priority_class;
 mod quota;
 
 use std::time::SystemTime;
@@ -826,6 +827,11 @@ pub fn describe(o: &Object, events: Option<&[Value]>, pods: &[Value], now: Syste
         return quota::describe(&v);
     }
     let mut d = Description::default();
+    if let Object::PriorityClass(_) = o {
+        priority_class::describe(&mut d, &v);
+        events_section(&mut d, events, now);
+        return d.render();
+    }
     common(&mut d, &v, o.info().namespaced);
     kind_specific(&mut d, o.kind(), &v, pods);
     events_section(&mut d, events, now);

@@ -12,7 +12,7 @@
 //! are the registry's to carry over from the stored object on update; they are not checked here.
 //!
 //! This file only dispatches by kind. The kinds live in `pod` (pods and pod templates), `workloads`,
-//! `batch`, `autoscaling`, `policy`, `quota`, `service`, `storage`, `limit_range`, `rbac`, `certificates`, `other` and `meta` (object metadata); the field paths,
+//! `batch`, `autoscaling`, `policy`, `quota`, `scheduling`, `service`, `storage`, `limit_range`, `rbac`, `certificates`, `other` and `meta` (object metadata); the field paths,
 //! error constructors and value helpers they all share are `field`'s.
 
 mod autoscaling;
@@ -27,6 +27,7 @@ pub mod policy;
 mod quota;
 pub mod rbac;
 mod resource_names;
+mod scheduling;
 mod service;
 mod storage;
 #[cfg(test)]
@@ -61,6 +62,7 @@ pub fn apply_defaults(obj: &mut Object) {
         Object::PersistentVolume(o) => storage::default_persistent_volume(o),
         Object::PersistentVolumeClaim(o) => storage::default_persistent_volume_claim(o),
         Object::StorageClass(o) => storage::default_storage_class(o),
+        Object::PriorityClass(o) => scheduling::default_priority_class(o),
         Object::LimitRange(o) => limit_range::default_limit_range(o),
         Object::ConfigMap(_)
         | Object::ServiceAccount(_)
@@ -157,6 +159,7 @@ pub fn validate(obj: &Object, old: Option<&Object>) -> Vec<FieldError> {
             storage::validate_persistent_volume_claim(o, old_as!(PersistentVolumeClaim), &mut errs)
         }
         Object::StorageClass(o) => storage::validate_storage_class(o, old_as!(StorageClass), &mut errs),
+        Object::PriorityClass(o) => scheduling::validate_priority_class(o, old_as!(PriorityClass), &mut errs),
         Object::ResourceQuota(o) => quota::validate_resource_quota(o, old_as!(ResourceQuota), &mut errs),
         Object::Lease(o) => other::validate_lease(o, &mut errs),
         Object::Role(o) => rbac::validate_role(o, &mut errs),

@@ -147,6 +147,13 @@ pub(super) fn row(kind: &str, o: &Value, now: SystemTime) -> Vec<Value> {
         "PersistentVolumeClaim" => super::storage::persistent_volume_claim(o, age()),
         "StorageClass" => super::storage::storage_class(o, age()),
         "ResourceQuota" => super::quota::resource_quota(o, name(), age()),
+        "PriorityClass" => vec![
+            name(),
+            n(int_at(o, "value")),
+            Value::Bool(bool_at(o, "globalDefault")),
+            age(),
+            s(str_at(o, "preemptionPolicy")),
+        ],
         "NodeMetrics" | "PodMetrics" => super::metrics::row(kind, o),
         "Role" | "ClusterRole" | "LimitRange" => vec![name(), s(created_at(o))],
         "RoleBinding" | "ClusterRoleBinding" => {

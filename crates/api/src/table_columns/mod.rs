@@ -241,6 +241,13 @@ const STORAGE_CLASS: &[ColumnDefinition] = table![
     col("AllowVolumeExpansion", "string", "Whether claims of the class may grow."),
 ];
 
+/// PreemptionPolicy comes after Age, as in Kubernetes.
+const PRIORITY_CLASS: &[ColumnDefinition] = table![
+    col("Value", "integer", "The priority pods of this class get."),
+    col("Global-Default", "boolean", "Whether pods naming no class get this class's priority.");
+    col("PreemptionPolicy", "string", "Whether pods of this class may preempt pods of lower priority."),
+];
+
 /// Age comes before the usage columns, as in Kubernetes.
 const RESOURCE_QUOTA: &[ColumnDefinition] = table![;
     col("Request", "string", "Request represents a minimum amount of cpu/memory that a container may consume."),
@@ -281,6 +288,7 @@ fn definitions(kind: &str) -> &'static [ColumnDefinition] {
         "PersistentVolume" => PERSISTENT_VOLUME,
         "PersistentVolumeClaim" => PERSISTENT_VOLUME_CLAIM,
         "StorageClass" => STORAGE_CLASS,
+        "PriorityClass" => PRIORITY_CLASS,
         "ResourceQuota" => RESOURCE_QUOTA,
         "NodeMetrics" | "PodMetrics" => metrics::COLUMNS,
         _ => DEFAULT,

@@ -634,3 +634,17 @@ fn resource_quota_rows() {
     );
     assert_eq!(row("ResourceQuota", "metadata: {name: new}\n")[2..], ["", ""]);
 }
+
+#[test]
+fn priority_class_rows() {
+    let names: Vec<&str> = columns("PriorityClass").iter().map(|c| c.name).collect();
+    assert_eq!(names, ["Name", "Value", "Global-Default", "Age", "PreemptionPolicy"]);
+    assert!(columns("PriorityClass").iter().all(|c| c.priority == 0), "kubectl shows every column");
+    let pc = "metadata: {name: high, creationTimestamp: \"2024-05-01T09:58:00Z\"}\n\
+              value: 1000000\nglobalDefault: true\npreemptionPolicy: Never\n";
+    assert_eq!(
+        cells("PriorityClass", &doc(pc), now()),
+        [json!("high"), json!(1000000), json!(true), json!("2m"), json!("Never")]
+    );
+    assert_eq!(row("PriorityClass", "metadata: {name: low}\nvalue: -5\n")[1..3], ["-5", "false"]);
+}

@@ -2,8 +2,8 @@
 //! carries which of navarch's JSON fields.
 //!
 //! The numbers are facts of Kubernetes' wire format, read from the `generated.proto` files of `k8s.io/api`
-//! (core/v1, apps/v1, autoscaling/v1 and v2, batch/v1, coordination/v1, policy/v1, rbac/v1, storage/v1, authentication/v1,
-//! authorization/v1, certificates/v1) and `k8s.io/apimachinery` (pkg/apis/meta/v1) at their 1.37 development head; Kubernetes
+//! (core/v1, apps/v1, autoscaling/v1 and v2, batch/v1, coordination/v1, policy/v1, rbac/v1, scheduling/v1,
+//! storage/v1, authentication/v1, authorization/v1, certificates/v1) and `k8s.io/apimachinery` (pkg/apis/meta/v1) at their 1.37 development head; Kubernetes
 //! never renumbers or reuses a field, so they hold for every release (kubectl 1.32 included). They also
 //! agree with the `protobuf:"…"` tags of the Go types.
 //!
@@ -378,6 +378,8 @@ pub static NUMBERS: &[(&str, &[(u32, &str)])] = &[
     ("PortworxVolumeSource", &[(1, "volumeID"), (2, "fsType"), (3, "readOnly")]),
     ("Preconditions", &[(1, "uid"), (2, "resourceVersion")]),
     ("PreferredSchedulingTerm", &[(1, "weight"), (2, "preference")]),
+    ("PriorityClass", &[(1, "metadata"), (2, "value"), (3, "globalDefault"), (4, "description"),
+        (5, "preemptionPolicy")]),
     ("Probe", &[(1, "..ProbeHandler"), (2, "initialDelaySeconds"), (3, "timeoutSeconds"),
         (4, "periodSeconds"), (5, "successThreshold"), (6, "failureThreshold"),
         (7, "terminationGracePeriodSeconds")]),
