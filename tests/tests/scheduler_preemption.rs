@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use navarch_api::v1::{Event, Node, Pod, PodCondition, PodDisruptionBudget};
+use navarch_api::v1::{Event, Node, Pod, PodCondition, PodDisruptionBudget, PriorityClass};
 use navarch_api::{Object, Resource, manifest};
 use navarch_client::{Api, DeleteParams, ListParams};
 use navarch_tests::{Daemon, TestEnv, eventually};
@@ -25,16 +25,30 @@ fn node(name: &str, cpu: &str) -> Node {
     n
 }
 
-/// A pod of `cpu` at `priority` labelled `app: <app>`, on `on` if given.
+/// A pod of `cpu` at `priority` (through the PriorityClass `prio-<priority>` of [`classes`]) labelled
+/// `app: <app>`, on `on` if given.
 fn pod(name: &str, app: &str, cpu: &str, priority: i32, on: Option<&str>) -> Pod {
     let selector =
         on.map(|n| format!("  nodeSelector: {{kubernetes.io/hostname: {n}}}\n")).unwrap_or_default();
     let Object::Pod(p) = parse(&format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: default, labels: {{app: {app}}}}}\nspec:\n  priority: {priority}\n  containers: [{{name: c, image: x, resources: {{requests: {{cpu: '{cpu}'}}}}}}]\n{selector}"
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: default, labels: {{app: {app}}}}}\nspec:\n  priorityClassName: prio-{priority}\n  containers: [{{name: c, image: x, resources: {{requests: {{cpu: '{cpu}'}}}}}}]\n{selector}"
     )) else {
         unreachable!()
     };
     p
+}
+
+/// The PriorityClasses the tests' pods name.
+async fn classes(c: &navarch_client::Client) {
+    let api: Api<PriorityClass> = c.api("");
+    for value in [1, 5, 50, 100] {
+        let Object::PriorityClass(pc) = parse(&format!(
+            "apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata: {{name: prio-{value}}}\nvalue: {value}\n"
+        )) else {
+            unreachable!()
+        };
+        api.create(&pc).await.unwrap();
+    }
 }
 
 async fn add_node(nodes: &Api<Node>, n: Node) {
@@ -113,6 +127,7 @@ fn gone_names(gone: &Gone) -> Vec<String> {
 async fn preempts_the_fewest_lowest_priority_pods_and_spares_budgets() {
     let env = TestEnv::start().await;
     let c = env.client().await;
+    classes(&c).await;
     let nodes: Api<Node> = c.api("");
     let pods: Api<Pod> = c.api("default");
     add_node(&nodes, node("n1", "2")).await;
@@ -188,6 +203,7 @@ async fn preempts_the_fewest_lowest_priority_pods_and_spares_budgets() {
 async fn a_restarted_scheduler_resumes_a_preemption_from_the_pods_status() {
     let env = TestEnv::start().await;
     let c = env.client().await;
+    classes(&c).await;
     let nodes: Api<Node> = c.api("");
     let pods: Api<Pod> = c.api("default");
     add_node(&nodes, node("n1", "2")).await;
