@@ -1,6 +1,7 @@
 //! The scheduler's cache: the nodes, the pods counted against them (bound, or assumed while their bind
 //! is in flight), and an index of those pods by namespace and label, so the inter-pod filters and
-//! topology spreading find the pods a selector matches without walking every pod.
+//! topology spreading find the pods a selector matches without walking every pod; and what the default
+//! topology spread constraints read (the configured defaults, Services' and controllers' selectors).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -19,9 +20,19 @@ pub struct Cache {
     /// Every bound, unfinished pod (also those on nodes not seen yet).
     bound: HashMap<String, Arc<Pod>>,
     index: PodIndex,
+    /// Default topology spread constraints and the Service/controller selectors they use.
+    spread_defaults: crate::spread::Defaults,
 }
 
 impl Cache {
+    pub fn spread_defaults(&self) -> &crate::spread::Defaults {
+        &self.spread_defaults
+    }
+
+    pub fn spread_defaults_mut(&mut self) -> &mut crate::spread::Defaults {
+        &mut self.spread_defaults
+    }
+
     pub fn nodes(&self) -> &BTreeMap<String, NodeInfo> {
         &self.nodes
     }

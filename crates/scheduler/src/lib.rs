@@ -3,7 +3,7 @@
 //! This crate owns the scheduling decision, kept free of I/O so it is unit-tested directly:
 //! [`resources`] (a pod's effective request, a node's allocatable), [`node_info`] (a node and the pods
 //! counted against it), [`filters`] (can this pod run there, and if not, Kubernetes' reason) and
-//! [`scores`] (which fitting node is best), [`volumes`] (the pod's PersistentVolumeClaims: Kubernetes'
+//! [`scores`] (which fitting node is best), [`spread`] (topology spread constraints), [`volumes`] (the pod's PersistentVolumeClaims: Kubernetes'
 //! volume binding); and the loop that uses them ([`scheduler`]): nodes and pods
 //! cached from watches, assume-then-bind, Unschedulable conditions and events, retries.
 
@@ -19,6 +19,7 @@ pub mod resources;
 pub mod run;
 pub mod scheduler;
 pub mod scores;
+pub mod spread;
 pub mod volumes;
 
 #[cfg(test)]
