@@ -115,6 +115,26 @@ fn terminating(pod: &Pod) -> bool {
     pod.metadata.as_ref().is_some_and(|m| !m.deletion_timestamp.is_empty())
 }
 
+/// For each constraint, the node of every non-terminating pod in `ns` its selector matches (constraints
+/// with equal selectors, like the default hostname and zone pair, share one index lookup).
+fn matching_nodes<'c>(cache: &'c Cache, ns: &str, cs: &[Constraint]) -> Vec<Vec<&'c NodeInfo>> {
+    let ns = [ns.to_string()];
+    let mut out: Vec<Vec<&'c NodeInfo>> = Vec::with_capacity(cs.len());
+    for (i, c) in cs.iter().enumerate() {
+        let nodes = match cs[..i].iter().position(|o| o.selector == c.selector) {
+            Some(j) => out[j].clone(),
+            None => cache
+                .index()
+                .select(Namespaces::These(&ns), &c.selector)
+                .filter(|(p, _)| !terminating(p))
+                .filter_map(|(_, n)| cache.node(n))
+                .collect(),
+        };
+        out.push(nodes);
+    }
+    out
+}
+
 /// What of the incoming pod decides which nodes a constraint counts: its nodeSelector, required node
 /// affinity and tolerations (kept so [`State`] owns everything it needs).
 #[derive(Debug, Clone, Default)]
@@ -258,13 +278,9 @@ impl State {
                 }
             }
         }
-        let ns = [self.namespace.clone()];
+        let matching = matching_nodes(cache, &self.namespace, &all);
         for (i, c) in all.iter().enumerate() {
-            for (p, node) in cache.index().select(Namespaces::These(&ns), &c.selector) {
-                if terminating(p) {
-                    continue;
-                }
-                let Some(info) = cache.node(node) else { continue };
+            for info in &matching[i] {
                 let labels = node_labels(&info.node);
                 if !has_all_keys(labels, &all) || !self.inclusion.includes(c, &info.node) {
                     continue;

@@ -4,11 +4,10 @@
 
 use std::collections::HashMap;
 
-use crate::cache::Namespaces;
 use crate::cycle::Cycle;
 use crate::node_info::NodeInfo;
 
-use super::{HOSTNAME, has_all_keys, node_labels, terminating};
+use super::{HOSTNAME, has_all_keys, matching_nodes, node_labels};
 
 const MAX: i64 = 100;
 
@@ -46,18 +45,14 @@ pub fn score(cycle: &Cycle, nodes: &[&NodeInfo]) -> Vec<i64> {
         .map(|(c, d)| weight(if c.topology_key == HOSTNAME { scored } else { d.len() }))
         .collect();
     // Matching pods: per domain over every node (as eligible), and per node for hostname constraints.
-    let ns = [s.namespace.clone()];
+    let matching = matching_nodes(cache, &s.namespace, soft);
     let mut per_node: Vec<HashMap<&str, i64>> = vec![HashMap::new(); soft.len()];
     for (i, c) in soft.iter().enumerate() {
-        for (p, node) in cache.index().select(Namespaces::These(&ns), &c.selector) {
-            if terminating(p) {
-                continue;
-            }
+        for &info in &matching[i] {
             if c.topology_key == HOSTNAME {
-                *per_node[i].entry(node).or_insert(0) += 1;
+                *per_node[i].entry(info.name()).or_insert(0) += 1;
                 continue;
             }
-            let Some(info) = cache.node(node) else { continue };
             let labels = node_labels(&info.node);
             if (s.soft_require_all_keys && !has_all_keys(labels, soft))
                 || !s.inclusion.includes(c, &info.node)
