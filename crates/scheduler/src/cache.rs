@@ -1,6 +1,7 @@
 //! The scheduler's cache: the nodes, the pods counted against them (bound, or assumed while their bind
 //! is in flight), and an index of those pods by namespace and label, so the inter-pod filters and
-//! topology spreading find the pods a selector matches without walking every pod.
+//! topology spreading find the pods a selector matches without walking every pod; and what the default
+//! topology spread constraints read (the configured defaults, Services' and controllers' selectors).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -22,6 +23,8 @@ pub struct Cache {
     index: PodIndex,
     /// Pending pods nominated to nodes by preemption.
     nominated: Nominator,
+    /// Default topology spread constraints and the Service/controller selectors they use.
+    spread_defaults: crate::spread::Defaults,
 }
 
 impl Cache {
@@ -31,6 +34,14 @@ impl Cache {
 
     pub fn nominated_mut(&mut self) -> &mut Nominator {
         &mut self.nominated
+    }
+
+    pub fn spread_defaults(&self) -> &crate::spread::Defaults {
+        &self.spread_defaults
+    }
+
+    pub fn spread_defaults_mut(&mut self) -> &mut crate::spread::Defaults {
+        &mut self.spread_defaults
     }
 
     pub fn nodes(&self) -> &BTreeMap<String, NodeInfo> {

@@ -20,6 +20,9 @@ pub struct Cycle<'a> {
     /// Every node in the cache, in name order.
     pub nodes: Vec<&'a NodeInfo>,
     pub cache: &'a Cache,
+    /// Topology spreading: matching pods per domain of the pod's DoNotSchedule constraints, and its
+    /// ScheduleAnyway constraints.
+    pub spread: crate::spread::State,
 }
 
 impl<'a> Cycle<'a> {
@@ -35,7 +38,19 @@ impl<'a> Cycle<'a> {
         cache: &'a Cache,
         vols: Option<&'a PodVolumes>,
     ) -> Cycle<'a> {
-        Cycle { pod, req: pod_requests(pod), vols, nodes, cache }
+        let spread = crate::spread::State::new(pod, &nodes, cache);
+        Cycle { pod, req: pod_requests(pod), vols, nodes, cache, spread }
+    }
+
+    /// Counts `pod` on `node` in every pre-filter state (Kubernetes' AddPod extensions).
+    pub fn add_pod(&mut self, pod: &Pod, node: &NodeInfo) {
+        self.spread.add_pod(pod, node);
+    }
+
+    /// Stops counting `pod` on `node` in every pre-filter state (Kubernetes' RemovePod extensions), so
+    /// preemption can filter a node as if its victims were gone.
+    pub fn remove_pod(&mut self, pod: &Pod, node: &NodeInfo) {
+        self.spread.remove_pod(pod, node);
     }
 
     pub fn namespace(&self) -> &str {

@@ -34,6 +34,7 @@ pub fn filter(cycle: &Cycle, node: &NodeInfo) -> Vec<String> {
         reasons.push("node(s) didn't have free ports for the requested pod ports".to_string());
     }
     reasons.extend(anti_affinity(pod, node));
+    reasons.extend(crate::spread::filter(cycle, node).map(String::from));
     if let Some(v) = vols {
         reasons.extend(v.reasons(&node.node).into_iter().map(String::from));
     }
@@ -41,8 +42,8 @@ pub fn filter(cycle: &Cycle, node: &NodeInfo) -> Vec<String> {
 }
 
 /// Whether evicting pods could make the node fit: Kubernetes' preemption skips nodes whose failure is
-/// UnschedulableAndUnresolvable; only resources, host ports, anti-affinity and ReadWriteOncePod
-/// conflicts are `Unschedulable`.
+/// UnschedulableAndUnresolvable; only resources, host ports, anti-affinity, topology spread skew and
+/// ReadWriteOncePod conflicts are `Unschedulable`.
 pub fn preemption_might_help(reasons: &[String]) -> bool {
     reasons.iter().all(|r| {
         r.starts_with("Insufficient ")
@@ -51,6 +52,7 @@ pub fn preemption_might_help(reasons: &[String]) -> bool {
             || r == "node(s) didn't match pod anti-affinity rules"
             || r == "node(s) didn't satisfy existing pods anti-affinity rules"
             || r == volumes::REASON_RWOP_CONFLICT
+            || r == crate::spread::REASON_CONSTRAINTS
     })
 }
 

@@ -54,6 +54,8 @@ pub struct SchedulerConfig {
     /// Measured on 2 cores: parallel filtering kept the rate but multiplied latency, as the filter threads
     /// compete with the api-server and etcd for the same cores.
     pub parallelism: usize,
+    /// PodTopologySpread's arguments: the default constraints for pods without their own.
+    pub spread: crate::spread::SpreadArgs,
 }
 
 fn cfg_workers(cfg: &SchedulerConfig) -> usize {
@@ -72,6 +74,7 @@ impl Default for SchedulerConfig {
             initial_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(10),
             parallelism: 0,
+            spread: crate::spread::SpreadArgs::default(),
         }
     }
 }
@@ -82,6 +85,8 @@ enum Input {
     Pods(Box<Event<Pod>>),
     /// A claim, volume or class was added or changed (the stores already hold it).
     Storage(StorageChange),
+    /// A Service, ReplicaSet, StatefulSet or ReplicationController: default spreading selectors.
+    SpreadSource(crate::spread::SourceEvent),
     Bound {
         key: String,
         result: Result<(), BindError>,
@@ -255,12 +260,14 @@ impl Scheduler {
         let (volumes, volumes_w) = store();
         let (classes, classes_w) = store();
         let (pdbs, pdbs_w) = store();
+        let mut cache = Cache::default();
+        cache.spread_defaults_mut().configure(&cfg.spread);
         Scheduler {
             client,
             metrics,
             events: None,
             cfg,
-            cache: Cache::default(),
+            cache,
             pending: HashMap::new(),
             queue: Queue::default(),
             pdbs,
@@ -305,6 +312,9 @@ impl Scheduler {
         if let Some(w) = self.pdbs_writer.take() {
             let pdbs = reflector(w, watcher(self.client.api(""), WatcherConfig::default()));
             feeds.push(feed(pdbs, &tx, &shutdown, |_: Event<PodDisruptionBudget>| None));
+        }
+        if self.cache.spread_defaults().needs_sources() {
+            feeds.extend(spread_source_feeds(&self.client, &tx, &shutdown));
         }
         let (events, sender) = EventRecorder::new(self.client.clone(), "default-scheduler", "", EVENT_QUEUE);
         self.events = Some(events);
@@ -369,6 +379,7 @@ impl Scheduler {
                     StorageChange::Any => self.retry_if(volumes::has_claims),
                 }
             }
+            Input::SpreadSource(e) => self.cache.spread_defaults_mut().apply(e),
             Input::Bound { key, result } => {
                 let assumed = self.assumed_volumes.remove(&key);
                 match result {
@@ -428,7 +439,18 @@ impl Scheduler {
             self.pending.remove(&key);
             self.cache.nominated_mut().remove(&key);
             self.victims_of.remove(&key);
+            let newly_placed = !finished && self.cache.placed(&key).is_none();
             self.cache.bound(key, &node, pod, finished);
+            if newly_placed {
+                // A pod appearing on a node may satisfy pending pods' affinity or spreading (Kubernetes'
+                // queueing hints of InterPodAffinity and PodTopologySpread).
+                self.retry_if(|p| {
+                    p.spec.as_ref().is_some_and(|s| {
+                        !s.topology_spread_constraints.is_empty()
+                            || s.affinity.as_ref().is_some_and(|a| a.pod_affinity.is_some())
+                    })
+                });
+            }
             return;
         }
         if self.cache.placed(&key).is_some() {
@@ -757,6 +779,31 @@ where
             }
         }
     })
+}
+
+/// Watches of the kinds whose selectors make pods' default topology spread selectors.
+fn spread_source_feeds(
+    client: &Client,
+    tx: &mpsc::Sender<Input>,
+    shutdown: &CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    use crate::spread::{SelectorSource, SourceEvent};
+    use navarch_api::v1::{ReplicaSet, ReplicationController, Service, StatefulSet};
+    fn one<K: SelectorSource>(
+        client: &Client,
+        tx: &mpsc::Sender<Input>,
+        shutdown: &CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        feed(watcher(client.api::<K>(""), WatcherConfig::default()), tx, shutdown, |e| {
+            Some(Input::SpreadSource(SourceEvent::from_event(e)))
+        })
+    }
+    vec![
+        one::<Service>(client, tx, shutdown),
+        one::<ReplicaSet>(client, tx, shutdown),
+        one::<StatefulSet>(client, tx, shutdown),
+        one::<ReplicationController>(client, tx, shutdown),
+    ]
 }
 
 /// A volume or class added or changed, or a (re)list of them: pods using claims may fit now.

@@ -7,7 +7,7 @@
 //! | balanced allocation | 1 | nodes whose cpu and memory use stay even |
 //! | preferred node affinity | 2 | nodes matching more preferred terms (by weight) |
 //! | taint toleration | 3 | nodes with fewer untolerated `PreferNoSchedule` taints |
-//! | spreading | 2 | nodes with fewer pods of the same owner |
+//! | pod topology spread | 2 | nodes whose domains have fewer matching pods (the pod's constraints, or the default ones) |
 
 use navarch_api::v1::Pod;
 
@@ -73,24 +73,6 @@ pub fn intolerable_prefer_no_schedule(pod: &Pod, n: &NodeInfo) -> i64 {
         .count() as i64
 }
 
-/// Pods on the node with the same controller owner as `pod` (raw; fewer is better).
-pub fn same_owner_pods(pod: &Pod, n: &NodeInfo) -> i64 {
-    let owner = pod
-        .metadata
-        .as_ref()
-        .and_then(|m| m.owner_references.iter().find(|o| o.controller == Some(true)))
-        .map(|o| o.uid.clone());
-    let Some(owner) = owner else { return 0 };
-    n.pods
-        .values()
-        .filter(|p| {
-            p.metadata.as_ref().is_some_and(|m| {
-                m.owner_references.iter().any(|o| o.controller == Some(true) && o.uid == owner)
-            })
-        })
-        .count() as i64
-}
-
 /// Scales raw values to 0..=100 across nodes (`higher_is_better` false: inverted).
 fn normalize(raw: &[i64], higher_is_better: bool) -> Vec<i64> {
     let max = raw.iter().copied().max().unwrap_or(0);
@@ -113,7 +95,7 @@ pub fn score(cycle: &Cycle, nodes: &[&NodeInfo]) -> Vec<i64> {
     let affinity = normalize(&nodes.iter().map(|n| preferred_affinity(pod, n)).collect::<Vec<_>>(), true);
     let taints =
         normalize(&nodes.iter().map(|n| intolerable_prefer_no_schedule(pod, n)).collect::<Vec<_>>(), false);
-    let spread = normalize(&nodes.iter().map(|n| same_owner_pods(pod, n)).collect::<Vec<_>>(), false);
+    let spread = crate::spread::score(cycle, nodes);
     nodes
         .iter()
         .enumerate()

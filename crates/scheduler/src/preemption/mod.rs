@@ -60,12 +60,10 @@ pub fn terminating_by_preemption(pod: &Pod) -> bool {
         })
 }
 
-/// THE one place where a simulated removal (`added` false) or re-addition of `pod` on `node` reaches
-/// the pre-filter state of the cycle (Kubernetes' PreFilterExtensions). The lead wires it at merge:
-/// `if added { state.add_pod(pod, node) } else { state.remove_pod(pod, node) }` once `Cycle` has
-/// those methods (inter-pod affinity and spreading states).
+/// The one place where a simulated removal (`added` false) or re-addition of `pod` on `node` reaches
+/// the pre-filter state of the cycle (Kubernetes' PreFilterExtensions).
 pub(crate) fn sync_state(state: &mut Cycle, pod: &Pod, node: &NodeInfo, added: bool) {
-    let _ = (state, pod, node, added);
+    if added { state.add_pod(pod, node) } else { state.remove_pod(pod, node) }
 }
 
 /// The filters' reasons for `node`, counting there the pods nominated to it with a priority at least
