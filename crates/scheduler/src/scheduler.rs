@@ -29,7 +29,6 @@ use crate::cycle::Cycle;
 use crate::filters::{filter, preemption_might_help};
 use crate::metrics::SchedulerMetrics;
 use crate::node_info::{NodeInfo, pod_key};
-use crate::scores::score;
 use crate::volumes::bind::VolumeWrites;
 use crate::volumes::{self, PodVolumes, VolumeCache};
 
@@ -44,6 +43,8 @@ pub struct SchedulerConfig {
     /// Measured on 2 cores: parallel filtering kept the rate but multiplied latency, as the filter threads
     /// compete with the api-server and etcd for the same cores.
     pub parallelism: usize,
+    /// Score plugins, weights and their args (the config file's profile).
+    pub scoring: Arc<crate::scores::Profile>,
 }
 
 fn cfg_workers(cfg: &SchedulerConfig) -> usize {
@@ -62,6 +63,7 @@ impl Default for SchedulerConfig {
             initial_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(10),
             parallelism: 0,
+            scoring: Arc::default(),
         }
     }
 }
@@ -500,7 +502,7 @@ impl Scheduler {
             self.unschedulable(key, pod, msg);
             return;
         }
-        let scores = score(&cycle, &feasible);
+        let scores = self.cfg.scoring.score(&cycle, &feasible);
         let best = scores.iter().copied().max().unwrap_or(0);
         let top: Vec<usize> =
             scores.iter().enumerate().filter(|(_, s)| **s == best).map(|(i, _)| i).collect();
