@@ -23,8 +23,8 @@ use containerd_client::services::v1::{
     CreateRequest as CreateLeaseRequest, CreateTaskRequest, DeleteContainerRequest, DeleteProcessRequest,
     DeleteRequest as DeleteLeaseRequest, DeleteTaskRequest, ExecProcessRequest, GetContainerRequest,
     GetImageRequest, GetRequest as GetTaskRequest, Image, InfoRequest, KillRequest, ListContainersRequest,
-    ReadContentRequest, ResizePtyRequest, StartRequest, SubscribeRequest, UpdateContainerRequest,
-    UpdateImageRequest, WaitRequest, WriteAction, WriteContentRequest,
+    ListImagesRequest, ReadContentRequest, ResizePtyRequest, StartRequest, SubscribeRequest,
+    UpdateContainerRequest, UpdateImageRequest, WaitRequest, WriteAction, WriteContentRequest,
 };
 use containerd_client::tonic::transport::Channel;
 use containerd_client::tonic::{Code, Request, Status};
@@ -250,6 +250,15 @@ impl Containerd {
             Err(s) if s.code() == Code::NotFound => Ok(None),
             Err(s) => Err(call("get image", name)(s)),
         }
+    }
+
+    /// Every image record in the namespace.
+    pub async fn list_images(&self) -> Result<Vec<Image>> {
+        let r = ImagesClient::new(self.channel.clone())
+            .list(self.req(ListImagesRequest { filters: vec![] }))
+            .await
+            .map_err(call("list images", ""))?;
+        Ok(r.into_inner().images)
     }
 
     /// Creates or repoints the image record `name` at `target`.

@@ -181,11 +181,13 @@ fn arch() -> &'static str {
     }
 }
 
-/// The node's status from the host and the runtime's health.
+/// The node's status from the host, the runtime's health and its images (`None`: they could not be
+/// listed, the last reported stay).
 pub fn node_status(
     s: &NodeSettings,
     h: &HostResources,
     runtime_ok: Result<(), String>,
+    images: Option<Vec<navarch_api::v1::ContainerImage>>,
     old: &NodeStatus,
 ) -> NodeStatus {
     let (capacity, allocatable) = resources(h, s);
@@ -216,6 +218,7 @@ pub fn node_status(
             architecture: arch().into(),
             ..Default::default()
         }),
+        images: images.unwrap_or_else(|| old.images.clone()),
         ..old.clone()
     }
 }

@@ -98,6 +98,7 @@ async fn node_status_loop(
     let api = client.api::<Node>("");
     let mut last_write = std::time::Instant::now() - Duration::from_secs(3600);
     let mut tick = tokio::time::interval(interval);
+    let mut image_sizes = std::collections::HashMap::new();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -105,6 +106,13 @@ async fn node_status_loop(
         }
         let runtime = ctd.version().await.map(|_| ()).map_err(|e| e.to_string());
         let host = HostResources::read(&root);
+        let images = match crate::image::inventory::list(&ctd, &mut image_sizes).await {
+            Ok(i) => Some(i),
+            Err(e) => {
+                tracing::warn!(error = %e, "listing images for the node status");
+                None
+            }
+        };
         let node = match api.get(&settings.name).await {
             Ok(n) => n,
             Err(e) => {
@@ -113,7 +121,7 @@ async fn node_status_loop(
             }
         };
         let old = node.status.clone().unwrap_or_default();
-        let new = crate::node::node_status(&settings, &host, runtime, &old);
+        let new = crate::node::node_status(&settings, &host, runtime, images, &old);
         let changed = {
             let strip = |s: &navarch_api::v1::NodeStatus| {
                 let mut s = s.clone();

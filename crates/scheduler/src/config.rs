@@ -1,14 +1,22 @@
 //! The scheduler's configuration: one struct that is its flags and its config file, resolved by the
 //! daemon shell (flag > `NAVARCH_SCHEDULER_*` > `--config` YAML > default; see `navarch_daemon::config`).
+//! The score plugins' weights and arguments are set in the file only, under `profiles` in
+//! KubeSchedulerConfiguration's names ([`profile`]).
+
+mod profile;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use navarch_api::well_known;
 use navarch_daemon::DaemonConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::scheduler::SchedulerConfig;
+use crate::scores;
+
+pub use profile::{InterPodAffinityArgs, KubeSchedulerProfile, PluginConfig, PluginRef, PluginSet, Plugins};
 
 #[derive(Debug, Clone, PartialEq, clap::Parser, Serialize, Deserialize)]
 #[command(name = "scheduler", version, about = "navarch scheduler: binds pending pods to nodes that fit")]
@@ -40,6 +48,15 @@ pub struct Config {
     /// This instance's identity in the Lease (default: hostname and pid).
     #[arg(long)]
     pub identity: Option<String>,
+    /// Score plugins' weights and arguments (file only), as KubeSchedulerConfiguration's `profiles`:
+    /// `[{schedulerName, plugins: {score: {enabled, disabled}}, pluginConfig: [{name, args}]}]`.
+    #[arg(skip)]
+    #[serde(default)]
+    pub profiles: Vec<KubeSchedulerProfile>,
+    /// Derived: this scheduler's profile (Kubernetes' defaults without `profiles`).
+    #[arg(skip)]
+    #[serde(skip)]
+    pub scoring: Arc<scores::Profile>,
 }
 
 impl DaemonConfig for Config {
@@ -57,6 +74,7 @@ impl DaemonConfig for Config {
         if self.scheduler_name.is_empty() {
             return Err("scheduler_name: must not be empty".into());
         }
+        self.scoring = Arc::new(profile::resolve(&self.profiles, &self.scheduler_name)?);
         Ok(())
     }
 }
@@ -67,6 +85,8 @@ impl Config {
             scheduler_name: self.scheduler_name.clone(),
             percentage_of_nodes_to_score: self.percentage_of_nodes_to_score,
             parallelism: self.parallelism,
+            scoring: self.scoring.clone(),
+            spread: self.scoring.spread.clone(),
             ..SchedulerConfig::default()
         }
     }
@@ -77,6 +97,8 @@ mod tests {
     use navarch_daemon::resolve_args as resolve;
 
     use super::*;
+
+    mod profiles;
 
     #[test]
     fn defaults_env_name_and_checks() {

@@ -51,20 +51,50 @@ pub fn from_list(list: &BTreeMap<String, Quantity>) -> Resources {
     }
 }
 
+/// What the scoring plugins count for a container that requests no cpu (Kubernetes'
+/// `DefaultMilliCPURequest`): 100 millicores.
+pub const DEFAULT_MILLI_CPU_REQUEST: i64 = 100;
+/// What they count for a container that requests no memory (`DefaultMemoryRequest`): 200 MiB.
+pub const DEFAULT_MEMORY_REQUEST: i64 = 200 * 1024 * 1024;
+
 /// The pod's effective request (with `pods: 1`).
 pub fn pod_requests(pod: &Pod) -> Resources {
+    requests(pod, false)
+}
+
+/// The pod's request as the resource scores count it (Kubernetes' `NonZeroRequested`): a container
+/// without a cpu or memory request counts [`DEFAULT_MILLI_CPU_REQUEST`] / [`DEFAULT_MEMORY_REQUEST`],
+/// so pods without requests still spread.
+pub fn pod_non_zero_requests(pod: &Pod) -> Resources {
+    requests(pod, true)
+}
+
+fn container_requests(c: &navarch_api::v1::Container, non_zero: bool) -> Resources {
+    let empty = BTreeMap::new();
+    let list = c.resources.as_ref().map(|r| &r.requests).unwrap_or(&empty);
+    let mut r = from_list(list);
+    if non_zero {
+        if !list.contains_key("cpu") {
+            r.milli_cpu = DEFAULT_MILLI_CPU_REQUEST;
+        }
+        if !list.contains_key("memory") {
+            r.memory = DEFAULT_MEMORY_REQUEST;
+        }
+    }
+    r
+}
+
+fn requests(pod: &Pod, non_zero: bool) -> Resources {
     let Some(spec) = pod.spec.as_ref() else { return Resources { pods: 1, ..Default::default() } };
     let mut sum = Resources::default();
     for c in &spec.containers {
-        if let Some(r) = c.resources.as_ref() {
-            sum.add(&from_list(&r.requests));
-        }
+        sum.add(&container_requests(c, non_zero));
     }
     // Restartable init containers (sidecars) run alongside the app containers.
     let mut sidecars = Resources::default();
     let mut init_max = Resources::default();
     for c in &spec.init_containers {
-        let r = c.resources.as_ref().map(|r| from_list(&r.requests)).unwrap_or_default();
+        let r = container_requests(c, non_zero);
         if c.restart_policy.as_deref() == Some("Always") {
             sidecars.add(&r);
             init_max = init_max.max(&sidecars);

@@ -39,7 +39,6 @@ use crate::node_info::{NodeInfo, pod_key};
 use crate::preemption::act::{self, Nomination};
 use crate::preemption::{self, Outcome, filter, priority};
 use crate::queue::Queue;
-use crate::scores::score;
 use crate::volumes::bind::VolumeWrites;
 use crate::volumes::{self, PodVolumes, VolumeCache};
 
@@ -56,6 +55,8 @@ pub struct SchedulerConfig {
     pub parallelism: usize,
     /// PodTopologySpread's arguments: the default constraints for pods without their own.
     pub spread: crate::spread::SpreadArgs,
+    /// Score plugins, weights and their args (the config file's profile).
+    pub scoring: Arc<crate::scores::Profile>,
 }
 
 fn cfg_workers(cfg: &SchedulerConfig) -> usize {
@@ -75,6 +76,7 @@ impl Default for SchedulerConfig {
             max_backoff: Duration::from_secs(10),
             parallelism: 0,
             spread: crate::spread::SpreadArgs::default(),
+            scoring: Arc::default(),
         }
     }
 }
@@ -601,7 +603,7 @@ impl Scheduler {
                 feasible
             }
         };
-        let scores = score(&cycle, &feasible);
+        let scores = self.cfg.scoring.score(&cycle, &feasible);
         let best = scores.iter().copied().max().unwrap_or(0);
         let top: Vec<usize> =
             scores.iter().enumerate().filter(|(_, s)| **s == best).map(|(i, _)| i).collect();

@@ -1,44 +1,145 @@
-//! Scores: among the nodes that fit, which is best? Each plugin gives 0–100 per node; the total is the
-//! weighted sum (weights as kube-scheduler's defaults):
+//! Scores: among the nodes that fit, which is best? Each score plugin gives every node 0..=100,
+//! normalized across the nodes as kube-scheduler normalizes it; the total is the sum weighted by the
+//! profile ([`Profile`], from the `profiles` section of the config file). Kubernetes' default weights:
 //!
 //! | plugin | weight | prefers |
 //! |---|---|---|
-//! | least allocated (cpu, memory) | 1 | emptier nodes |
-//! | balanced allocation | 1 | nodes whose cpu and memory use stay even |
-//! | preferred node affinity | 2 | nodes matching more preferred terms (by weight) |
-//! | taint toleration | 3 | nodes with fewer untolerated `PreferNoSchedule` taints |
-//! | pod topology spread | 2 | nodes whose domains have fewer matching pods (the pod's constraints, or the default ones) |
+//! | TaintToleration | 3 | nodes with fewer untolerated `PreferNoSchedule` taints |
+//! | NodeAffinity | 2 | nodes matching more preferred terms (by weight) |
+//! | NodeResourcesFit | 1 | by its scoring strategy: emptier nodes (LeastAllocated, the default), fuller ones (MostAllocated), or a utilization curve (RequestedToCapacityRatio); see [`fit`] |
+//! | PodTopologySpread | 2 | nodes whose topology domains hold fewer matching pods (the pod's constraints, or the defaults); see [`crate::spread`] |
+//! | InterPodAffinity | 2 | (not wired yet: the hook is in [`Profile::run`]) |
+//! | NodeResourcesBalancedAllocation | 1 | nodes whose resources stay evenly used |
+//! | ImageLocality | 1 | nodes that already have the pod's images ([`image`]) |
+
+pub mod fit;
+pub mod image;
+
+use std::sync::LazyLock;
 
 use navarch_api::v1::Pod;
 
+use crate::config::InterPodAffinityArgs;
 use crate::cycle::Cycle;
 use crate::filters::{term_matches, tolerates};
 use crate::node_info::NodeInfo;
-use crate::resources::Resources;
+use crate::spread::SpreadArgs;
+use fit::{FitScoring, PodRequests};
 
 pub const MAX: i64 = 100;
-const W_LEAST: i64 = 1;
-const W_BALANCED: i64 = 1;
-const W_AFFINITY: i64 = 2;
-const W_TAINT: i64 = 3;
-const W_SPREAD: i64 = 2;
 
-fn fraction(used: i64, cap: i64) -> f64 {
-    if cap <= 0 { 1.0 } else { (used as f64 / cap as f64).min(1.0) }
+/// A score plugin, by its name in KubeSchedulerConfiguration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Plugin {
+    TaintToleration,
+    NodeAffinity,
+    NodeResourcesFit,
+    PodTopologySpread,
+    InterPodAffinity,
+    NodeResourcesBalancedAllocation,
+    ImageLocality,
 }
 
-/// 100 on an empty node, 0 on a full one (cpu and memory averaged), after placing the pod.
-pub fn least_allocated(req: &Resources, n: &NodeInfo) -> i64 {
-    let cpu = 1.0 - fraction(n.requested.milli_cpu + req.milli_cpu, n.allocatable.milli_cpu);
-    let mem = 1.0 - fraction(n.requested.memory + req.memory, n.allocatable.memory);
-    ((cpu + mem) / 2.0 * MAX as f64).round() as i64
+impl Plugin {
+    /// Every score plugin with its default weight, in Kubernetes' order.
+    pub const DEFAULTS: [(Plugin, i64); 7] = [
+        (Plugin::TaintToleration, 3),
+        (Plugin::NodeAffinity, 2),
+        (Plugin::NodeResourcesFit, 1),
+        (Plugin::PodTopologySpread, 2),
+        (Plugin::InterPodAffinity, 2),
+        (Plugin::NodeResourcesBalancedAllocation, 1),
+        (Plugin::ImageLocality, 1),
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Plugin::TaintToleration => "TaintToleration",
+            Plugin::NodeAffinity => "NodeAffinity",
+            Plugin::NodeResourcesFit => "NodeResourcesFit",
+            Plugin::PodTopologySpread => "PodTopologySpread",
+            Plugin::InterPodAffinity => "InterPodAffinity",
+            Plugin::NodeResourcesBalancedAllocation => "NodeResourcesBalancedAllocation",
+            Plugin::ImageLocality => "ImageLocality",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Plugin> {
+        Plugin::DEFAULTS.iter().map(|(p, _)| *p).find(|p| p.name() == name)
+    }
 }
 
-/// 100 when cpu and memory would be equally used, less the further apart they are.
-pub fn balanced(req: &Resources, n: &NodeInfo) -> i64 {
-    let cpu = fraction(n.requested.milli_cpu + req.milli_cpu, n.allocatable.milli_cpu);
-    let mem = fraction(n.requested.memory + req.memory, n.allocatable.memory);
-    ((1.0 - (cpu - mem).abs()) * MAX as f64).round() as i64
+/// What the scores run with: the enabled plugins and their weights, and the plugins' arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profile {
+    /// Enabled score plugins with their weights, in order.
+    pub plugins: Vec<(Plugin, i64)>,
+    /// NodeResourcesFit's `scoringStrategy`.
+    pub fit: FitScoring,
+    /// NodeResourcesBalancedAllocation's `resources` (their weights are always 1).
+    pub balanced: Vec<String>,
+    /// InterPodAffinity's args (`hardPodAffinityWeight`, ...), for `interpod::score`.
+    pub inter_pod: InterPodAffinityArgs,
+    /// PodTopologySpread's args (`defaultConstraints`, `defaultingType`), for the spread pre-filter.
+    pub spread: SpreadArgs,
+}
+
+impl Default for Profile {
+    fn default() -> Profile {
+        Profile {
+            plugins: Plugin::DEFAULTS.to_vec(),
+            fit: FitScoring::default(),
+            balanced: vec!["cpu".into(), "memory".into()],
+            inter_pod: InterPodAffinityArgs::default(),
+            spread: SpreadArgs::default(),
+        }
+    }
+}
+
+static DEFAULT: LazyLock<Profile> = LazyLock::new(Profile::default);
+
+impl Profile {
+    /// The weighted total score of each of `nodes` for the cycle's pod.
+    pub fn score(&self, cycle: &Cycle, nodes: &[&NodeInfo]) -> Vec<i64> {
+        let req = PodRequests::of(cycle.pod);
+        let mut total = vec![0i64; nodes.len()];
+        for &(plugin, weight) in &self.plugins {
+            if let Some(scores) = self.run(plugin, cycle, &req, nodes) {
+                for (t, s) in total.iter_mut().zip(scores) {
+                    *t += weight * s;
+                }
+            }
+        }
+        total
+    }
+
+    /// One plugin's normalized scores (0..=100 per node); `None`: the plugin does not score this pod.
+    pub fn run(
+        &self,
+        plugin: Plugin,
+        cycle: &Cycle,
+        req: &PodRequests,
+        nodes: &[&NodeInfo],
+    ) -> Option<Vec<i64>> {
+        let pod = cycle.pod;
+        let each = |f: &dyn Fn(&NodeInfo) -> i64| nodes.iter().map(|n| f(n)).collect::<Vec<_>>();
+        Some(match plugin {
+            Plugin::TaintToleration => normalize(&each(&|n| intolerable_prefer_no_schedule(pod, n)), false),
+            Plugin::NodeAffinity => normalize(&each(&|n| preferred_affinity(pod, n)), true),
+            Plugin::NodeResourcesFit => each(&|n| self.fit.score(req, n)),
+            Plugin::NodeResourcesBalancedAllocation => {
+                if fit::balanced_skips(&self.balanced, req) {
+                    return None;
+                }
+                each(&|n| fit::balanced(&self.balanced, req, n))
+            }
+            Plugin::ImageLocality => image::score(cycle, nodes),
+            // Hook: `Some(crate::interpod::score(cycle, nodes))` once inter-pod affinity lands
+            // (`self.inter_pod.hard_pod_affinity_weight` is its hardPodAffinityWeight).
+            Plugin::InterPodAffinity => return None,
+            Plugin::PodTopologySpread => crate::spread::score(cycle, nodes),
+        })
+    }
 }
 
 /// Sum of the weights of the preferred node-affinity terms the node matches (raw; normalized later).
@@ -73,8 +174,9 @@ pub fn intolerable_prefer_no_schedule(pod: &Pod, n: &NodeInfo) -> i64 {
         .count() as i64
 }
 
-/// Scales raw values to 0..=100 across nodes (`higher_is_better` false: inverted).
-fn normalize(raw: &[i64], higher_is_better: bool) -> Vec<i64> {
+/// Kubernetes' `DefaultNormalizeScore`: scales raw values to 0..=100 by the largest
+/// (`higher_is_better` false: inverted, and all 100 when every value is 0).
+pub fn normalize(raw: &[i64], higher_is_better: bool) -> Vec<i64> {
     let max = raw.iter().copied().max().unwrap_or(0);
     raw.iter()
         .map(|&v| {
@@ -89,22 +191,10 @@ fn normalize(raw: &[i64], higher_is_better: bool) -> Vec<i64> {
         .collect()
 }
 
-/// The weighted total score of each of `nodes` for the cycle's pod.
+/// The weighted total score of each of `nodes` with Kubernetes' default profile.
 pub fn score(cycle: &Cycle, nodes: &[&NodeInfo]) -> Vec<i64> {
-    let (pod, req) = (cycle.pod, &cycle.req);
-    let affinity = normalize(&nodes.iter().map(|n| preferred_affinity(pod, n)).collect::<Vec<_>>(), true);
-    let taints =
-        normalize(&nodes.iter().map(|n| intolerable_prefer_no_schedule(pod, n)).collect::<Vec<_>>(), false);
-    let spread = crate::spread::score(cycle, nodes);
-    nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| {
-            W_LEAST * least_allocated(req, n)
-                + W_BALANCED * balanced(req, n)
-                + W_AFFINITY * affinity[i]
-                + W_TAINT * taints[i]
-                + W_SPREAD * spread[i]
-        })
-        .collect()
+    DEFAULT.score(cycle, nodes)
 }
+
+#[cfg(test)]
+mod tests;

@@ -9,7 +9,6 @@ use crate::cache::Cache;
 use crate::cycle::Cycle;
 use crate::filters::filter;
 use crate::node_info::NodeInfo;
-use crate::resources::pod_requests;
 use crate::scheduler::Failures;
 use crate::scores;
 
@@ -175,17 +174,6 @@ fn required_anti_affinity_on_hostname_both_ways() {
         reasons(&named_pod("b", ""), &m),
         vec!["node(s) didn't satisfy existing pods anti-affinity rules"]
     );
-}
-
-#[test]
-fn least_allocated_and_balanced() {
-    let req = pod_requests(&pod(""));
-    let empty = node("n1", "");
-    let mut busy = node("n2", "");
-    busy.add_pod(Arc::new(named_pod("a", "")));
-    assert!(scores::least_allocated(&req, &empty) > scores::least_allocated(&req, &busy));
-    // 500m of 2 cpu = 25%, 1Gi of 4Gi = 25%: perfectly balanced.
-    assert_eq!(scores::balanced(&req, &empty), 100);
 }
 
 #[test]

@@ -7,9 +7,11 @@
 //!   the TLS settings ([`tls_config`]).
 //! * `pull`: pulling into containerd ([`Puller::pull`]) and looking up images already there
 //!   ([`present`]).
+//! * `inventory`: the images the Node reports in `status.images` ([`inventory::list`]).
 //!
 //! This module holds what they share: the error type and the sha256 digest of content.
 
+pub mod inventory;
 mod pull;
 mod reference;
 mod registry;

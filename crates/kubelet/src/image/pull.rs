@@ -261,6 +261,29 @@ impl Puller {
     }
 }
 
+/// The bytes of an image's content as containerd's CRI reports its size: the target (manifest or
+/// index), this platform's manifest, the config and the (compressed) layers.
+pub async fn content_size(ctd: &Containerd, target: &Descriptor) -> Result<i64> {
+    let mut size = target.size;
+    let mut manifest: Manifest = serde_json::from_slice(&ctd.read_content(&target.digest).await?)
+        .map_err(|e| ImageError::Registry(format!("manifest {}: {e}", target.digest)))?;
+    if !manifest.manifests.is_empty() {
+        let Some(chosen) = manifest
+            .manifests
+            .iter()
+            .find(|m| m.platform.as_ref().is_some_and(|p| p.os == "linux" && p.architecture == arch()))
+        else {
+            return Ok(size);
+        };
+        size += chosen.size;
+        let digest = chosen.digest.clone();
+        manifest = serde_json::from_slice(&ctd.read_content(&digest).await?)
+            .map_err(|e| ImageError::Registry(format!("manifest {digest}: {e}")))?;
+    }
+    size += manifest.config.map(|c| c.size).unwrap_or(0);
+    Ok(size + manifest.layers.iter().map(|l| l.size).sum::<i64>())
+}
+
 /// Looks up an image already in containerd (unpacked), without the network.
 pub async fn present(ctd: &Containerd, image: &str) -> Result<Option<PulledImage>> {
     let r = Reference::parse(image)?;

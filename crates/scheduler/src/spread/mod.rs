@@ -25,7 +25,7 @@ use crate::cycle::Cycle;
 use crate::node_info::NodeInfo;
 
 pub use defaults::{
-    DefaultingType, Defaults, SelectorKind, SelectorSource, Source, SourceEvent, SpreadArgs, SpreadArgsError,
+    DefaultingType, Defaults, SelectorKind, SelectorSource, Source, SourceEvent, SpreadArgs,
     system_default_constraints,
 };
 pub use scoring::score;
