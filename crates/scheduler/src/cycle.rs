@@ -19,6 +19,8 @@ pub struct Cycle<'a> {
     /// Every node in the cache, in name order.
     pub nodes: Vec<&'a NodeInfo>,
     pub cache: &'a Cache,
+    /// Inter-pod affinity's pre-filter state.
+    pub interpod: crate::interpod::State,
 }
 
 impl<'a> Cycle<'a> {
@@ -34,7 +36,18 @@ impl<'a> Cycle<'a> {
         cache: &'a Cache,
         vols: Option<&'a PodVolumes>,
     ) -> Cycle<'a> {
-        Cycle { pod, req: pod_requests(pod), vols, nodes, cache }
+        let interpod = crate::interpod::State::new(pod, cache);
+        Cycle { pod, req: pod_requests(pod), vols, nodes, cache, interpod }
+    }
+
+    /// Counts `pod` on `node` in every pre-filter state (Kubernetes' AddPod extensions).
+    pub fn add_pod(&mut self, pod: &Pod, node: &NodeInfo) {
+        self.interpod.add_pod(pod, node);
+    }
+
+    /// Stops counting `pod` on `node` in every pre-filter state (Kubernetes' RemovePod extensions).
+    pub fn remove_pod(&mut self, pod: &Pod, node: &NodeInfo) {
+        self.interpod.remove_pod(pod, node);
     }
 
     pub fn namespace(&self) -> &str {

@@ -2,7 +2,8 @@
 //!
 //! This crate owns the scheduling decision, kept free of I/O so it is unit-tested directly:
 //! [`resources`] (a pod's effective request, a node's allocatable), [`node_info`] (a node and the pods
-//! counted against it), [`filters`] (can this pod run there, and if not, Kubernetes' reason) and
+//! counted against it), [`filters`] (can this pod run there, and if not, Kubernetes' reason), [`interpod`] (inter-pod
+//! affinity and anti-affinity: filter and score) and
 //! [`scores`] (which fitting node is best), [`volumes`] (the pod's PersistentVolumeClaims: Kubernetes'
 //! volume binding); and the loop that uses them ([`scheduler`]): nodes and pods
 //! cached from watches, assume-then-bind, Unschedulable conditions and events, retries.
@@ -13,6 +14,7 @@ pub mod cache;
 pub mod config;
 pub mod cycle;
 pub mod filters;
+pub mod interpod;
 pub mod metrics;
 pub mod node_info;
 pub mod resources;
