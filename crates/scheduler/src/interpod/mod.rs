@@ -247,6 +247,12 @@ pub fn check(s: &State, node: &NodeInfo) -> Option<&'static str> {
     }
 }
 
+/// Whether the pod has a term with a `namespaceSelector` (a Namespace's labels changing may change where
+/// it fits).
+pub fn selects_namespaces_by_label(pod: &Pod) -> bool {
+    Kind::ALL.iter().any(|&k| terms(pod, k).iter().any(|w| w.term.namespace_selector.is_some()))
+}
+
 /// Topology key → value → raw score of a node in that domain (Kubernetes' PreScore of InterPodAffinity).
 pub fn topology_scores(pod: &Pod, cache: &Cache) -> Counts {
     let ns = term::pod_namespace(pod);

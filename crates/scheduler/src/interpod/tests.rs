@@ -458,7 +458,8 @@ fn brute_filter(c: &Cache, all: &[Placed], p: &Pod) -> impl Fn(&NodeInfo) -> Opt
             let has_keys = aff.iter().all(|t| nl.contains_key(&t.topology_key));
             let ok = has_keys && aff.iter().all(|t| matching_all.iter().any(|ql| same(&t.topology_key, ql)));
             let anywhere = matching_all.iter().any(|ql| aff.iter().any(|t| ql.contains_key(&t.topology_key)));
-            if !ok && !(has_keys && !anywhere && self_match) {
+            let first_of_group = has_keys && !anywhere && self_match;
+            if !ok && !first_of_group {
                 return Some(REASON_AFFINITY);
             }
         }
