@@ -1,7 +1,9 @@
 //! The scheduler's cache: the nodes, the pods counted against them (bound, or assumed while their bind
 //! is in flight), and an index of those pods by namespace and label, so the inter-pod filters and
-//! topology spreading find the pods a selector matches without walking every pod; and what the default
-//! topology spread constraints read (the configured defaults, Services' and controllers' selectors).
+//! topology spreading find the pods a selector matches without walking every pod; the placed pods'
+//! inter-pod terms grouped by identity ([`TermIndex`]); the Namespaces' labels (for terms'
+//! `namespaceSelector`); and what the default topology spread constraints read (the configured
+//! defaults, Services' and controllers' selectors).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -9,6 +11,7 @@ use std::sync::Arc;
 use navarch_api::selector::{Requirement, Selector};
 use navarch_api::v1::{Node, Pod};
 
+use crate::interpod::{Labels, TermIndex};
 use crate::node_info::NodeInfo;
 use crate::preemption::nominator::Nominator;
 
@@ -25,6 +28,10 @@ pub struct Cache {
     nominated: Nominator,
     /// Default topology spread constraints and the Service/controller selectors they use.
     spread_defaults: crate::spread::Defaults,
+    /// The placed pods' inter-pod affinity terms.
+    terms: TermIndex,
+    /// Namespace name → its labels.
+    namespaces: HashMap<String, Labels>,
 }
 
 impl Cache {
@@ -56,6 +63,28 @@ impl Cache {
         &self.index
     }
 
+    pub fn terms(&self) -> &TermIndex {
+        &self.terms
+    }
+
+    /// The labels of the namespace `name`, if it is known.
+    pub fn namespace_labels(&self, name: &str) -> Option<&Labels> {
+        self.namespaces.get(name)
+    }
+
+    /// Every known namespace with its labels.
+    pub fn namespaces(&self) -> impl Iterator<Item = (&str, &Labels)> {
+        self.namespaces.iter().map(|(n, l)| (n.as_str(), l))
+    }
+
+    pub fn upsert_namespace(&mut self, name: &str, labels: Labels) {
+        self.namespaces.insert(name.to_string(), labels);
+    }
+
+    pub fn remove_namespace(&mut self, name: &str) {
+        self.namespaces.remove(name);
+    }
+
     /// Where the pod `key` is counted (bound or assumed), if anywhere.
     pub fn placed(&self, key: &str) -> Option<&str> {
         self.placed.get(key).map(String::as_str)
@@ -64,7 +93,20 @@ impl Cache {
     pub fn upsert_node(&mut self, n: Arc<Node>) {
         let name = n.metadata.as_ref().map(|m| m.name.clone()).unwrap_or_default();
         match self.nodes.get_mut(&name) {
-            Some(info) => info.set_node(n),
+            Some(info) => {
+                let relabelled =
+                    info.node.metadata.as_ref().map(|m| &m.labels) != n.metadata.as_ref().map(|m| &m.labels);
+                info.set_node(n);
+                if relabelled {
+                    // The pods' terms now count in other topology domains.
+                    let labels = info.node.metadata.as_ref().map(|m| m.labels.clone()).unwrap_or_default();
+                    for (key, pod) in &info.pods {
+                        if self.terms.has(key) {
+                            self.terms.add(key, pod, &labels);
+                        }
+                    }
+                }
+            }
             None => {
                 self.nodes.insert(name.clone(), NodeInfo::new(n));
                 // Pods bound to this node before the node was seen.
@@ -86,6 +128,7 @@ impl Cache {
             for key in info.pods.keys() {
                 self.placed.remove(key);
                 self.index.remove(key);
+                self.terms.remove(key);
             }
         }
     }
@@ -95,6 +138,8 @@ impl Cache {
         self.forget(&key);
         if let Some(info) = self.nodes.get_mut(node) {
             info.add_pod(pod.clone());
+            let none = Labels::new();
+            self.terms.add(&key, &pod, info.node.metadata.as_ref().map(|m| &m.labels).unwrap_or(&none));
             self.index.insert(&key, pod, node);
             self.placed.insert(key, node.to_string());
         }
@@ -113,6 +158,7 @@ impl Cache {
             info.remove_pod(key);
         }
         self.index.remove(key);
+        self.terms.remove(key);
     }
 
     /// A pod bound to `node` as the watch shows it: counted there unless it has finished.

@@ -23,6 +23,8 @@ pub struct Cycle<'a> {
     /// Topology spreading: matching pods per domain of the pod's DoNotSchedule constraints, and its
     /// ScheduleAnyway constraints.
     pub spread: crate::spread::State,
+    /// Inter-pod affinity's pre-filter state.
+    pub interpod: crate::interpod::State,
 }
 
 impl<'a> Cycle<'a> {
@@ -39,18 +41,21 @@ impl<'a> Cycle<'a> {
         vols: Option<&'a PodVolumes>,
     ) -> Cycle<'a> {
         let spread = crate::spread::State::new(pod, &nodes, cache);
-        Cycle { pod, req: pod_requests(pod), vols, nodes, cache, spread }
+        let interpod = crate::interpod::State::new(pod, cache);
+        Cycle { pod, req: pod_requests(pod), vols, nodes, cache, spread, interpod }
     }
 
     /// Counts `pod` on `node` in every pre-filter state (Kubernetes' AddPod extensions).
     pub fn add_pod(&mut self, pod: &Pod, node: &NodeInfo) {
         self.spread.add_pod(pod, node);
+        self.interpod.add_pod(pod, node);
     }
 
     /// Stops counting `pod` on `node` in every pre-filter state (Kubernetes' RemovePod extensions), so
     /// preemption can filter a node as if its victims were gone.
     pub fn remove_pod(&mut self, pod: &Pod, node: &NodeInfo) {
         self.spread.remove_pod(pod, node);
+        self.interpod.remove_pod(pod, node);
     }
 
     pub fn namespace(&self) -> &str {

@@ -1,10 +1,10 @@
 //! Filters: can this pod run on this node? Each returns kube-scheduler's reason when it cannot, so the
 //! unschedulable message reads like Kubernetes' (`0/3 nodes are available: 2 Insufficient cpu, ...`).
 
-use navarch_api::selector::Selector;
-use navarch_api::v1::{Pod, PodAffinityTerm, Taint, Toleration};
+use navarch_api::v1::{Pod, Taint, Toleration};
 
 use crate::cycle::Cycle;
+use crate::interpod;
 use crate::node_info::NodeInfo;
 use crate::resources::Resources;
 use crate::volumes;
@@ -33,7 +33,7 @@ pub fn filter(cycle: &Cycle, node: &NodeInfo) -> Vec<String> {
     if !host_ports_free(pod, node) {
         reasons.push("node(s) didn't have free ports for the requested pod ports".to_string());
     }
-    reasons.extend(anti_affinity(pod, node));
+    reasons.extend(crate::interpod::filter(cycle, node).map(String::from));
     reasons.extend(crate::spread::filter(cycle, node).map(String::from));
     if let Some(v) = vols {
         reasons.extend(v.reasons(&node.node).into_iter().map(String::from));
@@ -49,8 +49,8 @@ pub fn preemption_might_help(reasons: &[String]) -> bool {
         r.starts_with("Insufficient ")
             || r == "Too many pods"
             || r == "node(s) didn't have free ports for the requested pod ports"
-            || r == "node(s) didn't match pod anti-affinity rules"
-            || r == "node(s) didn't satisfy existing pods anti-affinity rules"
+            || r == interpod::REASON_ANTI_AFFINITY
+            || r == interpod::REASON_EXISTING_ANTI_AFFINITY
             || r == volumes::REASON_RWOP_CONFLICT
             || r == crate::spread::REASON_CONSTRAINTS
     })
@@ -141,52 +141,4 @@ fn host_ports_free(pod: &Pod, node: &NodeInfo) -> bool {
             up == proto && uport == port && (ip == "0.0.0.0" || uip == "0.0.0.0" || ip == uip)
         })
     })
-}
-
-fn term_selects(term: &PodAffinityTerm, owner_ns: &str, candidate: &Pod) -> bool {
-    let meta = candidate.metadata.as_ref();
-    let ns = meta.map(|m| m.namespace.as_str()).unwrap_or("");
-    let in_ns =
-        if term.namespaces.is_empty() { ns == owner_ns } else { term.namespaces.iter().any(|n| n == ns) };
-    if !in_ns {
-        return false;
-    }
-    let Ok(sel) = Selector::from_label_selector(term.label_selector.as_ref()) else { return false };
-    // A term without a label selector selects nothing.
-    term.label_selector.is_some() && meta.is_some_and(|m| sel.matches(&m.labels))
-}
-
-fn required_anti_affinity(pod: &Pod) -> &[PodAffinityTerm] {
-    pod.spec
-        .as_ref()
-        .and_then(|s| s.affinity.as_ref())
-        .and_then(|a| a.pod_anti_affinity.as_ref())
-        .map(|pa| pa.required_during_scheduling_ignored_during_execution.as_slice())
-        .unwrap_or_default()
-}
-
-/// Required pod anti-affinity on `kubernetes.io/hostname`, both ways: the pod's own terms against the pods
-/// on the node, and the node's pods' terms against the incoming pod.
-fn anti_affinity(pod: &Pod, node: &NodeInfo) -> Vec<String> {
-    let mut reasons = Vec::new();
-    let ns = pod.metadata.as_ref().map(|m| m.namespace.as_str()).unwrap_or("");
-    let own = required_anti_affinity(pod);
-    if own
-        .iter()
-        .filter(|t| t.topology_key == HOSTNAME_TOPOLOGY)
-        .any(|t| node.pods.values().any(|p| term_selects(t, ns, p)))
-    {
-        reasons.push("node(s) didn't match pod anti-affinity rules".to_string());
-    }
-    let existing_forbid = node.pods.values().any(|p| {
-        let pns = p.metadata.as_ref().map(|m| m.namespace.as_str()).unwrap_or("");
-        required_anti_affinity(p)
-            .iter()
-            .filter(|t| t.topology_key == HOSTNAME_TOPOLOGY)
-            .any(|t| term_selects(t, pns, pod))
-    });
-    if existing_forbid {
-        reasons.push("node(s) didn't satisfy existing pods anti-affinity rules".to_string());
-    }
-    reasons
 }

@@ -2,9 +2,10 @@
 //!
 //! This crate owns the scheduling decision, kept free of I/O so it is unit-tested directly:
 //! [`resources`] (a pod's effective request, a node's allocatable), [`node_info`] (a node and the pods
-//! counted against it), [`filters`] (can this pod run there, and if not, Kubernetes' reason) and
-//! [`scores`] (which fitting node is best), [`spread`] (topology spread constraints), [`volumes`] (the
-//! pod's PersistentVolumeClaims: Kubernetes' volume binding), [`preemption`] (which lower-priority pods to
+//! counted against it), [`filters`] (can this pod run there, and if not, Kubernetes' reason),
+//! [`interpod`] (inter-pod affinity and anti-affinity: filter and score), [`spread`] (topology spread
+//! constraints) and [`scores`] (which fitting node is best), [`volumes`] (the pod's
+//! PersistentVolumeClaims: Kubernetes' volume binding), [`preemption`] (which lower-priority pods to
 //! preempt for a pod that fits nowhere); and the loop that uses them ([`scheduler`]): nodes and pods
 //! cached from watches, a queue ordered by priority ([`queue`]), assume-then-bind, Unschedulable
 //! conditions and events, retries.
@@ -15,6 +16,7 @@ pub mod cache;
 pub mod config;
 pub mod cycle;
 pub mod filters;
+pub mod interpod;
 pub mod metrics;
 pub mod node_info;
 pub mod preemption;

@@ -20,7 +20,7 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use navarch_api::Resource;
 use navarch_api::v1::{
-    Node, PersistentVolume, PersistentVolumeClaim, Pod, PodDisruptionBudget, StorageClass,
+    Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, PodDisruptionBudget, StorageClass,
 };
 use navarch_client::store::{Store, Writer};
 use navarch_client::{
@@ -85,6 +85,8 @@ impl Default for SchedulerConfig {
 enum Input {
     Nodes(Box<Event<Node>>),
     Pods(Box<Event<Pod>>),
+    /// Namespaces, for their labels (pod affinity terms' `namespaceSelector`).
+    Namespaces(Box<Event<Namespace>>),
     /// A claim, volume or class was added or changed (the stores already hold it).
     Storage(StorageChange),
     /// A Service, ReplicaSet, StatefulSet or ReplicationController: default spreading selectors.
@@ -298,6 +300,9 @@ impl Scheduler {
             feed(watcher(self.client.api::<Pod>(""), WatcherConfig::default()), &tx, &shutdown, |e| {
                 Some(Input::Pods(Box::new(e)))
             }),
+            feed(watcher(self.client.api::<Namespace>(""), WatcherConfig::default()), &tx, &shutdown, |e| {
+                Some(Input::Namespaces(Box::new(e)))
+            }),
         ];
         if let Some(w) = self.storage_writers.take() {
             let claims = reflector(w.claims, watcher(self.client.api(""), WatcherConfig::default()));
@@ -371,6 +376,16 @@ impl Scheduler {
                     self.retry_unschedulable();
                 }
             },
+            Input::Namespaces(ev) => {
+                match *ev {
+                    Event::InitApply(n) | Event::Apply(n) => {
+                        self.cache.upsert_namespace(&n.meta().name, n.meta().labels.clone())
+                    }
+                    Event::Delete(n) => self.cache.remove_namespace(&n.meta().name),
+                    Event::Init | Event::InitDone => return,
+                }
+                self.retry_if(crate::interpod::selects_namespaces_by_label);
+            }
             Input::Storage(change) => {
                 self.volumes.prune();
                 match change {

@@ -8,7 +8,7 @@
 //! | NodeAffinity | 2 | nodes matching more preferred terms (by weight) |
 //! | NodeResourcesFit | 1 | by its scoring strategy: emptier nodes (LeastAllocated, the default), fuller ones (MostAllocated), or a utilization curve (RequestedToCapacityRatio); see [`fit`] |
 //! | PodTopologySpread | 2 | nodes whose topology domains hold fewer matching pods (the pod's constraints, or the defaults); see [`crate::spread`] |
-//! | InterPodAffinity | 2 | (not wired yet: the hook is in [`Profile::run`]) |
+//! | InterPodAffinity | 2 | nodes whose domains hold pods the pod prefers (and pods preferring it), away from those it avoids; see [`crate::interpod`] |
 //! | NodeResourcesBalancedAllocation | 1 | nodes whose resources stay evenly used |
 //! | ImageLocality | 1 | nodes that already have the pod's images ([`image`]) |
 
@@ -134,9 +134,7 @@ impl Profile {
                 each(&|n| fit::balanced(&self.balanced, req, n))
             }
             Plugin::ImageLocality => image::score(cycle, nodes),
-            // Hook: `Some(crate::interpod::score(cycle, nodes))` once inter-pod affinity lands
-            // (`self.inter_pod.hard_pod_affinity_weight` is its hardPodAffinityWeight).
-            Plugin::InterPodAffinity => return None,
+            Plugin::InterPodAffinity => crate::interpod::score(cycle, nodes, &self.inter_pod),
             Plugin::PodTopologySpread => crate::spread::score(cycle, nodes),
         })
     }

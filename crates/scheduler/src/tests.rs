@@ -162,21 +162,6 @@ fn host_ports_conflict() {
 }
 
 #[test]
-fn required_anti_affinity_on_hostname_both_ways() {
-    let anti = "  affinity:\n    podAntiAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution:\n      - labelSelector: {matchLabels: {app: web}}\n        topologyKey: kubernetes.io/hostname\n";
-    let mut n = node("n1", "");
-    n.add_pod(Arc::new(named_pod("a", "")));
-    assert_eq!(reasons(&named_pod("b", anti), &n), vec!["node(s) didn't match pod anti-affinity rules"]);
-    assert!(reasons(&named_pod("b", anti), &node("n2", "")).is_empty());
-    let mut m = node("n3", "");
-    m.add_pod(Arc::new(named_pod("a", anti)));
-    assert_eq!(
-        reasons(&named_pod("b", ""), &m),
-        vec!["node(s) didn't satisfy existing pods anti-affinity rules"]
-    );
-}
-
-#[test]
 fn preferred_affinity_and_taints_order_nodes() {
     let prefer = pod(
         "  affinity:\n    nodeAffinity:\n      preferredDuringSchedulingIgnoredDuringExecution:\n      - weight: 50\n        preference: {matchExpressions: [{key: zone, operator: In, values: [b]}]}\n",
