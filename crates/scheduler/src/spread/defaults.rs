@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use navarch_api::Resource;
 use navarch_api::selector::{Requirement, Selector};
 use navarch_api::v1::{
-    Pod, ReplicaSet, ReplicationController, Service, StatefulSet, TopologySpreadConstraint,
+    LabelSelector, ObjectMeta, Pod, ReplicaSet, ReplicationController, Service, StatefulSet,
+    TopologySpreadConstraint,
 };
 use navarch_client::Event;
 use serde::{Deserialize, Serialize};
@@ -116,29 +117,30 @@ impl SelectorSource for ReplicationController {
     }
 }
 
+/// A source whose selector is a `LabelSelector` (ReplicaSets, StatefulSets).
+fn label_selector_source(
+    kind: SelectorKind,
+    meta: Option<&ObjectMeta>,
+    ls: Option<&LabelSelector>,
+) -> Source {
+    let mut s = source(kind, meta);
+    s.selector = ls.and_then(|l| Selector::from_label_selector(Some(l)).ok());
+    s
+}
+
 impl SelectorSource for ReplicaSet {
     const SELECTOR_KIND: SelectorKind = SelectorKind::ReplicaSet;
     fn source(&self) -> Source {
-        let mut s = source(Self::SELECTOR_KIND, self.metadata.as_ref());
-        s.selector = self
-            .spec
-            .as_ref()
-            .and_then(|s| s.selector.as_ref())
-            .and_then(|l| Selector::from_label_selector(Some(l)).ok());
-        s
+        let ls = self.spec.as_ref().and_then(|s| s.selector.as_ref());
+        label_selector_source(Self::SELECTOR_KIND, self.metadata.as_ref(), ls)
     }
 }
 
 impl SelectorSource for StatefulSet {
     const SELECTOR_KIND: SelectorKind = SelectorKind::StatefulSet;
     fn source(&self) -> Source {
-        let mut s = source(Self::SELECTOR_KIND, self.metadata.as_ref());
-        s.selector = self
-            .spec
-            .as_ref()
-            .and_then(|s| s.selector.as_ref())
-            .and_then(|l| Selector::from_label_selector(Some(l)).ok());
-        s
+        let ls = self.spec.as_ref().and_then(|s| s.selector.as_ref());
+        label_selector_source(Self::SELECTOR_KIND, self.metadata.as_ref(), ls)
     }
 }
 

@@ -158,6 +158,21 @@ pub(crate) fn ensure_namespace() {
     });
 }
 
+/// Deletes the namespace `ns` if an earlier run left it, creates it, and waits for its `default`
+/// ServiceAccount (pods need it).
+pub(crate) fn fresh_namespace(ns: &str) {
+    if kubectl_try(&["get", "namespace", ns]).is_ok() {
+        kubectl(&["delete", "namespace", ns, "--wait=false"]);
+        eventually_blocking(&format!("the old namespace {ns} gone"), allow(180), || {
+            kubectl_try(&["get", "namespace", ns]).is_err()
+        });
+    }
+    kubectl(&["create", "namespace", ns]);
+    eventually_blocking("the default ServiceAccount", allow(30), || {
+        kubectl_try(&["get", "serviceaccount", "default", "-n", ns]).is_ok()
+    });
+}
+
 /// How long a wait of `secs` seconds may take: three times as long on the VM cluster (`--vagrant`).
 pub(crate) fn allow(secs: u64) -> Duration {
     let timeout = Duration::from_secs(secs);

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use navarch_tests::eventually_blocking;
 
+use super::commands::fresh_namespace;
 use super::{allow, cluster, kubectl, kubectl_try, secs};
 
 const NS: &str = "e2e-quota";
@@ -42,22 +43,9 @@ fn count_pods(selector: &str) -> usize {
     kubectl_try(&["get", "pods", "-n", NS, "-l", selector, "-o", "name"]).unwrap_or_default().lines().count()
 }
 
-fn fresh_namespace() {
-    if kubectl_try(&["get", "namespace", NS]).is_ok() {
-        kubectl(&["delete", "namespace", NS, "--wait=false"]);
-        eventually_blocking("the old quota namespace gone", allow(180), || {
-            kubectl_try(&["get", "namespace", NS]).is_err()
-        });
-    }
-    kubectl(&["create", "namespace", NS]);
-    eventually_blocking("the default ServiceAccount", allow(30), || {
-        kubectl_try(&["get", "serviceaccount", "default", "-n", NS]).is_ok()
-    });
-}
-
 pub(crate) fn scenario_19_quota() {
     println!("[19] namespace limits: ResourceQuota and LimitRange");
-    fresh_namespace();
+    fresh_namespace(NS);
     memory_quota();
     concurrent_creates();
     limit_range();

@@ -8,7 +8,7 @@
 //!   exist stays Pending (`didn't match pod affinity rules`).
 //! - topologySpreadConstraints, maxSkew 1: 6 replicas over zones split 3/3, over hostnames evenly.
 //! - PriorityClasses and preemption: every node filled (cpu) with a low (10) and a mid (20) priority pod,
-//!   each from its own Deployment pinned to the node; the low pods of the first node guarded by a
+//!   pinned to the node (the low ones from a Deployment each, the mid ones bare); the low pod of the first node guarded by a
 //!   PodDisruptionBudget. A high (1000) priority pod that fits nowhere preempts one unguarded low pod —
 //!   through a kill -9 of the scheduler right after it is created — and no other pod; the victim's
 //!   Deployment recreates it, Pending. Pinned to the first node, a high pod preempts the mid pod, not the
@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use navarch_tests::eventually_blocking;
 use serde_json::Value;
 
+use super::commands::fresh_namespace;
 use super::{allow, cluster, kubectl, kubectl_try, nodes};
 
 const NS: &str = "e2e-sched";
@@ -65,19 +66,6 @@ fn running(selector: &str) -> Vec<(String, String)> {
     pods(selector).into_iter().filter(|p| p.2 == "Running").map(|p| (p.0, p.1)).collect()
 }
 
-fn fresh_namespace() {
-    if kubectl_try(&["get", "namespace", NS]).is_ok() {
-        kubectl(&["delete", "namespace", NS, "--wait=false"]);
-        eventually_blocking("the old scheduling namespace gone", allow(180), || {
-            kubectl_try(&["get", "namespace", NS]).is_err()
-        });
-    }
-    kubectl(&["create", "namespace", NS]);
-    eventually_blocking("the default ServiceAccount", allow(30), || {
-        kubectl_try(&["get", "serviceaccount", "default", "-n", NS]).is_ok()
-    });
-}
-
 fn deployment(name: &str, replicas: usize, extra_spec: &str, extra_labels: &str) -> String {
     format!(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}}}\nspec:\n  replicas: {replicas}\n  \
@@ -100,7 +88,7 @@ pub(crate) fn scenario_20_scheduling() {
     for (n, z) in &zone_of {
         kubectl(&["label", "node", n, &format!("{ZONE}={z}"), "--overwrite"]);
     }
-    fresh_namespace();
+    fresh_namespace(NS);
     anti_affinity_on_zone(&zone_of);
     pod_affinity();
     spreading(&zone_of);
@@ -241,23 +229,30 @@ fn filler(name: &str, spec: &str, labels: &str) -> String {
     )
 }
 
-fn high_pod(name: &str, cpu: i64, node: Option<&str>) -> String {
+/// A bare pod of `class` asking `cpu` millicores, on `node` if given.
+fn bare_pod(name: &str, labels: &str, class: &str, cpu: i64, node: Option<&str>) -> String {
     let selector =
         node.map(|n| format!("  nodeSelector: {{kubernetes.io/hostname: {n}}}\n")).unwrap_or_default();
     format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, labels: {{role: high}}}}\nspec:\n  terminationGracePeriodSeconds: 1\n  \
-         priorityClassName: e2e-high\n{selector}  containers:\n  - {{name: c, image: 'busybox:1.36', command: [sleep, '36000'], \
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, labels: {labels}}}\nspec:\n  terminationGracePeriodSeconds: 1\n  \
+         priorityClassName: {class}\n{selector}  containers:\n  - {{name: c, image: 'busybox:1.36', command: [sleep, '36000'], \
          resources: {{requests: {{cpu: {cpu}m}}}}}}\n"
     )
 }
 
-/// Names of the filler pods now (not being deleted), by Deployment.
+fn high_pod(name: &str, cpu: i64, node: Option<&str>) -> String {
+    bare_pod(name, "{role: high}", "e2e-high", cpu, node)
+}
+
+/// Names of the filler pods placed now (not being deleted), by their `filler` label.
 fn fillers() -> BTreeMap<String, Vec<String>> {
+    let v = json(&["get", "pods", "-n", NS, "-l", "tier=filler"]);
     let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (name, node, _, _) in pods("tier=filler") {
-        let app = name.rsplitn(3, '-').nth(2).unwrap_or_default().to_string();
-        if !node.is_empty() {
-            m.entry(app).or_default().push(name);
+    for p in v["items"].as_array().map(|a| a.as_slice()).unwrap_or_default() {
+        let placed = p["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty());
+        if placed && p["metadata"]["deletionTimestamp"].is_null() {
+            let filler = p["metadata"]["labels"]["filler"].as_str().unwrap_or_default().to_string();
+            m.entry(filler).or_default().push(p["metadata"]["name"].as_str().unwrap_or_default().to_string());
         }
     }
     m
@@ -279,8 +274,19 @@ fn preemption(names: &[String]) {
         assert!(h >= 100, "{n} has only {}m of cpu free", 2 * h);
         half.insert(n.clone(), h);
         let guard = if i == 0 { ", guard: 'yes'" } else { "" };
-        create(&filler(&format!("low-{n}"), &pinned(n, "e2e-low", h), &format!(", tier: filler{guard}")));
-        create(&filler(&format!("mid-{n}"), &pinned(n, "e2e-mid", h), ", tier: filler"));
+        create(&filler(
+            &format!("low-{n}"),
+            &pinned(n, "e2e-low", h),
+            &format!(", tier: filler, filler: low-{n}{guard}"),
+        ));
+        // Bare: a preempted mid pod is not recreated (a replacement of priority 20 would preempt a low one).
+        create(&bare_pod(
+            &format!("mid-{n}"),
+            &format!("{{tier: filler, filler: mid-{n}}}"),
+            "e2e-mid",
+            h,
+            Some(n),
+        ));
     }
     create(
         "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: guard}\nspec:\n  minAvailable: 1\n  selector: \
