@@ -63,7 +63,7 @@ bench-api: ## api-server creates/s and p50/p99 secured (TLS, cert authn, RBAC, a
 	$(CARGO) build --release -p api-server --bin api-server
 	$(CARGO) run --release -p navarch-tests --bin bench-api -- $(ARGS)
 
-bench-scheduler: ## scheduler throughput and create-to-bound latency at 500 and 5,000 fake nodes (release)
+bench-scheduler: ## scheduler_perf's five shapes at 5,000 fake nodes: pods/s, create-to-bound p50/p99, beside the create ceiling (release)
 	$(CARGO) build --release -p api-server --bin api-server -p scheduler --bin scheduler
 	$(CARGO) run --release -p navarch-tests --bin bench-scheduler -- $(ARGS)
 

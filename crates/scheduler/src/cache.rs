@@ -11,7 +11,7 @@ use std::sync::Arc;
 use navarch_api::selector::{Requirement, Selector};
 use navarch_api::v1::{Node, Pod};
 
-use crate::interpod::{Labels, TermIndex};
+use crate::interpod::{Labels, SelectedCounts, TermIndex};
 use crate::node_info::NodeInfo;
 use crate::preemption::nominator::Nominator;
 
@@ -32,6 +32,8 @@ pub struct Cache {
     terms: TermIndex,
     /// Namespace name → its labels.
     namespaces: HashMap<String, Labels>,
+    /// Domain counts of the pods incoming pods' required terms select, shared by identical terms.
+    selected: SelectedCounts,
 }
 
 impl Cache {
@@ -67,6 +69,10 @@ impl Cache {
         &self.terms
     }
 
+    pub fn selected(&self) -> &SelectedCounts {
+        &self.selected
+    }
+
     /// The labels of the namespace `name`, if it is known.
     pub fn namespace_labels(&self, name: &str) -> Option<&Labels> {
         self.namespaces.get(name)
@@ -78,10 +84,14 @@ impl Cache {
     }
 
     pub fn upsert_namespace(&mut self, name: &str, labels: Labels) {
+        if self.namespaces.get(name) != Some(&labels) {
+            self.selected.clear();
+        }
         self.namespaces.insert(name.to_string(), labels);
     }
 
     pub fn remove_namespace(&mut self, name: &str) {
+        self.selected.clear();
         self.namespaces.remove(name);
     }
 
@@ -98,6 +108,7 @@ impl Cache {
                     info.node.metadata.as_ref().map(|m| &m.labels) != n.metadata.as_ref().map(|m| &m.labels);
                 info.set_node(n);
                 if relabelled {
+                    self.selected.clear();
                     // The pods' terms now count in other topology domains.
                     let labels = info.node.metadata.as_ref().map(|m| m.labels.clone()).unwrap_or_default();
                     for (key, pod) in &info.pods {
@@ -125,7 +136,10 @@ impl Cache {
 
     pub fn remove_node(&mut self, name: &str) {
         if let Some(info) = self.nodes.remove(name) {
-            for key in info.pods.keys() {
+            let none = Labels::new();
+            let labels = info.node.metadata.as_ref().map(|m| &m.labels).unwrap_or(&none);
+            for (key, pod) in &info.pods {
+                self.selected.update(pod, labels, -1);
                 self.placed.remove(key);
                 self.index.remove(key);
                 self.terms.remove(key);
@@ -139,7 +153,9 @@ impl Cache {
         if let Some(info) = self.nodes.get_mut(node) {
             info.add_pod(pod.clone());
             let none = Labels::new();
-            self.terms.add(&key, &pod, info.node.metadata.as_ref().map(|m| &m.labels).unwrap_or(&none));
+            let labels = info.node.metadata.as_ref().map(|m| &m.labels).unwrap_or(&none);
+            self.terms.add(&key, &pod, labels);
+            self.selected.update(&pod, labels, 1);
             self.index.insert(&key, pod, node);
             self.placed.insert(key, node.to_string());
         }
@@ -155,7 +171,11 @@ impl Cache {
         if let Some(node) = self.placed.remove(key)
             && let Some(info) = self.nodes.get_mut(&node)
         {
-            info.remove_pod(key);
+            if let Some(pod) = info.remove_pod(key)
+                && let Some(labels) = info.node.metadata.as_ref().map(|m| &m.labels)
+            {
+                self.selected.update(&pod, labels, -1);
+            }
         }
         self.index.remove(key);
         self.terms.remove(key);

@@ -4,6 +4,7 @@
 //! anti-affinity (filter) and their affinity terms (score) cost O(groups × domains).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use navarch_api::v1::Pod;
 
@@ -16,7 +17,7 @@ pub struct Group {
     pub weight: i64,
     /// Topology value (of `term.topology_key` on the owner's node) → how many terms sit there. Owners on
     /// nodes without the key are not counted, as Kubernetes ignores them.
-    pub counts: HashMap<String, i64>,
+    pub counts: Arc<HashMap<String, i64>>,
     /// Terms in the group, wherever they are.
     members: usize,
 }
@@ -50,12 +51,12 @@ impl TermIndex {
                 let g = self.groups[kind as usize].entry(gkey.clone()).or_insert_with(|| Group {
                     term: w.term,
                     weight: w.weight,
-                    counts: HashMap::new(),
+                    counts: Arc::default(),
                     members: 0,
                 });
                 g.members += 1;
                 if let Some(v) = &value {
-                    *g.counts.entry(v.clone()).or_default() += 1;
+                    *Arc::make_mut(&mut g.counts).entry(v.clone()).or_default() += 1;
                 }
                 mine.push((kind, gkey, value));
             }
@@ -72,12 +73,13 @@ impl TermIndex {
             let groups = &mut self.groups[kind as usize];
             let Some(g) = groups.get_mut(&gkey) else { continue };
             g.members -= 1;
-            if let Some(v) = value
-                && let Some(c) = g.counts.get_mut(&v)
-            {
-                *c -= 1;
-                if *c == 0 {
-                    g.counts.remove(&v);
+            if let Some(v) = value {
+                let counts = Arc::make_mut(&mut g.counts);
+                if let Some(c) = counts.get_mut(&v) {
+                    *c -= 1;
+                    if *c == 0 {
+                        counts.remove(&v);
+                    }
                 }
             }
             if g.members == 0 {

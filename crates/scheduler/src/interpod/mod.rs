@@ -15,6 +15,7 @@
 //! and score are map lookups.
 
 mod index;
+mod memo;
 mod term;
 
 #[cfg(test)]
@@ -31,6 +32,7 @@ use crate::cycle::Cycle;
 use crate::node_info::NodeInfo;
 
 pub use index::{Group, TermIndex};
+pub use memo::{Layered, SelectedCounts};
 pub use term::{Kind, Labels, Term, Weighted, has_terms, terms};
 
 pub const REASON_AFFINITY: &str = "node(s) didn't match pod affinity rules";
@@ -50,8 +52,14 @@ fn bump(counts: &mut Counts, key: &str, value: &str, by: i64) {
     if by == 0 {
         return;
     }
-    let values = counts.entry(key.to_string()).or_default();
-    let c = values.entry(value.to_string()).or_default();
+    let values = match counts.get_mut(key) {
+        Some(v) => v,
+        None => counts.entry(key.to_string()).or_default(),
+    };
+    let c = match values.get_mut(value) {
+        Some(c) => c,
+        None => values.entry(value.to_string()).or_default(),
+    };
     *c += by;
     if *c == 0 {
         values.remove(value);
@@ -92,6 +100,19 @@ fn for_selected(t: &Term, cache: &Cache, mut f: impl FnMut(&Pod, &Labels)) {
     }
 }
 
+/// Domain counts of the placed pods one resolved term selects, shared through the cache's memo.
+fn selected_counts(t: &Term, cache: &Cache) -> memo::DomainCounts {
+    cache.selected().get_or_compute(t, || {
+        let mut counts = HashMap::new();
+        for_selected(t, cache, |_, nl| {
+            if let Some(v) = nl.get(&t.topology_key) {
+                *counts.entry(v.clone()).or_default() += 1;
+            }
+        });
+        counts
+    })
+}
+
 /// The pre-filter state of one pod (Kubernetes' preFilterState of InterPodAffinity).
 #[derive(Debug, Clone, Default)]
 pub struct State {
@@ -102,11 +123,11 @@ pub struct State {
     affinity: Vec<Term>,
     anti_affinity: Vec<Term>,
     /// Domains holding pods that match all the pod's required affinity terms (one per term).
-    affinity_counts: Counts,
+    affinity_counts: Layered,
     /// Domains holding pods that match one of the pod's required anti-affinity terms.
-    anti_affinity_counts: Counts,
+    anti_affinity_counts: Layered,
     /// Domains of existing pods whose required anti-affinity terms match the pod.
-    existing_anti_counts: Counts,
+    existing_anti_counts: Layered,
 }
 
 impl State {
@@ -114,35 +135,39 @@ impl State {
         let namespace = term::pod_namespace(pod).to_string();
         let labels = term::pod_labels(pod).clone();
         let ns_labels = cache.namespace_labels(&namespace).cloned().unwrap_or_default();
-        let mut existing_anti_counts = Counts::new();
+        let mut existing_anti_counts = Layered::default();
         for g in cache.terms().groups(Kind::RequiredAntiAffinity) {
             if g.term.matches(&namespace, &ns_labels, &labels) {
-                for (v, c) in &g.counts {
-                    bump(&mut existing_anti_counts, &g.term.topology_key, v, *c);
-                }
+                existing_anti_counts.add_base(&g.term.topology_key, g.counts.clone());
             }
         }
         let own = |kind| terms(pod, kind).into_iter().map(|w| resolve(w.term, cache)).collect::<Vec<_>>();
         let (affinity, anti_affinity) = (own(Kind::RequiredAffinity), own(Kind::RequiredAntiAffinity));
-        let mut affinity_counts = Counts::new();
-        if let Some(first) = affinity.first() {
-            for_selected(first, cache, |p, nl| {
-                if affinity.iter().all(|t| t.matches_pod(p, &NO_LABELS)) {
-                    for t in &affinity {
-                        if let Some(v) = nl.get(&t.topology_key) {
-                            bump(&mut affinity_counts, &t.topology_key, v, 1);
+        let affinity_counts = match affinity.as_slice() {
+            [] => Layered::default(),
+            // One term (the usual case): its counts are shared with every pod carrying it.
+            [t] => {
+                let mut l = Layered::default();
+                l.add_base(&t.topology_key, selected_counts(t, cache));
+                l
+            }
+            [first, ..] => {
+                let mut counts = Counts::new();
+                for_selected(first, cache, |p, nl| {
+                    if affinity.iter().all(|t| t.matches_pod(p, &NO_LABELS)) {
+                        for t in &affinity {
+                            if let Some(v) = nl.get(&t.topology_key) {
+                                bump(&mut counts, &t.topology_key, v, 1);
+                            }
                         }
                     }
-                }
-            });
-        }
-        let mut anti_affinity_counts = Counts::new();
+                });
+                Layered::from_counts(counts)
+            }
+        };
+        let mut anti_affinity_counts = Layered::default();
         for t in &anti_affinity {
-            for_selected(t, cache, |_, nl| {
-                if let Some(v) = nl.get(&t.topology_key) {
-                    bump(&mut anti_affinity_counts, &t.topology_key, v, 1);
-                }
-            });
+            anti_affinity_counts.add_base(&t.topology_key, selected_counts(t, cache));
         }
         State {
             namespace,
@@ -172,13 +197,13 @@ impl State {
             if w.term.matches(&self.namespace, &self.ns_labels, &self.labels)
                 && let Some(v) = nl.get(&w.term.topology_key)
             {
-                bump(&mut self.existing_anti_counts, &w.term.topology_key, v, by);
+                self.existing_anti_counts.bump(&w.term.topology_key, v, by);
             }
         }
         if !self.affinity.is_empty() && self.affinity.iter().all(|t| t.matches_pod(pod, &NO_LABELS)) {
             for t in &self.affinity {
                 if let Some(v) = nl.get(&t.topology_key) {
-                    bump(&mut self.affinity_counts, &t.topology_key, v, by);
+                    self.affinity_counts.bump(&t.topology_key, v, by);
                 }
             }
         }
@@ -186,7 +211,7 @@ impl State {
             if t.matches_pod(pod, &NO_LABELS)
                 && let Some(v) = nl.get(&t.topology_key)
             {
-                bump(&mut self.anti_affinity_counts, &t.topology_key, v, by);
+                self.anti_affinity_counts.bump(&t.topology_key, v, by);
             }
         }
     }
@@ -200,7 +225,7 @@ impl State {
         let mut pods_exist = true;
         for t in &self.affinity {
             let Some(v) = nl.get(&t.topology_key) else { return false };
-            if get(&self.affinity_counts, &t.topology_key, v) <= 0 {
+            if self.affinity_counts.get(&t.topology_key, v) <= 0 {
                 pods_exist = false;
             }
         }
@@ -214,14 +239,13 @@ impl State {
     fn satisfies_anti_affinity(&self, nl: &Labels) -> bool {
         self.anti_affinity_counts.is_empty()
             || !self.anti_affinity.iter().any(|t| {
-                nl.get(&t.topology_key)
-                    .is_some_and(|v| get(&self.anti_affinity_counts, &t.topology_key, v) > 0)
+                nl.get(&t.topology_key).is_some_and(|v| self.anti_affinity_counts.get(&t.topology_key, v) > 0)
             })
     }
 
     fn satisfies_existing_anti_affinity(&self, nl: &Labels) -> bool {
         self.existing_anti_counts.is_empty()
-            || !nl.iter().any(|(k, v)| get(&self.existing_anti_counts, k, v) > 0)
+            || !nl.iter().any(|(k, v)| self.existing_anti_counts.get(k, v) > 0)
     }
 }
 
@@ -283,7 +307,7 @@ pub fn topology_scores(pod: &Pod, cache: &Cache, args: &InterPodAffinityArgs) ->
         for g in cache.terms().groups(kind) {
             if g.term.matches(ns, ns_labels, labels) {
                 let w = if kind == Kind::RequiredAffinity { sign } else { sign * g.weight };
-                for (v, c) in &g.counts {
+                for (v, c) in g.counts.iter() {
                     bump(&mut scores, &g.term.topology_key, v, w * c);
                 }
             }

@@ -553,3 +553,22 @@ fn indexed_matches_brute_force_on_a_large_cluster() {
     assert!(rejected > 1000 && rejected < 30 * 500 - 1000, "both verdicts exercised: {rejected}");
     assert!(scored > 10, "scores exercised: {scored}");
 }
+
+/// The shared counts of an incoming term follow pods placed, forgotten, on removed nodes and relabelled
+/// nodes after they were first computed.
+#[test]
+fn shared_term_counts_follow_the_cache() {
+    let mut c = cluster();
+    let web = |name: &str| pod("default", name, "app: web", ZONE_ANTI);
+    assert_eq!(fits(&c, &web("probe")).len(), 4, "memo made with nothing placed");
+    bind(&mut c, web("w1"), "n3");
+    assert_eq!(fits(&c, &web("probe")), ["n1", "n2", "n4"]);
+    c.delete("default/w1");
+    assert_eq!(fits(&c, &web("probe")).len(), 4, "forgotten");
+    bind(&mut c, web("w2"), "n1");
+    assert_eq!(fits(&c, &web("probe")), ["n3", "n4"]);
+    c.upsert_node(node("n1", "zone: b"));
+    assert_eq!(fits(&c, &web("probe")), ["n2", "n4"], "n1 relabelled into zone b");
+    c.remove_node("n1");
+    assert_eq!(fits(&c, &web("probe")), ["n2", "n3", "n4"], "its node gone");
+}

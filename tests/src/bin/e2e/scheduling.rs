@@ -20,7 +20,7 @@ use navarch_tests::eventually_blocking;
 use serde_json::Value;
 
 use super::commands::fresh_namespace;
-use super::{allow, cluster, kubectl, kubectl_try, nodes};
+use super::{allow, cluster, kubectl, kubectl_try, navctl, nodes};
 
 const NS: &str = "e2e-sched";
 const ZONE: &str = "topology.kubernetes.io/zone";
@@ -121,6 +121,8 @@ fn anti_affinity_on_zone(zone_of: &BTreeMap<String, &str>) {
     );
     assert!(pending.3.starts_with(&want), "{}", pending.3);
     let described = kubectl(&["describe", "pod", "-n", NS, &pending.0]);
+    assert!(described.contains("didn't match pod anti-affinity rules"), "{described}");
+    let described = navctl(&["describe", "pod", "-n", NS, &pending.0]);
     assert!(described.contains("didn't match pod anti-affinity rules"), "{described}");
     kubectl(&["delete", "deployment", "one-per-zone", "-n", NS]);
     println!("    anti-affinity on zone: one replica per zone, the third Pending: {}", pending.3);
