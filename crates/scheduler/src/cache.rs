@@ -34,6 +34,9 @@ pub struct Cache {
     namespaces: HashMap<String, Labels>,
     /// Domain counts of the pods incoming pods' required terms select, shared by identical terms.
     selected: SelectedCounts,
+    /// Topology key → the values the nodes have for it (computed when asked, dropped when a node is added,
+    /// removed or relabelled).
+    domains: std::sync::Mutex<HashMap<String, Arc<Vec<String>>>>,
 }
 
 impl Cache {
@@ -73,6 +76,28 @@ impl Cache {
         &self.selected
     }
 
+    /// The distinct values the nodes have for label `key`.
+    pub fn domains(&self, key: &str) -> Arc<Vec<String>> {
+        let mut domains = self.domains.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(d) = domains.get(key) {
+            return d.clone();
+        }
+        let mut values: Vec<String> = self
+            .nodes
+            .values()
+            .filter_map(|n| n.node.metadata.as_ref().and_then(|m| m.labels.get(key)).cloned())
+            .collect();
+        values.sort();
+        values.dedup();
+        let values = Arc::new(values);
+        domains.insert(key.to_string(), values.clone());
+        values
+    }
+
+    fn nodes_changed(&mut self) {
+        self.domains.get_mut().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
     /// The labels of the namespace `name`, if it is known.
     pub fn namespace_labels(&self, name: &str) -> Option<&Labels> {
         self.namespaces.get(name)
@@ -109,6 +134,7 @@ impl Cache {
                 info.set_node(n);
                 if relabelled {
                     self.selected.clear();
+                    self.domains.get_mut().unwrap_or_else(|e| e.into_inner()).clear();
                     // The pods' terms now count in other topology domains.
                     let labels = info.node.metadata.as_ref().map(|m| m.labels.clone()).unwrap_or_default();
                     for (key, pod) in &info.pods {
@@ -119,6 +145,7 @@ impl Cache {
                 }
             }
             None => {
+                self.nodes_changed();
                 self.nodes.insert(name.clone(), NodeInfo::new(n));
                 // Pods bound to this node before the node was seen.
                 let early: Vec<(String, Arc<Pod>)> = self
@@ -136,6 +163,7 @@ impl Cache {
 
     pub fn remove_node(&mut self, name: &str) {
         if let Some(info) = self.nodes.remove(name) {
+            self.nodes_changed();
             let none = Labels::new();
             let labels = info.node.metadata.as_ref().map(|m| &m.labels).unwrap_or(&none);
             for (key, pod) in &info.pods {
@@ -170,12 +198,10 @@ impl Cache {
     pub fn forget(&mut self, key: &str) {
         if let Some(node) = self.placed.remove(key)
             && let Some(info) = self.nodes.get_mut(&node)
+            && let Some(pod) = info.remove_pod(key)
+            && let Some(labels) = info.node.metadata.as_ref().map(|m| &m.labels)
         {
-            if let Some(pod) = info.remove_pod(key)
-                && let Some(labels) = info.node.metadata.as_ref().map(|m| &m.labels)
-            {
-                self.selected.update(&pod, labels, -1);
-            }
+            self.selected.update(&pod, labels, -1);
         }
         self.index.remove(key);
         self.terms.remove(key);

@@ -19,33 +19,52 @@ pub type DomainCounts = Arc<HashMap<String, i64>>;
 const MAX_TERMS: usize = 64;
 
 /// Per resolved term (its canonical form): the term and the domain counts of the placed pods it selects.
+/// Topology spreading shares it with `live` counts, which leave terminating pods out (as Kubernetes'
+/// PodTopologySpread does; inter-pod affinity counts them).
 #[derive(Debug, Default)]
 pub struct SelectedCounts {
-    terms: Mutex<HashMap<String, (Term, DomainCounts)>>,
+    terms: Mutex<HashMap<String, Entry>>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    term: Term,
+    live: bool,
+    counts: DomainCounts,
+}
+
+fn terminating(pod: &Pod) -> bool {
+    pod.metadata.as_ref().is_some_and(|m| !m.deletion_timestamp.is_empty())
 }
 
 impl SelectedCounts {
     /// The counts of `t` (a resolved term: namespaces by name, or every namespace), from `compute` the
     /// first time it is asked for.
-    pub fn get_or_compute(&self, t: &Term, compute: impl FnOnce() -> HashMap<String, i64>) -> DomainCounts {
-        let key = t.canonical();
+    pub fn get_or_compute(
+        &self,
+        t: &Term,
+        live: bool,
+        compute: impl FnOnce() -> HashMap<String, i64>,
+    ) -> DomainCounts {
+        let key = format!("{live}\n{}", t.canonical());
         let mut terms = self.terms.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, c)) = terms.get(&key) {
-            return c.clone();
+        if let Some(e) = terms.get(&key) {
+            return e.counts.clone();
         }
         if terms.len() >= MAX_TERMS {
             terms.clear();
         }
         let counts: DomainCounts = Arc::new(compute());
-        terms.insert(key, (t.clone(), counts.clone()));
+        terms.insert(key, Entry { term: t.clone(), live, counts: counts.clone() });
         counts
     }
 
     /// `pod` placed (`by` 1) or gone (`by` -1) on a node with `node_labels`.
     pub fn update(&mut self, pod: &Pod, node_labels: &Labels, by: i64) {
         let terms = self.terms.get_mut().unwrap_or_else(|e| e.into_inner());
-        for (t, counts) in terms.values_mut() {
+        for Entry { term: t, live, counts } in terms.values_mut() {
             if let Some(v) = node_labels.get(&t.topology_key)
+                && !(*live && terminating(pod))
                 && t.matches_pod(pod, &NO_LABELS)
             {
                 let counts = Arc::make_mut(counts);

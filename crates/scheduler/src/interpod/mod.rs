@@ -102,7 +102,7 @@ fn for_selected(t: &Term, cache: &Cache, mut f: impl FnMut(&Pod, &Labels)) {
 
 /// Domain counts of the placed pods one resolved term selects, shared through the cache's memo.
 fn selected_counts(t: &Term, cache: &Cache) -> memo::DomainCounts {
-    cache.selected().get_or_compute(t, || {
+    cache.selected().get_or_compute(t, false, || {
         let mut counts = HashMap::new();
         for_selected(t, cache, |_, nl| {
             if let Some(v) = nl.get(&t.topology_key) {

@@ -153,6 +153,18 @@ impl NodeInclusion {
         NodeInclusion { spec }
     }
 
+    /// Whether `c` counts every node (no node selector or required affinity honoured, taints ignored).
+    fn all_nodes(&self, c: &Constraint) -> bool {
+        let affinity_free = self.spec.node_selector.is_empty()
+            && self
+                .spec
+                .affinity
+                .as_ref()
+                .and_then(|a| a.node_affinity.as_ref())
+                .is_none_or(|na| na.required_during_scheduling_ignored_during_execution.is_none());
+        (!c.honor_affinity || affinity_free) && !c.honor_taints
+    }
+
     /// Kubernetes' `matchNodeInclusionPolicies`.
     fn includes(&self, c: &Constraint, node: &Node) -> bool {
         if c.honor_affinity && !navarch_api::node_affinity::matches_node(&self.spec, node) {
@@ -264,6 +276,11 @@ impl State {
     }
 
     fn count_hard(&mut self, nodes: &[&NodeInfo], cache: &Cache) {
+        if let [h] = self.hard.as_slice()
+            && self.inclusion.all_nodes(&h.c)
+        {
+            return self.count_one(nodes, cache);
+        }
         let all = self.hard_constraints();
         let mut counts: Vec<HashMap<String, i64>> = vec![HashMap::new(); self.hard.len()];
         // Every eligible domain exists, with zero pods until counted.
@@ -273,8 +290,9 @@ impl State {
                 continue;
             }
             for (i, c) in all.iter().enumerate() {
-                if self.inclusion.includes(c, &n.node) {
-                    counts[i].entry(labels[&c.topology_key].clone()).or_insert(0);
+                let v = &labels[&c.topology_key];
+                if !counts[i].contains_key(v) && self.inclusion.includes(c, &n.node) {
+                    counts[i].insert(v.clone(), 0);
                 }
             }
         }
@@ -294,6 +312,45 @@ impl State {
             for (v, n) in counts {
                 h.set(&v, n);
             }
+        }
+    }
+
+    /// [`State::count_hard`] for one constraint counting every node (the usual case): the matching pods'
+    /// domain counts are shared through the cache's memo by every pod with the same selector, so only the
+    /// domains are walked.
+    fn count_one(&mut self, nodes: &[&NodeInfo], cache: &Cache) {
+        let c = self.hard[0].c.clone();
+        let term = crate::interpod::Term {
+            selector: Some(c.selector.clone()),
+            namespaces: [self.namespace.clone()].into(),
+            namespace_selector: None,
+            topology_key: c.topology_key.clone(),
+        };
+        let matched = cache.selected().get_or_compute(&term, true, || {
+            let mut counts = HashMap::new();
+            for info in matching_nodes(cache, &self.namespace, std::slice::from_ref(&c)).remove(0) {
+                if let Some(v) = node_labels(&info.node).get(&c.topology_key) {
+                    *counts.entry(v.clone()).or_default() += 1;
+                }
+            }
+            counts
+        });
+        let h = &mut self.hard[0];
+        if nodes.len() == cache.nodes().len() {
+            // Every node (a real cycle): the cache keeps the domains.
+            for d in cache.domains(&c.topology_key).iter() {
+                h.set(d, matched.get(d).copied().unwrap_or(0));
+            }
+            return;
+        }
+        let mut domains: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        for n in nodes {
+            if let Some(v) = node_labels(&n.node).get(&c.topology_key) {
+                domains.insert(v);
+            }
+        }
+        for d in domains {
+            h.set(d, matched.get(d).copied().unwrap_or(0));
         }
     }
 

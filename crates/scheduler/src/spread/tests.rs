@@ -355,3 +355,31 @@ fn args_defaulting_type() {
     assert!(serde_yaml::from_str::<SpreadArgs>("defaultingType: Sometimes\n").is_err());
     assert_eq!(SpreadArgs::default().defaulting_type, DefaultingType::System);
 }
+
+/// The shared counts of a constraint's selector follow pods placed, terminating and forgotten after they
+/// were first computed.
+#[test]
+fn shared_counts_follow_the_cache() {
+    let mut c = Cache::default();
+    for (n, z) in [("n1", "a"), ("n2", "b")] {
+        c.upsert_node(node(n, &[("zone", z)], ""));
+    }
+    let spec = constraints_spec(&[spread("zone", 1, "DoNotSchedule", "")]);
+    let p = |name: &str| pod(name, "foo: bar", &spec);
+    assert_eq!(fitting(&c, &p("probe")), ["n1", "n2"], "memo made with nothing placed");
+    place(&mut c, p("w1"), "n1");
+    assert_eq!(fitting(&c, &p("probe")), ["n2"]);
+    place(&mut c, p("w2"), "n2");
+    place(&mut c, p("w3"), "n2");
+    assert_eq!(fitting(&c, &p("probe")), ["n1"]);
+    let mut gone = p("w3");
+    gone.metadata.as_mut().unwrap().deletion_timestamp = "2026-12-05T00:00:00Z".into();
+    place(&mut c, gone, "n2");
+    assert_eq!(fitting(&c, &p("probe")), ["n1", "n2"], "a terminating pod does not count");
+    c.forget(&pod_key(&p("w1")));
+    assert_eq!(fitting(&c, &p("probe")), ["n1"]);
+    c.upsert_node(node("n3", &[("zone", "c")], ""));
+    assert_eq!(fitting(&c, &p("probe")), ["n1", "n3"], "a new domain");
+    c.upsert_node(node("n3", &[("zone", "b")], ""));
+    assert_eq!(fitting(&c, &p("probe")), ["n1"], "relabelled into zone b");
+}
