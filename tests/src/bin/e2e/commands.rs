@@ -163,7 +163,7 @@ pub(crate) fn ensure_namespace() {
 pub(crate) fn fresh_namespace(ns: &str) {
     if kubectl_try(&["get", "namespace", ns]).is_ok() {
         kubectl(&["delete", "namespace", ns, "--wait=false"]);
-        eventually_blocking(&format!("the old namespace {ns} gone"), allow(180), || {
+        eventually_blocking(format!("the old namespace {ns} gone"), allow(180), || {
             kubectl_try(&["get", "namespace", ns]).is_err()
         });
     }
