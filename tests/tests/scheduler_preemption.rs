@@ -58,6 +58,19 @@ async fn add_node(nodes: &Api<Node>, n: Node) {
     nodes.update_status(&with_status).await.unwrap();
 }
 
+/// A real api-server with the tests' PriorityClasses and two 2-cpu nodes: the env, a client and the
+/// `default` namespace's pods.
+async fn two_full_nodes() -> (TestEnv, navarch_client::Client, Api<Pod>) {
+    let env = TestEnv::start().await;
+    let c = env.client().await;
+    classes(&c).await;
+    let nodes: Api<Node> = c.api("");
+    add_node(&nodes, node("n1", "2")).await;
+    add_node(&nodes, node("n2", "2")).await;
+    let pods: Api<Pod> = c.api("default");
+    (env, c, pods)
+}
+
 fn scheduler(env: &TestEnv) -> Daemon {
     Daemon::start(env, "scheduler", "scheduler", &["--leader-elect=false"])
 }
@@ -125,13 +138,7 @@ fn gone_names(gone: &Gone) -> Vec<String> {
 
 #[tokio::test]
 async fn preempts_the_fewest_lowest_priority_pods_and_spares_budgets() {
-    let env = TestEnv::start().await;
-    let c = env.client().await;
-    classes(&c).await;
-    let nodes: Api<Node> = c.api("");
-    let pods: Api<Pod> = c.api("default");
-    add_node(&nodes, node("n1", "2")).await;
-    add_node(&nodes, node("n2", "2")).await;
+    let (env, c, pods) = two_full_nodes().await;
     let _s = scheduler(&env);
     let gone = kubelets(pods.clone(), Arc::new(Mutex::new(true)));
 
@@ -201,13 +208,7 @@ async fn preempts_the_fewest_lowest_priority_pods_and_spares_budgets() {
 
 #[tokio::test]
 async fn a_restarted_scheduler_resumes_a_preemption_from_the_pods_status() {
-    let env = TestEnv::start().await;
-    let c = env.client().await;
-    classes(&c).await;
-    let nodes: Api<Node> = c.api("");
-    let pods: Api<Pod> = c.api("default");
-    add_node(&nodes, node("n1", "2")).await;
-    add_node(&nodes, node("n2", "2")).await;
+    let (env, _, pods) = two_full_nodes().await;
     let mut s = scheduler(&env);
     let kubelets_on = Arc::new(Mutex::new(false));
     let gone = kubelets(pods.clone(), kubelets_on.clone());

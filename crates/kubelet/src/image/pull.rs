@@ -126,30 +126,24 @@ impl Puller {
         let top_size = body.len() as i64;
 
         // An index: choose this platform's manifest.
-        let (manifest, manifest_body, manifest_digest, index) = if top_media == MEDIA_OCI_INDEX
-            || top_media == MEDIA_DOCKER_LIST
-            || !top.manifests.is_empty()
-        {
-            let chosen = top
-                .manifests
-                .iter()
-                .find(|m| m.platform.as_ref().is_some_and(|p| p.os == "linux" && p.architecture == arch()))
-                .ok_or_else(|| {
+        let (manifest, manifest_body, manifest_digest, index) =
+            if top_media == MEDIA_OCI_INDEX || top_media == MEDIA_DOCKER_LIST || !top.manifests.is_empty() {
+                let chosen = this_platform(&top).ok_or_else(|| {
                     ImageError::Registry(format!("{}: no manifest for linux/{}", r.name(), arch()))
                 })?;
-            let (_, mbody) = self.fetch(r, &format!("manifests/{}", chosen.digest), ACCEPT).await?;
-            if sha256_hex(&mbody) != chosen.digest {
-                return Err(ImageError::Registry(format!(
-                    "manifest {} does not match its digest",
-                    chosen.digest
-                )));
-            }
-            let m: Manifest = serde_json::from_slice(&mbody)
-                .map_err(|e| ImageError::Registry(format!("manifest {}: {e}", chosen.digest)))?;
-            (m, mbody, chosen.digest.clone(), Some((body, top_media.clone())))
-        } else {
-            (top, body, top_digest.clone(), None)
-        };
+                let (_, mbody) = self.fetch(r, &format!("manifests/{}", chosen.digest), ACCEPT).await?;
+                if sha256_hex(&mbody) != chosen.digest {
+                    return Err(ImageError::Registry(format!(
+                        "manifest {} does not match its digest",
+                        chosen.digest
+                    )));
+                }
+                let m: Manifest = serde_json::from_slice(&mbody)
+                    .map_err(|e| ImageError::Registry(format!("manifest {}: {e}", chosen.digest)))?;
+                (m, mbody, chosen.digest.clone(), Some((body, top_media.clone())))
+            } else {
+                (top, body, top_digest.clone(), None)
+            };
         let config = manifest
             .config
             .as_ref()
@@ -268,13 +262,7 @@ pub async fn content_size(ctd: &Containerd, target: &Descriptor) -> Result<i64> 
     let mut manifest: Manifest = serde_json::from_slice(&ctd.read_content(&target.digest).await?)
         .map_err(|e| ImageError::Registry(format!("manifest {}: {e}", target.digest)))?;
     if !manifest.manifests.is_empty() {
-        let Some(chosen) = manifest
-            .manifests
-            .iter()
-            .find(|m| m.platform.as_ref().is_some_and(|p| p.os == "linux" && p.architecture == arch()))
-        else {
-            return Ok(size);
-        };
+        let Some(chosen) = this_platform(&manifest) else { return Ok(size) };
         size += chosen.size;
         let digest = chosen.digest.clone();
         manifest = serde_json::from_slice(&ctd.read_content(&digest).await?)
@@ -282,6 +270,14 @@ pub async fn content_size(ctd: &Containerd, target: &Descriptor) -> Result<i64> 
     }
     size += manifest.config.map(|c| c.size).unwrap_or(0);
     Ok(size + manifest.layers.iter().map(|l| l.size).sum::<i64>())
+}
+
+/// An index's manifest for linux on this machine's architecture.
+fn this_platform(index: &Manifest) -> Option<&OciDescriptor> {
+    index
+        .manifests
+        .iter()
+        .find(|m| m.platform.as_ref().is_some_and(|p| p.os == "linux" && p.architecture == arch()))
 }
 
 /// Looks up an image already in containerd (unpacked), without the network.
@@ -294,13 +290,7 @@ pub async fn present(ctd: &Containerd, image: &str) -> Result<Option<PulledImage
         Err(_) => return Ok(None),
     };
     if !manifest.manifests.is_empty() {
-        let Some(chosen) = manifest
-            .manifests
-            .iter()
-            .find(|m| m.platform.as_ref().is_some_and(|p| p.os == "linux" && p.architecture == arch()))
-        else {
-            return Ok(None);
-        };
+        let Some(chosen) = this_platform(&manifest) else { return Ok(None) };
         manifest = match serde_json::from_slice(&ctd.read_content(&chosen.digest).await?) {
             Ok(m) => m,
             Err(_) => return Ok(None),
