@@ -9,8 +9,6 @@ use crate::node_info::NodeInfo;
 use crate::resources::Resources;
 use crate::volumes;
 
-pub const HOSTNAME_TOPOLOGY: &str = "kubernetes.io/hostname";
-
 /// Every reason `node` cannot take the cycle's pod (empty: it fits).
 pub fn filter(cycle: &Cycle, node: &NodeInfo) -> Vec<String> {
     let (pod, req, vols) = (cycle.pod, &cycle.req, cycle.vols);

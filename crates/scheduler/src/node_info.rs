@@ -27,6 +27,11 @@ pub fn pod_key(p: &Pod) -> String {
     format!("{}/{}", m.map(|m| m.namespace.as_str()).unwrap_or(""), m.map(|m| m.name.as_str()).unwrap_or(""))
 }
 
+/// Whether the pod is being deleted (has a deletionTimestamp).
+pub fn terminating(p: &Pod) -> bool {
+    p.metadata.as_ref().is_some_and(|m| !m.deletion_timestamp.is_empty())
+}
+
 impl NodeInfo {
     pub fn new(node: Arc<Node>) -> NodeInfo {
         let allocatable = node_allocatable(&node);

@@ -129,7 +129,10 @@ pub struct InterPodAffinityArgs {
 
 impl Default for InterPodAffinityArgs {
     fn default() -> InterPodAffinityArgs {
-        InterPodAffinityArgs { hard_pod_affinity_weight: 1, ignore_preferred_terms_of_existing_pods: false }
+        InterPodAffinityArgs {
+            hard_pod_affinity_weight: crate::interpod::HARD_POD_AFFINITY_WEIGHT as i32,
+            ignore_preferred_terms_of_existing_pods: false,
+        }
     }
 }
 

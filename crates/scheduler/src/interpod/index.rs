@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use navarch_api::v1::Pod;
 
+use super::adjust;
 use super::term::{Kind, Labels, Term, has_terms, terms};
 
 /// Identical terms of one kind and weight, and where their owners are.
@@ -56,7 +57,7 @@ impl TermIndex {
                 });
                 g.members += 1;
                 if let Some(v) = &value {
-                    *Arc::make_mut(&mut g.counts).entry(v.clone()).or_default() += 1;
+                    adjust(Arc::make_mut(&mut g.counts), v, 1);
                 }
                 mine.push((kind, gkey, value));
             }
@@ -73,14 +74,10 @@ impl TermIndex {
             let groups = &mut self.groups[kind as usize];
             let Some(g) = groups.get_mut(&gkey) else { continue };
             g.members -= 1;
-            if let Some(v) = value {
-                let counts = Arc::make_mut(&mut g.counts);
-                if let Some(c) = counts.get_mut(&v) {
-                    *c -= 1;
-                    if *c == 0 {
-                        counts.remove(&v);
-                    }
-                }
+            if let Some(v) = value
+                && g.counts.contains_key(&v)
+            {
+                adjust(Arc::make_mut(&mut g.counts), &v, -1);
             }
             if g.members == 0 {
                 groups.remove(&gkey);

@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 use navarch_api::v1::Pod;
 
 use super::term::{Labels, Term};
-use super::{Counts, NO_LABELS, bump, get};
+use super::{Counts, NO_LABELS, adjust, bump, get};
+use crate::node_info::terminating;
 
 /// Topology value → count, shared between the cache and the states reading it.
 pub type DomainCounts = Arc<HashMap<String, i64>>;
@@ -31,10 +32,6 @@ struct Entry {
     term: Term,
     live: bool,
     counts: DomainCounts,
-}
-
-fn terminating(pod: &Pod) -> bool {
-    pod.metadata.as_ref().is_some_and(|m| !m.deletion_timestamp.is_empty())
 }
 
 impl SelectedCounts {
@@ -67,12 +64,7 @@ impl SelectedCounts {
                 && !(*live && terminating(pod))
                 && t.matches_pod(pod, &NO_LABELS)
             {
-                let counts = Arc::make_mut(counts);
-                let c = counts.entry(v.clone()).or_default();
-                *c += by;
-                if *c == 0 {
-                    counts.remove(v);
-                }
+                adjust(Arc::make_mut(counts), v, by);
             }
         }
     }

@@ -48,6 +48,18 @@ static NO_LABELS: LazyLock<Labels> = LazyLock::new(Labels::new);
 /// Topology key → topology value → count.
 pub type Counts = HashMap<String, HashMap<String, i64>>;
 
+/// Adds `by` to the count of `value`, dropping counts that reach 0 (allocates only for a new value).
+pub(crate) fn adjust(values: &mut HashMap<String, i64>, value: &str, by: i64) {
+    let c = match values.get_mut(value) {
+        Some(c) => c,
+        None => values.entry(value.to_string()).or_default(),
+    };
+    *c += by;
+    if *c == 0 {
+        values.remove(value);
+    }
+}
+
 fn bump(counts: &mut Counts, key: &str, value: &str, by: i64) {
     if by == 0 {
         return;
@@ -56,16 +68,9 @@ fn bump(counts: &mut Counts, key: &str, value: &str, by: i64) {
         Some(v) => v,
         None => counts.entry(key.to_string()).or_default(),
     };
-    let c = match values.get_mut(value) {
-        Some(c) => c,
-        None => values.entry(value.to_string()).or_default(),
-    };
-    *c += by;
-    if *c == 0 {
-        values.remove(value);
-        if values.is_empty() {
-            counts.remove(key);
-        }
+    adjust(values, value, by);
+    if values.is_empty() {
+        counts.remove(key);
     }
 }
 
@@ -106,7 +111,7 @@ fn selected_counts(t: &Term, cache: &Cache) -> memo::DomainCounts {
         let mut counts = HashMap::new();
         for_selected(t, cache, |_, nl| {
             if let Some(v) = nl.get(&t.topology_key) {
-                *counts.entry(v.clone()).or_default() += 1;
+                adjust(&mut counts, v, 1);
             }
         });
         counts

@@ -22,7 +22,7 @@ use navarch_api::v1::{Node, Pod, PodSpec, TopologySpreadConstraint};
 
 use crate::cache::{Cache, Namespaces};
 use crate::cycle::Cycle;
-use crate::node_info::NodeInfo;
+use crate::node_info::{NodeInfo, terminating};
 
 pub use defaults::{
     DefaultingType, Defaults, SelectorKind, SelectorSource, Source, SourceEvent, SpreadArgs,
@@ -111,10 +111,6 @@ fn pod_namespace(pod: &Pod) -> &str {
 }
 
 /// Terminating pods are not counted (Kubernetes #87621).
-fn terminating(pod: &Pod) -> bool {
-    pod.metadata.as_ref().is_some_and(|m| !m.deletion_timestamp.is_empty())
-}
-
 /// For each constraint, the node of every non-terminating pod in `ns` its selector matches (constraints
 /// with equal selectors, like the default hostname and zone pair, share one index lookup).
 fn matching_nodes<'c>(cache: &'c Cache, ns: &str, cs: &[Constraint]) -> Vec<Vec<&'c NodeInfo>> {
@@ -330,7 +326,7 @@ impl State {
             let mut counts = HashMap::new();
             for info in matching_nodes(cache, &self.namespace, std::slice::from_ref(&c)).remove(0) {
                 if let Some(v) = node_labels(&info.node).get(&c.topology_key) {
-                    *counts.entry(v.clone()).or_default() += 1;
+                    crate::interpod::adjust(&mut counts, v, 1);
                 }
             }
             counts
