@@ -66,12 +66,30 @@ fn running(selector: &str) -> Vec<(String, String)> {
     pods(selector).into_iter().filter(|p| p.2 == "Running").map(|p| (p.0, p.1)).collect()
 }
 
-fn deployment(name: &str, replicas: usize, extra_spec: &str, extra_labels: &str) -> String {
+/// The one busybox container every pod here runs, asking `cpu` millicores if given.
+fn busybox(cpu: Option<i64>) -> String {
+    let resources = cpu.map(|m| format!(", resources: {{requests: {{cpu: {m}m}}}}")).unwrap_or_default();
+    format!("{{name: c, image: 'busybox:1.36', command: [sleep, '36000']{resources}}}")
+}
+
+/// A bare pod `name` with `labels` (a YAML flow mapping), `extra_spec` lines (indented two spaces) and the
+/// busybox container asking `cpu`.
+fn pod(name: &str, labels: &str, extra_spec: &str, cpu: Option<i64>) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, labels: {labels}}}\nspec:\n  terminationGracePeriodSeconds: 1\n\
+         {extra_spec}  containers:\n  - {}\n",
+        busybox(cpu)
+    )
+}
+
+/// A Deployment `name` (pods labelled `app: <name>` plus `extra_labels`) with `extra_spec` lines in its
+/// pod template (indented six spaces) and the busybox container asking `cpu`.
+fn deployment(name: &str, replicas: usize, extra_spec: &str, extra_labels: &str, cpu: Option<i64>) -> String {
     format!(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}}}\nspec:\n  replicas: {replicas}\n  \
          selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}{extra_labels}}}}}\n    \
-         spec:\n      terminationGracePeriodSeconds: 1\n{extra_spec}      containers:\n      - {{name: c, image: \
-         'busybox:1.36', command: [sleep, '36000']}}\n"
+         spec:\n      terminationGracePeriodSeconds: 1\n{extra_spec}      containers:\n      - {}\n",
+        busybox(cpu)
     )
 }
 
@@ -105,7 +123,7 @@ fn anti_affinity_on_zone(zone_of: &BTreeMap<String, &str>) {
         "      affinity:\n        podAntiAffinity:\n          requiredDuringSchedulingIgnoredDuringExecution:\n          \
          - {{labelSelector: {{matchLabels: {{app: one-per-zone}}}}, topologyKey: {ZONE}}}\n"
     );
-    create(&deployment("one-per-zone", 3, &spec, ""));
+    create(&deployment("one-per-zone", 3, &spec, "", None));
     eventually_blocking("one replica per zone, the third Pending with the reason", allow(90), || {
         let p = pods("app=one-per-zone");
         let run: Vec<&str> = p.iter().filter(|p| p.2 == "Running").map(|p| zone_of[&p.1]).collect();
@@ -129,17 +147,13 @@ fn anti_affinity_on_zone(zone_of: &BTreeMap<String, &str>) {
 }
 
 fn pod_affinity() {
-    create(
-        "apiVersion: v1\nkind: Pod\nmetadata: {name: server, labels: {app: server}}\nspec:\n  terminationGracePeriodSeconds: 1\n  \
-         containers:\n  - {name: c, image: 'busybox:1.36', command: [sleep, '36000']}\n",
-    );
+    create(&pod("server", "{app: server}", "", None));
     let affine = |name: &str, target: &str| {
-        format!(
-            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 1\n  affinity:\n    \
-             podAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution:\n      - {{labelSelector: {{matchLabels: \
-             {{app: {target}}}}}, topologyKey: kubernetes.io/hostname}}\n  containers:\n  - {{name: c, image: 'busybox:1.36', \
-             command: [sleep, '36000']}}\n"
-        )
+        let spec = format!(
+            "  affinity:\n    podAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution:\n      - {{labelSelector: \
+             {{matchLabels: {{app: {target}}}}}, topologyKey: kubernetes.io/hostname}}\n"
+        );
+        pod(name, "{}", &spec, None)
     };
     create(&affine("client", "server"));
     create(&affine("lonely", "nobody"));
@@ -167,8 +181,8 @@ fn spreading(zone_of: &BTreeMap<String, &str>) {
             if key == ZONE { "zone" } else { "host" }
         )
     };
-    create(&deployment("spread-zone", 6, &spread(ZONE), ""));
-    create(&deployment("spread-host", 6, &spread("kubernetes.io/hostname"), ""));
+    create(&deployment("spread-zone", 6, &spread(ZONE), "", None));
+    create(&deployment("spread-host", 6, &spread("kubernetes.io/hostname"), "", None));
     let count = |selector: &str, by: &dyn Fn(&str) -> String| {
         let mut m: BTreeMap<String, usize> = BTreeMap::new();
         for (_, node) in running(selector) {
@@ -215,31 +229,11 @@ fn milli(q: &str) -> i64 {
     }
 }
 
-fn pinned(node: &str, class: &str, cpu: i64) -> String {
-    format!(
-        "      priorityClassName: {class}\n      nodeSelector: {{kubernetes.io/hostname: {node}}}\n      containers:\n      \
-         - {{name: c, image: 'busybox:1.36', command: [sleep, '36000'], resources: {{requests: {{cpu: {cpu}m}}}}}}\n"
-    )
-}
-
-/// A Deployment whose pods carry their own containers (the `pinned` spec).
-fn filler(name: &str, spec: &str, labels: &str) -> String {
-    format!(
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}}}\nspec:\n  replicas: 1\n  selector: {{matchLabels: \
-         {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}{labels}}}}}\n    spec:\n      \
-         terminationGracePeriodSeconds: 1\n{spec}"
-    )
-}
-
 /// A bare pod of `class` asking `cpu` millicores, on `node` if given.
 fn bare_pod(name: &str, labels: &str, class: &str, cpu: i64, node: Option<&str>) -> String {
     let selector =
         node.map(|n| format!("  nodeSelector: {{kubernetes.io/hostname: {n}}}\n")).unwrap_or_default();
-    format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, labels: {labels}}}\nspec:\n  terminationGracePeriodSeconds: 1\n  \
-         priorityClassName: {class}\n{selector}  containers:\n  - {{name: c, image: 'busybox:1.36', command: [sleep, '36000'], \
-         resources: {{requests: {{cpu: {cpu}m}}}}}}\n"
-    )
+    pod(name, labels, &format!("  priorityClassName: {class}\n{selector}"), Some(cpu))
 }
 
 fn high_pod(name: &str, cpu: i64, node: Option<&str>) -> String {
@@ -276,11 +270,11 @@ fn preemption(names: &[String]) {
         assert!(h >= 100, "{n} has only {}m of cpu free", 2 * h);
         half.insert(n.clone(), h);
         let guard = if i == 0 { ", guard: 'yes'" } else { "" };
-        create(&filler(
-            &format!("low-{n}"),
-            &pinned(n, "e2e-low", h),
-            &format!(", tier: filler, filler: low-{n}{guard}"),
-        ));
+        let pinned = format!(
+            "      priorityClassName: e2e-low\n      nodeSelector: {{kubernetes.io/hostname: {n}}}\n"
+        );
+        let labels = format!(", tier: filler, filler: low-{n}{guard}");
+        create(&deployment(&format!("low-{n}"), 1, &pinned, &labels, Some(h)));
         // Bare: a preempted mid pod is not recreated (a replacement of priority 20 would preempt a low one).
         create(&bare_pod(
             &format!("mid-{n}"),
