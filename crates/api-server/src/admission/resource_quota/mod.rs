@@ -9,7 +9,9 @@
 //! (quotas already charged stay charged), so concurrent creates never take a quota over its hard limit.
 //! Writes to one namespace's quotas are serialized within this api-server (as Kubernetes' per-namespace
 //! work queue does), and the quotas it wrote last are remembered until its store catches up, so a burst
-//! of creates costs one swap each instead of a conflict each. Dry runs are checked but charge nothing.
+//! of creates costs one swap each instead of a conflict each. A quota the store still shows uncomputed is
+//! read from etcd first, so a create right after the controller computed it is checked against it.
+//! Dry runs are checked but charge nothing.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -131,6 +133,15 @@ impl QuotaAdmission {
         let lock = self.lock_of(namespace);
         let _serial = lock.lock().await;
         let mut pending = self.current(etcd.quotas, namespace);
+        // A quota the store still shows uncomputed would not apply; the controller may have computed it
+        // since (a client can see that before this store does), so ask etcd.
+        let uncomputed: Vec<String> =
+            pending.iter().filter(|q| uncomputed(q)).map(|q| q.meta().name.clone()).collect();
+        if !uncomputed.is_empty() {
+            pending.retain(|q| !uncomputed.contains(&q.meta().name));
+            pending.extend(etcd.reread(namespace, &uncomputed).await?);
+            pending.sort_by(|a, b| a.meta().name.cmp(&b.meta().name));
+        }
         for _ in 0..RETRIES {
             let request =
                 Request { evaluator, object: Item::of(obj), old: old.map(Item::of), now: SystemTime::now() };
@@ -174,6 +185,12 @@ impl QuotaAdmission {
         written.insert((m.namespace.clone(), m.name.clone()), fresh);
         Ok(())
     }
+}
+
+/// Whether the quota has hard limits the resource quota controller has not copied into its status yet.
+fn uncomputed(q: &ResourceQuota) -> bool {
+    let spec_hard = q.spec.as_ref().is_some_and(|s| !s.hard.is_empty());
+    spec_hard && q.status.as_ref().is_none_or(|s| s.hard.is_empty())
 }
 
 /// Waits a little for the store's first list after start.
