@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use navarch_api::Resource;
 use navarch_api::v1::{ConfigMap, Container, Namespace, ObjectMeta, Pod, PodSpec, PodStatus};
-use navarch_client::{Api, DeleteParams, Error, ListParams, WatchEvent, WatchParams};
+use navarch_client::{Api, DeleteParams, Error, ListParams, PodBinding, WatchEvent, WatchParams};
 use navarch_tests::{TestEnv, eventually};
 
 fn meta(name: &str) -> Option<ObjectMeta> {
@@ -232,6 +232,94 @@ async fn bind_after_changes_through_another_api_server() {
     pods_b.create(&pod("gone")).await.unwrap();
     let err = a.bind("default", "gone", &p.meta().uid, "node-a").await.unwrap_err();
     assert!(err.to_string().to_lowercase().contains("uid"), "{err}");
+}
+
+/// The scheduler's batched bindings: each answered on its own, the ones that can be made written in
+/// one transaction (one resourceVersion), a watch resuming at it sent all of them again, and each
+/// binding authorized on its own.
+#[tokio::test]
+async fn bind_many_answers_each_binding() {
+    let env = TestEnv::start().await;
+    let c = env.client().await;
+    let pods: Api<Pod> = c.api("default");
+    let system: Api<Pod> = c.api("kube-system");
+    for name in ["a", "b", "c", "d"] {
+        pods.create(&pod(name)).await.unwrap();
+    }
+    system.create(&pod("s")).await.unwrap();
+    c.bind("default", "c", "", "node-0").await.unwrap();
+    let binding = |ns: &str, name: &str, uid: &str, node: &str| PodBinding {
+        namespace: ns.into(),
+        name: name.into(),
+        uid: uid.into(),
+        node: node.into(),
+    };
+    let outcomes = c
+        .bind_many(&[
+            binding("default", "a", "", "node-1"),
+            binding("default", "b", "not-its-uid", "node-1"),
+            binding("default", "c", "", "node-1"),
+            binding("default", "nope", "", "node-1"),
+            binding("default", "d", "", ""),
+            binding("kube-system", "s", "", "node-2"),
+        ])
+        .await
+        .unwrap();
+    let errors: Vec<String> =
+        outcomes.iter().map(|o| o.as_ref().err().map(|e| e.to_string()).unwrap_or_default()).collect();
+    assert!(outcomes[0].is_ok() && outcomes[5].is_ok(), "{errors:?}");
+    assert!(errors[1].contains("UID in precondition: not-its-uid"), "{errors:?}");
+    assert!(errors[2].contains("pod c is already assigned to node \"node-0\""), "{errors:?}");
+    assert!(matches!(outcomes[3], Err(Error::NotFound(_))), "{errors:?}");
+    assert!(errors[4].contains("target.name: Required value"), "{errors:?}");
+    let rv = outcomes[0].as_ref().unwrap().clone();
+    assert_eq!(outcomes[5].as_ref().unwrap(), &rv, "one transaction, one revision");
+    let node_of = |p: Pod| p.spec.unwrap().node_name;
+    assert_eq!(node_of(pods.get("a").await.unwrap()), "node-1");
+    assert_eq!(node_of(pods.get("b").await.unwrap()), "");
+    assert_eq!(node_of(pods.get("c").await.unwrap()), "node-0");
+    assert_eq!(node_of(system.get("s").await.unwrap()), "node-2");
+
+    // A watch resuming at the shared revision is sent both bindings again.
+    let all: Api<Pod> = c.api("");
+    let mut s = all.watch(&WatchParams { resource_version: rv.clone(), ..Default::default() }).await.unwrap();
+    let mut again = BTreeSet::new();
+    for _ in 0..2 {
+        match next_event(&mut s).await {
+            WatchEvent::Modified(p) => {
+                again.insert((p.meta().name.clone(), p.meta().resource_version.clone()))
+            }
+            other => panic!("{other:?}"),
+        };
+    }
+    assert_eq!(again, BTreeSet::from([("a".to_string(), rv.clone()), ("s".to_string(), rv.clone())]));
+
+    // Authorized binding by binding: a user who may bind in default only.
+    let rbac = navarch_api::manifest::parse(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: binder, namespace: default}\nrules: [{apiGroups: [''], resources: [pods/binding], verbs: [create]}]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: binder, namespace: default}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: binder}\nsubjects: [{kind: User, name: binder}]\n",
+        "rbac",
+    )
+    .unwrap();
+    for o in rbac {
+        c.create(&o).await.unwrap();
+    }
+    system.create(&pod("t")).await.unwrap();
+    let binder = env.client_as(&env.api_server.pki().user("binder", &[])).await;
+    eventually("the binder may bind in default", Duration::from_secs(10), async || {
+        let o = binder.bind_many(&[binding("default", "d", "", "node-3"), binding("kube-system", "t", "", "node-3")]).await;
+        let o = o.map_err(|e| e.to_string())?;
+        match (&o[0], &o[1]) {
+            (Ok(_), Err(e)) => {
+                let e = e.to_string();
+                assert!(e.contains(r#"User "binder" cannot create resource "pods/binding" in API group "" in the namespace "kube-system""#), "{e}");
+                Ok(())
+            }
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(node_of(pods.get("d").await.unwrap()), "node-3");
+    assert_eq!(node_of(system.get("t").await.unwrap()), "");
 }
 
 #[tokio::test]

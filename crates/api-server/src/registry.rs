@@ -15,7 +15,6 @@ use std::time::{Duration, SystemTime};
 
 use navarch_api::managed_fields::{self, Managed, ManagerId, UpdateWriter};
 use navarch_api::selector::Selector;
-use navarch_api::v1::PodCondition;
 use navarch_api::{KindInfo, Object, kind_info};
 use rand::Rng;
 
@@ -29,6 +28,7 @@ use crate::watch_cache::FieldSelector;
 
 mod admission_steps;
 pub mod approval;
+pub mod binding;
 pub mod ephemeral;
 mod namespaces;
 
@@ -839,85 +839,6 @@ impl Registry {
             }
         }
         Err(ApiError::Conflict { plural: info.plural.into(), name: name.into() })
-    }
-
-    /// Binds a pending pod to a node (pods/binding).
-    pub async fn bind(&self, namespace: &str, name: &str, uid: &str, node: &str) -> Result<Object, ApiError> {
-        if node.is_empty() {
-            return Err(ApiError::BadRequest("target.name: Required value".into()));
-        }
-        let info = kind_of("Pod")?;
-        let key = self.key(info, namespace, name);
-        for _ in 0..CAS_RETRIES {
-            // A pod this api-server just created is remembered; the compare-and-swap below checks
-            // the guess, and a miss or a stale guess reads etcd.
-            let remembered = self.recent_pods.take(&key);
-            let guessed = remembered.is_some();
-            let (mod_revision, obj) = match remembered {
-                Some(remembered) => remembered,
-                None => {
-                    let stored =
-                        self.storage.get(&key).await.map_err(|e| ApiError::from_storage(e, "pods", name))?;
-                    (stored.mod_revision, self.decode("Pod", &stored.value, stored.mod_revision)?)
-                }
-            };
-            let Object::Pod(mut pod) = obj else {
-                return Err(ApiError::Internal("pod key holds another kind".into()));
-            };
-            let meta = pod.metadata.clone().unwrap_or_default();
-            let refused = (!uid.is_empty() && uid != meta.uid)
-                || !meta.deletion_timestamp.is_empty()
-                || pod.spec.as_ref().is_some_and(|s| !s.node_name.is_empty());
-            if refused && guessed {
-                continue; // judge refusals on what etcd holds, not on a remembered copy
-            }
-            if !uid.is_empty() && uid != meta.uid {
-                return Err(uid_mismatch(uid, &meta.uid));
-            }
-            if !meta.deletion_timestamp.is_empty() {
-                return Err(ApiError::Precondition(format!(
-                    "pod {namespace}/{name} is being deleted, cannot be assigned to a host"
-                )));
-            }
-            let spec = pod.spec.get_or_insert_with(Default::default);
-            if !spec.node_name.is_empty() {
-                return Err(ApiError::Precondition(format!(
-                    "pod {name} is already assigned to node {:?}",
-                    spec.node_name
-                )));
-            }
-            spec.node_name = node.to_string();
-            let status = pod.status.get_or_insert_with(Default::default);
-            let now = now_rfc3339();
-            match status.conditions.iter_mut().find(|c| c.r#type == "PodScheduled") {
-                Some(c) => {
-                    if c.status != "True" {
-                        c.last_transition_time = now;
-                    }
-                    c.status = "True".into();
-                    c.reason.clear();
-                    c.message.clear();
-                }
-                None => status.conditions.push(PodCondition {
-                    r#type: "PodScheduled".into(),
-                    status: "True".into(),
-                    last_transition_time: now,
-                    ..Default::default()
-                }),
-            }
-            let obj = Object::Pod(pod);
-            match self.storage.update(&key, mod_revision, encode_value(&obj)).await {
-                Ok(rev) => {
-                    let mut obj = obj;
-                    obj.meta_mut().resource_version = rev.to_string();
-                    tracing::debug!(key = %obj.key(), node, rev, "bound");
-                    return Ok(obj);
-                }
-                Err(StorageError::Conflict { .. }) => continue,
-                Err(e) => return Err(ApiError::from_storage(e, "pods", name)),
-            }
-        }
-        Err(ApiError::Conflict { plural: "pods".into(), name: name.into() })
     }
 }
 

@@ -22,6 +22,7 @@ use tonic::{Request, Response, Status};
 use crate::audit::{OutcomeRecorder, RequestOutcome};
 use crate::authz::Attributes;
 use crate::error::ApiError;
+use crate::registry::binding::BindTarget;
 use crate::registry::{DeleteOptions, FieldManager, ListOptions, approval, ephemeral, kind_of};
 use crate::rest::reviews::{self, access, identity, token};
 use crate::state::ApiState;
@@ -152,14 +153,22 @@ impl Service {
                 annotations: Vec::new(),
             });
         }
-        match decided {
-            Ok(d) if d.is_allowed() => Ok(()),
-            Ok(d) => {
-                Err(Status::from(ApiError::Denied(crate::authz::forbidden(attributes, d.reason()).message)))
-            }
-            Err(e) => Err(Status::from(e)),
-        }
+        verdict(attributes, decided)
     }
+}
+
+/// The answer to a request authorized as `attributes`.
+fn verdict(attributes: &Attributes, decided: Result<crate::authz::Decision, ApiError>) -> Result<(), Status> {
+    match decided {
+        Ok(d) if d.is_allowed() => Ok(()),
+        Ok(d) => Err(Status::from(ApiError::Denied(crate::authz::forbidden(attributes, d.reason()).message))),
+        Err(e) => Err(Status::from(e)),
+    }
+}
+
+/// The registry's form of a binding request.
+fn bind_target(r: proto::BindRequest) -> BindTarget {
+    BindTarget { namespace: r.namespace, name: r.name, uid: r.uid, node: r.node_name }
 }
 
 fn proto_item(kind: &str, item: WatchItem) -> Result<proto::WatchEvent, Status> {
@@ -340,10 +349,79 @@ impl ApiServer for Service {
         };
         self.authorize(&extensions, action)?;
         let key = format!("{}/{}", r.namespace, r.name);
-        self.call("bind", "Pod", &key, async {
-            Ok(self.0.registry.bind(&r.namespace, &r.name, &r.uid, &r.node_name).await?.to_proto())
-        })
-        .await
+        self.call("bind", "Pod", &key, async { Ok(self.0.registry.bind(&bind_target(r)).await?.to_proto()) })
+            .await
+    }
+
+    async fn bind_many(
+        &self,
+        req: Request<proto::BindManyRequest>,
+    ) -> Result<Response<proto::BindManyResponse>, Status> {
+        let user = user(&req);
+        let extensions = req.extensions().clone();
+        let bindings = req.into_inner().bindings;
+        // Authorized one by one (a rule may name pods); the audit entry is the request's (for the
+        // namespace when the batch has one), with the first refusal's decision, and names the bindings.
+        let mut namespaces: Vec<&str> = bindings.iter().map(|b| b.namespace.as_str()).collect();
+        namespaces.sort_unstable();
+        namespaces.dedup();
+        let namespace = if namespaces.len() == 1 { namespaces[0] } else { "" };
+        let attributes = |namespace: &str, name: &str| {
+            Attributes::resource(user.clone(), "create", "", "pods")
+                .namespace(namespace)
+                .name(name)
+                .subresource("binding")
+                .api_version("v1")
+        };
+        let decided: Vec<_> = bindings
+            .iter()
+            .map(|b| {
+                let a = attributes(&b.namespace, &b.name);
+                let d = self.0.security().map(|s| s.authorization.authorize(&a));
+                (a, d)
+            })
+            .collect();
+        if let Some(recorder) = extensions.get::<OutcomeRecorder>() {
+            let refused = |d: &&(Attributes, Result<crate::authz::Decision, ApiError>)| !matches!(&d.1, Ok(d) if d.is_allowed());
+            let shown = decided.iter().find(refused).or(decided.first());
+            let names: Vec<String> =
+                bindings.iter().map(|b| format!("{}/{}={}", b.namespace, b.name, b.node_name)).collect();
+            recorder.record(RequestOutcome {
+                attributes: Some((&attributes(namespace, "")).into()),
+                authorization: shown.and_then(|(_, d)| d.as_ref().ok().map(Into::into)),
+                annotations: vec![("navarch.io/bindings".into(), names.join(","))],
+            });
+        }
+        let allowed: Vec<Result<(), Status>> = decided.into_iter().map(|(a, d)| verdict(&a, d)).collect();
+        let targets: Vec<BindTarget> = bindings
+            .into_iter()
+            .zip(&allowed)
+            .filter(|(_, a)| a.is_ok())
+            .map(|(b, _)| bind_target(b))
+            .collect();
+        let bound = self.0.call("bind", "Pod", "", async { Ok(self.0.registry.bind_all(&targets).await) });
+        let mut bound = bound.await.map_err(Status::from)?.into_iter();
+        let outcomes = allowed
+            .into_iter()
+            .map(|a| {
+                let result = a.and_then(|()| match bound.next() {
+                    Some(r) => r.map_err(Status::from),
+                    None => Err(Status::internal("internal error")),
+                });
+                match result {
+                    Ok(obj) => proto::BindOutcome {
+                        resource_version: obj.meta().resource_version.clone(),
+                        ..Default::default()
+                    },
+                    Err(s) => proto::BindOutcome {
+                        code: s.code() as i32,
+                        message: s.message().to_string(),
+                        ..Default::default()
+                    },
+                }
+            })
+            .collect();
+        Ok(Response::new(proto::BindManyResponse { outcomes }))
     }
 
     async fn discovery(

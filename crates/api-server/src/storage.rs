@@ -6,6 +6,9 @@
 //! configuration covers), and every value read (get, list) is turned back into plaintext; a value that
 //! cannot be (a missing key, a tampered value) is [`StorageError::Transform`], naming its key.
 //!
+//! [`Storage::write_all`] commits several objects in one transaction (the scheduler's batched bindings):
+//! they share one revision, which watchers resuming at it are sent again ([`crate::watch_cache`]).
+//!
 //! A write may carry a [`Sidecar`]: keys created (if absent) and deleted in the same etcd transaction as
 //! the object itself. Services keep their allocated cluster IPs and node ports that way
 //! ([`crate::allocation`]): the object and its allocations are committed together or not at all.
@@ -200,11 +203,9 @@ impl Storage {
         self.write(key, Write::Delete { expected }, &Sidecar::default()).await
     }
 
-    /// One transaction: the object write at `key` and the sidecar's claims and releases, all or
-    /// nothing. Returns the new revision. A failed object compare is reported first
-    /// (`AlreadyExists` / `Conflict`), then claims that exist (`Taken`, every one of them).
-    pub async fn write(&self, key: &str, write: Write, side: &Sidecar) -> Result<i64, StorageError> {
-        let (compare, op, expected) = match write {
+    /// The compare and the operation of an object write, and the mod_revision it expects (None: absent).
+    fn compare_and_op(&self, key: &str, write: Write) -> Result<(Compare, TxnOp, Option<i64>), StorageError> {
+        Ok(match write {
             Write::Create(value) => (
                 Compare::create_revision(key, CompareOp::Equal, 0),
                 TxnOp::put(key, self.to_storage(key, value)?, None),
@@ -220,7 +221,14 @@ impl Storage {
                 TxnOp::delete(key, None),
                 Some(expected),
             ),
-        };
+        })
+    }
+
+    /// One transaction: the object write at `key` and the sidecar's claims and releases, all or
+    /// nothing. Returns the new revision. A failed object compare is reported first
+    /// (`AlreadyExists` / `Conflict`), then claims that exist (`Taken`, every one of them).
+    pub async fn write(&self, key: &str, write: Write, side: &Sidecar) -> Result<i64, StorageError> {
+        let (compare, op, expected) = self.compare_and_op(key, write)?;
         let mut compares = vec![compare];
         let mut ops = vec![op];
         for (k, v) in &side.claim {
@@ -276,6 +284,23 @@ impl Storage {
             return Err(failed(expected));
         }
         Err(StorageError::Taken(taken))
+    }
+
+    /// Several object writes in one etcd transaction, all or nothing (they share its revision, which is
+    /// returned). `Ok(None)` when any compare failed: nothing was written, and the caller goes key by key.
+    pub async fn write_all(&self, writes: Vec<(String, Write)>) -> Result<Option<i64>, StorageError> {
+        let mut compares = Vec::with_capacity(writes.len());
+        let mut ops = Vec::with_capacity(writes.len());
+        for (key, write) in writes {
+            let (compare, op, _) = self.compare_and_op(&key, write)?;
+            compares.push(compare);
+            ops.push(op);
+        }
+        if ops.is_empty() {
+            return Ok(None);
+        }
+        let resp = self.kv().txn(Txn::new().when(compares).and_then(ops)).await?;
+        Ok(resp.succeeded().then(|| resp.header().map(|h| h.revision()).unwrap_or_default()))
     }
 
     /// Which of `keys` exist now.

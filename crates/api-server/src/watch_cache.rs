@@ -10,6 +10,9 @@
 //! dropped and its stream ends with `Expired("watcher fell behind; relist")`, so a slow client costs at
 //! most `watcher_buffer` queued events (shared `Arc`s, encoded once for all watchers).
 //!
+//! Resuming at a revision that several events share (objects written in one transaction) sends those
+//! events again, since the client may have seen only part of them.
+//!
 //! Filtering is per watcher on both the new and the previous object, like Kubernetes: an object that
 //! stops matching a watcher's selectors is delivered to it as DELETED, one that starts matching as
 //! ADDED.
@@ -266,7 +269,7 @@ impl WatchCache {
                 st.floor
             )));
         }
-        let first = st.buffer.partition_point(|e| e.revision() <= after);
+        let first = st.resume_index(after);
         let snapshot: VecDeque<Arc<CachedEvent>> =
             st.buffer.range(first..).filter_map(|e| e.for_filter(&filter)).collect();
         let (tx, rx) = mpsc::channel(self.shared.watcher_buffer);

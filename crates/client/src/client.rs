@@ -93,6 +93,15 @@ reviews!(
     SelfSubjectReview
 );
 
+/// One binding of [`Client::bind_many`]: the pod (its uid, when set, must match) and its node.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PodBinding {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub node: String,
+}
+
 /// Parameters of a list call.
 #[derive(Clone, Debug, Default)]
 pub struct ListParams {
@@ -367,6 +376,37 @@ impl Client {
         };
         let resp = self.grpc.clone().bind(req).await?.into_inner();
         Ok(Object::from_proto(&resp)?)
+    }
+
+    /// Binds several pending pods at once (the api-server's BindMany): the outcome of each, in order —
+    /// its new resourceVersion or the error [`Client::bind`] would have given. `Err` only when the
+    /// request itself failed (an api-server without BindMany answers [`Error::Api`] Unimplemented).
+    pub async fn bind_many(&self, bindings: &[PodBinding]) -> Result<Vec<Result<String>>> {
+        let req = proto::BindManyRequest {
+            bindings: bindings
+                .iter()
+                .map(|b| proto::BindRequest {
+                    namespace: b.namespace.clone(),
+                    name: b.name.clone(),
+                    node_name: b.node.clone(),
+                    uid: b.uid.clone(),
+                })
+                .collect(),
+        };
+        let resp = self.grpc.clone().bind_many(req).await?.into_inner();
+        if resp.outcomes.len() != bindings.len() {
+            let message =
+                format!("BindMany answered {} outcomes for {} bindings", resp.outcomes.len(), bindings.len());
+            return Err(Error::Api { code: tonic::Code::Internal, message });
+        }
+        Ok(resp
+            .outcomes
+            .into_iter()
+            .map(|o| match tonic::Code::from(o.code) {
+                tonic::Code::Ok => Ok(o.resource_version),
+                code => Err(Error::from(tonic::Status::new(code, o.message))),
+            })
+            .collect())
     }
 
     pub async fn discovery(&self) -> Result<DiscoveryResponse> {

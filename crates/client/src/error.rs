@@ -53,6 +53,11 @@ impl From<Status> for Error {
 }
 
 impl Error {
+    /// Whether the api-server does not know the call (an older version).
+    pub fn is_unimplemented(&self) -> bool {
+        matches!(self, Error::Api { code: Code::Unimplemented, .. })
+    }
+
     /// The api-server's own message, without this client's class prefix (what Kubernetes' controllers put
     /// in events: `pods "web-x" is forbidden: exceeded quota: ...`); other errors as they display.
     pub fn server_message(&self) -> String {

@@ -20,8 +20,8 @@ pub mod store;
 pub mod watcher;
 
 pub use client::{
-    Api, ByteStream, Client, DeleteParams, Deleted, Impersonation, ListParams, ObjectList, Review,
-    WatchEvent, WatchParams, WatchStream,
+    Api, ByteStream, Client, DeleteParams, Deleted, Impersonation, ListParams, ObjectList, PodBinding,
+    Review, WatchEvent, WatchParams, WatchStream,
 };
 pub use connection::{Connection, Token, TokenFile};
 pub use controller::{Action, Controller};

@@ -12,6 +12,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod binder;
 pub mod cache;
 pub mod config;
 pub mod cycle;

@@ -24,13 +24,14 @@ use navarch_api::v1::{
 };
 use navarch_client::store::{Store, Writer};
 use navarch_client::{
-    Client, Event, EventRecorder, ObjectRef, WatcherConfig, object_ref, reflector, store, watcher,
+    Client, Event, EventRecorder, ObjectRef, PodBinding, WatcherConfig, object_ref, reflector, store, watcher,
 };
 use rand::Rng;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::binder::Binder;
 use crate::cache::Cache;
 use crate::cycle::Cycle;
 use crate::filters::preemption_might_help;
@@ -149,6 +150,8 @@ pub struct Scheduler {
     client: Client,
     metrics: Arc<SchedulerMetrics>,
     events: Option<EventRecorder>,
+    /// Batches the bindings (set while `run` runs).
+    binder: Option<Binder>,
     cfg: SchedulerConfig,
     /// Nodes and the pods counted on them.
     cache: Cache,
@@ -270,6 +273,7 @@ impl Scheduler {
             client,
             metrics,
             events: None,
+            binder: None,
             cfg,
             cache,
             pending: HashMap::new(),
@@ -326,6 +330,9 @@ impl Scheduler {
         let (events, sender) = EventRecorder::new(self.client.clone(), "default-scheduler", "", EVENT_QUEUE);
         self.events = Some(events);
         let recorder = tokio::spawn(sender);
+        let (binder, batches) = Binder::new(self.client.clone());
+        self.binder = Some(binder);
+        let binder = tokio::spawn(batches);
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         loop {
             self.schedule_ready(&tx);
@@ -344,7 +351,9 @@ impl Scheduler {
             f.abort();
         }
         self.events = None;
+        self.binder = None;
         let _ = tokio::time::timeout(Duration::from_secs(2), recorder).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), binder).await;
     }
 
     fn record(&self, pod: Arc<Pod>, ty: &'static str, reason: &'static str, msg: String) {
@@ -638,6 +647,11 @@ impl Scheduler {
             self.assume_volumes(&key, w);
         }
         let client = self.client.clone();
+        let Some(binder) = self.binder.clone() else {
+            // Not running (no binder): nothing is bound, so nothing stays assumed.
+            self.forget(&key);
+            return;
+        };
         let tx = tx.clone();
         let events = self.events.clone();
         let metrics = self.metrics.clone();
@@ -649,11 +663,15 @@ impl Scheduler {
                 _ => Ok(()),
             };
             let result = match result {
-                Ok(()) => client
-                    .bind(&m.namespace, &m.name, &m.uid, &chosen)
-                    .await
-                    .map(|_| ())
-                    .map_err(BindError::Pod),
+                Ok(()) => {
+                    let binding = PodBinding {
+                        namespace: m.namespace.clone(),
+                        name: m.name.clone(),
+                        uid: m.uid.clone(),
+                        node: chosen.clone(),
+                    };
+                    binder.bind(binding).await.map_err(BindError::Pod)
+                }
                 Err(e) => Err(e),
             };
             match &result {

@@ -244,6 +244,7 @@ async fn run(shape: &Shape, nodes: usize, concurrency: usize) -> Outcome {
     let ceiling_spec = (shape.measured.0, shape.measured.1, "ceiling");
     let (_, ceiling_t) = create_pods(&client, ceiling_spec, "ceiling", "none", concurrency).await;
     let ceiling = shape.measured.0 as f64 / ceiling_t.as_secs_f64();
+    println!("create ceiling measured: {ceiling:.0}/s");
 
     let scheduler = Command::new(binary("scheduler", "scheduler"))
         .arg(format!("--kubeconfig={}", server.kubeconfig_file("scheduler").display()))
@@ -299,6 +300,7 @@ async fn run(shape: &Shape, nodes: usize, concurrency: usize) -> Outcome {
             }
         })
     };
+    println!("existing pods bound; creating the measured pods");
     let t0 = Instant::now();
     let (started, _) = create_pods(&client, shape.measured, "measured", "", concurrency).await;
     let _ = tokio::time::timeout(Duration::from_secs(600), watcher).await;

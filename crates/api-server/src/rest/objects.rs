@@ -21,6 +21,7 @@ use super::query;
 use super::status::{Cause, Details, StatusError};
 use super::{ResponseBody, RestRequest, patch, watch};
 use crate::error::ApiError;
+use crate::registry::binding::BindTarget;
 use crate::registry::{self, DeleteOptions, FieldManager, ListOptions, approval};
 use crate::state::ApiState;
 
@@ -556,7 +557,13 @@ impl Call<'_> {
         let v: Value = serde_json::to_value(&v).unwrap_or_default();
         let node = v["target"]["name"].as_str().unwrap_or("");
         let uid = v["metadata"]["uid"].as_str().unwrap_or("");
-        let bind = self.state.registry.bind(self.namespace(), self.name(), uid, node);
+        let target = BindTarget {
+            namespace: self.namespace().to_string(),
+            name: self.name().to_string(),
+            uid: uid.to_string(),
+            node: node.to_string(),
+        };
+        let bind = self.state.registry.bind(&target);
         self.state.call("bind", "Pod", &self.key(), bind).await.map_err(|e| self.err(e))?;
         Ok(encode::json(
             StatusCode::CREATED,

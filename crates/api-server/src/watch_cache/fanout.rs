@@ -123,6 +123,16 @@ pub(super) struct State {
 }
 
 impl State {
+    /// Where in the buffer a watcher resuming after revision `after` starts. Objects written in one
+    /// transaction share its revision (batched bindings): a client resuming at such a revision may have
+    /// seen only some of them, so it is sent all of them again. A repeated event is harmless to a
+    /// level-triggered client; a missed one is not.
+    pub(super) fn resume_index(&self, after: i64) -> usize {
+        let past = self.buffer.partition_point(|e| e.revision() <= after);
+        let at = self.buffer.partition_point(|e| e.revision() < after);
+        if past - at > 1 { at } else { past }
+    }
+
     /// Delivers `entry` to every interested watcher and appends it to the history.
     pub(super) fn publish(&mut self, entry: BufferedEvent, history: usize, kind: &str) {
         let rev = entry.revision();
@@ -251,6 +261,20 @@ mod tests {
             out.push(item.map(|e| e.revision).map_err(|e| e.to_string()));
         }
         out
+    }
+
+    #[test]
+    fn resuming_at_a_shared_revision_repeats_all_of_it() {
+        let mut st = state();
+        for (name, rev) in [("a", 5), ("b", 6), ("c", 6), ("d", 6), ("e", 7)] {
+            st.publish(added(name, rev), 100, "Pod");
+        }
+        let from =
+            |after| st.buffer.range(st.resume_index(after)..).map(|e| e.revision()).collect::<Vec<_>>();
+        assert_eq!(from(4), [5, 6, 6, 6, 7]);
+        assert_eq!(from(5), [6, 6, 6, 7], "a revision of one event is not repeated");
+        assert_eq!(from(6), [6, 6, 6, 7], "the three events of revision 6 again");
+        assert_eq!(from(7), Vec::<i64>::new());
     }
 
     #[test]
