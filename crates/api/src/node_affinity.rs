@@ -40,6 +40,14 @@ pub fn term_matches(term: &NodeSelectorTerm, labels: &BTreeMap<String, String>, 
 /// Whether `node` has every label of the pod's `nodeSelector` and matches one term of its required node
 /// affinity (if any).
 pub fn matches_node(spec: &PodSpec, node: &Node) -> bool {
+    let required = spec
+        .affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|na| na.required_during_scheduling_ignored_during_execution.as_ref());
+    if spec.node_selector.is_empty() && required.is_none() {
+        return true; // without reading the node (the scheduler asks this of thousands per pod)
+    }
     let meta = node.metadata.as_ref();
     let empty = BTreeMap::new();
     let labels = meta.map(|m| &m.labels).unwrap_or(&empty);
@@ -47,11 +55,6 @@ pub fn matches_node(spec: &PodSpec, node: &Node) -> bool {
     if !spec.node_selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
         return false;
     }
-    let required = spec
-        .affinity
-        .as_ref()
-        .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|na| na.required_during_scheduling_ignored_during_execution.as_ref());
     match required {
         None => true,
         Some(sel) => sel.node_selector_terms.iter().any(|t| term_matches(t, labels, name)),

@@ -12,13 +12,13 @@ use navarch_api::selector::{Requirement, Selector};
 use navarch_api::v1::{Node, Pod};
 
 use crate::interpod::{Labels, SelectedCounts, TermIndex};
-use crate::node_info::NodeInfo;
+use crate::node_info::{NodeInfo, NodeTable};
 use crate::preemption::nominator::Nominator;
 
 /// Nodes and the pods on them.
 #[derive(Debug, Default)]
 pub struct Cache {
-    nodes: BTreeMap<String, NodeInfo>,
+    nodes: NodeTable,
     /// Where each bound or assumed pod is counted.
     placed: HashMap<String, String>,
     /// Every bound, unfinished pod (also those on nodes not seen yet).
@@ -56,7 +56,7 @@ impl Cache {
         &mut self.spread_defaults
     }
 
-    pub fn nodes(&self) -> &BTreeMap<String, NodeInfo> {
+    pub fn nodes(&self) -> &NodeTable {
         &self.nodes
     }
 
@@ -146,7 +146,7 @@ impl Cache {
             }
             None => {
                 self.nodes_changed();
-                self.nodes.insert(name.clone(), NodeInfo::new(n));
+                self.nodes.insert(NodeInfo::new(n));
                 // Pods bound to this node before the node was seen.
                 let early: Vec<(String, Arc<Pod>)> = self
                     .bound

@@ -13,19 +13,17 @@ use crate::volumes;
 pub fn filter(cycle: &Cycle, node: &NodeInfo) -> Vec<String> {
     let (pod, req, vols) = (cycle.pod, &cycle.req, cycle.vols);
     let mut reasons = Vec::new();
-    let n = &node.node;
-    let spec = n.spec.as_ref();
-    if spec.is_some_and(|s| s.unschedulable) && !tolerates_unschedulable(pod) {
+    if node.unschedulable && !tolerates_unschedulable(pod) {
         reasons.push("node(s) were unschedulable".to_string());
     }
-    if !node_ready(node) {
+    if !node.ready {
         reasons.push("node(s) were not ready".to_string());
     }
     reasons.extend(fit_resources(req, node));
     if !matches_node_selector_and_affinity(pod, node) {
         reasons.push("node(s) didn't match Pod's node affinity/selector".to_string());
     }
-    if let Some(t) = untolerated_taint(pod, spec.map(|s| s.taints.as_slice()).unwrap_or_default()) {
+    if let Some(t) = untolerated_taint(pod, &node.taints) {
         reasons.push(format!("node(s) had untolerated taint {{{}: {}}}", t.key, t.value));
     }
     if !host_ports_free(pod, node) {
@@ -52,14 +50,6 @@ pub fn preemption_might_help(reasons: &[String]) -> bool {
             || r == volumes::REASON_RWOP_CONFLICT
             || r == crate::spread::REASON_CONSTRAINTS
     })
-}
-
-fn node_ready(node: &NodeInfo) -> bool {
-    node.node
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.r#type == "Ready"))
-        .is_some_and(|c| c.status == "True")
 }
 
 fn tolerates_unschedulable(pod: &Pod) -> bool {

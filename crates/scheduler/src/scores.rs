@@ -162,11 +162,7 @@ pub fn preferred_affinity(pod: &Pod, n: &NodeInfo) -> i64 {
 /// Number of `PreferNoSchedule` taints the pod does not tolerate (raw; fewer is better).
 pub fn intolerable_prefer_no_schedule(pod: &Pod, n: &NodeInfo) -> i64 {
     let tolerations = pod.spec.as_ref().map(|s| s.tolerations.as_slice()).unwrap_or_default();
-    n.node
-        .spec
-        .as_ref()
-        .map(|s| s.taints.as_slice())
-        .unwrap_or_default()
+    n.taints
         .iter()
         .filter(|t| t.effect == "PreferNoSchedule" && !tolerations.iter().any(|tol| tolerates(tol, t)))
         .count() as i64

@@ -85,7 +85,9 @@ fn unschedulable_and_not_ready_nodes_are_skipped() {
     let r = reasons(&pod(""), &node("n1", "spec: {unschedulable: true}\n"));
     assert_eq!(r, vec!["node(s) were unschedulable"]);
     let mut n = node("n1", "");
-    Arc::make_mut(&mut n.node).status.as_mut().unwrap().conditions[0].status = "False".into();
+    let mut not_ready = (*n.node).clone();
+    not_ready.status.as_mut().unwrap().conditions[0].status = "False".into();
+    n.set_node(Arc::new(not_ready));
     assert_eq!(reasons(&pod(""), &n), vec!["node(s) were not ready"]);
 }
 

@@ -52,7 +52,9 @@ fn bind(c: &mut Cache, p: Pod, node: &str) {
 /// The filter's verdict on every node of the cache, in name order.
 fn verdicts(c: &Cache, p: &Pod) -> Vec<(String, Option<&'static str>)> {
     let cycle = Cycle::new(p, c, None);
-    c.nodes().iter().map(|(n, info)| (n.clone(), filter(&cycle, info))).collect()
+    let mut v: Vec<_> = c.nodes().iter().map(|(n, info)| (n.to_string(), filter(&cycle, info))).collect();
+    v.sort();
+    v
 }
 
 fn fits(c: &Cache, p: &Pod) -> Vec<String> {
