@@ -322,6 +322,49 @@ async fn bind_many_answers_each_binding() {
     assert_eq!(node_of(system.get("t").await.unwrap()), "");
 }
 
+/// A field-selector watcher sees a change into or out of its selection as ADDED / DELETED, judged on the
+/// previous object — which the watch cache keeps itself, also for pods stored before the api-server
+/// started (it seeds from etcd) — and a deletion carries the object as last stored.
+#[tokio::test]
+async fn selector_transitions_use_the_previous_object() {
+    let mut env = TestEnv::start().await;
+    let c = env.client().await;
+    let pods: Api<Pod> = c.api("default");
+    pods.create(&pod("early")).await.unwrap();
+    env.api_server.restart().await;
+    let c = env.client().await;
+    let pods: Api<Pod> = c.api("default");
+    let rv = pods.list(&ListParams::default()).await.unwrap().resource_version;
+    let on_node = WatchParams {
+        field_selector: "spec.nodeName=node-1".into(),
+        resource_version: rv,
+        ..Default::default()
+    };
+    let mut s = pods.watch(&on_node).await.unwrap();
+    c.bind("default", "early", "", "node-1").await.unwrap();
+    assert!(matches!(next_event(&mut s).await, WatchEvent::Added(p) if p.meta().name == "early"));
+    pods.create(&pod("late")).await.unwrap();
+    c.bind("default", "late", "", "node-1").await.unwrap();
+    assert!(matches!(next_event(&mut s).await, WatchEvent::Added(p) if p.meta().name == "late"));
+    let mut late = pods.get("late").await.unwrap();
+    late.meta_mut().labels.insert("tier".into(), "web".into());
+    pods.update(&late).await.unwrap();
+    assert!(
+        matches!(next_event(&mut s).await, WatchEvent::Modified(p) if p.meta().labels.contains_key("tier"))
+    );
+    pods.delete("early", &DeleteParams { grace_period_seconds: Some(0), ..Default::default() })
+        .await
+        .unwrap();
+    match next_event(&mut s).await {
+        WatchEvent::Deleted(p) => assert_eq!((p.meta().name.as_str(), node_name(&p)), ("early", "node-1")),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn node_name(p: &Pod) -> &str {
+    p.spec.as_ref().map(|s| s.node_name.as_str()).unwrap_or_default()
+}
+
 #[tokio::test]
 async fn list_paging_and_selectors() {
     let env = TestEnv::start().await;

@@ -18,9 +18,11 @@
 //! ADDED.
 //!
 //! The parts live in their own files: `fanout` (filters, the history ring and the registered
-//! watchers), `upstream` (the etcd watch). Field selectors are [`crate::field_selector`]'s.
+//! watchers), `upstream` (the etcd watch), `latest` (the latest object per key, which gives each event
+//! its previous object). Field selectors are [`crate::field_selector`]'s.
 
 mod fanout;
+mod latest;
 mod upstream;
 
 use std::collections::{HashMap, VecDeque};
@@ -44,6 +46,7 @@ pub use self::fanout::{WatchFilter, transition};
 use self::upstream::{Upstream, progress_is_ordered, watched_prefix};
 use crate::encryption::Transformers;
 pub use crate::field_selector::FieldSelector;
+use crate::storage::Storage;
 
 /// How often [`WatchCache::wait_for_revision`] repeats its request for a progress notification.
 const PROGRESS_RETRY: Duration = Duration::from_millis(200);
@@ -97,8 +100,13 @@ pub struct CachedEvent {
 
 impl CachedEvent {
     pub fn new(event_type: EventType, object: Object, revision: i64) -> CachedEvent {
+        CachedEvent::shared(event_type, Arc::new(object), revision)
+    }
+
+    /// As [`CachedEvent::new`] with an object already shared (the upstream's latest objects hold it too).
+    pub fn shared(event_type: EventType, object: Arc<Object>, revision: i64) -> CachedEvent {
         let raw = object.encode();
-        CachedEvent { event_type, object: Arc::new(object), raw, revision }
+        CachedEvent { event_type, object, raw, revision }
     }
 
     fn retyped(&self, event_type: EventType) -> CachedEvent {
@@ -238,9 +246,12 @@ impl WatchCache {
             stopped: CancellationToken::new(),
         });
         let cancel = shutdown.child_token();
+        let storage = Storage::new(etcd.clone(), Vec::new()).with_transformers(cfg.transformers.clone());
         let upstream = Upstream {
             shared: shared.clone(),
             client: etcd.watch_client(),
+            storage,
+            latest: None,
             prefix: prefix.clone(),
             cancel: cancel.clone(),
             ordered_progress,

@@ -64,10 +64,10 @@ pub(super) struct BufferedEvent {
 }
 
 impl BufferedEvent {
-    pub(super) fn new(event: CachedEvent, previous: Option<Object>) -> BufferedEvent {
+    pub(super) fn new(event: CachedEvent, previous: Option<Arc<Object>>) -> BufferedEvent {
         BufferedEvent {
             event: Arc::new(event),
-            previous: previous.map(Arc::new),
+            previous,
             as_added: OnceLock::new(),
             as_deleted: OnceLock::new(),
         }
@@ -198,7 +198,7 @@ mod tests {
     }
 
     fn modified(old: Object, new: Object, rev: i64) -> BufferedEvent {
-        BufferedEvent::new(CachedEvent::new(EventType::Modified, new, rev), Some(old))
+        BufferedEvent::new(CachedEvent::new(EventType::Modified, new, rev), Some(Arc::new(old)))
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The upstream side of a watch cache: the task that owns the etcd watch of one kind, decodes its
-//! events, publishes them, reconnects with backoff, resumes after compactions, and turns etcd's progress
-//! notifications into the cache's revision.
+//! events (their previous objects from [`Latest`], seeded by a list before the watch starts), publishes
+//! them, reconnects with backoff, resumes after compactions, and turns etcd's progress notifications
+//! into the cache's revision.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,9 +12,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::fanout::BufferedEvent;
+use super::latest::{Latest, SeedError};
 use super::{CachedEvent, EventType, Shared};
 use crate::codec;
 use crate::encryption::Transformers;
+use crate::storage::Storage;
 
 /// How often the upstream watch asks etcd for a progress notification, so that [`WatchCache::revision`]
 /// advances while the kind has no events (bookmarks rely on it).
@@ -63,63 +66,46 @@ fn decode_stored(
     codec::decode_value(kind.kind, &plain.value, rev).map_err(|e| e.to_string())
 }
 
-/// Turns one etcd event into a buffered event. `Err` explains why it cannot be used.
+/// Turns one etcd event into a buffered event, keeping `latest` current. `Err` explains why it cannot
+/// be used.
 fn decode_event(
     kind: &KindInfo,
-    prefix: &str,
     transformers: &Transformers,
+    latest: &mut Latest,
     event_type: EtcdEventType,
     kv: Option<&KeyValue>,
-    prev: Option<&KeyValue>,
 ) -> Result<BufferedEvent, String> {
     let kv = kv.ok_or("event without a key-value")?;
     let rev = kv.mod_revision();
-    let decode_prev = |p: &KeyValue, rev: i64| {
-        decode_stored(kind, transformers, p, rev).map_err(|e| format!("previous value: {e}"))
-    };
+    let key = String::from_utf8_lossy(kv.key()).into_owned();
     match event_type {
         EtcdEventType::Put => {
-            let obj = decode_stored(kind, transformers, kv, rev)?;
-            let created = prev.is_none() || kv.create_revision() == kv.mod_revision();
-            if created {
-                return Ok(BufferedEvent::new(CachedEvent::new(EventType::Added, obj, rev), None));
-            }
-            let previous = prev.and_then(|p| match decode_prev(p, p.mod_revision()) {
-                Ok(o) => Some(o),
+            let obj = match decode_stored(kind, transformers, kv, rev) {
+                Ok(o) => Arc::new(o),
                 Err(e) => {
-                    tracing::warn!(key = %String::from_utf8_lossy(kv.key()), revision = rev, error = %e,
-                        "undecodable previous value; filtering on the new object only");
-                    None
+                    latest.remove(&key);
+                    return Err(e);
                 }
-            });
-            Ok(BufferedEvent::new(CachedEvent::new(EventType::Modified, obj, rev), previous))
+            };
+            let previous = latest.put(&key, obj.clone());
+            if previous.is_none() || kv.create_revision() == kv.mod_revision() {
+                return Ok(BufferedEvent::new(CachedEvent::shared(EventType::Added, obj, rev), None));
+            }
+            Ok(BufferedEvent::new(CachedEvent::shared(EventType::Modified, obj, rev), previous))
         }
         EtcdEventType::Delete => {
-            let obj = match prev {
-                Some(p) => decode_prev(p, rev)?,
-                // The previous value was compacted away: the deletion still has to reach watchers.
-                None => object_from_key(kind, prefix, kv.key(), rev)?,
+            let obj = match latest.remove(&key) {
+                Some(last) => {
+                    let mut o = (*last).clone();
+                    o.meta_mut().resource_version = rev.to_string();
+                    o
+                }
+                // Never decodable (skipped when stored): watchers never saw it.
+                None => return Err("deleted; its stored value could not be decoded".into()),
             };
             Ok(BufferedEvent::new(CachedEvent::new(EventType::Deleted, obj, rev), None))
         }
     }
-}
-
-/// A bare object carrying only the name and namespace encoded in its key.
-fn object_from_key(kind: &KindInfo, prefix: &str, key: &[u8], rev: i64) -> Result<Object, String> {
-    let key = std::str::from_utf8(key).map_err(|_| "key is not UTF-8")?;
-    let rest = key.strip_prefix(prefix).ok_or_else(|| format!("key {key:?} outside {prefix:?}"))?;
-    let (namespace, name) = match rest.split_once('/') {
-        Some((ns, name)) if kind.namespaced => (ns, name),
-        _ => ("", rest),
-    };
-    let mut obj = Object::decode(kind.kind, &[]).map_err(|e| e.to_string())?;
-    obj.set_type_meta();
-    let meta = obj.meta_mut();
-    meta.name = name.to_string();
-    meta.namespace = namespace.to_string();
-    meta.resource_version = rev.to_string();
-    Ok(obj)
 }
 
 /// Why one upstream watch stream ended.
@@ -165,6 +151,11 @@ pub(super) struct Upstream {
     pub(super) cancel: CancellationToken,
     pub(super) ordered_progress: bool,
     pub(super) transformers: Transformers,
+    /// Reads the seed of `latest`.
+    pub(super) storage: Storage,
+    /// The latest object per key up to the published revision; `None` until seeded (again after a
+    /// compaction reset).
+    pub(super) latest: Option<Latest>,
 }
 
 impl Upstream {
@@ -172,6 +163,17 @@ impl Upstream {
         let mut next = start;
         let mut backoff = Backoff::new();
         loop {
+            if self.latest.is_none() {
+                match self.seed(next).await {
+                    Some(from) => next = from,
+                    None => {
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff.next_delay()) => continue,
+                            _ = self.cancel.cancelled() => break,
+                        }
+                    }
+                }
+            }
             match self.watch_from(next, &mut backoff).await {
                 StreamEnd::Cancelled => break,
                 StreamEnd::Compacted(compacted) if compacted > self.resume_revision(next) => {
@@ -190,6 +192,7 @@ impl Upstream {
                         );
                     }
                     self.shared.reset(compacted);
+                    self.latest = None;
                     next = compacted;
                     continue;
                 }
@@ -214,6 +217,43 @@ impl Upstream {
         tracing::debug!("watch cache stopped");
     }
 
+    /// Seeds `latest` with the objects as they were right before revision `next`, the watch's start;
+    /// returns the revision to watch from. When that revision is compacted, the objects are read as
+    /// they are now and the history restarts after them (watchers relist). `None`: etcd failed.
+    async fn seed(&mut self, next: i64) -> Option<i64> {
+        let kind = self.shared.kind;
+        if next <= 1 {
+            self.latest = Some(Latest::default());
+            return Some(next);
+        }
+        let seeded = match Latest::seed(&self.storage, &self.prefix, kind, next - 1).await {
+            Err(SeedError::Compacted) => {
+                let now = Latest::seed(&self.storage, &self.prefix, kind, 0).await;
+                if let Ok((_, at)) = &now {
+                    if self.shared.lock().buffer.is_empty() {
+                        tracing::info!(from = next, now = at, "history compacted; starting now");
+                    } else {
+                        tracing::warn!(from = next, now = at, "events were compacted away; watchers relist");
+                    }
+                    self.shared.reset(at + 1);
+                }
+                now
+            }
+            other => other,
+        };
+        match seeded {
+            Ok((latest, at)) => {
+                self.latest = Some(latest);
+                Some(at + 1)
+            }
+            Err(SeedError::Compacted) => None,
+            Err(SeedError::Other(e)) => {
+                tracing::warn!(from = next, error = %e, "reading the objects to start the watch from");
+                None
+            }
+        }
+    }
+
     /// The revision to watch from after a stream ended: right after everything already published.
     fn resume_revision(&self, next: i64) -> i64 {
         self.shared.revision.borrow().saturating_add(1).max(next)
@@ -221,11 +261,7 @@ impl Upstream {
 
     /// Watches from revision `next` until the stream ends.
     async fn watch_from(&mut self, next: i64, backoff: &mut Backoff) -> StreamEnd {
-        let opts = WatchOptions::new()
-            .with_prefix()
-            .with_prev_key()
-            .with_progress_notify()
-            .with_start_revision(next);
+        let opts = WatchOptions::new().with_prefix().with_progress_notify().with_start_revision(next);
         let stream = tokio::select! {
             r = self.client.watch(self.prefix.as_bytes(), Some(opts)) => r,
             _ = self.cancel.cancelled() => return StreamEnd::Cancelled,
@@ -315,15 +351,15 @@ impl Upstream {
     }
 
     /// Decodes and publishes the events of one response; returns the revision of the last one.
-    fn publish(&self, resp: &WatchResponse) -> i64 {
+    fn publish(&mut self, resp: &WatchResponse) -> i64 {
         let kind = self.shared.kind;
         let mut last = 0;
         let mut entries = Vec::with_capacity(resp.events().len());
+        let latest = self.latest.get_or_insert_with(Latest::default);
         for ev in resp.events() {
             let rev = ev.kv().map(|kv| kv.mod_revision()).unwrap_or(0);
             last = last.max(rev);
-            match decode_event(kind, &self.prefix, &self.transformers, ev.event_type(), ev.kv(), ev.prev_kv())
-            {
+            match decode_event(kind, &self.transformers, latest, ev.event_type(), ev.kv()) {
                 Ok(e) => entries.push(e),
                 Err(reason) => {
                     let key =
@@ -359,14 +395,5 @@ mod tests {
         assert_eq!(watched_prefix("/registry/", cm), "/registry/configmaps/");
         assert_eq!(watched_prefix("/registry/configmaps/", cm), "/registry/configmaps/");
         assert_eq!(watched_prefix("/registry/configmaps", cm), "/registry/configmaps/");
-    }
-
-    #[test]
-    fn delete_without_previous_value_keeps_name() {
-        let cm = navarch_api::kind_info("ConfigMap").unwrap();
-        let o = object_from_key(cm, "/r/configmaps/", b"/r/configmaps/ns1/c1", 9).unwrap();
-        assert_eq!((o.meta().namespace.as_str(), o.meta().name.as_str()), ("ns1", "c1"));
-        assert_eq!(o.meta().resource_version, "9");
-        assert!(object_from_key(cm, "/r/configmaps/", b"/elsewhere/x", 9).is_err());
     }
 }
