@@ -228,16 +228,27 @@ impl Upstream {
         }
         let seeded = match Latest::seed(&self.storage, &self.prefix, kind, next - 1).await {
             Err(SeedError::Compacted) => {
-                let now = Latest::seed(&self.storage, &self.prefix, kind, 0).await;
-                if let Ok((_, at)) = &now {
+                // Start at the compaction instead: the objects as they are there, then its events on
+                // (the event at the compaction itself is filtered without its previous object).
+                let compaction = self.compaction_after(next - 1).await?;
+                let at = Latest::seed(&self.storage, &self.prefix, kind, compaction).await;
+                if at.is_ok() {
                     if self.shared.lock().buffer.is_empty() {
-                        tracing::info!(from = next, now = at, "history compacted; starting now");
+                        tracing::info!(
+                            from = next,
+                            compaction,
+                            "history partly compacted; starting at the compaction"
+                        );
                     } else {
-                        tracing::warn!(from = next, now = at, "events were compacted away; watchers relist");
+                        tracing::warn!(
+                            from = next,
+                            compaction,
+                            "events were compacted away; watchers relist"
+                        );
                     }
-                    self.shared.reset(at + 1);
+                    self.shared.reset(compaction);
                 }
-                now
+                at.map(|(latest, _)| (latest, compaction - 1))
             }
             other => other,
         };
@@ -252,6 +263,26 @@ impl Upstream {
                 None
             }
         }
+    }
+
+    /// The revision etcd compacted, asked with a watch from `from` (a compacted revision); `None` if etcd
+    /// does not say so in time.
+    async fn compaction_after(&mut self, from: i64) -> Option<i64> {
+        let opts = WatchOptions::new().with_prefix().with_start_revision(from);
+        let probe = async {
+            let (_requests, mut responses) =
+                self.client.watch(self.prefix.as_bytes(), Some(opts)).await.ok()?.split();
+            loop {
+                let resp = responses.message().await.ok()??;
+                if resp.compact_revision() > 0 {
+                    return Some(resp.compact_revision());
+                }
+                if !resp.created() {
+                    return None;
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), probe).await.ok().flatten()
     }
 
     /// The revision to watch from after a stream ended: right after everything already published.
