@@ -218,8 +218,8 @@ impl Upstream {
     }
 
     /// Seeds `latest` with the objects as they were right before revision `next`, the watch's start;
-    /// returns the revision to watch from. When that revision is compacted, the objects are read as
-    /// they are now and the history restarts after them (watchers relist). `None`: etcd failed.
+    /// returns the revision to watch from. When that revision is compacted, the objects are read at the
+    /// compaction revision and the history restarts there (watchers relist). `None`: etcd failed.
     async fn seed(&mut self, next: i64) -> Option<i64> {
         let kind = self.shared.kind;
         if next <= 1 {
